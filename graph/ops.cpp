@@ -1,0 +1,155 @@
+#include "graph/ops.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace vkfuse::graph {
+
+namespace {
+const std::vector<OpDef>& op_table() {
+  static const std::vector<OpDef> table = [] {
+    std::vector<OpDef> t;
+    register_conv_ops(t);
+    register_pool_ops(t);
+    register_norm_ops(t);
+    register_gemm_ops(t);
+    register_elementwise_ops(t);
+    register_shape_ops(t);
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
+const OpDef* find_op(std::string_view op_type) {
+  for (const auto& d : op_table())
+    if (d.op_type == op_type) return &d;
+  return nullptr;
+}
+
+std::vector<std::string> supported_ops() {
+  std::vector<std::string> names;
+  for (const auto& d : op_table()) names.push_back(d.op_type);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+static std::string node_label(const Node& node) {
+  return "node '" + node.name + "' (" + node.op_type + ")";
+}
+
+void fail_node(const Node& node, const std::string& what) {
+  throw Error(ErrorKind::InvalidModel, node_label(node) + ": " + what);
+}
+
+void unsupported_node(const Node& node, const std::string& what) {
+  throw Error(ErrorKind::Unsupported, node_label(node) + ": " + what);
+}
+
+static const OpDef& require_op(const Node& node) {
+  const OpDef* def = find_op(node.op_type);
+  if (!def)
+    throw Error(ErrorKind::Unsupported, "unsupported operator '" + node.op_type + "' at node '" + node.name +
+                                            "'; vkfuse supports: " + [] {
+                                              std::string s;
+                                              for (auto& n : supported_ops()) s += (s.empty() ? "" : ", ") + n;
+                                              return s;
+                                            }());
+  return *def;
+}
+
+std::vector<OutputInfo> infer_node(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  return require_op(ctx.node).infer(ctx, inputs);
+}
+
+std::vector<Tensor> evaluate_node(const OpContext& ctx, std::span<const Tensor* const> inputs) {
+  const OpDef& def = require_op(ctx.node);
+  std::vector<InputInfo> infos(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i]) {
+      infos[i].present = false;
+      continue;
+    }
+    infos[i].dtype = inputs[i]->dtype();
+    infos[i].shape = inputs[i]->shape();
+    infos[i].constant = inputs[i];
+  }
+  auto out_infos = def.infer(ctx, infos);
+  std::vector<Tensor> outputs;
+  outputs.reserve(out_infos.size());
+  for (auto& o : out_infos) outputs.emplace_back(o.dtype, o.shape);
+  def.eval(ctx, inputs, outputs);
+  return outputs;
+}
+
+std::int64_t node_flops(const Node& node, std::span<const InputInfo> inputs,
+                        std::span<const OutputInfo> outputs) {
+  if (outputs.empty()) return 0;
+  const std::int64_t out = element_count(outputs[0].shape);
+  auto in_shape = [&](std::size_t i) -> const Shape& {
+    static const Shape empty;
+    return i < inputs.size() ? inputs[i].shape : empty;
+  };
+  const std::string& op = node.op_type;
+  if (op == "Conv") {
+    const Shape& w = in_shape(1);  // [M, C/group, kh, kw...]
+    std::int64_t per_out = 1;
+    for (std::size_t i = 1; i < w.size(); ++i) per_out *= w[i];
+    return 2 * out * per_out;
+  }
+  if (op == "Gemm" || op == "MatMul") {
+    const Shape& a = in_shape(0);
+    std::int64_t k = 0;
+    if (op == "Gemm") k = node.attrs.get_int("transA", 0) ? a.front() : a.back();
+    else k = a.empty() ? 1 : a.back();
+    return 2 * out * k;
+  }
+  if (op == "MaxPool" || op == "AveragePool") {
+    std::int64_t window = 1;
+    for (auto k : node.attrs.get_ints("kernel_shape")) window *= k;
+    return out * window;
+  }
+  if (op == "GlobalAveragePool") return element_count(in_shape(0));
+  if (op == "Shape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze" || op == "Reshape" ||
+      op == "Flatten" || op == "Identity" || op == "Dropout" || op == "Constant" || op == "Concat" ||
+      op == "Transpose" || op == "Pad")
+    return 0;
+  return out;  // elementwise-like
+}
+
+Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b) {
+  const std::size_t rank = std::max(a.size(), b.size());
+  Shape out(rank, 1);
+  for (std::size_t i = 0; i < rank; ++i) {
+    std::int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    std::int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1)
+      fail_node(node, "shapes " + shape_string(a) + " and " + shape_string(b) + " cannot be broadcast");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+void apply_activation(const Node& node, Tensor& t) {
+  if (node.activation.kind == Activation::Kind::None) return;
+  float* p = t.f32();
+  const std::int64_t n = t.numel();
+  for (std::int64_t i = 0; i < n; ++i) p[i] = node.activation.apply(p[i]);
+}
+
+void parallel_for(int threads, std::int64_t n, const std::function<void(std::int64_t)>& body) {
+  if (threads <= 1 || n <= 1) {
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  const auto workers = static_cast<std::int64_t>(std::min<std::int64_t>(threads, n));
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(workers));
+  for (std::int64_t w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      for (std::int64_t i = w; i < n; i += workers) body(i);
+    });
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace vkfuse::graph

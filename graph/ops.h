@@ -1,0 +1,89 @@
+// graph/ops.h — what vkfuse knows about each ONNX op: shape inference and a
+// naive reference evaluation.
+//
+// The reference kernels are the oracle every backend is tested against: plain
+// loops, double accumulation, no tricks. They also fold constant subgraphs at
+// load time. One family of ops per file in graph/ops/.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace vkfuse::graph {
+
+// What shape inference sees of one input: its type and shape, and its value
+// when it is a constant (Reshape's target shape, Clip's bounds, ...).
+struct InputInfo {
+  DType dtype = DType::f32;
+  Shape shape;
+  const Tensor* constant = nullptr;  // nullptr unless the input is constant
+  bool present = true;               // false for an omitted optional input
+};
+
+struct OutputInfo {
+  DType dtype = DType::f32;
+  Shape shape;
+};
+
+struct OpContext {
+  const Node& node;
+  std::int64_t opset;
+  int threads = 1;  // reference kernels may split work across this many threads
+};
+
+// Infers output types and shapes; throws vkfuse::Error (InvalidModel or
+// Unsupported) naming the node on inconsistent input or unsupported attributes.
+using InferFn = std::function<std::vector<OutputInfo>(const OpContext&, std::span<const InputInfo>)>;
+
+// Computes outputs from inputs. `outputs` arrive allocated with the inferred
+// dtypes and shapes. Absent optional inputs are nullptr. The node's fused
+// Activation (if any) must be applied to output 0.
+using EvalFn = std::function<void(const OpContext&, std::span<const Tensor* const> inputs,
+                                  std::span<Tensor> outputs)>;
+
+struct OpDef {
+  std::string op_type;
+  InferFn infer;
+  EvalFn eval;
+};
+
+// The op, or nullptr if vkfuse does not support it.
+const OpDef* find_op(std::string_view op_type);
+std::vector<std::string> supported_ops();
+
+// Shape inference for one node, with a clear error for unknown ops.
+std::vector<OutputInfo> infer_node(const OpContext& ctx, std::span<const InputInfo> inputs);
+// Reference evaluation for one node; allocates outputs.
+std::vector<Tensor> evaluate_node(const OpContext& ctx, std::span<const Tensor* const> inputs);
+
+// Multiply-accumulate-free FLOP count of one node (2 per multiply-add), for
+// `vkfuse info` and the planner's cost model.
+std::int64_t node_flops(const Node& node, std::span<const InputInfo> inputs,
+                        std::span<const OutputInfo> outputs);
+
+// Per-family registration, one per file in graph/ops/.
+void register_conv_ops(std::vector<OpDef>& table);         // Conv
+void register_pool_ops(std::vector<OpDef>& table);         // MaxPool, AveragePool, GlobalAveragePool
+void register_norm_ops(std::vector<OpDef>& table);         // BatchNormalization, Softmax
+void register_gemm_ops(std::vector<OpDef>& table);         // Gemm, MatMul
+void register_elementwise_ops(std::vector<OpDef>& table);  // Add, Mul, Sub, Div, activations, Clip
+void register_shape_ops(std::vector<OpDef>& table);        // Concat, Flatten, Reshape, Transpose, Pad,
+                                                           // Shape, Gather, Unsqueeze, Squeeze,
+                                                           // Identity, Dropout, Constant
+
+// Helpers shared by the op families.
+[[noreturn]] void fail_node(const Node& node, const std::string& what);  // InvalidModel
+[[noreturn]] void unsupported_node(const Node& node, const std::string& what);
+// Numpy-style broadcast of two shapes; throws naming the node if incompatible.
+Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b);
+// Applies the node's fused activation to every element of t (f32 only).
+void apply_activation(const Node& node, Tensor& t);
+// Runs body(i) for i in [0, n) over up to `threads` std::threads.
+void parallel_for(int threads, std::int64_t n, const std::function<void(std::int64_t)>& body);
+
+}  // namespace vkfuse::graph

@@ -1,0 +1,7 @@
+#include "graph/ops.h"
+
+namespace vkfuse::graph {
+
+void register_conv_ops(std::vector<OpDef>& table) { (void)table; }
+
+}  // namespace vkfuse::graph

@@ -1,0 +1,7 @@
+#include "graph/ops.h"
+
+namespace vkfuse::graph {
+
+void register_shape_ops(std::vector<OpDef>& table) { (void)table; }
+
+}  // namespace vkfuse::graph

@@ -1,0 +1,124 @@
+// vkfuse/vkfuse.h — the public C++ API of vkfuse, and the only header an
+// embedding program needs.
+//
+//   vkfuse::Model model = vkfuse::Model::load("resnet18.onnx");
+//   std::vector<float> out(model.outputs()[0].element_count());
+//   model.run({{model.inputs()[0].name, input}}, {{model.outputs()[0].name, out}});
+//
+// No protobuf, Halide or Vulkan type appears here. Every call reports failure
+// by throwing vkfuse::Error with a message that says what to do.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vkfuse/error.h"
+
+namespace vkfuse {
+
+const char* version();
+
+// A model input or output as the model declares it.
+struct TensorInfo {
+  std::string name;
+  std::vector<std::int64_t> shape;  // concrete after loading
+  std::string dtype = "float32";
+
+  std::int64_t element_count() const;
+};
+
+// Where the ops run. Only strategies the build supports are accepted;
+// `available_strategies()` lists them.
+struct LoadOptions {
+  std::string strategy = "reference";
+  int threads = 0;  // 0: one per hardware thread
+  // Overrides for the declared input shapes, by input name; needed when a file
+  // declares symbolic dimensions other than the batch (which defaults to 1).
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> input_shapes;
+};
+
+std::vector<std::string> available_strategies();
+
+// What `vkfuse info` shows.
+struct OpCount {
+  std::string op_type;
+  int count = 0;
+};
+struct ModelSummary {
+  std::string name;
+  std::int64_t opset = 0;
+  int node_count = 0;                 // after canonicalization
+  std::vector<OpCount> ops;           // per op type, after canonicalization
+  std::int64_t parameter_count = 0;   // float weights
+  std::int64_t flops = 0;             // per inference (2 per multiply-add)
+  struct Layer {
+    std::string name, op_type, activation;
+    std::vector<std::int64_t> output_shape;
+    std::int64_t flops = 0;
+  };
+  std::vector<Layer> layers;
+};
+
+// Caller-owned buffers for run(); float32, row-major, shaped as TensorInfo says.
+struct InputBuffer {
+  std::string name;
+  std::span<const float> data;
+};
+struct OutputBuffer {
+  std::string name;
+  std::span<float> data;
+};
+
+struct RunTimings {
+  double total_ms = 0;
+};
+
+class Model {
+ public:
+  // Loads an ONNX file. Throws Error(InvalidModel/Unsupported/Io) with a
+  // one-line message on anything it cannot run.
+  static Model load(const std::string& path, const LoadOptions& options = {});
+  static Model load_bytes(std::span<const std::uint8_t> onnx_bytes, const LoadOptions& options = {});
+  // A built-in model with deterministic synthetic weights ("resnet18", "inception_v3").
+  static Model builtin(const std::string& zoo_name, const LoadOptions& options = {});
+  static std::vector<std::string> builtin_names();
+
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  const std::string& strategy() const;
+  ModelSummary summary() const;
+
+  // Runs one inference. Every input and output must be given, by name, with
+  // exactly element_count() floats; otherwise Error(InvalidInput).
+  void run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
+  // Timings of the last run().
+  RunTimings last_timings() const;
+
+ private:
+  struct Impl;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Vulkan devices visible to this process (empty when there is no loader or ICD).
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  std::string type;    // "discrete-gpu", "integrated-gpu", "cpu", "virtual-gpu", "other"
+  std::string driver;  // driver name and version
+  std::string api_version;
+  std::uint64_t device_local_bytes = 0;
+  std::uint32_t subgroup_size = 0;
+  bool fp16 = false;  // 16-bit storage and shaderFloat16
+};
+// Throws Error(Device) only on a loader failure other than "no device".
+std::vector<DeviceInfo> list_devices();
+
+}  // namespace vkfuse

@@ -1,0 +1,1 @@
+#include "vkfuse/vkfuse.h"
