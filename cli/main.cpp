@@ -1,1 +1,378 @@
-int main() { return 0; }
+// The vkfuse runner: `vkfuse run | info | devices`, built only on the public
+// API in include/vkfuse/.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "cli/tensor_file.h"
+#include "vkfuse/vkfuse.h"
+
+namespace {
+
+using vkfuse::Error;
+using vkfuse::ErrorKind;
+using json = nlohmann::json;
+
+constexpr const char* kDefaultModel = "resnet18";
+
+std::string shape_string(const std::vector<std::int64_t>& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  return out.empty() ? "scalar" : out;
+}
+
+std::vector<std::int64_t> parse_dims(const std::string& text) {
+  std::vector<std::int64_t> dims;
+  std::istringstream is(text);
+  std::string d;
+  while (std::getline(is, d, 'x')) {
+    try {
+      std::size_t used = 0;
+      long long v = std::stoll(d, &used);
+      if (used != d.size() || v <= 0) throw std::invalid_argument(d);
+      dims.push_back(v);
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::InvalidArgument, "bad shape '" + text + "': write dimensions as 1x3x224x224");
+    }
+  }
+  if (dims.empty()) throw Error(ErrorKind::InvalidArgument, "bad shape '" + text + "': write dimensions as 1x3x224x224");
+  return dims;
+}
+
+// "NAME=VALUE" → {NAME, VALUE}; "VALUE" → {"", VALUE}.
+std::pair<std::string, std::string> split_named(const std::string& arg) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos) return {"", arg};
+  return {arg.substr(0, eq), arg.substr(eq + 1)};
+}
+
+struct ModelArgs {
+  std::string model = kDefaultModel;
+  std::string strategy = "reference";
+  int threads = 0;
+  std::vector<std::string> input_shapes;
+};
+
+void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
+  cmd->add_option("model", a.model,
+                  "An .onnx file, or a built-in model: " +
+                      [] {
+                        std::string s;
+                        for (auto& n : vkfuse::Model::builtin_names()) s += (s.empty() ? "" : ", ") + n;
+                        return s;
+                      }() +
+                      " (default: " + kDefaultModel + ")");
+  if (with_strategy) {
+    std::string list;
+    for (auto& s : vkfuse::available_strategies()) list += (list.empty() ? "" : ", ") + s;
+    cmd->add_option("-s,--strategy", a.strategy, "Where ops run; available in this build: " + list)
+        ->capture_default_str();
+  }
+  cmd->add_option("-t,--threads", a.threads, "Host threads (0: one per core)")->capture_default_str();
+  cmd->add_option("--input-shape", a.input_shapes,
+                  "Override an input's shape, NAME=1x3x224x224 (or just the dims for a one-input model); "
+                  "needed for symbolic dimensions other than the batch");
+}
+
+vkfuse::Model load_model(const ModelArgs& a) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = a.strategy;
+  opts.threads = a.threads;
+  for (const auto& s : a.input_shapes) {
+    auto [name, dims] = split_named(s);
+    opts.input_shapes.emplace_back(name.empty() ? "input" : name, parse_dims(dims));
+  }
+  const auto names = vkfuse::Model::builtin_names();
+  const bool builtin = std::find(names.begin(), names.end(), a.model) != names.end() &&
+                       !std::filesystem::exists(a.model);
+  if (builtin) return vkfuse::Model::builtin(a.model, opts);
+  if (!std::filesystem::exists(a.model)) {
+    std::string list;
+    for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw Error(ErrorKind::Io, "'" + a.model + "' is neither a file nor a built-in model (" + list + ")");
+  }
+  if (!a.input_shapes.empty() && split_named(a.input_shapes.front()).first.empty()) {
+    // A bare shape applies to the model's only input, whatever its name: load
+    // once to learn the name. Cheap next to the run that follows.
+    vkfuse::LoadOptions probe = opts;
+    probe.input_shapes.clear();
+    try {
+      auto m = vkfuse::Model::load(a.model, probe);
+      if (m.inputs().size() == 1) opts.input_shapes.front().first = m.inputs()[0].name;
+    } catch (const Error&) {
+      // Symbolic dims make the probe fail; the model's input is then usually "input".
+    }
+  }
+  return vkfuse::Model::load(a.model, opts);
+}
+
+struct Stats {
+  double min = 0, median = 0, max = 0, mean = 0;
+};
+Stats stats_of(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  s.min = v.front();
+  s.max = v.back();
+  s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  return s;
+}
+
+int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, const std::vector<std::string>& output_files,
+            int iters, int warmup, bool as_json, std::uint64_t seed, bool quiet) {
+  const bool progress = !quiet;
+  auto t0 = std::chrono::steady_clock::now();
+  if (progress) std::cerr << "vkfuse: loading " << a.model << " (strategy " << a.strategy << ")...\n";
+  vkfuse::Model model = load_model(a);
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+  // Inputs: from files (NAME=FILE, or FILE for the inputs in order), else seeded random.
+  std::vector<std::vector<float>> input_data(model.inputs().size());
+  std::vector<bool> given(model.inputs().size(), false);
+  for (std::size_t k = 0; k < input_files.size(); ++k) {
+    auto [name, path] = split_named(input_files[k]);
+    std::size_t idx = k;
+    if (!name.empty()) {
+      auto it = std::find_if(model.inputs().begin(), model.inputs().end(), [&](auto& t) { return t.name == name; });
+      if (it == model.inputs().end()) throw Error(ErrorKind::InvalidInput, "--input names '" + name + "', which is not an input of the model");
+      idx = static_cast<std::size_t>(it - model.inputs().begin());
+    } else if (idx >= model.inputs().size()) {
+      throw Error(ErrorKind::InvalidInput, "more --input files than the model has inputs (" +
+                                               std::to_string(model.inputs().size()) + ")");
+    }
+    const auto& info = model.inputs()[idx];
+    auto file = vkfuse::cli::read_tensor_file(path);
+    if (file.has_shape && file.shape != info.shape)
+      throw Error(ErrorKind::InvalidInput, path + ": shape " + shape_string(file.shape) + " does not match input '" +
+                                               info.name + "' of shape " + shape_string(info.shape));
+    if (static_cast<std::int64_t>(file.data.size()) != info.element_count())
+      throw Error(ErrorKind::InvalidInput, path + ": holds " + std::to_string(file.data.size()) + " floats (" +
+                                               std::to_string(file.data.size() * 4) + " bytes) but input '" + info.name +
+                                               "' of shape " + shape_string(info.shape) + " needs " +
+                                               std::to_string(info.element_count()) + " floats (" +
+                                               std::to_string(info.element_count() * 4) + " bytes)");
+    input_data[idx] = std::move(file.data);
+    given[idx] = true;
+  }
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (std::size_t i = 0; i < input_data.size(); ++i)
+    if (!given[i]) {
+      input_data[i].resize(static_cast<std::size_t>(model.inputs()[i].element_count()));
+      for (auto& v : input_data[i]) v = normal(rng);
+    }
+
+  std::vector<vkfuse::InputBuffer> inputs;
+  for (std::size_t i = 0; i < input_data.size(); ++i) inputs.push_back({model.inputs()[i].name, input_data[i]});
+  std::vector<std::vector<float>> output_data(model.outputs().size());
+  std::vector<vkfuse::OutputBuffer> outputs;
+  for (std::size_t i = 0; i < output_data.size(); ++i) {
+    output_data[i].resize(static_cast<std::size_t>(model.outputs()[i].element_count()));
+    outputs.push_back({model.outputs()[i].name, output_data[i]});
+  }
+
+  std::vector<double> times;
+  const int total = warmup + iters;
+  for (int r = 0; r < total; ++r) {
+    model.run(inputs, outputs);
+    const double ms = model.last_timings().total_ms;
+    if (r >= warmup) times.push_back(ms);
+    if (progress && (ms > 1000 || r + 1 == total))
+      std::cerr << "vkfuse: " << (r < warmup ? "warm-up " : "run ") << (r < warmup ? r + 1 : r + 1 - warmup) << "/"
+                << (r < warmup ? warmup : iters) << ": " << ms << " ms\n";
+  }
+
+  for (std::size_t k = 0; k < output_files.size(); ++k) {
+    auto [name, path] = split_named(output_files[k]);
+    std::size_t idx = k;
+    if (!name.empty()) {
+      auto it = std::find_if(model.outputs().begin(), model.outputs().end(), [&](auto& t) { return t.name == name; });
+      if (it == model.outputs().end()) throw Error(ErrorKind::InvalidArgument, "--output names '" + name + "', which is not an output of the model");
+      idx = static_cast<std::size_t>(it - model.outputs().begin());
+    } else if (idx >= model.outputs().size()) {
+      throw Error(ErrorKind::InvalidArgument, "more --output files than the model has outputs");
+    }
+    vkfuse::cli::write_tensor_file(path, model.outputs()[idx].shape, output_data[idx]);
+  }
+
+  const Stats s = stats_of(times);
+  if (as_json) {
+    json j;
+    j["model"] = a.model;
+    j["strategy"] = model.strategy();
+    j["threads"] = a.threads;
+    j["iterations"] = iters;
+    j["warmup"] = warmup;
+    j["load_ms"] = load_ms;
+    j["latency_ms"] = {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean}};
+    j["outputs"] = json::array();
+    for (auto& o : model.outputs()) j["outputs"].push_back({{"name", o.name}, {"shape", o.shape}});
+    j["output_shape"] = model.outputs().empty() ? std::vector<std::int64_t>{} : model.outputs()[0].shape;
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("model      %s\nstrategy   %s\nload       %.1f ms\n", a.model.c_str(), model.strategy().c_str(), load_ms);
+  for (auto& in : model.inputs()) std::printf("input      %s %s\n", in.name.c_str(), shape_string(in.shape).c_str());
+  for (std::size_t i = 0; i < model.outputs().size(); ++i) {
+    const auto& o = model.outputs()[i];
+    std::printf("output     %s %s", o.name.c_str(), shape_string(o.shape).c_str());
+    const auto& d = output_data[i];
+    if (o.shape.size() == 2 && o.shape[0] == 1 && d.size() > 1) {  // a classifier: show its top classes
+      std::vector<std::size_t> idx(d.size());
+      std::iota(idx.begin(), idx.end(), 0);
+      const std::size_t k = std::min<std::size_t>(5, idx.size());
+      std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
+                        [&](auto x, auto y) { return d[x] > d[y]; });
+      std::printf("  top-%zu:", k);
+      for (std::size_t t = 0; t < k; ++t) std::printf(" %zu (%.3f)", idx[t], d[idx[t]]);
+    }
+    std::printf("\n");
+  }
+  std::printf("latency    min %.3f ms, median %.3f ms, max %.3f ms over %d runs (%d warm-up)\n", s.min, s.median,
+              s.max, iters, warmup);
+  return 0;
+}
+
+int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
+  vkfuse::Model model = load_model(a);
+  const auto s = model.summary();
+  if (as_json) {
+    json j;
+    j["model"] = a.model;
+    j["name"] = s.name;
+    j["opset"] = s.opset;
+    j["nodes"] = s.node_count;
+    j["parameters"] = s.parameter_count;
+    j["flops"] = s.flops;
+    j["ops"] = json::object();
+    for (auto& o : s.ops) j["ops"][o.op_type] = o.count;
+    j["inputs"] = json::array();
+    for (auto& i : model.inputs()) j["inputs"].push_back({{"name", i.name}, {"shape", i.shape}, {"dtype", i.dtype}});
+    j["outputs"] = json::array();
+    for (auto& o : model.outputs()) j["outputs"].push_back({{"name", o.name}, {"shape", o.shape}, {"dtype", o.dtype}});
+    if (layers) {
+      j["layers"] = json::array();
+      for (auto& l : s.layers)
+        j["layers"].push_back({{"name", l.name}, {"op", l.op_type}, {"activation", l.activation},
+                               {"output_shape", l.output_shape}, {"flops", l.flops}});
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("model       %s (%s, opset %lld)\n", a.model.c_str(), s.name.c_str(), static_cast<long long>(s.opset));
+  for (auto& i : model.inputs()) std::printf("input       %s %s %s\n", i.name.c_str(), i.dtype.c_str(), shape_string(i.shape).c_str());
+  for (auto& o : model.outputs()) std::printf("output      %s %s %s\n", o.name.c_str(), o.dtype.c_str(), shape_string(o.shape).c_str());
+  std::printf("parameters  %lld (%.2f M)\n", static_cast<long long>(s.parameter_count), static_cast<double>(s.parameter_count) / 1e6);
+  std::printf("FLOPs       %lld (%.3f GFLOP per inference)\n", static_cast<long long>(s.flops), static_cast<double>(s.flops) / 1e9);
+  std::printf("nodes       %d after canonicalization\n", s.node_count);
+  for (auto& o : s.ops) std::printf("  %-20s %d\n", o.op_type.c_str(), o.count);
+  if (layers) {
+    std::printf("\n%-40s %-20s %-12s %-18s %s\n", "layer", "op", "activation", "output", "MFLOP");
+    for (auto& l : s.layers)
+      std::printf("%-40s %-20s %-12s %-18s %.2f\n", l.name.c_str(), l.op_type.c_str(), l.activation.c_str(),
+                  shape_string(l.output_shape).c_str(), static_cast<double>(l.flops) / 1e6);
+  }
+  return 0;
+}
+
+int cmd_devices(bool as_json) {
+  const auto devices = vkfuse::list_devices();
+  if (as_json) {
+    json j = json::array();
+    for (auto& d : devices)
+      j.push_back({{"index", d.index}, {"name", d.name}, {"type", d.type}, {"driver", d.driver},
+                   {"api_version", d.api_version}, {"device_local_bytes", d.device_local_bytes},
+                   {"subgroup_size", d.subgroup_size}, {"fp16", d.fp16}});
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  if (devices.empty()) {
+    std::printf("no Vulkan devices found (install a driver, e.g. mesa-vulkan-drivers for lavapipe); "
+                "vkfuse will run on the host\n");
+    return 0;
+  }
+  for (auto& d : devices)
+    std::printf("[%d] %s\n    type %s, Vulkan %s, driver %s\n    device-local memory %.1f GiB, subgroup size %u, fp16 %s\n",
+                d.index, d.name.c_str(), d.type.c_str(), d.api_version.c_str(), d.driver.c_str(),
+                static_cast<double>(d.device_local_bytes) / (1024.0 * 1024 * 1024), d.subgroup_size,
+                d.fp16 ? "yes" : "no");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vkfuse " + std::string(vkfuse::version()) +
+               " — run CNNs (ONNX) across the host CPU and a Vulkan accelerator"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("vkfuse ") + vkfuse::version());
+  app.footer(
+      "Examples:\n"
+      "  vkfuse run                                  run the built-in ResNet-18 on a random input\n"
+      "  vkfuse run model.onnx --input x.npy --output y.npy\n"
+      "  vkfuse info model.onnx --layers             ops, shapes, parameters and FLOPs\n"
+      "  vkfuse devices                              Vulkan devices found\n"
+      "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).");
+
+  ModelArgs run_args;
+  std::vector<std::string> input_files, output_files;
+  int iters = -1, warmup = -1;
+  bool run_json = false, quiet = false;
+  std::uint64_t seed = 0;
+  auto* run = app.add_subcommand("run", "Run a model and report its latency");
+  add_model_options(run, run_args, true);
+  run->add_option("-i,--input", input_files,
+                  "Input tensor file (.npy or raw float32 .bin), or NAME=FILE; repeat for several inputs. "
+                  "Default: a seeded random normal input");
+  run->add_option("-o,--output", output_files, "Write an output tensor (.npy or raw .bin), or NAME=FILE");
+  run->add_option("-n,--iters", iters, "Timed runs (default 10; 1 for the slow reference strategy)");
+  run->add_option("-w,--warmup", warmup, "Untimed warm-up runs (default 2; 0 for the reference strategy)");
+  run->add_option("--seed", seed, "Seed of the random input")->capture_default_str();
+  run->add_flag("--json", run_json, "Print one JSON object: latency statistics, strategy, output shapes");
+  run->add_flag("-q,--quiet", quiet, "No progress lines on stderr");
+
+  ModelArgs info_args;
+  bool info_json = false, info_layers = false;
+  auto* info = app.add_subcommand("info", "Show a model's inputs, outputs, ops, parameters and FLOPs");
+  add_model_options(info, info_args, false);
+  info->add_flag("--json", info_json, "Print JSON");
+  info->add_flag("--layers", info_layers, "List every layer with its output shape and FLOPs");
+
+  bool dev_json = false;
+  auto* devices = app.add_subcommand("devices", "List the Vulkan devices vkfuse can use");
+  devices->add_flag("--json", dev_json, "Print JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  try {
+    if (*run) {
+      if (iters < 0) iters = run_args.strategy == "reference" ? 1 : 10;
+      if (warmup < 0) warmup = run_args.strategy == "reference" ? 0 : 2;
+      if (iters < 1) throw Error(ErrorKind::InvalidArgument, "--iters must be at least 1");
+      return cmd_run(run_args, input_files, output_files, iters, warmup, run_json, seed, quiet);
+    }
+    if (*info) return cmd_info(info_args, info_json, info_layers);
+    if (*devices) return cmd_devices(dev_json);
+  } catch (const Error& e) {
+    std::cerr << "vkfuse: error: " << e.what() << "\n";
+    return e.kind() == ErrorKind::InvalidArgument ? 2 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "vkfuse: internal error: " << e.what() << " (please report this)\n";
+    return 3;
+  }
+  return 0;
+}

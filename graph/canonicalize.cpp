@@ -1,1 +1,208 @@
-#include "graph/ir.h"
+// Canonicalization: the rewrites every backend wants, done once on the IR.
+#include <cmath>
+#include <limits>
+
+#include "graph/ops.h"
+#include "graph/passes.h"
+
+namespace vkfuse::graph {
+
+namespace {
+
+bool is_graph_output(const Graph& g, ValueId v) {
+  for (auto o : g.outputs)
+    if (o == v) return true;
+  return false;
+}
+bool is_graph_input(const Graph& g, ValueId v) {
+  for (auto i : g.inputs)
+    if (i == v) return true;
+  return false;
+}
+
+// Makes every reader of `from` read `to` instead, so that the node producing
+// `from` becomes dead. Returns false (and changes nothing) where `from` is a
+// graph output that `to` cannot stand in for, since outputs keep their names.
+bool forward_value(Graph& g, ValueId from, ValueId to) {
+  if (is_graph_output(g, from)) {
+    if (is_graph_output(g, to) || is_graph_input(g, to) || g.is_constant(to)) return false;
+    g.value(to).name = g.value(from).name;
+    for (auto& o : g.outputs)
+      if (o == from) o = to;
+  }
+  for (auto& n : g.nodes)
+    for (auto& in : n.inputs)
+      if (in == from) in = to;
+  return true;
+}
+
+void drop_identities(Graph& g) {
+  auto uses = g.use_counts();
+  for (auto& n : g.nodes) {
+    const bool dropout = n.op_type == "Dropout";
+    if (n.op_type != "Identity" && !dropout) continue;
+    if (n.inputs.empty() || n.outputs.empty() || n.outputs[0] == kNoValue) continue;
+    if (dropout) {
+      // Inference-mode Dropout is the identity; its mask output must be unused.
+      if (n.outputs.size() > 1 && n.outputs[1] != kNoValue && uses[static_cast<std::size_t>(n.outputs[1])] > 0)
+        continue;
+      if (n.inputs.size() > 2 && n.inputs[2] != kNoValue) {
+        const Tensor* training = g.constant_input(n, 2);
+        if (!training || training->as_int(0) != 0) continue;
+      }
+    }
+    forward_value(g, n.outputs[0], n.inputs[0]);
+  }
+  g.remove_dead();
+}
+
+void clip_bounds_to_attributes(Graph& g) {
+  for (auto& n : g.nodes) {
+    if (n.op_type != "Clip" || n.inputs.size() <= 1) continue;
+    const bool has_min = n.inputs.size() > 1 && n.inputs[1] != kNoValue;
+    const bool has_max = n.inputs.size() > 2 && n.inputs[2] != kNoValue;
+    const Tensor* lo = has_min ? g.constant_input(n, 1) : nullptr;
+    const Tensor* hi = has_max ? g.constant_input(n, 2) : nullptr;
+    if ((has_min && !lo) || (has_max && !hi)) continue;  // runtime bounds stay inputs
+    if ((lo && lo->numel() != 1) || (hi && hi->numel() != 1)) continue;
+    n.attrs.set("min", lo ? static_cast<float>(lo->as_double(0)) : -std::numeric_limits<float>::infinity());
+    n.attrs.set("max", hi ? static_cast<float>(hi->as_double(0)) : std::numeric_limits<float>::infinity());
+    n.inputs.resize(1);
+  }
+  g.remove_dead();
+}
+
+// Conv(x, W, b) → BatchNormalization(scale, B, mean, var) becomes
+// Conv(x, W * s, (b - mean) * s + B) with s = scale / sqrt(var + eps).
+void fold_batchnorm(Graph& g) {
+  auto prod = g.producers();
+  auto uses = g.use_counts();
+  for (auto& bn : g.nodes) {
+    if (bn.op_type != "BatchNormalization" || bn.inputs.size() < 5) continue;
+    if (bn.outputs.size() > 1) {
+      bool extra = false;
+      for (std::size_t i = 1; i < bn.outputs.size(); ++i) extra |= bn.outputs[i] != kNoValue;
+      if (extra) continue;
+    }
+    if (bn.attrs.get_int("training_mode", 0) != 0) continue;
+    const ValueId x = bn.inputs[0];
+    const auto p = prod[static_cast<std::size_t>(x)];
+    if (p < 0 || uses[static_cast<std::size_t>(x)] != 1 || is_graph_output(g, x)) continue;
+    Node& conv = g.nodes[static_cast<std::size_t>(p)];
+    if (conv.op_type != "Conv" || conv.activation.kind != Activation::Kind::None) continue;
+    const Tensor* w = g.constant_input(conv, 1);
+    if (!w || w->dtype() != DType::f32 || w->shape().size() < 3) continue;
+    const bool has_bias = conv.inputs.size() > 2 && conv.inputs[2] != kNoValue;
+    const Tensor* b = has_bias ? g.constant_input(conv, 2) : nullptr;
+    if (has_bias && !b) continue;
+    const Tensor* scale = g.constant_input(bn, 1);
+    const Tensor* beta = g.constant_input(bn, 2);
+    const Tensor* mean = g.constant_input(bn, 3);
+    const Tensor* var = g.constant_input(bn, 4);
+    const std::int64_t m = w->shape()[0];
+    if (!scale || !beta || !mean || !var) continue;
+    if (scale->numel() != m || beta->numel() != m || mean->numel() != m || var->numel() != m) continue;
+    if (scale->dtype() != DType::f32 || beta->dtype() != DType::f32 || mean->dtype() != DType::f32 ||
+        var->dtype() != DType::f32)
+      continue;
+
+    const double eps = bn.attrs.get_float("epsilon", 1e-5f);
+    Tensor new_w = *w;
+    Tensor new_b(DType::f32, {m});
+    const std::int64_t per_oc = w->numel() / m;
+    for (std::int64_t oc = 0; oc < m; ++oc) {
+      const double s = scale->f32()[oc] / std::sqrt(static_cast<double>(var->f32()[oc]) + eps);
+      for (std::int64_t i = 0; i < per_oc; ++i)
+        new_w.f32()[oc * per_oc + i] = static_cast<float>(w->f32()[oc * per_oc + i] * s);
+      const double bias = b ? b->f32()[oc] : 0.0;
+      new_b.f32()[oc] = static_cast<float>((bias - mean->f32()[oc]) * s + beta->f32()[oc]);
+    }
+    // New constants (the originals may be shared with other nodes).
+    const std::string base = conv.name;
+    const ValueId w_id = g.add_constant(base + ".weight_bn", std::move(new_w));
+    const ValueId b_id = g.add_constant(base + ".bias_bn", std::move(new_b));
+    // g.nodes is not resized by add_constant, so `conv` and `bn` stay valid.
+    conv.inputs.resize(3);
+    conv.inputs[1] = w_id;
+    conv.inputs[2] = b_id;
+    // The Conv now produces what the BatchNormalization did.
+    const ValueId y = bn.outputs[0];
+    g.value(x).name = g.value(y).name;
+    for (auto& o : g.outputs)
+      if (o == y) o = x;
+    for (auto& n : g.nodes)
+      for (auto& in : n.inputs)
+        if (in == y) in = x;
+    bn.outputs.assign(1, kNoValue);
+    bn.inputs.clear();
+  }
+  g.remove_dead();
+}
+
+std::optional<Activation> activation_of(const Graph& g, const Node& n) {
+  Activation a;
+  if (n.op_type == "Relu") a.kind = Activation::Kind::Relu;
+  else if (n.op_type == "LeakyRelu") { a.kind = Activation::Kind::LeakyRelu; a.alpha = n.attrs.get_float("alpha", 0.01f); }
+  else if (n.op_type == "Sigmoid") a.kind = Activation::Kind::Sigmoid;
+  else if (n.op_type == "HardSigmoid") {
+    a.kind = Activation::Kind::HardSigmoid;
+    a.alpha = n.attrs.get_float("alpha", 0.2f);
+    a.beta = n.attrs.get_float("beta", 0.5f);
+  } else if (n.op_type == "HardSwish") a.kind = Activation::Kind::HardSwish;
+  else if (n.op_type == "Clip" && n.inputs.size() == 1) {
+    a.kind = Activation::Kind::Clip;
+    a.alpha = n.attrs.get_float("min", -std::numeric_limits<float>::infinity());
+    a.beta = n.attrs.get_float("max", std::numeric_limits<float>::infinity());
+  } else return std::nullopt;
+  if (n.inputs.empty() || n.inputs[0] == kNoValue || g.value(n.inputs[0]).dtype != DType::f32) return std::nullopt;
+  return a;
+}
+
+// Producers whose kernels carry an activation epilogue.
+bool takes_activation(const std::string& op) {
+  return op == "Conv" || op == "Gemm" || op == "Add" || op == "BatchNormalization";
+}
+
+void fuse_activations(Graph& g) {
+  auto prod = g.producers();
+  auto uses = g.use_counts();
+  for (auto& n : g.nodes) {
+    auto act = activation_of(g, n);
+    if (!act) continue;
+    const ValueId x = n.inputs[0];
+    const auto p = prod[static_cast<std::size_t>(x)];
+    if (p < 0 || uses[static_cast<std::size_t>(x)] != 1 || is_graph_output(g, x)) continue;
+    Node& producer = g.nodes[static_cast<std::size_t>(p)];
+    if (!takes_activation(producer.op_type) || producer.activation.kind != Activation::Kind::None) continue;
+    if (producer.outputs.size() != 1 && !(producer.outputs.size() > 1 && producer.outputs[1] == kNoValue)) continue;
+    const ValueId y = n.outputs[0];
+    if (!forward_value(g, y, x)) continue;
+    producer.activation = *act;
+    n.inputs.clear();
+    n.outputs.assign(1, kNoValue);
+  }
+  g.remove_dead();
+}
+
+}  // namespace
+
+void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/) {
+  drop_identities(g);
+  clip_bounds_to_attributes(g);
+  if (options.fold_batchnorm) fold_batchnorm(g);
+  if (options.fuse_activations) fuse_activations(g);
+  g.sort();
+}
+
+void prepare_graph(Graph& g, int threads) {
+  g.sort();
+  infer_shapes(g, threads);
+  g.remove_dead();
+  canonicalize(g, {}, threads);
+  for (auto o : g.outputs)
+    if (g.value(o).dtype != DType::f32)
+      throw Error(ErrorKind::Unsupported, "output '" + g.value(o).name + "' is " + dtype_name(g.value(o).dtype) +
+                                              "; vkfuse returns float32 outputs");
+}
+
+}  // namespace vkfuse::graph

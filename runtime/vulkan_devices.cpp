@@ -1,1 +1,110 @@
+// Vulkan device discovery for `vkfuse devices` and device selection.
+#include <vulkan/vulkan.h>
+
+#include <cstring>
+#include <string>
+
 #include "vkfuse/vkfuse.h"
+
+namespace vkfuse {
+
+namespace {
+
+std::string version_string(std::uint32_t v) {
+  return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v)) + "." +
+         std::to_string(VK_API_VERSION_PATCH(v));
+}
+
+const char* type_name(VkPhysicalDeviceType t) {
+  switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete-gpu";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated-gpu";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual-gpu";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "cpu";
+    default: return "other";
+  }
+}
+
+class ScopedInstance {
+ public:
+  ScopedInstance() {
+    VkApplicationInfo app{};
+    app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
+    app.pApplicationName = "vkfuse";
+    app.apiVersion = VK_API_VERSION_1_1;
+    VkInstanceCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
+    info.pApplicationInfo = &app;
+    result_ = vkCreateInstance(&info, nullptr, &instance_);
+  }
+  ~ScopedInstance() {
+    if (result_ == VK_SUCCESS) vkDestroyInstance(instance_, nullptr);
+  }
+  ScopedInstance(const ScopedInstance&) = delete;
+  ScopedInstance& operator=(const ScopedInstance&) = delete;
+  VkResult result() const { return result_; }
+  VkInstance get() const { return instance_; }
+
+ private:
+  VkInstance instance_ = VK_NULL_HANDLE;
+  VkResult result_;
+};
+
+}  // namespace
+
+std::vector<DeviceInfo> list_devices() {
+  ScopedInstance instance;
+  if (instance.result() == VK_ERROR_INCOMPATIBLE_DRIVER || instance.result() == VK_ERROR_INITIALIZATION_FAILED)
+    return {};  // no ICD installed: no devices, not an error
+  if (instance.result() != VK_SUCCESS)
+    throw Error(ErrorKind::Device, "vkCreateInstance failed (VkResult " + std::to_string(instance.result()) + ")");
+  std::uint32_t count = 0;
+  vkEnumeratePhysicalDevices(instance.get(), &count, nullptr);
+  std::vector<VkPhysicalDevice> handles(count);
+  vkEnumeratePhysicalDevices(instance.get(), &count, handles.data());
+
+  std::vector<DeviceInfo> devices;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    VkPhysicalDeviceProperties props{};
+    vkGetPhysicalDeviceProperties(handles[i], &props);
+    DeviceInfo d;
+    d.index = static_cast<int>(i);
+    d.name = props.deviceName;
+    d.type = type_name(props.deviceType);
+    d.api_version = version_string(props.apiVersion);
+
+    VkPhysicalDeviceSubgroupProperties subgroup{};
+    subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+    VkPhysicalDeviceDriverProperties driver{};
+    driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
+    VkPhysicalDeviceProperties2 props2{};
+    props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+    props2.pNext = &subgroup;
+    const bool has_driver_props = props.apiVersion >= VK_API_VERSION_1_2;
+    if (has_driver_props) subgroup.pNext = &driver;
+    vkGetPhysicalDeviceProperties2(handles[i], &props2);
+    d.subgroup_size = subgroup.subgroupSize;
+    d.driver = has_driver_props ? std::string(driver.driverName) + " " + driver.driverInfo
+                                : "driver " + std::to_string(props.driverVersion);
+
+    VkPhysicalDevice16BitStorageFeatures storage16{};
+    storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+    VkPhysicalDeviceShaderFloat16Int8Features f16{};
+    f16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
+    VkPhysicalDeviceFeatures2 features{};
+    features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+    features.pNext = &storage16;
+    if (has_driver_props) storage16.pNext = &f16;
+    vkGetPhysicalDeviceFeatures2(handles[i], &features);
+    d.fp16 = storage16.storageBuffer16BitAccess && f16.shaderFloat16;
+
+    VkPhysicalDeviceMemoryProperties mem{};
+    vkGetPhysicalDeviceMemoryProperties(handles[i], &mem);
+    for (std::uint32_t h = 0; h < mem.memoryHeapCount; ++h)
+      if (mem.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) d.device_local_bytes += mem.memoryHeaps[h].size;
+    devices.push_back(std::move(d));
+  }
+  return devices;
+}
+
+}  // namespace vkfuse

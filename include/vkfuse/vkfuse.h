@@ -104,6 +104,8 @@ class Model {
  private:
   struct Impl;
   explicit Model(std::unique_ptr<Impl> impl);
+  // Canonicalizes impl's graph and builds its executor.
+  static Model prepare(std::unique_ptr<Impl> impl, const LoadOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,45 @@
+// graph/passes.h — turning bytes into a canonical, fully shaped Graph.
+//
+//   import_onnx()     parse and validate an ONNX ModelProto into the IR
+//   infer_shapes()    give every value a dtype and concrete shape, folding
+//                     constant subgraphs (incl. Shape/Gather arithmetic) as it goes
+//   canonicalize()    drop Identity/Dropout, fold BatchNormalization into Conv,
+//                     turn constant-bound Clip into attributes, fuse activations
+//                     into their producers
+//   prepare_graph()   all of the above, in order: what every backend starts from
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace vkfuse::graph {
+
+using InputShapeOverrides = std::vector<std::pair<std::string, Shape>>;
+
+// Throws Error(InvalidModel) on anything that is not a well-formed ONNX model,
+// Error(Unsupported) for valid models outside vkfuse's scope (other domains,
+// external data, non-float inputs).
+Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides& overrides = {});
+
+void infer_shapes(Graph& g, int threads = 1);
+
+struct CanonicalizeOptions {
+  bool fold_batchnorm = true;
+  bool fuse_activations = true;
+};
+void canonicalize(Graph& g, const CanonicalizeOptions& options = {}, int threads = 1);
+
+// sort → infer_shapes → canonicalize → infer_shapes again (cheap) → checks.
+void prepare_graph(Graph& g, int threads = 1);
+
+// The built-in model zoo: CNNs built in C++ with deterministic synthetic
+// weights, so that vkfuse runs without any file.
+std::vector<std::string> zoo_names();
+Graph build_zoo_model(const std::string& name, std::int64_t batch = 1);
+
+}  // namespace vkfuse::graph
