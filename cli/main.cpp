@@ -58,6 +58,7 @@ struct ModelArgs {
   std::string strategy = "reference";
   int threads = 0;
   std::vector<std::string> input_shapes;
+  bool quiet = false;
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
@@ -75,6 +76,7 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
     cmd->add_option("-s,--strategy", a.strategy, "Where ops run; available in this build: " + list)
         ->capture_default_str();
   }
+  cmd->add_flag("-q,--quiet", a.quiet, "No progress lines on stderr");
   cmd->add_option("-t,--threads", a.threads, "Host threads (0: one per core)")->capture_default_str();
   cmd->add_option("--input-shape", a.input_shapes,
                   "Override an input's shape, NAME=1x3x224x224 (or just the dims for a one-input model); "
@@ -128,8 +130,8 @@ Stats stats_of(std::vector<double> v) {
 }
 
 int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, const std::vector<std::string>& output_files,
-            int iters, int warmup, bool as_json, std::uint64_t seed, bool quiet) {
-  const bool progress = !quiet;
+            int iters, int warmup, bool as_json, std::uint64_t seed) {
+  const bool progress = !a.quiet;
   auto t0 = std::chrono::steady_clock::now();
   if (progress) std::cerr << "vkfuse: loading " << a.model << " (strategy " << a.strategy << ")...\n";
   vkfuse::Model model = load_model(a);
@@ -326,7 +328,7 @@ int main(int argc, char** argv) {
   ModelArgs run_args;
   std::vector<std::string> input_files, output_files;
   int iters = -1, warmup = -1;
-  bool run_json = false, quiet = false;
+  bool run_json = false;
   std::uint64_t seed = 0;
   auto* run = app.add_subcommand("run", "Run a model and report its latency");
   add_model_options(run, run_args, true);
@@ -338,7 +340,6 @@ int main(int argc, char** argv) {
   run->add_option("-w,--warmup", warmup, "Untimed warm-up runs (default 2; 0 for the reference strategy)");
   run->add_option("--seed", seed, "Seed of the random input")->capture_default_str();
   run->add_flag("--json", run_json, "Print one JSON object: latency statistics, strategy, output shapes");
-  run->add_flag("-q,--quiet", quiet, "No progress lines on stderr");
 
   ModelArgs info_args;
   bool info_json = false, info_layers = false;
@@ -363,7 +364,7 @@ int main(int argc, char** argv) {
       if (iters < 0) iters = run_args.strategy == "reference" ? 1 : 10;
       if (warmup < 0) warmup = run_args.strategy == "reference" ? 0 : 2;
       if (iters < 1) throw Error(ErrorKind::InvalidArgument, "--iters must be at least 1");
-      return cmd_run(run_args, input_files, output_files, iters, warmup, run_json, seed, quiet);
+      return cmd_run(run_args, input_files, output_files, iters, warmup, run_json, seed);
     }
     if (*info) return cmd_info(info_args, info_json, info_layers);
     if (*devices) return cmd_devices(dev_json);

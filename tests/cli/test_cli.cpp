@@ -1,0 +1,229 @@
+// The runner, end to end: every bad input is a one-line error and a nonzero
+// exit, never a crash; good input round-trips through .bin and .npy.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "tests/onnx_builder.h"
+#include "vkfuse/vkfuse.h"
+
+namespace fs = std::filesystem;
+using vkfuse::testing::OnnxBuilder;
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vkfuse-cli-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    model_ = path("model.onnx");
+    vkfuse::testing::conv_bn_relu_model().save(model_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  Result vkfuse(const std::string& args) const {
+    const std::string err_file = path("stderr.txt");
+    const std::string cmd = std::string(VKFUSE_CLI) + " " + args + " 2>" + err_file;
+    Result r;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    EXPECT_NE(p, nullptr);
+    std::array<char, 4096> buf{};
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    const int status = ::pclose(p);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::ifstream f(err_file);
+    r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    return r;
+  }
+
+  void write_bytes(const std::string& name, const std::string& bytes) const {
+    std::ofstream f(path(name), std::ios::binary);
+    f << bytes;
+  }
+  void write_floats(const std::string& name, const std::vector<float>& v) const {
+    write_bytes(name, std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+  }
+
+  // A failed run: nonzero exit (not a signal), one "vkfuse: error:" line naming every needle.
+  void expect_one_line_error(const std::string& args, const std::vector<std::string>& needles) const {
+    Result r = vkfuse(args + " -q");
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_LT(r.exit_code, 128) << "crashed: " << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("vkfuse: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "expected one line:\n" << r.err;
+    for (auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << "'" << n << "' not in: " << r.err;
+  }
+
+  fs::path dir_;
+  std::string model_;
+};
+
+std::vector<float> ramp(std::size_t n) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::cos(0.1f * static_cast<float>(i));
+  return v;
+}
+
+// A version 1.0 .npy file of float32 values, written by hand as NumPy would.
+std::string npy_bytes(const std::string& shape_tuple, const std::vector<float>& values) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_tuple + ", }";
+  header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+  header += '\n';
+  std::string npy = "\x93NUMPY\x01";
+  npy += '\0';
+  npy += static_cast<char>(header.size() & 0xff);
+  npy += static_cast<char>(header.size() >> 8);
+  npy += header;
+  npy.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+  return npy;
+}
+
+std::vector<float> read_floats(const std::string& path, std::size_t skip = 0) {
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<float> v((bytes.size() - skip) / 4);
+  std::memcpy(v.data(), bytes.data() + skip, v.size() * 4);
+  return v;
+}
+
+}  // namespace
+
+TEST_F(CliTest, HelpListsCommands) {
+  Result r = vkfuse("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (auto word : {"run", "info", "devices", "Examples"}) EXPECT_NE(r.out.find(word), std::string::npos) << word;
+  Result rh = vkfuse("run --help");
+  for (auto word : {"--input", "--output", "--strategy", "--iters", "--warmup", "--threads", "--json"})
+    EXPECT_NE(rh.out.find(word), std::string::npos) << word;
+}
+
+TEST_F(CliTest, RunMatchesTheApiWithBinAndNpy) {
+  const auto x = ramp(50);
+  write_floats("x.bin", x);
+  Result r = vkfuse("run " + model_ + " --input " + path("x.bin") + " --output " + path("y.bin") + " --output " +
+                    path("unused_extra.bin") + " -q");
+  // Two --output files for a one-output model is a usage error.
+  EXPECT_NE(r.exit_code, 0);
+  r = vkfuse("run " + model_ + " --input " + path("x.bin") + " --output " + path("y.bin") + " -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  auto bytes = vkfuse::testing::conv_bn_relu_model().byte_vector();
+  auto model = vkfuse::Model::load_bytes(bytes);
+  std::vector<float> expected(3);
+  vkfuse::InputBuffer in{"x", x};
+  vkfuse::OutputBuffer out{"y", expected};
+  model.run({&in, 1}, {&out, 1});
+  EXPECT_EQ(read_floats(path("y.bin")), expected);
+
+  // The same through .npy, with the output's header checked.
+  write_bytes("x.npy", npy_bytes("(1, 2, 5, 5)", x));
+  r = vkfuse("run " + model_ + " --input " + path("x.npy") + " --output " + path("y.npy") + " -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream f(path("y.npy"), std::ios::binary);
+  std::string y((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_GT(y.size(), 10u);
+  const std::size_t hlen = static_cast<unsigned char>(y[8]) | (static_cast<unsigned char>(y[9]) << 8);
+  EXPECT_NE(y.find("'shape': (1, 3, 1, 1)"), std::string::npos);
+  EXPECT_EQ((10 + hlen) % 64, 0u);
+  EXPECT_EQ(read_floats(path("y.npy"), 10 + hlen), expected);
+}
+
+TEST_F(CliTest, JsonReportsLatencyStrategyAndShape) {
+  Result r = vkfuse("run " + model_ + " --json --iters 3 --warmup 1 -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["strategy"], "reference");
+  EXPECT_EQ(j["iterations"], 3);
+  EXPECT_EQ(j["output_shape"], (std::vector<int>{1, 3, 1, 1}));
+  const double mn = j["latency_ms"]["min"], md = j["latency_ms"]["median"], mx = j["latency_ms"]["max"];
+  EXPECT_LE(mn, md);
+  EXPECT_LE(md, mx);
+  EXPECT_GT(mn, 0.0);
+}
+
+TEST_F(CliTest, InfoReportsFlopsAndParameters) {
+  Result r = vkfuse("info " + model_ + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  // Conv 3x3, 2→3 channels, 5x5 output: 2 * 25 * 3 * 18 = 2700 FLOPs; GAP reads 75.
+  EXPECT_EQ(j["flops"], 2700 + 75);
+  EXPECT_EQ(j["parameters"], 3 * 2 * 9 + 3);  // BN folded into the conv's bias
+  EXPECT_EQ(j["ops"]["Conv"], 1);
+  EXPECT_FALSE(j["ops"].contains("BatchNormalization"));
+}
+
+TEST_F(CliTest, DevicesDoesNotFail) {
+  Result r = vkfuse("devices");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+}
+
+TEST_F(CliTest, MissingEmptyTruncatedAndRandomFiles) {
+  expect_one_line_error("run " + path("nope.onnx"), {"nope.onnx"});
+  write_bytes("empty.onnx", "");
+  expect_one_line_error("run " + path("empty.onnx"), {"empty.onnx", "empty"});
+  const std::string bytes = vkfuse::testing::conv_bn_relu_model().bytes();
+  write_bytes("truncated.onnx", bytes.substr(0, bytes.size() / 2));
+  expect_one_line_error("run " + path("truncated.onnx"), {"truncated.onnx"});
+  std::mt19937 rng(42);
+  std::string noise(10000, '\0');
+  for (auto& c : noise) c = static_cast<char>(rng());
+  write_bytes("random.onnx", noise);
+  expect_one_line_error("run " + path("random.onnx"), {"random.onnx", "not a valid ONNX model"});
+  expect_one_line_error("info " + path("random.onnx"), {"not a valid ONNX model"});
+}
+
+TEST_F(CliTest, CyclesDanglingInputsAndUnsupportedOps) {
+  OnnxBuilder cyc;
+  cyc.input("x", {2}).output("y");
+  cyc.node("Add", {"x", "b"}, {"a"}, "first");
+  cyc.node("Relu", {"a"}, {"b"}, "second");
+  cyc.node("Relu", {"a"}, {"y"}, "third");
+  cyc.save(path("cycle.onnx"));
+  expect_one_line_error("run " + path("cycle.onnx"), {"cycle"});
+
+  OnnxBuilder dangling;
+  dangling.input("x", {2}).output("y");
+  dangling.node("Add", {"x", "ghost"}, {"y"}, "adder");
+  dangling.save(path("dangling.onnx"));
+  expect_one_line_error("run " + path("dangling.onnx"), {"ghost", "adder"});
+
+  OnnxBuilder lstm;
+  lstm.input("x", {1, 4, 8}).output("y");
+  lstm.node("LSTM", {"x"}, {"y"}, "my_lstm");
+  lstm.save(path("lstm.onnx"));
+  expect_one_line_error("run " + path("lstm.onnx"), {"LSTM", "my_lstm"});
+}
+
+TEST_F(CliTest, WrongInputSizeOrShape) {
+  write_floats("short.bin", ramp(49));
+  expect_one_line_error("run " + model_ + " --input " + path("short.bin"), {"short.bin", "196 bytes", "200 bytes"});
+  write_bytes("odd.bin", "abcde");
+  expect_one_line_error("run " + model_ + " --input " + path("odd.bin"), {"odd.bin"});
+  write_bytes("shape.npy", npy_bytes("(2, 5, 5)", ramp(50)));
+  expect_one_line_error("run " + model_ + " --input " + path("shape.npy"), {"shape.npy", "2x5x5", "1x2x5x5"});
+  expect_one_line_error("run " + model_ + " --input " + path("missing.bin"), {"missing.bin"});
+  expect_one_line_error("run " + model_ + " --input nope=" + path("short.bin"), {"nope"});
+}
+
+TEST_F(CliTest, UnknownStrategyOrModelName) {
+  expect_one_line_error("run " + model_ + " --strategy warp", {"warp", "reference"});
+  expect_one_line_error("run resnet1000", {"resnet1000", "resnet18"});
+}

@@ -1,0 +1,259 @@
+// Import, shape inference, constant folding and canonicalization, on small
+// hand-built ONNX graphs whose expected result is written beside them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "graph/passes.h"
+#include "tests/onnx_builder.h"
+#include "vkfuse/vkfuse.h"
+
+using vkfuse::Error;
+using vkfuse::ErrorKind;
+using vkfuse::testing::OnnxBuilder;
+namespace g = vkfuse::graph;
+
+namespace {
+
+g::Graph prepared(const OnnxBuilder& b) {
+  auto bytes = b.byte_vector();
+  g::Graph graph = g::import_onnx(bytes);
+  g::prepare_graph(graph);
+  return graph;
+}
+
+std::vector<std::string> op_types(const g::Graph& graph) {
+  std::vector<std::string> ops;
+  for (auto& n : graph.nodes) ops.push_back(n.op_type);
+  return ops;
+}
+
+// Expects fn to throw vkfuse::Error of `kind` whose message contains every needle.
+template <class Fn>
+void expect_error(Fn fn, ErrorKind kind, std::vector<std::string> needles) {
+  try {
+    fn();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "error messages are one line: " << msg;
+    for (auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+  }
+}
+
+std::vector<float> run_model(const OnnxBuilder& b, const std::vector<float>& x) {
+  auto bytes = b.byte_vector();
+  auto model = vkfuse::Model::load_bytes(bytes);
+  std::vector<float> y(static_cast<std::size_t>(model.outputs()[0].element_count()));
+  vkfuse::InputBuffer in{model.inputs()[0].name, x};
+  vkfuse::OutputBuffer out{model.outputs()[0].name, y};
+  model.run({&in, 1}, {&out, 1});
+  return y;
+}
+
+}  // namespace
+
+TEST(Canonicalize, FoldsBatchNormIntoConvAndFusesRelu) {
+  auto b = vkfuse::testing::conv_bn_relu_model();
+  g::Graph graph = prepared(b);
+  EXPECT_EQ(op_types(graph), (std::vector<std::string>{"Conv", "GlobalAveragePool"}));
+  EXPECT_EQ(graph.nodes[0].activation.kind, g::Activation::Kind::Relu);
+  EXPECT_EQ(graph.value(graph.outputs[0]).name, "y");
+  EXPECT_EQ(graph.value(graph.outputs[0]).shape, (g::Shape{1, 3, 1, 1}));
+
+  // Independent computation: conv, then BN with its own formula, ReLU, mean.
+  std::vector<float> x(50);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  const auto& proto = b.proto().graph();
+  auto init = [&](const std::string& name) {
+    for (auto& t : proto.initializer())
+      if (t.name() == name) return std::vector<float>(t.float_data().begin(), t.float_data().end());
+    return std::vector<float>{};
+  };
+  auto w = init("w"), bias = init("b"), scale = init("scale"), beta = init("bias"), mean = init("mean"),
+       var = init("var");
+  std::vector<float> expected(3);
+  for (int oc = 0; oc < 3; ++oc) {
+    double sum = 0;
+    for (int oy = 0; oy < 5; ++oy)
+      for (int ox = 0; ox < 5; ++ox) {
+        double acc = bias[oc];
+        for (int ic = 0; ic < 2; ++ic)
+          for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx) {
+              int iy = oy + ky - 1, ix = ox + kx - 1;
+              if (iy < 0 || iy >= 5 || ix < 0 || ix >= 5) continue;
+              acc += static_cast<double>(x[static_cast<std::size_t>((ic * 5 + iy) * 5 + ix)]) *
+                     w[static_cast<std::size_t>(((oc * 2 + ic) * 3 + ky) * 3 + kx)];
+            }
+        double bn = (acc - mean[oc]) / std::sqrt(var[oc] + 1e-5) * scale[oc] + beta[oc];
+        sum += std::max(0.0, bn);
+      }
+    expected[static_cast<std::size_t>(oc)] = static_cast<float>(sum / 25.0);
+  }
+  auto y = run_model(b, x);
+  ASSERT_EQ(y.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(y[static_cast<std::size_t>(i)], expected[static_cast<std::size_t>(i)], 1e-5);
+}
+
+TEST(Canonicalize, KeepsStandaloneBatchNormWhenConvOutputIsShared) {
+  auto b = vkfuse::testing::conv_bn_relu_model();
+  // A second reader of the conv output prevents folding.
+  b.proto().mutable_graph()->mutable_output(0)->set_name("y");
+  b.node("Relu", {"c"}, {"c2"}, "second_reader");
+  b.output("c2", {1, 3, 5, 5});
+  g::Graph graph = prepared(b);
+  auto ops = op_types(graph);
+  std::sort(ops.begin(), ops.end());
+  EXPECT_EQ(ops, (std::vector<std::string>{"BatchNormalization", "Conv", "GlobalAveragePool", "Relu"}));
+  // The Relu after the BN fuses into the BN; the second reader's stays alone.
+  for (auto& n : graph.nodes)
+    if (n.op_type == "BatchNormalization") EXPECT_EQ(n.activation.kind, g::Activation::Kind::Relu);
+}
+
+TEST(Canonicalize, DropsIdentityAndDropoutKeepingOutputNames) {
+  OnnxBuilder b;
+  b.input("x", {2, 3}).output("y");
+  b.node("Identity", {"x"}, {"a"});
+  b.node("Relu", {"a"}, {"r"});
+  auto& d = b.node("Dropout", {"r"}, {"y"});
+  OnnxBuilder::attr_float(d, "ratio", 0.5f);
+  g::Graph graph = prepared(b);
+  EXPECT_EQ(op_types(graph), (std::vector<std::string>{"Relu"}));
+  EXPECT_EQ(graph.value(graph.outputs[0]).name, "y");
+  auto y = run_model(b, {-1, 2, -3, 4, -5, 6});
+  EXPECT_EQ(y, (std::vector<float>{0, 2, 0, 4, 0, 6}));
+}
+
+TEST(Canonicalize, IdentityFromInputToOutputStays) {
+  OnnxBuilder b;
+  b.input("x", {2}).output("y");
+  b.node("Identity", {"x"}, {"y"});
+  EXPECT_EQ(op_types(prepared(b)), (std::vector<std::string>{"Identity"}));
+  EXPECT_EQ(run_model(b, {1.5f, -2.f}), (std::vector<float>{1.5f, -2.f}));
+}
+
+TEST(Canonicalize, ClipWithConstantBoundsBecomesConvActivation) {
+  OnnxBuilder b(13);
+  b.input("x", {1, 1, 2, 2}).output("y");
+  b.initializer("w", {1, 1, 1, 1}, {2.f});
+  b.initializer("lo", {}, {0.f});
+  b.initializer("hi", {}, {6.f});
+  b.node("Conv", {"x", "w"}, {"c"});
+  b.node("Clip", {"c", "lo", "hi"}, {"y"});
+  g::Graph graph = prepared(b);
+  ASSERT_EQ(op_types(graph), (std::vector<std::string>{"Conv"}));
+  EXPECT_EQ(graph.nodes[0].activation.kind, g::Activation::Kind::Clip);
+  EXPECT_FLOAT_EQ(graph.nodes[0].activation.alpha, 0.f);
+  EXPECT_FLOAT_EQ(graph.nodes[0].activation.beta, 6.f);
+  EXPECT_EQ(run_model(b, {-1.f, 1.f, 2.5f, 4.f}), (std::vector<float>{0.f, 2.f, 5.f, 6.f}));
+}
+
+TEST(Canonicalize, StandaloneClipGetsAttributes) {
+  OnnxBuilder b(13);
+  b.input("x", {4}).output("y");
+  b.initializer("hi", {}, {1.f});
+  b.node("Clip", {"x", "", "hi"}, {"y"});
+  g::Graph graph = prepared(b);
+  ASSERT_EQ(op_types(graph), (std::vector<std::string>{"Clip"}));
+  EXPECT_EQ(graph.nodes[0].inputs.size(), 1u);
+  EXPECT_FLOAT_EQ(graph.nodes[0].attrs.get_float("max", 0.f), 1.f);
+  EXPECT_EQ(run_model(b, {-5.f, 0.5f, 1.f, 3.f}), (std::vector<float>{-5.f, 0.5f, 1.f, 1.f}));
+}
+
+TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
+  // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
+  OnnxBuilder b(11);
+  b.input("x", {2, 3, 4}).output("y");
+  b.initializer_i64("zero", {}, {0});
+  b.initializer_i64("minus_one", {1}, {-1});
+  b.node("Shape", {"x"}, {"s"});
+  b.node("Gather", {"s", "zero"}, {"n"});
+  auto& u = b.node("Unsqueeze", {"n"}, {"n1"});
+  OnnxBuilder::attr_ints(u, "axes", {0});
+  auto& c = b.node("Concat", {"n1", "minus_one"}, {"shape"});
+  OnnxBuilder::attr_int(c, "axis", 0);
+  b.node("Reshape", {"x", "shape"}, {"y"});
+  g::Graph graph = prepared(b);
+  ASSERT_EQ(op_types(graph), (std::vector<std::string>{"Reshape"}));
+  const g::Tensor* shape = graph.constant_input(graph.nodes[0], 1);
+  ASSERT_NE(shape, nullptr);
+  EXPECT_EQ(shape->to_ints(), (std::vector<std::int64_t>{2, -1}));
+  EXPECT_EQ(graph.value(graph.outputs[0]).shape, (g::Shape{2, 12}));
+}
+
+TEST(ShapeInference, SymbolicBatchDefaultsToOneAndCanBeOverridden) {
+  OnnxBuilder b;
+  b.input("x", {-1, 3}).output("y");
+  b.node("Relu", {"x"}, {"y"});
+  auto bytes = b.byte_vector();
+  g::Graph a = g::import_onnx(bytes);
+  g::prepare_graph(a);
+  EXPECT_EQ(a.value(a.outputs[0]).shape, (g::Shape{1, 3}));
+  g::Graph c = g::import_onnx(bytes, {{"x", {4, 3}}});
+  g::prepare_graph(c);
+  EXPECT_EQ(c.value(c.outputs[0]).shape, (g::Shape{4, 3}));
+  expect_error([&] { g::import_onnx(bytes, {{"nope", {4, 3}}}); }, ErrorKind::InvalidArgument, {"nope"});
+}
+
+TEST(Import, RejectsMalformedBytes) {
+  expect_error([] { g::import_onnx({}); }, ErrorKind::InvalidModel, {"empty"});
+  std::mt19937 rng(7);
+  std::vector<std::uint8_t> noise(4096);
+  for (auto& v : noise) v = static_cast<std::uint8_t>(rng());
+  expect_error([&] { g::import_onnx(noise); }, ErrorKind::InvalidModel, {"not a valid ONNX model"});
+  auto bytes = vkfuse::testing::conv_bn_relu_model().byte_vector();
+  for (std::size_t cut : {std::size_t{1}, bytes.size() / 3, bytes.size() / 2, bytes.size() - 7}) {
+    std::vector<std::uint8_t> truncated(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+    EXPECT_THROW(
+        {
+          g::Graph graph = g::import_onnx(truncated);
+          g::prepare_graph(graph);
+        },
+        Error)
+        << "cut at " << cut;
+  }
+}
+
+TEST(Import, RejectsCyclesAndDanglingInputs) {
+  OnnxBuilder cyc;
+  cyc.input("x", {2}).output("y");
+  cyc.node("Add", {"x", "b"}, {"a"}, "first");
+  cyc.node("Relu", {"a"}, {"b"}, "second");
+  cyc.node("Relu", {"a"}, {"y"}, "third");
+  expect_error([&] { prepared(cyc); }, ErrorKind::InvalidModel, {"cycle"});
+
+  OnnxBuilder dangling;
+  dangling.input("x", {2}).output("y");
+  dangling.node("Add", {"x", "ghost"}, {"y"}, "adder");
+  expect_error([&] { prepared(dangling); }, ErrorKind::InvalidModel, {"ghost", "adder"});
+}
+
+TEST(Import, NamesUnsupportedOperatorAndNode) {
+  OnnxBuilder b;
+  b.input("x", {1, 4, 8}).output("y");
+  b.node("LSTM", {"x"}, {"y"}, "my_lstm");
+  expect_error([&] { prepared(b); }, ErrorKind::Unsupported, {"LSTM", "my_lstm"});
+}
+
+TEST(Zoo, ResNet18MatchesTorchvisionSize) {
+  g::Graph graph = g::build_zoo_model("resnet18");
+  g::prepare_graph(graph);
+  // torchvision's resnet18 has 11,689,512 parameters; folding each of its
+  // 4,800 BatchNorm channels (weight + bias) into a conv bias saves one each.
+  EXPECT_EQ(graph.parameter_count(), 11'689'512 - 4'800);
+  EXPECT_EQ(graph.value(graph.outputs[0]).shape, (g::Shape{1, 1000}));
+  EXPECT_EQ(graph.nodes.size(), 32u);  // 20 Conv, 8 Add, MaxPool, GAP, Flatten, Gemm
+}
+
+TEST(Zoo, InceptionV3Shapes) {
+  g::Graph graph = g::build_zoo_model("inception_v3", 2);
+  g::prepare_graph(graph);
+  EXPECT_EQ(graph.value(graph.outputs[0]).shape, (g::Shape{2, 1000}));
+  // torchvision inception_v3 without its auxiliary head: 23,834,568 parameters,
+  // less one per folded BatchNorm channel (17,216 channels).
+  EXPECT_EQ(graph.parameter_count(), 23'834'568 - 17'216);
+}
