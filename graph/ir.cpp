@@ -51,7 +51,7 @@ Tensor Tensor::from_f32(Shape shape, std::vector<float> values) {
   Tensor t(DType::f32, std::move(shape));
   if (static_cast<std::int64_t>(values.size()) != t.numel())
     throw Error(ErrorKind::Internal, "Tensor::from_f32: value count does not match the shape");
-  std::memcpy(t.bytes(), values.data(), t.byte_size());
+  if (t.byte_size()) std::memcpy(t.bytes(), values.data(), t.byte_size());
   return t;
 }
 
@@ -59,7 +59,7 @@ Tensor Tensor::from_i64(Shape shape, std::vector<std::int64_t> values) {
   Tensor t(DType::i64, std::move(shape));
   if (static_cast<std::int64_t>(values.size()) != t.numel())
     throw Error(ErrorKind::Internal, "Tensor::from_i64: value count does not match the shape");
-  std::memcpy(t.bytes(), values.data(), t.byte_size());
+  if (t.byte_size()) std::memcpy(t.bytes(), values.data(), t.byte_size());
   return t;
 }
 
