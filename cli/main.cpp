@@ -59,6 +59,8 @@ struct ModelArgs {
   int threads = 0;
   std::vector<std::string> input_shapes;
   bool quiet = false;
+  std::string device;
+  bool fp16 = false;
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
@@ -75,6 +77,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
     for (auto& s : vkfuse::available_strategies()) list += (list.empty() ? "" : ", ") + s;
     cmd->add_option("-s,--strategy", a.strategy, "Where ops run; available in this build: " + list)
         ->capture_default_str();
+    cmd->add_option("-d,--device", a.device, "Vulkan device: index or part of its name (see `vkfuse devices`)");
+    cmd->add_flag("--fp16", a.fp16, "16-bit storage on the device (fp32 accumulation)");
   }
   cmd->add_flag("-q,--quiet", a.quiet, "No progress lines on stderr");
   cmd->add_option("-t,--threads", a.threads, "Host threads (0: one per core)")->capture_default_str();
@@ -87,6 +91,8 @@ vkfuse::Model load_model(const ModelArgs& a) {
   vkfuse::LoadOptions opts;
   opts.strategy = a.strategy;
   opts.threads = a.threads;
+  opts.device = a.device;
+  opts.fp16 = a.fp16;
   for (const auto& s : a.input_shapes) {
     auto [name, dims] = split_named(s);
     opts.input_shapes.emplace_back(name.empty() ? "input" : name, parse_dims(dims));
@@ -211,6 +217,10 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     json j;
     j["model"] = a.model;
     j["strategy"] = model.strategy();
+    j["backend"] = model.backend_description();
+    j["dispatches"] = model.last_timings().dispatches;
+    j["bytes_uploaded"] = model.last_timings().bytes_uploaded;
+    j["bytes_downloaded"] = model.last_timings().bytes_downloaded;
     j["threads"] = a.threads;
     j["iterations"] = iters;
     j["warmup"] = warmup;
@@ -222,7 +232,8 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     std::cout << j.dump() << "\n";
     return 0;
   }
-  std::printf("model      %s\nstrategy   %s\nload       %.1f ms\n", a.model.c_str(), model.strategy().c_str(), load_ms);
+  std::printf("model      %s\nstrategy   %s (%s)\nload       %.1f ms\n", a.model.c_str(), model.strategy().c_str(),
+              model.backend_description().c_str(), load_ms);
   for (auto& in : model.inputs()) std::printf("input      %s %s\n", in.name.c_str(), shape_string(in.shape).c_str());
   for (std::size_t i = 0; i < model.outputs().size(); ++i) {
     const auto& o = model.outputs()[i];

@@ -8,7 +8,7 @@
 
 #include "graph/ops.h"
 #include "graph/passes.h"
-#include "runtime/reference_executor.h"
+#include "runtime/executor.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse {
@@ -28,7 +28,7 @@ struct Model::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::string strategy;
   int threads = 1;
-  std::unique_ptr<runtime::ReferenceExecutor> executor;
+  std::unique_ptr<runtime::Executor> executor;
   RunTimings timings;
 };
 
@@ -101,13 +101,18 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   graph::prepare_graph(impl->graph, impl->threads);
   for (auto i : impl->graph.inputs) impl->inputs.push_back(info_of(impl->graph.value(i)));
   for (auto o : impl->graph.outputs) impl->outputs.push_back(info_of(impl->graph.value(o)));
-  impl->executor = std::make_unique<runtime::ReferenceExecutor>(impl->graph, impl->threads);
+  runtime::ExecutorOptions eo;
+  eo.threads = impl->threads;
+  eo.device = options.device;
+  eo.fp16 = options.fp16;
+  impl->executor = runtime::make_executor(impl->strategy, impl->graph, eo);
   return Model(std::move(impl));
 }
 
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 const std::string& Model::strategy() const { return impl_->strategy; }
+std::string Model::backend_description() const { return impl_->executor->description(); }
 RunTimings Model::last_timings() const { return impl_->timings; }
 
 ModelSummary Model::summary() const {
@@ -150,8 +155,7 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
   for (const auto& b : inputs)
     if (std::none_of(impl.inputs.begin(), impl.inputs.end(), [&](const TensorInfo& t) { return t.name == b.name; }))
       throw Error(ErrorKind::InvalidInput, "the model has no input named '" + b.name + "'");
-  std::vector<graph::Tensor> tensors;
-  tensors.reserve(impl.inputs.size());
+  std::vector<const float*> in_ptrs;
   for (const auto& info : impl.inputs) {
     auto it = find(inputs, info.name);
     if (it == inputs.end()) throw Error(ErrorKind::InvalidInput, "no data given for input '" + info.name + "'");
@@ -159,10 +163,9 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
       throw Error(ErrorKind::InvalidInput, "input '" + info.name + "' needs " + std::to_string(info.element_count()) +
                                                " floats (shape " + graph::shape_string(info.shape) + "), got " +
                                                std::to_string(it->data.size()));
-    graph::Tensor t(graph::DType::f32, info.shape);
-    std::copy(it->data.begin(), it->data.end(), t.f32());
-    tensors.push_back(std::move(t));
+    in_ptrs.push_back(it->data.data());
   }
+  std::vector<float*> out_ptrs;
   for (const auto& info : impl.outputs) {
     auto it = find(outputs, info.name);
     if (it == outputs.end()) throw Error(ErrorKind::InvalidInput, "no buffer given for output '" + info.name + "'");
@@ -170,18 +173,16 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
       throw Error(ErrorKind::InvalidInput, "output '" + info.name + "' needs a buffer of " +
                                                std::to_string(info.element_count()) + " floats, got " +
                                                std::to_string(it->data.size()));
+    out_ptrs.push_back(it->data.data());
   }
-  std::vector<const graph::Tensor*> ptrs;
-  for (auto& t : tensors) ptrs.push_back(&t);
 
   const auto start = std::chrono::steady_clock::now();
-  auto results = impl.executor->run(ptrs);
+  impl.executor->run(in_ptrs, out_ptrs);
   impl.timings.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-
-  for (std::size_t i = 0; i < impl.outputs.size(); ++i) {
-    auto it = find(outputs, impl.outputs[i].name);
-    std::copy(results[i].f32(), results[i].f32() + results[i].numel(), it->data.begin());
-  }
+  const auto st = impl.executor->stats();
+  impl.timings.dispatches = st.dispatches;
+  impl.timings.bytes_uploaded = st.bytes_uploaded;
+  impl.timings.bytes_downloaded = st.bytes_downloaded;
 }
 
 }  // namespace vkfuse

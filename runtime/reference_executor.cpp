@@ -1,5 +1,6 @@
 #include "runtime/reference_executor.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "graph/ops.h"
@@ -18,7 +19,7 @@ ReferenceExecutor::ReferenceExecutor(const graph::Graph& graph, int threads)
   for (auto o : graph.outputs) last_use_[static_cast<std::size_t>(o)] = static_cast<std::int32_t>(graph.nodes.size());
 }
 
-std::vector<Tensor> ReferenceExecutor::run(std::span<const Tensor* const> inputs) const {
+std::vector<Tensor> ReferenceExecutor::run_tensors(std::span<const Tensor* const> inputs) const {
   std::vector<std::optional<Tensor>> live(graph_.values.size());
   std::vector<const Tensor*> view(graph_.values.size(), nullptr);
   for (std::size_t i = 0; i < graph_.values.size(); ++i)
@@ -52,6 +53,30 @@ std::vector<Tensor> ReferenceExecutor::run(std::span<const Tensor* const> inputs
     outputs.push_back(*t);
   }
   return outputs;
+}
+
+void ReferenceExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {
+  std::vector<Tensor> tensors;
+  tensors.reserve(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto& v = graph_.value(graph_.inputs[i]);
+    Tensor t(graph::DType::f32, v.shape);
+    std::copy(inputs[i], inputs[i] + t.numel(), t.f32());
+    tensors.push_back(std::move(t));
+  }
+  std::vector<const Tensor*> ptrs;
+  for (auto& t : tensors) ptrs.push_back(&t);
+  auto results = run_tensors(ptrs);
+  for (std::size_t i = 0; i < results.size(); ++i)
+    std::copy(results[i].f32(), results[i].f32() + results[i].numel(), outputs[i]);
+}
+
+std::string ReferenceExecutor::description() const {
+  return "host: naive reference kernels, " + std::to_string(threads_) + " thread" + (threads_ == 1 ? "" : "s");
+}
+
+std::unique_ptr<Executor> make_reference_executor(const graph::Graph& graph, const ExecutorOptions& options) {
+  return std::make_unique<ReferenceExecutor>(graph, options.threads);
 }
 
 }  // namespace vkfuse::runtime

@@ -7,16 +7,20 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "runtime/executor.h"
 
 namespace vkfuse::runtime {
 
-class ReferenceExecutor {
+class ReferenceExecutor final : public Executor {
  public:
   ReferenceExecutor(const graph::Graph& graph, int threads);
 
   // inputs[i] is the tensor for graph.inputs[i]; returns one tensor per
   // graph.outputs entry.
-  std::vector<graph::Tensor> run(std::span<const graph::Tensor* const> inputs) const;
+  std::vector<graph::Tensor> run_tensors(std::span<const graph::Tensor* const> inputs) const;
+
+  void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
+  std::string description() const override;
 
  private:
   const graph::Graph& graph_;

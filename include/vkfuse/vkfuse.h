@@ -35,6 +35,8 @@ struct TensorInfo {
 struct LoadOptions {
   std::string strategy = "reference";
   int threads = 0;  // 0: one per hardware thread
+  std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
+  bool fp16 = false;   // 16-bit storage on the device, fp32 accumulation
   // Overrides for the declared input shapes, by input name; needed when a file
   // declares symbolic dimensions other than the batch (which defaults to 1).
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> input_shapes;
@@ -74,6 +76,9 @@ struct OutputBuffer {
 
 struct RunTimings {
   double total_ms = 0;
+  std::int64_t dispatches = 0;        // GPU dispatches in the last run
+  std::int64_t bytes_uploaded = 0;    // host → device in the last run
+  std::int64_t bytes_downloaded = 0;  // device → host in the last run
 };
 
 class Model {
@@ -93,6 +98,8 @@ class Model {
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
   const std::string& strategy() const;
+  // Where the ops run, in words: the executor and device.
+  std::string backend_description() const;
   ModelSummary summary() const;
 
   // Runs one inference. Every input and output must be given, by name, with

@@ -1,0 +1,49 @@
+// runtime/executor.h — what every way of running a prepared Graph offers.
+//
+// An executor is built once per loaded model (weights repacked/uploaded,
+// kernels compiled) and then run many times on caller-owned buffers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "graph/ir.h"
+
+namespace vkfuse::runtime {
+
+struct ExecutorOptions {
+  int threads = 1;
+  std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
+  bool fp16 = false;   // 16-bit storage on the device where supported
+};
+
+// Counters of the last run, for reports and benchmarks.
+struct ExecutorStats {
+  std::int64_t dispatches = 0;        // GPU dispatches
+  std::int64_t bytes_uploaded = 0;    // host → device
+  std::int64_t bytes_downloaded = 0;  // device → host
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // inputs[i] holds graph.inputs[i] (float32, its inferred shape); outputs[i]
+  // receives graph.outputs[i]. Both are caller-owned and sized correctly.
+  virtual void run(std::span<const float* const> inputs, std::span<float* const> outputs) = 0;
+  virtual ExecutorStats stats() const { return {}; }
+  // One line for reports, e.g. "host: Halide, 2 threads" or the device name.
+  virtual std::string description() const = 0;
+};
+
+// The executor for a strategy name; throws Error(InvalidArgument) for an
+// unknown one and Error(Device) where the strategy's device is missing.
+std::unique_ptr<Executor> make_executor(const std::string& strategy, const graph::Graph& graph,
+                                        const ExecutorOptions& options);
+
+std::unique_ptr<Executor> make_reference_executor(const graph::Graph& graph, const ExecutorOptions& options);
+std::unique_ptr<Executor> make_host_executor(const graph::Graph& graph, const ExecutorOptions& options);
+std::unique_ptr<Executor> make_vulkan_executor(const graph::Graph& graph, const ExecutorOptions& options);
+
+}  // namespace vkfuse::runtime
