@@ -1,0 +1,2 @@
+// vkfuse_codegen: see codegen/CMakeLists.txt for what lives here.
+namespace vkfuse::codegen {}

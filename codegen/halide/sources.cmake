@@ -1,0 +1,1 @@
+# Sources of codegen/halide/, included by codegen/CMakeLists.txt.

@@ -1,0 +1,1 @@
+# Sources of codegen/spirv/, included by codegen/CMakeLists.txt.
