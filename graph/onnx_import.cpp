@@ -181,9 +181,9 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides
     if (model.opset_import_size() == 0) g.opset = 1;  // ONNX: no import means opset 1
     else invalid("the model imports no default-domain (ai.onnx) opset");
   }
-  if (g.opset < 7 || g.opset > 18)
+  if (g.opset > 18)
     throw Error(ErrorKind::Unsupported, "opset " + std::to_string(g.opset) +
-                                            " is outside the range vkfuse supports (7–18); re-export with opset 13");
+                                            " is newer than vkfuse supports (up to 18); re-export with opset 13");
 
   std::unordered_map<std::string, ValueId> by_name;
   auto define = [&](const std::string& name, ValueId id, const std::string& what) {
@@ -220,7 +220,7 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides
       const auto& dims = type.tensor_type().shape().dim();
       for (int i = 0; i < dims.size(); ++i) {
         const auto& d = dims[i];
-        if (d.has_dim_value() && d.dim_value() > 0) {
+        if (d.has_dim_value() && d.dim_value() >= 0) {
           shape.push_back(d.dim_value());
         } else if (i == 0) {
           shape.push_back(1);  // a symbolic batch dimension: batch 1 unless overridden

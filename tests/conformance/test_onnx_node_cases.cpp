@@ -1,0 +1,406 @@
+// tests/conformance/test_onnx_node_cases.cpp — the ONNX backend node
+// conformance cases for the ops vkfuse supports, run through the public API.
+//
+// The cases are generated at test-setup time by tools/generate_conformance.py
+// (fixture test data.onnx_conformance) into ${VKFUSE_TESTDATA}/onnx-node/node/.
+// Each case folder holds model.onnx (one node, or a function's expansion) and
+// test_data_set_0/{input,output}_<j>.pb. The test list is built from that
+// folder at startup: one test per selected case.
+//
+// Selection: kSelected (case-name globs per supported op) minus kNotSelected
+// (cases of other ops that share a prefix). Of the selected cases, those on
+// kSkipped are outside vkfuse's scope (float32 inference) and are reported as
+// skipped with their reason; every other selected case must pass.
+//
+// int64 runtime inputs (Reshape's shape, Squeeze/Unsqueeze axes, Pad's pads,
+// Gather's indices) are turned into initializers with the case's values before
+// loading: exported CNNs carry them as constants, and the public API takes
+// float32 inputs only.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vkfuse/vkfuse.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;  // relative L2 error, fp32
+
+fs::path cases_root() { return fs::path(VKFUSE_TESTDATA) / "onnx-node" / "node"; }
+
+// Glob match with '*' (any run of characters) only.
+bool glob(std::string_view pattern, std::string_view s) {
+  std::size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
+  while (i < s.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = i;
+    } else if (p < pattern.size() && pattern[p] == s[i]) {
+      ++p;
+      ++i;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+// The ops vkfuse supports; every node of a selected case must be one of them.
+const std::set<std::string> kSupportedOps = {
+    "Conv",     "Relu",     "LeakyRelu", "Clip",      "Sigmoid",  "HardSigmoid", "HardSwish", "MaxPool",
+    "AveragePool", "GlobalAveragePool", "BatchNormalization", "Add", "Mul", "Sub", "Div", "Concat",
+    "Gemm",     "MatMul",   "Flatten",   "Reshape",   "Transpose", "Pad",        "Softmax",   "Identity",
+    "Dropout",  "Constant", "Shape",     "Gather",    "Unsqueeze", "Squeeze",
+};
+
+// Case-name globs, per op. Exact names where a prefix would catch other ops
+// ("test_add*" would catch test_adagrad/test_adam, "test_constant*" the
+// ConstantOfShape cases, "test_matmul*" MatMulInteger, "test_conv*" ConvTranspose
+// and ConvInteger, "test_shape*" is fine, ...).
+struct Selection {
+  const char* op;
+  const char* pattern;
+};
+const Selection kSelected[] = {
+    {"Conv", "test_basic_conv_*"},
+    {"Conv", "test_conv_with_*"},
+    {"Relu", "test_relu"},
+    {"LeakyRelu", "test_leakyrelu"},
+    {"LeakyRelu", "test_leakyrelu_*"},
+    {"Clip", "test_clip"},
+    {"Clip", "test_clip_*"},
+    {"Sigmoid", "test_sigmoid"},
+    {"Sigmoid", "test_sigmoid_*"},
+    {"HardSigmoid", "test_hardsigmoid"},
+    {"HardSigmoid", "test_hardsigmoid_*"},
+    {"HardSwish", "test_hardswish"},
+    {"HardSwish", "test_hardswish_*"},  // _expanded: HardSigmoid + Mul
+    {"MaxPool", "test_maxpool_*"},
+    {"AveragePool", "test_averagepool_*"},
+    {"GlobalAveragePool", "test_globalaveragepool"},
+    {"GlobalAveragePool", "test_globalaveragepool_*"},
+    {"BatchNormalization", "test_batchnorm_*"},
+    {"Add", "test_add"},
+    {"Add", "test_add_*"},
+    {"Mul", "test_mul"},
+    {"Mul", "test_mul_*"},
+    {"Sub", "test_sub"},
+    {"Sub", "test_sub_*"},
+    {"Div", "test_div"},
+    {"Div", "test_div_*"},
+    {"Concat", "test_concat_*"},
+    {"Gemm", "test_gemm_*"},
+    {"MatMul", "test_matmul_*"},
+    {"Flatten", "test_flatten_*"},
+    {"Reshape", "test_reshape_*"},
+    {"Transpose", "test_transpose_*"},
+    {"Pad", "test_constant_pad"},
+    {"Pad", "test_edge_pad"},
+    {"Pad", "test_reflect_pad"},
+    {"Softmax", "test_softmax_*"},
+    {"Identity", "test_identity"},
+    {"Identity", "test_identity_*"},
+    {"Dropout", "test_dropout_*"},
+    {"Dropout", "test_training_dropout*"},
+    {"Constant", "test_constant"},
+    {"Shape", "test_shape"},
+    {"Shape", "test_shape_*"},
+    {"Gather", "test_gather_*"},
+    {"Unsqueeze", "test_unsqueeze_*"},
+    {"Squeeze", "test_squeeze"},
+    {"Squeeze", "test_squeeze_*"},
+};
+
+// Cases that match kSelected but test something else; not counted at all.
+const char* const kNotSelected[] = {
+    "test_softmax_*_expanded",  // Softmax's function body: ReduceMax, Exp, ReduceSum (not vkfuse ops)
+    "test_gather_elements_*",   // GatherElements, a different op
+};
+
+// Selected cases outside vkfuse's scope (float32 inference), with the reason.
+struct Skip {
+  const char* pattern;
+  const char* reason;
+};
+const Skip kSkipped[] = {
+    // Integer element types: vkfuse runs float32 tensors only.
+    {"test_*_uint8", "uint8 tensors (vkfuse runs float32)"},
+    {"test_clip_default_int8_*", "int8 tensors (vkfuse runs float32)"},
+    {"test_edge_pad", "int32 data tensor (vkfuse runs float32)"},
+    {"test_reflect_pad", "int32 data tensor (vkfuse runs float32)"},
+    // Outputs the float32 API cannot return.
+    {"test_maxpool_with_argmax_*", "MaxPool's Indices output (int64)"},
+    {"test_shape", "Shape's output is an int64 runtime output"},
+    {"test_shape_*", "Shape's output is an int64 runtime output"},
+    {"test_dropout_default_mask*", "Dropout's mask output (bool)"},
+    // Training mode: vkfuse runs inference only.
+    {"test_batchnorm_*_training_mode", "BatchNormalization in training mode (running mean/var outputs)"},
+    {"test_training_dropout*", "Dropout in training mode (bool training_mode input)"},
+    // Non-tensor types.
+    {"test_identity_opt", "optional-typed input/output"},
+    {"test_identity_sequence", "sequence-typed input/output"},
+};
+
+const char* selected_op(const std::string& name) {
+  for (const char* pattern : kNotSelected)
+    if (glob(pattern, name)) return nullptr;
+  for (const auto& s : kSelected)
+    if (glob(s.pattern, name)) return s.op;
+  return nullptr;
+}
+
+const char* skip_reason(const std::string& name) {
+  for (const auto& s : kSkipped)
+    if (glob(s.pattern, name)) return s.reason;
+  return nullptr;
+}
+
+std::vector<std::string> list_cases() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  if (!fs::is_directory(cases_root(), ec)) return names;
+  for (const auto& entry : fs::directory_iterator(cases_root(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && selected_op(name) != nullptr) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+template <typename Message>
+bool parse_file(const fs::path& path, Message& message) {
+  std::ifstream f(path, std::ios::binary);
+  return f && message.ParseFromIstream(&f);
+}
+
+std::vector<std::int64_t> dims_of(const onnx::TensorProto& t) {
+  std::vector<std::int64_t> dims;
+  for (int i = 0; i < t.dims_size(); ++i) dims.push_back(t.dims(i));
+  return dims;
+}
+
+std::string dims_string(const std::vector<std::int64_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(dims[i]);
+  }
+  return s + "]";
+}
+
+std::int64_t numel(const std::vector<std::int64_t>& dims) {
+  std::int64_t n = 1;
+  for (auto d : dims) n *= d;
+  return n;
+}
+
+std::vector<float> floats_of(const onnx::TensorProto& t) {
+  const auto n = static_cast<std::size_t>(numel(dims_of(t)));
+  std::vector<float> v(n);
+  if (t.has_raw_data()) {
+    if (t.raw_data().size() != n * sizeof(float)) ADD_FAILURE() << t.name() << ": raw_data has the wrong size";
+    else std::memcpy(v.data(), t.raw_data().data(), n * sizeof(float));  // little-endian host
+  } else if (static_cast<std::size_t>(t.float_data_size()) == n) {
+    std::copy(t.float_data().begin(), t.float_data().end(), v.begin());
+  } else {
+    ADD_FAILURE() << t.name() << ": expected " << n << " floats";
+  }
+  return v;
+}
+
+std::string dtype_name(int elem_type) {
+  return onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(elem_type));
+}
+
+// ‖out − ref‖ / ‖ref‖ (‖out − ref‖ when ref is all zeros). Positions where
+// both are NaN, or both the same infinity, count as equal.
+double relative_l2(std::span<const float> out, std::span<const float> ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double r = ref[i], o = out[i];
+    if ((std::isnan(r) && std::isnan(o)) || (std::isinf(r) && r == o)) continue;
+    const double d = o - r;
+    num += d * d;
+    den += std::isfinite(r) ? r * r : 0.0;
+  }
+  if (std::isnan(num)) return num;
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+class OnnxNodeCase : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OnnxNodeCase, MatchesReference) {
+  const std::string name = GetParam();
+  if (const char* reason = skip_reason(name)) GTEST_SKIP() << name << ": skipped: " << reason;
+
+  const fs::path dir = cases_root() / name;
+  const fs::path data = dir / "test_data_set_0";
+  onnx::ModelProto model;
+  ASSERT_TRUE(parse_file(dir / "model.onnx", model)) << "cannot parse " << (dir / "model.onnx");
+  auto& graph = *model.mutable_graph();
+
+  // Guard the allow-list: a selected case must use supported ops only.
+  for (const auto& node : graph.node())
+    ASSERT_TRUE(kSupportedOps.count(node.op_type()))
+        << name << " uses op " << node.op_type() << ", which vkfuse does not support: fix kSelected/kNotSelected";
+
+  // Reference inputs, in graph-input order (input_<j>.pb is graph.input[j]).
+  std::vector<onnx::TensorProto> inputs(static_cast<std::size_t>(graph.input_size()));
+  for (int j = 0; j < graph.input_size(); ++j) {
+    const fs::path p = data / ("input_" + std::to_string(j) + ".pb");
+    ASSERT_TRUE(parse_file(p, inputs[j])) << "cannot parse " << p;
+    inputs[j].set_name(graph.input(j).name());
+  }
+  std::vector<onnx::TensorProto> refs(static_cast<std::size_t>(graph.output_size()));
+  for (int j = 0; j < graph.output_size(); ++j) {
+    const fs::path p = data / ("output_" + std::to_string(j) + ".pb");
+    ASSERT_TRUE(parse_file(p, refs[j])) << "cannot parse " << p;
+    refs[j].set_name(graph.output(j).name());
+  }
+
+  // Every runtime tensor must be float32 now, except int64 inputs, which
+  // become initializers. Anything else belongs on kSkipped, with a reason.
+  for (const auto& vi : graph.output()) {
+    ASSERT_TRUE(vi.type().has_tensor_type()) << name << ": output " << vi.name() << " is not a tensor; add to kSkipped";
+    ASSERT_EQ(vi.type().tensor_type().elem_type(), onnx::TensorProto::FLOAT)
+        << name << ": output " << vi.name() << " is " << dtype_name(vi.type().tensor_type().elem_type())
+        << "; add the case to kSkipped with a reason";
+  }
+  std::map<std::string, const onnx::TensorProto*> runtime_inputs;
+  {
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> kept;
+    for (int j = 0; j < graph.input_size(); ++j) {
+      const auto& vi = graph.input(j);
+      ASSERT_TRUE(vi.type().has_tensor_type()) << name << ": input " << vi.name() << " is not a tensor; add to kSkipped";
+      const int et = vi.type().tensor_type().elem_type();
+      if (et == onnx::TensorProto::INT64) {
+        *graph.add_initializer() = inputs[j];
+      } else {
+        ASSERT_EQ(et, onnx::TensorProto::FLOAT) << name << ": input " << vi.name() << " is " << dtype_name(et)
+                                                << "; add the case to kSkipped with a reason";
+        *kept.Add() = vi;
+        runtime_inputs[vi.name()] = &inputs[j];
+      }
+    }
+    graph.mutable_input()->Swap(&kept);
+  }
+  std::string bytes;
+  ASSERT_TRUE(model.SerializeToString(&bytes));
+
+  vkfuse::LoadOptions opts;
+  opts.strategy = "reference";
+  try {
+    auto m = vkfuse::Model::load_bytes(
+        {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}, opts);
+
+    // Inputs: by name, float32, shaped as the case's data.
+    std::vector<std::vector<float>> in_data;
+    std::vector<vkfuse::InputBuffer> in_bufs;
+    in_data.reserve(m.inputs().size());
+    ASSERT_EQ(m.inputs().size(), runtime_inputs.size()) << name << ": the model's runtime inputs";
+    for (const auto& info : m.inputs()) {
+      auto it = runtime_inputs.find(info.name);
+      ASSERT_NE(it, runtime_inputs.end()) << name << ": model input '" << info.name << "' is not in the case";
+      EXPECT_EQ(info.dtype, "float32") << info.name;
+      ASSERT_EQ(info.shape, dims_of(*it->second))
+          << name << ": input " << info.name << " shape " << dims_string(info.shape) << " vs the case's "
+          << dims_string(dims_of(*it->second));
+      in_data.push_back(floats_of(*it->second));
+      in_bufs.push_back({info.name, in_data.back()});
+    }
+
+    // Outputs: by name; shapes must match exactly.
+    ASSERT_EQ(m.outputs().size(), refs.size()) << name << ": output count";
+    std::vector<std::vector<float>> out_data;
+    std::vector<vkfuse::OutputBuffer> out_bufs;
+    std::vector<const onnx::TensorProto*> out_refs;
+    out_data.reserve(refs.size());
+    for (const auto& info : m.outputs()) {
+      auto it = std::find_if(refs.begin(), refs.end(), [&](const auto& r) { return r.name() == info.name; });
+      ASSERT_NE(it, refs.end()) << name << ": model output '" << info.name << "' is not in the case";
+      ASSERT_EQ(info.shape, dims_of(*it)) << name << ": output " << info.name << " shape "
+                                          << dims_string(info.shape) << " vs reference " << dims_string(dims_of(*it));
+      out_data.emplace_back(static_cast<std::size_t>(info.element_count()), std::nanf(""));
+      out_bufs.push_back({info.name, out_data.back()});
+      out_refs.push_back(&*it);
+    }
+
+    m.run(in_bufs, out_bufs);
+
+    for (std::size_t k = 0; k < out_refs.size(); ++k) {
+      const auto ref = floats_of(*out_refs[k]);
+      ASSERT_EQ(ref.size(), out_data[k].size());
+      const double err = relative_l2(out_data[k], ref);
+      EXPECT_LE(err, kTolerance) << name << ": output " << out_refs[k]->name() << " relative L2 error " << err;
+    }
+  } catch (const vkfuse::Error& e) {
+    FAIL() << name << ": vkfuse::Error(" << vkfuse::error_kind_name(e.kind()) << "): " << e.what();
+  } catch (const std::exception& e) {
+    FAIL() << name << ": exception: " << e.what();
+  }
+}
+
+std::string case_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Onnx, OnnxNodeCase, ::testing::ValuesIn(list_cases()), case_test_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OnnxNodeCase);  // DataPresent reports the empty case
+
+// Fails loudly when the generated data is missing, and reports the selection.
+TEST(OnnxNodeCases, DataPresent) {
+  ASSERT_TRUE(fs::is_directory(cases_root()))
+      << cases_root() << " is missing: run the fixture test data.onnx_conformance "
+      << "(ctest -R data.onnx_conformance) or tools/generate_conformance.py --out " << VKFUSE_TESTDATA << "/onnx-node";
+  std::size_t total = 0;
+  for (const auto& entry : fs::directory_iterator(cases_root()))
+    if (entry.is_directory()) ++total;
+  const auto selected = list_cases();
+  std::map<std::string, std::vector<std::string>> skipped;
+  for (const auto& n : selected)
+    if (const char* r = skip_reason(n)) skipped[r].push_back(n);
+  std::size_t n_skipped = 0;
+  std::ostringstream report;
+  for (const auto& [reason, names] : skipped) {
+    n_skipped += names.size();
+    report << "  skipped (" << reason << "):";
+    for (const auto& n : names) report << ' ' << n;
+    report << '\n';
+  }
+  std::cout << "ONNX node cases: " << total << " generated, " << selected.size() << " selected, " << n_skipped
+            << " skipped, " << selected.size() - n_skipped << " run\n"
+            << report.str();
+  ASSERT_GT(selected.size() - n_skipped, 0u) << "no runnable case in " << cases_root();
+
+  // Every supported op has at least one case that runs.
+  std::set<std::string> covered;
+  for (const auto& n : selected)
+    if (!skip_reason(n)) covered.insert(selected_op(n));
+  for (const auto& op : kSupportedOps)
+    EXPECT_TRUE(covered.count(op) || op == "Shape") << "no runnable conformance case selects op " << op;
+}
+
+}  // namespace

@@ -1,0 +1,208 @@
+// tests/models/test_torchvision_models.cpp — whole torchvision classifiers
+// against PyTorch's outputs, through the public API and through the CLI.
+//
+// The models (random weights, calibrated BatchNorm statistics) and their
+// reference data are exported at test-setup time by tools/export_torchvision.py
+// (fixture test data.torchvision) into ${VKFUSE_TESTDATA}/torchvision/:
+//   NAME.onnx, NAME.input.{npy,bin}, NAME.output.{npy,bin}
+// (.bin: raw little-endian float32; .npy: the same data, with its shape).
+// A missing export is a failure, never a skip.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vkfuse/vkfuse.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;  // relative L2 error, fp32
+
+// Must match MODELS in tools/export_torchvision.py.
+const char* const kModels[] = {"resnet18", "resnet50", "inception_v3", "googlenet", "mobilenet_v2", "squeezenet1_1"};
+
+fs::path data_dir() { return fs::path(VKFUSE_TESTDATA) / "torchvision"; }
+
+std::vector<float> read_f32(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) {
+    ADD_FAILURE() << "cannot open " << path;
+    return {};
+  }
+  const auto size = static_cast<std::size_t>(f.tellg());
+  if (size % sizeof(float) != 0) ADD_FAILURE() << path << ": size " << size << " is not a multiple of 4";
+  std::vector<float> v(size / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+  return v;
+}
+
+// The shape from a .npy header (float32, C order expected).
+std::vector<std::int64_t> npy_shape(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  char magic[8] = {};
+  f.read(magic, 8);
+  if (!f || std::memcmp(magic, "\x93NUMPY", 6) != 0) {
+    ADD_FAILURE() << path << " is not a .npy file";
+    return {};
+  }
+  std::uint32_t header_len = 0;
+  if (magic[6] == 1) {
+    unsigned char b[2];
+    f.read(reinterpret_cast<char*>(b), 2);
+    header_len = b[0] | (b[1] << 8);
+  } else {
+    unsigned char b[4];
+    f.read(reinterpret_cast<char*>(b), 4);
+    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
+  }
+  std::string header(header_len, '\0');
+  f.read(header.data(), header_len);
+  if (header.find("'descr': '<f4'") == std::string::npos || header.find("'fortran_order': False") == std::string::npos)
+    ADD_FAILURE() << path << ": expected little-endian float32 in C order, header " << header;
+  std::vector<std::int64_t> shape;
+  const auto open = header.find("'shape': (");
+  if (open == std::string::npos) {
+    ADD_FAILURE() << path << ": no shape in header " << header;
+    return shape;
+  }
+  const char* p = header.c_str() + open + std::strlen("'shape': (");
+  while (*p && *p != ')') {
+    char* end = nullptr;
+    const long long d = std::strtoll(p, &end, 10);
+    if (end == p) {
+      ++p;
+      continue;
+    }
+    shape.push_back(d);
+    p = end;
+  }
+  return shape;
+}
+
+double relative_l2(std::span<const float> out, std::span<const float> ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double d = static_cast<double>(out[i]) - ref[i];
+    num += d * d;
+    den += static_cast<double>(ref[i]) * ref[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::string shape_string(const std::vector<std::int64_t>& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) r += ',';
+    r += std::to_string(s[i]);
+  }
+  return r + "]";
+}
+
+class TorchvisionModel : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    name_ = GetParam();
+    base_ = data_dir() / name_;
+    for (const char* suffix : {".onnx", ".input.npy", ".input.bin", ".output.npy", ".output.bin"}) {
+      const fs::path p = base_.string() + suffix;
+      ASSERT_TRUE(fs::is_regular_file(p))
+          << p << " is missing: run the fixture test data.torchvision (ctest -R data.torchvision) or "
+          << "tools/export_torchvision.py --out " << data_dir().string();
+    }
+    input_ = read_f32(path(".input.bin"));
+    ref_ = read_f32(path(".output.bin"));
+    input_shape_ = npy_shape(path(".input.npy"));
+    output_shape_ = npy_shape(path(".output.npy"));
+    ASSERT_FALSE(input_.empty());
+    ASSERT_FALSE(ref_.empty());
+  }
+  fs::path path(const char* suffix) const { return base_.string() + suffix; }
+
+  std::string name_;
+  fs::path base_;
+  std::vector<float> input_, ref_;
+  std::vector<std::int64_t> input_shape_, output_shape_;
+};
+
+TEST_P(TorchvisionModel, ApiMatchesPyTorch) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = "reference";
+  opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  try {
+    auto t0 = std::chrono::steady_clock::now();
+    auto model = vkfuse::Model::load(path(".onnx").string(), opts);
+    auto t1 = std::chrono::steady_clock::now();
+    ASSERT_EQ(model.inputs().size(), 1u);
+    ASSERT_EQ(model.outputs().size(), 1u);
+    const auto& in = model.inputs()[0];
+    const auto& out = model.outputs()[0];
+    EXPECT_EQ(in.name, "input");
+    EXPECT_EQ(out.name, "output");
+    ASSERT_EQ(in.shape, input_shape_) << "input shape " << shape_string(in.shape);
+    ASSERT_EQ(out.shape, output_shape_) << "output shape " << shape_string(out.shape);
+    ASSERT_EQ(static_cast<std::size_t>(in.element_count()), input_.size());
+    ASSERT_EQ(static_cast<std::size_t>(out.element_count()), ref_.size());
+
+    std::vector<float> result(ref_.size(), std::nanf(""));
+    const vkfuse::InputBuffer ib[] = {{in.name, input_}};
+    const vkfuse::OutputBuffer ob[] = {{out.name, result}};
+    model.run(ib, ob);
+    auto t2 = std::chrono::steady_clock::now();
+
+    const double err = relative_l2(result, ref_);
+    std::cout << name_ << ": load " << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms, run "
+              << std::chrono::duration<double, std::milli>(t2 - t1).count() << " ms (" << opts.threads
+              << " threads), relative L2 error " << err << "\n";
+    EXPECT_LE(err, kTolerance) << name_ << ": relative L2 error against PyTorch";
+  } catch (const vkfuse::Error& e) {
+    FAIL() << name_ << ": vkfuse::Error(" << vkfuse::error_kind_name(e.kind()) << "): " << e.what();
+  }
+}
+
+TEST_P(TorchvisionModel, CliMatchesPyTorch) {
+  const fs::path tmp = fs::temp_directory_path() / ("vkfuse-test-models-" + std::to_string(::getpid()) + "-" + name_);
+  fs::create_directories(tmp);
+  const fs::path out_bin = tmp / "output.bin";
+  const std::string cmd = std::string("'") + VKFUSE_CLI + "' run '" + path(".onnx").string() + "' --input '" +
+                          path(".input.bin").string() + "' --output '" + out_bin.string() +
+                          "' --strategy reference 2>&1";
+  std::string log;
+  int status = -1;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) log.append(buf, n);
+    status = ::pclose(p);
+  }
+  const bool ok = status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  ASSERT_TRUE(ok) << cmd << "\nexit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", output:\n" << log;
+  ASSERT_TRUE(fs::is_regular_file(out_bin)) << cmd << " wrote no " << out_bin << "; output:\n" << log;
+  const auto result = read_f32(out_bin);
+  ASSERT_EQ(result.size(), ref_.size()) << out_bin << " holds " << result.size() << " floats, expected " << ref_.size();
+  const double err = relative_l2(result, ref_);
+  std::cout << name_ << " (cli): relative L2 error " << err << "\n";
+  EXPECT_LE(err, kTolerance) << name_ << ": CLI output's relative L2 error against PyTorch";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+}
+
+std::string model_test_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+INSTANTIATE_TEST_SUITE_P(Torchvision, TorchvisionModel, ::testing::ValuesIn(std::vector<std::string>(
+                                                            std::begin(kModels), std::end(kModels))),
+                         model_test_name);
+
+}  // namespace
