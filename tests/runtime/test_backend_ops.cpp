@@ -1,0 +1,362 @@
+// One suite, every backend: small single-op and fused-pattern models run
+// through each strategy the build offers and compared with the reference
+// strategy (naive kernels, double accumulation), relative L2 error ≤ 1e-4
+// (≤ 1e-2 in fp16). New backends join by appearing in available_strategies().
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "tests/onnx_builder.h"
+#include "vkfuse/vkfuse.h"
+
+using vkfuse::testing::OnnxBuilder;
+
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+
+std::int64_t count(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+// Deterministic pseudo-random weights in [-scale, scale].
+std::vector<float> values(const Shape& s, std::uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(static_cast<std::size_t>(count(s)));
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+struct Case {
+  std::string name;
+  std::function<OnnxBuilder()> build;
+};
+
+// Conv from "x" [1, cin, h, w] with the given attributes; y has shape `out`.
+struct ConvSpec {
+  std::int64_t cin = 3, cout = 8, h = 13, w = 11, kh = 3, kw = 3;
+  Shape strides{1, 1}, pads{1, 1, 1, 1}, dilations{1, 1};
+  std::int64_t group = 1;
+  bool bias = true;
+  std::string activation;  // "", or an ONNX op applied after the conv
+  bool residual = false;   // Add the conv's output to a second input "r"
+};
+
+OnnxBuilder conv_model(const ConvSpec& c) {
+  OnnxBuilder b;
+  b.input("x", {1, c.cin, c.h, c.w});
+  const std::int64_t eh = (c.kh - 1) * c.dilations[0] + 1, ew = (c.kw - 1) * c.dilations[1] + 1;
+  const std::int64_t oh = (c.h + c.pads[0] + c.pads[2] - eh) / c.strides[0] + 1;
+  const std::int64_t ow = (c.w + c.pads[1] + c.pads[3] - ew) / c.strides[1] + 1;
+  const Shape out{1, c.cout, oh, ow};
+  if (c.residual) b.input("r", out);
+  const Shape ws{c.cout, c.cin / c.group, c.kh, c.kw};
+  b.initializer("w", ws, values(ws, 1, 1.f / std::sqrt(static_cast<float>(count(ws) / c.cout))));
+  std::vector<std::string> ins{"x", "w"};
+  if (c.bias) {
+    b.initializer("b", {c.cout}, values({c.cout}, 2, 0.5f));
+    ins.push_back("b");
+  }
+  std::string y = "conv";
+  auto& n = b.node("Conv", ins, {y}, "conv");
+  OnnxBuilder::attr_ints(n, "kernel_shape", {c.kh, c.kw});
+  OnnxBuilder::attr_ints(n, "strides", c.strides);
+  OnnxBuilder::attr_ints(n, "pads", c.pads);
+  OnnxBuilder::attr_ints(n, "dilations", c.dilations);
+  OnnxBuilder::attr_int(n, "group", c.group);
+  if (c.residual) {
+    b.node("Add", {y, "r"}, {"sum"}, "residual");
+    y = "sum";
+  }
+  if (!c.activation.empty()) {
+    if (c.activation == "Clip") {
+      b.initializer("lo", {}, {0.f});
+      b.initializer("hi", {}, {0.6f});
+      b.node("Clip", {y, "lo", "hi"}, {"act"}, "act");
+    } else {
+      b.node(c.activation, {y}, {"act"}, "act");
+    }
+    y = "act";
+  }
+  b.node("Identity", {y}, {"y"});
+  b.output("y", out);
+  return b;
+}
+
+OnnxBuilder pool_model(const std::string& op, Shape kernel, Shape strides, Shape pads, std::int64_t ceil_mode,
+                       std::int64_t count_include_pad) {
+  OnnxBuilder b;
+  b.input("x", {1, 5, 14, 13}).output("y");
+  auto& n = b.node(op, {"x"}, {"y"});
+  OnnxBuilder::attr_ints(n, "kernel_shape", kernel);
+  OnnxBuilder::attr_ints(n, "strides", strides);
+  OnnxBuilder::attr_ints(n, "pads", pads);
+  OnnxBuilder::attr_int(n, "ceil_mode", ceil_mode);
+  if (op == "AveragePool") OnnxBuilder::attr_int(n, "count_include_pad", count_include_pad);
+  return b;
+}
+
+OnnxBuilder unary_model(const std::string& op, Shape shape = {1, 6, 7, 9}) {
+  OnnxBuilder b;
+  b.input("x", shape).output("y");
+  b.node(op, {"x"}, {"y"});
+  return b;
+}
+
+OnnxBuilder binary_model(const std::string& op, Shape a, Shape c, bool constant_b) {
+  OnnxBuilder b;
+  b.input("x", a).output("y");
+  if (constant_b) {
+    auto v = values(c, 5);
+    if (op == "Div")
+      for (auto& x : v) x = x >= 0 ? x + 0.5f : x - 0.5f;  // keep away from zero
+    b.initializer("c", c, v);
+  } else {
+    b.input("c", c);
+  }
+  b.node(op, {"x", "c"}, {"y"});
+  return b;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> cs;
+  auto conv = [&](std::string name, ConvSpec c) { cs.push_back({"Conv_" + name, [c] { return conv_model(c); }}); };
+  conv("3x3", {});
+  conv("3x3_stride2", {.strides = {2, 2}});
+  conv("1x1", {.cin = 16, .cout = 24, .kh = 1, .kw = 1, .pads = {0, 0, 0, 0}});
+  conv("1x1_stride2", {.cin = 16, .cout = 8, .kh = 1, .kw = 1, .strides = {2, 2}, .pads = {0, 0, 0, 0}});
+  conv("5x5", {.cin = 4, .cout = 6, .kh = 5, .kw = 5, .pads = {2, 2, 2, 2}});
+  conv("7x7_stride2_stem", {.cin = 3, .cout = 16, .h = 32, .w = 30, .kh = 7, .kw = 7, .strides = {2, 2}, .pads = {3, 3, 3, 3}});
+  conv("1x7", {.cin = 8, .cout = 8, .kh = 1, .kw = 7, .pads = {0, 3, 0, 3}});
+  conv("7x1", {.cin = 8, .cout = 8, .kh = 7, .kw = 1, .pads = {3, 0, 3, 0}});
+  conv("depthwise", {.cin = 12, .cout = 12, .group = 12});
+  conv("depthwise_stride2", {.cin = 12, .cout = 12, .strides = {2, 2}, .group = 12});
+  conv("groups", {.cin = 8, .cout = 12, .group = 4});
+  conv("dilation2", {.pads = {2, 2, 2, 2}, .dilations = {2, 2}});
+  conv("asymmetric_pads", {.pads = {0, 1, 2, 0}});
+  conv("no_bias", {.bias = false});
+  conv("odd_channels", {.cin = 5, .cout = 17, .h = 9, .w = 10});
+  conv("wide", {.cin = 64, .cout = 64, .h = 14, .w = 14});
+  for (std::string act : {"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish"})
+    conv("then_" + act, {.activation = act});
+  conv("residual_add_relu", {.cin = 8, .cout = 8, .activation = "Relu", .residual = true});
+  conv("residual_add", {.cin = 8, .cout = 8, .residual = true});
+
+  auto pool = [&](std::string name, std::string op, Shape k, Shape s, Shape p, std::int64_t ceil, std::int64_t cip) {
+    cs.push_back({name, [=] { return pool_model(op, k, s, p, ceil, cip); }});
+  };
+  pool("MaxPool_3x3_s2_p1", "MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0);
+  pool("MaxPool_3x3_s2_ceil", "MaxPool", {3, 3}, {2, 2}, {0, 0, 0, 0}, 1, 0);
+  pool("MaxPool_2x2_s2", "MaxPool", {2, 2}, {2, 2}, {0, 0, 0, 0}, 0, 0);
+  pool("AveragePool_3x3_s1_p1_include_pad", "AveragePool", {3, 3}, {1, 1}, {1, 1, 1, 1}, 0, 1);
+  pool("AveragePool_3x3_s1_p1_exclude_pad", "AveragePool", {3, 3}, {1, 1}, {1, 1, 1, 1}, 0, 0);
+  pool("AveragePool_3x3_s2_ceil", "AveragePool", {3, 3}, {2, 2}, {0, 1, 1, 0}, 1, 1);
+  cs.push_back({"GlobalAveragePool", [] { return unary_model("GlobalAveragePool"); }});
+
+  for (std::string op : {"Relu", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu"})
+    cs.push_back({"Unary_" + op, [op] { return unary_model(op); }});
+  cs.push_back({"Clip_standalone", [] {
+                  OnnxBuilder b;
+                  b.input("x", {2, 3, 4, 5}).output("y");
+                  b.initializer("lo", {}, {-0.25f});
+                  b.initializer("hi", {}, {0.5f});
+                  b.node("Clip", {"x", "lo", "hi"}, {"y"});
+                  return b;
+                }});
+  for (std::string op : {"Add", "Mul", "Sub", "Div"}) {
+    cs.push_back({op + "_same_shape", [op] { return binary_model(op, {1, 4, 5, 6}, {1, 4, 5, 6}, false); }});
+    cs.push_back({op + "_channel_broadcast", [op] { return binary_model(op, {1, 4, 5, 6}, {1, 4, 1, 1}, true); }});
+    cs.push_back({op + "_scalar", [op] { return binary_model(op, {2, 3, 5}, {}, true); }});
+  }
+  cs.push_back({"Add_both_broadcast", [] { return binary_model("Add", {2, 1, 5}, {3, 1}, false); }});
+
+  cs.push_back({"Gemm_transB_bias", [] {
+                  OnnxBuilder b;
+                  b.input("x", {2, 64}).output("y");
+                  b.initializer("w", {10, 64}, values({10, 64}, 7, 0.2f));
+                  b.initializer("b", {10}, values({10}, 8));
+                  auto& n = b.node("Gemm", {"x", "w", "b"}, {"y"});
+                  OnnxBuilder::attr_int(n, "transB", 1);
+                  return b;
+                }});
+  cs.push_back({"Gemm_alpha_beta_relu", [] {
+                  OnnxBuilder b;
+                  b.input("x", {3, 20}).output("y");
+                  b.initializer("w", {20, 7}, values({20, 7}, 9, 0.3f));
+                  b.initializer("b", {1, 7}, values({1, 7}, 10));
+                  auto& n = b.node("Gemm", {"x", "w", "b"}, {"g"});
+                  OnnxBuilder::attr_float(n, "alpha", 0.5f);
+                  OnnxBuilder::attr_float(n, "beta", 2.0f);
+                  b.node("Relu", {"g"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"MatMul_batched", [] {
+                  OnnxBuilder b;
+                  b.input("x", {2, 5, 12}).output("y");
+                  b.initializer("w", {12, 9}, values({12, 9}, 11, 0.3f));
+                  b.node("MatMul", {"x", "w"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"Softmax_classes", [] {
+                  OnnxBuilder b;
+                  b.input("x", {2, 1000}).output("y");
+                  b.node("Softmax", {"x"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"Softmax_axis1_4d", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 5, 3, 4}).output("y");
+                  auto& n = b.node("Softmax", {"x"}, {"y"});
+                  OnnxBuilder::attr_int(n, "axis", 1);
+                  return b;
+                }});
+  cs.push_back({"BatchNormalization_standalone", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 6, 5, 7}).output("y");
+                  b.initializer("s", {6}, values({6}, 12));
+                  b.initializer("bias", {6}, values({6}, 13));
+                  b.initializer("m", {6}, values({6}, 14));
+                  auto var = values({6}, 15);
+                  for (auto& v : var) v = std::fabs(v) + 0.1f;
+                  b.initializer("v", {6}, var);
+                  b.node("BatchNormalization", {"x", "s", "bias", "m", "v"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"Concat_channels_of_convs", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 4, 9, 9}).output("y");
+                  b.initializer("w1", {3, 4, 1, 1}, values({3, 4, 1, 1}, 16));
+                  b.initializer("w2", {5, 4, 3, 3}, values({5, 4, 3, 3}, 17, 0.3f));
+                  b.node("Conv", {"x", "w1"}, {"a"});
+                  auto& c2 = b.node("Conv", {"x", "w2"}, {"c"});
+                  OnnxBuilder::attr_ints(c2, "pads", {1, 1, 1, 1});
+                  auto& p = b.node("MaxPool", {"x"}, {"p"});
+                  OnnxBuilder::attr_ints(p, "kernel_shape", {3, 3});
+                  OnnxBuilder::attr_ints(p, "pads", {1, 1, 1, 1});
+                  auto& n = b.node("Concat", {"a", "c", "p"}, {"y"});
+                  OnnxBuilder::attr_int(n, "axis", 1);
+                  return b;
+                }});
+  cs.push_back({"Flatten_then_Gemm", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 8, 3, 3}).output("y");
+                  b.node("Flatten", {"x"}, {"f"});
+                  b.initializer("w", {72, 5}, values({72, 5}, 18, 0.2f));
+                  b.node("Gemm", {"f", "w"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"Reshape_Transpose", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 6, 4, 5}).output("y");
+                  b.initializer_i64("shape", {4}, {1, 2, 3, 20});
+                  b.node("Reshape", {"x", "shape"}, {"r"});
+                  auto& t = b.node("Transpose", {"r"}, {"y"});
+                  OnnxBuilder::attr_ints(t, "perm", {0, 3, 1, 2});
+                  return b;
+                }});
+  cs.push_back({"Pad_constant", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 3, 5, 4}).output("y");
+                  b.initializer_i64("pads", {8}, {0, 0, 1, 2, 0, 1, 0, 3});
+                  b.initializer("v", {}, {0.25f});
+                  auto& n = b.node("Pad", {"x", "pads", "v"}, {"y"});
+                  (void)n;
+                  return b;
+                }});
+  return cs;
+}
+
+struct Param {
+  std::string strategy;
+  bool fp16 = false;
+  std::size_t case_index = 0;
+};
+
+std::vector<Param> params() {
+  std::vector<Param> ps;
+  const auto all = cases();
+  for (const auto& s : vkfuse::available_strategies()) {
+    if (s == "reference") continue;  // the oracle itself
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      ps.push_back({s, false, i});
+      if (s == "gpu") ps.push_back({s, true, i});
+    }
+  }
+  return ps;
+}
+
+std::vector<std::vector<float>> run(const OnnxBuilder& b, const vkfuse::LoadOptions& opts,
+                                    const std::vector<std::vector<float>>& inputs) {
+  auto bytes = b.byte_vector();
+  auto model = vkfuse::Model::load_bytes(bytes, opts);
+  std::vector<vkfuse::InputBuffer> ins;
+  for (std::size_t i = 0; i < model.inputs().size(); ++i) ins.push_back({model.inputs()[i].name, inputs[i]});
+  std::vector<std::vector<float>> outs;
+  for (auto& o : model.outputs()) outs.emplace_back(static_cast<std::size_t>(o.element_count()));
+  std::vector<vkfuse::OutputBuffer> out_bufs;
+  for (std::size_t i = 0; i < outs.size(); ++i) out_bufs.push_back({model.outputs()[i].name, outs[i]});
+  model.run(ins, out_bufs);
+  model.run(ins, out_bufs);  // twice: replayed plans must give the same answer
+  return outs;
+}
+
+class BackendOps : public ::testing::TestWithParam<Param> {};
+
+TEST_P(BackendOps, MatchesReference) {
+  const Param& p = GetParam();
+  const Case& c = cases()[p.case_index];
+  const OnnxBuilder b = c.build();
+
+  vkfuse::LoadOptions ref_opts;
+  ref_opts.strategy = "reference";
+  auto bytes = b.byte_vector();
+  auto probe = vkfuse::Model::load_bytes(bytes, ref_opts);
+  std::vector<std::vector<float>> inputs;
+  for (std::size_t i = 0; i < probe.inputs().size(); ++i)
+    inputs.push_back(values(probe.inputs()[i].shape, 100 + static_cast<std::uint32_t>(i)));
+
+  const auto expected = run(b, ref_opts, inputs);
+  vkfuse::LoadOptions opts;
+  opts.strategy = p.strategy;
+  opts.fp16 = p.fp16;
+  const auto actual = run(b, opts, inputs);
+
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t o = 0; o < expected.size(); ++o) {
+    ASSERT_EQ(actual[o].size(), expected[o].size());
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < expected[o].size(); ++i) {
+      ASSERT_TRUE(std::isfinite(actual[o][i])) << "output " << o << " element " << i;
+      const double d = static_cast<double>(actual[o][i]) - expected[o][i];
+      num += d * d;
+      den += static_cast<double>(expected[o][i]) * expected[o][i];
+    }
+    const double rel = std::sqrt(num / std::max(den, 1e-30));
+    EXPECT_LE(rel, p.fp16 ? 1e-2 : 1e-4) << c.name << " on " << p.strategy << (p.fp16 ? " fp16" : "");
+  }
+}
+
+std::string param_name(const ::testing::TestParamInfo<Param>& info) {
+  std::string n = info.param.strategy + (info.param.fp16 ? "_fp16_" : "_") + cases()[info.param.case_index].name;
+  for (auto& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStrategies, BackendOps, ::testing::ValuesIn(params()), param_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendOps);
+
+// The cases themselves must be valid models the reference runs.
+TEST(BackendOpsCases, ReferenceRunsEveryCase) {
+  for (const auto& c : cases()) {
+    auto bytes = c.build().byte_vector();
+    EXPECT_NO_THROW(vkfuse::Model::load_bytes(bytes)) << c.name;
+  }
+}
+
+}  // namespace
