@@ -110,8 +110,11 @@ TEST(Canonicalize, KeepsStandaloneBatchNormWhenConvOutputIsShared) {
   std::sort(ops.begin(), ops.end());
   EXPECT_EQ(ops, (std::vector<std::string>{"BatchNormalization", "Conv", "GlobalAveragePool", "Relu"}));
   // The Relu after the BN fuses into the BN; the second reader's stays alone.
-  for (auto& n : graph.nodes)
-    if (n.op_type == "BatchNormalization") EXPECT_EQ(n.activation.kind, g::Activation::Kind::Relu);
+  for (auto& n : graph.nodes) {
+    if (n.op_type == "BatchNormalization") {
+      EXPECT_EQ(n.activation.kind, g::Activation::Kind::Relu);
+    }
+  }
 }
 
 TEST(Canonicalize, DropsIdentityAndDropoutKeepingOutputNames) {
