@@ -43,3 +43,17 @@ std::vector<std::string> zoo_names();
 Graph build_zoo_model(const std::string& name, std::int64_t batch = 1);
 
 }  // namespace vkfuse::graph
+
+namespace vkfuse::graph {
+
+// The graph made of `nodes` (indices into g.nodes, any order) alone: values
+// they read that they do not produce become its inputs (constants stay
+// constants), and values they produce that anything outside reads (or that
+// are graph outputs) become its outputs. Inputs and outputs are listed in
+// ascending ValueId order of `g`; `input_ids`/`output_ids`, when given, receive
+// those ids so that callers can route buffers. Used to hand a planner's
+// dispatch unit or host step to an executor.
+Graph extract_subgraph(const Graph& g, const std::vector<std::int32_t>& nodes,
+                       std::vector<ValueId>* input_ids = nullptr, std::vector<ValueId>* output_ids = nullptr);
+
+}  // namespace vkfuse::graph

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "graph/passes.h"
+#include "runtime/reference_executor.h"
 #include "tests/onnx_builder.h"
 #include "vkfuse/vkfuse.h"
 
@@ -259,4 +260,52 @@ TEST(Zoo, InceptionV3Shapes) {
   // torchvision inception_v3 without its auxiliary head: 23,834,568 parameters,
   // less one per folded BatchNorm channel (17,216 channels).
   EXPECT_EQ(graph.parameter_count(), 23'834'568 - 17'216);
+}
+
+TEST(Subgraph, SplitGraphRunsLikeTheWhole) {
+  // x → Conv a (Relu) ─┐
+  // x → Conv b ────────┴→ Concat → GlobalAveragePool → y ; b is also a graph output
+  OnnxBuilder b;
+  b.input("x", {1, 3, 6, 6}).output("y").output("cb");
+  std::vector<float> w1(4 * 3), w2(2 * 3 * 9);
+  for (std::size_t i = 0; i < w1.size(); ++i) w1[i] = 0.1f * static_cast<float>(i % 5) - 0.2f;
+  for (std::size_t i = 0; i < w2.size(); ++i) w2[i] = 0.05f * static_cast<float>(i % 7) - 0.15f;
+  b.initializer("w1", {4, 3, 1, 1}, w1);
+  b.initializer("w2", {2, 3, 3, 3}, w2);
+  b.node("Conv", {"x", "w1"}, {"ca"}, "conv_a");
+  b.node("Relu", {"ca"}, {"ra"}, "relu_a");
+  auto& cb = b.node("Conv", {"x", "w2"}, {"cb"}, "conv_b");
+  OnnxBuilder::attr_ints(cb, "pads", {1, 1, 1, 1});
+  auto& cat = b.node("Concat", {"ra", "cb"}, {"c"}, "concat");
+  OnnxBuilder::attr_int(cat, "axis", 1);
+  b.node("GlobalAveragePool", {"c"}, {"y"}, "gap");
+  g::Graph whole = prepared(b);
+  ASSERT_EQ(whole.nodes.size(), 4u);  // conv_a (+Relu), conv_b, concat, gap
+
+  std::vector<std::int32_t> first, second;
+  for (std::int32_t i = 0; i < 4; ++i) (whole.nodes[static_cast<std::size_t>(i)].op_type == "Conv" ? first : second).push_back(i);
+  std::vector<g::ValueId> in1, out1, in2, out2;
+  g::Graph a = g::extract_subgraph(whole, first, &in1, &out1);
+  g::Graph c = g::extract_subgraph(whole, second, &in2, &out2);
+  EXPECT_EQ(in1, (std::vector<g::ValueId>{whole.inputs[0]}));
+  EXPECT_EQ(out1.size(), 2u);  // both conv outputs leave the first part
+  EXPECT_EQ(in2, out1);
+  EXPECT_EQ(out2.size(), 1u);
+  for (std::size_t i = 0; i < out1.size(); ++i) EXPECT_EQ(a.value(a.outputs[i]).name, whole.value(out1[i]).name);
+
+  g::Tensor x(g::DType::f32, {1, 3, 6, 6});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::cos(0.3f * static_cast<float>(i));
+  vkfuse::runtime::ReferenceExecutor full(whole, 1), part1(a, 1), part2(c, 1);
+  const g::Tensor* xin[] = {&x};
+  auto expected = full.run_tensors(xin);
+  auto mid = part1.run_tensors(xin);
+  std::vector<const g::Tensor*> mid_ptrs;
+  for (auto& t : mid) mid_ptrs.push_back(&t);
+  auto got = part2.run_tensors(mid_ptrs);
+  // whole.outputs is {y, cb}: y from the second part, cb from the first.
+  ASSERT_EQ(expected.size(), 2u);
+  const auto cb_index = static_cast<std::size_t>(std::find(out1.begin(), out1.end(), whole.outputs[1]) - out1.begin());
+  ASSERT_LT(cb_index, mid.size());
+  for (std::int64_t i = 0; i < expected[0].numel(); ++i) EXPECT_FLOAT_EQ(got[0].f32()[i], expected[0].f32()[i]);
+  for (std::int64_t i = 0; i < expected[1].numel(); ++i) EXPECT_FLOAT_EQ(mid[cb_index].f32()[i], expected[1].f32()[i]);
 }
