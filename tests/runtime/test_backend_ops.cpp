@@ -43,7 +43,7 @@ struct ConvSpec {
   Shape strides{1, 1}, pads{1, 1, 1, 1}, dilations{1, 1};
   std::int64_t group = 1;
   bool bias = true;
-  std::string activation;  // "", or an ONNX op applied after the conv
+  std::string activation = "";  // or an ONNX op applied after the conv
   bool residual = false;   // Add the conv's output to a second input "r"
 };
 
