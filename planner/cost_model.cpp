@@ -1,0 +1,187 @@
+// The cost model: roofline per op class, transfers over the link, fused clusters.
+#include "planner/cost_model.h"
+
+#include <algorithm>
+#include <string>
+
+#include "graph/ops.h"
+#include "vkfuse/error.h"
+
+namespace vkfuse::planner {
+
+using graph::kNoValue;
+using graph::ValueId;
+
+OpClass classify(const graph::Graph& g, const graph::Node& n) {
+  const std::string& op = n.op_type;
+  if (op == "Conv") {
+    const std::int64_t group = n.attrs.get_int("group", 1);
+    if (n.inputs.size() > 1 && n.inputs[1] != kNoValue) {
+      const graph::Shape& w = g.value(n.inputs[1]).shape;  // [M, C/group, k...]
+      bool one_by_one = w.size() >= 3;
+      for (std::size_t i = 2; i < w.size(); ++i) one_by_one = one_by_one && w[i] == 1;
+      if (group == 1 && one_by_one) return OpClass::conv1x1_gemm;
+    }
+    if (group > 1 && !n.inputs.empty() && n.inputs[0] != kNoValue) {
+      const graph::Shape& x = g.value(n.inputs[0]).shape;
+      if (x.size() >= 2 && x[1] == group) return OpClass::depthwise;
+    }
+    return OpClass::direct_conv;
+  }
+  if (op == "Gemm" || op == "MatMul") return OpClass::gemm;
+  if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "GlobalMaxPool")
+    return OpClass::pooling;
+  return OpClass::elementwise;
+}
+
+bool is_view_op(const graph::Node& n) {
+  const std::string& op = n.op_type;
+  return op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
+         op == "Dropout";
+}
+
+bool is_fusible_epilogue(const graph::Node& n) {
+  const std::string& op = n.op_type;
+  return op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Relu" || op == "LeakyRelu" ||
+         op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" || op == "Clip";
+}
+
+namespace {
+
+double roofline_us(const DeviceProfile& d, OpClass c, double flops, double bytes) {
+  const double compute = flops / (d.throughput_gflops(c, flops) * 1e3);  // GFLOP/s → FLOP/µs
+  const double memory = bytes / (d.bandwidth_gbs(c) * 1e3);              // GB/s → B/µs
+  return std::max(compute, memory);
+}
+
+}  // namespace
+
+CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile accel, LinkProfile link)
+    : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)) {
+  validate(host_);
+  validate(accel_);
+  if (!(link_.h2d_mbps > 0) || !(link_.d2h_mbps > 0))
+    throw Error(ErrorKind::InvalidArgument, "link '" + link_.name + "': bandwidth must be positive");
+  const std::size_t nv = g.values.size(), nn = g.nodes.size();
+  producer_.assign(nv, -1);
+  consumers_.assign(nv, {});
+  is_output_.assign(nv, 0);
+  use_counts_ = g.use_counts();
+  for (ValueId v : g.outputs) is_output_[static_cast<std::size_t>(v)] = 1;
+  costs_.resize(nn);
+  act_inputs_.resize(nn);
+  outputs_.resize(nn);
+  for (std::size_t i = 0; i < nn; ++i) {
+    const graph::Node& n = g.nodes[i];
+    for (ValueId v : n.outputs)
+      if (v != kNoValue) {
+        producer_[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
+        outputs_[i].push_back(v);
+      }
+  }
+  for (std::size_t i = 0; i < nn; ++i) {
+    const graph::Node& n = g.nodes[i];
+    std::vector<graph::InputInfo> ins;
+    std::vector<graph::OutputInfo> outs;
+    double bytes = 0;
+    for (ValueId v : n.inputs) {
+      graph::InputInfo info;
+      if (v == kNoValue) {
+        info.present = false;
+        ins.push_back(info);
+        continue;
+      }
+      const graph::Value& val = g.value(v);
+      if (!val.shape_known)
+        throw Error(ErrorKind::InvalidArgument, "planner: value '" + val.name +
+                                                    "' has no known shape; "
+                                                    "plan a prepared graph (graph::prepare_graph)");
+      const std::int32_t p = producer_[static_cast<std::size_t>(v)];
+      if (p >= static_cast<std::int32_t>(i))
+        throw Error(ErrorKind::InvalidArgument,
+                    "planner: graph is not in topological order at node '" + n.name + "'; sort it first");
+      info.dtype = val.dtype;
+      info.shape = val.shape;
+      info.constant = val.constant ? &*val.constant : nullptr;
+      ins.push_back(info);
+      bytes += value_bytes(v);
+      if (!val.constant) {
+        auto& ai = act_inputs_[i];
+        if (std::find(ai.begin(), ai.end(), v) == ai.end()) {
+          ai.push_back(v);
+          consumers_[static_cast<std::size_t>(v)].push_back(static_cast<int>(i));
+        }
+      }
+    }
+    for (ValueId v : outputs_[i]) {
+      outs.push_back({g.value(v).dtype, g.value(v).shape});
+      bytes += value_bytes(v);
+    }
+    NodeCost& c = costs_[i];
+    c.op_class = classify(g, n);
+    c.view = is_view_op(n);
+    c.flops = static_cast<double>(graph::node_flops(n, ins, outs));
+    c.bytes = c.view ? 0 : bytes;
+    if (!c.view) {
+      c.host_us = roofline_us(host_, c.op_class, c.flops, c.bytes) + host_.dispatch_us;
+      c.accel_us = roofline_us(accel_, c.op_class, c.flops, c.bytes) + accel_.dispatch_us;
+    }
+  }
+}
+
+double CostModel::value_bytes(ValueId v) const {
+  const graph::Value& val = g_->value(v);
+  return static_cast<double>(graph::element_count(val.shape)) * static_cast<double>(graph::dtype_size(val.dtype));
+}
+
+ValueId CostModel::fusion_input(int i, const std::vector<char>& in_unit) const {
+  const graph::Node& n = g_->nodes[static_cast<std::size_t>(i)];
+  if (!is_fusible_epilogue(n) || outputs(i).size() != 1) return kNoValue;
+  const graph::Shape& out_shape = g_->value(outputs(i)[0]).shape;
+  for (ValueId v : activation_inputs(i)) {
+    const std::int32_t p = producer_[static_cast<std::size_t>(v)];
+    if (p < 0 || !in_unit[static_cast<std::size_t>(p)] || node(p).view) continue;
+    if (use_counts_[static_cast<std::size_t>(v)] != 1 || is_output_[static_cast<std::size_t>(v)]) continue;
+    if (g_->value(v).shape != out_shape) continue;
+    return v;
+  }
+  return kNoValue;
+}
+
+double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
+  const graph::Node& n = g_->nodes[static_cast<std::size_t>(i)];
+  double other = 0;
+  for (ValueId v : n.inputs)
+    if (v != kNoValue && v != fused_input) other += value_bytes(v);
+  return roofline_us(accel_, OpClass::elementwise, node(i).flops, other);
+}
+
+std::vector<int> CostModel::kernel_roots(std::span<const int> members, const std::vector<char>& in_unit) const {
+  std::vector<int> root(members.size());
+  for (std::size_t k = 0; k < members.size(); ++k) {
+    const int i = members[k];
+    root[k] = i;
+    const ValueId v = fusion_input(i, in_unit);
+    if (v == kNoValue) continue;
+    const int p = producer_[static_cast<std::size_t>(v)];
+    // Members are in topological order, so p's root is already known.
+    for (std::size_t q = 0; q < k; ++q)
+      if (members[q] == p) {
+        root[k] = root[q];
+        break;
+      }
+  }
+  return root;
+}
+
+double CostModel::unit_compute_us(std::span<const int> members, const std::vector<char>& in_unit) const {
+  double t = accel_.submit_us;
+  for (int i : members) {
+    if (node(i).view) continue;
+    const ValueId v = fusion_input(i, in_unit);
+    t += v == kNoValue ? node(i).accel_us : fused_epilogue_us(i, v);
+  }
+  return t;
+}
+
+}  // namespace vkfuse::planner

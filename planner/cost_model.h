@@ -1,0 +1,95 @@
+// planner/cost_model.h — predicted times from profiles: of an op on either
+// device, of a transfer over the link, and of a fused cluster on the accelerator.
+//
+//   op time       = max(flops / throughput(class, flops), bytes / bandwidth(class))
+//                   + dispatch overhead                              (roofline)
+//   transfer time = latency + bytes / bandwidth                      (per value)
+//   cluster time  = submit overhead + Σ kernels (op time)
+//                   + Σ fused epilogues (their extra inputs only: no dispatch,
+//                     no extra traffic for the producer's output)
+//
+// Bytes of an op: every input it reads (weights included) plus its outputs.
+// Views (Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout) cost nothing.
+// All times are in microseconds.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "graph/ir.h"
+#include "planner/profile.h"
+
+namespace vkfuse::planner {
+
+// The op class of a node: Conv 1x1 with group 1 → conv1x1_gemm; Conv with
+// group == input channels (> 1) → depthwise; other Conv → direct_conv;
+// Gemm/MatMul → gemm; pools → pooling; everything else → elementwise.
+OpClass classify(const graph::Graph& g, const graph::Node& n);
+// Zero-cost reinterpretations of a buffer (Flatten, Reshape, ...).
+bool is_view_op(const graph::Node& n);
+// Elementwise ops that can run in their producer's epilogue on the accelerator.
+bool is_fusible_epilogue(const graph::Node& n);
+
+struct NodeCost {
+  OpClass op_class = OpClass::elementwise;
+  bool view = false;
+  double flops = 0;
+  double bytes = 0;     // inputs read (weights included) + outputs written
+  double host_us = 0;   // on the host, on its own
+  double accel_us = 0;  // on the accelerator, as its own kernel (no submit)
+};
+
+class CostModel {
+ public:
+  // The graph must be sorted and fully shaped (graph::prepare_graph).
+  CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile accel, LinkProfile link);
+
+  const graph::Graph& graph() const { return *g_; }
+  const DeviceProfile& host() const { return host_; }
+  const DeviceProfile& accel() const { return accel_; }
+  const LinkProfile& link() const { return link_; }
+  int node_count() const { return static_cast<int>(costs_.size()); }
+
+  const NodeCost& node(int i) const { return costs_[static_cast<std::size_t>(i)]; }
+  double host_us(int i) const { return node(i).host_us; }
+  double accel_us(int i) const { return node(i).accel_us; }
+  // The node alone in its own dispatch unit: submit + kernel.
+  double accel_alone_us(int i) const { return accel_.submit_us + node(i).accel_us; }
+
+  double value_bytes(graph::ValueId v) const;
+  double transfer_us(Direction d, graph::ValueId v) const { return link_.transfer_us(d, value_bytes(v)); }
+
+  // Structure shared by the passes.
+  const std::vector<std::int32_t>& producers() const { return producer_; }       // per value, -1 = none
+  const std::vector<std::vector<int>>& consumers() const { return consumers_; }  // per value: node indices
+  bool is_graph_output(graph::ValueId v) const { return is_output_[static_cast<std::size_t>(v)]; }
+  // Non-constant, present inputs of node i (deduplicated) and its present outputs.
+  const std::vector<graph::ValueId>& activation_inputs(int i) const { return act_inputs_[static_cast<std::size_t>(i)]; }
+  const std::vector<graph::ValueId>& outputs(int i) const { return outputs_[static_cast<std::size_t>(i)]; }
+
+  // For a unit given as a membership mask (unit[i] true for its nodes): the
+  // kernel each member runs in (its own index, or the producer it is fused
+  // into), and the accelerator time of the whole unit (submit + kernels + fused
+  // epilogues).
+  std::vector<int> kernel_roots(std::span<const int> members, const std::vector<char>& in_unit) const;
+  double unit_compute_us(std::span<const int> members, const std::vector<char>& in_unit) const;
+  // Extra cost of node i when fused as an epilogue: its other inputs' traffic.
+  double fused_epilogue_us(int i, graph::ValueId fused_input) const;
+  // The input of node i through which it can fuse into a producer inside the
+  // unit, or kNoValue.
+  graph::ValueId fusion_input(int i, const std::vector<char>& in_unit) const;
+
+ private:
+  const graph::Graph* g_;
+  DeviceProfile host_, accel_;
+  LinkProfile link_;
+  std::vector<NodeCost> costs_;
+  std::vector<std::int32_t> producer_;
+  std::vector<std::vector<int>> consumers_;
+  std::vector<char> is_output_;
+  std::vector<std::int32_t> use_counts_;
+  std::vector<std::vector<graph::ValueId>> act_inputs_, outputs_;
+};
+
+}  // namespace vkfuse::planner

@@ -1,0 +1,105 @@
+// Pass 3, dispatch-unit encapsulation: each cluster becomes one unit — one
+// submission whose inputs are uploaded once, whose intermediates stay in
+// device memory, whose elementwise epilogues run in their producer's kernel,
+// and whose outputs (whatever anything outside reads) are downloaded once.
+// The units and the host ops are put in a topological order, and the schedule
+// simulation gives the plan's predicted time.
+#include <string>
+
+#include "planner/schedule.h"
+#include "vkfuse/error.h"
+
+namespace vkfuse::planner {
+
+using graph::ValueId;
+
+namespace {
+
+Transfer make_transfer(const CostModel& cm, Direction d, ValueId v) {
+  Transfer t;
+  t.value = v;
+  t.name = cm.graph().value(v).name;
+  t.bytes = static_cast<std::int64_t>(cm.value_bytes(v));
+  t.predicted_us = cm.transfer_us(d, v);
+  return t;
+}
+
+}  // namespace
+
+Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& strategy, double k, bool devices_present) {
+  const graph::Graph& g = cm.graph();
+  const int n = cm.node_count();
+  if (static_cast<int>(p.size()) != n)
+    throw Error(ErrorKind::Internal,
+                "planner: partition has " + std::to_string(p.size()) + " entries for " + std::to_string(n) + " nodes");
+  detail::Layout layout = detail::lay_out(cm, p);
+  if (!layout.acyclic)
+    throw Error(ErrorKind::Internal,
+                "planner: strategy '" + strategy + "' produced clusters with a cycle through host ops");
+
+  Plan plan;
+  plan.model = g.name;
+  plan.strategy = strategy;
+  plan.k = k;
+  plan.host_profile = cm.host().name;
+  plan.accel_profile = cm.accel().name;
+  plan.shares_host_cores = cm.accel().shares_host_cores;
+  plan.link = cm.link();
+  plan.predicted_only = !devices_present || !cm.host().measured || !cm.accel().measured;
+
+  plan.nodes.resize(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const graph::Node& node = g.nodes[static_cast<std::size_t>(i)];
+    PlanNode& pn = plan.nodes[static_cast<std::size_t>(i)];
+    pn.name = node.name;
+    pn.op_type = node.op_type;
+    if (node.activation.kind != graph::Activation::Kind::None) pn.op_type += std::string("+") + node.activation.name();
+    pn.op_class = cm.node(i).view ? "view" : op_class_name(cm.node(i).op_class);
+    pn.unit = layout.unit_of[static_cast<std::size_t>(i)];
+    pn.placement = pn.unit >= 0 ? Placement::accel : Placement::host;
+    pn.host_us = cm.host_us(i);
+    pn.accel_us = cm.accel_us(i);
+  }
+
+  std::vector<char> mask(static_cast<std::size_t>(n), 0);
+  for (std::size_t u = 0; u < layout.units.size(); ++u) {
+    const detail::UnitLayout& ul = layout.units[u];
+    DispatchUnit unit;
+    unit.id = static_cast<int>(u);
+    unit.nodes = ul.nodes;
+    for (int i : ul.nodes) mask[static_cast<std::size_t>(i)] = 1;
+    unit.kernel_of = cm.kernel_roots(ul.nodes, mask);
+    for (int i : ul.nodes) mask[static_cast<std::size_t>(i)] = 0;
+    for (std::size_t j = 0; j < ul.nodes.size(); ++j)
+      if (unit.kernel_of[j] == ul.nodes[j] && !cm.node(ul.nodes[j]).view) ++unit.kernels;
+    for (ValueId v : ul.uploads) unit.uploads.push_back(make_transfer(cm, Direction::host_to_device, v));
+    for (ValueId v : ul.downloads) unit.downloads.push_back(make_transfer(cm, Direction::device_to_host, v));
+    unit.compute_us = ul.compute_us;
+    plan.accel_ms += unit.compute_us / 1e3;
+    for (const Transfer& t : unit.uploads) {
+      plan.transfer_ms += t.predicted_us / 1e3;
+      plan.bytes_uploaded += t.bytes;
+    }
+    for (const Transfer& t : unit.downloads) {
+      plan.transfer_ms += t.predicted_us / 1e3;
+      plan.bytes_downloaded += t.bytes;
+    }
+    plan.transfers += static_cast<int>(unit.uploads.size() + unit.downloads.size());
+    plan.units.push_back(std::move(unit));
+  }
+
+  std::vector<detail::ItemTime> times;
+  plan.predicted_ms = detail::simulate(cm, layout, 1.0, &times) / 1e3;
+  for (std::size_t s = 0; s < layout.order.size(); ++s) {
+    Step step;
+    step.kind = layout.order[s].is_unit ? Step::Kind::unit : Step::Kind::host_op;
+    step.index = layout.order[s].index;
+    step.start_us = times[s].start_us;
+    step.end_us = times[s].end_us;
+    if (step.kind == Step::Kind::host_op) plan.host_ms += cm.host_us(step.index) / 1e3;
+    plan.steps.push_back(step);
+  }
+  return plan;
+}
+
+}  // namespace vkfuse::planner

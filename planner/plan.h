@@ -1,0 +1,102 @@
+// planner/plan.h — a plan is data: where each op runs, the dispatch units with
+// the transfers they make, the execution order and the predicted time.
+//
+// Node indices are positions in the (sorted, prepared) graph the plan was made
+// for; names are recorded too, so exported plans stand on their own.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "planner/profile.h"
+
+namespace vkfuse::planner {
+
+enum class Placement : std::uint8_t { host, accel };
+const char* placement_name(Placement p);
+
+// One value crossing the link.
+struct Transfer {
+  graph::ValueId value = graph::kNoValue;
+  std::string name;
+  std::int64_t bytes = 0;
+  double predicted_us = 0;
+};
+
+// A dispatch unit: one submission (one command buffer) on the accelerator.
+// Inputs are uploaded once, intermediates stay in device memory, outputs that
+// anything outside the unit reads (host ops, other units, graph outputs) are
+// downloaded once.
+struct DispatchUnit {
+  int id = 0;
+  std::vector<int> nodes;           // in execution (topological) order
+  std::vector<int> kernel_of;       // per entry of nodes: the node whose kernel it runs in
+                                    // (itself, or the producer it is fused into as an epilogue)
+  int kernels = 0;                  // dispatches after epilogue fusion (views need none)
+  std::vector<Transfer> uploads;    // host → device, before the unit runs
+  std::vector<Transfer> downloads;  // device → host, after it
+  double compute_us = 0;            // predicted accelerator time, submit included
+};
+
+struct PlanNode {
+  std::string name, op_type, op_class;
+  Placement placement = Placement::host;
+  int unit = -1;        // unit id when on the accelerator
+  double host_us = 0;   // predicted, on its own
+  double accel_us = 0;  // predicted, as its own kernel
+};
+
+// One entry of the execution order: a host op or a whole dispatch unit.
+struct Step {
+  enum class Kind : std::uint8_t { host_op, unit };
+  Kind kind = Kind::host_op;
+  int index = 0;        // node index (host_op) or unit id (unit)
+  double start_us = 0;  // simulated schedule
+  double end_us = 0;
+};
+
+struct Plan {
+  std::string model;
+  std::string strategy;
+  std::string note;                         // how the strategy decided (e.g. which candidate won)
+  double k = 1;                             // the offloading-ratio knob the plan was made with
+  std::string host_profile, accel_profile;  // profile names
+  bool shares_host_cores = false;           // accelerator runs on the host's cores
+  LinkProfile link;
+  bool predicted_only = true;  // profiles not measured on present devices
+
+  std::vector<PlanNode> nodes;  // per graph node
+  std::vector<DispatchUnit> units;
+  std::vector<Step> steps;  // a valid topological order of host ops and units
+
+  // The schedule simulation: sequential when the accelerator shares the host's
+  // cores; otherwise host ops, the link and the accelerator are three resources
+  // each taking work in plan order, so host work overlaps independent
+  // accelerator work and transfers.
+  double predicted_ms = 0;
+  double host_ms = 0;      // Σ host op time
+  double accel_ms = 0;     // Σ unit compute time
+  double transfer_ms = 0;  // Σ transfer time
+  std::int64_t bytes_uploaded = 0, bytes_downloaded = 0;
+  int transfers = 0;
+
+  int accel_node_count() const;
+};
+
+// Checks that the plan is well formed for g: one entry per node, every
+// accelerator node in exactly one unit, every node in exactly one step, steps a
+// topological order, each unit's uploads/downloads exactly the values crossing
+// its boundary. Throws Error(Internal) describing the first violation.
+void check_plan(const Plan& plan, const graph::Graph& g);
+
+// Exports. Text: a human table (placements, units with their transfers, order,
+// predicted times, the link and profiles). JSON: everything in the plan. DOT:
+// the graph, nodes coloured by device, units boxed as `subgraph cluster_N`,
+// edges labelled with bytes where they cross the link.
+std::string plan_to_text(const Plan& plan);
+std::string plan_to_json(const Plan& plan);
+std::string plan_to_dot(const Plan& plan, const graph::Graph& g);
+
+}  // namespace vkfuse::planner

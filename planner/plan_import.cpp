@@ -1,0 +1,55 @@
+// Reading a saved plan back: its placement (which unit each op is in) is
+// taken from the JSON, matched to the graph by node name, and re-encapsulated
+// under the profiles and link at hand, so transfers and predictions are
+// recomputed rather than trusted.
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "planner/planner.h"
+#include "vkfuse/error.h"
+
+namespace vkfuse::planner {
+
+using nlohmann::json;
+
+Plan plan_from_json(std::string_view json_text, const CostModel& cm, bool devices_present) {
+  const std::string what = "plan";
+  json j;
+  try {
+    j = json::parse(json_text.begin(), json_text.end());
+  } catch (const json::parse_error& e) {
+    throw Error(ErrorKind::InvalidArgument, what + ": not valid JSON (" + e.what() + ")");
+  }
+  auto fail = [&](const std::string& msg) -> void { throw Error(ErrorKind::InvalidArgument, what + ": " + msg); };
+  if (!j.is_object()) fail("expected a JSON object");
+  if (!j.contains("nodes") || !j["nodes"].is_array()) fail("missing field 'nodes'");
+  const std::string strategy =
+      j.contains("strategy") && j["strategy"].is_string() ? j["strategy"].get<std::string>() : std::string("loaded");
+  const double k = j.contains("k") && j["k"].is_number() ? j["k"].get<double>() : 1.0;
+  const graph::Graph& g = cm.graph();
+  std::map<std::string, int> index;
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) index[g.nodes[i].name] = static_cast<int>(i);
+  Partition p(g.nodes.size(), -1);
+  std::vector<char> seen(g.nodes.size(), 0);
+  for (const json& n : j["nodes"]) {
+    if (!n.is_object() || !n.contains("name") || !n["name"].is_string()) fail("every entry of 'nodes' needs a 'name'");
+    const std::string name = n["name"].get<std::string>();
+    auto it = index.find(name);
+    if (it == index.end()) fail("node '" + name + "' is not in model '" + g.name + "'");
+    if (seen[static_cast<std::size_t>(it->second)]) fail("node '" + name + "' appears twice");
+    seen[static_cast<std::size_t>(it->second)] = 1;
+    if (n.contains("unit") && !n["unit"].is_null()) {
+      if (!n["unit"].is_number_integer() || n["unit"].get<int>() < 0)
+        fail("node '" + name + "': 'unit' must be a unit id or null");
+      p[static_cast<std::size_t>(it->second)] = n["unit"].get<int>();
+    }
+  }
+  for (std::size_t i = 0; i < g.nodes.size(); ++i)
+    if (!seen[i]) fail("node '" + g.nodes[i].name + "' of the model is missing");
+  if (!is_acyclic(cm, p)) fail("its units form a cycle through host ops");
+  Plan plan = encapsulate(cm, p, strategy, k, devices_present);
+  plan.note = "loaded from a saved plan; transfers and times recomputed";
+  return plan;
+}
+
+}  // namespace vkfuse::planner

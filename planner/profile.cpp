@@ -1,0 +1,383 @@
+// Device and link profiles: built-in defaults, presets, JSON load/save.
+#include "planner/profile.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "vkfuse/error.h"
+
+namespace vkfuse::planner {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kClassNames[kOpClassCount] = {"direct_conv", "conv1x1_gemm", "depthwise",
+                                                    "gemm",        "pooling",      "elementwise"};
+
+[[noreturn]] void bad(const std::string& what, const std::string& msg) {
+  throw Error(ErrorKind::InvalidArgument, what + ": " + msg);
+}
+
+// Field access with errors that name the field by its dotted path.
+const json& field(const json& obj, const std::string& key, const std::string& path, const std::string& what) {
+  if (!obj.is_object()) bad(what, "'" + (path.empty() ? std::string("(top level)") : path) + "' is not an object");
+  auto it = obj.find(key);
+  if (it == obj.end()) bad(what, "missing field '" + (path.empty() ? key : path + "." + key) + "'");
+  return *it;
+}
+
+double number(const json& obj, const std::string& key, const std::string& path, const std::string& what) {
+  const json& v = field(obj, key, path, what);
+  if (!v.is_number()) bad(what, "field '" + (path.empty() ? key : path + "." + key) + "' must be a number");
+  return v.get<double>();
+}
+
+std::string text(const json& obj, const std::string& key, const std::string& path, const std::string& what,
+                 const std::string& fallback, bool required) {
+  if (!required && (!obj.is_object() || !obj.contains(key))) return fallback;
+  const json& v = field(obj, key, path, what);
+  if (!v.is_string()) bad(what, "field '" + (path.empty() ? key : path + "." + key) + "' must be a string");
+  return v.get<std::string>();
+}
+
+bool flag(const json& obj, const std::string& key, const std::string& what, bool fallback) {
+  if (!obj.contains(key)) return fallback;
+  const json& v = obj.at(key);
+  if (!v.is_boolean()) bad(what, "field '" + key + "' must be true or false");
+  return v.get<bool>();
+}
+
+json parse(std::string_view text_in, const std::string& what) {
+  try {
+    return json::parse(text_in.begin(), text_in.end());
+  } catch (const json::parse_error& e) {
+    bad(what, std::string("not valid JSON (") + e.what() + ")");
+  }
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, "cannot read " + what + " '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& content, const std::string& what) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
+  out << content;
+  if (!out) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
+}
+
+OpClassProfile table(std::vector<ThroughputPoint> points, double bandwidth_gbs) {
+  return OpClassProfile{std::move(points), bandwidth_gbs};
+}
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+}  // namespace
+
+const char* op_class_name(OpClass c) { return kClassNames[static_cast<std::size_t>(c)]; }
+
+std::optional<OpClass> parse_op_class(std::string_view name) {
+  for (OpClass c : kAllOpClasses)
+    if (name == op_class_name(c)) return c;
+  return std::nullopt;
+}
+
+double DeviceProfile::throughput_gflops(OpClass c, double flops) const {
+  const auto& pts = op_class(c).throughput;
+  if (pts.empty()) return 1.0;
+  if (pts.size() == 1 || flops <= pts.front().flops) return pts.front().gflops;
+  if (flops >= pts.back().flops) return pts.back().gflops;
+  for (std::size_t i = 1; i < pts.size(); ++i) {
+    if (flops <= pts[i].flops) {
+      const auto& a = pts[i - 1];
+      const auto& b = pts[i];
+      const double la = std::log(std::max(a.flops, 1.0)), lb = std::log(std::max(b.flops, 1.0));
+      const double t = lb > la ? (std::log(std::max(flops, 1.0)) - la) / (lb - la) : 1.0;
+      return a.gflops + t * (b.gflops - a.gflops);
+    }
+  }
+  return pts.back().gflops;
+}
+
+void validate(const DeviceProfile& p) {
+  const std::string what = "device profile '" + p.name + "'";
+  if (p.kind != "host" && p.kind != "vulkan")
+    bad(what, "field 'kind' must be \"host\" or \"vulkan\", not \"" + p.kind + "\"");
+  if (!(p.dispatch_us >= 0)) bad(what, "field 'dispatch_us' must be >= 0");
+  if (!(p.submit_us >= 0)) bad(what, "field 'submit_us' must be >= 0");
+  for (OpClass c : kAllOpClasses) {
+    const auto& oc = p.op_class(c);
+    const std::string path = std::string("op_classes.") + op_class_name(c);
+    if (oc.throughput.empty()) bad(what, "field '" + path + ".throughput' has no points");
+    for (std::size_t i = 0; i < oc.throughput.size(); ++i) {
+      if (!(oc.throughput[i].gflops > 0)) bad(what, "field '" + path + ".throughput' must be positive GFLOP/s");
+      if (!(oc.throughput[i].flops >= 0)) bad(what, "field '" + path + ".throughput' has a negative size");
+      if (i > 0 && oc.throughput[i].flops < oc.throughput[i - 1].flops)
+        bad(what, "field '" + path + ".throughput' must be sorted by flops");
+    }
+    if (!(oc.bandwidth_gbs > 0)) bad(what, "field '" + path + ".bandwidth_gbs' must be positive");
+  }
+}
+
+// ---- built-in defaults --------------------------------------------------------
+
+DeviceProfile default_host_profile() {
+  // 2 vCPU AMD EPYC Zen 4, Halide kernels on 2 threads (BASELINES.md): FMA peak
+  // 232 GFLOP/s, hand-scheduled 3x3 conv 211 GFLOP/s at its best, GEMM 512³
+  // 220 GFLOP/s, STREAM 37.6 GB/s. Achieved throughput across a whole network
+  // is lower; these are conservative planning numbers, not measurements.
+  DeviceProfile p;
+  p.name = "host (default, not measured)";
+  p.kind = "host";
+  p.vkfuse_version = VKFUSE_VERSION;
+  p.measured = false;
+  p.shares_host_cores = false;
+  p.dispatch_us = 5;  // one op call through the thread pool
+  p.submit_us = 0;
+  p.op_class(OpClass::direct_conv) = table({{1e6, 20}, {1e7, 60}, {1e8, 100}, {1e9, 110}}, 30);
+  p.op_class(OpClass::conv1x1_gemm) = table({{1e6, 20}, {1e7, 70}, {1e8, 120}, {1e9, 140}}, 30);
+  p.op_class(OpClass::depthwise) = table({{1e5, 5}, {1e6, 12}, {1e7, 25}}, 25);
+  p.op_class(OpClass::gemm) = table({{1e5, 5}, {1e6, 30}, {1e7, 100}, {1e8, 180}}, 30);
+  p.op_class(OpClass::pooling) = table({{1e5, 3}, {1e6, 8}, {1e7, 15}}, 20);
+  p.op_class(OpClass::elementwise) = table({{1e5, 3}, {1e6, 8}, {1e7, 12}}, 20);
+  return p;
+}
+
+DeviceProfile default_lavapipe_profile() {
+  // Mesa 22.3 lavapipe on the same 2 cores (BASELINES.md): best probe conv
+  // shader 7.4 GFLOP/s, pure FMA 78 GFLOP/s, vec4 SSBO stream 4.3 GB/s,
+  // submit + fence wait 42–70 µs. It runs on the host's cores.
+  DeviceProfile p;
+  p.name = "lavapipe (default, not measured)";
+  p.kind = "vulkan";
+  p.driver = "Mesa lavapipe";
+  p.vkfuse_version = VKFUSE_VERSION;
+  p.measured = false;
+  p.shares_host_cores = true;
+  p.dispatch_us = 10;
+  p.submit_us = 50;
+  p.op_class(OpClass::direct_conv) = table({{1e6, 2}, {1e7, 5}, {1e8, 7}}, 4);
+  p.op_class(OpClass::conv1x1_gemm) = table({{1e6, 2}, {1e7, 6}, {1e8, 8}}, 4);
+  p.op_class(OpClass::depthwise) = table({{1e5, 0.5}, {1e6, 1.5}, {1e7, 3}}, 4);
+  p.op_class(OpClass::gemm) = table({{1e5, 1}, {1e6, 4}, {1e7, 8}}, 4);
+  p.op_class(OpClass::pooling) = table({{1e5, 0.5}, {1e6, 1.5}, {1e7, 2}}, 4);
+  p.op_class(OpClass::elementwise) = table({{1e5, 0.5}, {1e6, 1.5}, {1e7, 2}}, 4);
+  return p;
+}
+
+// ---- device profile JSON ------------------------------------------------------
+
+DeviceProfile device_profile_from_json(std::string_view json_text) {
+  const std::string what = "device profile";
+  json j = parse(json_text, what);
+  if (!j.is_object()) bad(what, "expected a JSON object");
+  DeviceProfile p;
+  p.name = text(j, "name", "", what, "", true);
+  p.kind = text(j, "kind", "", what, "", true);
+  p.uuid = text(j, "uuid", "", what, "", false);
+  p.driver = text(j, "driver", "", what, "", false);
+  p.vkfuse_version = text(j, "vkfuse_version", "", what, "", false);
+  p.measured = flag(j, "measured", what, false);
+  p.shares_host_cores = flag(j, "shares_host_cores", what, false);
+  p.dispatch_us = number(j, "dispatch_us", "", what);
+  p.submit_us = number(j, "submit_us", "", what);
+  const json& classes = field(j, "op_classes", "", what);
+  for (OpClass c : kAllOpClasses) {
+    const std::string path = std::string("op_classes.") + op_class_name(c);
+    const json& oc = field(classes, op_class_name(c), "op_classes", what);
+    OpClassProfile& out = p.op_class(c);
+    out.bandwidth_gbs = number(oc, "bandwidth_gbs", path, what);
+    const json& tp = field(oc, "throughput", path, what);
+    if (tp.is_number()) {
+      out.throughput = {{0, tp.get<double>()}};
+    } else if (tp.is_array()) {
+      for (std::size_t i = 0; i < tp.size(); ++i) {
+        const std::string ip = path + ".throughput[" + std::to_string(i) + "]";
+        out.throughput.push_back({number(tp[i], "flops", ip, what), number(tp[i], "gflops", ip, what)});
+      }
+    } else {
+      bad(what, "field '" + path + ".throughput' must be a number or a list of {flops, gflops}");
+    }
+  }
+  validate(p);
+  return p;
+}
+
+std::string device_profile_to_json(const DeviceProfile& p) {
+  json j;
+  j["name"] = p.name;
+  j["kind"] = p.kind;
+  j["uuid"] = p.uuid;
+  j["driver"] = p.driver;
+  j["vkfuse_version"] = p.vkfuse_version;
+  j["measured"] = p.measured;
+  j["shares_host_cores"] = p.shares_host_cores;
+  j["dispatch_us"] = p.dispatch_us;
+  j["submit_us"] = p.submit_us;
+  json classes = json::object();
+  for (OpClass c : kAllOpClasses) {
+    json pts = json::array();
+    for (const auto& pt : p.op_class(c).throughput) pts.push_back({{"flops", pt.flops}, {"gflops", pt.gflops}});
+    classes[op_class_name(c)] = {{"throughput", pts}, {"bandwidth_gbs", p.op_class(c).bandwidth_gbs}};
+  }
+  j["op_classes"] = classes;
+  return j.dump(2) + "\n";
+}
+
+DeviceProfile load_device_profile(const std::string& path) {
+  try {
+    return device_profile_from_json(read_file(path, "device profile"));
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::Io) throw;
+    throw Error(e.kind(), path + ": " + e.what());
+  }
+}
+
+void save_device_profile(const DeviceProfile& p, const std::string& path) {
+  write_file(path, device_profile_to_json(p), "device profile");
+}
+
+std::string profile_cache_file_name(const DeviceProfile& p) {
+  std::string raw = p.kind + "-" + (p.uuid.empty() ? std::string("nouuid") : p.uuid) + "-" +
+                    (p.driver.empty() ? std::string("nodriver") : p.driver) + "-vkfuse-" + p.vkfuse_version;
+  for (char& c : raw) {
+    const bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) c = '_';
+  }
+  return raw + ".json";
+}
+
+bool same_cache_key(const DeviceProfile& a, const DeviceProfile& b) {
+  return a.kind == b.kind && a.uuid == b.uuid && a.driver == b.driver && a.vkfuse_version == b.vkfuse_version;
+}
+
+// ---- links ---------------------------------------------------------------------
+
+double LinkProfile::transfer_us(Direction d, double bytes) const {
+  const bool up = d == Direction::host_to_device;
+  const double mbps = up ? h2d_mbps : d2h_mbps;
+  const double lat = up ? h2d_latency_us : d2h_latency_us;
+  return lat + bytes / mbps;  // B / (MB/s) = µs
+}
+
+std::string LinkProfile::describe() const {
+  std::string s = name + ": " + fmt(h2d_mbps) + " MB/s up, " + fmt(d2h_mbps) + " MB/s down, ";
+  if (h2d_latency_us == d2h_latency_us)
+    s += fmt(h2d_latency_us) + " us latency";
+  else
+    s += fmt(h2d_latency_us) + "/" + fmt(d2h_latency_us) + " us latency up/down";
+  s += emulated ? " (emulated)" : " (measured)";
+  return s;
+}
+
+LinkProfile local_link() { return {"local", 10000, 10000, 10, 10, true}; }
+LinkProfile edge_link() { return {"edge", 40, 40, 1000, 1000, true}; }
+std::vector<std::string> link_preset_names() { return {"local", "edge"}; }
+
+LinkProfile link_from_spec(std::string_view spec) {
+  if (spec == "local") return local_link();
+  if (spec == "edge") return edge_link();
+  const std::string usage =
+      "expected 'local', 'edge', 'measured' or 'bw=<MB/s>,lat=<us>' (or 'up=<MB/s>,down=<MB/s>,lat=<us>')";
+  if (spec == "measured")
+    throw Error(ErrorKind::InvalidArgument,
+                "link 'measured' is resolved by the runtime from the real link; the planner needs its numbers");
+  LinkProfile l;
+  l.name = std::string(spec);
+  l.emulated = true;
+  bool have_up = false, have_down = false, have_lat = false;
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t comma = spec.find(',', pos);
+    std::string_view item = spec.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    const std::size_t eq = item.find('=');
+    if (eq == std::string_view::npos)
+      throw Error(ErrorKind::InvalidArgument, "bad link '" + std::string(spec) + "': " + usage);
+    std::string_view key = item.substr(0, eq), val = item.substr(eq + 1);
+    double v = 0;
+    auto [ptr, ec] = std::from_chars(val.data(), val.data() + val.size(), v);
+    if (ec != std::errc() || ptr != val.data() + val.size() || !(v >= 0) || !std::isfinite(v))
+      throw Error(ErrorKind::InvalidArgument,
+                  "bad link '" + std::string(spec) + "': '" + std::string(val) + "' is not a non-negative number");
+    if (key == "bw") {
+      l.h2d_mbps = l.d2h_mbps = v;
+      have_up = have_down = true;
+    } else if (key == "up") {
+      l.h2d_mbps = v;
+      have_up = true;
+    } else if (key == "down") {
+      l.d2h_mbps = v;
+      have_down = true;
+    } else if (key == "lat") {
+      l.h2d_latency_us = l.d2h_latency_us = v;
+      have_lat = true;
+    } else {
+      throw Error(ErrorKind::InvalidArgument,
+                  "bad link '" + std::string(spec) + "': unknown key '" + std::string(key) + "'; " + usage);
+    }
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  if (!have_up || !have_down || !have_lat)
+    throw Error(ErrorKind::InvalidArgument, "bad link '" + std::string(spec) + "': " + usage);
+  if (!(l.h2d_mbps > 0) || !(l.d2h_mbps > 0))
+    throw Error(ErrorKind::InvalidArgument, "bad link '" + std::string(spec) + "': bandwidth must be positive");
+  return l;
+}
+
+LinkProfile link_profile_from_json(std::string_view json_text) {
+  const std::string what = "link profile";
+  json j = parse(json_text, what);
+  if (!j.is_object()) bad(what, "expected a JSON object");
+  LinkProfile l;
+  l.name = text(j, "name", "", what, "", true);
+  const json& up = field(j, "host_to_device", "", what);
+  const json& down = field(j, "device_to_host", "", what);
+  l.h2d_mbps = number(up, "bandwidth_mbps", "host_to_device", what);
+  l.h2d_latency_us = number(up, "latency_us", "host_to_device", what);
+  l.d2h_mbps = number(down, "bandwidth_mbps", "device_to_host", what);
+  l.d2h_latency_us = number(down, "latency_us", "device_to_host", what);
+  l.emulated = flag(j, "emulated", what, true);
+  if (!(l.h2d_mbps > 0) || !(l.d2h_mbps > 0)) bad(what, "bandwidth_mbps must be positive");
+  if (!(l.h2d_latency_us >= 0) || !(l.d2h_latency_us >= 0)) bad(what, "latency_us must be >= 0");
+  return l;
+}
+
+std::string link_profile_to_json(const LinkProfile& l) {
+  json j;
+  j["name"] = l.name;
+  j["host_to_device"] = {{"bandwidth_mbps", l.h2d_mbps}, {"latency_us", l.h2d_latency_us}};
+  j["device_to_host"] = {{"bandwidth_mbps", l.d2h_mbps}, {"latency_us", l.d2h_latency_us}};
+  j["emulated"] = l.emulated;
+  return j.dump(2) + "\n";
+}
+
+LinkProfile load_link_profile(const std::string& path) {
+  try {
+    return link_profile_from_json(read_file(path, "link profile"));
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::Io) throw;
+    throw Error(e.kind(), path + ": " + e.what());
+  }
+}
+
+void save_link_profile(const LinkProfile& l, const std::string& path) {
+  write_file(path, link_profile_to_json(l), "link profile");
+}
+
+}  // namespace vkfuse::planner

@@ -1,0 +1,123 @@
+// planner/profile.h — what the planner knows of devices and links: data, not code.
+//
+//   DeviceProfile  achieved throughput (GFLOP/s, a small table over op size) and
+//                  effective memory bandwidth (GB/s) per op class, per-dispatch and
+//                  per-submission overhead, and whether the device runs on the
+//                  host's own cores (lavapipe does: no parallel speed-up then).
+//   LinkProfile    host→device and device→host bandwidth (MB/s) and latency (µs).
+//
+// Both load from and save to JSON; malformed JSON is a vkfuse::Error naming the
+// field. Built-in defaults exist for this machine's host and for lavapipe so that
+// planning works before `vkfuse calibrate`; they are labelled not measured.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vkfuse::planner {
+
+// The op classes a profile distinguishes. Data movement (Concat, Transpose,
+// Pad, ...) is costed as elementwise; views (Flatten, Reshape, ...) cost nothing.
+enum class OpClass : std::uint8_t { direct_conv, conv1x1_gemm, depthwise, gemm, pooling, elementwise };
+inline constexpr std::size_t kOpClassCount = 6;
+inline constexpr std::array<OpClass, kOpClassCount> kAllOpClasses = {OpClass::direct_conv, OpClass::conv1x1_gemm,
+                                                                     OpClass::depthwise,   OpClass::gemm,
+                                                                     OpClass::pooling,     OpClass::elementwise};
+
+const char* op_class_name(OpClass c);
+std::optional<OpClass> parse_op_class(std::string_view name);
+
+// Achieved throughput of one op class at one op size.
+struct ThroughputPoint {
+  double flops = 0;   // size of the op, in FLOPs
+  double gflops = 0;  // achieved GFLOP/s at that size
+};
+
+struct OpClassProfile {
+  // Sorted by flops. Interpolated linearly in log(flops), clamped at both ends.
+  std::vector<ThroughputPoint> throughput;
+  double bandwidth_gbs = 1;  // effective memory bandwidth, GB/s (1e9 B/s)
+};
+
+struct DeviceProfile {
+  std::string name;
+  std::string kind = "host";  // "host" or "vulkan"
+  std::string uuid;           // device UUID (hex) — the calibration cache key
+  std::string driver;         // driver version string
+  std::string vkfuse_version;
+  bool measured = false;           // false: built-in or hand-written defaults
+  bool shares_host_cores = false;  // true: host and device work cannot overlap
+  double dispatch_us = 0;          // per kernel launch (host: per op call)
+  double submit_us = 0;            // per submission (one per dispatch unit)
+  std::array<OpClassProfile, kOpClassCount> classes;
+
+  OpClassProfile& op_class(OpClass c) { return classes[static_cast<std::size_t>(c)]; }
+  const OpClassProfile& op_class(OpClass c) const { return classes[static_cast<std::size_t>(c)]; }
+  // Achieved GFLOP/s of class c on an op of `flops` FLOPs (interpolated).
+  double throughput_gflops(OpClass c, double flops) const;
+  double bandwidth_gbs(OpClass c) const { return op_class(c).bandwidth_gbs; }
+};
+
+// Built-in defaults (measured = false).
+//   default_host_profile():     2-core Zen 4 host running Halide kernels on 2
+//                               threads (docs: /work/shared/BASELINES.md).
+//   default_lavapipe_profile(): Mesa lavapipe on that host: ≈7 GFLOP/s convs,
+//                               ≈4 GB/s, ≈50 µs per submission, shares the cores.
+DeviceProfile default_host_profile();
+DeviceProfile default_lavapipe_profile();
+
+// Throws vkfuse::Error(InvalidArgument) naming the missing or ill-typed field,
+// e.g. "device profile: missing field 'op_classes.depthwise.bandwidth_gbs'".
+DeviceProfile device_profile_from_json(std::string_view json_text);
+std::string device_profile_to_json(const DeviceProfile& p);  // pretty, 2-space indent
+// File variants: Error(Io) when the file cannot be read or written.
+DeviceProfile load_device_profile(const std::string& path);
+void save_device_profile(const DeviceProfile& p, const std::string& path);
+// The calibration cache's file name for a device profile, from its key: the
+// device UUID, driver version and vkfuse version, e.g.
+// "vulkan-0011...eeff-mesa-22.3.6-vkfuse-0.1.0.json" (characters outside
+// [A-Za-z0-9._-] become '_'). A profile whose key differs is stale.
+std::string profile_cache_file_name(const DeviceProfile& p);
+bool same_cache_key(const DeviceProfile& a, const DeviceProfile& b);
+
+// Checks invariants (positive throughputs and bandwidths, sorted tables, known
+// kind); throws Error(InvalidArgument) naming the profile and the field.
+void validate(const DeviceProfile& p);
+
+enum class Direction : std::uint8_t { host_to_device, device_to_host };
+
+struct LinkProfile {
+  std::string name;
+  double h2d_mbps = 10000;     // host → device, MB/s (1e6 B/s)
+  double d2h_mbps = 10000;     // device → host, MB/s
+  double h2d_latency_us = 10;  // per transfer
+  double d2h_latency_us = 10;
+  bool emulated = true;  // false: measured on the real link
+
+  // Predicted time of one transfer of `bytes` bytes: latency + bytes / bandwidth.
+  double transfer_us(Direction d, double bytes) const;
+  std::string describe() const;  // "edge: 40 MB/s up, 40 MB/s down, 1000 us latency (emulated)"
+};
+
+// Presets, modelled on the thesis' environments:
+//   local  10 GB/s both ways, 10 µs latency: a fast local link (PCIe/shared memory).
+//   edge   40 MB/s both ways, 1 ms latency: a bandwidth-constrained edge link
+//          (USB 2.0 / Wi-Fi class, ≈320 Mbit/s) between a host and its accelerator.
+// Custom: "bw=<MB/s>,lat=<us>" (both directions), optionally "up=<MB/s>",
+// "down=<MB/s>" instead of bw. "measured" is resolved by the runtime, not here:
+// link_from_spec rejects it with a message saying so.
+LinkProfile local_link();
+LinkProfile edge_link();
+std::vector<std::string> link_preset_names();       // {"local", "edge"}
+LinkProfile link_from_spec(std::string_view spec);  // Error(InvalidArgument) on a bad spec
+
+LinkProfile link_profile_from_json(std::string_view json_text);
+std::string link_profile_to_json(const LinkProfile& l);
+LinkProfile load_link_profile(const std::string& path);
+void save_link_profile(const LinkProfile& l, const std::string& path);
+
+}  // namespace vkfuse::planner

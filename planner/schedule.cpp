@@ -1,0 +1,334 @@
+// Laying out a partition (units, transfers, a topological order) and the
+// schedule simulation that predicts its time.
+#include "planner/schedule.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <span>
+
+#include "vkfuse/error.h"
+
+namespace vkfuse::planner {
+
+using graph::kNoValue;
+using graph::ValueId;
+
+namespace detail {
+
+namespace {
+
+// Labels renumbered 0.. in order of appearance, when they are too large to
+// index a vector by.
+Partition compact(const Partition& p) {
+  std::map<int, int> ids;
+  Partition out(p.size(), -1);
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (p[i] >= 0) out[i] = ids.emplace(p[i], static_cast<int>(ids.size())).first->second;
+  return out;
+}
+
+}  // namespace
+
+Layout lay_out(const CostModel& cm, const Partition& p) {
+  const int n = cm.node_count();
+  Layout out;
+  Simulator sim(cm);
+  out.acyclic = sim.acyclic(p);
+  if (!out.acyclic) return out;
+  out.unit_of.assign(static_cast<std::size_t>(n), -1);
+  std::vector<char> mask(static_cast<std::size_t>(n), 0);
+  const auto& producers = cm.producers();
+  const auto& consumers = cm.consumers();
+  for (int h : sim.order()) {
+    if (p[static_cast<std::size_t>(h)] < 0) {
+      out.order.push_back({false, h});
+      continue;
+    }
+    const int u = static_cast<int>(out.units.size());
+    out.order.push_back({true, u});
+    UnitLayout unit;
+    const std::span<const int> members = sim.members(h);
+    unit.nodes.assign(members.begin(), members.end());
+    for (int i : unit.nodes) {
+      mask[static_cast<std::size_t>(i)] = 1;
+      out.unit_of[static_cast<std::size_t>(i)] = u;
+    }
+    for (int i : unit.nodes) {
+      for (ValueId v : cm.activation_inputs(i)) {
+        const int pr = producers[static_cast<std::size_t>(v)];
+        if ((pr < 0 || !mask[static_cast<std::size_t>(pr)]) &&
+            std::find(unit.uploads.begin(), unit.uploads.end(), v) == unit.uploads.end())
+          unit.uploads.push_back(v);
+      }
+      for (ValueId v : cm.outputs(i)) {
+        bool outside = cm.is_graph_output(v);
+        for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !mask[static_cast<std::size_t>(c)];
+        if (outside) unit.downloads.push_back(v);
+      }
+    }
+    unit.compute_us = cm.unit_compute_us(unit.nodes, mask);
+    for (int i : unit.nodes) mask[static_cast<std::size_t>(i)] = 0;
+    out.units.push_back(std::move(unit));
+  }
+  return out;
+}
+
+double simulate(const CostModel& cm, const Layout& layout, double transfer_scale, std::vector<ItemTime>* times) {
+  const graph::Graph& g = cm.graph();
+  std::vector<double> host_ready(g.values.size(), 0.0);
+  const bool shared = cm.accel().shares_host_cores;
+  double host_free = 0, link_free = 0, accel_free = 0;  // when shared, host_free is the one clock
+  if (times) times->clear();
+  for (const OrderItem& item : layout.order) {
+    ItemTime t;
+    if (!item.is_unit) {
+      const int i = item.index;
+      double start = host_free;
+      if (!shared)
+        for (ValueId v : cm.activation_inputs(i)) start = std::max(start, host_ready[static_cast<std::size_t>(v)]);
+      const double end = start + cm.host_us(i);
+      host_free = end;
+      for (ValueId v : cm.outputs(i)) host_ready[static_cast<std::size_t>(v)] = end;
+      t = {start, end};
+    } else {
+      const UnitLayout& u = layout.units[static_cast<std::size_t>(item.index)];
+      if (shared) {
+        double now = host_free;
+        t.start_us = now;
+        for (ValueId v : u.uploads) now += transfer_scale * cm.transfer_us(Direction::host_to_device, v);
+        now += u.compute_us;
+        for (ValueId v : u.downloads) {
+          now += transfer_scale * cm.transfer_us(Direction::device_to_host, v);
+          host_ready[static_cast<std::size_t>(v)] = now;
+        }
+        host_free = now;
+        t.end_us = now;
+      } else {
+        double first = std::numeric_limits<double>::infinity();
+        double uploaded = 0;
+        for (ValueId v : u.uploads) {
+          const double s = std::max(link_free, host_ready[static_cast<std::size_t>(v)]);
+          first = std::min(first, s);
+          link_free = s + transfer_scale * cm.transfer_us(Direction::host_to_device, v);
+          uploaded = link_free;
+        }
+        const double cs = std::max(accel_free, uploaded);
+        first = std::min(first, cs);
+        const double ce = cs + u.compute_us;
+        accel_free = ce;
+        double last = ce;
+        for (ValueId v : u.downloads) {
+          const double s = std::max(link_free, ce);
+          link_free = s + transfer_scale * cm.transfer_us(Direction::device_to_host, v);
+          host_ready[static_cast<std::size_t>(v)] = link_free;
+          last = link_free;
+        }
+        t = {first, last};
+      }
+    }
+    if (times) times->push_back(t);
+  }
+  return std::max({host_free, link_free, accel_free});
+}
+
+Simulator::Simulator(const CostModel& cm) : cm_(cm), n_(cm.node_count()) {
+  const auto& producers = cm.producers();
+  for (int c = 0; c < n_; ++c)
+    for (ValueId v : cm.activation_inputs(c)) {
+      const int pr = producers[static_cast<std::size_t>(v)];
+      if (pr >= 0) edges_.emplace_back(pr, c);
+    }
+  const auto n = static_cast<std::size_t>(n_);
+  item_.resize(n);
+  indeg_.resize(n);
+  succ_start_.resize(n + 1);
+  succ_.resize(edges_.size());
+  fill_.resize(n + 1);
+  member_start_.resize(n + 1);
+  members_.resize(n);
+  mask_.assign(n, 0);
+  seen_.assign(cm.graph().values.size(), 0);
+  host_ready_.assign(cm.graph().values.size(), 0.0);
+  heap_.reserve(n);
+  order_.reserve(n);
+}
+
+bool Simulator::sort(const Partition& p) {
+  const auto n = static_cast<std::size_t>(n_);
+  if (p.size() != n) throw Error(ErrorKind::Internal, "planner: a partition needs one entry per node");
+  int max_label = -1;
+  for (int label : p) max_label = std::max(max_label, label);
+  if (max_label > 4 * n_ + 1024) return sort(compact(p));
+  head_of_label_.assign(static_cast<std::size_t>(max_label + 1), -1);
+  for (int i = 0; i < n_; ++i) {
+    const int label = p[static_cast<std::size_t>(i)];
+    if (label < 0) {
+      item_[static_cast<std::size_t>(i)] = i;
+      continue;
+    }
+    int& head = head_of_label_[static_cast<std::size_t>(label)];
+    if (head < 0) head = i;
+    item_[static_cast<std::size_t>(i)] = head;
+  }
+  // Item successor lists (CSR) and in-degrees, one entry per crossing read.
+  std::fill(indeg_.begin(), indeg_.end(), 0);
+  std::fill(succ_start_.begin(), succ_start_.end(), 0);
+  for (auto [a, b] : edges_) {
+    const int ia = item_[static_cast<std::size_t>(a)], ib = item_[static_cast<std::size_t>(b)];
+    if (ia == ib) continue;
+    ++succ_start_[static_cast<std::size_t>(ia) + 1];
+    ++indeg_[static_cast<std::size_t>(ib)];
+  }
+  for (std::size_t i = 0; i < n; ++i) succ_start_[i + 1] += succ_start_[i];
+  std::copy(succ_start_.begin(), succ_start_.end(), fill_.begin());
+  for (auto [a, b] : edges_) {
+    const int ia = item_[static_cast<std::size_t>(a)], ib = item_[static_cast<std::size_t>(b)];
+    if (ia == ib) continue;
+    succ_[static_cast<std::size_t>(fill_[static_cast<std::size_t>(ia)]++)] = ib;
+  }
+  // Members of each item (CSR, ascending).
+  std::fill(member_start_.begin(), member_start_.end(), 0);
+  for (std::size_t i = 0; i < n; ++i) ++member_start_[static_cast<std::size_t>(item_[i]) + 1];
+  for (std::size_t i = 0; i < n; ++i) member_start_[i + 1] += member_start_[i];
+  std::copy(member_start_.begin(), member_start_.end(), fill_.begin());
+  for (std::size_t i = 0; i < n; ++i)
+    members_[static_cast<std::size_t>(fill_[static_cast<std::size_t>(item_[i])]++)] = static_cast<int>(i);
+  // Kahn, with lay_out's priority: units first, then the smallest head.
+  auto key = [&](int h) { return (p[static_cast<std::size_t>(h)] >= 0 ? 0 : n_) + h; };
+  auto later = [&](int a, int b) { return key(a) > key(b); };
+  heap_.clear();
+  order_.clear();
+  int heads = 0;
+  for (int i = 0; i < n_; ++i)
+    if (item_[static_cast<std::size_t>(i)] == i) {
+      ++heads;
+      if (indeg_[static_cast<std::size_t>(i)] == 0) {
+        heap_.push_back(i);
+        std::push_heap(heap_.begin(), heap_.end(), later);
+      }
+    }
+  while (!heap_.empty()) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    const int h = heap_.back();
+    heap_.pop_back();
+    order_.push_back(h);
+    for (int e = succ_start_[static_cast<std::size_t>(h)]; e < succ_start_[static_cast<std::size_t>(h) + 1]; ++e) {
+      const int s = succ_[static_cast<std::size_t>(e)];
+      if (--indeg_[static_cast<std::size_t>(s)] == 0) {
+        heap_.push_back(s);
+        std::push_heap(heap_.begin(), heap_.end(), later);
+      }
+    }
+  }
+  return static_cast<int>(order_.size()) == heads;
+}
+
+bool Simulator::acyclic(const Partition& p) { return sort(p); }
+
+double Simulator::predict(const Partition& p_in, double transfer_scale) {
+  if (!sort(p_in)) return std::numeric_limits<double>::infinity();
+  const auto& consumers = cm_.consumers();
+  const auto& producers = cm_.producers();
+  const bool shared = cm_.accel().shares_host_cores;
+  std::fill(host_ready_.begin(), host_ready_.end(), 0.0);
+  double host_free = 0, link_free = 0, accel_free = 0;
+  for (int h : order_) {
+    const int* mb = members_.data() + member_start_[static_cast<std::size_t>(h)];
+    const int* me = members_.data() + member_start_[static_cast<std::size_t>(h) + 1];
+    // A host op is its own item with a single member; a unit's label is >= 0.
+    if (p_in.size() && p_in[static_cast<std::size_t>(h)] < 0) {
+      double start = host_free;
+      if (!shared)
+        for (ValueId v : cm_.activation_inputs(h)) start = std::max(start, host_ready_[static_cast<std::size_t>(v)]);
+      const double end = start + cm_.host_us(h);
+      host_free = end;
+      for (ValueId v : cm_.outputs(h)) host_ready_[static_cast<std::size_t>(v)] = end;
+      continue;
+    }
+    for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 1;
+    ++stamp_;
+    const std::span<const int> members(mb, me);
+    const double compute = cm_.unit_compute_us(members, mask_);
+    if (shared) {
+      double now = host_free;
+      for (int i : members)
+        for (ValueId v : cm_.activation_inputs(i)) {
+          const int pr = producers[static_cast<std::size_t>(v)];
+          if ((pr >= 0 && mask_[static_cast<std::size_t>(pr)]) || seen_[static_cast<std::size_t>(v)] == stamp_)
+            continue;
+          seen_[static_cast<std::size_t>(v)] = stamp_;
+          now += transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
+        }
+      now += compute;
+      for (int i : members)
+        for (ValueId v : cm_.outputs(i)) {
+          bool outside = cm_.is_graph_output(v);
+          for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !mask_[static_cast<std::size_t>(c)];
+          if (!outside) continue;
+          now += transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
+          host_ready_[static_cast<std::size_t>(v)] = now;
+        }
+      host_free = now;
+    } else {
+      double uploaded = 0;
+      for (int i : members)
+        for (ValueId v : cm_.activation_inputs(i)) {
+          const int pr = producers[static_cast<std::size_t>(v)];
+          if ((pr >= 0 && mask_[static_cast<std::size_t>(pr)]) || seen_[static_cast<std::size_t>(v)] == stamp_)
+            continue;
+          seen_[static_cast<std::size_t>(v)] = stamp_;
+          const double s = std::max(link_free, host_ready_[static_cast<std::size_t>(v)]);
+          link_free = s + transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
+          uploaded = link_free;
+        }
+      const double cs = std::max(accel_free, uploaded);
+      const double ce = cs + compute;
+      accel_free = ce;
+      for (int i : members)
+        for (ValueId v : cm_.outputs(i)) {
+          bool outside = cm_.is_graph_output(v);
+          for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !mask_[static_cast<std::size_t>(c)];
+          if (!outside) continue;
+          const double s = std::max(link_free, ce);
+          link_free = s + transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
+          host_ready_[static_cast<std::size_t>(v)] = link_free;
+        }
+    }
+    for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 0;
+  }
+  return std::max({host_free, link_free, accel_free});
+}
+
+}  // namespace detail
+
+bool is_acyclic(const CostModel& cm, const Partition& p) { return detail::Simulator(cm).acyclic(p); }
+
+double predict_us(const CostModel& cm, const Partition& p, double transfer_scale) {
+  return detail::Simulator(cm).predict(p, transfer_scale);
+}
+
+Partition maximal_clusters(const CostModel& cm, const std::vector<char>& on_accel) {
+  const int n = cm.node_count();
+  Partition p(static_cast<std::size_t>(n), -1);
+  for (int i = 0; i < n; ++i)
+    if (on_accel[static_cast<std::size_t>(i)]) p[static_cast<std::size_t>(i)] = i;
+  const auto& producers = cm.producers();
+  detail::Simulator sim(cm);
+  for (int c = 0; c < n; ++c) {
+    if (p[static_cast<std::size_t>(c)] < 0) continue;
+    for (ValueId v : cm.activation_inputs(c)) {
+      const int pr = producers[static_cast<std::size_t>(v)];
+      if (pr < 0 || p[static_cast<std::size_t>(pr)] < 0) continue;
+      const int a = p[static_cast<std::size_t>(pr)], b = p[static_cast<std::size_t>(c)];
+      if (a == b) continue;
+      Partition trial = p;
+      for (int& label : trial)
+        if (label == b) label = a;
+      if (sim.acyclic(trial)) p = std::move(trial);
+    }
+  }
+  return p;
+}
+
+}  // namespace vkfuse::planner

@@ -1,0 +1,119 @@
+// tests/planner/test_planner_cost_model.cpp — op classes, the roofline per op,
+// transfers and fused clusters, with the numbers worked out by hand.
+//
+// Run: ctest -R test_planner_cost_model
+#include <gtest/gtest.h>
+
+#include "planner_test_util.h"
+
+namespace vkfuse::planner {
+namespace {
+
+using testing::GraphBuilder;
+using testing::node_index;
+
+TEST(CostModel, OpClasses) {
+  GraphBuilder b("classes");
+  auto x = b.input("input", {1, 16, 8, 8});
+  auto c3 = b.conv("conv3x3", x, 16);
+  auto c1 = b.conv("conv1x1", c3, 32, 1);
+  auto dw = b.conv("depthwise", c1, 32, 3, 1, 32);
+  auto gc = b.conv("grouped", dw, 32, 3, 1, 4);
+  auto mp = b.maxpool("maxpool", gc, 2, 2);
+  auto r = b.relu("relu", mp);
+  auto gap = b.global_avgpool("gap", r);
+  auto fl = b.flatten("flatten", gap);
+  auto fc = b.gemm("fc", fl, 10);
+  graph::Graph g = b.finish({fc});
+  auto cls = [&](const std::string& name) {
+    return classify(g, g.nodes[static_cast<std::size_t>(node_index(g, name))]);
+  };
+  EXPECT_EQ(cls("conv3x3"), OpClass::direct_conv);
+  EXPECT_EQ(cls("conv1x1"), OpClass::conv1x1_gemm);
+  EXPECT_EQ(cls("depthwise"), OpClass::depthwise);
+  EXPECT_EQ(cls("grouped"), OpClass::direct_conv);
+  EXPECT_EQ(cls("maxpool"), OpClass::pooling);
+  EXPECT_EQ(cls("gap"), OpClass::pooling);
+  EXPECT_EQ(cls("relu"), OpClass::elementwise);
+  EXPECT_EQ(cls("fc"), OpClass::gemm);
+  EXPECT_TRUE(is_view_op(g.nodes[static_cast<std::size_t>(node_index(g, "flatten"))]));
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const int flat = node_index(g, "flatten");
+  EXPECT_EQ(cm.host_us(flat), 0);  // a view costs nothing anywhere
+  EXPECT_EQ(cm.accel_us(flat), 0);
+}
+
+TEST(CostModel, RooflinePerOp) {
+  // conv 32→64, 3x3, 56x56: 2 · 64·56·56 · 32·9 = 115,605,504 FLOP.
+  // bytes: input 401,408 + weights 73,728 + output 802,816 = 1,277,952.
+  // host (100 GFLOP/s, 20 GB/s): max(1156.06, 63.9) us; fast-accel (1000, 200): 115.6 + 5 dispatch.
+  GraphBuilder b("conv");
+  auto x = b.input("input", {1, 32, 56, 56});
+  auto c = b.conv("conv", x, 64);
+  auto r = b.relu("relu", c);
+  graph::Graph g = b.finish({r});
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const int conv = node_index(g, "conv"), relu = node_index(g, "relu");
+  EXPECT_DOUBLE_EQ(cm.node(conv).flops, 115605504.0);
+  EXPECT_DOUBLE_EQ(cm.node(conv).bytes, 1277952.0);
+  EXPECT_NEAR(cm.host_us(conv), 1156.05504, 1e-6);
+  EXPECT_NEAR(cm.accel_us(conv), 115.605504 + 5, 1e-6);
+  EXPECT_NEAR(cm.accel_alone_us(conv), 115.605504 + 5 + 20, 1e-6);
+  // relu: memory-bound: 2 × 802,816 B at 20 GB/s = 80.28 us on the host.
+  EXPECT_NEAR(cm.host_us(relu), 80.2816, 1e-6);
+  // Transfer of the input over the fast link: 10 us + 401,408 B / 10,000 MB/s.
+  EXPECT_NEAR(cm.transfer_us(Direction::host_to_device, g.inputs[0]), 10 + 40.1408, 1e-6);
+}
+
+TEST(CostModel, FusedClusterCostsOneSubmitAndNoEpilogueTraffic) {
+  // Unit {conv, relu}: submit 20 + conv 120.6 + relu as an epilogue (no dispatch,
+  // no input traffic: only its 200,704 FLOP at 1000 GFLOP/s = 0.2 us).
+  GraphBuilder b("conv");
+  auto x = b.input("input", {1, 32, 56, 56});
+  auto c = b.conv("conv", x, 64);
+  auto r = b.relu("relu", c);
+  graph::Graph g = b.finish({r});
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  std::vector<char> mask(g.nodes.size(), 1);
+  std::vector<int> members = {0, 1};
+  EXPECT_EQ(cm.fusion_input(1, mask), g.nodes[0].outputs[0]);
+  EXPECT_NEAR(cm.unit_compute_us(members, mask), 20 + 115.605504 + 5 + 200704 / 1e6, 1e-6);
+  EXPECT_EQ(cm.kernel_roots(members, mask), (std::vector<int>{0, 0}));
+  // Not fusible when the producer's output is also a graph output (it must be written).
+  GraphBuilder b2("conv2");
+  auto x2 = b2.input("input", {1, 8, 8, 8});
+  auto c2 = b2.conv("conv", x2, 8);
+  auto r2 = b2.relu("relu", c2);
+  graph::Graph g2 = b2.finish({c2, r2});
+  CostModel cm2(g2, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  EXPECT_EQ(cm2.fusion_input(1, mask), graph::kNoValue);
+  // Benefit of the unit vs the host: host time − unit time − k × transfers.
+  const double host = cm.host_us(0) + cm.host_us(1);
+  const double xfer =
+      cm.transfer_us(Direction::host_to_device, g.inputs[0]) + cm.transfer_us(Direction::device_to_host, g.outputs[0]);
+  EXPECT_NEAR(cluster_benefit_us(cm, members, 1.0), host - cm.unit_compute_us(members, mask) - xfer, 1e-6);
+  EXPECT_NEAR(cluster_benefit_us(cm, members, 2.0), host - cm.unit_compute_us(members, mask) - 2 * xfer, 1e-6);
+}
+
+TEST(CostModel, RejectsUnpreparedGraphs) {
+  graph::Graph g;
+  auto x = g.add_value("x", graph::DType::f32, {1, 4}, true);
+  g.inputs.push_back(x);
+  auto y = g.add_value("y");  // no shape
+  graph::Node n;
+  n.name = "relu";
+  n.op_type = "Relu";
+  n.inputs = {x};
+  n.outputs = {y};
+  g.nodes.push_back(n);
+  graph::Node m = n;
+  m.name = "relu2";
+  m.inputs = {y};
+  m.outputs = {g.add_value("z", graph::DType::f32, {1, 4}, true)};
+  g.nodes.push_back(m);
+  g.outputs = {m.outputs[0]};
+  EXPECT_THROW(CostModel(g, testing::test_host(), testing::fast_accel(), testing::fast_link()), Error);
+}
+
+}  // namespace
+}  // namespace vkfuse::planner
