@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -297,6 +298,52 @@ int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
   return 0;
 }
 
+struct PlanArgs {
+  vkfuse::PlanOptions options;
+  std::string json_file, dot_file;
+  bool table = false;
+};
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw Error(ErrorKind::Io, "cannot write '" + path + "'");
+  f << text;
+  if (!f) throw Error(ErrorKind::Io, "failed writing '" + path + "'");
+}
+
+int cmd_plan(const ModelArgs& a, const PlanArgs& p) {
+  ModelArgs load = a;
+  load.strategy = "reference";  // planning needs the graph, not a backend
+  vkfuse::Model model = load_model(load);
+  if (p.table) {
+    // Every strategy under every link: predicted ms.
+    std::vector<std::string> links = vkfuse::link_presets();
+    std::printf("%-10s", "strategy");
+    for (auto& l : links) std::printf(" %14s", l.c_str());
+    std::printf("\n");
+    bool predicted_only = false;
+    for (auto& s : vkfuse::plan_strategies()) {
+      std::printf("%-10s", s.c_str());
+      for (auto& l : links) {
+        vkfuse::PlanOptions o = p.options;
+        o.strategy = s;
+        o.link = l;
+        auto r = model.plan(o);
+        predicted_only |= r.predicted_only;
+        std::printf(" %11.2f ms", r.predicted_ms);
+      }
+      std::printf("\n");
+    }
+    if (predicted_only) std::printf("(predicted from profiles, not measured)\n");
+    return 0;
+  }
+  auto r = model.plan(p.options);
+  std::fputs(r.text.c_str(), stdout);
+  if (!p.json_file.empty()) write_text_file(p.json_file, r.json);
+  if (!p.dot_file.empty()) write_text_file(p.dot_file, r.dot);
+  return 0;
+}
+
 int cmd_devices(bool as_json) {
   const auto devices = vkfuse::list_devices();
   if (as_json) {
@@ -333,6 +380,7 @@ int main(int argc, char** argv) {
       "  vkfuse run                                  run the built-in ResNet-18 on a random input\n"
       "  vkfuse run model.onnx --input x.npy --output y.npy\n"
       "  vkfuse info model.onnx --layers             ops, shapes, parameters and FLOPs\n"
+      "  vkfuse plan inception_v3 --link edge --dot plan.dot\n"
       "  vkfuse devices                              Vulkan devices found\n"
       "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).");
 
@@ -359,6 +407,27 @@ int main(int argc, char** argv) {
   info->add_flag("--json", info_json, "Print JSON");
   info->add_flag("--layers", info_layers, "List every layer with its output shape and FLOPs");
 
+  ModelArgs plan_args;
+  PlanArgs plan_opts;
+  auto* plan = app.add_subcommand("plan", "Show where each op would run, the dispatch units, transfers and predicted time");
+  add_model_options(plan, plan_args, false);
+  {
+    std::string strategies, links;
+    for (auto& s : vkfuse::plan_strategies()) strategies += (strategies.empty() ? "" : ", ") + s;
+    for (auto& l : vkfuse::link_presets()) links += (links.empty() ? "" : ", ") + l;
+    plan->add_option("-s,--strategy", plan_opts.options.strategy, "Planning strategy: " + strategies)->capture_default_str();
+    plan->add_option("-l,--link", plan_opts.options.link, "Host-accelerator link: " + links + ", or bw=<MB/s>,lat=<us>")
+        ->capture_default_str();
+    plan->add_option("-k,--k", plan_opts.options.k, "Offloading ratio: an offload must beat k x its transfer cost")
+        ->capture_default_str();
+  }
+  plan->add_option("--profile", plan_opts.options.accel_profile,
+                   "Plan against this accelerator profile (JSON), e.g. a device not present (what-if)");
+  plan->add_option("--host-profile", plan_opts.options.host_profile, "Plan against this host profile (JSON)");
+  plan->add_option("--json", plan_opts.json_file, "Write the plan as JSON to FILE");
+  plan->add_option("--dot", plan_opts.dot_file, "Write the plan as Graphviz DOT to FILE (render: dot -Tsvg FILE)");
+  plan->add_flag("--table", plan_opts.table, "Predicted time of every strategy under every link preset");
+
   bool dev_json = false;
   auto* devices = app.add_subcommand("devices", "List the Vulkan devices vkfuse can use");
   devices->add_flag("--json", dev_json, "Print JSON");
@@ -378,6 +447,7 @@ int main(int argc, char** argv) {
       return cmd_run(run_args, input_files, output_files, iters, warmup, run_json, seed);
     }
     if (*info) return cmd_info(info_args, info_json, info_layers);
+    if (*plan) return cmd_plan(plan_args, plan_opts);
     if (*devices) return cmd_devices(dev_json);
   } catch (const Error& e) {
     std::cerr << "vkfuse: error: " << e.what() << "\n";

@@ -8,6 +8,7 @@
 
 #include "graph/ops.h"
 #include "graph/passes.h"
+#include "planner/planner.h"
 #include "runtime/executor.h"
 #include "vkfuse/vkfuse.h"
 
@@ -145,6 +146,64 @@ ModelSummary Model::summary() const {
   }
   for (auto& [op, c] : counts) s.ops.push_back({op, c});
   return s;
+}
+
+std::vector<std::string> plan_strategies() { return planner::strategy_names(); }
+
+std::vector<std::string> link_presets() {
+  auto names = planner::link_preset_names();
+  names.insert(names.begin(), "measured");
+  return names;
+}
+
+namespace {
+
+// The link `measured` stands for until `vkfuse calibrate` has measured it:
+// lavapipe's copies on this class of machine (shared/BASELINES.md), with a
+// submit + fence wait as latency.
+planner::LinkProfile uncalibrated_measured_link() {
+  planner::LinkProfile l;
+  l.name = "measured (uncalibrated defaults)";
+  l.h2d_mbps = 10400;
+  l.d2h_mbps = 12600;
+  l.h2d_latency_us = 50;
+  l.d2h_latency_us = 50;
+  l.emulated = false;
+  return l;
+}
+
+}  // namespace
+
+PlanReport Model::plan(const PlanOptions& options) const {
+  const auto& g = impl_->graph;
+  planner::DeviceProfile host =
+      options.host_profile.empty() ? planner::default_host_profile() : planner::load_device_profile(options.host_profile);
+  planner::DeviceProfile accel = options.accel_profile.empty() ? planner::default_lavapipe_profile()
+                                                               : planner::load_device_profile(options.accel_profile);
+  planner::LinkProfile link =
+      options.link == "measured" ? uncalibrated_measured_link() : planner::link_from_spec(options.link);
+  planner::PlanOptions po;
+  po.strategy = options.strategy;
+  po.k = options.k;
+  po.devices_present = false;  // no measured profiles of present devices yet
+  planner::Plan plan = planner::make_plan(g, host, accel, link, po);
+  plan.model = g.name;
+
+  PlanReport r;
+  r.strategy = plan.strategy;
+  r.link = plan.link.describe();
+  r.predicted_ms = plan.predicted_ms;
+  r.predicted_only = plan.predicted_only;
+  r.units = static_cast<int>(plan.units.size());
+  r.accel_ops = plan.accel_node_count();
+  r.host_ops = static_cast<int>(plan.nodes.size()) - r.accel_ops;
+  r.transfers = plan.transfers;
+  r.bytes_uploaded = plan.bytes_uploaded;
+  r.bytes_downloaded = plan.bytes_downloaded;
+  r.text = planner::plan_to_text(plan);
+  r.json = planner::plan_to_json(plan);
+  r.dot = planner::plan_to_dot(plan, g);
+  return r;
 }
 
 void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs) {

@@ -81,6 +81,33 @@ struct RunTimings {
   std::int64_t bytes_downloaded = 0;  // device → host in the last run
 };
 
+// How to plan a model across host and accelerator (see `vkfuse plan`).
+struct PlanOptions {
+  std::string strategy = "fused";  // cpu, gpu, naive, fused, fuse-all, per-op
+  // The host–accelerator link: "measured" (the real one), a preset ("local",
+  // "edge") or "bw=<MB/s>,lat=<us>".
+  std::string link = "measured";
+  double k = 1.0;              // offloading ratio: benefit must beat k × transfer cost
+  std::string accel_profile;   // a device profile JSON file to plan against (what-if)
+  std::string host_profile;    // likewise for the host
+};
+
+// A plan, as data: which op runs where, the dispatch units and their
+// transfers, and the predicted time. Labelled predicted-only when the
+// profiles are not measured ones of devices present here.
+struct PlanReport {
+  std::string strategy;
+  std::string link;            // the link in force, described
+  double predicted_ms = 0;
+  bool predicted_only = true;
+  int host_ops = 0, accel_ops = 0, units = 0, transfers = 0;
+  std::int64_t bytes_uploaded = 0, bytes_downloaded = 0;
+  std::string text, json, dot;  // the whole plan in three formats
+};
+
+std::vector<std::string> plan_strategies();
+std::vector<std::string> link_presets();
+
 class Model {
  public:
   // Loads an ONNX file. Throws Error(InvalidModel/Unsupported/Io) with a
@@ -101,6 +128,9 @@ class Model {
   // Where the ops run, in words: the executor and device.
   std::string backend_description() const;
   ModelSummary summary() const;
+
+  // Plans the loaded model; does not change how run() executes.
+  PlanReport plan(const PlanOptions& options = {}) const;
 
   // Runs one inference. Every input and output must be given, by name, with
   // exactly element_count() floats; otherwise Error(InvalidInput).

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "planner/planner.h"
 #include "tests/onnx_builder.h"
 #include "vkfuse/vkfuse.h"
 
@@ -226,4 +227,42 @@ TEST_F(CliTest, WrongInputSizeOrShape) {
 TEST_F(CliTest, UnknownStrategyOrModelName) {
   expect_one_line_error("run " + model_ + " --strategy warp", {"warp", "reference"});
   expect_one_line_error("run resnet1000", {"resnet1000", "resnet18"});
+}
+
+TEST_F(CliTest, PlanWritesTextJsonAndDot) {
+  Result r = vkfuse("plan " + model_ + " --link edge --json " + path("plan.json") + " --dot " + path("plan.dot"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("edge"), std::string::npos) << "every report names the link in force";
+  EXPECT_NE(r.out.find("PREDICTED"), std::string::npos);
+  std::ifstream jf(path("plan.json"));
+  auto j = nlohmann::json::parse(jf);
+  EXPECT_EQ(j["strategy"], "fused");
+  std::ifstream df(path("plan.dot"));
+  std::string dot((std::istreambuf_iterator<char>(df)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(dot.rfind("digraph", 0), 0u);
+  expect_one_line_error("plan " + model_ + " --link warp9", {"warp9"});
+  expect_one_line_error("plan " + model_ + " --strategy sideways", {"sideways"});
+  expect_one_line_error("plan " + model_ + " --profile " + path("missing.json"), {"missing.json"});
+}
+
+TEST_F(CliTest, PlanWhatIfAgainstAFasterAcceleratorProfile) {
+  // A hand-written accelerator ten times faster than the default host, behind
+  // the edge link: the built-in ResNet-18 should then offload, and say the
+  // plan is predicted.
+  auto fast = vkfuse::planner::default_host_profile();
+  fast.name = "what-if accelerator";
+  fast.kind = "vulkan";
+  for (auto& c : fast.classes) {
+    for (auto& p : c.throughput) p.gflops *= 10;
+    c.bandwidth_gbs *= 10;
+  }
+  vkfuse::planner::save_device_profile(fast, path("fast.json"));
+  Result r = vkfuse("plan resnet18 --link edge --profile " + path("fast.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("what-if accelerator"), std::string::npos);
+  EXPECT_NE(r.out.find("PREDICTED"), std::string::npos);
+  EXPECT_NE(r.out.find(" accel "), std::string::npos) << r.out;
+  Result t = vkfuse("plan resnet18 --table --profile " + path("fast.json"));
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  for (auto s : {"cpu", "gpu", "naive", "fused", "fuse-all", "per-op"}) EXPECT_NE(t.out.find(s), std::string::npos) << s;
 }
