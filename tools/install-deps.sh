@@ -8,7 +8,7 @@ packages=(
   # graph/: ONNX protobuf definitions
   libonnx-dev libprotobuf-dev protobuf-compiler
   # cli/ and reports
-  libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev graphviz
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # host backend
