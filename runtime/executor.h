@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -13,10 +14,19 @@
 
 namespace vkfuse::runtime {
 
+enum class TransferDirection : std::uint8_t { upload, download };
+
+class Trace;
+
 struct ExecutorOptions {
   int threads = 1;
   std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
   bool fp16 = false;   // 16-bit storage on the device where supported
+  // Device executors call this after each host↔device copy with its size and
+  // measured duration; the link emulator holds the copy there until the
+  // emulated link would have finished it. May be empty.
+  std::function<void(TransferDirection, std::int64_t bytes, double measured_us)> on_transfer;
+  Trace* trace = nullptr;  // where to record events, when tracing
 };
 
 // Counters of the last run, for reports and benchmarks.
