@@ -62,6 +62,10 @@ struct ModelArgs {
   bool quiet = false;
   std::string device;
   bool fp16 = false;
+  std::string link = "measured";
+  double k = 1.0;
+  std::string accel_profile;
+  std::string trace_file;
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
@@ -80,6 +84,11 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
         ->capture_default_str();
     cmd->add_option("-d,--device", a.device, "Vulkan device: index or part of its name (see `vkfuse devices`)");
     cmd->add_flag("--fp16", a.fp16, "16-bit storage on the device (fp32 accumulation)");
+    cmd->add_option("-l,--link", a.link,
+                    "Host-accelerator link: measured, local, edge, or bw=<MB/s>,lat=<us> (emulated links are enforced)")
+        ->capture_default_str();
+    cmd->add_option("-k,--k", a.k, "Offloading ratio: an offload must beat k x its transfer cost")->capture_default_str();
+    cmd->add_option("--profile", a.accel_profile, "Plan against this accelerator profile (JSON)");
   }
   cmd->add_flag("-q,--quiet", a.quiet, "No progress lines on stderr");
   cmd->add_option("-t,--threads", a.threads, "Host threads (0: one per core)")->capture_default_str();
@@ -94,6 +103,10 @@ vkfuse::Model load_model(const ModelArgs& a) {
   opts.threads = a.threads;
   opts.device = a.device;
   opts.fp16 = a.fp16;
+  opts.link = a.link;
+  opts.k = a.k;
+  opts.accel_profile = a.accel_profile;
+  opts.trace = !a.trace_file.empty();
   for (const auto& s : a.input_shapes) {
     auto [name, dims] = split_named(s);
     opts.input_shapes.emplace_back(name.empty() ? "input" : name, parse_dims(dims));
@@ -142,6 +155,7 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   auto t0 = std::chrono::steady_clock::now();
   if (progress) std::cerr << "vkfuse: loading " << a.model << " (strategy " << a.strategy << ")...\n";
   vkfuse::Model model = load_model(a);
+  for (const auto& w : model.warnings()) std::cerr << "vkfuse: warning: " << w << "\n";
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
   // Inputs: from files (NAME=FILE, or FILE for the inputs in order), else seeded random.
@@ -213,12 +227,20 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     vkfuse::cli::write_tensor_file(path, model.outputs()[idx].shape, output_data[idx]);
   }
 
+  if (!a.trace_file.empty()) {
+    std::ofstream tf(a.trace_file, std::ios::binary | std::ios::trunc);
+    if (!tf) throw Error(ErrorKind::Io, "cannot write trace file '" + a.trace_file + "'");
+    tf << model.trace_json();
+  }
+
   const Stats s = stats_of(times);
   if (as_json) {
     json j;
     j["model"] = a.model;
     j["strategy"] = model.strategy();
     j["backend"] = model.backend_description();
+    j["link"] = a.link;
+    j["predicted_ms"] = model.predicted_ms();
     j["dispatches"] = model.last_timings().dispatches;
     j["bytes_uploaded"] = model.last_timings().bytes_uploaded;
     j["bytes_downloaded"] = model.last_timings().bytes_downloaded;
@@ -251,6 +273,7 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     }
     std::printf("\n");
   }
+  if (model.predicted_ms() > 0) std::printf("predicted  %.3f ms (plan)\n", model.predicted_ms());
   std::printf("latency    min %.3f ms, median %.3f ms, max %.3f ms over %d runs (%d warm-up)\n", s.min, s.median,
               s.max, iters, warmup);
   return 0;
@@ -398,6 +421,7 @@ int main(int argc, char** argv) {
   run->add_option("-n,--iters", iters, "Timed runs (default 10; 1 for the slow reference strategy)");
   run->add_option("-w,--warmup", warmup, "Untimed warm-up runs (default 2; 0 for the reference strategy)");
   run->add_option("--seed", seed, "Seed of the random input")->capture_default_str();
+  run->add_option("--trace", run_args.trace_file, "Write a Chrome/Perfetto trace of the last run to FILE");
   run->add_flag("--json", run_json, "Print one JSON object: latency statistics, strategy, output shapes");
 
   ModelArgs info_args;

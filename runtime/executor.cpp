@@ -1,13 +1,21 @@
 #include "runtime/executor.h"
 
+#include <chrono>
+#include <thread>
+
 namespace vkfuse::runtime {
 
-std::unique_ptr<Executor> make_executor(const std::string& strategy, const graph::Graph& graph,
-                                        const ExecutorOptions& options) {
-  if (strategy == "reference") return make_reference_executor(graph, options);
-  if (strategy == "cpu") return make_host_executor(graph, options);
-  if (strategy == "gpu") return make_vulkan_executor(graph, options);
-  throw Error(ErrorKind::InvalidArgument, "unknown strategy '" + strategy + "'");
+bool host_backend_available() { return false; }
+bool vulkan_backend_available() { return false; }
+
+std::function<void(TransferDirection, std::int64_t, double)> link_emulator(const planner::LinkProfile& link) {
+  return [link](TransferDirection dir, std::int64_t bytes, double measured_us) {
+    const double emulated_us = link.transfer_us(
+        dir == TransferDirection::upload ? planner::Direction::host_to_device : planner::Direction::device_to_host,
+        static_cast<double>(bytes));
+    if (emulated_us > measured_us)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::micro>(emulated_us - measured_us));
+  };
 }
 
 }  // namespace vkfuse::runtime

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "graph/ir.h"
+#include "planner/profile.h"
 
 namespace vkfuse::runtime {
 
@@ -47,13 +48,16 @@ class Executor {
   virtual std::string description() const = 0;
 };
 
-// The executor for a strategy name; throws Error(InvalidArgument) for an
-// unknown one and Error(Device) where the strategy's device is missing.
-std::unique_ptr<Executor> make_executor(const std::string& strategy, const graph::Graph& graph,
-                                        const ExecutorOptions& options);
+// Whether this build has the host (Halide) and accelerator (Vulkan) backends.
+bool host_backend_available();
+bool vulkan_backend_available();
 
 std::unique_ptr<Executor> make_reference_executor(const graph::Graph& graph, const ExecutorOptions& options);
 std::unique_ptr<Executor> make_host_executor(const graph::Graph& graph, const ExecutorOptions& options);
 std::unique_ptr<Executor> make_vulkan_executor(const graph::Graph& graph, const ExecutorOptions& options);
+
+// An ExecutorOptions::on_transfer that holds each copy to at least the time
+// the emulated link would take for it (latency + bytes / bandwidth).
+std::function<void(TransferDirection, std::int64_t, double)> link_emulator(const planner::LinkProfile& link);
 
 }  // namespace vkfuse::runtime

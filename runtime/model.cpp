@@ -10,6 +10,8 @@
 #include "graph/passes.h"
 #include "planner/planner.h"
 #include "runtime/executor.h"
+#include "runtime/hetero_executor.h"
+#include "runtime/trace.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse {
@@ -22,15 +24,23 @@ std::int64_t TensorInfo::element_count() const {
   return n;
 }
 
-std::vector<std::string> available_strategies() { return {"reference"}; }
+std::vector<std::string> available_strategies() {
+  std::vector<std::string> s{"reference"};
+  if (runtime::host_backend_available())
+    for (auto& p : planner::strategy_names()) s.push_back(p);
+  return s;
+}
 
 struct Model::Impl {
   graph::Graph graph;
   std::vector<TensorInfo> inputs, outputs;
   std::string strategy;
   int threads = 1;
+  std::unique_ptr<runtime::Trace> trace;
   std::unique_ptr<runtime::Executor> executor;
   RunTimings timings;
+  double predicted_ms = 0;
+  std::vector<std::string> warnings;
 };
 
 namespace {
@@ -55,6 +65,14 @@ void check_strategy(const std::string& s) {
 
 TensorInfo info_of(const graph::Value& v) { return TensorInfo{v.name, v.shape, graph::dtype_name(v.dtype)}; }
 
+}  // namespace
+
+namespace {
+planner::LinkProfile uncalibrated_measured_link();
+
+planner::LinkProfile resolve_link(const std::string& spec) {
+  return spec == "measured" ? uncalibrated_measured_link() : planner::link_from_spec(spec);
+}
 }  // namespace
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -106,7 +124,38 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   eo.threads = impl->threads;
   eo.device = options.device;
   eo.fp16 = options.fp16;
-  impl->executor = runtime::make_executor(impl->strategy, impl->graph, eo);
+  if (options.trace) {
+    impl->trace = std::make_unique<runtime::Trace>();
+    eo.trace = impl->trace.get();
+  }
+  if (impl->strategy == "reference") {
+    impl->executor = runtime::make_reference_executor(impl->graph, eo);
+  } else {
+    const planner::LinkProfile link = resolve_link(options.link);
+    if (link.emulated) eo.on_transfer = runtime::link_emulator(link);
+    const planner::DeviceProfile host = planner::default_host_profile();
+    const planner::DeviceProfile accel = options.accel_profile.empty()
+                                             ? planner::default_lavapipe_profile()
+                                             : planner::load_device_profile(options.accel_profile);
+    planner::PlanOptions po;
+    po.strategy = impl->strategy;
+    po.k = options.k;
+    planner::Plan plan = planner::make_plan(impl->graph, host, accel, link, po);
+    plan.model = impl->graph.name;
+    try {
+      impl->executor = std::make_unique<runtime::HeteroExecutor>(impl->graph, plan, eo);
+    } catch (const Error& e) {
+      // No usable accelerator: a default (cost-aware) plan falls back to the
+      // host and says so; a strategy that asked for the device fails.
+      if (e.kind() != ErrorKind::Device || impl->strategy != "fused" || plan.units.empty()) throw;
+      impl->warnings.push_back(std::string("no usable Vulkan device (") + e.what() + "); running on the host");
+      po.strategy = "cpu";
+      plan = planner::make_plan(impl->graph, host, accel, link, po);
+      plan.model = impl->graph.name;
+      impl->executor = std::make_unique<runtime::HeteroExecutor>(impl->graph, plan, eo);
+    }
+    impl->predicted_ms = plan.predicted_ms;
+  }
   return Model(std::move(impl));
 }
 
@@ -114,6 +163,9 @@ const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 const std::string& Model::strategy() const { return impl_->strategy; }
 std::string Model::backend_description() const { return impl_->executor->description(); }
+double Model::predicted_ms() const { return impl_->predicted_ms; }
+const std::vector<std::string>& Model::warnings() const { return impl_->warnings; }
+std::string Model::trace_json() const { return impl_->trace ? impl_->trace->to_json() : std::string(); }
 RunTimings Model::last_timings() const { return impl_->timings; }
 
 ModelSummary Model::summary() const {
@@ -180,8 +232,7 @@ PlanReport Model::plan(const PlanOptions& options) const {
       options.host_profile.empty() ? planner::default_host_profile() : planner::load_device_profile(options.host_profile);
   planner::DeviceProfile accel = options.accel_profile.empty() ? planner::default_lavapipe_profile()
                                                                : planner::load_device_profile(options.accel_profile);
-  planner::LinkProfile link =
-      options.link == "measured" ? uncalibrated_measured_link() : planner::link_from_spec(options.link);
+  planner::LinkProfile link = resolve_link(options.link);
   planner::PlanOptions po;
   po.strategy = options.strategy;
   po.k = options.k;
@@ -235,6 +286,7 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
     out_ptrs.push_back(it->data.data());
   }
 
+  if (impl.trace) impl.trace->clear();
   const auto start = std::chrono::steady_clock::now();
   impl.executor->run(in_ptrs, out_ptrs);
   impl.timings.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -37,6 +37,12 @@ struct LoadOptions {
   int threads = 0;  // 0: one per hardware thread
   std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
   bool fp16 = false;   // 16-bit storage on the device, fp32 accumulation
+  // The host–accelerator link the plan assumes and, when emulated ("local",
+  // "edge", "bw=<MB/s>,lat=<us>"), the transfer engine enforces.
+  std::string link = "measured";
+  double k = 1.0;              // offloading ratio (see PlanOptions)
+  std::string accel_profile;   // plan against this device profile JSON instead of the default
+  bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
   // Overrides for the declared input shapes, by input name; needed when a file
   // declares symbolic dimensions other than the batch (which defaults to 1).
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> input_shapes;
@@ -131,6 +137,14 @@ class Model {
 
   // Plans the loaded model; does not change how run() executes.
   PlanReport plan(const PlanOptions& options = {}) const;
+
+  // The plan in force (strategies other than "reference"): predicted time,
+  // placements, units. predicted_ms is 0 for "reference".
+  double predicted_ms() const;
+  // Things the caller should know, e.g. a fallback from the accelerator to the host.
+  const std::vector<std::string>& warnings() const;
+  // The trace of the last run, as Chrome/Perfetto JSON ("" unless LoadOptions::trace).
+  std::string trace_json() const;
 
   // Runs one inference. Every input and output must be given, by name, with
   // exactly element_count() floats; otherwise Error(InvalidInput).
