@@ -107,6 +107,7 @@ vkfuse::Model load_model(const ModelArgs& a) {
   opts.k = a.k;
   opts.accel_profile = a.accel_profile;
   opts.trace = !a.trace_file.empty();
+  if (!a.quiet) opts.progress = [](const std::string& line) { std::cerr << "vkfuse: " << line << "\n"; };
   for (const auto& s : a.input_shapes) {
     auto [name, dims] = split_named(s);
     opts.input_shapes.emplace_back(name.empty() ? "input" : name, parse_dims(dims));
@@ -405,6 +406,7 @@ int main(int argc, char** argv) {
       "  vkfuse info model.onnx --layers             ops, shapes, parameters and FLOPs\n"
       "  vkfuse plan inception_v3 --link edge --dot plan.dot\n"
       "  vkfuse devices                              Vulkan devices found\n"
+      "  vkfuse calibrate                            measure host, device and link for the planner\n"
       "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).");
 
   ModelArgs run_args;
@@ -452,6 +454,15 @@ int main(int argc, char** argv) {
   plan->add_option("--dot", plan_opts.dot_file, "Write the plan as Graphviz DOT to FILE (render: dot -Tsvg FILE)");
   plan->add_flag("--table", plan_opts.table, "Predicted time of every strategy under every link preset");
 
+  std::string cal_device;
+  int cal_threads = 0;
+  bool cal_json = false;
+  auto* calibrate = app.add_subcommand(
+      "calibrate", "Measure the host, the Vulkan device and the link between them; cache the profiles for planning");
+  calibrate->add_option("-d,--device", cal_device, "Vulkan device: index or part of its name (default: the best)");
+  calibrate->add_option("-t,--threads", cal_threads, "Host threads (0: one per core)")->capture_default_str();
+  calibrate->add_flag("--json", cal_json, "Print the measured profiles as JSON");
+
   bool dev_json = false;
   auto* devices = app.add_subcommand("devices", "List the Vulkan devices vkfuse can use");
   devices->add_flag("--json", dev_json, "Print JSON");
@@ -472,6 +483,16 @@ int main(int argc, char** argv) {
     }
     if (*info) return cmd_info(info_args, info_json, info_layers);
     if (*plan) return cmd_plan(plan_args, plan_opts);
+    if (*calibrate) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto profiles = vkfuse::calibrate(cal_device, cal_threads, [](const std::string& line) {
+        std::cerr << "vkfuse: " << line << "\n";
+      });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (cal_json) std::cout << profiles << "\n";
+      else std::printf("calibrated in %.1f s; profiles cached for `vkfuse plan` and `vkfuse run`\n", s);
+      return 0;
+    }
     if (*devices) return cmd_devices(dev_json);
   } catch (const Error& e) {
     std::cerr << "vkfuse: error: " << e.what() << "\n";

@@ -9,6 +9,7 @@
 #include "graph/ops.h"
 #include "graph/passes.h"
 #include "planner/planner.h"
+#include "runtime/calibration.h"
 #include "runtime/executor.h"
 #include "runtime/hetero_executor.h"
 #include "runtime/trace.h"
@@ -41,6 +42,7 @@ struct Model::Impl {
   RunTimings timings;
   double predicted_ms = 0;
   std::vector<std::string> warnings;
+  std::string device;
 };
 
 namespace {
@@ -65,14 +67,6 @@ void check_strategy(const std::string& s) {
 
 TensorInfo info_of(const graph::Value& v) { return TensorInfo{v.name, v.shape, graph::dtype_name(v.dtype)}; }
 
-}  // namespace
-
-namespace {
-planner::LinkProfile uncalibrated_measured_link();
-
-planner::LinkProfile resolve_link(const std::string& spec) {
-  return spec == "measured" ? uncalibrated_measured_link() : planner::link_from_spec(spec);
-}
 }  // namespace
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -117,6 +111,7 @@ std::vector<std::string> Model::builtin_names() { return graph::zoo_names(); }
 Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   impl->threads = resolve_threads(options.threads);
   impl->strategy = options.strategy;
+  impl->device = options.device;
   graph::prepare_graph(impl->graph, impl->threads);
   for (auto i : impl->graph.inputs) impl->inputs.push_back(info_of(impl->graph.value(i)));
   for (auto o : impl->graph.outputs) impl->outputs.push_back(info_of(impl->graph.value(o)));
@@ -131,15 +126,20 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   if (impl->strategy == "reference") {
     impl->executor = runtime::make_reference_executor(impl->graph, eo);
   } else {
-    const planner::LinkProfile link = resolve_link(options.link);
+    // Measured profiles (calibrating once if missing) where a backend can run
+    // the micro-benchmarks; built-in defaults otherwise.
+    const bool can_calibrate = options.calibrate && runtime::host_backend_available() && runtime::vulkan_backend_available();
+    const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, can_calibrate, options.progress);
+    const planner::LinkProfile link =
+        options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
     if (link.emulated) eo.on_transfer = runtime::link_emulator(link);
-    const planner::DeviceProfile host = planner::default_host_profile();
-    const planner::DeviceProfile accel = options.accel_profile.empty()
-                                             ? planner::default_lavapipe_profile()
-                                             : planner::load_device_profile(options.accel_profile);
+    const planner::DeviceProfile host = profiles.host;
+    const planner::DeviceProfile accel =
+        options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);
     planner::PlanOptions po;
     po.strategy = impl->strategy;
     po.k = options.k;
+    po.devices_present = profiles.measured && options.accel_profile.empty();
     planner::Plan plan = planner::make_plan(impl->graph, host, accel, link, po);
     plan.model = impl->graph.name;
     try {
@@ -208,35 +208,22 @@ std::vector<std::string> link_presets() {
   return names;
 }
 
-namespace {
-
-// The link `measured` stands for until `vkfuse calibrate` has measured it:
-// lavapipe's copies on this class of machine (shared/BASELINES.md), with a
-// submit + fence wait as latency.
-planner::LinkProfile uncalibrated_measured_link() {
-  planner::LinkProfile l;
-  l.name = "measured (uncalibrated defaults)";
-  l.h2d_mbps = 10400;
-  l.d2h_mbps = 12600;
-  l.h2d_latency_us = 50;
-  l.d2h_latency_us = 50;
-  l.emulated = false;
-  return l;
-}
-
-}  // namespace
-
 PlanReport Model::plan(const PlanOptions& options) const {
   const auto& g = impl_->graph;
+  runtime::ExecutorOptions eo;
+  eo.device = impl_->device;
+  // Cached measurements where there are any; planning never calibrates.
+  const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, false, {});
   planner::DeviceProfile host =
-      options.host_profile.empty() ? planner::default_host_profile() : planner::load_device_profile(options.host_profile);
-  planner::DeviceProfile accel = options.accel_profile.empty() ? planner::default_lavapipe_profile()
-                                                               : planner::load_device_profile(options.accel_profile);
-  planner::LinkProfile link = resolve_link(options.link);
+      options.host_profile.empty() ? profiles.host : planner::load_device_profile(options.host_profile);
+  planner::DeviceProfile accel =
+      options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);
+  const planner::LinkProfile link =
+      options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
   planner::PlanOptions po;
   po.strategy = options.strategy;
   po.k = options.k;
-  po.devices_present = false;  // no measured profiles of present devices yet
+  po.devices_present = profiles.measured && options.accel_profile.empty() && options.host_profile.empty();
   planner::Plan plan = planner::make_plan(g, host, accel, link, po);
   plan.model = g.name;
 
@@ -255,6 +242,25 @@ PlanReport Model::plan(const PlanOptions& options) const {
   r.json = planner::plan_to_json(plan);
   r.dot = planner::plan_to_dot(plan, g);
   return r;
+}
+
+std::string calibrate(const std::string& device, int threads, const std::function<void(const std::string&)>& progress) {
+  runtime::ExecutorOptions eo;
+  eo.device = device;
+  eo.threads = resolve_threads(threads);
+  if (!runtime::host_backend_available() || !runtime::vulkan_backend_available())
+    throw Error(ErrorKind::Unsupported, "calibration needs the host and Vulkan backends, which this build lacks");
+  const std::string dir = runtime::cache_dir();
+  const auto accel_id = runtime::accelerator_identity(eo);
+  if (!accel_id) throw Error(ErrorKind::Device, "no Vulkan device to calibrate (see `vkfuse devices`)");
+  auto host = runtime::calibrate_host(eo, progress);
+  auto accel = runtime::calibrate_accelerator(eo, progress);
+  auto link = runtime::calibrate_link(eo, progress);
+  planner::save_device_profile(host, dir + "/" + planner::profile_cache_file_name(host));
+  planner::save_device_profile(accel, dir + "/" + planner::profile_cache_file_name(accel));
+  planner::save_link_profile(link, dir + "/link-" + planner::profile_cache_file_name(accel));
+  return "{\"host\": " + planner::device_profile_to_json(host) + ", \"accelerator\": " +
+         planner::device_profile_to_json(accel) + ", \"link\": " + planner::link_profile_to_json(link) + "}";
 }
 
 void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -43,6 +44,11 @@ struct LoadOptions {
   double k = 1.0;              // offloading ratio (see PlanOptions)
   std::string accel_profile;   // plan against this device profile JSON instead of the default
   bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
+  // Devices without a cached calibration are measured once on first use
+  // (under 30 s) when true; otherwise built-in default profiles are used.
+  bool calibrate = true;
+  // Progress lines of long steps (calibration), e.g. to print them.
+  std::function<void(const std::string&)> progress;
   // Overrides for the declared input shapes, by input name; needed when a file
   // declares symbolic dimensions other than the batch (which defaults to 1).
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> input_shapes;
@@ -167,11 +173,19 @@ struct DeviceInfo {
   std::string type;    // "discrete-gpu", "integrated-gpu", "cpu", "virtual-gpu", "other"
   std::string driver;  // driver name and version
   std::string api_version;
+  std::string uuid;  // hex; keys the calibration cache
   std::uint64_t device_local_bytes = 0;
   std::uint32_t subgroup_size = 0;
   bool fp16 = false;  // 16-bit storage and shaderFloat16
 };
 // Throws Error(Device) only on a loader failure other than "no device".
 std::vector<DeviceInfo> list_devices();
+
+// Measures the host, the accelerator (`device`: "" for the best, an index or a
+// name) and the link between them, and stores the profiles in the cache
+// folder ($VKFUSE_CACHE_DIR, else ~/.cache/vkfuse). Returns the profiles as
+// JSON text: {"host": ..., "accelerator": ..., "link": ...}.
+std::string calibrate(const std::string& device, int threads,
+                      const std::function<void(const std::string&)>& progress = {});
 
 }  // namespace vkfuse

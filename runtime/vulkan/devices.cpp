@@ -73,17 +73,25 @@ std::vector<DeviceInfo> list_devices() {
     d.type = type_name(props.deviceType);
     d.api_version = version_string(props.apiVersion);
 
+    VkPhysicalDeviceIDProperties id{};
+    id.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES;
     VkPhysicalDeviceSubgroupProperties subgroup{};
     subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+    subgroup.pNext = &id;
     VkPhysicalDeviceDriverProperties driver{};
     driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
     VkPhysicalDeviceProperties2 props2{};
     props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
     props2.pNext = &subgroup;
     const bool has_driver_props = props.apiVersion >= VK_API_VERSION_1_2;
-    if (has_driver_props) subgroup.pNext = &driver;
+    if (has_driver_props) id.pNext = &driver;
     vkGetPhysicalDeviceProperties2(handles[i], &props2);
     d.subgroup_size = subgroup.subgroupSize;
+    static const char* hex = "0123456789abcdef";
+    for (auto b : id.deviceUUID) {
+      d.uuid += hex[b >> 4];
+      d.uuid += hex[b & 15];
+    }
     d.driver = has_driver_props ? std::string(driver.driverName) + " " + driver.driverInfo
                                 : "driver " + std::to_string(props.driverVersion);
 

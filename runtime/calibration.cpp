@@ -1,0 +1,399 @@
+#include "runtime/calibration.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "graph/ops.h"
+#include "graph/passes.h"
+#include "vkfuse/vkfuse.h"
+
+namespace vkfuse::runtime {
+
+namespace fs = std::filesystem;
+using graph::Graph;
+using graph::Shape;
+using graph::Tensor;
+using graph::ValueId;
+
+std::string cache_dir() {
+  fs::path dir;
+  if (const char* v = std::getenv("VKFUSE_CACHE_DIR"); v && *v) dir = v;
+  else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = fs::path(x) / "vkfuse";
+  else if (const char* h = std::getenv("HOME"); h && *h) dir = fs::path(h) / ".cache" / "vkfuse";
+  else dir = fs::temp_directory_path() / "vkfuse-cache";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(ErrorKind::Io, "cannot create the cache folder '" + dir.string() + "' (set VKFUSE_CACHE_DIR)");
+  return dir.string();
+}
+
+namespace {
+
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown cpu";
+}
+
+// ---- micro-benchmark graphs: one op each, shaped like layers of real CNNs ----
+
+class MicroGraph {
+ public:
+  explicit MicroGraph(Shape input) {
+    g_.name = "calibration";
+    x_ = g_.add_value("x", graph::DType::f32, std::move(input), true);
+    g_.inputs.push_back(x_);
+  }
+  ValueId x() const { return x_; }
+  ValueId constant(Shape s, float scale) {
+    Tensor t(graph::DType::f32, std::move(s));
+    for (std::int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = scale * static_cast<float>((i * 7919) % 17 - 8) / 8.f;
+    return g_.add_constant("c" + std::to_string(g_.values.size()), std::move(t));
+  }
+  ValueId op(const std::string& type, std::vector<ValueId> inputs, graph::Attributes attrs = {}) {
+    graph::Node n;
+    n.op_type = type;
+    n.name = type + "_" + std::to_string(g_.nodes.size());
+    n.inputs = std::move(inputs);
+    n.attrs = std::move(attrs);
+    ValueId y = g_.add_value(n.name + ".out");
+    n.outputs = {y};
+    g_.nodes.push_back(std::move(n));
+    return y;
+  }
+  Graph finish(ValueId out) {
+    g_.outputs = {out};
+    graph::prepare_graph(g_);
+    return std::move(g_);
+  }
+
+ private:
+  Graph g_;
+  ValueId x_;
+};
+
+graph::Attributes conv_attrs(std::int64_t k, std::int64_t group) {
+  graph::Attributes a;
+  a.set("kernel_shape", std::vector<std::int64_t>{k, k});
+  a.set("pads", std::vector<std::int64_t>{k / 2, k / 2, k / 2, k / 2});
+  a.set("group", group);
+  return a;
+}
+
+Graph conv_graph(std::int64_t c_in, std::int64_t c_out, std::int64_t hw, std::int64_t k, std::int64_t group) {
+  MicroGraph m({1, c_in, hw, hw});
+  ValueId w = m.constant({c_out, c_in / group, k, k}, 0.1f);
+  ValueId b = m.constant({c_out}, 0.1f);
+  return m.finish(m.op("Conv", {m.x(), w, b}, conv_attrs(k, group)));
+}
+
+Graph gemm_graph(std::int64_t m_rows, std::int64_t k, std::int64_t n) {
+  MicroGraph m({m_rows, k});
+  graph::Attributes a;
+  a.set("transB", std::int64_t{1});
+  return m.finish(m.op("Gemm", {m.x(), m.constant({n, k}, 0.05f), m.constant({n}, 0.1f)}, a));
+}
+
+Graph pool_graph(std::int64_t c, std::int64_t hw) {
+  MicroGraph m({1, c, hw, hw});
+  graph::Attributes a;
+  a.set("kernel_shape", std::vector<std::int64_t>{3, 3});
+  a.set("strides", std::vector<std::int64_t>{2, 2});
+  a.set("pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  return m.finish(m.op("MaxPool", {m.x()}, a));
+}
+
+Graph add_graph(std::int64_t c, std::int64_t hw) {
+  MicroGraph m({1, c, hw, hw});
+  return m.finish(m.op("Add", {m.x(), m.constant({1, c, hw, hw}, 1.f)}));
+}
+
+// `count` chained Relus on `elements` floats: per-dispatch and per-submit cost.
+Graph relu_chain_graph(std::int64_t elements, int count) {
+  MicroGraph m({elements});
+  ValueId y = m.x();
+  for (int i = 0; i < count; ++i) y = m.op(i % 2 ? "Relu" : "Sigmoid", {y});
+  return m.finish(y);
+}
+
+using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const ExecutorOptions&)>;
+
+// Median microseconds of one run after a warm-up, over ≥ 3 runs and ≥ 30 ms.
+double time_us(Executor& ex, const Graph& g) {
+  std::vector<std::vector<float>> in, out;
+  for (auto v : g.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)), 0.5f);
+  for (auto v : g.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)));
+  std::vector<const float*> ip;
+  std::vector<float*> op;
+  for (auto& b : in) ip.push_back(b.data());
+  for (auto& b : out) op.push_back(b.data());
+  ex.run(ip, op);  // warm-up: first-dispatch compilation, page faults
+  std::vector<double> times;
+  double total = 0;
+  while (times.size() < 3 || (total < 30'000 && times.size() < 25)) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ex.run(ip, op);
+    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    times.push_back(us);
+    total += us;
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double graph_flops(const Graph& g) {
+  double total = 0;
+  for (const auto& n : g.nodes) {
+    std::vector<graph::InputInfo> ins;
+    for (auto i : n.inputs) {
+      graph::InputInfo info;
+      if (i == graph::kNoValue) info.present = false;
+      else info.shape = g.value(i).shape;
+      ins.push_back(info);
+    }
+    std::vector<graph::OutputInfo> outs;
+    for (auto o : n.outputs) outs.push_back({graph::DType::f32, g.value(o).shape});
+    total += static_cast<double>(graph::node_flops(n, ins, outs));
+  }
+  return total;
+}
+
+struct Measured {
+  double flops, us;
+};
+
+Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g) {
+  auto ex = make(g, options);
+  return {graph_flops(g), time_us(*ex, g)};
+}
+
+planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& options,
+                                 const Progress& progress, bool accelerator) {
+  using planner::OpClass;
+  struct Bench {
+    OpClass cls;
+    const char* label;
+    std::function<Graph()> build;
+  };
+  // Sizes from ResNet/Inception layers, small to large, so that the planner
+  // can interpolate by FLOPs.
+  const std::vector<Bench> benches = {
+      {OpClass::direct_conv, "3x3 conv 32ch 28x28", [] { return conv_graph(32, 32, 28, 3, 1); }},
+      {OpClass::direct_conv, "3x3 conv 64ch 56x56", [] { return conv_graph(64, 64, 56, 3, 1); }},
+      {OpClass::direct_conv, "3x3 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 3, 1); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 64ch 28x28", [] { return conv_graph(64, 64, 28, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 1, 1); }},
+      {OpClass::depthwise, "3x3 depthwise 32ch 56x56", [] { return conv_graph(32, 32, 56, 3, 32); }},
+      {OpClass::depthwise, "3x3 depthwise 144ch 56x56", [] { return conv_graph(144, 144, 56, 3, 144); }},
+      {OpClass::gemm, "gemm 1x512x1000", [] { return gemm_graph(1, 512, 1000); }},
+      {OpClass::gemm, "gemm 16x1024x1000", [] { return gemm_graph(16, 1024, 1000); }},
+      {OpClass::pooling, "maxpool 3x3 s2 64ch 56x56", [] { return pool_graph(64, 56); }},
+      {OpClass::pooling, "maxpool 3x3 s2 64ch 112x112", [] { return pool_graph(64, 112); }},
+      {OpClass::elementwise, "add 64ch 28x28", [] { return add_graph(64, 28); }},
+      {OpClass::elementwise, "add 64ch 56x56", [] { return add_graph(64, 56); }},
+  };
+  const std::string who = accelerator ? "accelerator" : "host";
+  for (auto& c : p.classes) c.throughput.clear();
+  double bandwidth_gbs = 0;
+  int step = 0;
+  for (const auto& b : benches) {
+    ++step;
+    if (progress)
+      progress("calibrating " + who + " (" + p.name + "): " + b.label + " [" + std::to_string(step) + "/" +
+               std::to_string(benches.size() + 2) + "]");
+    const Graph g = b.build();
+    const Measured m = measure(make, options, g);
+    auto& table = p.op_class(b.cls).throughput;
+    table.push_back({m.flops, std::max(1e-3, m.flops / (m.us * 1e3))});
+    if (b.cls == OpClass::elementwise) {
+      // Two operands in, one result out.
+      const double bytes = 3.0 * 4.0 * static_cast<double>(graph::element_count(g.value(g.outputs[0]).shape));
+      bandwidth_gbs = std::max(bandwidth_gbs, bytes / (m.us * 1e3));
+    }
+  }
+  for (auto& c : p.classes) {
+    std::sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
+    c.bandwidth_gbs = std::max(0.1, bandwidth_gbs);
+  }
+
+  // Overheads: one tiny op vs eight chained tiny ops.
+  if (progress) progress("calibrating " + who + ": dispatch overhead [" + std::to_string(benches.size() + 1) + "/" +
+                         std::to_string(benches.size() + 2) + "]");
+  const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
+  const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
+  p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
+  p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
+  if (progress) progress("calibrating " + who + ": done [" + std::to_string(benches.size() + 2) + "/" +
+                         std::to_string(benches.size() + 2) + "]");
+  p.measured = true;
+  planner::validate(p);
+  return p;
+}
+
+}  // namespace
+
+planner::DeviceProfile host_identity() {
+  planner::DeviceProfile p = planner::default_host_profile();
+  p.name = cpu_model_name() + ", " + std::to_string(std::max(1u, std::thread::hardware_concurrency())) + " threads";
+  p.kind = "host";
+  p.uuid = "host-" + p.name;
+  p.driver = "halide14";
+  p.vkfuse_version = vkfuse::version();
+  p.measured = false;
+  p.shares_host_cores = false;
+  return p;
+}
+
+std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options) {
+  const auto devices = vkfuse::list_devices();
+  if (devices.empty()) return std::nullopt;
+  const DeviceInfo* chosen = nullptr;
+  if (!options.device.empty()) {
+    for (const auto& d : devices)
+      if (std::to_string(d.index) == options.device || d.name.find(options.device) != std::string::npos) {
+        chosen = &d;
+        break;
+      }
+    if (!chosen) return std::nullopt;
+  } else {
+    auto rank = [](const std::string& t) {
+      return t == "discrete-gpu" ? 0 : t == "integrated-gpu" ? 1 : t == "virtual-gpu" ? 2 : t == "cpu" ? 3 : 4;
+    };
+    for (const auto& d : devices)
+      if (!chosen || rank(d.type) < rank(chosen->type)) chosen = &d;
+  }
+  planner::DeviceProfile p = planner::default_lavapipe_profile();
+  p.name = chosen->name;
+  p.kind = "vulkan";
+  p.uuid = chosen->uuid.empty() ? chosen->name : chosen->uuid;
+  p.driver = chosen->driver;
+  p.vkfuse_version = vkfuse::version();
+  p.measured = false;
+  p.shares_host_cores = chosen->type == "cpu";  // lavapipe runs on the host's own cores
+  return p;
+}
+
+planner::DeviceProfile calibrate_host(const ExecutorOptions& options, const Progress& progress) {
+  return calibrate(host_identity(), make_host_executor, options, progress, false);
+}
+
+planner::DeviceProfile calibrate_accelerator(const ExecutorOptions& options, const Progress& progress) {
+  auto id = accelerator_identity(options);
+  if (!id) throw Error(ErrorKind::Device, "no Vulkan device to calibrate (see `vkfuse devices`)");
+  return calibrate(*id, make_vulkan_executor, options, progress, true);
+}
+
+planner::LinkProfile calibrate_link(const ExecutorOptions& options, const Progress& progress) {
+  // A unit that copies N floats up and the same N down (one Relu between):
+  // the executor reports each copy's size and duration.
+  struct Sample {
+    double bytes, us;
+  };
+  std::vector<Sample> up, down;
+  ExecutorOptions o = options;
+  o.on_transfer = [&](TransferDirection d, std::int64_t bytes, double us) {
+    (d == TransferDirection::upload ? up : down).push_back({static_cast<double>(bytes), us});
+  };
+  const std::int64_t sizes[] = {1 << 10, 1 << 14, 1 << 18, 1 << 21, 1 << 22};
+  int step = 0;
+  for (auto n : sizes) {
+    if (progress)
+      progress("calibrating link: " + std::to_string(n * 4 / 1024) + " KiB copies [" + std::to_string(++step) + "/" +
+               std::to_string(std::size(sizes)) + "]");
+    const Graph g = relu_chain_graph(n, 1);
+    auto ex = make_vulkan_executor(g, o);
+    time_us(*ex, g);
+  }
+  // Least squares fit of us = latency + bytes / bandwidth, per direction.
+  auto fit = [](const std::vector<Sample>& s, double& mbps, double& latency_us) {
+    if (s.size() < 2) throw Error(ErrorKind::Device, "the Vulkan executor reported no transfers to calibrate the link with");
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (auto& p : s) {
+      sx += p.bytes;
+      sy += p.us;
+      sxx += p.bytes * p.bytes;
+      sxy += p.bytes * p.us;
+    }
+    const double n = static_cast<double>(s.size());
+    const double slope = (n * sxy - sx * sy) / std::max(1e-9, n * sxx - sx * sx);  // us per byte
+    latency_us = std::max(0.0, (sy - slope * sx) / n);
+    mbps = slope > 0 ? 1.0 / slope : 1e6;  // bytes/us = MB/s
+  };
+  planner::LinkProfile l;
+  l.name = "measured";
+  l.emulated = false;
+  fit(up, l.h2d_mbps, l.h2d_latency_us);
+  fit(down, l.d2h_mbps, l.d2h_latency_us);
+  return l;
+}
+
+PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrate_if_missing, const Progress& progress) {
+  PlanningProfiles out;
+  out.host = planner::default_host_profile();
+  out.accel = planner::default_lavapipe_profile();
+  out.measured_link = planner::LinkProfile{};
+  out.measured_link.name = "measured (uncalibrated defaults: run `vkfuse calibrate`)";
+  out.measured_link.h2d_mbps = 10400;  // lavapipe's memcpy rates here (shared/BASELINES.md)
+  out.measured_link.d2h_mbps = 12600;
+  out.measured_link.h2d_latency_us = out.measured_link.d2h_latency_us = 50;
+  out.measured_link.emulated = false;
+
+  const auto accel_id = accelerator_identity(options);
+  if (!accel_id) return out;
+  const planner::DeviceProfile host_id = host_identity();
+  const fs::path dir = cache_dir();
+  const fs::path host_file = dir / planner::profile_cache_file_name(host_id);
+  const fs::path accel_file = dir / planner::profile_cache_file_name(*accel_id);
+  const fs::path link_file = dir / ("link-" + planner::profile_cache_file_name(*accel_id));
+
+  auto load_matching = [](const fs::path& f, const planner::DeviceProfile& id) -> std::optional<planner::DeviceProfile> {
+    if (!fs::exists(f)) return std::nullopt;
+    try {
+      auto p = planner::load_device_profile(f.string());
+      if (planner::same_cache_key(p, id) && p.measured) return p;
+    } catch (const Error&) {
+      // A corrupt cache entry is recalibrated.
+    }
+    return std::nullopt;
+  };
+  auto host = load_matching(host_file, host_id);
+  auto accel = load_matching(accel_file, *accel_id);
+  std::optional<planner::LinkProfile> link;
+  if (fs::exists(link_file)) {
+    try {
+      link = planner::load_link_profile(link_file.string());
+    } catch (const Error&) {
+    }
+  }
+  if ((!host || !accel || !link) && calibrate_if_missing) {
+    if (progress) progress("no calibration for these devices yet: measuring them once (results cached in " + dir.string() + ")");
+    if (!host) {
+      host = calibrate_host(options, progress);
+      planner::save_device_profile(*host, host_file.string());
+    }
+    if (!accel) {
+      accel = calibrate_accelerator(options, progress);
+      planner::save_device_profile(*accel, accel_file.string());
+    }
+    if (!link || !accel) {
+      link = calibrate_link(options, progress);
+      planner::save_link_profile(*link, link_file.string());
+    }
+  }
+  if (host) out.host = *host;
+  if (accel) out.accel = *accel;
+  if (link) out.measured_link = *link;
+  out.measured = host.has_value() && accel.has_value() && link.has_value();
+  return out;
+}
+
+}  // namespace vkfuse::runtime

@@ -1,0 +1,43 @@
+// runtime/calibration.h — measuring the device and link profiles the planner
+// plans with (`vkfuse calibrate`), and caching them on disk keyed by device
+// UUID, driver version and vkfuse version.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "planner/profile.h"
+#include "runtime/executor.h"
+
+namespace vkfuse::runtime {
+
+using Progress = std::function<void(const std::string& line)>;
+
+// The cache folder: $VKFUSE_CACHE_DIR, else $XDG_CACHE_HOME/vkfuse, else
+// ~/.cache/vkfuse (created on demand).
+std::string cache_dir();
+
+// Identity of the host and of the accelerator the Vulkan executor would pick
+// for `options.device` (name, kind, uuid, driver, vkfuse version; no
+// measurements). The accelerator's is empty when there is no Vulkan device.
+planner::DeviceProfile host_identity();
+std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options);
+
+// Micro-benchmarks per op class (a few sizes each), per-dispatch and
+// per-submission overhead, and for the link: copies of several sizes both ways.
+planner::DeviceProfile calibrate_host(const ExecutorOptions& options, const Progress& progress);
+planner::DeviceProfile calibrate_accelerator(const ExecutorOptions& options, const Progress& progress);
+planner::LinkProfile calibrate_link(const ExecutorOptions& options, const Progress& progress);
+
+// What the planner plans with: measured profiles from the cache when they
+// match the present devices (calibrating and saving them first when
+// `calibrate_if_missing`), else the built-in defaults, labelled as such.
+struct PlanningProfiles {
+  planner::DeviceProfile host, accel;
+  planner::LinkProfile measured_link;
+  bool measured = false;  // all three measured on the devices present
+};
+PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrate_if_missing, const Progress& progress);
+
+}  // namespace vkfuse::runtime
