@@ -6,7 +6,7 @@
 namespace vkfuse::runtime {
 
 bool host_backend_available() { return false; }
-bool vulkan_backend_available() { return false; }
+bool vulkan_backend_available() { return true; }
 
 std::function<void(TransferDirection, std::int64_t, double)> link_emulator(const planner::LinkProfile& link) {
   return [link](TransferDirection dir, std::int64_t bytes, double measured_us) {

@@ -27,8 +27,13 @@ std::int64_t TensorInfo::element_count() const {
 
 std::vector<std::string> available_strategies() {
   std::vector<std::string> s{"reference"};
-  if (runtime::host_backend_available())
+  const bool host = runtime::host_backend_available(), device = runtime::vulkan_backend_available();
+  if (host && device)
     for (auto& p : planner::strategy_names()) s.push_back(p);
+  else if (host)
+    s.push_back("cpu");
+  else if (device)
+    s.push_back("gpu");  // the whole graph as one dispatch unit needs no host kernels
   return s;
 }
 

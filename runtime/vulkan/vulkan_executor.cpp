@@ -1,10 +1,682 @@
-// The `gpu` strategy: the whole graph on one Vulkan device.
-#include "runtime/executor.h"
+// The `gpu` strategy: the whole graph on one Vulkan device. See vulkan_executor.h.
+#include "runtime/vulkan/vulkan_executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include "codegen/spirv/compiler.h"
+#include "codegen/spirv/lowering.h"
+#include "runtime/trace.h"
+#include "runtime/vulkan/context.h"
 
 namespace vkfuse::runtime {
 
-std::unique_ptr<Executor> make_vulkan_executor(const graph::Graph&, const ExecutorOptions&) {
-  throw Error(ErrorKind::InvalidArgument, "strategy 'gpu' is not implemented in this build yet");
+namespace vulkan {
+
+namespace {
+
+using codegen::spirv::Kernel;
+using codegen::spirv::Program;
+using codegen::spirv::Slot;
+using graph::ValueId;
+
+constexpr std::int64_t kAlign = 64;  // floats (256 bytes): arena and weight sub-allocations
+constexpr int kSlots = 8;
+
+void check(VkResult r, const char* what) {
+  if (r != VK_SUCCESS)
+    throw Error(ErrorKind::Device, std::string(what) + " failed (VkResult " + std::to_string(static_cast<int>(r)) + ")");
+}
+
+std::int64_t align_up(std::int64_t v, std::int64_t a) { return (v + a - 1) / a * a; }
+
+// IEEE binary16 of a float, rounded to nearest even (overflow to infinity).
+std::uint16_t to_half(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t mant = x & 0x7fffffu;
+  const int exp = static_cast<int>((x >> 23) & 0xff);
+  if (exp == 0xff) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0u));
+  const int e = exp - 127 + 15;
+  if (e >= 0x1f) return static_cast<std::uint16_t>(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return static_cast<std::uint16_t>(sign);
+    const std::uint32_t m = mant | 0x800000u;
+    const int shift = 14 - e;
+    std::uint32_t h = m >> shift;
+    const std::uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u))) ++h;
+    return static_cast<std::uint16_t>(sign | h);
+  }
+  std::uint32_t h = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
+  const std::uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // may carry into the exponent: still correct
+  return static_cast<std::uint16_t>(sign | h);
+}
+
+// Floats of weight-buffer space a kernel's weights occupy.
+std::int64_t weight_slots(const Kernel& k) {
+  const auto n = static_cast<std::int64_t>(k.weights.size());
+  return k.fp16_weights ? (n + 1) / 2 : n;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Liveness-based placement: roots that are alive at the same time never
+// overlap. Greedy by size, first fit. Returns the arena size in floats.
+struct Interval {
+  std::int64_t first = 0, last = -1, size = 0, offset = -1;
+};
+
+std::int64_t place(std::vector<Interval>& items) {
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    if (items[i].size > 0) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return items[a].size > items[b].size; });
+  std::vector<std::size_t> placed;
+  std::int64_t total = 0;
+  for (std::size_t i : order) {
+    Interval& it = items[i];
+    std::vector<std::pair<std::int64_t, std::int64_t>> busy;  // [begin, end) in floats
+    for (std::size_t j : placed) {
+      const Interval& o = items[j];
+      if (o.first <= it.last && it.first <= o.last) busy.emplace_back(o.offset, o.offset + o.size);
+    }
+    std::sort(busy.begin(), busy.end());
+    std::int64_t at = 0;
+    for (auto [b, e] : busy) {
+      if (at + it.size <= b) break;
+      at = std::max(at, align_up(e, kAlign));
+    }
+    it.offset = at;
+    total = std::max(total, at + it.size);
+    placed.push_back(i);
+  }
+  return total;
+}
+
+}  // namespace
+
+struct VulkanExecutor::Impl {
+  std::shared_ptr<Context> ctx;
+  Program program;
+  std::vector<std::int64_t> offset;  // arena element offset of each value (-1: none)
+
+  struct IO {
+    std::int64_t offset = 0, count = 0;           // arena floats
+    std::int64_t staging = 0;                     // staging offset, floats
+    const graph::Tensor* constant = nullptr;      // an output that is a constant
+    std::vector<float> constant_data;
+  };
+  std::vector<IO> inputs, outputs;
+  ExecutorOptions options;  // on_transfer and trace hooks
+
+  Buffer arena, staging_in, staging_out;
+  std::vector<Buffer> weight_blocks;
+  bool direct_io = false;  // arena is host-mapped: no staging copies
+
+  VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+  VkPipelineLayout pipeline_layout = VK_NULL_HANDLE;
+  VkDescriptorPool descriptor_pool = VK_NULL_HANDLE;
+  std::vector<VkDescriptorSet> sets;  // one per weight block
+  std::vector<VkBufferView> views;
+  std::map<std::string, VkPipeline> pipelines;  // by source hash
+  std::vector<VkShaderModule> modules;
+
+  struct Dispatch {
+    VkPipeline pipeline = VK_NULL_HANDLE;
+    std::size_t block = 0;
+    std::uint32_t push[kSlots] = {};
+    std::uint32_t gx = 1, gy = 1;
+  };
+  std::vector<Dispatch> dispatches;
+
+  VkCommandPool pool = VK_NULL_HANDLE;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  VkFence fence = VK_NULL_HANDLE;
+
+  ~Impl() {
+    if (!ctx) return;
+    VkDevice d = ctx->device();
+    vkDeviceWaitIdle(d);
+    if (fence) vkDestroyFence(d, fence, nullptr);
+    if (pool) vkDestroyCommandPool(d, pool, nullptr);
+    for (auto& [h, p] : pipelines) vkDestroyPipeline(d, p, nullptr);
+    for (VkShaderModule m : modules) vkDestroyShaderModule(d, m, nullptr);
+    if (descriptor_pool) vkDestroyDescriptorPool(d, descriptor_pool, nullptr);
+    for (VkBufferView v : views) vkDestroyBufferView(d, v, nullptr);
+    if (pipeline_layout) vkDestroyPipelineLayout(d, pipeline_layout, nullptr);
+    if (set_layout) vkDestroyDescriptorSetLayout(d, set_layout, nullptr);
+    ctx->destroy_buffer(arena);
+    ctx->destroy_buffer(staging_in);
+    ctx->destroy_buffer(staging_out);
+    for (Buffer& b : weight_blocks) ctx->destroy_buffer(b);
+  }
+
+  void record(VkCommandBuffer c, VkQueryPool timestamps);
+};
+
+void VulkanExecutor::Impl::record(VkCommandBuffer c, VkQueryPool timestamps) {
+  VkCommandBufferBeginInfo begin{};
+  begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+  check(vkBeginCommandBuffer(c, &begin), "vkBeginCommandBuffer");
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  if (timestamps) {
+    vkCmdResetQueryPool(c, timestamps, 0, static_cast<std::uint32_t>(dispatches.size() + 1));
+    vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, timestamps, 0);
+  }
+  if (!direct_io) {
+    std::vector<VkBufferCopy> regions;
+    for (const IO& io : inputs)
+      if (io.count) regions.push_back({static_cast<VkDeviceSize>(io.staging * 4), static_cast<VkDeviceSize>(io.offset * 4),
+                                       static_cast<VkDeviceSize>(io.count * 4)});
+    if (!regions.empty())
+      vkCmdCopyBuffer(c, staging_in.buffer, arena.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                         nullptr, 0, nullptr);
+  }
+  VkPipeline bound = VK_NULL_HANDLE;
+  std::size_t bound_block = SIZE_MAX;
+  for (std::size_t i = 0; i < dispatches.size(); ++i) {
+    const Dispatch& d = dispatches[i];
+    if (d.pipeline != bound) {
+      vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline);
+      bound = d.pipeline;
+    }
+    if (d.block != bound_block) {
+      vkCmdBindDescriptorSets(c, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout, 0, 1, &sets[d.block], 0, nullptr);
+      bound_block = d.block;
+    }
+    vkCmdPushConstants(c, pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof d.push, d.push);
+    vkCmdDispatch(c, d.gx, d.gy, 1);
+    if (timestamps)
+      vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, timestamps, static_cast<std::uint32_t>(i + 1));
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                         nullptr, 0, nullptr);
+  }
+  if (!direct_io) {
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
+    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                         nullptr, 0, nullptr);
+    std::vector<VkBufferCopy> regions;
+    for (const IO& io : outputs)
+      if (io.count && !io.constant)
+        regions.push_back({static_cast<VkDeviceSize>(io.offset * 4), static_cast<VkDeviceSize>(io.staging * 4),
+                           static_cast<VkDeviceSize>(io.count * 4)});
+    if (!regions.empty())
+      vkCmdCopyBuffer(c, arena.buffer, staging_out.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0,
+                         nullptr);
+  } else {
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr,
+                         0, nullptr);
+  }
+  check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
+}
+
+VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = options;
+  m.ctx = Context::acquire(options.device);
+  Context& ctx = *m.ctx;
+  VkDevice dev = ctx.device();
+  const VkPhysicalDeviceLimits& limits = ctx.properties().limits;
+
+  // ---- lower the graph to kernels
+  auto t0 = std::chrono::steady_clock::now();
+  codegen::spirv::DeviceCaps caps;
+  bool rgba16_texel = false;
+  {
+    // 64 invocations (or one subgroup if larger), within the device's limits.
+    std::uint32_t wg = std::max<std::uint32_t>(64, ctx.subgroup_size());
+    wg = std::min({wg, limits.maxComputeWorkGroupInvocations, limits.maxComputeWorkGroupSize[0]});
+    caps.workgroup_size = wg;
+    caps.max_groups_x = std::min<std::uint32_t>(limits.maxComputeWorkGroupCount[0], 65535);
+    caps.subgroup_size = ctx.subgroup_size();
+    VkFormatProperties r32{}, rgba32{}, rgba16{};
+    vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R16G16B16A16_SFLOAT, &rgba16);
+    rgba16_texel = rgba16.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT;
+    caps.fp16 = options.fp16 && ctx.supports_fp16_storage() && rgba16_texel;
+    vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R32_SFLOAT, &r32);
+    vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R32G32B32A32_SFLOAT, &rgba32);
+    const char* env = std::getenv("VKFUSE_TEXEL_LOADS");
+    caps.texel_loads = (r32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
+                       (rgba32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
+                       !(env && std::string(env) == "0");
+  }
+  for (ValueId v : graph.inputs)
+    if (graph.value(v).dtype != graph::DType::f32)
+      throw Error(ErrorKind::Unsupported, "input '" + graph.value(v).name + "' is not float32");
+  for (ValueId v : graph.outputs)
+    if (graph.value(v).dtype != graph::DType::f32)
+      throw Error(ErrorKind::Unsupported, "output '" + graph.value(v).name + "' is not float32");
+  m.program = codegen::spirv::lower_graph(graph, caps);
+  const Program& prog = m.program;
+  load_.lower_ms = ms_since(t0);
+  load_.fused_adds = prog.fused_adds;
+  load_.aliased_concat_inputs = prog.aliased_concat_inputs;
+
+  // ---- arena planning: one interval per root value
+  const std::size_t nv = graph.values.size();
+  const auto K = static_cast<std::int64_t>(prog.kernels.size());
+  std::vector<Interval> roots(nv);
+  auto touch = [&](ValueId v, std::int64_t at) {
+    Interval& r = roots[static_cast<std::size_t>(prog.root[static_cast<std::size_t>(v)])];
+    if (r.last < r.first) {
+      r.first = r.last = at;
+    } else {
+      r.first = std::min(r.first, at);
+      r.last = std::max(r.last, at);
+    }
+  };
+  for (ValueId v : prog.arena_constants) {
+    touch(v, -1);
+    touch(v, K);
+  }
+  for (ValueId v : graph.inputs) touch(v, -1);
+  for (std::int64_t i = 0; i < K; ++i)
+    for (const Slot& s : prog.kernels[static_cast<std::size_t>(i)].slots)
+      if (s.kind != Slot::Kind::Weights) touch(s.value, i);
+  for (ValueId v : graph.outputs)
+    if (!graph.is_constant(v)) touch(v, K);
+  for (std::size_t v = 0; v < nv; ++v)
+    if (roots[v].last >= roots[v].first && roots[v].size == 0)
+      roots[v].size = align_up(std::max<std::int64_t>(1, graph::element_count(graph.values[v].shape)), 4);
+  const std::int64_t arena_floats = align_up(std::max<std::int64_t>(place(roots), kAlign), kAlign);
+  if (caps.texel_loads && arena_floats > static_cast<std::int64_t>(limits.maxTexelBufferElements)) {
+    caps.texel_loads = false;  // too large for a texel view: plain storage-buffer loads
+    m.program = codegen::spirv::lower_graph(graph, caps);
+  }
+  if (static_cast<std::uint64_t>(arena_floats) * 4 > limits.maxStorageBufferRange)
+    throw Error(ErrorKind::Unsupported, "the activations need " + std::to_string(arena_floats * 4 >> 20) +
+                                            " MiB, more than one storage buffer of '" + ctx.name() + "' can address (" +
+                                            std::to_string(limits.maxStorageBufferRange >> 20) + " MiB)");
+  if (arena_floats > static_cast<std::int64_t>(UINT32_MAX))
+    throw Error(ErrorKind::Unsupported, "the activation arena is too large for 32-bit offsets");
+  m.offset.assign(nv, -1);
+  for (std::size_t v = 0; v < nv; ++v) {
+    const Interval& r = roots[static_cast<std::size_t>(prog.root[v])];
+    if (r.offset >= 0) m.offset[v] = r.offset + prog.root_offset[v];
+  }
+  load_.arena_bytes = arena_floats * 4;
+
+  // ---- weights: sub-allocated from blocks of at most maxStorageBufferRange
+  t0 = std::chrono::steady_clock::now();
+  const std::int64_t block_cap =
+      std::min<std::int64_t>(static_cast<std::int64_t>(limits.maxStorageBufferRange) / 4, std::int64_t{64} << 20);
+  std::vector<std::int64_t> block_of(static_cast<std::size_t>(K), 0), weight_offset(static_cast<std::size_t>(K), 0);
+  std::vector<std::int64_t> block_size{0};
+  for (std::int64_t i = 0; i < K; ++i) {
+    const std::int64_t n = weight_slots(prog.kernels[static_cast<std::size_t>(i)]);
+    if (n == 0) continue;
+    if (n > block_cap)
+      throw Error(ErrorKind::Unsupported, "kernel '" + prog.kernels[static_cast<std::size_t>(i)].nodes +
+                                              "' has more weights than one storage buffer can address");
+    if (align_up(block_size.back(), kAlign) + n > block_cap) block_size.push_back(0);
+    const std::int64_t at = align_up(block_size.back(), kAlign);
+    block_of[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(block_size.size() - 1);
+    weight_offset[static_cast<std::size_t>(i)] = at;
+    block_size.back() = at + n;
+  }
+  for (std::int64_t size : block_size) {
+    m.weight_blocks.push_back(
+        ctx.create_buffer(static_cast<VkDeviceSize>(align_up(std::max<std::int64_t>(size, kAlign), kAlign) * 4),
+                          VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
+                          Placement::Device));
+    load_.weight_bytes += size * 4;
+  }
+  for (std::size_t b = 0; b < block_size.size(); ++b) {
+    // Upload a whole block at once (one staging transfer where needed).
+    std::vector<float> host(static_cast<std::size_t>(block_size[b]));
+    for (std::int64_t i = 0; i < K; ++i) {
+      const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
+      if (k.weights.empty() || block_of[static_cast<std::size_t>(i)] != static_cast<std::int64_t>(b)) continue;
+      float* dst = host.data() + weight_offset[static_cast<std::size_t>(i)];
+      if (k.fp16_weights) {
+        std::vector<std::uint16_t> halves(static_cast<std::size_t>(weight_slots(k) * 2), 0);
+        for (std::size_t j = 0; j < k.weights.size(); ++j) halves[j] = to_half(k.weights[j]);
+        std::memcpy(dst, halves.data(), halves.size() * 2);
+      } else {
+        std::copy(k.weights.begin(), k.weights.end(), dst);
+      }
+    }
+    ctx.upload(m.weight_blocks[b], 0, host.data(), host.size() * 4);
+  }
+
+  // ---- arena, I/O
+  m.arena = ctx.create_buffer(static_cast<VkDeviceSize>(arena_floats * 4),
+                              VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
+                              Placement::DeviceMappable);
+  m.direct_io = m.arena.mapped != nullptr;
+  for (ValueId v : prog.arena_constants) {
+    const graph::Tensor& t = *graph.value(v).constant;
+    ctx.upload(m.arena, static_cast<VkDeviceSize>(m.offset[static_cast<std::size_t>(v)] * 4), t.f32(), t.byte_size());
+  }
+  std::int64_t staged_in = 0, staged_out = 0;
+  for (ValueId v : graph.inputs) {
+    Impl::IO io;
+    io.count = graph::element_count(graph.value(v).shape);
+    io.offset = m.offset[static_cast<std::size_t>(v)];
+    io.staging = staged_in;
+    staged_in = align_up(staged_in + io.count, kAlign);
+    stats_.bytes_uploaded += io.count * 4;
+    m.inputs.push_back(io);
+  }
+  for (ValueId v : graph.outputs) {
+    Impl::IO io;
+    io.count = graph::element_count(graph.value(v).shape);
+    if (graph.is_constant(v)) {
+      io.constant = &*graph.value(v).constant;
+      io.constant_data.assign(io.constant->f32(), io.constant->f32() + io.count);
+      io.constant = nullptr;
+      io.offset = -1;
+    } else {
+      io.offset = m.offset[static_cast<std::size_t>(v)];
+      io.staging = staged_out;
+      staged_out = align_up(staged_out + io.count, kAlign);
+      stats_.bytes_downloaded += io.count * 4;
+    }
+    m.outputs.push_back(std::move(io));
+  }
+  if (!m.direct_io) {
+    m.staging_in = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_in, 1) * 4),
+                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging);
+    m.staging_out = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_out, 1) * 4),
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging);
+  }
+  load_.upload_ms = ms_since(t0);
+
+  // ---- texel views: the arena as R32F, each weight block as RGBA32F and RGBA16F
+  auto make_view = [&](const Buffer& b, VkFormat format) {
+    VkBufferViewCreateInfo vi{};
+    vi.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO;
+    vi.buffer = b.buffer;
+    vi.format = format;
+    vi.offset = 0;
+    vi.range = VK_WHOLE_SIZE;
+    VkBufferView view;
+    check(vkCreateBufferView(dev, &vi, nullptr, &view), "vkCreateBufferView");
+    m.views.push_back(view);
+    return view;
+  };
+  const VkBufferView arena_view = make_view(m.arena, VK_FORMAT_R32_SFLOAT);
+  std::vector<VkBufferView> weight_views, half_views;
+  for (const Buffer& b : m.weight_blocks) {
+    weight_views.push_back(make_view(b, VK_FORMAT_R32G32B32A32_SFLOAT));
+    half_views.push_back(rgba16_texel ? make_view(b, VK_FORMAT_R16G16B16A16_SFLOAT) : weight_views.back());
+  }
+
+  // ---- descriptor sets: binding 0 the arena, binding 1 one weight block,
+  // bindings 2, 3 and 4 their texel views (R32F, RGBA32F, RGBA16F)
+  VkDescriptorSetLayoutBinding bindings[5] = {};
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    bindings[i].binding = i;
+    bindings[i].descriptorType = i < 2 ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+    bindings[i].descriptorCount = 1;
+    bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+  }
+  VkDescriptorSetLayoutCreateInfo sl{};
+  sl.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
+  sl.bindingCount = 5;
+  sl.pBindings = bindings;
+  check(vkCreateDescriptorSetLayout(dev, &sl, nullptr, &m.set_layout), "vkCreateDescriptorSetLayout");
+  VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kSlots * 4};
+  VkPipelineLayoutCreateInfo pl{};
+  pl.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
+  pl.setLayoutCount = 1;
+  pl.pSetLayouts = &m.set_layout;
+  pl.pushConstantRangeCount = 1;
+  pl.pPushConstantRanges = &range;
+  check(vkCreatePipelineLayout(dev, &pl, nullptr, &m.pipeline_layout), "vkCreatePipelineLayout");
+  const auto nsets = static_cast<std::uint32_t>(m.weight_blocks.size());
+  VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 2 * nsets},
+                                {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 3 * nsets}};
+  VkDescriptorPoolCreateInfo dp{};
+  dp.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
+  dp.maxSets = nsets;
+  dp.poolSizeCount = 2;
+  dp.pPoolSizes = ps;
+  check(vkCreateDescriptorPool(dev, &dp, nullptr, &m.descriptor_pool), "vkCreateDescriptorPool");
+  m.sets.resize(nsets);
+  std::vector<VkDescriptorSetLayout> layouts(nsets, m.set_layout);
+  VkDescriptorSetAllocateInfo da{};
+  da.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
+  da.descriptorPool = m.descriptor_pool;
+  da.descriptorSetCount = nsets;
+  da.pSetLayouts = layouts.data();
+  check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
+  for (std::uint32_t s = 0; s < nsets; ++s) {
+    VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, VK_WHOLE_SIZE}, {m.weight_blocks[s].buffer, 0, VK_WHOLE_SIZE}};
+    const VkBufferView views[3] = {arena_view, weight_views[s], half_views[s]};
+    VkWriteDescriptorSet w[5] = {};
+    for (std::uint32_t i = 0; i < 5; ++i) {
+      w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+      w[i].dstSet = m.sets[s];
+      w[i].dstBinding = i;
+      w[i].descriptorCount = 1;
+      if (i < 2) {
+        w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        w[i].pBufferInfo = &infos[i];
+      } else {
+        w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+        w[i].pTexelBufferView = &views[i - 2];
+      }
+    }
+    vkUpdateDescriptorSets(dev, 5, w, 0, nullptr);
+  }
+
+  // ---- shaders and pipelines, one per distinct source
+  codegen::spirv::CompileOptions copts;
+  copts.cache_dir = ctx.cache_dir();
+  if (const char* e = std::getenv("VKFUSE_SPIRV_OPT"); e && std::string(e) == "0") copts.optimize = false;
+  double compile_ms = 0, pipeline_ms = 0;
+  for (std::int64_t i = 0; i < K; ++i) {
+    const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
+    Impl::Dispatch d;
+    const std::string hash = codegen::spirv::source_hash(k.source);
+    auto it = m.pipelines.find(hash);
+    if (it == m.pipelines.end()) {
+      if (const char* dump = std::getenv("VKFUSE_DUMP_SHADERS"); dump && *dump) {  // debugging aid
+        std::ofstream(std::string(dump) + "/" + k.variant + "-" + hash + ".comp") << k.source;
+      }
+      auto tc = std::chrono::steady_clock::now();
+      const std::vector<std::uint32_t> spirv = codegen::spirv::compile_compute(k.source, copts);
+      compile_ms += ms_since(tc);
+      tc = std::chrono::steady_clock::now();
+      VkShaderModuleCreateInfo smi{};
+      smi.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
+      smi.codeSize = spirv.size() * 4;
+      smi.pCode = spirv.data();
+      VkShaderModule module;
+      check(vkCreateShaderModule(dev, &smi, nullptr, &module), "vkCreateShaderModule");
+      m.modules.push_back(module);
+      VkComputePipelineCreateInfo cpi{};
+      cpi.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
+      cpi.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+      cpi.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+      cpi.stage.module = module;
+      cpi.stage.pName = "main";
+      cpi.layout = m.pipeline_layout;
+      VkPipeline pipeline;
+      check(vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &cpi, nullptr, &pipeline),
+            "vkCreateComputePipelines");
+      pipeline_ms += ms_since(tc);
+      it = m.pipelines.emplace(hash, pipeline).first;
+    }
+    d.pipeline = it->second;
+    d.block = static_cast<std::size_t>(block_of[static_cast<std::size_t>(i)]);
+    d.gx = k.groups_x;
+    d.gy = k.groups_y;
+    if (k.slots.size() > kSlots) throw Error(ErrorKind::Internal, "kernel with more than 8 operands");
+    for (std::size_t s = 0; s < k.slots.size(); ++s) {
+      const Slot& slot = k.slots[s];
+      const std::int64_t v = slot.kind == Slot::Kind::Weights ? weight_offset[static_cast<std::size_t>(i)]
+                                                              : m.offset[static_cast<std::size_t>(slot.value)];
+      if (v < 0) throw Error(ErrorKind::Internal, "kernel '" + k.nodes + "' reads a value with no storage");
+      d.push[s] = static_cast<std::uint32_t>(v);
+    }
+    if (k.invocations > 0) m.dispatches.push_back(d);
+  }
+  load_.compile_ms = compile_ms;
+  load_.pipelines_ms = pipeline_ms;
+  load_.shaders = static_cast<std::int64_t>(m.pipelines.size());
+  stats_.dispatches = static_cast<std::int64_t>(m.dispatches.size());
+
+  // ---- the command buffer, recorded once
+  VkCommandPoolCreateInfo cp{};
+  cp.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+  cp.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  cp.queueFamilyIndex = ctx.queue_family();
+  check(vkCreateCommandPool(dev, &cp, nullptr, &m.pool), "vkCreateCommandPool");
+  VkCommandBufferAllocateInfo ca{};
+  ca.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+  ca.commandPool = m.pool;
+  ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ca.commandBufferCount = 1;
+  check(vkAllocateCommandBuffers(dev, &ca, &m.cmd), "vkAllocateCommandBuffers");
+  VkFenceCreateInfo fi{};
+  fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+  check(vkCreateFence(dev, &fi, nullptr, &m.fence), "vkCreateFence");
+  m.record(m.cmd, VK_NULL_HANDLE);
+
+  // ---- warm-up: drivers like lavapipe compile each pipeline at first dispatch
+  t0 = std::chrono::steady_clock::now();
+  if (m.direct_io) {
+    for (const Impl::IO& io : m.inputs)
+      std::memset(static_cast<float*>(m.arena.mapped) + io.offset, 0, static_cast<std::size_t>(io.count) * 4);
+  } else {
+    std::memset(m.staging_in.mapped, 0, m.staging_in.size);
+  }
+  ctx.submit_and_wait(m.cmd, m.fence);
+  load_.warmup_ms = ms_since(t0);
+  ctx.save_pipeline_cache();
+}
+
+VulkanExecutor::~VulkanExecutor() = default;
+
+void VulkanExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {
+  Impl& m = *impl_;
+  if (inputs.size() != m.inputs.size() || outputs.size() != m.outputs.size())
+    throw Error(ErrorKind::InvalidInput, "expected " + std::to_string(m.inputs.size()) + " input(s) and " +
+                                             std::to_string(m.outputs.size()) + " output(s)");
+  Trace* trace = m.options.trace;
+  auto t0 = std::chrono::steady_clock::now();
+  double start_us = trace ? trace->now_us() : 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Impl::IO& io = m.inputs[i];
+    float* dst = m.direct_io ? static_cast<float*>(m.arena.mapped) + io.offset
+                             : static_cast<float*>(m.staging_in.mapped) + io.staging;
+    std::memcpy(dst, inputs[i], static_cast<std::size_t>(io.count) * 4);
+  }
+  double us = ms_since(t0) * 1e3;
+  if (trace) trace->add({"upload", "transfer", Trace::Track::link, start_us, us, stats_.bytes_uploaded});
+  if (m.options.on_transfer && stats_.bytes_uploaded > 0)
+    m.options.on_transfer(TransferDirection::upload, stats_.bytes_uploaded, us);
+
+  t0 = std::chrono::steady_clock::now();
+  start_us = trace ? trace->now_us() : 0;
+  m.ctx->submit_and_wait(m.cmd, m.fence);
+  if (trace)
+    trace->add({"gpu: " + std::to_string(stats_.dispatches) + " dispatches", "dispatch-unit", Trace::Track::accelerator,
+                start_us, ms_since(t0) * 1e3, -1});
+
+  t0 = std::chrono::steady_clock::now();
+  start_us = trace ? trace->now_us() : 0;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Impl::IO& io = m.outputs[i];
+    if (io.offset < 0) {
+      std::copy(io.constant_data.begin(), io.constant_data.end(), outputs[i]);
+      continue;
+    }
+    const float* src = m.direct_io ? static_cast<const float*>(m.arena.mapped) + io.offset
+                                   : static_cast<const float*>(m.staging_out.mapped) + io.staging;
+    std::memcpy(outputs[i], src, static_cast<std::size_t>(io.count) * 4);
+  }
+  us = ms_since(t0) * 1e3;
+  if (trace) trace->add({"download", "transfer", Trace::Track::link, start_us, us, stats_.bytes_downloaded});
+  if (m.options.on_transfer && stats_.bytes_downloaded > 0)
+    m.options.on_transfer(TransferDirection::download, stats_.bytes_downloaded, us);
+}
+
+std::string VulkanExecutor::description() const {
+  return "gpu: " + impl_->ctx->name() + ", " + std::to_string(stats_.dispatches) + " dispatches, " +
+         std::to_string(load_.shaders) + " shaders";
+}
+
+std::vector<KernelInfo> VulkanExecutor::kernels() const {
+  std::vector<KernelInfo> out;
+  for (const Kernel& k : impl_->program.kernels)
+    if (k.invocations > 0) out.push_back(KernelInfo{k.variant, k.nodes, k.flops, 0});
+  return out;
+}
+
+std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
+  Impl& m = *impl_;
+  std::vector<KernelInfo> out = kernels();
+  std::uint32_t nq = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(m.ctx->physical_device(), &nq, nullptr);
+  std::vector<VkQueueFamilyProperties> fam(nq);
+  vkGetPhysicalDeviceQueueFamilyProperties(m.ctx->physical_device(), &nq, fam.data());
+  if (fam[m.ctx->queue_family()].timestampValidBits == 0 || m.dispatches.empty()) return {};
+  VkDevice dev = m.ctx->device();
+  const auto count = static_cast<std::uint32_t>(m.dispatches.size() + 1);
+  VkQueryPoolCreateInfo qi{};
+  qi.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
+  qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
+  qi.queryCount = count;
+  VkQueryPool qp;
+  check(vkCreateQueryPool(dev, &qi, nullptr, &qp), "vkCreateQueryPool");
+  VkCommandBufferAllocateInfo ca{};
+  ca.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+  ca.commandPool = m.pool;
+  ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ca.commandBufferCount = 1;
+  VkCommandBuffer c;
+  check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
+  m.record(c, qp);
+  const double period_ms = static_cast<double>(m.ctx->properties().limits.timestampPeriod) * 1e-6;
+  std::vector<std::vector<double>> samples(out.size());
+  for (int it = 0; it < std::max(1, iterations); ++it) {
+    m.ctx->submit_and_wait(c, m.fence);
+    std::vector<std::uint64_t> ts(count);
+    check(vkGetQueryPoolResults(dev, qp, 0, count, ts.size() * 8, ts.data(), 8,
+                                VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+          "vkGetQueryPoolResults");
+    for (std::size_t i = 0; i < out.size(); ++i)
+      samples[i].push_back(static_cast<double>(ts[i + 1] - ts[i]) * period_ms);
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto& s = samples[i];
+    std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(s.size() / 2), s.end());
+    out[i].ms = s[s.size() / 2];
+  }
+  vkFreeCommandBuffers(dev, m.pool, 1, &c);
+  vkDestroyQueryPool(dev, qp, nullptr);
+  return out;
+}
+
+}  // namespace vulkan
+
+std::unique_ptr<Executor> make_vulkan_executor(const graph::Graph& graph, const ExecutorOptions& options) {
+  return std::make_unique<vulkan::VulkanExecutor>(graph, options);
 }
 
 }  // namespace vkfuse::runtime

@@ -309,7 +309,7 @@ class BackendOps : public ::testing::TestWithParam<Param> {};
 
 TEST_P(BackendOps, MatchesReference) {
   const Param& p = GetParam();
-  const Case& c = cases()[p.case_index];
+  const Case c = cases()[p.case_index];
   const OnnxBuilder b = c.build();
 
   vkfuse::LoadOptions ref_opts;

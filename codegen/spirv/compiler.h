@@ -1,0 +1,34 @@
+// codegen/spirv/compiler.h — GLSL 450 compute source → optimised, validated
+// SPIR-V (glslang's C++ API, spirv-opt's performance passes, spirv-val).
+//
+// Each distinct source is compiled once per process (cached by a hash of the
+// source); with a cache folder, the SPIR-V is also kept on disk and reused
+// across processes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vkfuse::codegen::spirv {
+
+struct CompileOptions {
+  bool optimize = true;
+  std::string cache_dir;  // "" = no disk cache
+};
+
+// Throws Error(Internal) with glslang's or spirv-val's message on failure.
+std::vector<std::uint32_t> compile_compute(const std::string& glsl, const CompileOptions& options = {});
+
+// FNV-1a 64-bit of the text, as 16 hex digits.
+std::string source_hash(const std::string& text);
+
+struct CompileStats {
+  std::int64_t compiled = 0;     // sources compiled by glslang in this process
+  std::int64_t memory_hits = 0;  // served from the in-process cache
+  std::int64_t disk_hits = 0;    // served from the disk cache
+  double compile_ms = 0;         // time spent in glslang + spirv-opt + spirv-val
+};
+CompileStats compile_stats();
+
+}  // namespace vkfuse::codegen::spirv

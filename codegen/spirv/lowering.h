@@ -1,0 +1,84 @@
+// codegen/spirv/lowering.h — a prepared Graph → the GPU kernels that run it.
+//
+// Every op of graph/ops runs on the GPU; each kernel is one GLSL compute
+// shader specialised for its shapes (sizes, strides, pads, activation baked in
+// as constants), plus its weights repacked for the shader's layout. Fusions:
+//   Conv [+ bias, folded BN, activation] [+ residual Add + its activation]
+//     → one dispatch (the Add is absorbed when it is the Conv's only reader)
+//   Concat → each producer writes straight into its channel range of the
+//     output (when everything before the axis has size 1), else a copy kernel
+//   Reshape / Flatten / Squeeze / Unsqueeze / Identity / Dropout → no kernel:
+//     the output aliases the input's storage
+// Every activation lives in one float arena; a kernel finds its operands
+// through push constants (element offsets into the arena and the weight
+// buffer), so kernels of equal shape share one shader.
+//
+// Convolutions are register blocked (16 output channels x 8 output columns
+// per invocation where the layer allows) and, where the device can
+// (DeviceCaps::texel_loads), read activations and weights through uniform
+// texel buffers: on lavapipe that is 2.5-3x faster than storage-buffer loads.
+// With DeviceCaps::fp16 their weights are stored as fp16 (RGBA16F texels).
+// Tuning knob for experiments: VKFUSE_CONV_BLOCK=OCBxOPX (e.g. 8x4).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace vkfuse::codegen::spirv {
+
+struct DeviceCaps {
+  std::uint32_t workgroup_size = 64;  // invocations per (1-D) workgroup
+  std::uint32_t max_groups_x = 65535;
+  std::uint32_t subgroup_size = 8;
+  bool fp16 = false;  // 16-bit storage for weights (fp32 accumulation)
+  // Bindings 2/3 (arena as R32F, weights as RGBA32F uniform texel buffers)
+  // can be used for the convolutions' loads.
+  bool texel_loads = false;
+};
+
+// One push-constant word of a kernel.
+struct Slot {
+  enum class Kind : std::uint8_t {
+    Output,   // element offset in the arena of the value the kernel writes
+    Input,    // element offset in the arena of a value the kernel reads
+    Weights,  // element offset (floats) of the kernel's packed weights in the weight buffer
+  };
+  Kind kind = Kind::Input;
+  graph::ValueId value = graph::kNoValue;  // Output/Input only
+};
+
+struct Kernel {
+  std::string variant;  // what the shader is, e.g. "conv3x3_s1_ob8_px4"
+  std::string nodes;    // the graph node(s) it runs, e.g. "conv2+add1"
+  std::string source;   // complete GLSL 450
+  std::vector<Slot> slots;      // push constants o0, o1, ... in order
+  std::vector<float> weights;   // packed parameters (may be empty)
+  bool fp16_weights = false;    // weights are stored as packed halves (2 per float slot)
+  std::uint32_t groups_x = 1, groups_y = 1;
+  std::int64_t invocations = 0;
+  std::int64_t flops = 0;
+};
+
+struct Program {
+  std::vector<Kernel> kernels;  // in execution order
+  // Storage of each graph value (indexed by ValueId): the value whose arena
+  // allocation holds it, and the element offset inside that allocation.
+  // root[v] == v for a value with its own allocation.
+  std::vector<graph::ValueId> root;
+  std::vector<std::int64_t> root_offset;
+  // Constants that kernels read as activations (Add's constant operand, ...):
+  // they get arena space and are uploaded once.
+  std::vector<graph::ValueId> arena_constants;
+  std::int64_t fused_adds = 0;     // residual Adds absorbed into convolutions
+  std::int64_t aliased_concat_inputs = 0;
+  std::int64_t alias_nodes = 0;    // reshape-like nodes that cost nothing
+};
+
+// Throws Error(Unsupported) naming the node for what the GPU cannot run
+// (non-float runtime tensors, a Conv with non-constant weights, ...).
+Program lower_graph(const graph::Graph& g, const DeviceCaps& caps);
+
+}  // namespace vkfuse::codegen::spirv

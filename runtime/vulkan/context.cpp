@@ -1,0 +1,401 @@
+#include "runtime/vulkan/context.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <vector>
+
+#include "vkfuse/error.h"
+
+namespace vkfuse::runtime::vulkan {
+
+namespace {
+
+std::atomic<std::int64_t> g_validation_errors{0};
+
+[[noreturn]] void device_error(const std::string& what, VkResult r) {
+  throw Error(ErrorKind::Device, what + " failed (VkResult " + std::to_string(static_cast<int>(r)) + ")");
+}
+
+void check(VkResult r, const char* what) {
+  if (r != VK_SUCCESS) device_error(what, r);
+}
+
+VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                              VkDebugUtilsMessageTypeFlagsEXT,
+                                              const VkDebugUtilsMessengerCallbackDataEXT* data, void*) {
+  if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
+    ++g_validation_errors;
+    std::fprintf(stderr, "vkfuse: validation error: %s\n", data && data->pMessage ? data->pMessage : "?");
+  } else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+    std::fprintf(stderr, "vkfuse: validation warning: %s\n", data && data->pMessage ? data->pMessage : "?");
+  }
+  return VK_FALSE;
+}
+
+int type_rank(VkPhysicalDeviceType t) {
+  switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+  }
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::mutex g_contexts_mutex;
+std::map<std::string, std::weak_ptr<Context>> g_contexts;
+
+}  // namespace
+
+std::int64_t validation_error_count() { return g_validation_errors.load(); }
+
+bool validation_requested() {
+  const char* v = std::getenv("VKFUSE_VALIDATION");
+  return v && *v && std::string(v) != "0";
+}
+
+std::string default_cache_dir() {
+  if (const char* d = std::getenv("VKFUSE_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/vkfuse";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/vkfuse";
+  return "";
+}
+
+std::shared_ptr<Context> Context::acquire(const std::string& selector) {
+  std::lock_guard<std::mutex> lock(g_contexts_mutex);
+  const std::string key = selector + (validation_requested() ? "#validation" : "");
+  if (auto it = g_contexts.find(key); it != g_contexts.end())
+    if (auto ctx = it->second.lock()) return ctx;
+  std::shared_ptr<Context> ctx(new Context());
+  ctx->init(selector);
+  g_contexts[key] = ctx;
+  return ctx;
+}
+
+void Context::init(const std::string& selector) {
+  const bool validation = validation_requested();
+  VkApplicationInfo app{};
+  app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
+  app.pApplicationName = "vkfuse";
+  app.apiVersion = VK_API_VERSION_1_1;
+  std::vector<const char*> layers, extensions;
+  if (validation) {
+    std::uint32_t n = 0;
+    vkEnumerateInstanceLayerProperties(&n, nullptr);
+    std::vector<VkLayerProperties> avail(n);
+    vkEnumerateInstanceLayerProperties(&n, avail.data());
+    bool found = false;
+    for (auto& l : avail) found = found || std::strcmp(l.layerName, "VK_LAYER_KHRONOS_validation") == 0;
+    if (!found)
+      throw Error(ErrorKind::Device, "VKFUSE_VALIDATION=1 but VK_LAYER_KHRONOS_validation is not installed");
+    layers.push_back("VK_LAYER_KHRONOS_validation");
+    extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+  }
+  VkInstanceCreateInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
+  info.pApplicationInfo = &app;
+  info.enabledLayerCount = static_cast<std::uint32_t>(layers.size());
+  info.ppEnabledLayerNames = layers.data();
+  info.enabledExtensionCount = static_cast<std::uint32_t>(extensions.size());
+  info.ppEnabledExtensionNames = extensions.data();
+  VkResult r = vkCreateInstance(&info, nullptr, &instance_);
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
+    throw Error(ErrorKind::Device, "no Vulkan device: no Vulkan driver is installed");
+  check(r, "vkCreateInstance");
+  if (validation) {
+    auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
+        vkGetInstanceProcAddr(instance_, "vkCreateDebugUtilsMessengerEXT"));
+    if (create) {
+      VkDebugUtilsMessengerCreateInfoEXT m{};
+      m.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
+      m.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT;
+      m.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                      VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+      m.pfnUserCallback = debug_callback;
+      check(create(instance_, &m, nullptr, &messenger_), "vkCreateDebugUtilsMessengerEXT");
+    }
+  }
+
+  std::uint32_t count = 0;
+  vkEnumeratePhysicalDevices(instance_, &count, nullptr);
+  std::vector<VkPhysicalDevice> devices(count);
+  vkEnumeratePhysicalDevices(instance_, &count, devices.data());
+  if (count == 0) throw Error(ErrorKind::Device, "no Vulkan device found");
+  std::vector<VkPhysicalDeviceProperties> props(count);
+  for (std::uint32_t i = 0; i < count; ++i) vkGetPhysicalDeviceProperties(devices[i], &props[i]);
+  int chosen = -1;
+  if (selector.empty()) {
+    for (std::uint32_t i = 0; i < count; ++i)
+      if (props[i].apiVersion >= VK_API_VERSION_1_1 &&
+          (chosen < 0 || type_rank(props[i].deviceType) > type_rank(props[static_cast<std::size_t>(chosen)].deviceType)))
+        chosen = static_cast<int>(i);
+    if (chosen < 0) throw Error(ErrorKind::Device, "no Vulkan 1.1 device found");
+  } else if (std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    const long idx = std::strtol(selector.c_str(), nullptr, 10);
+    if (idx < 0 || idx >= static_cast<long>(count))
+      throw Error(ErrorKind::InvalidArgument, "device index " + selector + " is out of range (" +
+                                                  std::to_string(count) + " Vulkan device(s))");
+    chosen = static_cast<int>(idx);
+  } else {
+    for (std::uint32_t i = 0; i < count && chosen < 0; ++i)
+      if (lower(props[i].deviceName).find(lower(selector)) != std::string::npos) chosen = static_cast<int>(i);
+    if (chosen < 0) throw Error(ErrorKind::InvalidArgument, "no Vulkan device matches '" + selector + "'");
+  }
+  physical_ = devices[static_cast<std::size_t>(chosen)];
+  props_ = props[static_cast<std::size_t>(chosen)];
+  name_ = props_.deviceName;
+  if (props_.apiVersion < VK_API_VERSION_1_1)
+    throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' supports only Vulkan 1.0 (1.1 is needed)");
+  vkGetPhysicalDeviceMemoryProperties(physical_, &mem_);
+
+  VkPhysicalDeviceSubgroupProperties subgroup{};
+  subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+  VkPhysicalDeviceProperties2 props2{};
+  props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+  props2.pNext = &subgroup;
+  vkGetPhysicalDeviceProperties2(physical_, &props2);
+  subgroup_size_ = std::max(1u, subgroup.subgroupSize);
+
+  VkPhysicalDevice16BitStorageFeatures storage16{};
+  storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+  VkPhysicalDeviceFeatures2 features{};
+  features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+  features.pNext = &storage16;
+  vkGetPhysicalDeviceFeatures2(physical_, &features);
+  fp16_storage_ = storage16.storageBuffer16BitAccess == VK_TRUE;
+
+  // A queue family with compute; prefer one without graphics (a dedicated compute queue).
+  std::uint32_t nq = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &nq, nullptr);
+  std::vector<VkQueueFamilyProperties> families(nq);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &nq, families.data());
+  int family = -1;
+  for (std::uint32_t i = 0; i < nq; ++i) {
+    if (!(families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
+    if (family < 0 || (!(families[i].queueFlags & VK_QUEUE_GRAPHICS_BIT) &&
+                       (families[static_cast<std::size_t>(family)].queueFlags & VK_QUEUE_GRAPHICS_BIT)))
+      family = static_cast<int>(i);
+  }
+  if (family < 0) throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' has no compute queue");
+  queue_family_ = static_cast<std::uint32_t>(family);
+
+  const float priority = 1.f;
+  VkDeviceQueueCreateInfo q{};
+  q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
+  q.queueFamilyIndex = queue_family_;
+  q.queueCount = 1;
+  q.pQueuePriorities = &priority;
+  VkPhysicalDevice16BitStorageFeatures enable16{};
+  enable16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+  enable16.storageBuffer16BitAccess = storage16.storageBuffer16BitAccess;
+  VkDeviceCreateInfo d{};
+  d.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
+  d.pNext = &enable16;
+  d.queueCreateInfoCount = 1;
+  d.pQueueCreateInfos = &q;
+  check(vkCreateDevice(physical_, &d, nullptr, &device_), "vkCreateDevice");
+  vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
+
+  VkCommandPoolCreateInfo pool{};
+  pool.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+  pool.flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT | VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pool.queueFamilyIndex = queue_family_;
+  check(vkCreateCommandPool(device_, &pool, nullptr, &pool_), "vkCreateCommandPool");
+  VkFenceCreateInfo f{};
+  f.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+  check(vkCreateFence(device_, &f, nullptr, &fence_), "vkCreateFence");
+
+  // The pipeline cache, keyed on disk by vendor, device and pipeline-cache UUID.
+  cache_dir_ = default_cache_dir();
+  std::vector<char> data;
+  if (!cache_dir_.empty()) {
+    char uuid[2 * VK_UUID_SIZE + 1];
+    for (unsigned i = 0; i < VK_UUID_SIZE; ++i) std::snprintf(uuid + 2 * i, 3, "%02x", props_.pipelineCacheUUID[i]);
+    char ids[32];
+    std::snprintf(ids, sizeof ids, "%04x-%04x-", props_.vendorID, props_.deviceID);
+    cache_file_ = cache_dir_ + "/pipelines-" + ids + uuid + ".bin";
+    std::ifstream in(cache_file_, std::ios::binary);
+    if (in) data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  VkPipelineCacheCreateInfo pc{};
+  pc.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO;
+  pc.initialDataSize = data.size();
+  pc.pInitialData = data.empty() ? nullptr : data.data();
+  if (vkCreatePipelineCache(device_, &pc, nullptr, &pipeline_cache_) != VK_SUCCESS) {
+    pc.initialDataSize = 0;  // a stale or corrupt cache file: start empty
+    pc.pInitialData = nullptr;
+    check(vkCreatePipelineCache(device_, &pc, nullptr, &pipeline_cache_), "vkCreatePipelineCache");
+  }
+}
+
+Context::~Context() {
+  if (device_) {
+    vkDeviceWaitIdle(device_);
+    save_pipeline_cache();
+    if (pipeline_cache_) vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
+    if (fence_) vkDestroyFence(device_, fence_, nullptr);
+    if (pool_) vkDestroyCommandPool(device_, pool_, nullptr);
+    vkDestroyDevice(device_, nullptr);
+  }
+  if (messenger_) {
+    auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
+        vkGetInstanceProcAddr(instance_, "vkDestroyDebugUtilsMessengerEXT"));
+    if (destroy) destroy(instance_, messenger_, nullptr);
+  }
+  if (instance_) vkDestroyInstance(instance_, nullptr);
+}
+
+void Context::save_pipeline_cache() {
+  if (cache_file_.empty() || !pipeline_cache_) return;
+  std::size_t size = 0;
+  if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, nullptr) != VK_SUCCESS || size == 0) return;
+  std::vector<char> data(size);
+  if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
+  std::error_code ec;
+  std::filesystem::create_directories(cache_dir_, ec);
+  const std::string tmp = cache_file_ + ".tmp" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) return;  // an unwritable cache folder is not an error
+    out.write(data.data(), static_cast<std::streamsize>(size));
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, cache_file_, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+std::uint32_t Context::memory_type(std::uint32_t bits, VkMemoryPropertyFlags required,
+                                   VkMemoryPropertyFlags preferred, bool& found) const {
+  found = false;
+  std::uint32_t best = 0;
+  int best_score = -1;
+  for (std::uint32_t i = 0; i < mem_.memoryTypeCount; ++i) {
+    if (!(bits & (1u << i))) continue;
+    const VkMemoryPropertyFlags f = mem_.memoryTypes[i].propertyFlags;
+    if ((f & required) != required) continue;
+    const int score = __builtin_popcount(f & preferred);
+    if (score > best_score) {
+      best_score = score;
+      best = i;
+    }
+  }
+  found = best_score >= 0;
+  return best;
+}
+
+Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Placement placement) {
+  Buffer b;
+  b.size = std::max<VkDeviceSize>(size, 256);
+  VkBufferCreateInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
+  info.size = b.size;
+  info.usage = usage | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  check(vkCreateBuffer(device_, &info, nullptr, &b.buffer), "vkCreateBuffer");
+  VkMemoryRequirements req;
+  vkGetBufferMemoryRequirements(device_, b.buffer, &req);
+  const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  bool found = false;
+  std::uint32_t type = 0;
+  switch (placement) {
+    case Placement::Device:
+      type = memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0, found);
+      break;
+    case Placement::DeviceMappable:
+      type = memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | host, 0, found);
+      if (!found) type = memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0, found);
+      break;
+    case Placement::Staging:
+      type = memory_type(req.memoryTypeBits, host, VK_MEMORY_PROPERTY_HOST_CACHED_BIT, found);
+      break;
+  }
+  if (!found) type = memory_type(req.memoryTypeBits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, found);
+  VkMemoryAllocateInfo alloc{};
+  alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
+  alloc.allocationSize = req.size;
+  alloc.memoryTypeIndex = type;
+  VkResult r = vkAllocateMemory(device_, &alloc, nullptr, &b.memory);
+  if (r != VK_SUCCESS) {
+    vkDestroyBuffer(device_, b.buffer, nullptr);
+    throw Error(ErrorKind::Device, "out of device memory allocating " + std::to_string(size >> 20) + " MiB on '" +
+                                       name_ + "' (VkResult " + std::to_string(static_cast<int>(r)) + ")");
+  }
+  check(vkBindBufferMemory(device_, b.buffer, b.memory, 0), "vkBindBufferMemory");
+  if ((mem_.memoryTypes[type].propertyFlags & host) == host)
+    check(vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped), "vkMapMemory");
+  return b;
+}
+
+void Context::destroy_buffer(Buffer& b) {
+  if (b.mapped) vkUnmapMemory(device_, b.memory);
+  if (b.buffer) vkDestroyBuffer(device_, b.buffer, nullptr);
+  if (b.memory) vkFreeMemory(device_, b.memory, nullptr);
+  b = Buffer{};
+}
+
+void Context::upload(const Buffer& dst, VkDeviceSize offset, const void* data, VkDeviceSize size) {
+  if (size == 0) return;
+  if (dst.mapped) {
+    std::memcpy(static_cast<char*>(dst.mapped) + offset, data, size);
+    return;
+  }
+  Buffer staging = create_buffer(size, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging);
+  std::memcpy(staging.mapped, data, size);
+  submit_and_wait([&](VkCommandBuffer cmd) {
+    VkBufferCopy region{0, offset, size};
+    vkCmdCopyBuffer(cmd, staging.buffer, dst.buffer, 1, &region);
+  });
+  destroy_buffer(staging);
+}
+
+void Context::submit_and_wait(const std::function<void(VkCommandBuffer)>& record) {
+  VkCommandBufferAllocateInfo a{};
+  a.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+  a.commandPool = pool_;
+  a.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  a.commandBufferCount = 1;
+  VkCommandBuffer cmd;
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  check(vkAllocateCommandBuffers(device_, &a, &cmd), "vkAllocateCommandBuffers");
+  VkCommandBufferBeginInfo begin{};
+  begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+  begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  check(vkBeginCommandBuffer(cmd, &begin), "vkBeginCommandBuffer");
+  record(cmd);
+  check(vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
+  VkSubmitInfo s{};
+  s.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  s.commandBufferCount = 1;
+  s.pCommandBuffers = &cmd;
+  check(vkQueueSubmit(queue_, 1, &s, fence_), "vkQueueSubmit");
+  check(vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  vkResetFences(device_, 1, &fence_);
+  vkFreeCommandBuffers(device_, pool_, 1, &cmd);
+}
+
+void Context::submit_and_wait(VkCommandBuffer cmd, VkFence fence) {
+  VkSubmitInfo s{};
+  s.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  s.commandBufferCount = 1;
+  s.pCommandBuffers = &cmd;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    check(vkQueueSubmit(queue_, 1, &s, fence), "vkQueueSubmit");
+  }
+  check(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  vkResetFences(device_, 1, &fence);
+}
+
+}  // namespace vkfuse::runtime::vulkan

@@ -1,0 +1,101 @@
+// runtime/vulkan/context.h — one Vulkan instance, device and compute queue,
+// shared by the executors of a process that ask for the same device.
+//
+// Verbs: create_buffer (device, device-mappable, staging), upload (direct
+// into mapped memory or through a staging buffer), submit_and_wait. The
+// VkPipelineCache lives here and is persisted on disk, in the cache folder
+// ($VKFUSE_CACHE_DIR, else $XDG_CACHE_HOME/vkfuse, else ~/.cache/vkfuse).
+// With VKFUSE_VALIDATION=1 the instance enables VK_LAYER_KHRONOS_validation
+// and a debug messenger that prints and counts every validation error.
+#pragma once
+
+#include <vulkan/vulkan.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace vkfuse::runtime::vulkan {
+
+struct Buffer {
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  VkDeviceSize size = 0;
+  void* mapped = nullptr;  // non-null when host-visible and coherent: direct access
+};
+
+enum class Placement {
+  Device,          // device-local; mapped as well where the device-local memory is host-visible
+  DeviceMappable,  // prefer device-local and host-visible (UMA, lavapipe); else device-local
+  Staging,         // host-visible, coherent: the host side of transfers
+};
+
+class Context {
+ public:
+  // The context for a device selector ("" = the best device, an index, or a
+  // case-insensitive part of the name), created on first use and shared
+  // while any executor holds it. Throws Error(Device) when there is no
+  // Vulkan device or it fails to initialise, Error(InvalidArgument) for a
+  // selector that matches no device.
+  static std::shared_ptr<Context> acquire(const std::string& selector);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  VkDevice device() const { return device_; }
+  VkPhysicalDevice physical_device() const { return physical_; }
+  const VkPhysicalDeviceProperties& properties() const { return props_; }
+  std::uint32_t subgroup_size() const { return subgroup_size_; }
+  std::uint32_t queue_family() const { return queue_family_; }
+  bool supports_fp16_storage() const { return fp16_storage_; }
+  const std::string& name() const { return name_; }
+  VkPipelineCache pipeline_cache() const { return pipeline_cache_; }
+  const std::string& cache_dir() const { return cache_dir_; }
+
+  Buffer create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Placement placement);
+  void destroy_buffer(Buffer& b);
+  // Copies bytes into dst at offset: a memcpy when dst is mapped, otherwise
+  // through a temporary staging buffer and a transfer on the queue.
+  void upload(const Buffer& dst, VkDeviceSize offset, const void* data, VkDeviceSize size);
+  // Records a one-shot command buffer with `record`, submits it and waits.
+  void submit_and_wait(const std::function<void(VkCommandBuffer)>& record);
+  // Submits a prerecorded command buffer and waits on `fence` (then resets it).
+  void submit_and_wait(VkCommandBuffer cmd, VkFence fence);
+  void save_pipeline_cache();
+
+ private:
+  Context() = default;
+  void init(const std::string& selector);
+  std::uint32_t memory_type(std::uint32_t bits, VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred,
+                            bool& found) const;
+
+  VkInstance instance_ = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
+  VkPhysicalDevice physical_ = VK_NULL_HANDLE;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkQueue queue_ = VK_NULL_HANDLE;
+  std::uint32_t queue_family_ = 0;
+  VkCommandPool pool_ = VK_NULL_HANDLE;  // for one-shot uploads
+  VkFence fence_ = VK_NULL_HANDLE;
+  VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
+  VkPhysicalDeviceProperties props_{};
+  VkPhysicalDeviceMemoryProperties mem_{};
+  std::uint32_t subgroup_size_ = 1;
+  bool fp16_storage_ = false;
+  std::string name_;
+  std::string cache_dir_;
+  std::string cache_file_;
+  std::mutex queue_mutex_;
+};
+
+// Validation errors reported by the debug messenger since the process
+// started (always 0 without VKFUSE_VALIDATION=1).
+std::int64_t validation_error_count();
+// Whether VKFUSE_VALIDATION=1 is set (and the layer will be requested).
+bool validation_requested();
+// The folder for vkfuse's on-disk caches (may not exist yet).
+std::string default_cache_dir();
+
+}  // namespace vkfuse::runtime::vulkan

@@ -1,0 +1,66 @@
+// runtime/vulkan/vulkan_executor.h — the `gpu` strategy: a whole prepared
+// Graph on one Vulkan device.
+//
+// Load: lower the graph to fused kernels (codegen/spirv), compile each
+// distinct shader once, plan the activation arena (liveness-based offsets;
+// concat inputs and reshapes alias into it), upload the packed weights once,
+// record one command buffer (input copies, dispatches with barriers, output
+// copies) and run it once to warm up (lavapipe compiles at first dispatch).
+// Run: copy inputs in, submit, wait on a fence, copy outputs out.
+//
+// Environment: VKFUSE_VALIDATION=1 (Khronos validation layer, errors
+// counted), VKFUSE_CACHE_DIR (SPIR-V and pipeline caches), and for
+// experiments VKFUSE_TEXEL_LOADS=0 (storage-buffer loads only),
+// VKFUSE_CONV_BLOCK=8x4 (register block), VKFUSE_SPIRV_OPT=0 (skip
+// spirv-opt), VKFUSE_DUMP_SHADERS=DIR (write each generated GLSL source).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "runtime/executor.h"
+
+namespace vkfuse::runtime::vulkan {
+
+struct KernelInfo {
+  std::string variant;  // e.g. "conv3x3_s1_ob8_px4_Relu"
+  std::string nodes;    // graph node(s) it runs
+  std::int64_t flops = 0;
+  double ms = 0;        // from profile(), else 0
+};
+
+struct LoadInfo {
+  double lower_ms = 0, compile_ms = 0, pipelines_ms = 0, upload_ms = 0, warmup_ms = 0;
+  std::int64_t shaders = 0;          // distinct shaders (pipelines)
+  std::int64_t arena_bytes = 0;      // activation arena
+  std::int64_t weight_bytes = 0;     // packed weights on the device
+  std::int64_t fused_adds = 0;       // residual Adds fused into convolutions
+  std::int64_t aliased_concat_inputs = 0;
+};
+
+class VulkanExecutor : public Executor {
+ public:
+  VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options);
+  ~VulkanExecutor() override;
+
+  void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
+  ExecutorStats stats() const override { return stats_; }
+  std::string description() const override;
+
+  const LoadInfo& load_info() const { return load_; }
+  // Per-kernel GPU times (timestamp queries), median of `iterations` runs on
+  // the current contents of the inputs. Empty if the device has no timestamps.
+  std::vector<KernelInfo> profile(int iterations);
+  std::vector<KernelInfo> kernels() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  ExecutorStats stats_;
+  LoadInfo load_;
+};
+
+}  // namespace vkfuse::runtime::vulkan

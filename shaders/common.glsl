@@ -1,0 +1,25 @@
+// shaders/common.glsl — prepended to every vkfuse kernel, after the generated
+// #defines (WG, GX, TOTAL, ...) and the activation functions act1/act2.
+//
+// Binding 0: the activation arena (every runtime tensor). Binding 1: the
+// weight block holding this kernel's packed parameters (each template
+// declares the view it needs). Bindings 2 and 3: the same two buffers as
+// uniform texel buffers (arena as R32F, weights as RGBA32F): on lavapipe a
+// texel fetch is a branch-free gather, far cheaper than an SSBO load, so the
+// hot loads of convolutions go through them where the device allows (TEXEL).
+// Binding 4: the weight block as RGBA16F, for kernels whose weights are
+// stored in fp16 (--fp16; fp32 arithmetic).
+// Push constants: element offsets o0..o7 of the kernel's operands, so that
+// kernels of equal shape share one pipeline.
+#extension GL_EXT_control_flow_attributes : enable
+layout(local_size_x = WG, local_size_y = 1, local_size_z = 1) in;
+layout(std430, set = 0, binding = 0) buffer Arena { float act[]; };
+layout(set = 0, binding = 2) uniform samplerBuffer arena_tex;
+layout(set = 0, binding = 3) uniform samplerBuffer weights_tex;
+layout(set = 0, binding = 4) uniform samplerBuffer weights_h;  // RGBA16F: fp16 weights
+layout(push_constant) uniform Slots {
+  uint o0; uint o1; uint o2; uint o3; uint o4; uint o5; uint o6; uint o7;
+} pc;
+
+// Linear invocation index over a (GX x groups_y) grid of workgroups.
+uint global_id() { return gl_WorkGroupID.y * (GX * WG) + gl_GlobalInvocationID.x; }

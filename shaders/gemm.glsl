@@ -1,0 +1,36 @@
+// shaders/gemm.glsl — Gemm (Y = alpha * op(A) op(B) + beta * C, C broadcast)
+// and batched MatMul with broadcast batch dims. One output per invocation;
+// the operand layouts (transposes, broadcast strides, batch offsets) are
+// generated index functions. A constant B is repacked at load to [N][K]
+// (k contiguous) and read from the weight buffer.
+// Slots: o0 output, o1 A, o2 B (arena) or weights, o3 C.
+#if B_IN_WEIGHTS
+layout(std430, set = 0, binding = 1) readonly buffer Weights { float wb[]; };
+#define LOAD_B(i) wb[i]
+#else
+#define LOAD_B(i) act[i]
+#endif
+
+void main() {
+  uint t = global_id();
+  if (t >= TOTAL) return;
+  const uint j = t % GN; t /= GN;
+  const uint i = t % GM;
+  const uint b = t / GM;
+  const uint abase = pc.o1 + a_batch(b) + i * ASI;
+  const uint bbase = pc.o2 + b_batch(b) + j * BSJ;
+  float s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  uint k = 0;
+  for (; k + 4 <= GK; k += 4) {
+    s0 += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
+    s1 += act[abase + (k + 1) * ASK] * LOAD_B(bbase + (k + 1) * BSK);
+    s2 += act[abase + (k + 2) * ASK] * LOAD_B(bbase + (k + 2) * BSK);
+    s3 += act[abase + (k + 3) * ASK] * LOAD_B(bbase + (k + 3) * BSK);
+  }
+  for (; k < GK; ++k) s0 += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
+  float v = ALPHA * ((s0 + s1) + (s2 + s3));
+#if HAS_C
+  v += BETA * act[pc.o3 + i * CSI + j * CSJ];
+#endif
+  act[pc.o0 + (b * GM + i) * GN + j] = act2(v);
+}

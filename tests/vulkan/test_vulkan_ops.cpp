@@ -1,0 +1,437 @@
+// Every op family and every fused kernel of the Vulkan backend against the
+// reference kernels (graph/ops), on random shapes and attributes: odd sizes,
+// strides 1/2, dilations, asymmetric pads, groups and depthwise, ceil_mode,
+// count_include_pad, broadcasting. fp32: relative L2 <= 1e-4.
+// Run under the Khronos validation layer with VKFUSE_VALIDATION=1 (the ctest
+// entry vulkan.validation does): any validation error fails the test.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "codegen/spirv/compiler.h"
+#include "tests/vulkan/vulkan_test_util.h"
+
+using vkfuse::testing::compare_with_reference;
+using vkfuse::testing::GraphBuilder;
+using vkfuse::testing::VulkanTest;
+namespace g = vkfuse::graph;
+using I64 = std::vector<std::int64_t>;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+
+class VulkanOps : public VulkanTest {};
+
+std::int64_t rnd(std::mt19937& r, std::int64_t lo, std::int64_t hi) {
+  return std::uniform_int_distribution<std::int64_t>(lo, hi)(r);
+}
+
+}  // namespace
+
+TEST_F(VulkanOps, ConvRandom2D) {
+  VKFUSE_REQUIRE_VULKAN();
+  std::mt19937 r(42);
+  for (int trial = 0; trial < 24; ++trial) {
+    const std::int64_t N = rnd(r, 1, 2), KH = rnd(r, 1, 5), KW = rnd(r, 1, 5);
+    const std::int64_t SH = rnd(r, 1, 2), SW = rnd(r, 1, 2), DH = rnd(r, 1, 2), DW = rnd(r, 1, 2);
+    std::int64_t groups = 1;
+    const int kind = trial % 4;  // 0, 1: dense; 2: grouped; 3: depthwise
+    std::int64_t C = rnd(r, 1, 13), M = rnd(r, 1, 19);
+    if (kind == 2) {
+      groups = rnd(r, 2, 3);
+      C = groups * rnd(r, 1, 5);
+      M = groups * rnd(r, 1, 6);
+    } else if (kind == 3) {
+      C = M = groups = rnd(r, 2, 17);
+    }
+    const I64 pads = {rnd(r, 0, 2), rnd(r, 0, 2), rnd(r, 0, 2), rnd(r, 0, 2)};
+    const std::int64_t H = (KH - 1) * DH + 1 + rnd(r, 0, 9), W = (KW - 1) * DW + 1 + rnd(r, 0, 13);
+    const bool bias = rnd(r, 0, 1) == 1;
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": N" + std::to_string(N) + " C" + std::to_string(C) + " M" +
+                 std::to_string(M) + " " + std::to_string(H) + "x" + std::to_string(W) + " k" + std::to_string(KH) +
+                 "x" + std::to_string(KW) + " s" + std::to_string(SH) + std::to_string(SW) + " d" +
+                 std::to_string(DH) + std::to_string(DW) + " g" + std::to_string(groups));
+    GraphBuilder b(static_cast<unsigned>(trial));
+    auto x = b.input("x", {N, C, H, W});
+    auto w = b.random_constant("w", {M, C / groups, KH, KW});
+    std::vector<g::ValueId> ins = {x, w};
+    if (bias) ins.push_back(b.random_constant("b", {M}));
+    auto y = b.node("Conv", ins, [&](g::Attributes& a) {
+      a.set("strides", I64{SH, SW});
+      a.set("dilations", I64{DH, DW});
+      a.set("pads", pads);
+      a.set("group", groups);
+    });
+    b.output(y);
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+}
+
+TEST_F(VulkanOps, Conv1DAnd3DAndAutoPad) {
+  VKFUSE_REQUIRE_VULKAN();
+  {
+    GraphBuilder b(1);
+    auto x = b.input("x", {2, 5, 23});
+    auto y = b.node("Conv", {x, b.random_constant("w", {7, 5, 3}), b.random_constant("b", {7})},
+                    [](g::Attributes& a) { a.set("strides", I64{2}); a.set("pads", I64{1, 2}); });
+    b.output(y);
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+  {
+    GraphBuilder b(2);
+    auto x = b.input("x", {1, 3, 5, 6, 7});
+    auto y = b.node("Conv", {x, b.random_constant("w", {4, 3, 2, 3, 3})},
+                    [](g::Attributes& a) { a.set("pads", I64{1, 0, 1, 0, 1, 2}); a.set("strides", I64{1, 2, 1}); });
+    b.output(y);
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+  for (const char* mode : {"SAME_UPPER", "SAME_LOWER", "VALID"}) {
+    GraphBuilder b(3);
+    auto x = b.input("x", {1, 4, 10, 11});
+    auto y = b.node("Conv", {x, b.random_constant("w", {6, 4, 4, 3})}, [&](g::Attributes& a) {
+      a.set("auto_pad", std::string(mode));
+      a.set("strides", I64{2, 2});
+    });
+    b.output(y);
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+}
+
+TEST_F(VulkanOps, PointwiseConvIsOneKernel) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(5);
+  auto x = b.input("x", {1, 37, 9, 13});
+  auto y = b.node("Conv", {x, b.random_constant("w", {70, 37, 1, 1}), b.random_constant("b", {70})});
+  b.output(y);
+  auto res = compare_with_reference(std::move(b.graph), kTol);
+  ASSERT_EQ(res.kernels.size(), 1u);
+  EXPECT_NE(res.kernels[0].variant.find("conv1x1"), std::string::npos) << res.kernels[0].variant;
+}
+
+// Conv -> BatchNormalization -> Add(residual) -> Relu: BN folds into the
+// conv, the Add and its Relu join the conv's epilogue: one dispatch.
+TEST_F(VulkanOps, ConvBatchNormResidualReluIsOneDispatch) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(6);
+  auto x = b.input("x", {1, 8, 11, 9});
+  auto res = b.input("res", {1, 12, 11, 9});
+  auto c = b.node("Conv", {x, b.random_constant("w", {12, 8, 3, 3}), b.random_constant("b", {12})},
+                  [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); });
+  auto bn = b.node("BatchNormalization", {c, b.positive_constant("s", {12}), b.random_constant("bb", {12}),
+                                          b.random_constant("m", {12}), b.positive_constant("v", {12})});
+  auto add = b.node("Add", {res, bn});
+  auto y = b.node("Relu", {add});
+  b.output(y);
+  auto r = compare_with_reference(std::move(b.graph), kTol);
+  EXPECT_EQ(r.stats.dispatches, 1);
+  ASSERT_EQ(r.kernels.size(), 1u);
+  EXPECT_NE(r.kernels[0].variant.find("_res_Relu"), std::string::npos) << r.kernels[0].variant;
+}
+
+TEST_F(VulkanOps, ConvActivationsFused) {
+  VKFUSE_REQUIRE_VULKAN();
+  const std::vector<std::string> acts = {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip"};
+  for (const auto& act : acts) {
+    SCOPED_TRACE(act);
+    GraphBuilder b(7);
+    auto x = b.input("x", {1, 6, 8, 8});
+    auto c = b.node("Conv", {x, b.random_constant("w", {16, 3, 3, 3}), b.random_constant("b", {16})},
+                    [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); a.set("group", std::int64_t{2}); });
+    auto y = b.node(act, {c}, [&](g::Attributes& a) {
+      if (act == "LeakyRelu") a.set("alpha", 0.1f);
+      if (act == "Clip") { a.set("min", -0.5f); a.set("max", 0.75f); }
+    });
+    b.output(y);
+    auto r = compare_with_reference(std::move(b.graph), kTol);
+    EXPECT_EQ(r.stats.dispatches, 1);
+  }
+}
+
+TEST_F(VulkanOps, PoolRandom) {
+  VKFUSE_REQUIRE_VULKAN();
+  std::mt19937 r(9);
+  for (int trial = 0; trial < 24; ++trial) {
+    const bool is_max = trial % 2 == 0;
+    const std::int64_t KH = rnd(r, 1, 4), KW = rnd(r, 1, 4), SH = rnd(r, 1, 3), SW = rnd(r, 1, 3);
+    const I64 pads = {rnd(r, 0, KH - 1), rnd(r, 0, KW - 1), rnd(r, 0, KH - 1), rnd(r, 0, KW - 1)};
+    const std::int64_t ceil_mode = rnd(r, 0, 1), cip = rnd(r, 0, 1);
+    const std::int64_t dil = is_max ? rnd(r, 1, 2) : 1;
+    const std::int64_t H = (KH - 1) * dil + 1 + rnd(r, 0, 9), W = (KW - 1) * dil + 1 + rnd(r, 0, 9);
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    GraphBuilder b(static_cast<unsigned>(trial));
+    auto x = b.input("x", {rnd(r, 1, 2), rnd(r, 1, 5), H, W});
+    auto y = b.node(is_max ? "MaxPool" : "AveragePool", {x}, [&](g::Attributes& a) {
+      a.set("kernel_shape", I64{KH, KW});
+      a.set("strides", I64{SH, SW});
+      a.set("pads", pads);
+      a.set("ceil_mode", ceil_mode);
+      if (is_max) a.set("dilations", I64{dil, dil});
+      else a.set("count_include_pad", cip);
+    });
+    b.output(y);
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+}
+
+TEST_F(VulkanOps, GlobalAveragePoolAnd1DPool) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(10);
+  auto x = b.input("x", {2, 5, 7, 9});
+  b.output(b.node("GlobalAveragePool", {x}));
+  auto x1 = b.input("x1", {1, 3, 17});
+  b.output(b.node("MaxPool", {x1}, [](g::Attributes& a) {
+    a.set("kernel_shape", I64{3});
+    a.set("strides", I64{2});
+    a.set("pads", I64{1, 1});
+  }));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, GemmVariants) {
+  VKFUSE_REQUIRE_VULKAN();
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int cshape = 0; cshape < 5; ++cshape)
+        for (int bconst = 0; bconst < 2; ++bconst) {
+          SCOPED_TRACE("ta" + std::to_string(ta) + " tb" + std::to_string(tb) + " c" + std::to_string(cshape) +
+                       " bconst" + std::to_string(bconst));
+          const std::int64_t M = 3, K = 37, N = 11;
+          GraphBuilder b(static_cast<unsigned>(ta * 100 + tb * 10 + cshape));
+          auto a = b.input("a", ta ? g::Shape{K, M} : g::Shape{M, K});
+          const g::Shape bs = tb ? g::Shape{N, K} : g::Shape{K, N};
+          auto bv = bconst ? b.random_constant("b", bs) : b.input("b", bs);
+          std::vector<g::ValueId> ins = {a, bv};
+          const std::vector<g::Shape> cs = {{}, {N}, {1, N}, {M, 1}, {M, N}};
+          if (cshape > 0) ins.push_back(b.random_constant("c", cs[static_cast<std::size_t>(cshape)]));
+          auto y = b.node("Gemm", ins, [&](g::Attributes& at) {
+            at.set("transA", std::int64_t{ta});
+            at.set("transB", std::int64_t{tb});
+            at.set("alpha", 0.75f);
+            at.set("beta", 1.5f);
+          });
+          b.output(b.node("Relu", {y}));
+          compare_with_reference(std::move(b.graph), kTol);
+        }
+}
+
+TEST_F(VulkanOps, MatMulBroadcast) {
+  VKFUSE_REQUIRE_VULKAN();
+  const std::vector<std::pair<g::Shape, g::Shape>> cases = {
+      {{5, 7}, {7, 3}}, {{2, 1, 5, 7}, {3, 7, 4}}, {{7}, {7, 3}}, {{4, 7}, {7}}, {{2, 3, 4, 5}, {5, 6}}};
+  for (const auto& [as, bs] : cases) {
+    GraphBuilder b(11);
+    auto a = b.input("a", as);
+    auto bb = b.input("b", bs);
+    b.output(b.node("MatMul", {a, bb}));
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+}
+
+TEST_F(VulkanOps, BinaryBroadcast) {
+  VKFUSE_REQUIRE_VULKAN();
+  const std::vector<std::pair<g::Shape, g::Shape>> cases = {
+      {{2, 3, 4, 5}, {2, 3, 4, 5}}, {{2, 3, 4, 5}, {3, 1, 1}}, {{1, 3, 1, 5}, {2, 1, 4, 1}}, {{4, 5}, {}}, {{7}, {3, 1}}};
+  int i = 0;
+  for (const char* op : {"Add", "Sub", "Mul", "Div"})
+    for (const auto& [as, bs] : cases) {
+      SCOPED_TRACE(std::string(op) + " case " + std::to_string(i++));
+      GraphBuilder b(12);
+      auto a = b.input("a", as);
+      auto c = std::string(op) == "Div" ? b.positive_constant("c", bs) : b.random_constant("c", bs);
+      b.output(b.node(op, {a, c}));
+      b.output(b.node(op, {c, a}));
+      compare_with_reference(std::move(b.graph), kTol);
+    }
+}
+
+TEST_F(VulkanOps, UnaryActivations) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(13);
+  auto x = b.input("x", {2, 3, 5, 7});
+  b.output(b.node("Relu", {x}));
+  b.output(b.node("LeakyRelu", {x}, [](g::Attributes& a) { a.set("alpha", 0.2f); }));
+  b.output(b.node("Sigmoid", {x}));
+  b.output(b.node("HardSigmoid", {x}, [](g::Attributes& a) { a.set("alpha", 0.3f); a.set("beta", 0.4f); }));
+  b.output(b.node("HardSwish", {x}));
+  b.output(b.node("Clip", {x, b.graph.add_constant("lo", g::Tensor::scalar_f32(-0.3f)),
+                           b.graph.add_constant("hi", g::Tensor::scalar_f32(0.6f))}));
+  b.output(b.node("Clip", {x}, [](g::Attributes& a) { a.set("max", 0.1f); }));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, StandaloneBatchNormAndSoftmax) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(14);
+  auto x = b.input("x", {2, 6, 5, 3});
+  auto bn = b.node("BatchNormalization", {x, b.positive_constant("s", {6}), b.random_constant("bb", {6}),
+                                          b.random_constant("m", {6}), b.positive_constant("v", {6})},
+                   [](g::Attributes& a) { a.set("epsilon", 1e-3f); });
+  b.output(b.node("Relu", {bn}));
+  b.output(b.node("Softmax", {x}, [](g::Attributes& a) { a.set("axis", std::int64_t{1}); }));
+  b.output(b.node("Softmax", {x}));
+  compare_with_reference(std::move(b.graph), kTol);
+  GraphBuilder b11(15);
+  b11.graph.opset = 11;
+  auto x11 = b11.input("x", {3, 4, 5});
+  b11.output(b11.node("Softmax", {x11}));
+  compare_with_reference(std::move(b11.graph), kTol);
+}
+
+TEST_F(VulkanOps, ConcatInPlaceAndCopied) {
+  VKFUSE_REQUIRE_VULKAN();
+  {  // axis 1, batch 1: producers write into the output's channel ranges
+    GraphBuilder b(16);
+    auto x = b.input("x", {1, 4, 9, 9});
+    auto c1 = b.node("Conv", {x, b.random_constant("w1", {5, 4, 1, 1})});
+    auto c2 = b.node("Conv", {x, b.random_constant("w2", {3, 4, 3, 3})}, [](g::Attributes& a) {
+      a.set("pads", I64{1, 1, 1, 1});
+    });
+    auto p = b.node("MaxPool", {x}, [](g::Attributes& a) {
+      a.set("kernel_shape", I64{3, 3});
+      a.set("pads", I64{1, 1, 1, 1});
+    });
+    auto cat = b.node("Concat", {c1, c2, p, x}, [](g::Attributes& a) { a.set("axis", std::int64_t{1}); });
+    auto cat2 = b.node("Concat", {cat, b.node("Relu", {c1})}, [](g::Attributes& a) { a.set("axis", std::int64_t{1}); });
+    b.output(cat2);
+    b.output(c1);
+    auto r = compare_with_reference(std::move(b.graph), kTol);
+    // Only the graph input x needs a copy kernel.
+    EXPECT_EQ(r.stats.dispatches, 5);
+  }
+  {  // batch 2 and other axes: copies
+    GraphBuilder b(17);
+    auto x = b.input("x", {2, 3, 4, 5});
+    auto y = b.input("y", {2, 3, 2, 5});
+    auto rx = b.node("Relu", {x});
+    b.output(b.node("Concat", {rx, x}, [](g::Attributes& a) { a.set("axis", std::int64_t{1}); }));
+    b.output(b.node("Concat", {x, y, x}, [](g::Attributes& a) { a.set("axis", std::int64_t{-2}); }));
+    b.output(b.node("Concat", {x, b.random_constant("k", {1, 3, 4, 5})}, [](g::Attributes& a) { a.set("axis", std::int64_t{0}); }));
+    compare_with_reference(std::move(b.graph), kTol);
+  }
+}
+
+TEST_F(VulkanOps, DataMovement) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(18);
+  auto x = b.input("x", {2, 3, 4, 5});
+  b.output(b.node("Transpose", {x}, [](g::Attributes& a) { a.set("perm", I64{0, 2, 3, 1}); }));
+  b.output(b.node("Transpose", {x}));
+  for (const char* mode : {"constant", "reflect", "edge"}) {
+    b.output(b.node("Pad", {x, b.ints("pads", {0, 1, 2, 3, 0, 2, 1, 3}), b.graph.add_constant("v", g::Tensor::scalar_f32(1.5f))},
+                    [&](g::Attributes& a) { a.set("mode", std::string(mode)); }));
+  }
+  b.output(b.node("Pad", {x, b.ints("crop", {0, 0, -1, 1, 0, -1, 0, -2})}));
+  b.output(b.node("Gather", {x, b.graph.add_constant("i", g::Tensor::from_i64({2, 2}, {2, -1, 0, 0}))},
+                  [](g::Attributes& a) { a.set("axis", std::int64_t{2}); }));
+  b.output(b.node("Gather", {x, b.graph.add_constant("j", g::Tensor::from_i64({}, {1}))}));
+  auto f = b.node("Flatten", {x}, [](g::Attributes& a) { a.set("axis", std::int64_t{2}); });
+  b.output(b.node("Relu", {f}));
+  auto rs = b.node("Reshape", {b.node("Sigmoid", {x}), b.ints("shape", {6, -1})});
+  b.output(b.node("Unsqueeze", {rs, b.ints("axes", {0})}));
+  b.output(b.node("Squeeze", {b.node("Unsqueeze", {x, b.ints("ax", {1})}), b.ints("ax2", {1})}));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, ShadersAreCompiledOnce) {
+  VKFUSE_REQUIRE_VULKAN();
+  auto build = [] {
+    GraphBuilder b(19);
+    auto x = b.input("x", {1, 8, 10, 10});
+    auto w = b.random_constant("w", {8, 8, 3, 3});
+    auto y = b.node("Conv", {x, w}, [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); });
+    auto z = b.node("Conv", {y, w}, [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); });
+    b.output(z);
+    return std::move(b.graph);
+  };
+  const auto before = vkfuse::codegen::spirv::compile_stats();
+  compare_with_reference(build(), kTol);
+  const auto mid = vkfuse::codegen::spirv::compile_stats();
+  EXPECT_LE(mid.compiled + mid.disk_hits - before.compiled - before.disk_hits, 1);
+  compare_with_reference(build(), kTol);
+  const auto after = vkfuse::codegen::spirv::compile_stats();
+  EXPECT_EQ(after.compiled, mid.compiled);
+  EXPECT_EQ(after.disk_hits, mid.disk_hits);
+}
+
+TEST_F(VulkanOps, DeviceSelection) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(20);
+  auto x = b.input("x", {1, 2, 3, 3});
+  b.output(b.node("Relu", {x}));
+  g::prepare_graph(b.graph);
+  vkfuse::runtime::ExecutorOptions o;
+  o.device = "0";
+  EXPECT_NO_THROW(vkfuse::runtime::make_vulkan_executor(b.graph, o));
+  o.device = "99";
+  try {
+    vkfuse::runtime::make_vulkan_executor(b.graph, o);
+    FAIL() << "expected an error";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument);
+  }
+  o.device = "no-such-device-name";
+  EXPECT_THROW(vkfuse::runtime::make_vulkan_executor(b.graph, o), vkfuse::Error);
+  o.device = vkfuse::list_devices()[0].name.substr(0, 4);
+  EXPECT_NO_THROW(vkfuse::runtime::make_vulkan_executor(b.graph, o));
+}
+
+// An Add of two convolutions: only one of them can absorb it.
+TEST_F(VulkanOps, AddOfTwoConvolutions) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(21);
+  auto x = b.input("x", {1, 8, 12, 12});
+  auto c1 = b.node("Conv", {x, b.random_constant("w1", {16, 8, 3, 3})}, [](g::Attributes& a) {
+    a.set("pads", I64{1, 1, 1, 1});
+    a.set("strides", I64{2, 2});
+  });
+  auto c2 = b.node("Conv", {x, b.random_constant("w2", {16, 8, 1, 1})}, [](g::Attributes& a) {
+    a.set("strides", I64{2, 2});
+  });
+  b.output(b.node("Relu", {b.node("Add", {c1, c2})}));
+  auto r = compare_with_reference(std::move(b.graph), kTol);
+  EXPECT_EQ(r.stats.dispatches, 2);
+}
+
+// --fp16: convolution weights stored as fp16 where the device supports
+// 16-bit storage (fp32 arithmetic): relative L2 <= 1e-2.
+TEST_F(VulkanOps, Fp16Weights) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(22);
+  auto x = b.input("x", {1, 13, 15, 17});
+  auto c = b.node("Conv", {x, b.random_constant("w", {24, 13, 3, 3}), b.random_constant("b", {24})},
+                  [](g::Attributes& a) { a.set("pads", I64{1, 0, 2, 1}); });
+  auto d = b.node("Conv", {b.node("Relu", {c}), b.random_constant("w2", {6, 24, 1, 1})});
+  b.output(d);
+  auto r = compare_with_reference(std::move(b.graph), 1e-2, /*fp16=*/true);
+  bool any_fp16 = false;
+  for (const auto& k : r.kernels) any_fp16 = any_fp16 || k.variant.find("_w16") != std::string::npos;
+  // fp16 weights ride on the texel-buffer path (VKFUSE_TEXEL_LOADS=0 turns it off).
+  const char* texel = std::getenv("VKFUSE_TEXEL_LOADS");
+  bool supported = !(texel && std::string(texel) == "0");
+  bool any_device = false;
+  for (const auto& dev : vkfuse::list_devices()) any_device = any_device || dev.fp16;
+  supported = supported && any_device;
+  if (supported) {
+    EXPECT_TRUE(any_fp16);
+  }
+}
+
+// The debug messenger counts what the validation layer reports: a buffer of
+// size 0 is invalid usage, so it must be counted (only under VKFUSE_VALIDATION=1).
+TEST(VulkanValidation, MessengerCountsErrors) {
+  VKFUSE_REQUIRE_VULKAN();
+  if (!vkfuse::runtime::vulkan::validation_requested()) GTEST_SKIP() << "VKFUSE_VALIDATION is not set";
+  auto ctx = vkfuse::runtime::vulkan::Context::acquire("");
+  const auto before = vkfuse::runtime::vulkan::validation_error_count();
+  VkBufferCreateInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
+  info.size = 0;
+  info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+  VkBuffer buf = VK_NULL_HANDLE;
+  std::fprintf(stderr, "(the next validation error is expected)\n");
+  if (vkCreateBuffer(ctx->device(), &info, nullptr, &buf) == VK_SUCCESS && buf) vkDestroyBuffer(ctx->device(), buf, nullptr);
+  EXPECT_GT(vkfuse::runtime::vulkan::validation_error_count(), before);
+}
