@@ -56,7 +56,7 @@ std::pair<std::string, std::string> split_named(const std::string& arg) {
 
 struct ModelArgs {
   std::string model = kDefaultModel;
-  std::string strategy = "reference";
+  std::string strategy = "fused";
   int threads = 0;
   std::vector<std::string> input_shapes;
   bool quiet = false;

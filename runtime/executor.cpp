@@ -5,7 +5,7 @@
 
 namespace vkfuse::runtime {
 
-bool host_backend_available() { return false; }
+bool host_backend_available() { return true; }
 bool vulkan_backend_available() { return true; }
 
 std::function<void(TransferDirection, std::int64_t, double)> link_emulator(const planner::LinkProfile& link) {

@@ -1,10 +1,767 @@
 // The `cpu` strategy: every op through Halide-generated kernels (codegen/halide).
-#include "runtime/executor.h"
+// See runtime/host_executor.h.
+#include "runtime/host_executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "codegen/halide/host_kernels.h"
+#include "graph/ops.h"
 
 namespace vkfuse::runtime {
 
-std::unique_ptr<Executor> make_host_executor(const graph::Graph&, const ExecutorOptions&) {
-  throw Error(ErrorKind::InvalidArgument, "strategy 'cpu' is not implemented in this build yet");
+namespace hk = codegen::halide;
+using graph::DType;
+using graph::Node;
+using graph::Shape;
+using graph::Tensor;
+using graph::ValueId;
+using graph::kNoValue;
+
+namespace {
+
+std::size_t idx(ValueId v) { return static_cast<std::size_t>(v); }
+
+hk::Epilogue epilogue(const graph::Activation& a) {
+  return hk::Epilogue{static_cast<int>(a.kind), a.alpha, a.beta};
+}
+
+// Pads of one spatial axis as the reference kernels resolve them, given the
+// (already inferred) output extent.
+struct AxisPads {
+  std::int64_t begin = 0, end = 0;
+};
+
+AxisPads resolve_pads(const Node& node, std::size_t axis, std::size_t nsp, std::int64_t in, std::int64_t out,
+                      std::int64_t kernel, std::int64_t stride, std::int64_t dil) {
+  const std::string auto_pad = node.attrs.get_string("auto_pad", "NOTSET");
+  AxisPads p;
+  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const std::int64_t ek = (kernel - 1) * dil + 1;
+    const std::int64_t total = std::max<std::int64_t>(0, (out - 1) * stride + ek - in);
+    const std::int64_t small = total / 2, big = total - small;
+    p.begin = auto_pad == "SAME_UPPER" ? small : big;
+    p.end = auto_pad == "SAME_UPPER" ? big : small;
+  } else if (auto_pad == "NOTSET") {
+    auto pads = node.attrs.get_ints("pads", std::vector<std::int64_t>(2 * nsp, 0));
+    p.begin = pads[axis];
+    p.end = pads[axis + nsp];
+  }
+  return p;
+}
+
+// The 2-D window of a Conv or pooling node over input x [N, C, H, W] with
+// output y [N, M, OH, OW] and kernel (kh, kw).
+hk::Window2D window_2d(const Node& node, const Shape& x, const Shape& y, std::int64_t kh, std::int64_t kw) {
+  auto strides = node.attrs.get_ints("strides", {1, 1});
+  auto dil = node.attrs.get_ints("dilations", {1, 1});
+  hk::Window2D w;
+  w.kernel_y = static_cast<int>(kh);
+  w.kernel_x = static_cast<int>(kw);
+  w.stride_y = static_cast<int>(strides[0]);
+  w.stride_x = static_cast<int>(strides[1]);
+  w.dil_y = static_cast<int>(dil[0]);
+  w.dil_x = static_cast<int>(dil[1]);
+  const AxisPads py = resolve_pads(node, 0, 2, x[2], y[2], kh, strides[0], dil[0]);
+  const AxisPads px = resolve_pads(node, 1, 2, x[3], y[3], kw, strides[1], dil[1]);
+  w.pad_y = static_cast<int>(py.begin);
+  w.pad_y_end = static_cast<int>(py.end);
+  w.pad_x = static_cast<int>(px.begin);
+  w.pad_x_end = static_cast<int>(px.end);
+  return w;
+}
+
+// View of rank 4 over a tensor of `shape` broadcast against `out` (both
+// right-aligned, rank <= 4): zero strides on broadcast axes.
+hk::View broadcast_view(float* data, const Shape& shape, const Shape& out) {
+  hk::View v = hk::View::dense(data, out, 4);
+  const int r = static_cast<int>(shape.size());
+  std::int64_t stride = 1;
+  for (int i = 0; i < 4; ++i) {
+    const std::int64_t e = i < r ? shape[static_cast<std::size_t>(r - 1 - i)] : 1;
+    v.stride[i] = e == 1 ? 0 : stride;
+    stride *= e;
+  }
+  return v;
+}
+
+// Winograd F(4x4, 3x3) for 3x3 stride-1 undilated dense convolutions whose
+// output is at least 24x24 (on smaller maps the direct kernel wins: partial
+// 4x4 tiles and 8-tile GEMM blocks waste work) with at least 48 input
+// channels (fewer, and the transforms cost more than the multiplications they
+// save). Measured on AVX-512: 56x56 and 28x28 1.2-1.4x faster than direct.
+// VKFUSE_HOST_WINOGRAD=0 turns it off.
+bool use_winograd(const Node& n, const Shape& x, const Shape& y, std::int64_t kh, std::int64_t kw) {
+  static const bool enabled = [] {
+    const char* e = std::getenv("VKFUSE_HOST_WINOGRAD");
+    return !(e && std::string(e) == "0");
+  }();
+  if (!enabled || kh != 3 || kw != 3 || n.attrs.get_int("group", 1) != 1) return false;
+  for (auto s : n.attrs.get_ints("strides", {1, 1}))
+    if (s != 1) return false;
+  for (auto d : n.attrs.get_ints("dilations", {1, 1}))
+    if (d != 1) return false;
+  return y[2] >= 24 && y[3] >= 24 && x[1] >= 48;
+}
+
+// A 1x1, stride-1, unpadded convolution is a GEMM over the image plane: seen
+// as two rows of H*W/2 pixels (H*W even), its 16-pixel vectors never straddle
+// a short row's end; an odd plane is one row, for conv_channel_vector.
+bool pointwise(const hk::Window2D& w) {
+  return w.kernel_x == 1 && w.kernel_y == 1 && w.stride_x == 1 && w.stride_y == 1 && w.pad_x == 0 && w.pad_y == 0 &&
+         w.pad_x_end == 0 && w.pad_y_end == 0;
+}
+
+// conv_channel_vector (channels in the vector, 7-pixel row tiles) against
+// conv_tiled (16-pixel row vectors): on AVX-512 the former runs at about 0.72
+// of the latter's rate, so it pays where a 16-wide row tile would be mostly
+// padding: 7x7 and 17x17 maps.
+bool use_channel_vector(const hk::Window2D& w, const Shape& y) {
+  if (pointwise(w)) return (y[2] * y[3]) % 2 == 1;  // flattened to one odd row
+  const double W = static_cast<double>(y[3]);
+  const double eff16 = W / (std::ceil(W / 16.0) * 16.0);
+  const double eff7 = W / (std::ceil(W / 7.0) * 7.0);
+  return 0.72 * eff7 > eff16;
+}
+
+hk::View flatten_plane(hk::View v) {
+  const std::int64_t plane = v.extent[0] * v.extent[1];
+  const std::int64_t rows = plane % 2 == 0 ? 2 : 1;
+  v.extent[0] = plane / rows;
+  v.extent[1] = rows;
+  v.stride[1] = v.extent[0];
+  return v;
+}
+
+const float kOne[1] = {1.f};
+const float kZero[1] = {0.f};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Planning: fusions, aliases, lifetimes, arena offsets.
+
+struct HostExecutor::Plan {
+  std::vector<std::int32_t> producer;       // per value
+  std::vector<std::int32_t> uses;           // per value
+  std::vector<bool> elided;                 // conv outputs folded into a residual Add
+  std::map<std::int32_t, std::int32_t> conv_to_add;  // conv node → Add node it absorbs
+  std::set<std::int32_t> skipped;           // nodes whose work another step does
+  std::vector<ValueId> alias_parent;        // per value: concat output it lives in, or kNoValue
+  std::vector<std::int64_t> alias_offset;   // element offset in the parent
+};
+
+HostExecutor::HostExecutor(const graph::Graph& graph, const ExecutorOptions& options)
+    : graph_(graph),
+      threads_(options.threads > 0 ? options.threads
+                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
+  hk::set_num_threads(threads_);
+  build(graph);
+}
+
+HostExecutor::~HostExecutor() = default;
+
+void HostExecutor::build(const graph::Graph& g) {
+  const std::size_t nv = g.values.size();
+  const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
+  Plan plan;
+  plan.producer = g.producers();
+  plan.uses = g.use_counts();
+  plan.elided.assign(nv, false);
+  plan.alias_parent.assign(nv, kNoValue);
+  plan.alias_offset.assign(nv, 0);
+  std::vector<bool> is_output(nv, false), is_input(nv, false);
+  for (auto o : g.outputs) is_output[idx(o)] = true;
+  for (auto i : g.inputs) is_input[idx(i)] = true;
+
+  auto is_runtime_f32 = [&](ValueId v) {
+    return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == DType::f32;
+  };
+
+  // Dense convolutions (group 1, 2-D, constant weights) that a residual Add
+  // can be fused into.
+  auto dense_conv = [&](std::int32_t ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    if (n.op_type != "Conv" || n.inputs.size() < 2 || !is_runtime_f32(n.inputs[0]) || !g.is_constant(n.inputs[1]))
+      return false;
+    if (n.inputs.size() > 2 && n.inputs[2] != kNoValue && !g.is_constant(n.inputs[2])) return false;
+    return g.value(n.inputs[0]).shape.size() == 4 && n.attrs.get_int("group", 1) == 1;
+  };
+
+  // 1. Conv → Add fusion.
+  for (std::int32_t ai = 0; ai < nn; ++ai) {
+    const Node& add = g.nodes[static_cast<std::size_t>(ai)];
+    if (add.op_type != "Add" || add.inputs.size() != 2) continue;
+    const Shape& out_shape = g.value(add.outputs[0]).shape;
+    for (int side = 0; side < 2; ++side) {
+      const ValueId p = add.inputs[static_cast<std::size_t>(side)], q = add.inputs[static_cast<std::size_t>(1 - side)];
+      if (!is_runtime_f32(p) || !is_runtime_f32(q) || p == q) continue;
+      if (g.value(p).shape != out_shape || g.value(q).shape != out_shape) continue;
+      const std::int32_t ci = plan.producer[idx(p)];
+      if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci)) continue;
+      const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
+      if (conv.activation.kind != graph::Activation::Kind::None) continue;
+      if (plan.uses[idx(p)] != 1 || is_output[idx(p)]) continue;
+      const std::int32_t qi = plan.producer[idx(q)];
+      if (qi >= ci) continue;  // the residual must exist when the conv runs
+      plan.conv_to_add[ci] = ai;
+      plan.skipped.insert(ai);
+      plan.elided[idx(p)] = true;
+      ++fused_nodes_;
+      break;
+    }
+  }
+
+  // 2. Concat inputs written in place when their slice is contiguous.
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    if (n.op_type != "Concat" || !is_runtime_f32(n.outputs[0])) continue;
+    const Shape& os = g.value(n.outputs[0]).shape;
+    std::int64_t axis = n.attrs.get_int("axis", 1);
+    if (axis < 0) axis += static_cast<std::int64_t>(os.size());
+    std::int64_t outer = 1;
+    for (std::int64_t i = 0; i < axis; ++i) outer *= os[static_cast<std::size_t>(i)];
+    if (outer != 1) continue;
+    std::int64_t offset = 0;
+    std::map<ValueId, int> seen;
+    for (auto v : n.inputs) ++seen[v];
+    for (auto v : n.inputs) {
+      const std::int64_t count = graph::element_count(g.value(v).shape);
+      if (is_runtime_f32(v) && !is_input[idx(v)] && !is_output[idx(v)] && plan.uses[idx(v)] == 1 && seen[v] == 1 &&
+          plan.alias_parent[idx(v)] == kNoValue && plan.producer[idx(v)] >= 0 && !plan.elided[idx(v)]) {
+        plan.alias_parent[idx(v)] = n.outputs[0];
+        plan.alias_offset[idx(v)] = offset;
+      }
+      offset += count;
+    }
+  }
+
+  // 3. Lifetimes. A fused Add's output is defined by its conv.
+  std::vector<std::int32_t> def(nv, std::numeric_limits<std::int32_t>::max()), last(nv, -1);
+  for (auto v : g.inputs) def[idx(v)] = -1;
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    for (auto v : n.outputs)
+      if (v != kNoValue) def[idx(v)] = std::min(def[idx(v)], ni);
+    for (auto v : n.inputs)
+      if (v != kNoValue) last[idx(v)] = std::max(last[idx(v)], ni);
+  }
+  for (auto& [ci, ai] : plan.conv_to_add) {
+    const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
+    def[idx(out)] = std::min(def[idx(out)], ci);
+  }
+  for (auto v : g.outputs) last[idx(v)] = nn;
+  for (std::size_t v = 0; v < nv; ++v)
+    if (def[v] != std::numeric_limits<std::int32_t>::max()) last[v] = std::max(last[v], def[v]);
+
+  auto root_of = [&](ValueId v, std::int64_t* offset) {
+    std::int64_t off = 0;
+    while (plan.alias_parent[idx(v)] != kNoValue) {
+      off += plan.alias_offset[idx(v)];
+      v = plan.alias_parent[idx(v)];
+    }
+    if (offset) *offset = off;
+    return v;
+  };
+  struct Block {
+    ValueId root;
+    std::int64_t size = 0;  // floats, rounded to 16
+    std::int32_t first = 0, last = 0;
+    std::int64_t offset = 0;
+  };
+  std::map<ValueId, Block> blocks;
+  for (std::size_t v = 0; v < nv; ++v) {
+    const ValueId id = static_cast<ValueId>(v);
+    if (!is_runtime_f32(id) || plan.elided[v] || def[v] == std::numeric_limits<std::int32_t>::max()) continue;
+    const ValueId root = root_of(id, nullptr);
+    auto& b = blocks[root];
+    if (b.size == 0) {
+      b.root = root;
+      b.size = (graph::element_count(g.value(root).shape) + 15) / 16 * 16;
+      b.first = def[v];
+      b.last = last[v];
+    }
+    b.first = std::min(b.first, def[v]);
+    b.last = std::max(b.last, last[v]);
+    unplanned_bytes_ += graph::element_count(g.value(id).shape) * 4;
+  }
+  // Greedy: largest blocks first, each at the lowest offset free over its lifetime.
+  std::vector<Block*> order;
+  for (auto& [_, b] : blocks) order.push_back(&b);
+  std::stable_sort(order.begin(), order.end(), [](const Block* a, const Block* b) { return a->size > b->size; });
+  std::vector<Block*> placed;
+  std::int64_t arena_floats = 0;
+  for (Block* b : order) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> busy;
+    for (Block* p : placed)
+      if (p->first <= b->last && b->first <= p->last) busy.emplace_back(p->offset, p->offset + p->size);
+    std::sort(busy.begin(), busy.end());
+    std::int64_t off = 0;
+    for (auto& [lo, hi] : busy) {
+      if (off + b->size <= lo) break;
+      off = std::max(off, hi);
+    }
+    b->offset = off;
+    arena_floats = std::max(arena_floats, off + b->size);
+    placed.push_back(b);
+  }
+  arena_bytes_ = arena_floats * 4;
+  arena_storage_.assign(static_cast<std::size_t>(arena_floats + 16), 0.f);
+  {
+    auto addr = reinterpret_cast<std::uintptr_t>(arena_storage_.data());
+    arena_ = arena_storage_.data() + ((64 - addr % 64) % 64) / sizeof(float);
+  }
+  value_ptr_.assign(nv, nullptr);
+  side_.assign(nv, std::nullopt);
+  for (std::size_t v = 0; v < nv; ++v) {
+    const ValueId id = static_cast<ValueId>(v);
+    if (g.is_constant(id) && g.value(id).dtype == DType::f32) {
+      value_ptr_[v] = const_cast<float*>(g.value(id).constant->f32());
+      continue;
+    }
+    if (!is_runtime_f32(id) || plan.elided[v]) continue;
+    std::int64_t off = 0;
+    const ValueId root = root_of(id, &off);
+    auto it = blocks.find(root);
+    if (it != blocks.end()) value_ptr_[v] = arena_ + it->second.offset + off;
+  }
+
+  // 4. Steps.
+  std::set<std::string> fallback;
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    if (plan.skipped.count(ni)) continue;
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    const std::string& op = n.op_type;
+    auto in_shape = [&](std::size_t i) -> const Shape& { return g.value(n.inputs[i]).shape; };
+    auto in_ptr = [&](std::size_t i) { return value_ptr_[idx(n.inputs[i])]; };
+    const ValueId out_id = n.outputs.empty() ? kNoValue : n.outputs[0];
+    const bool f32_out = out_id != kNoValue && is_runtime_f32(out_id);
+    const Shape out_shape = out_id != kNoValue ? g.value(out_id).shape : Shape{};
+    float* out_ptr = f32_out ? value_ptr_[idx(out_id)] : nullptr;
+    bool all_f32_in = true;
+    for (auto v : n.inputs)
+      if (v != kNoValue && g.value(v).dtype != DType::f32) all_f32_in = false;
+    bool done = false;
+    bool act_done = false;  // whether the step applies n.activation itself
+    const std::string name = n.name;
+
+    if (op == "Conv" && f32_out && all_f32_in && n.inputs.size() >= 2 && is_runtime_f32(n.inputs[0]) &&
+        g.is_constant(n.inputs[1]) && in_shape(0).size() == 4 &&
+        (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2]))) {
+      const Shape& xs = in_shape(0);
+      const Tensor& W = *g.value(n.inputs[1]).constant;
+      const float* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g.value(n.inputs[2]).constant->f32() : nullptr;
+      const std::int64_t C = xs[1], M = W.shape()[0], KH = W.shape()[2], KW = W.shape()[3];
+      const std::int64_t group = n.attrs.get_int("group", 1);
+      const std::int64_t Cg = C / group, Mg = M / group;
+      const hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
+      hk::View in = hk::View::dense(in_ptr(0), xs);
+      // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.
+      const std::string name = n.name + " " + std::to_string(KH) + "x" + std::to_string(KW) + "/" +
+                               std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
+                               (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
+                               std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
+      auto conv_add = plan.conv_to_add.find(ni);
+      if (conv_add != plan.conv_to_add.end()) {
+        // Write the Add's output, with the residual and the Add's activation.
+        const Node& add = g.nodes[static_cast<std::size_t>(conv_add->second)];
+        const ValueId res_id = add.inputs[0] == n.outputs[0] ? add.inputs[1] : add.inputs[0];
+        const ValueId add_out = add.outputs[0];
+        hk::View res = hk::View::dense(value_ptr_[idx(res_id)], g.value(res_id).shape);
+        hk::View out = hk::View::dense(value_ptr_[idx(add_out)], g.value(add_out).shape);
+        const hk::Epilogue e = epilogue(add.activation);
+        if (use_winograd(n, xs, out_shape, KH, KW)) {
+          auto packed = std::make_shared<hk::PackedWinograd>(
+              hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
+          keep_.push_back(packed);
+          const hk::PackedWinograd* pw = packed.get();
+          steps_.push_back({name + "+" + add.name + " [wino_f4x3]", [=] { hk::winograd_conv2d(in, *pw, win, &res, e, out); }});
+          continue;
+        }
+        if (use_channel_vector(win, out_shape)) {
+          auto packed = std::make_shared<hk::PackedConv>(
+              hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
+                                   static_cast<int>(KW), hk::kConvChannelVectorTileM));
+          keep_.push_back(packed);
+          const hk::PackedConv* pc = packed.get();
+          const bool flat = pointwise(win);
+          const hk::View cin = flat ? flatten_plane(in) : in, cres = flat ? flatten_plane(res) : res,
+                         cout = flat ? flatten_plane(out) : out;
+          steps_.push_back({name + "+" + add.name + " [conv_channel_vector]",
+                            [=] { hk::conv2d_channel_vector(cin, *pc, win, &cres, e, cout); }});
+          continue;
+        }
+        auto packed = std::make_shared<hk::PackedConv>(
+            hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
+                                 static_cast<int>(KW)));
+        keep_.push_back(packed);
+        const hk::PackedConv* pc = packed.get();
+        if (pointwise(win)) {
+          const hk::View fin = flatten_plane(in), fres = flatten_plane(res), fout = flatten_plane(out);
+          steps_.push_back({name + "+" + add.name, [=] { hk::conv2d(fin, *pc, win, &fres, e, fout); }});
+        } else {
+          steps_.push_back({name + "+" + add.name, [=] { hk::conv2d(in, *pc, win, &res, e, out); }});
+        }
+        continue;
+      }
+      const hk::Epilogue e = epilogue(n.activation);
+      hk::View out = hk::View::dense(out_ptr, out_shape);
+      act_done = true;
+      const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1);
+      if (flat) {
+        in = flatten_plane(in);
+        out = flatten_plane(out);
+      }
+      if (group > 1 && Cg == 1 && Mg == 1) {
+        auto w = std::make_shared<std::vector<float>>(W.f32(), W.f32() + W.numel());
+        auto b = std::make_shared<std::vector<float>>(static_cast<std::size_t>(C), 0.f);
+        if (bias) std::copy(bias, bias + C, b->begin());
+        keep_.push_back(w);
+        keep_.push_back(b);
+        const float* wp = w->data();
+        const float* bp = b->data();
+        const int kh = static_cast<int>(KH), kw = static_cast<int>(KW);
+        steps_.push_back({name, [=] { hk::depthwise_conv2d(in, wp, bp, kh, kw, win, e, out); }});
+      } else if (use_winograd(n, xs, out_shape, KH, KW)) {
+        auto packed = std::make_shared<hk::PackedWinograd>(
+            hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
+        keep_.push_back(packed);
+        const hk::PackedWinograd* pw = packed.get();
+        steps_.push_back({name + " [wino_f4x3]", [=] { hk::winograd_conv2d(in, *pw, win, nullptr, e, out); }});
+      } else if (group == 1 && use_channel_vector(win, out_shape)) {
+        auto packed = std::make_shared<hk::PackedConv>(
+            hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
+                                 static_cast<int>(KW), hk::kConvChannelVectorTileM));
+        keep_.push_back(packed);
+        const hk::PackedConv* pc = packed.get();
+        steps_.push_back(
+            {name + " [conv_channel_vector]", [=] { hk::conv2d_channel_vector(in, *pc, win, nullptr, e, out); }});
+      } else {
+        std::vector<const hk::PackedConv*> groups;
+        for (std::int64_t gi = 0; gi < group; ++gi) {
+          auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+              W.f32() + gi * Mg * Cg * KH * KW, bias ? bias + gi * Mg : nullptr, static_cast<int>(Mg),
+              static_cast<int>(Cg), static_cast<int>(KH), static_cast<int>(KW)));
+          keep_.push_back(packed);
+          groups.push_back(packed.get());
+        }
+        steps_.push_back({name, [=] {
+                            for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+                              hk::View gin = in, gout = out;
+                              gin.data += static_cast<std::int64_t>(gi) * Cg * in.stride[2];
+                              gin.extent[2] = Cg;
+                              gout.data += static_cast<std::int64_t>(gi) * Mg * out.stride[2];
+                              gout.extent[2] = Mg;
+                              hk::conv2d(gin, *groups[gi], win, nullptr, e, gout);
+                            }
+                          }});
+      }
+      done = true;
+    } else if ((op == "MaxPool" || op == "AveragePool") && f32_out && is_runtime_f32(n.inputs[0]) &&
+               in_shape(0).size() == 4 && (n.outputs.size() < 2 || n.outputs[1] == kNoValue)) {
+      auto ks = n.attrs.get_ints("kernel_shape");
+      const hk::Window2D win = window_2d(n, in_shape(0), out_shape, ks[0], ks[1]);
+      hk::View in = hk::View::dense(in_ptr(0), in_shape(0));
+      hk::View out = hk::View::dense(out_ptr, out_shape);
+      const hk::Epilogue e = epilogue(n.activation);
+      if (op == "MaxPool") {
+        steps_.push_back({name, [=] { hk::max_pool2d(in, win, e, out); }});
+      } else {
+        const bool cip = n.attrs.get_int("count_include_pad", 0) == 1;
+        steps_.push_back({name, [=] { hk::avg_pool2d(in, win, cip, e, out); }});
+      }
+      done = act_done = true;
+    } else if (op == "GlobalAveragePool" && f32_out && is_runtime_f32(n.inputs[0]) && in_shape(0).size() >= 3) {
+      const Shape& xs = in_shape(0);
+      const std::int64_t N = xs[0], C = xs[1], P = graph::element_count(xs) / std::max<std::int64_t>(1, N * C);
+      hk::View in = hk::View::dense(in_ptr(0), {N, C, P}, 3);
+      hk::View out = hk::View::dense(out_ptr, {N, C}, 2);
+      steps_.push_back({name, [=] { hk::global_avg_pool(in, out); }});
+      done = true;
+    } else if ((op == "Gemm" || op == "MatMul") && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
+               g.is_constant(n.inputs[1]) && in_shape(0).size() == 2 && in_shape(1).size() == 2 &&
+               n.attrs.get_int("transA", 0) == 0 &&
+               (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2]))) {
+      const bool tb = op == "Gemm" && n.attrs.get_int("transB", 0) != 0;
+      const Shape& as = in_shape(0);
+      const Tensor& B = *g.value(n.inputs[1]).constant;
+      const std::int64_t N = as[0], K = as[1], M = tb ? B.shape()[0] : B.shape()[1];
+      const float alpha = op == "Gemm" ? n.attrs.get_float("alpha", 1.f) : 1.f;
+      const float beta = op == "Gemm" ? n.attrs.get_float("beta", 1.f) : 1.f;
+      const Tensor* Cc = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? &*g.value(n.inputs[2]).constant : nullptr;
+      auto packed = std::make_shared<hk::PackedGemm>(
+          hk::PackedGemm::pack(B.f32(), tb, static_cast<int>(K), static_cast<int>(M), static_cast<int>(N), alpha,
+                               Cc ? Cc->f32() : nullptr, Cc ? Cc->shape() : Shape{}, beta));
+      keep_.push_back(packed);
+      const hk::PackedGemm* pg = packed.get();
+      hk::View a = hk::View::dense(in_ptr(0), as, 2);
+      hk::View out = hk::View::dense(out_ptr, out_shape, 2);
+      const hk::Epilogue e = epilogue(n.activation);
+      steps_.push_back({name, [=] { hk::gemm(a, *pg, e, out); }});
+      done = act_done = true;
+    } else if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && f32_out && all_f32_in &&
+               out_shape.size() <= 4 && n.inputs.size() == 2) {
+      const hk::BinaryOp bop = op == "Add"   ? hk::BinaryOp::Add
+                               : op == "Sub" ? hk::BinaryOp::Sub
+                               : op == "Mul" ? hk::BinaryOp::Mul
+                                             : hk::BinaryOp::Div;
+      hk::View a = broadcast_view(in_ptr(0), in_shape(0), out_shape);
+      hk::View b = broadcast_view(in_ptr(1), in_shape(1), out_shape);
+      hk::View out = hk::View::dense(out_ptr, out_shape);
+      const hk::Epilogue e = epilogue(n.activation);
+      steps_.push_back({name, [=] { hk::binary(bop, a, b, e, out); }});
+      done = act_done = true;
+    } else if (op == "BatchNormalization" && f32_out && all_f32_in && n.inputs.size() >= 5 &&
+               is_runtime_f32(n.inputs[0]) && in_shape(0).size() >= 2 && g.is_constant(n.inputs[1]) &&
+               g.is_constant(n.inputs[2]) && g.is_constant(n.inputs[3]) && g.is_constant(n.inputs[4]) &&
+               (n.outputs.size() < 2 || std::all_of(n.outputs.begin() + 1, n.outputs.end(),
+                                                    [](ValueId v) { return v == kNoValue; }))) {
+      const Shape& xs = in_shape(0);
+      const std::int64_t N = xs[0], C = xs[1], P = graph::element_count(xs) / std::max<std::int64_t>(1, N * C);
+      const double eps = n.attrs.get_float("epsilon", 1e-5f);
+      auto ss = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * C));
+      const float *gam = in_ptr(1), *bet = in_ptr(2), *mean = in_ptr(3), *var = in_ptr(4);
+      for (std::int64_t c = 0; c < C; ++c) {
+        const double s = gam[c] / std::sqrt(static_cast<double>(var[c]) + eps);
+        (*ss)[static_cast<std::size_t>(c)] = static_cast<float>(s);
+        (*ss)[static_cast<std::size_t>(C + c)] = static_cast<float>(bet[c] - mean[c] * s);
+      }
+      keep_.push_back(ss);
+      const float* sp = ss->data();
+      hk::View in = hk::View::dense(in_ptr(0), {N, C, 1, P});
+      hk::View out = hk::View::dense(out_ptr, {N, C, 1, P});
+      const hk::Epilogue e = epilogue(n.activation);
+      steps_.push_back({name, [=] { hk::channel_affine(in, sp, sp + C, e, out); }});
+      done = act_done = true;
+    } else if ((op == "Relu" || op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" ||
+                op == "Clip") &&
+               f32_out && is_runtime_f32(n.inputs[0]) && n.activation.kind == graph::Activation::Kind::None) {
+      using K = graph::Activation::Kind;
+      graph::Activation a;
+      bool ok = true;
+      if (op == "Relu") {
+        a.kind = K::Relu;
+      } else if (op == "LeakyRelu") {
+        a.kind = K::LeakyRelu;
+        a.alpha = n.attrs.get_float("alpha", 0.01f);
+      } else if (op == "Sigmoid") {
+        a.kind = K::Sigmoid;
+      } else if (op == "HardSigmoid") {
+        a.kind = K::HardSigmoid;
+        a.alpha = n.attrs.get_float("alpha", 0.2f);
+        a.beta = n.attrs.get_float("beta", 0.5f);
+      } else if (op == "HardSwish") {
+        a.kind = K::HardSwish;
+      } else {
+        a.kind = K::Clip;
+        a.alpha = n.attrs.get_float("min", std::numeric_limits<float>::lowest());
+        a.beta = n.attrs.get_float("max", std::numeric_limits<float>::max());
+        for (std::size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
+          if (n.inputs[i] == kNoValue) continue;
+          const Tensor* t = g.value(n.inputs[i]).constant ? &*g.value(n.inputs[i]).constant : nullptr;
+          if (!t || t->dtype() != DType::f32 || t->numel() != 1) {
+            ok = false;
+            break;
+          }
+          (i == 1 ? a.alpha : a.beta) = t->f32()[0];
+        }
+      }
+      if (ok) {
+        const std::int64_t count = graph::element_count(out_shape);
+        hk::View in = hk::View::dense(in_ptr(0), {count});
+        hk::View out = hk::View::dense(out_ptr, {count});
+        const hk::Epilogue e = epilogue(a);
+        steps_.push_back({name, [=] { hk::channel_affine(in, kOne, kZero, e, out); }});
+        done = act_done = true;
+      }
+    } else if (op == "Softmax" && f32_out && is_runtime_f32(n.inputs[0])) {
+      const Shape& xs = in_shape(0);
+      const std::int64_t rank = static_cast<std::int64_t>(xs.size());
+      const bool legacy = g.opset < 13;
+      std::int64_t axis = n.attrs.get_int("axis", legacy ? 1 : -1);
+      if (axis < 0) axis += rank;
+      std::int64_t outer = 1, len = 1, inner = 1;
+      for (std::int64_t i = 0; i < axis; ++i) outer *= xs[static_cast<std::size_t>(i)];
+      if (legacy) {
+        for (std::int64_t i = axis; i < rank; ++i) len *= xs[static_cast<std::size_t>(i)];
+      } else {
+        len = xs[static_cast<std::size_t>(axis)];
+        for (std::int64_t i = axis + 1; i < rank; ++i) inner *= xs[static_cast<std::size_t>(i)];
+      }
+      hk::View in = hk::View::dense(in_ptr(0), {outer, len, inner}, 3);
+      hk::View out = hk::View::dense(out_ptr, {outer, len, inner}, 3);
+      steps_.push_back({name, [=] { hk::softmax(in, out); }});
+      done = true;
+    } else if (op == "Pad" && f32_out && is_runtime_f32(n.inputs[0]) && out_shape.size() <= 4 &&
+               (n.inputs.size() < 2 || n.inputs[1] == kNoValue || g.is_constant(n.inputs[1])) &&
+               (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2])) &&
+               (n.inputs.size() < 4 || n.inputs[3] == kNoValue)) {
+      const Shape& xs = in_shape(0);
+      const std::size_t rank = xs.size();
+      std::vector<std::int64_t> pads = n.inputs.size() >= 2 && n.inputs[1] != kNoValue
+                                           ? g.value(n.inputs[1]).constant->to_ints()
+                                           : n.attrs.get_ints("pads");
+      const std::string mode_name = n.attrs.get_string("mode", "constant");
+      const int mode = mode_name == "reflect" ? 1 : mode_name == "edge" ? 2 : 0;
+      float value = n.attrs.get_float("value", 0.f);
+      if (n.inputs.size() >= 3 && n.inputs[2] != kNoValue) value = g.value(n.inputs[2]).constant->f32()[0];
+      bool ok = pads.size() == 2 * rank && (mode_name == "constant" || mode_name == "reflect" || mode_name == "edge");
+      std::int64_t begin[4] = {0, 0, 0, 0};
+      for (std::size_t k = 0; ok && k < rank; ++k) {
+        if (pads[k] < 0 || pads[k + rank] < 0) ok = false;  // crops: the reference kernel
+        begin[rank - 1 - k] = pads[k];
+      }
+      if (ok) {
+        hk::View in = hk::View::dense(in_ptr(0), xs);
+        hk::View out = hk::View::dense(out_ptr, out_shape);
+        steps_.push_back({name, [=] { hk::pad(in, begin, mode, value, out); }});
+        done = true;
+      }
+    } else if (op == "Concat" && f32_out && all_f32_in) {
+      std::int64_t axis = n.attrs.get_int("axis", 1);
+      if (axis < 0) axis += static_cast<std::int64_t>(out_shape.size());
+      std::int64_t outer = 1;
+      for (std::int64_t i = 0; i < axis; ++i) outer *= out_shape[static_cast<std::size_t>(i)];
+      const std::int64_t out_chunk = graph::element_count(out_shape) / std::max<std::int64_t>(1, outer);
+      struct Piece {
+        const float* src;
+        std::int64_t chunk, offset;
+      };
+      std::vector<Piece> pieces;
+      std::int64_t offset = 0;
+      for (auto v : n.inputs) {
+        const std::int64_t chunk = graph::element_count(g.value(v).shape) / std::max<std::int64_t>(1, outer);
+        if (plan.alias_parent[idx(v)] != out_id) pieces.push_back({value_ptr_[idx(v)], chunk, offset});
+        offset += chunk;
+      }
+      steps_.push_back({name, [=] {
+                          for (const Piece& p : pieces)
+                            for (std::int64_t o = 0; o < outer; ++o)
+                              std::memcpy(out_ptr + o * out_chunk + p.offset, p.src + o * p.chunk,
+                                          static_cast<std::size_t>(p.chunk) * sizeof(float));
+                        }});
+      done = true;
+    } else if ((op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
+                op == "Dropout") &&
+               f32_out && is_runtime_f32(n.inputs[0]) &&
+               (n.outputs.size() < 2 || n.outputs[1] == kNoValue)) {
+      const float* src = in_ptr(0);
+      const std::size_t bytes = static_cast<std::size_t>(graph::element_count(out_shape)) * sizeof(float);
+      steps_.push_back({name, [=] {
+                          if (src != out_ptr) std::memmove(out_ptr, src, bytes);
+                        }});
+      done = true;
+    }
+
+    if (done) {
+      if (!act_done && n.activation.kind != graph::Activation::Kind::None) {
+        const std::int64_t count = graph::element_count(out_shape);
+        hk::View io = hk::View::dense(out_ptr, {count});
+        const hk::Epilogue e = epilogue(n.activation);
+        steps_.push_back({name + ":activation", [=] { hk::channel_affine(io, kOne, kZero, e, io); }});
+      }
+      continue;
+    }
+
+    // Reference fallback.
+    fallback.insert(op);
+    const Node* np = &n;
+    steps_.push_back({name, [this, np] {
+                        const Node& node = *np;
+                        std::vector<Tensor> temps;
+                        temps.reserve(node.inputs.size());
+                        std::vector<const Tensor*> args;
+                        for (auto v : node.inputs) {
+                          if (v == kNoValue) {
+                            args.push_back(nullptr);
+                          } else if (graph_.is_constant(v)) {
+                            args.push_back(&*graph_.value(v).constant);
+                          } else if (side_[idx(v)]) {
+                            args.push_back(&*side_[idx(v)]);
+                          } else {
+                            const auto& val = graph_.value(v);
+                            temps.emplace_back(DType::f32, val.shape);
+                            std::memcpy(temps.back().f32(), value_ptr_[idx(v)],
+                                        static_cast<std::size_t>(temps.back().numel()) * sizeof(float));
+                            args.push_back(&temps.back());
+                          }
+                        }
+                        auto results = graph::evaluate_node(graph::OpContext{node, graph_.opset, threads_}, args);
+                        for (std::size_t o = 0; o < node.outputs.size() && o < results.size(); ++o) {
+                          const ValueId v = node.outputs[o];
+                          if (v == kNoValue) continue;
+                          if (value_ptr_[idx(v)] && results[o].dtype() == DType::f32) {
+                            std::memcpy(value_ptr_[idx(v)], results[o].f32(),
+                                        static_cast<std::size_t>(results[o].numel()) * sizeof(float));
+                          } else {
+                            side_[idx(v)] = std::move(results[o]);
+                          }
+                        }
+                      }});
+  }
+  fallback_ops_.assign(fallback.begin(), fallback.end());
+}
+
+void HostExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {
+  hk::set_num_threads(threads_);
+  for (std::size_t i = 0; i < graph_.inputs.size() && i < inputs.size(); ++i) {
+    const ValueId v = graph_.inputs[i];
+    if (!value_ptr_[idx(v)]) continue;
+    std::memcpy(value_ptr_[idx(v)], inputs[i],
+                static_cast<std::size_t>(graph::element_count(graph_.value(v).shape)) * sizeof(float));
+  }
+  for (auto& s : steps_) s.run();
+  for (std::size_t i = 0; i < graph_.outputs.size() && i < outputs.size(); ++i) {
+    const ValueId v = graph_.outputs[i];
+    const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
+    if (value_ptr_[idx(v)]) {
+      std::memcpy(outputs[i], value_ptr_[idx(v)], n * sizeof(float));
+    } else if (side_[idx(v)]) {
+      throw Error(ErrorKind::Unsupported, "output '" + graph_.value(v).name + "' is not float32");
+    } else {
+      throw Error(ErrorKind::Internal, "output '" + graph_.value(v).name + "' was not computed");
+    }
+  }
+}
+
+std::vector<std::pair<std::string, double>> HostExecutor::profile(std::span<const float* const> inputs,
+                                                                  std::span<float* const> outputs) {
+  run(inputs, outputs);  // inputs in place, caches warm
+  std::vector<std::pair<std::string, double>> times;
+  for (auto& s : steps_) {
+    const auto t0 = std::chrono::steady_clock::now();
+    s.run();
+    const auto t1 = std::chrono::steady_clock::now();
+    times.emplace_back(s.name, std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  return times;
+}
+
+std::string HostExecutor::description() const {
+  auto mib = [](std::int64_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
+    return std::string(buf);
+  };
+  std::string s = "host: Halide AOT kernels, " + std::to_string(threads_) + " thread" + (threads_ == 1 ? "" : "s") +
+                  ", activation arena " + mib(arena_bytes_) + " (unplanned " + mib(unplanned_bytes_) + ")";
+  if (!fallback_ops_.empty()) {
+    s += "; reference fallback:";
+    for (const auto& op : fallback_ops_) s += " " + op;
+  }
+  return s;
+}
+
+std::unique_ptr<Executor> make_host_executor(const graph::Graph& graph, const ExecutorOptions& options) {
+  return std::make_unique<HostExecutor>(graph, options);
 }
 
 }  // namespace vkfuse::runtime

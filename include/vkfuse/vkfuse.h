@@ -34,7 +34,8 @@ struct TensorInfo {
 // Where the ops run. Only strategies the build supports are accepted;
 // `available_strategies()` lists them.
 struct LoadOptions {
-  std::string strategy = "reference";
+  // "fused" plans from measured profiles; "reference" runs the naive oracle.
+  std::string strategy = "fused";
   int threads = 0;  // 0: one per hardware thread
   std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
   bool fp16 = false;   // 16-bit storage on the device, fp32 accumulation

@@ -150,7 +150,9 @@ TEST_F(CliTest, JsonReportsLatencyStrategyAndShape) {
   Result r = vkfuse("run " + model_ + " --json --iters 3 --warmup 1 -q");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j["strategy"], "reference");
+  EXPECT_EQ(j["strategy"], "fused");  // the default
+  EXPECT_EQ(j["link"], "measured");
+  EXPECT_GT(j["predicted_ms"].get<double>(), 0.0);
   EXPECT_EQ(j["iterations"], 3);
   EXPECT_EQ(j["output_shape"], (std::vector<int>{1, 3, 1, 1}));
   const double mn = j["latency_ms"]["min"], md = j["latency_ms"]["median"], mx = j["latency_ms"]["max"];
@@ -233,7 +235,7 @@ TEST_F(CliTest, PlanWritesTextJsonAndDot) {
   Result r = vkfuse("plan " + model_ + " --link edge --json " + path("plan.json") + " --dot " + path("plan.dot"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("edge"), std::string::npos) << "every report names the link in force";
-  EXPECT_NE(r.out.find("PREDICTED"), std::string::npos);
+  EXPECT_NE(r.out.find("predicted"), std::string::npos);  // the plan's predicted time
   std::ifstream jf(path("plan.json"));
   auto j = nlohmann::json::parse(jf);
   EXPECT_EQ(j["strategy"], "fused");

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -111,10 +112,26 @@ std::string shape_string(const std::vector<std::int64_t>& s) {
   return r + "]";
 }
 
-class TorchvisionModel : public ::testing::TestWithParam<std::string> {
+// Every model through every executing strategy this build offers (the
+// planner's mixed strategies are covered on small graphs in tests/runtime).
+struct ModelCase {
+  std::string model, strategy;
+};
+
+std::vector<ModelCase> model_cases() {
+  std::vector<ModelCase> cases;
+  const auto available = vkfuse::available_strategies();
+  for (const char* m : kModels)
+    for (const char* s : {"reference", "cpu", "gpu"})
+      if (std::find(available.begin(), available.end(), s) != available.end()) cases.push_back({m, s});
+  return cases;
+}
+
+class TorchvisionModel : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
-    name_ = GetParam();
+    name_ = GetParam().model;
+    strategy_ = GetParam().strategy;
     base_ = data_dir() / name_;
     for (const char* suffix : {".onnx", ".input.npy", ".input.bin", ".output.npy", ".output.bin"}) {
       const fs::path p = base_.string() + suffix;
@@ -131,7 +148,7 @@ class TorchvisionModel : public ::testing::TestWithParam<std::string> {
   }
   fs::path path(const char* suffix) const { return base_.string() + suffix; }
 
-  std::string name_;
+  std::string name_, strategy_;
   fs::path base_;
   std::vector<float> input_, ref_;
   std::vector<std::int64_t> input_shape_, output_shape_;
@@ -139,7 +156,7 @@ class TorchvisionModel : public ::testing::TestWithParam<std::string> {
 
 TEST_P(TorchvisionModel, ApiMatchesPyTorch) {
   vkfuse::LoadOptions opts;
-  opts.strategy = "reference";
+  opts.strategy = strategy_;
   opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   try {
     auto t0 = std::chrono::steady_clock::now();
@@ -163,7 +180,7 @@ TEST_P(TorchvisionModel, ApiMatchesPyTorch) {
     auto t2 = std::chrono::steady_clock::now();
 
     const double err = relative_l2(result, ref_);
-    std::cout << name_ << ": load " << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms, run "
+    std::cout << name_ << " (" << strategy_ << "): load " << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms, run "
               << std::chrono::duration<double, std::milli>(t2 - t1).count() << " ms (" << opts.threads
               << " threads), relative L2 error " << err << "\n";
     EXPECT_LE(err, kTolerance) << name_ << ": relative L2 error against PyTorch";
@@ -178,7 +195,7 @@ TEST_P(TorchvisionModel, CliMatchesPyTorch) {
   const fs::path out_bin = tmp / "output.bin";
   const std::string cmd = std::string("'") + VKFUSE_CLI + "' run '" + path(".onnx").string() + "' --input '" +
                           path(".input.bin").string() + "' --output '" + out_bin.string() +
-                          "' --strategy reference 2>&1";
+                          "' --strategy " + strategy_ + " 2>&1";
   std::string log;
   int status = -1;
   if (FILE* p = ::popen(cmd.c_str(), "r")) {
@@ -193,16 +210,16 @@ TEST_P(TorchvisionModel, CliMatchesPyTorch) {
   const auto result = read_f32(out_bin);
   ASSERT_EQ(result.size(), ref_.size()) << out_bin << " holds " << result.size() << " floats, expected " << ref_.size();
   const double err = relative_l2(result, ref_);
-  std::cout << name_ << " (cli): relative L2 error " << err << "\n";
+  std::cout << name_ << " (cli, " << strategy_ << "): relative L2 error " << err << "\n";
   EXPECT_LE(err, kTolerance) << name_ << ": CLI output's relative L2 error against PyTorch";
   std::error_code ec;
   fs::remove_all(tmp, ec);
 }
 
-std::string model_test_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+std::string model_test_name(const ::testing::TestParamInfo<ModelCase>& info) {
+  return info.param.model + "_" + info.param.strategy;
+}
 
-INSTANTIATE_TEST_SUITE_P(Torchvision, TorchvisionModel, ::testing::ValuesIn(std::vector<std::string>(
-                                                            std::begin(kModels), std::end(kModels))),
-                         model_test_name);
+INSTANTIATE_TEST_SUITE_P(Torchvision, TorchvisionModel, ::testing::ValuesIn(model_cases()), model_test_name);
 
 }  // namespace

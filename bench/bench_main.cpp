@@ -1,0 +1,295 @@
+// bench/bench_main.cpp — vkfuse's Google Benchmark suite.
+//
+//   Model/<name>/threads:T     median latency of one inference (cpu strategy)
+//   Load/<name>                 graph preparation + executor construction
+//   Conv/<layer>                one convolution layer of ResNet-18 or Inception
+//                               v3 alone, with its GFLOP/s
+//
+// Extra ONNX files: --model=FILE (repeatable). --profile=NAME prints a
+// per-step breakdown of one model and exits (threads: $VKFUSE_BENCH_THREADS,
+// default 2). --median=NAME [--threads=T --warmup=W --reps=R] prints one JSON
+// line with the median latency, as bench/compare_ort.sh wants it.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "graph/ops.h"
+#include "graph/passes.h"
+#include "runtime/host_executor.h"
+
+namespace g = vkfuse::graph;
+using vkfuse::runtime::ExecutorOptions;
+using vkfuse::runtime::HostExecutor;
+
+namespace {
+
+g::Graph load_graph(const std::string& model) {
+  g::Graph graph;
+  if (model.size() > 5 && model.substr(model.size() - 5) == ".onnx") {
+    std::ifstream f(model, std::ios::binary);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    graph = g::import_onnx(bytes);
+  } else {
+    graph = g::build_zoo_model(model);
+  }
+  g::prepare_graph(graph, 2);
+  return graph;
+}
+
+// Inputs and outputs of a graph, owned.
+struct Io {
+  std::vector<std::vector<float>> in, out;
+  std::vector<const float*> in_ptrs;
+  std::vector<float*> out_ptrs;
+  explicit Io(const g::Graph& graph) {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> d;
+    for (auto v : graph.inputs) {
+      in.emplace_back(static_cast<std::size_t>(g::element_count(graph.value(v).shape)));
+      for (auto& x : in.back()) x = d(rng);
+    }
+    for (auto v : graph.outputs) out.emplace_back(static_cast<std::size_t>(g::element_count(graph.value(v).shape)));
+    for (auto& i : in) in_ptrs.push_back(i.data());
+    for (auto& o : out) out_ptrs.push_back(o.data());
+  }
+};
+
+std::int64_t graph_flops(const g::Graph& graph) {
+  std::int64_t total = 0;
+  for (const auto& n : graph.nodes) {
+    std::vector<g::InputInfo> ins;
+    for (auto v : n.inputs) {
+      g::InputInfo info;
+      if (v == g::kNoValue) {
+        info.present = false;
+      } else {
+        info.dtype = graph.value(v).dtype;
+        info.shape = graph.value(v).shape;
+        info.constant = graph.value(v).constant ? &*graph.value(v).constant : nullptr;
+      }
+      ins.push_back(info);
+    }
+    std::vector<g::OutputInfo> outs;
+    for (auto v : n.outputs)
+      if (v != g::kNoValue) outs.push_back({graph.value(v).dtype, graph.value(v).shape});
+    total += g::node_flops(n, ins, outs);
+  }
+  return total;
+}
+
+void bm_model(benchmark::State& state, std::string model) {
+  static std::map<std::string, g::Graph> cache;
+  if (!cache.count(model)) cache.emplace(model, load_graph(model));
+  const g::Graph& graph = cache.at(model);
+  ExecutorOptions opts;
+  opts.threads = static_cast<int>(state.range(0));
+  HostExecutor exec(graph, opts);
+  Io io(graph);
+  for (int i = 0; i < 5; ++i) exec.run(io.in_ptrs, io.out_ptrs);  // warm-up, as for ONNX Runtime
+  for (auto _ : state) {
+    exec.run(io.in_ptrs, io.out_ptrs);
+    benchmark::DoNotOptimize(io.out[0].data());
+  }
+  const double flops = static_cast<double>(graph_flops(graph));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["arena_MiB"] = static_cast<double>(exec.arena_bytes()) / (1024.0 * 1024.0);
+  state.SetLabel(exec.description());
+}
+
+void bm_load(benchmark::State& state, std::string model) {
+  for (auto _ : state) {
+    g::Graph graph = load_graph(model);
+    ExecutorOptions opts;
+    opts.threads = 2;
+    HostExecutor exec(graph, opts);
+    benchmark::DoNotOptimize(&exec);
+  }
+}
+
+struct ConvLayer {
+  const char* name;
+  std::int64_t c, h, w, m, k, stride, pad;
+};
+
+// The distinct convolutions of ResNet-18, and a few of Inception v3.
+const ConvLayer kLayers[] = {
+    {"resnet_stem_7x7s2_3to64_224", 3, 224, 224, 64, 7, 2, 3},
+    {"resnet_3x3_64_56", 64, 56, 56, 64, 3, 1, 1},
+    {"resnet_3x3s2_64to128_56", 64, 56, 56, 128, 3, 2, 1},
+    {"resnet_3x3_128_28", 128, 28, 28, 128, 3, 1, 1},
+    {"resnet_1x1s2_64to128_56", 64, 56, 56, 128, 1, 2, 0},
+    {"resnet_3x3_256_14", 256, 14, 14, 256, 3, 1, 1},
+    {"resnet_3x3_512_7", 512, 7, 7, 512, 3, 1, 1},
+    {"inception_3x3_32to64_147", 32, 147, 147, 64, 3, 1, 1},
+    {"inception_1x1_288to64_35", 288, 35, 35, 64, 1, 1, 0},
+    {"inception_3x3_64to96_35", 64, 35, 35, 96, 3, 1, 1},
+    {"inception_1x1_768to192_17", 768, 17, 17, 192, 1, 1, 0},
+};
+
+void bm_conv(benchmark::State& state, ConvLayer l) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-1, 1);
+  g::Graph graph;
+  auto x = graph.add_value("x", g::DType::f32, {1, l.c, l.h, l.w}, true);
+  graph.inputs = {x};
+  std::vector<float> w(static_cast<std::size_t>(l.m * l.c * l.k * l.k)), b(static_cast<std::size_t>(l.m));
+  for (auto& v : w) v = d(rng) * 0.1f;
+  for (auto& v : b) v = d(rng);
+  auto wid = graph.add_constant("w", g::Tensor::from_f32({l.m, l.c, l.k, l.k}, w));
+  auto bid = graph.add_constant("b", g::Tensor::from_f32({l.m}, b));
+  g::Node n;
+  n.name = l.name;
+  n.op_type = "Conv";
+  n.inputs = {x, wid, bid};
+  n.attrs.set("strides", std::vector<std::int64_t>{l.stride, l.stride});
+  n.attrs.set("pads", std::vector<std::int64_t>{l.pad, l.pad, l.pad, l.pad});
+  n.activation.kind = g::Activation::Kind::Relu;
+  auto y = graph.add_value("y");
+  n.outputs = {y};
+  graph.nodes.push_back(n);
+  graph.outputs = {y};
+  g::prepare_graph(graph);
+  ExecutorOptions opts;
+  opts.threads = static_cast<int>(state.range(0));
+  HostExecutor exec(graph, opts);
+  Io io(graph);
+  exec.run(io.in_ptrs, io.out_ptrs);
+  for (auto _ : state) exec.run(io.in_ptrs, io.out_ptrs);
+  const double flops = static_cast<double>(graph_flops(graph));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+// One JSON line: load time, and min/median/max latency over `reps` runs after
+// `warmup` runs.
+void print_median(const std::string& model, int threads, int warmup, int reps) {
+  const auto t0 = std::chrono::steady_clock::now();
+  g::Graph graph = load_graph(model);
+  const auto tg = std::chrono::steady_clock::now();
+  ExecutorOptions opts;
+  opts.threads = threads;
+  HostExecutor exec(graph, opts);
+  const auto t1 = std::chrono::steady_clock::now();
+  Io io(graph);
+  for (int i = 0; i < warmup; ++i) exec.run(io.in_ptrs, io.out_ptrs);
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    exec.run(io.in_ptrs, io.out_ptrs);
+    const auto b = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("{\"model\": \"%s\", \"threads\": %d, \"load_ms\": %.2f, \"executor_build_ms\": %.2f, "
+              "\"min_ms\": %.3f, \"median_ms\": %.3f, \"max_ms\": %.3f}\n",
+              model.c_str(), threads, std::chrono::duration<double, std::milli>(t1 - t0).count(),
+              std::chrono::duration<double, std::milli>(t1 - tg).count(), ms.front(), ms[ms.size() / 2], ms.back());
+}
+
+void print_profile(const std::string& model, int threads) {
+  g::Graph graph = load_graph(model);
+  ExecutorOptions opts;
+  opts.threads = threads;
+  HostExecutor exec(graph, opts);
+  Io io(graph);
+  for (int i = 0; i < 3; ++i) exec.run(io.in_ptrs, io.out_ptrs);
+  std::map<std::string, double> sum;
+  const int reps = 10;
+  std::vector<std::pair<std::string, double>> steps;
+  for (int r = 0; r < reps; ++r) {
+    auto t = exec.profile(io.in_ptrs, io.out_ptrs);
+    if (steps.empty()) steps = t;
+    for (std::size_t i = 0; i < t.size(); ++i) steps[i].second = std::min(steps[i].second, t[i].second);
+  }
+  double total = 0;
+  for (auto& [name, ms] : steps) {
+    std::printf("%8.3f ms  %s\n", ms, name.c_str());
+    total += ms;
+  }
+  std::printf("%8.3f ms  total (sum of per-step minima)\n%s\n", total, exec.description().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> models = {"resnet18", "inception_v3"};
+  std::vector<char*> rest;
+  std::string median_model;
+  int threads = 2, warmup = 5, reps = 30;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--median=", 9) == 0) {
+      median_model = argv[i] + 9;
+      continue;
+    }
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+      continue;
+    }
+    if (std::strncmp(argv[i], "--warmup=", 9) == 0) {
+      warmup = std::atoi(argv[i] + 9);
+      continue;
+    }
+    if (std::strncmp(argv[i], "--reps=", 7) == 0) {
+      reps = std::atoi(argv[i] + 7);
+      continue;
+    }
+    if (std::strncmp(argv[i], "--model=", 8) == 0) {
+      models.emplace_back(argv[i] + 8);
+    } else if (std::strncmp(argv[i], "--profile=", 10) == 0) {
+      const char* t = std::getenv("VKFUSE_BENCH_THREADS");
+      print_profile(argv[i] + 10, t ? std::atoi(t) : 2);
+      return 0;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (!median_model.empty()) {
+    print_median(median_model, threads, warmup, std::max(1, reps));
+    return 0;
+  }
+  // Cold load: the first executor of the process (Halide runtime and thread
+  // pool start-up included); warm load is the Load/ benchmark below.
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    g::Graph graph = load_graph("resnet18");
+    ExecutorOptions opts;
+    opts.threads = 2;
+    HostExecutor exec(graph, opts);
+    Io io(graph);
+    exec.run(io.in_ptrs, io.out_ptrs);
+    const auto t1 = std::chrono::steady_clock::now();
+    std::printf("cold load + first run, resnet18: %.1f ms\n", std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  for (const auto& m : models) {
+    benchmark::RegisterBenchmark(("Model/" + m).c_str(), bm_model, m)
+        ->Arg(2)
+        ->Arg(1)
+        ->ArgName("threads")
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(2.0)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("Load/" + m).c_str(), bm_load, m)->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+  for (const auto& l : kLayers)
+    benchmark::RegisterBenchmark((std::string("Conv/") + l.name).c_str(), bm_conv, l)
+        ->Arg(2)
+        ->ArgName("threads")
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# bench/compare_ort.sh — time the same ONNX file in vkfuse (strategy cpu) and in
+# ONNX Runtime, with the same input shape, threads, warm-up and repetitions,
+# and print the vkfuse/ORT latency ratios.
+#
+# Usage: bench/compare_ort.sh [--build DIR] [--threads "2 1"] [--warmup 5] [--reps 30] MODEL.onnx...
+#   --build DIR   a vkfuse build folder holding bench/vkfuse_bench (default: build)
+# ONNX Runtime is installed from PyPI into a scratch virtual environment
+# ($VKFUSE_ORT_VENV, default ~/.cache/vkfuse/ort-venv), once. torchvision
+# models to compare come from tools/export_torchvision.py, e.g.
+#   python3 tools/export_torchvision.py --out /tmp/tv --models resnet18,inception_v3
+#   bench/compare_ort.sh /tmp/tv/resnet18.onnx /tmp/tv/inception_v3.onnx
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+build="$here/build"
+threads="2 1"
+warmup=5
+reps=30
+models=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build) build=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) models+=("$1"); shift ;;
+  esac
+done
+if [[ ${#models[@]} -eq 0 ]]; then
+  echo "usage: $0 [--build DIR] [--threads \"2 1\"] [--warmup N] [--reps N] MODEL.onnx..." >&2
+  exit 2
+fi
+bench="$build/bench/vkfuse_bench"
+if [[ ! -x "$bench" ]]; then
+  echo "compare_ort.sh: $bench not found; build the vkfuse_bench target first" >&2
+  exit 1
+fi
+
+venv=${VKFUSE_ORT_VENV:-$HOME/.cache/vkfuse/ort-venv}
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import onnxruntime" 2>/dev/null; then
+  echo "installing onnxruntime into $venv ..." >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip >&2
+  "$venv/bin/pip" install --quiet onnxruntime numpy >&2
+fi
+
+ort_time() {  # model threads -> one JSON line
+  "$venv/bin/python" - "$1" "$2" "$warmup" "$reps" <<'PY'
+import json, sys, time
+import numpy as np
+import onnxruntime as ort
+path, threads, warmup, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+so = ort.SessionOptions()
+so.intra_op_num_threads = threads
+so.inter_op_num_threads = 1
+t0 = time.perf_counter()
+sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+load_ms = (time.perf_counter() - t0) * 1e3
+feeds = {}
+rng = np.random.default_rng(1)
+for i in sess.get_inputs():
+    shape = [d if isinstance(d, int) else 1 for d in i.shape]
+    feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+for _ in range(warmup):
+    sess.run(None, feeds)
+ms = []
+for _ in range(reps):
+    a = time.perf_counter()
+    sess.run(None, feeds)
+    ms.append((time.perf_counter() - a) * 1e3)
+ms.sort()
+print(json.dumps({"load_ms": load_ms, "min_ms": ms[0], "median_ms": ms[len(ms) // 2], "max_ms": ms[-1]}))
+PY
+}
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; warm-up $warmup, $reps timed runs, medians"
+printf "%-28s %7s %12s %12s %8s %12s %12s\n" model threads vkfuse_ms ort_ms ratio vk_load_ms ort_load_ms
+for m in "${models[@]}"; do
+  for t in $threads; do
+    vk=$("$bench" --median="$m" --threads="$t" --warmup="$warmup" --reps="$reps")
+    ort=$(ort_time "$m" "$t")
+    python3 - "$m" "$t" "$vk" "$ort" <<'PY'
+import json, os, sys
+m, t, vk, ort = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print("%-28s %7s %12.2f %12.2f %8.2f %12.1f %12.1f" % (os.path.basename(m), t, vk["median_ms"], ort["median_ms"],
+      vk["median_ms"] / ort["median_ms"], vk["load_ms"], ort["load_ms"]))
+PY
+  done
+done

@@ -1,0 +1,607 @@
+// codegen/halide/generators.cpp — the Halide 14 generators of vkfuse's host
+// kernels, compiled ahead of time at build time (add_halide_library).
+//
+// Every kernel is shape-generic: tensor shapes arrive as buffer extents and
+// op attributes (strides, pads, activation) as scalar params, so one compiled
+// pipeline serves every layer of its family and nothing is JIT-compiled at
+// load. Layout is NCHW, which Halide sees innermost first: (x, y, c, n).
+//
+// Each family's algorithm is written once (the `algorithm` half of
+// generate()); its schedule is separate and named (`schedule_*`). Variants of
+// a schedule are GeneratorParams, instantiated in sources.cmake.
+#include <Halide.h>
+
+namespace {
+
+using namespace Halide;
+using Halide::BoundaryConditions::constant_exterior;
+
+// The fused epilogue activation. Kinds follow graph::Activation::Kind:
+// 0 none, 1 Relu, 2 LeakyRelu, 3 Clip, 4 Sigmoid, 5 HardSigmoid, 6 HardSwish.
+Expr activate(Expr v, Expr kind, Expr alpha, Expr beta) {
+  return select(kind == 1, max(v, 0.f),                                               //
+                kind == 2, select(v >= 0.f, v, alpha * v),                              //
+                kind == 3, min(max(v, alpha), beta),                                    //
+                kind == 4, 1.f / (1.f + exp(-v)),                                       //
+                kind == 5, max(0.f, min(1.f, alpha * v + beta)),                        //
+                kind == 6, v * max(0.f, min(1.f, v / 6.f + 0.5f)),                      //
+                v);
+}
+
+// Specializes `f` on the common activations so that their code carries no
+// select chain.
+void specialize_activation(Func f, Expr kind) {
+  f.specialize(kind == 1);
+  f.specialize(kind == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Convolution, dense (groups are split by the host into per-group calls).
+//   out(x, y, m, n) = act(bias(m) + sum_{kx,ky,c} w(m, kx, ky, c) *
+//                         in(x*sx + kx*dx - px, y*sy + ky*dy - py, c, n) [+ res(x, y, m, n)])
+// Weights are repacked at load into blocks of tile_m output channels,
+// (mi, c, kx, ky, mo) innermost first, so that one task streams its filters
+// contiguously; m is padded to a multiple of tile_m, and bias likewise.
+class Conv2D : public Generator<Conv2D> {
+ public:
+  GeneratorParam<bool> residual{"residual", false};
+  GeneratorParam<int> tile_x{"tile_x", 16};  // output columns per tile (one AVX-512 vector)
+  GeneratorParam<int> tile_y{"tile_y", 2};   // output rows per tile
+  GeneratorParam<int> tile_m{"tile_m", 8};   // output channels per tile
+
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 5>> weights{"weights"};  // (mi, c, kx, ky, mo): blocks of tile_m channels
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<Buffer<float, 4>> res{"res"};
+  Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<bool> rows_outer{"rows_outer"};  // which loop nest: see schedule_register_tiled
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+
+  Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
+  Func padded{"padded"}, conv{"conv"}, tile{"tile"};
+  RDom r;
+
+  void generate() {
+    // Algorithm. Output channel m = mo * tile_m + mi.
+    const int tm = tile_m;
+    padded = constant_exterior(input, 0.f,
+                               {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
+                                {Expr(), Expr()}});
+    // r: (c, kx, ky), input channels innermost.
+    r = RDom(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
+    conv(mi, x, y, mo, n) = bias(mo * tm + mi);
+    conv(mi, x, y, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
+                             padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
+    // The whole register tile leaves through `tile`, unguarded, so that the
+    // accumulators stay in registers even where the output's last tile is
+    // partial (there only the stores to `out` are predicated).
+    tile(x, y, m, n) = conv(m % tm, x, y, m / tm, n);
+    Expr v = tile(x, y, m, n);
+    if (residual) v += res(x, y, m, n);
+    out(x, y, m, n) = activate(v, act, alpha, beta);
+    // Channel tiles start at multiples of tile_m, so m % tile_m is a constant
+    // in each unrolled lane of the epilogue.
+    out.dim(2).set_min(0);
+
+    schedule_register_tiled();
+  }
+
+  // conv_tiled: a tile_x (vectorized) x tile_y x tile_m register tile of
+  // accumulators per task; the reduction runs over (kx, ky, c) inside it.
+  // Tasks are (channel block, row block) pairs, channel blocks outermost so
+  // that a block's weights stay in cache across rows.
+  void schedule_register_tiled() {
+    const int tx = tile_x, ty = tile_y, tm = tile_m;
+    Var xo{"xo"}, xi{"xi"}, yo{"yo"}, yi{"yi"}, mto{"mto"}, mti{"mti"}, task{"task"};
+    // The output loop nest, per variant:
+    //   conv_tiled_channels_outer: tasks walk rows within a channel block, so
+    //     a block's filters stay in cache (large filters, small maps);
+    //   conv_tiled_rows_outer: tasks walk channel blocks within a row block,
+    //     so input rows stay in cache (small filters, large maps).
+    auto schedule_out = [&](Stage st, bool rows_outer) {
+      st.split(x, xo, xi, tx, TailStrategy::GuardWithIf)
+          .split(y, yo, yi, ty, TailStrategy::GuardWithIf)
+          .split(m, mto, mti, tm, TailStrategy::GuardWithIf);
+      if (rows_outer) {
+        st.reorder(xi, yi, mti, xo, mto, yo, n).fuse(mto, yo, task);
+      } else {
+        st.reorder(xi, yi, mti, xo, yo, mto, n).fuse(yo, mto, task);
+      }
+      st.parallel(task).vectorize(xi).unroll(yi).unroll(mti);
+    };
+    // Known strides turn the input loads into dense (or 2-strided) vector
+    // loads; Relu and no activation get code without the activation select.
+    for (Expr cond : {stride_x == 1 && act == 0, stride_x == 1 && act == 1, stride_x == 2 && act == 0,
+                      stride_x == 2 && act == 1, stride_x == 1, stride_x == 2}) {
+      schedule_out(out.specialize(cond && rows_outer), true);
+      schedule_out(out.specialize(cond && !rows_outer), false);
+    }
+    schedule_out(out.specialize(rows_outer), true);
+    schedule_out(out, false);
+
+    tile.compute_at(out, xo).bound_extent(x, tx).bound_extent(y, ty).bound_extent(m, tm);
+    tile.vectorize(x).unroll(y).unroll(m);
+    conv.compute_at(out, xo);
+    conv.bound_extent(mi, tm).bound_extent(x, tx).bound_extent(y, ty).bound_extent(mo, 1);
+    conv.reorder(x, y, mi, mo, n).vectorize(x).unroll(y).unroll(mi);
+    conv.update()
+        .reorder(x, y, mi, r.x, r.y, r.z, mo, n)
+        .vectorize(x)
+        .unroll(y)
+        .unroll(mi);
+    conv.store_in(MemoryType::Register);
+    padded.compute_root().parallel(padded.args()[2]).vectorize(padded.args()[0], 16);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Dense convolution vectorized over output channels (conv_channel_vector):
+// the same algorithm as Conv2D, for narrow maps (7x7, 17x17, ...) where a
+// 16-wide row vector would mostly be padding. Register tile: tile_x x tile_y
+// pixels x 32 channels (two AVX-512 vectors); input pixels are broadcast.
+// Weights are packed in blocks of 32 output channels, (mi, c, kx, ky, mo).
+class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
+ public:
+  GeneratorParam<bool> residual{"residual", false};
+  GeneratorParam<int> tile_x{"tile_x", 7};
+  GeneratorParam<int> tile_y{"tile_y", 2};
+
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 5>> weights{"weights"};
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<Buffer<float, 4>> res{"res"};
+  Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+
+  Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
+
+  void generate() {
+    const int TM = 32, tx = tile_x;
+    Func padded = constant_exterior(input, 0.f,
+                                    {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
+                                     {Expr(), Expr()}});
+    RDom r(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
+    Func conv{"conv"}, tile{"tile"};
+    conv(mi, x, y, mo, n) = bias(mo * TM + mi);
+    conv(mi, x, y, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
+                             padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
+    tile(mi, x, y, mo, n) = conv(mi, x, y, mo, n);
+    Expr v = tile(m % TM, x, y, m / TM, n);
+    if (residual) v += res(x, y, m, n);
+    out(x, y, m, n) = activate(v, act, alpha, beta);
+    out.dim(2).set_min(0);
+
+    // conv_channel_vector schedule.
+    const int ty = tile_y;
+    Var xo{"xo"}, xi{"xi"}, yo{"yo"}, yi{"yi"}, mto{"mto"}, mti{"mti"}, task{"task"};
+    out.split(x, xo, xi, tx, TailStrategy::GuardWithIf)
+        .split(y, yo, yi, ty, TailStrategy::GuardWithIf)
+        .split(m, mto, mti, TM, TailStrategy::GuardWithIf)
+        .reorder(mti, xi, yi, xo, yo, mto, n)
+        .fuse(yo, mto, task)
+        .parallel(task)
+        .vectorize(mti, 16)
+        .unroll(mti)
+        .unroll(xi)
+        .unroll(yi);
+    tile.compute_at(out, xo).bound_extent(mi, TM).bound_extent(x, tx).bound_extent(y, ty).bound_extent(mo, 1);
+    tile.vectorize(mi, 16).unroll(mi).unroll(x).unroll(y);
+    conv.compute_at(out, xo).bound_extent(mi, TM).bound_extent(x, tx).bound_extent(y, ty).bound_extent(mo, 1);
+    conv.vectorize(mi, 16).unroll(mi).unroll(x).unroll(y);
+    conv.update().reorder(mi, x, y, r.x, r.y, r.z, mo, n).vectorize(mi, 16).unroll(mi).unroll(x).unroll(y);
+    conv.store_in(MemoryType::Register);
+    padded.compute_root().parallel(padded.args()[2]).vectorize(padded.args()[0], 16);
+    for (Expr cond : {act == 0, act == 1}) out.specialize(cond);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Winograd F(4x4, 3x3) convolution, stride 1, dilation 1, group 1:
+//   V = B^T d B  per 6x6 input tile d and channel,
+//   M = sum_c U(c) . V(c)  (36 independent GEMMs; U = G g G^T repacked at load),
+//   out = act(A^T M A + bias [+ res]).
+// Tiles are numbered t = ty * NTX + tx. Filters arrive as (mi, c, p, mo) with
+// p = i + 6 j (i along x, j along y) and blocks of 32 output channels.
+namespace winograd {
+const float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                        {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+const float AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+// sum_k coef[k] * term(k), skipping zero coefficients.
+template <int N, class F>
+Expr dot(const float (&coef)[N], F term) {
+  Expr e;
+  for (int k = 0; k < N; ++k) {
+    if (coef[k] == 0.f) continue;
+    Expr t = coef[k] == 1.f ? term(k) : coef[k] == -1.f ? -term(k) : coef[k] * term(k);
+    e = e.defined() ? e + t : t;
+  }
+  return e;
+}
+}  // namespace winograd
+
+class WinogradConv : public Generator<WinogradConv> {
+ public:
+  GeneratorParam<bool> residual{"residual", false};
+
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 4>> weights{"weights"};  // (mi, c, p, mo), mi = 32
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<Buffer<float, 4>> res{"res"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> tiles_x{"tiles_x"};  // ceil(output width / 4)
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+
+  Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, c{"c"}, p{"p"}, t{"t"}, tx{"tx"}, ty{"ty"}, i{"i"}, l{"l"}, mi{"mi"},
+      mo{"mo"}, xi{"xi"}, yi{"yi"}, j{"j"};
+
+  void generate() {
+    using namespace winograd;
+    const int TM = 32;
+    Expr ntx = tiles_x;
+    padded_ = constant_exterior(input, 0.f,
+                                {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
+                                 {Expr(), Expr()}});
+    // Input transform, along x then along y.
+    t1_(i, l, tx, ty, c, n) = mux(i, [&] {
+      std::vector<Expr> rows;
+      for (int ii = 0; ii < 6; ++ii)
+        rows.push_back(dot(BT[ii], [&](int k) { return padded_(tx * 4 + k - pad_x, ty * 4 + l - pad_y, c, n); }));
+      return rows;
+    }());
+    V_(tx, ty, c, p, n) = mux(p, [&] {
+      std::vector<Expr> vs;
+      for (int jj = 0; jj < 6; ++jj)
+        for (int ii = 0; ii < 6; ++ii) vs.push_back(dot(BT[jj], [&](int ll) { return t1_(ii, ll, tx, ty, c, n); }));
+      return vs;
+    }());
+    // The 36 GEMMs.
+    rc = RDom(0, weights.dim(1).extent(), "rc");
+    acc_(mi, t, p, mo, n) = 0.f;
+    acc_(mi, t, p, mo, n) += weights(mi, rc, p, mo) * V_(t % ntx, t / ntx, rc, p, n);
+    M_(mi, t, p, mo, n) = acc_(mi, t, p, mo, n);
+    // Output transform, along x then along y, per block of 32 channels.
+    s1_(mi, xi, j, t, mo, n) = mux(xi, [&] {
+      std::vector<Expr> vs;
+      for (int a = 0; a < 4; ++a) vs.push_back(dot(AT[a], [&](int ii) { return M_(mi, t, ii + 6 * j, mo, n); }));
+      return vs;
+    }());
+    Y_(mi, xi, yi, t, mo, n) = mux(yi, [&] {
+      std::vector<Expr> vs;
+      for (int b = 0; b < 4; ++b) vs.push_back(dot(AT[b], [&](int jj) { return s1_(mi, xi, jj, t, mo, n); }));
+      return vs;
+    }());
+    Expr v = Y_(m % TM, x % 4, y % 4, (y / 4) * ntx + x / 4, m / TM, n) + bias(m);
+    if (residual) v += res(x, y, m, n);
+    out(x, y, m, n) = activate(v, act, alpha, beta);
+    out.dim(2).set_min(0);
+    out.dim(0).set_min(0);
+    out.dim(1).set_min(0);
+    schedule_winograd();
+  }
+
+  // wino_f4x3: transformed input and GEMM results are whole buffers; the
+  // GEMM runs a 32-channel x 8-tile register tile (16 AVX-512 accumulators)
+  // per (p, channel block).
+  void schedule_winograd() {
+    Var to{"to"}, ti{"ti"}, task{"task"}, xo{"xo"}, xv{"xv"};
+    padded_.compute_root().parallel(padded_.args()[2]).vectorize(padded_.args()[0], 16);
+    V_.compute_root().reorder(tx, p, ty, c, n).parallel(c).vectorize(tx, 16).unroll(p);
+    t1_.compute_at(V_, tx).vectorize(tx).unroll(i).unroll(l);
+    M_.compute_root()
+        .split(t, to, ti, 8, TailStrategy::RoundUp)
+        .reorder(mi, ti, to, p, mo, n)
+        .fuse(p, mo, task)
+        .parallel(task)
+        .vectorize(mi, 16)
+        .unroll(mi)
+        .unroll(ti);
+    acc_.compute_at(M_, to).bound_extent(mi, 32).bound_extent(t, 8);
+    acc_.vectorize(mi, 16).unroll(mi).unroll(t);
+    acc_.update().reorder(mi, t, rc, p, mo, n).vectorize(mi, 16).unroll(mi).unroll(t);
+    acc_.store_in(MemoryType::Register);
+    Y_.compute_root()
+        .split(t, to, ti, 8)
+        .reorder(mi, xi, yi, mo, ti, to, n)
+        .parallel(to)
+        .vectorize(mi, 16)
+        .unroll(xi)
+        .unroll(yi);
+    s1_.compute_at(Y_, mo).vectorize(mi, 16).unroll(xi).unroll(j);
+    out.split(x, xo, xv, 16, TailStrategy::GuardWithIf).vectorize(xv).fuse(y, m, task).parallel(task, 8);
+    specialize_activation(out, act);
+  }
+
+ private:
+  Func padded_{"padded"}, t1_{"t1"}, V_{"V"}, acc_{"acc"}, M_{"M"}, s1_{"s1"}, Y_{"Y"};
+  RDom rc;
+};
+
+// ---------------------------------------------------------------------------
+// Depthwise convolution (group == channels, one filter per channel):
+//   out(x, y, c, n) = act(bias(c) + sum_{kx,ky} w(kx, ky, c) * in(x*sx + kx*dx - px, ..., c, n))
+// Weights are (kx, ky, c), as ONNX stores them for one input channel per group.
+class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
+ public:
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 3>> weights{"weights"};
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+
+  Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
+
+  void generate() {
+    Func padded = constant_exterior(input, 0.f,
+                                    {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
+                                     {Expr(), Expr()}});
+    RDom r(0, weights.dim(0).extent(), 0, weights.dim(1).extent(), "r");
+    Func conv{"dwconv"};
+    conv(x, y, c, n) = bias(c);
+    conv(x, y, c, n) += weights(r.x, r.y, c) *
+                        padded(x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, c, n);
+    out(x, y, c, n) = activate(conv(x, y, c, n), act, alpha, beta);
+
+    // dw_rows: one task per (channel, image), x vectorized.
+    Var xo{"xo"}, xi{"xi"}, t{"t"};
+    out.fuse(c, n, t).parallel(t).split(x, xo, xi, 8, TailStrategy::GuardWithIf).vectorize(xi);
+    conv.compute_at(out, y).vectorize(x, 8, TailStrategy::RoundUp);
+    conv.update().reorder(x, r.x, r.y).vectorize(x, 8, TailStrategy::RoundUp);
+    padded.compute_at(out, t).vectorize(padded.args()[0], 8);
+    specialize_activation(out, act);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Max / average pooling, 2-D, with pads, dilations and ceil_mode windows.
+// The window of output (x, y) starts at x*sx - px; taps outside the input
+// never count for max; for average the divisor is the number of taps inside
+// [lo, hi) per axis, where [lo, hi) is the input ([0, W)) or the padded input
+// ([-px, W + px_end)) with count_include_pad.
+class Pool2D : public Generator<Pool2D> {
+ public:
+  GeneratorParam<bool> is_max{"is_max", true};
+
+  Input<Buffer<float, 4>> input{"input"};
+  Input<int> kernel_x{"kernel_x"}, kernel_y{"kernel_y"};
+  Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> pad_x_end{"pad_x_end"}, pad_y_end{"pad_y_end"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<bool> count_include_pad{"count_include_pad"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+
+  Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
+
+  void generate() {
+    const Expr W = input.dim(0).extent(), H = input.dim(1).extent();
+    const float lowest = -std::numeric_limits<float>::max();
+    Func padded = constant_exterior(input, is_max ? lowest : 0.f,
+                                    {{0, W}, {0, H}, {Expr(), Expr()}, {Expr(), Expr()}});
+    RDom r(0, kernel_x, 0, kernel_y, "r");
+    Expr ix = x * stride_x + r.x * dil_x - pad_x, iy = y * stride_y + r.y * dil_y - pad_y;
+    Func pooled{"pooled"};
+    Var xo{"xo"}, xi{"xi"}, t{"t"};
+    if (is_max) {
+      pooled(x, y, c, n) = lowest;
+      pooled(x, y, c, n) = max(pooled(x, y, c, n), padded(ix, iy, c, n));
+      out(x, y, c, n) = activate(pooled(x, y, c, n), act, alpha, beta);
+    } else {
+      // Taps of the window at `start` along one axis inside [lo, hi).
+      RDom kx(0, kernel_x, "kx"), ky(0, kernel_y, "ky");
+      Func count_x{"count_x"}, count_y{"count_y"};
+      Expr lo_x = select(count_include_pad, -pad_x, 0), hi_x = select(count_include_pad, W + pad_x_end, W);
+      Expr lo_y = select(count_include_pad, -pad_y, 0), hi_y = select(count_include_pad, H + pad_y_end, H);
+      Expr px = x * stride_x + kx * dil_x - pad_x, py = y * stride_y + ky * dil_y - pad_y;
+      count_x(x) = 0;
+      count_x(x) += select(px >= lo_x && px < hi_x, 1, 0);
+      count_y(y) = 0;
+      count_y(y) += select(py >= lo_y && py < hi_y, 1, 0);
+      pooled(x, y, c, n) = 0.f;
+      pooled(x, y, c, n) += padded(ix, iy, c, n);
+      Expr count = count_x(x) * count_y(y);
+      out(x, y, c, n) = activate(select(count > 0, pooled(x, y, c, n) / cast<float>(count), 0.f), act, alpha, beta);
+      count_x.compute_root();
+      count_y.compute_root();
+    }
+    // pool_rows: one task per (channel, image), x vectorized; known strides
+    // make the window loads dense or 2-strided vector loads.
+    out.fuse(c, n, t).parallel(t).split(x, xo, xi, 16, TailStrategy::GuardWithIf).vectorize(xi);
+    pooled.compute_at(out, xo).bound_extent(x, 16).vectorize(x);
+    pooled.update().reorder(x, r.x, r.y).vectorize(x);
+    padded.compute_at(out, t).vectorize(padded.args()[0], 16);
+    out.specialize(stride_x == 1);
+    out.specialize(stride_x == 2);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Global average pooling over the (flattened) spatial plane: in (p, c, n).
+class GlobalAvgPool : public Generator<GlobalAvgPool> {
+ public:
+  Input<Buffer<float, 3>> input{"input"};
+  Output<Buffer<float, 2>> out{"out"};
+  Var c{"c"}, n{"n"}, l{"l"};
+
+  void generate() {
+    const Expr P = input.dim(0).extent();
+    // Sum in 8 lanes, then across lanes.
+    Func partial{"partial"};
+    RDom r(0, (P + 7) / 8, "r");
+    Func clamped = constant_exterior(input, 0.f, {{0, P}, {Expr(), Expr()}, {Expr(), Expr()}});
+    partial(l, c, n) = 0.f;
+    partial(l, c, n) += clamped(r * 8 + l, c, n);
+    RDom lanes(0, 8, "lanes");
+    out(c, n) = sum(partial(lanes, c, n)) / cast<float>(P);
+    Var co{"co"}, ci{"ci"};
+    out.split(c, co, ci, 16, TailStrategy::GuardWithIf).parallel(co);
+    partial.compute_at(out, ci).bound_extent(l, 8).vectorize(l);
+    partial.update().vectorize(l);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// GEMM with a bias and an activation: out(j, i) = act(bias(j, i) +
+// sum_k a(k, i) * b(j, k)). a is [N, K], b is [K, M] (repacked at load,
+// alpha folded in), bias is [N, M] with any strides (0 to broadcast).
+class Gemm : public Generator<Gemm> {
+ public:
+  Input<Buffer<float, 2>> a{"a"};
+  Input<Buffer<float, 2>> b{"b"};
+  Input<Buffer<float, 2>> bias{"bias"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 2>> out{"out"};
+  Var j{"j"}, i{"i"};
+
+  void generate() {
+    // Rows past the end of a (the last row tile) read its last row.
+    RDom k(0, a.dim(0).extent(), "k");
+    Func acc{"acc"};
+    acc(j, i) = bias(j, min(i, bias.dim(1).max()));
+    acc(j, i) += a(k, min(i, a.dim(1).max())) * b(j, k);
+    out(j, i) = activate(acc(j, i), act, alpha, beta);
+    bias.dim(0).set_stride(Expr());
+
+    // gemm_tiled: 32 columns x 4 rows of accumulators per task.
+    Var jo{"jo"}, ji{"ji"}, io{"io"}, ii{"ii"}, t{"t"};
+    out.split(j, jo, ji, 32, TailStrategy::GuardWithIf)
+        .split(i, io, ii, 4, TailStrategy::GuardWithIf)
+        .reorder(ji, ii, jo, io)
+        .fuse(jo, io, t)
+        .parallel(t)
+        .vectorize(ji, 8);
+    acc.compute_at(out, t).bound_extent(j, 32).bound_extent(i, 4);
+    acc.vectorize(j, 8).unroll(j).unroll(i);
+    acc.update().reorder(j, i, k).vectorize(j, 8).unroll(j).unroll(i);
+    specialize_activation(out, act);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Broadcasting binary op with an activation, rank <= 4; operands broadcast
+// through zero strides. op: 0 Add, 1 Sub, 2 Mul, 3 Div.
+class Binary : public Generator<Binary> {
+ public:
+  Input<Buffer<float, 4>> a{"a"};
+  Input<Buffer<float, 4>> b{"b"};
+  Input<int> op{"op"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+  Var x{"x"}, y{"y"}, z{"z"}, w{"w"};
+
+  void generate() {
+    Expr va = a(x, y, z, w), vb = b(x, y, z, w);
+    Expr v = select(op == 0, va + vb, op == 1, va - vb, op == 2, va * vb, va / vb);
+    out(x, y, z, w) = activate(v, act, alpha, beta);
+    a.dim(0).set_stride(Expr());
+    b.dim(0).set_stride(Expr());
+
+    // binary_rows: rows in parallel, x vectorized, dense-operand fast path.
+    Var xo{"xo"}, xi{"xi"}, t{"t"};
+    out.fuse(y, z, t).fuse(t, w, t).parallel(t, 8, TailStrategy::GuardWithIf).split(x, xo, xi, 16, TailStrategy::GuardWithIf).vectorize(xi);
+    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1 && op == 0 && act == 1);
+    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1 && op == 0 && act == 0);
+    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Per-channel affine with an activation: out = act(in * scale(c) + shift(c)).
+// Standalone BatchNormalization, and standalone activations (scale 1, shift 0).
+class ChannelAffine : public Generator<ChannelAffine> {
+ public:
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 1>> scale{"scale"};
+  Input<Buffer<float, 1>> shift{"shift"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};
+  Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
+
+  void generate() {
+    out(x, y, c, n) = activate(input(x, y, c, n) * scale(c) + shift(c), act, alpha, beta);
+    Var xo{"xo"}, xi{"xi"}, t{"t"};
+    out.fuse(y, c, t).fuse(t, n, t).parallel(t, 8, TailStrategy::GuardWithIf).split(x, xo, xi, 16, TailStrategy::GuardWithIf).vectorize(xi);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Pad, rank <= 4: out(x, ...) = in(x - begin_x, ...) with the input extended
+// by mode: 0 constant `value`, 1 reflect (ONNX: mirror without repeating the
+// edge), 2 edge.
+class Pad : public Generator<Pad> {
+ public:
+  Input<Buffer<float, 4>> input{"input"};
+  Input<int> b0{"b0"}, b1{"b1"}, b2{"b2"}, b3{"b3"};
+  Input<int> mode{"mode"};
+  Input<float> value{"value"};
+  Output<Buffer<float, 4>> out{"out"};
+  Var x{"x"}, y{"y"}, z{"z"}, w{"w"};
+
+  void generate() {
+    Region all = {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {0, input.dim(2).extent()},
+                  {0, input.dim(3).extent()}};
+    Func c = BoundaryConditions::constant_exterior(input, value, all);
+    Func r = BoundaryConditions::mirror_interior(input, all);
+    Func e = BoundaryConditions::repeat_edge(input, all);
+    Expr ix = x - b0, iy = y - b1, iz = z - b2, iw = w - b3;
+    out(x, y, z, w) = select(mode == 0, c(ix, iy, iz, iw), mode == 1, r(ix, iy, iz, iw), e(ix, iy, iz, iw));
+    Var xo{"xo"}, xi{"xi"}, t{"t"};
+    out.fuse(y, z, t).fuse(t, w, t).parallel(t, 8, TailStrategy::GuardWithIf)
+        .split(x, xo, xi, 8, TailStrategy::GuardWithIf).vectorize(xi);
+    out.specialize(mode == 0);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Softmax along the middle axis of (inner, axis, outer).
+class Softmax : public Generator<Softmax> {
+ public:
+  Input<Buffer<float, 3>> input{"input"};
+  Output<Buffer<float, 3>> out{"out"};
+  Var i{"i"}, a{"a"}, o{"o"};
+
+  void generate() {
+    RDom r(0, input.dim(1).extent(), "r");
+    Func mx{"mx"}, e{"e"}, total{"total"};
+    mx(i, o) = maximum(input(i, r, o));
+    e(i, a, o) = exp(input(i, a, o) - mx(i, o));
+    total(i, o) = sum(e(i, r, o));
+    out(i, a, o) = e(i, a, o) / total(i, o);
+    out.parallel(o);
+    mx.compute_at(out, o);
+    e.compute_at(out, o);
+    total.compute_at(out, o);
+  }
+};
+
+}  // namespace
+
+HALIDE_REGISTER_GENERATOR(Conv2D, vkf_conv2d)
+HALIDE_REGISTER_GENERATOR(Conv2DChannelVector, vkf_conv2d_mvec)
+HALIDE_REGISTER_GENERATOR(WinogradConv, vkf_winograd_f4x3)
+HALIDE_REGISTER_GENERATOR(DepthwiseConv2D, vkf_dwconv2d)
+HALIDE_REGISTER_GENERATOR(Pool2D, vkf_pool2d)
+HALIDE_REGISTER_GENERATOR(GlobalAvgPool, vkf_global_avgpool)
+HALIDE_REGISTER_GENERATOR(Gemm, vkf_gemm)
+HALIDE_REGISTER_GENERATOR(Binary, vkf_binary)
+HALIDE_REGISTER_GENERATOR(ChannelAffine, vkf_channel_affine)
+HALIDE_REGISTER_GENERATOR(Softmax, vkf_softmax)
+HALIDE_REGISTER_GENERATOR(Pad, vkf_pad4d)

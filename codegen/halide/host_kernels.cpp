@@ -1,0 +1,517 @@
+// codegen/halide/host_kernels.cpp — see host_kernels.h.
+#include "codegen/halide/host_kernels.h"
+
+#include <HalideRuntime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "vkf_avgpool.h"
+#include "vkf_binary.h"
+#include "vkf_channel_affine.h"
+#include "vkf_conv.h"
+#include "vkf_conv_res.h"
+#include "vkf_convm.h"
+#include "vkf_convm_res.h"
+#include "vkf_dwconv.h"
+#include "vkf_gemm.h"
+#include "vkf_global_avgpool.h"
+#include "vkf_maxpool.h"
+#include "vkf_pad.h"
+#include "vkf_softmax.h"
+#include "vkf_wino.h"
+#include "vkf_wino_res.h"
+#include "vkfuse/error.h"
+
+// Halide's heap allocations (whole-buffer stages such as the padded input of
+// a convolution or the Winograd transforms) come back every inference with
+// the same sizes. glibc would mmap and unmap each of them, paying page faults
+// and zeroing every time, so the runtime's weak halide_malloc/halide_free are
+// replaced by a cache of freed blocks.
+namespace {
+struct BlockCache {
+  std::mutex mu;
+  std::multimap<std::size_t, void*> free_blocks;  // size → block
+  std::map<void*, std::size_t> sizes;            // every live or cached block
+  std::size_t cached_bytes = 0;
+  static constexpr std::size_t kMaxCached = std::size_t{512} << 20;
+};
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache;  // never destroyed: used until exit
+  return *cache;
+}
+}  // namespace
+
+extern "C" void* halide_malloc(void*, std::size_t size) {
+  BlockCache& c = block_cache();
+  const std::size_t rounded = (size + 4095) / 4096 * 4096;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.lower_bound(rounded);
+    if (it != c.free_blocks.end() && it->first <= 2 * rounded) {
+      void* p = it->second;
+      c.cached_bytes -= it->first;
+      c.free_blocks.erase(it);
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(128, rounded);
+  if (!p) return nullptr;
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.sizes[p] = rounded;
+  return p;
+}
+
+extern "C" void halide_free(void*, void* ptr) {
+  if (!ptr) return;
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.sizes.find(ptr);
+  if (it == c.sizes.end()) return;  // not ours
+  if (c.cached_bytes + it->second > BlockCache::kMaxCached) {
+    c.sizes.erase(it);
+    std::free(ptr);
+    return;
+  }
+  c.cached_bytes += it->second;
+  c.free_blocks.emplace(it->second, ptr);
+}
+
+// Parallel loops. Halide 14's default thread pool left the second core idle
+// here (the worker never picked up tasks: 1.0 CPUs used with 2 threads), so
+// the runtime's weak halide_do_par_for is replaced by a small pool: the
+// calling thread and (threads - 1) workers claim loop iterations from an
+// atomic counter. One parallel loop runs at a time; a loop started from inside
+// a task runs serially.
+namespace {
+class ParallelPool {
+ public:
+  static ParallelPool& get() {
+    static ParallelPool* pool = new ParallelPool;  // never destroyed: workers live until exit
+    return *pool;
+  }
+  void set_threads(int n) { desired_.store(std::max(1, n)); }
+
+  int run(void* user_context, halide_task_t f, int min, int size, std::uint8_t* closure) {
+    const int want = desired_.load();
+    if (size <= 0) return 0;
+    if (want <= 1 || size == 1 || in_task_) {
+      for (int i = 0; i < size; ++i)
+        if (int r = f(user_context, min + i, closure)) return r;
+      return 0;
+    }
+    std::lock_guard<std::mutex> one_at_a_time(call_mu_);
+    Job job{f, user_context, closure, min, size};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (static_cast<int>(workers_.size()) < want - 1) workers_.emplace_back([this] { worker(); });
+      job.max_helpers = want - 1;
+      current_ = &job;
+      ++generation_;
+      published_.store(generation_, std::memory_order_release);
+    }
+    wake_.notify_all();
+    work(job);
+    std::unique_lock<std::mutex> lock(mu_);
+    current_ = nullptr;  // no new helpers
+    done_.wait(lock, [&] { return job.helpers == 0; });
+    return job.error.load();
+  }
+
+ private:
+  struct Job {
+    halide_task_t f;
+    void* user_context;
+    std::uint8_t* closure;
+    int min, size;
+    int max_helpers = 0;
+    int helpers = 0;  // workers inside work(); guarded by mu_
+    std::atomic<int> next{0};
+    std::atomic<int> error{0};
+  };
+
+  static void work(Job& job) {
+    in_task_ = true;
+    for (int i = job.next.fetch_add(1); i < job.size; i = job.next.fetch_add(1)) {
+      if (int r = job.f(job.user_context, job.min + i, job.closure)) job.error.store(r);
+    }
+    in_task_ = false;
+  }
+
+  void worker() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      // Spin briefly for the next loop (kernels follow each other within
+      // microseconds during an inference), then sleep.
+      for (int spin = 0; spin < 4000 && published_.load(std::memory_order_acquire) == seen; ++spin)
+        __builtin_ia32_pause();
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return current_ != nullptr && generation_ != seen; });
+      seen = generation_;
+      Job* job = current_;
+      if (job->helpers >= job->max_helpers) continue;
+      ++job->helpers;
+      lock.unlock();
+      work(*job);
+      lock.lock();
+      if (--job->helpers == 0) done_.notify_all();
+    }
+  }
+
+  std::atomic<std::uint64_t> published_{0};  // generation_, readable without mu_
+
+  std::atomic<int> desired_{1};
+  std::mutex call_mu_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  Job* current_ = nullptr;
+  std::uint64_t generation_ = 0;
+  static thread_local bool in_task_;
+};
+thread_local bool ParallelPool::in_task_ = false;
+}  // namespace
+
+extern "C" int halide_do_par_for(void* user_context, halide_task_t f, int min, int size, std::uint8_t* closure) {
+  return ParallelPool::get().run(user_context, f, min, size, closure);
+}
+
+namespace vkfuse::codegen::halide {
+
+namespace {
+
+// The last error message of a Halide pipeline on this thread.
+thread_local std::string g_halide_error;
+
+void on_halide_error(void*, const char* msg) { g_halide_error = msg ? msg : "(no message)"; }
+
+void install_error_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] { halide_set_error_handler(on_halide_error); });
+}
+
+void check(int rc, const char* kernel) {
+  if (rc != 0) {
+    std::string msg = g_halide_error;
+    g_halide_error.clear();
+    throw Error(ErrorKind::Internal, std::string("Halide kernel ") + kernel + " failed (" + std::to_string(rc) +
+                                         "): " + msg);
+  }
+}
+
+// A halide_buffer_t over a View (or a 1-D/2-D span), without owning memory.
+class Buf {
+ public:
+  explicit Buf(const View& v) {
+    init(v.data, v.rank);
+    for (int i = 0; i < v.rank; ++i)
+      dims_[i] = halide_dimension_t{0, static_cast<std::int32_t>(v.extent[i]), static_cast<std::int32_t>(v.stride[i]),
+                                    0};
+  }
+  Buf(const float* data, std::int64_t n) {
+    init(const_cast<float*>(data), 1);
+    dims_[0] = halide_dimension_t{0, static_cast<std::int32_t>(n), 1, 0};
+  }
+  // Row-major [outer, inner] with the given row stride.
+  Buf(const float* data, std::int64_t inner, std::int64_t outer, std::int64_t row_stride) {
+    init(const_cast<float*>(data), 2);
+    dims_[0] = halide_dimension_t{0, static_cast<std::int32_t>(inner), 1, 0};
+    dims_[1] = halide_dimension_t{0, static_cast<std::int32_t>(outer), static_cast<std::int32_t>(row_stride), 0};
+  }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  halide_buffer_t* get() { return &buf_; }
+
+ private:
+  void init(float* data, int rank) {
+    buf_ = halide_buffer_t{};
+    buf_.host = reinterpret_cast<std::uint8_t*>(data);
+    buf_.type = halide_type_t(halide_type_float, 32, 1);
+    buf_.dimensions = rank;
+    buf_.dim = dims_;
+  }
+  halide_dimension_t dims_[4] = {};
+  halide_buffer_t buf_{};
+};
+
+}  // namespace
+
+View View::dense(float* data, const std::vector<std::int64_t>& shape, int rank) {
+  if (static_cast<int>(shape.size()) > rank || rank > 4)
+    throw Error(ErrorKind::Internal, "View::dense: a rank-" + std::to_string(shape.size()) + " shape in rank " +
+                                         std::to_string(rank));
+  View v;
+  v.data = data;
+  v.rank = rank;
+  std::int64_t stride = 1;
+  const int r = static_cast<int>(shape.size());
+  for (int i = 0; i < rank; ++i) {
+    const std::int64_t e = i < r ? shape[static_cast<std::size_t>(r - 1 - i)] : 1;
+    v.extent[i] = e;
+    v.stride[i] = stride;
+    stride *= e;
+  }
+  return v;
+}
+
+PackedConv PackedConv::pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m) {
+  PackedConv p;
+  p.m = m;
+  p.c = c;
+  p.kh = kh;
+  p.kw = kw;
+  p.tile_m = tile_m;
+  p.m_padded = (m + tile_m - 1) / tile_m * tile_m;
+  const std::size_t mp = static_cast<std::size_t>(p.m_padded);
+  p.weights.assign(mp * static_cast<std::size_t>(c * kh * kw), 0.f);
+  p.bias.assign(mp, 0.f);
+  // Packed index: (((mo / T * kh + ky) * kw + kx) * c + ci) * T + mo % T, T = tile_m.
+  const std::size_t T = static_cast<std::size_t>(tile_m), C = static_cast<std::size_t>(c), KH = static_cast<std::size_t>(kh),
+                    KW = static_cast<std::size_t>(kw);
+  for (std::size_t mo = 0; mo < static_cast<std::size_t>(m); ++mo)
+    for (std::size_t ci = 0; ci < C; ++ci)
+      for (std::size_t ky = 0; ky < KH; ++ky)
+        for (std::size_t kx = 0; kx < KW; ++kx)
+          p.weights[(((mo / T * KH + ky) * KW + kx) * C + ci) * T + mo % T] = w[((mo * C + ci) * KH + ky) * KW + kx];
+  if (bias) std::copy(bias, bias + m, p.bias.begin());
+  return p;
+}
+
+void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+            const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  const int T = w.tile_m;
+  halide_dimension_t wd[5] = {{0, T, 1, 0},
+                              {0, w.c, T, 0},
+                              {0, w.kw, T * w.c, 0},
+                              {0, w.kh, T * w.c * w.kw, 0},
+                              {0, w.m_padded / T, T * w.kw * w.kh * w.c, 0}};
+  halide_buffer_t bw{};
+  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
+  bw.type = halide_type_t(halide_type_float, 32, 1);
+  bw.dimensions = 5;
+  bw.dim = wd;
+  Buf bb(w.bias.data(), w.m_padded);
+  // Rows outermost when the filters are small and the input plane large (see
+  // the generator's schedule_register_tiled).
+  const std::int64_t filter_bytes = static_cast<std::int64_t>(w.weights.size()) * 4;
+  const std::int64_t input_bytes = in.extent[0] * in.extent[1] * in.extent[2] * 4;
+  const bool rows_outer = filter_bytes <= (256 << 10) && input_bytes > (512 << 10);
+  if (residual) {
+    Buf bres(*residual);
+    check(vkf_conv_res(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
+                       g.dil_y, rows_outer, e.act, e.alpha, e.beta, bout.get()),
+          "vkf_conv_res");
+  } else {
+    Buf bres(out);
+    check(vkf_conv(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
+                   rows_outer, e.act, e.alpha, e.beta, bout.get()),
+          "vkf_conv");
+  }
+}
+
+void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+                           const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  const int T = w.tile_m;
+  halide_dimension_t wd[5] = {{0, T, 1, 0},
+                              {0, w.c, T, 0},
+                              {0, w.kw, T * w.c, 0},
+                              {0, w.kh, T * w.c * w.kw, 0},
+                              {0, w.m_padded / T, T * w.kw * w.kh * w.c, 0}};
+  halide_buffer_t bw{};
+  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
+  bw.type = halide_type_t(halide_type_float, 32, 1);
+  bw.dimensions = 5;
+  bw.dim = wd;
+  Buf bb(w.bias.data(), w.m_padded);
+  if (residual) {
+    Buf bres(*residual);
+    check(vkf_convm_res(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
+                        g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+          "vkf_convm_res");
+  } else {
+    Buf bres(out);
+    check(vkf_convm(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
+                    e.act, e.alpha, e.beta, bout.get()),
+          "vkf_convm");
+  }
+}
+
+PackedWinograd PackedWinograd::pack(const float* w, const float* bias, int m, int c) {
+  static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                 {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                 {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                 {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                 {0, 0, 1}};
+  PackedWinograd p;
+  p.m = m;
+  p.c = c;
+  p.m_padded = (m + kWinogradTileM - 1) / kWinogradTileM * kWinogradTileM;
+  const std::size_t C = static_cast<std::size_t>(c), T = kWinogradTileM;
+  p.weights.assign(static_cast<std::size_t>(p.m_padded) * 36 * C, 0.f);
+  p.bias.assign(static_cast<std::size_t>(p.m_padded), 0.f);
+  for (std::size_t mo = 0; mo < static_cast<std::size_t>(m); ++mo)
+    for (std::size_t ci = 0; ci < C; ++ci) {
+      const float* g = w + (mo * C + ci) * 9;
+      double tmp[6][3];  // G g, rows j
+      for (int j = 0; j < 6; ++j)
+        for (int kx = 0; kx < 3; ++kx) {
+          double acc = 0;
+          for (int ky = 0; ky < 3; ++ky) acc += G[j][ky] * static_cast<double>(g[ky * 3 + kx]);
+          tmp[j][kx] = acc;
+        }
+      for (int j = 0; j < 6; ++j)
+        for (int i = 0; i < 6; ++i) {
+          double acc = 0;
+          for (int kx = 0; kx < 3; ++kx) acc += tmp[j][kx] * G[i][kx];
+          const std::size_t pp = static_cast<std::size_t>(i + 6 * j);
+          p.weights[((mo / T * 36 + pp) * C + ci) * T + mo % T] = static_cast<float>(acc);
+        }
+    }
+  if (bias) std::copy(bias, bias + m, p.bias.begin());
+  return p;
+}
+
+void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g, const View* residual, Epilogue e,
+                     const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  const int T = kWinogradTileM;
+  halide_dimension_t wd[4] = {{0, T, 1, 0}, {0, w.c, T, 0}, {0, 36, T * w.c, 0}, {0, w.m_padded / T, T * w.c * 36, 0}};
+  halide_buffer_t bw{};
+  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
+  bw.type = halide_type_t(halide_type_float, 32, 1);
+  bw.dimensions = 4;
+  bw.dim = wd;
+  Buf bb(w.bias.data(), w.m_padded);
+  const int tiles_x = static_cast<int>((out.extent[0] + 3) / 4);
+  if (residual) {
+    Buf bres(*residual);
+    check(vkf_wino_res(bin.get(), &bw, bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
+                       bout.get()),
+          "vkf_wino_res");
+  } else {
+    Buf bres(out);
+    check(vkf_wino(bin.get(), &bw, bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
+                   bout.get()),
+          "vkf_wino");
+  }
+}
+
+void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
+                      Epilogue e, const View& out) {
+  install_error_handler();
+  const std::int64_t c = in.extent[2];
+  Buf bin(in), bout(out), bb(bias, c);
+  halide_dimension_t wd[3] = {{0, kw, 1, 0}, {0, kh, kw, 0}, {0, static_cast<std::int32_t>(c), kh * kw, 0}};
+  halide_buffer_t bw{};
+  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w));
+  bw.type = halide_type_t(halide_type_float, 32, 1);
+  bw.dimensions = 3;
+  bw.dim = wd;
+  check(vkf_dwconv(bin.get(), &bw, bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act,
+                   e.alpha, e.beta, bout.get()),
+        "vkf_dwconv");
+}
+
+void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  check(vkf_maxpool(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
+                    g.pad_y_end, g.dil_x, g.dil_y, false, e.act, e.alpha, e.beta, bout.get()),
+        "vkf_maxpool");
+}
+
+void avg_pool2d(const View& in, const Window2D& g, bool count_include_pad, Epilogue e, const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  check(vkf_avgpool(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
+                    g.pad_y_end, g.dil_x, g.dil_y, count_include_pad, e.act, e.alpha, e.beta, bout.get()),
+        "vkf_avgpool");
+}
+
+void global_avg_pool(const View& in, const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  check(vkf_global_avgpool(bin.get(), bout.get()), "vkf_global_avgpool");
+}
+
+PackedGemm PackedGemm::pack(const float* b, bool trans_b, int k, int m, int n, float alpha, const float* c,
+                            const std::vector<std::int64_t>& c_shape, float beta) {
+  PackedGemm p;
+  p.k = k;
+  p.m = m;
+  p.n = n;
+  p.m_padded = (m + 31) / 32 * 32;
+  const std::size_t mp = static_cast<std::size_t>(p.m_padded);
+  p.b.assign(static_cast<std::size_t>(k) * mp, 0.f);
+  for (int kk = 0; kk < k; ++kk)
+    for (int j = 0; j < m; ++j)
+      p.b[static_cast<std::size_t>(kk) * mp + static_cast<std::size_t>(j)] =
+          alpha * (trans_b ? b[static_cast<std::size_t>(j) * static_cast<std::size_t>(k) + static_cast<std::size_t>(kk)]
+                           : b[static_cast<std::size_t>(kk) * static_cast<std::size_t>(m) + static_cast<std::size_t>(j)]);
+  p.bias.assign(static_cast<std::size_t>(n) * mp, 0.f);
+  if (c) {
+    // Broadcast C (rank <= 2) against [n, m].
+    const std::int64_t c_rows = c_shape.size() >= 2 ? c_shape[c_shape.size() - 2] : 1;
+    const std::int64_t c_cols = c_shape.empty() ? 1 : c_shape.back();
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < m; ++j) {
+        const std::int64_t ci = c_rows == 1 ? 0 : i, cj = c_cols == 1 ? 0 : j;
+        p.bias[static_cast<std::size_t>(i) * mp + static_cast<std::size_t>(j)] = beta * c[ci * c_cols + cj];
+      }
+  }
+  return p;
+}
+
+void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out) {
+  install_error_handler();
+  Buf ba(a), bout(out);
+  Buf bb(b.b.data(), b.m_padded, b.k, b.m_padded);
+  Buf bbias(b.bias.data(), b.m_padded, b.n, b.m_padded);
+  check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
+}
+
+void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& out) {
+  install_error_handler();
+  Buf ba(a), bb(b), bout(out);
+  check(vkf_binary(ba.get(), bb.get(), static_cast<int>(op), e.act, e.alpha, e.beta, bout.get()), "vkf_binary");
+}
+
+void channel_affine(const View& in, const float* scale, const float* shift, Epilogue e, const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out), bs(scale, in.extent[2]), bt(shift, in.extent[2]);
+  check(vkf_channel_affine(bin.get(), bs.get(), bt.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_channel_affine");
+}
+
+void softmax(const View& in, const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  check(vkf_softmax(bin.get(), bout.get()), "vkf_softmax");
+}
+
+void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out) {
+  install_error_handler();
+  Buf bin(in), bout(out);
+  check(vkf_pad(bin.get(), static_cast<int>(begin[0]), static_cast<int>(begin[1]), static_cast<int>(begin[2]),
+                static_cast<int>(begin[3]), mode, value, bout.get()),
+        "vkf_pad");
+}
+
+void set_num_threads(int threads) {
+  halide_set_num_threads(std::max(1, threads));
+  ParallelPool::get().set_threads(threads);
+}
+
+}  // namespace vkfuse::codegen::halide

@@ -1,0 +1,125 @@
+// codegen/halide/host_kernels.h — the host kernels, behind plain C++.
+//
+// Each function runs one ahead-of-time compiled Halide pipeline (see
+// generators.cpp) over caller-owned memory; no Halide type appears here.
+// Tensors are passed as Views: rank <= 4, extents and strides innermost
+// first (Halide's order), so NCHW is (w, h, c, n). Strides are in elements
+// and may be 0 to broadcast. Weights are repacked once (Packed* classes) into
+// the layout the kernels want.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vkfuse::codegen::halide {
+
+struct View {
+  float* data = nullptr;
+  int rank = 0;
+  std::int64_t extent[4] = {1, 1, 1, 1};
+  std::int64_t stride[4] = {0, 0, 0, 0};
+
+  // A dense row-major tensor of `shape` (outermost first, as the graph writes
+  // shapes), padded on the outside with unit axes to `rank` (>= shape.size()).
+  static View dense(float* data, const std::vector<std::int64_t>& shape, int rank = 4);
+};
+
+// The fused epilogue: graph::Activation's kind (as an int), alpha, beta.
+struct Epilogue {
+  int act = 0;
+  float alpha = 0.f, beta = 0.f;
+};
+
+struct Window2D {
+  int kernel_x = 1, kernel_y = 1;
+  int stride_x = 1, stride_y = 1;
+  int pad_x = 0, pad_y = 0, pad_x_end = 0, pad_y_end = 0;
+  int dil_x = 1, dil_y = 1;
+};
+
+// The channel tile of the dense convolution: packed filters are padded to a
+// multiple of it.
+inline constexpr int kConvTileM = 8;
+
+// Dense convolution filters of one group, repacked into blocks of kConvTileM
+// output channels, (mi, c, kx, ky, mo) innermost first, m padded to a
+// multiple of kConvTileM.
+
+
+struct PackedConv {
+  int m = 0, c = 0, kh = 0, kw = 0, m_padded = 0;
+  std::vector<float> weights;
+  std::vector<float> bias;
+  int tile_m = kConvTileM;
+  // w: [m, c, kh, kw] row-major (ONNX); bias: m values or nullptr. tile_m:
+  // kConvTileM for conv2d, kConvChannelVectorTileM for conv2d_channel_vector.
+  static PackedConv pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m = kConvTileM);
+};
+
+// conv_channel_vector: vectorized over output channels, 7-pixel row tiles;
+// for narrow maps. Filters packed with tile_m = kConvChannelVectorTileM.
+inline constexpr int kConvChannelVectorTileM = 32;
+inline constexpr int kConvChannelVectorTileX = 7;
+void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+                           const View& out);
+
+// out = act(conv(in, w) + bias [+ residual]); in and out are (w, h, c, n).
+void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+            const View& out);
+
+// Winograd F(4x4, 3x3) filters of a dense 3x3 stride-1 convolution:
+// U = G g G^T (computed in double), as (mi, c, p, mo) with p = i + 6 j and
+// blocks of kWinogradTileM output channels, m padded to a multiple of it.
+inline constexpr int kWinogradTileM = 32;
+struct PackedWinograd {
+  int m = 0, c = 0, m_padded = 0;
+  std::vector<float> weights;
+  std::vector<float> bias;
+  static PackedWinograd pack(const float* w, const float* bias, int m, int c);
+};
+
+// The same contract as conv2d for a 3x3, stride-1, undilated window (g's pads).
+void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g, const View* residual, Epilogue e,
+                     const View& out);
+
+// Depthwise: w [c, kh, kw] row-major, bias c values (never null).
+void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
+                      Epilogue e, const View& out);
+
+void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out);
+void avg_pool2d(const View& in, const Window2D& g, bool count_include_pad, Epilogue e, const View& out);
+// in (p, c, n) → out (c, n): the mean over p.
+void global_avg_pool(const View& in, const View& out);
+
+// out[N, M] = act(a[N, K] * B + bias), B and bias packed once.
+struct PackedGemm {
+  int k = 0, m = 0, n = 0, m_padded = 0;
+  std::vector<float> b;     // [k, m_padded], alpha folded in
+  std::vector<float> bias;  // [n, m_padded], beta * C broadcast, or zeros
+  // b: [k, m] row-major, or [m, k] with trans_b. c: nullptr, or a tensor of
+  // c_shape broadcastable to [n, m].
+  static PackedGemm pack(const float* b, bool trans_b, int k, int m, int n, float alpha, const float* c,
+                         const std::vector<std::int64_t>& c_shape, float beta);
+};
+// a: (k, n) view; out: (m, n) view.
+void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out);
+
+enum class BinaryOp { Add = 0, Sub = 1, Mul = 2, Div = 3 };
+// Rank-4 views of equal extents (broadcast operands carry zero strides).
+void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& out);
+
+// out = act(in * scale[c] + shift[c]); in and out are (w, h, c, n).
+void channel_affine(const View& in, const float* scale, const float* shift, Epilogue e, const View& out);
+
+// Softmax along the middle axis of (inner, axis, outer) views.
+void softmax(const View& in, const View& out);
+
+// Pad of rank-4 views: out[i] = in[i - begin] extended by mode (0 constant
+// `value`, 1 reflect, 2 edge); begin innermost first like the views.
+void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out);
+
+// Threads of Halide's pool, for every kernel in the process.
+void set_num_threads(int threads);
+
+}  // namespace vkfuse::codegen::halide

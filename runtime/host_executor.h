@@ -1,0 +1,76 @@
+// runtime/host_executor.h — the `cpu` strategy: every op of a prepared Graph
+// on the host, through the ahead-of-time Halide kernels of codegen/halide.
+//
+// At load: weights are repacked for their kernels, conv → Add (residual) pairs
+// become one fused pipeline, Concat inputs are written straight into the
+// concatenated buffer where the slice is contiguous, and a liveness-based
+// planner gives every activation an offset in one arena. A run is then a list
+// of prebuilt steps over that arena. Convolutions pick a kernel by shape:
+// Winograd F(4x4, 3x3) (3x3 stride 1, maps >= 24x24, >= 48 input channels),
+// conv_channel_vector (narrow maps such as 7x7 and 17x17), depthwise, or
+// conv_tiled; pointwise ones run over their flattened plane. Ops without a
+// Halide kernel (Transpose, Gather, batched MatMul, non-2-D Conv and pooling,
+// ...) run their reference kernel (graph/ops.h) and are listed in
+// description().
+//
+// run() is not reentrant (one arena per executor). Halide's thread pool is
+// process-wide: each run() sets it to this executor's thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "graph/ir.h"
+#include "runtime/executor.h"
+
+namespace vkfuse::runtime {
+
+class HostExecutor final : public Executor {
+ public:
+  HostExecutor(const graph::Graph& graph, const ExecutorOptions& options);
+  ~HostExecutor() override;
+
+  void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
+  std::string description() const override;
+
+  // Activation memory: the arena's size, and what one buffer per tensor would take.
+  std::int64_t arena_bytes() const { return arena_bytes_; }
+  std::int64_t unplanned_bytes() const { return unplanned_bytes_; }
+  // Op types that run on the reference fallback in this graph (sorted, unique).
+  const std::vector<std::string>& fallback_ops() const { return fallback_ops_; }
+  // Nodes folded into their producer's kernel (residual Adds).
+  int fused_nodes() const { return fused_nodes_; }
+
+  // Runs once step by step, timing each: (step name, milliseconds).
+  std::vector<std::pair<std::string, double>> profile(std::span<const float* const> inputs,
+                                                      std::span<float* const> outputs);
+
+  struct Step {
+    std::string name;  // node name, for traces
+    std::function<void()> run;
+  };
+
+ private:
+  struct Plan;
+  void build(const graph::Graph& graph);
+
+  const graph::Graph& graph_;
+  int threads_;
+  std::vector<Step> steps_;
+  std::vector<std::string> fallback_ops_;
+  int fused_nodes_ = 0;
+  std::int64_t arena_bytes_ = 0;
+  std::int64_t unplanned_bytes_ = 0;
+  std::vector<float> arena_storage_;
+  float* arena_ = nullptr;
+  std::vector<float*> value_ptr_;                     // per value: its f32 storage, or nullptr
+  std::vector<std::optional<graph::Tensor>> side_;    // per value: non-f32 runtime values
+  std::vector<std::shared_ptr<void>> keep_;           // packed weights the steps point into
+};
+
+}  // namespace vkfuse::runtime

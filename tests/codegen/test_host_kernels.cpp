@@ -1,0 +1,395 @@
+// The Halide host kernels, one op family at a time, against the reference
+// kernels (graph/ops.h) on random shapes and attributes: odd sizes, strides 1
+// and 2, asymmetric pads, dilations, groups, depthwise, broadcasting, fused
+// activations and residual Adds. Relative L2 error <= 1e-4.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "tests/codegen/host_test_util.h"
+
+using namespace vkfuse::testing;
+namespace g = vkfuse::graph;
+using vkfuse::runtime::HostExecutor;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+
+g::Attributes attrs(std::initializer_list<std::pair<const char*, g::AttrValue>> list) {
+  g::Attributes a;
+  for (auto& [k, v] : list) a.set(k, v);
+  return a;
+}
+
+using Ints = std::vector<std::int64_t>;
+
+struct ConvCase {
+  std::int64_t n, c, h, w, m, kh, kw, sy, sx, dy, dx, group;
+  Ints pads;  // top, left, bottom, right
+  bool bias;
+  std::string act;  // "", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish"
+};
+
+std::string describe(const ConvCase& k) {
+  return "N" + std::to_string(k.n) + " C" + std::to_string(k.c) + " " + std::to_string(k.h) + "x" +
+         std::to_string(k.w) + " M" + std::to_string(k.m) + " k" + std::to_string(k.kh) + "x" + std::to_string(k.kw) +
+         " s" + std::to_string(k.sy) + "," + std::to_string(k.sx) + " d" + std::to_string(k.dy) + "," +
+         std::to_string(k.dx) + " g" + std::to_string(k.group) + " pads " + std::to_string(k.pads[0]) + "," +
+         std::to_string(k.pads[1]) + "," + std::to_string(k.pads[2]) + "," + std::to_string(k.pads[3]) +
+         (k.bias ? " bias" : "") + " " + k.act;
+}
+
+g::Graph conv_graph(const ConvCase& k, std::mt19937& rng, bool residual = false) {
+  GraphBuilder b;
+  auto x = b.input("x", {k.n, k.c, k.h, k.w});
+  auto w = b.constant("w", random_tensor(rng, {k.m, k.c / k.group, k.kh, k.kw}));
+  std::vector<g::ValueId> ins{x, w};
+  if (k.bias) ins.push_back(b.constant("b", random_tensor(rng, {k.m})));
+  auto y = b.node("Conv", ins,
+                  attrs({{"strides", Ints{k.sy, k.sx}},
+                         {"dilations", Ints{k.dy, k.dx}},
+                         {"pads", k.pads},
+                         {"group", k.group},
+                         {"kernel_shape", Ints{k.kh, k.kw}}}));
+  if (residual) {
+    const std::int64_t oh = (k.h + k.pads[0] + k.pads[2] - ((k.kh - 1) * k.dy + 1)) / k.sy + 1;
+    const std::int64_t ow = (k.w + k.pads[1] + k.pads[3] - ((k.kw - 1) * k.dx + 1)) / k.sx + 1;
+    auto r = b.input("r", {k.n, k.m, oh, ow});
+    y = b.node("Add", {y, r});
+  }
+  if (k.act == "Relu") y = b.node("Relu", {y});
+  if (k.act == "LeakyRelu") y = b.node("LeakyRelu", {y}, attrs({{"alpha", 0.1f}}));
+  if (k.act == "Sigmoid") y = b.node("Sigmoid", {y});
+  if (k.act == "HardSwish") y = b.node("HardSwish", {y});
+  if (k.act == "Clip") y = b.node("Clip", {y}, attrs({{"min", -0.5f}, {"max", 0.5f}}));
+  return b.finish({y});
+}
+
+void check_conv(const ConvCase& k, std::uint32_t seed, bool residual = false) {
+  std::mt19937 rng(seed);
+  g::Graph graph = conv_graph(k, rng, residual);
+  std::string desc;
+  const double err = compare_host_to_reference(graph, seed, 2, &desc);
+  EXPECT_LE(err, kTol) << describe(k) << (residual ? " +residual" : "") << " | " << desc;
+  EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+}
+
+}  // namespace
+
+TEST(HostConv, HandPicked) {
+  const std::vector<ConvCase> cases = {
+      {1, 3, 17, 19, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""},
+      {1, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},
+      {1, 3, 31, 29, 16, 7, 7, 2, 2, 1, 1, 1, {3, 3, 3, 3}, true, "Relu"},  // ResNet stem, odd
+      {2, 8, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, "Clip"},   // 7x7 maps, N=2
+      {1, 32, 9, 9, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},        // 1x1, M not a tile multiple
+      {1, 16, 15, 13, 16, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, ""},      // 1x1 stride 2 (downsample)
+      {1, 8, 17, 17, 12, 1, 7, 1, 1, 1, 1, 1, {0, 3, 0, 3}, true, "Relu"},  // Inception 1x7
+      {1, 8, 17, 17, 12, 7, 1, 1, 1, 1, 1, 1, {3, 0, 3, 0}, true, "Relu"},  // Inception 7x1
+      {1, 6, 12, 11, 10, 3, 3, 2, 1, 2, 2, 1, {2, 0, 1, 3}, false, "LeakyRelu"},  // asymmetric, dilated
+      {1, 8, 10, 10, 8, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, "Relu"},   // depthwise
+      {1, 8, 11, 9, 8, 5, 5, 2, 2, 1, 1, 8, {2, 1, 2, 2}, true, "HardSwish"},  // depthwise s2 asym
+      {1, 12, 9, 9, 18, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, true, "Sigmoid"},  // groups
+      {2, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 4, {0, 0, 0, 0}, true, ""},          // depthwise multiplier 2
+      {1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},         // 1x1 image
+      {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
+      {1, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd F(4x4, 3x3)
+      {2, 48, 25, 31, 40, 3, 3, 1, 1, 1, 1, 1, {1, 0, 2, 1}, false, ""},      // Winograd, partial tiles
+      {1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector, 7x7
+      {2, 24, 35, 35, 40, 3, 3, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"},  // channel vector, s2 to 17x17
+      {1, 16, 17, 17, 33, 1, 7, 1, 1, 1, 1, 1, {0, 3, 0, 3}, false, ""},     // channel vector, 1x7
+      {1, 8, 9, 6, 16, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}, true, ""},         // channel vector, dilated
+  };
+  std::uint32_t seed = 1;
+  for (const auto& k : cases) check_conv(k, seed++);
+}
+
+TEST(HostConv, Random) {
+  std::mt19937 rng(42);
+  auto pick = [&](std::initializer_list<std::int64_t> v) {
+    std::uniform_int_distribution<std::size_t> d(0, v.size() - 1);
+    return *(v.begin() + static_cast<std::ptrdiff_t>(d(rng)));
+  };
+  const char* acts[] = {"", "Relu", "Clip"};
+  for (int t = 0; t < 40; ++t) {
+    ConvCase k{};
+    k.n = pick({1, 1, 2});
+    k.group = pick({1, 1, 1, 2, 0});
+    k.c = pick({1, 3, 4, 8, 16});
+    if (k.group == 0) k.group = k.c;  // depthwise
+    if (k.c % k.group) k.group = 1;
+    k.m = k.group * pick({1, 3, 8, 9, 16});
+    if (k.group == k.c) k.m = k.c;
+    k.kh = pick({1, 2, 3, 5});
+    k.kw = pick({1, 3, 4});
+    k.sy = pick({1, 2});
+    k.sx = pick({1, 2});
+    k.dy = pick({1, 1, 2});
+    k.dx = pick({1, 1, 2});
+    k.pads = {pick({0, 1, 2}), pick({0, 1, 2}), pick({0, 1, 2}), pick({0, 1, 3})};
+    k.h = std::max<std::int64_t>((k.kh - 1) * k.dy + 1, pick({1, 5, 8, 13, 20}));
+    k.w = std::max<std::int64_t>((k.kw - 1) * k.dx + 1, pick({1, 6, 7, 16, 23}));
+    k.bias = pick({0, 1}) == 1;
+    k.act = acts[t % 3];
+    check_conv(k, static_cast<std::uint32_t>(100 + t));
+  }
+}
+
+TEST(HostConv, ResidualAddIsFused) {
+  const std::vector<ConvCase> cases = {
+      {1, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},
+      {2, 8, 9, 7, 24, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, false, ""},
+      {1, 5, 7, 7, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Clip"},
+      {2, 16, 9, 11, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise: flattened plane
+      {1, 64, 30, 26, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd
+      {1, 32, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector
+  };
+  std::uint32_t seed = 7;
+  for (const auto& k : cases) {
+    check_conv(k, seed, true);
+    std::mt19937 rng(seed++);
+    g::Graph graph = conv_graph(k, rng, true);
+    HostExecutor host(graph, {});
+    EXPECT_EQ(host.fused_nodes(), 1) << describe(k);
+  }
+}
+
+TEST(HostPool, MaxAndAverage) {
+  std::mt19937 rng(5);
+  struct PoolCase {
+    std::string op;
+    std::int64_t c, h, w, kh, kw, sy, sx;
+    Ints pads;
+    std::int64_t ceil_mode, count_include_pad, dil;
+  };
+  const std::vector<PoolCase> cases = {
+      {"MaxPool", 8, 112, 112, 3, 3, 2, 2, {1, 1, 1, 1}, 0, 0, 1},  // ResNet
+      {"MaxPool", 5, 147, 147, 3, 3, 2, 2, {0, 0, 0, 0}, 0, 0, 1},  // Inception
+      {"MaxPool", 3, 13, 14, 3, 2, 2, 2, {0, 1, 1, 0}, 1, 0, 1},
+      {"MaxPool", 3, 9, 10, 2, 3, 1, 2, {1, 0, 0, 2}, 1, 0, 2},     // dilated
+      {"MaxPool", 2, 7, 7, 2, 2, 2, 2, {0, 0, 0, 0}, 1, 0, 1},
+      {"AveragePool", 6, 35, 35, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 1},  // Inception, exclude pad
+      {"AveragePool", 6, 35, 35, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 1, 1},  // include pad
+      {"AveragePool", 4, 11, 12, 3, 3, 2, 2, {1, 0, 2, 1}, 1, 1, 1},  // ceil + include pad
+      {"AveragePool", 4, 11, 12, 3, 2, 2, 3, {1, 0, 0, 1}, 1, 0, 1},
+      {"AveragePool", 2, 8, 8, 8, 8, 1, 1, {0, 0, 0, 0}, 0, 0, 1},
+  };
+  std::uint32_t seed = 50;
+  for (const auto& k : cases) {
+    GraphBuilder b;
+    auto x = b.input("x", {2, k.c, k.h, k.w});
+    g::Attributes a = attrs({{"kernel_shape", Ints{k.kh, k.kw}},
+                             {"strides", Ints{k.sy, k.sx}},
+                             {"pads", k.pads},
+                             {"ceil_mode", k.ceil_mode}});
+    if (k.op == "AveragePool") a.set("count_include_pad", k.count_include_pad);
+    if (k.dil != 1) a.set("dilations", Ints{k.dil, k.dil});
+    auto y = b.node(k.op, {x}, a);
+    g::Graph graph = b.finish({y});
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, seed++, 2, &desc), kTol)
+        << k.op << " " << k.h << "x" << k.w << " k" << k.kh << "x" << k.kw << " ceil " << k.ceil_mode << " cip "
+        << k.count_include_pad;
+    EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+  }
+  (void)rng;
+}
+
+TEST(HostPool, GlobalAverage) {
+  for (auto shape : {g::Shape{1, 512, 7, 7}, g::Shape{2, 19, 5, 3}, g::Shape{1, 3, 1, 1}, g::Shape{1, 2048, 8, 8}}) {
+    GraphBuilder b;
+    auto y = b.node("GlobalAveragePool", {b.input("x", shape)});
+    g::Graph graph = b.finish({y});
+    EXPECT_LE(compare_host_to_reference(graph, 3), kTol) << g::shape_string(shape);
+  }
+}
+
+TEST(HostGemm, GemmAndMatMul) {
+  std::mt19937 rng(9);
+  struct GemmCase {
+    std::int64_t n, k, m;
+    bool trans_b;
+    float alpha, beta;
+    g::Shape c;  // {} for none
+    bool relu;
+  };
+  const std::vector<GemmCase> cases = {
+      {1, 512, 1000, true, 1.f, 1.f, {1000}, false},  // ResNet fc
+      {3, 37, 45, false, 0.5f, 2.f, {3, 45}, true},
+      {5, 16, 7, true, 1.f, 1.f, {1, 7}, false},
+      {2, 9, 33, false, 1.f, 0.f, {}, false},
+      {4, 20, 64, true, -1.f, 0.5f, {4, 1}, true},
+  };
+  for (const auto& k : cases) {
+    GraphBuilder b;
+    auto a = b.input("a", {k.n, k.k});
+    auto w = b.constant("w", random_tensor(rng, k.trans_b ? g::Shape{k.m, k.k} : g::Shape{k.k, k.m}));
+    std::vector<g::ValueId> ins{a, w};
+    if (!k.c.empty()) ins.push_back(b.constant("c", random_tensor(rng, k.c)));
+    auto y = b.node("Gemm", ins,
+                    attrs({{"transB", std::int64_t{k.trans_b ? 1 : 0}}, {"alpha", k.alpha}, {"beta", k.beta}}));
+    if (k.relu) y = b.node("Relu", {y});
+    g::Graph graph = b.finish({y});
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, 11, 2, &desc), kTol) << k.n << "x" << k.k << "x" << k.m;
+    EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+  }
+  GraphBuilder b;
+  auto a = b.input("a", {3, 20});
+  auto y = b.node("MatMul", {a, b.constant("w", random_tensor(rng, {20, 17}))});
+  g::Graph graph = b.finish({y});
+  EXPECT_LE(compare_host_to_reference(graph, 12), kTol);
+}
+
+TEST(HostElementwise, BroadcastingBinaryOps) {
+  std::mt19937 rng(13);
+  const std::vector<std::pair<g::Shape, g::Shape>> shapes = {
+      {{1, 8, 5, 7}, {1, 8, 5, 7}}, {{2, 8, 5, 7}, {1, 8, 1, 1}}, {{2, 8, 5, 7}, {7}},
+      {{3, 1, 4}, {2, 1}},          {{5}, {}},                    {{1, 1, 1, 9}, {2, 3, 4, 1}},
+  };
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    for (const auto& [sa, sb] : shapes) {
+      for (bool const_b : {false, true}) {
+        GraphBuilder b;
+        auto a = b.input("a", sa);
+        g::ValueId bv;
+        if (const_b) {
+          bv = b.constant("b", random_tensor(rng, sb, 0.5f, 1.5f));
+        } else {
+          bv = b.input("b", sb);
+        }
+        auto y = b.node(op, {a, bv});
+        g::Graph graph = b.finish({y});
+        if (!const_b && std::string(op) == "Div") continue;  // random divisors near 0
+        std::string desc;
+        EXPECT_LE(compare_host_to_reference(graph, 17, 2, &desc), kTol)
+            << op << " " << g::shape_string(sa) << " " << g::shape_string(sb);
+        EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+      }
+    }
+  }
+}
+
+TEST(HostElementwise, AddWithFusedRelu) {
+  GraphBuilder b;
+  auto y = b.node("Relu", {b.node("Add", {b.input("a", {1, 16, 9, 9}), b.input("b", {1, 16, 9, 9})})});
+  g::Graph graph = b.finish({y});
+  EXPECT_LE(compare_host_to_reference(graph, 19), kTol);
+}
+
+TEST(HostElementwise, StandaloneActivations) {
+  const std::vector<std::pair<std::string, g::Attributes>> acts = {
+      {"Relu", {}},
+      {"LeakyRelu", attrs({{"alpha", 0.2f}})},
+      {"Sigmoid", {}},
+      {"HardSigmoid", attrs({{"alpha", 0.3f}, {"beta", 0.4f}})},
+      {"HardSwish", {}},
+      {"Clip", attrs({{"min", -0.3f}, {"max", 0.6f}})},
+  };
+  for (const auto& [op, a] : acts) {
+    GraphBuilder b;
+    auto y = b.node(op, {b.input("x", {2, 3, 5, 7})}, a);
+    g::Graph graph = b.finish({y});
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, 23, 2, &desc), kTol) << op;
+    EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+  }
+}
+
+TEST(HostNorm, StandaloneBatchNormalization) {
+  std::mt19937 rng(29);
+  for (auto shape : {g::Shape{2, 6, 5, 7}, g::Shape{3, 4}, g::Shape{1, 5, 9}}) {
+    GraphBuilder b;
+    const std::int64_t c = shape[1];
+    auto y = b.node("BatchNormalization",
+                    {b.input("x", shape), b.constant("s", random_tensor(rng, {c})),
+                     b.constant("b", random_tensor(rng, {c})), b.constant("m", random_tensor(rng, {c})),
+                     b.constant("v", random_tensor(rng, {c}, 0.5f, 2.f))},
+                    attrs({{"epsilon", 1e-3f}}));
+    g::Graph graph = b.finish({y});
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, 31, 2, &desc), kTol) << g::shape_string(shape);
+    EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+  }
+}
+
+TEST(HostNorm, Softmax) {
+  for (auto [shape, axis] : std::vector<std::pair<g::Shape, std::int64_t>>{
+           {{1, 1000}, 1}, {{3, 17}, -1}, {{2, 5, 3, 4}, 1}, {{2, 5, 3, 4}, 3}, {{4, 6}, 0}}) {
+    GraphBuilder b;
+    auto y = b.node("Softmax", {b.input("x", shape)}, attrs({{"axis", axis}}));
+    g::Graph graph = b.finish({y});
+    EXPECT_LE(compare_host_to_reference(graph, 37), kTol) << g::shape_string(shape) << " axis " << axis;
+  }
+}
+
+TEST(HostShape, ConcatWritesProducersInPlace) {
+  std::mt19937 rng(41);
+  for (std::int64_t n : {1, 2}) {
+    GraphBuilder b;
+    auto x = b.input("x", {n, 4, 9, 9});
+    auto c1 = b.node("Conv", {x, b.constant("w1", random_tensor(rng, {8, 4, 1, 1}))});
+    auto c2 = b.node("Conv", {x, b.constant("w2", random_tensor(rng, {16, 4, 3, 3}))}, attrs({{"pads", Ints{1, 1, 1, 1}}}));
+    auto p = b.node("MaxPool", {x}, attrs({{"kernel_shape", Ints{3, 3}}, {"strides", Ints{1, 1}}, {"pads", Ints{1, 1, 1, 1}}}));
+    auto cat = b.node("Concat", {c1, c2, x, p}, attrs({{"axis", std::int64_t{1}}}));
+    auto y = b.node("Relu", {b.node("Concat", {cat, c1}, attrs({{"axis", std::int64_t{1}}}))});
+    g::Graph graph = b.finish({y, cat});
+    EXPECT_LE(compare_host_to_reference(graph, 43), kTol) << "N=" << n;
+  }
+}
+
+TEST(HostShape, Pad) {
+  const std::vector<std::string> modes = {"constant", "reflect", "edge"};
+  for (const std::string& mode : modes) {
+    for (auto pads : {Ints{0, 0, 1, 2, 0, 0, 2, 1}, Ints{0, 1, 0, 3, 1, 0, 2, 0}}) {
+      GraphBuilder b;
+      auto x = b.input("x", {2, 3, 4, 5});
+      std::vector<g::ValueId> ins{x, b.constant("pads", g::Tensor::from_i64({8}, pads))};
+      if (mode == modes[0]) ins.push_back(b.constant("v", g::Tensor::scalar_f32(0.5f)));
+      g::Attributes a;
+      a.set("mode", mode);
+      auto y = b.node("Pad", ins, a);
+      g::Graph graph = b.finish({y});
+      std::string desc;
+      EXPECT_LE(compare_host_to_reference(graph, 45, 2, &desc), kTol) << mode;
+      EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+    }
+  }
+}
+
+TEST(HostShape, ReshapeFlattenAndFallbacks) {
+  std::mt19937 rng(47);
+  GraphBuilder b;
+  auto x = b.input("x", {2, 3, 4, 5});
+  auto padded = b.node("Pad", {x, b.constant("pads", g::Tensor::from_i64({8}, {0, 0, 1, 2, 0, 0, 2, 1}))});
+  auto t = b.node("Transpose", {padded}, attrs({{"perm", Ints{0, 2, 3, 1}}}));
+  auto f = b.node("Flatten", {t}, attrs({{"axis", std::int64_t{1}}}));
+  auto y = b.node("Gemm", {f, b.constant("w", random_tensor(rng, {7 * 8 * 3, 10}))});
+  g::Graph graph = b.finish({y});
+  std::string desc;
+  EXPECT_LE(compare_host_to_reference(graph, 53, 2, &desc), kTol);
+  EXPECT_NE(desc.find("reference fallback: Transpose"), std::string::npos) << desc;
+}
+
+TEST(HostExecutorPlan, ArenaIsSmallerThanTheSumOfTensors) {
+  std::mt19937 rng(59);
+  GraphBuilder b;
+  auto y = b.input("x", {1, 8, 32, 32});
+  const char* names[] = {"w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"};
+  for (const char* name : names)
+    y = b.node("Relu", {b.node("Conv", {y, b.constant(name, random_tensor(rng, {8, 8, 3, 3}))},
+                                attrs({{"pads", Ints{1, 1, 1, 1}}}))});
+  g::Graph graph = b.finish({y});
+  HostExecutor host(graph, {});
+  EXPECT_LE(host.arena_bytes() * 3, host.unplanned_bytes()) << host.description();
+  EXPECT_LE(compare_host_to_reference(graph, 61), kTol);
+}
+
+TEST(HostExecutorPlan, OneThreadAndManyThreadsAgree) {
+  std::mt19937 rng(67);
+  ConvCase k{1, 16, 20, 20, 32, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"};
+  g::Graph graph = conv_graph(k, rng);
+  EXPECT_LE(compare_host_to_reference(graph, 71, 1), kTol);
+  EXPECT_LE(compare_host_to_reference(graph, 71, 3), kTol);
+}
