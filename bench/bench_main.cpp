@@ -4,12 +4,18 @@
 //   Load/<name>                 graph preparation + executor construction
 //   Conv/<layer>                one convolution layer of ResNet-18 or Inception
 //                               v3 alone, with its GFLOP/s
+//   Strategy/<name>/<strategy>/<link>
+//                               one inference through the public API with that
+//                               strategy and link: latency, the plan's prediction,
+//                               GPU dispatches and bytes up/down per inference
 //
 // Extra ONNX files: --model=FILE (repeatable). --profile=NAME prints a
 // per-step breakdown of one model and exits (threads: $VKFUSE_BENCH_THREADS,
 // default 2). --median=NAME [--threads=T --warmup=W --reps=R] prints one JSON
 // line with the median latency, as bench/compare_ort.sh wants it.
 #include <benchmark/benchmark.h>
+
+#include "vkfuse/vkfuse.h"
 
 #include <algorithm>
 #include <chrono>
@@ -115,6 +121,33 @@ void bm_load(benchmark::State& state, std::string model) {
     HostExecutor exec(graph, opts);
     benchmark::DoNotOptimize(&exec);
   }
+}
+
+struct StrategyCase {
+  std::string model, strategy, link;
+};
+
+void bm_strategy(benchmark::State& state, StrategyCase c) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = c.strategy;
+  opts.link = c.link;
+  opts.threads = 2;
+  vkfuse::Model model = vkfuse::Model::builtin(c.model, opts);
+  std::vector<float> x(static_cast<std::size_t>(model.inputs()[0].element_count()), 0.5f);
+  std::vector<float> y(static_cast<std::size_t>(model.outputs()[0].element_count()));
+  const vkfuse::InputBuffer in[] = {{model.inputs()[0].name, x}};
+  const vkfuse::OutputBuffer out[] = {{model.outputs()[0].name, y}};
+  model.run(in, out);  // warm-up
+  for (auto _ : state) {
+    model.run(in, out);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const auto t = model.last_timings();
+  state.counters["predicted_ms"] = model.predicted_ms();
+  state.counters["dispatches"] = static_cast<double>(t.dispatches);
+  state.counters["MB_up"] = static_cast<double>(t.bytes_uploaded) / 1e6;
+  state.counters["MB_down"] = static_cast<double>(t.bytes_downloaded) / 1e6;
+  state.SetLabel(model.backend_description());
 }
 
 struct ConvLayer {
@@ -281,6 +314,16 @@ int main(int argc, char** argv) {
         ->UseRealTime();
     benchmark::RegisterBenchmark(("Load/" + m).c_str(), bm_load, m)->Unit(benchmark::kMillisecond)->UseRealTime();
   }
+  for (const char* m : {"resnet18", "inception_v3"})
+    for (const char* strategy : {"cpu", "gpu", "naive", "fused"})
+      for (const char* link : {"measured", "edge"}) {
+        if (std::string(strategy) == "cpu" && std::string(link) == "edge") continue;  // no transfers to emulate
+        benchmark::RegisterBenchmark(("Strategy/" + std::string(m) + "/" + strategy + "/" + link).c_str(), bm_strategy,
+                                     StrategyCase{m, strategy, link})
+            ->Unit(benchmark::kMillisecond)
+            ->Iterations(3)
+            ->UseRealTime();
+      }
   for (const auto& l : kLayers)
     benchmark::RegisterBenchmark((std::string("Conv/") + l.name).c_str(), bm_conv, l)
         ->Arg(2)
