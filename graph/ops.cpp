@@ -137,6 +137,30 @@ void apply_activation(const Node& node, Tensor& t) {
   for (std::int64_t i = 0; i < n; ++i) p[i] = node.activation.apply(p[i]);
 }
 
+const InputInfo* opt_info(std::span<const InputInfo> inputs, std::size_t i) {
+  if (i >= inputs.size() || !inputs[i].present) return nullptr;
+  return &inputs[i];
+}
+
+const Tensor* opt_tensor(std::span<const Tensor* const> inputs, std::size_t i) {
+  return i < inputs.size() ? inputs[i] : nullptr;
+}
+
+const InputInfo& required_info(const Node& node, std::span<const InputInfo> inputs, std::size_t i, const char* what) {
+  const InputInfo* in = opt_info(inputs, i);
+  if (!in) fail_node(node, std::string("missing required input ") + std::to_string(i) + " (" + what + ")");
+  return *in;
+}
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
+
+std::string ints_string(const std::vector<std::int64_t>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
 void parallel_for(int threads, std::int64_t n, const std::function<void(std::int64_t)>& body) {
   if (threads <= 1 || n <= 1) {
     for (std::int64_t i = 0; i < n; ++i) body(i);

@@ -83,6 +83,16 @@ void register_shape_ops(std::vector<OpDef>& table);        // Concat, Flatten, R
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b);
 // Applies the node's fused activation to every element of t (f32 only).
 void apply_activation(const Node& node, Tensor& t);
+// The input at i, or nullptr when it is absent (past the end or omitted).
+const InputInfo* opt_info(std::span<const InputInfo> inputs, std::size_t i);
+const Tensor* opt_tensor(std::span<const Tensor* const> inputs, std::size_t i);
+// The input at i; fails naming the node and `what` when it is absent.
+const InputInfo& required_info(const Node& node, std::span<const InputInfo> inputs, std::size_t i, const char* what);
+// floor(a / b) and ceil(a / b) for b > 0 and a of either sign.
+std::int64_t floor_div(std::int64_t a, std::int64_t b);
+std::int64_t ceil_div(std::int64_t a, std::int64_t b);
+// "[1, 2, 3]", for messages.
+std::string ints_string(const std::vector<std::int64_t>& v);
 // Runs body(i) for i in [0, n) over up to `threads` std::threads.
 void parallel_for(int threads, std::int64_t n, const std::function<void(std::int64_t)>& body);
 

@@ -24,22 +24,6 @@ namespace vkfuse::graph {
 
 namespace {
 
-// The input at i, or nullptr when it is absent (past the end or omitted).
-const InputInfo* opt_info(std::span<const InputInfo> inputs, std::size_t i) {
-  if (i >= inputs.size() || !inputs[i].present) return nullptr;
-  return &inputs[i];
-}
-
-const Tensor* opt_tensor(std::span<const Tensor* const> inputs, std::size_t i) {
-  return i < inputs.size() ? inputs[i] : nullptr;
-}
-
-const InputInfo& required_info(const Node& node, std::span<const InputInfo> inputs, std::size_t i,
-                               const char* what) {
-  const InputInfo* in = opt_info(inputs, i);
-  if (!in) fail_node(node, std::string("missing required input ") + std::to_string(i) + " (" + what + ")");
-  return *in;
-}
 
 // Splits [0, n) into chunks for parallel_for; each chunk gets a contiguous range.
 constexpr std::int64_t kChunk = 1 << 14;

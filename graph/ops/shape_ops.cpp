@@ -22,27 +22,7 @@ namespace vkfuse::graph {
 
 namespace {
 
-const InputInfo* opt_info(std::span<const InputInfo> inputs, std::size_t i) {
-  if (i >= inputs.size() || !inputs[i].present) return nullptr;
-  return &inputs[i];
-}
 
-const Tensor* opt_tensor(std::span<const Tensor* const> inputs, std::size_t i) {
-  return i < inputs.size() ? inputs[i] : nullptr;
-}
-
-const InputInfo& required_info(const Node& node, std::span<const InputInfo> inputs, std::size_t i,
-                               const char* what) {
-  const InputInfo* in = opt_info(inputs, i);
-  if (!in) fail_node(node, std::string("missing required input ") + std::to_string(i) + " (" + what + ")");
-  return *in;
-}
-
-std::string ints_string(const std::vector<std::int64_t>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
 
 // Maps axis in [-rank, rank-1] to [0, rank-1]; fails naming the node otherwise.
 std::int64_t normalize_axis(const Node& node, std::int64_t axis, std::int64_t rank, const char* what = "axis") {
