@@ -70,28 +70,6 @@ struct Io {
   }
 };
 
-std::int64_t graph_flops(const g::Graph& graph) {
-  std::int64_t total = 0;
-  for (const auto& n : graph.nodes) {
-    std::vector<g::InputInfo> ins;
-    for (auto v : n.inputs) {
-      g::InputInfo info;
-      if (v == g::kNoValue) {
-        info.present = false;
-      } else {
-        info.dtype = graph.value(v).dtype;
-        info.shape = graph.value(v).shape;
-        info.constant = graph.value(v).constant ? &*graph.value(v).constant : nullptr;
-      }
-      ins.push_back(info);
-    }
-    std::vector<g::OutputInfo> outs;
-    for (auto v : n.outputs)
-      if (v != g::kNoValue) outs.push_back({graph.value(v).dtype, graph.value(v).shape});
-    total += g::node_flops(n, ins, outs);
-  }
-  return total;
-}
 
 void bm_model(benchmark::State& state, std::string model) {
   static std::map<std::string, g::Graph> cache;
@@ -106,7 +84,7 @@ void bm_model(benchmark::State& state, std::string model) {
     exec.run(io.in_ptrs, io.out_ptrs);
     benchmark::DoNotOptimize(io.out[0].data());
   }
-  const double flops = static_cast<double>(graph_flops(graph));
+  const double flops = static_cast<double>(g::graph_flops(graph));
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.counters["arena_MiB"] = static_cast<double>(exec.arena_bytes()) / (1024.0 * 1024.0);
@@ -199,7 +177,7 @@ void bm_conv(benchmark::State& state, ConvLayer l) {
   Io io(graph);
   exec.run(io.in_ptrs, io.out_ptrs);
   for (auto _ : state) exec.run(io.in_ptrs, io.out_ptrs);
-  const double flops = static_cast<double>(graph_flops(graph));
+  const double flops = static_cast<double>(g::graph_flops(graph));
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }

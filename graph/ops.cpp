@@ -117,6 +117,32 @@ std::int64_t node_flops(const Node& node, std::span<const InputInfo> inputs,
   return out;  // elementwise-like
 }
 
+std::int64_t node_flops(const Graph& g, const Node& node) {
+  std::vector<InputInfo> ins;
+  for (auto v : node.inputs) {
+    InputInfo info;
+    if (v == kNoValue) {
+      info.present = false;
+    } else {
+      const Value& val = g.value(v);
+      info.dtype = val.dtype;
+      info.shape = val.shape;
+      info.constant = val.constant ? &*val.constant : nullptr;
+    }
+    ins.push_back(info);
+  }
+  std::vector<OutputInfo> outs;
+  for (auto v : node.outputs)
+    if (v != kNoValue) outs.push_back({g.value(v).dtype, g.value(v).shape});
+  return node_flops(node, ins, outs);
+}
+
+std::int64_t graph_flops(const Graph& g) {
+  std::int64_t total = 0;
+  for (const auto& n : g.nodes) total += node_flops(g, n);
+  return total;
+}
+
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b) {
   const std::size_t rank = std::max(a.size(), b.size());
   Shape out(rank, 1);

@@ -66,6 +66,10 @@ std::vector<Tensor> evaluate_node(const OpContext& ctx, std::span<const Tensor* 
 std::int64_t node_flops(const Node& node, std::span<const InputInfo> inputs,
                         std::span<const OutputInfo> outputs);
 
+// The same for a node of a shaped graph, and the sum over the graph.
+std::int64_t node_flops(const Graph& g, const Node& node);
+std::int64_t graph_flops(const Graph& g);
+
 // Per-family registration, one per file in graph/ops/.
 void register_conv_ops(std::vector<OpDef>& table);         // Conv
 void register_pool_ops(std::vector<OpDef>& table);         // MaxPool, AveragePool, GlobalAveragePool

@@ -150,22 +150,6 @@ double time_us(Executor& ex, const Graph& g) {
   return times[times.size() / 2];
 }
 
-double graph_flops(const Graph& g) {
-  double total = 0;
-  for (const auto& n : g.nodes) {
-    std::vector<graph::InputInfo> ins;
-    for (auto i : n.inputs) {
-      graph::InputInfo info;
-      if (i == graph::kNoValue) info.present = false;
-      else info.shape = g.value(i).shape;
-      ins.push_back(info);
-    }
-    std::vector<graph::OutputInfo> outs;
-    for (auto o : n.outputs) outs.push_back({graph::DType::f32, g.value(o).shape});
-    total += static_cast<double>(graph::node_flops(n, ins, outs));
-  }
-  return total;
-}
 
 struct Measured {
   double flops, us;
@@ -173,7 +157,7 @@ struct Measured {
 
 Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g) {
   auto ex = make(g, options);
-  return {graph_flops(g), time_us(*ex, g)};
+  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g)};
 }
 
 planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& options,

@@ -183,21 +183,13 @@ ModelSummary Model::summary() const {
   std::map<std::string, int> counts;
   for (const auto& n : g.nodes) {
     ++counts[n.op_type];
-    std::vector<graph::InputInfo> ins;
-    for (auto i : n.inputs) {
-      graph::InputInfo info;
-      if (i == graph::kNoValue) info.present = false;
-      else info.shape = g.value(i).shape;
-      ins.push_back(info);
-    }
-    std::vector<graph::OutputInfo> outs;
-    for (auto o : n.outputs) outs.push_back({graph::DType::f32, o == graph::kNoValue ? graph::Shape{} : g.value(o).shape});
     ModelSummary::Layer layer;
     layer.name = n.name;
     layer.op_type = n.op_type;
     layer.activation = n.activation.kind == graph::Activation::Kind::None ? "" : n.activation.name();
-    layer.output_shape = outs.empty() ? std::vector<std::int64_t>{} : outs[0].shape;
-    layer.flops = graph::node_flops(n, ins, outs);
+    layer.output_shape = n.outputs.empty() || n.outputs[0] == graph::kNoValue ? std::vector<std::int64_t>{}
+                                                                              : g.value(n.outputs[0]).shape;
+    layer.flops = graph::node_flops(g, n);
     s.flops += layer.flops;
     s.layers.push_back(std::move(layer));
   }
