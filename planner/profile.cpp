@@ -281,7 +281,7 @@ std::string LinkProfile::describe() const {
     s += fmt(h2d_latency_us) + " us latency";
   else
     s += fmt(h2d_latency_us) + "/" + fmt(d2h_latency_us) + " us latency up/down";
-  s += emulated ? " (emulated)" : " (measured)";
+  s += emulated ? " (emulated)" : " (real link, not emulated)";
   return s;
 }
 
