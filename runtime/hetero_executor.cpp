@@ -89,7 +89,7 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
   // Graph outputs that are constants (folded at load) are produced by no segment.
   for (std::size_t i = 0; i < graph_.outputs.size(); ++i) {
     const auto& v = graph_.value(graph_.outputs[i]);
-    if (v.constant) std::memcpy(outputs[i], v.constant->f32(), v.constant->byte_size());
+    if (v.constant && v.constant->byte_size()) std::memcpy(outputs[i], v.constant->f32(), v.constant->byte_size());
   }
 }
 

@@ -219,7 +219,7 @@ std::vector<float> floats_of(const onnx::TensorProto& t) {
   std::vector<float> v(n);
   if (t.has_raw_data()) {
     if (t.raw_data().size() != n * sizeof(float)) ADD_FAILURE() << t.name() << ": raw_data has the wrong size";
-    else std::memcpy(v.data(), t.raw_data().data(), n * sizeof(float));  // little-endian host
+    else if (n) std::memcpy(v.data(), t.raw_data().data(), n * sizeof(float));  // little-endian host
   } else if (static_cast<std::size_t>(t.float_data_size()) == n) {
     std::copy(t.float_data().begin(), t.float_data().end(), v.begin());
   } else {
