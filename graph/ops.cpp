@@ -181,6 +181,12 @@ const InputInfo& required_info(const Node& node, std::span<const InputInfo> inpu
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
 
+std::vector<std::int64_t> to3(const std::vector<std::int64_t>& v, std::int64_t fill) {
+  std::vector<std::int64_t> r(3 - v.size(), fill);
+  r.insert(r.end(), v.begin(), v.end());
+  return r;
+}
+
 std::string ints_string(const std::vector<std::int64_t>& v) {
   std::string s = "[";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);

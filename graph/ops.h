@@ -95,6 +95,8 @@ const InputInfo& required_info(const Node& node, std::span<const InputInfo> inpu
 // floor(a / b) and ceil(a / b) for b > 0 and a of either sign.
 std::int64_t floor_div(std::int64_t a, std::int64_t b);
 std::int64_t ceil_div(std::int64_t a, std::int64_t b);
+// Pads a spatial vector (1-D to 3-D) to 3 entries by prepending `fill`.
+std::vector<std::int64_t> to3(const std::vector<std::int64_t>& v, std::int64_t fill);
 // "[1, 2, 3]", for messages.
 std::string ints_string(const std::vector<std::int64_t>& v);
 // Runs body(i) for i in [0, n) over up to `threads` std::threads.

@@ -124,12 +124,6 @@ std::vector<OutputInfo> infer_pool(const OpContext& ctx, std::span<const InputIn
   return {OutputInfo{DType::f32, out}};
 }
 
-std::vector<std::int64_t> to3(const std::vector<std::int64_t>& v, std::int64_t fill) {
-  std::vector<std::int64_t> r(3 - v.size(), fill);
-  r.insert(r.end(), v.begin(), v.end());
-  return r;
-}
-
 void eval_pool(const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
   const Node& node = ctx.node;
   const Tensor& X = *in[0];
