@@ -132,6 +132,13 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y) {
   return 0.72 * eff7 > eff16;
 }
 
+// pointwise_tiled (a GEMM over the whole flattened plane, the last pixel
+// tile shifted inwards) for 1x1 stride-1 convolutions on planes of at least
+// one pixel tile: no row-end padding and no copy of the input.
+bool use_pointwise(const hk::Window2D& w, const Shape& y) {
+  return pointwise(w) && y[2] * y[3] >= hk::kPointwiseTileP;
+}
+
 hk::View flatten_plane(hk::View v) {
   const std::int64_t plane = v.extent[0] * v.extent[1];
   const std::int64_t rows = plane % 2 == 0 ? 2 : 1;
@@ -378,6 +385,15 @@ void HostExecutor::build(const graph::Graph& g) {
         hk::View res = hk::View::dense(value_ptr_[idx(res_id)], g.value(res_id).shape);
         hk::View out = hk::View::dense(value_ptr_[idx(add_out)], g.value(add_out).shape);
         const hk::Epilogue e = epilogue(add.activation);
+        if (use_pointwise(win, out_shape)) {
+          auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+              W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
+          keep_.push_back(packed);
+          const hk::PackedConv* pc = packed.get();
+          steps_.push_back({name + "+" + add.name + " [pointwise_tiled]",
+                            [=] { hk::pointwise_conv2d(in, *pc, &res, e, out); }});
+          continue;
+        }
         if (use_winograd(n, xs, out_shape, KH, KW)) {
           auto packed = std::make_shared<hk::PackedWinograd>(
               hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
@@ -415,7 +431,8 @@ void HostExecutor::build(const graph::Graph& g) {
       const hk::Epilogue e = epilogue(n.activation);
       hk::View out = hk::View::dense(out_ptr, out_shape);
       act_done = true;
-      const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1);
+      const bool pw = group == 1 && use_pointwise(win, out_shape);
+      const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1) && !pw;
       if (flat) {
         in = flatten_plane(in);
         out = flatten_plane(out);
@@ -430,6 +447,12 @@ void HostExecutor::build(const graph::Graph& g) {
         const float* bp = b->data();
         const int kh = static_cast<int>(KH), kw = static_cast<int>(KW);
         steps_.push_back({name, [=] { hk::depthwise_conv2d(in, wp, bp, kh, kw, win, e, out); }});
+      } else if (pw) {
+        auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+            W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
+        keep_.push_back(packed);
+        const hk::PackedConv* pc = packed.get();
+        steps_.push_back({name + " [pointwise_tiled]", [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out); }});
       } else if (use_winograd(n, xs, out_shape, KH, KW)) {
         auto packed = std::make_shared<hk::PackedWinograd>(
             hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));

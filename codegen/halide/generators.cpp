@@ -204,6 +204,63 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
 };
 
 // ---------------------------------------------------------------------------
+// Pointwise (1x1, stride 1, unpadded) convolution as a GEMM over the flattened
+// image plane: out(p, m, n) = act(bias(m) + sum_c w(m, c) * in(p, c, n)
+// [+ res(p, m, n)]). Register tile: tile_p pixels (AVX-512 vectors along the
+// plane) x tile_m output channels (broadcast filter taps). The plane's last
+// tile is shifted inwards (recomputing a few pixels) instead of guarded, so
+// every tile is full; the host calls this only for planes of at least tile_p
+// pixels. Weights are packed in blocks of tile_m output channels, (mi, c, mo).
+class PointwiseConv : public Generator<PointwiseConv> {
+ public:
+  GeneratorParam<bool> residual{"residual", false};
+  GeneratorParam<int> tile_p{"tile_p", 48};
+  GeneratorParam<int> tile_m{"tile_m", 8};
+
+  Input<Buffer<float, 3>> input{"input"};      // (p, c, n)
+  Input<Buffer<float, 3>> weights{"weights"};  // (mi, c, mo)
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<Buffer<float, 3>> res{"res"};  // (p, m, n)
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 3>> out{"out"};  // (p, m, n)
+
+  Var p{"p"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
+
+  void generate() {
+    const int TM = tile_m, TP = tile_p;
+    RDom r(0, weights.dim(1).extent(), "r");
+    Func conv{"conv"}, tile{"tile"};
+    conv(p, mi, mo, n) = bias(mo * TM + mi);
+    conv(p, mi, mo, n) += weights(mi, r, mo) * input(p, r, n);
+    tile(p, m, n) = conv(p, m % TM, m / TM, n);
+    Expr v = tile(p, m, n);
+    if (residual) v += res(p, m, n);
+    out(p, m, n) = activate(v, act, alpha, beta);
+    out.dim(1).set_min(0);
+
+    // pointwise_tiled: tasks are (channel block, pixel tile) pairs, pixel
+    // tiles innermost so that a block's filters stay in L1 across tiles.
+    Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, task{"task"};
+    out.split(p, po, pi, TP, TailStrategy::ShiftInwards)
+        .split(m, mto, mti, TM, TailStrategy::GuardWithIf)
+        .reorder(pi, mti, po, mto, n)
+        .fuse(po, mto, task)
+        .parallel(task)
+        .vectorize(pi, 16)
+        .unroll(pi)
+        .unroll(mti);
+    tile.compute_at(out, task).bound_extent(p, TP).bound_extent(m, TM);
+    tile.vectorize(p, 16).unroll(p).unroll(m);
+    conv.compute_at(out, task).bound_extent(p, TP).bound_extent(mi, TM).bound_extent(mo, 1);
+    conv.vectorize(p, 16).unroll(p).unroll(mi);
+    conv.update().reorder(p, mi, r, mo, n).vectorize(p, 16).unroll(p).unroll(mi);
+    conv.store_in(MemoryType::Register);
+    for (Expr cond : {act == 0, act == 1}) out.specialize(cond);
+  }
+};
+
+// ---------------------------------------------------------------------------
 // Winograd F(4x4, 3x3) convolution, stride 1, dilation 1, group 1:
 //   V = B^T d B  per 6x6 input tile d and channel,
 //   M = sum_c U(c) . V(c)  (36 independent GEMMs; U = G g G^T repacked at load),
@@ -596,6 +653,7 @@ class Softmax : public Generator<Softmax> {
 
 HALIDE_REGISTER_GENERATOR(Conv2D, vkf_conv2d)
 HALIDE_REGISTER_GENERATOR(Conv2DChannelVector, vkf_conv2d_mvec)
+HALIDE_REGISTER_GENERATOR(PointwiseConv, vkf_pointwise_conv)
 HALIDE_REGISTER_GENERATOR(WinogradConv, vkf_winograd_f4x3)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2D, vkf_dwconv2d)
 HALIDE_REGISTER_GENERATOR(Pool2D, vkf_pool2d)

@@ -25,6 +25,8 @@
 #include "vkf_global_avgpool.h"
 #include "vkf_maxpool.h"
 #include "vkf_pad.h"
+#include "vkf_pw.h"
+#include "vkf_pw_res.h"
 #include "vkf_softmax.h"
 #include "vkf_wino.h"
 #include "vkf_wino_res.h"
@@ -344,6 +346,46 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
     check(vkf_convm(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
                     e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm");
+  }
+}
+
+namespace {
+// A (w, h, c, n) view with a dense plane as (w * h, c, n).
+View flat_plane(const View& v) {
+  if (v.stride[0] != 1 || v.stride[1] != v.extent[0])
+    throw Error(ErrorKind::Internal, "pointwise_conv2d: the image plane is not dense");
+  View f;
+  f.data = v.data;
+  f.rank = 3;
+  f.extent[0] = v.extent[0] * v.extent[1];
+  f.stride[0] = 1;
+  for (int i = 1; i < 3; ++i) {
+    f.extent[i] = v.extent[i + 1];
+    f.stride[i] = v.stride[i + 1];
+  }
+  return f;
+}
+}  // namespace
+
+void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out) {
+  install_error_handler();
+  if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || out.extent[0] * out.extent[1] < kPointwiseTileP)
+    throw Error(ErrorKind::Internal, "pointwise_conv2d: not a pointwise convolution it can run");
+  Buf bin(flat_plane(in)), bout(flat_plane(out));
+  const int T = w.tile_m;
+  halide_dimension_t wd[3] = {{0, T, 1, 0}, {0, w.c, T, 0}, {0, w.m_padded / T, T * w.c, 0}};
+  halide_buffer_t bw{};
+  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
+  bw.type = halide_type_t(halide_type_float, 32, 1);
+  bw.dimensions = 3;
+  bw.dim = wd;
+  Buf bb(w.bias.data(), w.m_padded);
+  if (residual) {
+    Buf bres(flat_plane(*residual));
+    check(vkf_pw_res(bin.get(), &bw, bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw_res");
+  } else {
+    Buf bres(flat_plane(out));
+    check(vkf_pw(bin.get(), &bw, bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
   }
 }
 

@@ -100,6 +100,9 @@ TEST(HostConv, HandPicked) {
       {2, 24, 35, 35, 40, 3, 3, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"},  // channel vector, s2 to 17x17
       {1, 16, 17, 17, 33, 1, 7, 1, 1, 1, 1, 1, {0, 3, 0, 3}, false, ""},     // channel vector, 1x7
       {1, 8, 9, 6, 16, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}, true, ""},         // channel vector, dilated
+      {1, 24, 7, 7, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise, 49 px, last tile shifted
+      {2, 19, 17, 17, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, "Clip"}, // pointwise, 289 px, N=2
+      {1, 8, 6, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise, exactly one tile
   };
   std::uint32_t seed = 1;
   for (const auto& k : cases) check_conv(k, seed++);
@@ -141,7 +144,8 @@ TEST(HostConv, ResidualAddIsFused) {
       {1, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},
       {2, 8, 9, 7, 24, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, false, ""},
       {1, 5, 7, 7, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Clip"},
-      {2, 16, 9, 11, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise: flattened plane
+      {2, 16, 9, 11, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled
+      {1, 16, 5, 7, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},     // 1x1, plane below one tile
       {1, 64, 30, 26, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd
       {1, 32, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector
   };
