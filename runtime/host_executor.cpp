@@ -120,23 +120,36 @@ bool pointwise(const hk::Window2D& w) {
          w.pad_x_end == 0 && w.pad_y_end == 0;
 }
 
-// conv_channel_vector (channels in the vector, 7-pixel row tiles) against
-// conv_tiled (16-pixel row vectors): on AVX-512 the former runs at about 0.72
-// of the latter's rate, so it pays where a 16-wide row tile would be mostly
-// padding: 7x7 and 17x17 maps.
+// conv_channel_vector (channels in the vector, 8-pixel tiles of the
+// flattened output plane) against conv_tiled (16-pixel row vectors): the
+// former wastes at most part of one tile per plane, the latter up to half of
+// every row on small maps; per useful FLOP the former runs at about
+// kChannelVectorRate of the latter's rate (AVX-512, measured with
+// vkfuse_bench's Conv/ rows). Small pointwise planes (below one
+// pointwise_tiled tile) take it too.
+constexpr double kChannelVectorRate = 0.72;
 bool use_channel_vector(const hk::Window2D& w, const Shape& y) {
-  if (pointwise(w)) return (y[2] * y[3]) % 2 == 1;  // flattened to one odd row
-  const double W = static_cast<double>(y[3]);
+  const std::int64_t P = y[2] * y[3];
+  if (P < hk::kConvChannelVectorTileP) return false;
+  if (pointwise(w)) return P < hk::kPointwiseTileP;  // larger: pointwise_tiled or conv_tiled, flattened
+  const double W = static_cast<double>(y[3]), T = hk::kConvChannelVectorTileP;
   const double eff16 = W / (std::ceil(W / 16.0) * 16.0);
-  const double eff7 = W / (std::ceil(W / 7.0) * 7.0);
-  return 0.72 * eff7 > eff16;
+  const double eff_cv = static_cast<double>(P) / (std::ceil(static_cast<double>(P) / T) * T);
+  return kChannelVectorRate * eff_cv > eff16;
 }
 
 // pointwise_tiled (a GEMM over the whole flattened plane, the last pixel
 // tile shifted inwards) for 1x1 stride-1 convolutions on planes of at least
-// one pixel tile: no row-end padding and no copy of the input.
+// one pixel tile, unless conv_tiled over the plane flattened into two rows
+// (possible for even planes) wastes less of its last vectors: 8x8 planes are
+// exactly two rows of 32 there, and two 48-pixel tiles here.
 bool use_pointwise(const hk::Window2D& w, const Shape& y) {
-  return pointwise(w) && y[2] * y[3] >= hk::kPointwiseTileP;
+  const std::int64_t P = y[2] * y[3];
+  if (!pointwise(w) || P < hk::kPointwiseTileP) return false;
+  auto used = [](std::int64_t n, std::int64_t tile) {
+    return static_cast<double>(n) / static_cast<double>((n + tile - 1) / tile * tile);
+  };
+  return P % 2 == 1 || used(P, hk::kPointwiseTileP) >= used(P / 2, 16);
 }
 
 hk::View flatten_plane(hk::View v) {
@@ -408,11 +421,8 @@ void HostExecutor::build(const graph::Graph& g) {
                                    static_cast<int>(KW), hk::kConvChannelVectorTileM));
           keep_.push_back(packed);
           const hk::PackedConv* pc = packed.get();
-          const bool flat = pointwise(win);
-          const hk::View cin = flat ? flatten_plane(in) : in, cres = flat ? flatten_plane(res) : res,
-                         cout = flat ? flatten_plane(out) : out;
           steps_.push_back({name + "+" + add.name + " [conv_channel_vector]",
-                            [=] { hk::conv2d_channel_vector(cin, *pc, win, &cres, e, cout); }});
+                            [=] { hk::conv2d_channel_vector(in, *pc, win, &res, e, out); }});
           continue;
         }
         auto packed = std::make_shared<hk::PackedConv>(
@@ -432,7 +442,8 @@ void HostExecutor::build(const graph::Graph& g) {
       hk::View out = hk::View::dense(out_ptr, out_shape);
       act_done = true;
       const bool pw = group == 1 && use_pointwise(win, out_shape);
-      const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1) && !pw;
+      const bool cv = group == 1 && !pw && use_channel_vector(win, out_shape);
+      const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1) && !pw && !cv;
       if (flat) {
         in = flatten_plane(in);
         out = flatten_plane(out);
@@ -459,7 +470,7 @@ void HostExecutor::build(const graph::Graph& g) {
         keep_.push_back(packed);
         const hk::PackedWinograd* pw = packed.get();
         steps_.push_back({name + " [wino_f4x3]", [=] { hk::winograd_conv2d(in, *pw, win, nullptr, e, out); }});
-      } else if (group == 1 && use_channel_vector(win, out_shape)) {
+      } else if (cv) {
         auto packed = std::make_shared<hk::PackedConv>(
             hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
                                  static_cast<int>(KW), hk::kConvChannelVectorTileM));

@@ -140,65 +140,76 @@ class Conv2D : public Generator<Conv2D> {
 
 // ---------------------------------------------------------------------------
 // Dense convolution vectorized over output channels (conv_channel_vector):
-// the same algorithm as Conv2D, for narrow maps (7x7, 17x17, ...) where a
-// 16-wide row vector would mostly be padding. Register tile: tile_x x tile_y
-// pixels x 32 channels (two AVX-512 vectors); input pixels are broadcast.
-// Weights are packed in blocks of 32 output channels, (mi, c, kx, ky, mo).
+// the same algorithm as Conv2D, for small maps (7x7, 8x8, 17x17, ...) where a
+// 16-wide row vector would mostly be padding. The output plane is a list of
+// pixels p = y * out_w + x, cut into tiles of tile_p consecutive pixels that
+// may span rows, so no map size wastes more than part of one tile (the last
+// tile is shifted inwards; the host calls this for planes of at least tile_p
+// pixels). Register tile: tile_p pixels x 32 channels (two AVX-512 vectors);
+// input pixels are broadcast. Weights are packed in blocks of 32 output
+// channels, (mi, c, kx, ky, mo); out and res are (p, m, n).
 class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
  public:
   GeneratorParam<bool> residual{"residual", false};
-  GeneratorParam<int> tile_x{"tile_x", 7};
-  GeneratorParam<int> tile_y{"tile_y", 2};
+  GeneratorParam<int> tile_p{"tile_p", 8};
 
   Input<Buffer<float, 4>> input{"input"};
   Input<Buffer<float, 5>> weights{"weights"};
   Input<Buffer<float, 1>> bias{"bias"};
-  Input<Buffer<float, 4>> res{"res"};
+  Input<Buffer<float, 3>> res{"res"};
+  Input<int> out_w{"out_w"};
   Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
   Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
   Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
   Input<int> act{"act"};
   Input<float> alpha{"alpha"}, beta{"beta"};
-  Output<Buffer<float, 4>> out{"out"};
+  Output<Buffer<float, 3>> out{"out"};
 
-  Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
+  Var p{"p"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
 
   void generate() {
-    const int TM = 32, tx = tile_x;
+    const int TM = 32, TP = tile_p;
     Func padded = constant_exterior(input, 0.f,
                                     {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
                                      {Expr(), Expr()}});
     RDom r(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
     Func conv{"conv"}, tile{"tile"};
-    conv(mi, x, y, mo, n) = bias(mo * TM + mi);
-    conv(mi, x, y, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
-                             padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
-    tile(mi, x, y, mo, n) = conv(mi, x, y, mo, n);
-    Expr v = tile(m % TM, x, y, m / TM, n);
-    if (residual) v += res(x, y, m, n);
-    out(x, y, m, n) = activate(v, act, alpha, beta);
-    out.dim(2).set_min(0);
+    Expr x = p % out_w, y = p / out_w;
+    conv(mi, p, mo, n) = bias(mo * TM + mi);
+    conv(mi, p, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
+                          padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
+    tile(mi, p, mo, n) = conv(mi, p, mo, n);
+    Expr v = tile(m % TM, p, m / TM, n);
+    if (residual) v += res(p, m, n);
+    out(p, m, n) = activate(v, act, alpha, beta);
+    out.dim(1).set_min(0);
 
-    // conv_channel_vector schedule.
-    const int ty = tile_y;
-    Var xo{"xo"}, xi{"xi"}, yo{"yo"}, yi{"yi"}, mto{"mto"}, mti{"mti"}, task{"task"};
-    out.split(x, xo, xi, tx, TailStrategy::GuardWithIf)
-        .split(y, yo, yi, ty, TailStrategy::GuardWithIf)
+    // Tasks are (channel block, pixel tile) pairs, pixel tiles innermost so
+    // that a block's filters stay in cache across tiles.
+    Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, task{"task"};
+    out.split(p, po, pi, TP, TailStrategy::ShiftInwards)
         .split(m, mto, mti, TM, TailStrategy::GuardWithIf)
-        .reorder(mti, xi, yi, xo, yo, mto, n)
-        .fuse(yo, mto, task)
+        .reorder(mti, pi, po, mto, n)
+        .fuse(po, mto, task)
         .parallel(task)
         .vectorize(mti, 16)
         .unroll(mti)
-        .unroll(xi)
-        .unroll(yi);
-    tile.compute_at(out, xo).bound_extent(mi, TM).bound_extent(x, tx).bound_extent(y, ty).bound_extent(mo, 1);
-    tile.vectorize(mi, 16).unroll(mi).unroll(x).unroll(y);
-    conv.compute_at(out, xo).bound_extent(mi, TM).bound_extent(x, tx).bound_extent(y, ty).bound_extent(mo, 1);
-    conv.vectorize(mi, 16).unroll(mi).unroll(x).unroll(y);
-    conv.update().reorder(mi, x, y, r.x, r.y, r.z, mo, n).vectorize(mi, 16).unroll(mi).unroll(x).unroll(y);
+        .unroll(pi);
+    tile.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
+    tile.vectorize(mi, 16).unroll(mi).unroll(p);
+    conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
+    conv.vectorize(mi, 16).unroll(mi).unroll(p);
+    conv.update().reorder(mi, p, r.x, r.y, r.z, mo, n).vectorize(mi, 16).unroll(mi).unroll(p);
     conv.store_in(MemoryType::Register);
-    padded.compute_root().parallel(padded.args()[2]).vectorize(padded.args()[0], 16);
+    // The padded input is stored channels innermost: the reduction walks c
+    // innermost, so the pixels it broadcasts for 16 consecutive channels share
+    // one cache line instead of touching 16.
+    const std::vector<Var> pa = padded.args();
+    padded.compute_root()
+        .reorder_storage(pa[2], pa[0], pa[1], pa[3])
+        .reorder(pa[2], pa[0], pa[1], pa[3])
+        .parallel(pa[1])
+        .vectorize(pa[2], 16, TailStrategy::GuardWithIf);
     for (Expr cond : {act == 0, act == 1}) out.specialize(cond);
   }
 };

@@ -320,40 +320,11 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   }
 }
 
-void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
-                           const View& out) {
-  install_error_handler();
-  Buf bin(in), bout(out);
-  const int T = w.tile_m;
-  halide_dimension_t wd[5] = {{0, T, 1, 0},
-                              {0, w.c, T, 0},
-                              {0, w.kw, T * w.c, 0},
-                              {0, w.kh, T * w.c * w.kw, 0},
-                              {0, w.m_padded / T, T * w.kw * w.kh * w.c, 0}};
-  halide_buffer_t bw{};
-  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
-  bw.type = halide_type_t(halide_type_float, 32, 1);
-  bw.dimensions = 5;
-  bw.dim = wd;
-  Buf bb(w.bias.data(), w.m_padded);
-  if (residual) {
-    Buf bres(*residual);
-    check(vkf_convm_res(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
-                        g.dil_y, e.act, e.alpha, e.beta, bout.get()),
-          "vkf_convm_res");
-  } else {
-    Buf bres(out);
-    check(vkf_convm(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
-                    e.act, e.alpha, e.beta, bout.get()),
-          "vkf_convm");
-  }
-}
-
 namespace {
 // A (w, h, c, n) view with a dense plane as (w * h, c, n).
 View flat_plane(const View& v) {
   if (v.stride[0] != 1 || v.stride[1] != v.extent[0])
-    throw Error(ErrorKind::Internal, "pointwise_conv2d: the image plane is not dense");
+    throw Error(ErrorKind::Internal, "host kernel: the image plane of a flattened view is not dense");
   View f;
   f.data = v.data;
   f.rank = 3;
@@ -366,6 +337,38 @@ View flat_plane(const View& v) {
   return f;
 }
 }  // namespace
+
+void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+                           const View& out) {
+  install_error_handler();
+  if (w.tile_m != kConvChannelVectorTileM || out.extent[0] * out.extent[1] < kConvChannelVectorTileP)
+    throw Error(ErrorKind::Internal, "conv2d_channel_vector: not a convolution it can run");
+  Buf bin(in), bout(flat_plane(out));
+  const int T = w.tile_m;
+  halide_dimension_t wd[5] = {{0, T, 1, 0},
+                              {0, w.c, T, 0},
+                              {0, w.kw, T * w.c, 0},
+                              {0, w.kh, T * w.c * w.kw, 0},
+                              {0, w.m_padded / T, T * w.kw * w.kh * w.c, 0}};
+  halide_buffer_t bw{};
+  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
+  bw.type = halide_type_t(halide_type_float, 32, 1);
+  bw.dimensions = 5;
+  bw.dim = wd;
+  Buf bb(w.bias.data(), w.m_padded);
+  const int out_w = static_cast<int>(out.extent[0]);
+  if (residual) {
+    Buf bres(flat_plane(*residual));
+    check(vkf_convm_res(bin.get(), &bw, bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y,
+                        g.dil_x, g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+          "vkf_convm_res");
+  } else {
+    Buf bres(flat_plane(out));
+    check(vkf_convm(bin.get(), &bw, bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
+                    g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+          "vkf_convm");
+  }
+}
 
 void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out) {
   install_error_handler();

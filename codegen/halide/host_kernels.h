@@ -57,10 +57,12 @@ struct PackedConv {
   static PackedConv pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m = kConvTileM);
 };
 
-// conv_channel_vector: vectorized over output channels, 7-pixel row tiles;
-// for narrow maps. Filters packed with tile_m = kConvChannelVectorTileM.
+// conv_channel_vector: vectorized over output channels, tiles of
+// kConvChannelVectorTileP consecutive output pixels (spanning rows); for small
+// maps. Filters packed with tile_m = kConvChannelVectorTileM; the output
+// plane must be dense and hold at least kConvChannelVectorTileP pixels.
 inline constexpr int kConvChannelVectorTileM = 32;
-inline constexpr int kConvChannelVectorTileX = 7;
+inline constexpr int kConvChannelVectorTileP = 8;
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out);
 
