@@ -139,6 +139,62 @@ void fold_batchnorm(Graph& g) {
   g.remove_dead();
 }
 
+// Pad(x, spatial pads, constant 0) → AveragePool(no pads) becomes
+// AveragePool(x, pads, count_include_pad = 1): the padded zeros count in the
+// divisor either way. torchvision exports avg_pool2d(..., padding=1) this
+// way (Inception), and the separate Pad costs a copy of the activation.
+void fold_pad_into_avgpool(Graph& g) {
+  auto prod = g.producers();
+  auto uses = g.use_counts();
+  for (auto& pool : g.nodes) {
+    if (pool.op_type != "AveragePool" || pool.inputs.empty()) continue;
+    if (pool.attrs.get_string("auto_pad", "NOTSET") != "NOTSET" || pool.attrs.get_int("ceil_mode", 0) != 0) continue;
+    const ValueId x = pool.inputs[0];
+    const Shape& xs = g.value(x).shape;
+    if (xs.size() < 3) continue;
+    const std::size_t nsp = xs.size() - 2;
+    bool pool_pads = false;
+    for (auto v : pool.attrs.get_ints("pads", {})) pool_pads |= v != 0;
+    if (pool_pads) continue;
+    const auto p = prod[static_cast<std::size_t>(x)];
+    if (p < 0 || uses[static_cast<std::size_t>(x)] != 1 || is_graph_output(g, x)) continue;
+    Node& pad = g.nodes[static_cast<std::size_t>(p)];
+    if (pad.op_type != "Pad" || pad.inputs.empty() || pad.attrs.get_string("mode", "constant") != "constant") continue;
+    if (pad.activation.kind != Activation::Kind::None) continue;
+    std::vector<std::int64_t> pads;
+    double value = pad.attrs.get_float("value", 0.f);
+    if (pad.inputs.size() > 1 && pad.inputs[1] != kNoValue) {
+      const Tensor* t = g.constant_input(pad, 1);
+      if (!t) continue;
+      for (std::int64_t i = 0; i < t->numel(); ++i) pads.push_back(t->as_int(i));
+      if (pad.inputs.size() > 2 && pad.inputs[2] != kNoValue) {
+        const Tensor* v = g.constant_input(pad, 2);
+        if (!v || v->numel() != 1) continue;
+        value = v->as_double(0);
+      }
+      if (pad.inputs.size() > 3 && pad.inputs[3] != kNoValue) continue;  // axes
+    } else {
+      pads = pad.attrs.get_ints("pads", {});
+    }
+    const ValueId in = pad.inputs[0];
+    const std::size_t rank = g.value(in).shape.size();
+    if (value != 0.0 || rank != xs.size() || pads.size() != 2 * rank) continue;
+    // Nothing on the batch and channel axes, nothing negative (cropping).
+    bool ok = pads[0] == 0 && pads[1] == 0 && pads[rank] == 0 && pads[rank + 1] == 0;
+    for (auto v : pads) ok &= v >= 0;
+    if (!ok) continue;
+    std::vector<std::int64_t> pool_pads_new(2 * nsp);
+    for (std::size_t i = 0; i < nsp; ++i) {
+      pool_pads_new[i] = pads[2 + i];
+      pool_pads_new[nsp + i] = pads[rank + 2 + i];
+    }
+    pool.attrs.set("pads", pool_pads_new);
+    pool.attrs.set("count_include_pad", std::int64_t{1});
+    pool.inputs[0] = in;
+  }
+  g.remove_dead();
+}
+
 std::optional<Activation> activation_of(const Graph& g, const Node& n) {
   Activation a;
   if (n.op_type == "Relu") a.kind = Activation::Kind::Relu;
@@ -189,6 +245,7 @@ void fuse_activations(Graph& g) {
 void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/) {
   drop_identities(g);
   clip_bounds_to_attributes(g);
+  fold_pad_into_avgpool(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) fuse_activations(g);
   g.sort();

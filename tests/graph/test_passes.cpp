@@ -168,6 +168,39 @@ TEST(Canonicalize, StandaloneClipGetsAttributes) {
   EXPECT_EQ(run_model(b, {-5.f, 0.5f, 1.f, 3.f}), (std::vector<float>{-5.f, 0.5f, 1.f, 1.f}));
 }
 
+TEST(Canonicalize, ZeroPadBeforeAveragePoolBecomesPoolPads) {
+  // Pad 1 on each side of a 3x3 map, then a 3x3 stride-1 average: every
+  // window divides by 9, zeros included (what count_include_pad = 1 means).
+  auto model = [](bool nonzero_value) {
+    OnnxBuilder b(13);
+    b.input("x", {1, 1, 3, 3}).output("y");
+    b.initializer_i64("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1});
+    b.initializer("value", {}, {nonzero_value ? 1.f : 0.f});
+    b.node("Pad", {"x", "pads", "value"}, {"p"});
+    auto& pool = b.node("AveragePool", {"p"}, {"y"});
+    OnnxBuilder::attr_ints(pool, "kernel_shape", {3, 3});
+    return b;
+  };
+  const std::vector<float> x{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  std::vector<float> expected(9);
+  for (int oy = 0; oy < 3; ++oy)
+    for (int ox = 0; ox < 3; ++ox) {
+      float sum = 0;
+      for (int y = oy - 1; y <= oy + 1; ++y)
+        for (int xx = ox - 1; xx <= ox + 1; ++xx)
+          if (y >= 0 && y < 3 && xx >= 0 && xx < 3) sum += x[static_cast<std::size_t>(y * 3 + xx)];
+      expected[static_cast<std::size_t>(oy * 3 + ox)] = sum / 9.f;
+    }
+  g::Graph graph = prepared(model(false));
+  ASSERT_EQ(op_types(graph), (std::vector<std::string>{"AveragePool"}));
+  EXPECT_EQ(graph.nodes[0].attrs.get_ints("pads"), (std::vector<std::int64_t>{1, 1, 1, 1}));
+  EXPECT_EQ(graph.nodes[0].attrs.get_int("count_include_pad", 0), 1);
+  auto y = run_model(model(false), x);
+  for (std::size_t i = 0; i < 9; ++i) EXPECT_NEAR(y[i], expected[i], 1e-6) << i;
+  // Padding with anything but zero is not a pool pad: the Pad stays.
+  EXPECT_EQ(op_types(prepared(model(true))), (std::vector<std::string>{"Pad", "AveragePool"}));
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);
