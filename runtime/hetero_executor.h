@@ -5,8 +5,10 @@
 // says so and every step traced.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "graph/ir.h"
@@ -36,6 +38,22 @@ class HeteroExecutor final : public Executor {
   const planner::Plan& plan() const { return plan_; }
   int segment_count() const { return static_cast<int>(segments_.size()); }
 
+  // Predicted against measured, per step of the last run: each host segment,
+  // and per dispatch unit its uploads, its compute (submission and wait) and
+  // its downloads, in execution order. Predicted times come from the plan
+  // (Σ op times of a host segment, the unit's compute, Σ of its transfers);
+  // measured ones are wall time (a transfer's includes the emulated link's
+  // hold). Empty entries (a unit without uploads) are left out.
+  struct StepTime {
+    enum class Device : std::uint8_t { host, accelerator, link };
+    std::string name;
+    Device device = Device::host;
+    double predicted_us = 0;
+    double measured_us = 0;
+    std::int64_t bytes = 0;  // transfers: bytes moved; otherwise 0
+  };
+  const std::vector<StepTime>& step_times() const { return step_times_; }
+
  private:
   struct Segment {
     bool on_accelerator = false;
@@ -43,6 +61,8 @@ class HeteroExecutor final : public Executor {
     std::unique_ptr<graph::Graph> subgraph;  // stable address: executors keep a reference
     std::vector<graph::ValueId> inputs, outputs;  // ids in the whole graph
     std::unique_ptr<Executor> executor;
+    int first_step = 0;  // its first entry in step_times_
+    bool has_upload = false, has_download = false;
   };
 
   const graph::Graph& graph_;
@@ -52,6 +72,9 @@ class HeteroExecutor final : public Executor {
   std::vector<std::vector<float>> buffers_;  // per value id: host storage of intermediates
   ExecutorStats stats_;
   std::string accel_description_;
+  std::vector<StepTime> step_times_;
+  // Transfer time of the running segment, summed by the on_transfer wrapper.
+  double upload_us_ = 0, download_us_ = 0;
 };
 
 }  // namespace vkfuse::runtime
