@@ -26,6 +26,9 @@ namespace vkfuse::planner {
 // group == input channels (> 1) → depthwise; other Conv → direct_conv;
 // Gemm/MatMul → gemm; pools → pooling; everything else → elementwise.
 OpClass classify(const graph::Graph& g, const graph::Node& n);
+// The geometry of a convolution or pooling node (output pixels, kernel area,
+// stride, input channels per group); unknown (all zero) for other ops.
+OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n);
 // Zero-cost reinterpretations of a buffer (Flatten, Reshape, ...).
 bool is_view_op(const graph::Node& n);
 // Elementwise ops that can run in their producer's epilogue on the accelerator.

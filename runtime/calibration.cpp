@@ -9,6 +9,7 @@
 
 #include "graph/ops.h"
 #include "graph/passes.h"
+#include "planner/cost_model.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse::runtime {
@@ -81,19 +82,22 @@ class MicroGraph {
   ValueId x_;
 };
 
-graph::Attributes conv_attrs(std::int64_t k, std::int64_t group) {
+graph::Attributes conv_attrs(std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t group) {
   graph::Attributes a;
-  a.set("kernel_shape", std::vector<std::int64_t>{k, k});
-  a.set("pads", std::vector<std::int64_t>{k / 2, k / 2, k / 2, k / 2});
+  a.set("kernel_shape", std::vector<std::int64_t>{kh, kw});
+  a.set("pads", std::vector<std::int64_t>{kh / 2, kw / 2, kh / 2, kw / 2});
+  a.set("strides", std::vector<std::int64_t>{stride, stride});
   a.set("group", group);
   return a;
 }
 
-Graph conv_graph(std::int64_t c_in, std::int64_t c_out, std::int64_t hw, std::int64_t k, std::int64_t group) {
+// A kh×kw convolution ("same" padding) over a hw×hw map.
+Graph conv_graph(std::int64_t c_in, std::int64_t c_out, std::int64_t hw, std::int64_t kh, std::int64_t kw,
+                 std::int64_t stride = 1, std::int64_t group = 1) {
   MicroGraph m({1, c_in, hw, hw});
-  ValueId w = m.constant({c_out, c_in / group, k, k}, 0.1f);
+  ValueId w = m.constant({c_out, c_in / group, kh, kw}, 0.1f);
   ValueId b = m.constant({c_out}, 0.1f);
-  return m.finish(m.op("Conv", {m.x(), w, b}, conv_attrs(k, group)));
+  return m.finish(m.op("Conv", {m.x(), w, b}, conv_attrs(kh, kw, stride, group)));
 }
 
 Graph gemm_graph(std::int64_t m_rows, std::int64_t k, std::int64_t n) {
@@ -103,13 +107,13 @@ Graph gemm_graph(std::int64_t m_rows, std::int64_t k, std::int64_t n) {
   return m.finish(m.op("Gemm", {m.x(), m.constant({n, k}, 0.05f), m.constant({n}, 0.1f)}, a));
 }
 
-Graph pool_graph(std::int64_t c, std::int64_t hw) {
+Graph pool_graph(std::int64_t c, std::int64_t hw, std::int64_t stride = 2, const char* op = "MaxPool") {
   MicroGraph m({1, c, hw, hw});
   graph::Attributes a;
   a.set("kernel_shape", std::vector<std::int64_t>{3, 3});
-  a.set("strides", std::vector<std::int64_t>{2, 2});
+  a.set("strides", std::vector<std::int64_t>{stride, stride});
   a.set("pads", std::vector<std::int64_t>{1, 1, 1, 1});
-  return m.finish(m.op("MaxPool", {m.x()}, a));
+  return m.finish(m.op(op, {m.x()}, a));
 }
 
 Graph add_graph(std::int64_t c, std::int64_t hw) {
@@ -168,24 +172,58 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     const char* label;
     std::function<Graph()> build;
   };
-  // Sizes from ResNet/Inception layers, small to large, so that the planner
-  // can interpolate by FLOPs.
-  const std::vector<Bench> benches = {
-      {OpClass::direct_conv, "3x3 conv 32ch 28x28", [] { return conv_graph(32, 32, 28, 3, 1); }},
-      {OpClass::direct_conv, "3x3 conv 64ch 56x56", [] { return conv_graph(64, 64, 56, 3, 1); }},
-      {OpClass::direct_conv, "3x3 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 3, 1); }},
+  // Overheads first (one tiny op vs eight chained tiny ops), so that each
+  // measured op's throughput is its kernel's alone: the cost model adds the
+  // per-op dispatch and the per-unit submission back itself.
+  const std::string who = accelerator ? "accelerator" : "host";
+  const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
+  const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
+  p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
+  p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
+  const double overhead_us = p.dispatch_us + p.submit_us;
+
+  // Layer shapes of the kind real CNNs are made of, for every kernel variant a
+  // backend may pick by shape: 3x3 stride 1 on large and small maps, with few
+  // and many channels (Winograd, tiled and channel-vector kernels on the
+  // host), strided 3x3 and a 7x7 stem, 5x5 and 1x7 kernels, 1x1 convs on
+  // even and odd planes and strided, depthwise, pooling both ways. The cost
+  // model prices an op from the measured shapes nearest to it.
+  std::vector<Bench> benches = {
+      {OpClass::direct_conv, "3x3 conv 32ch 112x112", [] { return conv_graph(32, 32, 112, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 32ch 28x28", [] { return conv_graph(32, 32, 28, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 64ch 56x56", [] { return conv_graph(64, 64, 56, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 96ch 35x35", [] { return conv_graph(96, 96, 35, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 128ch 28x28", [] { return conv_graph(128, 128, 28, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 192ch 17x17", [] { return conv_graph(192, 192, 17, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 384ch 8x8", [] { return conv_graph(384, 384, 8, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 512ch 7x7", [] { return conv_graph(512, 512, 7, 3, 3); }},
+      {OpClass::direct_conv, "3x3/2 conv 3->32ch 224x224", [] { return conv_graph(3, 32, 224, 3, 3, 2); }},
+      {OpClass::direct_conv, "3x3/2 conv 64->128ch 56x56", [] { return conv_graph(64, 128, 56, 3, 3, 2); }},
+      {OpClass::direct_conv, "3x3/2 conv 256->512ch 14x14", [] { return conv_graph(256, 512, 14, 3, 3, 2); }},
+      {OpClass::direct_conv, "7x7/2 conv 3->64ch 224x224", [] { return conv_graph(3, 64, 224, 7, 7, 2); }},
+      {OpClass::direct_conv, "5x5 conv 48->64ch 35x35", [] { return conv_graph(48, 64, 35, 5, 5); }},
+      {OpClass::direct_conv, "1x7 conv 128ch 17x17", [] { return conv_graph(128, 128, 17, 1, 7); }},
+      {OpClass::direct_conv, "1x3 conv 384ch 8x8", [] { return conv_graph(384, 384, 8, 1, 3); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 64->256ch 56x56", [] { return conv_graph(64, 256, 56, 1, 1); }},
       {OpClass::conv1x1_gemm, "1x1 conv 64ch 28x28", [] { return conv_graph(64, 64, 28, 1, 1); }},
       {OpClass::conv1x1_gemm, "1x1 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 1, 1); }},
-      {OpClass::depthwise, "3x3 depthwise 32ch 56x56", [] { return conv_graph(32, 32, 56, 3, 32); }},
-      {OpClass::depthwise, "3x3 depthwise 144ch 56x56", [] { return conv_graph(144, 144, 56, 3, 144); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 192->64ch 35x35", [] { return conv_graph(192, 64, 35, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 768->192ch 17x17", [] { return conv_graph(768, 192, 17, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 1024->256ch 7x7", [] { return conv_graph(1024, 256, 7, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1/2 conv 128->256ch 28x28", [] { return conv_graph(128, 256, 28, 1, 1, 2); }},
+      {OpClass::depthwise, "3x3 depthwise 32ch 56x56", [] { return conv_graph(32, 32, 56, 3, 3, 1, 32); }},
+      {OpClass::depthwise, "3x3 depthwise 144ch 56x56", [] { return conv_graph(144, 144, 56, 3, 3, 1, 144); }},
+      {OpClass::depthwise, "3x3 depthwise 512ch 14x14", [] { return conv_graph(512, 512, 14, 3, 3, 1, 512); }},
       {OpClass::gemm, "gemm 1x512x1000", [] { return gemm_graph(1, 512, 1000); }},
       {OpClass::gemm, "gemm 16x1024x1000", [] { return gemm_graph(16, 1024, 1000); }},
       {OpClass::pooling, "maxpool 3x3 s2 64ch 56x56", [] { return pool_graph(64, 56); }},
       {OpClass::pooling, "maxpool 3x3 s2 64ch 112x112", [] { return pool_graph(64, 112); }},
+      {OpClass::pooling, "avgpool 3x3 s1 192ch 35x35", [] { return pool_graph(192, 35, 1, "AveragePool"); }},
+      {OpClass::pooling, "avgpool 3x3 s1 768ch 17x17", [] { return pool_graph(768, 17, 1, "AveragePool"); }},
       {OpClass::elementwise, "add 64ch 28x28", [] { return add_graph(64, 28); }},
       {OpClass::elementwise, "add 64ch 56x56", [] { return add_graph(64, 56); }},
   };
-  const std::string who = accelerator ? "accelerator" : "host";
   for (auto& c : p.classes) c.throughput.clear();
   double bandwidth_gbs = 0;
   int step = 0;
@@ -193,31 +231,25 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     ++step;
     if (progress)
       progress("calibrating " + who + " (" + p.name + "): " + b.label + " [" + std::to_string(step) + "/" +
-               std::to_string(benches.size() + 2) + "]");
+               std::to_string(benches.size()) + "]");
     const Graph g = b.build();
     const Measured m = measure(make, options, g);
+    // The kernel's own time: the measured run less the overheads, but never
+    // less than half of it (noise on tiny ops).
+    const double us = std::max(0.5 * m.us, m.us - overhead_us);
     auto& table = p.op_class(b.cls).throughput;
-    table.push_back({m.flops, std::max(1e-3, m.flops / (m.us * 1e3))});
+    table.push_back({m.flops, std::max(1e-3, m.flops / (us * 1e3)), planner::op_geometry(g, g.nodes.at(0))});
     if (b.cls == OpClass::elementwise) {
       // Two operands in, one result out.
       const double bytes = 3.0 * 4.0 * static_cast<double>(graph::element_count(g.value(g.outputs[0]).shape));
-      bandwidth_gbs = std::max(bandwidth_gbs, bytes / (m.us * 1e3));
+      bandwidth_gbs = std::max(bandwidth_gbs, bytes / (us * 1e3));
     }
   }
   for (auto& c : p.classes) {
-    std::sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
+    std::stable_sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
     c.bandwidth_gbs = std::max(0.1, bandwidth_gbs);
   }
-
-  // Overheads: one tiny op vs eight chained tiny ops.
-  if (progress) progress("calibrating " + who + ": dispatch overhead [" + std::to_string(benches.size() + 1) + "/" +
-                         std::to_string(benches.size() + 2) + "]");
-  const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
-  const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
-  p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
-  p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
-  if (progress) progress("calibrating " + who + ": done [" + std::to_string(benches.size() + 2) + "/" +
-                         std::to_string(benches.size() + 2) + "]");
+  if (progress) progress("calibrating " + who + ": done");
   p.measured = true;
   planner::validate(p);
   return p;
