@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "graph/passes.h"
@@ -17,6 +18,13 @@ SegmentExecutorFactory default_segment_factory() {
 HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
                                const SegmentExecutorFactory& factory)
     : graph_(graph), plan_(std::move(plan)), options_(std::move(options)), buffers_(graph.values.size()) {
+  // Overlap: a unit is started and the host goes on with segments that do
+  // not need its outputs; it is waited for when one does (or at the end).
+  // Off where the accelerator runs on the host's own cores (lavapipe): the
+  // two would only take turns on the same cores, which is also what the
+  // cost model predicts for them. VKFUSE_OVERLAP=0/1 overrides.
+  overlap_ = !plan_.shares_host_cores;
+  if (const char* e = std::getenv("VKFUSE_OVERLAP"); e && *e) overlap_ = std::string(e) != "0";
   // Every segment's transfers pass through here on their way to the link
   // emulator (when there is one), so that each is timed with its hold.
   options_.on_transfer = [this, inner = options_.on_transfer](TransferDirection d, std::int64_t bytes,
@@ -105,36 +113,78 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
     if (!buffers_[v].empty() && !where[v]) where[v] = buffers_[v].data();
 
   stats_ = {};
+  // Values a started, unfinished unit will write: by the segment's index.
+  std::vector<int> pending_of(graph_.values.size(), -1);
+  std::vector<std::size_t> in_flight;  // in start order
   std::vector<const float*> seg_in;
   std::vector<float*> seg_out;
-  for (auto& s : segments_) {
-    seg_in.clear();
-    seg_out.clear();
-    for (auto v : s.inputs) seg_in.push_back(where[static_cast<std::size_t>(v)]);
-    for (auto v : s.outputs) seg_out.push_back(where[static_cast<std::size_t>(v)]);
-    const double start = options_.trace ? options_.trace->now_us() : 0;
-    upload_us_ = download_us_ = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    s.executor->run(seg_in, seg_out);
-    const double wall_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+
+  auto account = [&](Segment& s, double wall_us, double upload_us, double download_us, double start_trace_us) {
     auto* step = &step_times_[static_cast<std::size_t>(s.first_step)];
     if (!s.on_accelerator) {
       step->measured_us = wall_us;
     } else {
-      if (s.has_upload) (step++)->measured_us = upload_us_;
+      if (s.has_upload) (step++)->measured_us = upload_us;
       // Transfers the plan has no entry for stay in the unit's own time.
-      const double moved = (s.has_upload ? upload_us_ : 0) + (s.has_download ? download_us_ : 0);
+      const double moved = (s.has_upload ? upload_us : 0) + (s.has_download ? download_us : 0);
       (step++)->measured_us = std::max(0.0, wall_us - moved);
-      if (s.has_download) step->measured_us = download_us_;
+      if (s.has_download) step->measured_us = download_us;
     }
     if (options_.trace)
       options_.trace->add({s.name, s.on_accelerator ? "dispatch-unit" : "host",
-                           s.on_accelerator ? Trace::Track::accelerator : Trace::Track::host, start,
-                           options_.trace->now_us() - start, -1});
+                           s.on_accelerator ? Trace::Track::accelerator : Trace::Track::host, start_trace_us,
+                           options_.trace->now_us() - start_trace_us, -1});
     const auto st = s.executor->stats();
     stats_.dispatches += st.dispatches;
     stats_.bytes_uploaded += st.bytes_uploaded;
     stats_.bytes_downloaded += st.bytes_downloaded;
+  };
+  auto finish = [&](std::size_t k) {
+    Segment& s = segments_[k];
+    download_us_ = 0;
+    s.executor->finish();
+    const double span_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s.started).count();
+    for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = -1;
+    in_flight.erase(std::find(in_flight.begin(), in_flight.end(), k));
+    account(s, span_us, s.started_upload_us, download_us_, s.started_trace_us);
+  };
+
+  try {
+    for (std::size_t k = 0; k < segments_.size(); ++k) {
+      Segment& s = segments_[k];
+      // Wait for the units that produce this segment's inputs, and only those.
+      for (auto v : s.inputs)
+        if (const int p = pending_of[static_cast<std::size_t>(v)]; p >= 0) finish(static_cast<std::size_t>(p));
+      seg_in.clear();
+      seg_out.clear();
+      for (auto v : s.inputs) seg_in.push_back(where[static_cast<std::size_t>(v)]);
+      for (auto v : s.outputs) seg_out.push_back(where[static_cast<std::size_t>(v)]);
+      s.started_trace_us = options_.trace ? options_.trace->now_us() : 0;
+      upload_us_ = download_us_ = 0;
+      s.started = std::chrono::steady_clock::now();
+      if (s.on_accelerator && overlap_) {
+        s.executor->start(seg_in, seg_out);
+        s.started_upload_us = upload_us_;
+        for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = static_cast<int>(k);
+        in_flight.push_back(k);
+        continue;
+      }
+      s.executor->run(seg_in, seg_out);
+      const double wall_us =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s.started).count();
+      account(s, wall_us, upload_us_, download_us_, s.started_trace_us);
+    }
+    while (!in_flight.empty()) finish(in_flight.front());
+  } catch (...) {
+    // Leave no unit in flight: the next run starts them again.
+    for (std::size_t k : in_flight) {
+      try {
+        segments_[k].executor->finish();
+      } catch (...) {
+      }
+    }
+    throw;
   }
   // Graph outputs that are constants (folded at load) are produced by no segment.
   for (std::size_t i = 0; i < graph_.outputs.size(); ++i) {

@@ -2,9 +2,12 @@
 // ops as host segments, each dispatch unit as one device executor over its
 // subgraph (inputs uploaded once, intermediates on the device, outputs
 // downloaded once), in the plan's order, with the link emulated where the plan
-// says so and every step traced.
+// says so and every step traced. With overlap on, a unit is submitted and the
+// host runs on through the segments that do not need its outputs, waiting on
+// the unit (its fence) only when a consumer needs them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +39,10 @@ class HeteroExecutor final : public Executor {
   std::string description() const override;
 
   const planner::Plan& plan() const { return plan_; }
+  // Whether run() overlaps dispatch units with the host segments that do not
+  // depend on them (see the constructor); settable for tests and experiments.
+  bool overlap() const { return overlap_; }
+  void set_overlap(bool on) { overlap_ = on; }
   int segment_count() const { return static_cast<int>(segments_.size()); }
 
   // Predicted against measured, per step of the last run: each host segment,
@@ -63,6 +70,9 @@ class HeteroExecutor final : public Executor {
     std::unique_ptr<Executor> executor;
     int first_step = 0;  // its first entry in step_times_
     bool has_upload = false, has_download = false;
+    // The current run, between start() and finish() of a unit.
+    std::chrono::steady_clock::time_point started;
+    double started_upload_us = 0, started_trace_us = 0;
   };
 
   const graph::Graph& graph_;
@@ -73,6 +83,7 @@ class HeteroExecutor final : public Executor {
   ExecutorStats stats_;
   std::string accel_description_;
   std::vector<StepTime> step_times_;
+  bool overlap_ = false;
   // Transfer time of the running segment, summed by the on_transfer wrapper.
   double upload_us_ = 0, download_us_ = 0;
 };
