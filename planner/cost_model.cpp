@@ -151,8 +151,9 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
     c.bytes = c.view ? 0 : bytes;
     if (!c.view) {
       const OpGeometry shape = op_geometry(g, n);
-      c.host_us = roofline_us(host_, c.op_class, c.flops, c.bytes, shape) + host_.dispatch_us;
-      c.accel_us = roofline_us(accel_, c.op_class, c.flops, c.bytes, shape) + accel_.dispatch_us;
+      c.host_us = host_.sequence_factor * (roofline_us(host_, c.op_class, c.flops, c.bytes, shape) + host_.dispatch_us);
+      c.accel_us =
+          accel_.sequence_factor * (roofline_us(accel_, c.op_class, c.flops, c.bytes, shape) + accel_.dispatch_us);
     }
   }
 }
@@ -181,7 +182,7 @@ double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
   double other = 0;
   for (ValueId v : n.inputs)
     if (v != kNoValue && v != fused_input) other += value_bytes(v);
-  return roofline_us(accel_, OpClass::elementwise, node(i).flops, other);
+  return accel_.sequence_factor * roofline_us(accel_, OpClass::elementwise, node(i).flops, other);
 }
 
 std::vector<int> CostModel::kernel_roots(std::span<const int> members, const std::vector<char>& in_unit) const {

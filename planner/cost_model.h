@@ -1,8 +1,8 @@
 // planner/cost_model.h — predicted times from profiles: of an op on either
 // device, of a transfer over the link, and of a fused cluster on the accelerator.
 //
-//   op time       = max(flops / throughput(class, flops), bytes / bandwidth(class))
-//                   + dispatch overhead                              (roofline)
+//   op time       = sequence factor × (max(flops / throughput(class, flops, shape),
+//                   bytes / bandwidth(class)) + dispatch overhead)   (roofline)
 //   transfer time = latency + bytes / bandwidth                      (per value)
 //   cluster time  = submit overhead + Σ kernels (op time)
 //                   + Σ fused epilogues (their extra inputs only: no dispatch,

@@ -147,6 +147,7 @@ void validate(const DeviceProfile& p) {
     bad(what, "field 'kind' must be \"host\" or \"vulkan\", not \"" + p.kind + "\"");
   if (!(p.dispatch_us >= 0)) bad(what, "field 'dispatch_us' must be >= 0");
   if (!(p.submit_us >= 0)) bad(what, "field 'submit_us' must be >= 0");
+  if (!(p.sequence_factor > 0)) bad(what, "field 'sequence_factor' must be positive");
   for (OpClass c : kAllOpClasses) {
     const auto& oc = p.op_class(c);
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -223,6 +224,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   p.shares_host_cores = flag(j, "shares_host_cores", what, false);
   p.dispatch_us = number(j, "dispatch_us", "", what);
   p.submit_us = number(j, "submit_us", "", what);
+  if (j.contains("sequence_factor")) p.sequence_factor = number(j, "sequence_factor", "", what);
   const json& classes = field(j, "op_classes", "", what);
   for (OpClass c : kAllOpClasses) {
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -263,6 +265,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   j["shares_host_cores"] = p.shares_host_cores;
   j["dispatch_us"] = p.dispatch_us;
   j["submit_us"] = p.submit_us;
+  j["sequence_factor"] = p.sequence_factor;
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {
     json pts = json::array();

@@ -72,6 +72,11 @@ struct DeviceProfile {
   bool shares_host_cores = false;  // true: host and device work cannot overlap
   double dispatch_us = 0;          // per kernel launch (host: per op call)
   double submit_us = 0;            // per submission (one per dispatch unit)
+  // Measured time of a synthetic multi-layer network over the sum of its
+  // ops' single-op predictions: what running ops in sequence costs beyond
+  // running each alone and hot (weights and activations no longer in cache,
+  // thread-pool wake-ups). Every op's time is scaled by it. 1: unknown.
+  double sequence_factor = 1;
   std::array<OpClassProfile, kOpClassCount> classes;
 
   OpClassProfile& op_class(OpClass c) { return classes[static_cast<std::size_t>(c)]; }

@@ -129,6 +129,39 @@ Graph relu_chain_graph(std::int64_t elements, int count) {
   return m.finish(y);
 }
 
+// A synthetic CNN of a dozen layers (not any model of the zoo): convs of
+// several kernels, strides and widths with ReLU, a pooling, a global pooling
+// and a classifier; ≈1.1 GFLOP. Run end to end, it shows what ops cost in
+// sequence against each measured alone.
+Graph synthetic_network() {
+  MicroGraph m({1, 16, 96, 96});
+  auto conv = [&](ValueId x, std::int64_t c_in, std::int64_t c_out, std::int64_t k, std::int64_t stride, bool relu) {
+    ValueId y = m.op("Conv", {x, m.constant({c_out, c_in, k, k}, 0.05f), m.constant({c_out}, 0.01f)},
+                     conv_attrs(k, k, stride, 1));
+    return relu ? m.op("Relu", {y}) : y;
+  };
+  ValueId y = conv(m.x(), 16, 32, 3, 1, true);
+  y = conv(y, 32, 64, 3, 2, true);
+  y = conv(y, 64, 96, 1, 1, true);
+  y = conv(y, 96, 96, 3, 1, true);
+  graph::Attributes pool;
+  pool.set("kernel_shape", std::vector<std::int64_t>{3, 3});
+  pool.set("strides", std::vector<std::int64_t>{2, 2});
+  pool.set("pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  y = m.op("MaxPool", {y}, pool);
+  y = conv(y, 96, 192, 3, 1, true);
+  y = conv(y, 192, 128, 1, 1, false);
+  y = conv(y, 128, 256, 3, 2, true);
+  y = conv(y, 256, 256, 3, 1, true);
+  y = conv(y, 256, 512, 1, 1, true);
+  y = m.op("GlobalAveragePool", {y});
+  y = m.op("Flatten", {y});
+  graph::Attributes gemm;
+  gemm.set("transB", std::int64_t{1});
+  y = m.op("Gemm", {y, m.constant({100, 512}, 0.05f), m.constant({100}, 0.1f)}, gemm);
+  return m.finish(y);
+}
+
 using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const ExecutorOptions&)>;
 
 // Median microseconds of one run after a warm-up, over ≥ 3 runs and ≥ 30 ms.
@@ -248,6 +281,28 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   for (auto& c : p.classes) {
     std::stable_sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
     c.bandwidth_gbs = std::max(0.1, bandwidth_gbs);
+  }
+
+  // Ops in sequence: the synthetic network measured end to end against the
+  // sum of its ops as just calibrated (on the accelerator: as one unit).
+  if (progress) progress("calibrating " + who + ": a synthetic network, ops in sequence");
+  {
+    const Graph net = synthetic_network();
+    p.sequence_factor = 1;
+    planner::validate(p);
+    const planner::CostModel cm(net, p, p, planner::LinkProfile{});
+    double predicted = 0;
+    if (accelerator) {
+      std::vector<int> all(net.nodes.size());
+      std::vector<char> mask(net.nodes.size(), 1);
+      for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+      predicted = cm.unit_compute_us(all, mask);
+    } else {
+      for (int i = 0; i < cm.node_count(); ++i) predicted += cm.host_us(i);
+    }
+    const double measured = measure(make, options, net).us;
+    // Bounded: a wild value means a disturbed measurement, not a property.
+    if (predicted > 0) p.sequence_factor = std::clamp(measured / predicted, 0.5, 3.0);
   }
   if (progress) progress("calibrating " + who + ": done");
   p.measured = true;

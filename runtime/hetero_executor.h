@@ -50,7 +50,9 @@ class HeteroExecutor final : public Executor {
   // its downloads, in execution order. Predicted times come from the plan
   // (Σ op times of a host segment, the unit's compute, Σ of its transfers);
   // measured ones are wall time (a transfer's includes the emulated link's
-  // hold). Empty entries (a unit without uploads) are left out.
+  // hold; with overlap, a unit's compute is its span from submission to the
+  // return of the wait on it, less its transfers, so it includes host work
+  // done meanwhile). Empty entries (a unit without uploads) are left out.
   struct StepTime {
     enum class Device : std::uint8_t { host, accelerator, link };
     std::string name;
