@@ -131,10 +131,11 @@ Graph relu_chain_graph(std::int64_t elements, int count) {
 
 // A synthetic CNN of a dozen layers (not any model of the zoo): convs of
 // several kernels, strides and widths with ReLU, a pooling, a global pooling
-// and a classifier; ≈1.1 GFLOP. Run end to end, it shows what ops cost in
-// sequence against each measured alone.
+// and a classifier; ≈4.4 GFLOP, the size of an ImageNet-class CNN, so that a
+// run lasts as long as real ones do. Run end to end, it shows what ops cost
+// in sequence against each measured alone.
 Graph synthetic_network() {
-  MicroGraph m({1, 16, 96, 96});
+  MicroGraph m({1, 16, 192, 192});
   auto conv = [&](ValueId x, std::int64_t c_in, std::int64_t c_out, std::int64_t k, std::int64_t stride, bool relu) {
     ValueId y = m.op("Conv", {x, m.constant({c_out, c_in, k, k}, 0.05f), m.constant({c_out}, 0.01f)},
                      conv_attrs(k, k, stride, 1));
@@ -164,8 +165,11 @@ Graph synthetic_network() {
 
 using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const ExecutorOptions&)>;
 
-// Median microseconds of one run after a warm-up, over ≥ 3 runs and ≥ 30 ms.
-double time_us(Executor& ex, const Graph& g) {
+// Microseconds of one run after a warm-up, over ≥ min_runs runs and ≥ 30 ms,
+// at the given quantile of the runs. Single ops take the lower quartile, not
+// the median, so that a burst of other work on a shared machine during one
+// short benchmark does not make its point slow.
+double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double quantile = 0.25) {
   std::vector<std::vector<float>> in, out;
   for (auto v : g.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)), 0.5f);
   for (auto v : g.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)));
@@ -176,7 +180,7 @@ double time_us(Executor& ex, const Graph& g) {
   ex.run(ip, op);  // warm-up: first-dispatch compilation, page faults
   std::vector<double> times;
   double total = 0;
-  while (times.size() < 3 || (total < 30'000 && times.size() < 25)) {
+  while (times.size() < min_runs || (total < 30'000 && times.size() < 25)) {
     const auto t0 = std::chrono::steady_clock::now();
     ex.run(ip, op);
     const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
@@ -184,7 +188,7 @@ double time_us(Executor& ex, const Graph& g) {
     total += us;
   }
   std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return times[static_cast<std::size_t>(quantile * static_cast<double>(times.size() - 1) + 0.5)];
 }
 
 
@@ -192,9 +196,10 @@ struct Measured {
   double flops, us;
 };
 
-Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g) {
+Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g, std::size_t min_runs = 3,
+                 double quantile = 0.25) {
   auto ex = make(g, options);
-  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g)};
+  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g, min_runs, quantile)};
 }
 
 planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& options,
@@ -300,7 +305,9 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     } else {
       for (int i = 0; i < cm.node_count(); ++i) predicted += cm.host_us(i);
     }
-    const double measured = measure(make, options, net).us;
+    // The median of several runs: what a network run typically takes here,
+    // as `vkfuse run` reports it.
+    const double measured = measure(make, options, net, 9, 0.5).us;
     // Bounded: a wild value means a disturbed measurement, not a property.
     if (predicted > 0) p.sequence_factor = std::clamp(measured / predicted, 0.5, 3.0);
   }
@@ -430,7 +437,11 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     if (!fs::exists(f)) return std::nullopt;
     try {
       auto p = planner::load_device_profile(f.string());
-      if (planner::same_cache_key(p, id) && p.measured) return p;
+      // Profiles from before shape-aware calibration (no point of known
+      // shape) are stale: measured again.
+      const auto& convs = p.op_class(planner::OpClass::direct_conv).throughput;
+      const bool shaped = std::any_of(convs.begin(), convs.end(), [](auto& t) { return t.shape.known(); });
+      if (planner::same_cache_key(p, id) && p.measured && shaped) return p;
     } catch (const Error&) {
       // A corrupt cache entry is recalibrated.
     }
