@@ -205,11 +205,17 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   }
 
   std::vector<double> times;
+  std::vector<std::vector<double>> step_times;  // per plan step: its measured ms in each timed run
   const int total = warmup + iters;
   for (int r = 0; r < total; ++r) {
     model.run(inputs, outputs);
     const double ms = model.last_timings().total_ms;
-    if (r >= warmup) times.push_back(ms);
+    if (r >= warmup) {
+      times.push_back(ms);
+      const auto& steps = model.last_timings().steps;
+      step_times.resize(steps.size());
+      for (std::size_t k = 0; k < steps.size(); ++k) step_times[k].push_back(steps[k].measured_ms);
+    }
     if (progress && (ms > 1000 || r + 1 == total))
       std::cerr << "vkfuse: " << (r < warmup ? "warm-up " : "run ") << (r < warmup ? r + 1 : r + 1 - warmup) << "/"
                 << (r < warmup ? warmup : iters) << ": " << ms << " ms\n";
@@ -235,6 +241,8 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   }
 
   const Stats s = stats_of(times);
+  const vkfuse::RunTimings last = model.last_timings();
+  auto ratio = [](double measured, double predicted) { return predicted > 0 ? measured / predicted : 0.0; };
   if (as_json) {
     json j;
     j["model"] = a.model;
@@ -250,6 +258,29 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     j["warmup"] = warmup;
     j["load_ms"] = load_ms;
     j["latency_ms"] = {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean}};
+    // Predicted against measured, in total (median latency) and per plan step
+    // (each step's median over the timed runs).
+    json pred;
+    pred["predicted_ms"] = last.predicted_ms;
+    pred["measured_ms"] = s.median;
+    pred["ratio"] = ratio(s.median, last.predicted_ms);
+    pred["steps"] = json::array();
+    double steps_predicted = 0, steps_measured = 0;
+    for (std::size_t k = 0; k < last.steps.size(); ++k) {
+      const auto& st = last.steps[k];
+      const double measured = k < step_times.size() ? stats_of(step_times[k]).median : st.measured_ms;
+      steps_predicted += st.predicted_ms;
+      steps_measured += measured;
+      pred["steps"].push_back({{"name", st.name},
+                               {"device", st.device},
+                               {"predicted_ms", st.predicted_ms},
+                               {"measured_ms", measured},
+                               {"ratio", ratio(measured, st.predicted_ms)},
+                               {"bytes", st.bytes}});
+    }
+    pred["steps_predicted_ms"] = steps_predicted;
+    pred["steps_measured_ms"] = steps_measured;
+    j["prediction"] = std::move(pred);
     j["outputs"] = json::array();
     for (auto& o : model.outputs()) j["outputs"].push_back({{"name", o.name}, {"shape", o.shape}});
     j["output_shape"] = model.outputs().empty() ? std::vector<std::int64_t>{} : model.outputs()[0].shape;
@@ -274,7 +305,9 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     }
     std::printf("\n");
   }
-  if (model.predicted_ms() > 0) std::printf("predicted  %.3f ms (plan)\n", model.predicted_ms());
+  if (model.predicted_ms() > 0)
+    std::printf("predicted  %.3f ms, measured %.3f ms (ratio %.2f) over %zu plan steps\n", model.predicted_ms(),
+                s.median, ratio(s.median, model.predicted_ms()), last.steps.size());
   std::printf("latency    min %.3f ms, median %.3f ms, max %.3f ms over %d runs (%d warm-up)\n", s.min, s.median,
               s.max, iters, warmup);
   return 0;

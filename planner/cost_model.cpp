@@ -48,13 +48,40 @@ bool is_fusible_epilogue(const graph::Node& n) {
 
 namespace {
 
-double roofline_us(const DeviceProfile& d, OpClass c, double flops, double bytes) {
-  const double compute = flops / (d.throughput_gflops(c, flops) * 1e3);  // GFLOP/s → FLOP/µs
+double roofline_us(const DeviceProfile& d, OpClass c, double flops, double bytes, const OpGeometry& shape = {}) {
+  const double compute = flops / (d.throughput_gflops(c, flops, shape) * 1e3);  // GFLOP/s → FLOP/µs
   const double memory = bytes / (d.bandwidth_gbs(c) * 1e3);              // GB/s → B/µs
   return std::max(compute, memory);
 }
 
 }  // namespace
+
+OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n) {
+  OpGeometry s;
+  const OpClass c = classify(g, n);
+  if (c != OpClass::direct_conv && c != OpClass::conv1x1_gemm && c != OpClass::depthwise && c != OpClass::pooling)
+    return s;
+  if (n.inputs.empty() || n.inputs[0] == kNoValue || n.outputs.empty() || n.outputs[0] == kNoValue) return s;
+  const graph::Shape& x = g.value(n.inputs[0]).shape;
+  const graph::Shape& y = g.value(n.outputs[0]).shape;
+  if (x.size() < 3 || y.size() < 3) return s;
+  s.pixels = 1;
+  for (std::size_t i = 2; i < y.size(); ++i) s.pixels *= static_cast<double>(y[i]);
+  s.kernel = 1;
+  if (n.op_type == "GlobalAveragePool" || n.op_type == "GlobalMaxPool") {
+    for (std::size_t i = 2; i < x.size(); ++i) s.kernel *= static_cast<double>(x[i]);
+  } else if (n.op_type == "Conv" && n.inputs.size() > 1 && n.inputs[1] != kNoValue) {
+    const graph::Shape& w = g.value(n.inputs[1]).shape;
+    for (std::size_t i = 2; i < w.size(); ++i) s.kernel *= static_cast<double>(w[i]);
+  } else {
+    for (auto k : n.attrs.get_ints("kernel_shape", {})) s.kernel *= static_cast<double>(k);
+  }
+  s.stride = 1;
+  for (auto st : n.attrs.get_ints("strides", {})) s.stride = std::max(s.stride, static_cast<double>(st));
+  const double group = n.op_type == "Conv" ? static_cast<double>(std::max<std::int64_t>(1, n.attrs.get_int("group", 1))) : 1;
+  s.channels = static_cast<double>(x[1]) / group;
+  return s;
+}
 
 CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile accel, LinkProfile link)
     : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)) {
@@ -123,8 +150,10 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
     c.flops = static_cast<double>(graph::node_flops(n, ins, outs));
     c.bytes = c.view ? 0 : bytes;
     if (!c.view) {
-      c.host_us = roofline_us(host_, c.op_class, c.flops, c.bytes) + host_.dispatch_us;
-      c.accel_us = roofline_us(accel_, c.op_class, c.flops, c.bytes) + accel_.dispatch_us;
+      const OpGeometry shape = op_geometry(g, n);
+      c.host_us = host_.sequence_factor * (roofline_us(host_, c.op_class, c.flops, c.bytes, shape) + host_.dispatch_us);
+      c.accel_us =
+          accel_.sequence_factor * (roofline_us(accel_, c.op_class, c.flops, c.bytes, shape) + accel_.dispatch_us);
     }
   }
 }
@@ -153,7 +182,7 @@ double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
   double other = 0;
   for (ValueId v : n.inputs)
     if (v != kNoValue && v != fused_input) other += value_bytes(v);
-  return roofline_us(accel_, OpClass::elementwise, node(i).flops, other);
+  return accel_.sequence_factor * roofline_us(accel_, OpClass::elementwise, node(i).flops, other);
 }
 
 std::vector<int> CostModel::kernel_roots(std::span<const int> members, const std::vector<char>& in_unit) const {

@@ -1,8 +1,8 @@
 // planner/cost_model.h — predicted times from profiles: of an op on either
 // device, of a transfer over the link, and of a fused cluster on the accelerator.
 //
-//   op time       = max(flops / throughput(class, flops), bytes / bandwidth(class))
-//                   + dispatch overhead                              (roofline)
+//   op time       = sequence factor × (max(flops / throughput(class, flops, shape),
+//                   bytes / bandwidth(class)) + dispatch overhead)   (roofline)
 //   transfer time = latency + bytes / bandwidth                      (per value)
 //   cluster time  = submit overhead + Σ kernels (op time)
 //                   + Σ fused epilogues (their extra inputs only: no dispatch,
@@ -26,6 +26,9 @@ namespace vkfuse::planner {
 // group == input channels (> 1) → depthwise; other Conv → direct_conv;
 // Gemm/MatMul → gemm; pools → pooling; everything else → elementwise.
 OpClass classify(const graph::Graph& g, const graph::Node& n);
+// The geometry of a convolution or pooling node (output pixels, kernel area,
+// stride, input channels per group); unknown (all zero) for other ops.
+OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n);
 // Zero-cost reinterpretations of a buffer (Flatten, Reshape, ...).
 bool is_view_op(const graph::Node& n);
 // Elementwise ops that can run in their producer's epilogue on the accelerator.

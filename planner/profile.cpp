@@ -96,9 +96,37 @@ std::optional<OpClass> parse_op_class(std::string_view name) {
   return std::nullopt;
 }
 
-double DeviceProfile::throughput_gflops(OpClass c, double flops) const {
+double DeviceProfile::throughput_gflops(OpClass c, double flops, const OpGeometry& shape) const {
   const auto& pts = op_class(c).throughput;
   if (pts.empty()) return 1.0;
+  if (shape.known()) {
+    // The two nearest measured shapes, weighted by inverse squared distance
+    // (in log space, where a factor of two counts the same everywhere).
+    auto ln = [](double a, double b) { return std::log(std::max(a, 1e-9) / std::max(b, 1e-9)); };
+    double best[2] = {HUGE_VAL, HUGE_VAL};
+    double rate[2] = {0, 0};
+    for (const auto& p : pts) {
+      if (!p.shape.known()) continue;
+      const double df = ln(flops, p.flops), dp = ln(shape.pixels, p.shape.pixels),
+                   dk = ln(shape.kernel, p.shape.kernel), ds = 2 * ln(shape.stride, p.shape.stride),
+                   dc = ln(shape.channels, p.shape.channels);
+      const double d2 = df * df + dp * dp + dk * dk + ds * ds + dc * dc;
+      if (d2 < best[0]) {
+        best[1] = best[0];
+        rate[1] = rate[0];
+        best[0] = d2;
+        rate[0] = p.gflops;
+      } else if (d2 < best[1]) {
+        best[1] = d2;
+        rate[1] = p.gflops;
+      }
+    }
+    if (best[0] < HUGE_VAL) {
+      if (best[1] == HUGE_VAL || best[0] < 1e-12) return rate[0];
+      const double w0 = 1 / best[0], w1 = 1 / best[1];
+      return std::exp((w0 * std::log(rate[0]) + w1 * std::log(rate[1])) / (w0 + w1));
+    }
+  }
   if (pts.size() == 1 || flops <= pts.front().flops) return pts.front().gflops;
   if (flops >= pts.back().flops) return pts.back().gflops;
   for (std::size_t i = 1; i < pts.size(); ++i) {
@@ -119,6 +147,7 @@ void validate(const DeviceProfile& p) {
     bad(what, "field 'kind' must be \"host\" or \"vulkan\", not \"" + p.kind + "\"");
   if (!(p.dispatch_us >= 0)) bad(what, "field 'dispatch_us' must be >= 0");
   if (!(p.submit_us >= 0)) bad(what, "field 'submit_us' must be >= 0");
+  if (!(p.sequence_factor > 0)) bad(what, "field 'sequence_factor' must be positive");
   for (OpClass c : kAllOpClasses) {
     const auto& oc = p.op_class(c);
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -195,6 +224,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   p.shares_host_cores = flag(j, "shares_host_cores", what, false);
   p.dispatch_us = number(j, "dispatch_us", "", what);
   p.submit_us = number(j, "submit_us", "", what);
+  if (j.contains("sequence_factor")) p.sequence_factor = number(j, "sequence_factor", "", what);
   const json& classes = field(j, "op_classes", "", what);
   for (OpClass c : kAllOpClasses) {
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -207,7 +237,14 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
     } else if (tp.is_array()) {
       for (std::size_t i = 0; i < tp.size(); ++i) {
         const std::string ip = path + ".throughput[" + std::to_string(i) + "]";
-        out.throughput.push_back({number(tp[i], "flops", ip, what), number(tp[i], "gflops", ip, what)});
+        ThroughputPoint pt{number(tp[i], "flops", ip, what), number(tp[i], "gflops", ip, what), {}};
+        if (tp[i].contains("shape")) {
+          const json& sh = tp[i]["shape"];
+          const std::string sp = ip + ".shape";
+          pt.shape = {number(sh, "pixels", sp, what), number(sh, "kernel", sp, what), number(sh, "stride", sp, what),
+                      number(sh, "channels", sp, what)};
+        }
+        out.throughput.push_back(pt);
       }
     } else {
       bad(what, "field '" + path + ".throughput' must be a number or a list of {flops, gflops}");
@@ -228,10 +265,19 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   j["shares_host_cores"] = p.shares_host_cores;
   j["dispatch_us"] = p.dispatch_us;
   j["submit_us"] = p.submit_us;
+  j["sequence_factor"] = p.sequence_factor;
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {
     json pts = json::array();
-    for (const auto& pt : p.op_class(c).throughput) pts.push_back({{"flops", pt.flops}, {"gflops", pt.gflops}});
+    for (const auto& pt : p.op_class(c).throughput) {
+      json jp = {{"flops", pt.flops}, {"gflops", pt.gflops}};
+      if (pt.shape.known())
+        jp["shape"] = {{"pixels", pt.shape.pixels},
+                       {"kernel", pt.shape.kernel},
+                       {"stride", pt.shape.stride},
+                       {"channels", pt.shape.channels}};
+      pts.push_back(jp);
+    }
     classes[op_class_name(c)] = {{"throughput", pts}, {"bandwidth_gbs", p.op_class(c).bandwidth_gbs}};
   }
   j["op_classes"] = classes;

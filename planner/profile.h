@@ -31,14 +31,33 @@ inline constexpr std::array<OpClass, kOpClassCount> kAllOpClasses = {OpClass::di
 const char* op_class_name(OpClass c);
 std::optional<OpClass> parse_op_class(std::string_view name);
 
-// Achieved throughput of one op class at one op size.
+// The shape of an op beyond its size: what makes two ops of equal FLOPs run
+// at different rates (a 1x1 conv on a 7x7 map against one on a 56x56 map, a
+// stride-2 conv, a 7x7 stem over 3 channels). All zero: unknown.
+struct OpGeometry {
+  double pixels = 0;    // output plane, H×W
+  double kernel = 0;    // kernel area, kh×kw (pooling: its window)
+  double stride = 0;    // the larger of the strides
+  double channels = 0;  // input channels per group (pooling: channels)
+  bool known() const { return pixels > 0 && kernel > 0 && stride > 0 && channels > 0; }
+};
+
+// Achieved throughput of one op class at one op size (and, when measured on an
+// op of known shape, that shape).
 struct ThroughputPoint {
+  ThroughputPoint(double flops_ = 0, double gflops_ = 0, OpGeometry shape_ = {})
+      : flops(flops_), gflops(gflops_), shape(shape_) {}
   double flops = 0;   // size of the op, in FLOPs
   double gflops = 0;  // achieved GFLOP/s at that size
+  OpGeometry shape;   // of the measured op; unknown for hand-written tables
 };
 
 struct OpClassProfile {
-  // Sorted by flops. Interpolated linearly in log(flops), clamped at both ends.
+  // Sorted by flops. Looked up as follows: for an op of known shape, when
+  // points of known shape exist, from the nearest ones in log space over
+  // (flops, pixels, kernel area, stride, channels) — measured layers shaped
+  // like the op; otherwise interpolated linearly in log(flops), clamped at
+  // both ends.
   std::vector<ThroughputPoint> throughput;
   double bandwidth_gbs = 1;  // effective memory bandwidth, GB/s (1e9 B/s)
 };
@@ -53,12 +72,17 @@ struct DeviceProfile {
   bool shares_host_cores = false;  // true: host and device work cannot overlap
   double dispatch_us = 0;          // per kernel launch (host: per op call)
   double submit_us = 0;            // per submission (one per dispatch unit)
+  // Measured time of a synthetic multi-layer network over the sum of its
+  // ops' single-op predictions: what running ops in sequence costs beyond
+  // running each alone and hot (weights and activations no longer in cache,
+  // thread-pool wake-ups). Every op's time is scaled by it. 1: unknown.
+  double sequence_factor = 1;
   std::array<OpClassProfile, kOpClassCount> classes;
 
   OpClassProfile& op_class(OpClass c) { return classes[static_cast<std::size_t>(c)]; }
   const OpClassProfile& op_class(OpClass c) const { return classes[static_cast<std::size_t>(c)]; }
   // Achieved GFLOP/s of class c on an op of `flops` FLOPs (interpolated).
-  double throughput_gflops(OpClass c, double flops) const;
+  double throughput_gflops(OpClass c, double flops, const OpGeometry& shape = {}) const;
   double bandwidth_gbs(OpClass c) const { return op_class(c).bandwidth_gbs; }
 };
 

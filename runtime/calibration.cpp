@@ -9,6 +9,7 @@
 
 #include "graph/ops.h"
 #include "graph/passes.h"
+#include "planner/cost_model.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse::runtime {
@@ -81,19 +82,22 @@ class MicroGraph {
   ValueId x_;
 };
 
-graph::Attributes conv_attrs(std::int64_t k, std::int64_t group) {
+graph::Attributes conv_attrs(std::int64_t kh, std::int64_t kw, std::int64_t stride, std::int64_t group) {
   graph::Attributes a;
-  a.set("kernel_shape", std::vector<std::int64_t>{k, k});
-  a.set("pads", std::vector<std::int64_t>{k / 2, k / 2, k / 2, k / 2});
+  a.set("kernel_shape", std::vector<std::int64_t>{kh, kw});
+  a.set("pads", std::vector<std::int64_t>{kh / 2, kw / 2, kh / 2, kw / 2});
+  a.set("strides", std::vector<std::int64_t>{stride, stride});
   a.set("group", group);
   return a;
 }
 
-Graph conv_graph(std::int64_t c_in, std::int64_t c_out, std::int64_t hw, std::int64_t k, std::int64_t group) {
+// A kh×kw convolution ("same" padding) over a hw×hw map.
+Graph conv_graph(std::int64_t c_in, std::int64_t c_out, std::int64_t hw, std::int64_t kh, std::int64_t kw,
+                 std::int64_t stride = 1, std::int64_t group = 1) {
   MicroGraph m({1, c_in, hw, hw});
-  ValueId w = m.constant({c_out, c_in / group, k, k}, 0.1f);
+  ValueId w = m.constant({c_out, c_in / group, kh, kw}, 0.1f);
   ValueId b = m.constant({c_out}, 0.1f);
-  return m.finish(m.op("Conv", {m.x(), w, b}, conv_attrs(k, group)));
+  return m.finish(m.op("Conv", {m.x(), w, b}, conv_attrs(kh, kw, stride, group)));
 }
 
 Graph gemm_graph(std::int64_t m_rows, std::int64_t k, std::int64_t n) {
@@ -103,13 +107,13 @@ Graph gemm_graph(std::int64_t m_rows, std::int64_t k, std::int64_t n) {
   return m.finish(m.op("Gemm", {m.x(), m.constant({n, k}, 0.05f), m.constant({n}, 0.1f)}, a));
 }
 
-Graph pool_graph(std::int64_t c, std::int64_t hw) {
+Graph pool_graph(std::int64_t c, std::int64_t hw, std::int64_t stride = 2, const char* op = "MaxPool") {
   MicroGraph m({1, c, hw, hw});
   graph::Attributes a;
   a.set("kernel_shape", std::vector<std::int64_t>{3, 3});
-  a.set("strides", std::vector<std::int64_t>{2, 2});
+  a.set("strides", std::vector<std::int64_t>{stride, stride});
   a.set("pads", std::vector<std::int64_t>{1, 1, 1, 1});
-  return m.finish(m.op("MaxPool", {m.x()}, a));
+  return m.finish(m.op(op, {m.x()}, a));
 }
 
 Graph add_graph(std::int64_t c, std::int64_t hw) {
@@ -125,10 +129,47 @@ Graph relu_chain_graph(std::int64_t elements, int count) {
   return m.finish(y);
 }
 
+// A synthetic CNN of a dozen layers (not any model of the zoo): convs of
+// several kernels, strides and widths with ReLU, a pooling, a global pooling
+// and a classifier; ≈4.4 GFLOP, the size of an ImageNet-class CNN, so that a
+// run lasts as long as real ones do. Run end to end, it shows what ops cost
+// in sequence against each measured alone.
+Graph synthetic_network() {
+  MicroGraph m({1, 16, 192, 192});
+  auto conv = [&](ValueId x, std::int64_t c_in, std::int64_t c_out, std::int64_t k, std::int64_t stride, bool relu) {
+    ValueId y = m.op("Conv", {x, m.constant({c_out, c_in, k, k}, 0.05f), m.constant({c_out}, 0.01f)},
+                     conv_attrs(k, k, stride, 1));
+    return relu ? m.op("Relu", {y}) : y;
+  };
+  ValueId y = conv(m.x(), 16, 32, 3, 1, true);
+  y = conv(y, 32, 64, 3, 2, true);
+  y = conv(y, 64, 96, 1, 1, true);
+  y = conv(y, 96, 96, 3, 1, true);
+  graph::Attributes pool;
+  pool.set("kernel_shape", std::vector<std::int64_t>{3, 3});
+  pool.set("strides", std::vector<std::int64_t>{2, 2});
+  pool.set("pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  y = m.op("MaxPool", {y}, pool);
+  y = conv(y, 96, 192, 3, 1, true);
+  y = conv(y, 192, 128, 1, 1, false);
+  y = conv(y, 128, 256, 3, 2, true);
+  y = conv(y, 256, 256, 3, 1, true);
+  y = conv(y, 256, 512, 1, 1, true);
+  y = m.op("GlobalAveragePool", {y});
+  y = m.op("Flatten", {y});
+  graph::Attributes gemm;
+  gemm.set("transB", std::int64_t{1});
+  y = m.op("Gemm", {y, m.constant({100, 512}, 0.05f), m.constant({100}, 0.1f)}, gemm);
+  return m.finish(y);
+}
+
 using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const ExecutorOptions&)>;
 
-// Median microseconds of one run after a warm-up, over ≥ 3 runs and ≥ 30 ms.
-double time_us(Executor& ex, const Graph& g) {
+// Microseconds of one run after a warm-up, over ≥ min_runs runs and ≥ 30 ms,
+// at the given quantile of the runs. Single ops take the lower quartile, not
+// the median, so that a burst of other work on a shared machine during one
+// short benchmark does not make its point slow.
+double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double quantile = 0.25) {
   std::vector<std::vector<float>> in, out;
   for (auto v : g.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)), 0.5f);
   for (auto v : g.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)));
@@ -139,7 +180,7 @@ double time_us(Executor& ex, const Graph& g) {
   ex.run(ip, op);  // warm-up: first-dispatch compilation, page faults
   std::vector<double> times;
   double total = 0;
-  while (times.size() < 3 || (total < 30'000 && times.size() < 25)) {
+  while (times.size() < min_runs || (total < 30'000 && times.size() < 25)) {
     const auto t0 = std::chrono::steady_clock::now();
     ex.run(ip, op);
     const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
@@ -147,7 +188,7 @@ double time_us(Executor& ex, const Graph& g) {
     total += us;
   }
   std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return times[static_cast<std::size_t>(quantile * static_cast<double>(times.size() - 1) + 0.5)];
 }
 
 
@@ -155,9 +196,10 @@ struct Measured {
   double flops, us;
 };
 
-Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g) {
+Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g, std::size_t min_runs = 3,
+                 double quantile = 0.25) {
   auto ex = make(g, options);
-  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g)};
+  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g, min_runs, quantile)};
 }
 
 planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& options,
@@ -168,24 +210,58 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     const char* label;
     std::function<Graph()> build;
   };
-  // Sizes from ResNet/Inception layers, small to large, so that the planner
-  // can interpolate by FLOPs.
-  const std::vector<Bench> benches = {
-      {OpClass::direct_conv, "3x3 conv 32ch 28x28", [] { return conv_graph(32, 32, 28, 3, 1); }},
-      {OpClass::direct_conv, "3x3 conv 64ch 56x56", [] { return conv_graph(64, 64, 56, 3, 1); }},
-      {OpClass::direct_conv, "3x3 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 3, 1); }},
+  // Overheads first (one tiny op vs eight chained tiny ops), so that each
+  // measured op's throughput is its kernel's alone: the cost model adds the
+  // per-op dispatch and the per-unit submission back itself.
+  const std::string who = accelerator ? "accelerator" : "host";
+  const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
+  const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
+  p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
+  p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
+  const double overhead_us = p.dispatch_us + p.submit_us;
+
+  // Layer shapes of the kind real CNNs are made of, for every kernel variant a
+  // backend may pick by shape: 3x3 stride 1 on large and small maps, with few
+  // and many channels (Winograd, tiled and channel-vector kernels on the
+  // host), strided 3x3 and a 7x7 stem, 5x5 and 1x7 kernels, 1x1 convs on
+  // even and odd planes and strided, depthwise, pooling both ways. The cost
+  // model prices an op from the measured shapes nearest to it.
+  std::vector<Bench> benches = {
+      {OpClass::direct_conv, "3x3 conv 32ch 112x112", [] { return conv_graph(32, 32, 112, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 32ch 28x28", [] { return conv_graph(32, 32, 28, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 64ch 56x56", [] { return conv_graph(64, 64, 56, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 96ch 35x35", [] { return conv_graph(96, 96, 35, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 128ch 28x28", [] { return conv_graph(128, 128, 28, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 192ch 17x17", [] { return conv_graph(192, 192, 17, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 384ch 8x8", [] { return conv_graph(384, 384, 8, 3, 3); }},
+      {OpClass::direct_conv, "3x3 conv 512ch 7x7", [] { return conv_graph(512, 512, 7, 3, 3); }},
+      {OpClass::direct_conv, "3x3/2 conv 3->32ch 224x224", [] { return conv_graph(3, 32, 224, 3, 3, 2); }},
+      {OpClass::direct_conv, "3x3/2 conv 64->128ch 56x56", [] { return conv_graph(64, 128, 56, 3, 3, 2); }},
+      {OpClass::direct_conv, "3x3/2 conv 256->512ch 14x14", [] { return conv_graph(256, 512, 14, 3, 3, 2); }},
+      {OpClass::direct_conv, "7x7/2 conv 3->64ch 224x224", [] { return conv_graph(3, 64, 224, 7, 7, 2); }},
+      {OpClass::direct_conv, "5x5 conv 48->64ch 35x35", [] { return conv_graph(48, 64, 35, 5, 5); }},
+      {OpClass::direct_conv, "1x7 conv 128ch 17x17", [] { return conv_graph(128, 128, 17, 1, 7); }},
+      {OpClass::direct_conv, "1x3 conv 384ch 8x8", [] { return conv_graph(384, 384, 8, 1, 3); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 64->256ch 56x56", [] { return conv_graph(64, 256, 56, 1, 1); }},
       {OpClass::conv1x1_gemm, "1x1 conv 64ch 28x28", [] { return conv_graph(64, 64, 28, 1, 1); }},
       {OpClass::conv1x1_gemm, "1x1 conv 256ch 14x14", [] { return conv_graph(256, 256, 14, 1, 1); }},
-      {OpClass::depthwise, "3x3 depthwise 32ch 56x56", [] { return conv_graph(32, 32, 56, 3, 32); }},
-      {OpClass::depthwise, "3x3 depthwise 144ch 56x56", [] { return conv_graph(144, 144, 56, 3, 144); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 192->64ch 35x35", [] { return conv_graph(192, 64, 35, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 768->192ch 17x17", [] { return conv_graph(768, 192, 17, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1 conv 1024->256ch 7x7", [] { return conv_graph(1024, 256, 7, 1, 1); }},
+      {OpClass::conv1x1_gemm, "1x1/2 conv 128->256ch 28x28", [] { return conv_graph(128, 256, 28, 1, 1, 2); }},
+      {OpClass::depthwise, "3x3 depthwise 32ch 56x56", [] { return conv_graph(32, 32, 56, 3, 3, 1, 32); }},
+      {OpClass::depthwise, "3x3 depthwise 144ch 56x56", [] { return conv_graph(144, 144, 56, 3, 3, 1, 144); }},
+      {OpClass::depthwise, "3x3 depthwise 512ch 14x14", [] { return conv_graph(512, 512, 14, 3, 3, 1, 512); }},
       {OpClass::gemm, "gemm 1x512x1000", [] { return gemm_graph(1, 512, 1000); }},
       {OpClass::gemm, "gemm 16x1024x1000", [] { return gemm_graph(16, 1024, 1000); }},
       {OpClass::pooling, "maxpool 3x3 s2 64ch 56x56", [] { return pool_graph(64, 56); }},
       {OpClass::pooling, "maxpool 3x3 s2 64ch 112x112", [] { return pool_graph(64, 112); }},
+      {OpClass::pooling, "avgpool 3x3 s1 192ch 35x35", [] { return pool_graph(192, 35, 1, "AveragePool"); }},
+      {OpClass::pooling, "avgpool 3x3 s1 768ch 17x17", [] { return pool_graph(768, 17, 1, "AveragePool"); }},
       {OpClass::elementwise, "add 64ch 28x28", [] { return add_graph(64, 28); }},
       {OpClass::elementwise, "add 64ch 56x56", [] { return add_graph(64, 56); }},
   };
-  const std::string who = accelerator ? "accelerator" : "host";
   for (auto& c : p.classes) c.throughput.clear();
   double bandwidth_gbs = 0;
   int step = 0;
@@ -193,31 +269,49 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     ++step;
     if (progress)
       progress("calibrating " + who + " (" + p.name + "): " + b.label + " [" + std::to_string(step) + "/" +
-               std::to_string(benches.size() + 2) + "]");
+               std::to_string(benches.size()) + "]");
     const Graph g = b.build();
     const Measured m = measure(make, options, g);
+    // The kernel's own time: the measured run less the overheads, but never
+    // less than half of it (noise on tiny ops).
+    const double us = std::max(0.5 * m.us, m.us - overhead_us);
     auto& table = p.op_class(b.cls).throughput;
-    table.push_back({m.flops, std::max(1e-3, m.flops / (m.us * 1e3))});
+    table.push_back({m.flops, std::max(1e-3, m.flops / (us * 1e3)), planner::op_geometry(g, g.nodes.at(0))});
     if (b.cls == OpClass::elementwise) {
       // Two operands in, one result out.
       const double bytes = 3.0 * 4.0 * static_cast<double>(graph::element_count(g.value(g.outputs[0]).shape));
-      bandwidth_gbs = std::max(bandwidth_gbs, bytes / (m.us * 1e3));
+      bandwidth_gbs = std::max(bandwidth_gbs, bytes / (us * 1e3));
     }
   }
   for (auto& c : p.classes) {
-    std::sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
+    std::stable_sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
     c.bandwidth_gbs = std::max(0.1, bandwidth_gbs);
   }
 
-  // Overheads: one tiny op vs eight chained tiny ops.
-  if (progress) progress("calibrating " + who + ": dispatch overhead [" + std::to_string(benches.size() + 1) + "/" +
-                         std::to_string(benches.size() + 2) + "]");
-  const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
-  const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
-  p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
-  p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
-  if (progress) progress("calibrating " + who + ": done [" + std::to_string(benches.size() + 2) + "/" +
-                         std::to_string(benches.size() + 2) + "]");
+  // Ops in sequence: the synthetic network measured end to end against the
+  // sum of its ops as just calibrated (on the accelerator: as one unit).
+  if (progress) progress("calibrating " + who + ": a synthetic network, ops in sequence");
+  {
+    const Graph net = synthetic_network();
+    p.sequence_factor = 1;
+    planner::validate(p);
+    const planner::CostModel cm(net, p, p, planner::LinkProfile{});
+    double predicted = 0;
+    if (accelerator) {
+      std::vector<int> all(net.nodes.size());
+      std::vector<char> mask(net.nodes.size(), 1);
+      for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+      predicted = cm.unit_compute_us(all, mask);
+    } else {
+      for (int i = 0; i < cm.node_count(); ++i) predicted += cm.host_us(i);
+    }
+    // The median of several runs: what a network run typically takes here,
+    // as `vkfuse run` reports it.
+    const double measured = measure(make, options, net, 9, 0.5).us;
+    // Bounded: a wild value means a disturbed measurement, not a property.
+    if (predicted > 0) p.sequence_factor = std::clamp(measured / predicted, 0.5, 3.0);
+  }
+  if (progress) progress("calibrating " + who + ": done");
   p.measured = true;
   planner::validate(p);
   return p;
@@ -343,7 +437,11 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     if (!fs::exists(f)) return std::nullopt;
     try {
       auto p = planner::load_device_profile(f.string());
-      if (planner::same_cache_key(p, id) && p.measured) return p;
+      // Profiles from before shape-aware calibration (no point of known
+      // shape) are stale: measured again.
+      const auto& convs = p.op_class(planner::OpClass::direct_conv).throughput;
+      const bool shaped = std::any_of(convs.begin(), convs.end(), [](auto& t) { return t.shape.known(); });
+      if (planner::same_cache_key(p, id) && p.measured && shaped) return p;
     } catch (const Error&) {
       // A corrupt cache entry is recalibrated.
     }

@@ -43,6 +43,13 @@ class Executor {
   // inputs[i] holds graph.inputs[i] (float32, its inferred shape); outputs[i]
   // receives graph.outputs[i]. Both are caller-owned and sized correctly.
   virtual void run(std::span<const float* const> inputs, std::span<float* const> outputs) = 0;
+  // run() in two halves, for executors whose work runs on a device: start()
+  // reads the inputs (the caller may reuse them once it returns) and begins
+  // the work; finish() waits for it and writes the outputs given to start(),
+  // which nobody may read before. One start() at a time, each followed by
+  // finish(). The default does all the work in start().
+  virtual void start(std::span<const float* const> inputs, std::span<float* const> outputs) { run(inputs, outputs); }
+  virtual void finish() {}
   virtual ExecutorStats stats() const { return {}; }
   // One line for reports, e.g. "host: Halide, 2 threads" or the device name.
   virtual std::string description() const = 0;

@@ -297,6 +297,17 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
   impl.timings.dispatches = st.dispatches;
   impl.timings.bytes_uploaded = st.bytes_uploaded;
   impl.timings.bytes_downloaded = st.bytes_downloaded;
+  impl.timings.predicted_ms = impl.predicted_ms;
+  impl.timings.steps.clear();
+  if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(impl.executor.get())) {
+    using Device = runtime::HeteroExecutor::StepTime::Device;
+    for (const auto& t : hetero->step_times())
+      impl.timings.steps.push_back({t.name,
+                                    t.device == Device::host          ? "host"
+                                    : t.device == Device::accelerator ? "accelerator"
+                                                                      : "link",
+                                    t.predicted_us / 1e3, t.measured_us / 1e3, t.bytes});
+  }
 }
 
 }  // namespace vkfuse

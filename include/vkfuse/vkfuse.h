@@ -87,11 +87,27 @@ struct OutputBuffer {
   std::span<float> data;
 };
 
+// One step of the plan in force, predicted against measured: a host segment
+// (a run of consecutive host ops), a dispatch unit's compute, or a unit's
+// uploads or downloads over the link.
+struct StepTiming {
+  std::string name;    // "host segment 2", "unit 3", "unit 3 upload", "unit 3 download"
+  std::string device;  // "host", "accelerator" or "link"
+  double predicted_ms = 0;  // from the plan's cost model
+  double measured_ms = 0;   // wall time in the last run
+  std::int64_t bytes = 0;   // transfers: bytes moved; 0 for compute steps
+};
+
 struct RunTimings {
   double total_ms = 0;
   std::int64_t dispatches = 0;        // GPU dispatches in the last run
   std::int64_t bytes_uploaded = 0;    // host → device in the last run
   std::int64_t bytes_downloaded = 0;  // device → host in the last run
+  double predicted_ms = 0;            // the plan's predicted total (0 for "reference")
+  // Per plan step, in execution order (empty for "reference"). The predicted
+  // steps add up to predicted_ms when the accelerator shares the host's cores
+  // (lavapipe); otherwise the plan overlaps some of them.
+  std::vector<StepTiming> steps;
 };
 
 // How to plan a model across host and accelerator (see `vkfuse plan`).

@@ -386,14 +386,20 @@ void Context::submit_and_wait(const std::function<void(VkCommandBuffer)>& record
 }
 
 void Context::submit_and_wait(VkCommandBuffer cmd, VkFence fence) {
+  submit(cmd, fence);
+  wait_and_reset(fence);
+}
+
+void Context::submit(VkCommandBuffer cmd, VkFence fence) {
   VkSubmitInfo s{};
   s.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
   s.commandBufferCount = 1;
   s.pCommandBuffers = &cmd;
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    check(vkQueueSubmit(queue_, 1, &s, fence), "vkQueueSubmit");
-  }
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  check(vkQueueSubmit(queue_, 1, &s, fence), "vkQueueSubmit");
+}
+
+void Context::wait_and_reset(VkFence fence) {
   check(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
   vkResetFences(device_, 1, &fence);
 }

@@ -63,6 +63,10 @@ class Context {
   void submit_and_wait(const std::function<void(VkCommandBuffer)>& record);
   // Submits a prerecorded command buffer and waits on `fence` (then resets it).
   void submit_and_wait(VkCommandBuffer cmd, VkFence fence);
+  // The same in two halves: submit signalling `fence`, and later wait on it
+  // (then reset it), so that the host can work in between.
+  void submit(VkCommandBuffer cmd, VkFence fence);
+  void wait_and_reset(VkFence fence);
   void save_pipeline_cache();
 
  private:

@@ -117,6 +117,12 @@ struct VulkanExecutor::Impl {
   };
   std::vector<IO> inputs, outputs;
   ExecutorOptions options;  // on_transfer and trace hooks
+  // Between start() and finish(): where the outputs go, and when the
+  // submission began (for the trace).
+  std::vector<float*> pending_outputs;
+  bool in_flight = false;
+  std::chrono::steady_clock::time_point submitted;
+  double submitted_us = 0;
 
   Buffer arena, staging_in, staging_out;
   std::vector<Buffer> weight_blocks;
@@ -570,10 +576,25 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   ctx.save_pipeline_cache();
 }
 
-VulkanExecutor::~VulkanExecutor() = default;
+VulkanExecutor::~VulkanExecutor() {
+  // Never free what a submission still uses.
+  if (impl_ && impl_->in_flight) {
+    try {
+      impl_->ctx->wait_and_reset(impl_->fence);
+    } catch (const Error&) {
+      // A lost device: nothing left to wait for.
+    }
+  }
+}
 
 void VulkanExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {
+  start(inputs, outputs);
+  finish();
+}
+
+void VulkanExecutor::start(std::span<const float* const> inputs, std::span<float* const> outputs) {
   Impl& m = *impl_;
+  if (m.in_flight) throw Error(ErrorKind::Internal, "VulkanExecutor::start while a run is in flight");
   if (inputs.size() != m.inputs.size() || outputs.size() != m.outputs.size())
     throw Error(ErrorKind::InvalidInput, "expected " + std::to_string(m.inputs.size()) + " input(s) and " +
                                              std::to_string(m.outputs.size()) + " output(s)");
@@ -591,15 +612,26 @@ void VulkanExecutor::run(std::span<const float* const> inputs, std::span<float* 
   if (m.options.on_transfer && stats_.bytes_uploaded > 0)
     m.options.on_transfer(TransferDirection::upload, stats_.bytes_uploaded, us);
 
-  t0 = std::chrono::steady_clock::now();
-  start_us = trace ? trace->now_us() : 0;
-  m.ctx->submit_and_wait(m.cmd, m.fence);
+  m.submitted = std::chrono::steady_clock::now();
+  m.submitted_us = trace ? trace->now_us() : 0;
+  m.ctx->submit(m.cmd, m.fence);
+  m.pending_outputs.assign(outputs.begin(), outputs.end());
+  m.in_flight = true;
+}
+
+void VulkanExecutor::finish() {
+  Impl& m = *impl_;
+  if (!m.in_flight) return;
+  m.in_flight = false;
+  Trace* trace = m.options.trace;
+  m.ctx->wait_and_reset(m.fence);
   if (trace)
     trace->add({"gpu: " + std::to_string(stats_.dispatches) + " dispatches", "dispatch-unit", Trace::Track::accelerator,
-                start_us, ms_since(t0) * 1e3, -1});
+                m.submitted_us, ms_since(m.submitted) * 1e3, -1});
 
-  t0 = std::chrono::steady_clock::now();
-  start_us = trace ? trace->now_us() : 0;
+  const std::span<float* const> outputs = m.pending_outputs;
+  auto t0 = std::chrono::steady_clock::now();
+  const double start_us = trace ? trace->now_us() : 0;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const Impl::IO& io = m.outputs[i];
     if (io.offset < 0) {
@@ -610,7 +642,7 @@ void VulkanExecutor::run(std::span<const float* const> inputs, std::span<float* 
                                    : static_cast<const float*>(m.staging_out.mapped) + io.staging;
     std::memcpy(outputs[i], src, static_cast<std::size_t>(io.count) * 4);
   }
-  us = ms_since(t0) * 1e3;
+  const double us = ms_since(t0) * 1e3;
   if (trace) trace->add({"download", "transfer", Trace::Track::link, start_us, us, stats_.bytes_downloaded});
   if (m.options.on_transfer && stats_.bytes_downloaded > 0)
     m.options.on_transfer(TransferDirection::download, stats_.bytes_downloaded, us);

@@ -47,6 +47,9 @@ class VulkanExecutor : public Executor {
   ~VulkanExecutor() override;
 
   void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
+  // Copies the inputs in and submits; finish() waits on the fence and copies out.
+  void start(std::span<const float* const> inputs, std::span<float* const> outputs) override;
+  void finish() override;
   ExecutorStats stats() const override { return stats_; }
   std::string description() const override;
 

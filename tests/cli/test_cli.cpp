@@ -161,6 +161,75 @@ TEST_F(CliTest, JsonReportsLatencyStrategyAndShape) {
   EXPECT_GT(mn, 0.0);
 }
 
+// `run --json` puts the plan's prediction next to the measurement, in total
+// and per plan step: one entry per host segment, and per dispatch unit one for
+// its compute plus one each for its uploads and downloads when it has any.
+TEST_F(CliTest, JsonReportsPredictedAgainstMeasuredPerStep) {
+  for (const std::string strategy : {"cpu", "naive", "gpu"}) {
+    Result r = vkfuse("run " + model_ + " --strategy " + strategy + " --json --iters 2 --warmup 1 -q");
+    ASSERT_EQ(r.exit_code, 0) << strategy << ": " << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j.contains("prediction")) << r.out;
+    const auto& p = j["prediction"];
+    EXPECT_GT(p["predicted_ms"].get<double>(), 0.0) << strategy;
+    EXPECT_DOUBLE_EQ(p["predicted_ms"].get<double>(), j["predicted_ms"].get<double>());
+    EXPECT_DOUBLE_EQ(p["measured_ms"].get<double>(), j["latency_ms"]["median"].get<double>());
+    EXPECT_GT(p["measured_ms"].get<double>(), 0.0);
+    EXPECT_NEAR(p["ratio"].get<double>(), p["measured_ms"].get<double>() / p["predicted_ms"].get<double>(), 1e-9);
+
+    // The same plan, exported: count the steps it implies.
+    Result plan = vkfuse("plan " + model_ + " --strategy " + strategy + " --json " + path("plan.json"));
+    ASSERT_EQ(plan.exit_code, 0) << plan.err;
+    std::ifstream pf(path("plan.json"));
+    const auto pj = nlohmann::json::parse(pf);
+    std::size_t expected = 0;
+    bool previous_host = false;
+    for (const auto& step : pj["order"]) {
+      const bool host = step["kind"] == "host_op";
+      if (host && !previous_host) ++expected;  // a new host segment
+      previous_host = host;
+    }
+    for (const auto& u : pj["units"]) expected += 1 + (u["uploads"].empty() ? 0 : 1) + (u["downloads"].empty() ? 0 : 1);
+    ASSERT_EQ(p["steps"].size(), expected) << strategy << ": " << p.dump(1);
+    if (strategy == "cpu") {
+      EXPECT_EQ(expected, 1u);
+    } else {
+      EXPECT_GE(expected, 3u) << "a unit with its upload and download";
+    }
+
+    double predicted = 0, measured = 0;
+    for (const auto& s : p["steps"]) {
+      const std::string device = s["device"];
+      EXPECT_TRUE(device == "host" || device == "accelerator" || device == "link") << device;
+      EXPECT_FALSE(s["name"].get<std::string>().empty());
+      EXPECT_GT(s["predicted_ms"].get<double>(), 0.0) << s.dump();
+      EXPECT_GE(s["measured_ms"].get<double>(), 0.0) << s.dump();
+      if (device == "link") {
+        EXPECT_GT(s["bytes"].get<std::int64_t>(), 0) << s.dump();
+      } else {
+        EXPECT_GT(s["measured_ms"].get<double>(), 0.0) << s.dump();
+        EXPECT_EQ(s["bytes"].get<std::int64_t>(), 0) << s.dump();
+      }
+      predicted += s["predicted_ms"].get<double>();
+      measured += s["measured_ms"].get<double>();
+    }
+    EXPECT_NEAR(p["steps_predicted_ms"].get<double>(), predicted, 1e-9);
+    EXPECT_NEAR(p["steps_measured_ms"].get<double>(), measured, 1e-9);
+    // The steps are the run, less the executor's own bookkeeping.
+    EXPECT_LE(measured, 1.5 * j["latency_ms"]["max"].get<double>() + 0.05) << p.dump(1);
+    if (pj["shares_host_cores"].is_boolean() && pj["shares_host_cores"].get<bool>()) {
+      EXPECT_NEAR(predicted, p["predicted_ms"].get<double>(), 1e-6 * predicted + 1e-9)
+          << "sequential plan: the steps add up to the total";
+    }
+  }
+  // The human report says both, with their ratio.
+  Result r = vkfuse("run " + model_ + " --iters 2 --warmup 1 -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("predicted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("measured"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ratio"), std::string::npos) << r.out;
+}
+
 TEST_F(CliTest, InfoReportsFlopsAndParameters) {
   Result r = vkfuse("info " + model_ + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -4,6 +4,8 @@
 // Run: ctest -R test_planner_cost_model
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "planner_test_util.h"
 
 namespace vkfuse::planner {
@@ -63,6 +65,45 @@ TEST(CostModel, RooflinePerOp) {
   EXPECT_NEAR(cm.host_us(relu), 80.2816, 1e-6);
   // Transfer of the input over the fast link: 10 us + 401,408 B / 10,000 MB/s.
   EXPECT_NEAR(cm.transfer_us(Direction::host_to_device, g.inputs[0]), 10 + 40.1408, 1e-6);
+}
+
+// The geometry the shape-aware lookup uses, and the sequence factor scaling
+// every op's time (dispatch included) on its device.
+TEST(CostModel, GeometryAndSequenceFactor) {
+  GraphBuilder b("conv");
+  auto x = b.input("input", {1, 32, 56, 56});
+  auto c = b.conv("conv", x, 64, 3, 2);
+  auto mp = b.maxpool("maxpool", c, 3, 2);
+  auto r = b.relu("relu", mp);
+  graph::Graph g = b.finish({r});
+  const int conv = node_index(g, "conv"), pool = node_index(g, "maxpool"), relu = node_index(g, "relu");
+  const OpGeometry gc = op_geometry(g, g.nodes[static_cast<std::size_t>(conv)]);
+  const auto& ys = g.value(g.nodes[static_cast<std::size_t>(conv)].outputs[0]).shape;
+  EXPECT_EQ(gc.pixels, static_cast<double>(ys[2] * ys[3]));
+  EXPECT_EQ(gc.kernel, 9);
+  EXPECT_EQ(gc.stride, 2);
+  EXPECT_EQ(gc.channels, 32);
+  const OpGeometry gp = op_geometry(g, g.nodes[static_cast<std::size_t>(pool)]);
+  EXPECT_EQ(gp.kernel, 9);
+  EXPECT_EQ(gp.channels, 64);
+  EXPECT_FALSE(op_geometry(g, g.nodes[static_cast<std::size_t>(relu)]).known());
+
+  CostModel plain(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  auto host = testing::test_host();
+  auto accel = testing::fast_accel();
+  host.sequence_factor = 1.5;
+  accel.sequence_factor = 2;
+  CostModel scaled(g, host, accel, testing::fast_link());
+  for (int i : {conv, pool, relu}) {
+    EXPECT_NEAR(scaled.host_us(i), 1.5 * plain.host_us(i), 1e-9);
+    EXPECT_NEAR(scaled.accel_us(i), 2 * plain.accel_us(i), 1e-9);
+  }
+  // Round trip, and older profiles without the field read as 1.
+  DeviceProfile back = device_profile_from_json(device_profile_to_json(host));
+  EXPECT_EQ(back.sequence_factor, 1.5);
+  auto j = nlohmann::json::parse(device_profile_to_json(host));
+  j.erase("sequence_factor");
+  EXPECT_EQ(device_profile_from_json(j.dump()).sequence_factor, 1);
 }
 
 TEST(CostModel, FusedClusterCostsOneSubmitAndNoEpilogueTraffic) {

@@ -54,6 +54,35 @@ TEST(DeviceProfile, ThroughputInterpolatesInLogFlopsAndClamps) {
   EXPECT_FALSE(parse_op_class("winograd").has_value());
 }
 
+// Points measured on ops of known shape: an op of known shape takes the rate
+// of the measured shapes nearest to it, not of whatever has its FLOPs.
+TEST(DeviceProfile, ThroughputOfShapedPointsIsTheNearestShapes) {
+  DeviceProfile p = default_host_profile();
+  const OpGeometry big_map{3136, 1, 1, 64}, small_map{49, 1, 1, 1024}, odd_map{289, 1, 1, 768};
+  p.op_class(OpClass::conv1x1_gemm).throughput = {{1e8, 120, big_map}, {1e8, 40, small_map}, {1e8, 30, odd_map}};
+  // The same shape: its own rate exactly.
+  EXPECT_NEAR(p.throughput_gflops(OpClass::conv1x1_gemm, 1e8, big_map), 120, 1e-9);
+  EXPECT_NEAR(p.throughput_gflops(OpClass::conv1x1_gemm, 1e8, small_map), 40, 1e-9);
+  // Near the big map: close to its rate; between the small ones: between theirs.
+  const double near_big = p.throughput_gflops(OpClass::conv1x1_gemm, 9e7, {3000, 1, 1, 64});
+  EXPECT_GT(near_big, 100);
+  EXPECT_LE(near_big, 120);
+  const double between = p.throughput_gflops(OpClass::conv1x1_gemm, 1e8, {100, 1, 1, 900});
+  EXPECT_GE(between, 30);
+  EXPECT_LE(between, 40);
+  // Unknown shape: the FLOPs table as before (all three at 1e8: the last).
+  EXPECT_GT(p.throughput_gflops(OpClass::conv1x1_gemm, 1e8), 0);
+
+  // Shapes survive the JSON round trip; tables without them still load.
+  p.measured = true;
+  DeviceProfile q = device_profile_from_json(device_profile_to_json(p));
+  ASSERT_EQ(q.op_class(OpClass::conv1x1_gemm).throughput.size(), 3u);
+  EXPECT_EQ(q.op_class(OpClass::conv1x1_gemm).throughput[1].shape.pixels, 49);
+  EXPECT_EQ(q.op_class(OpClass::conv1x1_gemm).throughput[2].shape.channels, 768);
+  EXPECT_FALSE(q.op_class(OpClass::gemm).throughput[0].shape.known());
+  EXPECT_NEAR(q.throughput_gflops(OpClass::conv1x1_gemm, 1e8, odd_map), 30, 1e-9);
+}
+
 TEST(DeviceProfile, JsonRoundTrip) {
   DeviceProfile p = default_lavapipe_profile();
   p.uuid = "00112233445566778899aabbccddeeff";

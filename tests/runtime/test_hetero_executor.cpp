@@ -5,7 +5,9 @@
 // Real backends join through tests/runtime/test_backend_ops.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "graph/passes.h"
@@ -140,3 +142,143 @@ INSTANTIATE_TEST_SUITE_P(AllPlans, HeteroStrategies,
                          });
 
 }  // namespace
+
+namespace {
+
+// A stand-in for a device executor that really runs asynchronously in the
+// sense that matters here: start() only takes a copy of the inputs, and the
+// outputs are written in finish(). Every call goes to a shared log.
+class DeferredExecutor final : public rt::Executor {
+ public:
+  DeferredExecutor(const g::Graph& sub, std::vector<std::string>* log, int id)
+      : inner_(sub, 1), log_(log), id_(id) {
+    for (auto v : sub.inputs) sizes_.push_back(static_cast<std::size_t>(g::element_count(sub.value(v).shape)));
+  }
+  void run(std::span<const float* const> in, std::span<float* const> out) override {
+    start(in, out);
+    finish();
+  }
+  void start(std::span<const float* const> in, std::span<float* const> out) override {
+    ASSERT_FALSE(started_);
+    copies_.clear();
+    for (std::size_t i = 0; i < in.size(); ++i) copies_.emplace_back(in[i], in[i] + sizes_[i]);
+    outs_.assign(out.begin(), out.end());
+    started_ = true;
+    log_->push_back("start " + std::to_string(id_));
+  }
+  void finish() override {
+    if (!started_) return;
+    std::vector<const float*> in;
+    for (auto& c : copies_) in.push_back(c.data());
+    inner_.run(in, outs_);
+    started_ = false;
+    log_->push_back("finish " + std::to_string(id_));
+  }
+  std::string description() const override { return "deferred"; }
+
+ private:
+  rt::ReferenceExecutor inner_;
+  std::vector<std::string>* log_;
+  int id_;
+  std::vector<std::size_t> sizes_;
+  std::vector<std::vector<float>> copies_;
+  std::vector<float*> outs_;
+  bool started_ = false;
+};
+
+class LoggedHost final : public rt::Executor {
+ public:
+  LoggedHost(const g::Graph& sub, std::vector<std::string>* log) : inner_(sub, 1), log_(log) {}
+  void run(std::span<const float* const> in, std::span<float* const> out) override {
+    log_->push_back("host");
+    inner_.run(in, out);
+  }
+  std::string description() const override { return "host"; }
+
+ private:
+  rt::ReferenceExecutor inner_;
+  std::vector<std::string>* log_;
+};
+
+}  // namespace
+
+// Overlap: units are submitted and waited for only when a consumer needs
+// their outputs; every plan still gives the whole graph's answer, and where a
+// plan has host work independent of a unit, that work runs while it is in flight.
+TEST(HeteroOverlap, AsynchronousUnitsGiveTheSameAnswerAndOverlapHostWork) {
+  const g::Graph graph = small_cnn();
+  rt::ReferenceExecutor whole(graph, 1);
+  const Outputs expected = run(whole);
+  int plans_with_overlap = 0;
+  for (const std::string strategy : {"cpu", "gpu", "naive", "fused", "fuse-all", "per-op"}) {
+    p::PlanOptions po;
+    po.strategy = strategy;
+    po.accel_supports = [](const g::Graph&, const g::Node& n) { return n.op_type != "MaxPool"; };
+    auto accel = fast_accelerator();
+    accel.shares_host_cores = false;
+    p::Plan plan = p::make_plan(graph, p::default_host_profile(), accel, p::local_link(), po);
+    std::vector<std::string> log;
+    int units = 0;
+    rt::SegmentExecutorFactory factory = [&](const g::Graph& sub, bool on_accel,
+                                             const rt::ExecutorOptions&) -> std::unique_ptr<rt::Executor> {
+      if (on_accel) return std::make_unique<DeferredExecutor>(sub, &log, units++);
+      return std::make_unique<LoggedHost>(sub, &log);
+    };
+    rt::HeteroExecutor ex(graph, plan, {}, factory);
+    EXPECT_TRUE(ex.overlap()) << "on by default for an accelerator with its own cores";
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      log.clear();
+      const Outputs got = run(ex);
+      EXPECT_EQ(got.y, expected.y) << strategy;
+      EXPECT_EQ(got.side, expected.side) << strategy;
+      // Every unit started once and finished once, after its start.
+      for (int u = 0; u < units; ++u) {
+        auto s = std::find(log.begin(), log.end(), "start " + std::to_string(u));
+        auto f = std::find(log.begin(), log.end(), "finish " + std::to_string(u));
+        ASSERT_NE(s, log.end()) << strategy;
+        ASSERT_NE(f, log.end()) << strategy;
+        EXPECT_LT(s, f) << strategy;
+        EXPECT_EQ(std::count(log.begin(), log.end(), *s), 1) << strategy;
+      }
+    }
+    // Host work while some unit was in flight?
+    int in_flight = 0;
+    bool overlapped = false;
+    for (const auto& e : log) {
+      if (e.rfind("start", 0) == 0) ++in_flight;
+      if (e.rfind("finish", 0) == 0) --in_flight;
+      if (e == "host" && in_flight > 0) overlapped = true;
+    }
+    plans_with_overlap += overlapped ? 1 : 0;
+    // The per-step report still has every step.
+    EXPECT_FALSE(ex.step_times().empty());
+
+    // The same plan without overlap: run() only, same answer.
+    ex.set_overlap(false);
+    log.clear();
+    const Outputs sync = run(ex);
+    EXPECT_EQ(sync.y, expected.y) << strategy;
+    for (std::size_t i = 0; i + 1 < log.size(); ++i) {
+      if (log[i].rfind("start", 0) == 0) {
+        EXPECT_EQ(log[i + 1].rfind("finish", 0), 0u) << strategy;
+      }
+    }
+  }
+  EXPECT_GE(plans_with_overlap, 1) << "some plan has host work independent of a unit";
+}
+
+// Where the accelerator shares the host's cores (lavapipe) the executor does
+// not overlap, as the cost model assumes.
+TEST(HeteroOverlap, OffWhenTheAcceleratorSharesTheHostCores) {
+  const g::Graph graph = small_cnn();
+  p::PlanOptions po;
+  po.strategy = "naive";
+  auto accel = fast_accelerator();
+  accel.shares_host_cores = true;
+  p::Plan plan = p::make_plan(graph, p::default_host_profile(), accel, p::local_link(), po);
+  int accel_segments = 0;
+  rt::HeteroExecutor ex(graph, plan, {}, reference_both_sides(&accel_segments));
+  if (!std::getenv("VKFUSE_OVERLAP")) {
+    EXPECT_FALSE(ex.overlap());
+  }
+}
