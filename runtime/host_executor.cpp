@@ -689,8 +689,9 @@ void HostExecutor::build(const graph::Graph& g) {
                           } else {
                             const auto& val = graph_.value(v);
                             temps.emplace_back(DType::f32, val.shape);
-                            std::memcpy(temps.back().f32(), value_ptr_[idx(v)],
-                                        static_cast<std::size_t>(temps.back().numel()) * sizeof(float));
+                            if (temps.back().numel() > 0)
+                              std::memcpy(temps.back().f32(), value_ptr_[idx(v)],
+                                          static_cast<std::size_t>(temps.back().numel()) * sizeof(float));
                             args.push_back(&temps.back());
                           }
                         }
@@ -699,8 +700,9 @@ void HostExecutor::build(const graph::Graph& g) {
                           const ValueId v = node.outputs[o];
                           if (v == kNoValue) continue;
                           if (value_ptr_[idx(v)] && results[o].dtype() == DType::f32) {
-                            std::memcpy(value_ptr_[idx(v)], results[o].f32(),
-                                        static_cast<std::size_t>(results[o].numel()) * sizeof(float));
+                            if (results[o].numel() > 0)
+                              std::memcpy(value_ptr_[idx(v)], results[o].f32(),
+                                          static_cast<std::size_t>(results[o].numel()) * sizeof(float));
                           } else {
                             side_[idx(v)] = std::move(results[o]);
                           }
@@ -714,14 +716,15 @@ void HostExecutor::run(std::span<const float* const> inputs, std::span<float* co
   hk::set_num_threads(threads_);
   for (std::size_t i = 0; i < graph_.inputs.size() && i < inputs.size(); ++i) {
     const ValueId v = graph_.inputs[i];
-    if (!value_ptr_[idx(v)]) continue;
-    std::memcpy(value_ptr_[idx(v)], inputs[i],
-                static_cast<std::size_t>(graph::element_count(graph_.value(v).shape)) * sizeof(float));
+    const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
+    if (!value_ptr_[idx(v)] || n == 0) continue;
+    std::memcpy(value_ptr_[idx(v)], inputs[i], n * sizeof(float));
   }
   for (auto& s : steps_) s.run();
   for (std::size_t i = 0; i < graph_.outputs.size() && i < outputs.size(); ++i) {
     const ValueId v = graph_.outputs[i];
     const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
+    if (n == 0) continue;  // zero elements: nothing computed, nothing to copy
     if (value_ptr_[idx(v)]) {
       std::memcpy(outputs[i], value_ptr_[idx(v)], n * sizeof(float));
     } else if (side_[idx(v)]) {

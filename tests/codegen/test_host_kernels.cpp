@@ -393,3 +393,29 @@ TEST(HostExecutorPlan, OneThreadAndManyThreadsAgree) {
   EXPECT_LE(compare_host_to_reference(graph, 71, 1), kTol);
   EXPECT_LE(compare_host_to_reference(graph, 71, 3), kTol);
 }
+
+// Zero-element tensors (ONNX reshape_allowzero): nothing to compute, but the
+// outputs are valid and a run must not fail on them.
+TEST(HostExecutorPlan, ZeroElementOutputs) {
+  GraphBuilder b;
+  auto x = b.input("x", {0, 3, 4});
+  auto shape = b.constant("shape", g::Tensor::from_i64({3}, {3, 4, 0}));
+  auto r = b.node("Reshape", {x, shape}, attrs({{"allowzero", std::int64_t{1}}}));
+  auto y = b.node("Relu", {r});
+  // Folded at load: a constant output with no data.
+  auto c = b.node("Reshape", {b.constant("empty", g::Tensor(g::DType::f32, {0, 3, 4})), shape},
+                  attrs({{"allowzero", std::int64_t{1}}}));
+  auto z = b.input("z", {2, 3});
+  auto w = b.node("Relu", {z});
+  g::Graph graph = b.finish({r, y, c, w});
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(graph.value(graph.outputs[i]).shape, (g::Shape{3, 4, 0}));
+  ASSERT_TRUE(graph.is_constant(graph.outputs[2]));
+  HostExecutor host(graph, {});
+  const float zin[6] = {-1, 2, -3, 4, -5, 6};
+  float wout[6] = {};
+  const float* in[] = {nullptr, zin};
+  float* out[] = {nullptr, nullptr, nullptr, wout};
+  host.run(in, out);
+  host.run(in, out);
+  EXPECT_EQ(std::vector<float>(wout, wout + 6), (std::vector<float>{0, 2, 0, 4, 0, 6}));
+}
