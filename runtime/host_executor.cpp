@@ -167,9 +167,16 @@ HostExecutor::HostExecutor(const graph::Graph& graph, const ExecutorOptions& opt
   build(graph);
 }
 
+HostExecutor::HostExecutor(PlanOnly, const graph::Graph& graph) : graph_(graph), threads_(1) { build(graph, true); }
+
+std::pair<std::int64_t, std::int64_t> HostExecutor::activation_memory(const graph::Graph& graph) {
+  const HostExecutor plan(PlanOnly{}, graph);
+  return {plan.arena_bytes_, plan.unplanned_bytes_};
+}
+
 HostExecutor::~HostExecutor() = default;
 
-void HostExecutor::build(const graph::Graph& g) {
+void HostExecutor::build(const graph::Graph& g, bool plan_only) {
   const std::size_t nv = g.values.size();
   const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
   Plan plan;
@@ -314,6 +321,7 @@ void HostExecutor::build(const graph::Graph& g) {
     placed.push_back(b);
   }
   arena_bytes_ = arena_floats * 4;
+  if (plan_only) return;
   arena_storage_.assign(static_cast<std::size_t>(arena_floats + 16), 0.f);
   {
     auto addr = reinterpret_cast<std::uintptr_t>(arena_storage_.data());
