@@ -174,6 +174,8 @@ std::pair<std::int64_t, std::int64_t> HostExecutor::activation_memory(const grap
   return {plan.arena_bytes_, plan.unplanned_bytes_};
 }
 
+std::string HostExecutor::kernel_target() { return hk::target_description(); }
+
 HostExecutor::~HostExecutor() = default;
 
 void HostExecutor::build(const graph::Graph& g, bool plan_only) {
@@ -762,8 +764,9 @@ std::string HostExecutor::description() const {
     std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
     return std::string(buf);
   };
-  std::string s = "host: Halide AOT kernels, " + std::to_string(threads_) + " thread" + (threads_ == 1 ? "" : "s") +
-                  ", activation arena " + mib(arena_bytes_) + " (unplanned " + mib(unplanned_bytes_) + ")";
+  std::string s = "host: Halide AOT kernels " + hk::target_description() + ", " + std::to_string(threads_) +
+                  " thread" + (threads_ == 1 ? "" : "s") + ", activation arena " + mib(arena_bytes_) + " (unplanned " +
+                  mib(unplanned_bytes_) + ")";
   if (!fallback_ops_.empty()) {
     s += "; reference fallback:";
     for (const auto& op : fallback_ops_) s += " " + op;

@@ -44,6 +44,9 @@ class HostExecutor final : public Executor {
   // The same two figures for `graph` (prepared) without building the steps:
   // the liveness plan only, no weights repacked, no arena allocated.
   static std::pair<std::int64_t, std::int64_t> activation_memory(const graph::Graph& graph);
+  // The instruction set of the host kernels in this process (see
+  // codegen/halide/host_kernels.h), e.g. "x86-64-avx512 (multi-target: ...)".
+  static std::string kernel_target();
   // Op types that run on the reference fallback in this graph (sorted, unique).
   const std::vector<std::string>& fallback_ops() const { return fallback_ops_; }
   // Nodes folded into their producer's kernel (residual Adds).

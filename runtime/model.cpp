@@ -198,6 +198,7 @@ ModelSummary Model::summary() const {
   for (auto& [op, c] : counts) s.ops.push_back({op, c});
   if (runtime::host_backend_available()) {
     std::tie(s.host_arena_bytes, s.host_unplanned_bytes) = runtime::HostExecutor::activation_memory(g);
+    s.host_kernels = runtime::HostExecutor::kernel_target();
   }
   return s;
 }

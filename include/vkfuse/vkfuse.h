@@ -74,6 +74,7 @@ struct ModelSummary {
   // take; 0 when the build has no host backend.
   std::int64_t host_arena_bytes = 0;
   std::int64_t host_unplanned_bytes = 0;
+  std::string host_kernels;           // the host kernels' instruction set, e.g. "x86-64-avx512 (multi-target: ...)"
   struct Layer {
     std::string name, op_type, activation;
     std::vector<std::int64_t> output_shape;

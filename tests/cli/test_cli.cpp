@@ -182,6 +182,7 @@ TEST_F(CliTest, InfoReportsTheHostArena) {
   // 80 + 64 floats.
   EXPECT_EQ(j["host_unplanned_bytes"], (50 + 75 + 3) * 4);
   EXPECT_EQ(j["host_arena_bytes"], (80 + 64) * 4);
+  EXPECT_NE(j["host_kernels"].get<std::string>(), "");
 
   r = vkfuse("info " + model_ + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -196,6 +197,7 @@ TEST(ModelSummary, HostArenaOfResNet18) {
   const auto s = vkfuse::Model::builtin("resnet18", opts).summary();
   EXPECT_GT(s.host_arena_bytes, 0);
   EXPECT_LT(s.host_arena_bytes * 2, s.host_unplanned_bytes);
+  EXPECT_FALSE(s.host_kernels.empty());
 }
 
 TEST_F(CliTest, DevicesDoesNotFail) {

@@ -4,8 +4,11 @@
 // activations and residual Adds. Relative L2 error <= 1e-4.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <random>
 
+#include "codegen/halide/host_kernels.h"
 #include "tests/codegen/host_test_util.h"
 
 using namespace vkfuse::testing;
@@ -418,4 +421,25 @@ TEST(HostExecutorPlan, ZeroElementOutputs) {
   host.run(in, out);
   host.run(in, out);
   EXPECT_EQ(std::vector<float>(wout, wout + 6), (std::vector<float>{0, 2, 0, 4, 0, 6}));
+}
+
+// Run-time target dispatch (codegen/halide/sources.cmake): the level the
+// kernels run at is reported, and VKFUSE_HOST_TARGET caps it. CTest runs this
+// suite again under VKFUSE_HOST_TARGET=avx2 and =sse41, so that every kernel
+// of the fallback targets is checked against the reference too.
+TEST(HostTarget, ReportsTheChosenLevelAndHonoursTheCap) {
+  namespace hk = vkfuse::codegen::halide;
+  const std::string desc = hk::target_description();
+  std::printf("Halide kernels: %s\n", desc.c_str());
+  const std::string level = hk::selected_target_level();
+  if (level.empty()) GTEST_SKIP() << "single-target build: " << desc;
+  const std::vector<std::string> order = {"sse41", "avx2", "avx512"};
+  auto rank = [&](const std::string& l) { return std::find(order.begin(), order.end(), l) - order.begin(); };
+  ASSERT_LT(rank(level), 3) << level;
+  EXPECT_EQ(desc.rfind("x86-64-" + level + " (multi-target: ", 0), 0u) << desc;
+  if (const char* cap = std::getenv("VKFUSE_HOST_TARGET"); cap && *cap) {
+    ASSERT_LT(rank(cap), 3) << "VKFUSE_HOST_TARGET=" << cap;
+    EXPECT_LE(rank(level), rank(cap)) << desc;
+    EXPECT_NE(desc.find(std::string("capped by VKFUSE_HOST_TARGET=") + cap), std::string::npos) << desc;
+  }
 }
