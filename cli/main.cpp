@@ -326,6 +326,9 @@ int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
     j["flops"] = s.flops;
     j["ops"] = json::object();
     for (auto& o : s.ops) j["ops"][o.op_type] = o.count;
+    j["host_arena_bytes"] = s.host_arena_bytes;
+    j["host_unplanned_bytes"] = s.host_unplanned_bytes;
+    if (!s.host_kernels.empty()) j["host_kernels"] = s.host_kernels;
     j["inputs"] = json::array();
     for (auto& i : model.inputs()) j["inputs"].push_back({{"name", i.name}, {"shape", i.shape}, {"dtype", i.dtype}});
     j["outputs"] = json::array();
@@ -344,6 +347,10 @@ int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
   for (auto& o : model.outputs()) std::printf("output      %s %s %s\n", o.name.c_str(), o.dtype.c_str(), shape_string(o.shape).c_str());
   std::printf("parameters  %lld (%.2f M)\n", static_cast<long long>(s.parameter_count), static_cast<double>(s.parameter_count) / 1e6);
   std::printf("FLOPs       %lld (%.3f GFLOP per inference)\n", static_cast<long long>(s.flops), static_cast<double>(s.flops) / 1e9);
+  auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  std::printf("host arena  %.1f MiB peak activation memory (%.1f MiB without reuse)\n", mib(s.host_arena_bytes),
+              mib(s.host_unplanned_bytes));
+  if (!s.host_kernels.empty()) std::printf("host kernels %s\n", s.host_kernels.c_str());
   std::printf("nodes       %d after canonicalization\n", s.node_count);
   for (auto& o : s.ops) std::printf("  %-20s %d\n", o.op_type.c_str(), o.count);
   if (layers) {

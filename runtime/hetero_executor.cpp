@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "graph/passes.h"
+#include "runtime/host_executor.h"
 
 namespace vkfuse::runtime {
 
@@ -199,6 +200,7 @@ std::string HeteroExecutor::description() const {
   std::string d = "plan '" + plan_.strategy + "': " + std::to_string(host) + " host segment" + (host == 1 ? "" : "s") +
                   ", " + std::to_string(units) + " dispatch unit" + (units == 1 ? "" : "s");
   if (!accel_description_.empty()) d += " on " + accel_description_;
+  if (host > 0) d += "; Halide kernels " + HostExecutor::kernel_target();
   d += "; link " + plan_.link.describe();
   return d;
 }

@@ -187,9 +187,18 @@ HostExecutor::HostExecutor(const graph::Graph& graph, const ExecutorOptions& opt
   build(graph);
 }
 
+HostExecutor::HostExecutor(PlanOnly, const graph::Graph& graph) : graph_(graph), threads_(1) { build(graph, true); }
+
+std::pair<std::int64_t, std::int64_t> HostExecutor::activation_memory(const graph::Graph& graph) {
+  const HostExecutor plan(PlanOnly{}, graph);
+  return {plan.arena_bytes_, plan.unplanned_bytes_};
+}
+
+std::string HostExecutor::kernel_target() { return hk::target_description(); }
+
 HostExecutor::~HostExecutor() = default;
 
-void HostExecutor::build(const graph::Graph& g) {
+void HostExecutor::build(const graph::Graph& g, bool plan_only) {
   const std::size_t nv = g.values.size();
   const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
   Plan plan;
@@ -334,6 +343,7 @@ void HostExecutor::build(const graph::Graph& g) {
     placed.push_back(b);
   }
   arena_bytes_ = arena_floats * 4;
+  if (plan_only) return;
   arena_storage_.assign(static_cast<std::size_t>(arena_floats + 16), 0.f);
   {
     auto addr = reinterpret_cast<std::uintptr_t>(arena_storage_.data());
@@ -723,8 +733,9 @@ void HostExecutor::build(const graph::Graph& g) {
                           } else {
                             const auto& val = graph_.value(v);
                             temps.emplace_back(DType::f32, val.shape);
-                            std::memcpy(temps.back().f32(), value_ptr_[idx(v)],
-                                        static_cast<std::size_t>(temps.back().numel()) * sizeof(float));
+                            if (temps.back().numel() > 0)
+                              std::memcpy(temps.back().f32(), value_ptr_[idx(v)],
+                                          static_cast<std::size_t>(temps.back().numel()) * sizeof(float));
                             args.push_back(&temps.back());
                           }
                         }
@@ -733,8 +744,9 @@ void HostExecutor::build(const graph::Graph& g) {
                           const ValueId v = node.outputs[o];
                           if (v == kNoValue) continue;
                           if (value_ptr_[idx(v)] && results[o].dtype() == DType::f32) {
-                            std::memcpy(value_ptr_[idx(v)], results[o].f32(),
-                                        static_cast<std::size_t>(results[o].numel()) * sizeof(float));
+                            if (results[o].numel() > 0)
+                              std::memcpy(value_ptr_[idx(v)], results[o].f32(),
+                                          static_cast<std::size_t>(results[o].numel()) * sizeof(float));
                           } else {
                             side_[idx(v)] = std::move(results[o]);
                           }
@@ -748,14 +760,15 @@ void HostExecutor::run(std::span<const float* const> inputs, std::span<float* co
   hk::set_num_threads(threads_);
   for (std::size_t i = 0; i < graph_.inputs.size() && i < inputs.size(); ++i) {
     const ValueId v = graph_.inputs[i];
-    if (!value_ptr_[idx(v)]) continue;
-    std::memcpy(value_ptr_[idx(v)], inputs[i],
-                static_cast<std::size_t>(graph::element_count(graph_.value(v).shape)) * sizeof(float));
+    const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
+    if (!value_ptr_[idx(v)] || n == 0) continue;
+    std::memcpy(value_ptr_[idx(v)], inputs[i], n * sizeof(float));
   }
   for (auto& s : steps_) s.run();
   for (std::size_t i = 0; i < graph_.outputs.size() && i < outputs.size(); ++i) {
     const ValueId v = graph_.outputs[i];
     const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
+    if (n == 0) continue;  // zero elements: nothing computed, nothing to copy
     if (value_ptr_[idx(v)]) {
       std::memcpy(outputs[i], value_ptr_[idx(v)], n * sizeof(float));
     } else if (side_[idx(v)]) {
@@ -785,8 +798,9 @@ std::string HostExecutor::description() const {
     std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
     return std::string(buf);
   };
-  std::string s = "host: Halide AOT kernels, " + std::to_string(threads_) + " thread" + (threads_ == 1 ? "" : "s") +
-                  ", activation arena " + mib(arena_bytes_) + " (unplanned " + mib(unplanned_bytes_) + ")";
+  std::string s = "host: Halide AOT kernels " + hk::target_description() + ", " + std::to_string(threads_) +
+                  " thread" + (threads_ == 1 ? "" : "s") + ", activation arena " + mib(arena_bytes_) + " (unplanned " +
+                  mib(unplanned_bytes_) + ")";
   if (!fallback_ops_.empty()) {
     s += "; reference fallback:";
     for (const auto& op : fallback_ops_) s += " " + op;

@@ -41,6 +41,12 @@ class HostExecutor final : public Executor {
   // Activation memory: the arena's size, and what one buffer per tensor would take.
   std::int64_t arena_bytes() const { return arena_bytes_; }
   std::int64_t unplanned_bytes() const { return unplanned_bytes_; }
+  // The same two figures for `graph` (prepared) without building the steps:
+  // the liveness plan only, no weights repacked, no arena allocated.
+  static std::pair<std::int64_t, std::int64_t> activation_memory(const graph::Graph& graph);
+  // The instruction set of the host kernels in this process (see
+  // codegen/halide/host_kernels.h), e.g. "x86-64-avx512 (multi-target: ...)".
+  static std::string kernel_target();
   // Op types that run on the reference fallback in this graph (sorted, unique).
   const std::vector<std::string>& fallback_ops() const { return fallback_ops_; }
   // Nodes folded into their producer's kernel (residual Adds).
@@ -57,7 +63,9 @@ class HostExecutor final : public Executor {
 
  private:
   struct Plan;
-  void build(const graph::Graph& graph);
+  struct PlanOnly {};
+  HostExecutor(PlanOnly, const graph::Graph& graph);
+  void build(const graph::Graph& graph, bool plan_only = false);
 
   const graph::Graph& graph_;
   int threads_;

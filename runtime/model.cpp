@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "graph/ops.h"
 #include "graph/passes.h"
@@ -12,6 +13,7 @@
 #include "runtime/calibration.h"
 #include "runtime/executor.h"
 #include "runtime/hetero_executor.h"
+#include "runtime/host_executor.h"
 #include "runtime/trace.h"
 #include "vkfuse/vkfuse.h"
 
@@ -194,6 +196,10 @@ ModelSummary Model::summary() const {
     s.layers.push_back(std::move(layer));
   }
   for (auto& [op, c] : counts) s.ops.push_back({op, c});
+  if (runtime::host_backend_available()) {
+    std::tie(s.host_arena_bytes, s.host_unplanned_bytes) = runtime::HostExecutor::activation_memory(g);
+    s.host_kernels = runtime::HostExecutor::kernel_target();
+  }
   return s;
 }
 

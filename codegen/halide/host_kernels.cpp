@@ -4,12 +4,15 @@
 #include <HalideRuntime.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -557,6 +560,148 @@ void pad(const View& in, const std::int64_t begin[4], int mode, float value, con
 void set_num_threads(int threads) {
   halide_set_num_threads(std::max(1, threads));
   ParallelPool::get().set_threads(threads);
+}
+
+// Run-time target selection (see sources.cmake). The wrapper Halide emits for
+// a multi-target kernel asks halide_can_use_target_features about each
+// target's feature bits in turn and takes the last one unconditionally;
+// target_description() replays that question to report the outcome, and
+// VKFUSE_HOST_TARGET installs a stricter answer.
+#ifndef VKFUSE_HALIDE_TARGETS
+#define VKFUSE_HALIDE_TARGETS "host"
+#endif
+
+namespace {
+
+constexpr int kFeatureWords = (halide_target_feature_end + 63) / 64;
+using FeatureMask = std::array<std::uint64_t, kFeatureWords>;
+
+// Feature levels, lowest first; a target's level is that of its best feature.
+constexpr const char* kLevelNames[] = {"x86-64", "sse41", "avx2", "avx512"};
+
+struct X86Feature {
+  const char* name;
+  halide_target_feature_t feature;
+  int level;
+};
+constexpr X86Feature kX86Features[] = {
+    {"sse41", halide_target_feature_sse41, 1},
+    {"avx", halide_target_feature_avx, 2},
+    {"avx2", halide_target_feature_avx2, 2},
+    {"fma", halide_target_feature_fma, 2},
+    {"f16c", halide_target_feature_f16c, 2},
+    {"avx512", halide_target_feature_avx512, 3},
+    {"avx512_knl", halide_target_feature_avx512_knl, 3},
+    {"avx512_skylake", halide_target_feature_avx512_skylake, 3},
+    {"avx512_cannonlake", halide_target_feature_avx512_cannonlake, 3},
+    {"avx512_sapphirerapids", halide_target_feature_avx512_sapphirerapids, 3},
+};
+
+bool has_feature(int count, const std::uint64_t* bits, halide_target_feature_t f) {
+  const int word = static_cast<int>(f) / 64;
+  return word < count && (bits[word] >> (static_cast<int>(f) % 64) & 1) != 0;
+}
+
+int level_of(int count, const std::uint64_t* bits) {
+  int level = 0;
+  for (const auto& f : kX86Features)
+    if (has_feature(count, bits, f.feature)) level = std::max(level, f.level);
+  return level;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= s.size(); ++i)
+    if (i == s.size() || s[i] == sep) {
+      parts.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return parts;
+}
+
+// The feature bits of a Halide target string such as "x86-64-linux-avx-avx2".
+FeatureMask mask_of(const std::string& target) {
+  FeatureMask mask{};
+  for (const auto& token : split(target, '-'))
+    for (const auto& f : kX86Features)
+      if (token == f.name) mask[static_cast<std::size_t>(f.feature) / 64] |= std::uint64_t{1} << (f.feature % 64);
+  return mask;
+}
+
+// VKFUSE_HOST_TARGET's cap on the level (3: none).
+int g_level_cap = 3;
+
+int capped_can_use_target_features(int count, const std::uint64_t* features) {
+  if (level_of(count, features) > g_level_cap) return 0;
+  return halide_default_can_use_target_features(count, features);
+}
+
+// Installed before main, so before any kernel's wrapper asks.
+const bool g_level_cap_installed = [] {
+  const char* env = std::getenv("VKFUSE_HOST_TARGET");
+  if (!env || !*env) return false;
+  const std::string want = env;
+  for (int level = 1; level < 4; ++level)
+    if (want == kLevelNames[level]) {
+      g_level_cap = level;
+      halide_set_custom_can_use_target_features(capped_can_use_target_features);
+      return true;
+    }
+  std::fprintf(stderr, "vkfuse: ignoring VKFUSE_HOST_TARGET=%s (expected avx512, avx2 or sse41)\n", env);
+  return false;
+}();
+
+struct TargetChoice {
+  std::vector<std::string> targets;  // as built, best first
+  std::size_t chosen = 0;
+  bool multi = false;
+};
+
+const TargetChoice& target_choice() {
+  static const TargetChoice choice = [] {
+    TargetChoice c;
+    c.targets = split(VKFUSE_HALIDE_TARGETS, ',');
+    c.multi = c.targets.size() > 1;
+    c.chosen = c.targets.size() - 1;  // the baseline, unconditionally
+    if (c.multi)
+      for (std::size_t i = 0; i + 1 < c.targets.size(); ++i) {
+        const FeatureMask mask = mask_of(c.targets[i]);
+        if (halide_can_use_target_features(kFeatureWords, mask.data())) {
+          c.chosen = i;
+          break;
+        }
+      }
+    return c;
+  }();
+  return choice;
+}
+
+const char* level_name(const std::string& target) {
+  const FeatureMask mask = mask_of(target);
+  return kLevelNames[level_of(kFeatureWords, mask.data())];
+}
+
+}  // namespace
+
+std::string selected_target_level() {
+  const TargetChoice& c = target_choice();
+  return c.multi ? level_name(c.targets[c.chosen]) : "";
+}
+
+std::string target_description() {
+  const TargetChoice& c = target_choice();
+  if (!c.multi) {
+    std::string s = c.targets[0] == "host" ? "host (the build machine's features, single target)"
+                                           : c.targets[0] + " (single target)";
+    if (g_level_cap_installed) s += "; VKFUSE_HOST_TARGET has no effect";
+    return s;
+  }
+  std::string s = std::string("x86-64-") + level_name(c.targets[c.chosen]) + " (multi-target:";
+  for (std::size_t i = 0; i < c.targets.size(); ++i) s += std::string(i ? ", " : " ") + level_name(c.targets[i]);
+  s += ")";
+  if (g_level_cap_installed) s += std::string(", capped by VKFUSE_HOST_TARGET=") + kLevelNames[g_level_cap];
+  return s;
 }
 
 }  // namespace vkfuse::codegen::halide

@@ -131,4 +131,15 @@ void pad(const View& in, const std::int64_t begin[4], int mode, float value, con
 // Threads of Halide's pool, for every kernel in the process.
 void set_num_threads(int threads);
 
+// The instruction set the kernels run with in this process, e.g.
+// "x86-64-avx512 (multi-target: avx512, avx2, sse41)": in a multi-target
+// build (VKFUSE_HALIDE_MULTITARGET) Halide picks, per call, the first target
+// whose features the CPU has. The environment variable VKFUSE_HOST_TARGET
+// (avx512, avx2 or sse41; read once, at start-up) caps that choice, to test
+// the fallbacks on a machine that has more; it cannot raise it.
+std::string target_description();
+// The feature level in use ("avx512", "avx2", "sse41"), or "" in a
+// single-target build, where nothing is chosen at run time.
+std::string selected_target_level();
+
 }  // namespace vkfuse::codegen::halide

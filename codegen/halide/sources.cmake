@@ -2,7 +2,7 @@
 #
 # The host kernels are Halide 14 generators compiled ahead of time: one
 # generator executable (generators.cpp) emits one static library per kernel
-# (and schedule variant) for the build host's target, all sharing one Halide
+# (and schedule variant) for the targets below, all sharing one Halide
 # runtime. host_kernels.{h,cpp} wrap them behind plain C++ signatures.
 find_package(Halide 14 REQUIRED)
 
@@ -11,18 +11,40 @@ add_halide_generator(vkfuse_halide_generators SOURCES ${CMAKE_CURRENT_SOURCE_DIR
 set_property(TARGET vkfuse_halide_generators PROPERTY COMPILE_OPTIONS -O2 -w)
 set_property(TARGET vkfuse_halide_generators PROPERTY LINK_OPTIONS "")
 
-set(VKFUSE_HALIDE_TARGET host CACHE STRING "Halide target of the host kernels (host = the build machine's features)")
+# Run-time CPU dispatch: by default each kernel is compiled for several x86-64
+# feature levels, and Halide's multi-target wrapper runs the first one whose
+# features the running CPU has (halide_can_use_target_features), so a binary
+# built on an AVX-512 machine still runs on an AVX2 or SSE4.1-only one. The
+# first target is the one the schedules were tuned for (AVX-512); the last
+# must be the baseline. Each target costs one more code generation per
+# kernel. OFF builds the single VKFUSE_HALIDE_TARGET (e.g. `host`) instead.
+option(VKFUSE_HALIDE_MULTITARGET "Build the host kernels for several x86-64 feature levels, chosen at run time" ON)
+set(VKFUSE_HALIDE_TARGET host CACHE STRING
+    "Halide target of the host kernels when VKFUSE_HALIDE_MULTITARGET is OFF (host = the build machine's features)")
+set(VKFUSE_HALIDE_TARGETS
+    "${Halide_CMAKE_TARGET}-avx-avx2-avx512-avx512_skylake-f16c-fma-sse41;${Halide_CMAKE_TARGET}-avx-avx2-f16c-fma-sse41;${Halide_CMAKE_TARGET}-sse41"
+    CACHE STRING "Halide targets of the host kernels when VKFUSE_HALIDE_MULTITARGET is ON, best first, baseline last")
+if(VKFUSE_HALIDE_MULTITARGET AND NOT Halide_CMAKE_TARGET MATCHES "^x86-64-")
+  message(STATUS "vkfuse: VKFUSE_HALIDE_MULTITARGET applies to x86-64 hosts only; building for ${VKFUSE_HALIDE_TARGET}")
+  set(_vkf_halide_targets ${VKFUSE_HALIDE_TARGET})
+elseif(VKFUSE_HALIDE_MULTITARGET)
+  set(_vkf_halide_targets ${VKFUSE_HALIDE_TARGETS})
+else()
+  set(_vkf_halide_targets ${VKFUSE_HALIDE_TARGET})
+endif()
+message(STATUS "vkfuse: Halide host kernel targets: ${_vkf_halide_targets}")
+set_property(GLOBAL PROPERTY VKFUSE_HALIDE_TARGETS "${_vkf_halide_targets}")  # for tests/codegen
 
 # vkf_halide_kernel(NAME GENERATOR [PARAMS...])
 set(_vkf_halide_runtime "")
 function(vkf_halide_kernel name generator)
   if(_vkf_halide_runtime)
     add_halide_library(${name} FROM vkfuse_halide_generators GENERATOR ${generator}
-                       TARGETS ${VKFUSE_HALIDE_TARGET} USE_RUNTIME ${_vkf_halide_runtime}
+                       TARGETS ${_vkf_halide_targets} USE_RUNTIME ${_vkf_halide_runtime}
                        PARAMS ${ARGN})
   else()
     add_halide_library(${name} FROM vkfuse_halide_generators GENERATOR ${generator}
-                       TARGETS ${VKFUSE_HALIDE_TARGET} PARAMS ${ARGN})
+                       TARGETS ${_vkf_halide_targets} PARAMS ${ARGN})
     set(_vkf_halide_runtime ${name}.runtime PARENT_SCOPE)
   endif()
   target_link_libraries(vkfuse_codegen PUBLIC ${name})
@@ -47,3 +69,7 @@ vkf_halide_kernel(vkf_softmax vkf_softmax)
 vkf_halide_kernel(vkf_pad vkf_pad4d)
 
 target_sources(vkfuse_codegen PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/halide/host_kernels.cpp)
+# host_kernels.cpp reports which of them the running CPU got.
+list(JOIN _vkf_halide_targets "," _vkf_halide_targets_csv)
+set_property(SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/halide/host_kernels.cpp APPEND PROPERTY
+             COMPILE_DEFINITIONS "VKFUSE_HALIDE_TARGETS=\"${_vkf_halide_targets_csv}\"")

@@ -69,6 +69,12 @@ struct ModelSummary {
   std::vector<OpCount> ops;           // per op type, after canonicalization
   std::int64_t parameter_count = 0;   // float weights
   std::int64_t flops = 0;             // per inference (2 per multiply-add)
+  // The host (`cpu` strategy) executor over the whole graph: its activation
+  // arena after liveness-based reuse, and what one buffer per tensor would
+  // take; 0 when the build has no host backend.
+  std::int64_t host_arena_bytes = 0;
+  std::int64_t host_unplanned_bytes = 0;
+  std::string host_kernels;           // the host kernels' instruction set, e.g. "x86-64-avx512 (multi-target: ...)"
   struct Layer {
     std::string name, op_type, activation;
     std::vector<std::int64_t> output_shape;

@@ -241,6 +241,34 @@ TEST_F(CliTest, InfoReportsFlopsAndParameters) {
   EXPECT_FALSE(j["ops"].contains("BatchNormalization"));
 }
 
+TEST_F(CliTest, InfoReportsTheHostArena) {
+  Result r = vkfuse("info " + model_ + " --json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  // x [1,2,5,5], the conv's output [1,3,5,5] (BN and Relu fused) and y
+  // [1,3,1,1]: 128 floats one buffer each. Blocks are rounded to 16 floats;
+  // x dies at the conv, where y is not yet live, so y reuses x's block:
+  // 80 + 64 floats.
+  EXPECT_EQ(j["host_unplanned_bytes"], (50 + 75 + 3) * 4);
+  EXPECT_EQ(j["host_arena_bytes"], (80 + 64) * 4);
+  EXPECT_NE(j["host_kernels"].get<std::string>(), "");
+
+  r = vkfuse("info " + model_ + " -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("host arena  0.0 MiB peak activation memory (0.0 MiB without reuse)"), std::string::npos)
+      << r.out;
+}
+
+// Through the public API: reuse makes ResNet-18's arena a fraction of its tensors.
+TEST(ModelSummary, HostArenaOfResNet18) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = "reference";
+  const auto s = vkfuse::Model::builtin("resnet18", opts).summary();
+  EXPECT_GT(s.host_arena_bytes, 0);
+  EXPECT_LT(s.host_arena_bytes * 2, s.host_unplanned_bytes);
+  EXPECT_FALSE(s.host_kernels.empty());
+}
+
 TEST_F(CliTest, DevicesDoesNotFail) {
   Result r = vkfuse("devices");
   EXPECT_EQ(r.exit_code, 0) << r.err;

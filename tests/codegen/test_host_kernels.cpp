@@ -4,8 +4,11 @@
 // activations and residual Adds. Relative L2 error <= 1e-4.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <random>
 
+#include "codegen/halide/host_kernels.h"
 #include "tests/codegen/host_test_util.h"
 
 using namespace vkfuse::testing;
@@ -396,4 +399,51 @@ TEST(HostExecutorPlan, OneThreadAndManyThreadsAgree) {
   g::Graph graph = conv_graph(k, rng);
   EXPECT_LE(compare_host_to_reference(graph, 71, 1), kTol);
   EXPECT_LE(compare_host_to_reference(graph, 71, 3), kTol);
+}
+
+// Zero-element tensors (ONNX reshape_allowzero): nothing to compute, but the
+// outputs are valid and a run must not fail on them.
+TEST(HostExecutorPlan, ZeroElementOutputs) {
+  GraphBuilder b;
+  auto x = b.input("x", {0, 3, 4});
+  auto shape = b.constant("shape", g::Tensor::from_i64({3}, {3, 4, 0}));
+  auto r = b.node("Reshape", {x, shape}, attrs({{"allowzero", std::int64_t{1}}}));
+  auto y = b.node("Relu", {r});
+  // Folded at load: a constant output with no data.
+  auto c = b.node("Reshape", {b.constant("empty", g::Tensor(g::DType::f32, {0, 3, 4})), shape},
+                  attrs({{"allowzero", std::int64_t{1}}}));
+  auto z = b.input("z", {2, 3});
+  auto w = b.node("Relu", {z});
+  g::Graph graph = b.finish({r, y, c, w});
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(graph.value(graph.outputs[i]).shape, (g::Shape{3, 4, 0}));
+  ASSERT_TRUE(graph.is_constant(graph.outputs[2]));
+  HostExecutor host(graph, {});
+  const float zin[6] = {-1, 2, -3, 4, -5, 6};
+  float wout[6] = {};
+  const float* in[] = {nullptr, zin};
+  float* out[] = {nullptr, nullptr, nullptr, wout};
+  host.run(in, out);
+  host.run(in, out);
+  EXPECT_EQ(std::vector<float>(wout, wout + 6), (std::vector<float>{0, 2, 0, 4, 0, 6}));
+}
+
+// Run-time target dispatch (codegen/halide/sources.cmake): the level the
+// kernels run at is reported, and VKFUSE_HOST_TARGET caps it. CTest runs this
+// suite again under VKFUSE_HOST_TARGET=avx2 and =sse41, so that every kernel
+// of the fallback targets is checked against the reference too.
+TEST(HostTarget, ReportsTheChosenLevelAndHonoursTheCap) {
+  namespace hk = vkfuse::codegen::halide;
+  const std::string desc = hk::target_description();
+  std::printf("Halide kernels: %s\n", desc.c_str());
+  const std::string level = hk::selected_target_level();
+  if (level.empty()) GTEST_SKIP() << "single-target build: " << desc;
+  const std::vector<std::string> order = {"sse41", "avx2", "avx512"};
+  auto rank = [&](const std::string& l) { return std::find(order.begin(), order.end(), l) - order.begin(); };
+  ASSERT_LT(rank(level), 3) << level;
+  EXPECT_EQ(desc.rfind("x86-64-" + level + " (multi-target: ", 0), 0u) << desc;
+  if (const char* cap = std::getenv("VKFUSE_HOST_TARGET"); cap && *cap) {
+    ASSERT_LT(rank(cap), 3) << "VKFUSE_HOST_TARGET=" << cap;
+    EXPECT_LE(rank(level), rank(cap)) << desc;
+    EXPECT_NE(desc.find(std::string("capped by VKFUSE_HOST_TARGET=") + cap), std::string::npos) << desc;
+  }
 }
