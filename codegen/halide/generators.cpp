@@ -161,6 +161,7 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
   Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
   Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
   Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<bool> channels_inner{"channels_inner"};  // task order: see the schedule
   Input<int> act{"act"};
   Input<float> alpha{"alpha"}, beta{"beta"};
   Output<Buffer<float, 3>> out{"out"};
@@ -184,17 +185,28 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     out(p, m, n) = activate(v, act, alpha, beta);
     out.dim(1).set_min(0);
 
-    // Tasks are (channel block, pixel tile) pairs, pixel tiles innermost so
-    // that a block's filters stay in cache across tiles.
+    // Tasks are (pixel tile, channel block) pairs. Threads take consecutive
+    // tasks, and two neighbouring 8-pixel tiles share the cache lines of
+    // every output row, so with tiles innermost the threads write the same
+    // lines at once (false sharing); with channel blocks innermost every
+    // task streams a different block of filters. The host picks
+    // channels_inner where all the filters fit in L2.
     Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, task{"task"};
-    out.split(p, po, pi, TP, TailStrategy::ShiftInwards)
-        .split(m, mto, mti, TM, TailStrategy::GuardWithIf)
-        .reorder(mti, pi, po, mto, n)
-        .fuse(po, mto, task)
-        .parallel(task)
-        .vectorize(mti, 16)
-        .unroll(mti)
-        .unroll(pi);
+    auto schedule_out = [&](Stage st, bool inner_channels) {
+      st.split(p, po, pi, TP, TailStrategy::ShiftInwards).split(m, mto, mti, TM, TailStrategy::GuardWithIf);
+      if (inner_channels) {
+        st.reorder(mti, pi, mto, po, n).fuse(mto, po, task);
+      } else {
+        st.reorder(mti, pi, po, mto, n).fuse(po, mto, task);
+      }
+      st.parallel(task).vectorize(mti, 16).unroll(mti).unroll(pi);
+    };
+    for (Expr cond : {act == 0, act == 1}) {
+      schedule_out(out.specialize(cond && channels_inner), true);
+      schedule_out(out.specialize(cond && !channels_inner), false);
+    }
+    schedule_out(out.specialize(channels_inner), true);
+    schedule_out(out, false);
     tile.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
     tile.vectorize(mi, 16).unroll(mi).unroll(p);
     conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
@@ -210,7 +222,6 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
         .reorder(pa[2], pa[0], pa[1], pa[3])
         .parallel(pa[1])
         .vectorize(pa[2], 16, TailStrategy::GuardWithIf);
-    for (Expr cond : {act == 0, act == 1}) out.specialize(cond);
   }
 };
 

@@ -360,15 +360,18 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
   bw.dim = wd;
   Buf bb(w.bias.data(), w.m_padded);
   const int out_w = static_cast<int>(out.extent[0]);
+  // Channel blocks innermost (no false sharing between threads) unless the
+  // filters would then come from beyond L2 for every task.
+  const bool channels_inner = w.weights.size() * sizeof(float) <= (std::size_t{1} << 20);
   if (residual) {
     Buf bres(flat_plane(*residual));
     check(vkf_convm_res(bin.get(), &bw, bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y,
-                        g.dil_x, g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+                        g.dil_x, g.dil_y, channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm_res");
   } else {
     Buf bres(flat_plane(out));
     check(vkf_convm(bin.get(), &bw, bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
-                    g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+                    g.dil_y, channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm");
   }
 }
