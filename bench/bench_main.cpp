@@ -22,7 +22,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -42,9 +41,7 @@ namespace {
 g::Graph load_graph(const std::string& model) {
   g::Graph graph;
   if (model.size() > 5 && model.substr(model.size() - 5) == ".onnx") {
-    std::ifstream f(model, std::ios::binary);
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    graph = g::import_onnx(bytes);
+    graph = g::import_onnx(g::read_model_file(model));
   } else {
     graph = g::build_zoo_model(model);
   }

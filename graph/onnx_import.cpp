@@ -2,6 +2,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <unordered_map>
 
@@ -158,6 +159,19 @@ AttrValue attr_from_proto(const onnx::AttributeProto& a, const std::string& node
 }
 
 }  // namespace
+
+std::vector<std::uint8_t> read_model_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw Error(ErrorKind::Io, "cannot open model file '" + path + "': no such file or not readable");
+  // One read of the whole file (an istreambuf_iterator copy goes byte by
+  // byte: 80 ms of ResNet-18's 45 MB).
+  const std::streamoff size = f.tellg();
+  std::vector<std::uint8_t> bytes(size > 0 ? static_cast<std::size_t>(size) : 0);
+  f.seekg(0);
+  if (!bytes.empty() && !f.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw Error(ErrorKind::Io, "cannot read model file '" + path + "'");
+  return bytes;
+}
 
 Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides& overrides) {
   if (bytes.empty()) invalid("the model file is empty");

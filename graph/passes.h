@@ -25,6 +25,9 @@ using InputShapeOverrides = std::vector<std::pair<std::string, Shape>>;
 // Error(Unsupported) for valid models outside vkfuse's scope (other domains,
 // external data, non-float inputs).
 Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides& overrides = {});
+// The bytes of a model file, in one read; an Io error naming the file if it
+// cannot be opened or read.
+std::vector<std::uint8_t> read_model_file(const std::string& path);
 
 void infer_shapes(Graph& g, int threads = 1);
 

@@ -1,8 +1,6 @@
 // The public API (include/vkfuse/vkfuse.h) on top of graph/ and runtime/.
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -82,9 +80,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorKind::Io, "cannot open model file '" + path + "': no such file or not readable");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<std::uint8_t> bytes = graph::read_model_file(path);
   try {
     return load_bytes(bytes, options);
   } catch (const Error& e) {
