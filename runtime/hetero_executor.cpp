@@ -87,8 +87,16 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
       step_times_.push_back({s.name, StepTime::Device::accelerator, u.compute_us, 0, 0});
       if (s.has_download) step_times_.push_back(transfers(u.downloads, "download"));
     }
-    s.subgraph = std::make_unique<graph::Graph>(graph::extract_subgraph(graph_, groups[i], &s.inputs, &s.outputs));
-    s.executor = factory(*s.subgraph, s.on_accelerator, options_);
+    if (groups.size() == 1 && groups[i].size() == graph_.nodes.size()) {
+      // The whole graph on one device (every all-host plan): no copy of it
+      // and its weights.
+      s.inputs = graph_.inputs;
+      s.outputs = graph_.outputs;
+      s.executor = factory(graph_, s.on_accelerator, options_);
+    } else {
+      s.subgraph = std::make_unique<graph::Graph>(graph::extract_subgraph(graph_, groups[i], &s.inputs, &s.outputs));
+      s.executor = factory(*s.subgraph, s.on_accelerator, options_);
+    }
     if (s.on_accelerator && accel_description_.empty()) accel_description_ = s.executor->description();
     segments_.push_back(std::move(s));
   }

@@ -67,7 +67,7 @@ class HeteroExecutor final : public Executor {
   struct Segment {
     bool on_accelerator = false;
     std::string name;
-    std::unique_ptr<graph::Graph> subgraph;  // stable address: executors keep a reference
+    std::unique_ptr<graph::Graph> subgraph;  // stable address: executors keep a reference; null: the whole graph
     std::vector<graph::ValueId> inputs, outputs;  // ids in the whole graph
     std::unique_ptr<Executor> executor;
     int first_step = 0;  // its first entry in step_times_

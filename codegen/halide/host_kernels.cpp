@@ -280,11 +280,15 @@ PackedConv PackedConv::pack(const float* w, const float* bias, int m, int c, int
   // Packed index: (((mo / T * kh + ky) * kw + kx) * c + ci) * T + mo % T, T = tile_m.
   const std::size_t T = static_cast<std::size_t>(tile_m), C = static_cast<std::size_t>(c), KH = static_cast<std::size_t>(kh),
                     KW = static_cast<std::size_t>(kw);
-  for (std::size_t mo = 0; mo < static_cast<std::size_t>(m); ++mo)
-    for (std::size_t ci = 0; ci < C; ++ci)
-      for (std::size_t ky = 0; ky < KH; ++ky)
-        for (std::size_t kx = 0; kx < KW; ++kx)
-          p.weights[(((mo / T * KH + ky) * KW + kx) * C + ci) * T + mo % T] = w[((mo * C + ci) * KH + ky) * KW + kx];
+  // Walked in packed order: sequential writes, T interleaved read streams.
+  const std::size_t M = static_cast<std::size_t>(m);
+  float* dst = p.weights.data();
+  for (std::size_t mb = 0; mb < M; mb += T)
+    for (std::size_t ky = 0; ky < KH; ++ky)
+      for (std::size_t kx = 0; kx < KW; ++kx)
+        for (std::size_t ci = 0; ci < C; ++ci, dst += T)
+          for (std::size_t mi = 0; mi < T && mb + mi < M; ++mi)
+            dst[mi] = w[(((mb + mi) * C + ci) * KH + ky) * KW + kx];
   if (bias) std::copy(bias, bias + m, p.bias.begin());
   return p;
 }
