@@ -130,8 +130,12 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     impl->executor = runtime::make_reference_executor(impl->graph, eo);
   } else {
     // Measured profiles (calibrating once if missing) where a backend can run
-    // the micro-benchmarks; built-in defaults otherwise.
-    const bool can_calibrate = options.calibrate && runtime::host_backend_available() && runtime::vulkan_backend_available();
+    // the micro-benchmarks; built-in defaults otherwise. Only the cost-aware
+    // strategies place ops by cost: the others use cached profiles for their
+    // predictions but never make a user wait for a calibration.
+    const bool cost_aware = impl->strategy == "fused" || impl->strategy == "per-op";
+    const bool can_calibrate = options.calibrate && cost_aware && runtime::host_backend_available() &&
+                               runtime::vulkan_backend_available();
     const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, can_calibrate, options.progress);
     const planner::LinkProfile link =
         options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);

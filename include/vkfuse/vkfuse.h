@@ -46,7 +46,8 @@ struct LoadOptions {
   std::string accel_profile;   // plan against this device profile JSON instead of the default
   bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
   // Devices without a cached calibration are measured once on first use
-  // (under 30 s) when true; otherwise built-in default profiles are used.
+  // (under 30 s) when true and the strategy places ops by cost (fused,
+  // per-op); otherwise built-in default profiles are used.
   bool calibrate = true;
   // Progress lines of long steps (calibration), e.g. to print them.
   std::function<void(const std::string&)> progress;
