@@ -467,6 +467,7 @@ int main(int argc, char** argv) {
   run->add_flag("--json", run_json, "Print one JSON object: latency statistics, strategy, output shapes");
 
   ModelArgs info_args;
+  info_args.strategy = "reference";  // info needs the graph, not a plan: no calibration, no shaders
   bool info_json = false, info_layers = false;
   auto* info = app.add_subcommand("info", "Show a model's inputs, outputs, ops, parameters and FLOPs");
   add_model_options(info, info_args, false);
