@@ -178,6 +178,25 @@ const InputInfo& required_info(const Node& node, std::span<const InputInfo> inpu
   return *in;
 }
 
+SoftmaxLayout softmax_layout(const Node& node, std::int64_t opset, const Shape& x) {
+  const auto rank = static_cast<std::int64_t>(x.size());
+  const bool legacy = opset < 13;
+  std::int64_t axis = node.attrs.get_int("axis", legacy ? 1 : -1);
+  if (rank == 0) fail_node(node, "input must have rank >= 1, got a scalar");
+  if (axis < -rank || axis >= rank)
+    fail_node(node, "axis " + std::to_string(axis) + " is out of range for input " + shape_string(x));
+  if (axis < 0) axis += rank;
+  SoftmaxLayout l;
+  for (std::int64_t i = 0; i < axis; ++i) l.outer *= x[static_cast<std::size_t>(i)];
+  if (legacy) {
+    for (std::int64_t i = axis; i < rank; ++i) l.len *= x[static_cast<std::size_t>(i)];
+  } else {
+    l.len = x[static_cast<std::size_t>(axis)];
+    for (std::int64_t i = axis + 1; i < rank; ++i) l.inner *= x[static_cast<std::size_t>(i)];
+  }
+  return l;
+}
+
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
 

@@ -99,6 +99,13 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b);
 std::vector<std::int64_t> to3(const std::vector<std::int64_t>& v, std::int64_t fill);
 // "[1, 2, 3]", for messages.
 std::string ints_string(const std::vector<std::int64_t>& v);
+// Softmax's layout: `outer` independent groups, each of `len` elements spaced
+// `inner` apart (inner = 1 for the 2-D coercion of opsets < 13). Fails naming
+// the node when the axis is out of range.
+struct SoftmaxLayout {
+  std::int64_t outer = 1, len = 1, inner = 1;
+};
+SoftmaxLayout softmax_layout(const Node& node, std::int64_t opset, const Shape& x);
 // Runs body(i) for i in [0, n) over up to `threads` std::threads.
 void parallel_for(int threads, std::int64_t n, const std::function<void(std::int64_t)>& body);
 

@@ -627,19 +627,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         done = act_done = true;
       }
     } else if (op == "Softmax" && f32_out && is_runtime_f32(n.inputs[0])) {
-      const Shape& xs = in_shape(0);
-      const std::int64_t rank = static_cast<std::int64_t>(xs.size());
-      const bool legacy = g.opset < 13;
-      std::int64_t axis = n.attrs.get_int("axis", legacy ? 1 : -1);
-      if (axis < 0) axis += rank;
-      std::int64_t outer = 1, len = 1, inner = 1;
-      for (std::int64_t i = 0; i < axis; ++i) outer *= xs[static_cast<std::size_t>(i)];
-      if (legacy) {
-        for (std::int64_t i = axis; i < rank; ++i) len *= xs[static_cast<std::size_t>(i)];
-      } else {
-        len = xs[static_cast<std::size_t>(axis)];
-        for (std::int64_t i = axis + 1; i < rank; ++i) inner *= xs[static_cast<std::size_t>(i)];
-      }
+      const auto [outer, len, inner] = graph::softmax_layout(n, g.opset, in_shape(0));
       hk::View in = hk::View::dense(in_ptr(0), {outer, len, inner}, 3);
       hk::View out = hk::View::dense(out_ptr, {outer, len, inner}, 3);
       steps_.push_back({name, [=] { hk::softmax(in, out); }});

@@ -696,19 +696,7 @@ void Lowering::emit_batchnorm(const Node& n) {
 
 void Lowering::emit_softmax(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
-  const Shape& xs = shape(x);
-  const auto rank = static_cast<std::int64_t>(xs.size());
-  const bool legacy = g_.opset < 13;
-  std::int64_t axis = n.attrs.get_int("axis", legacy ? 1 : -1);
-  if (axis < 0) axis += rank;
-  std::int64_t outer = 1, len = 1, inner = 1;
-  for (std::int64_t i = 0; i < axis; ++i) outer *= xs[static_cast<std::size_t>(i)];
-  if (legacy) {
-    for (std::int64_t i = axis; i < rank; ++i) len *= xs[static_cast<std::size_t>(i)];
-  } else {
-    len = xs[static_cast<std::size_t>(axis)];
-    for (std::int64_t i = axis + 1; i < rank; ++i) inner *= xs[static_cast<std::size_t>(i)];
-  }
+  const auto [outer, len, inner] = graph::softmax_layout(n, g_.opset, shape(x));
   Kernel kern;
   kern.variant = "softmax" + act_suffix(n.activation);
   kern.nodes = n.name;

@@ -67,46 +67,20 @@ void eval_batchnorm(const OpContext& ctx, std::span<const Tensor* const> in, std
   apply_activation(ctx.node, Y);
 }
 
-// Softmax's layout: `outer` independent groups, each of `len` elements spaced
-// `inner` apart (inner = 1 for the 2-D coercion of opsets < 13).
-struct SoftmaxLayout {
-  std::int64_t outer = 1, len = 1, inner = 1;
-};
-
-SoftmaxLayout softmax_layout(const OpContext& ctx, const Shape& x) {
-  const Node& node = ctx.node;
-  const auto rank = static_cast<std::int64_t>(x.size());
-  const bool legacy = ctx.opset < 13;
-  std::int64_t axis = node.attrs.get_int("axis", legacy ? 1 : -1);
-  if (rank == 0) fail_node(node, "input must have rank >= 1, got a scalar");
-  if (axis < -rank || axis >= rank)
-    fail_node(node, "axis " + std::to_string(axis) + " is out of range for input " + shape_string(x));
-  if (axis < 0) axis += rank;
-  SoftmaxLayout l;
-  for (std::int64_t i = 0; i < axis; ++i) l.outer *= x[static_cast<std::size_t>(i)];
-  if (legacy) {
-    for (std::int64_t i = axis; i < rank; ++i) l.len *= x[static_cast<std::size_t>(i)];
-  } else {
-    l.len = x[static_cast<std::size_t>(axis)];
-    for (std::int64_t i = axis + 1; i < rank; ++i) l.inner *= x[static_cast<std::size_t>(i)];
-  }
-  return l;
-}
-
 std::vector<OutputInfo> infer_softmax(const OpContext& ctx, std::span<const InputInfo> in) {
   const Node& node = ctx.node;
   if (in.size() != 1 || !in[0].present)
     fail_node(node, "Softmax takes exactly one input, got " + std::to_string(in.size()));
   if (in[0].dtype != DType::f32)
     unsupported_node(node, std::string("input has dtype ") + dtype_name(in[0].dtype) + "; only float32 is supported");
-  softmax_layout(ctx, in[0].shape);  // validates axis
+  softmax_layout(ctx.node, ctx.opset, in[0].shape);  // validates axis
   return {OutputInfo{DType::f32, in[0].shape}};
 }
 
 void eval_softmax(const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
   const Tensor& X = *in[0];
   Tensor& Y = out[0];
-  const SoftmaxLayout l = softmax_layout(ctx, X.shape());
+  const SoftmaxLayout l = softmax_layout(ctx.node, ctx.opset, X.shape());
   const float* x = X.f32();
   float* y = Y.f32();
   parallel_for(ctx.threads, l.outer * l.inner, [&](std::int64_t g) {
