@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <initializer_list>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -224,6 +225,16 @@ class Buf {
     init(const_cast<float*>(data), 1);
     dims_[0] = halide_dimension_t{0, static_cast<std::int32_t>(n), 1, 0};
   }
+  // A dense array of the given extents, innermost first (packed weights).
+  Buf(const float* data, std::initializer_list<std::int64_t> extents) {
+    init(const_cast<float*>(data), static_cast<int>(extents.size()));
+    std::int64_t stride = 1;
+    int i = 0;
+    for (std::int64_t e : extents) {
+      dims_[i++] = halide_dimension_t{0, static_cast<std::int32_t>(e), static_cast<std::int32_t>(stride), 0};
+      stride *= e;
+    }
+  }
   // Row-major [outer, inner] with the given row stride.
   Buf(const float* data, std::int64_t inner, std::int64_t outer, std::int64_t row_stride) {
     init(const_cast<float*>(data), 2);
@@ -242,7 +253,7 @@ class Buf {
     buf_.dimensions = rank;
     buf_.dim = dims_;
   }
-  halide_dimension_t dims_[4] = {};
+  halide_dimension_t dims_[5] = {};
   halide_buffer_t buf_{};
 };
 
@@ -297,17 +308,7 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
             const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  const int T = w.tile_m;
-  halide_dimension_t wd[5] = {{0, T, 1, 0},
-                              {0, w.c, T, 0},
-                              {0, w.kw, T * w.c, 0},
-                              {0, w.kh, T * w.c * w.kw, 0},
-                              {0, w.m_padded / T, T * w.kw * w.kh * w.c, 0}};
-  halide_buffer_t bw{};
-  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
-  bw.type = halide_type_t(halide_type_float, 32, 1);
-  bw.dimensions = 5;
-  bw.dim = wd;
+  Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   // Rows outermost when the filters are small and the input plane large (see
   // the generator's schedule_register_tiled).
@@ -316,12 +317,12 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   const bool rows_outer = filter_bytes <= (256 << 10) && input_bytes > (512 << 10);
   if (residual) {
     Buf bres(*residual);
-    check(vkf_conv_res(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
+    check(vkf_conv_res(bin.get(), bw.get(), bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
                        g.dil_y, rows_outer, e.act, e.alpha, e.beta, bout.get()),
           "vkf_conv_res");
   } else {
     Buf bres(out);
-    check(vkf_conv(bin.get(), &bw, bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
+    check(vkf_conv(bin.get(), bw.get(), bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
                    rows_outer, e.act, e.alpha, e.beta, bout.get()),
           "vkf_conv");
   }
@@ -351,17 +352,7 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
   if (w.tile_m != kConvChannelVectorTileM || out.extent[0] * out.extent[1] < kConvChannelVectorTileP)
     throw Error(ErrorKind::Internal, "conv2d_channel_vector: not a convolution it can run");
   Buf bin(in), bout(flat_plane(out));
-  const int T = w.tile_m;
-  halide_dimension_t wd[5] = {{0, T, 1, 0},
-                              {0, w.c, T, 0},
-                              {0, w.kw, T * w.c, 0},
-                              {0, w.kh, T * w.c * w.kw, 0},
-                              {0, w.m_padded / T, T * w.kw * w.kh * w.c, 0}};
-  halide_buffer_t bw{};
-  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
-  bw.type = halide_type_t(halide_type_float, 32, 1);
-  bw.dimensions = 5;
-  bw.dim = wd;
+  Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   const int out_w = static_cast<int>(out.extent[0]);
   // Channel blocks innermost (no false sharing between threads) unless the
@@ -369,12 +360,12 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
   const bool channels_inner = w.weights.size() * sizeof(float) <= (std::size_t{1} << 20);
   if (residual) {
     Buf bres(flat_plane(*residual));
-    check(vkf_convm_res(bin.get(), &bw, bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y,
+    check(vkf_convm_res(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y,
                         g.dil_x, g.dil_y, channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm_res");
   } else {
     Buf bres(flat_plane(out));
-    check(vkf_convm(bin.get(), &bw, bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
+    check(vkf_convm(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
                     g.dil_y, channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm");
   }
@@ -385,20 +376,14 @@ void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual,
   if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || out.extent[0] * out.extent[1] < kPointwiseTileP)
     throw Error(ErrorKind::Internal, "pointwise_conv2d: not a pointwise convolution it can run");
   Buf bin(flat_plane(in)), bout(flat_plane(out));
-  const int T = w.tile_m;
-  halide_dimension_t wd[3] = {{0, T, 1, 0}, {0, w.c, T, 0}, {0, w.m_padded / T, T * w.c, 0}};
-  halide_buffer_t bw{};
-  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
-  bw.type = halide_type_t(halide_type_float, 32, 1);
-  bw.dimensions = 3;
-  bw.dim = wd;
+  Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   if (residual) {
     Buf bres(flat_plane(*residual));
-    check(vkf_pw_res(bin.get(), &bw, bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw_res");
+    check(vkf_pw_res(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw_res");
   } else {
     Buf bres(flat_plane(out));
-    check(vkf_pw(bin.get(), &bw, bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
+    check(vkf_pw(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
   }
 }
 
@@ -442,23 +427,17 @@ void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g,
                      const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  const int T = kWinogradTileM;
-  halide_dimension_t wd[4] = {{0, T, 1, 0}, {0, w.c, T, 0}, {0, 36, T * w.c, 0}, {0, w.m_padded / T, T * w.c * 36, 0}};
-  halide_buffer_t bw{};
-  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w.weights.data()));
-  bw.type = halide_type_t(halide_type_float, 32, 1);
-  bw.dimensions = 4;
-  bw.dim = wd;
+  Buf bw(w.weights.data(), {kWinogradTileM, w.c, 36, w.m_padded / kWinogradTileM});
   Buf bb(w.bias.data(), w.m_padded);
   const int tiles_x = static_cast<int>((out.extent[0] + 3) / 4);
   if (residual) {
     Buf bres(*residual);
-    check(vkf_wino_res(bin.get(), &bw, bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
+    check(vkf_wino_res(bin.get(), bw.get(), bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
                        bout.get()),
           "vkf_wino_res");
   } else {
     Buf bres(out);
-    check(vkf_wino(bin.get(), &bw, bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
+    check(vkf_wino(bin.get(), bw.get(), bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
                    bout.get()),
           "vkf_wino");
   }
@@ -469,13 +448,8 @@ void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh,
   install_error_handler();
   const std::int64_t c = in.extent[2];
   Buf bin(in), bout(out), bb(bias, c);
-  halide_dimension_t wd[3] = {{0, kw, 1, 0}, {0, kh, kw, 0}, {0, static_cast<std::int32_t>(c), kh * kw, 0}};
-  halide_buffer_t bw{};
-  bw.host = reinterpret_cast<std::uint8_t*>(const_cast<float*>(w));
-  bw.type = halide_type_t(halide_type_float, 32, 1);
-  bw.dimensions = 3;
-  bw.dim = wd;
-  check(vkf_dwconv(bin.get(), &bw, bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act,
+  Buf bw(w, {kw, kh, c});
+  check(vkf_dwconv(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act,
                    e.alpha, e.beta, bout.get()),
         "vkf_dwconv");
 }
