@@ -498,14 +498,36 @@ class Pool2D : public Generator<Pool2D> {
       count_x.compute_root();
       count_y.compute_root();
     }
-    // pool_rows: one task per (channel, image), x vectorized; known strides
-    // make the window loads dense or 2-strided vector loads.
-    out.fuse(c, n, t).parallel(t).split(x, xo, xi, 16, TailStrategy::GuardWithIf).vectorize(xi);
-    pooled.compute_at(out, xo).bound_extent(x, 16).vectorize(x);
-    pooled.update().reorder(x, r.x, r.y).vectorize(x);
-    padded.compute_at(out, t).vectorize(padded.args()[0], 16);
-    out.specialize(stride_x == 1);
-    out.specialize(stride_x == 2);
+    // pool_rows: one task per 16 (channel, image) planes, x vectorized; known
+    // strides make the window loads dense or 2-strided vector loads. Rows of at
+    // least one vector end in a vector shifted inwards (out is pure, so the
+    // overlap is recomputed, not accumulated): Inception's 17- and 8-wide
+    // maps would otherwise run almost every pixel in a scalar tail. 3x3
+    // windows, the common case, unroll their taps.
+    const Expr OW = out.dim(0).extent();
+    Var to{"to"};
+    out.fuse(c, n, t).split(t, to, t, 16, TailStrategy::GuardWithIf).parallel(to);
+    auto rows = [&](Stage s, int lanes) {
+      s.split(x, xo, xi, lanes, TailStrategy::ShiftInwards).vectorize(xi);
+      s.specialize(stride_x == 1);
+      s.specialize(stride_x == 2);
+    };
+    rows(out.specialize(OW >= 16), 16);
+    rows(out.specialize(OW >= 8), 8);
+    out.split(x, xo, xi, 4, TailStrategy::GuardWithIf).vectorize(xi);
+    pooled.compute_at(out, xo).vectorize(x, 8, TailStrategy::RoundUp);
+    pooled.specialize(OW >= 16).vectorize(x, 16, TailStrategy::RoundUp);
+    Stage taps = pooled.update();
+    taps.reorder(x, r.x, r.y);
+    auto unrolled = [&](Stage s, int lanes) {
+      s.vectorize(x, lanes, TailStrategy::RoundUp);
+      s.specialize(kernel_x == 3 && kernel_y == 3).unroll(r.x).unroll(r.y);
+    };
+    unrolled(taps.specialize(OW >= 16), 16);
+    unrolled(taps, 8);
+    // Tasks of 16 planes share one allocation for their padded copies (one
+    // per plane cost more than the pooling itself on 8x8 maps).
+    padded.store_at(out, to).compute_at(out, t).vectorize(padded.args()[0], 16);
   }
 };
 

@@ -181,6 +181,13 @@ TEST(HostPool, MaxAndAverage) {
       {"AveragePool", 4, 11, 12, 3, 3, 2, 2, {1, 0, 2, 1}, 1, 1, 1},  // ceil + include pad
       {"AveragePool", 4, 11, 12, 3, 2, 2, 3, {1, 0, 0, 1}, 1, 0, 1},
       {"AveragePool", 2, 8, 8, 8, 8, 1, 1, {0, 0, 0, 0}, 0, 0, 1},
+      // Rows of one vector shifted inwards (17 wide), of 8 lanes (8 to 15
+      // wide), and plane counts that do not fill the last 16-plane task.
+      {"AveragePool", 21, 17, 17, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 1, 1},  // Inception Mixed_6b..e
+      {"AveragePool", 37, 8, 8, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 1, 1},    // Inception Mixed_7b, 7c
+      {"AveragePool", 3, 13, 12, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 1},
+      {"MaxPool", 9, 35, 35, 3, 3, 2, 2, {0, 0, 0, 0}, 0, 0, 1},  // Inception Mixed_6a: 17 wide
+      {"MaxPool", 5, 20, 23, 3, 3, 2, 2, {1, 1, 1, 1}, 0, 0, 1},  // 12 wide, stride 2
   };
   std::uint32_t seed = 50;
   for (const auto& k : cases) {
