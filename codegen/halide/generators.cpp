@@ -35,6 +35,48 @@ void specialize_activation(Func f, Expr kind) {
   f.specialize(kind == 0);
 }
 
+// plane_rows: the schedule of the per-plane window ops (depthwise conv,
+// pooling): `out` is (x, y, c, n), `acc` the window accumulation (an init and
+// one update over `r`), `padded` the input with its exterior.
+//  - Tasks of 16 (channel, image) planes, which share one allocation for
+//    their padded copies: one halide_malloc per plane cost more than the
+//    window op itself on 7x7 to 14x14 maps.
+//  - x vectorized; rows of at least one vector end in a vector shifted
+//    inwards (out is pure, so the overlap is recomputed, not accumulated):
+//    17- and 7-wide maps would otherwise run most pixels in a scalar tail.
+//    16, 8 and 4 lanes by row width.
+//  - acc lives in registers, one vector at a time; 3x3 windows, the common
+//    case, unroll their taps; known x strides (1, 2) make the tap loads dense
+//    or 2-strided vector loads.
+void schedule_plane_rows(Func out, Func acc, const RDom& r, Func padded, Expr kernel_x, Expr kernel_y,
+                         Expr stride_x) {
+  const Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
+  const Var ax = acc.args()[0];
+  Var t{"t"}, to{"to"}, xo{"xo"}, xi{"xi"};
+  const Expr OW = out.output_buffer().dim(0).extent();
+  out.fuse(c, n, t).split(t, to, t, 16, TailStrategy::GuardWithIf).parallel(to);
+  auto rows = [&](Stage st, int lanes) {
+    st.split(x, xo, xi, lanes, TailStrategy::ShiftInwards).vectorize(xi);
+    st.specialize(stride_x == 1);
+    st.specialize(stride_x == 2);
+  };
+  rows(out.specialize(OW >= 16), 16);
+  rows(out.specialize(OW >= 8), 8);
+  rows(out.specialize(OW >= 4), 4);
+  out.split(x, xo, xi, 4, TailStrategy::GuardWithIf).vectorize(xi);
+  acc.compute_at(out, xo).vectorize(ax, 8, TailStrategy::RoundUp);
+  acc.specialize(OW >= 16).vectorize(ax, 16, TailStrategy::RoundUp);
+  Stage taps = acc.update();
+  taps.reorder(ax, r.x, r.y);
+  auto unrolled = [&](Stage st, int lanes) {
+    st.vectorize(ax, lanes, TailStrategy::RoundUp);
+    st.specialize(kernel_x == 3 && kernel_y == 3).unroll(r.x).unroll(r.y);
+  };
+  unrolled(taps.specialize(OW >= 16), 16);
+  unrolled(taps, 8);
+  padded.store_at(out, to).compute_at(out, t).vectorize(padded.args()[0], 16);
+}
+
 // ---------------------------------------------------------------------------
 // Convolution, dense (groups are split by the host into per-group calls).
 //   out(x, y, m, n) = act(bias(m) + sum_{kx,ky,c} w(m, kx, ky, c) *
@@ -434,13 +476,7 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
                         padded(x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, c, n);
     out(x, y, c, n) = activate(conv(x, y, c, n), act, alpha, beta);
 
-    // dw_rows: one task per (channel, image), x vectorized.
-    Var xo{"xo"}, xi{"xi"}, t{"t"};
-    out.fuse(c, n, t).parallel(t).split(x, xo, xi, 8, TailStrategy::GuardWithIf).vectorize(xi);
-    conv.compute_at(out, y).vectorize(x, 8, TailStrategy::RoundUp);
-    conv.update().reorder(x, r.x, r.y).vectorize(x, 8, TailStrategy::RoundUp);
-    padded.compute_at(out, t).vectorize(padded.args()[0], 8);
-    specialize_activation(out, act);
+    schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x);
   }
 };
 
@@ -475,7 +511,6 @@ class Pool2D : public Generator<Pool2D> {
     RDom r(0, kernel_x, 0, kernel_y, "r");
     Expr ix = x * stride_x + r.x * dil_x - pad_x, iy = y * stride_y + r.y * dil_y - pad_y;
     Func pooled{"pooled"};
-    Var xo{"xo"}, xi{"xi"}, t{"t"};
     if (is_max) {
       pooled(x, y, c, n) = lowest;
       pooled(x, y, c, n) = max(pooled(x, y, c, n), padded(ix, iy, c, n));
@@ -498,36 +533,7 @@ class Pool2D : public Generator<Pool2D> {
       count_x.compute_root();
       count_y.compute_root();
     }
-    // pool_rows: one task per 16 (channel, image) planes, x vectorized; known
-    // strides make the window loads dense or 2-strided vector loads. Rows of at
-    // least one vector end in a vector shifted inwards (out is pure, so the
-    // overlap is recomputed, not accumulated): Inception's 17- and 8-wide
-    // maps would otherwise run almost every pixel in a scalar tail. 3x3
-    // windows, the common case, unroll their taps.
-    const Expr OW = out.dim(0).extent();
-    Var to{"to"};
-    out.fuse(c, n, t).split(t, to, t, 16, TailStrategy::GuardWithIf).parallel(to);
-    auto rows = [&](Stage s, int lanes) {
-      s.split(x, xo, xi, lanes, TailStrategy::ShiftInwards).vectorize(xi);
-      s.specialize(stride_x == 1);
-      s.specialize(stride_x == 2);
-    };
-    rows(out.specialize(OW >= 16), 16);
-    rows(out.specialize(OW >= 8), 8);
-    out.split(x, xo, xi, 4, TailStrategy::GuardWithIf).vectorize(xi);
-    pooled.compute_at(out, xo).vectorize(x, 8, TailStrategy::RoundUp);
-    pooled.specialize(OW >= 16).vectorize(x, 16, TailStrategy::RoundUp);
-    Stage taps = pooled.update();
-    taps.reorder(x, r.x, r.y);
-    auto unrolled = [&](Stage s, int lanes) {
-      s.vectorize(x, lanes, TailStrategy::RoundUp);
-      s.specialize(kernel_x == 3 && kernel_y == 3).unroll(r.x).unroll(r.y);
-    };
-    unrolled(taps.specialize(OW >= 16), 16);
-    unrolled(taps, 8);
-    // Tasks of 16 planes share one allocation for their padded copies (one
-    // per plane cost more than the pooling itself on 8x8 maps).
-    padded.store_at(out, to).compute_at(out, t).vectorize(padded.args()[0], 16);
+    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x);
   }
 };
 

@@ -95,6 +95,12 @@ TEST(HostConv, HandPicked) {
       {1, 8, 11, 9, 8, 5, 5, 2, 2, 1, 1, 8, {2, 1, 2, 2}, true, "HardSwish"},  // depthwise s2 asym
       {1, 12, 9, 9, 18, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, true, "Sigmoid"},  // groups
       {2, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 4, {0, 0, 0, 0}, true, ""},          // depthwise multiplier 2
+      // Depthwise rows of 16, 8 and 4 lanes (the last vector shifted inwards)
+      // and a short last task of planes (MobileNet v2 shapes).
+      {1, 21, 56, 56, 21, 3, 3, 2, 2, 1, 1, 21, {1, 1, 1, 1}, true, "Clip"},    // 28 wide
+      {2, 17, 14, 14, 17, 3, 3, 1, 1, 1, 1, 17, {1, 1, 1, 1}, true, "Clip"},    // 14 wide
+      {1, 33, 7, 7, 33, 3, 3, 1, 1, 1, 1, 33, {1, 1, 1, 1}, true, "Relu"},      // 7 wide
+      {1, 5, 6, 6, 5, 3, 3, 2, 2, 1, 1, 5, {1, 1, 1, 1}, false, ""},           // 3 wide
       {1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},         // 1x1 image
       {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
       {1, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd F(4x4, 3x3)
