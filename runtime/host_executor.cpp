@@ -141,15 +141,20 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y) {
 // pointwise_tiled (a GEMM over the whole flattened plane, the last pixel
 // tile shifted inwards) for 1x1 stride-1 convolutions on planes of at least
 // one pixel tile, unless conv_tiled over the plane flattened into two rows
-// (possible for even planes) wastes less of its last vectors: 8x8 planes are
-// exactly two rows of 32 there, and two 48-pixel tiles here.
+// (possible for even planes) wastes so much less of its last vectors that it
+// makes up for its lower rate: per useful FLOP pointwise_tiled runs at about
+// kPointwiseRate times conv_tiled's rate (no padded copy of the input; AMD
+// EPYC Zen 5, vkfuse_bench --profile on MobileNet v2, ResNet-50, Inception
+// v3). 8x8 planes are exactly two rows of 32 there and two 48-pixel tiles
+// here, so they stay with conv_tiled; 14x14 and larger go to pointwise_tiled.
+constexpr double kPointwiseRate = 1.3;
 bool use_pointwise(const hk::Window2D& w, const Shape& y) {
   const std::int64_t P = y[2] * y[3];
   if (!pointwise(w) || P < hk::kPointwiseTileP) return false;
   auto used = [](std::int64_t n, std::int64_t tile) {
     return static_cast<double>(n) / static_cast<double>((n + tile - 1) / tile * tile);
   };
-  return P % 2 == 1 || used(P, hk::kPointwiseTileP) >= used(P / 2, 16);
+  return P % 2 == 1 || kPointwiseRate * used(P, hk::kPointwiseTileP) >= used(P / 2, 16);
 }
 
 hk::View flatten_plane(hk::View v) {
