@@ -126,35 +126,41 @@ bool pointwise(const hk::Window2D& w) {
 // every row on small maps; per useful FLOP the former runs at about
 // kChannelVectorRate of the latter's rate (AVX-512, measured with
 // vkfuse_bench's Conv/ rows). Small pointwise planes (below one
-// pointwise_tiled tile) take it too.
+// 32-pixel pointwise_tiled tile) take it too.
 constexpr double kChannelVectorRate = 0.72;
 bool use_channel_vector(const hk::Window2D& w, const Shape& y) {
   const std::int64_t P = y[2] * y[3];
   if (P < hk::kConvChannelVectorTileP) return false;
-  if (pointwise(w)) return P < hk::kPointwiseTileP;  // larger: pointwise_tiled or conv_tiled, flattened
+  if (pointwise(w)) return P < hk::kPointwiseSmallTileP;  // larger: pointwise_tiled or conv_tiled, flattened
   const double W = static_cast<double>(y[3]), T = hk::kConvChannelVectorTileP;
   const double eff16 = W / (std::ceil(W / 16.0) * 16.0);
   const double eff_cv = static_cast<double>(P) / (std::ceil(static_cast<double>(P) / T) * T);
   return kChannelVectorRate * eff_cv > eff16;
 }
 
-// pointwise_tiled (a GEMM over the whole flattened plane, the last pixel
-// tile shifted inwards) for 1x1 stride-1 convolutions on planes of at least
-// one pixel tile, unless conv_tiled over the plane flattened into two rows
-// (possible for even planes) wastes so much less of its last vectors that it
-// makes up for its lower rate: per useful FLOP pointwise_tiled runs at about
-// kPointwiseRate times conv_tiled's rate (no padded copy of the input; AMD
-// EPYC Zen 5, vkfuse_bench --profile on MobileNet v2, ResNet-50, Inception
-// v3). 8x8 planes are exactly two rows of 32 there and two 48-pixel tiles
-// here, so they stay with conv_tiled; 14x14 and larger go to pointwise_tiled.
+// The tile of pointwise_tiled (a GEMM over the whole flattened plane, the
+// last pixel tile shifted inwards) for a 1x1 stride-1 convolution, or 0 for
+// conv_tiled over the plane flattened into two rows (possible for even
+// planes): whichever wastes least of its last tile, weighted by its rate per
+// useful FLOP relative to conv_tiled's (AMD EPYC Zen 5, vkfuse_bench
+// --profile on MobileNet v2, ResNet-50 and Inception v3): 48-pixel tiles
+// kPointwiseRate (no padded copy of the input), 32-pixel tiles
+// kPointwiseSmallRate. 7x7 planes take 32-pixel tiles (77% used against
+// 51%), 8x8 conv_tiled or 32-pixel tiles (all used), 14x14 and larger
+// 48-pixel tiles.
 constexpr double kPointwiseRate = 1.3;
-bool use_pointwise(const hk::Window2D& w, const Shape& y) {
+constexpr double kPointwiseSmallRate = 1.0;
+int pointwise_tile(const hk::Window2D& w, const Shape& y) {
   const std::int64_t P = y[2] * y[3];
-  if (!pointwise(w) || P < hk::kPointwiseTileP) return false;
+  if (!pointwise(w) || P < hk::kPointwiseSmallTileP) return 0;
   auto used = [](std::int64_t n, std::int64_t tile) {
     return static_cast<double>(n) / static_cast<double>((n + tile - 1) / tile * tile);
   };
-  return P % 2 == 1 || kPointwiseRate * used(P, hk::kPointwiseTileP) >= used(P / 2, 16);
+  const double pw48 = P >= hk::kPointwiseTileP ? kPointwiseRate * used(P, hk::kPointwiseTileP) : 0.0;
+  const double pw32 = kPointwiseSmallRate * used(P, hk::kPointwiseSmallTileP);
+  const double tiled = P % 2 == 0 ? used(P / 2, 16) : 0.0;
+  if (tiled > std::max(pw48, pw32)) return 0;
+  return pw48 >= pw32 ? hk::kPointwiseTileP : hk::kPointwiseSmallTileP;
 }
 
 hk::View flatten_plane(hk::View v) {
@@ -413,13 +419,13 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         hk::View res = hk::View::dense(value_ptr_[idx(res_id)], g.value(res_id).shape);
         hk::View out = hk::View::dense(value_ptr_[idx(add_out)], g.value(add_out).shape);
         const hk::Epilogue e = epilogue(add.activation);
-        if (use_pointwise(win, out_shape)) {
+        if (const int tile = pointwise_tile(win, out_shape)) {
           auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
               W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
           keep_.push_back(packed);
           const hk::PackedConv* pc = packed.get();
-          steps_.push_back({name + "+" + add.name + " [pointwise_tiled]",
-                            [=] { hk::pointwise_conv2d(in, *pc, &res, e, out); }});
+          steps_.push_back({name + "+" + add.name + (tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]"),
+                            [=] { hk::pointwise_conv2d(in, *pc, &res, e, out, tile); }});
           continue;
         }
         if (use_winograd(n, xs, out_shape, KH, KW)) {
@@ -456,7 +462,8 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
       const hk::Epilogue e = epilogue(n.activation);
       hk::View out = hk::View::dense(out_ptr, out_shape);
       act_done = true;
-      const bool pw = group == 1 && use_pointwise(win, out_shape);
+      const int tile = group == 1 ? pointwise_tile(win, out_shape) : 0;
+      const bool pw = tile != 0;
       const bool cv = group == 1 && !pw && use_channel_vector(win, out_shape);
       const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1) && !pw && !cv;
       if (flat) {
@@ -478,7 +485,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
             W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
         keep_.push_back(packed);
         const hk::PackedConv* pc = packed.get();
-        steps_.push_back({name + " [pointwise_tiled]", [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out); }});
+        steps_.push_back({name + (tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]"), [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out, tile); }});
       } else if (use_winograd(n, xs, out_shape, KH, KW)) {
         auto packed = std::make_shared<hk::PackedWinograd>(
             hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));

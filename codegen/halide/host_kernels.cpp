@@ -31,6 +31,8 @@
 #include "vkf_pad.h"
 #include "vkf_pw.h"
 #include "vkf_pw_res.h"
+#include "vkf_pw32.h"
+#include "vkf_pw32_res.h"
 #include "vkf_softmax.h"
 #include "vkf_wino.h"
 #include "vkf_wino_res.h"
@@ -371,19 +373,24 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
   }
 }
 
-void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out) {
+void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out,
+                      int tile_p) {
   install_error_handler();
-  if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || out.extent[0] * out.extent[1] < kPointwiseTileP)
+  if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || out.extent[0] * out.extent[1] < tile_p ||
+      (tile_p != kPointwiseTileP && tile_p != kPointwiseSmallTileP))
     throw Error(ErrorKind::Internal, "pointwise_conv2d: not a pointwise convolution it can run");
   Buf bin(flat_plane(in)), bout(flat_plane(out));
   Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
+  const bool small = tile_p == kPointwiseSmallTileP;
   if (residual) {
     Buf bres(flat_plane(*residual));
-    check(vkf_pw_res(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw_res");
+    auto* f = small ? vkf_pw32_res : vkf_pw_res;
+    check(f(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw_res");
   } else {
     Buf bres(flat_plane(out));
-    check(vkf_pw(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
+    auto* f = small ? vkf_pw32 : vkf_pw;
+    check(f(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
   }
 }
 

@@ -71,11 +71,15 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
             const View& out);
 
 // pointwise_tiled: a 1x1, stride-1, unpadded convolution as a GEMM over the
-// flattened image plane (filters packed with tile_m = kPointwiseTileM). The
-// plane (w * h) must hold at least kPointwiseTileP pixels and be dense.
+// flattened image plane (filters packed with tile_m = kPointwiseTileM), in
+// tiles of tile_p pixels: kPointwiseTileP, or kPointwiseSmallTileP, which
+// wastes less of the last tile on 7x7 and 8x8 planes. The plane (w * h) must
+// hold at least tile_p pixels and be dense.
 inline constexpr int kPointwiseTileM = 8;
 inline constexpr int kPointwiseTileP = 48;
-void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out);
+inline constexpr int kPointwiseSmallTileP = 32;
+void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out,
+                      int tile_p = kPointwiseTileP);
 
 // Winograd F(4x4, 3x3) filters of a dense 3x3 stride-1 convolution:
 // U = G g G^T (computed in double), as (mi, c, p, mo) with p = i + 6 j and

@@ -112,6 +112,8 @@ TEST(HostConv, HandPicked) {
       {1, 24, 7, 7, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise, 49 px, last tile shifted
       {2, 19, 17, 17, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, "Clip"}, // pointwise, 289 px, N=2
       {1, 8, 6, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise, exactly one tile
+      {1, 40, 8, 8, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled32, two tiles
+      {2, 12, 5, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},       // pointwise_tiled32, 40 px
   };
   std::uint32_t seed = 1;
   for (const auto& k : cases) check_conv(k, seed++);
@@ -154,7 +156,8 @@ TEST(HostConv, ResidualAddIsFused) {
       {2, 8, 9, 7, 24, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, false, ""},
       {1, 5, 7, 7, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Clip"},
       {2, 16, 9, 11, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled
-      {1, 16, 5, 7, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},     // 1x1, plane below one tile
+      {1, 16, 4, 7, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},     // 1x1, plane below one tile
+      {1, 24, 7, 7, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise_tiled32, shifted
       {1, 64, 30, 26, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd
       {1, 32, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector
   };
