@@ -123,19 +123,27 @@ bool pointwise(const hk::Window2D& w) {
 // conv_channel_vector (channels in the vector, 8-pixel tiles of the
 // flattened output plane) against conv_tiled (16-pixel row vectors): the
 // former wastes at most part of one tile per plane, the latter up to half of
-// every row on small maps; per useful FLOP the former runs at about
-// kChannelVectorRate of the latter's rate (AVX-512, measured with
-// vkfuse_bench's Conv/ rows). Small pointwise planes (below one
-// 32-pixel pointwise_tiled tile) take it too.
-constexpr double kChannelVectorRate = 0.72;
-bool use_channel_vector(const hk::Window2D& w, const Shape& y) {
+// every row on small maps. Per useful FLOP the former runs at about
+// channel_vector_rate() of the latter's rate (AMD EPYC Zen 5, vkfuse_bench
+// --profile with each kernel forced, ResNet-18 and Inception v3): as fast
+// from 48 input channels up, faster at stride 2 (conv_tiled's 2-strided
+// vector loads are shuffles), and slower on few input channels, where its
+// channels-innermost copy of a large input costs more than it saves
+// (Inception's 147x147 32-channel layers: 0.72; the 3-channel stems: 0.69).
+// Small pointwise planes (below one 32-pixel pointwise_tiled tile) take it
+// too.
+double channel_vector_rate(std::int64_t in_channels, std::int64_t stride) {
+  if (in_channels < 48) return 0.72;
+  return stride > 1 ? 1.2 : 1.0;
+}
+bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_channels) {
   const std::int64_t P = y[2] * y[3];
   if (P < hk::kConvChannelVectorTileP) return false;
   if (pointwise(w)) return P < hk::kPointwiseSmallTileP;  // larger: pointwise_tiled or conv_tiled, flattened
   const double W = static_cast<double>(y[3]), T = hk::kConvChannelVectorTileP;
   const double eff16 = W / (std::ceil(W / 16.0) * 16.0);
   const double eff_cv = static_cast<double>(P) / (std::ceil(static_cast<double>(P) / T) * T);
-  return kChannelVectorRate * eff_cv > eff16;
+  return channel_vector_rate(in_channels, std::max(w.stride_x, w.stride_y)) * eff_cv > eff16;
 }
 
 // The tile of pointwise_tiled (a GEMM over the whole flattened plane, the
@@ -436,7 +444,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
           steps_.push_back({name + "+" + add.name + " [wino_f4x3]", [=] { hk::winograd_conv2d(in, *pw, win, &res, e, out); }});
           continue;
         }
-        if (use_channel_vector(win, out_shape)) {
+        if (use_channel_vector(win, out_shape, C)) {
           auto packed = std::make_shared<hk::PackedConv>(
               hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
                                    static_cast<int>(KW), hk::kConvChannelVectorTileM));
@@ -464,7 +472,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
       act_done = true;
       const int tile = group == 1 ? pointwise_tile(win, out_shape) : 0;
       const bool pw = tile != 0;
-      const bool cv = group == 1 && !pw && use_channel_vector(win, out_shape);
+      const bool cv = group == 1 && !pw && use_channel_vector(win, out_shape, C);
       const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1) && !pw && !cv;
       if (flat) {
         in = flatten_plane(in);
