@@ -95,9 +95,10 @@ extern "C" void halide_free(void*, void* ptr) {
 // Parallel loops. Halide 14's default thread pool left the second core idle
 // here (the worker never picked up tasks: 1.0 CPUs used with 2 threads), so
 // the runtime's weak halide_do_par_for is replaced by a small pool: the
-// calling thread and (threads - 1) workers claim loop iterations from an
-// atomic counter. One parallel loop runs at a time; a loop started from inside
-// a task runs serially.
+// calling thread claims loop iterations from the front and (threads - 1)
+// workers from the back, so that with two threads each walks one contiguous
+// half. One parallel loop runs at a time; a loop started from inside a task
+// runs serially. Both sides spin briefly before sleeping.
 namespace {
 class ParallelPool {
  public:
@@ -117,6 +118,7 @@ class ParallelPool {
     }
     std::lock_guard<std::mutex> one_at_a_time(call_mu_);
     Job job{f, user_context, closure, min, size};
+    job.range.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(size)));
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (static_cast<int>(workers_.size()) < want - 1) workers_.emplace_back([this] { worker(); });
@@ -126,10 +128,20 @@ class ParallelPool {
       published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
-    work(job);
-    std::unique_lock<std::mutex> lock(mu_);
-    current_ = nullptr;  // no new helpers
-    done_.wait(lock, [&] { return job.helpers == 0; });
+    work(job, false);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      current_ = nullptr;  // no new helpers
+    }
+    // The helpers finish their last iterations within microseconds of this
+    // thread: spin for them before sleeping, since a futex wake-up costs tens
+    // of microseconds in a VM and a ResNet runs ~60 parallel loops.
+    for (int spin = 0; spin < kSpins && job.helpers.load(std::memory_order_acquire) != 0; ++spin)
+      __builtin_ia32_pause();
+    if (job.helpers.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_.wait(lock, [&] { return job.helpers.load(std::memory_order_acquire) == 0; });
+    }
     return job.error.load();
   }
 
@@ -140,14 +152,31 @@ class ParallelPool {
     std::uint8_t* closure;
     int min, size;
     int max_helpers = 0;
-    int helpers = 0;  // workers inside work(); guarded by mu_
-    std::atomic<int> next{0};
+    std::atomic<int> helpers{0};  // workers inside work(); joined under mu_
+    // Unclaimed iterations [front, back), packed as front << 32 | back: the
+    // caller claims from the front and helpers from the back, so with two
+    // threads each walks one contiguous half (consecutive layers then find
+    // more of their input in their own core's caches).
+    std::atomic<std::uint64_t> range{0};
     std::atomic<int> error{0};
   };
 
-  static void work(Job& job) {
+  // The next iteration from the front (or back) of the job, or -1.
+  static int claim(Job& job, bool from_back) {
+    std::uint64_t r = job.range.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint32_t front = static_cast<std::uint32_t>(r >> 32), back = static_cast<std::uint32_t>(r);
+      if (front >= back) return -1;
+      const std::uint64_t next = from_back ? (r - 1) : (r + (std::uint64_t{1} << 32));
+      if (job.range.compare_exchange_weak(r, next, std::memory_order_relaxed)) {
+        return static_cast<int>(from_back ? back - 1 : front);
+      }
+    }
+  }
+
+  static void work(Job& job, bool from_back) {
     in_task_ = true;
-    for (int i = job.next.fetch_add(1); i < job.size; i = job.next.fetch_add(1)) {
+    for (int i = claim(job, from_back); i >= 0; i = claim(job, from_back)) {
       if (int r = job.f(job.user_context, job.min + i, job.closure)) job.error.store(r);
     }
     in_task_ = false;
@@ -158,21 +187,26 @@ class ParallelPool {
     for (;;) {
       // Spin briefly for the next loop (kernels follow each other within
       // microseconds during an inference), then sleep.
-      for (int spin = 0; spin < 4000 && published_.load(std::memory_order_acquire) == seen; ++spin)
+      for (int spin = 0; spin < kSpins && published_.load(std::memory_order_acquire) == seen; ++spin)
         __builtin_ia32_pause();
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return current_ != nullptr && generation_ != seen; });
       seen = generation_;
       Job* job = current_;
-      if (job->helpers >= job->max_helpers) continue;
-      ++job->helpers;
+      if (job->helpers.load(std::memory_order_relaxed) >= job->max_helpers) continue;
+      job->helpers.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
-      work(*job);
-      lock.lock();
-      if (--job->helpers == 0) done_.notify_all();
+      work(*job, true);
+      // The job lives on the caller's stack: once helpers reaches 0 it may be
+      // gone, so only the pool's own members are touched after this.
+      if (job->helpers.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> join(mu_);  // the caller waits on done_ under mu_: no lost wake-up
+        done_.notify_all();
+      }
     }
   }
 
+  static constexpr int kSpins = 4000;  // pause instructions: ~50-250 us by CPU
   std::atomic<std::uint64_t> published_{0};  // generation_, readable without mu_
 
   std::atomic<int> desired_{1};
