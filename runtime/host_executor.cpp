@@ -140,9 +140,9 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_c
   const std::int64_t P = y[2] * y[3];
   if (P < hk::kConvChannelVectorTileP) return false;
   if (pointwise(w)) return P < hk::kPointwiseSmallTileP;  // larger: pointwise_tiled or conv_tiled, flattened
-  const double W = static_cast<double>(y[3]), T = hk::kConvChannelVectorTileP;
+  const double W = static_cast<double>(y[3]);
   const double eff16 = W / (std::ceil(W / 16.0) * 16.0);
-  const double eff_cv = static_cast<double>(P) / (std::ceil(static_cast<double>(P) / T) * T);
+  const double eff_cv = hk::channel_vector_used(P);
   return channel_vector_rate(in_channels, std::max(w.stride_x, w.stride_y)) * eff_cv > eff16;
 }
 

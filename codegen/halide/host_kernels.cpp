@@ -24,6 +24,8 @@
 #include "vkf_conv_res.h"
 #include "vkf_convm.h"
 #include "vkf_convm_res.h"
+#include "vkf_convm7.h"
+#include "vkf_convm7_res.h"
 #include "vkf_dwconv.h"
 #include "vkf_gemm.h"
 #include "vkf_global_avgpool.h"
@@ -394,15 +396,18 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
   // Channel blocks innermost (no false sharing between threads) unless the
   // filters would then come from beyond L2 for every task.
   const bool channels_inner = w.weights.size() * sizeof(float) <= (std::size_t{1} << 20);
+  const bool seven = channel_vector_tile(out.extent[0] * out.extent[1]) == 7;
   if (residual) {
     Buf bres(flat_plane(*residual));
-    check(vkf_convm_res(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y,
-                        g.dil_x, g.dil_y, channels_inner, e.act, e.alpha, e.beta, bout.get()),
+    check((seven ? vkf_convm7_res : vkf_convm_res)(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x,
+                                                    g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, channels_inner,
+                                                    e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm_res");
   } else {
     Buf bres(flat_plane(out));
-    check(vkf_convm(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
-                    g.dil_y, channels_inner, e.act, e.alpha, e.beta, bout.get()),
+    check((seven ? vkf_convm7 : vkf_convm)(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y,
+                                            g.pad_x, g.pad_y, g.dil_x, g.dil_y, channels_inner, e.act, e.alpha, e.beta,
+                                            bout.get()),
           "vkf_convm");
   }
 }

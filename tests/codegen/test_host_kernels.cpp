@@ -105,7 +105,8 @@ TEST(HostConv, HandPicked) {
       {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
       {1, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd F(4x4, 3x3)
       {2, 48, 25, 31, 40, 3, 3, 1, 1, 1, 1, 1, {1, 0, 2, 1}, false, ""},      // Winograd, partial tiles
-      {1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector, 7x7
+      {1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector, 7x7: 7-pixel tiles
+      {2, 48, 5, 5, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // 7-pixel tiles, last one shifted
       {2, 24, 35, 35, 40, 3, 3, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"},  // channel vector, s2 to 17x17
       {1, 16, 17, 17, 33, 1, 7, 1, 1, 1, 1, 1, {0, 3, 0, 3}, false, ""},     // channel vector, 1x7
       {1, 8, 9, 6, 16, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}, true, ""},         // channel vector, dilated
