@@ -317,6 +317,15 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   return p;
 }
 
+// The version a calibrated profile is cached under: vkfuse's and its kernels'
+// revision, e.g. "0.1.0+kernels.3f2a9c81d0e4".
+std::string profile_version() {
+#ifndef VKFUSE_KERNEL_REVISION
+#define VKFUSE_KERNEL_REVISION "unknown"
+#endif
+  return std::string(vkfuse::version()) + "+kernels." + VKFUSE_KERNEL_REVISION;
+}
+
 }  // namespace
 
 planner::DeviceProfile host_identity() {
@@ -325,7 +334,7 @@ planner::DeviceProfile host_identity() {
   p.kind = "host";
   p.uuid = "host-" + p.name;
   p.driver = "halide14";
-  p.vkfuse_version = vkfuse::version();
+  p.vkfuse_version = profile_version();
   p.measured = false;
   p.shares_host_cores = false;
   return p;
@@ -354,7 +363,7 @@ std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions
   p.kind = "vulkan";
   p.uuid = chosen->uuid.empty() ? chosen->name : chosen->uuid;
   p.driver = chosen->driver;
-  p.vkfuse_version = vkfuse::version();
+  p.vkfuse_version = profile_version();
   p.measured = false;
   p.shares_host_cores = chosen->type == "cpu";  // lavapipe runs on the host's own cores
   return p;
