@@ -115,6 +115,7 @@ TEST(HostConv, HandPicked) {
       {1, 8, 6, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise, exactly one tile
       {1, 40, 8, 8, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled32, two tiles
       {2, 12, 5, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},       // pointwise_tiled32, 40 px
+      {1, 40, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // 1x1 channel vector, 7x7
   };
   std::uint32_t seed = 1;
   for (const auto& k : cases) check_conv(k, seed++);
@@ -159,6 +160,7 @@ TEST(HostConv, ResidualAddIsFused) {
       {2, 16, 9, 11, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled
       {1, 16, 4, 7, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},     // 1x1, plane below one tile
       {1, 24, 7, 7, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise_tiled32, shifted
+      {1, 32, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // 1x1 channel vector, 8x8
       {1, 64, 30, 26, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd
       {1, 32, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector
   };
