@@ -97,13 +97,18 @@ extern "C" void halide_free(void*, void* ptr) {
 // Parallel loops. Halide 14's default thread pool left the second core idle
 // here (the worker never picked up tasks: 1.0 CPUs used with 2 threads), so
 // the runtime's weak halide_do_par_for is replaced by a small pool: the
-// calling thread claims loop iterations from the front and (threads - 1)
-// workers from the back, so that with two threads each walks one contiguous
-// half. One parallel loop runs at a time; a loop started from inside a task
-// runs serially. Both sides spin briefly before sleeping.
+// iterations of a loop are cut into one contiguous chunk per thread (the
+// calling thread and threads - 1 workers); each walks its own chunk from the
+// front and, when done, steals from the back of the others'. Consecutive
+// layers then find more of their input in the same core's caches than with
+// one shared counter, where the threads interleave. One parallel loop runs at
+// a time; a loop started from inside a task runs serially. Both sides spin
+// briefly before sleeping.
 namespace {
 class ParallelPool {
  public:
+  static constexpr int kMaxParts = 64;  // threads working on one loop, at most
+
   static ParallelPool& get() {
     static ParallelPool* pool = new ParallelPool;  // never destroyed: workers live until exit
     return *pool;
@@ -119,18 +124,23 @@ class ParallelPool {
       return 0;
     }
     std::lock_guard<std::mutex> one_at_a_time(call_mu_);
-    Job job{f, user_context, closure, min, size};
-    job.range.store(static_cast<std::uint64_t>(static_cast<std::uint32_t>(size)));
+    Job job(f, user_context, closure, min, size);
+    job.parts = std::min({want, size, kMaxParts});
+    for (int k = 0; k < job.parts; ++k) {
+      const auto lo = static_cast<std::uint64_t>(static_cast<std::int64_t>(size) * k / job.parts);
+      const auto hi = static_cast<std::uint64_t>(static_cast<std::int64_t>(size) * (k + 1) / job.parts);
+      job.chunks[static_cast<std::size_t>(k)].store(lo << 32 | hi, std::memory_order_relaxed);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (static_cast<int>(workers_.size()) < want - 1) workers_.emplace_back([this] { worker(); });
-      job.max_helpers = want - 1;
+      job.max_helpers = job.parts - 1;
       current_ = &job;
       ++generation_;
       published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
-    work(job, false);
+    work(job, 0);
     {
       std::lock_guard<std::mutex> lock(mu_);
       current_ = nullptr;  // no new helpers
@@ -149,37 +159,41 @@ class ParallelPool {
 
  private:
   struct Job {
+    Job(halide_task_t f_, void* user_context_, std::uint8_t* closure_, int min_, int size_)
+        : f(f_), user_context(user_context_), closure(closure_), min(min_), size(size_) {}
     halide_task_t f;
     void* user_context;
     std::uint8_t* closure;
     int min, size;
     int max_helpers = 0;
+    int joined = 0;               // helpers that ever joined, under mu_: their part numbers
     std::atomic<int> helpers{0};  // workers inside work(); joined under mu_
-    // Unclaimed iterations [front, back), packed as front << 32 | back: the
-    // caller claims from the front and helpers from the back, so with two
-    // threads each walks one contiguous half (consecutive layers then find
-    // more of their input in their own core's caches).
-    std::atomic<std::uint64_t> range{0};
+    int parts = 1;
+    // Unclaimed iterations [front, back) of each part, packed front << 32 | back.
+    std::array<std::atomic<std::uint64_t>, kMaxParts> chunks;
     std::atomic<int> error{0};
   };
 
-  // The next iteration from the front (or back) of the job, or -1.
-  static int claim(Job& job, bool from_back) {
-    std::uint64_t r = job.range.load(std::memory_order_relaxed);
+  // The next iteration from the front (or back) of part k, or -1.
+  static int claim(Job& job, int k, bool from_back) {
+    std::atomic<std::uint64_t>& chunk = job.chunks[static_cast<std::size_t>(k)];
+    std::uint64_t r = chunk.load(std::memory_order_relaxed);
     for (;;) {
-      const std::uint32_t front = static_cast<std::uint32_t>(r >> 32), back = static_cast<std::uint32_t>(r);
+      const auto front = static_cast<std::uint32_t>(r >> 32), back = static_cast<std::uint32_t>(r);
       if (front >= back) return -1;
       const std::uint64_t next = from_back ? (r - 1) : (r + (std::uint64_t{1} << 32));
-      if (job.range.compare_exchange_weak(r, next, std::memory_order_relaxed)) {
+      if (chunk.compare_exchange_weak(r, next, std::memory_order_relaxed))
         return static_cast<int>(from_back ? back - 1 : front);
-      }
     }
   }
 
-  static void work(Job& job, bool from_back) {
+  // Part `own` from its front, then the others' from their backs.
+  static void work(Job& job, int own) {
     in_task_ = true;
-    for (int i = claim(job, from_back); i >= 0; i = claim(job, from_back)) {
-      if (int r = job.f(job.user_context, job.min + i, job.closure)) job.error.store(r);
+    for (int j = 0; j < job.parts; ++j) {
+      const int k = (own + j) % job.parts;
+      for (int i = claim(job, k, j > 0); i >= 0; i = claim(job, k, j > 0))
+        if (int r = job.f(job.user_context, job.min + i, job.closure)) job.error.store(r);
     }
     in_task_ = false;
   }
@@ -195,10 +209,11 @@ class ParallelPool {
       wake_.wait(lock, [&] { return current_ != nullptr && generation_ != seen; });
       seen = generation_;
       Job* job = current_;
-      if (job->helpers.load(std::memory_order_relaxed) >= job->max_helpers) continue;
+      if (job->joined >= job->max_helpers) continue;
+      const int part = ++job->joined;
       job->helpers.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
-      work(*job, true);
+      work(*job, part);
       // The job lives on the caller's stack: once helpers reaches 0 it may be
       // gone, so only the pool's own members are touched after this.
       if (job->helpers.fetch_sub(1, std::memory_order_acq_rel) == 1) {
