@@ -147,8 +147,7 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_c
   const std::int64_t P = y[2] * y[3];
   if (P < hk::kConvChannelVectorTileP) return false;
   if (pointwise(w)) return pointwise_channel_vector(y);  // otherwise pointwise_tiled or conv_tiled, flattened
-  const double W = static_cast<double>(y[3]);
-  const double eff16 = W / (std::ceil(W / 16.0) * 16.0);
+  const double eff16 = hk::tile_used(y[3], 16);
   const double eff_cv = hk::channel_vector_used(P);
   return channel_vector_rate(in_channels, std::max(w.stride_x, w.stride_y)) * eff_cv > eff16;
 }
@@ -168,14 +167,16 @@ constexpr double kPointwiseSmallRate = 1.0;
 int pointwise_tile(const hk::Window2D& w, const Shape& y) {
   const std::int64_t P = y[2] * y[3];
   if (!pointwise(w) || pointwise_channel_vector(y)) return 0;
-  auto used = [](std::int64_t n, std::int64_t tile) {
-    return static_cast<double>(n) / static_cast<double>((n + tile - 1) / tile * tile);
-  };
-  const double pw48 = P >= hk::kPointwiseTileP ? kPointwiseRate * used(P, hk::kPointwiseTileP) : 0.0;
-  const double pw32 = kPointwiseSmallRate * used(P, hk::kPointwiseSmallTileP);
-  const double tiled = P % 2 == 0 ? used(P / 2, 16) : 0.0;
+  const double pw48 = P >= hk::kPointwiseTileP ? kPointwiseRate * hk::tile_used(P, hk::kPointwiseTileP) : 0.0;
+  const double pw32 = kPointwiseSmallRate * hk::tile_used(P, hk::kPointwiseSmallTileP);
+  const double tiled = P % 2 == 0 ? hk::tile_used(P / 2, 16) : 0.0;
   if (tiled > std::max(pw48, pw32)) return 0;
   return pw48 >= pw32 ? hk::kPointwiseTileP : hk::kPointwiseSmallTileP;
+}
+
+// The profile label of a pointwise_tiled step with this tile.
+const char* pointwise_label(int tile) {
+  return tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]";
 }
 
 hk::View flatten_plane(hk::View v) {
@@ -439,7 +440,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
               W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
           keep_.push_back(packed);
           const hk::PackedConv* pc = packed.get();
-          steps_.push_back({name + "+" + add.name + (tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]"),
+          steps_.push_back({name + "+" + add.name + pointwise_label(tile),
                             [=] { hk::pointwise_conv2d(in, *pc, &res, e, out, tile); }});
           continue;
         }
@@ -500,7 +501,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
             W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
         keep_.push_back(packed);
         const hk::PackedConv* pc = packed.get();
-        steps_.push_back({name + (tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]"), [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out, tile); }});
+        steps_.push_back({name + pointwise_label(tile), [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out, tile); }});
       } else if (use_winograd(n, xs, out_shape, KH, KW)) {
         auto packed = std::make_shared<hk::PackedWinograd>(
             hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));

@@ -63,18 +63,19 @@ struct PackedConv {
 // plane must be dense and hold at least kConvChannelVectorTileP pixels.
 inline constexpr int kConvChannelVectorTileM = 32;
 inline constexpr int kConvChannelVectorTileP = 8;
+// The fraction of the work that is useful when n items are computed in whole
+// tiles of `tile` (the last one shifted inwards or rounded up).
+inline double tile_used(std::int64_t n, std::int64_t tile) {
+  return static_cast<double>(n) / static_cast<double>((n + tile - 1) / tile * tile);
+}
 // Pixels per tile for a plane of p pixels: 8, or 7 where 8-pixel tiles would
 // waste over a tenth of the work (7x7 maps: 49 pixels are 7 tiles of 7, and
 // 8-pixel tiles compute 56).
 inline int channel_vector_tile(std::int64_t p) {
-  auto used = [p](std::int64_t t) { return static_cast<double>(p) / static_cast<double>((p + t - 1) / t * t); };
-  return used(8) < 0.9 && used(7) > used(8) ? 7 : 8;
+  return tile_used(p, 8) < 0.9 && tile_used(p, 7) > tile_used(p, 8) ? 7 : 8;
 }
 // The fraction of the computed pixels that are output pixels.
-inline double channel_vector_used(std::int64_t p) {
-  const std::int64_t t = channel_vector_tile(p);
-  return static_cast<double>(p) / static_cast<double>((p + t - 1) / t * t);
-}
+inline double channel_vector_used(std::int64_t p) { return tile_used(p, channel_vector_tile(p)); }
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out);
 
