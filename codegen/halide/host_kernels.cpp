@@ -134,7 +134,6 @@ class ParallelPool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (static_cast<int>(workers_.size()) < want - 1) workers_.emplace_back([this] { worker(); });
-      job.max_helpers = job.parts - 1;
       current_ = &job;
       ++generation_;
       published_.store(generation_, std::memory_order_release);
@@ -165,7 +164,6 @@ class ParallelPool {
     void* user_context;
     std::uint8_t* closure;
     int min, size;
-    int max_helpers = 0;
     int joined = 0;               // helpers that ever joined, under mu_: their part numbers
     std::atomic<int> helpers{0};  // workers inside work(); joined under mu_
     int parts = 1;
@@ -209,7 +207,7 @@ class ParallelPool {
       wake_.wait(lock, [&] { return current_ != nullptr && generation_ != seen; });
       seen = generation_;
       Job* job = current_;
-      if (job->joined >= job->max_helpers) continue;
+      if (job->joined >= job->parts - 1) continue;  // every part has its thread
       const int part = ++job->joined;
       job->helpers.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
