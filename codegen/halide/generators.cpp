@@ -416,8 +416,8 @@ class WinogradConv : public Generator<WinogradConv> {
   void schedule_winograd() {
     Var to{"to"}, ti{"ti"}, task{"task"}, xo{"xo"}, xv{"xv"};
     padded_.compute_root().parallel(padded_.args()[2]).vectorize(padded_.args()[0], 16);
-    V_.compute_root().reorder(tx, p, ty, c, n).parallel(c).vectorize(tx, 16).unroll(p);
-    t1_.compute_at(V_, tx).vectorize(tx).unroll(i).unroll(l);
+    V_.compute_root().reorder(p, tx, ty, c, n).parallel(c).vectorize(tx, 16).unroll(p);
+    t1_.compute_at(V_, tx).reorder_storage(tx, i, l).vectorize(tx).unroll(i).unroll(l);
     M_.compute_root()
         .split(t, to, ti, 8, TailStrategy::RoundUp)
         .reorder(mi, ti, to, p, mo, n)
