@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -93,23 +94,35 @@ hk::View broadcast_view(float* data, const Shape& shape, const Shape& out) {
   return v;
 }
 
-// Winograd F(4x4, 3x3) for 3x3 stride-1 undilated dense convolutions whose
-// output is at least 24x24 (on smaller maps the direct kernel wins: partial
-// 4x4 tiles and 8-tile GEMM blocks waste work) with at least 48 input
-// channels (fewer, and the transforms cost more than the multiplications they
-// save). Measured on AVX-512: 56x56 and 28x28 1.2-1.4x faster than direct.
+// Winograd F(4x4, 3x3) for 3x3 stride-1 undilated dense convolutions, by
+// output size:
+//  - 24x24 and more, with at least 48 input channels (fewer, and the
+//    transforms cost more than the multiplications they save): one task per
+//    row of tiles (wino_f4x3). Measured here, AVX-512, 2 threads: 56x56 and
+//    28x28 layers 1.5-2x faster than direct.
+//  - 12x12 to 23x23 with at least 128 input and output channels: the staged
+//    schedule (wino_f4x3_staged), 14x14 256->256 0.39 ms against 0.56 ms
+//    direct. Below 12x12 partial tiles and the 36 x C x M transformed filters
+//    (9 MB for 512 channels, read once per 4 tiles) lose to the direct kernel.
 // VKFUSE_HOST_WINOGRAD=0 turns it off.
-bool use_winograd(const Node& n, const Shape& x, const Shape& y, std::int64_t kh, std::int64_t kw) {
+std::optional<hk::WinogradSchedule> winograd_schedule(const Node& n, const Shape& x, const Shape& y, std::int64_t kh,
+                                                      std::int64_t kw) {
   static const bool enabled = [] {
     const char* e = std::getenv("VKFUSE_HOST_WINOGRAD");
     return !(e && std::string(e) == "0");
   }();
-  if (!enabled || kh != 3 || kw != 3 || n.attrs.get_int("group", 1) != 1) return false;
+  if (!enabled || kh != 3 || kw != 3 || n.attrs.get_int("group", 1) != 1) return std::nullopt;
   for (auto s : n.attrs.get_ints("strides", {1, 1}))
-    if (s != 1) return false;
+    if (s != 1) return std::nullopt;
   for (auto d : n.attrs.get_ints("dilations", {1, 1}))
-    if (d != 1) return false;
-  return y[2] >= 24 && y[3] >= 24 && x[1] >= 48;
+    if (d != 1) return std::nullopt;
+  if (y[2] >= 24 && y[3] >= 24 && x[1] >= 48) return hk::WinogradSchedule::TileRows;
+  if (y[2] >= 12 && y[3] >= 12 && x[1] >= 128 && y[1] >= 128) return hk::WinogradSchedule::Staged;
+  return std::nullopt;
+}
+
+std::string winograd_label(hk::WinogradSchedule s) {
+  return s == hk::WinogradSchedule::Staged ? " [wino_f4x3_staged]" : " [wino_f4x3]";
 }
 
 // A 1x1, stride-1, unpadded convolution is a GEMM over the image plane: seen
@@ -444,12 +457,14 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
                             [=] { hk::pointwise_conv2d(in, *pc, &res, e, out, tile); }});
           continue;
         }
-        if (use_winograd(n, xs, out_shape, KH, KW)) {
+        if (const auto ws = winograd_schedule(n, xs, out_shape, KH, KW)) {
           auto packed = std::make_shared<hk::PackedWinograd>(
               hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
           keep_.push_back(packed);
           const hk::PackedWinograd* pw = packed.get();
-          steps_.push_back({name + "+" + add.name + " [wino_f4x3]", [=] { hk::winograd_conv2d(in, *pw, win, &res, e, out); }});
+          const hk::WinogradSchedule sched = *ws;
+          steps_.push_back({name + "+" + add.name + winograd_label(sched),
+                            [=] { hk::winograd_conv2d(in, *pw, win, &res, e, out, sched); }});
           continue;
         }
         if (use_channel_vector(win, out_shape, C)) {
@@ -502,12 +517,14 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         keep_.push_back(packed);
         const hk::PackedConv* pc = packed.get();
         steps_.push_back({name + pointwise_label(tile), [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out, tile); }});
-      } else if (use_winograd(n, xs, out_shape, KH, KW)) {
+      } else if (const auto ws = winograd_schedule(n, xs, out_shape, KH, KW)) {
         auto packed = std::make_shared<hk::PackedWinograd>(
             hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
         keep_.push_back(packed);
         const hk::PackedWinograd* pw = packed.get();
-        steps_.push_back({name + " [wino_f4x3]", [=] { hk::winograd_conv2d(in, *pw, win, nullptr, e, out); }});
+        const hk::WinogradSchedule sched = *ws;
+        steps_.push_back(
+            {name + winograd_label(sched), [=] { hk::winograd_conv2d(in, *pw, win, nullptr, e, out, sched); }});
       } else if (cv) {
         auto packed = std::make_shared<hk::PackedConv>(
             hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),

@@ -351,6 +351,8 @@ Expr dot(const float (&coef)[N], F term) {
 class WinogradConv : public Generator<WinogradConv> {
  public:
   GeneratorParam<bool> residual{"residual", false};
+  // wino_f4x3_staged instead of wino_f4x3 (see the schedules).
+  GeneratorParam<bool> staged{"staged", false};
 
   Input<Buffer<float, 4>> input{"input"};
   Input<Buffer<float, 4>> weights{"weights"};  // (mi, c, p, mo), mi = 32
@@ -362,13 +364,11 @@ class WinogradConv : public Generator<WinogradConv> {
   Input<float> alpha{"alpha"}, beta{"beta"};
   Output<Buffer<float, 4>> out{"out"};
 
-  Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, c{"c"}, p{"p"}, t{"t"}, tx{"tx"}, ty{"ty"}, i{"i"}, l{"l"}, mi{"mi"},
-      mo{"mo"}, xi{"xi"}, yi{"yi"}, j{"j"};
+  Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, c{"c"}, p{"p"}, tx{"tx"}, ty{"ty"}, i{"i"}, l{"l"}, mi{"mi"}, mo{"mo"},
+      xi{"xi"}, yi{"yi"}, j{"j"};
 
   void generate() {
     using namespace winograd;
-    const int TM = 32;
-    Expr ntx = tiles_x;
     padded_ = constant_exterior(input, 0.f,
                                 {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
                                  {Expr(), Expr()}});
@@ -387,62 +387,118 @@ class WinogradConv : public Generator<WinogradConv> {
     }());
     // The 36 GEMMs.
     rc = RDom(0, weights.dim(1).extent(), "rc");
-    acc_(mi, t, p, mo, n) = 0.f;
-    acc_(mi, t, p, mo, n) += weights(mi, rc, p, mo) * V_(t % ntx, t / ntx, rc, p, n);
-    M_(mi, t, p, mo, n) = acc_(mi, t, p, mo, n);
+    acc_(mi, tx, ty, p, mo, n) = 0.f;
+    acc_(mi, tx, ty, p, mo, n) += weights(mi, rc, p, mo) * V_(tx, ty, rc, p, n);
+    M_(mi, tx, ty, p, mo, n) = acc_(mi, tx, ty, p, mo, n);
     // Output transform, along x then along y, per block of 32 channels.
-    s1_(mi, xi, j, t, mo, n) = mux(xi, [&] {
+    s1_(mi, xi, j, tx, ty, mo, n) = mux(xi, [&] {
       std::vector<Expr> vs;
-      for (int a = 0; a < 4; ++a) vs.push_back(dot(AT[a], [&](int ii) { return M_(mi, t, ii + 6 * j, mo, n); }));
+      for (int a = 0; a < 4; ++a)
+        vs.push_back(dot(AT[a], [&](int ii) { return M_(mi, tx, ty, ii + 6 * j, mo, n); }));
       return vs;
     }());
-    Y_(mi, xi, yi, t, mo, n) = mux(yi, [&] {
+    Y_(mi, xi, yi, tx, ty, mo, n) = mux(yi, [&] {
       std::vector<Expr> vs;
-      for (int b = 0; b < 4; ++b) vs.push_back(dot(AT[b], [&](int jj) { return s1_(mi, xi, jj, t, mo, n); }));
+      for (int b = 0; b < 4; ++b) vs.push_back(dot(AT[b], [&](int jj) { return s1_(mi, xi, jj, tx, ty, mo, n); }));
       return vs;
     }());
-    Expr v = Y_(m % TM, x % 4, y % 4, (y / 4) * ntx + x / 4, m / TM, n) + bias(m);
+    Expr v = Y_(m % TM, x % 4, y % 4, x / 4, y / 4, m / TM, n) + bias(m);
     if (residual) v += res(x, y, m, n);
     out(x, y, m, n) = activate(v, act, alpha, beta);
     out.dim(2).set_min(0);
     out.dim(0).set_min(0);
     out.dim(1).set_min(0);
-    schedule_winograd();
+    if (staged) {
+      schedule_staged();
+    } else {
+      schedule_winograd();
+    }
   }
 
-  // wino_f4x3: transformed input and GEMM results are whole buffers; the
-  // GEMM runs a 32-channel x 8-tile register tile (16 AVX-512 accumulators)
-  // per (p, channel block).
+  // wino_f4x3: one task per row of 4x4 output tiles, all channels: its padded
+  // input rows, transformed input, GEMM results and output transform stay in
+  // the core's L2 (a whole-layer stage per step moved ~7 MB through L3 on a
+  // 56x56 layer and handed every stage's data to the other core). Tasks are
+  // image rows, so with the pool's contiguous parts each thread reads input
+  // rows the previous layer's row-parallel kernels wrote on the same core.
+  // The GEMM register tile is 32 channels x TX tiles of the row (TX divides
+  // the tiles across when it can: 14 = 2 x 7 on 56x56, 7 on 28x28, 9, 18).
   void schedule_winograd() {
-    Var to{"to"}, ti{"ti"}, task{"task"}, xo{"xo"}, xv{"xv"};
-    padded_.compute_root().parallel(padded_.args()[2]).vectorize(padded_.args()[0], 16);
-    V_.compute_root().reorder(p, tx, ty, c, n).parallel(c).vectorize(tx, 16).unroll(p);
+    Var yo{"yo"}, yr{"yr"}, xo{"xo"}, xv{"xv"}, txo{"txo"}, txi{"txi"};
+    out.split(y, yo, yr, 4, TailStrategy::GuardWithIf)
+        .split(x, xo, xv, 16, TailStrategy::GuardWithIf)
+        .reorder(xv, xo, yr, m, yo, n)
+        .vectorize(xv)
+        .parallel(yo);
+    padded_.compute_at(out, yo).vectorize(padded_.args()[0], 16, TailStrategy::RoundUp);
+    V_.compute_at(out, yo).reorder(p, tx, ty, c, n).unroll(p).vectorize(tx, 16);
     t1_.compute_at(V_, tx).reorder_storage(tx, i, l).vectorize(tx).unroll(i).unroll(l);
-    M_.compute_root()
-        .split(t, to, ti, 8, TailStrategy::RoundUp)
-        .reorder(mi, ti, to, p, mo, n)
-        .fuse(p, mo, task)
-        .parallel(task)
+    M_.compute_at(out, yo);
+    acc_.compute_at(M_, txo).store_in(MemoryType::Register);
+    for (int tw : {7, 9, 6, 8}) {
+      Stage ms = tw == 8 ? Stage(M_) : Stage(M_.specialize(tiles_x % tw == 0));
+      ms.split(tx, txo, txi, tw, TailStrategy::RoundUp)
+          .reorder(mi, txi, txo, ty, p, mo, n)
+          .vectorize(mi, 16)
+          .unroll(mi)
+          .unroll(txi);
+    }
+    acc_.bound_extent(mi, TM).vectorize(mi, 16).unroll(mi).unroll(tx);
+    acc_.update().reorder(mi, tx, rc, ty, p, mo, n).vectorize(mi, 16).unroll(mi).unroll(tx);
+    Y_.compute_at(out, yo).reorder(mi, xi, yi, tx, ty, mo, n).vectorize(mi, 16).unroll(xi).unroll(yi);
+    s1_.compute_at(Y_, tx).vectorize(mi, 16).unroll(xi).unroll(j);
+    specialize_activation(out, act);
+  }
+
+  // wino_f4x3_staged, for small maps with many channels (14x14, 256 -> 256):
+  // a task per row of tiles would stream all of the transformed filters
+  // (36 x C x M) once per row. Here the input transform runs once per layer,
+  // in parallel over channels, and each task is a block of 32 output
+  // channels: its slice of the filters is read once, and its GEMM, output
+  // transform and output rows stay on one core. GEMM register tile: 32
+  // channels x 4 x 2 tiles.
+  void schedule_staged() {
+    Var xo{"xo"}, xv{"xv"}, mb{"mb"}, mc{"mc"}, txo{"txo"}, txi{"txi"}, tyo{"tyo"}, tyi{"tyi"}, co{"co"}, ci{"ci"};
+    // A few tiles across but many channels: the input transform runs with
+    // channels in the vector, on a channel-innermost padded copy (one
+    // transposition of the input; 4-lane tile vectors ran 16x slower).
+    const std::vector<Var> pa = padded_.args();
+    padded_.compute_root()
+        .reorder_storage(pa[2], pa[0], pa[1], pa[3])
+        .reorder(pa[2], pa[0], pa[1], pa[3])
+        .vectorize(pa[2], 16, TailStrategy::ShiftInwards)
+        .parallel(pa[1]);
+    V_.compute_root()
+        .reorder_storage(c, tx, ty, p, n)
+        .split(c, co, ci, 16, TailStrategy::ShiftInwards)
+        .reorder(ci, p, co, tx, ty, n)
+        .vectorize(ci)
+        .unroll(p)
+        .parallel(ty);
+    t1_.compute_at(V_, co).reorder_storage(c, i, l, tx, ty, n).vectorize(c).unroll(i).unroll(l);
+    out.split(m, mb, mc, TM, TailStrategy::GuardWithIf)
+        .split(x, xo, xv, 16, TailStrategy::GuardWithIf)
+        .reorder(xv, xo, y, mc, mb, n)
+        .vectorize(xv)
+        .parallel(mb);
+    M_.compute_at(out, mb)
+        .split(tx, txo, txi, 4, TailStrategy::RoundUp)
+        .split(ty, tyo, tyi, 2, TailStrategy::RoundUp)
+        .reorder(mi, txi, tyi, txo, tyo, p, mo, n)
         .vectorize(mi, 16)
         .unroll(mi)
-        .unroll(ti);
-    acc_.compute_at(M_, to).bound_extent(mi, 32).bound_extent(t, 8);
-    acc_.vectorize(mi, 16).unroll(mi).unroll(t);
-    acc_.update().reorder(mi, t, rc, p, mo, n).vectorize(mi, 16).unroll(mi).unroll(t);
-    acc_.store_in(MemoryType::Register);
-    Y_.compute_root()
-        .split(t, to, ti, 8)
-        .reorder(mi, xi, yi, mo, ti, to, n)
-        .parallel(to)
-        .vectorize(mi, 16)
-        .unroll(xi)
-        .unroll(yi);
-    s1_.compute_at(Y_, mo).vectorize(mi, 16).unroll(xi).unroll(j);
-    out.split(x, xo, xv, 16, TailStrategy::GuardWithIf).vectorize(xv).fuse(y, m, task).parallel(task, 8);
+        .unroll(txi)
+        .unroll(tyi);
+    acc_.compute_at(M_, txo).store_in(MemoryType::Register);
+    acc_.bound_extent(mi, TM).vectorize(mi, 16).unroll(mi).unroll(tx).unroll(ty);
+    acc_.update().reorder(mi, tx, ty, rc, p, mo, n).vectorize(mi, 16).unroll(mi).unroll(tx).unroll(ty);
+    Y_.compute_at(out, mb).reorder(mi, xi, yi, tx, ty, mo, n).vectorize(mi, 16).unroll(xi).unroll(yi);
+    s1_.compute_at(Y_, tx).vectorize(mi, 16).unroll(xi).unroll(j);
     specialize_activation(out, act);
   }
 
  private:
+  static constexpr int TM = 32;  // output channels per weight block (kWinogradTileM)
   Func padded_{"padded"}, t1_{"t1"}, V_{"V"}, acc_{"acc"}, M_{"M"}, s1_{"s1"}, Y_{"Y"};
   RDom rc;
 };

@@ -38,6 +38,8 @@
 #include "vkf_softmax.h"
 #include "vkf_wino.h"
 #include "vkf_wino_res.h"
+#include "vkf_wino_s.h"
+#include "vkf_wino_s_res.h"
 #include "vkfuse/error.h"
 
 // Halide's heap allocations (whole-buffer stages such as the padded input of
@@ -483,22 +485,23 @@ PackedWinograd PackedWinograd::pack(const float* w, const float* bias, int m, in
 }
 
 void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g, const View* residual, Epilogue e,
-                     const View& out) {
+                     const View& out, WinogradSchedule schedule) {
   install_error_handler();
   Buf bin(in), bout(out);
   Buf bw(w.weights.data(), {kWinogradTileM, w.c, 36, w.m_padded / kWinogradTileM});
   Buf bb(w.bias.data(), w.m_padded);
   const int tiles_x = static_cast<int>((out.extent[0] + 3) / 4);
+  const bool staged = schedule == WinogradSchedule::Staged;
   if (residual) {
     Buf bres(*residual);
-    check(vkf_wino_res(bin.get(), bw.get(), bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
-                       bout.get()),
-          "vkf_wino_res");
+    auto* f = staged ? vkf_wino_s_res : vkf_wino_res;
+    check(f(bin.get(), bw.get(), bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta, bout.get()),
+          staged ? "vkf_wino_s_res" : "vkf_wino_res");
   } else {
     Buf bres(out);
-    check(vkf_wino(bin.get(), bw.get(), bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta,
-                   bout.get()),
-          "vkf_wino");
+    auto* f = staged ? vkf_wino_s : vkf_wino;
+    check(f(bin.get(), bw.get(), bb.get(), bres.get(), g.pad_x, g.pad_y, tiles_x, e.act, e.alpha, e.beta, bout.get()),
+          staged ? "vkf_wino_s" : "vkf_wino");
   }
 }
 

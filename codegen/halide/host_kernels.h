@@ -105,9 +105,14 @@ struct PackedWinograd {
   static PackedWinograd pack(const float* w, const float* bias, int m, int c);
 };
 
+// The two schedules of the Winograd kernel: one task per row of output tiles
+// (maps of 24x24 and more), or the input transformed once per layer and one
+// task per block of output channels (small maps with many channels).
+enum class WinogradSchedule { TileRows, Staged };
+
 // The same contract as conv2d for a 3x3, stride-1, undilated window (g's pads).
 void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g, const View* residual, Epilogue e,
-                     const View& out);
+                     const View& out, WinogradSchedule schedule = WinogradSchedule::TileRows);
 
 // Depthwise: w [c, kh, kw] row-major, bias c values (never null).
 void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,

@@ -105,6 +105,11 @@ TEST(HostConv, HandPicked) {
       {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
       {1, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd F(4x4, 3x3)
       {2, 48, 25, 31, 40, 3, 3, 1, 1, 1, 1, 1, {1, 0, 2, 1}, false, ""},      // Winograd, partial tiles
+      {1, 48, 35, 35, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Clip"},   // Winograd, 9 tiles across
+      {1, 56, 24, 24, 36, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""},       // Winograd, 6 tiles across
+      {1, 48, 73, 73, 33, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // Winograd, 18 across (71x71)
+      {1, 128, 14, 14, 136, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, // Winograd staged, 14x14
+      {2, 144, 12, 13, 128, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, ""},    // staged, partial tiles, N=2
       {1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector, 7x7: 7-pixel tiles
       {2, 48, 5, 5, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // 7-pixel tiles, last one shifted
       {2, 24, 35, 35, 40, 3, 3, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"},  // channel vector, s2 to 17x17
@@ -162,6 +167,7 @@ TEST(HostConv, ResidualAddIsFused) {
       {1, 24, 7, 7, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise_tiled32, shifted
       {1, 32, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // 1x1 channel vector, 8x8
       {1, 64, 30, 26, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd
+      {1, 128, 13, 15, 160, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, // Winograd staged
       {1, 32, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector
   };
   std::uint32_t seed = 7;
