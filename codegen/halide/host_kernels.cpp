@@ -549,7 +549,8 @@ PackedGemm PackedGemm::pack(const float* b, bool trans_b, int k, int m, int n, f
   p.b.assign(static_cast<std::size_t>(k) * mp, 0.f);
   for (int kk = 0; kk < k; ++kk)
     for (int j = 0; j < m; ++j)
-      p.b[static_cast<std::size_t>(kk) * mp + static_cast<std::size_t>(j)] =
+      p.b[(static_cast<std::size_t>(j / 32) * static_cast<std::size_t>(k) + static_cast<std::size_t>(kk)) * 32 +
+          static_cast<std::size_t>(j % 32)] =
           alpha * (trans_b ? b[static_cast<std::size_t>(j) * static_cast<std::size_t>(k) + static_cast<std::size_t>(kk)]
                            : b[static_cast<std::size_t>(kk) * static_cast<std::size_t>(m) + static_cast<std::size_t>(j)]);
   p.bias.assign(static_cast<std::size_t>(n) * mp, 0.f);
@@ -569,7 +570,7 @@ PackedGemm PackedGemm::pack(const float* b, bool trans_b, int k, int m, int n, f
 void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out) {
   install_error_handler();
   Buf ba(a), bout(out);
-  Buf bb(b.b.data(), b.m_padded, b.k, b.m_padded);
+  Buf bb(b.b.data(), {32, b.k, b.m_padded / 32});
   Buf bbias(b.bias.data(), b.m_padded, b.n, b.m_padded);
   check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
 }

@@ -126,7 +126,7 @@ void global_avg_pool(const View& in, const View& out);
 // out[N, M] = act(a[N, K] * B + bias), B and bias packed once.
 struct PackedGemm {
   int k = 0, m = 0, n = 0, m_padded = 0;
-  std::vector<float> b;     // [k, m_padded], alpha folded in
+  std::vector<float> b;     // [m_padded / 32][k][32] panels of 32 columns, alpha folded in
   std::vector<float> bias;  // [n, m_padded], beta * C broadcast, or zeros
   // b: [k, m] row-major, or [m, k] with trans_b. c: nullptr, or a tensor of
   // c_shape broadcastable to [n, m].
