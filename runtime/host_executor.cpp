@@ -125,6 +125,13 @@ std::string winograd_label(hk::WinogradSchedule s) {
   return s == hk::WinogradSchedule::Staged ? " [wino_f4x3_staged]" : " [wino_f4x3]";
 }
 
+// A 1x1 unpadded convolution with a stride: a pointwise one on the pixels it
+// reads (see the Conv step).
+bool strided_pointwise(const hk::Window2D& w) {
+  return w.kernel_x == 1 && w.kernel_y == 1 && (w.stride_x > 1 || w.stride_y > 1) && w.pad_x == 0 &&
+         w.pad_y == 0 && w.pad_x_end == 0 && w.pad_y_end == 0;
+}
+
 // A 1x1, stride-1, unpadded convolution is a GEMM over the image plane: seen
 // as two rows of H*W/2 pixels (H*W even), its 16-pixel vectors never straddle
 // a short row's end; an odd plane is one row, for conv_channel_vector.
@@ -432,13 +439,27 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
       const std::int64_t C = xs[1], M = W.shape()[0], KH = W.shape()[2], KW = W.shape()[3];
       const std::int64_t group = n.attrs.get_int("group", 1);
       const std::int64_t Cg = C / group, Mg = M / group;
-      const hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
+      hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
       hk::View in = hk::View::dense(in_ptr(0), xs);
       // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.
       const std::string name = n.name + " " + std::to_string(KH) + "x" + std::to_string(KW) + "/" +
                                std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
                                (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
                                std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
+      if (strided_pointwise(win) && group == 1) {
+        // A 1x1 strided convolution (ResNet's downsampling shortcuts) reads
+        // one pixel in stride_x * stride_y: pack those densely first, then
+        // run it as a stride-1 pointwise convolution (GEMM) on them. The
+        // direct kernels made a padded copy of the whole input for it.
+        auto packed_in = std::make_shared<std::vector<float>>(
+            static_cast<std::size_t>(xs[0] * C * out_shape[2] * out_shape[3]));
+        keep_.push_back(packed_in);
+        const hk::View sub = hk::View::dense(packed_in->data(), {xs[0], C, out_shape[2], out_shape[3]});
+        const int sx = win.stride_x, sy = win.stride_y;
+        steps_.push_back({name + " [subsample]", [=] { hk::subsample(in, sx, sy, sub); }});
+        in = sub;
+        win = hk::Window2D{};
+      }
       auto conv_add = plan.conv_to_add.find(ni);
       if (conv_add != plan.conv_to_add.end()) {
         // Write the Add's output, with the residual and the Add's activation.

@@ -505,6 +505,27 @@ void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g,
   }
 }
 
+void subsample(const View& in, int stride_x, int stride_y, const View& out) {
+  struct Planes {
+    const View *in, *out;
+    int sx, sy;
+  } planes{&in, &out, stride_x, stride_y};
+  auto plane = [](void*, int i, std::uint8_t* closure) -> int {
+    const Planes& p = *reinterpret_cast<const Planes*>(closure);
+    const std::int64_t c = i % p.out->extent[2], n = i / p.out->extent[2];
+    const float* src = p.in->data + c * p.in->stride[2] + n * p.in->stride[3];
+    float* dst = p.out->data + c * p.out->stride[2] + n * p.out->stride[3];
+    for (std::int64_t y = 0; y < p.out->extent[1]; ++y) {
+      const float* row = src + y * p.sy * p.in->stride[1];
+      float* o = dst + y * p.out->stride[1];
+      for (std::int64_t x = 0; x < p.out->extent[0]; ++x) o[x] = row[x * p.sx * p.in->stride[0]];
+    }
+    return 0;
+  };
+  halide_do_par_for(nullptr, plane, 0, static_cast<int>(out.extent[2] * out.extent[3]),
+                    reinterpret_cast<std::uint8_t*>(&planes));
+}
+
 void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
                       Epilogue e, const View& out) {
   install_error_handler();

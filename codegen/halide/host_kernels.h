@@ -114,6 +114,11 @@ enum class WinogradSchedule { TileRows, Staged };
 void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g, const View* residual, Epilogue e,
                      const View& out, WinogradSchedule schedule = WinogradSchedule::TileRows);
 
+// out(x, y, c, n) = in(x * stride_x, y * stride_y, c, n): the pixels a 1x1
+// strided convolution reads, packed densely for the pointwise kernels. In
+// parallel over (c, n) planes on the kernels' thread pool.
+void subsample(const View& in, int stride_x, int stride_y, const View& out);
+
 // Depthwise: w [c, kh, kw] row-major, bias c values (never null).
 void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
                       Epilogue e, const View& out);

@@ -88,6 +88,8 @@ TEST(HostConv, HandPicked) {
       {2, 8, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, "Clip"},   // 7x7 maps, N=2
       {1, 32, 9, 9, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},        // 1x1, M not a tile multiple
       {1, 16, 15, 13, 16, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, ""},      // 1x1 stride 2 (downsample)
+      {2, 12, 10, 9, 20, 1, 1, 2, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // 1x1 strides 2 (y), 1 (x)
+      {1, 64, 14, 14, 256, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, false, ""},    // 1x1 s2 to 7x7, channel vector
       {1, 8, 17, 17, 12, 1, 7, 1, 1, 1, 1, 1, {0, 3, 0, 3}, true, "Relu"},  // Inception 1x7
       {1, 8, 17, 17, 12, 7, 1, 1, 1, 1, 1, 1, {3, 0, 3, 0}, true, "Relu"},  // Inception 7x1
       {1, 6, 12, 11, 10, 3, 3, 2, 1, 2, 2, 1, {2, 0, 1, 3}, false, "LeakyRelu"},  // asymmetric, dilated
