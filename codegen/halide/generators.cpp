@@ -35,6 +35,35 @@ void specialize_activation(Func f, Expr kind) {
   f.specialize(kind == 0);
 }
 
+// The input (x, y, c, n) with `value` outside the image, for window ops.
+// constant_exterior clamps each lane's index, so every vector that straddles
+// an image edge loads as a gather, and on rows 7 to 40 wide most vectors do
+// (Inception's 17x17 average pools ran at ~10 GFLOP/s). Here the pure
+// definition fills the rows with `value` and an update copies the image
+// columns over them with dense loads; rows outside the image keep `value`.
+// vectorize_dense_padded() schedules both stages; compute_at is the caller's.
+struct DensePadded {
+  Func f;
+  RDom rx;
+};
+DensePadded dense_padded(Func in, Expr W, Expr H, Expr value, const std::string& name) {
+  DensePadded p{Func(name), RDom(0, W, name + "_rx")};
+  Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
+  p.f(x, y, c, n) = value;
+  p.f(p.rx, y, c, n) = select(y >= 0 && y < H, in(p.rx, clamp(y, 0, H - 1), c, n), value);
+  return p;
+}
+void vectorize_dense_padded(DensePadded p, int lanes, Expr wide = Expr()) {
+  RVar rxo{"rxo"}, rxi{"rxi"};
+  const Var x = p.f.args()[0];
+  if (wide.defined()) {  // 16 lanes on rows where `wide` holds
+    p.f.specialize(wide).vectorize(x, 16, TailStrategy::RoundUp);
+    p.f.update().specialize(wide).split(p.rx.x, rxo, rxi, 16, TailStrategy::GuardWithIf).vectorize(rxi);
+  }
+  p.f.vectorize(x, lanes, TailStrategy::RoundUp);
+  p.f.update().split(p.rx.x, rxo, rxi, lanes, TailStrategy::GuardWithIf).vectorize(rxi);
+}
+
 // plane_rows: the schedule of the per-plane window ops (depthwise conv,
 // pooling): `out` is (x, y, c, n), `acc` the window accumulation (an init and
 // one update over `r`), `padded` the input with its exterior.
@@ -48,8 +77,8 @@ void specialize_activation(Func f, Expr kind) {
 //  - acc lives in registers, one vector at a time; 3x3 windows, the common
 //    case, unroll their taps; known x strides (1, 2) make the tap loads dense
 //    or 2-strided vector loads.
-void schedule_plane_rows(Func out, Func acc, const RDom& r, Func padded, Expr kernel_x, Expr kernel_y,
-                         Expr stride_x) {
+void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, Expr kernel_x,
+                         Expr kernel_y, Expr stride_x, Expr act, bool wide_rows) {
   const Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
   const Var ax = acc.args()[0];
   Var t{"t"}, to{"to"}, xo{"xo"}, xi{"xi"};
@@ -60,10 +89,16 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, Func padded, Expr ke
     st.specialize(stride_x == 1);
     st.specialize(stride_x == 2);
   };
-  rows(out.specialize(OW >= 16), 16);
-  rows(out.specialize(OW >= 8), 8);
-  rows(out.specialize(OW >= 4), 4);
-  out.split(x, xo, xi, 4, TailStrategy::GuardWithIf).vectorize(xi);
+  auto widths = [&](Stage st) {
+    rows(st.specialize(OW >= 16), 16);
+    rows(st.specialize(OW >= 8), 8);
+    rows(st.specialize(OW >= 4), 4);
+    st.split(x, xo, xi, 4, TailStrategy::GuardWithIf).vectorize(xi);
+  };
+  // A vector select computes every arm: without these the epilogue ran the
+  // whole activation chain (exp included) for every output vector.
+  for (int kind : {0, 1, 3}) widths(out.specialize(act == kind));
+  widths(out);
   acc.compute_at(out, xo).vectorize(ax, 8, TailStrategy::RoundUp);
   acc.specialize(OW >= 16).vectorize(ax, 16, TailStrategy::RoundUp);
   Stage taps = acc.update();
@@ -74,7 +109,19 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, Func padded, Expr ke
   };
   unrolled(taps.specialize(OW >= 16), 16);
   unrolled(taps, 8);
-  padded.store_at(out, to).compute_at(out, t).vectorize(padded.args()[0], 16);
+  if (wide_rows) {
+    // Rows of 64 and more: padded rows are made as the output rows need
+    // them (sliding down the plane), so a row's fill and copy meet in L1; a
+    // whole padded plane (16 of them per task) would be written twice
+    // through L2 (ResNet's 112x112 max pool: 0.19 -> 0.15 ms).
+    padded.f.store_at(out, t).compute_at(out, y);
+    vectorize_dense_padded(padded, 16);
+  } else {
+    // Small planes: a padded plane per plane (sliding row by row costs
+    // more than it saves: 17x17 average pools 0.11 -> 0.23 ms).
+    padded.f.store_at(out, to).compute_at(out, t);
+    vectorize_dense_padded(padded, 8, padded.rx.x.extent() >= 32);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -105,14 +152,14 @@ class Conv2D : public Generator<Conv2D> {
 
   Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
   Func padded{"padded"}, conv{"conv"}, tile{"tile"};
+  DensePadded dense_;
   RDom r;
 
   void generate() {
     // Algorithm. Output channel m = mo * tile_m + mi.
     const int tm = tile_m;
-    padded = constant_exterior(input, 0.f,
-                               {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
-                                {Expr(), Expr()}});
+    dense_ = dense_padded(input, input.dim(0).extent(), input.dim(1).extent(), 0.f, "padded");
+    padded = dense_.f;
     // r: (c, kx, ky), input channels innermost.
     r = RDom(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
     conv(mi, x, y, mo, n) = bias(mo * tm + mi);
@@ -176,7 +223,9 @@ class Conv2D : public Generator<Conv2D> {
         .unroll(y)
         .unroll(mi);
     conv.store_in(MemoryType::Register);
-    padded.compute_root().parallel(padded.args()[2]).vectorize(padded.args()[0], 16);
+    padded.compute_root().parallel(padded.args()[2]);
+    padded.update().parallel(padded.args()[2]);
+    vectorize_dense_padded(dense_, 16);
   }
 };
 
@@ -369,9 +418,14 @@ class WinogradConv : public Generator<WinogradConv> {
 
   void generate() {
     using namespace winograd;
-    padded_ = constant_exterior(input, 0.f,
-                                {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
-                                 {Expr(), Expr()}});
+    if (staged) {
+      padded_ = constant_exterior(input, 0.f,
+                                  {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
+                                   {Expr(), Expr()}});
+    } else {
+      dense_ = dense_padded(input, input.dim(0).extent(), input.dim(1).extent(), 0.f, "padded");
+      padded_ = dense_.f;
+    }
     // Input transform, along x then along y.
     t1_(i, l, tx, ty, c, n) = mux(i, [&] {
       std::vector<Expr> rows;
@@ -430,9 +484,8 @@ class WinogradConv : public Generator<WinogradConv> {
         .reorder(xv, xo, yr, m, yo, n)
         .vectorize(xv)
         .parallel(yo);
-    // 8 lanes: the first and last vector of a padded row straddle the image
-    // edge and are gathers; narrower ones cost less (56x56: 0.49 -> 0.43 ms).
-    padded_.compute_at(out, yo).vectorize(padded_.args()[0], 8, TailStrategy::RoundUp);
+    padded_.compute_at(out, yo);
+    vectorize_dense_padded(dense_, 8);
     V_.compute_at(out, yo).reorder(p, tx, ty, c, n).unroll(p).vectorize(tx, 16);
     t1_.compute_at(V_, tx).reorder_storage(tx, i, l).vectorize(tx).unroll(i).unroll(l);
     M_.compute_at(out, yo);
@@ -502,6 +555,7 @@ class WinogradConv : public Generator<WinogradConv> {
  private:
   static constexpr int TM = 32;  // output channels per weight block (kWinogradTileM)
   Func padded_{"padded"}, t1_{"t1"}, V_{"V"}, acc_{"acc"}, M_{"M"}, s1_{"s1"}, Y_{"Y"};
+  DensePadded dense_;  // padded_'s stages (tile-row schedule)
   RDom rc;
 };
 
@@ -511,6 +565,7 @@ class WinogradConv : public Generator<WinogradConv> {
 // Weights are (kx, ky, c), as ONNX stores them for one input channel per group.
 class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
  public:
+  GeneratorParam<bool> wide_rows{"wide_rows", false};  // input rows of 64 and more (schedule_plane_rows)
   Input<Buffer<float, 4>> input{"input"};
   Input<Buffer<float, 3>> weights{"weights"};
   Input<Buffer<float, 1>> bias{"bias"};
@@ -524,17 +579,16 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
   Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
 
   void generate() {
-    Func padded = constant_exterior(input, 0.f,
-                                    {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
-                                     {Expr(), Expr()}});
+    DensePadded padded = dense_padded(input, input.dim(0).extent(), input.dim(1).extent(), 0.f, "padded");
     RDom r(0, weights.dim(0).extent(), 0, weights.dim(1).extent(), "r");
     Func conv{"dwconv"};
     conv(x, y, c, n) = bias(c);
     conv(x, y, c, n) += weights(r.x, r.y, c) *
-                        padded(x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, c, n);
+                        padded.f(x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, c, n);
     out(x, y, c, n) = activate(conv(x, y, c, n), act, alpha, beta);
 
-    schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x);
+    schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x, act,
+                        wide_rows);
   }
 };
 
@@ -547,6 +601,7 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
 class Pool2D : public Generator<Pool2D> {
  public:
   GeneratorParam<bool> is_max{"is_max", true};
+  GeneratorParam<bool> wide_rows{"wide_rows", false};  // input rows of 64 and more (schedule_plane_rows)
 
   Input<Buffer<float, 4>> input{"input"};
   Input<int> kernel_x{"kernel_x"}, kernel_y{"kernel_y"};
@@ -564,14 +619,13 @@ class Pool2D : public Generator<Pool2D> {
   void generate() {
     const Expr W = input.dim(0).extent(), H = input.dim(1).extent();
     const float lowest = -std::numeric_limits<float>::max();
-    Func padded = constant_exterior(input, is_max ? lowest : 0.f,
-                                    {{0, W}, {0, H}, {Expr(), Expr()}, {Expr(), Expr()}});
+    DensePadded padded = dense_padded(input, W, H, is_max ? lowest : 0.f, "padded");
     RDom r(0, kernel_x, 0, kernel_y, "r");
     Expr ix = x * stride_x + r.x * dil_x - pad_x, iy = y * stride_y + r.y * dil_y - pad_y;
     Func pooled{"pooled"};
     if (is_max) {
       pooled(x, y, c, n) = lowest;
-      pooled(x, y, c, n) = max(pooled(x, y, c, n), padded(ix, iy, c, n));
+      pooled(x, y, c, n) = max(pooled(x, y, c, n), padded.f(ix, iy, c, n));
       out(x, y, c, n) = activate(pooled(x, y, c, n), act, alpha, beta);
     } else {
       // Taps of the window at `start` along one axis inside [lo, hi).
@@ -585,13 +639,19 @@ class Pool2D : public Generator<Pool2D> {
       count_y(y) = 0;
       count_y(y) += select(py >= lo_y && py < hi_y, 1, 0);
       pooled(x, y, c, n) = 0.f;
-      pooled(x, y, c, n) += padded(ix, iy, c, n);
-      Expr count = count_x(x) * count_y(y);
-      out(x, y, c, n) = activate(select(count > 0, pooled(x, y, c, n) / cast<float>(count), 0.f), act, alpha, beta);
+      pooled(x, y, c, n) += padded.f(ix, iy, c, n);
+      // 1 / taps per axis (0 for a window wholly outside): a multiply per
+      // output vector instead of a division.
+      Func inv_x{"inv_x"}, inv_y{"inv_y"};
+      inv_x(x) = select(count_x(x) > 0, 1.f / cast<float>(count_x(x)), 0.f);
+      inv_y(y) = select(count_y(y) > 0, 1.f / cast<float>(count_y(y)), 0.f);
+      out(x, y, c, n) = activate(pooled(x, y, c, n) * inv_x(x) * inv_y(y), act, alpha, beta);
       count_x.compute_root();
       count_y.compute_root();
+      inv_x.compute_root();
+      inv_y.compute_root();
     }
-    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x);
+    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x, act, wide_rows);
   }
 };
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vkf_avgpool.h"
+#include "vkf_avgpool_w.h"
 #include "vkf_binary.h"
 #include "vkf_channel_affine.h"
 #include "vkf_conv.h"
@@ -27,9 +28,11 @@
 #include "vkf_convm7.h"
 #include "vkf_convm7_res.h"
 #include "vkf_dwconv.h"
+#include "vkf_dwconv_w.h"
 #include "vkf_gemm.h"
 #include "vkf_global_avgpool.h"
 #include "vkf_maxpool.h"
+#include "vkf_maxpool_w.h"
 #include "vkf_pad.h"
 #include "vkf_pw.h"
 #include "vkf_pw_res.h"
@@ -526,21 +529,30 @@ void subsample(const View& in, int stride_x, int stride_y, const View& out) {
                     reinterpret_cast<std::uint8_t*>(&planes));
 }
 
+namespace {
+// The window ops' schedule by input row width (schedule_plane_rows in
+// generators.cpp): rows of 64 and more take the row-sliding variant (at 48,
+// MobileNet v2's 56-wide depthwise layers ran 1.12x slower with it).
+bool wide_rows(const View& in) { return in.extent[0] >= 64; }
+}  // namespace
+
 void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
                       Epilogue e, const View& out) {
   install_error_handler();
   const std::int64_t c = in.extent[2];
   Buf bin(in), bout(out), bb(bias, c);
   Buf bw(w, {kw, kh, c});
-  check(vkf_dwconv(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act,
-                   e.alpha, e.beta, bout.get()),
+  auto* f = wide_rows(in) ? vkf_dwconv_w : vkf_dwconv;
+  check(f(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act, e.alpha,
+          e.beta, bout.get()),
         "vkf_dwconv");
 }
 
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  check(vkf_maxpool(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
+  auto* f = wide_rows(in) ? vkf_maxpool_w : vkf_maxpool;
+  check(f(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
                     g.pad_y_end, g.dil_x, g.dil_y, false, e.act, e.alpha, e.beta, bout.get()),
         "vkf_maxpool");
 }
@@ -548,7 +560,8 @@ void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) 
 void avg_pool2d(const View& in, const Window2D& g, bool count_include_pad, Epilogue e, const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  check(vkf_avgpool(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
+  auto* f = wide_rows(in) ? vkf_avgpool_w : vkf_avgpool;
+  check(f(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
                     g.pad_y_end, g.dil_x, g.dil_y, count_include_pad, e.act, e.alpha, e.beta, bout.get()),
         "vkf_avgpool");
 }

@@ -102,6 +102,8 @@ TEST(HostConv, HandPicked) {
       {1, 21, 56, 56, 21, 3, 3, 2, 2, 1, 1, 21, {1, 1, 1, 1}, true, "Clip"},    // 28 wide
       {2, 17, 14, 14, 17, 3, 3, 1, 1, 1, 1, 17, {1, 1, 1, 1}, true, "Clip"},    // 14 wide
       {1, 33, 7, 7, 33, 3, 3, 1, 1, 1, 1, 33, {1, 1, 1, 1}, true, "Relu"},      // 7 wide
+      {1, 5, 66, 70, 5, 3, 3, 1, 1, 1, 1, 5, {1, 1, 1, 1}, true, "Clip"},       // rows of 64+ (row-sliding)
+      {2, 3, 20, 67, 3, 3, 3, 2, 2, 1, 1, 3, {1, 1, 1, 1}, false, ""},          // rows of 64+, stride 2, N=2
       {1, 5, 6, 6, 5, 3, 3, 2, 2, 1, 1, 5, {1, 1, 1, 1}, false, ""},           // 3 wide
       {1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},         // 1x1 image
       {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
@@ -208,6 +210,8 @@ TEST(HostPool, MaxAndAverage) {
       {"AveragePool", 3, 13, 12, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 1},
       {"MaxPool", 9, 35, 35, 3, 3, 2, 2, {0, 0, 0, 0}, 0, 0, 1},  // Inception Mixed_6a: 17 wide
       {"MaxPool", 5, 20, 23, 3, 3, 2, 2, {1, 1, 1, 1}, 0, 0, 1},  // 12 wide, stride 2
+      {"AveragePool", 3, 70, 66, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 1},  // rows of 64+: row-sliding schedule
+      {"MaxPool", 2, 9, 80, 3, 3, 2, 2, {1, 1, 0, 1}, 0, 0, 1},       // rows of 64+, short plane
   };
   std::uint32_t seed = 50;
   for (const auto& k : cases) {
