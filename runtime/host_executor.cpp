@@ -100,10 +100,13 @@ hk::View broadcast_view(float* data, const Shape& shape, const Shape& out) {
 //    transforms cost more than the multiplications they save): one task per
 //    row of tiles (wino_f4x3). Measured here, AVX-512, 2 threads: 56x56 and
 //    28x28 layers 1.5-2x faster than direct.
-//  - 12x12 to 23x23 with at least 128 input and output channels: the staged
-//    schedule (wino_f4x3_staged), 14x14 256->256 0.39 ms against 0.56 ms
-//    direct. Below 12x12 partial tiles and the 36 x C x M transformed filters
-//    (9 MB for 512 channels, read once per 4 tiles) lose to the direct kernel.
+//  - 12x12 to 31x31 with at least 128 input and output channels: the staged
+//    schedule (wino_f4x3_staged), 14x14 256->256 0.35 ms against 0.56 ms
+//    direct; on 28x28 128->128 it reads the 36 x C x M transformed filters
+//    once instead of once per row of tiles (0.29-0.32 ms against 0.31-0.35
+//    with tile rows, in ResNet-18). Below 12x12 partial tiles and the
+//    transformed filters (9 MB for 512 channels, read once per 4 tiles) lose
+//    to the direct kernel.
 // VKFUSE_HOST_WINOGRAD=0 turns it off.
 std::optional<hk::WinogradSchedule> winograd_schedule(const Node& n, const Shape& x, const Shape& y, std::int64_t kh,
                                                       std::int64_t kw) {
@@ -116,8 +119,9 @@ std::optional<hk::WinogradSchedule> winograd_schedule(const Node& n, const Shape
     if (s != 1) return std::nullopt;
   for (auto d : n.attrs.get_ints("dilations", {1, 1}))
     if (d != 1) return std::nullopt;
+  const bool many_channels = x[1] >= 128 && y[1] >= 128;
+  if (y[2] >= 12 && y[3] >= 12 && y[2] < 32 && y[3] < 32 && many_channels) return hk::WinogradSchedule::Staged;
   if (y[2] >= 24 && y[3] >= 24 && x[1] >= 48) return hk::WinogradSchedule::TileRows;
-  if (y[2] >= 12 && y[3] >= 12 && x[1] >= 128 && y[1] >= 128) return hk::WinogradSchedule::Staged;
   return std::nullopt;
 }
 

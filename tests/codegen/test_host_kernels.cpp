@@ -114,6 +114,7 @@ TEST(HostConv, HandPicked) {
       {1, 48, 73, 73, 33, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // Winograd, 18 across (71x71)
       {1, 128, 14, 14, 136, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, // Winograd staged, 14x14
       {2, 144, 12, 13, 128, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, ""},    // staged, partial tiles, N=2
+      {1, 128, 28, 27, 160, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Clip"}, // staged, 28x27
       {1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector, 7x7: 7-pixel tiles
       {2, 48, 5, 5, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // 7-pixel tiles, last one shifted
       {2, 24, 35, 35, 40, 3, 3, 2, 2, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"},  // channel vector, s2 to 17x17
