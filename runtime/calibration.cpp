@@ -169,12 +169,12 @@ using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const Exec
 // at the given quantile of the runs. Single ops take the lower quartile, not
 // the median, so that a burst of other work on a shared machine during one
 // short benchmark does not make its point slow.
-// evict_caches: read a buffer twice the size of a large L3 before each timed
-// run, so that the run starts with its weights in memory, as each layer of a
-// real network does (ResNet-18's weights alone are 45 MB; the synthetic
-// network's 5 MB would otherwise stay cached between runs and hide it).
+// evictor: when given, read once (a line at a time) before each timed run, so
+// that the run starts with its weights in memory, as each layer of a real
+// network does (ResNet-18's weights alone are 45 MB; the synthetic network's
+// 5 MB would otherwise stay cached between runs and hide it).
 double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double quantile = 0.25,
-               bool evict_caches = false) {
+               const std::vector<float>* evictor = nullptr) {
   std::vector<std::vector<float>> in, out;
   for (auto v : g.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)), 0.5f);
   for (auto v : g.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)));
@@ -185,13 +185,11 @@ double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double qu
   ex.run(ip, op);  // warm-up: first-dispatch compilation, page faults
   std::vector<double> times;
   double total = 0;
-  static std::vector<float> evictor;
-  if (evict_caches && evictor.empty()) evictor.assign(std::size_t{64} << 20 >> 2, 1.f);
   volatile float sink = 0;
   while (times.size() < min_runs || (total < 30'000 && times.size() < 25)) {
-    if (evict_caches) {
+    if (evictor) {
       float acc = 0;
-      for (std::size_t i = 0; i < evictor.size(); i += 16) acc += evictor[i];  // one read per cache line
+      for (std::size_t i = 0; i < evictor->size(); i += 16) acc += (*evictor)[i];  // one read per cache line
       sink = sink + acc;
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -210,9 +208,9 @@ struct Measured {
 };
 
 Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g, std::size_t min_runs = 3,
-                 double quantile = 0.25, bool evict_caches = false) {
+                 double quantile = 0.25, const std::vector<float>* evictor = nullptr) {
   auto ex = make(g, options);
-  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g, min_runs, quantile, evict_caches)};
+  return {static_cast<double>(graph::graph_flops(g)), time_us(*ex, g, min_runs, quantile, evictor)};
 }
 
 planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& options,
@@ -275,6 +273,10 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
       {OpClass::elementwise, "add 64ch 28x28", [] { return add_graph(64, 28); }},
       {OpClass::elementwise, "add 64ch 56x56", [] { return add_graph(64, 56); }},
   };
+  // Host ops are timed from cold caches, as in a network (see time_us): a
+  // buffer twice the size of a large L3, for this calibration only.
+  const std::vector<float> evictor(accelerator ? 0 : (std::size_t{64} << 20) / sizeof(float), 1.f);
+  const std::vector<float>* evict = accelerator ? nullptr : &evictor;
   for (auto& c : p.classes) c.throughput.clear();
   double bandwidth_gbs = 0;
   int step = 0;
@@ -284,8 +286,7 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
       progress("calibrating " + who + " (" + p.name + "): " + b.label + " [" + std::to_string(step) + "/" +
                std::to_string(benches.size()) + "]");
     const Graph g = b.build();
-    // Host ops start cold, as in a network (see time_us).
-    const Measured m = measure(make, options, g, 3, 0.25, !accelerator);
+    const Measured m = measure(make, options, g, 3, 0.25, evict);
     // The kernel's own time: the measured run less the overheads, but never
     // less than half of it (noise on tiny ops).
     const double us = std::max(0.5 * m.us, m.us - overhead_us);
@@ -323,7 +324,7 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     // as `vkfuse run` reports it. On the host each run starts with cold
     // caches: the single ops above were timed with their weights cached, a
     // real network streams them from memory layer after layer.
-    const double measured = measure(make, options, net, 9, 0.5, !accelerator).us;
+    const double measured = measure(make, options, net, 9, 0.5, evict).us;
     // Bounded: a wild value means a disturbed measurement, not a property.
     if (predicted > 0) p.sequence_factor = std::clamp(measured / predicted, 0.5, 3.0);
   }

@@ -129,19 +129,20 @@ std::string winograd_label(hk::WinogradSchedule s) {
   return s == hk::WinogradSchedule::Staged ? " [wino_f4x3_staged]" : " [wino_f4x3]";
 }
 
-// A 1x1 unpadded convolution with a stride: a pointwise one on the pixels it
-// reads (see the Conv step).
-bool strided_pointwise(const hk::Window2D& w) {
-  return w.kernel_x == 1 && w.kernel_y == 1 && (w.stride_x > 1 || w.stride_y > 1) && w.pad_x == 0 &&
-         w.pad_y == 0 && w.pad_x_end == 0 && w.pad_y_end == 0;
-}
-
 // A 1x1, stride-1, unpadded convolution is a GEMM over the image plane: seen
 // as two rows of H*W/2 pixels (H*W even), its 16-pixel vectors never straddle
 // a short row's end; an odd plane is one row, for conv_channel_vector.
 bool pointwise(const hk::Window2D& w) {
   return w.kernel_x == 1 && w.kernel_y == 1 && w.stride_x == 1 && w.stride_y == 1 && w.pad_x == 0 && w.pad_y == 0 &&
          w.pad_x_end == 0 && w.pad_y_end == 0;
+}
+
+// A 1x1 unpadded convolution with a stride: a pointwise one on the pixels it
+// reads (see the Conv step).
+bool strided_pointwise(const hk::Window2D& w) {
+  hk::Window2D unit = w;
+  unit.stride_x = unit.stride_y = 1;
+  return (w.stride_x > 1 || w.stride_y > 1) && pointwise(unit);
 }
 
 // conv_channel_vector (channels in the vector, 8-pixel tiles of the

@@ -151,20 +151,19 @@ class Conv2D : public Generator<Conv2D> {
   Output<Buffer<float, 4>> out{"out"};
 
   Var x{"x"}, y{"y"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
-  Func padded{"padded"}, conv{"conv"}, tile{"tile"};
-  DensePadded dense_;
+  DensePadded padded;  // the input with zeros outside
+  Func conv{"conv"}, tile{"tile"};
   RDom r;
 
   void generate() {
     // Algorithm. Output channel m = mo * tile_m + mi.
     const int tm = tile_m;
-    dense_ = dense_padded(input, input.dim(0).extent(), input.dim(1).extent(), 0.f, "padded");
-    padded = dense_.f;
+    padded = dense_padded(input, input.dim(0).extent(), input.dim(1).extent(), 0.f, "padded");
     // r: (c, kx, ky), input channels innermost.
     r = RDom(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
     conv(mi, x, y, mo, n) = bias(mo * tm + mi);
     conv(mi, x, y, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
-                             padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
+                             padded.f(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
     // The whole register tile leaves through `tile`, unguarded, so that the
     // accumulators stay in registers even where the output's last tile is
     // partial (there only the stores to `out` are predicated).
@@ -223,9 +222,9 @@ class Conv2D : public Generator<Conv2D> {
         .unroll(y)
         .unroll(mi);
     conv.store_in(MemoryType::Register);
-    padded.compute_root().parallel(padded.args()[2]);
-    padded.update().parallel(padded.args()[2]);
-    vectorize_dense_padded(dense_, 16);
+    padded.f.compute_root().parallel(padded.f.args()[2]);
+    padded.f.update().parallel(padded.f.args()[2]);
+    vectorize_dense_padded(padded, 16);
   }
 };
 
@@ -505,9 +504,9 @@ class WinogradConv : public Generator<WinogradConv> {
     specialize_activation(out, act);
   }
 
-  // wino_f4x3_staged, for small maps with many channels (14x14, 256 -> 256):
-  // a task per row of tiles would stream all of the transformed filters
-  // (36 x C x M) once per row. Here the input transform runs once per layer,
+  // wino_f4x3_staged, for small maps with many channels (14x14 256 -> 256,
+  // 28x28 128 -> 128): a task per row of tiles would stream all of the
+  // transformed filters (36 x C x M) once per row. Here the input transform runs once per layer,
   // in parallel over channels, and each task is a block of 32 output
   // channels: its slice of the filters is read once, and its GEMM, output
   // transform and output rows stay on one core. GEMM register tile: 32

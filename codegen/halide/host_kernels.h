@@ -107,7 +107,8 @@ struct PackedWinograd {
 
 // The two schedules of the Winograd kernel: one task per row of output tiles
 // (maps of 24x24 and more), or the input transformed once per layer and one
-// task per block of output channels (small maps with many channels).
+// task per block of output channels (maps below 32x32 with many channels;
+// the host's winograd_schedule() picks).
 enum class WinogradSchedule { TileRows, Staged };
 
 // The same contract as conv2d for a 3x3, stride-1, undilated window (g's pads).
