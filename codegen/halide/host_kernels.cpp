@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -46,57 +47,70 @@
 #include "vkfuse/error.h"
 
 // Halide's heap allocations (whole-buffer stages such as the padded input of
-// a convolution or the Winograd transforms) come back every inference with
-// the same sizes. glibc would mmap and unmap each of them, paying page faults
-// and zeroing every time, so the runtime's weak halide_malloc/halide_free are
-// replaced by a cache of freed blocks.
+// a convolution, the Winograd transforms, per-task scratch) come back every
+// inference with the same sizes. glibc would mmap and unmap each of them,
+// paying page faults and zeroing every time, so the runtime's weak
+// halide_malloc/halide_free are replaced by a cache of freed blocks. The
+// cache is per thread: a task allocates and frees its scratch on one thread,
+// and a block that stays with its thread is still in that core's cache. One
+// shared cache handed blocks to whichever thread asked next, so a core wrote
+// scratch the other core's cache held (on this VM the two vCPUs at times sit
+// on different L3s, where taking a line over costs ~0.4 us).
 namespace {
-struct BlockCache {
-  std::mutex mu;
-  std::multimap<std::size_t, void*> free_blocks;  // size → block
-  std::map<void*, std::size_t> sizes;            // every live or cached block
-  std::size_t cached_bytes = 0;
-  static constexpr std::size_t kMaxCached = std::size_t{512} << 20;
+// Every block starts with this header, kHeader bytes before the pointer
+// Halide gets (which stays 128-byte aligned).
+struct BlockHeader {
+  std::size_t size;  // usable bytes
+  std::uint64_t magic;
 };
-BlockCache& block_cache() {
-  static BlockCache* cache = new BlockCache;  // never destroyed: used until exit
-  return *cache;
-}
+constexpr std::size_t kHeader = 128;
+constexpr std::uint64_t kBlockMagic = 0x766b667573650001ULL;  // "vkfuse" 1
+
+class ThreadBlockCache {
+ public:
+  ~ThreadBlockCache() {
+    for (auto& [size, p] : free_blocks_) std::free(static_cast<char*>(p) - kHeader);
+  }
+  // A cached block of at least `size` bytes (and not wastefully larger), or null.
+  void* take(std::size_t size) {
+    auto it = free_blocks_.lower_bound(size);
+    if (it == free_blocks_.end() || it->first > 2 * size) return nullptr;
+    void* p = it->second;
+    cached_bytes_ -= it->first;
+    free_blocks_.erase(it);
+    return p;
+  }
+  // Keeps the block for reuse; false if the cache is full.
+  bool keep(void* p, std::size_t size) {
+    if (cached_bytes_ + size > kMaxCached) return false;
+    cached_bytes_ += size;
+    free_blocks_.emplace(size, p);
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kMaxCached = std::size_t{256} << 20;
+  std::multimap<std::size_t, void*> free_blocks_;  // size → block
+  std::size_t cached_bytes_ = 0;
+};
+thread_local ThreadBlockCache t_block_cache;
 }  // namespace
 
 extern "C" void* halide_malloc(void*, std::size_t size) {
-  BlockCache& c = block_cache();
   const std::size_t rounded = (size + 4095) / 4096 * 4096;
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.lower_bound(rounded);
-    if (it != c.free_blocks.end() && it->first <= 2 * rounded) {
-      void* p = it->second;
-      c.cached_bytes -= it->first;
-      c.free_blocks.erase(it);
-      return p;
-    }
-  }
-  void* p = std::aligned_alloc(128, rounded);
-  if (!p) return nullptr;
-  std::lock_guard<std::mutex> lock(c.mu);
-  c.sizes[p] = rounded;
-  return p;
+  if (void* p = t_block_cache.take(rounded)) return p;
+  auto* base = static_cast<char*>(std::aligned_alloc(128, rounded + kHeader));
+  if (!base) return nullptr;
+  *reinterpret_cast<BlockHeader*>(base) = BlockHeader{rounded, kBlockMagic};
+  return base + kHeader;
 }
 
 extern "C" void halide_free(void*, void* ptr) {
   if (!ptr) return;
-  BlockCache& c = block_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.sizes.find(ptr);
-  if (it == c.sizes.end()) return;  // not ours
-  if (c.cached_bytes + it->second > BlockCache::kMaxCached) {
-    c.sizes.erase(it);
-    std::free(ptr);
-    return;
-  }
-  c.cached_bytes += it->second;
-  c.free_blocks.emplace(it->second, ptr);
+  char* base = static_cast<char*>(ptr) - kHeader;
+  const BlockHeader h = *reinterpret_cast<const BlockHeader*>(base);
+  if (h.magic != kBlockMagic) return;  // not ours: leave it alone
+  if (!t_block_cache.keep(ptr, h.size)) std::free(base);
 }
 
 // Parallel loops. Halide 14's default thread pool left the second core idle
@@ -134,7 +148,7 @@ class ParallelPool {
     for (int k = 0; k < job.parts; ++k) {
       const auto lo = static_cast<std::uint64_t>(static_cast<std::int64_t>(size) * k / job.parts);
       const auto hi = static_cast<std::uint64_t>(static_cast<std::int64_t>(size) * (k + 1) / job.parts);
-      job.chunks[static_cast<std::size_t>(k)].store(lo << 32 | hi, std::memory_order_relaxed);
+      job.chunks[static_cast<std::size_t>(k)].range.store(lo << 32 | hi, std::memory_order_relaxed);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -172,14 +186,18 @@ class ParallelPool {
     int joined = 0;               // helpers that ever joined, under mu_: their part numbers
     std::atomic<int> helpers{0};  // workers inside work(); joined under mu_
     int parts = 1;
-    // Unclaimed iterations [front, back) of each part, packed front << 32 | back.
-    std::array<std::atomic<std::uint64_t>, kMaxParts> chunks;
+    // Unclaimed iterations [front, back) of each part, packed front << 32 | back,
+    // a cache line each: the threads claim from their own parts at once.
+    struct alignas(64) Chunk {
+      std::atomic<std::uint64_t> range;
+    };
+    std::array<Chunk, kMaxParts> chunks;
     std::atomic<int> error{0};
   };
 
   // The next iteration from the front (or back) of part k, or -1.
   static int claim(Job& job, int k, bool from_back) {
-    std::atomic<std::uint64_t>& chunk = job.chunks[static_cast<std::size_t>(k)];
+    std::atomic<std::uint64_t>& chunk = job.chunks[static_cast<std::size_t>(k)].range;
     std::uint64_t r = chunk.load(std::memory_order_relaxed);
     for (;;) {
       const auto front = static_cast<std::uint32_t>(r >> 32), back = static_cast<std::uint32_t>(r);
