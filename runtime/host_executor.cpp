@@ -397,10 +397,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
   arena_bytes_ = arena_floats * 4;
   if (plan_only) return;
   arena_storage_.assign(static_cast<std::size_t>(arena_floats + 16), 0.f);
-  {
-    auto addr = reinterpret_cast<std::uintptr_t>(arena_storage_.data());
-    arena_ = arena_storage_.data() + ((64 - addr % 64) % 64) / sizeof(float);
-  }
+  arena_ = arena_storage_.data();
   value_ptr_.assign(nv, nullptr);
   side_.assign(nv, std::nullopt);
   for (std::size_t v = 0; v < nv; ++v) {

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "codegen/halide/host_kernels.h"
 #include "graph/ir.h"
 #include "runtime/executor.h"
 
@@ -74,7 +75,7 @@ class HostExecutor final : public Executor {
   int fused_nodes_ = 0;
   std::int64_t arena_bytes_ = 0;
   std::int64_t unplanned_bytes_ = 0;
-  std::vector<float> arena_storage_;
+  codegen::halide::LargeFloats arena_storage_;  // 64-byte aligned, huge pages when large
   float* arena_ = nullptr;
   std::vector<float*> value_ptr_;                     // per value: its f32 storage, or nullptr
   std::vector<std::optional<graph::Tensor>> side_;    // per value: non-f32 runtime values

@@ -2,6 +2,7 @@
 #include "codegen/halide/host_kernels.h"
 
 #include <HalideRuntime.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,7 +101,16 @@ thread_local ThreadBlockCache t_block_cache;
 extern "C" void* halide_malloc(void*, std::size_t size) {
   const std::size_t rounded = (size + 4095) / 4096 * 4096;
   if (void* p = t_block_cache.take(rounded)) return p;
-  auto* base = static_cast<char*>(std::aligned_alloc(128, rounded + kHeader));
+  char* base = nullptr;
+  if (rounded >= vkfuse::codegen::halide::kLargePageMin) {
+    try {
+      base = static_cast<char*>(vkfuse::codegen::halide::allocate_large(rounded + kHeader));
+    } catch (const std::bad_alloc&) {
+      return nullptr;  // Halide reports the failed allocation
+    }
+  } else {
+    base = static_cast<char*>(std::aligned_alloc(128, rounded + kHeader));
+  }
   if (!base) return nullptr;
   *reinterpret_cast<BlockHeader*>(base) = BlockHeader{rounded, kBlockMagic};
   return base + kHeader;
@@ -264,6 +275,21 @@ extern "C" int halide_do_par_for(void* user_context, halide_task_t f, int min, i
 }
 
 namespace vkfuse::codegen::halide {
+
+void* allocate_large(std::size_t bytes) {
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  const bool large = bytes >= kLargePageMin;
+  const std::size_t align = large ? kHuge : 64;
+  // Whole 4 KiB pages: a tail short of a huge page stays in small pages
+  // rather than taking a whole one.
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 4095) / 4096 * 4096;
+  void* p = std::aligned_alloc(align, rounded);
+  if (!p) throw std::bad_alloc();
+  if (large) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: 4 KiB pages if refused
+  return p;
+}
+
+void free_large(void* p) noexcept { std::free(p); }
 
 namespace {
 
