@@ -280,11 +280,13 @@ void* allocate_large(std::size_t bytes) {
   constexpr std::size_t kHuge = std::size_t{2} << 20;
   const bool large = bytes >= kLargePageMin;
   const std::size_t align = large ? kHuge : 64;
-  // Whole 4 KiB pages: a tail short of a huge page stays in small pages
-  // rather than taking a whole one.
-  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 4095) / 4096 * 4096;
-  void* p = std::aligned_alloc(align, rounded);
-  if (!p) throw std::bad_alloc();
+  // Large blocks in whole 4 KiB pages: a tail short of a huge page stays in
+  // small pages rather than taking a whole one.
+  const std::size_t unit = large ? 4096 : 64;
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + unit - 1) / unit * unit;
+  // posix_memalign: aligned_alloc wants the size a multiple of the alignment.
+  void* p = nullptr;
+  if (posix_memalign(&p, align, rounded) != 0) throw std::bad_alloc();
   if (large) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: 4 KiB pages if refused
   return p;
 }
