@@ -6,6 +6,9 @@
 # Usage: bench/compare_ort.sh [--build DIR] [--threads "2 1"] [--warmup 5] [--reps 30] [--ncnn] MODEL.onnx...
 #   --build DIR   a vkfuse build folder holding bench/vkfuse_bench (default: build)
 #   --ncnn        also time ncnn's CPU path (PyPI ncnn; models converted by pnnx)
+# xcore_ns: a cache line's round trip between two threads just before the row
+# (vkfuse_bench --core-latency); on a VM whose vCPUs at times sit far apart it
+# says which rows ran in a slow phase.
 # ONNX Runtime is installed from PyPI into a scratch virtual environment
 # ($VKFUSE_ORT_VENV, default ~/.cache/vkfuse/ort-venv), once; with --ncnn, ncnn
 # and its converter pnnx into $VKFUSE_NCNN_VENV (default ~/.cache/vkfuse/ncnn-venv),
@@ -29,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     --warmup) warmup=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --ncnn) ncnn=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -136,25 +139,27 @@ PY
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; warm-up $warmup, $reps timed runs, medians"
 if [[ $ncnn == 1 ]]; then
-  printf "%-28s %7s %12s %12s %8s %12s %8s %12s %12s\n" model threads vkfuse_ms ort_ms ratio ncnn_ms vk/ncnn vk_load_ms ort_load_ms
+  printf "%-28s %7s %12s %12s %8s %12s %8s %12s %12s %8s\n" model threads vkfuse_ms ort_ms ratio ncnn_ms vk/ncnn vk_load_ms ort_load_ms xcore_ns
 else
-  printf "%-28s %7s %12s %12s %8s %12s %12s\n" model threads vkfuse_ms ort_ms ratio vk_load_ms ort_load_ms
+  printf "%-28s %7s %12s %12s %8s %12s %12s %8s\n" model threads vkfuse_ms ort_ms ratio vk_load_ms ort_load_ms xcore_ns
 fi
 for m in "${models[@]}"; do
   for t in $threads; do
+    xc=$("$bench" --core-latency)
     vk=$("$bench" --median="$m" --threads="$t" --warmup="$warmup" --reps="$reps")
     ort=$(ort_time "$m" "$t")
     nc='{}'
     [[ $ncnn == 1 ]] && nc=$(ncnn_time "$m" "$t")
-    python3 - "$m" "$t" "$vk" "$ort" "$nc" <<'PY'
+    python3 - "$m" "$t" "$vk" "$ort" "$nc" "$xc" <<'PY'
 import json, os, sys
 m, t, vk, ort, nc = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
+xc = json.loads(sys.argv[6])["core_round_trip_ns"]
 cols = "%-28s %7s %12.2f %12.2f %8.2f" % (os.path.basename(m), t, vk["median_ms"], ort["median_ms"],
                                            vk["median_ms"] / ort["median_ms"])
 if nc != "{}":
     nc = json.loads(nc)
     cols += " %12.2f %8.2f" % (nc["median_ms"], vk["median_ms"] / nc["median_ms"])
-print(cols + " %12.1f %12.1f" % (vk["load_ms"], ort["load_ms"]))
+print(cols + " %12.1f %12.1f %8.0f" % (vk["load_ms"], ort["load_ms"], xc))
 PY
   done
 done
