@@ -486,14 +486,18 @@ void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual,
   Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   const bool small = tile_p == kPointwiseSmallTileP;
+  // Channel blocks innermost where all the filters fit in half of L2 (see
+  // the generator's schedule).
+  const bool channels_inner = w.weights.size() * sizeof(float) <= (std::size_t{512} << 10);
   if (residual) {
     Buf bres(flat_plane(*residual));
     auto* f = small ? vkf_pw32_res : vkf_pw_res;
-    check(f(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw_res");
+    check(f(bin.get(), bw.get(), bb.get(), bres.get(), channels_inner, e.act, e.alpha, e.beta, bout.get()),
+          "vkf_pw_res");
   } else {
     Buf bres(flat_plane(out));
     auto* f = small ? vkf_pw32 : vkf_pw;
-    check(f(bin.get(), bw.get(), bb.get(), bres.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
+    check(f(bin.get(), bw.get(), bb.get(), bres.get(), channels_inner, e.act, e.alpha, e.beta, bout.get()), "vkf_pw");
   }
 }
 
