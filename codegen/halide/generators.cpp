@@ -228,6 +228,33 @@ class Conv2D : public Generator<Conv2D> {
   }
 };
 
+// The task loops of a kernel whose output is (p, m, n): tasks are (pixel
+// tile, channel block) pairs, channel blocks innermost where channels_inner
+// holds and pixel tiles innermost otherwise; both orders are specialized on
+// the activations 0 and 1. The vector runs along the pixels or along the
+// channels; the whole register tile is unrolled. `task` names the fused loop.
+void schedule_tile_tasks(Func out, int tile_p, int tile_m, Expr channels_inner, Expr act, bool pixels_in_vector,
+                         Var task) {
+  const Var p = out.args()[0], m = out.args()[1], n = out.args()[2];
+  Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"};
+  auto order = [&](Stage st, bool inner_channels) {
+    st.split(p, po, pi, tile_p, TailStrategy::ShiftInwards).split(m, mto, mti, tile_m, TailStrategy::GuardWithIf);
+    const Var first = pixels_in_vector ? pi : mti, second = pixels_in_vector ? mti : pi;
+    if (inner_channels) {
+      st.reorder(first, second, mto, po, n).fuse(mto, po, task);
+    } else {
+      st.reorder(first, second, po, mto, n).fuse(po, mto, task);
+    }
+    st.parallel(task).vectorize(first, 16).unroll(first).unroll(second);
+  };
+  for (Expr cond : {act == 0, act == 1}) {
+    order(out.specialize(cond && channels_inner), true);
+    order(out.specialize(cond && !channels_inner), false);
+  }
+  order(out.specialize(channels_inner), true);
+  order(out, false);
+}
+
 // ---------------------------------------------------------------------------
 // Dense convolution vectorized over output channels (conv_channel_vector):
 // the same algorithm as Conv2D, for small maps (7x7, 8x8, 17x17, ...) where a
@@ -281,22 +308,8 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     // lines at once (false sharing); with channel blocks innermost every
     // task streams a different block of filters. The host picks
     // channels_inner where all the filters fit in L2.
-    Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, task{"task"};
-    auto schedule_out = [&](Stage st, bool inner_channels) {
-      st.split(p, po, pi, TP, TailStrategy::ShiftInwards).split(m, mto, mti, TM, TailStrategy::GuardWithIf);
-      if (inner_channels) {
-        st.reorder(mti, pi, mto, po, n).fuse(mto, po, task);
-      } else {
-        st.reorder(mti, pi, po, mto, n).fuse(po, mto, task);
-      }
-      st.parallel(task).vectorize(mti, 16).unroll(mti).unroll(pi);
-    };
-    for (Expr cond : {act == 0, act == 1}) {
-      schedule_out(out.specialize(cond && channels_inner), true);
-      schedule_out(out.specialize(cond && !channels_inner), false);
-    }
-    schedule_out(out.specialize(channels_inner), true);
-    schedule_out(out, false);
+    Var task{"task"};
+    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/false, task);
     tile.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
     tile.vectorize(mi, 16).unroll(mi).unroll(p);
     conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
@@ -359,22 +372,8 @@ class PointwiseConv : public Generator<PointwiseConv> {
     // and the filters are read from L2 once per tile: 5-10% faster where
     // they fit there (Inception's 35x35 and MobileNet's layers), 20% slower
     // on 7x7 maps with 4 MB of filters. The host picks.
-    Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, task{"task"};
-    auto schedule_out = [&](Stage st, bool inner_channels) {
-      st.split(p, po, pi, TP, TailStrategy::ShiftInwards).split(m, mto, mti, TM, TailStrategy::GuardWithIf);
-      if (inner_channels) {
-        st.reorder(pi, mti, mto, po, n).fuse(mto, po, task);
-      } else {
-        st.reorder(pi, mti, po, mto, n).fuse(po, mto, task);
-      }
-      st.parallel(task).vectorize(pi, 16).unroll(pi).unroll(mti);
-    };
-    for (Expr cond : {act == 0, act == 1}) {
-      schedule_out(out.specialize(cond && channels_inner), true);
-      schedule_out(out.specialize(cond && !channels_inner), false);
-    }
-    schedule_out(out.specialize(channels_inner), true);
-    schedule_out(out, false);
+    Var task{"task"};
+    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/true, task);
     tile.compute_at(out, task).bound_extent(p, TP).bound_extent(m, TM);
     tile.vectorize(p, 16).unroll(p).unroll(m);
     conv.compute_at(out, task).bound_extent(p, TP).bound_extent(mi, TM).bound_extent(mo, 1);
