@@ -517,11 +517,11 @@ class WinogradConv : public Generator<WinogradConv> {
 
   // wino_f4x3_staged, for small maps with many channels (14x14 256 -> 256,
   // 28x28 128 -> 128): a task per row of tiles would stream all of the
-  // transformed filters (36 x C x M) once per row. Here the input transform runs once per layer,
-  // in parallel over channels, and each task is a block of 32 output
-  // channels: its slice of the filters is read once, and its GEMM, output
-  // transform and output rows stay on one core. GEMM register tile: 32
-  // channels x 4 x 2 tiles.
+  // transformed filters (36 x C x M) once per row. Here the input transform
+  // runs once per layer, in parallel over rows of tiles, and each task is a
+  // block of 32 output channels: its slice of the filters is read once, and
+  // its GEMM, output transform and output rows stay on one core. GEMM
+  // register tile: 32 channels x 4 x 2 tiles.
   void schedule_staged() {
     Var xo{"xo"}, xv{"xv"}, mb{"mb"}, mc{"mc"}, txo{"txo"}, txi{"txi"}, tyo{"tyo"}, tyi{"tyi"}, co{"co"}, ci{"ci"};
     // A few tiles across but many channels: the input transform runs with

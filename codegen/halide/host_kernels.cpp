@@ -120,7 +120,10 @@ extern "C" void halide_free(void*, void* ptr) {
   if (!ptr) return;
   char* base = static_cast<char*>(ptr) - kHeader;
   const BlockHeader h = *reinterpret_cast<const BlockHeader*>(base);
-  if (h.magic != kBlockMagic) return;  // not ours: leave it alone
+  // Every pointer Halide frees came from halide_malloc above; a wrong magic
+  // means the header was overwritten, and such a block is leaked rather than
+  // handed out again.
+  if (h.magic != kBlockMagic) return;
   if (!t_block_cache.keep(ptr, h.size)) std::free(base);
 }
 
