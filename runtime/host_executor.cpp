@@ -227,6 +227,7 @@ struct HostExecutor::Plan {
   std::vector<bool> elided;                 // conv outputs folded into a residual Add
   std::map<std::int32_t, std::int32_t> conv_to_add;  // conv node → Add node it absorbs
   std::set<std::int32_t> skipped;           // nodes whose work another step does
+  std::map<std::int32_t, std::int32_t> pool_after_conv;  // 1x1 conv node → the average pool it now follows
   std::vector<ValueId> alias_parent;        // per value: concat output it lives in, or kNoValue
   std::vector<std::int64_t> alias_offset;   // element offset in the parent
 };
@@ -301,6 +302,43 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
     }
   }
 
+  // 1b. An average pool read only by a 1x1 convolution with fewer output
+  // than input channels runs after the convolution's channel mixing instead
+  // of before it: both are linear and the pool's window is the same for
+  // every channel, so pool(W x) = W pool(x), and the pool then runs over
+  // M channels instead of C (Inception's branch_pool: 768 -> 192). The bias
+  // and activation follow the pool. The pool's output value keeps its arena
+  // slot as the convolution's scratch (it is at least as large), and the
+  // pool's input lives until the convolution.
+  for (std::int32_t pi = 0; pi < nn; ++pi) {
+    const Node& pool = g.nodes[static_cast<std::size_t>(pi)];
+    if (pool.op_type != "AveragePool" || pool.outputs.size() != 1 || !is_runtime_f32(pool.inputs[0]) ||
+        !is_runtime_f32(pool.outputs[0]) || pool.activation.kind != graph::Activation::Kind::None)
+      continue;
+    const ValueId pooled = pool.outputs[0];
+    const Shape& xs = g.value(pool.inputs[0]).shape;
+    const Shape& ps = g.value(pooled).shape;
+    if (xs.size() != 4 || plan.uses[idx(pooled)] != 1 || is_output[idx(pooled)]) continue;
+    std::int32_t ci = -1;
+    for (std::int32_t ni = pi + 1; ni < nn && ci < 0; ++ni)
+      for (auto v : g.nodes[static_cast<std::size_t>(ni)].inputs)
+        if (v == pooled) ci = ni;
+    if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) ||
+        g.nodes[static_cast<std::size_t>(ci)].inputs[0] != pooled)
+      continue;
+    const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
+    const Shape& ws = g.value(conv.inputs[1]).shape;
+    const Shape& os = g.value(conv.outputs[0]).shape;
+    if (ws.size() != 4 || ws[2] != 1 || ws[3] != 1) continue;
+    const hk::Window2D cw = window_2d(conv, ps, os, 1, 1);
+    const Shape scratch{xs[0], ws[0], xs[2], xs[3]};
+    if (!pointwise(cw) || ws[0] >= xs[1] || graph::element_count(scratch) > graph::element_count(ps) ||
+        pointwise_tile(cw, scratch) == 0)
+      continue;
+    plan.pool_after_conv[ci] = pi;
+    plan.skipped.insert(pi);
+  }
+
   // 2. Concat inputs written in place when their slice is contiguous.
   for (std::int32_t ni = 0; ni < nn; ++ni) {
     const Node& n = g.nodes[static_cast<std::size_t>(ni)];
@@ -338,6 +376,10 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
   for (auto& [ci, ai] : plan.conv_to_add) {
     const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
     def[idx(out)] = std::min(def[idx(out)], ci);
+  }
+  for (auto& [ci, pi] : plan.pool_after_conv) {
+    const ValueId x = g.nodes[static_cast<std::size_t>(pi)].inputs[0];
+    last[idx(x)] = std::max(last[idx(x)], ci);
   }
   for (auto v : g.outputs) last[idx(v)] = nn;
   for (std::size_t v = 0; v < nv; ++v)
@@ -448,6 +490,36 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
                                std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
                                (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
                                std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
+      if (auto swapped = plan.pool_after_conv.find(ni); swapped != plan.pool_after_conv.end()) {
+        // The pool's input through the filters (no bias), pooled into the
+        // output, then bias and activation (see 1b above).
+        const Node& pool = g.nodes[static_cast<std::size_t>(swapped->second)];
+        const Shape& ps = g.value(pool.inputs[0]).shape;
+        const Shape scratch_shape{ps[0], M, ps[2], ps[3]};
+        const hk::View pin = hk::View::dense(value_ptr_[idx(pool.inputs[0])], ps);
+        const hk::View scratch = hk::View::dense(value_ptr_[idx(pool.outputs[0])], scratch_shape);
+        const hk::View out = hk::View::dense(out_ptr, out_shape);
+        const int tile = pointwise_tile(win, scratch_shape);
+        auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+            W.f32(), nullptr, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
+        keep_.push_back(packed);
+        const hk::PackedConv* pc = packed.get();
+        steps_.push_back({name + pointwise_label(tile) + " before " + pool.name,
+                          [=] { hk::pointwise_conv2d(pin, *pc, nullptr, hk::Epilogue{}, scratch, tile); }});
+        auto pks = pool.attrs.get_ints("kernel_shape");
+        const hk::Window2D pwin = window_2d(pool, ps, out_shape, pks[0], pks[1]);
+        const bool cip = pool.attrs.get_int("count_include_pad", 0) == 1;
+        steps_.push_back({pool.name + " after " + n.name,
+                          [=] { hk::avg_pool2d(scratch, pwin, cip, hk::Epilogue{}, out); }});
+        auto scale_shift = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * M), 1.f);
+        for (std::int64_t m = 0; m < M; ++m) (*scale_shift)[static_cast<std::size_t>(M + m)] = bias ? bias[m] : 0.f;
+        keep_.push_back(scale_shift);
+        const float* ss = scale_shift->data();
+        const hk::Epilogue e = epilogue(n.activation);
+        const hk::View flat = hk::View::dense(out_ptr, {out_shape[0], M, 1, out_shape[2] * out_shape[3]});
+        steps_.push_back({name + " [bias]", [=] { hk::channel_affine(flat, ss, ss + M, e, flat); }});
+        continue;
+      }
       if (strided_pointwise(win) && group == 1) {
         // A 1x1 strided convolution (ResNet's downsampling shortcuts) reads
         // one pixel in stride_x * stride_y: pack those densely first, then

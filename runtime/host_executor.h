@@ -2,8 +2,10 @@
 // on the host, through the ahead-of-time Halide kernels of codegen/halide.
 //
 // At load: weights are repacked for their kernels, conv → Add (residual) pairs
-// become one fused pipeline, Concat inputs are written straight into the
-// concatenated buffer where the slice is contiguous, and a liveness-based
+// become one fused pipeline, an average pool feeding a 1x1 conv with fewer
+// output channels runs after the conv (on fewer channels), Concat inputs are
+// written straight into the concatenated buffer where the slice is
+// contiguous, and a liveness-based
 // planner gives every activation an offset in one arena. A run is then a list
 // of prebuilt steps over that arena. Convolutions pick a kernel by shape:
 // Winograd F(4x4, 3x3) (3x3 stride 1, maps >= 24x24, >= 48 input channels),

@@ -235,6 +235,59 @@ TEST(HostPool, MaxAndAverage) {
   (void)rng;
 }
 
+// An average pool read only by a 1x1 convolution with fewer output
+// channels runs after it (Inception's branch_pool); the other cases keep
+// the pool first. Each against the reference, and whether the swap happened
+// by the profile's step names.
+TEST(HostPool, AveragePoolMovesAfterItsPointwiseConv) {
+  struct SwapCase {
+    std::int64_t c, h, w, m, stride, count_include_pad;
+    bool bias, relu, second_reader, swapped;
+  };
+  const std::vector<SwapCase> cases = {
+      {48, 35, 35, 16, 1, 1, true, true, false, true},   // Mixed_5b, include pad
+      {48, 35, 35, 16, 1, 0, true, true, false, true},   // exclude pad: edge windows divide by fewer taps
+      {64, 17, 17, 24, 1, 1, true, false, false, true},  // no activation
+      {96, 8, 8, 32, 1, 1, false, true, false, true},    // no bias, 8x8
+      {16, 17, 17, 24, 1, 1, true, true, false, false},  // more output than input channels
+      {48, 17, 17, 16, 2, 1, true, true, false, false},  // strided pool: the scratch would not fit
+      {48, 17, 17, 16, 1, 1, true, true, true, false},   // the pool's output is read twice
+  };
+  std::uint32_t seed = 90;
+  for (const auto& k : cases) {
+    std::mt19937 rng(seed);
+    GraphBuilder b;
+    auto x = b.input("x", {1, k.c, k.h, k.w});
+    auto p = b.node("AveragePool", {x},
+                    attrs({{"kernel_shape", Ints{3, 3}},
+                           {"strides", Ints{k.stride, k.stride}},
+                           {"pads", Ints{1, 1, 1, 1}},
+                           {"count_include_pad", k.count_include_pad}}));
+    std::vector<g::ValueId> ins{p, b.constant("w", random_tensor(rng, {k.m, k.c, 1, 1}))};
+    if (k.bias) ins.push_back(b.constant("b", random_tensor(rng, {k.m})));
+    auto y = b.node("Conv", ins, attrs({{"kernel_shape", Ints{1, 1}}}));
+    if (k.relu) y = b.node("Relu", {y});
+    std::vector<g::ValueId> outs{y};
+    if (k.second_reader) outs.push_back(b.node("Relu", {p}));
+    g::Graph graph = b.finish(outs);
+    const std::string what = "C" + std::to_string(k.c) + " " + std::to_string(k.h) + "x" + std::to_string(k.w) +
+                             " M" + std::to_string(k.m) + " s" + std::to_string(k.stride) + " cip " +
+                             std::to_string(k.count_include_pad);
+    EXPECT_LE(compare_host_to_reference(graph, seed++, 2), kTol) << what;
+
+    HostExecutor host(graph, {});
+    std::vector<std::vector<float>> in{std::vector<float>(static_cast<std::size_t>(k.c * k.h * k.w), 0.5f)};
+    std::vector<std::vector<float>> out;
+    for (auto v : graph.outputs) out.emplace_back(static_cast<std::size_t>(g::element_count(graph.value(v).shape)));
+    std::vector<const float*> ip{in[0].data()};
+    std::vector<float*> op;
+    for (auto& o : out) op.push_back(o.data());
+    bool swapped = false;
+    for (const auto& [name, ms] : host.profile(ip, op)) swapped |= name.find(" after ") != std::string::npos;
+    EXPECT_EQ(swapped, k.swapped) << what;
+  }
+}
+
 TEST(HostPool, GlobalAverage) {
   for (auto shape : {g::Shape{1, 512, 7, 7}, g::Shape{2, 19, 5, 3}, g::Shape{1, 3, 1, 1}, g::Shape{1, 2048, 8, 8}}) {
     GraphBuilder b;
