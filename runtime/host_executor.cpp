@@ -579,9 +579,9 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         const hk::PackedConv* pc = packed.get();
         if (pointwise(win)) {
           const hk::View fin = flatten_plane(in), fres = flatten_plane(res), fout = flatten_plane(out);
-          steps_.push_back({name + "+" + add.name, [=] { hk::conv2d(fin, *pc, win, &fres, e, fout); }});
+          steps_.push_back({name + "+" + add.name + " [conv_tiled]", [=] { hk::conv2d(fin, *pc, win, &fres, e, fout); }});
         } else {
-          steps_.push_back({name + "+" + add.name, [=] { hk::conv2d(in, *pc, win, &res, e, out); }});
+          steps_.push_back({name + "+" + add.name + " [conv_tiled]", [=] { hk::conv2d(in, *pc, win, &res, e, out); }});
         }
         continue;
       }
@@ -605,7 +605,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         const float* wp = w->data();
         const float* bp = b->data();
         const int kh = static_cast<int>(KH), kw = static_cast<int>(KW);
-        steps_.push_back({name, [=] { hk::depthwise_conv2d(in, wp, bp, kh, kw, win, e, out); }});
+        steps_.push_back({name + " [depthwise]", [=] { hk::depthwise_conv2d(in, wp, bp, kh, kw, win, e, out); }});
       } else if (pw) {
         auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
             W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
@@ -637,7 +637,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
           keep_.push_back(packed);
           groups.push_back(packed.get());
         }
-        steps_.push_back({name, [=] {
+        steps_.push_back({name + " [conv_tiled]", [=] {
                             for (std::size_t gi = 0; gi < groups.size(); ++gi) {
                               hk::View gin = in, gout = out;
                               gin.data += static_cast<std::int64_t>(gi) * Cg * in.stride[2];
