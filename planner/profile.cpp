@@ -148,6 +148,7 @@ void validate(const DeviceProfile& p) {
   if (!(p.dispatch_us >= 0)) bad(what, "field 'dispatch_us' must be >= 0");
   if (!(p.submit_us >= 0)) bad(what, "field 'submit_us' must be >= 0");
   if (!(p.sequence_factor > 0)) bad(what, "field 'sequence_factor' must be positive");
+  if (!(p.others_cpu_share >= 0 && p.others_cpu_share <= 1)) bad(what, "field 'others_cpu_share' must be in [0, 1]");
   for (OpClass c : kAllOpClasses) {
     const auto& oc = p.op_class(c);
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -225,6 +226,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   p.dispatch_us = number(j, "dispatch_us", "", what);
   p.submit_us = number(j, "submit_us", "", what);
   if (j.contains("sequence_factor")) p.sequence_factor = number(j, "sequence_factor", "", what);
+  if (j.contains("others_cpu_share")) p.others_cpu_share = number(j, "others_cpu_share", "", what);
   const json& classes = field(j, "op_classes", "", what);
   for (OpClass c : kAllOpClasses) {
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -266,6 +268,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   j["dispatch_us"] = p.dispatch_us;
   j["submit_us"] = p.submit_us;
   j["sequence_factor"] = p.sequence_factor;
+  j["others_cpu_share"] = p.others_cpu_share;
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {
     json pts = json::array();

@@ -77,6 +77,10 @@ struct DeviceProfile {
   // running each alone and hot (weights and activations no longer in cache,
   // thread-pool wake-ups). Every op's time is scaled by it. 1: unknown.
   double sequence_factor = 1;
+  // The share of the machine's CPU time that other processes (and the
+  // hypervisor) took while this profile was measured, 0..1; above
+  // kBusyCalibrationShare its timings are likely too slow.
+  double others_cpu_share = 0;
   std::array<OpClassProfile, kOpClassCount> classes;
 
   OpClassProfile& op_class(OpClass c) { return classes[static_cast<std::size_t>(c)]; }
@@ -85,6 +89,11 @@ struct DeviceProfile {
   double throughput_gflops(OpClass c, double flops, const OpGeometry& shape = {}) const;
   double bandwidth_gbs(OpClass c) const { return op_class(c).bandwidth_gbs; }
 };
+
+// A calibration during which other processes took more of the CPUs than this
+// is reported as disturbed (a core kept busy elsewhere made ResNet-18's host
+// profile predict 36 ms for a 6.2 ms inference).
+inline constexpr double kBusyCalibrationShare = 0.2;
 
 // Built-in defaults (measured = false).
 //   default_host_profile():     2-core Zen 4 host running Halide kernels on 2

@@ -1,9 +1,13 @@
 #include "runtime/calibration.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <cctype>
 #include <fstream>
 #include <thread>
 
@@ -165,6 +169,16 @@ Graph synthetic_network() {
 
 using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const ExecutorOptions&)>;
 
+// "other processes used 45% of the CPUs while the host was calibrated", or ""
+// when the share was below kBusyCalibrationShare.
+std::string disturbed_note(const planner::DeviceProfile& p, const std::string& who) {
+  if (p.others_cpu_share <= planner::kBusyCalibrationShare) return "";
+  return "other processes used " + std::to_string(static_cast<int>(p.others_cpu_share * 100 + 0.5)) +
+         "% of the CPUs while the " + who + " (" + p.name +
+         ") was calibrated: its timings are likely too slow and plans made with them may put work on the wrong "
+         "device; run `vkfuse calibrate` again when the machine is idle";
+}
+
 // Microseconds of one run after a warm-up, over ≥ min_runs runs and ≥ 30 ms,
 // at the given quantile of the runs. Single ops take the lower quartile, not
 // the median, so that a burst of other work on a shared machine during one
@@ -225,6 +239,7 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   // measured op's throughput is its kernel's alone: the cost model adds the
   // per-op dispatch and the per-unit submission back itself.
   const std::string who = accelerator ? "accelerator" : "host";
+  const OtherCpuUse others;
   const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
   const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
   p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
@@ -328,7 +343,9 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     // Bounded: a wild value means a disturbed measurement, not a property.
     if (predicted > 0) p.sequence_factor = std::clamp(measured / predicted, 0.5, 3.0);
   }
+  p.others_cpu_share = others.share();
   if (progress) progress("calibrating " + who + ": done");
+  if (const std::string note = disturbed_note(p, who); progress && !note.empty()) progress("warning: " + note);
   p.measured = true;
   planner::validate(p);
   return p;
@@ -344,6 +361,41 @@ std::string profile_version() {
 }
 
 }  // namespace
+
+OtherCpuUse::OtherCpuUse() : start_(sample()) {}
+
+OtherCpuUse::Sample OtherCpuUse::sample() {
+  Sample s;
+  s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    s.self_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  std::ifstream stat("/proc/stat");
+  std::string label;
+  // cpu  user nice system idle iowait irq softirq steal ...
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(stat >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || label != "cpu")
+    return s;
+  int cpus = 0;
+  std::string line;
+  while (std::getline(stat, line))
+    if (line.size() > 3 && line.compare(0, 3, "cpu") == 0 && std::isdigit(static_cast<unsigned char>(line[3]))) ++cpus;
+  const long ticks = sysconf(_SC_CLK_TCK);
+  if (cpus == 0 || ticks <= 0) return s;
+  s.busy_s = (user + nice + system + irq + softirq + steal) / static_cast<double>(ticks);
+  s.cpus = cpus;
+  s.ok = true;
+  return s;
+}
+
+double OtherCpuUse::share() const {
+  const Sample end = sample();
+  const double wall = end.wall_s - start_.wall_s;
+  if (!start_.ok || !end.ok || wall <= 0) return 0;
+  const double others = (end.busy_s - start_.busy_s) - (end.self_s - start_.self_s);
+  return std::clamp(others / (wall * end.cpus), 0.0, 1.0);
+}
 
 planner::DeviceProfile host_identity() {
   planner::DeviceProfile p = planner::default_host_profile();
@@ -495,6 +547,15 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     if (!link || !accel) {
       link = calibrate_link(options, progress);
       planner::save_link_profile(*link, link_file.string());
+    }
+  }
+  if (progress) {
+    if (host) {
+      if (const std::string note = disturbed_note(*host, "host"); !note.empty()) progress("note: cached profile: " + note);
+    }
+    if (accel) {
+      if (const std::string note = disturbed_note(*accel, "accelerator"); !note.empty())
+        progress("note: cached profile: " + note);
     }
   }
   if (host) out.host = *host;

@@ -24,6 +24,24 @@ std::string cache_dir();
 planner::DeviceProfile host_identity();
 std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options);
 
+// The share of the machine's CPU time (all CPUs, 0..1) that other processes
+// and the hypervisor (steal time) took since construction: from /proc/stat
+// less this process's own CPU time. 0 where /proc/stat cannot be read.
+class OtherCpuUse {
+ public:
+  OtherCpuUse();
+  double share() const;
+
+ private:
+  struct Sample {
+    bool ok = false;
+    double wall_s = 0, busy_s = 0, self_s = 0;
+    int cpus = 1;
+  };
+  static Sample sample();
+  Sample start_;
+};
+
 // Micro-benchmarks per op class (a few sizes each), per-dispatch and
 // per-submission overhead, and for the link: copies of several sizes both ways.
 planner::DeviceProfile calibrate_host(const ExecutorOptions& options, const Progress& progress);

@@ -87,10 +87,12 @@ TEST(DeviceProfile, JsonRoundTrip) {
   DeviceProfile p = default_lavapipe_profile();
   p.uuid = "00112233445566778899aabbccddeeff";
   p.measured = true;
+  p.others_cpu_share = 0.25;
   const std::string text = device_profile_to_json(p);
   DeviceProfile q = device_profile_from_json(text);
   EXPECT_EQ(device_profile_to_json(q), text);
   EXPECT_EQ(q.uuid, p.uuid);
+  EXPECT_DOUBLE_EQ(q.others_cpu_share, 0.25);
   EXPECT_TRUE(q.shares_host_cores);
   EXPECT_TRUE(q.measured);
 }
@@ -131,6 +133,8 @@ TEST(DeviceProfile, ErrorsNameTheField) {
                ErrorKind::InvalidArgument, "kind");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["op_classes"]["gemm"]["throughput"] = -1; })); },
                ErrorKind::InvalidArgument, "op_classes.gemm.throughput");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["others_cpu_share"] = 1.5; })); },
+               ErrorKind::InvalidArgument, "'others_cpu_share' must be in [0, 1]");
   expect_error([&] { device_profile_from_json("{\"name\": "); }, ErrorKind::InvalidArgument, "not valid JSON");
   expect_error([&] { device_profile_from_json("[1, 2]"); }, ErrorKind::InvalidArgument, "JSON object");
 }
