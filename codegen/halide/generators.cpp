@@ -222,8 +222,21 @@ class Conv2D : public Generator<Conv2D> {
         .unroll(y)
         .unroll(mi);
     conv.store_in(MemoryType::Register);
-    padded.f.compute_root().parallel(padded.f.args()[2]);
-    padded.f.update().parallel(padded.f.args()[2]);
+    // The padded copy in bands of rows (all channels), as the tasks above
+    // read it: a copy in channel planes made each core read rows the other
+    // had copied, and a 3-channel stem split into 3 tasks for 2 threads.
+    {
+      const std::vector<Var> pa = padded.f.args();
+      Var pyo{"pyo"}, pyi{"pyi"};
+      padded.f.compute_root()
+          .split(pa[1], pyo, pyi, 8, TailStrategy::GuardWithIf)
+          .reorder(pa[0], pyi, pa[2], pyo, pa[3])
+          .parallel(pyo);
+      padded.f.update()
+          .split(pa[1], pyo, pyi, 8, TailStrategy::GuardWithIf)
+          .reorder(padded.rx.x, pyi, pa[2], pyo, pa[3])
+          .parallel(pyo);
+    }
     vectorize_dense_padded(padded, 16);
   }
 };
