@@ -327,6 +327,10 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         g.nodes[static_cast<std::size_t>(ci)].inputs[0] != pooled)
       continue;
     const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
+    bool f32 = is_runtime_f32(conv.outputs[0]);
+    for (auto v : conv.inputs)
+      if (v != kNoValue && g.value(v).dtype != DType::f32) f32 = false;
+    if (!f32) continue;  // the Conv step below would not take it
     const Shape& ws = g.value(conv.inputs[1]).shape;
     const Shape& os = g.value(conv.outputs[0]).shape;
     if (ws.size() != 4 || ws[2] != 1 || ws[3] != 1) continue;
