@@ -278,6 +278,19 @@ int main(int argc, char** argv) {
   std::string median_model;
   int threads = 2, warmup = 5, reps = 30;
   for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::printf(
+          "vkfuse_bench: vkfuse's benchmark suite (Model/, Load/, Strategy/, Conv/ rows; see bench/bench_main.cpp)\n"
+          "  --model=FILE.onnx      also time FILE (repeatable)\n"
+          "  --profile=MODEL        per-step times of one model with their kernels, then exit\n"
+          "                         (threads: $VKFUSE_BENCH_THREADS, default 2)\n"
+          "  --median=MODEL         one JSON line: load time and min/median/max latency, then exit\n"
+          "    --threads=T --warmup=W --reps=R   (defaults 2, 5, 30)\n"
+          "  --core-latency         a cache line's round trip between two threads, then exit\n"
+          "MODEL is a zoo name (resnet18, inception_v3, ...) or an ONNX file. Google Benchmark's own flags:\n\n");
+      rest.push_back(argv[i]);
+      continue;
+    }
     if (std::strcmp(argv[i], "--core-latency") == 0) {
       std::printf("{\"core_round_trip_ns\": %.0f}\n", core_round_trip_ns());
       return 0;
@@ -312,6 +325,8 @@ int main(int argc, char** argv) {
     print_median(median_model, threads, warmup, std::max(1, reps));
     return 0;
   }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());  // --help prints and exits here, before any model loads
   // Cold load: the first executor of the process (Halide runtime and thread
   // pool start-up included); warm load is the Load/ benchmark below.
   {
@@ -351,8 +366,6 @@ int main(int argc, char** argv) {
         ->ArgName("threads")
         ->Unit(benchmark::kMicrosecond)
         ->UseManualTime();
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
