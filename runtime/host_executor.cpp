@@ -538,69 +538,66 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         in = sub;
         win = hk::Window2D{};
       }
-      auto conv_add = plan.conv_to_add.find(ni);
-      if (conv_add != plan.conv_to_add.end()) {
-        // Write the Add's output, with the residual and the Add's activation.
-        const Node& add = g.nodes[static_cast<std::size_t>(conv_add->second)];
-        const ValueId res_id = add.inputs[0] == n.outputs[0] ? add.inputs[1] : add.inputs[0];
-        const ValueId add_out = add.outputs[0];
-        hk::View res = hk::View::dense(value_ptr_[idx(res_id)], g.value(res_id).shape);
-        hk::View out = hk::View::dense(value_ptr_[idx(add_out)], g.value(add_out).shape);
-        const hk::Epilogue e = epilogue(add.activation);
+      // One step of a group-1 convolution, the kernel chosen by shape:
+      // pointwise_tiled, Winograd, conv_channel_vector, else conv_tiled (1x1
+      // ones over the flattened plane). out = act(conv(in) + bias [+ res]).
+      auto dense_step = [&](const std::string& label, hk::View cin, hk::View cout, std::optional<hk::View> res,
+                            hk::Epilogue e) {
         if (const int tile = pointwise_tile(win, out_shape)) {
           auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
               W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
           keep_.push_back(packed);
           const hk::PackedConv* pc = packed.get();
-          steps_.push_back({name + "+" + add.name + pointwise_label(tile),
-                            [=] { hk::pointwise_conv2d(in, *pc, &res, e, out, tile); }});
-          continue;
-        }
-        if (const auto ws = winograd_schedule(n, xs, out_shape, KH, KW)) {
+          steps_.push_back({label + pointwise_label(tile), [=] {
+                              hk::pointwise_conv2d(cin, *pc, res ? &*res : nullptr, e, cout, tile);
+                            }});
+        } else if (const auto ws = winograd_schedule(n, xs, out_shape, KH, KW)) {
           auto packed = std::make_shared<hk::PackedWinograd>(
               hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
           keep_.push_back(packed);
           const hk::PackedWinograd* pw = packed.get();
           const hk::WinogradSchedule sched = *ws;
-          steps_.push_back({name + "+" + add.name + winograd_label(sched),
-                            [=] { hk::winograd_conv2d(in, *pw, win, &res, e, out, sched); }});
-          continue;
-        }
-        if (use_channel_vector(win, out_shape, C)) {
+          steps_.push_back({label + winograd_label(sched), [=] {
+                              hk::winograd_conv2d(cin, *pw, win, res ? &*res : nullptr, e, cout, sched);
+                            }});
+        } else if (use_channel_vector(win, out_shape, C)) {
           auto packed = std::make_shared<hk::PackedConv>(
               hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
                                    static_cast<int>(KW), hk::kConvChannelVectorTileM));
           keep_.push_back(packed);
           const hk::PackedConv* pc = packed.get();
-          steps_.push_back({name + "+" + add.name + " [conv_channel_vector]",
-                            [=] { hk::conv2d_channel_vector(in, *pc, win, &res, e, out); }});
-          continue;
-        }
-        auto packed = std::make_shared<hk::PackedConv>(
-            hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
-                                 static_cast<int>(KW)));
-        keep_.push_back(packed);
-        const hk::PackedConv* pc = packed.get();
-        if (pointwise(win)) {
-          const hk::View fin = flatten_plane(in), fres = flatten_plane(res), fout = flatten_plane(out);
-          steps_.push_back({name + "+" + add.name + " [conv_tiled]", [=] { hk::conv2d(fin, *pc, win, &fres, e, fout); }});
+          steps_.push_back({label + " [conv_channel_vector]", [=] {
+                              hk::conv2d_channel_vector(cin, *pc, win, res ? &*res : nullptr, e, cout);
+                            }});
         } else {
-          steps_.push_back({name + "+" + add.name + " [conv_tiled]", [=] { hk::conv2d(in, *pc, win, &res, e, out); }});
+          auto packed = std::make_shared<hk::PackedConv>(
+              hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
+                                   static_cast<int>(KW)));
+          keep_.push_back(packed);
+          const hk::PackedConv* pc = packed.get();
+          if (pointwise(win)) {
+            cin = flatten_plane(cin);
+            cout = flatten_plane(cout);
+            if (res) res = flatten_plane(*res);
+          }
+          steps_.push_back({label + " [conv_tiled]", [=] { hk::conv2d(cin, *pc, win, res ? &*res : nullptr, e, cout); }});
         }
+      };
+      if (auto conv_add = plan.conv_to_add.find(ni); conv_add != plan.conv_to_add.end()) {
+        // Write the Add's output, with the residual and the Add's activation.
+        const Node& add = g.nodes[static_cast<std::size_t>(conv_add->second)];
+        const ValueId res_id = add.inputs[0] == n.outputs[0] ? add.inputs[1] : add.inputs[0];
+        const ValueId add_out = add.outputs[0];
+        dense_step(name + "+" + add.name, in, hk::View::dense(value_ptr_[idx(add_out)], g.value(add_out).shape),
+                   hk::View::dense(value_ptr_[idx(res_id)], g.value(res_id).shape), epilogue(add.activation));
         continue;
       }
       const hk::Epilogue e = epilogue(n.activation);
       hk::View out = hk::View::dense(out_ptr, out_shape);
       act_done = true;
-      const int tile = group == 1 ? pointwise_tile(win, out_shape) : 0;
-      const bool pw = tile != 0;
-      const bool cv = group == 1 && !pw && use_channel_vector(win, out_shape, C);
-      const bool flat = pointwise(win) && !(group > 1 && Cg == 1 && Mg == 1) && !pw && !cv;
-      if (flat) {
-        in = flatten_plane(in);
-        out = flatten_plane(out);
-      }
-      if (group > 1 && Cg == 1 && Mg == 1) {
+      if (group == 1) {
+        dense_step(name, in, out, std::nullopt, e);
+      } else if (Cg == 1 && Mg == 1) {
         auto w = std::make_shared<std::vector<float>>(W.f32(), W.f32() + W.numel());
         auto b = std::make_shared<std::vector<float>>(static_cast<std::size_t>(C), 0.f);
         if (bias) std::copy(bias, bias + C, b->begin());
@@ -610,29 +607,11 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         const float* bp = b->data();
         const int kh = static_cast<int>(KH), kw = static_cast<int>(KW);
         steps_.push_back({name + " [depthwise]", [=] { hk::depthwise_conv2d(in, wp, bp, kh, kw, win, e, out); }});
-      } else if (pw) {
-        auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
-            W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
-        keep_.push_back(packed);
-        const hk::PackedConv* pc = packed.get();
-        steps_.push_back({name + pointwise_label(tile), [=] { hk::pointwise_conv2d(in, *pc, nullptr, e, out, tile); }});
-      } else if (const auto ws = winograd_schedule(n, xs, out_shape, KH, KW)) {
-        auto packed = std::make_shared<hk::PackedWinograd>(
-            hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
-        keep_.push_back(packed);
-        const hk::PackedWinograd* pw = packed.get();
-        const hk::WinogradSchedule sched = *ws;
-        steps_.push_back(
-            {name + winograd_label(sched), [=] { hk::winograd_conv2d(in, *pw, win, nullptr, e, out, sched); }});
-      } else if (cv) {
-        auto packed = std::make_shared<hk::PackedConv>(
-            hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
-                                 static_cast<int>(KW), hk::kConvChannelVectorTileM));
-        keep_.push_back(packed);
-        const hk::PackedConv* pc = packed.get();
-        steps_.push_back(
-            {name + " [conv_channel_vector]", [=] { hk::conv2d_channel_vector(in, *pc, win, nullptr, e, out); }});
       } else {
+        if (pointwise(win)) {  // conv_tiled's row vectors over the flattened plane
+          in = flatten_plane(in);
+          out = flatten_plane(out);
+        }
         std::vector<const hk::PackedConv*> groups;
         for (std::int64_t gi = 0; gi < group; ++gi) {
           auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
