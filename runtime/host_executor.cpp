@@ -267,6 +267,11 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
   auto is_runtime_f32 = [&](ValueId v) {
     return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == DType::f32;
   };
+  // Every present input float32, constants included.
+  auto all_f32_inputs = [&](const Node& n) {
+    return std::all_of(n.inputs.begin(), n.inputs.end(),
+                       [&](ValueId v) { return v == kNoValue || g.value(v).dtype == DType::f32; });
+  };
 
   // Dense convolutions (group 1, 2-D, constant weights) that a residual Add
   // can be fused into.
@@ -327,14 +332,11 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
         g.nodes[static_cast<std::size_t>(ci)].inputs[0] != pooled)
       continue;
     const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
-    bool f32 = is_runtime_f32(conv.outputs[0]);
-    for (auto v : conv.inputs)
-      if (v != kNoValue && g.value(v).dtype != DType::f32) f32 = false;
-    if (!f32) continue;  // the Conv step below would not take it
+    if (!is_runtime_f32(conv.outputs[0]) || !all_f32_inputs(conv)) continue;  // the Conv step would not take it
     const Shape& ws = g.value(conv.inputs[1]).shape;
     const Shape& os = g.value(conv.outputs[0]).shape;
-    if (ws.size() != 4 || ws[2] != 1 || ws[3] != 1) continue;
-    const hk::Window2D cw = window_2d(conv, ps, os, 1, 1);
+    if (ws.size() != 4) continue;
+    const hk::Window2D cw = window_2d(conv, ps, os, ws[2], ws[3]);
     const Shape scratch{xs[0], ws[0], xs[2], xs[3]};
     if (!pointwise(cw) || ws[0] >= xs[1] || graph::element_count(scratch) > graph::element_count(ps) ||
         pointwise_tile(cw, scratch) == 0)
@@ -471,9 +473,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
     const bool f32_out = out_id != kNoValue && is_runtime_f32(out_id);
     const Shape out_shape = out_id != kNoValue ? g.value(out_id).shape : Shape{};
     float* out_ptr = f32_out ? value_ptr_[idx(out_id)] : nullptr;
-    bool all_f32_in = true;
-    for (auto v : n.inputs)
-      if (v != kNoValue && g.value(v).dtype != DType::f32) all_f32_in = false;
+    const bool all_f32_in = all_f32_inputs(n);
     bool done = false;
     bool act_done = false;  // whether the step applies n.activation itself
     const std::string name = n.name;
