@@ -527,6 +527,11 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
   };
   auto host = load_matching(host_file, host_id);
   auto accel = load_matching(accel_file, *accel_id);
+  // Cached profiles measured under load say so each time (a fresh
+  // calibration below warns by itself).
+  for (const auto& [cached, who] : {std::pair{&host, "host"}, std::pair{&accel, "accelerator"}})
+    if (const std::string note = *cached ? disturbed_note(**cached, who) : ""; progress && !note.empty())
+      progress("note: cached profile: " + note);
   std::optional<planner::LinkProfile> link;
   if (fs::exists(link_file)) {
     try {
@@ -547,15 +552,6 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     if (!link || !accel) {
       link = calibrate_link(options, progress);
       planner::save_link_profile(*link, link_file.string());
-    }
-  }
-  if (progress) {
-    if (host) {
-      if (const std::string note = disturbed_note(*host, "host"); !note.empty()) progress("note: cached profile: " + note);
-    }
-    if (accel) {
-      if (const std::string note = disturbed_note(*accel, "accelerator"); !note.empty())
-        progress("note: cached profile: " + note);
     }
   }
   if (host) out.host = *host;
