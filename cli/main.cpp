@@ -65,6 +65,7 @@ struct ModelArgs {
   std::string link = "measured";
   double k = 1.0;
   std::string accel_profile;
+  std::string plan_file;
   std::string trace_file;
 };
 
@@ -89,6 +90,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
         ->capture_default_str();
     cmd->add_option("-k,--k", a.k, "Offloading ratio: an offload must beat k x its transfer cost")->capture_default_str();
     cmd->add_option("--profile", a.accel_profile, "Plan against this accelerator profile (JSON)");
+    cmd->add_option("--plan", a.plan_file,
+                    "Run this saved plan (from `vkfuse plan MODEL --json FILE`, or edited) instead of planning");
   }
   cmd->add_flag("-q,--quiet", a.quiet, "No progress lines on stderr");
   cmd->add_option("-t,--threads", a.threads, "Host threads (0: one per core)")->capture_default_str();
@@ -106,6 +109,7 @@ vkfuse::Model load_model(const ModelArgs& a) {
   opts.link = a.link;
   opts.k = a.k;
   opts.accel_profile = a.accel_profile;
+  opts.plan = a.plan_file;
   opts.trace = !a.trace_file.empty();
   if (!a.quiet) opts.progress = [](const std::string& line) { std::cerr << "vkfuse: " << line << "\n"; };
   for (const auto& s : a.input_shapes) {

@@ -49,7 +49,8 @@ Graph build_zoo_model(const std::string& name, std::int64_t batch = 1);
 
 namespace vkfuse::graph {
 
-// The graph made of `nodes` (indices into g.nodes, any order) alone: values
+// The graph made of `nodes` (indices into g.nodes, in a topological order that
+// the subgraph keeps: an executor runs them in that order) alone: values
 // they read that they do not produce become its inputs (constants stay
 // constants), and values they produce that anything outside reads (or that
 // are graph outputs) become its outputs. Inputs and outputs are listed in

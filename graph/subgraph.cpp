@@ -7,14 +7,29 @@ namespace vkfuse::graph {
 
 Graph extract_subgraph(const Graph& g, const std::vector<std::int32_t>& nodes, std::vector<ValueId>* input_ids,
                        std::vector<ValueId>* output_ids) {
-  std::vector<std::int32_t> order = nodes;
-  std::sort(order.begin(), order.end());  // g.nodes is topologically sorted
+  const std::vector<std::int32_t>& order = nodes;
   std::vector<bool> inside(g.nodes.size(), false);
   for (auto n : order) {
     if (n < 0 || static_cast<std::size_t>(n) >= g.nodes.size()) throw Error(ErrorKind::Internal, "node index out of range");
+    if (inside[static_cast<std::size_t>(n)]) throw Error(ErrorKind::Internal, "extract_subgraph: a node listed twice");
     inside[static_cast<std::size_t>(n)] = true;
   }
   std::vector<bool> produced(g.values.size(), false), read_outside(g.values.size(), false);
+  {
+    // The subgraph keeps the order given: it must be topological.
+    const std::vector<std::int32_t> producer = g.producers();
+    std::vector<bool> done(g.nodes.size(), false);
+    for (auto n : order) {
+      for (auto in : g.nodes[static_cast<std::size_t>(n)].inputs) {
+        if (in == kNoValue) continue;
+        const auto pr = producer[static_cast<std::size_t>(in)];
+        if (pr >= 0 && inside[static_cast<std::size_t>(pr)] && !done[static_cast<std::size_t>(pr)])
+          throw Error(ErrorKind::Internal, "extract_subgraph: node '" + g.nodes[static_cast<std::size_t>(n)].name +
+                                               "' is listed before the producer of its input");
+      }
+      done[static_cast<std::size_t>(n)] = true;
+    }
+  }
   for (std::size_t i = 0; i < g.nodes.size(); ++i)
     for (auto in : g.nodes[i].inputs)
       if (in != kNoValue && !inside[i]) read_outside[static_cast<std::size_t>(in)] = true;

@@ -26,13 +26,14 @@ Transfer make_transfer(const CostModel& cm, Direction d, ValueId v) {
 
 }  // namespace
 
-Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& strategy, double k, bool devices_present) {
+Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& strategy, double k, bool devices_present,
+                 bool isolated_units) {
   const graph::Graph& g = cm.graph();
   const int n = cm.node_count();
   if (static_cast<int>(p.size()) != n)
     throw Error(ErrorKind::Internal,
                 "planner: partition has " + std::to_string(p.size()) + " entries for " + std::to_string(n) + " nodes");
-  detail::Layout layout = detail::lay_out(cm, p);
+  detail::Layout layout = detail::lay_out(cm, p, isolated_units);
   if (!layout.acyclic)
     throw Error(ErrorKind::Internal,
                 "planner: strategy '" + strategy + "' produced clusters with a cycle through host ops");
@@ -44,6 +45,7 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
   plan.host_profile = cm.host().name;
   plan.accel_profile = cm.accel().name;
   plan.shares_host_cores = cm.accel().shares_host_cores;
+  plan.isolated_units = isolated_units;
   plan.link = cm.link();
   plan.predicted_only = !devices_present || !cm.host().measured || !cm.accel().measured;
 

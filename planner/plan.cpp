@@ -75,7 +75,7 @@ void check_plan(const Plan& plan, const graph::Graph& g) {
     }
     return true;
   };
-  std::vector<char> none(n, 0), local(n, 0);
+  std::vector<char> none(n, 0), local(n, 0), uploaded(g.values.size(), 0);
   for (const Step& s : plan.steps) {
     if (s.kind == Step::Kind::host_op) {
       if (s.index < 0 || static_cast<std::size_t>(s.index) >= n) violation("a step names a missing node");
@@ -102,23 +102,31 @@ void check_plan(const Plan& plan, const graph::Graph& g) {
       for (int i : unit.nodes) {
         for (ValueId v : g.nodes[static_cast<std::size_t>(i)].inputs) {
           if (v == kNoValue || g.is_constant(v)) continue;
+          // Values units produce, and values an earlier unit uploaded, are in device memory already.
           const int p = producer[static_cast<std::size_t>(v)];
-          if (p < 0 || !local[static_cast<std::size_t>(p)]) ups.insert(v);
+          if (plan.isolated_units ? (p < 0 || !local[static_cast<std::size_t>(p)])
+                                  : ((p < 0 || unit_of[static_cast<std::size_t>(p)] < 0) &&
+                                     !uploaded[static_cast<std::size_t>(v)]))
+            ups.insert(v);
         }
         for (ValueId v : g.nodes[static_cast<std::size_t>(i)].outputs) {
           if (v == kNoValue) continue;
-          bool outside = is_output[static_cast<std::size_t>(v)] != 0;
-          for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !local[static_cast<std::size_t>(c)];
-          if (outside) downs.insert(v);
+          bool on_host = is_output[static_cast<std::size_t>(v)] != 0;
+          for (int c : consumers[static_cast<std::size_t>(v)])
+            on_host = on_host || (plan.isolated_units ? !local[static_cast<std::size_t>(c)]
+                                                      : unit_of[static_cast<std::size_t>(c)] < 0);
+          if (on_host) downs.insert(v);
         }
       }
       std::set<ValueId> got_ups, got_downs;
       for (const Transfer& t : unit.uploads) got_ups.insert(t.value);
       for (const Transfer& t : unit.downloads) got_downs.insert(t.value);
       if (got_ups != ups || unit.uploads.size() != ups.size())
-        violation("unit " + std::to_string(unit.id) + ": uploads are not exactly the values it reads from outside");
+        violation("unit " + std::to_string(unit.id) +
+                  ": uploads are not exactly the values it reads from the host that no earlier unit uploaded");
       if (got_downs != downs || unit.downloads.size() != downs.size())
-        violation("unit " + std::to_string(unit.id) + ": downloads are not exactly the values read outside it");
+        violation("unit " + std::to_string(unit.id) + ": downloads are not exactly its values that the host reads");
+      for (ValueId v : ups) uploaded[static_cast<std::size_t>(v)] = 1;
       for (int i : unit.nodes) {
         local[static_cast<std::size_t>(i)] = 0;
         done[static_cast<std::size_t>(i)] = 1;

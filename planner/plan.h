@@ -26,9 +26,11 @@ struct Transfer {
 };
 
 // A dispatch unit: one submission (one command buffer) on the accelerator.
-// Inputs are uploaded once, intermediates stay in device memory, outputs that
-// anything outside the unit reads (host ops, other units, graph outputs) are
-// downloaded once.
+// All units of a plan share one device arena: a value one unit produces and
+// another reads stays in device memory. A unit uploads the values it reads
+// that the host (or the caller) produced and no earlier unit uploaded, and
+// downloads the values it produces that a host op reads (or graph outputs),
+// each once.
 struct DispatchUnit {
   int id = 0;
   std::vector<int> nodes;           // in execution (topological) order
@@ -64,6 +66,7 @@ struct Plan {
   double k = 1;                             // the offloading-ratio knob the plan was made with
   std::string host_profile, accel_profile;  // profile names
   bool shares_host_cores = false;           // accelerator runs on the host's cores
+  bool isolated_units = false;              // `naive`: no value stays in device memory between units
   LinkProfile link;
   bool predicted_only = true;  // profiles not measured on present devices
 
@@ -87,8 +90,9 @@ struct Plan {
 
 // Checks that the plan is well formed for g: one entry per node, every
 // accelerator node in exactly one unit, every node in exactly one step, steps a
-// topological order, each unit's uploads/downloads exactly the values crossing
-// its boundary. Throws Error(Internal) describing the first violation.
+// topological order, each unit's uploads/downloads exactly the values that
+// cross the link there (see DispatchUnit). Throws Error(Internal) describing
+// the first violation.
 void check_plan(const Plan& plan, const graph::Graph& g);
 
 // Exports. Text: a human table (placements, units with their transfers, order,

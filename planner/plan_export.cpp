@@ -127,6 +127,7 @@ std::string plan_to_json(const Plan& plan) {
   j["host_profile"] = plan.host_profile;
   j["accel_profile"] = plan.accel_profile;
   j["shares_host_cores"] = plan.shares_host_cores;
+  j["isolated_units"] = plan.isolated_units;
   j["link"] = {{"name", plan.link.name},
                {"description", plan.link.describe()},
                {"host_to_device", {{"bandwidth_mbps", plan.link.h2d_mbps}, {"latency_us", plan.link.h2d_latency_us}}},

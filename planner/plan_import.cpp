@@ -2,7 +2,9 @@
 // taken from the JSON, matched to the graph by node name, and re-encapsulated
 // under the profiles and link at hand, so transfers and predictions are
 // recomputed rather than trusted.
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "planner/planner.h"
@@ -47,9 +49,22 @@ Plan plan_from_json(std::string_view json_text, const CostModel& cm, bool device
   for (std::size_t i = 0; i < g.nodes.size(); ++i)
     if (!seen[i]) fail("node '" + g.nodes[i].name + "' of the model is missing");
   if (!is_acyclic(cm, p)) fail("its units form a cycle through host ops");
-  Plan plan = encapsulate(cm, p, strategy, k, devices_present);
+  const bool isolated = j.contains("isolated_units") && j["isolated_units"].is_boolean() && j["isolated_units"].get<bool>();
+  Plan plan = encapsulate(cm, p, strategy, k, devices_present, isolated);
   plan.note = "loaded from a saved plan; transfers and times recomputed";
   return plan;
+}
+
+Plan load_plan(const std::string& path, const CostModel& cm, bool devices_present) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, "cannot read plan '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    return plan_from_json(text.str(), cm, devices_present);
+  } catch (const Error& e) {
+    throw Error(e.kind(), std::string(e.what()) + " (in '" + path + "'; write one with `vkfuse plan MODEL --json FILE`)");
+  }
 }
 
 }  // namespace vkfuse::planner

@@ -104,7 +104,10 @@ double predict_us(const CostModel& cm, const Partition& p, double transfer_scale
 // Pass 3. Each cluster → one dispatch unit with its transfers; steps in a
 // valid topological order; the schedule simulation. Throws Error(Internal) on
 // a cyclic partition.
-Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& strategy, double k, bool devices_present);
+// With isolated_units (the `naive` baseline) values between units go down
+// and up again, as if each unit had device memory of its own.
+Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& strategy, double k, bool devices_present,
+                 bool isolated_units = false);
 
 // Reads a plan saved with plan_to_json back for the graph of cm: each op's
 // unit is taken from the file (matched by node name); transfers, order and
@@ -112,5 +115,7 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
 // Error(InvalidArgument) naming the problem (bad JSON, an unknown or missing
 // node, units that form a cycle).
 Plan plan_from_json(std::string_view json_text, const CostModel& cm, bool devices_present = false);
+// plan_from_json of a file.
+Plan load_plan(const std::string& path, const CostModel& cm, bool devices_present = false);
 
 }  // namespace vkfuse::planner

@@ -30,7 +30,14 @@ Partition compact(const Partition& p) {
 
 }  // namespace
 
-Layout lay_out(const CostModel& cm, const Partition& p) {
+bool read_on_host(const CostModel& cm, const Partition& p, ValueId v) {
+  if (cm.is_graph_output(v)) return true;
+  for (int c : cm.consumers()[static_cast<std::size_t>(v)])
+    if (p[static_cast<std::size_t>(c)] < 0) return true;
+  return false;
+}
+
+Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units) {
   const int n = cm.node_count();
   Layout out;
   Simulator sim(cm);
@@ -38,6 +45,10 @@ Layout lay_out(const CostModel& cm, const Partition& p) {
   if (!out.acyclic) return out;
   out.unit_of.assign(static_cast<std::size_t>(n), -1);
   std::vector<char> mask(static_cast<std::size_t>(n), 0);
+  // Values already in device memory: uploaded by an earlier unit, or
+  // produced by one (units share one device arena, so a value passed from
+  // unit to unit never crosses the link).
+  std::vector<char> on_device(cm.graph().values.size(), 0);
   const auto& producers = cm.producers();
   const auto& consumers = cm.consumers();
   for (int h : sim.order()) {
@@ -57,14 +68,22 @@ Layout lay_out(const CostModel& cm, const Partition& p) {
     for (int i : unit.nodes) {
       for (ValueId v : cm.activation_inputs(i)) {
         const int pr = producers[static_cast<std::size_t>(v)];
-        if ((pr < 0 || !mask[static_cast<std::size_t>(pr)]) &&
-            std::find(unit.uploads.begin(), unit.uploads.end(), v) == unit.uploads.end())
-          unit.uploads.push_back(v);
+        if (isolated_units) {
+          // Every value from outside the unit comes up, once per unit.
+          if ((pr < 0 || !mask[static_cast<std::size_t>(pr)]) &&
+              std::find(unit.uploads.begin(), unit.uploads.end(), v) == unit.uploads.end())
+            unit.uploads.push_back(v);
+          continue;
+        }
+        if ((pr >= 0 && p[static_cast<std::size_t>(pr)] >= 0) || on_device[static_cast<std::size_t>(v)]) continue;
+        on_device[static_cast<std::size_t>(v)] = 1;
+        unit.uploads.push_back(v);
       }
       for (ValueId v : cm.outputs(i)) {
-        bool outside = cm.is_graph_output(v);
-        for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !mask[static_cast<std::size_t>(c)];
-        if (outside) unit.downloads.push_back(v);
+        bool down = read_on_host(cm, p, v);
+        if (isolated_units)
+          for (int c : consumers[static_cast<std::size_t>(v)]) down = down || !mask[static_cast<std::size_t>(c)];
+        if (down) unit.downloads.push_back(v);
       }
     }
     unit.compute_us = cm.unit_compute_us(unit.nodes, mask);
@@ -228,8 +247,17 @@ bool Simulator::acyclic(const Partition& p) { return sort(p); }
 
 double Simulator::predict(const Partition& p_in, double transfer_scale) {
   if (!sort(p_in)) return std::numeric_limits<double>::infinity();
-  const auto& consumers = cm_.consumers();
   const auto& producers = cm_.producers();
+  // One stamp per prediction: a value uploaded once stays on the device for
+  // every later unit, and values units produce never need an upload.
+  ++stamp_;
+  auto needs_upload = [&](ValueId v) {
+    const int pr = producers[static_cast<std::size_t>(v)];
+    if ((pr >= 0 && p_in[static_cast<std::size_t>(pr)] >= 0) || seen_[static_cast<std::size_t>(v)] == stamp_)
+      return false;
+    seen_[static_cast<std::size_t>(v)] = stamp_;
+    return true;
+  };
   const bool shared = cm_.accel().shares_host_cores;
   std::fill(host_ready_.begin(), host_ready_.end(), 0.0);
   double host_free = 0, link_free = 0, accel_free = 0;
@@ -247,25 +275,17 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
       continue;
     }
     for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 1;
-    ++stamp_;
     const std::span<const int> members(mb, me);
     const double compute = cm_.unit_compute_us(members, mask_);
     if (shared) {
       double now = host_free;
       for (int i : members)
-        for (ValueId v : cm_.activation_inputs(i)) {
-          const int pr = producers[static_cast<std::size_t>(v)];
-          if ((pr >= 0 && mask_[static_cast<std::size_t>(pr)]) || seen_[static_cast<std::size_t>(v)] == stamp_)
-            continue;
-          seen_[static_cast<std::size_t>(v)] = stamp_;
-          now += transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
-        }
+        for (ValueId v : cm_.activation_inputs(i))
+          if (needs_upload(v)) now += transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
       now += compute;
       for (int i : members)
         for (ValueId v : cm_.outputs(i)) {
-          bool outside = cm_.is_graph_output(v);
-          for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !mask_[static_cast<std::size_t>(c)];
-          if (!outside) continue;
+          if (!read_on_host(cm_, p_in, v)) continue;
           now += transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
           host_ready_[static_cast<std::size_t>(v)] = now;
         }
@@ -274,10 +294,7 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
       double uploaded = 0;
       for (int i : members)
         for (ValueId v : cm_.activation_inputs(i)) {
-          const int pr = producers[static_cast<std::size_t>(v)];
-          if ((pr >= 0 && mask_[static_cast<std::size_t>(pr)]) || seen_[static_cast<std::size_t>(v)] == stamp_)
-            continue;
-          seen_[static_cast<std::size_t>(v)] = stamp_;
+          if (!needs_upload(v)) continue;
           const double s = std::max(link_free, host_ready_[static_cast<std::size_t>(v)]);
           link_free = s + transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
           uploaded = link_free;
@@ -287,9 +304,7 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
       accel_free = ce;
       for (int i : members)
         for (ValueId v : cm_.outputs(i)) {
-          bool outside = cm_.is_graph_output(v);
-          for (int c : consumers[static_cast<std::size_t>(v)]) outside = outside || !mask_[static_cast<std::size_t>(c)];
-          if (!outside) continue;
+          if (!read_on_host(cm_, p_in, v)) continue;
           const double s = std::max(link_free, ce);
           link_free = s + transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
           host_ready_[static_cast<std::size_t>(v)] = link_free;

@@ -14,8 +14,8 @@ namespace vkfuse::planner::detail {
 
 struct UnitLayout {
   std::vector<int> nodes;                 // ascending = topological
-  std::vector<graph::ValueId> uploads;    // values read from outside, once each
-  std::vector<graph::ValueId> downloads;  // values read outside (or graph outputs)
+  std::vector<graph::ValueId> uploads;    // values it reads that no unit produced and no earlier unit uploaded
+  std::vector<graph::ValueId> downloads;  // values it produces that host ops read (or graph outputs)
   double compute_us = 0;
 };
 
@@ -31,9 +31,16 @@ struct Layout {
   std::vector<OrderItem> order;   // host ops and units, a topological order
 };
 
+// Whether v leaves the device under p: a graph output, or read by a host op.
+// Values passed between units stay in device memory (one arena per plan).
+bool read_on_host(const CostModel& cm, const Partition& p, graph::ValueId v);
+
 // Lays out p. When the quotient graph has a cycle, acyclic is false and only
 // that field is meaningful.
-Layout lay_out(const CostModel& cm, const Partition& p);
+// With isolated_units (the `naive` baseline), every unit uploads all it reads
+// from outside itself and downloads all that anything outside reads, as if
+// each unit had device memory of its own.
+Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units = false);
 
 struct ItemTime {
   double start_us = 0, end_us = 0;

@@ -4,20 +4,23 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "graph/passes.h"
 #include "runtime/host_executor.h"
+#include "runtime/vulkan/vulkan_executor.h"
 
 namespace vkfuse::runtime {
 
-SegmentExecutorFactory default_segment_factory() {
-  return [](const graph::Graph& sub, bool on_accelerator, const ExecutorOptions& o) {
-    return on_accelerator ? make_vulkan_executor(sub, o) : make_host_executor(sub, o);
-  };
+namespace {
+
+double us_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 }
 
-HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
-                               const SegmentExecutorFactory& factory)
+}  // namespace
+
+HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options)
     : graph_(graph), plan_(std::move(plan)), options_(std::move(options)), buffers_(graph.values.size()) {
   // Overlap: a unit is started and the host goes on with segments that do
   // not need its outputs; it is waited for when one does (or at the end).
@@ -26,91 +29,183 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   // cost model predicts for them. VKFUSE_OVERLAP=0/1 overrides.
   overlap_ = !plan_.shares_host_cores;
   if (const char* e = std::getenv("VKFUSE_OVERLAP"); e && *e) overlap_ = std::string(e) != "0";
-  // Every segment's transfers pass through here on their way to the link
-  // emulator (when there is one), so that each is timed with its hold.
+  // Every transfer passes through here on its way to the link emulator (when
+  // there is one), so that each is timed with its hold.
   options_.on_transfer = [this, inner = options_.on_transfer](TransferDirection d, std::int64_t bytes,
                                                                 double measured_us) {
     const auto t0 = std::chrono::steady_clock::now();
     if (inner) inner(d, bytes, measured_us);
-    const double held = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-    (d == TransferDirection::upload ? upload_us_ : download_us_) += measured_us + held;
+    (d == TransferDirection::upload ? upload_us_ : download_us_) += measured_us + us_since(t0);
   };
-  // Consecutive host steps form one host segment: they are contiguous in a
-  // topological order, so the segment's inputs are all produced before it.
-  std::vector<std::vector<std::int32_t>> groups;
-  std::vector<bool> accel;
-  std::vector<std::string> names;
-  std::vector<const planner::DispatchUnit*> units;
-  std::vector<double> host_us;  // per group: predicted Σ of its host ops
-  int host_segments = 0;
+
+  // Segments in plan order: consecutive host steps form one host segment
+  // (contiguous in a topological order, so its inputs are produced before
+  // it); each unit is one segment, and one unit of the device executor.
+  std::vector<std::int32_t> device_nodes;
+  std::vector<int> device_unit;  // per entry of device_nodes
+  std::vector<std::vector<std::int32_t>> host_groups;
+  std::vector<const planner::DispatchUnit*> plan_unit;  // per segment (null: host)
+  int units = 0;
   for (const auto& step : plan_.steps) {
     if (step.kind == planner::Step::Kind::host_op) {
-      if (groups.empty() || accel.back()) {
-        groups.emplace_back();
-        accel.push_back(false);
-        names.push_back("host segment " + std::to_string(++host_segments));
-        units.push_back(nullptr);
-        host_us.push_back(0);
+      if (segments_.empty() || segments_.back().on_accelerator) {
+        Segment s;
+        s.name = "host segment " + std::to_string(host_groups.size() + 1);
+        segments_.push_back(std::move(s));
+        plan_unit.push_back(nullptr);
+        host_groups.emplace_back();
       }
-      groups.back().push_back(step.index);
-      host_us.back() += plan_.nodes.at(static_cast<std::size_t>(step.index)).host_us;
-    } else {
-      auto unit = std::find_if(plan_.units.begin(), plan_.units.end(), [&](auto& u) { return u.id == step.index; });
-      if (unit == plan_.units.end()) throw Error(ErrorKind::Internal, "plan step names a missing dispatch unit");
-      groups.emplace_back(unit->nodes.begin(), unit->nodes.end());
-      accel.push_back(true);
-      names.push_back("unit " + std::to_string(unit->id));
-      units.push_back(&*unit);
-      host_us.push_back(0);
+      host_groups.back().push_back(step.index);
+      continue;
     }
-  }
-  for (std::size_t i = 0; i < groups.size(); ++i) {
+    auto unit = std::find_if(plan_.units.begin(), plan_.units.end(), [&](auto& u) { return u.id == step.index; });
+    if (unit == plan_.units.end()) throw Error(ErrorKind::Internal, "plan step names a missing dispatch unit");
     Segment s;
-    s.on_accelerator = accel[i];
-    s.name = names[i];
+    s.on_accelerator = true;
+    s.name = "unit " + std::to_string(unit->id);
+    s.unit = units++;
+    s.has_upload = !unit->uploads.empty();
+    s.has_download = !unit->downloads.empty();
+    for (int n : unit->nodes) {
+      device_nodes.push_back(n);
+      device_unit.push_back(s.unit);
+    }
+    segments_.push_back(std::move(s));
+    plan_unit.push_back(&*unit);
+  }
+
+  // Predicted against measured, one entry per host segment and up to three per unit.
+  std::size_t h = 0;
+  for (std::size_t k = 0; k < segments_.size(); ++k) {
+    Segment& s = segments_[k];
     s.first_step = static_cast<int>(step_times_.size());
     if (!s.on_accelerator) {
-      step_times_.push_back({s.name, StepTime::Device::host, host_us[i], 0, 0});
-    } else {
-      const planner::DispatchUnit& u = *units[i];
-      auto transfers = [&](const std::vector<planner::Transfer>& ts, const char* what) {
-        StepTime t{s.name + " " + what, StepTime::Device::link, 0, 0, 0};
-        for (const auto& x : ts) {
-          t.predicted_us += x.predicted_us;
-          t.bytes += x.bytes;
-        }
-        return t;
-      };
-      s.has_upload = !u.uploads.empty();
-      s.has_download = !u.downloads.empty();
-      if (s.has_upload) step_times_.push_back(transfers(u.uploads, "upload"));
-      step_times_.push_back({s.name, StepTime::Device::accelerator, u.compute_us, 0, 0});
-      if (s.has_download) step_times_.push_back(transfers(u.downloads, "download"));
+      double us = 0;
+      for (auto n : host_groups[h++]) us += plan_.nodes.at(static_cast<std::size_t>(n)).host_us;
+      step_times_.push_back({s.name, StepTime::Device::host, us, 0, 0});
+      continue;
     }
-    if (groups.size() == 1 && groups[i].size() == graph_.nodes.size()) {
-      // The whole graph on one device (every all-host plan): no copy of it
-      // and its weights.
+    const planner::DispatchUnit& u = *plan_unit[k];
+    auto transfers = [&](const std::vector<planner::Transfer>& ts, const char* what) {
+      StepTime t{s.name + " " + what, StepTime::Device::link, 0, 0, 0};
+      for (const auto& x : ts) {
+        t.predicted_us += x.predicted_us;
+        t.bytes += x.bytes;
+      }
+      return t;
+    };
+    if (s.has_upload) step_times_.push_back(transfers(u.uploads, "upload"));
+    step_times_.push_back({s.name, StepTime::Device::accelerator, u.compute_us, 0, 0});
+    if (s.has_download) step_times_.push_back(transfers(u.downloads, "download"));
+  }
+
+  // The device side: one executor over all the accelerator ops, unit after
+  // unit (the whole graph itself when that is every op, in order: `gpu`).
+  if (!device_nodes.empty()) {
+    bool whole = device_nodes.size() == graph_.nodes.size();
+    for (std::size_t i = 0; whole && i < device_nodes.size(); ++i) whole = device_nodes[i] == static_cast<std::int32_t>(i);
+    if (whole) {
+      device_inputs_ = graph_.inputs;
+      device_outputs_ = graph_.outputs;
+    } else {
+      device_graph_ = std::make_unique<graph::Graph>(
+          graph::extract_subgraph(graph_, device_nodes, &device_inputs_, &device_outputs_));
+      if (plan_.isolated_units) isolate_units(device_unit);
+    }
+    device_ = std::make_unique<vulkan::VulkanExecutor>(whole ? graph_ : *device_graph_, options_, device_unit);
+    stats_ = device_->stats();
+  }
+  // Each unit's uploads (the device inputs it reads first) and downloads
+  // (the device outputs it produces), as whole-graph ids.
+  {
+    std::vector<char> uploaded(graph_.values.size(), 0);
+    std::vector<char> is_device_input(graph_.values.size(), 0), is_device_output(graph_.values.size(), 0);
+    for (auto v : device_inputs_) is_device_input[static_cast<std::size_t>(v)] = 1;
+    for (auto v : device_outputs_) is_device_output[static_cast<std::size_t>(v)] = 1;
+    std::vector<int> producer_unit(graph_.values.size(), -1);
+    for (std::size_t i = 0; i < device_nodes.size(); ++i)
+      for (auto v : graph_.nodes[static_cast<std::size_t>(device_nodes[i])].outputs)
+        if (v != graph::kNoValue) producer_unit[static_cast<std::size_t>(v)] = device_unit[i];
+    std::size_t next = 0;
+    for (Segment& s : segments_) {
+      if (!s.on_accelerator) continue;
+      if (plan_.isolated_units) std::fill(uploaded.begin(), uploaded.end(), 0);  // each unit its own
+      for (; next < device_nodes.size() && device_unit[next] == s.unit; ++next) {
+        const graph::Node& n = graph_.nodes[static_cast<std::size_t>(device_nodes[next])];
+        for (auto v : n.inputs)
+          if (v != graph::kNoValue && is_device_input[static_cast<std::size_t>(v)] &&
+              producer_unit[static_cast<std::size_t>(v)] != s.unit && !uploaded[static_cast<std::size_t>(v)]) {
+            uploaded[static_cast<std::size_t>(v)] = 1;
+            s.inputs.push_back(v);
+          }
+        for (auto v : n.outputs)
+          if (v != graph::kNoValue && is_device_output[static_cast<std::size_t>(v)]) s.outputs.push_back(v);
+      }
+    }
+  }
+  // The host side: one executor per host segment.
+  h = 0;
+  for (Segment& s : segments_) {
+    if (s.on_accelerator) continue;
+    if (host_groups.size() == 1 && host_groups[h].size() == graph_.nodes.size()) {
+      // The whole graph on the host (every all-host plan): no copy of it and its weights.
       s.inputs = graph_.inputs;
       s.outputs = graph_.outputs;
-      s.executor = factory(graph_, s.on_accelerator, options_);
+      s.executor = make_host_executor(graph_, options_);
     } else {
-      s.subgraph = std::make_unique<graph::Graph>(graph::extract_subgraph(graph_, groups[i], &s.inputs, &s.outputs));
-      s.executor = factory(*s.subgraph, s.on_accelerator, options_);
+      s.subgraph = std::make_unique<graph::Graph>(graph::extract_subgraph(graph_, host_groups[h], &s.inputs, &s.outputs));
+      s.executor = make_host_executor(*s.subgraph, options_);
     }
-    if (s.on_accelerator && accel_description_.empty()) accel_description_ = s.executor->description();
-    segments_.push_back(std::move(s));
+    ++h;
   }
   // Host storage for values that cross segments and are not graph inputs or outputs.
   std::vector<bool> external(graph_.values.size(), false);
   for (auto v : graph_.inputs) external[static_cast<std::size_t>(v)] = true;
   for (auto v : graph_.outputs) external[static_cast<std::size_t>(v)] = true;
+  auto keep = [&](graph::ValueId v) {
+    auto& b = buffers_[static_cast<std::size_t>(v)];
+    if (!external[static_cast<std::size_t>(v)] && b.empty())
+      b.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, graph::element_count(graph_.value(v).shape))));
+  };
   for (const auto& s : segments_)
-    for (auto v : s.outputs)
-      if (!external[static_cast<std::size_t>(v)])
-        buffers_[static_cast<std::size_t>(v)].resize(static_cast<std::size_t>(graph::element_count(graph_.value(v).shape)));
+    for (auto v : s.outputs) keep(v);
+  for (auto v : device_inputs_) keep(v);
+  for (auto v : device_outputs_) keep(v);
 }
 
 HeteroExecutor::~HeteroExecutor() = default;
+
+void HeteroExecutor::isolate_units(const std::vector<int>& unit_of) {
+  // A value one unit produces and another reads goes down from the first
+  // (a device output) and up again into the second (a device input of its
+  // own, one per reading unit), both through the value's host buffer.
+  graph::Graph& dg = *device_graph_;
+  std::map<std::string, graph::ValueId> whole_id;
+  for (std::size_t v = 0; v < graph_.values.size(); ++v)
+    whole_id.emplace(graph_.values[v].name, static_cast<graph::ValueId>(v));
+  const std::vector<std::int32_t> producer = dg.producers();
+  std::map<std::pair<graph::ValueId, int>, graph::ValueId> copy_of;  // (value, reading unit) → its upload
+  for (std::size_t i = 0; i < dg.nodes.size(); ++i) {
+    for (auto& in : dg.nodes[i].inputs) {
+      if (in == graph::kNoValue) continue;
+      const std::int32_t pr = producer[static_cast<std::size_t>(in)];
+      if (pr < 0 || unit_of[static_cast<std::size_t>(pr)] == unit_of[i]) continue;
+      const graph::ValueId whole = whole_id.at(dg.value(in).name);
+      auto [it, fresh] = copy_of.emplace(std::make_pair(in, unit_of[i]), graph::kNoValue);
+      if (fresh) {
+        const graph::Value& v = dg.value(in);
+        it->second = dg.add_value(v.name + "@unit" + std::to_string(unit_of[i]), v.dtype, v.shape, v.shape_known);
+        dg.inputs.push_back(it->second);
+        device_inputs_.push_back(whole);
+        if (std::find(dg.outputs.begin(), dg.outputs.end(), in) == dg.outputs.end()) {
+          dg.outputs.push_back(in);
+          device_outputs_.push_back(whole);
+        }
+      }
+      in = it->second;
+    }
+  }
+}
 
 void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {
   // Where each value lives on the host during this run.
@@ -120,9 +215,12 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
   for (std::size_t i = 0; i < graph_.outputs.size(); ++i) where[static_cast<std::size_t>(graph_.outputs[i])] = outputs[i];
   for (std::size_t v = 0; v < buffers_.size(); ++v)
     if (!buffers_[v].empty() && !where[v]) where[v] = buffers_[v].data();
+  std::vector<const float*> device_in;
+  std::vector<float*> device_out;
+  for (auto v : device_inputs_) device_in.push_back(where[static_cast<std::size_t>(v)]);
+  for (auto v : device_outputs_) device_out.push_back(where[static_cast<std::size_t>(v)]);
 
-  stats_ = {};
-  // Values a started, unfinished unit will write: by the segment's index.
+  // Values a started, unfinished unit will download: by the segment's index.
   std::vector<int> pending_of(graph_.values.size(), -1);
   std::vector<std::size_t> in_flight;  // in start order
   std::vector<const float*> seg_in;
@@ -134,7 +232,6 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
       step->measured_us = wall_us;
     } else {
       if (s.has_upload) (step++)->measured_us = upload_us;
-      // Transfers the plan has no entry for stay in the unit's own time.
       const double moved = (s.has_upload ? upload_us : 0) + (s.has_download ? download_us : 0);
       (step++)->measured_us = std::max(0.0, wall_us - moved);
       if (s.has_download) step->measured_us = download_us;
@@ -143,53 +240,49 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
       options_.trace->add({s.name, s.on_accelerator ? "dispatch-unit" : "host",
                            s.on_accelerator ? Trace::Track::accelerator : Trace::Track::host, start_trace_us,
                            options_.trace->now_us() - start_trace_us, -1});
-    const auto st = s.executor->stats();
-    stats_.dispatches += st.dispatches;
-    stats_.bytes_uploaded += st.bytes_uploaded;
-    stats_.bytes_downloaded += st.bytes_downloaded;
   };
   auto finish = [&](std::size_t k) {
     Segment& s = segments_[k];
     download_us_ = 0;
-    s.executor->finish();
-    const double span_us =
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s.started).count();
+    device_->finish_unit(s.unit, device_out);
     for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = -1;
     in_flight.erase(std::find(in_flight.begin(), in_flight.end(), k));
-    account(s, span_us, s.started_upload_us, download_us_, s.started_trace_us);
+    account(s, us_since(s.started), s.started_upload_us, download_us_, s.started_trace_us);
   };
 
   try {
     for (std::size_t k = 0; k < segments_.size(); ++k) {
       Segment& s = segments_[k];
-      // Wait for the units that produce this segment's inputs, and only those.
+      s.started_trace_us = options_.trace ? options_.trace->now_us() : 0;
+      // Wait for the units whose downloads this segment reads, and only those
+      // (a unit reads downloads only in a plan with isolated units).
       for (auto v : s.inputs)
         if (const int p = pending_of[static_cast<std::size_t>(v)]; p >= 0) finish(static_cast<std::size_t>(p));
+      if (s.on_accelerator) {
+        // Values from earlier units are on the device, ordered by the queue.
+        upload_us_ = 0;
+        s.started = std::chrono::steady_clock::now();
+        device_->start_unit(s.unit, device_in);
+        s.started_upload_us = upload_us_;
+        for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = static_cast<int>(k);
+        in_flight.push_back(k);
+        if (!overlap_) finish(k);
+        continue;
+      }
       seg_in.clear();
       seg_out.clear();
       for (auto v : s.inputs) seg_in.push_back(where[static_cast<std::size_t>(v)]);
       for (auto v : s.outputs) seg_out.push_back(where[static_cast<std::size_t>(v)]);
-      s.started_trace_us = options_.trace ? options_.trace->now_us() : 0;
-      upload_us_ = download_us_ = 0;
       s.started = std::chrono::steady_clock::now();
-      if (s.on_accelerator && overlap_) {
-        s.executor->start(seg_in, seg_out);
-        s.started_upload_us = upload_us_;
-        for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = static_cast<int>(k);
-        in_flight.push_back(k);
-        continue;
-      }
       s.executor->run(seg_in, seg_out);
-      const double wall_us =
-          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s.started).count();
-      account(s, wall_us, upload_us_, download_us_, s.started_trace_us);
+      account(s, us_since(s.started), 0, 0, s.started_trace_us);
     }
     while (!in_flight.empty()) finish(in_flight.front());
   } catch (...) {
     // Leave no unit in flight: the next run starts them again.
     for (std::size_t k : in_flight) {
       try {
-        segments_[k].executor->finish();
+        device_->finish_unit(segments_[k].unit, device_out);
       } catch (...) {
       }
     }
@@ -207,7 +300,7 @@ std::string HeteroExecutor::description() const {
   for (const auto& s : segments_) (s.on_accelerator ? units : host)++;
   std::string d = "plan '" + plan_.strategy + "': " + std::to_string(host) + " host segment" + (host == 1 ? "" : "s") +
                   ", " + std::to_string(units) + " dispatch unit" + (units == 1 ? "" : "s");
-  if (!accel_description_.empty()) d += " on " + accel_description_;
+  if (device_) d += " on " + device_->description();
   if (host > 0) d += "; Halide kernels " + HostExecutor::kernel_target();
   d += "; link " + plan_.link.describe();
   return d;

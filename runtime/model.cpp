@@ -126,7 +126,7 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     impl->trace = std::make_unique<runtime::Trace>();
     eo.trace = impl->trace.get();
   }
-  if (impl->strategy == "reference") {
+  if (impl->strategy == "reference" && options.plan.empty()) {
     impl->executor = runtime::make_reference_executor(impl->graph, eo);
   } else {
     // Measured profiles (calibrating once if missing) where a backend can run
@@ -147,14 +147,19 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     po.strategy = impl->strategy;
     po.k = options.k;
     po.devices_present = profiles.measured && options.accel_profile.empty();
-    planner::Plan plan = planner::make_plan(impl->graph, host, accel, link, po);
+    planner::Plan plan = options.plan.empty()
+                             ? planner::make_plan(impl->graph, host, accel, link, po)
+                             : planner::load_plan(options.plan, planner::CostModel(impl->graph, host, accel, link),
+                                                  po.devices_present);
     plan.model = impl->graph.name;
+    if (!options.plan.empty()) impl->strategy = plan.strategy;
     try {
       impl->executor = std::make_unique<runtime::HeteroExecutor>(impl->graph, plan, eo);
     } catch (const Error& e) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.
-      if (e.kind() != ErrorKind::Device || impl->strategy != "fused" || plan.units.empty()) throw;
+      if (e.kind() != ErrorKind::Device || options.strategy != "fused" || !options.plan.empty() || plan.units.empty())
+        throw;
       impl->warnings.push_back(std::string("no usable Vulkan device (") + e.what() + "); running on the host");
       po.strategy = "cpu";
       plan = planner::make_plan(impl->graph, host, accel, link, po);

@@ -170,13 +170,18 @@ void resolve_pads(const Node& node, const Shape& x, const std::vector<std::int64
 
 class Lowering {
  public:
-  Lowering(const Graph& g, const DeviceCaps& caps) : g_(g), caps_(caps) {}
+  Lowering(const Graph& g, const DeviceCaps& caps, std::span<const int> unit) : g_(g), caps_(caps), unit_(unit) {
+    if (!unit_.empty() && unit_.size() != g_.nodes.size())
+      throw Error(ErrorKind::Internal, "lower_graph: the unit list needs one entry per node");
+  }
 
   Program run();
 
  private:
   const Graph& g_;
   const DeviceCaps& caps_;
+  std::span<const int> unit_;
+  std::int32_t emitting_ = -1;  // the node emit() is lowering
   Program p_;
   std::vector<ValueId> parent_;
   std::vector<std::int64_t> parent_offset_;
@@ -215,6 +220,7 @@ class Lowering {
     src += d.functions();
     src += std::string(shader_template(tmpl));
     k.source = std::move(src);
+    k.node = emitting_;
     p_.kernels.push_back(std::move(k));
   }
 
@@ -264,6 +270,7 @@ void Lowering::plan_fusions() {
     const auto ai = static_cast<std::size_t>(consumer[static_cast<std::size_t>(t)]);
     const Node& a = g_.nodes[ai];
     if (a.op_type != "Add" || a.inputs.size() != 2 || a.outputs.empty() || add_to_conv_.count(ai)) continue;
+    if (!unit_.empty() && unit_[i] != unit_[ai]) continue;  // a kernel runs in one submission
     const ValueId r = a.inputs[0] == t ? a.inputs[1] : a.inputs[0];
     if (r == t || r == kNoValue) continue;
     if (shape(r) != shape(t) || shape(a.outputs[0]) != shape(t) || g_.value(r).dtype != DType::f32) continue;
@@ -352,6 +359,7 @@ Program Lowering::run() {
 
 void Lowering::emit(std::size_t index) {
   const Node& n = g_.nodes[index];
+  emitting_ = static_cast<std::int32_t>(index);
   bool all_constant = true;
   for (ValueId o : n.outputs)
     if (o != kNoValue && !g_.is_constant(o)) all_constant = false;
@@ -839,6 +847,8 @@ void Lowering::emit_gather(const Node& n) {
 
 }  // namespace
 
-Program lower_graph(const Graph& g, const DeviceCaps& caps) { return Lowering(g, caps).run(); }
+Program lower_graph(const Graph& g, const DeviceCaps& caps, std::span<const int> unit) {
+  return Lowering(g, caps, unit).run();
+}
 
 }  // namespace vkfuse::codegen::spirv

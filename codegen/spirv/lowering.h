@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,7 @@ struct Slot {
 struct Kernel {
   std::string variant;  // what the shader is, e.g. "conv3x3_s1_ob8_px4"
   std::string nodes;    // the graph node(s) it runs, e.g. "conv2+add1"
+  std::int32_t node = -1;  // index in the lowered graph of the node it was emitted for (the last it runs)
   std::string source;   // complete GLSL 450
   std::vector<Slot> slots;      // push constants o0, o1, ... in order
   std::vector<float> weights;   // packed parameters (may be empty)
@@ -79,6 +81,9 @@ struct Program {
 
 // Throws Error(Unsupported) naming the node for what the GPU cannot run
 // (non-float runtime tensors, a Conv with non-constant weights, ...).
-Program lower_graph(const graph::Graph& g, const DeviceCaps& caps);
+// `unit`, when given, has one entry per node: ops fuse into one kernel only
+// within one unit (one submission of a plan), so every kernel belongs to
+// exactly one unit.
+Program lower_graph(const graph::Graph& g, const DeviceCaps& caps, std::span<const int> unit = {});
 
 }  // namespace vkfuse::codegen::spirv

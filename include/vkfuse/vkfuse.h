@@ -44,6 +44,12 @@ struct LoadOptions {
   std::string link = "measured";
   double k = 1.0;              // offloading ratio (see PlanOptions)
   std::string accel_profile;   // plan against this device profile JSON instead of the default
+  // A plan saved with `vkfuse plan MODEL --json FILE` (or written by hand):
+  // its placement is run instead of planning (strategy is then ignored);
+  // transfers and predictions are recomputed. A plan that does not fit the
+  // model (an unknown or missing node, units that form a cycle, an op the
+  // device cannot run) is an Error naming the problem.
+  std::string plan;
   bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
   // Devices without a cached calibration are measured once on first use
   // (under 30 s) when true and the strategy places ops by cost (fused,

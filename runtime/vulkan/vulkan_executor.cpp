@@ -110,19 +110,28 @@ struct VulkanExecutor::Impl {
   std::vector<std::int64_t> offset;  // arena element offset of each value (-1: none)
 
   struct IO {
-    std::int64_t offset = 0, count = 0;           // arena floats
-    std::int64_t staging = 0;                     // staging offset, floats
-    const graph::Tensor* constant = nullptr;      // an output that is a constant
-    std::vector<float> constant_data;
+    std::int64_t offset = 0, count = 0;  // arena floats; offset -1: a constant output
+    std::int64_t staging = 0;            // staging offset, floats
+    std::vector<float> constant_data;    // an output that is a constant
+    int unit = -1;                       // the unit that uploads (first reader) or downloads (producer) it
   };
   std::vector<IO> inputs, outputs;
   ExecutorOptions options;  // on_transfer and trace hooks
-  // Between start() and finish(): where the outputs go, and when the
-  // submission began (for the trace).
-  std::vector<float*> pending_outputs;
-  bool in_flight = false;
-  std::chrono::steady_clock::time_point submitted;
-  double submitted_us = 0;
+  const graph::Graph* graph = nullptr;
+
+  // One submission each: its uploads, its dispatches, its downloads.
+  struct Unit {
+    std::vector<std::size_t> inputs, outputs;  // indices into Impl::inputs / outputs
+    std::size_t first_dispatch = 0, end_dispatch = 0;
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    VkFence fence = VK_NULL_HANDLE;
+    bool in_flight = false;
+    std::chrono::steady_clock::time_point submitted;
+    double submitted_us = 0;
+  };
+  std::vector<Unit> units;
+  std::vector<float*> pending_outputs;  // whole-graph start() → finish()
+  std::int64_t barriers = 0;            // recorded between dispatches (all units)
 
   Buffer arena, staging_in, staging_out;
   std::vector<Buffer> weight_blocks;
@@ -141,18 +150,21 @@ struct VulkanExecutor::Impl {
     std::size_t block = 0;
     std::uint32_t push[kSlots] = {};
     std::uint32_t gx = 1, gy = 1;
+    // Arena ranges [begin, end) in floats that it reads and writes: a
+    // barrier goes before it only where it depends on an earlier dispatch.
+    std::vector<std::pair<std::int64_t, std::int64_t>> reads, writes;
+    bool barrier_before = false;
   };
   std::vector<Dispatch> dispatches;
 
   VkCommandPool pool = VK_NULL_HANDLE;
-  VkCommandBuffer cmd = VK_NULL_HANDLE;
-  VkFence fence = VK_NULL_HANDLE;
 
   ~Impl() {
     if (!ctx) return;
     VkDevice d = ctx->device();
     vkDeviceWaitIdle(d);
-    if (fence) vkDestroyFence(d, fence, nullptr);
+    for (Unit& u : units)
+      if (u.fence) vkDestroyFence(d, u.fence, nullptr);
     if (pool) vkDestroyCommandPool(d, pool, nullptr);
     for (auto& [h, p] : pipelines) vkDestroyPipeline(d, p, nullptr);
     for (VkShaderModule m : modules) vkDestroyShaderModule(d, m, nullptr);
@@ -166,35 +178,88 @@ struct VulkanExecutor::Impl {
     for (Buffer& b : weight_blocks) ctx->destroy_buffer(b);
   }
 
-  void record(VkCommandBuffer c, VkQueryPool timestamps);
+  // Records units [first, end) into c, with a timestamp after each dispatch when given.
+  void record(VkCommandBuffer c, std::size_t first, std::size_t end, VkQueryPool timestamps);
+  void record_unit(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps);
+  void place_barriers();
+  void start_unit(std::size_t u, std::span<const float* const> in);
+  void finish_unit(std::size_t u, std::span<float* const> out);
 };
 
-void VulkanExecutor::Impl::record(VkCommandBuffer c, VkQueryPool timestamps) {
+void VulkanExecutor::Impl::place_barriers() {
+  using Range = std::pair<std::int64_t, std::int64_t>;
+  std::vector<Range> written, read;  // since the last barrier
+  auto overlaps = [](const std::vector<Range>& a, const std::vector<Range>& b) {
+    for (const Range& x : a)
+      for (const Range& y : b)
+        if (x.first < y.second && y.first < x.second) return true;
+    return false;
+  };
+  barriers = 0;
+  for (const Unit& u : units) {
+    written.clear();  // each unit begins with a full barrier
+    read.clear();
+    for (std::size_t i = u.first_dispatch; i < u.end_dispatch; ++i) {
+      Dispatch& d = dispatches[i];
+      d.barrier_before = overlaps(d.reads, written) || overlaps(d.writes, written) || overlaps(d.writes, read);
+      if (d.barrier_before) {
+        ++barriers;
+        written.clear();
+        read.clear();
+      }
+      written.insert(written.end(), d.writes.begin(), d.writes.end());
+      read.insert(read.end(), d.reads.begin(), d.reads.end());
+    }
+  }
+}
+
+void VulkanExecutor::Impl::record(VkCommandBuffer c, std::size_t first, std::size_t end, VkQueryPool timestamps) {
   VkCommandBufferBeginInfo begin{};
   begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
   check(vkBeginCommandBuffer(c, &begin), "vkBeginCommandBuffer");
-  VkMemoryBarrier mb{};
-  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
   if (timestamps) {
     vkCmdResetQueryPool(c, timestamps, 0, static_cast<std::uint32_t>(dispatches.size() + 1));
     vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, timestamps, 0);
   }
-  if (!direct_io) {
+  for (std::size_t u = first; u < end; ++u) record_unit(c, units[u], timestamps);
+  check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
+}
+
+void VulkanExecutor::Impl::record_unit(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  auto barrier = [&](VkPipelineStageFlags src, VkAccessFlags src_access, VkPipelineStageFlags dst,
+                     VkAccessFlags dst_access) {
+    mb.srcAccessMask = src_access;
+    mb.dstAccessMask = dst_access;
+    vkCmdPipelineBarrier(c, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
+  };
+  // Earlier submissions (earlier units, the previous run) wrote and read the
+  // arena: order this unit's work after theirs.
+  barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+          VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+          VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+              VK_ACCESS_TRANSFER_WRITE_BIT);
+  if (!direct_io && !u.inputs.empty()) {
     std::vector<VkBufferCopy> regions;
-    for (const IO& io : inputs)
+    for (std::size_t i : u.inputs) {
+      const IO& io = inputs[i];
       if (io.count) regions.push_back({static_cast<VkDeviceSize>(io.staging * 4), static_cast<VkDeviceSize>(io.offset * 4),
                                        static_cast<VkDeviceSize>(io.count * 4)});
+    }
     if (!regions.empty())
       vkCmdCopyBuffer(c, staging_in.buffer, arena.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
-    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
-                         nullptr, 0, nullptr);
+    barrier(VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
   }
   VkPipeline bound = VK_NULL_HANDLE;
   std::size_t bound_block = SIZE_MAX;
-  for (std::size_t i = 0; i < dispatches.size(); ++i) {
+  for (std::size_t i = u.first_dispatch; i < u.end_dispatch; ++i) {
     const Dispatch& d = dispatches[i];
+    if (d.barrier_before)
+      barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+              VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     if (d.pipeline != bound) {
       vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline);
       bound = d.pipeline;
@@ -207,40 +272,49 @@ void VulkanExecutor::Impl::record(VkCommandBuffer c, VkQueryPool timestamps) {
     vkCmdDispatch(c, d.gx, d.gy, 1);
     if (timestamps)
       vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, timestamps, static_cast<std::uint32_t>(i + 1));
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
-                         nullptr, 0, nullptr);
   }
+  bool copies = false;
   if (!direct_io) {
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
-    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
-                         nullptr, 0, nullptr);
+    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_TRANSFER_READ_BIT);
     std::vector<VkBufferCopy> regions;
-    for (const IO& io : outputs)
-      if (io.count && !io.constant)
+    for (std::size_t j : u.outputs) {
+      const IO& io = outputs[j];
+      if (io.count && io.offset >= 0)
         regions.push_back({static_cast<VkDeviceSize>(io.offset * 4), static_cast<VkDeviceSize>(io.staging * 4),
                            static_cast<VkDeviceSize>(io.count * 4)});
-    if (!regions.empty())
+    }
+    if (!regions.empty()) {
       vkCmdCopyBuffer(c, arena.buffer, staging_out.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
-    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0,
-                         nullptr);
-  } else {
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-    vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr,
-                         0, nullptr);
+      copies = true;
+    }
   }
-  check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
+  if (copies)
+    barrier(VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+            VK_ACCESS_HOST_READ_BIT);
+  else
+    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+            VK_ACCESS_HOST_READ_BIT);
 }
 
-VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options)
+VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> unit_of)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.options = options;
+  m.graph = &graph;
+  // Units: consecutive runs of nodes (each unit's nodes contiguous, in
+  // execution order); none given: the whole graph is one unit.
+  std::vector<int> node_unit(unit_of.begin(), unit_of.end());
+  if (node_unit.empty()) node_unit.assign(graph.nodes.size(), 0);
+  if (node_unit.size() != graph.nodes.size())
+    throw Error(ErrorKind::Internal, "VulkanExecutor: the unit list needs one entry per node");
+  int unit_count = graph.nodes.empty() ? 1 : 0;
+  for (std::size_t i = 0; i < node_unit.size(); ++i) {
+    if (node_unit[i] != unit_count - 1 && node_unit[i] != unit_count)
+      throw Error(ErrorKind::Internal, "VulkanExecutor: units must be numbered 0.. with their nodes contiguous");
+    unit_count = std::max(unit_count, node_unit[i] + 1);
+  }
+  m.units.resize(static_cast<std::size_t>(unit_count));
   m.ctx = Context::acquire(options.device);
   Context& ctx = *m.ctx;
   VkDevice dev = ctx.device();
@@ -274,7 +348,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   for (ValueId v : graph.outputs)
     if (graph.value(v).dtype != graph::DType::f32)
       throw Error(ErrorKind::Unsupported, "output '" + graph.value(v).name + "' is not float32");
-  m.program = codegen::spirv::lower_graph(graph, caps);
+  m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
   const Program& prog = m.program;
   load_.lower_ms = ms_since(t0);
   load_.fused_adds = prog.fused_adds;
@@ -309,7 +383,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   const std::int64_t arena_floats = align_up(std::max<std::int64_t>(place(roots), kAlign), kAlign);
   if (caps.texel_loads && arena_floats > static_cast<std::int64_t>(limits.maxTexelBufferElements)) {
     caps.texel_loads = false;  // too large for a texel view: plain storage-buffer loads
-    m.program = codegen::spirv::lower_graph(graph, caps);
+    m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
   }
   if (static_cast<std::uint64_t>(arena_floats) * 4 > limits.maxStorageBufferRange)
     throw Error(ErrorKind::Unsupported, "the activations need " + std::to_string(arena_floats * 4 >> 20) +
@@ -376,23 +450,36 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     const graph::Tensor& t = *graph.value(v).constant;
     ctx.upload(m.arena, static_cast<VkDeviceSize>(m.offset[static_cast<std::size_t>(v)] * 4), t.f32(), t.byte_size());
   }
+  // Each input is uploaded by the first unit that reads it (never, when no
+  // node reads it); each output is downloaded by the unit that produces it.
+  std::vector<int> first_reader(nv, -1), producer_unit(nv, unit_count - 1);
+  for (std::size_t i = graph.nodes.size(); i-- > 0;) {
+    for (ValueId v : graph.nodes[i].inputs)
+      if (v != graph::kNoValue) first_reader[static_cast<std::size_t>(v)] = node_unit[i];
+    for (ValueId v : graph.nodes[i].outputs)
+      if (v != graph::kNoValue) producer_unit[static_cast<std::size_t>(v)] = node_unit[i];
+  }
   std::int64_t staged_in = 0, staged_out = 0;
   for (ValueId v : graph.inputs) {
     Impl::IO io;
     io.count = graph::element_count(graph.value(v).shape);
     io.offset = m.offset[static_cast<std::size_t>(v)];
     io.staging = staged_in;
+    io.unit = first_reader[static_cast<std::size_t>(v)];
     staged_in = align_up(staged_in + io.count, kAlign);
-    stats_.bytes_uploaded += io.count * 4;
+    if (io.unit >= 0) {
+      m.units[static_cast<std::size_t>(io.unit)].inputs.push_back(m.inputs.size());
+      stats_.bytes_uploaded += io.count * 4;
+    }
     m.inputs.push_back(io);
   }
   for (ValueId v : graph.outputs) {
     Impl::IO io;
     io.count = graph::element_count(graph.value(v).shape);
+    io.unit = producer_unit[static_cast<std::size_t>(v)];
     if (graph.is_constant(v)) {
-      io.constant = &*graph.value(v).constant;
-      io.constant_data.assign(io.constant->f32(), io.constant->f32() + io.count);
-      io.constant = nullptr;
+      const graph::Tensor& t = *graph.value(v).constant;
+      io.constant_data.assign(t.f32(), t.f32() + io.count);
       io.offset = -1;
     } else {
       io.offset = m.offset[static_cast<std::size_t>(v)];
@@ -400,6 +487,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
       staged_out = align_up(staged_out + io.count, kAlign);
       stats_.bytes_downloaded += io.count * 4;
     }
+    m.units[static_cast<std::size_t>(io.unit)].outputs.push_back(m.outputs.size());
     m.outputs.push_back(std::move(io));
   }
   if (!m.direct_io) {
@@ -494,6 +582,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   copts.cache_dir = ctx.cache_dir();
   if (const char* e = std::getenv("VKFUSE_SPIRV_OPT"); e && std::string(e) == "0") copts.optimize = false;
   double compile_ms = 0, pipeline_ms = 0;
+  std::vector<int> dispatch_unit;  // per dispatch
   for (std::int64_t i = 0; i < K; ++i) {
     const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
     Impl::Dispatch d;
@@ -539,8 +628,29 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
       if (v < 0) throw Error(ErrorKind::Internal, "kernel '" + k.nodes + "' reads a value with no storage");
       d.push[s] = static_cast<std::uint32_t>(v);
     }
-    if (k.invocations > 0) m.dispatches.push_back(d);
+    if (k.invocations <= 0) continue;
+    for (const Slot& slot : k.slots) {
+      if (slot.kind == Slot::Kind::Weights) continue;
+      const std::int64_t at = m.offset[static_cast<std::size_t>(slot.value)];
+      (slot.kind == Slot::Kind::Output ? d.writes : d.reads)
+          .emplace_back(at, at + std::max<std::int64_t>(1, graph::element_count(graph.value(slot.value).shape)));
+    }
+    m.dispatches.push_back(d);
+    dispatch_unit.push_back(k.node >= 0 ? node_unit[static_cast<std::size_t>(k.node)] : 0);
   }
+  // Kernels come in node order, so each unit's dispatches are contiguous (a
+  // unit of views alone has none).
+  if (!std::is_sorted(dispatch_unit.begin(), dispatch_unit.end()))
+    throw Error(ErrorKind::Internal, "GPU kernels out of unit order");
+  for (std::size_t u = 0; u < m.units.size(); ++u) {
+    const int id = static_cast<int>(u);
+    m.units[u].first_dispatch = static_cast<std::size_t>(
+        std::lower_bound(dispatch_unit.begin(), dispatch_unit.end(), id) - dispatch_unit.begin());
+    m.units[u].end_dispatch = static_cast<std::size_t>(
+        std::upper_bound(dispatch_unit.begin(), dispatch_unit.end(), id) - dispatch_unit.begin());
+  }
+  m.place_barriers();
+  load_.barriers = m.barriers;
   load_.compile_ms = compile_ms;
   load_.pipelines_ms = pipeline_ms;
   load_.shaders = static_cast<std::int64_t>(m.pipelines.size());
@@ -556,12 +666,16 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   ca.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
   ca.commandPool = m.pool;
   ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-  ca.commandBufferCount = 1;
-  check(vkAllocateCommandBuffers(dev, &ca, &m.cmd), "vkAllocateCommandBuffers");
+  ca.commandBufferCount = static_cast<std::uint32_t>(m.units.size());
+  std::vector<VkCommandBuffer> cmds(m.units.size());
+  check(vkAllocateCommandBuffers(dev, &ca, cmds.data()), "vkAllocateCommandBuffers");
   VkFenceCreateInfo fi{};
   fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
-  check(vkCreateFence(dev, &fi, nullptr, &m.fence), "vkCreateFence");
-  m.record(m.cmd, VK_NULL_HANDLE);
+  for (std::size_t u = 0; u < m.units.size(); ++u) {
+    m.units[u].cmd = cmds[u];
+    check(vkCreateFence(dev, &fi, nullptr, &m.units[u].fence), "vkCreateFence");
+    m.record(m.units[u].cmd, u, u + 1, VK_NULL_HANDLE);
+  }
 
   // ---- warm-up: drivers like lavapipe compile each pipeline at first dispatch
   t0 = std::chrono::steady_clock::now();
@@ -571,19 +685,74 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   } else {
     std::memset(m.staging_in.mapped, 0, m.staging_in.size);
   }
-  ctx.submit_and_wait(m.cmd, m.fence);
+  for (Impl::Unit& u : m.units) ctx.submit_and_wait(u.cmd, u.fence);
   load_.warmup_ms = ms_since(t0);
   ctx.save_pipeline_cache();
 }
 
 VulkanExecutor::~VulkanExecutor() {
   // Never free what a submission still uses.
-  if (impl_ && impl_->in_flight) {
+  if (!impl_) return;
+  for (Impl::Unit& u : impl_->units) {
+    if (!u.in_flight) continue;
     try {
-      impl_->ctx->wait_and_reset(impl_->fence);
+      impl_->ctx->wait_and_reset(u.fence);
     } catch (const Error&) {
       // A lost device: nothing left to wait for.
     }
+  }
+}
+
+void VulkanExecutor::Impl::start_unit(std::size_t index, std::span<const float* const> in) {
+  Unit& u = units[index];
+  if (u.in_flight) throw Error(ErrorKind::Internal, "VulkanExecutor: unit started while it is in flight");
+  Trace* trace = options.trace;
+  // One copy per value, each held by the link emulator on its own: the cost
+  // model charges the link's latency per value too.
+  for (std::size_t i : u.inputs) {
+    const IO& io = inputs[i];
+    const auto t0 = std::chrono::steady_clock::now();
+    const double start_us = trace ? trace->now_us() : 0;
+    float* dst = direct_io ? static_cast<float*>(arena.mapped) + io.offset
+                           : static_cast<float*>(staging_in.mapped) + io.staging;
+    std::memcpy(dst, in[i], static_cast<std::size_t>(io.count) * 4);
+    const double us = ms_since(t0) * 1e3;
+    if (options.on_transfer) options.on_transfer(TransferDirection::upload, io.count * 4, us);
+    if (trace)
+      trace->add({"upload " + graph->value(graph->inputs[i]).name, "transfer", Trace::Track::link, start_us,
+                  trace->now_us() - start_us, io.count * 4});
+  }
+  u.submitted = std::chrono::steady_clock::now();
+  u.submitted_us = trace ? trace->now_us() : 0;
+  ctx->submit(u.cmd, u.fence);
+  u.in_flight = true;
+}
+
+void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const> out) {
+  Unit& u = units[index];
+  if (!u.in_flight) return;
+  u.in_flight = false;
+  Trace* trace = options.trace;
+  ctx->wait_and_reset(u.fence);
+  if (trace)
+    trace->add({"gpu: " + std::to_string(u.end_dispatch - u.first_dispatch) + " dispatches", "dispatch-unit",
+                Trace::Track::accelerator, u.submitted_us, ms_since(u.submitted) * 1e3, -1});
+  for (std::size_t j : u.outputs) {
+    const IO& io = outputs[j];
+    if (io.offset < 0) {
+      std::copy(io.constant_data.begin(), io.constant_data.end(), out[j]);
+      continue;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const double start_us = trace ? trace->now_us() : 0;
+    const float* src = direct_io ? static_cast<const float*>(arena.mapped) + io.offset
+                                 : static_cast<const float*>(staging_out.mapped) + io.staging;
+    std::memcpy(out[j], src, static_cast<std::size_t>(io.count) * 4);
+    const double us = ms_since(t0) * 1e3;
+    if (options.on_transfer) options.on_transfer(TransferDirection::download, io.count * 4, us);
+    if (trace)
+      trace->add({"download " + graph->value(graph->outputs[j]).name, "transfer", Trace::Track::link, start_us,
+                  trace->now_us() - start_us, io.count * 4});
   }
 }
 
@@ -594,58 +763,34 @@ void VulkanExecutor::run(std::span<const float* const> inputs, std::span<float* 
 
 void VulkanExecutor::start(std::span<const float* const> inputs, std::span<float* const> outputs) {
   Impl& m = *impl_;
-  if (m.in_flight) throw Error(ErrorKind::Internal, "VulkanExecutor::start while a run is in flight");
   if (inputs.size() != m.inputs.size() || outputs.size() != m.outputs.size())
     throw Error(ErrorKind::InvalidInput, "expected " + std::to_string(m.inputs.size()) + " input(s) and " +
                                              std::to_string(m.outputs.size()) + " output(s)");
-  Trace* trace = m.options.trace;
-  auto t0 = std::chrono::steady_clock::now();
-  double start_us = trace ? trace->now_us() : 0;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const Impl::IO& io = m.inputs[i];
-    float* dst = m.direct_io ? static_cast<float*>(m.arena.mapped) + io.offset
-                             : static_cast<float*>(m.staging_in.mapped) + io.staging;
-    std::memcpy(dst, inputs[i], static_cast<std::size_t>(io.count) * 4);
-  }
-  double us = ms_since(t0) * 1e3;
-  if (trace) trace->add({"upload", "transfer", Trace::Track::link, start_us, us, stats_.bytes_uploaded});
-  if (m.options.on_transfer && stats_.bytes_uploaded > 0)
-    m.options.on_transfer(TransferDirection::upload, stats_.bytes_uploaded, us);
-
-  m.submitted = std::chrono::steady_clock::now();
-  m.submitted_us = trace ? trace->now_us() : 0;
-  m.ctx->submit(m.cmd, m.fence);
+  if (!m.pending_outputs.empty()) throw Error(ErrorKind::Internal, "VulkanExecutor::start while a run is in flight");
+  // Units run in order on one queue, so all can be submitted at once; a
+  // unit's outputs are copied out once it is done.
+  for (std::size_t u = 0; u < m.units.size(); ++u) m.start_unit(u, inputs);
   m.pending_outputs.assign(outputs.begin(), outputs.end());
-  m.in_flight = true;
 }
 
 void VulkanExecutor::finish() {
   Impl& m = *impl_;
-  if (!m.in_flight) return;
-  m.in_flight = false;
-  Trace* trace = m.options.trace;
-  m.ctx->wait_and_reset(m.fence);
-  if (trace)
-    trace->add({"gpu: " + std::to_string(stats_.dispatches) + " dispatches", "dispatch-unit", Trace::Track::accelerator,
-                m.submitted_us, ms_since(m.submitted) * 1e3, -1});
+  if (m.pending_outputs.empty() && !m.outputs.empty()) return;
+  const std::vector<float*> out = std::move(m.pending_outputs);
+  m.pending_outputs.clear();
+  for (std::size_t u = 0; u < m.units.size(); ++u) m.finish_unit(u, out);
+}
 
-  const std::span<float* const> outputs = m.pending_outputs;
-  auto t0 = std::chrono::steady_clock::now();
-  const double start_us = trace ? trace->now_us() : 0;
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    const Impl::IO& io = m.outputs[i];
-    if (io.offset < 0) {
-      std::copy(io.constant_data.begin(), io.constant_data.end(), outputs[i]);
-      continue;
-    }
-    const float* src = m.direct_io ? static_cast<const float*>(m.arena.mapped) + io.offset
-                                   : static_cast<const float*>(m.staging_out.mapped) + io.staging;
-    std::memcpy(outputs[i], src, static_cast<std::size_t>(io.count) * 4);
-  }
-  const double us = ms_since(t0) * 1e3;
-  if (trace) trace->add({"download", "transfer", Trace::Track::link, start_us, us, stats_.bytes_downloaded});
-  if (m.options.on_transfer && stats_.bytes_downloaded > 0)
-    m.options.on_transfer(TransferDirection::download, stats_.bytes_downloaded, us);
+int VulkanExecutor::unit_count() const { return static_cast<int>(impl_->units.size()); }
+
+void VulkanExecutor::start_unit(int unit, std::span<const float* const> inputs) {
+  if (unit < 0 || unit >= unit_count()) throw Error(ErrorKind::Internal, "VulkanExecutor: no unit " + std::to_string(unit));
+  impl_->start_unit(static_cast<std::size_t>(unit), inputs);
+}
+
+void VulkanExecutor::finish_unit(int unit, std::span<float* const> outputs) {
+  if (unit < 0 || unit >= unit_count()) throw Error(ErrorKind::Internal, "VulkanExecutor: no unit " + std::to_string(unit));
+  impl_->finish_unit(static_cast<std::size_t>(unit), outputs);
 }
 
 std::string VulkanExecutor::description() const {
@@ -683,11 +828,11 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
   ca.commandBufferCount = 1;
   VkCommandBuffer c;
   check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
-  m.record(c, qp);
+  m.record(c, 0, m.units.size(), qp);
   const double period_ms = static_cast<double>(m.ctx->properties().limits.timestampPeriod) * 1e-6;
   std::vector<std::vector<double>> samples(out.size());
   for (int it = 0; it < std::max(1, iterations); ++it) {
-    m.ctx->submit_and_wait(c, m.fence);
+    m.ctx->submit_and_wait(c, m.units[0].fence);
     std::vector<std::uint64_t> ts(count);
     check(vkGetQueryPoolResults(dev, qp, 0, count, ts.size() * 8, ts.data(), 8,
                                 VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),

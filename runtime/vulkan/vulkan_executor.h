@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -39,17 +40,35 @@ struct LoadInfo {
   std::int64_t weight_bytes = 0;     // packed weights on the device
   std::int64_t fused_adds = 0;       // residual Adds fused into convolutions
   std::int64_t aliased_concat_inputs = 0;
+  std::int64_t barriers = 0;  // between dispatches: only where one reads or overwrites what an earlier one wrote
 };
 
 class VulkanExecutor : public Executor {
  public:
-  VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options);
+  // `unit_of`, when given, has one entry per node: the dispatch units of a
+  // plan, numbered 0.. in execution order, each unit's nodes contiguous in
+  // the graph (extract_subgraph keeps the plan's order). Each unit is one
+  // command buffer, recorded once; all share one arena, weights and
+  // pipelines, so a value passed between units stays in device memory.
+  // Each graph input is uploaded by the first unit that reads it, each graph
+  // output downloaded by the unit that produces it. Empty: one unit.
+  VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> unit_of = {});
   ~VulkanExecutor() override;
 
+  // All units, in order.
   void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
-  // Copies the inputs in and submits; finish() waits on the fence and copies out.
+  // Copies the inputs in and submits every unit; finish() waits and copies out.
   void start(std::span<const float* const> inputs, std::span<float* const> outputs) override;
   void finish() override;
+
+  // One unit at a time, for a plan that runs host work between them. Spans
+  // are indexed like graph.inputs / graph.outputs; only the unit's own
+  // entries are read (start_unit: it copies them before returning) or
+  // written (finish_unit: after waiting for the unit). Units must be started
+  // in order; a unit reading another's output needs no wait between them.
+  int unit_count() const;
+  void start_unit(int unit, std::span<const float* const> inputs);
+  void finish_unit(int unit, std::span<float* const> outputs);
   ExecutorStats stats() const override { return stats_; }
   std::string description() const override;
 

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -342,6 +344,41 @@ TEST_F(CliTest, PlanWritesTextJsonAndDot) {
   expect_one_line_error("plan " + model_ + " --link warp9", {"warp9"});
   expect_one_line_error("plan " + model_ + " --strategy sideways", {"sideways"});
   expect_one_line_error("plan " + model_ + " --profile " + path("missing.json"), {"missing.json"});
+}
+
+TEST_F(CliTest, RunsASavedPlanAndRejectsOneThatDoesNotFit) {
+  // Save a gpu plan, run it (the same answer as the reference), then break it.
+  ASSERT_EQ(vkfuse("plan " + model_ + " --strategy gpu --json " + path("plan.json")).exit_code, 0);
+  Result ref = vkfuse("run " + model_ + " --strategy reference --output " + path("ref.bin"));
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  Result r = vkfuse("run " + model_ + " --plan " + path("plan.json") + " --json --output " + path("got.bin"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["strategy"], "gpu") << "the saved plan's strategy is the one in force";
+  std::ifstream a(path("ref.bin"), std::ios::binary), b(path("got.bin"), std::ios::binary);
+  std::string ra((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  std::string rb((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(ra.size(), rb.size());
+  ASSERT_EQ(ra.size() % 4, 0u);
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < ra.size() / 4; ++i) {
+    float p, q;
+    std::memcpy(&p, ra.data() + 4 * i, 4);
+    std::memcpy(&q, rb.data() + 4 * i, 4);
+    num += (static_cast<double>(p) - q) * (static_cast<double>(p) - q);
+    den += static_cast<double>(p) * p;
+  }
+  EXPECT_LT(std::sqrt(num / den), 1e-4);
+
+  std::ifstream jf(path("plan.json"));
+  auto plan = nlohmann::json::parse(jf);
+  auto bad = plan;
+  bad["nodes"][0]["name"] = "no_such_node";
+  std::ofstream(path("unknown.json")) << bad.dump();
+  expect_one_line_error("run " + model_ + " --plan " + path("unknown.json"), {"no_such_node", "vkfuse plan"});
+  expect_one_line_error("run " + model_ + " --plan " + path("missing.json"), {"missing.json"});
+  std::ofstream(path("garbage.json")) << "{ not json";
+  expect_one_line_error("run " + model_ + " --plan " + path("garbage.json"), {"JSON"});
 }
 
 TEST_F(CliTest, PlanWhatIfAgainstAFasterAcceleratorProfile) {

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "vkfuse/vkfuse.h"
 
 namespace fs = std::filesystem;
@@ -184,6 +186,75 @@ TEST_P(TorchvisionModel, ApiMatchesPyTorch) {
               << std::chrono::duration<double, std::milli>(t2 - t1).count() << " ms (" << opts.threads
               << " threads), relative L2 error " << err << "\n";
     EXPECT_LE(err, kTolerance) << name_ << ": relative L2 error against PyTorch";
+  } catch (const vkfuse::Error& e) {
+    FAIL() << name_ << ": vkfuse::Error(" << vkfuse::error_kind_name(e.kind()) << "): " << e.what();
+  }
+}
+
+// Plans on the real backends: a plan made against a what-if accelerator
+// (tools/profiles: most of the model on the accelerator) is saved as JSON,
+// loaded back with LoadOptions::plan and run here on Halide + lavapipe; then
+// the same plan edited by hand, every pooling op moved to the host (a mixed
+// plan: units split around host ops). Outputs match PyTorch, and each plan
+// moves exactly the bytes it lists, transfer step by transfer step (values
+// passed from unit to unit stay on the device).
+TEST_P(TorchvisionModel, SavedAndEditedPlansRunOnTheRealBackends) {
+  if (strategy_ != "gpu") GTEST_SKIP() << "once per model (with the gpu cases)";
+  try {
+    vkfuse::LoadOptions opts;
+    opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    opts.calibrate = false;
+    opts.link = "local";
+    auto model = vkfuse::Model::load(path(".onnx").string(), opts);
+    vkfuse::PlanOptions po;
+    po.link = "local";
+    po.accel_profile = std::string(VKFUSE_SOURCE_DIR) + "/tools/profiles/whatif-2x-accelerator.json";
+    const vkfuse::PlanReport made = model.plan(po);
+    ASSERT_GT(made.accel_ops, 0) << made.text;
+    // The edit: pooling ops to the host; accelerator ops between two host
+    // ops (in the graph's order) form one unit, so the units stay acyclic.
+    auto edited = nlohmann::json::parse(made.json);
+    int host_ops_seen = 0;
+    for (auto& n : edited["nodes"]) {
+      if (n["class"] == "pooling") {
+        n["unit"] = nullptr;
+        ++host_ops_seen;
+      } else if (!n["unit"].is_null()) {
+        n["unit"] = host_ops_seen;
+      }
+    }
+    for (const auto& [label, json] : {std::pair{"saved", made.json}, std::pair{"pools on the host", edited.dump()}}) {
+      SCOPED_TRACE(label);
+      const fs::path saved = fs::path(::testing::TempDir()) / (name_ + "." + std::to_string(json.size()) + ".plan.json");
+      std::ofstream(saved) << json;
+      opts.plan = saved.string();
+      auto planned = vkfuse::Model::load(path(".onnx").string(), opts);
+      const auto& in = planned.inputs()[0];
+      const auto& out = planned.outputs()[0];
+      std::vector<float> result(ref_.size(), std::nanf(""));
+      const vkfuse::InputBuffer ib[] = {{in.name, input_}};
+      const vkfuse::OutputBuffer ob[] = {{out.name, result}};
+      planned.run(ib, ob);
+      const double err = relative_l2(result, ref_);
+      const auto t = planned.last_timings();
+      std::int64_t up = 0, down = 0;
+      int units = 0, host_segments = 0;
+      for (const auto& step : t.steps) {
+        if (step.device == "link") (step.name.find("upload") != std::string::npos ? up : down) += step.bytes;
+        units += step.device == "accelerator" ? 1 : 0;
+        host_segments += step.device == "host" ? 1 : 0;
+      }
+      std::cout << name_ << " (" << label << " what-if plan): " << units << " units, " << host_segments
+                << " host segments, " << t.bytes_uploaded << " B up, " << t.bytes_downloaded
+                << " B down, relative L2 error " << err << "\n";
+      EXPECT_LE(err, kTolerance) << name_ << ": relative L2 error against PyTorch";
+      EXPECT_EQ(t.bytes_uploaded, up);
+      EXPECT_EQ(t.bytes_downloaded, down);
+      if (std::string(label) != "saved") {
+        EXPECT_GT(host_segments, 0);
+        EXPECT_GT(units, 0);
+      }
+    }
   } catch (const vkfuse::Error& e) {
     FAIL() << name_ << ": vkfuse::Error(" << vkfuse::error_kind_name(e.kind()) << "): " << e.what();
   }
