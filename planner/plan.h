@@ -74,10 +74,11 @@ struct Plan {
   std::vector<DispatchUnit> units;
   std::vector<Step> steps;  // a valid topological order of host ops and units
 
-  // The schedule simulation: sequential when the accelerator shares the host's
-  // cores; otherwise host ops, the link and the accelerator are three resources
-  // each taking work in plan order, so host work overlaps independent
-  // accelerator work and transfers.
+  // The schedule simulation: host ops, the link and the accelerator are
+  // three resources each taking work in plan order, so transfers overlap host
+  // work and accelerator work; an accelerator on the host's cores
+  // (shares_host_cores) takes turns with the host ops instead, while the link
+  // still runs apart. This is what HeteroExecutor does.
   double predicted_ms = 0;
   double host_ms = 0;      // Σ host op time
   double accel_ms = 0;     // Σ unit compute time

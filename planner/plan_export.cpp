@@ -76,7 +76,7 @@ std::string plan_to_text(const Plan& plan) {
     << human_bytes(plan.bytes_uploaded) << " up, " << human_bytes(plan.bytes_downloaded) << " down)\n";
   o << "host        " << plan.host_profile << "\n";
   o << "accel       " << plan.accel_profile
-    << (plan.shares_host_cores ? "  [runs on the host's cores: no overlap predicted]" : "") << "\n";
+    << (plan.shares_host_cores ? "  [runs on the host's cores: its compute takes turns with host ops]" : "") << "\n";
   o << "link        " << plan.link.describe() << "\n";
   if (!plan.note.empty()) o << "decision    " << plan.note << "\n";
 

@@ -96,59 +96,48 @@ Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units) {
 double simulate(const CostModel& cm, const Layout& layout, double transfer_scale, std::vector<ItemTime>* times) {
   const graph::Graph& g = cm.graph();
   std::vector<double> host_ready(g.values.size(), 0.0);
-  const bool shared = cm.accel().shares_host_cores;
-  double host_free = 0, link_free = 0, accel_free = 0;  // when shared, host_free is the one clock
+  // Three resources taking work in plan order: the host's cores, the link
+  // and the accelerator; an accelerator on the host's own cores (lavapipe)
+  // takes turns with the host ops on one clock, the link still apart.
+  double host_free = 0, link_free = 0, accel_own = 0;
+  double& accel_free = cm.accel().shares_host_cores ? host_free : accel_own;
   if (times) times->clear();
   for (const OrderItem& item : layout.order) {
     ItemTime t;
     if (!item.is_unit) {
       const int i = item.index;
       double start = host_free;
-      if (!shared)
-        for (ValueId v : cm.activation_inputs(i)) start = std::max(start, host_ready[static_cast<std::size_t>(v)]);
+      for (ValueId v : cm.activation_inputs(i)) start = std::max(start, host_ready[static_cast<std::size_t>(v)]);
       const double end = start + cm.host_us(i);
       host_free = end;
       for (ValueId v : cm.outputs(i)) host_ready[static_cast<std::size_t>(v)] = end;
       t = {start, end};
     } else {
       const UnitLayout& u = layout.units[static_cast<std::size_t>(item.index)];
-      if (shared) {
-        double now = host_free;
-        t.start_us = now;
-        for (ValueId v : u.uploads) now += transfer_scale * cm.transfer_us(Direction::host_to_device, v);
-        now += u.compute_us;
-        for (ValueId v : u.downloads) {
-          now += transfer_scale * cm.transfer_us(Direction::device_to_host, v);
-          host_ready[static_cast<std::size_t>(v)] = now;
-        }
-        host_free = now;
-        t.end_us = now;
-      } else {
-        double first = std::numeric_limits<double>::infinity();
-        double uploaded = 0;
-        for (ValueId v : u.uploads) {
-          const double s = std::max(link_free, host_ready[static_cast<std::size_t>(v)]);
-          first = std::min(first, s);
-          link_free = s + transfer_scale * cm.transfer_us(Direction::host_to_device, v);
-          uploaded = link_free;
-        }
-        const double cs = std::max(accel_free, uploaded);
-        first = std::min(first, cs);
-        const double ce = cs + u.compute_us;
-        accel_free = ce;
-        double last = ce;
-        for (ValueId v : u.downloads) {
-          const double s = std::max(link_free, ce);
-          link_free = s + transfer_scale * cm.transfer_us(Direction::device_to_host, v);
-          host_ready[static_cast<std::size_t>(v)] = link_free;
-          last = link_free;
-        }
-        t = {first, last};
+      double first = std::numeric_limits<double>::infinity();
+      double uploaded = 0;
+      for (ValueId v : u.uploads) {
+        const double s = std::max(link_free, host_ready[static_cast<std::size_t>(v)]);
+        first = std::min(first, s);
+        link_free = s + transfer_scale * cm.transfer_us(Direction::host_to_device, v);
+        uploaded = link_free;
       }
+      const double cs = std::max(accel_free, uploaded);
+      first = std::min(first, cs);
+      const double ce = cs + u.compute_us;
+      accel_free = ce;
+      double last = ce;
+      for (ValueId v : u.downloads) {
+        const double s = std::max(link_free, ce);
+        link_free = s + transfer_scale * cm.transfer_us(Direction::device_to_host, v);
+        host_ready[static_cast<std::size_t>(v)] = link_free;
+        last = link_free;
+      }
+      t = {first, last};
     }
     if (times) times->push_back(t);
   }
-  return std::max({host_free, link_free, accel_free});
+  return std::max({host_free, link_free, accel_own});
 }
 
 Simulator::Simulator(const CostModel& cm) : cm_(cm), n_(cm.node_count()) {
@@ -258,17 +247,16 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
     seen_[static_cast<std::size_t>(v)] = stamp_;
     return true;
   };
-  const bool shared = cm_.accel().shares_host_cores;
   std::fill(host_ready_.begin(), host_ready_.end(), 0.0);
-  double host_free = 0, link_free = 0, accel_free = 0;
+  double host_free = 0, link_free = 0, accel_own = 0;  // as in simulate()
+  double& accel_free = cm_.accel().shares_host_cores ? host_free : accel_own;
   for (int h : order_) {
     const int* mb = members_.data() + member_start_[static_cast<std::size_t>(h)];
     const int* me = members_.data() + member_start_[static_cast<std::size_t>(h) + 1];
     // A host op is its own item with a single member; a unit's label is >= 0.
     if (p_in.size() && p_in[static_cast<std::size_t>(h)] < 0) {
       double start = host_free;
-      if (!shared)
-        for (ValueId v : cm_.activation_inputs(h)) start = std::max(start, host_ready_[static_cast<std::size_t>(v)]);
+      for (ValueId v : cm_.activation_inputs(h)) start = std::max(start, host_ready_[static_cast<std::size_t>(v)]);
       const double end = start + cm_.host_us(h);
       host_free = end;
       for (ValueId v : cm_.outputs(h)) host_ready_[static_cast<std::size_t>(v)] = end;
@@ -277,42 +265,27 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
     for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 1;
     const std::span<const int> members(mb, me);
     const double compute = cm_.unit_compute_us(members, mask_);
-    if (shared) {
-      double now = host_free;
-      for (int i : members)
-        for (ValueId v : cm_.activation_inputs(i))
-          if (needs_upload(v)) now += transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
-      now += compute;
-      for (int i : members)
-        for (ValueId v : cm_.outputs(i)) {
-          if (!read_on_host(cm_, p_in, v)) continue;
-          now += transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
-          host_ready_[static_cast<std::size_t>(v)] = now;
-        }
-      host_free = now;
-    } else {
-      double uploaded = 0;
-      for (int i : members)
-        for (ValueId v : cm_.activation_inputs(i)) {
-          if (!needs_upload(v)) continue;
-          const double s = std::max(link_free, host_ready_[static_cast<std::size_t>(v)]);
-          link_free = s + transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
-          uploaded = link_free;
-        }
-      const double cs = std::max(accel_free, uploaded);
-      const double ce = cs + compute;
-      accel_free = ce;
-      for (int i : members)
-        for (ValueId v : cm_.outputs(i)) {
-          if (!read_on_host(cm_, p_in, v)) continue;
-          const double s = std::max(link_free, ce);
-          link_free = s + transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
-          host_ready_[static_cast<std::size_t>(v)] = link_free;
-        }
-    }
+    double uploaded = 0;
+    for (int i : members)
+      for (ValueId v : cm_.activation_inputs(i)) {
+        if (!needs_upload(v)) continue;
+        const double s = std::max(link_free, host_ready_[static_cast<std::size_t>(v)]);
+        link_free = s + transfer_scale * cm_.transfer_us(Direction::host_to_device, v);
+        uploaded = link_free;
+      }
+    const double cs = std::max(accel_free, uploaded);
+    const double ce = cs + compute;
+    accel_free = ce;
+    for (int i : members)
+      for (ValueId v : cm_.outputs(i)) {
+        if (!read_on_host(cm_, p_in, v)) continue;
+        const double s = std::max(link_free, ce);
+        link_free = s + transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
+        host_ready_[static_cast<std::size_t>(v)] = link_free;
+      }
     for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 0;
   }
-  return std::max({host_free, link_free, accel_free});
+  return std::max({host_free, link_free, accel_own});
 }
 
 }  // namespace detail

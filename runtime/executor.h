@@ -24,8 +24,8 @@ struct ExecutorOptions {
   std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
   bool fp16 = false;   // 16-bit storage on the device where supported
   // Device executors call this after each host↔device copy with its size and
-  // measured duration; the link emulator holds the copy there until the
-  // emulated link would have finished it. May be empty.
+  // measured duration (HeteroExecutor books it on the plan's link there, and
+  // calibration measures the link with it). May be empty.
   std::function<void(TransferDirection, std::int64_t bytes, double measured_us)> on_transfer;
   Trace* trace = nullptr;  // where to record events, when tracing
 };
@@ -62,9 +62,5 @@ bool vulkan_backend_available();
 std::unique_ptr<Executor> make_reference_executor(const graph::Graph& graph, const ExecutorOptions& options);
 std::unique_ptr<Executor> make_host_executor(const graph::Graph& graph, const ExecutorOptions& options);
 std::unique_ptr<Executor> make_vulkan_executor(const graph::Graph& graph, const ExecutorOptions& options);
-
-// An ExecutorOptions::on_transfer that holds each copy to at least the time
-// the emulated link would take for it (latency + bytes / bandwidth).
-std::function<void(TransferDirection, std::int64_t, double)> link_emulator(const planner::LinkProfile& link);
 
 }  // namespace vkfuse::runtime

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "graph/passes.h"
 #include "runtime/host_executor.h"
@@ -12,30 +13,22 @@
 
 namespace vkfuse::runtime {
 
-namespace {
-
-double us_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
-
 HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options)
     : graph_(graph), plan_(std::move(plan)), options_(std::move(options)), buffers_(graph.values.size()) {
-  // Overlap: a unit is started and the host goes on with segments that do
-  // not need its outputs; it is waited for when one does (or at the end).
-  // Off where the accelerator runs on the host's own cores (lavapipe): the
-  // two would only take turns on the same cores, which is also what the
-  // cost model predicts for them. VKFUSE_OVERLAP=0/1 overrides.
-  overlap_ = !plan_.shares_host_cores;
   if (const char* e = std::getenv("VKFUSE_OVERLAP"); e && *e) overlap_ = std::string(e) != "0";
-  // Every transfer passes through here on its way to the link emulator (when
-  // there is one), so that each is timed with its hold.
+  // Every copy to or from the device passes through here: it is booked on
+  // the link (the caller's hook, e.g. calibration's, still sees it).
   options_.on_transfer = [this, inner = options_.on_transfer](TransferDirection d, std::int64_t bytes,
                                                                 double measured_us) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const Clock::time_point done = book_link(d, bytes, measured_us);
+    if (d == TransferDirection::upload) {
+      upload_done_ = std::max(upload_done_, done);
+    } else {
+      download_first_ = std::min(download_first_, Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                                                                    std::chrono::duration<double, std::micro>(measured_us)));
+      download_done_ = std::max(download_done_, done);
+    }
     if (inner) inner(d, bytes, measured_us);
-    (d == TransferDirection::upload ? upload_us_ : download_us_) += measured_us + us_since(t0);
   };
 
   // Segments in plan order: consecutive host steps form one host segment
@@ -46,9 +39,20 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   std::vector<std::vector<std::int32_t>> host_groups;
   std::vector<const planner::DispatchUnit*> plan_unit;  // per segment (null: host)
   int units = 0;
+  const std::vector<std::int32_t> producer = graph_.producers();
+  // A host op that reads a unit's download begins a segment of its own, so
+  // that the host ops before it run while that unit is in flight.
+  auto reads_a_download = [&](int n) {
+    for (auto v : graph_.nodes[static_cast<std::size_t>(n)].inputs) {
+      if (v == graph::kNoValue) continue;
+      const std::int32_t p = producer[static_cast<std::size_t>(v)];
+      if (p >= 0 && plan_.nodes.at(static_cast<std::size_t>(p)).placement == planner::Placement::accel) return true;
+    }
+    return false;
+  };
   for (const auto& step : plan_.steps) {
     if (step.kind == planner::Step::Kind::host_op) {
-      if (segments_.empty() || segments_.back().on_accelerator) {
+      if (segments_.empty() || segments_.back().on_accelerator || reads_a_download(step.index)) {
         Segment s;
         s.name = "host segment " + std::to_string(host_groups.size() + 1);
         segments_.push_back(std::move(s));
@@ -66,6 +70,8 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     s.unit = units++;
     s.has_upload = !unit->uploads.empty();
     s.has_download = !unit->downloads.empty();
+    for (const auto& t : unit->uploads) s.upload_bytes += t.bytes;
+    for (const auto& t : unit->downloads) s.download_bytes += t.bytes;
     for (int n : unit->nodes) {
       device_nodes.push_back(n);
       device_unit.push_back(s.unit);
@@ -114,6 +120,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     }
     device_ = std::make_unique<vulkan::VulkanExecutor>(whole ? graph_ : *device_graph_, options_, device_unit);
     stats_ = device_->stats();
+    device_thread_ = std::thread([this] { device_loop(); });
   }
   // Each unit's uploads (the device inputs it reads first) and downloads
   // (the device outputs it produces), as whole-graph ids.
@@ -173,7 +180,76 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   for (auto v : device_outputs_) keep(v);
 }
 
-HeteroExecutor::~HeteroExecutor() = default;
+HeteroExecutor::~HeteroExecutor() {
+  if (!device_thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  device_thread_.join();
+}
+
+HeteroExecutor::Clock::time_point HeteroExecutor::book_link(TransferDirection d, std::int64_t bytes,
+                                                            double measured_us) {
+  const Clock::time_point now = Clock::now();
+  if (!plan_.link.emulated) return now;
+  // The copy itself took measured_us of the link's time; it ends when the
+  // emulated link would have carried it, after whatever it carries already.
+  const auto measured = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::micro>(measured_us));
+  const double emulated_us = plan_.link.transfer_us(
+      d == TransferDirection::upload ? planner::Direction::host_to_device : planner::Direction::device_to_host,
+      static_cast<double>(bytes));
+  const auto occupied = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double, std::micro>(std::max(emulated_us, measured_us)));
+  std::lock_guard<std::mutex> lock(link_mutex_);
+  const Clock::time_point start = std::max(link_free_, now - measured);
+  link_free_ = start + occupied;
+  return link_free_;
+}
+
+void HeteroExecutor::device_loop() {
+  for (;;) {
+    std::size_t k;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping
+      k = jobs_.front();
+      jobs_.pop_front();
+    }
+    Segment& s = segments_[k];
+    try {
+      run_unit(s);
+    } catch (...) {
+      s.error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      s.done = true;
+    }
+    changed_.notify_all();
+  }
+}
+
+void HeteroExecutor::run_unit(Segment& s) {
+  // Compute begins once the link has carried the uploads.
+  std::this_thread::sleep_until(s.uploaded);
+  download_done_ = Clock::time_point::min();
+  download_first_ = Clock::time_point::max();
+  {
+    std::unique_lock<std::mutex> cores(cores_, std::defer_lock);
+    if (plan_.shares_host_cores) cores.lock();
+    s.submitted = Clock::now();
+    device_->submit_unit(s.unit);
+    device_->finish_unit(s.unit, device_out_);
+  }
+  const Clock::time_point now = Clock::now();
+  s.computed = std::min(now, download_first_);
+  // The downloads are the host's once the link has carried them.
+  std::this_thread::sleep_until(download_done_);
+  s.downloaded = std::max(now, download_done_);
+}
 
 void HeteroExecutor::isolate_units(const std::vector<int>& unit_of) {
   // A value one unit produces and another reads goes down from the first
@@ -216,73 +292,92 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
   for (std::size_t v = 0; v < buffers_.size(); ++v)
     if (!buffers_[v].empty() && !where[v]) where[v] = buffers_[v].data();
   std::vector<const float*> device_in;
-  std::vector<float*> device_out;
   for (auto v : device_inputs_) device_in.push_back(where[static_cast<std::size_t>(v)]);
-  for (auto v : device_outputs_) device_out.push_back(where[static_cast<std::size_t>(v)]);
+  device_out_.clear();
+  for (auto v : device_outputs_) device_out_.push_back(where[static_cast<std::size_t>(v)]);
+  link_free_ = Clock::now();  // the link is idle between runs
 
-  // Values a started, unfinished unit will download: by the segment's index.
+  // Values a handed-over, unfinished unit will download: by the segment's index.
   std::vector<int> pending_of(graph_.values.size(), -1);
   std::vector<std::size_t> in_flight;  // in start order
   std::vector<const float*> seg_in;
   std::vector<float*> seg_out;
+  Trace* trace = options_.trace;
+  auto us = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); };
 
-  auto account = [&](Segment& s, double wall_us, double upload_us, double download_us, double start_trace_us) {
+  auto account_unit = [&](Segment& s) {
     auto* step = &step_times_[static_cast<std::size_t>(s.first_step)];
-    if (!s.on_accelerator) {
-      step->measured_us = wall_us;
-    } else {
-      if (s.has_upload) (step++)->measured_us = upload_us;
-      const double moved = (s.has_upload ? upload_us : 0) + (s.has_download ? download_us : 0);
-      (step++)->measured_us = std::max(0.0, wall_us - moved);
-      if (s.has_download) step->measured_us = download_us;
-    }
-    if (options_.trace)
-      options_.trace->add({s.name, s.on_accelerator ? "dispatch-unit" : "host",
-                           s.on_accelerator ? Trace::Track::accelerator : Trace::Track::host, start_trace_us,
-                           options_.trace->now_us() - start_trace_us, -1});
+    if (s.has_upload) (step++)->measured_us = us(s.started, s.uploaded);
+    (step++)->measured_us = us(s.submitted, s.computed);
+    if (s.has_download) step->measured_us = us(s.computed, s.downloaded);
+    if (!trace) return;
+    if (s.has_upload)
+      trace->add({s.name + " upload", "transfer", Trace::Track::link, trace->us_at(s.started), us(s.started, s.uploaded),
+                  s.upload_bytes});
+    trace->add({s.name, "dispatch-unit", Trace::Track::accelerator, trace->us_at(s.submitted),
+                us(s.submitted, s.computed), -1});
+    if (s.has_download)
+      trace->add({s.name + " download", "transfer", Trace::Track::link, trace->us_at(s.computed),
+                  us(s.computed, s.downloaded), s.download_bytes});
   };
-  auto finish = [&](std::size_t k) {
+  auto wait_for = [&](std::size_t k) {
     Segment& s = segments_[k];
-    download_us_ = 0;
-    device_->finish_unit(s.unit, device_out);
-    for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = -1;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] { return s.done; });
+    }
     in_flight.erase(std::find(in_flight.begin(), in_flight.end(), k));
-    account(s, us_since(s.started), s.started_upload_us, download_us_, s.started_trace_us);
+    for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = -1;
+    if (s.error) std::rethrow_exception(s.error);
+    account_unit(s);
   };
 
   try {
     for (std::size_t k = 0; k < segments_.size(); ++k) {
       Segment& s = segments_[k];
-      s.started_trace_us = options_.trace ? options_.trace->now_us() : 0;
       // Wait for the units whose downloads this segment reads, and only those
       // (a unit reads downloads only in a plan with isolated units).
       for (auto v : s.inputs)
-        if (const int p = pending_of[static_cast<std::size_t>(v)]; p >= 0) finish(static_cast<std::size_t>(p));
+        if (const int p = pending_of[static_cast<std::size_t>(v)]; p >= 0) wait_for(static_cast<std::size_t>(p));
+      s.started = Clock::now();
       if (s.on_accelerator) {
-        // Values from earlier units are on the device, ordered by the queue.
-        upload_us_ = 0;
-        s.started = std::chrono::steady_clock::now();
-        device_->start_unit(s.unit, device_in);
-        s.started_upload_us = upload_us_;
+        // Copy the inputs out of the host's buffers now (the link carries
+        // them from here on), then hand the unit to the device thread.
+        upload_done_ = s.started;
+        device_->upload_unit(s.unit, device_in);
+        s.uploaded = upload_done_;
+        s.done = false;
+        s.error = nullptr;
         for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = static_cast<int>(k);
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          jobs_.push_back(k);
+        }
+        changed_.notify_all();
         in_flight.push_back(k);
-        if (!overlap_) finish(k);
+        if (!overlap_) wait_for(k);
         continue;
       }
       seg_in.clear();
       seg_out.clear();
       for (auto v : s.inputs) seg_in.push_back(where[static_cast<std::size_t>(v)]);
       for (auto v : s.outputs) seg_out.push_back(where[static_cast<std::size_t>(v)]);
-      s.started = std::chrono::steady_clock::now();
-      s.executor->run(seg_in, seg_out);
-      account(s, us_since(s.started), 0, 0, s.started_trace_us);
+      {
+        std::unique_lock<std::mutex> cores(cores_, std::defer_lock);
+        if (plan_.shares_host_cores && device_) cores.lock();
+        s.started = Clock::now();
+        s.executor->run(seg_in, seg_out);
+      }
+      const Clock::time_point end = Clock::now();
+      step_times_[static_cast<std::size_t>(s.first_step)].measured_us = us(s.started, end);
+      if (trace) trace->add({s.name, "host", Trace::Track::host, trace->us_at(s.started), us(s.started, end), -1});
     }
-    while (!in_flight.empty()) finish(in_flight.front());
+    while (!in_flight.empty()) wait_for(in_flight.front());
   } catch (...) {
-    // Leave no unit in flight: the next run starts them again.
-    for (std::size_t k : in_flight) {
+    // Leave no unit in flight: the next run hands them over again.
+    while (!in_flight.empty()) {
       try {
-        device_->finish_unit(segments_[k].unit, device_out);
+        wait_for(in_flight.front());
       } catch (...) {
       }
     }

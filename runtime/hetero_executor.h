@@ -5,16 +5,30 @@
 // pipelines, so a value passed from unit to unit stays in device memory: only
 // the values a host op (or the caller) produces and a unit reads go up, once,
 // and only the values a host op reads (or graph outputs) come down — exactly
-// the transfers the plan lists. Each transfer is held by the emulated link
-// (when there is one) on its own, as the cost model charges it. With overlap
-// on, a unit is submitted and the host runs on through the segments that do
-// not need its outputs, waiting on the unit only when a consumer needs them.
+// the transfers the plan lists.
+//
+// Asynchronous, as the plan's schedule simulation assumes: the host thread
+// copies a unit's inputs into staging memory and hands the unit to a device
+// thread, which submits it once the link has carried its uploads, waits for
+// it, copies its downloads out and holds them until the link has carried them.
+// The host thread meanwhile runs on through the host segments that do not
+// read the unit's downloads, and waits for a unit only when one does. An
+// emulated link is a timeline of its own (each transfer occupies it for
+// latency + bytes / bandwidth, from when both it and the data are ready, the
+// same rule as the cost model's): nobody sleeps in it but the device thread.
+// Where the accelerator shares the host's cores (lavapipe), unit compute and
+// host segments take turns on the cores, while link time still overlaps.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "graph/ir.h"
@@ -38,8 +52,8 @@ class HeteroExecutor final : public Executor {
   std::string description() const override;
 
   const planner::Plan& plan() const { return plan_; }
-  // Whether run() overlaps dispatch units with the host segments that do not
-  // depend on them (see the constructor); settable for tests and experiments.
+  // Whether run() goes on with host segments while units are in flight (on
+  // by default; VKFUSE_OVERLAP=0 turns it off); settable for tests and experiments.
   bool overlap() const { return overlap_; }
   void set_overlap(bool on) { overlap_ = on; }
   int segment_count() const { return static_cast<int>(segments_.size()); }
@@ -65,6 +79,7 @@ class HeteroExecutor final : public Executor {
   const std::vector<StepTime>& step_times() const { return step_times_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Segment {
     bool on_accelerator = false;
     std::string name;
@@ -74,10 +89,17 @@ class HeteroExecutor final : public Executor {
     std::unique_ptr<Executor> executor;           // host segments
     int first_step = 0;  // its first entry in step_times_
     bool has_upload = false, has_download = false;
-    // The current run, between start and finish of a unit.
-    std::chrono::steady_clock::time_point started;
-    double started_upload_us = 0, started_trace_us = 0;
+    std::int64_t upload_bytes = 0, download_bytes = 0;
+    // The current run. Host thread: started, uploaded; device thread (read
+    // by the host thread once done): submitted, computed, downloaded, error.
+    Clock::time_point started, uploaded, submitted, computed, downloaded;
+    bool done = false;
+    std::exception_ptr error;
   };
+
+  void device_loop();
+  void run_unit(Segment& s);  // on the device thread
+  Clock::time_point book_link(TransferDirection d, std::int64_t bytes, double measured_us);
 
   // Rewires device_graph_ for a plan with isolated units (`naive`).
   void isolate_units(const std::vector<int>& unit_of);
@@ -94,9 +116,21 @@ class HeteroExecutor final : public Executor {
   std::vector<std::vector<float>> buffers_;  // per value id: host storage of values crossing segments
   ExecutorStats stats_;
   std::vector<StepTime> step_times_;
-  bool overlap_ = false;
-  // Transfer time of the running unit, summed by the on_transfer wrapper.
-  double upload_us_ = 0, download_us_ = 0;
+  bool overlap_ = true;
+  std::vector<float*> device_out_;  // the current run's device outputs (host storage)
+
+  // The device thread and the queue of units handed to it.
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::size_t> jobs_;  // segment indices
+  bool stop_ = false;
+  std::thread device_thread_;
+  std::mutex cores_;  // taken by host segments and unit compute when they share the cores
+  // The link: when it is free (emulated links), and when the transfers of the
+  // unit being uploaded (host thread) or downloaded (device thread) are over.
+  std::mutex link_mutex_;
+  Clock::time_point link_free_;
+  Clock::time_point upload_done_, download_done_, download_first_;
 };
 
 }  // namespace vkfuse::runtime

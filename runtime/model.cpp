@@ -139,7 +139,6 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, can_calibrate, options.progress);
     const planner::LinkProfile link =
         options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
-    if (link.emulated) eo.on_transfer = runtime::link_emulator(link);
     const planner::DeviceProfile host = profiles.host;
     const planner::DeviceProfile accel =
         options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);

@@ -27,6 +27,10 @@ class Trace {
   double now_us() const {
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - origin_).count();
   }
+  // The same for a given instant.
+  double us_at(std::chrono::steady_clock::time_point t) const {
+    return std::chrono::duration<double, std::micro>(t - origin_).count();
+  }
   void add(Event e) {
     std::lock_guard<std::mutex> lock(mutex_);
     events_.push_back(std::move(e));

@@ -126,8 +126,6 @@ struct VulkanExecutor::Impl {
     VkCommandBuffer cmd = VK_NULL_HANDLE;
     VkFence fence = VK_NULL_HANDLE;
     bool in_flight = false;
-    std::chrono::steady_clock::time_point submitted;
-    double submitted_us = 0;
   };
   std::vector<Unit> units;
   std::vector<float*> pending_outputs;  // whole-graph start() → finish()
@@ -182,7 +180,8 @@ struct VulkanExecutor::Impl {
   void record(VkCommandBuffer c, std::size_t first, std::size_t end, VkQueryPool timestamps);
   void record_unit(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps);
   void place_barriers();
-  void start_unit(std::size_t u, std::span<const float* const> in);
+  void upload_unit(std::size_t u, std::span<const float* const> in);
+  void submit_unit(std::size_t u);
   void finish_unit(std::size_t u, std::span<float* const> out);
 };
 
@@ -703,27 +702,22 @@ VulkanExecutor::~VulkanExecutor() {
   }
 }
 
-void VulkanExecutor::Impl::start_unit(std::size_t index, std::span<const float* const> in) {
-  Unit& u = units[index];
-  if (u.in_flight) throw Error(ErrorKind::Internal, "VulkanExecutor: unit started while it is in flight");
-  Trace* trace = options.trace;
-  // One copy per value, each held by the link emulator on its own: the cost
-  // model charges the link's latency per value too.
-  for (std::size_t i : u.inputs) {
+void VulkanExecutor::Impl::upload_unit(std::size_t index, std::span<const float* const> in) {
+  // One copy per value, each reported on its own: the link (emulated or
+  // not) carries and the cost model charges them per value.
+  for (std::size_t i : units[index].inputs) {
     const IO& io = inputs[i];
     const auto t0 = std::chrono::steady_clock::now();
-    const double start_us = trace ? trace->now_us() : 0;
     float* dst = direct_io ? static_cast<float*>(arena.mapped) + io.offset
                            : static_cast<float*>(staging_in.mapped) + io.staging;
     std::memcpy(dst, in[i], static_cast<std::size_t>(io.count) * 4);
-    const double us = ms_since(t0) * 1e3;
-    if (options.on_transfer) options.on_transfer(TransferDirection::upload, io.count * 4, us);
-    if (trace)
-      trace->add({"upload " + graph->value(graph->inputs[i]).name, "transfer", Trace::Track::link, start_us,
-                  trace->now_us() - start_us, io.count * 4});
+    if (options.on_transfer) options.on_transfer(TransferDirection::upload, io.count * 4, ms_since(t0) * 1e3);
   }
-  u.submitted = std::chrono::steady_clock::now();
-  u.submitted_us = trace ? trace->now_us() : 0;
+}
+
+void VulkanExecutor::Impl::submit_unit(std::size_t index) {
+  Unit& u = units[index];
+  if (u.in_flight) throw Error(ErrorKind::Internal, "VulkanExecutor: unit submitted while it is in flight");
   ctx->submit(u.cmd, u.fence);
   u.in_flight = true;
 }
@@ -732,11 +726,7 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
   Unit& u = units[index];
   if (!u.in_flight) return;
   u.in_flight = false;
-  Trace* trace = options.trace;
   ctx->wait_and_reset(u.fence);
-  if (trace)
-    trace->add({"gpu: " + std::to_string(u.end_dispatch - u.first_dispatch) + " dispatches", "dispatch-unit",
-                Trace::Track::accelerator, u.submitted_us, ms_since(u.submitted) * 1e3, -1});
   for (std::size_t j : u.outputs) {
     const IO& io = outputs[j];
     if (io.offset < 0) {
@@ -744,15 +734,10 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
       continue;
     }
     const auto t0 = std::chrono::steady_clock::now();
-    const double start_us = trace ? trace->now_us() : 0;
     const float* src = direct_io ? static_cast<const float*>(arena.mapped) + io.offset
                                  : static_cast<const float*>(staging_out.mapped) + io.staging;
     std::memcpy(out[j], src, static_cast<std::size_t>(io.count) * 4);
-    const double us = ms_since(t0) * 1e3;
-    if (options.on_transfer) options.on_transfer(TransferDirection::download, io.count * 4, us);
-    if (trace)
-      trace->add({"download " + graph->value(graph->outputs[j]).name, "transfer", Trace::Track::link, start_us,
-                  trace->now_us() - start_us, io.count * 4});
+    if (options.on_transfer) options.on_transfer(TransferDirection::download, io.count * 4, ms_since(t0) * 1e3);
   }
 }
 
@@ -769,7 +754,10 @@ void VulkanExecutor::start(std::span<const float* const> inputs, std::span<float
   if (!m.pending_outputs.empty()) throw Error(ErrorKind::Internal, "VulkanExecutor::start while a run is in flight");
   // Units run in order on one queue, so all can be submitted at once; a
   // unit's outputs are copied out once it is done.
-  for (std::size_t u = 0; u < m.units.size(); ++u) m.start_unit(u, inputs);
+  for (std::size_t u = 0; u < m.units.size(); ++u) {
+    m.upload_unit(u, inputs);
+    m.submit_unit(u);
+  }
   m.pending_outputs.assign(outputs.begin(), outputs.end());
 }
 
@@ -783,13 +771,22 @@ void VulkanExecutor::finish() {
 
 int VulkanExecutor::unit_count() const { return static_cast<int>(impl_->units.size()); }
 
-void VulkanExecutor::start_unit(int unit, std::span<const float* const> inputs) {
+void VulkanExecutor::check_unit(int unit) const {
   if (unit < 0 || unit >= unit_count()) throw Error(ErrorKind::Internal, "VulkanExecutor: no unit " + std::to_string(unit));
-  impl_->start_unit(static_cast<std::size_t>(unit), inputs);
+}
+
+void VulkanExecutor::upload_unit(int unit, std::span<const float* const> inputs) {
+  check_unit(unit);
+  impl_->upload_unit(static_cast<std::size_t>(unit), inputs);
+}
+
+void VulkanExecutor::submit_unit(int unit) {
+  check_unit(unit);
+  impl_->submit_unit(static_cast<std::size_t>(unit));
 }
 
 void VulkanExecutor::finish_unit(int unit, std::span<float* const> outputs) {
-  if (unit < 0 || unit >= unit_count()) throw Error(ErrorKind::Internal, "VulkanExecutor: no unit " + std::to_string(unit));
+  check_unit(unit);
   impl_->finish_unit(static_cast<std::size_t>(unit), outputs);
 }
 

@@ -63,12 +63,17 @@ class VulkanExecutor : public Executor {
 
   // One unit at a time, for a plan that runs host work between them. Spans
   // are indexed like graph.inputs / graph.outputs; only the unit's own
-  // entries are read (start_unit: it copies them before returning) or
-  // written (finish_unit: after waiting for the unit). Units must be started
-  // in order; a unit reading another's output needs no wait between them.
+  // entries are read (upload_unit copies them before it returns) or written
+  // (finish_unit: after waiting for the unit). Units are submitted in order;
+  // a unit reading another's output needs no wait between them. Uploads of
+  // one unit may go on while an earlier one runs; each copy is reported to
+  // ExecutorOptions::on_transfer on its own. upload/submit/finish of one
+  // unit may come from different threads, one call at a time per unit.
   int unit_count() const;
-  void start_unit(int unit, std::span<const float* const> inputs);
+  void upload_unit(int unit, std::span<const float* const> inputs);
+  void submit_unit(int unit);
   void finish_unit(int unit, std::span<float* const> outputs);
+
   ExecutorStats stats() const override { return stats_; }
   std::string description() const override;
 
@@ -79,6 +84,7 @@ class VulkanExecutor : public Executor {
   std::vector<KernelInfo> kernels() const;
 
  private:
+  void check_unit(int unit) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   ExecutorStats stats_;

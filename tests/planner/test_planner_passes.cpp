@@ -307,7 +307,9 @@ TEST(Schedule, HostWorkOverlapsAcceleratorWorkUnlessTheyShareCores) {
   //       → convB (accel) ─┘
   // Same partition, two accelerators that differ only in shares_host_cores.
   // Separate cores: convA runs while convB's unit runs ⇒ total < the sum.
-  // Shared cores (lavapipe): nothing overlaps ⇒ total = the sum of every step.
+  // Shared cores (lavapipe): host and accelerator compute take turns ⇒ total
+  // >= their sum, but the link still carries convB's transfers while the
+  // host computes ⇒ total < the sum of every step.
   GraphBuilder b("branches");
   auto x = b.input("input", {1, 32, 28, 28});
   auto a = b.conv("convA", x, 32);
@@ -323,7 +325,8 @@ TEST(Schedule, HostWorkOverlapsAcceleratorWorkUnlessTheyShareCores) {
     check_plan(p, g);
     const double sum = p.host_ms + p.accel_ms + p.transfer_ms;
     if (shared) {
-      EXPECT_NEAR(p.predicted_ms, sum, 1e-9);
+      EXPECT_GE(p.predicted_ms, p.host_ms + p.accel_ms - 1e-9);
+      EXPECT_LT(p.predicted_ms, sum - 1e-6);
     } else {
       EXPECT_LT(p.predicted_ms, sum - 0.1);
     }
