@@ -2,15 +2,20 @@
 // API in include/vkfuse/.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "cli/tensor_file.h"
 #include "vkfuse/vkfuse.h"
@@ -67,6 +72,7 @@ struct ModelArgs {
   std::string accel_profile;
   std::string plan_file;
   std::string trace_file;
+  int pipeline = 1;
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
@@ -110,6 +116,7 @@ vkfuse::Model load_model(const ModelArgs& a) {
   opts.k = a.k;
   opts.accel_profile = a.accel_profile;
   opts.plan = a.plan_file;
+  opts.pipeline = a.pipeline;
   opts.trace = !a.trace_file.empty();
   if (!a.quiet) opts.progress = [](const std::string& line) { std::cerr << "vkfuse: " << line << "\n"; };
   for (const auto& s : a.input_shapes) {
@@ -141,7 +148,7 @@ vkfuse::Model load_model(const ModelArgs& a) {
 }
 
 struct Stats {
-  double min = 0, median = 0, max = 0, mean = 0;
+  double min = 0, median = 0, max = 0, mean = 0, p90 = 0, p99 = 0;
 };
 Stats stats_of(std::vector<double> v) {
   Stats s;
@@ -151,6 +158,10 @@ Stats stats_of(std::vector<double> v) {
   s.max = v.back();
   s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
   s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  // Nearest rank.
+  auto rank = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1)]; };
+  s.p90 = rank(0.90);
+  s.p99 = rank(0.99);
   return s;
 }
 
@@ -210,20 +221,66 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
 
   std::vector<double> times;
   std::vector<std::vector<double>> step_times;  // per plan step: its measured ms in each timed run
-  const int total = warmup + iters;
-  for (int r = 0; r < total; ++r) {
-    model.run(inputs, outputs);
-    const double ms = model.last_timings().total_ms;
-    if (r >= warmup) {
-      times.push_back(ms);
-      const auto& steps = model.last_timings().steps;
-      step_times.resize(steps.size());
-      for (std::size_t k = 0; k < steps.size(); ++k) step_times[k].push_back(steps[k].measured_ms);
+  double wall_ms = 0;                            // of the timed runs
+  if (a.pipeline <= 1) {
+    const int total = warmup + iters;
+    std::chrono::steady_clock::time_point timed_start;
+    for (int r = 0; r < total; ++r) {
+      if (r == warmup) timed_start = std::chrono::steady_clock::now();
+      model.run(inputs, outputs);
+      const double ms = model.last_timings().total_ms;
+      if (r >= warmup) {
+        times.push_back(ms);
+        const auto& steps = model.last_timings().steps;
+        step_times.resize(steps.size());
+        for (std::size_t k = 0; k < steps.size(); ++k) step_times[k].push_back(steps[k].measured_ms);
+      }
+      if (progress && (ms > 1000 || r + 1 == total))
+        std::cerr << "vkfuse: " << (r < warmup ? "warm-up " : "run ") << (r < warmup ? r + 1 : r + 1 - warmup) << "/"
+                  << (r < warmup ? warmup : iters) << ": " << ms << " ms\n";
     }
-    if (progress && (ms > 1000 || r + 1 == total))
-      std::cerr << "vkfuse: " << (r < warmup ? "warm-up " : "run ") << (r < warmup ? r + 1 : r + 1 - warmup) << "/"
-                << (r < warmup ? warmup : iters) << ": " << ms << " ms\n";
+    wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - timed_start).count();
+  } else {
+    // --pipeline N: N threads keep up to N inferences in flight, each with
+    // its own output buffers; the first thread's are the ones written out.
+    const int n = a.pipeline;
+    std::vector<std::vector<std::vector<float>>> thread_out(static_cast<std::size_t>(n), output_data);
+    std::mutex times_mutex;
+    std::atomic<int> next{0};
+    std::exception_ptr failed;
+    auto phase = [&](int count, bool timed) {
+      next = 0;
+      std::vector<std::thread> threads;
+      for (int t = 0; t < n; ++t)
+        threads.emplace_back([&, t] {
+          try {
+            std::vector<vkfuse::OutputBuffer> outs;
+            auto& mine = t == 0 ? output_data : thread_out[static_cast<std::size_t>(t)];
+            for (std::size_t i = 0; i < mine.size(); ++i) outs.push_back({model.outputs()[i].name, mine[i]});
+            while (next.fetch_add(1) < count) {
+              const auto r0 = std::chrono::steady_clock::now();
+              model.run(inputs, outs);
+              const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0).count();
+              if (timed) {
+                std::lock_guard<std::mutex> lock(times_mutex);
+                times.push_back(ms);
+              }
+            }
+          } catch (...) {
+            std::lock_guard<std::mutex> lock(times_mutex);
+            if (!failed) failed = std::current_exception();
+          }
+        });
+      for (auto& th : threads) th.join();
+      if (failed) std::rethrow_exception(failed);
+    };
+    phase(warmup * n, false);
+    const auto timed_start = std::chrono::steady_clock::now();
+    phase(iters, true);
+    wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - timed_start).count();
+    if (progress) std::cerr << "vkfuse: " << iters << " runs, up to " << n << " in flight: " << wall_ms << " ms\n";
   }
+  const double throughput = wall_ms > 0 ? 1e3 * static_cast<double>(iters) / wall_ms : 0;
 
   for (std::size_t k = 0; k < output_files.size(); ++k) {
     auto [name, path] = split_named(output_files[k]);
@@ -261,7 +318,10 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     j["iterations"] = iters;
     j["warmup"] = warmup;
     j["load_ms"] = load_ms;
-    j["latency_ms"] = {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean}};
+    j["latency_ms"] = {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean},
+                       {"p50", s.median}, {"p90", s.p90}, {"p99", s.p99}};
+    j["pipeline"] = a.pipeline;
+    j["throughput_per_s"] = throughput;
     // Predicted against measured, in total (median latency) and per plan step
     // (each step's median over the timed runs).
     json pred;
@@ -312,8 +372,9 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   if (model.predicted_ms() > 0)
     std::printf("predicted  %.3f ms, measured %.3f ms (ratio %.2f) over %zu plan steps\n", model.predicted_ms(),
                 s.median, ratio(s.median, model.predicted_ms()), last.steps.size());
-  std::printf("latency    min %.3f ms, median %.3f ms, max %.3f ms over %d runs (%d warm-up)\n", s.min, s.median,
-              s.max, iters, warmup);
+  std::printf("latency    min %.3f ms, median %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms over %d runs (%d warm-up)\n",
+              s.min, s.median, s.p90, s.p99, s.max, iters, warmup);
+  std::printf("throughput %.2f inferences/s (up to %d in flight)\n", throughput, std::max(1, a.pipeline));
   return 0;
 }
 
@@ -468,6 +529,10 @@ int main(int argc, char** argv) {
   run->add_option("-w,--warmup", warmup, "Untimed warm-up runs (default 2; 0 for the reference strategy)");
   run->add_option("--seed", seed, "Seed of the random input")->capture_default_str();
   run->add_option("--trace", run_args.trace_file, "Write a Chrome/Perfetto trace of the last run to FILE");
+  run->add_option("--pipeline", run_args.pipeline,
+                  "Keep up to N inferences in flight (N threads; the host part of one overlaps the device and link "
+                  "part of another); reports throughput and latency percentiles")
+      ->capture_default_str();
   run->add_flag("--json", run_json, "Print one JSON object: latency statistics, strategy, output shapes");
 
   ModelArgs info_args;
@@ -524,6 +589,7 @@ int main(int argc, char** argv) {
       if (iters < 0) iters = run_args.strategy == "reference" ? 1 : 10;
       if (warmup < 0) warmup = run_args.strategy == "reference" ? 0 : 2;
       if (iters < 1) throw Error(ErrorKind::InvalidArgument, "--iters must be at least 1");
+      if (run_args.pipeline < 1) throw Error(ErrorKind::InvalidArgument, "--pipeline must be at least 1 (inferences in flight)");
       return cmd_run(run_args, input_files, output_files, iters, warmup, run_json, seed);
     }
     if (*info) return cmd_info(info_args, info_json, info_layers);

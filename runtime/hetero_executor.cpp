@@ -13,8 +13,13 @@
 
 namespace vkfuse::runtime {
 
-HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options)
-    : graph_(graph), plan_(std::move(plan)), options_(std::move(options)), buffers_(graph.values.size()) {
+HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
+                               std::shared_ptr<RunResources> shared)
+    : graph_(graph),
+      plan_(std::move(plan)),
+      options_(std::move(options)),
+      buffers_(graph.values.size()),
+      shared_(shared ? std::move(shared) : std::make_shared<RunResources>()) {
   if (const char* e = std::getenv("VKFUSE_OVERLAP"); e && *e) overlap_ = std::string(e) != "0";
   // Every copy to or from the device passes through here: it is booked on
   // the link (the caller's hook, e.g. calibration's, still sees it).
@@ -202,10 +207,10 @@ HeteroExecutor::Clock::time_point HeteroExecutor::book_link(TransferDirection d,
       static_cast<double>(bytes));
   const auto occupied = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double, std::micro>(std::max(emulated_us, measured_us)));
-  std::lock_guard<std::mutex> lock(link_mutex_);
-  const Clock::time_point start = std::max(link_free_, now - measured);
-  link_free_ = start + occupied;
-  return link_free_;
+  std::lock_guard<std::mutex> lock(shared_->link_mutex);
+  const Clock::time_point start = std::max(shared_->link_free, now - measured);
+  shared_->link_free = start + occupied;
+  return shared_->link_free;
 }
 
 void HeteroExecutor::device_loop() {
@@ -238,7 +243,7 @@ void HeteroExecutor::run_unit(Segment& s) {
   download_done_ = Clock::time_point::min();
   download_first_ = Clock::time_point::max();
   {
-    std::unique_lock<std::mutex> cores(cores_, std::defer_lock);
+    std::unique_lock<std::mutex> cores(shared_->host_cores, std::defer_lock);
     if (plan_.shares_host_cores) cores.lock();
     s.submitted = Clock::now();
     device_->submit_unit(s.unit);
@@ -295,7 +300,6 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
   for (auto v : device_inputs_) device_in.push_back(where[static_cast<std::size_t>(v)]);
   device_out_.clear();
   for (auto v : device_outputs_) device_out_.push_back(where[static_cast<std::size_t>(v)]);
-  link_free_ = Clock::now();  // the link is idle between runs
 
   // Values a handed-over, unfinished unit will download: by the segment's index.
   std::vector<int> pending_of(graph_.values.size(), -1);
@@ -363,8 +367,9 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
       for (auto v : s.inputs) seg_in.push_back(where[static_cast<std::size_t>(v)]);
       for (auto v : s.outputs) seg_out.push_back(where[static_cast<std::size_t>(v)]);
       {
-        std::unique_lock<std::mutex> cores(cores_, std::defer_lock);
-        if (plan_.shares_host_cores && device_) cores.lock();
+        // The host's cores: one host segment at a time across the runs in
+        // flight, taking turns with unit compute where the two share them.
+        std::lock_guard<std::mutex> cores(shared_->host_cores);
         s.started = Clock::now();
         s.executor->run(seg_in, seg_out);
       }

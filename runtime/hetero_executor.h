@@ -42,9 +42,21 @@ namespace vulkan {
 class VulkanExecutor;
 }
 
+// What the runs in flight on one loaded model share (each has its own
+// HeteroExecutor): the host's cores, which host segments — and unit compute,
+// where the accelerator runs on them — take in turns, and the link.
+struct RunResources {
+  std::mutex host_cores;
+  std::mutex link_mutex;
+  std::chrono::steady_clock::time_point link_free{};  // emulated links: when the link is free again
+};
+
 class HeteroExecutor final : public Executor {
  public:
-  HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options);
+  // `shared`: the resources of the other executors of the same model that
+  // may run at the same time (null: its own).
+  HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
+                 std::shared_ptr<RunResources> shared = nullptr);
   ~HeteroExecutor() override;
 
   void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
@@ -125,11 +137,9 @@ class HeteroExecutor final : public Executor {
   std::deque<std::size_t> jobs_;  // segment indices
   bool stop_ = false;
   std::thread device_thread_;
-  std::mutex cores_;  // taken by host segments and unit compute when they share the cores
-  // The link: when it is free (emulated links), and when the transfers of the
-  // unit being uploaded (host thread) or downloaded (device thread) are over.
-  std::mutex link_mutex_;
-  Clock::time_point link_free_;
+  std::shared_ptr<RunResources> shared_;
+  // When the transfers of the unit being uploaded (host thread) or
+  // downloaded (device thread) are over.
   Clock::time_point upload_done_, download_done_, download_first_;
 };
 

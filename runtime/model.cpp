@@ -1,7 +1,9 @@
 // The public API (include/vkfuse/vkfuse.h) on top of graph/ and runtime/.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -43,7 +45,13 @@ struct Model::Impl {
   std::string strategy;
   int threads = 1;
   std::unique_ptr<runtime::Trace> trace;
-  std::unique_ptr<runtime::Executor> executor;
+  // One executor per run that may be in flight (LoadOptions::pipeline): a
+  // run takes a free one and gives it back.
+  std::vector<std::unique_ptr<runtime::Executor>> executors;
+  std::vector<std::size_t> free_slots;
+  std::mutex slots_mutex;
+  std::condition_variable slot_freed;
+  std::mutex timings_mutex;
   RunTimings timings;
   double predicted_ms = 0;
   std::vector<std::string> warnings;
@@ -126,8 +134,10 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     impl->trace = std::make_unique<runtime::Trace>();
     eo.trace = impl->trace.get();
   }
+  if (options.pipeline < 1) throw Error(ErrorKind::InvalidArgument, "pipeline must be at least 1 (runs in flight)");
+  const auto slots = static_cast<std::size_t>(options.pipeline);
   if (impl->strategy == "reference" && options.plan.empty()) {
-    impl->executor = runtime::make_reference_executor(impl->graph, eo);
+    for (std::size_t i = 0; i < slots; ++i) impl->executors.push_back(runtime::make_reference_executor(impl->graph, eo));
   } else {
     // Measured profiles (calibrating once if missing) where a backend can run
     // the micro-benchmarks; built-in defaults otherwise. Only the cost-aware
@@ -152,8 +162,15 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
                                                   po.devices_present);
     plan.model = impl->graph.name;
     if (!options.plan.empty()) impl->strategy = plan.strategy;
+    // The runs in flight share the host's cores and the link.
+    auto make_executors = [&](const planner::Plan& p) {
+      auto shared = std::make_shared<runtime::RunResources>();
+      impl->executors.clear();
+      for (std::size_t i = 0; i < slots; ++i)
+        impl->executors.push_back(std::make_unique<runtime::HeteroExecutor>(impl->graph, p, eo, shared));
+    };
     try {
-      impl->executor = std::make_unique<runtime::HeteroExecutor>(impl->graph, plan, eo);
+      make_executors(plan);
     } catch (const Error& e) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.
@@ -163,21 +180,25 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       po.strategy = "cpu";
       plan = planner::make_plan(impl->graph, host, accel, link, po);
       plan.model = impl->graph.name;
-      impl->executor = std::make_unique<runtime::HeteroExecutor>(impl->graph, plan, eo);
+      make_executors(plan);
     }
     impl->predicted_ms = plan.predicted_ms;
   }
+  for (std::size_t i = 0; i < impl->executors.size(); ++i) impl->free_slots.push_back(i);
   return Model(std::move(impl));
 }
 
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 const std::string& Model::strategy() const { return impl_->strategy; }
-std::string Model::backend_description() const { return impl_->executor->description(); }
+std::string Model::backend_description() const { return impl_->executors.front()->description(); }
 double Model::predicted_ms() const { return impl_->predicted_ms; }
 const std::vector<std::string>& Model::warnings() const { return impl_->warnings; }
 std::string Model::trace_json() const { return impl_->trace ? impl_->trace->to_json() : std::string(); }
-RunTimings Model::last_timings() const { return impl_->timings; }
+RunTimings Model::last_timings() const {
+  std::lock_guard<std::mutex> lock(impl_->timings_mutex);
+  return impl_->timings;
+}
 
 ModelSummary Model::summary() const {
   const auto& g = impl_->graph;
@@ -299,25 +320,49 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
     out_ptrs.push_back(it->data.data());
   }
 
-  if (impl.trace) impl.trace->clear();
-  const auto start = std::chrono::steady_clock::now();
-  impl.executor->run(in_ptrs, out_ptrs);
-  impl.timings.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const auto st = impl.executor->stats();
-  impl.timings.dispatches = st.dispatches;
-  impl.timings.bytes_uploaded = st.bytes_uploaded;
-  impl.timings.bytes_downloaded = st.bytes_downloaded;
-  impl.timings.predicted_ms = impl.predicted_ms;
-  impl.timings.steps.clear();
-  if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(impl.executor.get())) {
-    using Device = runtime::HeteroExecutor::StepTime::Device;
-    for (const auto& t : hetero->step_times())
-      impl.timings.steps.push_back({t.name,
-                                    t.device == Device::host          ? "host"
-                                    : t.device == Device::accelerator ? "accelerator"
-                                                                      : "link",
-                                    t.predicted_us / 1e3, t.measured_us / 1e3, t.bytes});
+  // A free executor: with LoadOptions::pipeline > 1, that many runs may be
+  // in flight from as many threads.
+  std::size_t slot;
+  {
+    std::unique_lock<std::mutex> lock(impl.slots_mutex);
+    impl.slot_freed.wait(lock, [&] { return !impl.free_slots.empty(); });
+    slot = impl.free_slots.back();
+    impl.free_slots.pop_back();
   }
+  struct GiveBack {
+    Impl& impl;
+    std::size_t slot;
+    ~GiveBack() {
+      {
+        std::lock_guard<std::mutex> lock(impl.slots_mutex);
+        impl.free_slots.push_back(slot);
+      }
+      impl.slot_freed.notify_one();
+    }
+  } give_back{impl, slot};
+  runtime::Executor& executor = *impl.executors[slot];
+
+  if (impl.trace && impl.executors.size() == 1) impl.trace->clear();
+  const auto start = std::chrono::steady_clock::now();
+  executor.run(in_ptrs, out_ptrs);
+  RunTimings t;
+  t.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const auto st = executor.stats();
+  t.dispatches = st.dispatches;
+  t.bytes_uploaded = st.bytes_uploaded;
+  t.bytes_downloaded = st.bytes_downloaded;
+  t.predicted_ms = impl.predicted_ms;
+  if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(&executor)) {
+    using Device = runtime::HeteroExecutor::StepTime::Device;
+    for (const auto& st : hetero->step_times())
+      t.steps.push_back({st.name,
+                         st.device == Device::host          ? "host"
+                         : st.device == Device::accelerator ? "accelerator"
+                                                            : "link",
+                         st.predicted_us / 1e3, st.measured_us / 1e3, st.bytes});
+  }
+  std::lock_guard<std::mutex> lock(impl.timings_mutex);
+  impl.timings = std::move(t);
 }
 
 }  // namespace vkfuse

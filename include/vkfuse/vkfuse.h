@@ -50,6 +50,11 @@ struct LoadOptions {
   // model (an unknown or missing node, units that form a cycle, an op the
   // device cannot run) is an Error naming the problem.
   std::string plan;
+  // Runs that may be in flight at once, from as many threads calling run():
+  // each has its own executors (buffers, arenas, staging; for now weights
+  // too), and they share the host's cores and the link, so the host part of
+  // one overlaps the device and link part of another.
+  int pipeline = 1;
   bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
   // Devices without a cached calibration are measured once on first use
   // (under 30 s) when true and the strategy places ops by cost (fused,
@@ -183,9 +188,11 @@ class Model {
   std::string trace_json() const;
 
   // Runs one inference. Every input and output must be given, by name, with
-  // exactly element_count() floats; otherwise Error(InvalidInput).
+  // exactly element_count() floats; otherwise Error(InvalidInput). Up to
+  // LoadOptions::pipeline threads may call it at once (more wait for a free
+  // executor); with the default of 1, calls from several threads take turns.
   void run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
-  // Timings of the last run().
+  // Timings of the last run() to finish.
   RunTimings last_timings() const;
 
  private:

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "planner/planner.h"
 #include "tests/onnx_builder.h"
@@ -379,6 +380,60 @@ TEST_F(CliTest, RunsASavedPlanAndRejectsOneThatDoesNotFit) {
   expect_one_line_error("run " + model_ + " --plan " + path("missing.json"), {"missing.json"});
   std::ofstream(path("garbage.json")) << "{ not json";
   expect_one_line_error("run " + model_ + " --plan " + path("garbage.json"), {"JSON"});
+}
+
+TEST_F(CliTest, PipelineReportsThroughputAndPercentiles) {
+  Result r = vkfuse("run " + model_ + " --strategy gpu --pipeline 2 --iters 6 --warmup 1 --json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["pipeline"], 2);
+  EXPECT_GT(j["throughput_per_s"].get<double>(), 0);
+  EXPECT_LE(j["latency_ms"]["p50"].get<double>(), j["latency_ms"]["p90"].get<double>());
+  EXPECT_LE(j["latency_ms"]["p90"].get<double>(), j["latency_ms"]["p99"].get<double>());
+  expect_one_line_error("run " + model_ + " --pipeline 0", {"pipeline"});
+}
+
+// One loaded model, several runs in flight from several threads: every run
+// gives the answer a run alone gives, for every kind of plan.
+TEST(Pipeline, ConcurrentRunsGiveTheSameAnswers) {
+  const auto bytes = vkfuse::testing::conv_bn_relu_model().byte_vector();
+  for (const char* strategy : {"reference", "cpu", "gpu", "naive"}) {
+    vkfuse::LoadOptions opts;
+    opts.strategy = strategy;
+    opts.threads = 1;
+    opts.calibrate = false;
+    opts.link = "bw=200,lat=300";  // an emulated link, so that runs overlap on it
+    auto alone = vkfuse::Model::load_bytes(bytes, opts);
+    opts.pipeline = 3;
+    auto shared = vkfuse::Model::load_bytes(bytes, opts);
+    const auto& in = alone.inputs()[0];
+    const auto& out = alone.outputs()[0];
+    constexpr int kThreads = 4, kRuns = 3;
+    std::vector<std::vector<float>> x(kThreads), want(kThreads), got(kThreads);
+    for (int t = 0; t < kThreads; ++t) {
+      x[t].resize(static_cast<std::size_t>(in.element_count()));
+      for (std::size_t i = 0; i < x[t].size(); ++i) x[t][i] = std::sin(0.1f * static_cast<float>(i) + static_cast<float>(t));
+      want[t].resize(static_cast<std::size_t>(out.element_count()));
+      got[t].resize(want[t].size());
+      const vkfuse::InputBuffer ib[] = {{in.name, x[t]}};
+      const vkfuse::OutputBuffer ob[] = {{out.name, want[t]}};
+      alone.run(ib, ob);
+    }
+    std::vector<std::thread> threads;
+    std::vector<int> mismatches(kThreads, 0);
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, t] {
+        for (int r = 0; r < kRuns; ++r) {
+          std::fill(got[t].begin(), got[t].end(), 0.f);
+          const vkfuse::InputBuffer ib[] = {{in.name, x[t]}};
+          const vkfuse::OutputBuffer ob[] = {{out.name, got[t]}};
+          shared.run(ib, ob);
+          if (got[t] != want[t]) ++mismatches[t];
+        }
+      });
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << strategy << ", thread " << t;
+  }
 }
 
 TEST_F(CliTest, PlanWhatIfAgainstAFasterAcceleratorProfile) {
