@@ -33,10 +33,15 @@ namespace {
 class BenefitEvaluator {
  public:
   BenefitEvaluator(const CostModel& cm, double k)
-      : cm_(cm), k_(k), in_(static_cast<std::size_t>(cm.node_count()), 0), seen_(cm.graph().values.size(), 0) {}
+      : cm_(cm),
+        k_(k),
+        in_(static_cast<std::size_t>(cm.node_count()), 0),
+        unit_(static_cast<std::size_t>(cm.node_count()), -1),
+        seen_(cm.graph().values.size(), 0) {}
 
   double operator()(const std::vector<int>& members) {
     for (int i : members) in_[static_cast<std::size_t>(i)] = 1;
+    for (int i : members) unit_[static_cast<std::size_t>(i)] = 0;
     double host = 0, xfer = 0;
     std::vector<ValueId> touched;
     const auto& producers = cm_.producers();
@@ -57,16 +62,19 @@ class BenefitEvaluator {
         if (outside) xfer += cm_.transfer_us(Direction::device_to_host, v);
       }
     }
-    const double compute = cm_.unit_compute_us(members, in_);
+    const double compute = cm_.unit_compute_us(members, unit_);
     for (ValueId v : touched) seen_[static_cast<std::size_t>(v)] = 0;
     for (int i : members) in_[static_cast<std::size_t>(i)] = 0;
+    for (int i : members) unit_[static_cast<std::size_t>(i)] = -1;
     return host - compute - k_ * xfer;
   }
 
  private:
   const CostModel& cm_;
   double k_;
-  std::vector<char> in_, seen_;
+  std::vector<char> in_;
+  std::vector<int> unit_;  // the members as one unit, everything else on the host
+  std::vector<char> seen_;
 };
 
 // The "replace a cluster" move is tried only while there are at most this

@@ -40,12 +40,6 @@ bool is_view_op(const graph::Node& n) {
          op == "Dropout";
 }
 
-bool is_fusible_epilogue(const graph::Node& n) {
-  const std::string& op = n.op_type;
-  return op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Relu" || op == "LeakyRelu" ||
-         op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" || op == "Clip";
-}
-
 namespace {
 
 double roofline_us(const DeviceProfile& d, OpClass c, double flops, double bytes, const OpGeometry& shape = {}) {
@@ -84,7 +78,7 @@ OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n) {
 }
 
 CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile accel, LinkProfile link)
-    : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)) {
+    : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)), fusion_(g) {
   validate(host_);
   validate(accel_);
   if (!(link_.h2d_mbps > 0) || !(link_.d2h_mbps > 0))
@@ -163,20 +157,6 @@ double CostModel::value_bytes(ValueId v) const {
   return static_cast<double>(graph::element_count(val.shape)) * static_cast<double>(graph::dtype_size(val.dtype));
 }
 
-ValueId CostModel::fusion_input(int i, const std::vector<char>& in_unit) const {
-  const graph::Node& n = g_->nodes[static_cast<std::size_t>(i)];
-  if (!is_fusible_epilogue(n) || outputs(i).size() != 1) return kNoValue;
-  const graph::Shape& out_shape = g_->value(outputs(i)[0]).shape;
-  for (ValueId v : activation_inputs(i)) {
-    const std::int32_t p = producer_[static_cast<std::size_t>(v)];
-    if (p < 0 || !in_unit[static_cast<std::size_t>(p)] || node(p).view) continue;
-    if (use_counts_[static_cast<std::size_t>(v)] != 1 || is_output_[static_cast<std::size_t>(v)]) continue;
-    if (g_->value(v).shape != out_shape) continue;
-    return v;
-  }
-  return kNoValue;
-}
-
 double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
   const graph::Node& n = g_->nodes[static_cast<std::size_t>(i)];
   double other = 0;
@@ -185,30 +165,38 @@ double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
   return accel_.sequence_factor * roofline_us(accel_, OpClass::elementwise, node(i).flops, other);
 }
 
-std::vector<int> CostModel::kernel_roots(std::span<const int> members, const std::vector<char>& in_unit) const {
+std::vector<int> CostModel::kernel_roots(std::span<const int> members, std::span<const int> unit) const {
   std::vector<int> root(members.size());
   for (std::size_t k = 0; k < members.size(); ++k) {
-    const int i = members[k];
-    root[k] = i;
-    const ValueId v = fusion_input(i, in_unit);
-    if (v == kNoValue) continue;
-    const int p = producer_[static_cast<std::size_t>(v)];
-    // Members are in topological order, so p's root is already known.
-    for (std::size_t q = 0; q < k; ++q)
-      if (members[q] == p) {
-        root[k] = root[q];
-        break;
-      }
+    const int c = fusion_.fused_conv(members[k], unit);
+    root[k] = c >= 0 ? c : members[k];
   }
   return root;
 }
 
-double CostModel::unit_compute_us(std::span<const int> members, const std::vector<char>& in_unit) const {
+int CostModel::kernel_count(std::span<const int> members, std::span<const int> unit, bool shared_memory) const {
+  int n = 0;
+  for (int i : members) n += fusion_.kernels(i, unit, shared_memory);
+  return n;
+}
+
+double CostModel::unit_compute_us(std::span<const int> members, std::span<const int> unit, bool shared_memory) const {
   double t = accel_.submit_us;
   for (int i : members) {
     if (node(i).view) continue;
-    const ValueId v = fusion_input(i, in_unit);
-    t += v == kNoValue ? node(i).accel_us : fused_epilogue_us(i, v);
+    if (const int c = fusion_.fused_conv(i, unit); c >= 0) {
+      t += fused_epilogue_us(i, g_->nodes[static_cast<std::size_t>(c)].outputs[0]);
+      continue;
+    }
+    const int kernels = fusion_.kernels(i, unit, shared_memory);
+    if (kernels == 0) continue;
+    if (g_->nodes[static_cast<std::size_t>(i)].op_type == "Concat") {
+      // Only the inputs not written in place are copied, one kernel each.
+      t += node(i).accel_us * fusion_.copied_fraction(i, unit, shared_memory) +
+           (kernels - 1) * accel_.sequence_factor * accel_.dispatch_us;
+      continue;
+    }
+    t += node(i).accel_us;
   }
   return t;
 }

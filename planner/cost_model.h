@@ -7,6 +7,9 @@
 //   cluster time  = submit overhead + Σ kernels (op time)
 //                   + Σ fused epilogues (their extra inputs only: no dispatch,
 //                     no extra traffic for the producer's output)
+//                   (which ops share a kernel: planner/kernel_fusion.h, the
+//                   rule the Vulkan lowering runs; Concats written in place
+//                   cost only their copied inputs)
 //
 // Bytes of an op: every input it reads (weights included) plus its outputs.
 // Views (Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout) cost nothing.
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "planner/kernel_fusion.h"
 #include "planner/profile.h"
 
 namespace vkfuse::planner {
@@ -31,8 +35,6 @@ OpClass classify(const graph::Graph& g, const graph::Node& n);
 OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n);
 // Zero-cost reinterpretations of a buffer (Flatten, Reshape, ...).
 bool is_view_op(const graph::Node& n);
-// Elementwise ops that can run in their producer's epilogue on the accelerator.
-bool is_fusible_epilogue(const graph::Node& n);
 
 struct NodeCost {
   OpClass op_class = OpClass::elementwise;
@@ -71,17 +73,17 @@ class CostModel {
   const std::vector<graph::ValueId>& activation_inputs(int i) const { return act_inputs_[static_cast<std::size_t>(i)]; }
   const std::vector<graph::ValueId>& outputs(int i) const { return outputs_[static_cast<std::size_t>(i)]; }
 
-  // For a unit given as a membership mask (unit[i] true for its nodes): the
-  // kernel each member runs in (its own index, or the producer it is fused
-  // into), and the accelerator time of the whole unit (submit + kernels + fused
-  // epilogues).
-  std::vector<int> kernel_roots(std::span<const int> members, const std::vector<char>& in_unit) const;
-  double unit_compute_us(std::span<const int> members, const std::vector<char>& in_unit) const;
+  // A unit's members (ascending) under a placement (`unit`: per node the
+  // unit it runs in, -1 on the host; shared_memory as for KernelFusion): the
+  // kernel each member runs in (its own index, or the Conv that runs it as an
+  // epilogue), the dispatches it makes, and its accelerator time (submit +
+  // kernels + fused epilogues), all as the Vulkan lowering runs it.
+  std::vector<int> kernel_roots(std::span<const int> members, std::span<const int> unit) const;
+  int kernel_count(std::span<const int> members, std::span<const int> unit, bool shared_memory = true) const;
+  double unit_compute_us(std::span<const int> members, std::span<const int> unit, bool shared_memory = true) const;
   // Extra cost of node i when fused as an epilogue: its other inputs' traffic.
   double fused_epilogue_us(int i, graph::ValueId fused_input) const;
-  // The input of node i through which it can fuse into a producer inside the
-  // unit, or kNoValue.
-  graph::ValueId fusion_input(int i, const std::vector<char>& in_unit) const;
+  const KernelFusion& fusion() const { return fusion_; }
 
  private:
   const graph::Graph* g_;
@@ -93,6 +95,7 @@ class CostModel {
   std::vector<char> is_output_;
   std::vector<std::int32_t> use_counts_;
   std::vector<std::vector<graph::ValueId>> act_inputs_, outputs_;
+  KernelFusion fusion_;
 };
 
 }  // namespace vkfuse::planner

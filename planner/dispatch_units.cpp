@@ -63,17 +63,13 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
     pn.accel_us = cm.accel_us(i);
   }
 
-  std::vector<char> mask(static_cast<std::size_t>(n), 0);
   for (std::size_t u = 0; u < layout.units.size(); ++u) {
     const detail::UnitLayout& ul = layout.units[u];
     DispatchUnit unit;
     unit.id = static_cast<int>(u);
     unit.nodes = ul.nodes;
-    for (int i : ul.nodes) mask[static_cast<std::size_t>(i)] = 1;
-    unit.kernel_of = cm.kernel_roots(ul.nodes, mask);
-    for (int i : ul.nodes) mask[static_cast<std::size_t>(i)] = 0;
-    for (std::size_t j = 0; j < ul.nodes.size(); ++j)
-      if (unit.kernel_of[j] == ul.nodes[j] && !cm.node(ul.nodes[j]).view) ++unit.kernels;
+    unit.kernel_of = cm.kernel_roots(ul.nodes, p);
+    unit.kernels = cm.kernel_count(ul.nodes, p, !isolated_units);
     for (ValueId v : ul.uploads) unit.uploads.push_back(make_transfer(cm, Direction::host_to_device, v));
     for (ValueId v : ul.downloads) unit.downloads.push_back(make_transfer(cm, Direction::device_to_host, v));
     unit.compute_us = ul.compute_us;

@@ -86,7 +86,7 @@ Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units) {
         if (down) unit.downloads.push_back(v);
       }
     }
-    unit.compute_us = cm.unit_compute_us(unit.nodes, mask);
+    unit.compute_us = cm.unit_compute_us(unit.nodes, p, !isolated_units);
     for (int i : unit.nodes) mask[static_cast<std::size_t>(i)] = 0;
     out.units.push_back(std::move(unit));
   }
@@ -155,7 +155,6 @@ Simulator::Simulator(const CostModel& cm) : cm_(cm), n_(cm.node_count()) {
   fill_.resize(n + 1);
   member_start_.resize(n + 1);
   members_.resize(n);
-  mask_.assign(n, 0);
   seen_.assign(cm.graph().values.size(), 0);
   host_ready_.assign(cm.graph().values.size(), 0.0);
   heap_.reserve(n);
@@ -262,9 +261,8 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
       for (ValueId v : cm_.outputs(h)) host_ready_[static_cast<std::size_t>(v)] = end;
       continue;
     }
-    for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 1;
     const std::span<const int> members(mb, me);
-    const double compute = cm_.unit_compute_us(members, mask_);
+    const double compute = cm_.unit_compute_us(members, p_in);
     double uploaded = 0;
     for (int i : members)
       for (ValueId v : cm_.activation_inputs(i)) {
@@ -283,7 +281,6 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
         link_free = s + transfer_scale * cm_.transfer_us(Direction::device_to_host, v);
         host_ready_[static_cast<std::size_t>(v)] = link_free;
       }
-    for (const int* m = mb; m != me; ++m) mask_[static_cast<std::size_t>(*m)] = 0;
   }
   return std::max({host_free, link_free, accel_own});
 }

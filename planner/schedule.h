@@ -76,7 +76,6 @@ class Simulator {
   std::vector<std::pair<int, int>> edges_;  // producer node → consumer node, per activation read
   std::vector<int> item_, head_of_label_, indeg_, succ_start_, succ_, fill_, heap_, order_;
   std::vector<int> member_start_, members_;
-  std::vector<char> mask_;
   std::vector<std::uint32_t> seen_;  // per value: stamp of the unit that uploads it
   std::uint32_t stamp_ = 0;
   std::vector<double> host_ready_;

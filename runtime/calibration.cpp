@@ -328,10 +328,9 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     const planner::CostModel cm(net, p, p, planner::LinkProfile{});
     double predicted = 0;
     if (accelerator) {
-      std::vector<int> all(net.nodes.size());
-      std::vector<char> mask(net.nodes.size(), 1);
+      std::vector<int> all(net.nodes.size()), one_unit(net.nodes.size(), 0);
       for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-      predicted = cm.unit_compute_us(all, mask);
+      predicted = cm.unit_compute_us(all, one_unit);
     } else {
       for (int i = 0; i < cm.node_count(); ++i) predicted += cm.host_us(i);
     }

@@ -113,7 +113,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   // The device side: one executor over all the accelerator ops, unit after
   // unit (the whole graph itself when that is every op, in order: `gpu`).
   if (!device_nodes.empty()) {
-    bool whole = device_nodes.size() == graph_.nodes.size();
+    bool whole = device_nodes.size() == graph_.nodes.size() && !plan_.isolated_units;
     for (std::size_t i = 0; whole && i < device_nodes.size(); ++i) whole = device_nodes[i] == static_cast<std::int32_t>(i);
     if (whole) {
       device_inputs_ = graph_.inputs;

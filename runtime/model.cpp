@@ -261,6 +261,7 @@ PlanReport Model::plan(const PlanOptions& options) const {
   r.predicted_ms = plan.predicted_ms;
   r.predicted_only = plan.predicted_only;
   r.units = static_cast<int>(plan.units.size());
+  for (const auto& u : plan.units) r.kernels += u.kernels;
   r.accel_ops = plan.accel_node_count();
   r.host_ops = static_cast<int>(plan.nodes.size()) - r.accel_ops;
   r.transfers = plan.transfers;

@@ -14,6 +14,7 @@
 
 #include "codegen/spirv/shaders.h"
 #include "graph/ops.h"
+#include "planner/kernel_fusion.h"
 
 namespace vkfuse::codegen::spirv {
 
@@ -170,8 +171,10 @@ void resolve_pads(const Node& node, const Shape& x, const std::vector<std::int64
 
 class Lowering {
  public:
-  Lowering(const Graph& g, const DeviceCaps& caps, std::span<const int> unit) : g_(g), caps_(caps), unit_(unit) {
-    if (!unit_.empty() && unit_.size() != g_.nodes.size())
+  Lowering(const Graph& g, const DeviceCaps& caps, std::span<const int> unit)
+      : g_(g), caps_(caps), units_(unit.begin(), unit.end()), fusion_(g) {
+    if (units_.empty()) units_.assign(g_.nodes.size(), 0);
+    if (units_.size() != g_.nodes.size())
       throw Error(ErrorKind::Internal, "lower_graph: the unit list needs one entry per node");
   }
 
@@ -180,7 +183,8 @@ class Lowering {
  private:
   const Graph& g_;
   const DeviceCaps& caps_;
-  std::span<const int> unit_;
+  std::vector<int> units_;  // per node: its unit (every node is on the device here)
+  planner::KernelFusion fusion_;
   std::int32_t emitting_ = -1;  // the node emit() is lowering
   Program p_;
   std::vector<ValueId> parent_;
@@ -257,25 +261,13 @@ bool is_alias_op(const std::string& op) {
 }
 
 void Lowering::plan_fusions() {
-  const auto uses = g_.use_counts();
-  std::vector<std::int32_t> consumer(g_.values.size(), -1);
-  for (std::size_t i = 0; i < g_.nodes.size(); ++i)
-    for (ValueId v : g_.nodes[i].inputs)
-      if (v != kNoValue) consumer[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
+  // planner/kernel_fusion.h decides what shares a kernel; the cost model
+  // prices the same decisions.
   for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
-    const Node& c = g_.nodes[i];
-    if (c.op_type != "Conv" || c.outputs.empty()) continue;
-    const ValueId t = c.outputs[0];
-    if (uses[static_cast<std::size_t>(t)] != 1 || consumer[static_cast<std::size_t>(t)] < 0) continue;
-    const auto ai = static_cast<std::size_t>(consumer[static_cast<std::size_t>(t)]);
-    const Node& a = g_.nodes[ai];
-    if (a.op_type != "Add" || a.inputs.size() != 2 || a.outputs.empty() || add_to_conv_.count(ai)) continue;
-    if (!unit_.empty() && unit_[i] != unit_[ai]) continue;  // a kernel runs in one submission
-    const ValueId r = a.inputs[0] == t ? a.inputs[1] : a.inputs[0];
-    if (r == t || r == kNoValue) continue;
-    if (shape(r) != shape(t) || shape(a.outputs[0]) != shape(t) || g_.value(r).dtype != DType::f32) continue;
-    conv_to_add_[i] = ai;
-    add_to_conv_[ai] = i;
+    const int c = fusion_.fused_conv(static_cast<int>(i), units_);
+    if (c < 0) continue;
+    conv_to_add_[static_cast<std::size_t>(c)] = i;
+    add_to_conv_[i] = static_cast<std::size_t>(c);
   }
 }
 
@@ -283,52 +275,24 @@ void Lowering::plan_aliases() {
   const std::size_t nv = g_.values.size();
   parent_.assign(nv, kNoValue);
   parent_offset_.assign(nv, 0);
-  std::vector<bool> is_graph_input(nv, false);
-  for (ValueId v : g_.inputs) is_graph_input[static_cast<std::size_t>(v)] = true;
-
-  for (const Node& n : g_.nodes) {
-    if (!is_alias_op(n.op_type) || n.inputs.empty() || n.outputs.empty()) continue;
-    const ValueId in = n.inputs[0], out = n.outputs[0];
-    if (g_.is_constant(out) || g_.is_constant(in)) continue;
-    if (n.activation.kind != Activation::Kind::None) continue;
-    parent_[static_cast<std::size_t>(out)] = in;
+  for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
+    if (!fusion_.is_alias(static_cast<int>(i))) continue;
+    const Node& n = g_.nodes[i];
+    parent_[static_cast<std::size_t>(n.outputs[0])] = n.inputs[0];
     ++p_.alias_nodes;
   }
-
-  // Values some node writes (a kernel or a concat): candidates for writing
-  // straight into a concat's output.
-  std::vector<bool> written(nv, false);
+  // Concat inputs that their producers write straight into the output.
   for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
     const Node& n = g_.nodes[i];
-    if (is_alias_op(n.op_type)) continue;
-    for (ValueId o : n.outputs)
-      if (o != kNoValue) written[static_cast<std::size_t>(o)] = true;
-  }
-  // A Conv absorbed into an Add writes the Add's output; its own output is never written.
-  for (auto [ci, ai] : conv_to_add_) written[static_cast<std::size_t>(g_.nodes[ci].outputs[0])] = false;
-
-  for (const Node& n : g_.nodes) {
-    if (n.op_type != "Concat" || n.outputs.empty() || g_.is_constant(n.outputs[0])) continue;
-    if (n.activation.kind != Activation::Kind::None) continue;
-    const Shape& out = shape(n.outputs[0]);
-    const auto rank = static_cast<std::int64_t>(out.size());
-    std::int64_t axis = n.attrs.get_int("axis", 0);
-    if (axis < 0) axis += rank;
-    std::int64_t outer = 1;
-    for (std::int64_t k = 0; k < axis; ++k) outer *= out[static_cast<std::size_t>(k)];
-    if (outer != 1) continue;
+    if (n.op_type != "Concat") continue;
     std::int64_t start = 0;
     for (ValueId v : n.inputs) {
-      const std::int64_t chunk = numel(v);
-      const auto occurrences = std::count(n.inputs.begin(), n.inputs.end(), v);
-      const auto vi = static_cast<std::size_t>(v);
-      if (occurrences == 1 && written[vi] && !is_graph_input[vi] && !g_.is_constant(v) &&
-          parent_[vi] == kNoValue) {
-        parent_[vi] = n.outputs[0];
-        parent_offset_[vi] = start;
+      if (fusion_.in_place(static_cast<int>(i), v, units_, true)) {
+        parent_[static_cast<std::size_t>(v)] = n.outputs[0];
+        parent_offset_[static_cast<std::size_t>(v)] = start;
         ++p_.aliased_concat_inputs;
       }
-      start += chunk;
+      start += numel(v);
     }
   }
 }

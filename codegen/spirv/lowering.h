@@ -2,7 +2,8 @@
 //
 // Every op of graph/ops runs on the GPU; each kernel is one GLSL compute
 // shader specialised for its shapes (sizes, strides, pads, activation baked in
-// as constants), plus its weights repacked for the shader's layout. Fusions:
+// as constants), plus its weights repacked for the shader's layout. Fusions,
+// as planner/kernel_fusion.h decides them (the cost model prices the same):
 //   Conv [+ bias, folded BN, activation] [+ residual Add + its activation]
 //     → one dispatch (the Add is absorbed when it is the Conv's only reader)
 //   Concat → each producer writes straight into its channel range of the

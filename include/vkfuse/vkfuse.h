@@ -148,6 +148,7 @@ struct PlanReport {
   double predicted_ms = 0;
   bool predicted_only = true;
   int host_ops = 0, accel_ops = 0, units = 0, transfers = 0;
+  int kernels = 0;             // GPU dispatches per inference, as the Vulkan lowering will run them
   std::int64_t bytes_uploaded = 0, bytes_downloaded = 0;
   std::string text, json, dot;  // the whole plan in three formats
 };

@@ -107,33 +107,47 @@ TEST(CostModel, GeometryAndSequenceFactor) {
 }
 
 TEST(CostModel, FusedClusterCostsOneSubmitAndNoEpilogueTraffic) {
-  // Unit {conv, relu}: submit 20 + conv 120.6 + relu as an epilogue (no dispatch,
-  // no input traffic: only its 200,704 FLOP at 1000 GFLOP/s = 0.2 us).
+  // Unit {conv, add(conv, input)}: the residual Add runs in the Conv's kernel
+  // (planner/kernel_fusion.h, as the Vulkan lowering runs it): one submit, one
+  // kernel, and for the Add only the traffic of its other operand.
   GraphBuilder b("conv");
   auto x = b.input("input", {1, 32, 56, 56});
-  auto c = b.conv("conv", x, 64);
-  auto r = b.relu("relu", c);
-  graph::Graph g = b.finish({r});
+  auto c = b.conv("conv", x, 32);
+  auto y = b.add("add", c, x);
+  graph::Graph g = b.finish({y});
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
-  std::vector<char> mask(g.nodes.size(), 1);
-  std::vector<int> members = {0, 1};
-  EXPECT_EQ(cm.fusion_input(1, mask), g.nodes[0].outputs[0]);
-  EXPECT_NEAR(cm.unit_compute_us(members, mask), 20 + 115.605504 + 5 + 200704 / 1e6, 1e-6);
-  EXPECT_EQ(cm.kernel_roots(members, mask), (std::vector<int>{0, 0}));
-  // Not fusible when the producer's output is also a graph output (it must be written).
+  const std::vector<int> one_unit(g.nodes.size(), 0), members = {0, 1};
+  EXPECT_EQ(cm.kernel_roots(members, one_unit), (std::vector<int>{0, 0}));
+  EXPECT_EQ(cm.kernel_count(members, one_unit), 1);
+  const double epilogue = cm.fused_epilogue_us(1, g.nodes[0].outputs[0]);
+  EXPECT_LT(epilogue, cm.accel_us(1));
+  EXPECT_NEAR(cm.unit_compute_us(members, one_unit), cm.accel().submit_us + cm.accel_us(0) + epilogue, 1e-9);
+  // In two units the Add is a kernel of its own.
+  const std::vector<int> two_units = {0, 1};
+  EXPECT_EQ(cm.kernel_roots(members, two_units), (std::vector<int>{0, 1}));
+  EXPECT_EQ(cm.kernel_count(members, two_units), 2);
+  // Not fusible when the Conv's output is also a graph output (it must be written).
   GraphBuilder b2("conv2");
   auto x2 = b2.input("input", {1, 8, 8, 8});
   auto c2 = b2.conv("conv", x2, 8);
-  auto r2 = b2.relu("relu", c2);
-  graph::Graph g2 = b2.finish({c2, r2});
+  auto y2 = b2.add("add", c2, x2);
+  graph::Graph g2 = b2.finish({c2, y2});
   CostModel cm2(g2, testing::test_host(), testing::fast_accel(), testing::fast_link());
-  EXPECT_EQ(cm2.fusion_input(1, mask), graph::kNoValue);
+  EXPECT_EQ(cm2.kernel_count(members, one_unit), 2);
+  // A standalone Relu is a kernel of its own: the lowering fuses activations
+  // only where canonicalization folded them into their producer.
+  GraphBuilder b3("relu");
+  auto x3 = b3.input("input", {1, 8, 8, 8});
+  auto r3 = b3.relu("relu", b3.conv("conv", x3, 8));
+  graph::Graph g3 = b3.finish({r3});
+  CostModel cm3(g3, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  EXPECT_EQ(cm3.kernel_count(members, one_unit), 2);
   // Benefit of the unit vs the host: host time − unit time − k × transfers.
   const double host = cm.host_us(0) + cm.host_us(1);
   const double xfer =
       cm.transfer_us(Direction::host_to_device, g.inputs[0]) + cm.transfer_us(Direction::device_to_host, g.outputs[0]);
-  EXPECT_NEAR(cluster_benefit_us(cm, members, 1.0), host - cm.unit_compute_us(members, mask) - xfer, 1e-6);
-  EXPECT_NEAR(cluster_benefit_us(cm, members, 2.0), host - cm.unit_compute_us(members, mask) - 2 * xfer, 1e-6);
+  EXPECT_NEAR(cluster_benefit_us(cm, members, 1.0), host - cm.unit_compute_us(members, one_unit) - xfer, 1e-6);
+  EXPECT_NEAR(cluster_benefit_us(cm, members, 2.0), host - cm.unit_compute_us(members, one_unit) - 2 * xfer, 1e-6);
 }
 
 TEST(CostModel, RejectsUnpreparedGraphs) {

@@ -1,0 +1,120 @@
+// The kernel fusion rule shared by the Vulkan lowering and the cost model.
+#include "planner/kernel_fusion.h"
+
+#include <algorithm>
+#include <string>
+
+namespace vkfuse::planner {
+
+using graph::kNoValue;
+using graph::ValueId;
+
+namespace {
+
+bool is_view_type(const std::string& op) {
+  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
+         op == "Dropout";
+}
+
+}  // namespace
+
+KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producers()) {
+  const std::size_t n = g.nodes.size();
+  alias_.assign(n, 0);
+  folded_.assign(n, 0);
+  view_type_.assign(n, 0);
+  add_convs_.resize(n);
+  concat_in_place_.assign(n, 0);
+  value_concats_.resize(g.values.size());
+  const auto uses = g.use_counts();
+  std::vector<char> is_output(g.values.size(), 0);
+  for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const graph::Node& node = g.nodes[i];
+    bool all_constant = true;
+    for (ValueId o : node.outputs)
+      if (o != kNoValue && !g.is_constant(o)) all_constant = false;
+    folded_[i] = all_constant;
+    view_type_[i] = is_view_type(node.op_type);
+    alias_[i] = view_type_[i] && !node.inputs.empty() && !node.outputs.empty() && node.inputs[0] != kNoValue &&
+                !g.is_constant(node.inputs[0]) && !g.is_constant(node.outputs[0]) &&
+                node.activation.kind == graph::Activation::Kind::None;
+    // Residual Adds: their operands that a Conv writes for them alone.
+    if (node.op_type == "Add" && node.inputs.size() == 2 && !node.outputs.empty() && node.outputs[0] != kNoValue) {
+      for (int side = 0; side < 2; ++side) {
+        const ValueId t = node.inputs[static_cast<std::size_t>(side)], r = node.inputs[static_cast<std::size_t>(1 - side)];
+        if (t == kNoValue || r == kNoValue || t == r) continue;
+        const std::int32_t c = producer_[static_cast<std::size_t>(t)];
+        if (c < 0 || g.nodes[static_cast<std::size_t>(c)].op_type != "Conv" ||
+            g.nodes[static_cast<std::size_t>(c)].outputs.empty() || g.nodes[static_cast<std::size_t>(c)].outputs[0] != t)
+          continue;
+        if (uses[static_cast<std::size_t>(t)] != 1 || is_output[static_cast<std::size_t>(t)]) continue;
+        if (g.value(r).shape != g.value(t).shape || g.value(node.outputs[0]).shape != g.value(t).shape ||
+            g.value(r).dtype != graph::DType::f32)
+          continue;
+        add_convs_[i].push_back(c);
+      }
+      std::sort(add_convs_[i].begin(), add_convs_[i].end());
+    }
+    // Concats whose inputs can be written in place.
+    if (node.op_type == "Concat" && !node.outputs.empty() && !g.is_constant(node.outputs[0]) &&
+        node.activation.kind == graph::Activation::Kind::None) {
+      const graph::Shape& out = g.value(node.outputs[0]).shape;
+      std::int64_t axis = node.attrs.get_int("axis", 0);
+      if (axis < 0) axis += static_cast<std::int64_t>(out.size());
+      std::int64_t outer = 1;
+      for (std::int64_t k = 0; k < axis; ++k) outer *= out[static_cast<std::size_t>(k)];
+      if (outer == 1) {
+        concat_in_place_[i] = 1;
+        for (ValueId v : node.inputs)
+          if (v != kNoValue && std::count(node.inputs.begin(), node.inputs.end(), v) == 1 && !g.is_constant(v))
+            value_concats_[static_cast<std::size_t>(v)].push_back(static_cast<int>(i));
+      }
+    }
+  }
+}
+
+int KernelFusion::fused_conv(int add, std::span<const int> unit) const {
+  const int u = unit[static_cast<std::size_t>(add)];
+  if (u < 0) return -1;
+  for (int c : add_convs_[static_cast<std::size_t>(add)])
+    if (unit[static_cast<std::size_t>(c)] == u) return c;
+  return -1;
+}
+
+bool KernelFusion::in_place(int concat, ValueId v, std::span<const int> unit, bool shared_memory) const {
+  const std::int32_t p = producer_[static_cast<std::size_t>(v)];
+  if (p < 0 || unit[static_cast<std::size_t>(p)] < 0 || view_type_[static_cast<std::size_t>(p)]) return false;
+  // The first Concat on the device that can take v in place takes it.
+  for (int c : value_concats_[static_cast<std::size_t>(v)]) {
+    const int u = unit[static_cast<std::size_t>(c)];
+    if (u < 0 || (!shared_memory && u != unit[static_cast<std::size_t>(p)])) continue;
+    return c == concat;
+  }
+  return false;
+}
+
+int KernelFusion::kernels(int i, std::span<const int> unit, bool shared_memory) const {
+  const auto k = static_cast<std::size_t>(i);
+  if (folded_[k] || alias_[k] || fused_conv(i, unit) >= 0) return 0;
+  if (!concat_in_place_[k]) return 1;
+  int copies = 0;
+  for (ValueId v : g_->nodes[k].inputs)
+    if (v != kNoValue && graph::element_count(g_->value(v).shape) > 0 && !in_place(i, v, unit, shared_memory)) ++copies;
+  return copies;
+}
+
+double KernelFusion::copied_fraction(int i, std::span<const int> unit, bool shared_memory) const {
+  const auto k = static_cast<std::size_t>(i);
+  if (!concat_in_place_[k]) return 1;
+  double copied = 0, total = 0;
+  for (ValueId v : g_->nodes[k].inputs) {
+    if (v == kNoValue) continue;
+    const auto n = static_cast<double>(graph::element_count(g_->value(v).shape));
+    total += n;
+    if (!in_place(i, v, unit, shared_memory)) copied += n;
+  }
+  return total > 0 ? copied / total : 0;
+}
+
+}  // namespace vkfuse::planner

@@ -1,0 +1,56 @@
+// planner/kernel_fusion.h — which accelerator ops share a kernel and which
+// need none: the one rule that the Vulkan lowering (codegen/spirv) executes
+// and the cost model prices, so that the kernels a plan predicts are the
+// kernels that run.
+//   - A Conv whose output only one Add reads (the Add's other operand a
+//     float32 tensor of the Conv output's shape) runs that Add as its
+//     epilogue when both are in the same unit; of two such Convs, the first.
+//   - A view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout)
+//     without an activation, between non-constant tensors, aliases its
+//     input: no kernel.
+//   - A Concat whose dimensions before the axis are all 1 (no activation)
+//     has an input written in place by its producer when the producer is a
+//     non-view accelerator op whose results are in the same device memory
+//     (any unit; the same unit when units are isolated), the input occurs
+//     once, and no earlier such Concat takes it; every other input is one
+//     copy kernel.
+// Activations were already folded into their producers (graph/canonicalize).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace vkfuse::planner {
+
+class KernelFusion {
+ public:
+  explicit KernelFusion(const graph::Graph& g);
+
+  // `unit` has one entry per node: the unit it runs in, -1 on the host.
+  // shared_memory: units share one device memory (every plan but `naive`'s).
+  // The Conv whose kernel runs Add node `add` as its epilogue, or -1.
+  int fused_conv(int add, std::span<const int> unit) const;
+  // Whether `concat`'s input `v` is written in place by its producer.
+  bool in_place(int concat, graph::ValueId v, std::span<const int> unit, bool shared_memory) const;
+  // A view op that aliases its input.
+  bool is_alias(int node) const { return alias_[static_cast<std::size_t>(node)] != 0; }
+  // Dispatches node i needs: 0 for an alias, an Add run by its Conv, a node
+  // folded to constants, or a Concat written wholly in place; a Concat's copy
+  // kernels; otherwise 1.
+  int kernels(int i, std::span<const int> unit, bool shared_memory) const;
+  // Of Concat i: the fraction of its output that copy kernels write.
+  double copied_fraction(int i, std::span<const int> unit, bool shared_memory) const;
+
+ private:
+  const graph::Graph* g_;
+  std::vector<std::int32_t> producer_;
+  std::vector<char> alias_, folded_, view_type_;
+  std::vector<std::vector<int>> add_convs_;     // per Add: Convs whose epilogue it can be, ascending
+  std::vector<char> concat_in_place_;           // per node: a Concat that writes inputs in place
+  std::vector<std::vector<int>> value_concats_;  // per value: such Concats reading it once, ascending
+};
+
+}  // namespace vkfuse::planner
