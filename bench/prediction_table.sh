@@ -8,8 +8,11 @@
 #   VKFUSE  the runner (default ./build/cli/vkfuse)
 #   MODELS  built-in names or ONNX files (default: resnet18 inception_v3)
 # Environment: STRATEGIES, LINKS (space-separated) override the defaults
-# "cpu gpu naive fused" and "measured edge".
+# "cpu gpu naive fused" and "measured edge"; PYTHON the interpreter (default
+# /usr/bin/python3, else the python3 on PATH: a GPU machine may have only that).
 set -euo pipefail
+py=${PYTHON:-/usr/bin/python3}
+[ -x "$py" ] || command -v "$py" >/dev/null || py=python3
 iters=${1:-5}
 vkfuse=${2:-./build/cli/vkfuse}
 shift $(( $# < 2 ? $# : 2 ))
@@ -26,8 +29,12 @@ for m in "${models[@]}"; do
       # The host-only plans take milliseconds: more runs against noise.
       n=$iters
       case "$s" in cpu | fused) n=$(( iters > 10 ? iters : 10 )) ;; esac
-      json=$("$vkfuse" run "$m" --strategy "$s" --link "$l" --iters "$n" --warmup 1 --json -q)
-      /usr/bin/python3 -c '
+      # A cell that fails (the runner's error is on stderr) does not end the table.
+      if ! json=$("$vkfuse" run "$m" --strategy "$s" --link "$l" --iters "$n" --warmup 1 --json -q); then
+        echo "| $m | $s | $l | | failed | | no |"
+        continue
+      fi
+      "$py" -c '
 import json, sys
 j = json.loads(sys.argv[1])
 # Runners before the "prediction" report: the same numbers from the old fields.
@@ -36,7 +43,7 @@ r = p["measured_ms"] / p["predicted_ms"]
 print("| %s | %s | %s | %.1f | %.1f | %.2f | %s |" % (sys.argv[2], sys.argv[3], sys.argv[4], p["predicted_ms"],
       p["measured_ms"], r, "yes" if 0.75 <= r <= 1.25 else "no"))' "$json" "$m" "$s" "$l"
       if [ -n "${VERBOSE:-}" ]; then
-        /usr/bin/python3 -c '
+        "$py" -c '
 import json, sys
 for s in json.loads(sys.argv[1]).get("prediction", {}).get("steps", []):
     print("    %-24s %-11s predicted %9.3f ms  measured %9.3f ms  %9d B" % (s["name"], s["device"], s["predicted_ms"], s["measured_ms"], s["bytes"]))' "$json" >&2
