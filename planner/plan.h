@@ -36,7 +36,9 @@ struct DispatchUnit {
   std::vector<int> nodes;           // in execution (topological) order
   std::vector<int> kernel_of;       // per entry of nodes: the node whose kernel it runs in
                                     // (itself, or the producer it is fused into as an epilogue)
-  int kernels = 0;                  // dispatches after epilogue fusion (views need none)
+  std::vector<int> dispatches;      // per entry of nodes: the kernels it launches (0: runs in another's,
+                                    // or needs none; a Concat: one per input not written in place)
+  int kernels = 0;                  // Σ dispatches: what the Vulkan executor launches for the unit
   std::vector<Transfer> uploads;    // host → device, before the unit runs
   std::vector<Transfer> downloads;  // device → host, after it
   double compute_us = 0;            // predicted accelerator time, submit included

@@ -101,6 +101,18 @@ std::string plan_to_text(const Plan& plan) {
       for (std::size_t j = 0; j < u.nodes.size(); ++j)
         o << (j ? ", " : "") << plan.nodes[static_cast<std::size_t>(u.nodes[j])].name;
       o << "\n";
+      // The kernels as the Vulkan executor launches them, with what runs in each.
+      o << "      kernels ";
+      bool any = false;
+      for (std::size_t j = 0; j < u.nodes.size(); ++j) {
+        if (u.dispatches[j] == 0) continue;
+        o << (any ? ", " : "") << plan.nodes[static_cast<std::size_t>(u.nodes[j])].name;
+        for (std::size_t q = 0; q < u.nodes.size(); ++q)
+          if (q != j && u.kernel_of[q] == u.nodes[j]) o << "+" << plan.nodes[static_cast<std::size_t>(u.nodes[q])].name;
+        if (u.dispatches[j] > 1) o << " (" << u.dispatches[j] << " copies)";
+        any = true;
+      }
+      o << (any ? "" : "none") << "\n";
       for (const Transfer& t : u.uploads)
         o << "      up    " << t.name << "  " << t.bytes << " B  " << ms3(t.predicted_us / 1e3) << " ms\n";
       for (const Transfer& t : u.downloads)
@@ -172,6 +184,7 @@ std::string plan_to_json(const Plan& plan) {
                      {"nodes", names},
                      {"kernel_of", kernels},
                      {"kernels", u.kernels},
+                     {"dispatches", u.dispatches},
                      {"compute_ms", u.compute_us / 1e3},
                      {"uploads", transfers(u.uploads)},
                      {"downloads", transfers(u.downloads)}});

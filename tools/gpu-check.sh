@@ -269,7 +269,7 @@ main() {
     step "bench_vulkan-$m" 120 "$W/bin/bench_vulkan" "$m" "$bench_iters" --profile
   done
 
-  STRATEGIES=$pred_strategies LINKS=$pred_links PYTHON=$PY \
+  STRATEGIES=$pred_strategies LINKS=$pred_links WHATIF= PYTHON=$PY \
     step prediction-table 200 bash bench/prediction_table.sh "$table_iters" "$v" "${models[@]}"
   # Last, as the least needed: cut first if the budget runs out.
   for m in "${models[@]}"; do
