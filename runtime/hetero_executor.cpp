@@ -125,7 +125,6 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     }
     device_ = std::make_unique<vulkan::VulkanExecutor>(whole ? graph_ : *device_graph_, options_, device_unit);
     stats_ = device_->stats();
-    device_thread_ = std::thread([this] { device_loop(); });
   }
   // Each unit's uploads (the device inputs it reads first) and downloads
   // (the device outputs it produces), as whole-graph ids.
@@ -183,6 +182,8 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     for (auto v : s.outputs) keep(v);
   for (auto v : device_inputs_) keep(v);
   for (auto v : device_outputs_) keep(v);
+  // Last: a constructor that throws must not leave a thread running.
+  if (device_) device_thread_ = std::thread([this] { device_loop(); });
 }
 
 HeteroExecutor::~HeteroExecutor() {
