@@ -154,20 +154,45 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
       }
     }
   }
-  // The host side: one executor per host segment.
-  h = 0;
-  for (Segment& s : segments_) {
-    if (s.on_accelerator) continue;
-    if (host_groups.size() == 1 && host_groups[h].size() == graph_.nodes.size()) {
-      // The whole graph on the host (every all-host plan): no copy of it and its weights.
-      s.inputs = graph_.inputs;
-      s.outputs = graph_.outputs;
-      s.executor = make_host_executor(graph_, options_);
+  // The host side: one executor over all the host ops, segment after
+  // segment (the whole graph itself for an all-host plan).
+  if (!host_groups.empty()) {
+    std::vector<std::int32_t> host_nodes;
+    std::vector<int> host_segment;  // per entry of host_nodes
+    for (std::size_t k = 0; k < host_groups.size(); ++k)
+      for (auto n : host_groups[k]) {
+        host_nodes.push_back(n);
+        host_segment.push_back(static_cast<int>(k));
+      }
+    bool whole = host_nodes.size() == graph_.nodes.size();
+    for (std::size_t i = 0; whole && i < host_nodes.size(); ++i) whole = host_nodes[i] == static_cast<std::int32_t>(i);
+    if (whole) {
+      host_inputs_ = graph_.inputs;
+      host_outputs_ = graph_.outputs;
     } else {
-      s.subgraph = std::make_unique<graph::Graph>(graph::extract_subgraph(graph_, host_groups[h], &s.inputs, &s.outputs));
-      s.executor = make_host_executor(*s.subgraph, options_);
+      host_graph_ = std::make_unique<graph::Graph>(
+          graph::extract_subgraph(graph_, host_nodes, &host_inputs_, &host_outputs_));
     }
-    ++h;
+    host_ = std::make_unique<HostExecutor>(whole ? graph_ : *host_graph_, options_, host_segment);
+    // Per segment, the values it reads from outside the host ops (which it
+    // may have to wait for) and those it produces for outside.
+    std::vector<char> is_host_input(graph_.values.size(), 0), is_host_output(graph_.values.size(), 0);
+    for (auto v : host_inputs_) is_host_input[static_cast<std::size_t>(v)] = 1;
+    for (auto v : host_outputs_) is_host_output[static_cast<std::size_t>(v)] = 1;
+    h = 0;
+    for (Segment& s : segments_) {
+      if (s.on_accelerator) continue;
+      s.segment = static_cast<int>(h);
+      for (auto n : host_groups[h]) {
+        for (auto v : graph_.nodes[static_cast<std::size_t>(n)].inputs)
+          if (v != graph::kNoValue && is_host_input[static_cast<std::size_t>(v)] &&
+              std::find(s.inputs.begin(), s.inputs.end(), v) == s.inputs.end())
+            s.inputs.push_back(v);
+        for (auto v : graph_.nodes[static_cast<std::size_t>(n)].outputs)
+          if (v != graph::kNoValue && is_host_output[static_cast<std::size_t>(v)]) s.outputs.push_back(v);
+      }
+      ++h;
+    }
   }
   // Host storage for values that cross segments and are not graph inputs or outputs.
   std::vector<bool> external(graph_.values.size(), false);
@@ -297,16 +322,17 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
   for (std::size_t i = 0; i < graph_.outputs.size(); ++i) where[static_cast<std::size_t>(graph_.outputs[i])] = outputs[i];
   for (std::size_t v = 0; v < buffers_.size(); ++v)
     if (!buffers_[v].empty() && !where[v]) where[v] = buffers_[v].data();
-  std::vector<const float*> device_in;
+  std::vector<const float*> device_in, host_in;
+  std::vector<float*> host_out;
   for (auto v : device_inputs_) device_in.push_back(where[static_cast<std::size_t>(v)]);
+  for (auto v : host_inputs_) host_in.push_back(where[static_cast<std::size_t>(v)]);
+  for (auto v : host_outputs_) host_out.push_back(where[static_cast<std::size_t>(v)]);
   device_out_.clear();
   for (auto v : device_outputs_) device_out_.push_back(where[static_cast<std::size_t>(v)]);
 
   // Values a handed-over, unfinished unit will download: by the segment's index.
   std::vector<int> pending_of(graph_.values.size(), -1);
   std::vector<std::size_t> in_flight;  // in start order
-  std::vector<const float*> seg_in;
-  std::vector<float*> seg_out;
   Trace* trace = options_.trace;
   auto us = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); };
 
@@ -363,16 +389,12 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
         if (!overlap_) wait_for(k);
         continue;
       }
-      seg_in.clear();
-      seg_out.clear();
-      for (auto v : s.inputs) seg_in.push_back(where[static_cast<std::size_t>(v)]);
-      for (auto v : s.outputs) seg_out.push_back(where[static_cast<std::size_t>(v)]);
       {
         // The host's cores: one host segment at a time across the runs in
         // flight, taking turns with unit compute where the two share them.
         std::lock_guard<std::mutex> cores(shared_->host_cores);
         s.started = Clock::now();
-        s.executor->run(seg_in, seg_out);
+        host_->run_segment(s.segment, host_in, host_out);
       }
       const Clock::time_point end = Clock::now();
       step_times_[static_cast<std::size_t>(s.first_step)].measured_us = us(s.started, end);

@@ -1,7 +1,8 @@
 // runtime/hetero_executor.h — runs a planner::Plan on the real backends: runs
-// of consecutive host ops as host segments (Halide), and every dispatch unit
-// of the plan as one command buffer of a single Vulkan executor over all the
-// plan's accelerator ops. The units share one device arena, weights and
+// of consecutive host ops as segments of one Halide executor over all the
+// plan's host ops (one host arena), and every dispatch unit of the plan as
+// one command buffer of a single Vulkan executor over all the plan's
+// accelerator ops. The units share one device arena, weights and
 // pipelines, so a value passed from unit to unit stays in device memory: only
 // the values a host op (or the caller) produces and a unit reads go up, once,
 // and only the values a host op reads (or graph outputs) come down — exactly
@@ -38,6 +39,7 @@
 
 namespace vkfuse::runtime {
 
+class HostExecutor;
 namespace vulkan {
 class VulkanExecutor;
 }
@@ -69,8 +71,10 @@ class HeteroExecutor final : public Executor {
   bool overlap() const { return overlap_; }
   void set_overlap(bool on) { overlap_ = on; }
   int segment_count() const { return static_cast<int>(segments_.size()); }
-  // The device executor of the plan's units (null for an all-host plan).
+  // The device executor of the plan's units (null for an all-host plan), and
+  // the host executor of its host segments (null for an all-device plan).
   const vulkan::VulkanExecutor* device() const { return device_.get(); }
+  const HostExecutor* host() const { return host_.get(); }
 
   // Predicted against measured, per step of the last run: each host segment,
   // and per dispatch unit its uploads, its compute (submission and wait) and
@@ -95,10 +99,9 @@ class HeteroExecutor final : public Executor {
   struct Segment {
     bool on_accelerator = false;
     std::string name;
-    int unit = -1;                           // on the accelerator: the device executor's unit
-    std::unique_ptr<graph::Graph> subgraph;  // host: stable address (executors keep a reference); null: the whole graph
+    int unit = -1;     // on the accelerator: the device executor's unit
+    int segment = -1;  // on the host: the host executor's segment
     std::vector<graph::ValueId> inputs, outputs;  // ids in the whole graph: what it reads and what leaves it
-    std::unique_ptr<Executor> executor;           // host segments
     int first_step = 0;  // its first entry in step_times_
     bool has_upload = false, has_download = false;
     std::int64_t upload_bytes = 0, download_bytes = 0;
@@ -125,6 +128,11 @@ class HeteroExecutor final : public Executor {
   std::unique_ptr<graph::Graph> device_graph_;
   std::vector<graph::ValueId> device_inputs_, device_outputs_;
   std::unique_ptr<vulkan::VulkanExecutor> device_;
+  // The same for the host: all the plan's host ops, segment after segment,
+  // in one HostExecutor with one arena.
+  std::unique_ptr<graph::Graph> host_graph_;
+  std::vector<graph::ValueId> host_inputs_, host_outputs_;
+  std::unique_ptr<HostExecutor> host_;
   std::vector<std::vector<float>> buffers_;  // per value id: host storage of values crossing segments
   ExecutorStats stats_;
   std::vector<StepTime> step_times_;

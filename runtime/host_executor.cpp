@@ -232,15 +232,15 @@ struct HostExecutor::Plan {
   std::vector<std::int64_t> alias_offset;   // element offset in the parent
 };
 
-HostExecutor::HostExecutor(const graph::Graph& graph, const ExecutorOptions& options)
+HostExecutor::HostExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> segment_of)
     : graph_(graph),
       threads_(options.threads > 0 ? options.threads
                                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
   hk::set_num_threads(threads_);
-  build(graph);
+  build(graph, segment_of);
 }
 
-HostExecutor::HostExecutor(PlanOnly, const graph::Graph& graph) : graph_(graph), threads_(1) { build(graph, true); }
+HostExecutor::HostExecutor(PlanOnly, const graph::Graph& graph) : graph_(graph), threads_(1) { build(graph, {}, true); }
 
 std::pair<std::int64_t, std::int64_t> HostExecutor::activation_memory(const graph::Graph& graph) {
   const HostExecutor plan(PlanOnly{}, graph);
@@ -251,9 +251,23 @@ std::string HostExecutor::kernel_target() { return hk::target_description(); }
 
 HostExecutor::~HostExecutor() = default;
 
-void HostExecutor::build(const graph::Graph& g, bool plan_only) {
+void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of, bool plan_only) {
   const std::size_t nv = g.values.size();
   const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
+  // Segments: consecutive runs of nodes; ops fuse only within one.
+  std::vector<int> segment(segment_of.begin(), segment_of.end());
+  if (segment.empty()) segment.assign(static_cast<std::size_t>(nn), 0);
+  if (segment.size() != static_cast<std::size_t>(nn))
+    throw Error(ErrorKind::Internal, "HostExecutor: the segment list needs one entry per node");
+  int segments = nn == 0 ? 1 : 0;
+  for (int k : segment) {
+    if (k != segments - 1 && k != segments)
+      throw Error(ErrorKind::Internal, "HostExecutor: segments must be numbered 0.. with their nodes contiguous");
+    segments = std::max(segments, k + 1);
+  }
+  auto same_segment = [&](std::int32_t a, std::int32_t b) {
+    return segment[static_cast<std::size_t>(a)] == segment[static_cast<std::size_t>(b)];
+  };
   Plan plan;
   plan.producer = g.producers();
   plan.uses = g.use_counts();
@@ -293,7 +307,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
       if (!is_runtime_f32(p) || !is_runtime_f32(q) || p == q) continue;
       if (g.value(p).shape != out_shape || g.value(q).shape != out_shape) continue;
       const std::int32_t ci = plan.producer[idx(p)];
-      if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci)) continue;
+      if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) || !same_segment(ci, ai)) continue;
       const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
       if (conv.activation.kind != graph::Activation::Kind::None) continue;
       if (plan.uses[idx(p)] != 1 || is_output[idx(p)]) continue;
@@ -328,7 +342,7 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
     for (std::int32_t ni = pi + 1; ni < nn && ci < 0; ++ni)
       for (auto v : g.nodes[static_cast<std::size_t>(ni)].inputs)
         if (v == pooled) ci = ni;
-    if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) ||
+    if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) || !same_segment(ci, pi) ||
         g.nodes[static_cast<std::size_t>(ci)].inputs[0] != pooled)
       continue;
     const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
@@ -461,9 +475,11 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
     if (it != blocks.end()) value_ptr_[v] = arena_ + it->second.offset + off;
   }
 
-  // 4. Steps.
+  // 4. Steps, segment after segment.
   std::set<std::string> fallback;
+  segment_steps_.assign(static_cast<std::size_t>(segments) + 1, 0);
   for (std::int32_t ni = 0; ni < nn; ++ni) {
+    if (ni == 0 || !same_segment(ni, ni - 1)) segment_steps_[static_cast<std::size_t>(segment[idx(ni)])] = steps_.size();
     if (plan.skipped.count(ni)) continue;
     const Node& n = g.nodes[static_cast<std::size_t>(ni)];
     const std::string& op = n.op_type;
@@ -865,18 +881,45 @@ void HostExecutor::build(const graph::Graph& g, bool plan_only) {
                       }});
   }
   fallback_ops_.assign(fallback.begin(), fallback.end());
+  segment_steps_.back() = steps_.size();
+  // Each graph input goes in with the segment that first reads it, each
+  // output comes out with the segment that produces it (a fused step runs in
+  // the segment of the nodes it fuses).
+  segment_inputs_.assign(static_cast<std::size_t>(segments), {});
+  segment_outputs_.assign(static_cast<std::size_t>(segments), {});
+  for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+    int first = 0;  // an input nothing reads (an output, say) goes in with the first
+    for (std::int32_t ni = nn - 1; ni >= 0; --ni) {
+      const auto& ins = g.nodes[idx(ni)].inputs;
+      if (std::find(ins.begin(), ins.end(), g.inputs[i]) != ins.end()) first = segment[idx(ni)];
+    }
+    segment_inputs_[static_cast<std::size_t>(first)].push_back(i);
+  }
+  for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+    const std::int32_t p = plan.producer[idx(g.outputs[i])];
+    segment_outputs_[static_cast<std::size_t>(p >= 0 ? segment[idx(p)] : segments - 1)].push_back(i);
+  }
 }
 
 void HostExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {
+  for (int k = 0; k < segment_count(); ++k) run_segment(k, inputs, outputs);
+}
+
+void HostExecutor::run_segment(int segment, std::span<const float* const> inputs, std::span<float* const> outputs) {
+  if (segment < 0 || segment >= segment_count())
+    throw Error(ErrorKind::Internal, "HostExecutor: no segment " + std::to_string(segment));
+  const auto k = static_cast<std::size_t>(segment);
   hk::set_num_threads(threads_);
-  for (std::size_t i = 0; i < graph_.inputs.size() && i < inputs.size(); ++i) {
+  for (std::size_t i : segment_inputs_[k]) {
+    if (i >= inputs.size()) continue;
     const ValueId v = graph_.inputs[i];
     const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
     if (!value_ptr_[idx(v)] || n == 0) continue;
     std::memcpy(value_ptr_[idx(v)], inputs[i], n * sizeof(float));
   }
-  for (auto& s : steps_) s.run();
-  for (std::size_t i = 0; i < graph_.outputs.size() && i < outputs.size(); ++i) {
+  for (std::size_t s = segment_steps_[k]; s < segment_steps_[k + 1]; ++s) steps_[s].run();
+  for (std::size_t i : segment_outputs_[k]) {
+    if (i >= outputs.size()) continue;
     const ValueId v = graph_.outputs[i];
     const std::size_t n = static_cast<std::size_t>(graph::element_count(graph_.value(v).shape));
     if (n == 0) continue;  // zero elements: nothing computed, nothing to copy

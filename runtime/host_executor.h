@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,10 +36,21 @@ namespace vkfuse::runtime {
 
 class HostExecutor final : public Executor {
  public:
-  HostExecutor(const graph::Graph& graph, const ExecutorOptions& options);
+  // `segment_of`, when given, has one entry per node: the host segments of a
+  // plan, numbered 0.. in execution order, each segment's nodes contiguous
+  // in the graph (extract_subgraph keeps the plan's order). All segments
+  // share one arena (liveness across them); ops fuse only within a segment.
+  // Empty: one segment.
+  HostExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> segment_of = {});
   ~HostExecutor() override;
 
+  // Every segment, in order.
   void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
+  // One segment: spans are indexed like graph.inputs / graph.outputs; it
+  // copies in the inputs it reads first and copies out the outputs it
+  // produces, and touches no other entry.
+  int segment_count() const { return static_cast<int>(segment_steps_.size()) - 1; }
+  void run_segment(int segment, std::span<const float* const> inputs, std::span<float* const> outputs);
   std::string description() const override;
 
   // Activation memory: the arena's size, and what one buffer per tensor would take.
@@ -68,7 +80,7 @@ class HostExecutor final : public Executor {
   struct Plan;
   struct PlanOnly {};
   HostExecutor(PlanOnly, const graph::Graph& graph);
-  void build(const graph::Graph& graph, bool plan_only = false);
+  void build(const graph::Graph& graph, std::span<const int> segment_of, bool plan_only = false);
 
   const graph::Graph& graph_;
   int threads_;
@@ -77,6 +89,10 @@ class HostExecutor final : public Executor {
   int fused_nodes_ = 0;
   std::int64_t arena_bytes_ = 0;
   std::int64_t unplanned_bytes_ = 0;
+  // Per segment: its first step (one more entry: the end), the graph inputs
+  // it copies in and the graph outputs it copies out (indices).
+  std::vector<std::size_t> segment_steps_;
+  std::vector<std::vector<std::size_t>> segment_inputs_, segment_outputs_;
   codegen::halide::LargeFloats arena_storage_;  // 64-byte aligned, huge pages when large
   float* arena_ = nullptr;
   std::vector<float*> value_ptr_;                     // per value: its f32 storage, or nullptr

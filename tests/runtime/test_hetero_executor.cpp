@@ -13,6 +13,7 @@
 #include "graph/passes.h"
 #include "planner/planner.h"
 #include "runtime/hetero_executor.h"
+#include "runtime/host_executor.h"
 #include "runtime/reference_executor.h"
 #include "runtime/vulkan/vulkan_executor.h"
 #include "tests/onnx_builder.h"
@@ -133,6 +134,8 @@ TEST_P(HeteroStrategies, RunsThePlanOnTheRealBackendsMovingThePlannedBytes) {
   eo.trace = &trace;
   rt::HeteroExecutor ex(graph, plan, eo);
   EXPECT_EQ(ex.device() ? ex.device()->unit_count() : 0, static_cast<int>(plan.units.size()));
+  // One host executor (one arena) runs every host segment.
+  EXPECT_EQ(ex.host() ? ex.host()->segment_count() : 0, ex.segment_count() - static_cast<int>(plan.units.size()));
 
   for (int repeat = 0; repeat < 2; ++repeat) expect_close(run(ex), expected, plan.strategy);
   // The bytes the plan lists, no more: nothing passed between units comes down.
