@@ -33,14 +33,9 @@ namespace {
 class BenefitEvaluator {
  public:
   BenefitEvaluator(const CostModel& cm, double k)
-      : cm_(cm),
-        k_(k),
-        in_(static_cast<std::size_t>(cm.node_count()), 0),
-        unit_(static_cast<std::size_t>(cm.node_count()), -1),
-        seen_(cm.graph().values.size(), 0) {}
+      : cm_(cm), k_(k), unit_(static_cast<std::size_t>(cm.node_count()), -1), seen_(cm.graph().values.size(), 0) {}
 
   double operator()(const std::vector<int>& members) {
-    for (int i : members) in_[static_cast<std::size_t>(i)] = 1;
     for (int i : members) unit_[static_cast<std::size_t>(i)] = 0;
     double host = 0, xfer = 0;
     std::vector<ValueId> touched;
@@ -49,7 +44,7 @@ class BenefitEvaluator {
       host += cm_.host_us(i);
       for (ValueId v : cm_.activation_inputs(i)) {
         const int p = producers[static_cast<std::size_t>(v)];
-        if (p >= 0 && in_[static_cast<std::size_t>(p)]) continue;
+        if (p >= 0 && unit_[static_cast<std::size_t>(p)] >= 0) continue;
         if (seen_[static_cast<std::size_t>(v)]) continue;
         seen_[static_cast<std::size_t>(v)] = 1;
         touched.push_back(v);
@@ -58,13 +53,12 @@ class BenefitEvaluator {
       for (ValueId v : cm_.outputs(i)) {
         bool outside = cm_.is_graph_output(v);
         for (int c : cm_.consumers()[static_cast<std::size_t>(v)])
-          outside = outside || !in_[static_cast<std::size_t>(c)];
+          outside = outside || unit_[static_cast<std::size_t>(c)] < 0;
         if (outside) xfer += cm_.transfer_us(Direction::device_to_host, v);
       }
     }
     const double compute = cm_.unit_compute_us(members, unit_);
     for (ValueId v : touched) seen_[static_cast<std::size_t>(v)] = 0;
-    for (int i : members) in_[static_cast<std::size_t>(i)] = 0;
     for (int i : members) unit_[static_cast<std::size_t>(i)] = -1;
     return host - compute - k_ * xfer;
   }
@@ -72,8 +66,7 @@ class BenefitEvaluator {
  private:
   const CostModel& cm_;
   double k_;
-  std::vector<char> in_;
-  std::vector<int> unit_;  // the members as one unit, everything else on the host
+  std::vector<int> unit_;  // the members as one unit (0), everything else on the host (-1)
   std::vector<char> seen_;
 };
 

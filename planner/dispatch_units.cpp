@@ -69,8 +69,10 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
     unit.id = static_cast<int>(u);
     unit.nodes = ul.nodes;
     unit.kernel_of = cm.kernel_roots(ul.nodes, p);
-    for (int i : ul.nodes) unit.dispatches.push_back(cm.fusion().kernels(i, p, !isolated_units));
-    unit.kernels = cm.kernel_count(ul.nodes, p, !isolated_units);
+    for (int i : ul.nodes) {
+      unit.dispatches.push_back(cm.fusion().kernels(i, p, !isolated_units));
+      unit.kernels += unit.dispatches.back();
+    }
     for (ValueId v : ul.uploads) unit.uploads.push_back(make_transfer(cm, Direction::host_to_device, v));
     for (ValueId v : ul.downloads) unit.downloads.push_back(make_transfer(cm, Direction::device_to_host, v));
     unit.compute_us = ul.compute_us;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "graph/ir.h"
 #include "planner/profile.h"
@@ -54,6 +55,14 @@ class Executor {
   // One line for reports, e.g. "host: Halide, 2 threads" or the device name.
   virtual std::string description() const = 0;
 };
+
+// The units (or segments) of a plan that one executor runs: `group_of` has
+// one entry per node of its graph (empty: every node in group 0), numbered
+// 0.. in execution order with each group's nodes contiguous. Returns one
+// entry per node and sets `count`; throws Error(Internal) naming `who`
+// otherwise.
+std::vector<int> contiguous_groups(std::span<const int> group_of, std::size_t nodes, const std::string& who,
+                                   int& count);
 
 // Whether this build has the host (Halide) and accelerator (Vulkan) backends.
 bool host_backend_available();

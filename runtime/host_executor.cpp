@@ -255,16 +255,9 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
   const std::size_t nv = g.values.size();
   const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
   // Segments: consecutive runs of nodes; ops fuse only within one.
-  std::vector<int> segment(segment_of.begin(), segment_of.end());
-  if (segment.empty()) segment.assign(static_cast<std::size_t>(nn), 0);
-  if (segment.size() != static_cast<std::size_t>(nn))
-    throw Error(ErrorKind::Internal, "HostExecutor: the segment list needs one entry per node");
-  int segments = nn == 0 ? 1 : 0;
-  for (int k : segment) {
-    if (k != segments - 1 && k != segments)
-      throw Error(ErrorKind::Internal, "HostExecutor: segments must be numbered 0.. with their nodes contiguous");
-    segments = std::max(segments, k + 1);
-  }
+  int segments = 0;
+  const std::vector<int> segment =
+      contiguous_groups(segment_of, static_cast<std::size_t>(nn), "HostExecutor segments", segments);
   auto same_segment = [&](std::int32_t a, std::int32_t b) {
     return segment[static_cast<std::size_t>(a)] == segment[static_cast<std::size_t>(b)];
   };

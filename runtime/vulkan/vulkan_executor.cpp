@@ -10,7 +10,6 @@
 
 #include "codegen/spirv/compiler.h"
 #include "codegen/spirv/lowering.h"
-#include "runtime/trace.h"
 #include "runtime/vulkan/context.h"
 
 namespace vkfuse::runtime {
@@ -113,11 +112,9 @@ struct VulkanExecutor::Impl {
     std::int64_t offset = 0, count = 0;  // arena floats; offset -1: a constant output
     std::int64_t staging = 0;            // staging offset, floats
     std::vector<float> constant_data;    // an output that is a constant
-    int unit = -1;                       // the unit that uploads (first reader) or downloads (producer) it
   };
   std::vector<IO> inputs, outputs;
-  ExecutorOptions options;  // on_transfer and trace hooks
-  const graph::Graph* graph = nullptr;
+  ExecutorOptions options;  // the on_transfer hook
 
   // One submission each: its uploads, its dispatches, its downloads.
   struct Unit {
@@ -300,19 +297,10 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.options = options;
-  m.graph = &graph;
   // Units: consecutive runs of nodes (each unit's nodes contiguous, in
   // execution order); none given: the whole graph is one unit.
-  std::vector<int> node_unit(unit_of.begin(), unit_of.end());
-  if (node_unit.empty()) node_unit.assign(graph.nodes.size(), 0);
-  if (node_unit.size() != graph.nodes.size())
-    throw Error(ErrorKind::Internal, "VulkanExecutor: the unit list needs one entry per node");
-  int unit_count = graph.nodes.empty() ? 1 : 0;
-  for (std::size_t i = 0; i < node_unit.size(); ++i) {
-    if (node_unit[i] != unit_count - 1 && node_unit[i] != unit_count)
-      throw Error(ErrorKind::Internal, "VulkanExecutor: units must be numbered 0.. with their nodes contiguous");
-    unit_count = std::max(unit_count, node_unit[i] + 1);
-  }
+  int unit_count = 0;
+  const std::vector<int> node_unit = contiguous_groups(unit_of, graph.nodes.size(), "VulkanExecutor units", unit_count);
   m.units.resize(static_cast<std::size_t>(unit_count));
   m.ctx = Context::acquire(options.device);
   Context& ctx = *m.ctx;
@@ -464,10 +452,9 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     io.count = graph::element_count(graph.value(v).shape);
     io.offset = m.offset[static_cast<std::size_t>(v)];
     io.staging = staged_in;
-    io.unit = first_reader[static_cast<std::size_t>(v)];
     staged_in = align_up(staged_in + io.count, kAlign);
-    if (io.unit >= 0) {
-      m.units[static_cast<std::size_t>(io.unit)].inputs.push_back(m.inputs.size());
+    if (const int u = first_reader[static_cast<std::size_t>(v)]; u >= 0) {
+      m.units[static_cast<std::size_t>(u)].inputs.push_back(m.inputs.size());
       stats_.bytes_uploaded += io.count * 4;
     }
     m.inputs.push_back(io);
@@ -475,7 +462,6 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   for (ValueId v : graph.outputs) {
     Impl::IO io;
     io.count = graph::element_count(graph.value(v).shape);
-    io.unit = producer_unit[static_cast<std::size_t>(v)];
     if (graph.is_constant(v)) {
       const graph::Tensor& t = *graph.value(v).constant;
       io.constant_data.assign(t.f32(), t.f32() + io.count);
@@ -486,7 +472,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
       staged_out = align_up(staged_out + io.count, kAlign);
       stats_.bytes_downloaded += io.count * 4;
     }
-    m.units[static_cast<std::size_t>(io.unit)].outputs.push_back(m.outputs.size());
+    m.units[static_cast<std::size_t>(producer_unit[static_cast<std::size_t>(v)])].outputs.push_back(m.outputs.size());
     m.outputs.push_back(std::move(io));
   }
   if (!m.direct_io) {
