@@ -15,6 +15,9 @@ const std::vector<OpDef>& op_table() {
     register_gemm_ops(t);
     register_elementwise_ops(t);
     register_shape_ops(t);
+    register_reduce_ops(t);
+    register_layout_ops(t);
+    register_resize_ops(t);
     return t;
   }();
   return table;
@@ -62,8 +65,7 @@ std::vector<OutputInfo> infer_node(const OpContext& ctx, std::span<const InputIn
   return require_op(ctx.node).infer(ctx, inputs);
 }
 
-std::vector<Tensor> evaluate_node(const OpContext& ctx, std::span<const Tensor* const> inputs) {
-  const OpDef& def = require_op(ctx.node);
+std::vector<InputInfo> input_infos(std::span<const Tensor* const> inputs) {
   std::vector<InputInfo> infos(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i]) {
@@ -74,7 +76,12 @@ std::vector<Tensor> evaluate_node(const OpContext& ctx, std::span<const Tensor* 
     infos[i].shape = inputs[i]->shape();
     infos[i].constant = inputs[i];
   }
-  auto out_infos = def.infer(ctx, infos);
+  return infos;
+}
+
+std::vector<Tensor> evaluate_node(const OpContext& ctx, std::span<const Tensor* const> inputs) {
+  const OpDef& def = require_op(ctx.node);
+  auto out_infos = def.infer(ctx, input_infos(inputs));
   std::vector<Tensor> outputs;
   outputs.reserve(out_infos.size());
   for (auto& o : out_infos) outputs.emplace_back(o.dtype, o.shape);
@@ -109,17 +116,26 @@ std::int64_t node_flops(const Node& node, std::span<const InputInfo> inputs,
     for (auto k : node.attrs.get_ints("kernel_shape")) window *= k;
     return out * window;
   }
-  if (op == "GlobalAveragePool") return element_count(in_shape(0));
+  if (op == "ConvTranspose") {
+    // Each input element meets M/group output channels over the kernel window.
+    const Shape& w = in_shape(1);  // [C, M/group, kh, kw...]
+    std::int64_t per_in = 1;
+    for (std::size_t i = 1; i < w.size(); ++i) per_in *= w[i];
+    return 2 * element_count(in_shape(0)) * per_in;
+  }
+  if (op == "GlobalAveragePool" || op.rfind("Reduce", 0) == 0) return element_count(in_shape(0));
+  if (op == "InstanceNormalization" || op == "LayerNormalization") return 5 * element_count(in_shape(0));
   if (op == "Shape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze" || op == "Reshape" ||
       op == "Flatten" || op == "Identity" || op == "Dropout" || op == "Constant" || op == "Concat" ||
-      op == "Transpose" || op == "Pad")
+      op == "Transpose" || op == "Pad" || op == "Slice" || op == "Split" || op == "Expand" || op == "Tile" ||
+      op == "DepthToSpace" || op == "SpaceToDepth" || op == "ConstantOfShape" || op == "Range" || op == "Cast")
     return 0;
   return out;  // elementwise-like
 }
 
-std::int64_t node_flops(const Graph& g, const Node& node) {
+std::vector<InputInfo> input_infos(const Graph& g, const Node& n) {
   std::vector<InputInfo> ins;
-  for (auto v : node.inputs) {
+  for (auto v : n.inputs) {
     InputInfo info;
     if (v == kNoValue) {
       info.present = false;
@@ -131,6 +147,11 @@ std::int64_t node_flops(const Graph& g, const Node& node) {
     }
     ins.push_back(info);
   }
+  return ins;
+}
+
+std::int64_t node_flops(const Graph& g, const Node& node) {
+  const std::vector<InputInfo> ins = input_infos(g, node);
   std::vector<OutputInfo> outs;
   for (auto v : node.outputs)
     if (v != kNoValue) outs.push_back({g.value(v).dtype, g.value(v).shape});
@@ -161,6 +182,26 @@ void apply_activation(const Node& node, Tensor& t) {
   float* p = t.f32();
   const std::int64_t n = t.numel();
   for (std::int64_t i = 0; i < n; ++i) p[i] = node.activation.apply(p[i]);
+}
+
+void finish_data_movement(const OpContext& ctx, Tensor& out) {
+  if (ctx.node.activation.kind == Activation::Kind::None) return;
+  if (out.dtype() != DType::f32)
+    unsupported_node(ctx.node, std::string("fused ") + ctx.node.activation.name() + " on an int64 result");
+  apply_activation(ctx.node, out);
+}
+
+std::int64_t normalize_axis(const Node& node, std::int64_t axis, std::int64_t rank, const char* what) {
+  if (axis < -rank || axis >= rank)
+    fail_node(node, std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
+                        std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+std::vector<std::int64_t> row_major_strides(const Shape& s) {
+  std::vector<std::int64_t> st(s.size(), 1);
+  for (std::size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
+  return st;
 }
 
 const InputInfo* opt_info(std::span<const InputInfo> inputs, std::size_t i) {

@@ -71,14 +71,38 @@ std::int64_t node_flops(const Graph& g, const Node& node);
 std::int64_t graph_flops(const Graph& g);
 
 // Per-family registration, one per file in graph/ops/.
-void register_conv_ops(std::vector<OpDef>& table);         // Conv
+void register_conv_ops(std::vector<OpDef>& table);         // Conv, ConvTranspose
 void register_pool_ops(std::vector<OpDef>& table);         // MaxPool, AveragePool, GlobalAveragePool
-void register_norm_ops(std::vector<OpDef>& table);         // BatchNormalization, Softmax
+void register_norm_ops(std::vector<OpDef>& table);         // BatchNormalization, Softmax, LRN,
+                                                           // InstanceNormalization, LayerNormalization
 void register_gemm_ops(std::vector<OpDef>& table);         // Gemm, MatMul
-void register_elementwise_ops(std::vector<OpDef>& table);  // Add, Mul, Sub, Div, activations, Clip
+void register_elementwise_ops(std::vector<OpDef>& table);  // Add, Mul, Sub, Div, Pow, PRelu, Min, Max,
+                                                           // Mean, Sum, activations, unary math, Clip
 void register_shape_ops(std::vector<OpDef>& table);        // Concat, Flatten, Reshape, Transpose, Pad,
                                                            // Shape, Gather, Unsqueeze, Squeeze,
                                                            // Identity, Dropout, Constant
+void register_reduce_ops(std::vector<OpDef>& table);       // ReduceMean, ReduceSum, ReduceMax, ReduceMin,
+                                                           // ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare,
+                                                           // ReduceLogSum, ReduceLogSumExp
+void register_layout_ops(std::vector<OpDef>& table);       // Slice, Split, Expand, Tile, DepthToSpace,
+                                                           // SpaceToDepth, ConstantOfShape, Range, Cast
+void register_resize_ops(std::vector<OpDef>& table);       // Resize, Upsample
+
+// What a Reduce* node reduces (validated as shape inference does): nothing
+// (`identity`: no axes and noop_with_empty_axes), or the flagged input dims.
+// The GPU lowering and the canonicalizer read axes through this too.
+struct ReducePlan {
+  bool identity = false;
+  std::vector<bool> reduced;  // one per input dim
+  bool keepdims = true;
+};
+ReducePlan reduce_plan(const OpContext& ctx, std::span<const InputInfo> inputs);
+
+// The InputInfo of each input of node n of a shaped graph; of tensors (all
+// constant, nullptr absent), as eval sees them, so that eval derives its
+// parameters through the same code as infer.
+std::vector<InputInfo> input_infos(const Graph& g, const Node& n);
+std::vector<InputInfo> input_infos(std::span<const Tensor* const> inputs);
 
 // Helpers shared by the op families.
 [[noreturn]] void fail_node(const Node& node, const std::string& what);  // InvalidModel
@@ -87,6 +111,12 @@ void register_shape_ops(std::vector<OpDef>& table);        // Concat, Flatten, R
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b);
 // Applies the node's fused activation to every element of t (f32 only).
 void apply_activation(const Node& node, Tensor& t);
+// The same for a data-movement op's output, which may be int64 (a fused
+// activation on an int64 result is unsupported).
+void finish_data_movement(const OpContext& ctx, Tensor& out);
+// Maps axis in [-rank, rank-1] to [0, rank-1]; fails naming the node otherwise.
+std::int64_t normalize_axis(const Node& node, std::int64_t axis, std::int64_t rank, const char* what = "axis");
+std::vector<std::int64_t> row_major_strides(const Shape& s);
 // The input at i, or nullptr when it is absent (past the end or omitted).
 const InputInfo* opt_info(std::span<const InputInfo> inputs, std::size_t i);
 const Tensor* opt_tensor(std::span<const Tensor* const> inputs, std::size_t i);

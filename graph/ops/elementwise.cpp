@@ -1,18 +1,29 @@
-// graph/ops/elementwise.cpp — Add, Mul, Sub, Div (numpy broadcasting, float32
-// and int64), the unary activations and Clip.
+// graph/ops/elementwise.cpp — Add, Mul, Sub, Div, Pow (numpy broadcasting),
+// PRelu, the variadic Min, Max, Mean, Sum, the unary activations and math
+// (Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Elu, Selu, Softplus,
+// Softsign, Tanh, Sqrt, Exp, Log, Erf, Reciprocal, Ceil, Floor, Neg, Abs) and
+// Clip.
 //
 // Reference semantics follow ONNX opsets 11–17:
-//   * binary ops broadcast multidirectionally; both operands must share a dtype;
+//   * binary ops broadcast multidirectionally; both operands must share a dtype,
+//     except Pow, whose float32 base may take an int64 exponent;
 //   * int64 Div truncates toward zero (C++ and ONNX Runtime semantics; numpy's
 //     floor division differs only for operands of mixed sign) and rejects a
 //     zero divisor with a clear error instead of undefined behaviour;
-//   * int64 Add/Sub/Mul wrap around on overflow (two's complement);
+//   * int64 Add/Sub/Mul/Sum/Pow/Neg/Abs wrap around on overflow (two's
+//     complement); int64 Pow to a negative exponent truncates toward zero like
+//     Div (1, -1 or 0) and rejects a zero base;
+//   * PRelu's slope broadcasts unidirectionally to X;
+//   * Min, Max, Mean, Sum take 1..N inputs and broadcast them all together;
+//     float Min/Max propagate NaN (numpy.minimum/maximum);
+//   * float math is computed in double and rounded once to float32;
 //   * Clip takes its bounds from inputs 1 and 2 (opset >= 11) or from the
 //     min/max attributes (opset < 11, and whatever opset after the
 //     canonicalizer has rewritten constant bounds into attributes); a missing
 //     bound is +-infinity (int64: the type's limits).
 // Every float kernel applies the node's fused activation to its output.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -24,9 +35,15 @@ namespace vkfuse::graph {
 
 namespace {
 
-
 // Splits [0, n) into chunks for parallel_for; each chunk gets a contiguous range.
 constexpr std::int64_t kChunk = 1 << 14;
+
+// The canonicalizer only fuses float activations; an int64 node carrying one
+// is a plan vkfuse cannot run.
+void reject_int64_activation(const Node& node) {
+  if (node.activation.kind != Activation::Kind::None)
+    unsupported_node(node, std::string("fused ") + node.activation.name() + " on an int64 " + node.op_type);
+}
 
 // ---------------------------------------------------------------------------
 // Binary broadcasting ops.
@@ -69,14 +86,16 @@ std::vector<std::int64_t> broadcast_strides(const Shape& in, const Shape& out) {
   return strides;
 }
 
-template <class T, class F>
+// out[i] = f(a[..], b[..]) over out's shape, which a and b broadcast to. `out`
+// may alias `a` when both have out's shape (the variadic ops fold in place).
+template <class T, class TA = T, class TB = TA, class F>
 void broadcast_apply(int threads, const Tensor& a, const Tensor& b, Tensor& out, F f) {
   const Shape& oshape = out.shape();
   const std::size_t rank = oshape.size();
   const auto sa = broadcast_strides(a.shape(), oshape);
   const auto sb = broadcast_strides(b.shape(), oshape);
-  const T* pa = reinterpret_cast<const T*>(a.bytes());
-  const T* pb = reinterpret_cast<const T*>(b.bytes());
+  const TA* pa = reinterpret_cast<const TA*>(a.bytes());
+  const TB* pb = reinterpret_cast<const TB*>(b.bytes());
   T* po = reinterpret_cast<T*>(out.bytes());
   const std::int64_t n = out.numel();
   if (n == 0) return;
@@ -123,9 +142,7 @@ void eval_binary(BinOp op, const OpContext& ctx, std::span<const Tensor* const> 
     apply_activation(ctx.node, out);
     return;
   }
-  if (ctx.node.activation.kind != Activation::Kind::None)
-    unsupported_node(ctx.node, std::string("fused ") + ctx.node.activation.name() + " on an int64 " +
-                                   binop_name(op));
+  reject_int64_activation(ctx.node);
   using U = std::uint64_t;
   auto wrap = [](U v) { return static_cast<std::int64_t>(v); };
   switch (op) {
@@ -162,7 +179,7 @@ OpDef binary_op(BinOp op) {
 }
 
 // ---------------------------------------------------------------------------
-// Unary activations (float32; Relu also int64).
+// Unary activations and math (float32; Relu, Neg and Abs also int64).
 
 std::vector<OutputInfo> infer_unary_float(const OpContext& ctx, std::span<const InputInfo> inputs,
                                           bool allow_int64) {
@@ -240,8 +257,7 @@ void eval_clip(const OpContext& ctx, std::span<const Tensor* const> inputs, std:
     unary_apply(ctx, x, out, [=](float v) { return std::min(std::max(v, fmin), fmax); });
     return;
   }
-  if (node.activation.kind != Activation::Kind::None)
-    unsupported_node(node, std::string("fused ") + node.activation.name() + " on an int64 Clip");
+  reject_int64_activation(node);
   // int64 bounds: read exactly from the int tensors when present.
   std::int64_t imin = std::numeric_limits<std::int64_t>::min();
   std::int64_t imax = std::numeric_limits<std::int64_t>::max();
@@ -255,19 +271,190 @@ void eval_clip(const OpContext& ctx, std::span<const Tensor* const> inputs, std:
 }
 
 // ---------------------------------------------------------------------------
-// Relu also runs on int64 (opset 14 allows it; shape arithmetic rarely needs it).
+// Unary ops that also run on int64 (Relu since opset 14; Neg and Abs for shape
+// arithmetic). `fi` must wrap rather than overflow.
 
-void eval_relu(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+template <class FF, class FI>
+OpDef signed_unary_op(const char* name, FF ff, FI fi) {
+  return OpDef{name,
+               [](const OpContext& ctx, std::span<const InputInfo> in) { return infer_unary_float(ctx, in, true); },
+               [ff, fi](const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
+                 const Tensor& x = *in[0];
+                 if (x.dtype() == DType::f32) {
+                   unary_apply(ctx, x, out[0], ff);
+                   return;
+                 }
+                 reject_int64_activation(ctx.node);
+                 const std::int64_t* px = x.i64();
+                 std::int64_t* po = out[0].i64();
+                 for (std::int64_t i = 0; i < x.numel(); ++i) po[i] = fi(px[i]);
+               }};
+}
+
+// A float32 unary op without attributes, g computed in double and rounded once.
+template <class G>
+OpDef math_op(const char* name, G g) {
+  return unary_op(name, [g](const Node&) {
+    return [g](float v) { return static_cast<float>(g(static_cast<double>(v))); };
+  });
+}
+
+// log(1 + e^x) without overflow for large x.
+double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+
+// ---------------------------------------------------------------------------
+// Pow: float32 ^ float32, float32 ^ int64 (opset >= 12 allows mixed types),
+// int64 ^ int64.
+
+std::vector<OutputInfo> infer_pow(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const Node& node = ctx.node;
+  if (inputs.size() > 2 && opt_info(inputs, 2)) fail_node(node, "takes 2 inputs, got " + std::to_string(inputs.size()));
+  const InputInfo& x = required_info(node, inputs, 0, "X");
+  const InputInfo& y = required_info(node, inputs, 1, "Y");
+  if (!(x.dtype == DType::f32 || (x.dtype == DType::i64 && y.dtype == DType::i64)))
+    unsupported_node(node, std::string("Pow of a ") + dtype_name(x.dtype) + " base to a " + dtype_name(y.dtype) +
+                               " exponent; supported: float32 ^ float32, float32 ^ int64, int64 ^ int64");
+  return {OutputInfo{x.dtype, broadcast_shapes(node, x.shape, y.shape)}};
+}
+
+// x^y in int64 with wrap-around; false for 0 to a negative power.
+bool int_pow(std::int64_t x, std::int64_t y, std::int64_t& result) {
+  using U = std::uint64_t;
+  if (y < 0) {
+    // 1 / x^|y| truncated toward zero, as int64 Div would.
+    if (x == 0) return false;
+    result = x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;
+    return true;
+  }
+  U r = 1, b = static_cast<U>(x);
+  for (U e = static_cast<U>(y); e; e >>= 1, b *= b)
+    if (e & 1) r *= b;
+  result = static_cast<std::int64_t>(r);
+  return true;
+}
+
+void eval_pow(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
   const Tensor& x = *inputs[0];
+  const Tensor& y = *inputs[1];
+  Tensor& out = outputs[0];
   if (x.dtype() == DType::f32) {
-    unary_apply(ctx, x, outputs[0], [](float v) { return v < 0.f ? 0.f : v; });  // NaN passes through
+    if (y.dtype() == DType::f32)
+      broadcast_apply<float>(ctx.threads, x, y, out, [](float b, float e) {
+        return static_cast<float>(std::pow(static_cast<double>(b), static_cast<double>(e)));
+      });
+    else
+      broadcast_apply<float, float, std::int64_t>(ctx.threads, x, y, out, [](float b, std::int64_t e) {
+        return static_cast<float>(std::pow(static_cast<double>(b), static_cast<double>(e)));
+      });
+    apply_activation(ctx.node, out);
     return;
   }
-  if (ctx.node.activation.kind != Activation::Kind::None)
-    unsupported_node(ctx.node, std::string("fused ") + ctx.node.activation.name() + " on an int64 Relu");
-  const std::int64_t* px = x.i64();
-  std::int64_t* po = outputs[0].i64();
-  for (std::int64_t i = 0; i < x.numel(); ++i) po[i] = px[i] > 0 ? px[i] : 0;
+  reject_int64_activation(ctx.node);
+  // Kernels may run on worker threads, which must not throw: flag and fail after.
+  std::atomic<bool> zero_to_negative{false};
+  broadcast_apply<std::int64_t>(ctx.threads, x, y, out, [&](std::int64_t b, std::int64_t e) {
+    std::int64_t r = 0;
+    if (!int_pow(b, e, r)) zero_to_negative = true;
+    return r;
+  });
+  if (zero_to_negative) fail_node(ctx.node, "int64 zero raised to a negative power");
+}
+
+// ---------------------------------------------------------------------------
+// PRelu: slope broadcasts unidirectionally to X.
+
+std::vector<OutputInfo> infer_prelu(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const Node& node = ctx.node;
+  const InputInfo& x = required_info(node, inputs, 0, "X");
+  const InputInfo& slope = required_info(node, inputs, 1, "slope");
+  if (x.dtype != slope.dtype)
+    fail_node(node, std::string("X is ") + dtype_name(x.dtype) + ", slope is " + dtype_name(slope.dtype));
+  if (x.dtype != DType::f32)
+    unsupported_node(node, std::string("input of type ") + dtype_name(x.dtype) + "; only float32 is supported");
+  if (broadcast_shapes(node, x.shape, slope.shape) != x.shape)
+    fail_node(node, "slope of shape " + shape_string(slope.shape) + " does not broadcast to X's shape " +
+                        shape_string(x.shape));
+  return {OutputInfo{x.dtype, x.shape}};
+}
+
+void eval_prelu(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+  broadcast_apply<float>(ctx.threads, *inputs[0], *inputs[1], outputs[0],
+                         [](float x, float s) { return x < 0.f ? s * x : x; });
+  apply_activation(ctx.node, outputs[0]);
+}
+
+// ---------------------------------------------------------------------------
+// Variadic Min, Max, Mean, Sum: all inputs broadcast together.
+
+enum class FoldOp { Min, Max, Mean, Sum };
+
+std::vector<OutputInfo> infer_variadic(FoldOp op, const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const Node& node = ctx.node;
+  if (inputs.empty()) fail_node(node, "needs at least one input");
+  const InputInfo& first = required_info(node, inputs, 0, "data_0");
+  if (first.dtype != DType::f32 && op == FoldOp::Mean)
+    unsupported_node(node, std::string("input of type ") + dtype_name(first.dtype) + "; only float32 is supported");
+  Shape shape = first.shape;
+  for (std::size_t i = 1; i < inputs.size(); ++i) {
+    const InputInfo& in = required_info(node, inputs, i, "data input");
+    if (in.dtype != first.dtype)
+      fail_node(node, std::string("input types differ: ") + dtype_name(first.dtype) + " and " + dtype_name(in.dtype));
+    shape = broadcast_shapes(node, shape, in.shape);
+  }
+  return {OutputInfo{first.dtype, shape}};
+}
+
+// Seeds `out` with input 0 broadcast to out's shape, then folds each further
+// input into it in place.
+template <class T, class F>
+void fold_inputs(int threads, std::span<const Tensor* const> inputs, Tensor& out, F f) {
+  broadcast_apply<T>(threads, *inputs[0], *inputs[0], out, [](T v, T) { return v; });
+  for (std::size_t i = 1; i < inputs.size(); ++i) broadcast_apply<T>(threads, out, *inputs[i], out, f);
+}
+
+void eval_variadic(FoldOp op, const OpContext& ctx, std::span<const Tensor* const> inputs,
+                   std::span<Tensor> outputs) {
+  Tensor& out = outputs[0];
+  const int th = ctx.threads;
+  if (out.dtype() == DType::f32) {
+    // NaN wins, as in numpy.minimum / numpy.maximum.
+    auto fmin = [](float a, float b) { return std::isnan(a) || a < b ? a : b; };
+    auto fmax = [](float a, float b) { return std::isnan(a) || a > b ? a : b; };
+    auto add = [](float a, float b) { return a + b; };
+    switch (op) {
+      case FoldOp::Min: fold_inputs<float>(th, inputs, out, fmin); break;
+      case FoldOp::Max: fold_inputs<float>(th, inputs, out, fmax); break;
+      case FoldOp::Sum: fold_inputs<float>(th, inputs, out, add); break;
+      case FoldOp::Mean: {
+        fold_inputs<float>(th, inputs, out, add);
+        const float n = static_cast<float>(inputs.size());
+        unary_apply(ctx, out, out, [n](float v) { return v / n; });  // applies the activation
+        return;
+      }
+    }
+    apply_activation(ctx.node, out);
+    return;
+  }
+  reject_int64_activation(ctx.node);
+  using I = std::int64_t;
+  switch (op) {
+    case FoldOp::Min: fold_inputs<I>(th, inputs, out, [](I a, I b) { return std::min(a, b); }); break;
+    case FoldOp::Max: fold_inputs<I>(th, inputs, out, [](I a, I b) { return std::max(a, b); }); break;
+    case FoldOp::Sum:
+      fold_inputs<I>(th, inputs, out, [](I a, I b) {
+        return static_cast<I>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
+      });
+      break;
+    case FoldOp::Mean: break;  // rejected by infer_variadic
+  }
+}
+
+OpDef variadic_op(const char* name, FoldOp op) {
+  return OpDef{name,
+               [op](const OpContext& ctx, std::span<const InputInfo> in) { return infer_variadic(op, ctx, in); },
+               [op](const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
+                 eval_variadic(op, ctx, in, out);
+               }};
 }
 
 }  // namespace
@@ -278,11 +465,22 @@ void register_elementwise_ops(std::vector<OpDef>& table) {
   table.push_back(binary_op(BinOp::Mul));
   table.push_back(binary_op(BinOp::Div));
 
-  table.push_back(OpDef{"Relu",
-                        [](const OpContext& ctx, std::span<const InputInfo> in) {
-                          return infer_unary_float(ctx, in, true);
-                        },
-                        eval_relu});
+  table.push_back(OpDef{"Pow", infer_pow, eval_pow});
+  table.push_back(OpDef{"PRelu", infer_prelu, eval_prelu});
+  table.push_back(variadic_op("Min", FoldOp::Min));
+  table.push_back(variadic_op("Max", FoldOp::Max));
+  table.push_back(variadic_op("Mean", FoldOp::Mean));
+  table.push_back(variadic_op("Sum", FoldOp::Sum));
+
+  using U = std::uint64_t;  // int64 Neg and Abs wrap (INT64_MIN stays INT64_MIN, as in numpy)
+  table.push_back(signed_unary_op(
+      "Relu", [](float v) { return v < 0.f ? 0.f : v; },  // NaN passes through
+      [](std::int64_t v) { return v > 0 ? v : std::int64_t{0}; }));
+  table.push_back(signed_unary_op(
+      "Neg", [](float v) { return -v; }, [](std::int64_t v) { return static_cast<std::int64_t>(U(0) - U(v)); }));
+  table.push_back(signed_unary_op(
+      "Abs", [](float v) { return std::fabs(v); },
+      [](std::int64_t v) { return v < 0 ? static_cast<std::int64_t>(U(0) - U(v)) : v; }));
   table.push_back(unary_op("LeakyRelu", [](const Node& n) {
     const float alpha = n.attrs.get_float("alpha", 0.01f);
     return [alpha](float v) { return v >= 0.f ? v : alpha * v; };
@@ -303,6 +501,31 @@ void register_elementwise_ops(std::vector<OpDef>& table) {
       return static_cast<float>(x * std::max(0.0, std::min(1.0, x / 6.0 + 0.5)));
     };
   }));
+  table.push_back(unary_op("Elu", [](const Node& n) {
+    const double alpha = n.attrs.get_float("alpha", 1.f);
+    return [alpha](float v) {
+      const double x = v;
+      return static_cast<float>(x < 0 ? alpha * std::expm1(x) : x);
+    };
+  }));
+  table.push_back(unary_op("Selu", [](const Node& n) {
+    const double alpha = n.attrs.get_float("alpha", 1.67326319217681884765625f);
+    const double gamma = n.attrs.get_float("gamma", 1.05070102214813232421875f);
+    return [alpha, gamma](float v) {
+      const double x = v;
+      return static_cast<float>(x > 0 ? gamma * x : gamma * alpha * std::expm1(x));
+    };
+  }));
+  table.push_back(math_op("Softplus", softplus));
+  table.push_back(math_op("Softsign", [](double x) { return x / (1.0 + std::fabs(x)); }));
+  table.push_back(math_op("Tanh", [](double x) { return std::tanh(x); }));
+  table.push_back(math_op("Sqrt", [](double x) { return std::sqrt(x); }));
+  table.push_back(math_op("Exp", [](double x) { return std::exp(x); }));
+  table.push_back(math_op("Log", [](double x) { return std::log(x); }));
+  table.push_back(math_op("Erf", [](double x) { return std::erf(x); }));
+  table.push_back(math_op("Reciprocal", [](double x) { return 1.0 / x; }));
+  table.push_back(math_op("Ceil", [](double x) { return std::ceil(x); }));
+  table.push_back(math_op("Floor", [](double x) { return std::floor(x); }));
   table.push_back(OpDef{"Clip", infer_clip, eval_clip});
 }
 

@@ -22,33 +22,8 @@ namespace vkfuse::graph {
 
 namespace {
 
-
-
-// Maps axis in [-rank, rank-1] to [0, rank-1]; fails naming the node otherwise.
-std::int64_t normalize_axis(const Node& node, std::int64_t axis, std::int64_t rank, const char* what = "axis") {
-  if (axis < -rank || axis >= rank)
-    fail_node(node, std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
-                        std::to_string(rank));
-  return axis < 0 ? axis + rank : axis;
-}
-
-std::vector<std::int64_t> row_major_strides(const Shape& s) {
-  std::vector<std::int64_t> st(s.size(), 1);
-  for (std::size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
-  return st;
-}
-
 void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) {
   if (n) std::memcpy(dst, src, n);
-}
-
-// Applies the node's fused activation to a data-movement op's output (f32
-// only; a fused activation on an int64 result is not something we run).
-void finish(const OpContext& ctx, Tensor& out) {
-  if (ctx.node.activation.kind == Activation::Kind::None) return;
-  if (out.dtype() != DType::f32)
-    unsupported_node(ctx.node, std::string("fused ") + ctx.node.activation.name() + " on an int64 result");
-  apply_activation(ctx.node, out);
 }
 
 // Output = input bytes, reinterpreted with the output's (already set) shape.
@@ -59,7 +34,7 @@ void eval_copy(const OpContext& ctx, std::span<const Tensor* const> inputs, std:
     throw Error(ErrorKind::Internal, "node '" + ctx.node.name + "' (" + ctx.node.op_type +
                                          "): output buffer does not match its input");
   copy_bytes(y.bytes(), x.bytes(), x.byte_size());
-  finish(ctx, y);
+  finish_data_movement(ctx, y);
 }
 
 // Output element i (row-major over out_shape) = source element at
@@ -133,7 +108,7 @@ void eval_concat(const OpContext& ctx, std::span<const Tensor* const> inputs, st
       copy_bytes(dst, inputs[i]->bytes() + static_cast<std::size_t>(o) * chunk[i], chunk[i]);
       dst += chunk[i];
     }
-  finish(ctx, y);
+  finish_data_movement(ctx, y);
 }
 
 // ---------------------------------------------------------------------------
@@ -256,7 +231,7 @@ void eval_transpose(const OpContext& ctx, std::span<const Tensor* const> inputs,
   std::vector<std::int64_t> src_strides(perm.size());
   for (std::size_t j = 0; j < perm.size(); ++j) src_strides[j] = in_strides[static_cast<std::size_t>(perm[j])];
   gather_strided(dtype_size(x.dtype()), y.shape(), src_strides, x.bytes(), y.bytes());
-  finish(ctx, y);
+  finish_data_movement(ctx, y);
 }
 
 // ---------------------------------------------------------------------------
@@ -393,7 +368,7 @@ void eval_pad(const OpContext& ctx, std::span<const Tensor* const> inputs, std::
       idx[k] = 0;
     }
   }
-  finish(ctx, y);
+  finish_data_movement(ctx, y);
 }
 
 // ---------------------------------------------------------------------------
@@ -470,7 +445,7 @@ void eval_gather(const OpContext& ctx, std::span<const Tensor* const> inputs, st
       copy_bytes(dst, data.bytes() + src_block * block, block);
       dst += block;
     }
-  finish(ctx, y);
+  finish_data_movement(ctx, y);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// tests/graph/test_ops_conv_pool.cpp — the reference Conv, MaxPool,
-// AveragePool and GlobalAveragePool kernels on small hand-computed cases.
+// tests/graph/test_ops_conv_pool.cpp — the reference Conv, ConvTranspose,
+// MaxPool, AveragePool and GlobalAveragePool kernels on small hand-computed
+// cases.
 //
 // Expected values are worked out by hand (in the comments) or copied from the
 // hand-written expectations of the ONNX backend node tests (onnx 1.12,
@@ -289,6 +290,185 @@ TEST(Conv, Errors) {
   // rank mismatch between X and W
   Tensor w2d = ones({1, 3});
   expect_error(make_node("Conv"), {&x, &w2d}, ErrorKind::InvalidModel);
+}
+
+// ---- ConvTranspose ----------------------------------------------------------
+// Full (unpadded) output: y[i*s + k*d] += x[i] * w[k], length s*(in-1) + op + (k-1)*d + 1.
+
+TEST(ConvTranspose, OneDimensionalBasic) {
+  // x = [1,2,3], w = [1,10,100]: y = [1, 10+2, 100+20+3, 200+30, 300].
+  Tensor x = Tensor::from_f32({1, 1, 3}, {1, 2, 3});
+  Tensor w = Tensor::from_f32({1, 1, 3}, {1, 10, 100});
+  Node n = make_node("ConvTranspose");
+  expect_tensor(run(n, {&x, &w}), {1, 1, 5}, {1, 12, 123, 230, 300});
+}
+
+TEST(ConvTranspose, Stride2OutputPaddingBiasAndPads) {
+  // x = [1,2], w = [1,10], stride 2, output_padding 1: length 2*1+1+2 = 5,
+  // y = [1, 10, 2, 20, 0]; the output_padding column gets only the bias.
+  Tensor x = Tensor::from_f32({1, 1, 2}, {1, 2});
+  Tensor w = Tensor::from_f32({1, 1, 2}, {1, 10});
+  Tensor b = Tensor::from_f32({1}, {0.5f});
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("strides", std::vector<std::int64_t>{2});
+  n.attrs.set("output_padding", std::vector<std::int64_t>{1});
+  expect_tensor(run(n, {&x, &w, &b}), {1, 1, 5}, {1.5f, 10.5f, 2.5f, 20.5f, 0.5f});
+  // pads [1, 1] crop one column off each end.
+  n.attrs.set("pads", std::vector<std::int64_t>{1, 1});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 3}, {10, 2, 20});
+}
+
+TEST(ConvTranspose, Dilation) {
+  // x = [1,2], w = [1,10], dilation 2: y[i + 2k]: y = [1, 2, 10, 20].
+  Tensor x = Tensor::from_f32({1, 1, 2}, {1, 2});
+  Tensor w = Tensor::from_f32({1, 1, 2}, {1, 10});
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("dilations", std::vector<std::int64_t>{2});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 4}, {1, 2, 10, 20});
+  // output_padding may reach the stride (1) when it is below the dilation.
+  n.attrs.set("output_padding", std::vector<std::int64_t>{1});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 5}, {1, 2, 10, 20, 0});
+}
+
+TEST(ConvTranspose, TwoDimensionalStride2Blocks) {
+  // 2x2 ones kernel at stride 2: every input pixel becomes a 2x2 block.
+  Tensor x = Tensor::from_f32({1, 1, 2, 2}, {1, 2, 3, 4});
+  Tensor w = ones({1, 1, 2, 2});
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("strides", std::vector<std::int64_t>{2, 2});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 4, 4}, {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
+}
+
+TEST(ConvTranspose, GroupedChannels) {
+  // C=4, group=2, W [4, 2, 1] -> M=4, 1x1 kernels; x = [1,2,3,4],
+  // W rows c0=[1,2], c1=[3,4], c2=[5,6], c3=[7,8] (columns = output channel in group).
+  // group 0: y0 = 1*1+2*3 = 7, y1 = 1*2+2*4 = 10
+  // group 1: y2 = 3*5+4*7 = 43, y3 = 3*6+4*8 = 50
+  Tensor x = Tensor::from_f32({1, 4, 1}, {1, 2, 3, 4});
+  Tensor w = Tensor::from_f32({4, 2, 1}, {1, 2, 3, 4, 5, 6, 7, 8});
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("group", std::int64_t{2});
+  expect_tensor(run(n, {&x, &w}, 13, 3), {1, 4, 1}, {7, 10, 43, 50});
+}
+
+TEST(ConvTranspose, SeveralInputChannelsSumAndFusedRelu) {
+  // C=2, M=1, 1-D: x0 = [1,2], x1 = [3,4], w0 = [1,1], w1 = [-1,0], bias -1.
+  // scatter of x0: [1,3,2], of x1: [-3,-4,0]; sum + bias = [-3,-2,1].
+  Tensor x = Tensor::from_f32({1, 2, 2}, {1, 2, 3, 4});
+  Tensor w = Tensor::from_f32({2, 1, 2}, {1, 1, -1, 0});
+  Tensor b = Tensor::from_f32({1}, {-1});
+  Node n = make_node("ConvTranspose");
+  expect_tensor(run(n, {&x, &w, &b}), {1, 1, 3}, {-3, -2, 1});
+  n.activation.kind = Activation::Kind::Relu;
+  expect_tensor(run(n, {&x, &w, &b}), {1, 1, 3}, {0, 0, 1});
+}
+
+TEST(ConvTranspose, AutoPadSameUpperAndLower) {
+  // x = [1,2], w = [1,10,100], stride 2: full = [1, 10, 100+2, 20, 200] (length 5),
+  // SAME targets 2*2 = 4, total padding 1: SAME_UPPER crops the end, SAME_LOWER the start.
+  Tensor x = Tensor::from_f32({1, 1, 2}, {1, 2});
+  Tensor w = Tensor::from_f32({1, 1, 3}, {1, 10, 100});
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("strides", std::vector<std::int64_t>{2});
+  n.attrs.set("auto_pad", std::string("SAME_UPPER"));
+  expect_tensor(run(n, {&x, &w}), {1, 1, 4}, {1, 10, 102, 20});
+  n.attrs.set("auto_pad", std::string("SAME_LOWER"));
+  expect_tensor(run(n, {&x, &w}), {1, 1, 4}, {10, 102, 20, 200});
+  n.attrs.set("auto_pad", std::string("VALID"));
+  n.attrs.set("pads", std::vector<std::int64_t>{1, 1});  // ignored under VALID
+  expect_tensor(run(n, {&x, &w}), {1, 1, 5}, {1, 10, 102, 20, 200});
+}
+
+TEST(ConvTranspose, OutputShapeComputesPads) {
+  // Same full output [1, 10, 102, 20, 200] as above.
+  Tensor x = Tensor::from_f32({1, 1, 2}, {1, 2});
+  Tensor w = Tensor::from_f32({1, 1, 3}, {1, 10, 100});
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("strides", std::vector<std::int64_t>{2});
+  n.attrs.set("pads", std::vector<std::int64_t>{2, 2});  // ignored: output_shape wins
+  // total padding 1; without SAME_UPPER the odd pixel comes off the start.
+  n.attrs.set("output_shape", std::vector<std::int64_t>{4});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 4}, {10, 102, 20, 200});
+  // The full-rank form [N, M, spatial] is accepted too.
+  n.attrs.set("output_shape", std::vector<std::int64_t>{1, 1, 4});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 4}, {10, 102, 20, 200});
+  // total padding -1 (floor split: begin 0, end -1): one zero appended.
+  n.attrs.set("output_shape", std::vector<std::int64_t>{6});
+  expect_tensor(run(n, {&x, &w}), {1, 1, 6}, {1, 10, 102, 20, 200, 0});
+  // SAME_UPPER with total -1: begin -1, end 0: one zero prepended.
+  n.attrs.set("auto_pad", std::string("SAME_UPPER"));
+  expect_tensor(run(n, {&x, &w}), {1, 1, 6}, {0, 1, 10, 102, 20, 200});
+}
+
+TEST(ConvTranspose, ThreeDimensionalAndBatch) {
+  // N=2 (second image = first * 10), D-only kernel [1,1] on x = [1,2] along D:
+  // y = [1, 3, 2] along D, H = W = 1.
+  Tensor x = Tensor::from_f32({2, 1, 2, 1, 1}, {1, 2, 10, 20});
+  Tensor w = ones({1, 1, 2, 1, 1});
+  Node n = make_node("ConvTranspose");
+  expect_tensor(run(n, {&x, &w}, 13, 2), {2, 1, 3, 1, 1}, {1, 3, 2, 10, 30, 20});
+}
+
+TEST(ConvTranspose, InferShapeWithoutEvaluating) {
+  // DCGAN generator step: 1x512x4x4, W 512x256x4x4, stride 2, pads 1 -> 1x256x8x8.
+  Node n = make_node("ConvTranspose");
+  n.attrs.set("strides", std::vector<std::int64_t>{2, 2});
+  n.attrs.set("pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  std::vector<InputInfo> in(2);
+  in[0].shape = {1, 512, 4, 4};
+  in[1].shape = {512, 256, 4, 4};
+  auto out = infer_node(OpContext{n, 13, 1}, in);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].shape, (Shape{1, 256, 8, 8}));
+  EXPECT_EQ(out[0].dtype, DType::f32);
+}
+
+TEST(ConvTranspose, Errors) {
+  Tensor x = iota({1, 3, 2});
+  // W's first dim must be C (3), not M.
+  Tensor w2 = ones({2, 1, 2});
+  expect_error(make_node("ConvTranspose"), {&x, &w2}, ErrorKind::InvalidModel);
+
+  // C = 3 not divisible by group = 2
+  Tensor w3 = ones({3, 1, 2});
+  Node g = make_node("ConvTranspose");
+  g.attrs.set("group", std::int64_t{2});
+  expect_error(g, {&x, &w3}, ErrorKind::InvalidModel);
+
+  // output_padding not below the stride (2) nor the dilation (1)
+  Node op = make_node("ConvTranspose");
+  op.attrs.set("strides", std::vector<std::int64_t>{2});
+  op.attrs.set("output_padding", std::vector<std::int64_t>{2});
+  expect_error(op, {&x, &w3}, ErrorKind::InvalidModel);
+  op.attrs.set("output_padding", std::vector<std::int64_t>{-1});
+  expect_error(op, {&x, &w3}, ErrorKind::InvalidModel);
+
+  // pads larger than the full output: 1*(2-1) + 2 - 2 - 2 = -1
+  Node p = make_node("ConvTranspose");
+  p.attrs.set("pads", std::vector<std::int64_t>{2, 2});
+  expect_error(p, {&x, &w3}, ErrorKind::InvalidModel);
+
+  // output_shape of the wrong rank, or not positive
+  Node os = make_node("ConvTranspose");
+  os.attrs.set("output_shape", std::vector<std::int64_t>{4, 4});
+  expect_error(os, {&x, &w3}, ErrorKind::InvalidModel);
+  os.attrs.set("output_shape", std::vector<std::int64_t>{0});
+  expect_error(os, {&x, &w3}, ErrorKind::InvalidModel);
+
+  // kernel_shape disagrees with W; bias of the wrong size (M = 1)
+  Node k = make_node("ConvTranspose");
+  k.attrs.set("kernel_shape", std::vector<std::int64_t>{3});
+  expect_error(k, {&x, &w3}, ErrorKind::InvalidModel);
+  Tensor b = ones({3});
+  expect_error(make_node("ConvTranspose"), {&x, &w3, &b}, ErrorKind::InvalidModel);
+
+  // unsupported dtype and rank
+  Tensor xi = Tensor::from_i64({1, 1, 2}, {1, 2});
+  Tensor w1 = ones({1, 1, 1});
+  expect_error(make_node("ConvTranspose"), {&xi, &w1}, ErrorKind::Unsupported);
+  Tensor x4 = ones({1, 1, 1, 1, 1, 1});
+  Tensor w4 = ones({1, 1, 1, 1, 1, 1});
+  expect_error(make_node("ConvTranspose"), {&x4, &w4}, ErrorKind::Unsupported);
 }
 
 // ---- MaxPool ----------------------------------------------------------------

@@ -1,5 +1,5 @@
-// Reference kernels of graph/ops/elementwise.cpp: Add, Sub, Mul, Div, the
-// activations and Clip. Expected values are written out by hand (or by an
+// Reference kernels of graph/ops/elementwise.cpp: Add, Sub, Mul, Div, Pow,
+// PRelu, Min, Max, Mean, Sum, the activations, the unary math and Clip. Expected values are written out by hand (or by an
 // explicit index formula), never produced by the kernel under test.
 #include <gtest/gtest.h>
 
@@ -312,9 +312,239 @@ TEST(OpsElementwise, ClipNonScalarBoundThrows) {
   EXPECT_EQ(error_kind_of([&] { run(make_node("Clip"), {&x, &lo}); }), ErrorKind::InvalidModel);
 }
 
+// ---------------------------------------------------------------------------
+// Unary math
+
+// The error's kind, checking that its message names the node.
+ErrorKind error_naming(const std::string& node_name, const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(node_name), std::string::npos) << e.what();
+    return e.kind();
+  }
+  ADD_FAILURE() << "expected vkfuse::Error";
+  return ErrorKind::Internal;
+}
+
+TEST(OpsElementwise, UnaryMath) {
+  Tensor x = Tensor::from_f32({4}, {0.25f, 1.f, 4.f, 100.f});
+  expect_f32(run(make_node("Sqrt"), {&x})[0], {4}, {0.5f, 1.f, 2.f, 10.f});
+  expect_f32(run(make_node("Reciprocal"), {&x})[0], {4}, {4.f, 1.f, 0.25f, 0.01f});
+  Tensor e = Tensor::from_f32({3}, {0.f, 1.f, -1.f});
+  expect_f32(run(make_node("Exp"), {&e})[0], {3}, {1.f, 2.718281828f, 0.3678794412f});
+  Tensor l = Tensor::from_f32({3}, {1.f, 2.f, 10.f});
+  expect_f32(run(make_node("Log"), {&l})[0], {3}, {0.f, 0.6931471806f, 2.302585093f});
+  Tensor z = Tensor::scalar_f32(0.f);
+  expect_f32(run(make_node("Log"), {&z})[0], {}, {-std::numeric_limits<float>::infinity()});
+  Tensor t = Tensor::from_f32({4}, {0.f, 0.5f, 1.f, -2.f});
+  expect_f32(run(make_node("Erf"), {&t})[0], {4}, {0.f, 0.5204998778f, 0.8427007929f, -0.9953222650f});
+  expect_f32(run(make_node("Tanh"), {&t})[0], {4}, {0.f, 0.4621171573f, 0.7615941560f, -0.9640275801f});
+}
+
+TEST(OpsElementwise, SoftplusSoftsign) {
+  // ln(1 + e^x); large |x| must neither overflow nor lose the linear part.
+  Tensor x = Tensor::from_f32({5}, {0.f, 1.f, -1.f, 100.f, -100.f});
+  expect_f32(run(make_node("Softplus"), {&x})[0], {5}, {0.6931471806f, 1.3132616875f, 0.3132616875f, 100.f, 0.f});
+  Tensor big = Tensor::scalar_f32(1e30f);
+  expect_f32(run(make_node("Softplus"), {&big})[0], {}, {1e30f}, 1e24f);
+  Tensor y = Tensor::from_f32({3}, {1.f, -3.f, 0.f});
+  expect_f32(run(make_node("Softsign"), {&y})[0], {3}, {0.5f, -0.75f, 0.f});
+}
+
+TEST(OpsElementwise, CeilFloor) {
+  Tensor x = Tensor::from_f32({5}, {-1.5f, -0.5f, 0.f, 1.2f, 2.f});
+  expect_f32(run(make_node("Ceil"), {&x})[0], {5}, {-1.f, 0.f, 0.f, 2.f, 2.f});
+  expect_f32(run(make_node("Floor"), {&x})[0], {5}, {-2.f, -1.f, 0.f, 1.f, 2.f});
+}
+
+TEST(OpsElementwise, EluSelu) {
+  Tensor x = Tensor::from_f32({3}, {-1.f, 0.f, 2.f});
+  // alpha * (e^x - 1) below zero; e^-1 - 1 = -0.6321205588
+  expect_f32(run(make_node("Elu"), {&x})[0], {3}, {-0.6321205588f, 0.f, 2.f});
+  Attributes at;
+  at.set("alpha", 2.f);
+  expect_f32(run(make_node("Elu", at), {&x})[0], {3}, {-1.2642411177f, 0.f, 2.f});
+  // default gamma 1.0507009874, alpha 1.6732632424: gamma * alpha * (e^-1 - 1) = -1.1113307378
+  expect_f32(run(make_node("Selu"), {&x})[0], {3}, {-1.1113307378f, 0.f, 2.1014019747f});
+  Attributes s;
+  s.set("alpha", 2.f);
+  s.set("gamma", 3.f);
+  expect_f32(run(make_node("Selu", s), {&x})[0], {3}, {-3.7927233530f, 0.f, 6.f});
+}
+
+TEST(OpsElementwise, NegAbsFloatAndInt64) {
+  Tensor x = Tensor::from_f32({3}, {-2.5f, 0.f, 4.f});
+  expect_f32(run(make_node("Neg"), {&x})[0], {3}, {2.5f, 0.f, -4.f});
+  expect_f32(run(make_node("Abs"), {&x})[0], {3}, {2.5f, 0.f, 4.f});
+  const std::int64_t lo = std::numeric_limits<std::int64_t>::min();
+  Tensor xi = Tensor::from_i64({4}, {-3, 0, 7, lo});
+  // INT64_MIN wraps to itself, as in numpy.
+  expect_i64(run(make_node("Neg"), {&xi})[0], {4}, {3, 0, -7, lo});
+  expect_i64(run(make_node("Abs"), {&xi})[0], {4}, {3, 0, 7, lo});
+}
+
+TEST(OpsElementwise, FloatMathRejectsInt64) {
+  Tensor xi = Tensor::from_i64({2}, {1, 4});
+  for (const char* op : {"Sqrt", "Exp", "Erf", "Reciprocal", "Floor", "Elu"})
+    EXPECT_EQ(error_naming(std::string(op) + "_test", [&] { run(make_node(op), {&xi}); }), ErrorKind::Unsupported)
+        << op;
+}
+
+// ---------------------------------------------------------------------------
+// Pow
+
+TEST(OpsElementwise, PowFloat) {
+  Tensor x = Tensor::from_f32({2, 3}, {1.f, 2.f, 3.f, 4.f, 9.f, -2.f});
+  Tensor y = Tensor::from_f32({3}, {2.f, 0.5f, 3.f});
+  // [2,3] ^ [3]: -2 ^ 3 = -8
+  expect_f32(run(make_node("Pow"), {&x, &y})[0], {2, 3}, {1.f, 1.4142135624f, 27.f, 16.f, 3.f, -8.f});
+  Tensor two = Tensor::scalar_f32(2.f);
+  expect_f32(run(make_node("Pow"), {&x, &two})[0], {2, 3}, {1.f, 4.f, 9.f, 16.f, 81.f, 4.f});
+  // Negative base to a fractional power is NaN.
+  Tensor neg = Tensor::scalar_f32(-4.f);
+  Tensor half = Tensor::scalar_f32(0.5f);
+  EXPECT_TRUE(std::isnan(run(make_node("Pow"), {&neg, &half})[0].f32()[0]));
+}
+
+TEST(OpsElementwise, PowFloatBaseInt64Exponent) {
+  // [3] ^ [2,1] -> [2,3]
+  Tensor x = Tensor::from_f32({3}, {2.f, -3.f, 0.5f});
+  Tensor y = Tensor::from_i64({2, 1}, {3, -1});
+  expect_f32(run(make_node("Pow"), {&x, &y})[0], {2, 3}, {8.f, -27.f, 0.125f, 0.5f, -1.f / 3.f, 2.f});
+}
+
+TEST(OpsElementwise, PowInt64) {
+  Tensor x = Tensor::from_i64({6}, {2, -3, 7, 1, -1, 2});
+  Tensor y = Tensor::from_i64({6}, {10, 3, 0, -5, -3, -1});
+  // Negative exponents truncate 1 / x^|y| toward zero.
+  expect_i64(run(make_node("Pow"), {&x, &y})[0], {6}, {1024, -27, 1, 1, -1, 0});
+  // 2^64 wraps to 0, 3^40 = 12157665459056928801 wraps to -6289078614652622815.
+  Tensor b = Tensor::from_i64({2}, {2, 3});
+  Tensor e = Tensor::from_i64({2}, {64, 40});
+  expect_i64(run(make_node("Pow"), {&b, &e})[0], {2}, {0, -6289078614652622815});
+}
+
+TEST(OpsElementwise, PowErrors) {
+  Tensor xi = Tensor::from_i64({2}, {0, 2});
+  Tensor yi = Tensor::from_i64({1}, {-1});
+  EXPECT_EQ(error_naming("Pow_test", [&] { run(make_node("Pow"), {&xi, &yi}); }), ErrorKind::InvalidModel);
+  Tensor yf = Tensor::from_f32({1}, {2.f});
+  EXPECT_EQ(error_naming("Pow_test", [&] { run(make_node("Pow"), {&xi, &yf}); }), ErrorKind::Unsupported);
+  Tensor xf = Tensor::from_f32({2}, {1.f, 2.f});
+  Tensor y3 = Tensor::from_f32({3}, {1.f, 2.f, 3.f});
+  EXPECT_EQ(error_naming("Pow_test", [&] { run(make_node("Pow"), {&xf, &y3}); }), ErrorKind::InvalidModel);
+}
+
+// ---------------------------------------------------------------------------
+// PRelu
+
+TEST(OpsElementwise, PRelu) {
+  // Per-channel slope [2,1,1] over x [1,2,2,2].
+  Tensor x = Tensor::from_f32({1, 2, 2, 2}, {-1.f, 2.f, -3.f, 4.f, -5.f, 6.f, 0.f, -8.f});
+  Tensor slope = Tensor::from_f32({2, 1, 1}, {0.1f, 0.5f});
+  expect_f32(run(make_node("PRelu"), {&x, &slope})[0], {1, 2, 2, 2},
+             {-0.1f, 2.f, -0.3f, 4.f, -2.5f, 6.f, 0.f, -4.f});
+  Tensor one = Tensor::scalar_f32(0.25f);
+  expect_f32(run(make_node("PRelu"), {&x, &one})[0], {1, 2, 2, 2},
+             {-0.25f, 2.f, -0.75f, 4.f, -1.25f, 6.f, 0.f, -2.f});
+}
+
+TEST(OpsElementwise, PReluSlopeMustBroadcastToX) {
+  // Multidirectionally compatible, but the output would be larger than X.
+  Tensor x = Tensor::from_f32({2}, {-1.f, 1.f});
+  Tensor slope = Tensor::from_f32({3, 1}, {1.f, 2.f, 3.f});
+  EXPECT_EQ(error_naming("PRelu_test", [&] { run(make_node("PRelu"), {&x, &slope}); }), ErrorKind::InvalidModel);
+  Tensor xi = Tensor::from_i64({2}, {-1, 1});
+  Tensor si = Tensor::from_i64({1}, {2});
+  EXPECT_EQ(error_naming("PRelu_test", [&] { run(make_node("PRelu"), {&xi, &si}); }), ErrorKind::Unsupported);
+}
+
+// ---------------------------------------------------------------------------
+// Variadic Min, Max, Mean, Sum
+
+TEST(OpsElementwise, VariadicThreeInputsBroadcast) {
+  Tensor a = Tensor::from_f32({2, 1}, {1.f, 5.f});
+  Tensor b = Tensor::from_f32({3}, {4.f, 2.f, 6.f});
+  Tensor c = Tensor::scalar_f32(3.f);
+  expect_f32(run(make_node("Max"), {&a, &b, &c})[0], {2, 3}, {4.f, 3.f, 6.f, 5.f, 5.f, 6.f});
+  expect_f32(run(make_node("Min"), {&a, &b, &c})[0], {2, 3}, {1.f, 1.f, 1.f, 3.f, 2.f, 3.f});
+  expect_f32(run(make_node("Sum"), {&a, &b, &c})[0], {2, 3}, {8.f, 6.f, 10.f, 12.f, 10.f, 14.f});
+  expect_f32(run(make_node("Mean"), {&a, &b, &c})[0], {2, 3},
+             {8.f / 3.f, 2.f, 10.f / 3.f, 4.f, 10.f / 3.f, 14.f / 3.f});
+}
+
+TEST(OpsElementwise, VariadicOneInput) {
+  Tensor a = Tensor::from_f32({3}, {1.f, -2.f, 3.f});
+  for (const char* op : {"Min", "Max", "Mean", "Sum"})
+    expect_f32(run(make_node(op), {&a})[0], {3}, {1.f, -2.f, 3.f});
+}
+
+TEST(OpsElementwise, VariadicMinMaxPropagateNaN) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor a = Tensor::from_f32({2}, {nan, 1.f});
+  Tensor b = Tensor::from_f32({2}, {0.f, nan});
+  for (const char* op : {"Min", "Max"}) {
+    Tensor out = run(make_node(op), {&a, &b})[0];
+    EXPECT_TRUE(std::isnan(out.f32()[0]) && std::isnan(out.f32()[1])) << op;
+  }
+}
+
+TEST(OpsElementwise, VariadicInt64) {
+  Tensor a = Tensor::from_i64({3}, {1, 224, -4});
+  Tensor b = Tensor::from_i64({1}, {3});
+  Tensor c = Tensor::from_i64({3}, {0, 100, 2});
+  expect_i64(run(make_node("Min"), {&a, &b, &c})[0], {3}, {0, 3, -4});
+  expect_i64(run(make_node("Max"), {&a, &b, &c})[0], {3}, {3, 224, 3});
+  expect_i64(run(make_node("Sum"), {&a, &b, &c})[0], {3}, {4, 327, 1});
+  EXPECT_EQ(error_naming("Mean_test", [&] { run(make_node("Mean"), {&a, &b}); }), ErrorKind::Unsupported);
+}
+
+TEST(OpsElementwise, VariadicErrors) {
+  Tensor f = Tensor::from_f32({2}, {1.f, 2.f});
+  Tensor i = Tensor::from_i64({2}, {1, 2});
+  EXPECT_EQ(error_naming("Max_test", [&] { run(make_node("Max"), {&f, &i}); }), ErrorKind::InvalidModel);
+  Tensor g = Tensor::from_f32({3}, {1.f, 2.f, 3.f});
+  EXPECT_EQ(error_naming("Sum_test", [&] { run(make_node("Sum"), {&f, &f, &g}); }), ErrorKind::InvalidModel);
+  EXPECT_EQ(error_naming("Min_test", [&] { run(make_node("Min"), {}); }), ErrorKind::InvalidModel);
+}
+
+TEST(OpsElementwise, MultithreadedSumMatchesFormula) {
+  // Spans several work chunks; the seed input is the one that broadcasts.
+  const std::int64_t A = 4, B = 9000;
+  std::vector<float> av(static_cast<std::size_t>(A));
+  for (std::int64_t i = 0; i < A; ++i) av[static_cast<std::size_t>(i)] = 1000.f * static_cast<float>(i);
+  Tensor a = Tensor::from_f32({A, 1}, av);
+  Tensor b = Tensor::from_f32({B}, iota_f(static_cast<std::size_t>(B)));
+  Tensor c = Tensor::scalar_f32(0.5f);
+  auto out = run(make_node("Sum"), {&a, &b, &c}, 13, 4);
+  ASSERT_EQ(out[0].shape(), (Shape{A, B}));
+  for (std::int64_t i = 0; i < A; ++i)
+    for (std::int64_t j = 0; j < B; ++j)
+      ASSERT_EQ(out[0].f32()[i * B + j], 1000.f * static_cast<float>(i) + static_cast<float>(j) + 0.5f) << i << "," << j;
+}
+
+TEST(OpsElementwise, FusedActivationAppliedToNewOps) {
+  Node n = make_node("Max");
+  n.activation.kind = Activation::Kind::Relu;
+  Tensor a = Tensor::from_f32({2}, {-3.f, 1.f});
+  Tensor b = Tensor::from_f32({2}, {-2.f, 0.f});
+  expect_f32(run(n, {&a, &b})[0], {2}, {0.f, 1.f});
+  Node p = make_node("Pow");
+  p.activation = Activation{Activation::Kind::Clip, 0.f, 6.f};
+  Tensor two = Tensor::scalar_f32(2.f);
+  Tensor x = Tensor::from_f32({2}, {1.f, 3.f});
+  expect_f32(run(p, {&x, &two})[0], {2}, {1.f, 6.f});
+  Node ni = make_node("Neg");
+  ni.activation.kind = Activation::Kind::Relu;
+  Tensor xi = Tensor::from_i64({1}, {1});
+  EXPECT_EQ(error_naming("Neg_test", [&] { run(ni, {&xi}); }), ErrorKind::Unsupported);
+}
+
 TEST(OpsElementwise, Registered) {
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish",
-                         "Clip"})
+                         "Clip", "Pow", "PRelu", "Min", "Max", "Mean", "Sum", "Sqrt", "Exp", "Log", "Erf", "Tanh",
+                         "Softplus", "Softsign", "Reciprocal", "Ceil", "Floor", "Elu", "Selu", "Neg", "Abs"})
     EXPECT_NE(find_op(op), nullptr) << op;
 }
 
