@@ -195,6 +195,25 @@ void fold_pad_into_avgpool(Graph& g) {
   g.remove_dead();
 }
 
+// ReduceMean over every spatial axis with keepdims (a squeeze-and-excitation
+// block's squeeze, as timm and torchvision export it) is GlobalAveragePool,
+// which both backends run as a tuned kernel.
+void reduce_mean_to_global_pool(Graph& g) {
+  for (auto& n : g.nodes) {
+    if (n.op_type != "ReduceMean" || n.inputs.empty() || n.inputs[0] == kNoValue || n.outputs.size() != 1) continue;
+    const Value& x = g.value(n.inputs[0]);
+    const auto rank = static_cast<std::int64_t>(x.shape.size());
+    if (x.dtype != DType::f32 || rank < 3 || n.attrs.get_int("keepdims", 1) != 1) continue;
+    const ReducePlan p = reduce_plan(OpContext{n, g.opset}, input_infos(g, n));
+    bool spatial = !p.identity && !p.reduced[0] && !p.reduced[1];
+    for (std::int64_t k = 2; k < rank; ++k) spatial = spatial && p.reduced[static_cast<std::size_t>(k)];
+    if (!spatial) continue;
+    n.op_type = "GlobalAveragePool";
+    n.attrs = {};
+    n.inputs.resize(1);
+  }
+}
+
 std::optional<Activation> activation_of(const Graph& g, const Node& n) {
   Activation a;
   if (n.op_type == "Relu") a.kind = Activation::Kind::Relu;
@@ -246,6 +265,7 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   drop_identities(g);
   clip_bounds_to_attributes(g);
   fold_pad_into_avgpool(g);
+  reduce_mean_to_global_pool(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) fuse_activations(g);
   g.sort();

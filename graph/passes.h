@@ -4,8 +4,9 @@
 //   infer_shapes()    give every value a dtype and concrete shape, folding
 //                     constant subgraphs (incl. Shape/Gather arithmetic) as it goes
 //   canonicalize()    drop Identity/Dropout, fold BatchNormalization into Conv,
-//                     turn constant-bound Clip into attributes, fuse activations
-//                     into their producers
+//                     turn constant-bound Clip into attributes, spatial
+//                     ReduceMean into GlobalAveragePool, fuse activations into
+//                     their producers
 //   prepare_graph()   all of the above, in order: what every backend starts from
 #pragma once
 
