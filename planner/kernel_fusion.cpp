@@ -97,10 +97,16 @@ bool KernelFusion::in_place(int concat, ValueId v, std::span<const int> unit, bo
 int KernelFusion::kernels(int i, std::span<const int> unit, bool shared_memory) const {
   const auto k = static_cast<std::size_t>(i);
   if (folded_[k] || alias_[k] || fused_conv(i, unit) >= 0) return 0;
-  if (!concat_in_place_[k]) return 1;
+  const graph::Node& n = g_->nodes[k];
+  auto nonempty = [&](ValueId v) { return v != kNoValue && graph::element_count(g_->value(v).shape) > 0; };
   int copies = 0;
-  for (ValueId v : g_->nodes[k].inputs)
-    if (v != kNoValue && graph::element_count(g_->value(v).shape) > 0 && !in_place(i, v, unit, shared_memory)) ++copies;
+  if (n.op_type == "Split") {  // one copy kernel per output
+    for (ValueId v : n.outputs) copies += nonempty(v) ? 1 : 0;
+    return copies;
+  }
+  if (n.op_type != "Concat") return 1;
+  for (ValueId v : n.inputs)
+    if (nonempty(v) && !(concat_in_place_[k] && in_place(i, v, unit, shared_memory))) ++copies;
   return copies;
 }
 

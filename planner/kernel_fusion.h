@@ -39,7 +39,7 @@ class KernelFusion {
   bool is_alias(int node) const { return alias_[static_cast<std::size_t>(node)] != 0; }
   // Dispatches node i needs: 0 for an alias, an Add run by its Conv, a node
   // folded to constants, or a Concat written wholly in place; a Concat's copy
-  // kernels; otherwise 1.
+  // kernels; a Split's outputs; otherwise 1.
   int kernels(int i, std::span<const int> unit, bool shared_memory) const;
   // Of Concat i: the fraction of its output that copy kernels write.
   double copied_fraction(int i, std::span<const int> unit, bool shared_memory) const;

@@ -7,6 +7,7 @@
 #include <thread>
 #include <tuple>
 
+#include "codegen/spirv/lowering.h"
 #include "graph/ops.h"
 #include "graph/passes.h"
 #include "planner/planner.h"
@@ -64,6 +65,42 @@ int resolve_threads(int requested) {
   if (requested < 0) throw Error(ErrorKind::InvalidArgument, "--threads must be 0 (all cores) or positive");
   if (requested > 0) return requested;
   return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// The accelerator runs what the GPU lowering has kernels for; the planner
+// keeps the rest on the host.
+bool gpu_supports(const graph::Graph& g, const graph::Node& n) {
+  return codegen::spirv::unsupported_reason(g, n).empty();
+}
+
+// "kept on the host: ..." naming each op type the GPU cannot run, with a node
+// and the reason; empty when it runs every op.
+std::string host_only_ops(const graph::Graph& g) {
+  std::map<std::string, std::string> first;  // op type -> "node 'x': reason"
+  std::map<std::string, int> count;
+  for (const auto& n : g.nodes) {
+    const std::string why = codegen::spirv::unsupported_reason(g, n);
+    if (why.empty()) continue;
+    if (!count[n.op_type]++) first[n.op_type] = "node '" + n.name + "': " + why;
+  }
+  if (first.empty()) return "";
+  std::string s = "kept on the host (no GPU kernel):";
+  for (const auto& [op, where] : first)
+    s += " " + op + " x" + std::to_string(count[op]) + " (" + where + ");";
+  s.pop_back();
+  return s;
+}
+
+// A plan file that puts an op on the accelerator that the GPU cannot run.
+void check_placements(const graph::Graph& g, const planner::Plan& plan) {
+  for (std::size_t i = 0; i < g.nodes.size() && i < plan.nodes.size(); ++i) {
+    if (plan.nodes[i].unit < 0) continue;
+    const std::string why = codegen::spirv::unsupported_reason(g, g.nodes[i]);
+    if (!why.empty())
+      throw Error(ErrorKind::InvalidArgument, "the plan puts node '" + g.nodes[i].name + "' (" +
+                                                  g.nodes[i].op_type + ") on the accelerator, which cannot run " +
+                                                  why + "; move it to the host (\"unit\": null)");
+  }
 }
 
 void check_strategy(const std::string& s) {
@@ -156,10 +193,14 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     po.strategy = impl->strategy;
     po.k = options.k;
     po.devices_present = profiles.measured && options.accel_profile.empty();
+    po.accel_supports = gpu_supports;
     planner::Plan plan = options.plan.empty()
                              ? planner::make_plan(impl->graph, host, accel, link, po)
                              : planner::load_plan(options.plan, planner::CostModel(impl->graph, host, accel, link),
                                                   po.devices_present);
+    if (!options.plan.empty()) check_placements(impl->graph, plan);
+    if (impl->strategy != "cpu" && options.plan.empty())
+      if (std::string kept = host_only_ops(impl->graph); !kept.empty()) impl->warnings.push_back(std::move(kept));
     plan.model = impl->graph.name;
     if (!options.plan.empty()) impl->strategy = plan.strategy;
     // The runs in flight share the host's cores and the link.
@@ -252,6 +293,7 @@ PlanReport Model::plan(const PlanOptions& options) const {
   po.strategy = options.strategy;
   po.k = options.k;
   po.devices_present = profiles.measured && options.accel_profile.empty() && options.host_profile.empty();
+  po.accel_supports = gpu_supports;
   planner::Plan plan = planner::make_plan(g, host, accel, link, po);
   plan.model = g.name;
 

@@ -23,3 +23,19 @@ layout(push_constant) uniform Slots {
 
 // Linear invocation index over a (GX x groups_y) grid of workgroups.
 uint global_id() { return gl_WorkGroupID.y * (GX * WG) + gl_GlobalInvocationID.x; }
+
+// erf(x) (GLSL has none): Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7.
+float vkf_erf(float x) {
+  const float t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  const float y = 1.0 - t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 +
+                  t * 1.061405429)))) * exp(-x * x);
+  return x < 0.0 ? -y : y;
+}
+// ONNX Pow: GLSL's pow is undefined for a negative base; an integral exponent
+// keeps its sign rule (x^2 of a centred value, as LayerNorm exports).
+float vkf_pow(float a, float b) {
+  if (b == 2.0) return a * a;
+  if (a >= 0.0 || b != floor(b)) return pow(a, b);
+  const float m = pow(-a, b);
+  return mod(b, 2.0) == 1.0 ? -m : m;
+}

@@ -24,6 +24,7 @@ using graph::Activation;
 using graph::DType;
 using graph::Graph;
 using graph::kNoValue;
+using graph::row_major_strides;
 using graph::Node;
 using graph::Shape;
 using graph::Tensor;
@@ -66,7 +67,7 @@ class Defines {
   std::string text_, code_;
 };
 
-std::string act_function(const char* name, const Activation& a) {
+std::string act_body(const Activation& a) {
   std::string body;
   switch (a.kind) {
     case Activation::Kind::None: body = "x"; break;
@@ -79,6 +80,10 @@ std::string act_function(const char* name, const Activation& a) {
       break;
     case Activation::Kind::HardSwish: body = "x * max(0.0, min(1.0, x / 6.0 + 0.5))"; break;
   }
+  return body;
+}
+
+std::string act_function(const char* name, const std::string& body) {
   return std::string("float ") + name + "(float x) { return " + body + "; }\n";
 }
 
@@ -113,12 +118,6 @@ std::string index_function(const std::string& ret, const std::string& name, cons
     }
   }
   return s + "  return " + ret + "(s);\n}\n";
-}
-
-std::vector<std::int64_t> row_major_strides(const Shape& s) {
-  std::vector<std::int64_t> st(s.size(), 1);
-  for (std::size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
-  return st;
 }
 
 // Strides of `in` laid against `out` under numpy broadcasting.
@@ -167,6 +166,121 @@ void resolve_pads(const Node& node, const Shape& x, const std::vector<std::int64
   }
 }
 
+// `int name(uint i)`: offset + the row-major decomposition of i over `dims`
+// dotted with signed `strides` (Slice's negative steps).
+std::string signed_index_function(const std::string& name, const Shape& dims, const std::vector<std::int64_t>& strides,
+                                  std::int64_t offset) {
+  std::string s = "int " + name + "(uint i) {\n  int s = " + std::to_string(offset) + ";\n";
+  for (std::size_t k = dims.size(); k-- > 0;) {
+    if (dims[k] == 1) continue;
+    const std::string d = std::to_string(dims[k]) + "u";
+    if (strides[k] != 0) s += "  s += int(i % " + d + ") * (" + std::to_string(strides[k]) + ");\n";
+    s += "  i /= " + d + ";\n";
+  }
+  return s + "  return s;\n}\n";
+}
+
+// GLSL expression of x for a unary math op; "" when `n` is not one.
+std::string unary_math_body(const Node& n) {
+  const std::string& op = n.op_type;
+  if (op == "Sqrt") return "sqrt(x)";
+  if (op == "Exp") return "exp(x)";
+  if (op == "Log") return "log(x)";
+  if (op == "Erf") return "vkf_erf(x)";
+  if (op == "Tanh") return "tanh(clamp(x, -15.0, 15.0))";  // tanh's exp overflows past that
+  if (op == "Softplus") return "x > 20.0 ? x : log(1.0 + exp(x))";
+  if (op == "Softsign") return "x / (1.0 + abs(x))";
+  if (op == "Neg") return "-x";
+  if (op == "Abs") return "abs(x)";
+  if (op == "Reciprocal") return "1.0 / x";
+  if (op == "Ceil") return "ceil(x)";
+  if (op == "Floor") return "floor(x)";
+  if (op == "Elu") return "x >= 0.0 ? x : " + flit(n.attrs.get_float("alpha", 1.f)) + " * (exp(x) - 1.0)";
+  if (op == "Selu") {
+    const std::string a = flit(n.attrs.get_float("alpha", 1.67326319217681884765625f));
+    const std::string gm = flit(n.attrs.get_float("gamma", 1.05070102214813232421875f));
+    return gm + " * (x > 0.0 ? x : " + a + " * (exp(x) - 1.0))";
+  }
+  return "";
+}
+
+// GLSL expression of a and b for a two-operand op; "" when `n` is not one.
+std::string binary_body(const std::string& op) {
+  if (op == "Add" || op == "Sum") return "((a) + (b))";
+  if (op == "Sub") return "((a) - (b))";
+  if (op == "Mul") return "((a) * (b))";
+  if (op == "Div") return "((a) / (b))";
+  if (op == "Pow") return "vkf_pow(a, b)";
+  if (op == "Max") return "max(a, b)";
+  if (op == "Min") return "min(a, b)";
+  if (op == "Mean") return "(((a) + (b)) * 0.5)";
+  if (op == "PRelu") return "((a) >= 0.0 ? (a) : (a) * (b))";
+  return "";
+}
+
+bool is_variadic(const std::string& op) { return op == "Max" || op == "Min" || op == "Mean" || op == "Sum"; }
+
+// A reduction's layout: OUTER x INNER groups of LEN elements spaced INNER
+// apart, when the reduced axes are contiguous (ignoring axes of size 1).
+struct ReduceLayout {
+  std::int64_t outer = 1, len = 1, inner = 1;
+  bool identity = false;  // noop_with_empty_axes with no axes
+};
+
+std::string reduce_layout(const Graph& g, const Node& n, ReduceLayout& out) {
+  const graph::ReducePlan p = graph::reduce_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+  if (p.identity) {
+    out.identity = true;
+    return "";
+  }
+  const Shape& xs = g.value(n.inputs[0]).shape;
+  const auto rank = static_cast<std::int64_t>(xs.size());
+  std::int64_t first = -1, last = -1;
+  for (std::int64_t k = 0; k < rank; ++k)
+    if (p.reduced[static_cast<std::size_t>(k)] && xs[static_cast<std::size_t>(k)] != 1) {
+      if (first < 0) first = k;
+      last = k;
+    }
+  if (first < 0) {  // only axes of size 1: each group is one element (still L2's |x|, LogSum's log x)
+    out.outer = graph::element_count(xs);
+    return "";
+  }
+  for (std::int64_t k = first; k <= last; ++k)
+    if (!p.reduced[static_cast<std::size_t>(k)] && xs[static_cast<std::size_t>(k)] != 1)
+      return "a reduction over axes that are not contiguous";
+  for (std::int64_t k = 0; k < rank; ++k) {
+    const std::int64_t d = xs[static_cast<std::size_t>(k)];
+    (k < first ? out.outer : k > last ? out.inner : out.len) *= d;
+  }
+  return "";
+}
+
+// The scales of a Resize/Upsample per axis: the constant scales input or
+// attribute, else output size / input size.
+std::vector<double> resize_scales(const Graph& g, const Node& n) {
+  const Shape& xs = g.value(n.inputs[0]).shape;
+  const Shape& ys = g.value(n.outputs[0]).shape;
+  std::vector<double> scales;
+  const std::size_t scales_input = n.op_type == "Resize" && g.opset >= 11 ? 2 : 1;
+  if (n.inputs.size() > scales_input && n.inputs[scales_input] != kNoValue) {
+    if (const Tensor* t = g.constant_input(n, scales_input))
+      for (std::int64_t i = 0; i < t->numel(); ++i) scales.push_back(t->as_double(i));
+  } else if (n.attrs.has("scales")) {
+    for (float f : n.attrs.get_floats("scales")) scales.push_back(f);
+  }
+  if (scales.size() != xs.size()) {
+    scales.clear();
+    for (std::size_t k = 0; k < xs.size(); ++k)
+      scales.push_back(xs[k] ? static_cast<double>(ys[k]) / static_cast<double>(xs[k]) : 1.0);
+  }
+  return scales;
+}
+
+std::string resize_coordinate_mode(const Graph& g, const Node& n) {
+  if (n.op_type == "Upsample" || g.opset < 11) return "asymmetric";
+  return n.attrs.get_string("coordinate_transformation_mode", "half_pixel");
+}
+
 // ---- the lowering -----------------------------------------------------------
 
 class Lowering {
@@ -208,6 +322,11 @@ class Lowering {
   // total: invocations the kernel needs; groups: workgroups to launch (0 = enough for total).
   void finish(Kernel k, std::int64_t total, const Defines& d, const std::string& tmpl, const Activation& act1,
               const Activation& act2, std::int64_t workgroups = 0) {
+    finish(std::move(k), total, d, tmpl, act_body(act1), act2, workgroups);
+  }
+  // act1 as a GLSL expression of x (the unary math ops).
+  void finish(Kernel k, std::int64_t total, const Defines& d, const std::string& tmpl, const std::string& act1,
+              const Activation& act2, std::int64_t workgroups = 0) {
     const std::uint32_t wg = caps_.workgroup_size;
     const std::int64_t groups = workgroups > 0 ? workgroups : std::max<std::int64_t>(1, (total + wg - 1) / wg);
     const std::int64_t gx = std::min<std::int64_t>(groups, caps_.max_groups_x);
@@ -220,19 +339,12 @@ class Lowering {
     src += d.text();
     src += std::string(shader_template("common"));
     src += act_function("act1", act1);
-    src += act_function("act2", act2);
+    src += act_function("act2", act_body(act2));
     src += d.functions();
     src += std::string(shader_template(tmpl));
     k.source = std::move(src);
     k.node = emitting_;
     p_.kernels.push_back(std::move(k));
-  }
-
-  void check_float_outputs(const Node& n) const {
-    for (ValueId o : n.outputs)
-      if (o != kNoValue && g_.value(o).dtype != DType::f32)
-        graph::unsupported_node(n, std::string("a runtime ") + graph::dtype_name(g_.value(o).dtype) +
-                                       " result (the GPU backend runs float32 tensors only)");
   }
 
   void plan_fusions();
@@ -251,6 +363,13 @@ class Lowering {
   void emit_transpose(const Node& n);
   void emit_pad(const Node& n);
   void emit_gather(const Node& n);
+  void emit_reduce(const Node& n);
+  void emit_slice(const Node& n);
+  void emit_split(const Node& n);
+  void emit_expand(const Node& n);
+  void emit_tile(const Node& n);
+  void emit_depth_space(const Node& n);
+  void emit_resize(const Node& n);
   void emit_remap(const Node& n, const std::string& variant, ValueId in, ValueId out, std::int64_t total,
                   const std::string& src_fn, const std::string& dst_fn, float fill, std::vector<float> packed);
 };
@@ -333,23 +452,44 @@ void Lowering::emit(std::size_t index) {
     emit_conv(g_.nodes[it->second], &n);
     return;
   }
-  check_float_outputs(n);
+  if (const std::string why = unsupported_reason(g_, n); !why.empty()) graph::unsupported_node(n, why);
   const std::string& op = n.op_type;
   if (op == "Conv") return emit_conv(n, nullptr);
   if (op == "MaxPool" || op == "AveragePool") return emit_pool(n);
   if (op == "GlobalAveragePool") return emit_global_pool(n);
   if (op == "Gemm") return emit_gemm(n);
   if (op == "MatMul") return emit_matmul(n);
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return emit_binary(n);
+  if (is_variadic(op) && n.inputs.size() == 1) return emit_unary(n, Activation::none());
+  if (!binary_body(op).empty()) return emit_binary(n);
   if (op == "BatchNormalization") return emit_batchnorm(n);
   if (op == "Softmax") return emit_softmax(n);
   if (op == "Concat") return emit_concat(n);
   if (op == "Transpose") return emit_transpose(n);
   if (op == "Pad") return emit_pad(n);
   if (op == "Gather") return emit_gather(n);
-  if (is_alias_op(op)) {
+  if (op.rfind("Reduce", 0) == 0) return emit_reduce(n);
+  if (op == "Slice") return emit_slice(n);
+  if (op == "Split") return emit_split(n);
+  if (op == "Expand") return emit_expand(n);
+  if (op == "Tile") return emit_tile(n);
+  if (op == "DepthToSpace" || op == "SpaceToDepth") return emit_depth_space(n);
+  if (op == "Resize" || op == "Upsample") return emit_resize(n);
+  if (is_alias_op(op) || op == "Cast") {
     if (parent_[static_cast<std::size_t>(n.outputs[0])] != kNoValue) return;  // aliased: no kernel
     return emit_unary(n, Activation::none());
+  }
+  if (const std::string body = unary_math_body(n); !body.empty()) {
+    Kernel kern;
+    std::string variant = op;
+    std::transform(variant.begin(), variant.end(), variant.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    kern.variant = variant + act_suffix(n.activation);
+    kern.nodes = n.name;
+    kern.flops = numel(n.outputs[0]);
+    Defines def;
+    def("HAS_AFFINE", 0);
+    kern.slots = {output(n.outputs[0]), input(n.inputs[0])};
+    return finish(std::move(kern), numel(n.outputs[0]), def, "unary", body, n.activation);
   }
   Activation a;
   if (op == "Relu") {
@@ -375,12 +515,10 @@ void Lowering::emit(std::size_t index) {
         if (n.attrs.has(attr)) (i == 1 ? a.alpha : a.beta) = n.attrs.get_float(attr, 0.f);
         continue;
       }
-      const Tensor* t = g_.constant_input(n, i);
-      if (!t) graph::unsupported_node(n, "Clip bounds that are not constants");
-      (i == 1 ? a.alpha : a.beta) = static_cast<float>(t->as_double(0));
+      (i == 1 ? a.alpha : a.beta) = static_cast<float>(g_.constant_input(n, i)->as_double(0));
     }
   } else {
-    graph::unsupported_node(n, "no GPU kernel for op '" + op + "'");
+    throw Error(ErrorKind::Internal, "GPU lowering: no emitter for supported op '" + op + "'");
   }
   emit_unary(n, a);
 }
@@ -611,17 +749,23 @@ void Lowering::emit_binary(const Node& n) {
   Kernel kern;
   std::string op = n.op_type;
   std::transform(op.begin(), op.end(), op.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  kern.variant = op + (shape(a) == ys && shape(b) == ys ? "" : "_broadcast") + act_suffix(n.activation);
+  // A constant scalar exponent is baked in (Pow's is often int64).
+  const Tensor* bconst = n.op_type == "Pow" ? g_.constant_input(n, 1) : nullptr;
+  const bool b_literal = bconst && bconst->numel() == 1;
+  kern.variant = op + (shape(a) == ys && (b_literal || shape(b) == ys) ? "" : "_broadcast") + act_suffix(n.activation);
   kern.nodes = n.name;
   const std::int64_t total = graph::element_count(ys);
   kern.flops = total;
   Defines def;
-  const char* expr = n.op_type == "Add" ? "((a) + (b))" : n.op_type == "Sub" ? "((a) - (b))"
-                   : n.op_type == "Mul" ? "((a) * (b))" : "((a) / (b))";
-  def.raw("BINOP(a, b)", expr);
+  def.raw("BINOP(a, b)", binary_body(n.op_type));
   def.code(index_function("uint", "a_index", ys, broadcast_strides(shape(a), ys)));
-  def.code(index_function("uint", "b_index", ys, broadcast_strides(shape(b), ys)));
-  kern.slots = {output(y), input(a), input(b)};
+  kern.slots = {output(y), input(a)};
+  if (b_literal) {
+    def.raw("B_LITERAL", flit(static_cast<float>(bconst->as_double(0))));
+  } else {
+    def.code(index_function("uint", "b_index", ys, broadcast_strides(shape(b), ys)));
+    kern.slots.push_back(input(b));
+  }
   finish(std::move(kern), total, def, "binary", Activation::none(), n.activation);
 }
 
@@ -809,7 +953,242 @@ void Lowering::emit_gather(const Node& n) {
   emit_remap(n, "gather", x, y, numel(y), f, "uint dst_index(uint i) { return i; }\n", 0.f, std::move(words));
 }
 
+
+// ---- reductions, slicing, broadcasting, resizing -----------------------------
+
+void Lowering::emit_reduce(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  ReduceLayout l;
+  reduce_layout(g_, n, l);
+  if (l.identity) return emit_unary(n, Activation::none());
+  const std::string& op = n.op_type;
+  std::string init = "0.0", acc = "((s) + (v))", fin = "(s)";
+  if (op == "ReduceMean") fin = "((s) / " + flit(static_cast<float>(l.len)) + ")";
+  else if (op == "ReduceMax") init = "uintBitsToFloat(0xff800000u)", acc = "max(s, v)";
+  else if (op == "ReduceMin") init = "uintBitsToFloat(0x7f800000u)", acc = "min(s, v)";
+  else if (op == "ReduceProd") init = "1.0", acc = "((s) * (v))";
+  else if (op == "ReduceL1") acc = "((s) + abs(v))";
+  else if (op == "ReduceL2") acc = "((s) + (v) * (v))", fin = "sqrt(s)";
+  else if (op == "ReduceSumSquare") acc = "((s) + (v) * (v))";
+  else if (op == "ReduceLogSum") fin = "log(s)";
+  Kernel kern;
+  std::string variant = op.substr(6);
+  std::transform(variant.begin(), variant.end(), variant.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  kern.variant = "reduce_" + variant + act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = numel(x);
+  Defines def;
+  def("LEN", l.len)("INNER", l.inner).raw("INIT", init).raw("ACC(s, v)", acc).raw("FINISH(s)", fin);
+  kern.slots = {output(y), input(x)};
+  finish(std::move(kern), l.outer * l.inner, def, "reduce", Activation::none(), n.activation);
+}
+
+void Lowering::emit_slice(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const auto rank = static_cast<std::int64_t>(xs.size());
+  std::vector<std::int64_t> starts, axes, steps;
+  if (g_.opset >= 10) {
+    starts = g_.constant_input(n, 1)->to_ints();
+    if (n.inputs.size() > 3 && n.inputs[3] != kNoValue) axes = g_.constant_input(n, 3)->to_ints();
+    if (n.inputs.size() > 4 && n.inputs[4] != kNoValue) steps = g_.constant_input(n, 4)->to_ints();
+  } else {
+    starts = n.attrs.get_ints("starts");
+    axes = n.attrs.get_ints("axes", {});
+  }
+  if (axes.empty())
+    for (std::size_t j = 0; j < starts.size(); ++j) axes.push_back(static_cast<std::int64_t>(j));
+  const auto in_strides = row_major_strides(xs);
+  std::vector<std::int64_t> src = in_strides;
+  std::int64_t offset = 0;
+  for (std::size_t j = 0; j < axes.size(); ++j) {
+    const auto k = static_cast<std::size_t>(axes[j] < 0 ? axes[j] + rank : axes[j]);
+    const std::int64_t dim = xs[k], step = j < steps.size() ? steps[j] : 1;
+    std::int64_t start = starts[j] < 0 ? starts[j] + dim : starts[j];  // ONNX's clamping
+    start = step > 0 ? std::clamp<std::int64_t>(start, 0, dim) : std::clamp<std::int64_t>(start, 0, dim - 1);
+    offset += start * in_strides[k];
+    src[k] = step * in_strides[k];
+  }
+  emit_remap(n, "slice", x, y, numel(y), signed_index_function("src_index", shape(y), src, offset),
+             "uint dst_index(uint i) { return i; }\n", 0.f, {});
+}
+
+void Lowering::emit_split(const Node& n) {
+  const ValueId x = n.inputs[0];
+  const Shape& xs = shape(x);
+  auto axis = n.attrs.get_int("axis", 0);
+  if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
+  const auto in_strides = row_major_strides(xs);
+  std::int64_t start = 0;
+  for (ValueId y : n.outputs) {
+    if (y == kNoValue) continue;
+    if (numel(y) > 0)
+      emit_remap(n, "split", x, y, numel(y),
+                 index_function("int", "src_index", shape(y), in_strides, start * in_strides[static_cast<std::size_t>(axis)]),
+                 "uint dst_index(uint i) { return i; }\n", 0.f, {});
+    start += shape(y)[static_cast<std::size_t>(axis)];
+  }
+}
+
+void Lowering::emit_expand(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  emit_remap(n, "expand", x, y, numel(y), index_function("int", "src_index", shape(y), broadcast_strides(shape(x), shape(y))),
+             "uint dst_index(uint i) { return i; }\n", 0.f, {});
+}
+
+void Lowering::emit_tile(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const Shape& ys = shape(y);
+  const auto strides = row_major_strides(xs);
+  std::string f = "int src_index(uint i) {\n  uint s = 0u;\n";
+  for (std::size_t k = ys.size(); k-- > 0;) {
+    const std::string d = std::to_string(ys[k]) + "u";
+    f += "  s += ((i % " + d + ") % " + std::to_string(xs[k]) + "u) * " + std::to_string(strides[k]) + "u;\n";
+    f += "  i /= " + d + ";\n";
+  }
+  f += "  return int(s);\n}\n";
+  emit_remap(n, "tile", x, y, numel(y), f, "uint dst_index(uint i) { return i; }\n", 0.f, {});
+}
+
+// Both are a 6-D transposition of the input.
+void Lowering::emit_depth_space(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const std::int64_t bs = n.attrs.get_int("blocksize", 1);
+  const std::int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3];
+  Shape in6, out6;
+  std::vector<std::int64_t> perm;
+  if (n.op_type == "DepthToSpace") {
+    const std::int64_t c = C / (bs * bs);
+    if (n.attrs.get_string("mode", "DCR") == "CRD") {
+      in6 = {N, c, bs, bs, H, W};
+      perm = {0, 1, 4, 2, 5, 3};
+    } else {
+      in6 = {N, bs, bs, c, H, W};
+      perm = {0, 3, 4, 1, 5, 2};
+    }
+  } else {
+    in6 = {N, C, H / bs, bs, W / bs, bs};
+    perm = {0, 3, 5, 1, 2, 4};
+  }
+  const auto st = row_major_strides(in6);
+  std::vector<std::int64_t> src;
+  for (auto p : perm) {
+    out6.push_back(in6[static_cast<std::size_t>(p)]);
+    src.push_back(st[static_cast<std::size_t>(p)]);
+  }
+  std::string variant = n.op_type == "DepthToSpace" ? "depth_to_space" : "space_to_depth";
+  emit_remap(n, variant, x, y, numel(y), index_function("int", "src_index", out6, src),
+             "uint dst_index(uint i) { return i; }\n", 0.f, {});
+}
+
+void Lowering::emit_resize(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const Shape& ys = shape(y);
+  const std::size_t r = xs.size();
+  const auto scales = resize_scales(g_, n);
+  const std::string mode = n.attrs.get_string("mode", "nearest");
+  const bool linear = mode != "nearest";
+  const std::string coord = resize_coordinate_mode(g_, n);
+  std::string fn = "float src_coord(float x, float in_len, float resized, float scale) { return ";
+  if (coord == "half_pixel") fn += "(x + 0.5) / scale - 0.5; }\n";
+  else if (coord == "pytorch_half_pixel") fn += "resized > 1.0 ? (x + 0.5) / scale - 0.5 : 0.0; }\n";
+  else if (coord == "align_corners") fn += "resized > 1.0 ? x * (in_len - 1.0) / (resized - 1.0) : 0.0; }\n";
+  else fn += "x / scale; }\n";  // asymmetric
+  const std::string nearest_mode =
+      n.op_type == "Upsample" || g_.opset < 11 ? "floor" : n.attrs.get_string("nearest_mode", "round_prefer_floor");
+  fn += "float nearest(float c) { return ";
+  if (nearest_mode == "round_prefer_floor") fn += "ceil(c - 0.5); }\n";
+  else if (nearest_mode == "round_prefer_ceil") fn += "floor(c + 0.5); }\n";
+  else if (nearest_mode == "ceil") fn += "ceil(c); }\n";
+  else fn += "floor(c); }\n";
+  Kernel kern;
+  kern.variant = std::string(linear ? "resize_linear_" : "resize_nearest_") + coord + act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = numel(y) * (linear ? 8 : 1);
+  Defines def;
+  const std::int64_t ih = r >= 2 ? xs[r - 2] : 1, oh = r >= 2 ? ys[r - 2] : 1;
+  def("IH", ih)("IW", xs[r - 1])("OH", oh)("OW", ys[r - 1])("LINEAR", linear ? 1 : 0);
+  const double sh = r >= 2 ? scales[r - 2] : 1.0, sw = scales[r - 1];
+  def.raw("SCALE_H", flit(static_cast<float>(sh))).raw("SCALE_W", flit(static_cast<float>(sw)));
+  def.raw("RES_H", flit(static_cast<float>(static_cast<double>(ih) * sh)))
+      .raw("RES_W", flit(static_cast<float>(static_cast<double>(xs[r - 1]) * sw)));
+  def.code(fn);
+  kern.slots = {output(y), input(x)};
+  finish(std::move(kern), numel(y), def, "resize", Activation::none(), n.activation);
+}
 }  // namespace
+
+std::string unsupported_reason(const Graph& g, const Node& n) {
+  bool all_constant = true;
+  for (ValueId o : n.outputs) {
+    if (o == kNoValue || g.is_constant(o)) continue;
+    all_constant = false;
+    if (g.value(o).dtype != DType::f32)
+      return std::string("a runtime ") + graph::dtype_name(g.value(o).dtype) +
+             " result (the GPU backend runs float32 tensors only)";
+  }
+  if (all_constant) return "";  // folded at load
+  const std::string& op = n.op_type;
+  // Inputs i.. that must be constants (the lowering bakes them in).
+  auto constant = [&](std::size_t i, const char* what) -> std::string {
+    if (i < n.inputs.size() && n.inputs[i] != kNoValue && !g.constant_input(n, i))
+      return std::string(what) + " that are not constant";
+    return "";
+  };
+  if (!n.inputs.empty() && n.inputs[0] != kNoValue && g.value(n.inputs[0]).dtype != DType::f32)
+    return "a non-float input";
+  if (op == "Conv") {
+    if (!g.constant_input(n, 1)) return "a Conv whose weights are not constant (the GPU backend packs them at load)";
+    return constant(2, "a Conv bias");
+  }
+  if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Gemm" || op == "MatMul" ||
+      op == "Softmax" || op == "Concat" || op == "Transpose" || is_alias_op(op) || op == "Relu" ||
+      op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" || op == "Expand" ||
+      op == "Tile" || op == "Split" || op == "Cast" || !unary_math_body(n).empty())
+    return "";
+  if (op == "DepthToSpace" || op == "SpaceToDepth")
+    return g.value(n.inputs[0]).shape.size() == 4 ? "" : "a tensor that is not 4-D";
+  if (is_variadic(op) && n.inputs.size() > 2) return "more than two inputs";
+  if (!binary_body(op).empty()) {
+    if (op == "Pow" && g.value(n.inputs[1]).dtype != DType::f32) {
+      const Tensor* t = g.constant_input(n, 1);
+      if (!t || t->numel() != 1) return "an integer exponent that is not a constant scalar";
+    }
+    return "";
+  }
+  if (op == "BatchNormalization") {
+    for (std::size_t i = 1; i < 5; ++i)
+      if (!g.constant_input(n, i)) return "BatchNormalization parameters that are not constants";
+    return "";
+  }
+  if (op == "Clip") return constant(1, "Clip bounds") + constant(2, "Clip bounds");
+  if (op == "Pad") return constant(1, "pads") + constant(2, "a constant_value");
+  if (op == "Gather") return constant(1, "Gather indices");
+  if (op == "Slice") return constant(1, "Slice starts") + constant(3, "Slice axes") + constant(4, "Slice steps");
+  if (op.rfind("Reduce", 0) == 0) {
+    if (op == "ReduceLogSumExp") return "ReduceLogSumExp (runs on the host)";
+    ReduceLayout l;
+    return reduce_layout(g, n, l);
+  }
+  if (op == "Resize" || op == "Upsample") {
+    const std::string mode = n.attrs.get_string("mode", "nearest");
+    if (mode != "nearest" && mode != "linear" && mode != "bilinear") return "Resize mode '" + mode + "'";
+    const std::string coord = resize_coordinate_mode(g, n);
+    if (coord != "half_pixel" && coord != "pytorch_half_pixel" && coord != "align_corners" && coord != "asymmetric")
+      return "coordinate_transformation_mode '" + coord + "'";
+    const Shape& xs = g.value(n.inputs[0]).shape;
+    const Shape& ys = g.value(n.outputs[0]).shape;
+    const auto scales = resize_scales(g, n);
+    for (std::size_t k = 0; k + 2 < xs.size(); ++k)
+      if (xs[k] != ys[k] || scales[k] != 1.0) return "resizing an axis other than the last two";
+    return "";
+  }
+  return "no GPU kernel for op '" + op + "'";
+}
 
 Program lower_graph(const Graph& g, const DeviceCaps& caps, std::span<const int> unit) {
   return Lowering(g, caps, unit).run();

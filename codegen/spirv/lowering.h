@@ -80,6 +80,11 @@ struct Program {
   std::int64_t alias_nodes = 0;    // reshape-like nodes that cost nothing
 };
 
+// Why the GPU backend cannot run node `n` of `g` (non-float runtime tensors,
+// a Conv with non-constant weights, an op without a kernel, ...); "" when it
+// can. The planner keeps such ops on the host; lower_graph throws for them.
+std::string unsupported_reason(const graph::Graph& g, const graph::Node& n);
+
 // Throws Error(Unsupported) naming the node for what the GPU cannot run
 // (non-float runtime tensors, a Conv with non-constant weights, ...).
 // `unit`, when given, has one entry per node: ops fuse into one kernel only

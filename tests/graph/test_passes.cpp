@@ -201,6 +201,28 @@ TEST(Canonicalize, ZeroPadBeforeAveragePoolBecomesPoolPads) {
   EXPECT_EQ(op_types(prepared(model(true))), (std::vector<std::string>{"Pad", "AveragePool"}));
 }
 
+TEST(Canonicalize, SpatialReduceMeanBecomesGlobalAveragePool) {
+  auto model = [](std::vector<std::int64_t> axes, std::int64_t keepdims) {
+    OnnxBuilder b(13);
+    b.input("x", {1, 3, 4, 5}).output("y");
+    auto& r = b.node("ReduceMean", {"x"}, {"y"});
+    OnnxBuilder::attr_ints(r, "axes", axes);
+    OnnxBuilder::attr_int(r, "keepdims", keepdims);
+    return b;
+  };
+  EXPECT_EQ(op_types(prepared(model({2, 3}, 1))), (std::vector<std::string>{"GlobalAveragePool"}));
+  EXPECT_EQ(op_types(prepared(model({-1, -2}, 1))), (std::vector<std::string>{"GlobalAveragePool"}));
+  // Anything else keeps its shape or reduces other axes: it stays.
+  EXPECT_EQ(op_types(prepared(model({2, 3}, 0))), (std::vector<std::string>{"ReduceMean"}));
+  EXPECT_EQ(op_types(prepared(model({1, 2, 3}, 1))), (std::vector<std::string>{"ReduceMean"}));
+  EXPECT_EQ(op_types(prepared(model({3}, 1))), (std::vector<std::string>{"ReduceMean"}));
+  std::vector<float> x(60);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const auto y = run_model(model({2, 3}, 1), x);
+  ASSERT_EQ(y.size(), 3u);
+  for (std::size_t c = 0; c < 3; ++c) EXPECT_FLOAT_EQ(y[c], 20.f * static_cast<float>(c) + 9.5f) << c;
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);

@@ -4,9 +4,13 @@
 // (≤ 1e-2 in fp16). New backends join by appearing in available_strategies().
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <random>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/onnx_builder.h"
 #include "vkfuse/vkfuse.h"
@@ -268,6 +272,108 @@ std::vector<Case> cases() {
                   (void)n;
                   return b;
                 }});
+  // What the CNN zoos bring (timm, segmentation heads): each a pattern as
+  // exported at opset 13.
+  for (std::string op : {"Exp", "Tanh", "Softplus", "Erf", "Neg", "Abs"})
+    cs.push_back({"Unary_" + op, [op] { return unary_model(op); }});
+  cs.push_back({"SqueezeExcitation", [] {  // ReduceMean -> 1x1 -> Relu -> 1x1 -> Sigmoid -> Mul
+                  OnnxBuilder b;
+                  b.input("x", {1, 8, 6, 6}).output("y");
+                  b.initializer("w1", {4, 8, 1, 1}, values({4, 8, 1, 1}, 18, 0.4f));
+                  b.initializer("w2", {8, 4, 1, 1}, values({8, 4, 1, 1}, 19, 0.4f));
+                  auto& r = b.node("ReduceMean", {"x"}, {"s"});
+                  OnnxBuilder::attr_ints(r, "axes", {2, 3});
+                  b.node("Conv", {"s", "w1"}, {"c1"});
+                  b.node("Relu", {"c1"}, {"r1"});
+                  b.node("Conv", {"r1", "w2"}, {"c2"});
+                  b.node("Sigmoid", {"c2"}, {"g"});
+                  b.node("Mul", {"x", "g"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"LayerNormDecomposed_Gelu", [] {  // ConvNeXt's channels-last LayerNorm, then GELU (Erf form)
+                  OnnxBuilder b;
+                  b.input("x", {1, 6, 5, 8}).output("y");
+                  b.initializer("two", {}, {2.f});
+                  b.initializer("eps", {}, {1e-6f});
+                  b.initializer("gamma", {6}, values({6}, 20));
+                  b.initializer("beta", {6}, values({6}, 21));
+                  b.initializer("sqrt2", {}, {1.4142135f});
+                  b.initializer("one", {}, {1.f});
+                  b.initializer("half", {}, {0.5f});
+                  OnnxBuilder::attr_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {0, 2, 3, 1});
+                  OnnxBuilder::attr_ints(b.node("ReduceMean", {"t"}, {"mean"}), "axes", {-1});
+                  b.node("Sub", {"t", "mean"}, {"d"});
+                  b.node("Pow", {"d", "two"}, {"d2"});
+                  OnnxBuilder::attr_ints(b.node("ReduceMean", {"d2"}, {"var"}), "axes", {-1});
+                  b.node("Add", {"var", "eps"}, {"ve"});
+                  b.node("Sqrt", {"ve"}, {"sd"});
+                  b.node("Div", {"d", "sd"}, {"n"});
+                  b.node("Mul", {"n", "gamma"}, {"ng"});
+                  b.node("Add", {"ng", "beta"}, {"ln"});
+                  b.node("Div", {"ln", "sqrt2"}, {"u"});
+                  b.node("Erf", {"u"}, {"e"});
+                  b.node("Add", {"e", "one"}, {"e1"});
+                  b.node("Mul", {"ln", "e1"}, {"m"});
+                  b.node("Mul", {"m", "half"}, {"gelu"});
+                  OnnxBuilder::attr_ints(b.node("Transpose", {"gelu"}, {"y"}), "perm", {0, 3, 1, 2});
+                  return b;
+                }});
+  cs.push_back({"GhostSliceConcat", [] {  // Conv, then the first channels of it concatenated with a cheap op
+                  OnnxBuilder b;
+                  b.input("x", {1, 4, 7, 7}).output("y");
+                  b.initializer("w", {6, 4, 1, 1}, values({6, 4, 1, 1}, 22, 0.5f));
+                  b.initializer_i64("st", {1}, {0});
+                  b.initializer_i64("en", {1}, {5});
+                  b.initializer_i64("ax", {1}, {1});
+                  b.node("Conv", {"x", "w"}, {"c"});
+                  b.node("Relu", {"c"}, {"r"});
+                  b.node("Sigmoid", {"r"}, {"cheap"});
+                  OnnxBuilder::attr_int(b.node("Concat", {"r", "cheap"}, {"cat"}), "axis", 1);
+                  b.node("Slice", {"cat", "st", "en", "ax"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"SplitLeakyReluConcat", [] {  // CSPNet's split
+                  OnnxBuilder b;
+                  b.input("x", {1, 8, 5, 5}).output("y");
+                  b.initializer_i64("parts", {2}, {3, 5});
+                  OnnxBuilder::attr_int(b.node("Split", {"x", "parts"}, {"a", "b"}), "axis", 1);
+                  OnnxBuilder::attr_float(b.node("LeakyRelu", {"b"}, {"lb"}), "alpha", 0.1f);
+                  OnnxBuilder::attr_int(b.node("Concat", {"lb", "a"}, {"y"}), "axis", 1);
+                  return b;
+                }});
+  cs.push_back({"ResizeBilinearAdd", [] {  // a feature-pyramid neck: upsample x2, add the lateral
+                  OnnxBuilder b;
+                  b.input("x", {1, 4, 5, 6}).input("lat", {1, 4, 10, 12}).output("y");
+                  b.initializer("roi", {0}, {});
+                  b.initializer("scales", {4}, {1, 1, 2, 2});
+                  auto& r = b.node("Resize", {"x", "roi", "scales"}, {"up"});
+                  OnnxBuilder::attr_string(r, "mode", "linear");
+                  OnnxBuilder::attr_string(r, "coordinate_transformation_mode", "pytorch_half_pixel");
+                  b.node("Add", {"up", "lat"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"ResizeNearestSizes", [] {  // HRNet's upsampling
+                  OnnxBuilder b;
+                  b.input("x", {1, 3, 4, 5}).output("y");
+                  b.initializer("roi", {0}, {});
+                  b.initializer("scales", {0}, {});
+                  b.initializer_i64("sizes", {4}, {1, 3, 8, 10});
+                  auto& r = b.node("Resize", {"x", "roi", "scales", "sizes"}, {"y"});
+                  OnnxBuilder::attr_string(r, "coordinate_transformation_mode", "asymmetric");
+                  OnnxBuilder::attr_string(r, "nearest_mode", "floor");
+                  return b;
+                }});
+  cs.push_back({"ConvTransposeBetweenConvs", [] {  // no GPU kernel: the gpu strategy keeps it on the host
+                  OnnxBuilder b;
+                  b.input("x", {1, 3, 6, 6}).output("y");
+                  b.initializer("w1", {4, 3, 3, 3}, values({4, 3, 3, 3}, 23, 0.3f));
+                  b.initializer("wt", {4, 2, 2, 2}, values({4, 2, 2, 2}, 24, 0.3f));
+                  b.initializer("w2", {2, 2, 1, 1}, values({2, 2, 1, 1}, 25, 0.5f));
+                  OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c"}), "pads", {1, 1, 1, 1});
+                  OnnxBuilder::attr_ints(b.node("ConvTranspose", {"c", "wt"}, {"up"}), "strides", {2, 2});
+                  b.node("Conv", {"up", "w2"}, {"y"});
+                  return b;
+                }});
   return cs;
 }
 
@@ -350,6 +456,42 @@ std::string param_name(const ::testing::TestParamInfo<Param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(AllStrategies, BackendOps, ::testing::ValuesIn(params()), param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendOps);
+
+// An op without a GPU kernel stays on the host under every strategy that
+// asks for the device, and the model says so; a plan file that puts it on
+// the accelerator is refused, naming the node.
+TEST(BackendOpsCases, OpsWithoutGpuKernelsStayOnTheHost) {
+  const auto available = vkfuse::available_strategies();
+  if (std::find(available.begin(), available.end(), "gpu") == available.end()) GTEST_SKIP() << "no gpu strategy";
+  Case c;
+  for (const auto& k : cases())
+    if (k.name == "ConvTransposeBetweenConvs") c = k;
+  const auto bytes = c.build().byte_vector();
+  vkfuse::LoadOptions opts;
+  opts.strategy = "gpu";
+  auto model = vkfuse::Model::load_bytes(bytes, opts);
+  bool said = false;
+  for (const auto& w : model.warnings())
+    said = said || (w.find("kept on the host") != std::string::npos && w.find("ConvTranspose") != std::string::npos);
+  EXPECT_TRUE(said) << "no warning names ConvTranspose";
+  vkfuse::PlanOptions po;
+  po.strategy = "gpu";
+  const auto report = model.plan(po);
+  EXPECT_NE(report.text.find("ConvTranspose"), std::string::npos);
+  // The saved plan, edited to put every op on one unit.
+  auto json = nlohmann::json::parse(report.json);
+  for (auto& n : json["nodes"]) n["unit"] = 0;
+  const std::string path = ::testing::TempDir() + "/convtranspose.plan.json";
+  std::ofstream(path) << json.dump();
+  opts.plan = path;
+  try {
+    vkfuse::Model::load_bytes(bytes, opts);
+    ADD_FAILURE() << "a plan with ConvTranspose on the accelerator loaded";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ConvTranspose"), std::string::npos) << e.what();
+  }
+}
 
 // The cases themselves must be valid models the reference runs.
 TEST(BackendOpsCases, ReferenceRunsEveryCase) {

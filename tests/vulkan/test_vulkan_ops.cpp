@@ -335,6 +335,124 @@ TEST_F(VulkanOps, DataMovement) {
   compare_with_reference(std::move(b.graph), kTol);
 }
 
+TEST_F(VulkanOps, UnaryMath) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(19);
+  auto x = b.input("x", {2, 3, 5, 7});
+  auto pos = b.node("Abs", {x});
+  for (const char* op : {"Sqrt", "Log", "Reciprocal"}) b.output(b.node(op, {pos}));
+  for (const char* op : {"Exp", "Erf", "Tanh", "Softplus", "Softsign", "Neg", "Ceil", "Floor", "Elu", "Selu"})
+    b.output(b.node(op, {x}));
+  b.output(b.node("Elu", {x}, [](g::Attributes& a) { a.set("alpha", 0.5f); }));
+  // GELU as timm exports it: x * 0.5 * (1 + erf(x / sqrt(2))).
+  auto e = b.node("Erf", {b.node("Div", {x, b.graph.add_constant("r2", g::Tensor::scalar_f32(1.4142135f))})});
+  auto one = b.node("Add", {e, b.graph.add_constant("one", g::Tensor::scalar_f32(1.f))});
+  b.output(b.node("Mul", {b.node("Mul", {x, one}), b.graph.add_constant("half", g::Tensor::scalar_f32(0.5f))}));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, BinaryMathAndVariadic) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(20);
+  auto x = b.input("x", {2, 3, 4, 5});
+  auto y = b.input("y", {3, 1, 5});
+  for (const char* op : {"Max", "Min", "Mean", "Sum"}) {
+    b.output(b.node(op, {x, y}));
+    b.output(b.node(op, {y}));
+  }
+  b.output(b.node("PRelu", {x, b.random_constant("slope", {3, 1, 1})}));
+  // Pow: a float exponent tensor, and the constant scalars LayerNorm exports
+  // (int64 too), on negative bases.
+  b.output(b.node("Pow", {b.node("Abs", {x}), y}));
+  b.output(b.node("Pow", {x, b.graph.add_constant("two", g::Tensor::scalar_f32(2.f))}));
+  b.output(b.node("Pow", {x, b.graph.add_constant("three", g::Tensor::from_i64({}, {3}))}));
+  b.output(b.node("Pow", {b.node("Abs", {x}), b.graph.add_constant("half", g::Tensor::scalar_f32(0.5f))}));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, Reductions) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(21);
+  auto x = b.input("x", {2, 3, 4, 5});
+  const std::vector<std::pair<I64, std::int64_t>> shapes = {
+      {{2, 3}, 1}, {{-1}, 1}, {{1}, 0}, {{0, 1}, 1}, {{1, 2, 3}, 0}, {{}, 1}};
+  for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                         "ReduceSumSquare"})
+    for (const auto& [axes, keep] : shapes) {
+      const I64 ax = axes;
+      const std::int64_t kd = keep;
+      if (std::string(op) == "ReduceSum") {  // opset 13: axes are input 1
+        b.output(ax.empty() ? b.node(op, {x}, [&](g::Attributes& a) { a.set("keepdims", kd); })
+                            : b.node(op, {x, b.ints("axes", ax)}, [&](g::Attributes& a) { a.set("keepdims", kd); }));
+      } else {
+        b.output(b.node(op, {x}, [&](g::Attributes& a) {
+          if (!ax.empty()) a.set("axes", ax);
+          a.set("keepdims", kd);
+        }));
+      }
+    }
+  b.output(b.node("ReduceLogSum", {b.node("Abs", {x})}, [](g::Attributes& a) { a.set("axes", I64{3}); }));
+  // Only a size-1 axis: still L2's |x|.
+  auto y = b.input("y", {3, 1, 4});
+  b.output(b.node("ReduceL2", {y}, [](g::Attributes& a) { a.set("axes", I64{1}); }));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, SliceSplitExpandTileDepthSpace) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(22);
+  auto x = b.input("x", {2, 8, 6, 5});
+  b.output(b.node("Slice", {x, b.ints("s0", {1, 0}), b.ints("e0", {7, 100}), b.ints("a0", {1, 3}), b.ints("p0", {2, 2})}));
+  b.output(b.node("Slice", {x, b.ints("s1", {-1, 4}), b.ints("e1", {-100, 0}), b.ints("a1", {2, 1}), b.ints("p1", {-2, -1})}));
+  b.output(b.node("Slice", {x, b.ints("s2", {0}), b.ints("e2", {1})}));
+  {  // Split into 3 + 5 channels
+    g::Node n;
+    n.op_type = "Split";
+    n.name = "split";
+    n.inputs = {x, b.ints("parts", {3, 5})};
+    n.attrs.set("axis", std::int64_t{1});
+    n.outputs = {b.graph.add_value("split_a"), b.graph.add_value("split_b")};
+    b.graph.nodes.push_back(n);
+    b.output(b.node("Relu", {n.outputs[0]}));
+    b.output(n.outputs[1]);
+  }
+  auto c = b.input("c", {3, 1, 5});
+  b.output(b.node("Expand", {c, b.ints("shape", {2, 1, 4, 1})}));
+  b.output(b.node("Tile", {c, b.ints("reps", {2, 3, 1})}));
+  for (const char* mode : {"DCR", "CRD"})
+    b.output(b.node("DepthToSpace", {x}, [&](g::Attributes& a) {
+      a.set("blocksize", std::int64_t{2});
+      a.set("mode", std::string(mode));
+    }));
+  b.output(b.node("SpaceToDepth", {b.input("z", {2, 3, 6, 4})},
+                  [](g::Attributes& a) { a.set("blocksize", std::int64_t{2}); }));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
+TEST_F(VulkanOps, Resize) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(23);
+  auto x = b.input("x", {1, 3, 5, 7});
+  auto none = b.graph.add_constant("roi", g::Tensor::from_f32({0}, {}));
+  auto scales = b.graph.add_constant("scales", g::Tensor::from_f32({4}, {1, 1, 2, 2}));
+  auto down = b.graph.add_constant("down", g::Tensor::from_f32({4}, {1, 1, 0.6f, 0.5f}));
+  auto empty = b.graph.add_constant("noscales", g::Tensor::from_f32({0}, {}));
+  for (const char* coord : {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"})
+    for (const char* mode : {"nearest", "linear"})
+      for (auto sc : {scales, down}) {
+        b.output(b.node("Resize", {x, none, sc}, [&](g::Attributes& a) {
+          a.set("mode", std::string(mode));
+          a.set("coordinate_transformation_mode", std::string(coord));
+        }));
+      }
+  for (const char* nearest : {"round_prefer_ceil", "floor", "ceil"})
+    b.output(b.node("Resize", {x, none, empty, b.ints("sizes", {1, 3, 9, 12})}, [&](g::Attributes& a) {
+      a.set("nearest_mode", std::string(nearest));
+      a.set("coordinate_transformation_mode", std::string("asymmetric"));
+    }));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
 TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {
