@@ -67,15 +67,24 @@ def write_atomic(path, data):
 
 
 def export_one(name, out_dir, opset):
-    import numpy as np
-    import onnx
     import torch
     import torchvision
 
     ctor, kwargs, size = MODELS[name]
-    seed = model_seed(name)
-    torch.manual_seed(seed)
+    torch.manual_seed(model_seed(name))
     model = getattr(torchvision.models, ctor)(weights=None, **kwargs)
+    return export_module(name, model, size, out_dir, opset)
+
+
+def export_module(name, model, size, out_dir, opset):
+    """Calibrates `model`'s BatchNorms, exports it and writes its reference data.
+
+    Shared with export_timm.py, so that every zoo's test data is made the same way."""
+    import numpy as np
+    import onnx
+    import torch
+
+    seed = model_seed(name)
     generator = torch.Generator().manual_seed(seed + 1)
     bn_count = calibrate_batchnorm(torch, model, size, generator)
 
@@ -104,19 +113,21 @@ def export_one(name, out_dir, opset):
     return bn_count, tuple(xin.shape), tuple(yout.shape), float(yout.mean()), float(yout.std()), float(np.abs(yout).max())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_exports(script, doc, models, export_fn, modules, default_models=None):
+    """The command line shared by the zoo exporters: parse, skip what is up to date, export the rest."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ",".join(MODELS))
+    parser.add_argument("--models", default=",".join(default_models or models),
+                        help="comma-separated subset of: " + ",".join(models))
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: one per core)")
     parser.add_argument("--force", action="store_true", help="re-export models that already exist")
     args = parser.parse_args()
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODELS]
+    unknown = [n for n in names if n not in models]
     if unknown:
-        sys.exit(f"export_torchvision.py: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+        sys.exit(f"{script}: unknown model(s) {', '.join(unknown)}; known: {', '.join(models)}")
     out_dir = os.path.abspath(args.out)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -128,26 +139,29 @@ def main():
         return 0
 
     try:
-        import torch
-        import torchvision  # noqa: F401
-        import onnx  # noqa: F401
-        import numpy  # noqa: F401
+        import importlib
+        for m in modules:
+            importlib.import_module(m)
     except ImportError as e:
-        sys.exit(f"export_torchvision.py: {e}; run it with a Python that has torch, torchvision, onnx and numpy "
-                 f"(this is {sys.executable})")
+        sys.exit(f"{script}: {e}; run it with a Python that has {', '.join(modules)} (this is {sys.executable})")
     import warnings
-    warnings.filterwarnings("ignore", category=UserWarning)
+    import torch
+    warnings.filterwarnings("ignore")  # tracer and shape-inference chatter
     torch.set_num_threads(args.threads if args.threads > 0 else (os.cpu_count() or 1))
 
     total = time.monotonic()
     for n in todo:
         start = time.monotonic()
         print(f"{n}: exporting (opset {args.opset}) ...", flush=True)
-        bn_count, xs, ys, mean, std, amax = export_one(n, out_dir, args.opset)
+        bn_count, xs, ys, mean, std, amax = export_fn(n, out_dir, args.opset)
         print(f"{n}: done in {time.monotonic() - start:.1f} s; {bn_count} BatchNorms calibrated; "
               f"input {list(xs)}, output {list(ys)} mean {mean:.4g} std {std:.4g} max|y| {amax:.4g}", flush=True)
     print(f"exported {len(todo)} model(s) to {out_dir} in {time.monotonic() - total:.1f} s", flush=True)
     return 0
+
+
+def main():
+    return run_exports("export_torchvision.py", __doc__, MODELS, export_one, ["torch", "torchvision", "onnx", "numpy"])
 
 
 if __name__ == "__main__":

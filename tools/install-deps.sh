@@ -18,6 +18,8 @@ packages=(
   glslang-dev glslang-tools spirv-tools
   # reference data: ONNX conformance cases and torchvision exports
   python3 python3-numpy python3-onnx python3-torch python3-torchvision
+  # timm (tools/timm-venv.sh): a virtual environment over Debian's torch
+  python3-venv
 )
 
 missing=()

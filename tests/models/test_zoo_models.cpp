@@ -1,9 +1,10 @@
-// tests/models/test_torchvision_models.cpp — whole torchvision classifiers
+// tests/models/test_zoo_models.cpp — whole CNNs from torchvision and timm
 // against PyTorch's outputs, through the public API and through the CLI.
 //
 // The models (random weights, calibrated BatchNorm statistics) and their
 // reference data are exported at test-setup time by tools/export_torchvision.py
-// (fixture test data.torchvision) into ${VKFUSE_TESTDATA}/torchvision/:
+// and tools/export_timm.py (fixtures data.torchvision, data.timm) into
+// ${VKFUSE_TESTDATA}/<zoo>/:
 //   NAME.onnx, NAME.input.{npy,bin}, NAME.output.{npy,bin}
 // (.bin: raw little-endian float32; .npy: the same data, with its shape).
 // A missing export is a failure, never a skip.
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -34,9 +36,19 @@ namespace {
 constexpr double kTolerance = 1e-4;  // relative L2 error, fp32
 
 // Must match MODELS in tools/export_torchvision.py.
-const char* const kModels[] = {"resnet18", "resnet50", "inception_v3", "googlenet", "mobilenet_v2", "squeezenet1_1"};
+const char* const kTorchvision[] = {"resnet18",     "resnet50",     "inception_v3",
+                                    "googlenet",    "mobilenet_v2", "squeezenet1_1"};
+// Must match SETS in tools/export_timm.py: "ci" by default, "full" with
+// VKFUSE_TIMM_SET=full (ctest -L zoo_full).
+const char* const kTimmCi[] = {"efficientnet_b0", "mobilenetv3_large_100", "convnext_atto",
+                               "ghostnet_100",    "hrnet_w18_small",       "cspresnet50"};
+const char* const kTimmFull[] = {"efficientnet_b0",  "mobilenetv3_large_100", "regnetx_002", "regnety_002",
+                                 "convnext_atto",    "ghostnet_100",          "rexnet_100",  "hrnet_w18_small",
+                                 "dla34",            "mnasnet_100",           "resnext26ts", "cspresnet50",
+                                 "dpn48b",           "res2net50_14w_8s",      "selecsls42b", "tinynet_e",
+                                 "vgg11"};
 
-fs::path data_dir() { return fs::path(VKFUSE_TESTDATA) / "torchvision"; }
+fs::path data_dir(const std::string& zoo) { return fs::path(VKFUSE_TESTDATA) / zoo; }
 
 std::vector<float> read_f32(const fs::path& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
@@ -115,31 +127,41 @@ std::string shape_string(const std::vector<std::int64_t>& s) {
 }
 
 // Every model through every executing strategy this build offers (the
-// planner's mixed strategies are covered on small graphs in tests/runtime).
+// planner's mixed strategies are covered on small graphs in tests/runtime),
+// and the default strategy under each link preset.
 struct ModelCase {
-  std::string model, strategy;
+  std::string zoo, model, strategy;
 };
 
 std::vector<ModelCase> model_cases() {
   std::vector<ModelCase> cases;
   const auto available = vkfuse::available_strategies();
-  for (const char* m : kModels)
+  auto add = [&](const char* zoo, const char* m) {
     for (const char* s : {"reference", "cpu", "gpu"})
-      if (std::find(available.begin(), available.end(), s) != available.end()) cases.push_back({m, s});
+      if (std::find(available.begin(), available.end(), s) != available.end()) cases.push_back({zoo, m, s});
+  };
+  for (const char* m : kTorchvision) add("torchvision", m);
+  const char* set = std::getenv("VKFUSE_TIMM_SET");
+  if (set && std::string(set) == "full") {
+    for (const char* m : kTimmFull) add("timm", m);
+  } else {
+    for (const char* m : kTimmCi) add("timm", m);
+  }
   return cases;
 }
 
-class TorchvisionModel : public ::testing::TestWithParam<ModelCase> {
+class ZooModel : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
+    zoo_ = GetParam().zoo;
     name_ = GetParam().model;
     strategy_ = GetParam().strategy;
-    base_ = data_dir() / name_;
+    base_ = data_dir(zoo_) / name_;
     for (const char* suffix : {".onnx", ".input.npy", ".input.bin", ".output.npy", ".output.bin"}) {
       const fs::path p = base_.string() + suffix;
       ASSERT_TRUE(fs::is_regular_file(p))
-          << p << " is missing: run the fixture test data.torchvision (ctest -R data.torchvision) or "
-          << "tools/export_torchvision.py --out " << data_dir().string();
+          << p << " is missing: run the fixture test data." << zoo_ << " (ctest -R data." << zoo_ << ") or "
+          << "tools/export_" << zoo_ << ".py --out " << data_dir(zoo_).string();
     }
     input_ = read_f32(path(".input.bin"));
     ref_ = read_f32(path(".output.bin"));
@@ -150,13 +172,13 @@ class TorchvisionModel : public ::testing::TestWithParam<ModelCase> {
   }
   fs::path path(const char* suffix) const { return base_.string() + suffix; }
 
-  std::string name_, strategy_;
+  std::string zoo_, name_, strategy_;
   fs::path base_;
   std::vector<float> input_, ref_;
   std::vector<std::int64_t> input_shape_, output_shape_;
 };
 
-TEST_P(TorchvisionModel, ApiMatchesPyTorch) {
+TEST_P(ZooModel, ApiMatchesPyTorch) {
   vkfuse::LoadOptions opts;
   opts.strategy = strategy_;
   opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -198,8 +220,9 @@ TEST_P(TorchvisionModel, ApiMatchesPyTorch) {
 // plan: units split around host ops). Outputs match PyTorch, and each plan
 // moves exactly the bytes it lists, transfer step by transfer step (values
 // passed from unit to unit stay on the device).
-TEST_P(TorchvisionModel, SavedAndEditedPlansRunOnTheRealBackends) {
+TEST_P(ZooModel, SavedAndEditedPlansRunOnTheRealBackends) {
   if (strategy_ != "gpu") GTEST_SKIP() << "once per model (with the gpu cases)";
+  if (zoo_ != "torchvision") GTEST_SKIP() << "the torchvision models cover plan files";
   try {
     vkfuse::LoadOptions opts;
     opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -264,7 +287,7 @@ TEST_P(TorchvisionModel, SavedAndEditedPlansRunOnTheRealBackends) {
 // (planner/kernel_fusion.h, priced by the cost model) are the dispatches the
 // Vulkan executor runs. Plans against the 2x what-if accelerator, so that
 // each strategy puts work on the device.
-TEST_P(TorchvisionModel, PlannedKernelsAreTheExecutedKernels) {
+TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
   if (strategy_ != "gpu") GTEST_SKIP() << "once per model (with the gpu cases)";
   vkfuse::LoadOptions opts;
   opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -299,7 +322,8 @@ TEST_P(TorchvisionModel, PlannedKernelsAreTheExecutedKernels) {
   }
 }
 
-TEST_P(TorchvisionModel, CliMatchesPyTorch) {
+TEST_P(ZooModel, CliMatchesPyTorch) {
+  if (zoo_ != "torchvision") GTEST_SKIP() << "the torchvision models cover the CLI";
   const fs::path tmp = fs::temp_directory_path() / ("vkfuse-test-models-" + std::to_string(::getpid()) + "-" + name_);
   fs::create_directories(tmp);
   const fs::path out_bin = tmp / "output.bin";
@@ -327,9 +351,9 @@ TEST_P(TorchvisionModel, CliMatchesPyTorch) {
 }
 
 std::string model_test_name(const ::testing::TestParamInfo<ModelCase>& info) {
-  return info.param.model + "_" + info.param.strategy;
+  return info.param.zoo + "_" + info.param.model + "_" + info.param.strategy;
 }
 
-INSTANTIATE_TEST_SUITE_P(Torchvision, TorchvisionModel, ::testing::ValuesIn(model_cases()), model_test_name);
+INSTANTIATE_TEST_SUITE_P(Zoo, ZooModel, ::testing::ValuesIn(model_cases()), model_test_name);
 
 }  // namespace
