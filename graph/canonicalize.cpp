@@ -1,5 +1,8 @@
 // Canonicalization: the rewrites every backend wants, done once on the IR.
 #include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
 #include <limits>
 
 #include "graph/ops.h"
@@ -233,6 +236,92 @@ std::optional<Activation> activation_of(const Graph& g, const Node& n) {
   return a;
 }
 
+bool takes_activation(const std::string& op);
+
+// The scalar value of a constant input, if it is one.
+std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i) {
+  const Tensor* t = g.constant_input(n, i);
+  if (!t || t->numel() != 1 || t->dtype() != DType::f32) return std::nullopt;
+  return t->as_double(0);
+}
+
+// Activations that exporters spell as a product with the input itself,
+// folded into x's producer when it takes an epilogue and nothing else reads
+// the intermediate values:
+//   Mul(x, Sigmoid(x))                                   → Silu
+//   Mul(x, HardSigmoid(x; 1/6, 1/2))                     → HardSwish (opset < 14)
+//   Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)            → Gelu (torch's erf form)
+void fuse_gated_activations(Graph& g) {
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    const auto prod = g.producers();
+    const auto uses = g.use_counts();
+    auto made_by = [&](ValueId v, const char* op) -> Node* {
+      const auto p = v == kNoValue ? -1 : prod[static_cast<std::size_t>(v)];
+      if (p < 0 || g.nodes[static_cast<std::size_t>(p)].op_type != op) return nullptr;
+      return &g.nodes[static_cast<std::size_t>(p)];
+    };
+    auto single_use = [&](ValueId v) { return uses[static_cast<std::size_t>(v)] == 1 && !is_graph_output(g, v); };
+    for (auto& mul : g.nodes) {
+      if (mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.activation.kind != Activation::Kind::None) continue;
+      Activation act;
+      ValueId x = kNoValue;
+      std::vector<Node*> chain;  // nodes the activation replaces, besides `mul`
+      for (int side = 0; side < 2 && x == kNoValue; ++side) {
+        const ValueId a = mul.inputs[static_cast<std::size_t>(side)], b = mul.inputs[static_cast<std::size_t>(1 - side)];
+        if (Node* s = made_by(b, "Sigmoid"); s && s->inputs[0] == a && single_use(b)) {
+          act.kind = Activation::Kind::Silu;
+          x = a, chain = {s};
+        } else if (Node* h = made_by(b, "HardSigmoid"); h && h->inputs[0] == a && single_use(b) &&
+                   std::abs(h->attrs.get_float("alpha", 0.2f) - 1.f / 6.f) < 1e-6f &&
+                   h->attrs.get_float("beta", 0.5f) == 0.5f) {
+          act.kind = Activation::Kind::HardSwish;
+          x = a, chain = {h};
+        }
+      }
+      if (x == kNoValue) {  // Gelu: mul is the final * 0.5
+        const auto half = scalar_input(g, mul, 1);
+        Node* inner = made_by(mul.inputs[0], "Mul");
+        if (!half || *half != 0.5 || !inner || !single_use(mul.inputs[0]) || inner->inputs.size() != 2) continue;
+        for (int side = 0; side < 2 && x == kNoValue; ++side) {
+          const ValueId a = inner->inputs[static_cast<std::size_t>(side)];
+          const ValueId b = inner->inputs[static_cast<std::size_t>(1 - side)];
+          Node* add = made_by(b, "Add");
+          if (!add || !single_use(b) || scalar_input(g, *add, 1) != 1.0) continue;
+          Node* erf = made_by(add->inputs[0], "Erf");
+          if (!erf || !single_use(add->inputs[0])) continue;
+          Node* div = made_by(erf->inputs[0], "Div");
+          if (!div || !single_use(erf->inputs[0]) || div->inputs[0] != a) continue;
+          const auto r2 = scalar_input(g, *div, 1);
+          if (!r2 || std::abs(*r2 - std::sqrt(2.0)) > 1e-5) continue;
+          act.kind = Activation::Kind::Gelu;
+          x = a, chain = {inner, add, erf, div};
+        }
+      }
+      if (x == kNoValue || g.value(x).dtype != DType::f32 || is_graph_output(g, x)) continue;
+      // Only the pattern reads x (twice), so its producer can apply the
+      // activation in place.
+      const auto p = prod[static_cast<std::size_t>(x)];
+      if (p < 0 || uses[static_cast<std::size_t>(x)] != 2) continue;
+      Node& producer = g.nodes[static_cast<std::size_t>(p)];
+      if (!takes_activation(producer.op_type) || producer.activation.kind != Activation::Kind::None) continue;
+      if (producer.outputs.size() != 1) continue;
+      if (!forward_value(g, mul.outputs[0], x)) continue;
+      producer.activation = act;
+      for (Node* n : chain) {
+        n->inputs.clear();
+        n->outputs.assign(1, kNoValue);
+      }
+      mul.inputs.clear();
+      mul.outputs.assign(1, kNoValue);
+      changed = true;
+      break;  // indices moved: recompute producers and uses
+    }
+    if (changed) g.remove_dead();
+  }
+}
+
 // Producers whose kernels carry an activation epilogue.
 bool takes_activation(const std::string& op) {
   return op == "Conv" || op == "Gemm" || op == "Add" || op == "BatchNormalization";
@@ -267,7 +356,10 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   fold_pad_into_avgpool(g);
   reduce_mean_to_global_pool(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
-  if (options.fuse_activations) fuse_activations(g);
+  if (options.fuse_activations) {
+    fuse_gated_activations(g);
+    fuse_activations(g);
+  }
   g.sort();
 }
 

@@ -137,6 +137,11 @@ float Activation::apply(float x) const {
     case Kind::Sigmoid: return static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(x))));
     case Kind::HardSigmoid: return std::max(0.f, std::min(1.f, alpha * x + beta));
     case Kind::HardSwish: return x * std::max(0.f, std::min(1.f, x / 6.f + 0.5f));
+    case Kind::Silu: return static_cast<float>(static_cast<double>(x) / (1.0 + std::exp(-static_cast<double>(x))));
+    case Kind::Gelu: {
+      const double v = x;
+      return static_cast<float>(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
+    }
   }
   return x;
 }
@@ -150,6 +155,8 @@ const char* Activation::name() const {
     case Kind::Sigmoid: return "Sigmoid";
     case Kind::HardSigmoid: return "HardSigmoid";
     case Kind::HardSwish: return "HardSwish";
+    case Kind::Silu: return "Silu";
+    case Kind::Gelu: return "Gelu";
   }
   return "?";
 }

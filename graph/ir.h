@@ -108,7 +108,9 @@ class Attributes {
 // canonicalization, so that every backend can apply it in the producer's
 // epilogue. kind None means "no activation".
 struct Activation {
-  enum class Kind : std::uint8_t { None, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish };
+  // Silu (x * sigmoid(x)) and Gelu (erf form) are no ONNX ops: the
+  // canonicalizer recognizes them in what exporters emit.
+  enum class Kind : std::uint8_t { None, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Silu, Gelu };
   Kind kind = Kind::None;
   float alpha = 0.f;  // LeakyRelu slope, HardSigmoid alpha, Clip min
   float beta = 0.f;   // HardSigmoid beta, Clip max

@@ -84,7 +84,7 @@ std::string host_only_ops(const graph::Graph& g) {
     if (!count[n.op_type]++) first[n.op_type] = "node '" + n.name + "': " + why;
   }
   if (first.empty()) return "";
-  std::string s = "kept on the host (no GPU kernel):";
+  std::string s = "kept on the host (the GPU cannot run them):";
   for (const auto& [op, where] : first)
     s += " " + op + " x" + std::to_string(count[op]) + " (" + where + ");";
   s.pop_back();

@@ -17,7 +17,8 @@ using namespace Halide;
 using Halide::BoundaryConditions::constant_exterior;
 
 // The fused epilogue activation. Kinds follow graph::Activation::Kind:
-// 0 none, 1 Relu, 2 LeakyRelu, 3 Clip, 4 Sigmoid, 5 HardSigmoid, 6 HardSwish.
+// 0 none, 1 Relu, 2 LeakyRelu, 3 Clip, 4 Sigmoid, 5 HardSigmoid, 6 HardSwish,
+// 7 Silu, 8 Gelu (erf form).
 Expr activate(Expr v, Expr kind, Expr alpha, Expr beta) {
   return select(kind == 1, max(v, 0.f),                                               //
                 kind == 2, select(v >= 0.f, v, alpha * v),                              //
@@ -25,6 +26,8 @@ Expr activate(Expr v, Expr kind, Expr alpha, Expr beta) {
                 kind == 4, 1.f / (1.f + exp(-v)),                                       //
                 kind == 5, max(0.f, min(1.f, alpha * v + beta)),                        //
                 kind == 6, v * max(0.f, min(1.f, v / 6.f + 0.5f)),                      //
+                kind == 7, v / (1.f + exp(-v)),                                         //
+                kind == 8, 0.5f * v * (1.f + erf(v * 0.70710678f)),                     //
                 v);
 }
 

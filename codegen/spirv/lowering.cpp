@@ -79,6 +79,8 @@ std::string act_body(const Activation& a) {
       body = "max(0.0, min(1.0, " + flit(a.alpha) + " * x + " + flit(a.beta) + "))";
       break;
     case Activation::Kind::HardSwish: body = "x * max(0.0, min(1.0, x / 6.0 + 0.5))"; break;
+    case Activation::Kind::Silu: body = "x / (1.0 + exp(-x))"; break;
+    case Activation::Kind::Gelu: body = "0.5 * x * (1.0 + vkf_erf(x * 0.70710678))"; break;
   }
   return body;
 }
@@ -1141,10 +1143,27 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
   };
   if (!n.inputs.empty() && n.inputs[0] != kNoValue && g.value(n.inputs[0]).dtype != DType::f32)
     return "a non-float input";
+  // One kernel's packed weights live in one storage buffer: more than the
+  // 128 MiB that every Vulkan device can address (maxStorageBufferRange's
+  // minimum) stays on the host. Conv weights are packed in blocks of up to
+  // 16 output channels (the bound below); Gemm's B as [N][K].
+  constexpr std::int64_t kMaxWeightBytes = std::int64_t{1} << 27;
+  auto too_large = [&](std::int64_t floats) -> std::string {
+    if (floats * 4 <= kMaxWeightBytes) return "";
+    return "weights of " + std::to_string(floats * 4 >> 20) +
+           " MiB, more than the 128 MiB one storage buffer is sure to address";
+  };
   if (op == "Conv") {
-    if (!g.constant_input(n, 1)) return "a Conv whose weights are not constant (the GPU backend packs them at load)";
+    const Tensor* w = g.constant_input(n, 1);
+    if (!w) return "a Conv whose weights are not constant (the GPU backend packs them at load)";
+    const std::int64_t groups = std::max<std::int64_t>(1, n.attrs.get_int("group", 1));
+    const std::int64_t mg = w->shape()[0] / groups, per_channel = mg > 0 ? w->numel() / (mg * groups) : 0;
+    const std::int64_t padded_m = groups * ((mg + 15) / 16 * 16);
+    if (std::string why = too_large(padded_m * per_channel + padded_m); !why.empty()) return why;
     return constant(2, "a Conv bias");
   }
+  if (op == "Gemm")
+    if (const Tensor* b = g.constant_input(n, 1)) return too_large(b->numel());
   if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Gemm" || op == "MatMul" ||
       op == "Softmax" || op == "Concat" || op == "Transpose" || is_alias_op(op) || op == "Relu" ||
       op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" || op == "Expand" ||

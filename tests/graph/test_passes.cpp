@@ -223,6 +223,65 @@ TEST(Canonicalize, SpatialReduceMeanBecomesGlobalAveragePool) {
   for (std::size_t c = 0; c < 3; ++c) EXPECT_FLOAT_EQ(y[c], 20.f * static_cast<float>(c) + 9.5f) << c;
 }
 
+// SiLU, HardSwish (opset 13's x * HardSigmoid(x)) and GELU as torch exports
+// them become their producer's epilogue; the results are the unfused ones.
+TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
+  enum class Gate { Silu, HardSwish, Gelu };
+  auto model = [](Gate gate, bool x_read_elsewhere) {
+    OnnxBuilder b(13);
+    b.input("x", {1, 2, 3, 3}).output("y");
+    b.initializer("w", {2, 2, 1, 1}, {0.5f, -1.f, 2.f, 0.25f});
+    b.node("Conv", {"x", "w"}, {"c"});
+    std::string out = "g";
+    if (gate == Gate::Silu) {
+      b.node("Sigmoid", {"c"}, {"s"});
+      b.node("Mul", {"c", "s"}, {"g"});
+    } else if (gate == Gate::HardSwish) {
+      auto& h = b.node("HardSigmoid", {"c"}, {"s"});
+      OnnxBuilder::attr_float(h, "alpha", 1.f / 6.f);
+      b.node("Mul", {"s", "c"}, {"g"});
+    } else {
+      b.initializer("r2", {}, {1.4142135f});
+      b.initializer("one", {}, {1.f});
+      b.initializer("half", {}, {0.5f});
+      b.node("Div", {"c", "r2"}, {"d"});
+      b.node("Erf", {"d"}, {"e"});
+      b.node("Add", {"e", "one"}, {"a"});
+      b.node("Mul", {"c", "a"}, {"m"});
+      b.node("Mul", {"m", "half"}, {"g"});
+    }
+    if (x_read_elsewhere) {
+      b.node("Add", {"g", "c"}, {"y"});
+    } else {
+      b.node("Identity", {out}, {"y"});
+    }
+    return b;
+  };
+  const std::vector<float> x{-3, -2, -1, -0.5f, 0, 0.5f, 1, 2, 3, 1, -1, 2, -2, 0.25f, -0.25f, 4, -4, 0.1f};
+  for (Gate gate : {Gate::Silu, Gate::HardSwish, Gate::Gelu}) {
+    SCOPED_TRACE(static_cast<int>(gate));
+    const g::Graph fused = prepared(model(gate, false));
+    ASSERT_EQ(op_types(fused), (std::vector<std::string>{"Conv"}));
+    EXPECT_STREQ(fused.nodes[0].activation.name(),
+                 gate == Gate::Silu ? "Silu" : gate == Gate::HardSwish ? "HardSwish" : "Gelu");
+    // The expected values from the Conv's output by the activation's formula.
+    std::vector<float> want(x.size());
+    for (std::size_t p = 0; p < 9; ++p)
+      for (std::size_t m = 0; m < 2; ++m) {
+        const double w0 = m == 0 ? 0.5 : 2.0, w1 = m == 0 ? -1.0 : 0.25;
+        const double c = w0 * x[p] + w1 * x[9 + p];
+        const double v = gate == Gate::Silu        ? c / (1 + std::exp(-c))
+                         : gate == Gate::HardSwish ? c * std::clamp(c / 6 + 0.5, 0.0, 1.0)
+                                                   : 0.5 * c * (1 + std::erf(c / std::sqrt(2.0)));
+        want[m * 9 + p] = static_cast<float>(v);
+      }
+    const auto y = run_model(model(gate, false), x);
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-5) << i;
+    // The Conv's output read elsewhere too: nothing fuses.
+    EXPECT_GT(op_types(prepared(model(gate, true))).size(), 2u);
+  }
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);

@@ -276,6 +276,17 @@ std::vector<Case> cases() {
   // exported at opset 13.
   for (std::string op : {"Exp", "Tanh", "Softplus", "Erf", "Neg", "Abs"})
     cs.push_back({"Unary_" + op, [op] { return unary_model(op); }});
+  for (std::string gate : {"Sigmoid", "HardSigmoid"})  // SiLU and opset 13's HardSwish: the Conv's epilogue
+    cs.push_back({"Conv_then_x_times_" + gate, [gate] {
+                    OnnxBuilder b;
+                    b.input("x", {1, 4, 7, 6}).output("y");
+                    b.initializer("w", {6, 4, 3, 3}, values({6, 4, 3, 3}, 26, 0.4f));
+                    OnnxBuilder::attr_ints(b.node("Conv", {"x", "w"}, {"c"}), "pads", {1, 1, 1, 1});
+                    auto& g = b.node(gate, {"c"}, {"g"});
+                    if (gate == "HardSigmoid") OnnxBuilder::attr_float(g, "alpha", 1.f / 6.f);
+                    b.node("Mul", {"c", "g"}, {"y"});
+                    return b;
+                  }});
   cs.push_back({"SqueezeExcitation", [] {  // ReduceMean -> 1x1 -> Relu -> 1x1 -> Sigmoid -> Mul
                   OnnxBuilder b;
                   b.input("x", {1, 8, 6, 6}).output("y");

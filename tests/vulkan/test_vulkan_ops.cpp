@@ -11,6 +11,8 @@
 #include <random>
 
 #include "codegen/spirv/compiler.h"
+#include "codegen/spirv/lowering.h"
+#include "graph/passes.h"
 #include "tests/vulkan/vulkan_test_util.h"
 
 using vkfuse::testing::compare_with_reference;
@@ -451,6 +453,26 @@ TEST_F(VulkanOps, Resize) {
       a.set("coordinate_transformation_mode", std::string("asymmetric"));
     }));
   compare_with_reference(std::move(b.graph), kTol);
+}
+
+// A kernel's weights must fit the 128 MiB every device's storage buffers
+// address: a VGG-class fully connected layer (as a Conv or a Gemm) stays on
+// the host, and says why; one just under the bound runs on the GPU.
+TEST(VulkanLowering, OversizedWeightsStayOnTheHost) {
+  GraphBuilder b(24);
+  auto x = b.input("x", {1, 1024, 4, 4});
+  auto big = b.graph.add_constant("big", g::Tensor(g::DType::f32, {2048, 1024, 4, 4}));    // 128 MiB + bias blocks
+  auto fits = b.graph.add_constant("fits", g::Tensor(g::DType::f32, {2016, 1024, 4, 4}));  // 126 MiB
+  b.output(b.node("Conv", {x, big}));
+  b.output(b.node("Conv", {x, fits}));
+  auto v = b.input("v", {1, 8200});
+  b.output(b.node("Gemm", {v, b.graph.add_constant("fc", g::Tensor(g::DType::f32, {8200, 4096}))}));
+  vkfuse::graph::infer_shapes(b.graph);
+  const std::string conv = vkfuse::codegen::spirv::unsupported_reason(b.graph, b.graph.nodes[0]);
+  EXPECT_NE(conv.find("128 MiB"), std::string::npos) << conv;
+  EXPECT_EQ(vkfuse::codegen::spirv::unsupported_reason(b.graph, b.graph.nodes[1]), "");
+  const std::string gemm = vkfuse::codegen::spirv::unsupported_reason(b.graph, b.graph.nodes[2]);
+  EXPECT_NE(gemm.find("MiB"), std::string::npos) << gemm;
 }
 
 TEST_F(VulkanOps, ShadersAreCompiledOnce) {
