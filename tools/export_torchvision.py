@@ -34,6 +34,10 @@ MODELS = {
     "googlenet": ("googlenet", {"aux_logits": False, "init_weights": True, "transform_input": False}, 224),
     "mobilenet_v2": ("mobilenet_v2", {}, 224),
     "squeezenet1_1": ("squeezenet1_1", {}, 224),
+    # Segmentation: dilated backbones, ASPP / LR-ASPP heads, bilinear Resize.
+    "lraspp_mobilenet_v3_large": ("segmentation.lraspp_mobilenet_v3_large", {"weights_backbone": None}, 224),
+    "deeplabv3_mobilenet_v3_large": ("segmentation.deeplabv3_mobilenet_v3_large",
+                                     {"weights_backbone": None, "aux_loss": False}, 224),
 }
 
 CALIBRATION_BATCHES = 4
@@ -72,7 +76,10 @@ def export_one(name, out_dir, opset):
 
     ctor, kwargs, size = MODELS[name]
     torch.manual_seed(model_seed(name))
-    model = getattr(torchvision.models, ctor)(weights=None, **kwargs)
+    make = torchvision.models
+    for part in ctor.split("."):
+        make = getattr(make, part)
+    model = make(weights=None, **kwargs)
     return export_module(name, model, size, out_dir, opset)
 
 
@@ -91,7 +98,9 @@ def export_module(name, model, size, out_dir, opset):
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed + 2))
     with torch.no_grad():
         y = model(x)
-    if not isinstance(y, torch.Tensor):  # e.g. a named tuple with aux outputs
+    if isinstance(y, dict):  # segmentation models: {"out": ...}
+        y = y["out"]
+    elif not isinstance(y, torch.Tensor):  # e.g. a named tuple with aux outputs
         y = y[0]
 
     base = os.path.join(out_dir, name)
