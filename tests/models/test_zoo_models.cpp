@@ -214,6 +214,36 @@ TEST_P(ZooModel, ApiMatchesPyTorch) {
   }
 }
 
+// The default strategy under every link preset (and the measured link),
+// planned against the 2x what-if accelerator so that it places work on the
+// device (against lavapipe's own profile the host wins everywhere): wherever
+// the planner puts each op, the outputs are PyTorch's.
+TEST_P(ZooModel, DefaultStrategyUnderEveryLink) {
+  if (strategy_ != "gpu") GTEST_SKIP() << "once per model (with the gpu cases)";
+  for (const char* link : {"measured", "local", "edge"}) {
+    SCOPED_TRACE(link);
+    try {
+      vkfuse::LoadOptions opts;
+      opts.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      opts.link = link;
+      opts.calibrate = false;
+      opts.accel_profile = std::string(VKFUSE_SOURCE_DIR) + "/tools/profiles/whatif-2x-accelerator.json";
+      auto model = vkfuse::Model::load(path(".onnx").string(), opts);
+      std::vector<float> result(ref_.size(), std::nanf(""));
+      const vkfuse::InputBuffer ib[] = {{model.inputs()[0].name, input_}};
+      const vkfuse::OutputBuffer ob[] = {{model.outputs()[0].name, result}};
+      model.run(ib, ob);
+      const auto t = model.last_timings();
+      const double err = relative_l2(result, ref_);
+      std::cout << name_ << " (" << model.strategy() << ", link " << link << "): " << t.dispatches
+                << " dispatches, relative L2 error " << err << "\n";
+      EXPECT_LE(err, kTolerance);
+    } catch (const vkfuse::Error& e) {
+      ADD_FAILURE() << name_ << ": vkfuse::Error(" << vkfuse::error_kind_name(e.kind()) << "): " << e.what();
+    }
+  }
+}
+
 // Plans on the real backends: a plan made against a what-if accelerator
 // (tools/profiles: most of the model on the accelerator) is saved as JSON,
 // loaded back with LoadOptions::plan and run here on Halide + lavapipe; then
