@@ -217,6 +217,27 @@ void reduce_mean_to_global_pool(Graph& g) {
   }
 }
 
+// Pow by a constant 2 (the variance in an exported LayerNorm) is Mul(x, x),
+// by 0.5 Sqrt(x): kernels every backend has, where a general pow is slow.
+void simplify_pow(Graph& g) {
+  for (auto& n : g.nodes) {
+    if (n.op_type != "Pow" || n.inputs.size() != 2 || n.inputs[0] == kNoValue) continue;
+    if (g.value(n.inputs[0]).dtype != DType::f32) continue;
+    const Tensor* e = g.constant_input(n, 1);
+    if (!e || e->numel() != 1) continue;
+    const Shape& x = g.value(n.inputs[0]).shape;
+    if (n.outputs.empty() || n.outputs[0] == kNoValue || g.value(n.outputs[0]).shape != x) continue;
+    const double v = e->as_double(0);
+    if (v == 2.0) {
+      n.op_type = "Mul";
+      n.inputs[1] = n.inputs[0];
+    } else if (v == 0.5) {
+      n.op_type = "Sqrt";
+      n.inputs.resize(1);
+    }
+  }
+}
+
 std::optional<Activation> activation_of(const Graph& g, const Node& n) {
   Activation a;
   if (n.op_type == "Relu") a.kind = Activation::Kind::Relu;
@@ -355,6 +376,7 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   clip_bounds_to_attributes(g);
   fold_pad_into_avgpool(g);
   reduce_mean_to_global_pool(g);
+  simplify_pow(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) {
     fuse_gated_activations(g);

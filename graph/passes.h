@@ -5,8 +5,9 @@
 //                     constant subgraphs (incl. Shape/Gather arithmetic) as it goes
 //   canonicalize()    drop Identity/Dropout, fold BatchNormalization into Conv,
 //                     turn constant-bound Clip into attributes, spatial
-//                     ReduceMean into GlobalAveragePool, fuse activations into
-//                     their producers
+//                     ReduceMean into GlobalAveragePool, Pow by 2 or 0.5 into
+//                     Mul or Sqrt, fuse activations (and SiLU, HardSwish,
+//                     GELU as exported) into their producers
 //   prepare_graph()   all of the above, in order: what every backend starts from
 #pragma once
 

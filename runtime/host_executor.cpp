@@ -216,6 +216,68 @@ hk::View flatten_plane(hk::View v) {
 const float kOne[1] = {1.f};
 const float kZero[1] = {0.f};
 
+
+// A float transposition as a batch of 2-D transposes where the permutation
+// allows (ConvNeXt's NCHW <-> NHWC), in 32x32 tiles; otherwise a strided
+// gather with a tight inner loop. Dimensions that stay adjacent and in order
+// are merged first.
+struct Transposition {
+  Shape dims;                        // output dims, merged
+  std::vector<std::int64_t> stride;  // input stride of each output dim
+};
+
+Transposition merge_transposition(const Shape& in, std::vector<std::int64_t> perm) {
+  std::vector<std::int64_t> in_stride(in.size(), 1);
+  for (std::size_t k = in.size(); k-- > 1;) in_stride[k - 1] = in_stride[k] * in[k];
+  Transposition t;
+  for (std::size_t j = 0; j < perm.size(); ++j) {
+    const auto k = static_cast<std::size_t>(perm[j]);
+    if (in[k] == 1) continue;
+    // Output dim j continues the previous one when it is the next input dim.
+    if (!t.dims.empty() && t.stride.back() == in_stride[k] * in[k]) {
+      t.dims.back() *= in[k];
+      t.stride.back() = in_stride[k];
+      continue;
+    }
+    t.dims.push_back(in[k]);
+    t.stride.push_back(in_stride[k]);
+  }
+  if (t.dims.empty()) t.dims = {1}, t.stride = {1};
+  return t;
+}
+
+void transpose_f32(const Transposition& t, const float* src, float* dst) {
+  const std::size_t r = t.dims.size();
+  // Batched 2-D: out[b][i][j] = in[b][j][i].
+  if ((r == 2 || (r == 3 && t.stride[0] == t.dims[1] * t.dims[2])) && t.stride[r - 1] != 1 && t.stride[r - 2] == 1) {
+    const std::int64_t rows = t.dims[r - 2], cols = t.dims[r - 1], batch = r == 3 ? t.dims[0] : 1;
+    constexpr std::int64_t kTile = 32;
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const float* in = src + b * rows * cols;
+      float* out = dst + b * rows * cols;
+      for (std::int64_t i0 = 0; i0 < rows; i0 += kTile)
+        for (std::int64_t j0 = 0; j0 < cols; j0 += kTile) {
+          const std::int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+          for (std::int64_t i = i0; i < i1; ++i)
+            for (std::int64_t j = j0; j < j1; ++j) out[i * cols + j] = in[j * rows + i];
+        }
+    }
+    return;
+  }
+  const std::int64_t inner = t.dims[r - 1], step = t.stride[r - 1];
+  std::int64_t outer = 1;
+  for (std::size_t k = 0; k + 1 < r; ++k) outer *= t.dims[k];
+  for (std::int64_t o = 0; o < outer; ++o) {
+    std::int64_t rem = o, off = 0;
+    for (std::size_t k = r - 1; k-- > 0;) {
+      off += (rem % t.dims[k]) * t.stride[k];
+      rem /= t.dims[k];
+    }
+    float* out = dst + o * inner;
+    for (std::int64_t j = 0; j < inner; ++j) out[j] = src[off + j * step];
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -763,6 +825,17 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
       hk::View in = hk::View::dense(in_ptr(0), {outer, len, inner}, 3);
       hk::View out = hk::View::dense(out_ptr, {outer, len, inner}, 3);
       steps_.push_back({name, [=] { hk::softmax(in, out); }});
+      done = true;
+    } else if (op == "Transpose" && f32_out && is_runtime_f32(n.inputs[0])) {
+      const Shape& xs = in_shape(0);
+      std::vector<std::int64_t> perm = n.attrs.get_ints("perm", {});
+      if (perm.empty())
+        for (std::size_t k = xs.size(); k-- > 0;) perm.push_back(static_cast<std::int64_t>(k));
+      for (auto& pk : perm)
+        if (pk < 0) pk += static_cast<std::int64_t>(xs.size());
+      const Transposition t = merge_transposition(xs, perm);
+      const float* src = in_ptr(0);
+      steps_.push_back({name, [=] { transpose_f32(t, src, out_ptr); }});
       done = true;
     } else if (op == "Pad" && f32_out && is_runtime_f32(n.inputs[0]) && out_shape.size() <= 4 &&
                (n.inputs.size() < 2 || n.inputs[1] == kNoValue || g.is_constant(n.inputs[1])) &&

@@ -282,6 +282,23 @@ TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
   }
 }
 
+TEST(Canonicalize, PowBySquareOrSquareRootBecomesMulOrSqrt) {
+  auto model = [](float e) {
+    OnnxBuilder b(13);
+    b.input("x", {1, 4}).output("y");
+    b.initializer("e", {}, {e});
+    b.node("Pow", {"x", "e"}, {"y"});
+    return b;
+  };
+  EXPECT_EQ(op_types(prepared(model(2.f))), (std::vector<std::string>{"Mul"}));
+  EXPECT_EQ(op_types(prepared(model(0.5f))), (std::vector<std::string>{"Sqrt"}));
+  EXPECT_EQ(op_types(prepared(model(3.f))), (std::vector<std::string>{"Pow"}));
+  const auto y = run_model(model(2.f), {-3.f, -0.5f, 0.f, 2.f});
+  EXPECT_EQ(y, (std::vector<float>{9.f, 0.25f, 0.f, 4.f}));
+  const auto r = run_model(model(0.5f), {4.f, 0.25f, 0.f, 9.f});
+  EXPECT_EQ(r, (std::vector<float>{2.f, 0.5f, 0.f, 3.f}));
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);

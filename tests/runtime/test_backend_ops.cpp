@@ -287,6 +287,15 @@ std::vector<Case> cases() {
                     b.node("Mul", {"c", "g"}, {"y"});
                     return b;
                   }});
+  for (const Shape& perm : {Shape{0, 2, 3, 1}, Shape{0, 3, 1, 2}, Shape{1, 0, 3, 2}, Shape{0, 2, 1, 3}, Shape{3, 2, 1, 0}})
+    cs.push_back({"Transpose_" + std::to_string(perm[0]) + std::to_string(perm[1]) + std::to_string(perm[2]) +
+                      std::to_string(perm[3]),
+                  [perm] {
+                    OnnxBuilder b;
+                    b.input("x", {2, 5, 37, 33}).output("y");
+                    OnnxBuilder::attr_ints(b.node("Transpose", {"x"}, {"y"}), "perm", perm);
+                    return b;
+                  }});
   cs.push_back({"SqueezeExcitation", [] {  // ReduceMean -> 1x1 -> Relu -> 1x1 -> Sigmoid -> Mul
                   OnnxBuilder b;
                   b.input("x", {1, 8, 6, 6}).output("y");
