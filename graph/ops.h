@@ -98,6 +98,22 @@ struct ReducePlan {
 };
 ReducePlan reduce_plan(const OpContext& ctx, std::span<const InputInfo> inputs);
 
+// A reduction whose reduced axes are contiguous (ignoring axes of size 1):
+// OUTER x INNER groups of LEN elements spaced INNER apart. False when the
+// reduced axes are not contiguous. Backends' reduction kernels use this.
+struct ContiguousReduction {
+  std::int64_t outer = 1, len = 1, inner = 1;
+};
+bool contiguous_reduction(const ReducePlan& plan, const Shape& x, ContiguousReduction& out);
+
+// Per input axis of a Slice: the first source index, the step, and the
+// output length (ONNX's clamping applied), as shape inference computes them.
+struct SlicePlan {
+  std::vector<std::int64_t> start, step;
+  Shape out;
+};
+SlicePlan slice_plan(const OpContext& ctx, std::span<const InputInfo> inputs);
+
 // The InputInfo of each input of node n of a shaped graph; of tensors (all
 // constant, nullptr absent), as eval sees them, so that eval derives its
 // parameters through the same code as infer.

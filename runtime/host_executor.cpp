@@ -217,40 +217,46 @@ const float kOne[1] = {1.f};
 const float kZero[1] = {0.f};
 
 
-// A float transposition as a batch of 2-D transposes where the permutation
-// allows (ConvNeXt's NCHW <-> NHWC), in 32x32 tiles; otherwise a strided
-// gather with a tight inner loop. Dimensions that stay adjacent and in order
-// are merged first.
-struct Transposition {
+// A float copy out[i] = in[offset + sum_k idx_k(i) * stride_k] over the
+// output's dims: Transpose (permuted strides), Slice (stepped, maybe
+// negative), Split (an offset). Dims of size 1 are dropped and adjacent dims
+// that stay contiguous in the input merged, so that a transposition becomes
+// a batch of 2-D transposes (ConvNeXt's NCHW <-> NHWC), run in 32x32 tiles;
+// anything else is a gather with a tight inner loop.
+struct StridedCopy {
   Shape dims;                        // output dims, merged
-  std::vector<std::int64_t> stride;  // input stride of each output dim
+  std::vector<std::int64_t> stride;  // input stride of each (signed)
+  std::int64_t offset = 0;
 };
 
-Transposition merge_transposition(const Shape& in, std::vector<std::int64_t> perm) {
-  std::vector<std::int64_t> in_stride(in.size(), 1);
-  for (std::size_t k = in.size(); k-- > 1;) in_stride[k - 1] = in_stride[k] * in[k];
-  Transposition t;
-  for (std::size_t j = 0; j < perm.size(); ++j) {
-    const auto k = static_cast<std::size_t>(perm[j]);
-    if (in[k] == 1) continue;
-    // Output dim j continues the previous one when it is the next input dim.
-    if (!t.dims.empty() && t.stride.back() == in_stride[k] * in[k]) {
-      t.dims.back() *= in[k];
-      t.stride.back() = in_stride[k];
+StridedCopy strided_copy(const Shape& dims, const std::vector<std::int64_t>& stride, std::int64_t offset) {
+  StridedCopy c;
+  c.offset = offset;
+  for (std::size_t k = 0; k < dims.size(); ++k) {
+    if (dims[k] == 1) continue;
+    if (!c.dims.empty() && c.stride.back() == stride[k] * dims[k]) {
+      c.dims.back() *= dims[k];
+      c.stride.back() = stride[k];
       continue;
     }
-    t.dims.push_back(in[k]);
-    t.stride.push_back(in_stride[k]);
+    c.dims.push_back(dims[k]);
+    c.stride.push_back(stride[k]);
   }
-  if (t.dims.empty()) t.dims = {1}, t.stride = {1};
-  return t;
+  if (c.dims.empty()) c.dims = {1}, c.stride = {1};
+  return c;
 }
 
-void transpose_f32(const Transposition& t, const float* src, float* dst) {
-  const std::size_t r = t.dims.size();
-  // Batched 2-D: out[b][i][j] = in[b][j][i].
-  if ((r == 2 || (r == 3 && t.stride[0] == t.dims[1] * t.dims[2])) && t.stride[r - 1] != 1 && t.stride[r - 2] == 1) {
-    const std::int64_t rows = t.dims[r - 2], cols = t.dims[r - 1], batch = r == 3 ? t.dims[0] : 1;
+void copy_strided(const StridedCopy& c, const float* src, float* dst) {
+  src += c.offset;
+  const std::size_t r = c.dims.size();
+  if (r == 1 && c.stride[0] == 1) {
+    std::memcpy(dst, src, static_cast<std::size_t>(c.dims[0]) * sizeof(float));
+    return;
+  }
+  // Batched 2-D transpose: out[b][i][j] = in[b][j][i].
+  if ((r == 2 || (r == 3 && c.stride[0] == c.dims[1] * c.dims[2])) && c.stride[r - 2] == 1 &&
+      c.stride[r - 1] == c.dims[r - 2]) {
+    const std::int64_t rows = c.dims[r - 2], cols = c.dims[r - 1], batch = r == 3 ? c.dims[0] : 1;
     constexpr std::int64_t kTile = 32;
     for (std::int64_t b = 0; b < batch; ++b) {
       const float* in = src + b * rows * cols;
@@ -264,17 +270,51 @@ void transpose_f32(const Transposition& t, const float* src, float* dst) {
     }
     return;
   }
-  const std::int64_t inner = t.dims[r - 1], step = t.stride[r - 1];
+  const std::int64_t inner = c.dims[r - 1], step = c.stride[r - 1];
   std::int64_t outer = 1;
-  for (std::size_t k = 0; k + 1 < r; ++k) outer *= t.dims[k];
+  for (std::size_t k = 0; k + 1 < r; ++k) outer *= c.dims[k];
   for (std::int64_t o = 0; o < outer; ++o) {
     std::int64_t rem = o, off = 0;
     for (std::size_t k = r - 1; k-- > 0;) {
-      off += (rem % t.dims[k]) * t.stride[k];
-      rem /= t.dims[k];
+      off += (rem % c.dims[k]) * c.stride[k];
+      rem /= c.dims[k];
     }
     float* out = dst + o * inner;
-    for (std::int64_t j = 0; j < inner; ++j) out[j] = src[off + j * step];
+    if (step == 1) {
+      std::memcpy(out, src + off, static_cast<std::size_t>(inner) * sizeof(float));
+    } else {
+      for (std::int64_t j = 0; j < inner; ++j) out[j] = src[off + j * step];
+    }
+  }
+}
+
+// ReduceMean/Sum/Max/Min over contiguous axes (graph::contiguous_reduction).
+enum class Fold { Sum, Mean, Max, Min };
+
+void reduce_f32(Fold f, const graph::ContiguousReduction& l, const float* x, float* y) {
+  for (std::int64_t o = 0; o < l.outer; ++o) {
+    float* out = y + o * l.inner;
+    const float* in = x + o * l.len * l.inner;
+    const float init = f == Fold::Max   ? -std::numeric_limits<float>::infinity()
+                       : f == Fold::Min ? std::numeric_limits<float>::infinity()
+                                        : 0.f;
+    if (l.inner == 1) {  // one contiguous run per output
+      float acc = init;
+      for (std::int64_t j = 0; j < l.len; ++j) {
+        const float v = in[j];
+        acc = f == Fold::Max ? std::max(acc, v) : f == Fold::Min ? std::min(acc, v) : acc + v;
+      }
+      out[0] = f == Fold::Mean ? acc / static_cast<float>(l.len) : acc;
+      continue;
+    }
+    std::fill(out, out + l.inner, init);
+    for (std::int64_t j = 0; j < l.len; ++j) {  // rows of `inner` outputs at once
+      const float* row = in + j * l.inner;
+      for (std::int64_t i = 0; i < l.inner; ++i)
+        out[i] = f == Fold::Max ? std::max(out[i], row[i]) : f == Fold::Min ? std::min(out[i], row[i]) : out[i] + row[i];
+    }
+    if (f == Fold::Mean)
+      for (std::int64_t i = 0; i < l.inner; ++i) out[i] /= static_cast<float>(l.len);
   }
 }
 
@@ -831,12 +871,36 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
       std::vector<std::int64_t> perm = n.attrs.get_ints("perm", {});
       if (perm.empty())
         for (std::size_t k = xs.size(); k-- > 0;) perm.push_back(static_cast<std::int64_t>(k));
-      for (auto& pk : perm)
-        if (pk < 0) pk += static_cast<std::int64_t>(xs.size());
-      const Transposition t = merge_transposition(xs, perm);
+      const auto in_strides = graph::row_major_strides(xs);
+      std::vector<std::int64_t> stride;
+      for (auto pk : perm) stride.push_back(in_strides[static_cast<std::size_t>(pk < 0 ? pk + static_cast<std::int64_t>(xs.size()) : pk)]);
+      const StridedCopy c = strided_copy(out_shape, stride, 0);
       const float* src = in_ptr(0);
-      steps_.push_back({name, [=] { transpose_f32(t, src, out_ptr); }});
+      steps_.push_back({name, [=] { copy_strided(c, src, out_ptr); }});
       done = true;
+    } else if (op == "Slice" && f32_out && is_runtime_f32(n.inputs[0])) {
+      const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+      const auto in_strides = graph::row_major_strides(in_shape(0));
+      std::vector<std::int64_t> stride(in_strides.size());
+      std::int64_t offset = 0;
+      for (std::size_t k = 0; k < stride.size(); ++k) {
+        offset += p.start[k] * in_strides[k];
+        stride[k] = p.step[k] * in_strides[k];
+      }
+      const StridedCopy c = strided_copy(out_shape, stride, offset);
+      const float* src = in_ptr(0);
+      steps_.push_back({name, [=] { copy_strided(c, src, out_ptr); }});
+      done = true;
+    } else if ((op == "ReduceMean" || op == "ReduceSum" || op == "ReduceMax" || op == "ReduceMin") && f32_out &&
+               is_runtime_f32(n.inputs[0])) {
+      const graph::ReducePlan p = graph::reduce_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+      graph::ContiguousReduction l;
+      if (!p.identity && graph::contiguous_reduction(p, in_shape(0), l)) {
+        const Fold f = op == "ReduceMean" ? Fold::Mean : op == "ReduceSum" ? Fold::Sum : op == "ReduceMax" ? Fold::Max : Fold::Min;
+        const float* src = in_ptr(0);
+        steps_.push_back({name, [=] { reduce_f32(f, l, src, out_ptr); }});
+        done = true;
+      }
     } else if (op == "Pad" && f32_out && is_runtime_f32(n.inputs[0]) && out_shape.size() <= 4 &&
                (n.inputs.size() < 2 || n.inputs[1] == kNoValue || g.is_constant(n.inputs[1])) &&
                (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2])) &&

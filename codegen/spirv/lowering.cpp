@@ -222,11 +222,10 @@ std::string binary_body(const std::string& op) {
 
 bool is_variadic(const std::string& op) { return op == "Max" || op == "Min" || op == "Mean" || op == "Sum"; }
 
-// A reduction's layout: OUTER x INNER groups of LEN elements spaced INNER
-// apart, when the reduced axes are contiguous (ignoring axes of size 1).
-struct ReduceLayout {
-  std::int64_t outer = 1, len = 1, inner = 1;
-  bool identity = false;  // noop_with_empty_axes with no axes
+// A reduction's layout (graph::contiguous_reduction), or why the GPU cannot
+// run it; `identity` for noop_with_empty_axes without axes.
+struct ReduceLayout : graph::ContiguousReduction {
+  bool identity = false;
 };
 
 std::string reduce_layout(const Graph& g, const Node& n, ReduceLayout& out) {
@@ -235,25 +234,8 @@ std::string reduce_layout(const Graph& g, const Node& n, ReduceLayout& out) {
     out.identity = true;
     return "";
   }
-  const Shape& xs = g.value(n.inputs[0]).shape;
-  const auto rank = static_cast<std::int64_t>(xs.size());
-  std::int64_t first = -1, last = -1;
-  for (std::int64_t k = 0; k < rank; ++k)
-    if (p.reduced[static_cast<std::size_t>(k)] && xs[static_cast<std::size_t>(k)] != 1) {
-      if (first < 0) first = k;
-      last = k;
-    }
-  if (first < 0) {  // only axes of size 1: each group is one element (still L2's |x|, LogSum's log x)
-    out.outer = graph::element_count(xs);
-    return "";
-  }
-  for (std::int64_t k = first; k <= last; ++k)
-    if (!p.reduced[static_cast<std::size_t>(k)] && xs[static_cast<std::size_t>(k)] != 1)
-      return "a reduction over axes that are not contiguous";
-  for (std::int64_t k = 0; k < rank; ++k) {
-    const std::int64_t d = xs[static_cast<std::size_t>(k)];
-    (k < first ? out.outer : k > last ? out.inner : out.len) *= d;
-  }
+  if (!graph::contiguous_reduction(p, g.value(n.inputs[0]).shape, out))
+    return "a reduction over axes that are not contiguous";
   return "";
 }
 
@@ -988,29 +970,13 @@ void Lowering::emit_reduce(const Node& n) {
 
 void Lowering::emit_slice(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
-  const Shape& xs = shape(x);
-  const auto rank = static_cast<std::int64_t>(xs.size());
-  std::vector<std::int64_t> starts, axes, steps;
-  if (g_.opset >= 10) {
-    starts = g_.constant_input(n, 1)->to_ints();
-    if (n.inputs.size() > 3 && n.inputs[3] != kNoValue) axes = g_.constant_input(n, 3)->to_ints();
-    if (n.inputs.size() > 4 && n.inputs[4] != kNoValue) steps = g_.constant_input(n, 4)->to_ints();
-  } else {
-    starts = n.attrs.get_ints("starts");
-    axes = n.attrs.get_ints("axes", {});
-  }
-  if (axes.empty())
-    for (std::size_t j = 0; j < starts.size(); ++j) axes.push_back(static_cast<std::int64_t>(j));
-  const auto in_strides = row_major_strides(xs);
-  std::vector<std::int64_t> src = in_strides;
+  const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g_.opset}, graph::input_infos(g_, n));
+  const auto in_strides = row_major_strides(shape(x));
+  std::vector<std::int64_t> src(in_strides.size());
   std::int64_t offset = 0;
-  for (std::size_t j = 0; j < axes.size(); ++j) {
-    const auto k = static_cast<std::size_t>(axes[j] < 0 ? axes[j] + rank : axes[j]);
-    const std::int64_t dim = xs[k], step = j < steps.size() ? steps[j] : 1;
-    std::int64_t start = starts[j] < 0 ? starts[j] + dim : starts[j];  // ONNX's clamping
-    start = step > 0 ? std::clamp<std::int64_t>(start, 0, dim) : std::clamp<std::int64_t>(start, 0, dim - 1);
-    offset += start * in_strides[k];
-    src[k] = step * in_strides[k];
+  for (std::size_t k = 0; k < src.size(); ++k) {
+    offset += p.start[k] * in_strides[k];
+    src[k] = p.step[k] * in_strides[k];
   }
   emit_remap(n, "slice", x, y, numel(y), signed_index_function("src_index", shape(y), src, offset),
              "uint dst_index(uint i) { return i; }\n", 0.f, {});

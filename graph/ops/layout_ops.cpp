@@ -68,11 +68,7 @@ void gather_strided(std::size_t esize, const Shape& out_shape, const std::vector
 // ---------------------------------------------------------------------------
 // Slice
 
-// Per input axis: the first source index, the step, and the output length.
-struct SlicePlan {
-  std::vector<std::int64_t> start, step;
-  Shape out;
-};
+}  // namespace
 
 SlicePlan slice_plan(const OpContext& ctx, std::span<const InputInfo> inputs) {
   const Node& node = ctx.node;
@@ -129,6 +125,8 @@ SlicePlan slice_plan(const OpContext& ctx, std::span<const InputInfo> inputs) {
   }
   return p;
 }
+
+namespace {
 
 std::vector<OutputInfo> infer_slice(const OpContext& ctx, std::span<const InputInfo> inputs) {
   SlicePlan p = slice_plan(ctx, inputs);

@@ -299,6 +299,28 @@ ReducePlan reduce_plan(const OpContext& ctx, std::span<const InputInfo> in) {
   return p;
 }
 
+bool contiguous_reduction(const ReducePlan& plan, const Shape& x, ContiguousReduction& out) {
+  out = {};
+  const auto rank = static_cast<std::int64_t>(x.size());
+  std::int64_t first = -1, last = -1;
+  for (std::int64_t k = 0; k < rank; ++k)
+    if (plan.reduced[static_cast<std::size_t>(k)] && x[static_cast<std::size_t>(k)] != 1) {
+      if (first < 0) first = k;
+      last = k;
+    }
+  if (first < 0) {  // only axes of size 1: each group is one element
+    out.outer = element_count(x);
+    return true;
+  }
+  for (std::int64_t k = first; k <= last; ++k)
+    if (!plan.reduced[static_cast<std::size_t>(k)] && x[static_cast<std::size_t>(k)] != 1) return false;
+  for (std::int64_t k = 0; k < rank; ++k) {
+    const std::int64_t d = x[static_cast<std::size_t>(k)];
+    (k < first ? out.outer : k > last ? out.inner : out.len) *= d;
+  }
+  return true;
+}
+
 namespace {
 
 std::vector<OutputInfo> infer_reduce(const OpContext& ctx, std::span<const InputInfo> in) {

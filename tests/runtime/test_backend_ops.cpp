@@ -296,6 +296,29 @@ std::vector<Case> cases() {
                     OnnxBuilder::attr_ints(b.node("Transpose", {"x"}, {"y"}), "perm", perm);
                     return b;
                   }});
+  for (std::string op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"})
+    for (const Shape& axes : {Shape{1}, Shape{-1}, Shape{1, 2}})
+      cs.push_back({op + "_axes" + std::to_string(axes.size()) + "_" + std::to_string(axes[0] + 1), [op, axes] {
+                      OnnxBuilder b;
+                      b.input("x", {2, 5, 7, 3}).output("y");
+                      if (op == "ReduceSum") {  // opset 13: axes are an input
+                        b.initializer_i64("axes", {static_cast<std::int64_t>(axes.size())}, axes);
+                        b.node(op, {"x", "axes"}, {"y"});
+                      } else {
+                        OnnxBuilder::attr_ints(b.node(op, {"x"}, {"y"}), "axes", axes);
+                      }
+                      return b;
+                    }});
+  cs.push_back({"Slice_negative_steps", [] {
+                  OnnxBuilder b;
+                  b.input("x", {1, 6, 9, 8}).output("y");
+                  b.initializer_i64("st", {3}, {-1, 7, 1});
+                  b.initializer_i64("en", {3}, {-100, 0, 6});
+                  b.initializer_i64("ax", {3}, {3, 2, 1});
+                  b.initializer_i64("sp", {3}, {-2, -3, 2});
+                  b.node("Slice", {"x", "st", "en", "ax", "sp"}, {"y"});
+                  return b;
+                }});
   cs.push_back({"SqueezeExcitation", [] {  // ReduceMean -> 1x1 -> Relu -> 1x1 -> Sigmoid -> Mul
                   OnnxBuilder b;
                   b.input("x", {1, 8, 6, 6}).output("y");
