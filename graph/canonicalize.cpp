@@ -217,6 +217,118 @@ void reduce_mean_to_global_pool(Graph& g) {
   }
 }
 
+// The scalar value of a constant input, if it is one.
+std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i) {
+  const Tensor* t = g.constant_input(n, i);
+  if (!t || t->numel() != 1 || t->dtype() != DType::f32) return std::nullopt;
+  return t->as_double(0);
+}
+
+// LayerNorm over the last axis as exporters decompose it (ConvNeXt's
+// channels-last norms; opset < 17 has no LayerNormalization):
+//   m = ReduceMean(x, [-1]); d = Sub(x, m); v = ReduceMean(Mul(d, d), [-1])
+//   y = Div(d, Sqrt(Add(v, eps))) [* gamma] [+ beta]
+// becomes one LayerNormalization(x, gamma or ones, beta) node (axis -1),
+// which each backend runs as one kernel. Runs after simplify_pow (so the
+// square is Mul(d, d)) and before activations are fused.
+void fuse_layer_norm(Graph& g) {
+  const auto prod = g.producers();
+  const auto uses = g.use_counts();
+  auto made_by = [&](ValueId v, const char* op) -> Node* {
+    const auto p = v == kNoValue ? -1 : prod[static_cast<std::size_t>(v)];
+    if (p < 0 || g.nodes[static_cast<std::size_t>(p)].op_type != op) return nullptr;
+    return &g.nodes[static_cast<std::size_t>(p)];
+  };
+  auto single_use = [&](ValueId v) { return uses[static_cast<std::size_t>(v)] == 1 && !is_graph_output(g, v); };
+  // A ReduceMean over exactly the last axis, keeping it.
+  auto last_axis_mean = [&](const Node* n) {
+    if (!n || n->outputs.size() != 1 || n->activation.kind != Activation::Kind::None) return false;
+    const Shape& x = g.value(n->inputs[0]).shape;
+    if (x.empty() || g.value(n->inputs[0]).dtype != DType::f32) return false;
+    const ReducePlan p = reduce_plan(OpContext{*n, g.opset}, input_infos(g, *n));
+    if (p.identity || !p.keepdims) return false;
+    for (std::size_t k = 0; k < x.size(); ++k)
+      if (p.reduced[k] != (k + 1 == x.size())) return false;
+    return true;
+  };
+  // A constant that equals its own last-axis broadcast: a [C] (or [1..,C]) vector.
+  auto channel_vector = [&](const Node& n, std::size_t i, std::int64_t c) -> const Tensor* {
+    const Tensor* t = g.constant_input(n, i);
+    if (!t || t->dtype() != DType::f32 || t->numel() != c || t->shape().empty() || t->shape().back() != c) return nullptr;
+    return t;
+  };
+  for (auto& div : g.nodes) {
+    if (div.op_type != "Div" || div.inputs.size() != 2 || div.activation.kind != Activation::Kind::None) continue;
+    const ValueId d = div.inputs[0];
+    Node* sqrt = made_by(div.inputs[1], "Sqrt");
+    Node* sub = made_by(d, "Sub");
+    if (!sqrt || !sub || !single_use(div.inputs[1]) || uses[static_cast<std::size_t>(d)] != 3) continue;
+    Node* add_eps = made_by(sqrt->inputs[0], "Add");
+    if (!add_eps || !single_use(sqrt->inputs[0]) || add_eps->activation.kind != Activation::Kind::None) continue;
+    const auto eps = scalar_input(g, *add_eps, 1);
+    Node* var = made_by(add_eps->inputs[0], "ReduceMean");
+    if (!eps || !var || !single_use(add_eps->inputs[0]) || !last_axis_mean(var)) continue;
+    Node* sq = made_by(var->inputs[0], "Mul");
+    if (!sq || !single_use(var->inputs[0]) || sq->inputs[0] != d || sq->inputs[1] != d) continue;
+    const ValueId x = sub->inputs[0];
+    Node* mean = made_by(sub->inputs[1], "ReduceMean");
+    if (!mean || !single_use(sub->inputs[1]) || mean->inputs[0] != x || !last_axis_mean(mean)) continue;
+    if (sub->activation.kind != Activation::Kind::None || sq->activation.kind != Activation::Kind::None) continue;
+    const Shape& xs = g.value(x).shape;
+    const std::int64_t c = xs.back();
+    // The optional affine tail: Mul by gamma, then Add of beta.
+    ValueId y = div.outputs[0];
+    std::vector<Node*> tail;
+    const Tensor* gamma = nullptr;
+    const Tensor* beta = nullptr;
+    auto sole_reader = [&](ValueId v, const char* op) -> Node* {
+      if (!single_use(v)) return nullptr;
+      for (auto& n : g.nodes)
+        for (std::size_t i = 0; i < n.inputs.size(); ++i)
+          if (n.inputs[i] == v) return n.op_type == op && i == 0 && n.activation.kind == Activation::Kind::None ? &n : nullptr;
+      return nullptr;
+    };
+    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = channel_vector(*mul, 1, c))) {
+      tail.push_back(mul);
+      y = mul->outputs[0];
+    }
+    if (Node* add = sole_reader(y, "Add"); add && (beta = channel_vector(*add, 1, c))) {
+      tail.push_back(add);
+      y = add->outputs[0];
+    }
+    // Rewrite the last node of the pattern into the LayerNormalization.
+    Node& ln = tail.empty() ? div : *tail.back();
+    const ValueId scale =
+        gamma ? g.add_constant(ln.name + "_scale", *gamma) : g.add_constant(ln.name + "_scale", [&] {
+          Tensor ones(DType::f32, {c});
+          std::fill(ones.f32(), ones.f32() + c, 1.f);
+          return ones;
+        }());
+    std::vector<ValueId> inputs{x, scale};
+    if (beta) inputs.push_back(g.add_constant(ln.name + "_bias", *beta));
+    for (Node* n : {mean, sub, sq, var, add_eps, sqrt, &div}) {
+      if (n == &ln) continue;
+      n->inputs.clear();
+      n->outputs.assign(1, kNoValue);
+    }
+    for (Node* n : tail) {
+      if (n == &ln) continue;
+      n->inputs.clear();
+      n->outputs.assign(1, kNoValue);
+    }
+    ln.op_type = "LayerNormalization";
+    ln.inputs = inputs;
+    ln.attrs = {};
+    ln.attrs.set("axis", std::int64_t{-1});
+    ln.attrs.set("epsilon", static_cast<float>(*eps));
+    ln.outputs.assign(1, y);
+    // Producers and uses are stale now; the next call finds the next norm.
+    g.remove_dead();
+    fuse_layer_norm(g);
+    return;
+  }
+}
+
 // Pow by a constant 2 (the variance in an exported LayerNorm) is Mul(x, x),
 // by 0.5 Sqrt(x): kernels every backend has, where a general pow is slow.
 void simplify_pow(Graph& g) {
@@ -258,13 +370,6 @@ std::optional<Activation> activation_of(const Graph& g, const Node& n) {
 }
 
 bool takes_activation(const std::string& op);
-
-// The scalar value of a constant input, if it is one.
-std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i) {
-  const Tensor* t = g.constant_input(n, i);
-  if (!t || t->numel() != 1 || t->dtype() != DType::f32) return std::nullopt;
-  return t->as_double(0);
-}
 
 // Activations that exporters spell as a product with the input itself,
 // folded into x's producer when it takes an epilogue and nothing else reads
@@ -377,6 +482,7 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   fold_pad_into_avgpool(g);
   reduce_mean_to_global_pool(g);
   simplify_pow(g);
+  fuse_layer_norm(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) {
     fuse_gated_activations(g);

@@ -6,7 +6,8 @@
 //   canonicalize()    drop Identity/Dropout, fold BatchNormalization into Conv,
 //                     turn constant-bound Clip into attributes, spatial
 //                     ReduceMean into GlobalAveragePool, Pow by 2 or 0.5 into
-//                     Mul or Sqrt, fuse activations (and SiLU, HardSwish,
+//                     Mul or Sqrt, decomposed LayerNorm into one node, fuse
+//                     activations (and SiLU, HardSwish,
 //                     GELU as exported) into their producers
 //   prepare_graph()   all of the above, in order: what every backend starts from
 #pragma once

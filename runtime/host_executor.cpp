@@ -288,6 +288,23 @@ void copy_strided(const StridedCopy& c, const float* src, float* dst) {
   }
 }
 
+// LayerNormalization over rows of `len` contiguous elements; scale and bias
+// have `len` elements (bias may be null). Sums in double, like the reference.
+void layer_norm_f32(const float* x, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
+                    float eps, float* y) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xp = x + r * len;
+    float* yp = y + r * len;
+    double sum = 0;
+    for (std::int64_t i = 0; i < len; ++i) sum += xp[i];
+    const auto mean = static_cast<float>(sum / static_cast<double>(len));
+    double sq = 0;
+    for (std::int64_t i = 0; i < len; ++i) sq += static_cast<double>(xp[i] - mean) * (xp[i] - mean);
+    const auto inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(len) + eps));
+    for (std::int64_t i = 0; i < len; ++i) yp[i] = (xp[i] - mean) * inv * scale[i] + (bias ? bias[i] : 0.f);
+  }
+}
+
 // ReduceMean/Sum/Max/Min over contiguous axes (graph::contiguous_reduction).
 enum class Fold { Sum, Mean, Max, Min };
 
@@ -878,6 +895,25 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
       const float* src = in_ptr(0);
       steps_.push_back({name, [=] { copy_strided(c, src, out_ptr); }});
       done = true;
+    } else if (op == "LayerNormalization" && f32_out && is_runtime_f32(n.inputs[0]) &&
+               (n.outputs.size() == 1 || std::all_of(n.outputs.begin() + 1, n.outputs.end(),
+                                                     [](ValueId o) { return o == kNoValue; }))) {
+      const Shape& xs = in_shape(0);
+      auto axis = n.attrs.get_int("axis", -1);
+      if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
+      const std::int64_t len = graph::element_count(Shape(xs.begin() + axis, xs.end()));
+      const Tensor* scale = g.constant_input(n, 1);
+      const Tensor* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g.constant_input(n, 2) : nullptr;
+      const bool bias_ok = n.inputs.size() < 3 || n.inputs[2] == kNoValue || (bias && bias->numel() == len);
+      if (scale && scale->numel() == len && bias_ok && len > 0) {
+        const float* src = in_ptr(0);
+        const float* sp = scale->f32();
+        const float* bp = bias ? bias->f32() : nullptr;
+        const std::int64_t rows = graph::element_count(xs) / len;
+        const float eps = n.attrs.get_float("epsilon", 1e-5f);
+        steps_.push_back({name, [=] { layer_norm_f32(src, sp, bp, rows, len, eps, out_ptr); }});
+        done = true;
+      }
     } else if (op == "Slice" && f32_out && is_runtime_f32(n.inputs[0])) {
       const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
       const auto in_strides = graph::row_major_strides(in_shape(0));

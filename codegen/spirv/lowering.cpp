@@ -354,6 +354,7 @@ class Lowering {
   void emit_tile(const Node& n);
   void emit_depth_space(const Node& n);
   void emit_resize(const Node& n);
+  void emit_layer_norm(const Node& n);
   void emit_remap(const Node& n, const std::string& variant, ValueId in, ValueId out, std::int64_t total,
                   const std::string& src_fn, const std::string& dst_fn, float fill, std::vector<float> packed);
 };
@@ -458,6 +459,7 @@ void Lowering::emit(std::size_t index) {
   if (op == "Tile") return emit_tile(n);
   if (op == "DepthToSpace" || op == "SpaceToDepth") return emit_depth_space(n);
   if (op == "Resize" || op == "Upsample") return emit_resize(n);
+  if (op == "LayerNormalization") return emit_layer_norm(n);
   if (is_alias_op(op) || op == "Cast") {
     if (parent_[static_cast<std::size_t>(n.outputs[0])] != kNoValue) return;  // aliased: no kernel
     return emit_unary(n, Activation::none());
@@ -1052,6 +1054,27 @@ void Lowering::emit_depth_space(const Node& n) {
              "uint dst_index(uint i) { return i; }\n", 0.f, {});
 }
 
+void Lowering::emit_layer_norm(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  auto axis = n.attrs.get_int("axis", -1);
+  if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
+  const std::int64_t len = graph::element_count(Shape(xs.begin() + axis, xs.end()));
+  const Tensor* scale = g_.constant_input(n, 1);
+  const Tensor* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g_.constant_input(n, 2) : nullptr;
+  Kernel kern;
+  kern.variant = "layernorm" + act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = 5 * numel(x);
+  kern.weights.assign(static_cast<std::size_t>(2 * len), 0.f);
+  std::copy(scale->f32(), scale->f32() + len, kern.weights.begin());
+  if (bias) std::copy(bias->f32(), bias->f32() + len, kern.weights.begin() + len);
+  Defines def;
+  def("LEN", len).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
+  kern.slots = {output(y), input(x), weights()};
+  finish(std::move(kern), len ? numel(x) / len : 0, def, "layernorm", Activation::none(), n.activation);
+}
+
 void Lowering::emit_resize(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
   const Shape& xs = shape(x);
@@ -1158,6 +1181,20 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
     if (op == "ReduceLogSumExp") return "ReduceLogSumExp (runs on the host)";
     ReduceLayout l;
     return reduce_layout(g, n, l);
+  }
+  if (op == "LayerNormalization") {
+    for (std::size_t o = 1; o < n.outputs.size(); ++o)
+      if (n.outputs[o] != kNoValue) return "LayerNormalization's Mean/InvStdDev outputs";
+    const Shape& xs = g.value(n.inputs[0]).shape;
+    auto axis = n.attrs.get_int("axis", -1);
+    if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
+    const std::int64_t len = graph::element_count(Shape(xs.begin() + axis, xs.end()));
+    for (std::size_t i = 1; i < 3 && i < n.inputs.size(); ++i) {
+      if (n.inputs[i] == kNoValue) continue;
+      const Tensor* t = g.constant_input(n, i);
+      if (!t || t->numel() != len) return "a LayerNormalization scale or bias that is not a constant of the normalised size";
+    }
+    return "";
   }
   if (op == "Resize" || op == "Upsample") {
     const std::string mode = n.attrs.get_string("mode", "nearest");

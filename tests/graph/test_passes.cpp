@@ -299,6 +299,51 @@ TEST(Canonicalize, PowBySquareOrSquareRootBecomesMulOrSqrt) {
   EXPECT_EQ(r, (std::vector<float>{2.f, 0.5f, 0.f, 3.f}));
 }
 
+// LayerNorm as opset-13 exporters decompose it becomes one node; the values
+// are the formula's.
+TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
+  auto model = [](bool affine, bool centred_read_elsewhere) {
+    OnnxBuilder b(13);
+    b.input("x", {2, 4}).output("y");
+    b.initializer("two", {}, {2.f});
+    b.initializer("eps", {}, {1e-5f});
+    b.initializer("gamma", {4}, {1.f, 2.f, 0.5f, -1.f});
+    b.initializer("beta", {4}, {0.f, 0.1f, -0.2f, 0.3f});
+    OnnxBuilder::attr_ints(b.node("ReduceMean", {"x"}, {"m"}), "axes", {-1});
+    b.node("Sub", {"x", "m"}, {"d"});
+    b.node("Pow", {"d", "two"}, {"d2"});
+    OnnxBuilder::attr_ints(b.node("ReduceMean", {"d2"}, {"v"}), "axes", {-1});
+    b.node("Add", {"v", "eps"}, {"ve"});
+    b.node("Sqrt", {"ve"}, {"sd"});
+    b.node("Div", {"d", "sd"}, {"n"});
+    std::string y = "n";
+    if (affine) {
+      b.node("Mul", {"n", "gamma"}, {"ng"});
+      b.node("Add", {"ng", "beta"}, {"nb"});
+      y = "nb";
+    }
+    if (centred_read_elsewhere) {
+      b.node("Add", {y, "d"}, {"y"});
+    } else {
+      b.node("Identity", {y}, {"y"});
+    }
+    return b;
+  };
+  EXPECT_EQ(op_types(prepared(model(true, false))), (std::vector<std::string>{"LayerNormalization"}));
+  EXPECT_EQ(op_types(prepared(model(false, false))), (std::vector<std::string>{"LayerNormalization"}));
+  EXPECT_GT(op_types(prepared(model(true, true))).size(), 3u);  // d read elsewhere: no fusion
+  const std::vector<float> x{1, 2, 3, 4, -1, 0, 0, 5};
+  const float gamma[4] = {1.f, 2.f, 0.5f, -1.f}, beta[4] = {0.f, 0.1f, -0.2f, 0.3f};
+  const auto y = run_model(model(true, false), x);
+  for (std::size_t r = 0; r < 2; ++r) {
+    double mean = 0, var = 0;
+    for (std::size_t i = 0; i < 4; ++i) mean += x[r * 4 + i] / 4.0;
+    for (std::size_t i = 0; i < 4; ++i) var += (x[r * 4 + i] - mean) * (x[r * 4 + i] - mean) / 4.0;
+    for (std::size_t i = 0; i < 4; ++i)
+      EXPECT_NEAR(y[r * 4 + i], (x[r * 4 + i] - mean) / std::sqrt(var + 1e-5) * gamma[i] + beta[i], 1e-5);
+  }
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);

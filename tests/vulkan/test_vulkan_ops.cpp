@@ -431,6 +431,18 @@ TEST_F(VulkanOps, SliceSplitExpandTileDepthSpace) {
   compare_with_reference(std::move(b.graph), kTol);
 }
 
+TEST_F(VulkanOps, LayerNormalization) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(25);
+  auto x = b.input("x", {2, 7, 6, 40});
+  b.output(b.node("LayerNormalization", {x, b.random_constant("g", {40}), b.random_constant("bb", {40})},
+                  [](g::Attributes& a) { a.set("epsilon", 1e-6f); }));
+  b.output(b.node("LayerNormalization", {x, b.random_constant("g2", {6, 40})}, [](g::Attributes& a) {
+    a.set("axis", std::int64_t{2});
+  }));
+  compare_with_reference(std::move(b.graph), kTol);
+}
+
 TEST_F(VulkanOps, Resize) {
   VKFUSE_REQUIRE_VULKAN();
   GraphBuilder b(23);
