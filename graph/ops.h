@@ -114,6 +114,20 @@ struct SlicePlan {
 };
 SlicePlan slice_plan(const OpContext& ctx, std::span<const InputInfo> inputs);
 
+// Per axis of a Resize/Upsample output, each output coordinate's source taps
+// (input index, weight); an empty list takes `extrapolation`
+// (tf_crop_and_resize). What the reference interpolates with; the host
+// kernel uses the same taps.
+struct ResizeTap {
+  std::int64_t index;
+  double weight;
+};
+struct ResizeTaps {
+  std::vector<std::vector<std::vector<ResizeTap>>> axes;
+  double extrapolation = 0;
+};
+ResizeTaps resize_taps(const OpContext& ctx, std::span<const InputInfo> inputs);
+
 // The InputInfo of each input of node n of a shaped graph; of tensors (all
 // constant, nullptr absent), as eval sees them, so that eval derives its
 // parameters through the same code as infer.

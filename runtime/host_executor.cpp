@@ -305,6 +305,39 @@ void layer_norm_f32(const float* x, const float* scale, const float* bias, std::
   }
 }
 
+// Resize of the last two axes with the reference's taps (graph::resize_taps):
+// each output is sum_ty wy * sum_tx wx * in[iy][ix], per plane.
+struct ResizeSteps {
+  std::int64_t planes = 1, ih = 1, iw = 1, oh = 1, ow = 1;
+  std::vector<std::vector<graph::ResizeTap>> ty, tx;
+  float extrapolation = 0;
+};
+
+void resize_f32(const ResizeSteps& r, const float* x, float* y) {
+  for (std::int64_t p = 0; p < r.planes; ++p) {
+    const float* in = x + p * r.ih * r.iw;
+    float* out = y + p * r.oh * r.ow;
+    for (std::int64_t oy = 0; oy < r.oh; ++oy) {
+      const auto& ty = r.ty[static_cast<std::size_t>(oy)];
+      for (std::int64_t ox = 0; ox < r.ow; ++ox) {
+        const auto& tx = r.tx[static_cast<std::size_t>(ox)];
+        if (ty.empty() || tx.empty()) {
+          out[oy * r.ow + ox] = r.extrapolation;
+          continue;
+        }
+        double acc = 0;
+        for (const auto& a : ty) {
+          const float* row = in + a.index * r.iw;
+          double racc = 0;
+          for (const auto& b : tx) racc += b.weight * row[b.index];
+          acc += a.weight * racc;
+        }
+        out[oy * r.ow + ox] = static_cast<float>(acc);
+      }
+    }
+  }
+}
+
 // ReduceMean/Sum/Max/Min over contiguous axes (graph::contiguous_reduction).
 enum class Fold { Sum, Mean, Max, Min };
 
@@ -912,6 +945,29 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         const std::int64_t rows = graph::element_count(xs) / len;
         const float eps = n.attrs.get_float("epsilon", 1e-5f);
         steps_.push_back({name, [=] { layer_norm_f32(src, sp, bp, rows, len, eps, out_ptr); }});
+        done = true;
+      }
+    } else if ((op == "Resize" || op == "Upsample") && f32_out && is_runtime_f32(n.inputs[0]) &&
+               in_shape(0).size() >= 2) {
+      const graph::ResizeTaps taps = graph::resize_taps(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+      const Shape& xs = in_shape(0);
+      const std::size_t r = xs.size();
+      // Leading axes must map each index to itself.
+      bool identity = true;
+      for (std::size_t k = 0; k + 2 < r && identity; ++k)
+        for (std::int64_t i = 0; i < xs[k] && identity; ++i) {
+          const auto& t = taps.axes[k][static_cast<std::size_t>(i)];
+          identity = t.size() == 1 && t[0].index == i && t[0].weight == 1.0 && out_shape[k] == xs[k];
+        }
+      if (identity) {
+        ResizeSteps rs;
+        rs.ih = xs[r - 2], rs.iw = xs[r - 1], rs.oh = out_shape[r - 2], rs.ow = out_shape[r - 1];
+        rs.planes = graph::element_count(xs) / std::max<std::int64_t>(1, rs.ih * rs.iw);
+        rs.ty = taps.axes[r - 2];
+        rs.tx = taps.axes[r - 1];
+        rs.extrapolation = static_cast<float>(taps.extrapolation);
+        const float* src = in_ptr(0);
+        steps_.push_back({name, [=] { resize_f32(rs, src, out_ptr); }});
         done = true;
       }
     } else if (op == "Slice" && f32_out && is_runtime_f32(n.inputs[0])) {

@@ -183,10 +183,7 @@ double source_coordinate(CoordMode mode, double x, double scale, std::int64_t in
 }
 
 // One input element's contribution to an output coordinate.
-struct Tap {
-  std::int64_t index;
-  double weight;
-};
+using Tap = ResizeTap;
 
 // For each output coordinate along an axis: its taps, indices clamped to the
 // input (edge padding); empty for a coordinate outside a tf_crop_and_resize
@@ -248,13 +245,22 @@ std::vector<std::vector<Tap>> axis_taps(const ResizeConfig& c, std::size_t axis,
 }
 
 // Per axis: roi start and end (in normalized input coordinates), or 0 and 1.
-std::vector<double> roi_of(const ResizeConfig& c, std::span<const Tensor* const> inputs, std::size_t rank) {
+std::vector<double> roi_of(const ResizeConfig& c, std::span<const InputInfo> inputs, std::size_t rank) {
   std::vector<double> roi(2 * rank, 0.0);
   for (std::size_t k = 0; k < rank; ++k) roi[rank + k] = 1.0;
-  const Tensor* t = c.coord == CoordMode::TfCropAndResize ? opt_tensor(inputs, 1) : nullptr;
+  const InputInfo* r = c.coord == CoordMode::TfCropAndResize ? opt_info(inputs, 1) : nullptr;
+  const Tensor* t = r ? r->constant : nullptr;
   if (t && t->numel() == static_cast<std::int64_t>(2 * rank))
     for (std::size_t i = 0; i < 2 * rank; ++i) roi[i] = t->as_double(static_cast<std::int64_t>(i));
   return roi;
+}
+
+std::vector<std::vector<std::vector<Tap>>> taps_of(const ResizeConfig& c, std::span<const InputInfo> inputs) {
+  const Shape& x = inputs[0].shape;
+  const auto roi = roi_of(c, inputs, x.size());
+  std::vector<std::vector<std::vector<Tap>>> taps(x.size());
+  for (std::size_t k = 0; k < x.size(); ++k) taps[k] = axis_taps(c, k, x[k], roi[k], roi[x.size() + k]);
+  return taps;
 }
 
 // Nearest: a gather that copies elements by size, so int64 works too.
@@ -322,10 +328,7 @@ void eval_resize_common(const OpContext& ctx, std::span<const Tensor* const> inp
   const Tensor& x = *inputs[0];
   Tensor& y = outputs[0];
   const ResizeConfig c = resize_config(ctx, input_infos(inputs), upsample);
-  const std::size_t rank = x.shape().size();
-  const auto roi = roi_of(c, inputs, rank);
-  std::vector<std::vector<std::vector<Tap>>> taps(rank);
-  for (std::size_t k = 0; k < rank; ++k) taps[k] = axis_taps(c, k, x.shape()[k], roi[k], roi[rank + k]);
+  const auto taps = taps_of(c, input_infos(inputs));
   if (y.numel() > 0) {
     if (c.interp == Interp::Nearest) eval_nearest(c, taps, x, y);
     else eval_interpolate(c, taps, x, y);
@@ -334,6 +337,15 @@ void eval_resize_common(const OpContext& ctx, std::span<const Tensor* const> inp
   else if (ctx.node.activation.kind != Activation::Kind::None)
     unsupported_node(ctx.node, std::string("fused ") + ctx.node.activation.name() + " on an int64 result");
 }
+
+}  // namespace
+
+ResizeTaps resize_taps(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const ResizeConfig c = resize_config(ctx, inputs, ctx.node.op_type == "Upsample");
+  return ResizeTaps{taps_of(c, inputs), c.extrapolation};
+}
+
+namespace {
 
 std::vector<OutputInfo> infer_resize(const OpContext& ctx, std::span<const InputInfo> inputs) {
   ResizeConfig c = resize_config(ctx, inputs, false);

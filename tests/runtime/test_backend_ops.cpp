@@ -406,6 +406,17 @@ std::vector<Case> cases() {
                   OnnxBuilder::attr_string(r, "nearest_mode", "floor");
                   return b;
                 }});
+  for (std::string mode : {"cubic", "linear"})
+    cs.push_back({"Resize_" + mode + "_align_corners_down", [mode] {  // cubic: no GPU kernel, on the host
+                    OnnxBuilder b;
+                    b.input("x", {1, 2, 9, 7}).output("y");
+                    b.initializer("roi", {0}, {});
+                    b.initializer("scales", {4}, {1, 1, 0.6f, 0.5f});
+                    auto& r = b.node("Resize", {"x", "roi", "scales"}, {"y"});
+                    OnnxBuilder::attr_string(r, "mode", mode);
+                    OnnxBuilder::attr_string(r, "coordinate_transformation_mode", "align_corners");
+                    return b;
+                  }});
   cs.push_back({"ConvTransposeBetweenConvs", [] {  // no GPU kernel: the gpu strategy keeps it on the host
                   OnnxBuilder b;
                   b.input("x", {1, 3, 6, 6}).output("y");
