@@ -970,6 +970,27 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         steps_.push_back({name, [=] { resize_f32(rs, src, out_ptr); }});
         done = true;
       }
+    } else if (op == "Split" && is_runtime_f32(n.inputs[0]) && n.activation.kind == graph::Activation::Kind::None &&
+               std::all_of(n.outputs.begin(), n.outputs.end(),
+                           [&](ValueId o) { return o != kNoValue && is_runtime_f32(o) && value_ptr_[idx(o)]; })) {
+      // Each output a strided copy at its offset along the axis.
+      const Shape& xs = in_shape(0);
+      auto axis = n.attrs.get_int("axis", 0);
+      if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
+      const auto in_strides = graph::row_major_strides(xs);
+      std::vector<std::pair<StridedCopy, float*>> parts;
+      std::int64_t start = 0;
+      for (ValueId o : n.outputs) {
+        const Shape& os = g.value(o).shape;
+        parts.push_back({strided_copy(os, in_strides, start * in_strides[static_cast<std::size_t>(axis)]),
+                         value_ptr_[idx(o)]});
+        start += os[static_cast<std::size_t>(axis)];
+      }
+      const float* src = in_ptr(0);
+      steps_.push_back({name, [=] {
+                          for (const auto& [c, dst] : parts) copy_strided(c, src, dst);
+                        }});
+      done = true;
     } else if (op == "Slice" && f32_out && is_runtime_f32(n.inputs[0])) {
       const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
       const auto in_strides = graph::row_major_strides(in_shape(0));
