@@ -217,6 +217,27 @@ void reduce_mean_to_global_pool(Graph& g) {
   }
 }
 
+// What pattern matchers ask of the graph: who made a value, and whether the
+// pattern is its only reader. Stale once the graph changes.
+struct Uses {
+  explicit Uses(Graph& graph) : g(graph), prod(graph.producers()), count(graph.use_counts()) {}
+  // The node of type `op` that produces v, or nullptr.
+  Node* made_by(ValueId v, const char* op) const {
+    const auto p = v == kNoValue ? -1 : prod[static_cast<std::size_t>(v)];
+    if (p < 0 || g.nodes[static_cast<std::size_t>(p)].op_type != op) return nullptr;
+    return &g.nodes[static_cast<std::size_t>(p)];
+  }
+  bool single_use(ValueId v) const { return count[static_cast<std::size_t>(v)] == 1 && !is_graph_output(g, v); }
+  Graph& g;
+  std::vector<std::int32_t> prod, count;
+};
+
+// Marks n dead (removed by the next remove_dead).
+void drop(Node& n) {
+  n.inputs.clear();
+  n.outputs.assign(1, kNoValue);
+}
+
 // The scalar value of a constant input, if it is one.
 std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i) {
   const Tensor* t = g.constant_input(n, i);
@@ -232,14 +253,9 @@ std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i)
 // which each backend runs as one kernel. Runs after simplify_pow (so the
 // square is Mul(d, d)) and before activations are fused.
 void fuse_layer_norm(Graph& g) {
-  const auto prod = g.producers();
-  const auto uses = g.use_counts();
-  auto made_by = [&](ValueId v, const char* op) -> Node* {
-    const auto p = v == kNoValue ? -1 : prod[static_cast<std::size_t>(v)];
-    if (p < 0 || g.nodes[static_cast<std::size_t>(p)].op_type != op) return nullptr;
-    return &g.nodes[static_cast<std::size_t>(p)];
-  };
-  auto single_use = [&](ValueId v) { return uses[static_cast<std::size_t>(v)] == 1 && !is_graph_output(g, v); };
+  const Uses u(g);
+  auto made_by = [&](ValueId v, const char* op) { return u.made_by(v, op); };
+  auto single_use = [&](ValueId v) { return u.single_use(v); };
   // A ReduceMean over exactly the last axis, keeping it.
   auto last_axis_mean = [&](const Node* n) {
     if (!n || n->outputs.size() != 1 || n->activation.kind != Activation::Kind::None) return false;
@@ -262,7 +278,7 @@ void fuse_layer_norm(Graph& g) {
     const ValueId d = div.inputs[0];
     Node* sqrt = made_by(div.inputs[1], "Sqrt");
     Node* sub = made_by(d, "Sub");
-    if (!sqrt || !sub || !single_use(div.inputs[1]) || uses[static_cast<std::size_t>(d)] != 3) continue;
+    if (!sqrt || !sub || !single_use(div.inputs[1]) || u.count[static_cast<std::size_t>(d)] != 3) continue;
     Node* add_eps = made_by(sqrt->inputs[0], "Add");
     if (!add_eps || !single_use(sqrt->inputs[0]) || add_eps->activation.kind != Activation::Kind::None) continue;
     const auto eps = scalar_input(g, *add_eps, 1);
@@ -306,16 +322,10 @@ void fuse_layer_norm(Graph& g) {
         }());
     std::vector<ValueId> inputs{x, scale};
     if (beta) inputs.push_back(g.add_constant(ln.name + "_bias", *beta));
-    for (Node* n : {mean, sub, sq, var, add_eps, sqrt, &div}) {
-      if (n == &ln) continue;
-      n->inputs.clear();
-      n->outputs.assign(1, kNoValue);
-    }
-    for (Node* n : tail) {
-      if (n == &ln) continue;
-      n->inputs.clear();
-      n->outputs.assign(1, kNoValue);
-    }
+    for (Node* n : {mean, sub, sq, var, add_eps, sqrt, &div})
+      if (n != &ln) drop(*n);
+    for (Node* n : tail)
+      if (n != &ln) drop(*n);
     ln.op_type = "LayerNormalization";
     ln.inputs = inputs;
     ln.attrs = {};
@@ -381,14 +391,9 @@ void fuse_gated_activations(Graph& g) {
   bool changed = true;
   while (changed) {
     changed = false;
-    const auto prod = g.producers();
-    const auto uses = g.use_counts();
-    auto made_by = [&](ValueId v, const char* op) -> Node* {
-      const auto p = v == kNoValue ? -1 : prod[static_cast<std::size_t>(v)];
-      if (p < 0 || g.nodes[static_cast<std::size_t>(p)].op_type != op) return nullptr;
-      return &g.nodes[static_cast<std::size_t>(p)];
-    };
-    auto single_use = [&](ValueId v) { return uses[static_cast<std::size_t>(v)] == 1 && !is_graph_output(g, v); };
+    const Uses u(g);
+    auto made_by = [&](ValueId v, const char* op) { return u.made_by(v, op); };
+    auto single_use = [&](ValueId v) { return u.single_use(v); };
     for (auto& mul : g.nodes) {
       if (mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.activation.kind != Activation::Kind::None) continue;
       Activation act;
@@ -428,19 +433,15 @@ void fuse_gated_activations(Graph& g) {
       if (x == kNoValue || g.value(x).dtype != DType::f32 || is_graph_output(g, x)) continue;
       // Only the pattern reads x (twice), so its producer can apply the
       // activation in place.
-      const auto p = prod[static_cast<std::size_t>(x)];
-      if (p < 0 || uses[static_cast<std::size_t>(x)] != 2) continue;
+      const auto p = u.prod[static_cast<std::size_t>(x)];
+      if (p < 0 || u.count[static_cast<std::size_t>(x)] != 2) continue;
       Node& producer = g.nodes[static_cast<std::size_t>(p)];
       if (!takes_activation(producer.op_type) || producer.activation.kind != Activation::Kind::None) continue;
       if (producer.outputs.size() != 1) continue;
       if (!forward_value(g, mul.outputs[0], x)) continue;
       producer.activation = act;
-      for (Node* n : chain) {
-        n->inputs.clear();
-        n->outputs.assign(1, kNoValue);
-      }
-      mul.inputs.clear();
-      mul.outputs.assign(1, kNoValue);
+      for (Node* n : chain) drop(*n);
+      drop(mul);
       changed = true;
       break;  // indices moved: recompute producers and uses
     }
