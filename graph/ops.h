@@ -114,6 +114,44 @@ struct SlicePlan {
 };
 SlicePlan slice_plan(const OpContext& ctx, std::span<const InputInfo> inputs);
 
+// Pure data movement as a strided read: output element i (row-major over the
+// output's dims) reads input element offset + sum_k idx_k(i) * stride[k]
+// (strides may be negative). The reference, the GPU remaps and the host
+// copies read Transpose, Slice and each output of Split through these.
+struct StridedRead {
+  std::vector<std::int64_t> stride;
+  std::int64_t offset = 0;
+};
+StridedRead transpose_read(const Node& node, const Shape& x);
+StridedRead slice_read(const SlicePlan& plan, const Shape& x);
+// One per output of a Split of x, given the outputs' shapes.
+std::vector<StridedRead> split_reads(const Node& node, const Shape& x, const std::vector<Shape>& outputs);
+
+// LayerNormalization of x as `rows` groups of `len` contiguous elements (the
+// axes from `axis` on); fails naming the node when the axis is out of range.
+struct NormRows {
+  std::int64_t rows = 0, len = 0;
+};
+NormRows layer_norm_rows(const Node& node, const Shape& x);
+
+// A Resize's (or Upsample's) mode, coordinate transformation, rounding,
+// per-axis scales and output shape, as shape inference reads them (Upsample
+// and Resize-10: asymmetric coordinates, floor rounding).
+struct ResizePlan {
+  enum class Interp { Nearest, Linear, Cubic };
+  enum class Coord { HalfPixel, PytorchHalfPixel, AlignCorners, Asymmetric, TfHalfPixelForNn, TfCropAndResize };
+  enum class Rounding { RoundPreferFloor, RoundPreferCeil, Floor, Ceil };
+  Interp interp = Interp::Nearest;
+  Coord coord = Coord::HalfPixel;
+  Rounding rounding = Rounding::RoundPreferFloor;
+  double cubic_a = -0.75;
+  bool exclude_outside = false;
+  double extrapolation = 0.0;
+  std::vector<double> scales;  // per axis, as stated by the model (or sizes / input length)
+  Shape out;
+};
+ResizePlan resize_plan(const OpContext& ctx, std::span<const InputInfo> inputs);
+
 // Per axis of a Resize/Upsample output, each output coordinate's source taps
 // (input index, weight); an empty list takes `extrapolation`
 // (tf_crop_and_resize). What the reference interpolates with; the host

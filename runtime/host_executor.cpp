@@ -229,18 +229,18 @@ struct StridedCopy {
   std::int64_t offset = 0;
 };
 
-StridedCopy strided_copy(const Shape& dims, const std::vector<std::int64_t>& stride, std::int64_t offset) {
+StridedCopy strided_copy(const Shape& dims, const graph::StridedRead& read) {
   StridedCopy c;
-  c.offset = offset;
+  c.offset = read.offset;
   for (std::size_t k = 0; k < dims.size(); ++k) {
     if (dims[k] == 1) continue;
-    if (!c.dims.empty() && c.stride.back() == stride[k] * dims[k]) {
+    if (!c.dims.empty() && c.stride.back() == read.stride[k] * dims[k]) {
       c.dims.back() *= dims[k];
-      c.stride.back() = stride[k];
+      c.stride.back() = read.stride[k];
       continue;
     }
     c.dims.push_back(dims[k]);
-    c.stride.push_back(stride[k]);
+    c.stride.push_back(read.stride[k]);
   }
   if (c.dims.empty()) c.dims = {1}, c.stride = {1};
   return c;
@@ -917,34 +917,23 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
       steps_.push_back({name, [=] { hk::softmax(in, out); }});
       done = true;
     } else if (op == "Transpose" && f32_out && is_runtime_f32(n.inputs[0])) {
-      const Shape& xs = in_shape(0);
-      std::vector<std::int64_t> perm = n.attrs.get_ints("perm", {});
-      if (perm.empty())
-        for (std::size_t k = xs.size(); k-- > 0;) perm.push_back(static_cast<std::int64_t>(k));
-      const auto in_strides = graph::row_major_strides(xs);
-      std::vector<std::int64_t> stride;
-      for (auto pk : perm) stride.push_back(in_strides[static_cast<std::size_t>(pk < 0 ? pk + static_cast<std::int64_t>(xs.size()) : pk)]);
-      const StridedCopy c = strided_copy(out_shape, stride, 0);
+      const StridedCopy c = strided_copy(out_shape, graph::transpose_read(n, in_shape(0)));
       const float* src = in_ptr(0);
       steps_.push_back({name, [=] { copy_strided(c, src, out_ptr); }});
       done = true;
     } else if (op == "LayerNormalization" && f32_out && is_runtime_f32(n.inputs[0]) &&
                (n.outputs.size() == 1 || std::all_of(n.outputs.begin() + 1, n.outputs.end(),
                                                      [](ValueId o) { return o == kNoValue; }))) {
-      const Shape& xs = in_shape(0);
-      auto axis = n.attrs.get_int("axis", -1);
-      if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
-      const std::int64_t len = graph::element_count(Shape(xs.begin() + axis, xs.end()));
+      const graph::NormRows rows = graph::layer_norm_rows(n, in_shape(0));
       const Tensor* scale = g.constant_input(n, 1);
       const Tensor* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g.constant_input(n, 2) : nullptr;
-      const bool bias_ok = n.inputs.size() < 3 || n.inputs[2] == kNoValue || (bias && bias->numel() == len);
-      if (scale && scale->numel() == len && bias_ok && len > 0) {
+      const bool bias_ok = n.inputs.size() < 3 || n.inputs[2] == kNoValue || (bias && bias->numel() == rows.len);
+      if (scale && scale->numel() == rows.len && bias_ok && rows.len > 0) {
         const float* src = in_ptr(0);
         const float* sp = scale->f32();
         const float* bp = bias ? bias->f32() : nullptr;
-        const std::int64_t rows = graph::element_count(xs) / len;
         const float eps = n.attrs.get_float("epsilon", 1e-5f);
-        steps_.push_back({name, [=] { layer_norm_f32(src, sp, bp, rows, len, eps, out_ptr); }});
+        steps_.push_back({name, [=] { layer_norm_f32(src, sp, bp, rows.rows, rows.len, eps, out_ptr); }});
         done = true;
       }
     } else if ((op == "Resize" || op == "Upsample") && f32_out && is_runtime_f32(n.inputs[0]) &&
@@ -974,18 +963,12 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
                std::all_of(n.outputs.begin(), n.outputs.end(),
                            [&](ValueId o) { return o != kNoValue && is_runtime_f32(o) && value_ptr_[idx(o)]; })) {
       // Each output a strided copy at its offset along the axis.
-      const Shape& xs = in_shape(0);
-      auto axis = n.attrs.get_int("axis", 0);
-      if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
-      const auto in_strides = graph::row_major_strides(xs);
+      std::vector<Shape> outs;
+      for (ValueId o : n.outputs) outs.push_back(g.value(o).shape);
+      const auto reads = graph::split_reads(n, in_shape(0), outs);
       std::vector<std::pair<StridedCopy, float*>> parts;
-      std::int64_t start = 0;
-      for (ValueId o : n.outputs) {
-        const Shape& os = g.value(o).shape;
-        parts.push_back({strided_copy(os, in_strides, start * in_strides[static_cast<std::size_t>(axis)]),
-                         value_ptr_[idx(o)]});
-        start += os[static_cast<std::size_t>(axis)];
-      }
+      for (std::size_t j = 0; j < outs.size(); ++j)
+        parts.push_back({strided_copy(outs[j], reads[j]), value_ptr_[idx(n.outputs[j])]});
       const float* src = in_ptr(0);
       steps_.push_back({name, [=] {
                           for (const auto& [c, dst] : parts) copy_strided(c, src, dst);
@@ -993,14 +976,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
       done = true;
     } else if (op == "Slice" && f32_out && is_runtime_f32(n.inputs[0])) {
       const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
-      const auto in_strides = graph::row_major_strides(in_shape(0));
-      std::vector<std::int64_t> stride(in_strides.size());
-      std::int64_t offset = 0;
-      for (std::size_t k = 0; k < stride.size(); ++k) {
-        offset += p.start[k] * in_strides[k];
-        stride[k] = p.step[k] * in_strides[k];
-      }
-      const StridedCopy c = strided_copy(out_shape, stride, offset);
+      const StridedCopy c = strided_copy(out_shape, graph::slice_read(p, in_shape(0)));
       const float* src = in_ptr(0);
       steps_.push_back({name, [=] { copy_strided(c, src, out_ptr); }});
       done = true;

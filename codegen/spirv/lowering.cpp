@@ -239,30 +239,13 @@ std::string reduce_layout(const Graph& g, const Node& n, ReduceLayout& out) {
   return "";
 }
 
-// The scales of a Resize/Upsample per axis: the constant scales input or
-// attribute, else output size / input size.
-std::vector<double> resize_scales(const Graph& g, const Node& n) {
-  const Shape& xs = g.value(n.inputs[0]).shape;
-  const Shape& ys = g.value(n.outputs[0]).shape;
-  std::vector<double> scales;
-  const std::size_t scales_input = n.op_type == "Resize" && g.opset >= 11 ? 2 : 1;
-  if (n.inputs.size() > scales_input && n.inputs[scales_input] != kNoValue) {
-    if (const Tensor* t = g.constant_input(n, scales_input))
-      for (std::int64_t i = 0; i < t->numel(); ++i) scales.push_back(t->as_double(i));
-  } else if (n.attrs.has("scales")) {
-    for (float f : n.attrs.get_floats("scales")) scales.push_back(f);
-  }
-  if (scales.size() != xs.size()) {
-    scales.clear();
-    for (std::size_t k = 0; k < xs.size(); ++k)
-      scales.push_back(xs[k] ? static_cast<double>(ys[k]) / static_cast<double>(xs[k]) : 1.0);
-  }
-  return scales;
+graph::ResizePlan resize_plan(const Graph& g, const Node& n) {
+  return graph::resize_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
 }
 
-std::string resize_coordinate_mode(const Graph& g, const Node& n) {
-  if (n.op_type == "Upsample" || g.opset < 11) return "asymmetric";
-  return n.attrs.get_string("coordinate_transformation_mode", "half_pixel");
+std::string lowercase(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return s;
 }
 
 // ---- the lowering -----------------------------------------------------------
@@ -341,6 +324,8 @@ class Lowering {
   void emit_matmul(const Node& n);
   void emit_binary(const Node& n);
   void emit_unary(const Node& n, const Activation& act1);
+  // act1 given as a GLSL expression of x (the unary math ops).
+  void emit_unary(const Node& n, const std::string& variant, const std::string& body);
   void emit_batchnorm(const Node& n);
   void emit_softmax(const Node& n);
   void emit_concat(const Node& n);
@@ -464,19 +449,7 @@ void Lowering::emit(std::size_t index) {
     if (parent_[static_cast<std::size_t>(n.outputs[0])] != kNoValue) return;  // aliased: no kernel
     return emit_unary(n, Activation::none());
   }
-  if (const std::string body = unary_math_body(n); !body.empty()) {
-    Kernel kern;
-    std::string variant = op;
-    std::transform(variant.begin(), variant.end(), variant.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    kern.variant = variant + act_suffix(n.activation);
-    kern.nodes = n.name;
-    kern.flops = numel(n.outputs[0]);
-    Defines def;
-    def("HAS_AFFINE", 0);
-    kern.slots = {output(n.outputs[0]), input(n.inputs[0])};
-    return finish(std::move(kern), numel(n.outputs[0]), def, "unary", body, n.activation);
-  }
+  if (const std::string body = unary_math_body(n); !body.empty()) return emit_unary(n, lowercase(op), body);
   Activation a;
   if (op == "Relu") {
     a.kind = Activation::Kind::Relu;
@@ -733,8 +706,7 @@ void Lowering::emit_binary(const Node& n) {
   const ValueId a = n.inputs[0], b = n.inputs[1], y = n.outputs[0];
   const Shape& ys = shape(y);
   Kernel kern;
-  std::string op = n.op_type;
-  std::transform(op.begin(), op.end(), op.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string op = lowercase(n.op_type);
   // A constant scalar exponent is baked in (Pow's is often int64).
   const Tensor* bconst = n.op_type == "Pow" ? g_.constant_input(n, 1) : nullptr;
   const bool b_literal = bconst && bconst->numel() == 1;
@@ -756,16 +728,19 @@ void Lowering::emit_binary(const Node& n) {
 }
 
 void Lowering::emit_unary(const Node& n, const Activation& act1) {
+  emit_unary(n, act1.kind == Activation::Kind::None ? "copy" : act1.name(), act_body(act1));
+}
+
+void Lowering::emit_unary(const Node& n, const std::string& variant, const std::string& body) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
   Kernel kern;
-  kern.variant = act1.kind == Activation::Kind::None ? "copy" + act_suffix(n.activation)
-                                                     : std::string(act1.name()) + act_suffix(n.activation);
+  kern.variant = variant + act_suffix(n.activation);
   kern.nodes = n.name;
   kern.flops = numel(y);
   Defines def;
   def("HAS_AFFINE", 0);
   kern.slots = {output(y), input(x)};
-  finish(std::move(kern), numel(y), def, "unary", act1, n.activation);
+  finish(std::move(kern), numel(y), def, "unary", body, n.activation);
 }
 
 void Lowering::emit_batchnorm(const Node& n) {
@@ -851,19 +826,8 @@ void Lowering::emit_concat(const Node& n) {
 
 void Lowering::emit_transpose(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
-  const Shape& xs = shape(x);
-  std::vector<std::int64_t> perm;
-  if (n.attrs.has("perm")) {
-    perm = n.attrs.get_ints("perm");
-  } else {
-    for (std::size_t k = xs.size(); k-- > 0;) perm.push_back(static_cast<std::int64_t>(k));
-  }
-  for (auto& pk : perm)
-    if (pk < 0) pk += static_cast<std::int64_t>(xs.size());
-  const auto in_strides = row_major_strides(xs);
-  std::vector<std::int64_t> src(perm.size());
-  for (std::size_t j = 0; j < perm.size(); ++j) src[j] = in_strides[static_cast<std::size_t>(perm[j])];
-  emit_remap(n, "transpose", x, y, numel(y), index_function("int", "src_index", shape(y), src),
+  emit_remap(n, "transpose", x, y, numel(y),
+             index_function("int", "src_index", shape(y), graph::transpose_read(n, shape(x)).stride),
              "uint dst_index(uint i) { return i; }\n", 0.f, {});
 }
 
@@ -958,10 +922,7 @@ void Lowering::emit_reduce(const Node& n) {
   else if (op == "ReduceSumSquare") acc = "((s) + (v) * (v))";
   else if (op == "ReduceLogSum") fin = "log(s)";
   Kernel kern;
-  std::string variant = op.substr(6);
-  std::transform(variant.begin(), variant.end(), variant.begin(),
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  kern.variant = "reduce_" + variant + act_suffix(n.activation);
+  kern.variant = "reduce_" + lowercase(op.substr(6)) + act_suffix(n.activation);
   kern.nodes = n.name;
   kern.flops = numel(x);
   Defines def;
@@ -973,32 +934,21 @@ void Lowering::emit_reduce(const Node& n) {
 void Lowering::emit_slice(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
   const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g_.opset}, graph::input_infos(g_, n));
-  const auto in_strides = row_major_strides(shape(x));
-  std::vector<std::int64_t> src(in_strides.size());
-  std::int64_t offset = 0;
-  for (std::size_t k = 0; k < src.size(); ++k) {
-    offset += p.start[k] * in_strides[k];
-    src[k] = p.step[k] * in_strides[k];
-  }
-  emit_remap(n, "slice", x, y, numel(y), signed_index_function("src_index", shape(y), src, offset),
+  const graph::StridedRead r = graph::slice_read(p, shape(x));
+  emit_remap(n, "slice", x, y, numel(y), signed_index_function("src_index", shape(y), r.stride, r.offset),
              "uint dst_index(uint i) { return i; }\n", 0.f, {});
 }
 
 void Lowering::emit_split(const Node& n) {
   const ValueId x = n.inputs[0];
-  const Shape& xs = shape(x);
-  auto axis = n.attrs.get_int("axis", 0);
-  if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
-  const auto in_strides = row_major_strides(xs);
-  std::int64_t start = 0;
-  for (ValueId y : n.outputs) {
-    if (y == kNoValue) continue;
-    if (numel(y) > 0)
-      emit_remap(n, "split", x, y, numel(y),
-                 index_function("int", "src_index", shape(y), in_strides, start * in_strides[static_cast<std::size_t>(axis)]),
+  std::vector<Shape> outs;
+  for (ValueId y : n.outputs) outs.push_back(shape(y));
+  const auto reads = graph::split_reads(n, shape(x), outs);
+  for (std::size_t j = 0; j < n.outputs.size(); ++j)
+    if (numel(n.outputs[j]) > 0)
+      emit_remap(n, "split", x, n.outputs[j], numel(n.outputs[j]),
+                 index_function("int", "src_index", outs[j], reads[j].stride, reads[j].offset),
                  "uint dst_index(uint i) { return i; }\n", 0.f, {});
-    start += shape(y)[static_cast<std::size_t>(axis)];
-  }
 }
 
 void Lowering::emit_expand(const Node& n) {
@@ -1056,10 +1006,7 @@ void Lowering::emit_depth_space(const Node& n) {
 
 void Lowering::emit_layer_norm(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
-  const Shape& xs = shape(x);
-  auto axis = n.attrs.get_int("axis", -1);
-  if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
-  const std::int64_t len = graph::element_count(Shape(xs.begin() + axis, xs.end()));
+  const auto [rows, len] = graph::layer_norm_rows(n, shape(x));
   const Tensor* scale = g_.constant_input(n, 1);
   const Tensor* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g_.constant_input(n, 2) : nullptr;
   Kernel kern;
@@ -1072,30 +1019,36 @@ void Lowering::emit_layer_norm(const Node& n) {
   Defines def;
   def("LEN", len).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
   kern.slots = {output(y), input(x), weights()};
-  finish(std::move(kern), len ? numel(x) / len : 0, def, "layernorm", Activation::none(), n.activation);
+  finish(std::move(kern), rows, def, "layernorm", Activation::none(), n.activation);
 }
 
 void Lowering::emit_resize(const Node& n) {
+  using Plan = graph::ResizePlan;
   const ValueId x = n.inputs[0], y = n.outputs[0];
   const Shape& xs = shape(x);
   const Shape& ys = shape(y);
   const std::size_t r = xs.size();
-  const auto scales = resize_scales(g_, n);
-  const std::string mode = n.attrs.get_string("mode", "nearest");
-  const bool linear = mode != "nearest";
-  const std::string coord = resize_coordinate_mode(g_, n);
+  const Plan p = resize_plan(g_, n);
+  const bool linear = p.interp == Plan::Interp::Linear;
   std::string fn = "float src_coord(float x, float in_len, float resized, float scale) { return ";
-  if (coord == "half_pixel") fn += "(x + 0.5) / scale - 0.5; }\n";
-  else if (coord == "pytorch_half_pixel") fn += "resized > 1.0 ? (x + 0.5) / scale - 0.5 : 0.0; }\n";
-  else if (coord == "align_corners") fn += "resized > 1.0 ? x * (in_len - 1.0) / (resized - 1.0) : 0.0; }\n";
-  else fn += "x / scale; }\n";  // asymmetric
-  const std::string nearest_mode =
-      n.op_type == "Upsample" || g_.opset < 11 ? "floor" : n.attrs.get_string("nearest_mode", "round_prefer_floor");
+  std::string coord;
+  switch (p.coord) {
+    case Plan::Coord::HalfPixel: coord = "half_pixel", fn += "(x + 0.5) / scale - 0.5; }\n"; break;
+    case Plan::Coord::PytorchHalfPixel:
+      coord = "pytorch_half_pixel", fn += "resized > 1.0 ? (x + 0.5) / scale - 0.5 : 0.0; }\n";
+      break;
+    case Plan::Coord::AlignCorners:
+      coord = "align_corners", fn += "resized > 1.0 ? x * (in_len - 1.0) / (resized - 1.0) : 0.0; }\n";
+      break;
+    default: coord = "asymmetric", fn += "x / scale; }\n"; break;  // the others are refused by unsupported_reason
+  }
   fn += "float nearest(float c) { return ";
-  if (nearest_mode == "round_prefer_floor") fn += "ceil(c - 0.5); }\n";
-  else if (nearest_mode == "round_prefer_ceil") fn += "floor(c + 0.5); }\n";
-  else if (nearest_mode == "ceil") fn += "ceil(c); }\n";
-  else fn += "floor(c); }\n";
+  switch (p.rounding) {
+    case Plan::Rounding::RoundPreferFloor: fn += "ceil(c - 0.5); }\n"; break;
+    case Plan::Rounding::RoundPreferCeil: fn += "floor(c + 0.5); }\n"; break;
+    case Plan::Rounding::Ceil: fn += "ceil(c); }\n"; break;
+    case Plan::Rounding::Floor: fn += "floor(c); }\n"; break;
+  }
   Kernel kern;
   kern.variant = std::string(linear ? "resize_linear_" : "resize_nearest_") + coord + act_suffix(n.activation);
   kern.nodes = n.name;
@@ -1103,7 +1056,7 @@ void Lowering::emit_resize(const Node& n) {
   Defines def;
   const std::int64_t ih = r >= 2 ? xs[r - 2] : 1, oh = r >= 2 ? ys[r - 2] : 1;
   def("IH", ih)("IW", xs[r - 1])("OH", oh)("OW", ys[r - 1])("LINEAR", linear ? 1 : 0);
-  const double sh = r >= 2 ? scales[r - 2] : 1.0, sw = scales[r - 1];
+  const double sh = r >= 2 ? p.scales[r - 2] : 1.0, sw = p.scales[r - 1];
   def.raw("SCALE_H", flit(static_cast<float>(sh))).raw("SCALE_W", flit(static_cast<float>(sw)));
   def.raw("RES_H", flit(static_cast<float>(static_cast<double>(ih) * sh)))
       .raw("RES_W", flit(static_cast<float>(static_cast<double>(xs[r - 1]) * sw)));
@@ -1185,10 +1138,7 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
   if (op == "LayerNormalization") {
     for (std::size_t o = 1; o < n.outputs.size(); ++o)
       if (n.outputs[o] != kNoValue) return "LayerNormalization's Mean/InvStdDev outputs";
-    const Shape& xs = g.value(n.inputs[0]).shape;
-    auto axis = n.attrs.get_int("axis", -1);
-    if (axis < 0) axis += static_cast<std::int64_t>(xs.size());
-    const std::int64_t len = graph::element_count(Shape(xs.begin() + axis, xs.end()));
+    const std::int64_t len = graph::layer_norm_rows(n, g.value(n.inputs[0]).shape).len;
     for (std::size_t i = 1; i < 3 && i < n.inputs.size(); ++i) {
       if (n.inputs[i] == kNoValue) continue;
       const Tensor* t = g.constant_input(n, i);
@@ -1197,16 +1147,14 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
     return "";
   }
   if (op == "Resize" || op == "Upsample") {
-    const std::string mode = n.attrs.get_string("mode", "nearest");
-    if (mode != "nearest" && mode != "linear" && mode != "bilinear") return "Resize mode '" + mode + "'";
-    const std::string coord = resize_coordinate_mode(g, n);
-    if (coord != "half_pixel" && coord != "pytorch_half_pixel" && coord != "align_corners" && coord != "asymmetric")
-      return "coordinate_transformation_mode '" + coord + "'";
+    using Plan = graph::ResizePlan;
+    const Plan p = resize_plan(g, n);
+    if (p.interp == Plan::Interp::Cubic) return "cubic Resize";
+    if (p.coord == Plan::Coord::TfHalfPixelForNn || p.coord == Plan::Coord::TfCropAndResize)
+      return "coordinate_transformation_mode tf_half_pixel_for_nn or tf_crop_and_resize";
     const Shape& xs = g.value(n.inputs[0]).shape;
-    const Shape& ys = g.value(n.outputs[0]).shape;
-    const auto scales = resize_scales(g, n);
     for (std::size_t k = 0; k + 2 < xs.size(); ++k)
-      if (xs[k] != ys[k] || scales[k] != 1.0) return "resizing an axis other than the last two";
+      if (xs[k] != p.out[k] || p.scales[k] != 1.0) return "resizing an axis other than the last two";
     return "";
   }
   return "no GPU kernel for op '" + op + "'";

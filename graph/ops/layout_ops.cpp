@@ -492,6 +492,29 @@ void eval_cast(const OpContext& ctx, std::span<const Tensor* const> inputs, std:
 
 }  // namespace
 
+StridedRead slice_read(const SlicePlan& plan, const Shape& x) {
+  const auto in_strides = row_major_strides(x);
+  StridedRead r;
+  for (std::size_t k = 0; k < in_strides.size(); ++k) {
+    r.offset += plan.start[k] * in_strides[k];
+    r.stride.push_back(plan.step[k] * in_strides[k]);
+  }
+  return r;
+}
+
+std::vector<StridedRead> split_reads(const Node& node, const Shape& x, const std::vector<Shape>& outputs) {
+  const auto axis = static_cast<std::size_t>(
+      normalize_axis(node, node.attrs.get_int("axis", 0), static_cast<std::int64_t>(x.size())));
+  const auto in_strides = row_major_strides(x);
+  std::vector<StridedRead> reads;
+  std::int64_t start = 0;
+  for (const Shape& o : outputs) {
+    reads.push_back({in_strides, start * in_strides[axis]});
+    start += o[axis];
+  }
+  return reads;
+}
+
 void register_layout_ops(std::vector<OpDef>& table) {
   table.push_back(OpDef{"Slice", infer_slice, eval_slice});
   table.push_back(OpDef{"Split", infer_split, eval_split});

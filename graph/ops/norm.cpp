@@ -249,8 +249,8 @@ void eval_layernorm(const OpContext& ctx, std::span<const Tensor* const> in, std
   const Shape& xs = X.shape();
   const std::size_t axis = layernorm_axis(node, xs);
   const Shape norm(xs.begin() + static_cast<std::ptrdiff_t>(axis), xs.end());
-  const std::int64_t len = element_count(norm);
-  const std::int64_t rows = element_count(Shape(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(axis)));
+  const NormRows shape = layer_norm_rows(node, xs);
+  const std::int64_t rows = shape.rows, len = shape.len;
   const double eps = node.attrs.get_float("epsilon", 1e-5f);
   const std::vector<double> scale = broadcast_to(*in[1], norm, len);
   const Tensor* B = opt_tensor(in, 2);
@@ -322,6 +322,14 @@ void eval_lrn(const OpContext& ctx, std::span<const Tensor* const> in, std::span
 }
 
 }  // namespace
+
+NormRows layer_norm_rows(const Node& node, const Shape& x) {
+  const std::size_t axis = layernorm_axis(node, x);
+  NormRows r;
+  r.len = element_count(Shape(x.begin() + static_cast<std::ptrdiff_t>(axis), x.end()));
+  r.rows = element_count(Shape(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(axis)));
+  return r;
+}
 
 void register_norm_ops(std::vector<OpDef>& table) {
   table.push_back(OpDef{"BatchNormalization", infer_batchnorm, eval_batchnorm});

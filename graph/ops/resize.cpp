@@ -22,20 +22,10 @@ namespace vkfuse::graph {
 
 namespace {
 
-enum class Interp { Nearest, Linear, Cubic };
-enum class CoordMode { HalfPixel, PytorchHalfPixel, AlignCorners, Asymmetric, TfHalfPixelForNn, TfCropAndResize };
-enum class Rounding { RoundPreferFloor, RoundPreferCeil, Floor, Ceil };
-
-struct ResizeConfig {
-  Interp interp = Interp::Nearest;
-  CoordMode coord = CoordMode::HalfPixel;
-  Rounding rounding = Rounding::RoundPreferFloor;
-  double cubic_a = -0.75;
-  bool exclude_outside = false;
-  double extrapolation = 0.0;
-  std::vector<double> scales;  // per axis, as stated by the model (or sizes / input length)
-  Shape out;
-};
+using Interp = ResizePlan::Interp;
+using CoordMode = ResizePlan::Coord;
+using Rounding = ResizePlan::Rounding;
+using ResizeConfig = ResizePlan;
 
 // An input that ONNX counts as "not given": omitted, or an empty tensor.
 const InputInfo* given(std::span<const InputInfo> inputs, std::size_t i) {
@@ -339,6 +329,10 @@ void eval_resize_common(const OpContext& ctx, std::span<const Tensor* const> inp
 }
 
 }  // namespace
+
+ResizePlan resize_plan(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  return resize_config(ctx, inputs, ctx.node.op_type == "Upsample");
+}
 
 ResizeTaps resize_taps(const OpContext& ctx, std::span<const InputInfo> inputs) {
   const ResizeConfig c = resize_config(ctx, inputs, ctx.node.op_type == "Upsample");

@@ -226,11 +226,7 @@ std::vector<OutputInfo> infer_transpose(const OpContext& ctx, std::span<const In
 void eval_transpose(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
   const Tensor& x = *inputs[0];
   Tensor& y = outputs[0];
-  const auto perm = transpose_perm(ctx.node, x.shape().size());
-  const auto in_strides = row_major_strides(x.shape());
-  std::vector<std::int64_t> src_strides(perm.size());
-  for (std::size_t j = 0; j < perm.size(); ++j) src_strides[j] = in_strides[static_cast<std::size_t>(perm[j])];
-  gather_strided(dtype_size(x.dtype()), y.shape(), src_strides, x.bytes(), y.bytes());
+  gather_strided(dtype_size(x.dtype()), y.shape(), transpose_read(ctx.node, x.shape()).stride, x.bytes(), y.bytes());
   finish_data_movement(ctx, y);
 }
 
@@ -569,6 +565,14 @@ void eval_constant(const OpContext& ctx, std::span<const Tensor* const>, std::sp
 }
 
 }  // namespace
+
+StridedRead transpose_read(const Node& node, const Shape& x) {
+  const auto perm = transpose_perm(node, x.size());
+  const auto in_strides = row_major_strides(x);
+  StridedRead r;
+  for (auto p : perm) r.stride.push_back(in_strides[static_cast<std::size_t>(p)]);
+  return r;
+}
 
 void register_shape_ops(std::vector<OpDef>& table) {
   table.push_back(OpDef{"Concat", infer_concat, eval_concat});
