@@ -512,7 +512,10 @@ int main(int argc, char** argv) {
       "  vkfuse plan inception_v3 --link edge --dot plan.dot\n"
       "  vkfuse devices                              Vulkan devices found\n"
       "  vkfuse calibrate                            measure host, device and link for the planner\n"
-      "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).");
+      "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).\n"
+      "Environment: VKFUSE_CACHE_DIR (calibrated profiles, shader caches; default ~/.cache/vkfuse),\n"
+      "  VKFUSE_VALIDATION=1|sync (Khronos validation layer; sync adds synchronization validation),\n"
+      "  VKFUSE_DEVICE_LIMITS=discrete (a discrete GPU's memory and texel limits on any Vulkan device).");
 
   ModelArgs run_args;
   std::vector<std::string> input_files, output_files;

@@ -66,6 +66,62 @@ bool validation_requested() {
   return v && *v && std::string(v) != "0";
 }
 
+bool sync_validation_requested() {
+  const char* v = std::getenv("VKFUSE_VALIDATION");
+  return v && std::string(v) == "sync";
+}
+
+DeviceLimits DeviceLimits::parse(const std::string& spec) {
+  DeviceLimits l;
+  if (spec.empty()) return l;
+  const std::string expanded = spec == "discrete" ? "host_visible_mib=256,texel_elements=65536,mapped_io=0" : spec;
+  auto bad = [&](const std::string& why) {
+    return Error(ErrorKind::InvalidArgument,
+                 "VKFUSE_DEVICE_LIMITS='" + spec + "': " + why +
+                     " (expected `discrete` or key=value pairs: host_visible_mib=N, texel_elements=N, mapped_io=0|1)");
+  };
+  std::size_t at = 0;
+  while (at <= expanded.size()) {
+    const std::size_t comma = std::min(expanded.find(',', at), expanded.size());
+    const std::string item = expanded.substr(at, comma - at);
+    at = comma + 1;
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('=');
+    if (eq == std::string::npos) throw bad("'" + item + "' has no value");
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || value[0] == '-') throw bad("'" + value + "' is not a number");
+    if (key == "host_visible_mib") {
+      if (n == 0) throw bad("host_visible_mib must be at least 1");
+      l.host_visible_window = n << 20;
+    } else if (key == "texel_elements") {
+      if (n == 0 || n > UINT32_MAX) throw bad("texel_elements must be between 1 and 2^32-1");
+      l.max_texel_elements = static_cast<std::uint32_t>(n);
+    } else if (key == "mapped_io") {
+      if (n > 1) throw bad("mapped_io is 0 or 1");
+      l.mapped_io = n == 1;
+    } else {
+      throw bad("unknown key '" + key + "'");
+    }
+  }
+  return l;
+}
+
+DeviceLimits DeviceLimits::from_env() {
+  const char* v = std::getenv("VKFUSE_DEVICE_LIMITS");
+  return parse(v ? v : "");
+}
+
+std::string DeviceLimits::describe() const {
+  std::string s;
+  auto add = [&](const std::string& item) { s += (s.empty() ? "" : ",") + item; };
+  if (host_visible_window) add("host_visible_mib=" + std::to_string(host_visible_window >> 20));
+  if (max_texel_elements) add("texel_elements=" + std::to_string(max_texel_elements));
+  if (!mapped_io) add("mapped_io=0");
+  return s;
+}
+
 std::string default_cache_dir() {
   if (const char* d = std::getenv("VKFUSE_CACHE_DIR"); d && *d) return d;
   if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/vkfuse";
@@ -75,10 +131,13 @@ std::string default_cache_dir() {
 
 std::shared_ptr<Context> Context::acquire(const std::string& selector) {
   std::lock_guard<std::mutex> lock(g_contexts_mutex);
-  const std::string key = selector + (validation_requested() ? "#validation" : "");
+  const DeviceLimits limits = DeviceLimits::from_env();
+  const std::string key = selector + (validation_requested() ? "#validation" : "") +
+                          (sync_validation_requested() ? "#sync" : "") + "#" + limits.describe();
   if (auto it = g_contexts.find(key); it != g_contexts.end())
     if (auto ctx = it->second.lock()) return ctx;
   std::shared_ptr<Context> ctx(new Context());
+  ctx->imposed_ = limits;
   ctx->init(selector);
   g_contexts[key] = ctx;
   return ctx;
@@ -110,6 +169,14 @@ void Context::init(const std::string& selector) {
   info.ppEnabledLayerNames = layers.data();
   info.enabledExtensionCount = static_cast<std::uint32_t>(extensions.size());
   info.ppEnabledExtensionNames = extensions.data();
+  // Synchronization validation: hazards between dispatches, copies and the
+  // host (what a GPU that runs work concurrently would turn into races).
+  const VkValidationFeatureEnableEXT sync_feature = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+  VkValidationFeaturesEXT validation_features{};
+  validation_features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT;
+  validation_features.enabledValidationFeatureCount = 1;
+  validation_features.pEnabledValidationFeatures = &sync_feature;
+  if (validation && sync_validation_requested()) info.pNext = &validation_features;
   VkResult r = vkCreateInstance(&info, nullptr, &instance_);
   if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
     throw Error(ErrorKind::Device, "no Vulkan device: no Vulkan driver is installed");
@@ -158,7 +225,31 @@ void Context::init(const std::string& selector) {
   name_ = props_.deviceName;
   if (props_.apiVersion < VK_API_VERSION_1_1)
     throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' supports only Vulkan 1.0 (1.1 is needed)");
+  if (imposed_.max_texel_elements)
+    props_.limits.maxTexelBufferElements = std::min(props_.limits.maxTexelBufferElements, imposed_.max_texel_elements);
   vkGetPhysicalDeviceMemoryProperties(physical_, &mem_);
+  {
+    std::uint32_t n = 0;
+    vkEnumerateDeviceExtensionProperties(physical_, nullptr, &n, nullptr);
+    std::vector<VkExtensionProperties> exts(n);
+    vkEnumerateDeviceExtensionProperties(physical_, nullptr, &n, exts.data());
+    for (const auto& e : exts) memory_budget_ = memory_budget_ || std::strcmp(e.extensionName, "VK_EXT_memory_budget") == 0;
+  }
+  // Unified memory: the largest device-local heap is host-visible (and
+  // coherent) as a whole, not through a window.
+  {
+    std::uint32_t largest = UINT32_MAX;
+    for (std::uint32_t h = 0; h < mem_.memoryHeapCount; ++h)
+      if ((mem_.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+          (largest == UINT32_MAX || mem_.memoryHeaps[h].size > mem_.memoryHeaps[largest].size))
+        largest = h;
+    const VkMemoryPropertyFlags mappable = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                           VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    for (std::uint32_t i = 0; i < mem_.memoryTypeCount; ++i)
+      unified_ = unified_ || (mem_.memoryTypes[i].heapIndex == largest &&
+                              (mem_.memoryTypes[i].propertyFlags & mappable) == mappable);
+    if (imposed_.host_visible_window) unified_ = false;
+  }
 
   VkPhysicalDeviceSubgroupProperties subgroup{};
   subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
@@ -277,25 +368,45 @@ void Context::save_pipeline_cache() {
 }
 
 std::uint32_t Context::memory_type(std::uint32_t bits, VkMemoryPropertyFlags required,
-                                   VkMemoryPropertyFlags preferred, bool& found) const {
+                                   VkMemoryPropertyFlags preferred, VkMemoryPropertyFlags avoided, bool& found) const {
   found = false;
   std::uint32_t best = 0;
-  int best_score = -1;
+  int best_score = INT32_MIN;
   for (std::uint32_t i = 0; i < mem_.memoryTypeCount; ++i) {
     if (!(bits & (1u << i))) continue;
     const VkMemoryPropertyFlags f = mem_.memoryTypes[i].propertyFlags;
     if ((f & required) != required) continue;
-    const int score = __builtin_popcount(f & preferred);
+    const int score = 2 * __builtin_popcount(f & preferred) - __builtin_popcount(f & avoided);
     if (score > best_score) {
       best_score = score;
       best = i;
+      found = true;
     }
   }
-  found = best_score >= 0;
   return best;
 }
 
-Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Placement placement) {
+bool Context::window_holds(VkDeviceSize bytes, std::uint32_t heap) const {
+  const std::uint64_t used = window_used_.load();
+  if (imposed_.host_visible_window) return used + bytes <= imposed_.host_visible_window;
+  if (memory_budget_) {
+    // What the heap has left for this process, halved: other allocations
+    // (ours and other processes') need room too.
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT budget{};
+    budget.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT;
+    VkPhysicalDeviceMemoryProperties2 props{};
+    props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2;
+    props.pNext = &budget;
+    vkGetPhysicalDeviceMemoryProperties2(physical_, &props);
+    const VkDeviceSize left =
+        budget.heapBudget[heap] > budget.heapUsage[heap] ? budget.heapBudget[heap] - budget.heapUsage[heap] : 0;
+    return bytes <= left / 2;
+  }
+  return used + bytes <= mem_.memoryHeaps[heap].size / 2;
+}
+
+Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Placement placement,
+                              const std::string& what) {
   Buffer b;
   b.size = std::max<VkDeviceSize>(size, 256);
   VkBufferCreateInfo info{};
@@ -306,39 +417,76 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
   check(vkCreateBuffer(device_, &info, nullptr, &b.buffer), "vkCreateBuffer");
   VkMemoryRequirements req;
   vkGetBufferMemoryRequirements(device_, b.buffer, &req);
+  const VkMemoryPropertyFlags local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
   const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+
+  // Candidates in order of preference: (memory type, map it, bytes of the
+  // host-visible window it takes). An allocation that fails falls back to
+  // the next (a full BAR window, a heap over its budget).
+  struct Choice {
+    std::uint32_t type;
+    bool map;
+    VkDeviceSize window;
+  };
+  std::vector<Choice> choices;
   bool found = false;
-  std::uint32_t type = 0;
+  // Device-local memory kept off the host-visible window unless it is all host memory anyway.
+  const std::uint32_t device_type = memory_type(req.memoryTypeBits, local, 0, unified_ ? 0 : host, found);
+  const bool device_found = found;
+  const bool device_mappable = device_found && unified_ && imposed_.mapped_io &&
+                               (mem_.memoryTypes[device_type].propertyFlags & host) == host;
   switch (placement) {
     case Placement::Device:
-      type = memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0, found);
+      if (device_found) choices.push_back({device_type, device_mappable, 0});
       break;
     case Placement::DeviceMappable:
-      type = memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | host, 0, found);
-      if (!found) type = memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0, found);
+      if (imposed_.mapped_io) {
+        const std::uint32_t t = memory_type(req.memoryTypeBits, local | host, 0, 0, found);
+        if (found && unified_) choices.push_back({t, true, 0});
+        else if (found && window_holds(req.size, mem_.memoryTypes[t].heapIndex)) choices.push_back({t, true, req.size});
+      }
+      if (device_found) choices.push_back({device_type, device_mappable, 0});
       break;
-    case Placement::Staging:
-      type = memory_type(req.memoryTypeBits, host, VK_MEMORY_PROPERTY_HOST_CACHED_BIT, found);
+    case Placement::Staging: {
+      // Pinned host memory, cached for reading back.
+      const std::uint32_t t =
+          memory_type(req.memoryTypeBits, host, VK_MEMORY_PROPERTY_HOST_CACHED_BIT, unified_ ? 0 : local, found);
+      if (found) choices.push_back({t, true, 0});
       break;
+    }
   }
-  if (!found) type = memory_type(req.memoryTypeBits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, found);
-  VkMemoryAllocateInfo alloc{};
-  alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
-  alloc.allocationSize = req.size;
-  alloc.memoryTypeIndex = type;
-  VkResult r = vkAllocateMemory(device_, &alloc, nullptr, &b.memory);
+  if (choices.empty()) {
+    const std::uint32_t t = memory_type(req.memoryTypeBits, 0, local, 0, found);
+    choices.push_back({t, placement == Placement::Staging, 0});
+  }
+  VkResult r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+  for (const Choice& c : choices) {
+    VkMemoryAllocateInfo alloc{};
+    alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
+    alloc.allocationSize = req.size;
+    alloc.memoryTypeIndex = c.type;
+    r = vkAllocateMemory(device_, &alloc, nullptr, &b.memory);
+    if (r != VK_SUCCESS) continue;
+    b.window_bytes = c.window;
+    if (c.map) check(vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped), "vkMapMemory");
+    break;
+  }
   if (r != VK_SUCCESS) {
     vkDestroyBuffer(device_, b.buffer, nullptr);
-    throw Error(ErrorKind::Device, "out of device memory allocating " + std::to_string(size >> 20) + " MiB on '" +
-                                       name_ + "' (VkResult " + std::to_string(static_cast<int>(r)) + ")");
+    const VkDeviceSize heap = mem_.memoryHeaps[mem_.memoryTypes[choices.back().type].heapIndex].size;
+    throw Error(ErrorKind::Device, "out of device memory: " + (what.empty() ? std::string("a buffer") : what) +
+                                       " needs " + std::to_string((size + (1 << 20) - 1) >> 20) + " MiB on '" +
+                                       name_ + "' (heap of " + std::to_string(heap >> 20) + " MiB, VkResult " +
+                                       std::to_string(static_cast<int>(r)) +
+                                       "); run that part on the host (--strategy cpu or fused)");
   }
   check(vkBindBufferMemory(device_, b.buffer, b.memory, 0), "vkBindBufferMemory");
-  if ((mem_.memoryTypes[type].propertyFlags & host) == host)
-    check(vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped), "vkMapMemory");
+  window_used_ += b.window_bytes;
   return b;
 }
 
 void Context::destroy_buffer(Buffer& b) {
+  window_used_ -= b.window_bytes;
   if (b.mapped) vkUnmapMemory(device_, b.memory);
   if (b.buffer) vkDestroyBuffer(device_, b.buffer, nullptr);
   if (b.memory) vkFreeMemory(device_, b.memory, nullptr);
@@ -351,11 +499,20 @@ void Context::upload(const Buffer& dst, VkDeviceSize offset, const void* data, V
     std::memcpy(static_cast<char*>(dst.mapped) + offset, data, size);
     return;
   }
-  Buffer staging = create_buffer(size, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging);
+  Buffer staging = create_buffer(size, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging, "a staging buffer");
   std::memcpy(staging.mapped, data, size);
   submit_and_wait([&](VkCommandBuffer cmd) {
     VkBufferCopy region{0, offset, size};
     vkCmdCopyBuffer(cmd, staging.buffer, dst.buffer, 1, &region);
+    // The copy's writes before whatever reads or writes dst next.
+    VkMemoryBarrier mb{};
+    mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                       VK_ACCESS_TRANSFER_WRITE_BIT;
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, nullptr,
+                         0, nullptr);
   });
   destroy_buffer(staging);
 }

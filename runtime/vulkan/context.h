@@ -6,11 +6,22 @@
 // VkPipelineCache lives here and is persisted on disk, in the cache folder
 // ($VKFUSE_CACHE_DIR, else $XDG_CACHE_HOME/vkfuse, else ~/.cache/vkfuse).
 // With VKFUSE_VALIDATION=1 the instance enables VK_LAYER_KHRONOS_validation
-// and a debug messenger that prints and counts every validation error.
+// and a debug messenger that prints and counts every validation error;
+// VKFUSE_VALIDATION=sync adds synchronization validation.
+//
+// Memory follows the device: device-local memory is mapped for direct
+// access only where the device shares the host's memory (one heap that is
+// both device-local and host-visible: integrated GPUs, lavapipe) or where a
+// host-visible window of device memory (a discrete GPU's BAR, sized by
+// VK_EXT_memory_budget where present) holds the buffer; otherwise buffers
+// are device-local and every transfer goes through host staging buffers.
+// VKFUSE_DEVICE_LIMITS narrows a device to a discrete GPU's limits, so that
+// those paths run (and are tested) on lavapipe: see DeviceLimits.
 #pragma once
 
 #include <vulkan/vulkan.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +35,29 @@ struct Buffer {
   VkDeviceMemory memory = VK_NULL_HANDLE;
   VkDeviceSize size = 0;
   void* mapped = nullptr;  // non-null when host-visible and coherent: direct access
+  VkDeviceSize window_bytes = 0;  // taken from the host-visible window of device memory
+};
+
+// Limits imposed on top of the device's own (VKFUSE_DEVICE_LIMITS), to take
+// on any device the paths a discrete GPU takes. The variable is a comma-
+// separated list of key=value, or the preset `discrete` (=
+// host_visible_mib=256,texel_elements=65536,mapped_io=0):
+//   host_visible_mib=N  device memory is host-visible only through an N MiB
+//                       window (a discrete GPU's BAR without resizable BAR)
+//   texel_elements=N    maxTexelBufferElements at most N (the spec's
+//                       minimum is 65536; older mobile GPUs are near it)
+//   mapped_io=0         never map device-local memory: weights, inputs and
+//                       outputs go through staging buffers and copies
+struct DeviceLimits {
+  std::uint64_t host_visible_window = 0;  // bytes; 0: the device's own
+  std::uint32_t max_texel_elements = 0;   // 0: the device's own
+  bool mapped_io = true;
+
+  // Throws Error(InvalidArgument) naming the variable for a malformed value.
+  static DeviceLimits parse(const std::string& spec);
+  static DeviceLimits from_env();
+  bool any() const { return host_visible_window || max_texel_elements || !mapped_io; }
+  std::string describe() const;
 };
 
 enum class Placement {
@@ -53,11 +87,17 @@ class Context {
   const std::string& name() const { return name_; }
   VkPipelineCache pipeline_cache() const { return pipeline_cache_; }
   const std::string& cache_dir() const { return cache_dir_; }
+  const DeviceLimits& imposed_limits() const { return imposed_; }
+  // Whether device-local memory is the host's own (mapped I/O is free).
+  bool unified_memory() const { return unified_; }
 
-  Buffer create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Placement placement);
+  // `what` names the contents in an out-of-memory error ("the activation
+  // arena", "weights of kernel conv1").
+  Buffer create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Placement placement, const std::string& what);
   void destroy_buffer(Buffer& b);
   // Copies bytes into dst at offset: a memcpy when dst is mapped, otherwise
-  // through a temporary staging buffer and a transfer on the queue.
+  // through a temporary staging buffer and a transfer on the queue, which a
+  // barrier orders before any later shader or transfer access.
   void upload(const Buffer& dst, VkDeviceSize offset, const void* data, VkDeviceSize size);
   // Records a one-shot command buffer with `record`, submits it and waits.
   void submit_and_wait(const std::function<void(VkCommandBuffer)>& record);
@@ -73,7 +113,8 @@ class Context {
   Context() = default;
   void init(const std::string& selector);
   std::uint32_t memory_type(std::uint32_t bits, VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred,
-                            bool& found) const;
+                            VkMemoryPropertyFlags avoided, bool& found) const;
+  bool window_holds(VkDeviceSize bytes, std::uint32_t heap) const;
 
   VkInstance instance_ = VK_NULL_HANDLE;
   VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
@@ -86,6 +127,10 @@ class Context {
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   VkPhysicalDeviceProperties props_{};
   VkPhysicalDeviceMemoryProperties mem_{};
+  DeviceLimits imposed_;
+  bool unified_ = false;
+  bool memory_budget_ = false;  // VK_EXT_memory_budget
+  std::atomic<std::uint64_t> window_used_{0};
   std::uint32_t subgroup_size_ = 1;
   bool fp16_storage_ = false;
   std::string name_;
@@ -97,8 +142,10 @@ class Context {
 // Validation errors reported by the debug messenger since the process
 // started (always 0 without VKFUSE_VALIDATION=1).
 std::int64_t validation_error_count();
-// Whether VKFUSE_VALIDATION=1 is set (and the layer will be requested).
+// Whether VKFUSE_VALIDATION is set to 1 or sync (the layer will be requested).
 bool validation_requested();
+// Whether VKFUSE_VALIDATION=sync (synchronization validation as well).
+bool sync_validation_requested();
 // The folder for vkfuse's on-disk caches (may not exist yet).
 std::string default_cache_dir();
 

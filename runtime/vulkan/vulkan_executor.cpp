@@ -191,13 +191,20 @@ void VulkanExecutor::Impl::place_barriers() {
         if (x.first < y.second && y.first < x.second) return true;
     return false;
   };
+  // Synchronization validation checks a descriptor's whole range (here the
+  // whole arena), not what a shader reads: independent dispatches without a
+  // barrier between them would be reported as hazards. Under it, a barrier
+  // goes before every dispatch, and the layer checks the rest (staging
+  // copies, host access, one submission against the next).
+  const bool every_dispatch = sync_validation_requested();
   barriers = 0;
   for (const Unit& u : units) {
     written.clear();  // each unit begins with a full barrier
     read.clear();
     for (std::size_t i = u.first_dispatch; i < u.end_dispatch; ++i) {
       Dispatch& d = dispatches[i];
-      d.barrier_before = overlaps(d.reads, written) || overlaps(d.writes, written) || overlaps(d.writes, read);
+      d.barrier_before = every_dispatch || overlaps(d.reads, written) || overlaps(d.writes, written) ||
+                         overlaps(d.writes, read);
       if (d.barrier_before) {
         ++barriers;
         written.clear();
@@ -368,9 +375,17 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     if (roots[v].last >= roots[v].first && roots[v].size == 0)
       roots[v].size = align_up(std::max<std::int64_t>(1, graph::element_count(graph.values[v].shape)), 4);
   const std::int64_t arena_floats = align_up(std::max<std::int64_t>(place(roots), kAlign), kAlign);
-  if (caps.texel_loads && arena_floats > static_cast<std::int64_t>(limits.maxTexelBufferElements)) {
-    caps.texel_loads = false;  // too large for a texel view: plain storage-buffer loads
-    m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
+  // Texel views reach maxTexelBufferElements texels: the arena as R32F, a
+  // weight block as RGBA32F and RGBA16F (2 floats a texel). Beyond that,
+  // plain storage-buffer loads.
+  const std::int64_t texel_reach = static_cast<std::int64_t>(limits.maxTexelBufferElements);
+  if (caps.texel_loads) {
+    bool fits = arena_floats <= texel_reach;
+    for (const Kernel& k : prog.kernels) fits = fits && weight_slots(k) <= 2 * texel_reach;
+    if (!fits) {
+      caps.texel_loads = false;
+      m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
+    }
   }
   if (static_cast<std::uint64_t>(arena_floats) * 4 > limits.maxStorageBufferRange)
     throw Error(ErrorKind::Unsupported, "the activations need " + std::to_string(arena_floats * 4 >> 20) +
@@ -387,8 +402,9 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
 
   // ---- weights: sub-allocated from blocks of at most maxStorageBufferRange
   t0 = std::chrono::steady_clock::now();
-  const std::int64_t block_cap =
+  std::int64_t block_cap =
       std::min<std::int64_t>(static_cast<std::int64_t>(limits.maxStorageBufferRange) / 4, std::int64_t{64} << 20);
+  if (caps.texel_loads) block_cap = std::min(block_cap, 2 * texel_reach);
   std::vector<std::int64_t> block_of(static_cast<std::size_t>(K), 0), weight_offset(static_cast<std::size_t>(K), 0);
   std::vector<std::int64_t> block_size{0};
   for (std::int64_t i = 0; i < K; ++i) {
@@ -407,7 +423,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     m.weight_blocks.push_back(
         ctx.create_buffer(static_cast<VkDeviceSize>(align_up(std::max<std::int64_t>(size, kAlign), kAlign) * 4),
                           VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
-                          Placement::Device));
+                          Placement::Device, "weight block " + std::to_string(m.weight_blocks.size())));
     load_.weight_bytes += size * 4;
   }
   for (std::size_t b = 0; b < block_size.size(); ++b) {
@@ -431,8 +447,10 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   // ---- arena, I/O
   m.arena = ctx.create_buffer(static_cast<VkDeviceSize>(arena_floats * 4),
                               VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
-                              Placement::DeviceMappable);
+                              Placement::DeviceMappable, "the activation arena");
   m.direct_io = m.arena.mapped != nullptr;
+  load_.mapped_io = m.direct_io;
+  load_.texel_loads = caps.texel_loads;
   for (ValueId v : prog.arena_constants) {
     const graph::Tensor& t = *graph.value(v).constant;
     ctx.upload(m.arena, static_cast<VkDeviceSize>(m.offset[static_cast<std::size_t>(v)] * 4), t.f32(), t.byte_size());
@@ -477,30 +495,31 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   }
   if (!m.direct_io) {
     m.staging_in = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_in, 1) * 4),
-                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging);
+                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging, "the input staging buffer");
     m.staging_out = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_out, 1) * 4),
-                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging);
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging, "the output staging buffer");
   }
   load_.upload_ms = ms_since(t0);
 
   // ---- texel views: the arena as R32F, each weight block as RGBA32F and RGBA16F
-  auto make_view = [&](const Buffer& b, VkFormat format) {
+  // (Views exist even without texel loads: the descriptor layout has them.)
+  auto make_view = [&](const Buffer& b, VkFormat format, VkDeviceSize texel_bytes) {
     VkBufferViewCreateInfo vi{};
     vi.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO;
     vi.buffer = b.buffer;
     vi.format = format;
     vi.offset = 0;
-    vi.range = VK_WHOLE_SIZE;
+    vi.range = std::min<VkDeviceSize>(b.size / texel_bytes, limits.maxTexelBufferElements) * texel_bytes;
     VkBufferView view;
     check(vkCreateBufferView(dev, &vi, nullptr, &view), "vkCreateBufferView");
     m.views.push_back(view);
     return view;
   };
-  const VkBufferView arena_view = make_view(m.arena, VK_FORMAT_R32_SFLOAT);
+  const VkBufferView arena_view = make_view(m.arena, VK_FORMAT_R32_SFLOAT, 4);
   std::vector<VkBufferView> weight_views, half_views;
   for (const Buffer& b : m.weight_blocks) {
-    weight_views.push_back(make_view(b, VK_FORMAT_R32G32B32A32_SFLOAT));
-    half_views.push_back(rgba16_texel ? make_view(b, VK_FORMAT_R16G16B16A16_SFLOAT) : weight_views.back());
+    weight_views.push_back(make_view(b, VK_FORMAT_R32G32B32A32_SFLOAT, 16));
+    half_views.push_back(rgba16_texel ? make_view(b, VK_FORMAT_R16G16B16A16_SFLOAT, 8) : weight_views.back());
   }
 
   // ---- descriptor sets: binding 0 the arena, binding 1 one weight block,
@@ -543,7 +562,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   da.pSetLayouts = layouts.data();
   check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
   for (std::uint32_t s = 0; s < nsets; ++s) {
-    VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, VK_WHOLE_SIZE}, {m.weight_blocks[s].buffer, 0, VK_WHOLE_SIZE}};
+    VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, m.arena.size}, {m.weight_blocks[s].buffer, 0, m.weight_blocks[s].size}};
     const VkBufferView views[3] = {arena_view, weight_views[s], half_views[s]};
     VkWriteDescriptorSet w[5] = {};
     for (std::uint32_t i = 0; i < 5; ++i) {

@@ -9,7 +9,9 @@
 // Run: copy inputs in, submit, wait on a fence, copy outputs out.
 //
 // Environment: VKFUSE_VALIDATION=1 (Khronos validation layer, errors
-// counted), VKFUSE_CACHE_DIR (SPIR-V and pipeline caches), and for
+// counted; =sync adds synchronization validation), VKFUSE_DEVICE_LIMITS
+// (a discrete GPU's limits on any device: runtime/vulkan/context.h),
+// VKFUSE_CACHE_DIR (SPIR-V and pipeline caches), and for
 // experiments VKFUSE_TEXEL_LOADS=0 (storage-buffer loads only),
 // VKFUSE_CONV_BLOCK=8x4 (register block), VKFUSE_SPIRV_OPT=0 (skip
 // spirv-opt), VKFUSE_DUMP_SHADERS=DIR (write each generated GLSL source).
@@ -41,6 +43,8 @@ struct LoadInfo {
   std::int64_t fused_adds = 0;       // residual Adds fused into convolutions
   std::int64_t aliased_concat_inputs = 0;
   std::int64_t barriers = 0;  // between dispatches: only where one reads or overwrites what an earlier one wrote
+  bool mapped_io = false;     // inputs and outputs copied straight into mapped device memory (else staged)
+  bool texel_loads = false;   // kernels read through texel views (else storage-buffer loads)
 };
 
 class VulkanExecutor : public Executor {

@@ -114,6 +114,7 @@ struct CompareResult {
   std::vector<double> errors;  // per output
   runtime::ExecutorStats stats;
   std::vector<runtime::vulkan::KernelInfo> kernels;
+  runtime::vulkan::LoadInfo load;
 };
 
 // Prepares the graph, runs it on random inputs through the reference and the
@@ -157,6 +158,7 @@ inline CompareResult compare_with_reference(g::Graph graph, double tol, bool fp1
   }
   r.stats = gpu.stats();
   r.kernels = gpu.kernels();
+  r.load = gpu.load_info();
   return r;
 }
 

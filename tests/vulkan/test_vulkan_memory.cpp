@@ -1,0 +1,172 @@
+// Device memory that follows the device, and the limits of a discrete GPU
+// imposed on lavapipe (VKFUSE_DEVICE_LIMITS): which path a load takes
+// (mapped or staged I/O, texel or storage-buffer loads), and that each path
+// computes what the reference does. Barriers go only where a dispatch
+// depends on an earlier one.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include "tests/vulkan/vulkan_test_util.h"
+
+using vkfuse::testing::compare_with_reference;
+using vkfuse::testing::GraphBuilder;
+using vkfuse::testing::VulkanTest;
+using vkfuse::runtime::vulkan::DeviceLimits;
+namespace g = vkfuse::graph;
+using I64 = std::vector<std::int64_t>;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+
+// Sets VKFUSE_DEVICE_LIMITS for one scope (contexts are keyed by it, so the
+// executors made inside get a context with these limits).
+class ScopedLimits {
+ public:
+  explicit ScopedLimits(const char* spec) {
+    if (const char* old = std::getenv("VKFUSE_DEVICE_LIMITS")) old_ = old;
+    setenv("VKFUSE_DEVICE_LIMITS", spec, 1);
+  }
+  ~ScopedLimits() {
+    if (old_) setenv("VKFUSE_DEVICE_LIMITS", old_->c_str(), 1);
+    else unsetenv("VKFUSE_DEVICE_LIMITS");
+  }
+  ScopedLimits(const ScopedLimits&) = delete;
+  ScopedLimits& operator=(const ScopedLimits&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+// x [1, C, H, W] → 3x3 conv with M outputs → Relu.
+g::Graph conv_graph(std::int64_t C, std::int64_t M, std::int64_t HW, unsigned seed) {
+  GraphBuilder b(seed);
+  auto x = b.input("x", {1, C, HW, HW});
+  auto y = b.node("Conv", {x, b.random_constant("w", {M, C, 3, 3}, 0.1f), b.random_constant("b", {M})},
+                  [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); });
+  b.output(b.node("Relu", {y}));
+  return std::move(b.graph);
+}
+
+class VulkanMemory : public VulkanTest {};
+
+}  // namespace
+
+TEST(DeviceLimits, ParsesPresetsAndPairs) {
+  const DeviceLimits none = DeviceLimits::parse("");
+  EXPECT_FALSE(none.any());
+  const DeviceLimits d = DeviceLimits::parse("discrete");
+  EXPECT_EQ(d.host_visible_window, 256ull << 20);
+  EXPECT_EQ(d.max_texel_elements, 65536u);
+  EXPECT_FALSE(d.mapped_io);
+  EXPECT_EQ(d.describe(), "host_visible_mib=256,texel_elements=65536,mapped_io=0");
+  const DeviceLimits p = DeviceLimits::parse("texel_elements=1000,mapped_io=1");
+  EXPECT_EQ(p.max_texel_elements, 1000u);
+  EXPECT_TRUE(p.mapped_io);
+  EXPECT_EQ(p.host_visible_window, 0u);
+}
+
+TEST(DeviceLimits, MalformedValuesNameTheVariable) {
+  for (const char* bad : {"mapped_io", "texel_elements=abc", "host_visible_mib=0", "mapped_io=2", "bar=1",
+                          "texel_elements=-5"}) {
+    try {
+      DeviceLimits::parse(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const vkfuse::Error& e) {
+      EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << bad;
+      EXPECT_NE(std::string(e.what()).find("VKFUSE_DEVICE_LIMITS"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The discrete preset: nothing mapped, so inputs, outputs and weights go
+// through staging buffers; texel views too small for these tensors, so
+// storage-buffer loads. Unlimited, a unified-memory device (lavapipe) maps the arena.
+TEST_F(VulkanMemory, DiscreteLimitsStageEveryTransfer) {
+  VKFUSE_REQUIRE_VULKAN();
+  if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
+  {
+    ScopedLimits limits("discrete");
+    const auto r = compare_with_reference(conv_graph(16, 32, 40, 1), kTol);
+    EXPECT_FALSE(r.load.mapped_io);
+    EXPECT_FALSE(r.load.texel_loads);
+  }
+  const auto r = compare_with_reference(conv_graph(16, 32, 40, 1), kTol);
+  const auto ctx = vkfuse::runtime::vulkan::Context::acquire("");
+  if (ctx->unified_memory()) {
+    EXPECT_TRUE(r.load.mapped_io);  // (a discrete GPU may map it through its BAR, or not)
+  }
+}
+
+// A BAR window: an arena that fits is mapped, one that does not is staged.
+TEST_F(VulkanMemory, HostVisibleWindowHoldsSmallArenasOnly) {
+  VKFUSE_REQUIRE_VULKAN();
+  if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
+  ScopedLimits limits("host_visible_mib=1");
+  const auto ctx = vkfuse::runtime::vulkan::Context::acquire("");
+  EXPECT_FALSE(ctx->unified_memory());
+  const auto small = compare_with_reference(conv_graph(4, 8, 16, 2), kTol);  // ~12 KiB of activations
+  EXPECT_LT(small.load.arena_bytes, 1 << 20);
+  EXPECT_TRUE(small.load.mapped_io);
+  const auto large = compare_with_reference(conv_graph(32, 64, 64, 3), kTol);  // 1.5 MiB
+  EXPECT_GT(large.load.arena_bytes, 1 << 20);
+  EXPECT_FALSE(large.load.mapped_io);
+}
+
+// Texel views reach maxTexelBufferElements: kernels read through them only
+// when the arena and every kernel's weights fit.
+TEST_F(VulkanMemory, TexelLoadsOnlyWithinTheTexelLimit) {
+  VKFUSE_REQUIRE_VULKAN();
+  if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
+  if (std::getenv("VKFUSE_TEXEL_LOADS")) GTEST_SKIP() << "VKFUSE_TEXEL_LOADS is set";
+  ScopedLimits limits("texel_elements=65536");
+  const auto fits = compare_with_reference(conv_graph(8, 16, 24, 4), kTol);  // 13.8k floats, 1.2k weights
+  EXPECT_TRUE(fits.load.texel_loads);
+  const auto big_arena = compare_with_reference(conv_graph(8, 16, 72, 5), kTol);  // 124k floats
+  EXPECT_FALSE(big_arena.load.texel_loads);
+  const auto big_weights = compare_with_reference(conv_graph(64, 256, 8, 6), kTol);  // 147k weights
+  EXPECT_LT(big_weights.load.arena_bytes / 4, 65536);
+  EXPECT_FALSE(big_weights.load.texel_loads);
+}
+
+// Two dispatches that read the input and write their own outputs need no
+// barrier between them; the Add that reads both needs one. (Under
+// VKFUSE_VALIDATION=sync every dispatch gets one: the layer checks whole
+// descriptor ranges.)
+TEST_F(VulkanMemory, BarriersOnlyWhereADispatchDependsOnAnEarlierOne) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(9);
+  auto x = b.input("x", {1, 8, 12, 12});
+  auto relu = b.node("Relu", {x});
+  auto sig = b.node("Sigmoid", {x});
+  b.output(b.node("Add", {relu, sig}));
+  const auto r = compare_with_reference(std::move(b.graph), kTol);
+  ASSERT_EQ(r.stats.dispatches, 3);
+  EXPECT_EQ(r.load.barriers, vkfuse::runtime::vulkan::sync_validation_requested() ? 3 : 1);
+}
+
+// Synchronization validation is on and reports hazards (so that a run with
+// none means something): two copies into one buffer without a barrier
+// between them are a write-after-write hazard.
+TEST(VulkanSyncValidation, MessengerCountsHazards) {
+  VKFUSE_REQUIRE_VULKAN();
+  if (!vkfuse::runtime::vulkan::sync_validation_requested()) GTEST_SKIP() << "VKFUSE_VALIDATION is not sync";
+  namespace vk = vkfuse::runtime::vulkan;
+  auto ctx = vk::Context::acquire("");
+  vk::Buffer src = ctx->create_buffer(4096, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, vk::Placement::Staging, "test source");
+  vk::Buffer dst = ctx->create_buffer(4096, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, vk::Placement::Device, "test target");
+  const auto before = vk::validation_error_count();
+  std::fprintf(stderr, "(the next validation error is expected)\n");
+  ctx->submit_and_wait([&](VkCommandBuffer cmd) {
+    const VkBufferCopy region{0, 0, 4096};
+    vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
+    vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
+  });
+  EXPECT_GT(vk::validation_error_count(), before);
+  ctx->destroy_buffer(src);
+  ctx->destroy_buffer(dst);
+}
