@@ -89,7 +89,7 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
     for (auto& s : vkfuse::available_strategies()) list += (list.empty() ? "" : ", ") + s;
     cmd->add_option("-s,--strategy", a.strategy, "Where ops run; available in this build: " + list)
         ->capture_default_str();
-    cmd->add_option("-d,--device", a.device, "Vulkan device: index or part of its name (see `vkfuse devices`)");
+    cmd->add_option("-d,--device", a.device, "Vulkan device: index, UUID or part of its name (see `vkfuse devices`; default: the best)");
     cmd->add_flag("--fp16", a.fp16, "16-bit storage on the device (fp32 accumulation)");
     cmd->add_option("-l,--link", a.link,
                     "Host-accelerator link: measured, local, edge, or bw=<MB/s>,lat=<us> (emulated links are enforced)")
@@ -490,10 +490,11 @@ int cmd_devices(bool as_json) {
     return 0;
   }
   for (auto& d : devices)
-    std::printf("[%d] %s\n    type %s, Vulkan %s, driver %s\n    device-local memory %.1f GiB, subgroup size %u, fp16 %s\n",
+    std::printf("[%d] %s\n    type %s, Vulkan %s, driver %s\n    device-local memory %.1f GiB, subgroup size %u, fp16 %s\n"
+                "    uuid %s\n",
                 d.index, d.name.c_str(), d.type.c_str(), d.api_version.c_str(), d.driver.c_str(),
                 static_cast<double>(d.device_local_bytes) / (1024.0 * 1024 * 1024), d.subgroup_size,
-                d.fp16 ? "yes" : "no");
+                d.fp16 ? "yes" : "no", d.uuid.c_str());
   return 0;
 }
 
@@ -572,7 +573,7 @@ int main(int argc, char** argv) {
   bool cal_json = false;
   auto* calibrate = app.add_subcommand(
       "calibrate", "Measure the host, the Vulkan device and the link between them; cache the profiles for planning");
-  calibrate->add_option("-d,--device", cal_device, "Vulkan device: index or part of its name (default: the best)");
+  calibrate->add_option("-d,--device", cal_device, "Vulkan device: index, UUID or part of its name (see `vkfuse devices`; default: the best)");
   calibrate->add_option("-t,--threads", cal_threads, "Host threads (0: one per core)")->capture_default_str();
   calibrate->add_flag("--json", cal_json, "Print the measured profiles as JSON");
 

@@ -14,6 +14,7 @@
 #include "graph/ops.h"
 #include "graph/passes.h"
 #include "planner/cost_model.h"
+#include "runtime/vulkan/context.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse::runtime {
@@ -411,21 +412,14 @@ planner::DeviceProfile host_identity() {
 std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options) {
   const auto devices = vkfuse::list_devices();
   if (devices.empty()) return std::nullopt;
-  const DeviceInfo* chosen = nullptr;
-  if (!options.device.empty()) {
-    for (const auto& d : devices)
-      if (std::to_string(d.index) == options.device || d.name.find(options.device) != std::string::npos) {
-        chosen = &d;
-        break;
-      }
-    if (!chosen) return std::nullopt;
-  } else {
-    auto rank = [](const std::string& t) {
-      return t == "discrete-gpu" ? 0 : t == "integrated-gpu" ? 1 : t == "virtual-gpu" ? 2 : t == "cpu" ? 3 : 4;
-    };
-    for (const auto& d : devices)
-      if (!chosen || rank(d.type) < rank(chosen->type)) chosen = &d;
+  int index = -1;
+  try {
+    index = runtime::vulkan::select_device(devices, options.device);  // a selector matching nothing throws
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Device) throw;
+    return std::nullopt;  // no usable device: the host alone
   }
+  const DeviceInfo* chosen = &devices[static_cast<std::size_t>(index)];
   planner::DeviceProfile p = planner::default_lavapipe_profile();
   p.name = chosen->name;
   p.kind = "vulkan";

@@ -37,7 +37,7 @@ struct LoadOptions {
   // "fused" plans from measured profiles; "reference" runs the naive oracle.
   std::string strategy = "fused";
   int threads = 0;  // 0: one per hardware thread
-  std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
+  std::string device;  // Vulkan device: "" (the best one), an index, a UUID or part of its name (`vkfuse devices`)
   bool fp16 = false;   // 16-bit storage on the device, fp32 accumulation
   // The host–accelerator link the plan assumes and, when emulated ("local",
   // "edge", "bw=<MB/s>,lat=<us>"), the transfer engine enforces.
@@ -219,8 +219,8 @@ struct DeviceInfo {
 // Throws Error(Device) only on a loader failure other than "no device".
 std::vector<DeviceInfo> list_devices();
 
-// Measures the host, the accelerator (`device`: "" for the best, an index or a
-// name) and the link between them, and stores the profiles in the cache
+// Measures the host, the accelerator (`device`: "" for the best, an index, a UUID
+// or part of its name) and the link between them, and stores the profiles in the cache
 // folder ($VKFUSE_CACHE_DIR, else ~/.cache/vkfuse). Returns the profiles as
 // JSON text: {"host": ..., "accelerator": ..., "link": ...}.
 std::string calibrate(const std::string& device, int threads,

@@ -39,21 +39,6 @@ VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBit
   return VK_FALSE;
 }
 
-int type_rank(VkPhysicalDeviceType t) {
-  switch (t) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
-    default: return 0;
-  }
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 std::mutex g_contexts_mutex;
 std::map<std::string, std::weak_ptr<Context>> g_contexts;
 
@@ -130,20 +115,38 @@ std::string default_cache_dir() {
 }
 
 std::shared_ptr<Context> Context::acquire(const std::string& selector) {
-  std::lock_guard<std::mutex> lock(g_contexts_mutex);
+  const std::vector<DeviceInfo> devices = list_devices();
+  const int chosen = select_device(devices, selector);  // throws for no device or no match
+  std::vector<int> candidates{chosen};
+  if (selector.empty())
+    for (int i : device_preference(devices))
+      if (i != chosen) candidates.push_back(i);
   const DeviceLimits limits = DeviceLimits::from_env();
-  const std::string key = selector + (validation_requested() ? "#validation" : "") +
-                          (sync_validation_requested() ? "#sync" : "") + "#" + limits.describe();
-  if (auto it = g_contexts.find(key); it != g_contexts.end())
-    if (auto ctx = it->second.lock()) return ctx;
-  std::shared_ptr<Context> ctx(new Context());
-  ctx->imposed_ = limits;
-  ctx->init(selector);
-  g_contexts[key] = ctx;
-  return ctx;
+  std::lock_guard<std::mutex> lock(g_contexts_mutex);
+  for (std::size_t c = 0; c < candidates.size(); ++c) {
+    const DeviceInfo& d = devices[static_cast<std::size_t>(candidates[c])];
+    // One context per physical device (and validation and limits settings).
+    const std::string key = (d.uuid.empty() ? std::to_string(d.index) : d.uuid) +
+                            (validation_requested() ? "#validation" : "") +
+                            (sync_validation_requested() ? "#sync" : "") + "#" + limits.describe();
+    if (auto it = g_contexts.find(key); it != g_contexts.end())
+      if (auto ctx = it->second.lock()) return ctx;
+    std::shared_ptr<Context> ctx(new Context());
+    ctx->imposed_ = limits;
+    try {
+      ctx->init(d.index);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Device || c + 1 == candidates.size()) throw;
+      std::fprintf(stderr, "vkfuse: note: skipping Vulkan device %d (%s): %s\n", d.index, d.name.c_str(), e.what());
+      continue;
+    }
+    g_contexts[key] = ctx;
+    return ctx;
+  }
+  throw Error(ErrorKind::Device, "no Vulkan device initialises");
 }
 
-void Context::init(const std::string& selector) {
+void Context::init(int index) {
   const bool validation = validation_requested();
   VkApplicationInfo app{};
   app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
@@ -199,27 +202,11 @@ void Context::init(const std::string& selector) {
   vkEnumeratePhysicalDevices(instance_, &count, nullptr);
   std::vector<VkPhysicalDevice> devices(count);
   vkEnumeratePhysicalDevices(instance_, &count, devices.data());
-  if (count == 0) throw Error(ErrorKind::Device, "no Vulkan device found");
+  if (index < 0 || static_cast<std::uint32_t>(index) >= count)
+    throw Error(ErrorKind::Device, "Vulkan device " + std::to_string(index) + " is gone");
+  const int chosen = index;
   std::vector<VkPhysicalDeviceProperties> props(count);
   for (std::uint32_t i = 0; i < count; ++i) vkGetPhysicalDeviceProperties(devices[i], &props[i]);
-  int chosen = -1;
-  if (selector.empty()) {
-    for (std::uint32_t i = 0; i < count; ++i)
-      if (props[i].apiVersion >= VK_API_VERSION_1_1 &&
-          (chosen < 0 || type_rank(props[i].deviceType) > type_rank(props[static_cast<std::size_t>(chosen)].deviceType)))
-        chosen = static_cast<int>(i);
-    if (chosen < 0) throw Error(ErrorKind::Device, "no Vulkan 1.1 device found");
-  } else if (std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    const long idx = std::strtol(selector.c_str(), nullptr, 10);
-    if (idx < 0 || idx >= static_cast<long>(count))
-      throw Error(ErrorKind::InvalidArgument, "device index " + selector + " is out of range (" +
-                                                  std::to_string(count) + " Vulkan device(s))");
-    chosen = static_cast<int>(idx);
-  } else {
-    for (std::uint32_t i = 0; i < count && chosen < 0; ++i)
-      if (lower(props[i].deviceName).find(lower(selector)) != std::string::npos) chosen = static_cast<int>(i);
-    if (chosen < 0) throw Error(ErrorKind::InvalidArgument, "no Vulkan device matches '" + selector + "'");
-  }
   physical_ = devices[static_cast<std::size_t>(chosen)];
   props_ = props[static_cast<std::size_t>(chosen)];
   name_ = props_.deviceName;

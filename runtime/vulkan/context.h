@@ -27,6 +27,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
+
+#include "vkfuse/vkfuse.h"
 
 namespace vkfuse::runtime::vulkan {
 
@@ -68,11 +71,12 @@ enum class Placement {
 
 class Context {
  public:
-  // The context for a device selector ("" = the best device, an index, or a
-  // case-insensitive part of the name), created on first use and shared
-  // while any executor holds it. Throws Error(Device) when there is no
-  // Vulkan device or it fails to initialise, Error(InvalidArgument) for a
-  // selector that matches no device.
+  // The context for a device selector (see select_device), created on first
+  // use and shared, one per physical device, while any executor holds it.
+  // With "" a device that fails to initialise is skipped, with a note on
+  // stderr, for the next best. Throws Error(Device) when there is no Vulkan
+  // device or none initialises, Error(InvalidArgument) for a selector that
+  // matches no device.
   static std::shared_ptr<Context> acquire(const std::string& selector);
   ~Context();
   Context(const Context&) = delete;
@@ -111,7 +115,7 @@ class Context {
 
  private:
   Context() = default;
-  void init(const std::string& selector);
+  void init(int index);
   std::uint32_t memory_type(std::uint32_t bits, VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred,
                             VkMemoryPropertyFlags avoided, bool& found) const;
   bool window_holds(VkDeviceSize bytes, std::uint32_t heap) const;
@@ -138,6 +142,16 @@ class Context {
   std::string cache_file_;
   std::mutex queue_mutex_;
 };
+
+// Device selection, the same for executors, calibration and the CLI: ""
+// picks the best device of Vulkan 1.1 or later (discrete, then integrated,
+// virtual, CPU); a number below 10^8 is an index as `vkfuse devices` lists
+// it; otherwise a device UUID (32 hex digits), else a case-insensitive part of
+// the name. Returns the index; throws Error(InvalidArgument) for a selector
+// that matches nothing, Error(Device) when there is no device.
+int select_device(const std::vector<DeviceInfo>& devices, const std::string& selector);
+// Usable devices (Vulkan 1.1+) in the order "" tries them.
+std::vector<int> device_preference(const std::vector<DeviceInfo>& devices);
 
 // Validation errors reported by the debug messenger since the process
 // started (always 0 without VKFUSE_VALIDATION=1).

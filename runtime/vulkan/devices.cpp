@@ -1,9 +1,12 @@
 // Vulkan device discovery for `vkfuse devices` and device selection.
 #include <vulkan/vulkan.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <string>
 
+#include "runtime/vulkan/context.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse {
@@ -114,5 +117,65 @@ std::vector<DeviceInfo> list_devices() {
   }
   return devices;
 }
+
+
+namespace runtime::vulkan {
+
+namespace {
+
+int type_rank(const std::string& type) {
+  return type == "discrete-gpu" ? 0 : type == "integrated-gpu" ? 1 : type == "virtual-gpu" ? 2 : type == "cpu" ? 3 : 4;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+bool vulkan_1_1(const DeviceInfo& d) {
+  const auto dot = d.api_version.find('.');
+  const int major = std::atoi(d.api_version.c_str());
+  const int minor = dot == std::string::npos ? 0 : std::atoi(d.api_version.c_str() + dot + 1);
+  return major > 1 || (major == 1 && minor >= 1);
+}
+
+}  // namespace
+
+std::vector<int> device_preference(const std::vector<DeviceInfo>& devices) {
+  std::vector<int> order;
+  for (const DeviceInfo& d : devices)
+    if (vulkan_1_1(d)) order.push_back(d.index);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return type_rank(devices[static_cast<std::size_t>(a)].type) < type_rank(devices[static_cast<std::size_t>(b)].type);
+  });
+  return order;
+}
+
+int select_device(const std::vector<DeviceInfo>& devices, const std::string& selector) {
+  if (devices.empty()) throw Error(ErrorKind::Device, "no Vulkan device found (see `vkfuse devices`)");
+  if (selector.empty()) {
+    const std::vector<int> order = device_preference(devices);
+    if (order.empty()) throw Error(ErrorKind::Device, "no Vulkan 1.1 device found (see `vkfuse devices`)");
+    return order.front();
+  }
+  const bool digits = std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (digits && selector.size() < 8) {
+    const long idx = std::strtol(selector.c_str(), nullptr, 10);
+    if (idx < 0 || idx >= static_cast<long>(devices.size()))
+      throw Error(ErrorKind::InvalidArgument, "device index " + selector + " is out of range (" +
+                                                  std::to_string(devices.size()) +
+                                                  " Vulkan device(s); see `vkfuse devices`)");
+    return static_cast<int>(idx);
+  }
+  const std::string want = lower(selector);
+  for (const DeviceInfo& d : devices)
+    if (!d.uuid.empty() && lower(d.uuid) == want) return d.index;
+  for (const DeviceInfo& d : devices)
+    if (lower(d.name).find(want) != std::string::npos) return d.index;
+  throw Error(ErrorKind::InvalidArgument,
+              "no Vulkan device matches '" + selector + "' (an index, a UUID or part of a name; see `vkfuse devices`)");
+}
+
+}  // namespace runtime::vulkan
 
 }  // namespace vkfuse

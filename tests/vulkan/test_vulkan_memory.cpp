@@ -170,3 +170,57 @@ TEST(VulkanSyncValidation, MessengerCountsHazards) {
   ctx->destroy_buffer(src);
   ctx->destroy_buffer(dst);
 }
+
+// One rule picks a device for executors, calibration and the CLI.
+TEST(DeviceSelection, IndexUuidOrNameTheSameEverywhere) {
+  namespace vk = vkfuse::runtime::vulkan;
+  auto dev = [](int index, const char* name, const char* type, const char* api, const char* uuid) {
+    vkfuse::DeviceInfo d;
+    d.index = index;
+    d.name = name;
+    d.type = type;
+    d.api_version = api;
+    d.uuid = uuid;
+    return d;
+  };
+  const std::vector<vkfuse::DeviceInfo> devices = {
+      dev(0, "llvmpipe (LLVM 15.0.6, 256 bits)", "cpu", "1.3.230", "6d657361"),
+      dev(1, "Old GPU 2", "discrete-gpu", "1.0.61", "aa"),
+      dev(2, "NVIDIA H200", "discrete-gpu", "1.3.277", "0123456789abcdef0123456789abcdef"),
+      dev(3, "Intel(R) Graphics", "integrated-gpu", "1.3.255", "ff")};
+  EXPECT_EQ(vk::select_device(devices, ""), 2);  // discrete first; Vulkan 1.0 is not usable
+  EXPECT_EQ(vk::device_preference(devices), (std::vector<int>{2, 3, 0}));
+  EXPECT_EQ(vk::select_device(devices, "2"), 2);  // an index, not the "2" in "Old GPU 2"
+  EXPECT_EQ(vk::select_device(devices, "0123456789ABCDEF0123456789ABCDEF"), 2);
+  EXPECT_EQ(vk::select_device(devices, "h200"), 2);
+  EXPECT_EQ(vk::select_device(devices, "llvmpipe"), 0);
+  for (const char* bad : {"4", "radeon"}) {
+    try {
+      vk::select_device(devices, bad);
+      ADD_FAILURE() << bad << " matched";
+    } catch (const vkfuse::Error& e) {
+      EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("vkfuse devices"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    vk::select_device({}, "");
+    ADD_FAILURE() << "no devices, yet one was chosen";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::Device);
+  }
+}
+
+// One context per physical device, however it is named.
+TEST(DeviceSelection, OneContextPerDevice) {
+  VKFUSE_REQUIRE_VULKAN();
+  namespace vk = vkfuse::runtime::vulkan;
+  const auto devices = vkfuse::list_devices();
+  const int best = vk::select_device(devices, "");
+  const auto a = vk::Context::acquire("");
+  const auto b = vk::Context::acquire(std::to_string(best));
+  const auto c = vk::Context::acquire(devices[static_cast<std::size_t>(best)].uuid);
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_EQ(a.get(), c.get());
+  EXPECT_EQ(a->name(), devices[static_cast<std::size_t>(best)].name);
+}
