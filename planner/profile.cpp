@@ -209,6 +209,48 @@ DeviceProfile default_lavapipe_profile() {
   return p;
 }
 
+DeviceProfile default_accelerator_profile(std::string_view device_type) {
+  if (device_type != "discrete-gpu" && device_type != "integrated-gpu") return default_lavapipe_profile();
+  // Not measured on any GPU yet: planning numbers low enough for today's
+  // kernels (one invocation per 16 channels x 8 pixels, no shared-memory
+  // tiling) yet far above a CPU's, so that a GPU gets the convolutions
+  // before `vkfuse calibrate` has run.
+  const bool discrete = device_type == "discrete-gpu";
+  const double s = discrete ? 1.0 : 0.1;  // an integrated GPU: a tenth, and the host's memory bandwidth
+  DeviceProfile p;
+  p.name = std::string(discrete ? "discrete GPU" : "integrated GPU") + " (default, not measured)";
+  p.kind = "vulkan";
+  p.driver = "";
+  p.vkfuse_version = VKFUSE_VERSION;
+  p.measured = false;
+  p.shares_host_cores = false;
+  p.dispatch_us = 5;
+  p.submit_us = 20;
+  p.op_class(OpClass::direct_conv) = table({{1e6, 20 * s}, {1e7, 150 * s}, {1e8, 600 * s}, {1e9, 1500 * s}}, 300 * s);
+  p.op_class(OpClass::conv1x1_gemm) = table({{1e6, 20 * s}, {1e7, 150 * s}, {1e8, 600 * s}, {1e9, 1500 * s}}, 300 * s);
+  p.op_class(OpClass::depthwise) = table({{1e5, 2 * s}, {1e6, 15 * s}, {1e7, 80 * s}}, 300 * s);
+  p.op_class(OpClass::gemm) = table({{1e5, 2 * s}, {1e6, 20 * s}, {1e7, 150 * s}, {1e8, 600 * s}}, 300 * s);
+  p.op_class(OpClass::pooling) = table({{1e5, 2 * s}, {1e6, 15 * s}, {1e7, 80 * s}}, 300 * s);
+  p.op_class(OpClass::elementwise) = table({{1e5, 2 * s}, {1e6, 15 * s}, {1e7, 80 * s}}, 300 * s);
+  return p;
+}
+
+LinkProfile default_link_profile(std::string_view device_type) {
+  LinkProfile l;
+  l.emulated = false;
+  if (device_type == "discrete-gpu") {
+    l.name = "measured (uncalibrated defaults for PCIe: run `vkfuse calibrate`)";
+    l.h2d_mbps = l.d2h_mbps = 10000;  // PCIe 3.0 x16 as achieved from pinned memory, give or take
+    l.h2d_latency_us = l.d2h_latency_us = 20;
+  } else {
+    l.name = "measured (uncalibrated defaults: run `vkfuse calibrate`)";
+    l.h2d_mbps = 10400;  // lavapipe's memcpy rates here (shared/BASELINES.md)
+    l.d2h_mbps = 12600;
+    l.h2d_latency_us = l.d2h_latency_us = 50;
+  }
+  return l;
+}
+
 // ---- device profile JSON ------------------------------------------------------
 
 DeviceProfile device_profile_from_json(std::string_view json_text) {
@@ -220,6 +262,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   p.kind = text(j, "kind", "", what, "", true);
   p.uuid = text(j, "uuid", "", what, "", false);
   p.driver = text(j, "driver", "", what, "", false);
+  p.device_type = text(j, "device_type", "", what, "", false);
   p.vkfuse_version = text(j, "vkfuse_version", "", what, "", false);
   p.measured = flag(j, "measured", what, false);
   p.shares_host_cores = flag(j, "shares_host_cores", what, false);
@@ -262,6 +305,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   j["kind"] = p.kind;
   j["uuid"] = p.uuid;
   j["driver"] = p.driver;
+  if (!p.device_type.empty()) j["device_type"] = p.device_type;
   j["vkfuse_version"] = p.vkfuse_version;
   j["measured"] = p.measured;
   j["shares_host_cores"] = p.shares_host_cores;

@@ -7,7 +7,7 @@
 //   LinkProfile    host→device and device→host bandwidth (MB/s) and latency (µs).
 //
 // Both load from and save to JSON; malformed JSON is a vkfuse::Error naming the
-// field. Built-in defaults exist for this machine's host and for lavapipe so that
+// field. Built-in defaults exist for this machine's host, for lavapipe and per GPU type, so that
 // planning works before `vkfuse calibrate`; they are labelled not measured.
 #pragma once
 
@@ -67,6 +67,7 @@ struct DeviceProfile {
   std::string kind = "host";  // "host" or "vulkan"
   std::string uuid;           // device UUID (hex) — the calibration cache key
   std::string driver;         // driver version string
+  std::string device_type;    // as `vkfuse devices` names it ("discrete-gpu", "cpu", ...); "" for the host
   std::string vkfuse_version;
   bool measured = false;           // false: built-in or hand-written defaults
   bool shares_host_cores = false;  // true: host and device work cannot overlap
@@ -100,8 +101,14 @@ inline constexpr double kBusyCalibrationShare = 0.2;
 //                               threads (docs: /work/shared/BASELINES.md).
 //   default_lavapipe_profile(): Mesa lavapipe on that host: ≈7 GFLOP/s convs,
 //                               ≈4 GB/s, ≈50 µs per submission, shares the cores.
+//   default_accelerator_profile(type): by the Vulkan device type as
+//                               `vkfuse devices` names it: "discrete-gpu" and
+//                               "integrated-gpu" get conservative GPU numbers
+//                               (today's kernels leave most of a GPU idle),
+//                               anything else lavapipe's.
 DeviceProfile default_host_profile();
 DeviceProfile default_lavapipe_profile();
+DeviceProfile default_accelerator_profile(std::string_view device_type);
 
 // Throws vkfuse::Error(InvalidArgument) naming the missing or ill-typed field,
 // e.g. "device profile: missing field 'op_classes.depthwise.bandwidth_gbs'".
@@ -145,6 +152,10 @@ struct LinkProfile {
 // link_from_spec rejects it with a message saying so.
 LinkProfile local_link();
 LinkProfile edge_link();
+// The measured link's stand-in before calibration, by Vulkan device type: a
+// discrete GPU's PCIe link; a device that shares the host's memory copies at
+// memcpy speed.
+LinkProfile default_link_profile(std::string_view device_type);
 std::vector<std::string> link_preset_names();       // {"local", "edge"}
 LinkProfile link_from_spec(std::string_view spec);  // Error(InvalidArgument) on a bad spec
 

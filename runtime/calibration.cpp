@@ -420,7 +420,8 @@ std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions
     return std::nullopt;  // no usable device: the host alone
   }
   const DeviceInfo* chosen = &devices[static_cast<std::size_t>(index)];
-  planner::DeviceProfile p = planner::default_lavapipe_profile();
+  planner::DeviceProfile p = planner::default_accelerator_profile(chosen->type);
+  p.device_type = chosen->type;
   p.name = chosen->name;
   p.kind = "vulkan";
   p.uuid = chosen->uuid.empty() ? chosen->name : chosen->uuid;
@@ -489,15 +490,12 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
   PlanningProfiles out;
   out.host = planner::default_host_profile();
   out.accel = planner::default_lavapipe_profile();
-  out.measured_link = planner::LinkProfile{};
-  out.measured_link.name = "measured (uncalibrated defaults: run `vkfuse calibrate`)";
-  out.measured_link.h2d_mbps = 10400;  // lavapipe's memcpy rates here (shared/BASELINES.md)
-  out.measured_link.d2h_mbps = 12600;
-  out.measured_link.h2d_latency_us = out.measured_link.d2h_latency_us = 50;
-  out.measured_link.emulated = false;
+  out.measured_link = planner::default_link_profile("cpu");
 
   const auto accel_id = accelerator_identity(options);
   if (!accel_id) return out;
+  out.accel = *accel_id;  // the defaults for its type until it is calibrated
+  out.measured_link = planner::default_link_profile(accel_id->device_type);
   const planner::DeviceProfile host_id = host_identity();
   const fs::path dir = cache_dir();
   const fs::path host_file = dir / planner::profile_cache_file_name(host_id);

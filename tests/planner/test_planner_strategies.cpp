@@ -291,6 +291,32 @@ void plan_zoo_model(const std::string& model) {
   }
 }
 
+// Uncalibrated, a GPU is planned from its device type's defaults, not as
+// lavapipe: on its PCIe link `fused` gives it the convolutions; lavapipe's
+// defaults (a device on the host's own cores) get none.
+TEST(Zoo, UncalibratedDiscreteGpuGetsTheConvolutions) {
+  for (const char* model : {"resnet18", "inception_v3"}) {
+    const graph::Graph& g = zoo(model);
+    PlanOptions o;
+    o.strategy = "fused";
+    const Plan gpu = make_plan(g, default_host_profile(), default_accelerator_profile("discrete-gpu"),
+                               default_link_profile("discrete-gpu"), o);
+    int convs = 0, convs_on_gpu = 0;
+    for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+      if (g.nodes[i].op_type != "Conv") continue;
+      ++convs;
+      convs_on_gpu += gpu.nodes[i].placement == Placement::accel ? 1 : 0;
+    }
+    EXPECT_GE(convs_on_gpu, convs * 3 / 4) << model << "\n" << plan_to_text(gpu);
+    const Plan cpu_like = make_plan(g, default_host_profile(), default_accelerator_profile("cpu"),
+                                    default_link_profile("cpu"), o);
+    EXPECT_EQ(cpu_like.accel_node_count(), 0) << model;
+  }
+  EXPECT_TRUE(default_accelerator_profile("integrated-gpu").kind == "vulkan");
+  EXPECT_FALSE(default_accelerator_profile("integrated-gpu").shares_host_cores);
+  EXPECT_TRUE(default_accelerator_profile("cpu").shares_host_cores);
+}
+
 TEST(Zoo, Resnet18PlansUnderDefaultProfiles) { plan_zoo_model("resnet18"); }
 TEST(Zoo, InceptionV3PlansUnderDefaultProfiles) { plan_zoo_model("inception_v3"); }
 
