@@ -268,23 +268,37 @@ void Context::init(int index) {
   }
   if (family < 0) throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' has no compute queue");
   queue_family_ = static_cast<std::uint32_t>(family);
+  // A transfer-only family (a discrete GPU's copy engines) carries uploads
+  // and downloads beside the compute queue; without one they share it.
+  transfer_family_ = queue_family_;
+  for (std::uint32_t i = 0; i < nq; ++i)
+    if ((families[i].queueFlags & VK_QUEUE_TRANSFER_BIT) &&
+        !(families[i].queueFlags & (VK_QUEUE_COMPUTE_BIT | VK_QUEUE_GRAPHICS_BIT)) && families[i].queueCount > 0) {
+      transfer_family_ = i;
+      break;
+    }
 
   const float priority = 1.f;
-  VkDeviceQueueCreateInfo q{};
-  q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
-  q.queueFamilyIndex = queue_family_;
-  q.queueCount = 1;
-  q.pQueuePriorities = &priority;
+  VkDeviceQueueCreateInfo queues[2] = {};
+  for (VkDeviceQueueCreateInfo& q : queues) {
+    q.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
+    q.queueCount = 1;
+    q.pQueuePriorities = &priority;
+  }
+  queues[0].queueFamilyIndex = queue_family_;
+  queues[1].queueFamilyIndex = transfer_family_;
   VkPhysicalDevice16BitStorageFeatures enable16{};
   enable16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
   enable16.storageBuffer16BitAccess = storage16.storageBuffer16BitAccess;
   VkDeviceCreateInfo d{};
   d.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
   d.pNext = &enable16;
-  d.queueCreateInfoCount = 1;
-  d.pQueueCreateInfos = &q;
+  d.queueCreateInfoCount = transfer_family_ == queue_family_ ? 1 : 2;
+  d.pQueueCreateInfos = queues;
   check(vkCreateDevice(physical_, &d, nullptr, &device_), "vkCreateDevice");
   vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
+  transfer_queue_ = queue_;
+  if (transfer_family_ != queue_family_) vkGetDeviceQueue(device_, transfer_family_, 0, &transfer_queue_);
 
   VkCommandPoolCreateInfo pool{};
   pool.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
@@ -400,7 +414,11 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
   info.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
   info.size = b.size;
   info.usage = usage | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
-  info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  // Used by both queues where they are of different families.
+  const std::uint32_t families[2] = {queue_family_, transfer_family_};
+  info.sharingMode = transfer_family_ == queue_family_ ? VK_SHARING_MODE_EXCLUSIVE : VK_SHARING_MODE_CONCURRENT;
+  info.queueFamilyIndexCount = transfer_family_ == queue_family_ ? 0 : 2;
+  info.pQueueFamilyIndices = families;
   check(vkCreateBuffer(device_, &info, nullptr, &b.buffer), "vkCreateBuffer");
   VkMemoryRequirements req;
   vkGetBufferMemoryRequirements(device_, b.buffer, &req);
@@ -534,13 +552,22 @@ void Context::submit_and_wait(VkCommandBuffer cmd, VkFence fence) {
   wait_and_reset(fence);
 }
 
-void Context::submit(VkCommandBuffer cmd, VkFence fence) {
+void Context::submit(VkCommandBuffer cmd, VkFence fence) { submit(Queue::compute, cmd, {}, VK_NULL_HANDLE, fence); }
+
+void Context::submit(Queue queue, VkCommandBuffer cmd, std::span<const VkSemaphore> waits, VkSemaphore signal,
+                     VkFence fence) {
+  const std::vector<VkPipelineStageFlags> stages(waits.size(), VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
   VkSubmitInfo s{};
   s.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  s.waitSemaphoreCount = static_cast<std::uint32_t>(waits.size());
+  s.pWaitSemaphores = waits.data();
+  s.pWaitDstStageMask = stages.data();
   s.commandBufferCount = 1;
   s.pCommandBuffers = &cmd;
+  s.signalSemaphoreCount = signal ? 1 : 0;
+  s.pSignalSemaphores = &signal;
   std::lock_guard<std::mutex> lock(queue_mutex_);
-  check(vkQueueSubmit(queue_, 1, &s, fence), "vkQueueSubmit");
+  check(vkQueueSubmit(queue == Queue::transfer ? transfer_queue_ : queue_, 1, &s, fence), "vkQueueSubmit");
 }
 
 void Context::wait_and_reset(VkFence fence) {

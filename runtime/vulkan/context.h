@@ -2,7 +2,8 @@
 // shared by the executors of a process that ask for the same device.
 //
 // Verbs: create_buffer (device, device-mappable, staging), upload (direct
-// into mapped memory or through a staging buffer), submit_and_wait. The
+// into mapped memory or through a staging buffer), submit (to the compute or
+// the transfer queue, with semaphores), submit_and_wait. The
 // VkPipelineCache lives here and is persisted on disk, in the cache folder
 // ($VKFUSE_CACHE_DIR, else $XDG_CACHE_HOME/vkfuse, else ~/.cache/vkfuse).
 // With VKFUSE_VALIDATION=1 the instance enables VK_LAYER_KHRONOS_validation
@@ -26,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,11 @@ struct DeviceLimits {
   std::string describe() const;
 };
 
+// Compute runs on the compute queue; staging copies on the transfer queue,
+// which is a separate transfer-only queue where the device has one (a
+// discrete GPU's copy engines) and the compute queue otherwise.
+enum class Queue { compute, transfer };
+
 enum class Placement {
   Device,          // device-local; mapped as well where the device-local memory is host-visible
   DeviceMappable,  // prefer device-local and host-visible (UMA, lavapipe); else device-local
@@ -87,6 +94,8 @@ class Context {
   const VkPhysicalDeviceProperties& properties() const { return props_; }
   std::uint32_t subgroup_size() const { return subgroup_size_; }
   std::uint32_t queue_family() const { return queue_family_; }
+  std::uint32_t queue_family(Queue q) const { return q == Queue::transfer ? transfer_family_ : queue_family_; }
+  bool separate_transfer_queue() const { return transfer_queue_ != queue_; }
   bool supports_fp16_storage() const { return fp16_storage_; }
   const std::string& name() const { return name_; }
   VkPipelineCache pipeline_cache() const { return pipeline_cache_; }
@@ -110,6 +119,10 @@ class Context {
   // The same in two halves: submit signalling `fence`, and later wait on it
   // (then reset it), so that the host can work in between.
   void submit(VkCommandBuffer cmd, VkFence fence);
+  // Submits to `queue` after `waits` (binary semaphores, waited by all
+  // commands), signalling `signal` and `fence` (either may be null).
+  void submit(Queue queue, VkCommandBuffer cmd, std::span<const VkSemaphore> waits, VkSemaphore signal,
+              VkFence fence);
   void wait_and_reset(VkFence fence);
   void save_pipeline_cache();
 
@@ -124,8 +137,8 @@ class Context {
   VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkDevice device_ = VK_NULL_HANDLE;
-  VkQueue queue_ = VK_NULL_HANDLE;
-  std::uint32_t queue_family_ = 0;
+  VkQueue queue_ = VK_NULL_HANDLE, transfer_queue_ = VK_NULL_HANDLE;
+  std::uint32_t queue_family_ = 0, transfer_family_ = 0;
   VkCommandPool pool_ = VK_NULL_HANDLE;  // for one-shot uploads
   VkFence fence_ = VK_NULL_HANDLE;
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;

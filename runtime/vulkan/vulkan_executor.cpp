@@ -116,11 +116,16 @@ struct VulkanExecutor::Impl {
   std::vector<IO> inputs, outputs;
   ExecutorOptions options;  // the on_transfer hook
 
-  // One submission each: its uploads, its dispatches, its downloads.
+  // Up to three submissions each: its uploads (staging → arena, on the
+  // transfer queue), its dispatches (compute queue), its downloads (arena →
+  // staging, transfer queue), chained by semaphores. The fence signals when
+  // the unit's last submission is done. The next unit's dispatches wait for
+  // this unit's downloads (the arena ranges they read may be reused).
   struct Unit {
     std::vector<std::size_t> inputs, outputs;  // indices into Impl::inputs / outputs
     std::size_t first_dispatch = 0, end_dispatch = 0;
-    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    VkCommandBuffer upload_cmd = VK_NULL_HANDLE, cmd = VK_NULL_HANDLE, download_cmd = VK_NULL_HANDLE;
+    VkSemaphore uploaded = VK_NULL_HANDLE, computed = VK_NULL_HANDLE, downloaded = VK_NULL_HANDLE;
     VkFence fence = VK_NULL_HANDLE;
     bool in_flight = false;
   };
@@ -152,15 +157,19 @@ struct VulkanExecutor::Impl {
   };
   std::vector<Dispatch> dispatches;
 
-  VkCommandPool pool = VK_NULL_HANDLE;
+  VkCommandPool pool = VK_NULL_HANDLE, transfer_pool = VK_NULL_HANDLE;
 
   ~Impl() {
     if (!ctx) return;
     VkDevice d = ctx->device();
     vkDeviceWaitIdle(d);
-    for (Unit& u : units)
+    for (Unit& u : units) {
       if (u.fence) vkDestroyFence(d, u.fence, nullptr);
+      for (VkSemaphore sem : {u.uploaded, u.computed, u.downloaded})
+        if (sem) vkDestroySemaphore(d, sem, nullptr);
+    }
     if (pool) vkDestroyCommandPool(d, pool, nullptr);
+    if (transfer_pool) vkDestroyCommandPool(d, transfer_pool, nullptr);
     for (auto& [h, p] : pipelines) vkDestroyPipeline(d, p, nullptr);
     for (VkShaderModule m : modules) vkDestroyShaderModule(d, m, nullptr);
     if (descriptor_pool) vkDestroyDescriptorPool(d, descriptor_pool, nullptr);
@@ -173,9 +182,13 @@ struct VulkanExecutor::Impl {
     for (Buffer& b : weight_blocks) ctx->destroy_buffer(b);
   }
 
-  // Records units [first, end) into c, with a timestamp after each dispatch when given.
-  void record(VkCommandBuffer c, std::size_t first, std::size_t end, VkQueryPool timestamps);
-  void record_unit(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps);
+  // The three parts of a unit, each into an open command buffer; with
+  // `timestamps`, one after each dispatch.
+  bool has_uploads(const Unit& u) const;
+  bool has_downloads(const Unit& u) const;
+  void record_uploads(VkCommandBuffer c, const Unit& u);
+  void record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps);
+  void record_downloads(VkCommandBuffer c, const Unit& u);
   void place_barriers();
   void upload_unit(std::size_t u, std::span<const float* const> in);
   void submit_unit(std::size_t u);
@@ -216,53 +229,68 @@ void VulkanExecutor::Impl::place_barriers() {
   }
 }
 
-void VulkanExecutor::Impl::record(VkCommandBuffer c, std::size_t first, std::size_t end, VkQueryPool timestamps) {
-  VkCommandBufferBeginInfo begin{};
-  begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
-  check(vkBeginCommandBuffer(c, &begin), "vkBeginCommandBuffer");
-  if (timestamps) {
-    vkCmdResetQueryPool(c, timestamps, 0, static_cast<std::uint32_t>(dispatches.size() + 1));
-    vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, timestamps, 0);
-  }
-  for (std::size_t u = first; u < end; ++u) record_unit(c, units[u], timestamps);
-  check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
+namespace {
+
+void begin(VkCommandBuffer c) {
+  VkCommandBufferBeginInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+  check(vkBeginCommandBuffer(c, &info), "vkBeginCommandBuffer");
 }
 
-void VulkanExecutor::Impl::record_unit(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps) {
+void memory_barrier(VkCommandBuffer c, VkPipelineStageFlags src, VkAccessFlags src_access, VkPipelineStageFlags dst,
+                    VkAccessFlags dst_access) {
   VkMemoryBarrier mb{};
   mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-  auto barrier = [&](VkPipelineStageFlags src, VkAccessFlags src_access, VkPipelineStageFlags dst,
-                     VkAccessFlags dst_access) {
-    mb.srcAccessMask = src_access;
-    mb.dstAccessMask = dst_access;
-    vkCmdPipelineBarrier(c, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
-  };
-  // Earlier submissions (earlier units, the previous run) wrote and read the
-  // arena: order this unit's work after theirs.
-  barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-          VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-          VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
-              VK_ACCESS_TRANSFER_WRITE_BIT);
-  if (!direct_io && !u.inputs.empty()) {
-    std::vector<VkBufferCopy> regions;
-    for (std::size_t i : u.inputs) {
-      const IO& io = inputs[i];
-      if (io.count) regions.push_back({static_cast<VkDeviceSize>(io.staging * 4), static_cast<VkDeviceSize>(io.offset * 4),
-                                       static_cast<VkDeviceSize>(io.count * 4)});
-    }
-    if (!regions.empty())
-      vkCmdCopyBuffer(c, staging_in.buffer, arena.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
-    barrier(VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+  mb.srcAccessMask = src_access;
+  mb.dstAccessMask = dst_access;
+  vkCmdPipelineBarrier(c, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+}  // namespace
+
+bool VulkanExecutor::Impl::has_uploads(const Unit& u) const {
+  if (direct_io) return false;
+  for (std::size_t i : u.inputs)
+    if (inputs[i].count) return true;
+  return false;
+}
+
+bool VulkanExecutor::Impl::has_downloads(const Unit& u) const {
+  if (direct_io) return false;
+  for (std::size_t j : u.outputs)
+    if (outputs[j].count && outputs[j].offset >= 0) return true;
+  return false;
+}
+
+void VulkanExecutor::Impl::record_uploads(VkCommandBuffer c, const Unit& u) {
+  std::vector<VkBufferCopy> regions;
+  for (std::size_t i : u.inputs) {
+    const IO& io = inputs[i];
+    if (io.count) regions.push_back({static_cast<VkDeviceSize>(io.staging * 4), static_cast<VkDeviceSize>(io.offset * 4),
+                                     static_cast<VkDeviceSize>(io.count * 4)});
   }
+  if (!regions.empty())
+    vkCmdCopyBuffer(c, staging_in.buffer, arena.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
+  memory_barrier(c, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
+}
+
+void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps) {
+  // Earlier submissions (earlier units, the previous run, uploads) wrote and
+  // read the arena: order this unit's work after theirs.
+  memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                 VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                     VK_ACCESS_TRANSFER_WRITE_BIT);
   VkPipeline bound = VK_NULL_HANDLE;
   std::size_t bound_block = SIZE_MAX;
   for (std::size_t i = u.first_dispatch; i < u.end_dispatch; ++i) {
     const Dispatch& d = dispatches[i];
     if (d.barrier_before)
-      barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-              VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+      memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     if (d.pipeline != bound) {
       vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline);
       bound = d.pipeline;
@@ -276,28 +304,24 @@ void VulkanExecutor::Impl::record_unit(VkCommandBuffer c, const Unit& u, VkQuery
     if (timestamps)
       vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, timestamps, static_cast<std::uint32_t>(i + 1));
   }
-  bool copies = false;
-  if (!direct_io) {
-    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
-            VK_ACCESS_TRANSFER_READ_BIT);
-    std::vector<VkBufferCopy> regions;
-    for (std::size_t j : u.outputs) {
-      const IO& io = outputs[j];
-      if (io.count && io.offset >= 0)
-        regions.push_back({static_cast<VkDeviceSize>(io.offset * 4), static_cast<VkDeviceSize>(io.staging * 4),
-                           static_cast<VkDeviceSize>(io.count * 4)});
-    }
-    if (!regions.empty()) {
-      vkCmdCopyBuffer(c, arena.buffer, staging_out.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
-      copies = true;
-    }
+  // Before the downloads (a copy) or, with mapped I/O, the host's reads.
+  memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                 VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                 VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_HOST_READ_BIT);
+}
+
+void VulkanExecutor::Impl::record_downloads(VkCommandBuffer c, const Unit& u) {
+  std::vector<VkBufferCopy> regions;
+  for (std::size_t j : u.outputs) {
+    const IO& io = outputs[j];
+    if (io.count && io.offset >= 0)
+      regions.push_back({static_cast<VkDeviceSize>(io.offset * 4), static_cast<VkDeviceSize>(io.staging * 4),
+                         static_cast<VkDeviceSize>(io.count * 4)});
   }
-  if (copies)
-    barrier(VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
-            VK_ACCESS_HOST_READ_BIT);
-  else
-    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
-            VK_ACCESS_HOST_READ_BIT);
+  if (!regions.empty())
+    vkCmdCopyBuffer(c, arena.buffer, staging_out.buffer, static_cast<std::uint32_t>(regions.size()), regions.data());
+  memory_barrier(c, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+                 VK_ACCESS_HOST_READ_BIT);
 }
 
 VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> unit_of)
@@ -660,25 +684,57 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   load_.shaders = static_cast<std::int64_t>(m.pipelines.size());
   stats_.dispatches = static_cast<std::int64_t>(m.dispatches.size());
 
-  // ---- the command buffer, recorded once
-  VkCommandPoolCreateInfo cp{};
-  cp.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
-  cp.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-  cp.queueFamilyIndex = ctx.queue_family();
-  check(vkCreateCommandPool(dev, &cp, nullptr, &m.pool), "vkCreateCommandPool");
-  VkCommandBufferAllocateInfo ca{};
-  ca.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
-  ca.commandPool = m.pool;
-  ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-  ca.commandBufferCount = static_cast<std::uint32_t>(m.units.size());
-  std::vector<VkCommandBuffer> cmds(m.units.size());
-  check(vkAllocateCommandBuffers(dev, &ca, cmds.data()), "vkAllocateCommandBuffers");
+  // ---- each unit's command buffers, recorded once
+  auto make_pool = [&](Queue q) {
+    VkCommandPoolCreateInfo cp{};
+    cp.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+    cp.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    cp.queueFamilyIndex = ctx.queue_family(q);
+    VkCommandPool pool;
+    check(vkCreateCommandPool(dev, &cp, nullptr, &pool), "vkCreateCommandPool");
+    return pool;
+  };
+  m.pool = make_pool(Queue::compute);
+  m.transfer_pool = make_pool(Queue::transfer);
+  auto command_buffer = [&](VkCommandPool pool) {
+    VkCommandBufferAllocateInfo ca{};
+    ca.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+    ca.commandPool = pool;
+    ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ca.commandBufferCount = 1;
+    VkCommandBuffer c;
+    check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
+    begin(c);
+    return c;
+  };
+  auto semaphore = [&] {
+    VkSemaphoreCreateInfo si{};
+    si.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO;
+    VkSemaphore sem;
+    check(vkCreateSemaphore(dev, &si, nullptr, &sem), "vkCreateSemaphore");
+    return sem;
+  };
   VkFenceCreateInfo fi{};
   fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
-  for (std::size_t u = 0; u < m.units.size(); ++u) {
-    m.units[u].cmd = cmds[u];
-    check(vkCreateFence(dev, &fi, nullptr, &m.units[u].fence), "vkCreateFence");
-    m.record(m.units[u].cmd, u, u + 1, VK_NULL_HANDLE);
+  for (std::size_t i = 0; i < m.units.size(); ++i) {
+    Impl::Unit& u = m.units[i];
+    check(vkCreateFence(dev, &fi, nullptr, &u.fence), "vkCreateFence");
+    if (m.has_uploads(u)) {
+      u.upload_cmd = command_buffer(m.transfer_pool);
+      m.record_uploads(u.upload_cmd, u);
+      check(vkEndCommandBuffer(u.upload_cmd), "vkEndCommandBuffer");
+      u.uploaded = semaphore();
+    }
+    u.cmd = command_buffer(m.pool);
+    m.record_dispatches(u.cmd, u, VK_NULL_HANDLE);
+    check(vkEndCommandBuffer(u.cmd), "vkEndCommandBuffer");
+    if (m.has_downloads(u)) {
+      u.download_cmd = command_buffer(m.transfer_pool);
+      m.record_downloads(u.download_cmd, u);
+      check(vkEndCommandBuffer(u.download_cmd), "vkEndCommandBuffer");
+      u.computed = semaphore();
+      if (i + 1 < m.units.size()) u.downloaded = semaphore();
+    }
   }
 
   // ---- warm-up: drivers like lavapipe compile each pipeline at first dispatch
@@ -689,7 +745,11 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   } else {
     std::memset(m.staging_in.mapped, 0, m.staging_in.size);
   }
-  for (Impl::Unit& u : m.units) ctx.submit_and_wait(u.cmd, u.fence);
+  for (std::size_t u = 0; u < m.units.size(); ++u) {
+    m.submit_unit(u);
+    m.units[u].in_flight = false;
+    ctx.wait_and_reset(m.units[u].fence);
+  }
   load_.warmup_ms = ms_since(t0);
   ctx.save_pipeline_cache();
 }
@@ -723,7 +783,19 @@ void VulkanExecutor::Impl::upload_unit(std::size_t index, std::span<const float*
 void VulkanExecutor::Impl::submit_unit(std::size_t index) {
   Unit& u = units[index];
   if (u.in_flight) throw Error(ErrorKind::Internal, "VulkanExecutor: unit submitted while it is in flight");
-  ctx->submit(u.cmd, u.fence);
+  // Units are submitted in order (one run after another), so the previous
+  // unit's downloads are the last use of arena ranges this one may reuse.
+  std::vector<VkSemaphore> waits;
+  if (u.upload_cmd) {
+    ctx->submit(Queue::transfer, u.upload_cmd, {}, u.uploaded, VK_NULL_HANDLE);
+    waits.push_back(u.uploaded);
+  }
+  if (index > 0 && units[index - 1].downloaded) waits.push_back(units[index - 1].downloaded);
+  ctx->submit(Queue::compute, u.cmd, waits, u.computed, u.download_cmd ? VK_NULL_HANDLE : u.fence);
+  if (u.download_cmd) {
+    const VkSemaphore computed[] = {u.computed};
+    ctx->submit(Queue::transfer, u.download_cmd, computed, u.downloaded, u.fence);
+  }
   u.in_flight = true;
 }
 
@@ -796,8 +868,11 @@ void VulkanExecutor::finish_unit(int unit, std::span<float* const> outputs) {
 }
 
 std::string VulkanExecutor::description() const {
+  const std::string io = impl_->direct_io                         ? "mapped I/O"
+                         : impl_->ctx->separate_transfer_queue() ? "staged I/O on a transfer queue"
+                                                                 : "staged I/O";
   return "gpu: " + impl_->ctx->name() + ", " + std::to_string(stats_.dispatches) + " dispatches, " +
-         std::to_string(load_.shaders) + " shaders";
+         std::to_string(load_.shaders) + " shaders, " + io;
 }
 
 std::vector<KernelInfo> VulkanExecutor::kernels() const {
@@ -830,7 +905,17 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
   ca.commandBufferCount = 1;
   VkCommandBuffer c;
   check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
-  m.record(c, 0, m.units.size(), qp);
+  // Every unit in one command buffer on the compute queue (which can copy
+  // too), timed after each dispatch.
+  begin(c);
+  vkCmdResetQueryPool(c, qp, 0, count);
+  vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, qp, 0);
+  for (const Impl::Unit& u : m.units) {
+    if (m.has_uploads(u)) m.record_uploads(c, u);
+    m.record_dispatches(c, u, qp);
+    if (m.has_downloads(u)) m.record_downloads(c, u);
+  }
+  check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
   const double period_ms = static_cast<double>(m.ctx->properties().limits.timestampPeriod) * 1e-6;
   std::vector<std::vector<double>> samples(out.size());
   for (int it = 0; it < std::max(1, iterations); ++it) {

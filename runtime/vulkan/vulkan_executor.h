@@ -4,9 +4,13 @@
 // Load: lower the graph to fused kernels (codegen/spirv), compile each
 // distinct shader once, plan the activation arena (liveness-based offsets;
 // concat inputs and reshapes alias into it), upload the packed weights once,
-// record one command buffer (input copies, dispatches with barriers, output
-// copies) and run it once to warm up (lavapipe compiles at first dispatch).
-// Run: copy inputs in, submit, wait on a fence, copy outputs out.
+// record each dispatch unit's command buffers once — its input copies
+// (staging → arena) on the transfer queue, its dispatches with barriers on
+// the compute queue, its output copies on the transfer queue, chained by
+// semaphores; with mapped I/O only the dispatches — and run them once to
+// warm up (lavapipe compiles at first dispatch).
+// Run: copy inputs into staging (or the mapped arena), submit, wait on the
+// unit's fence, copy outputs out.
 //
 // Environment: VKFUSE_VALIDATION=1 (Khronos validation layer, errors
 // counted; =sync adds synchronization validation), VKFUSE_DEVICE_LIMITS
