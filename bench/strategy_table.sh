@@ -3,14 +3,14 @@
 # model, as a Markdown table: the planner's claim ("fused never loses") checked
 # on this machine. Usage: bench/strategy_table.sh [MODEL] [ITERS] [VKFUSE]
 # Environment: STRATEGIES, LINKS (space-separated) override the defaults
-# "cpu gpu naive fused fuse-all per-op" and "measured local edge" (a shorter
+# "cpu gpu naive fused passes fuse-all per-op" and "measured local edge" (a shorter
 # table, e.g. for tools/gpu-check.sh's quick pass).
 set -euo pipefail
 model=${1:-resnet18}
 iters=${2:-5}
 vkfuse=${3:-./build/cli/vkfuse}
 read -r -a links <<< "${LINKS:-measured local edge}"
-read -r -a strategies <<< "${STRATEGIES:-cpu gpu naive fused fuse-all per-op}"
+read -r -a strategies <<< "${STRATEGIES:-cpu gpu naive fused passes fuse-all per-op}"
 py=${PYTHON:-python3}
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT

@@ -65,6 +65,10 @@ struct Plan {
   std::string model;
   std::string strategy;
   std::string note;                         // how the strategy decided (e.g. which candidate won)
+  // The plan that won: the strategy itself, or for `fused` one of its
+  // candidates ("passes", "cpu", "gpu", "per-op", "naive"), "<candidate>,
+  // refined" or "restart at <node>".
+  std::string candidate;
   double k = 1;                             // the offloading-ratio knob the plan was made with
   std::string host_profile, accel_profile;  // profile names
   bool shares_host_cores = false;           // accelerator runs on the host's cores

@@ -79,6 +79,7 @@ std::string plan_to_text(const Plan& plan) {
     << (plan.shares_host_cores ? "  [runs on the host's cores: its compute takes turns with host ops]" : "") << "\n";
   o << "link        " << plan.link.describe() << "\n";
   if (!plan.note.empty()) o << "decision    " << plan.note << "\n";
+  if (!plan.candidate.empty() && plan.candidate != plan.strategy) o << "chosen      " << plan.candidate << "\n";
 
   std::size_t name_w = 4, op_w = 2;
   for (const PlanNode& n : plan.nodes) {
@@ -135,6 +136,7 @@ std::string plan_to_json(const Plan& plan) {
   j["strategy"] = plan.strategy;
   j["k"] = plan.k;
   j["note"] = plan.note;
+  j["candidate"] = plan.candidate;
   j["predicted_only"] = plan.predicted_only;
   j["host_profile"] = plan.host_profile;
   j["accel_profile"] = plan.accel_profile;

@@ -7,10 +7,11 @@
 //                         link_from_spec("edge"), options);
 //   std::cout << plan_to_text(plan);
 //
-// Strategies (strategies.cpp): cpu, gpu, naive, fused (default), fuse-all,
-// per-op. `fused` runs the three passes, one file each, and keeps the passes'
-// plan unless the schedule simulation predicts another candidate (cpu, gpu,
-// per-op, naive, or a refined restart) to be faster:
+// Strategies (strategies.cpp): cpu, gpu, naive, fused (default), passes,
+// fuse-all, per-op. `passes` runs the three passes alone, one file each;
+// `fused` keeps their plan unless the schedule simulation predicts another
+// candidate (cpu, gpu, per-op, naive, or a refined restart) to be faster
+// (Plan::candidate says which won):
 //   1. find_anchors      (anchors.cpp)        ops whose offload benefit is large
 //   2. develop_clusters  (clusters.cpp)       grow clusters along producer/consumer
 //                                             edges while net benefit improves;
@@ -48,7 +49,7 @@ struct PlanOptions {
   bool devices_present = false;
 };
 
-std::vector<std::string> strategy_names();  // cpu, gpu, naive, fused, fuse-all, per-op
+std::vector<std::string> strategy_names();  // cpu, gpu, naive, fused, passes, fuse-all, per-op
 
 // Throws Error(InvalidArgument) for an unknown strategy or k < 0, and
 // Error(InvalidArgument) for an unsorted or unshaped graph.

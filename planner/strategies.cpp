@@ -14,8 +14,13 @@
 //             fused never predicts worse than the plan a user would have picked
 //             by hand, and on random DAGs of up to 12 ops stays within 5% of an
 //             exhaustive search (tests/planner/test_planner_strategies.cpp).
-//   fuse-all  clusters without cost selection: maximal acyclic clusters of the
-//             supported ops (the same as gpu)
+//   passes    the thesis' algorithm alone: pass 1 → 2 → 3, no other candidate
+//             and no search (the ablation's "selective fusion")
+//   fuse-all  clusters without cost selection: every maximal acyclic cluster
+//             of supported ops that holds an anchor (an op that computes
+//             faster on the accelerator) is offloaded whole, whether or not it
+//             pays for its transfers; clusters with no anchor stay on the
+//             host. gpu offloads them too. (The ablation's "fuse everything".)
 //   per-op    cost-aware placement without clustering: an op goes to the
 //             accelerator, alone in its unit, when t_accel + k × its own
 //             transfers < t_host
@@ -75,7 +80,20 @@ int unsupported_count(const std::vector<char>& supported) {
 
 }  // namespace
 
-std::vector<std::string> strategy_names() { return {"cpu", "gpu", "naive", "fused", "fuse-all", "per-op"}; }
+Partition fuse_all(const CostModel& cm, const std::vector<char>& supported, const std::vector<Anchor>& anchors) {
+  Partition p = maximal_clusters(cm, supported);
+  std::vector<char> keep(p.size(), 0);  // by cluster id (a member's node index)
+  for (const Anchor& a : anchors)
+    if (const int c = p[static_cast<std::size_t>(a.node)]; c >= 0) keep[static_cast<std::size_t>(c)] = 1;
+  // Dissolving whole clusters of an acyclic partition keeps it acyclic.
+  for (int& c : p)
+    if (c >= 0 && !keep[static_cast<std::size_t>(c)]) c = -1;
+  return p;
+}
+
+std::vector<std::string> strategy_names() {
+  return {"cpu", "gpu", "naive", "fused", "passes", "fuse-all", "per-op"};
+}
 
 Plan make_plan(const graph::Graph& g, const DeviceProfile& host, const DeviceProfile& accel, const LinkProfile& link,
                const PlanOptions& options) {
@@ -90,16 +108,26 @@ Plan make_plan(const CostModel& cm, const PlanOptions& options) {
   const std::vector<char> supported = supported_mask(cm, options.accel_supports);
   const std::string& s = options.strategy;
   Partition p;
-  std::string note;
+  std::string note, candidate = s;
   const int unsupported = unsupported_count(supported);
   const std::string unsupported_note =
       unsupported ? std::to_string(unsupported) + " op(s) the accelerator does not run stay on the host" : "";
 
   if (s == "cpu") {
     p = all_host(cm);
-  } else if (s == "gpu" || s == "fuse-all") {
+  } else if (s == "gpu") {
     p = maximal_clusters(cm, supported);
     note = unsupported_note;
+  } else if (s == "fuse-all") {
+    const std::vector<Anchor> anchors = find_anchors(cm, supported, k);
+    p = fuse_all(cm, supported, anchors);
+    note = std::to_string(anchors.size()) + " anchors; every cluster holding one offloaded whole";
+    if (unsupported) note += "; " + unsupported_note;
+  } else if (s == "passes") {
+    const std::vector<Anchor> anchors = find_anchors(cm, supported, k);
+    p = develop_clusters(cm, anchors, supported, k);
+    note = std::to_string(anchors.size()) + " anchors; passes 1-3 alone";
+    if (unsupported) note += "; " + unsupported_note;
   } else if (s == "naive") {
     p = each_alone(cm, supported);
     note = unsupported_note;
@@ -172,10 +200,13 @@ Plan make_plan(const CostModel& cm, const PlanOptions& options) {
         restart_from = cm.graph().nodes[static_cast<std::size_t>(seed)].name;
       }
     }
+    candidate = cands[best].name;
     if (refined_from) {
       note += std::string(", then refined from ") + refined_from;
       if (!restart_from.empty()) note += " at " + restart_from;
       note += " to " + ms(best_cost);
+      candidate = std::string(refined_from) == "a restart" ? "restart at " + restart_from
+                                                            : std::string(refined_from) + ", refined";
     }
     if (unsupported) note += "; " + unsupported_note;
   } else {
@@ -187,6 +218,7 @@ Plan make_plan(const CostModel& cm, const PlanOptions& options) {
   // nothing in device memory between them.
   Plan plan = encapsulate(cm, p, s, k, options.devices_present, s == "naive");
   plan.note = note;
+  plan.candidate = candidate;
   return plan;
 }
 

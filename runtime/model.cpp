@@ -108,7 +108,7 @@ void check_strategy(const std::string& s) {
   if (std::find(avail.begin(), avail.end(), s) != avail.end()) return;
   std::string list;
   for (auto& a : avail) list += (list.empty() ? "" : ", ") + a;
-  static const std::vector<std::string> planned = {"cpu", "gpu", "naive", "fused", "fuse-all", "per-op"};
+  const std::vector<std::string> planned = planner::strategy_names();
   if (std::find(planned.begin(), planned.end(), s) != planned.end())
     throw Error(ErrorKind::InvalidArgument,
                 "strategy '" + s + "' is not implemented in this build yet; available: " + list);

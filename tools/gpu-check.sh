@@ -63,7 +63,7 @@ else
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18 inception_v3}"
   iters=20 warmup=3 bench_iters=20 table_iters=5
   pred_strategies="cpu gpu naive fused" pred_links="measured edge"
-  strat_strategies="cpu gpu naive fused fuse-all per-op" strat_links="measured local edge"
+  strat_strategies="cpu gpu naive fused passes fuse-all per-op" strat_links="measured local edge"
 fi
 # Calibrated profiles and the pipeline cache for this check alone (a fresh
 # calibration on this machine, not one carried from elsewhere); the tests get

@@ -130,7 +130,7 @@ struct RunTimings {
 
 // How to plan a model across host and accelerator (see `vkfuse plan`).
 struct PlanOptions {
-  std::string strategy = "fused";  // cpu, gpu, naive, fused, fuse-all, per-op
+  std::string strategy = "fused";  // cpu, gpu, naive, fused, passes, fuse-all, per-op
   // The host–accelerator link: "measured" (the real one), a preset ("local",
   // "edge") or "bw=<MB/s>,lat=<us>".
   std::string link = "measured";

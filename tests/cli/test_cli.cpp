@@ -455,5 +455,5 @@ TEST_F(CliTest, PlanWhatIfAgainstAFasterAcceleratorProfile) {
   EXPECT_NE(r.out.find(" accel "), std::string::npos) << r.out;
   Result t = vkfuse("plan resnet18 --table --profile " + path("fast.json"));
   ASSERT_EQ(t.exit_code, 0) << t.err;
-  for (auto s : {"cpu", "gpu", "naive", "fused", "fuse-all", "per-op"}) EXPECT_NE(t.out.find(s), std::string::npos) << s;
+  for (auto s : {"cpu", "gpu", "naive", "fused", "passes", "fuse-all", "per-op"}) EXPECT_NE(t.out.find(s), std::string::npos) << s;
 }

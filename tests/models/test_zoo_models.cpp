@@ -325,7 +325,7 @@ TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
   opts.calibrate = false;
   opts.link = "local";
   auto model = vkfuse::Model::load(path(".onnx").string(), opts);
-  for (const char* strategy : {"gpu", "naive", "fused", "fuse-all", "per-op"}) {
+  for (const char* strategy : {"gpu", "naive", "fused", "passes", "fuse-all", "per-op"}) {
     SCOPED_TRACE(strategy);
     try {
       vkfuse::PlanOptions po;

@@ -138,14 +138,51 @@ TEST(Fused, DiamondWithUnsupportedBranchHasNoCycle) {
     EXPECT_FALSE(conv0.unit >= 0 && conv0.unit == add.unit) << s << "\n" << plan_to_text(p);
     EXPECT_EQ(p.nodes[static_cast<std::size_t>(node_index(g, "maxpool"))].placement, Placement::host) << s;
   }
-  // fuse-all: maximal acyclic clusters: U0 = conv0, conv1; maxpool on the host; U1 = add.
-  Plan all = plan_for(g, testing::fast_accel(), testing::fast_link(), "fuse-all", 1.0, no_pool);
+  // gpu: maximal acyclic clusters: U0 = conv0, conv1; maxpool on the host; U1 = add.
+  Plan all = plan_for(g, testing::fast_accel(), testing::fast_link(), "gpu", 1.0, no_pool);
   ASSERT_EQ(all.units.size(), 2u) << plan_to_text(all);
   EXPECT_EQ(unit_names(all, 0), (Names{"conv0", "conv1"}));
   EXPECT_EQ(unit_names(all, 1), (Names{"add"}));
   // conv1 passes from U0 to U1 in device memory; only the host's maxpool reads go down and up.
   EXPECT_EQ(transfer_names(all.units[0].downloads), (Names{"conv0"}));
   EXPECT_EQ(transfer_names(all.units[1].uploads), (Names{"maxpool"}));
+}
+
+// The ablation's strategies differ where the thesis says they should:
+// gpu offloads every supported op; fuse-all every cluster that holds an
+// anchor, whole, without cost selection; passes (and fused) only what pays.
+TEST(Strategies, FuseAllOffloadsClustersWithAnAnchorOnly) {
+  // input → conv0 → maxpool (host only) → relu → output
+  GraphBuilder b("two_regions");
+  auto x = b.input("input", {1, 16, 32, 32});
+  auto c0 = b.conv("conv0", x, 16);
+  auto mp = b.maxpool("maxpool", c0, 8, 8, 0);
+  auto y = b.relu("relu", mp);
+  graph::Graph g = b.finish({y});
+  auto no_pool = [](const graph::Graph&, const graph::Node& n) { return n.op_type != "MaxPool"; };
+  const auto at = [&](const Plan& p, const char* name) {
+    return p.nodes[static_cast<std::size_t>(node_index(g, name))].placement;
+  };
+  // A relu of 256 elements gains nothing on the accelerator (its launch
+  // alone costs more): no anchor; conv0 is one.
+  const Plan gpu = plan_for(g, testing::fast_accel(), testing::fast_link(), "gpu", 1.0, no_pool);
+  EXPECT_EQ(at(gpu, "conv0"), Placement::accel);
+  EXPECT_EQ(at(gpu, "relu"), Placement::accel);
+  const Plan all = plan_for(g, testing::fast_accel(), testing::fast_link(), "fuse-all", 1.0, no_pool);
+  EXPECT_EQ(at(all, "conv0"), Placement::accel) << plan_to_text(all);
+  EXPECT_EQ(at(all, "relu"), Placement::host) << plan_to_text(all);
+  EXPECT_EQ(all.candidate, "fuse-all");
+  // Behind a slow link conv0 no longer pays for its transfers: the passes
+  // keep it on the host, fuse-all still offloads its cluster.
+  const Plan passes = plan_for(g, testing::fast_accel(), testing::slow_link(), "passes", 1.0, no_pool);
+  EXPECT_EQ(passes.accel_node_count(), 0) << plan_to_text(passes);
+  EXPECT_EQ(passes.candidate, "passes");
+  const Plan all_slow = plan_for(g, testing::fast_accel(), testing::slow_link(), "fuse-all", 1.0, no_pool);
+  EXPECT_EQ(at(all_slow, "conv0"), Placement::accel) << plan_to_text(all_slow);
+  const Plan fused = plan_for(g, testing::fast_accel(), testing::slow_link(), "fused", 1.0, no_pool);
+  EXPECT_FALSE(fused.candidate.empty());
+  EXPECT_NE(fused.note.find("chose " + fused.candidate.substr(0, fused.candidate.find(','))), std::string::npos)
+      << fused.note << " / " << fused.candidate;
 }
 
 TEST(Clusters, IsAcyclicRejectsAPathThroughAHostOp) {

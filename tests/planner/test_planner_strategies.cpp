@@ -181,7 +181,7 @@ TEST(RandomDags, FusedIsNeverWorseThanTheOthersAndNearTheExhaustiveBest) {
       ASSERT_NO_THROW(check_plan(make_plan(cm, o), g)) << "trial " << trial << " k " << k;
     }
     const double fused = plans.at("fused").predicted_ms;
-    for (const char* other : {"cpu", "gpu", "naive", "per-op", "fuse-all"})
+    for (const char* other : {"cpu", "gpu", "naive", "per-op", "passes", "fuse-all"})
       EXPECT_LE(fused, plans.at(other).predicted_ms * (1 + 1e-9) + 1e-12)
           << "trial " << trial << ": fused vs " << other << " (" << sc.describe << ")\n"
           << plan_to_text(plans.at("fused")) << plan_to_text(plans.at(other));
@@ -284,7 +284,7 @@ void plan_zoo_model(const std::string& model) {
           EXPECT_TRUE(p.units.empty()) << plan_to_text(p);
         }
       }
-      for (const char* other : {"cpu", "gpu", "naive", "per-op", "fuse-all"})
+      for (const char* other : {"cpu", "gpu", "naive", "per-op", "passes", "fuse-all"})
         EXPECT_LE(ms["fused"], ms[other] * (1 + 1e-9)) << model << " " << link_name << " vs " << other;
       std::printf("%s\n", row.c_str());
     }

@@ -171,7 +171,7 @@ TEST_P(HeteroStrategies, RunsThePlanOnTheRealBackendsMovingThePlannedBytes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPlans, HeteroStrategies,
-                         ::testing::Values("cpu", "gpu", "naive", "fused", "fuse-all", "per-op"),
+                         ::testing::Values("cpu", "gpu", "naive", "fused", "passes", "fuse-all", "per-op"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (auto& c : n)
@@ -227,7 +227,7 @@ TEST(HeteroOverlap, AsynchronousUnitsGiveTheSameAnswer) {
   const g::Graph graph = small_cnn();
   rt::ReferenceExecutor whole(graph, 1);
   const Outputs expected = run(whole);
-  for (const std::string strategy : {"cpu", "gpu", "naive", "fused", "fuse-all", "per-op"}) {
+  for (const std::string strategy : {"cpu", "gpu", "naive", "fused", "passes", "fuse-all", "per-op"}) {
     for (bool shared : {false, true}) {
       const p::Plan plan = plan_for(graph, strategy, shared);
       rt::HeteroExecutor ex(graph, plan, {});
