@@ -9,6 +9,8 @@
 //                               one inference through the public API with that
 //                               strategy and link: latency, the plan's prediction,
 //                               GPU dispatches and bytes up/down per inference
+//   Eval/..., WhatIf/...        the evaluation (--eval=quick|full; see below and
+//                               bench/evaluate.sh)
 //
 // Extra ONNX files: --model=FILE (repeatable). --profile=NAME prints a
 // per-step breakdown of one model and exits (threads: $VKFUSE_BENCH_THREADS,
@@ -129,6 +131,172 @@ void bm_strategy(benchmark::State& state, StrategyCase c) {
   state.counters["MB_up"] = static_cast<double>(t.bytes_uploaded) / 1e6;
   state.counters["MB_down"] = static_cast<double>(t.bytes_downloaded) / 1e6;
   state.SetLabel(model.backend_description());
+}
+
+// ---- the evaluation (bench/evaluate.sh): the thesis' experiments ------------
+//
+//   Eval/<experiment>/<model>/<strategy>/<link>/k:<k>
+//       measured: one inference per iteration through the public API, the
+//       link emulated (the real one for "measured"); counters say what moved
+//       and what the plan predicted.
+//   WhatIf/<profile>/<experiment>/<model>/<strategy>/<link>/k:<k>
+//       PREDICTED ONLY: the plan made against a device profile that is not
+//       present (tools/profiles); the row's time is the prediction.
+// Experiments: bandwidth (the link swept from the measured one down past the
+// edge link, latency with it), k (the offloading ratio at the edge link),
+// ablation (every strategy on the measured and the edge link).
+
+struct EvalCase {
+  std::string experiment, model, strategy, link;
+  double k = 1;
+  std::string accel_profile;  // what-if rows only
+};
+
+std::string k_name(double k) {
+  if (k >= 1e6) return "inf";
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", k);
+  return b;
+}
+
+// The link's bandwidth and latency as counters (the measured link: 0, 0).
+void link_counters(benchmark::State& state, const std::string& link) {
+  double bw = 0, lat = 0;
+  if (link == "edge") {
+    bw = 40, lat = 1000;
+  } else if (link == "local") {
+    bw = 10000, lat = 10;
+  } else if (link.rfind("bw=", 0) == 0) {
+    std::sscanf(link.c_str(), "bw=%lf,lat=%lf", &bw, &lat);
+  }
+  state.counters["link_MBps"] = bw;
+  state.counters["link_lat_us"] = lat;
+}
+
+void plan_counters(benchmark::State& state, const vkfuse::PlanReport& plan) {
+  state.counters["predicted_ms"] = plan.predicted_ms;
+  state.counters["units"] = plan.units;
+  state.counters["kernels"] = plan.kernels;
+  state.counters["host_ops"] = plan.host_ops;
+  state.counters["accel_ops"] = plan.accel_ops;
+  state.counters["transfers"] = plan.transfers;
+  state.counters["plan_MB_up"] = static_cast<double>(plan.bytes_uploaded) / 1e6;
+  state.counters["plan_MB_down"] = static_cast<double>(plan.bytes_downloaded) / 1e6;
+}
+
+vkfuse::Model eval_model(const EvalCase& c, const vkfuse::LoadOptions& opts) {
+  if (c.model.size() > 5 && c.model.substr(c.model.size() - 5) == ".onnx") return vkfuse::Model::load(c.model, opts);
+  return vkfuse::Model::builtin(c.model, opts);
+}
+
+void bm_eval(benchmark::State& state, EvalCase c) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = c.strategy;
+  opts.link = c.link;
+  opts.k = c.k;
+  opts.threads = 2;
+  vkfuse::Model model = eval_model(c, opts);
+  vkfuse::PlanOptions po;
+  po.strategy = c.strategy;
+  po.link = c.link;
+  po.k = c.k;
+  const vkfuse::PlanReport plan = model.plan(po);
+  std::vector<std::vector<float>> in, out;
+  std::vector<vkfuse::InputBuffer> ins;
+  std::vector<vkfuse::OutputBuffer> outs;
+  for (const auto& t : model.inputs()) in.emplace_back(static_cast<std::size_t>(t.element_count()), 0.5f);
+  for (const auto& t : model.outputs()) out.emplace_back(static_cast<std::size_t>(t.element_count()));
+  for (std::size_t i = 0; i < in.size(); ++i) ins.push_back({model.inputs()[i].name, in[i]});
+  for (std::size_t i = 0; i < out.size(); ++i) outs.push_back({model.outputs()[i].name, out[i]});
+  for (int i = 0; i < 2; ++i) model.run(ins, outs);  // warm-up
+  for (auto _ : state) {
+    model.run(ins, outs);
+    benchmark::DoNotOptimize(out[0].data());
+  }
+  const auto t = model.last_timings();
+  plan_counters(state, plan);
+  link_counters(state, c.link);
+  state.counters["k"] = c.k >= 1e6 ? -1 : c.k;  // -1: infinite
+  state.counters["predicted_only"] = plan.predicted_only ? 1 : 0;
+  state.counters["MB_up"] = static_cast<double>(t.bytes_uploaded) / 1e6;
+  state.counters["MB_down"] = static_cast<double>(t.bytes_downloaded) / 1e6;
+  state.counters["dispatches"] = static_cast<double>(t.dispatches);
+  state.SetLabel("measured; chose " + plan.candidate + "; " + model.backend_description());
+}
+
+void bm_whatif(benchmark::State& state, EvalCase c) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = "reference";  // nothing runs: the model is only planned
+  opts.threads = 1;
+  vkfuse::Model model = eval_model(c, opts);
+  vkfuse::PlanOptions po;
+  po.strategy = c.strategy;
+  po.link = c.link;
+  po.k = c.k;
+  po.accel_profile = c.accel_profile;
+  vkfuse::PlanReport plan;
+  for (auto _ : state) {
+    plan = model.plan(po);
+    state.SetIterationTime(plan.predicted_ms / 1e3);
+  }
+  plan_counters(state, plan);
+  link_counters(state, c.link);
+  state.counters["k"] = c.k >= 1e6 ? -1 : c.k;
+  state.counters["predicted_only"] = 1;
+  state.SetLabel("PREDICTED ONLY (" + c.accel_profile + "); chose " + plan.candidate);
+}
+
+// The grid of `mode` ("quick": ResNet-18, a few points; "full": every model
+// present and the whole sweeps).
+void register_evaluation(const std::string& mode, const std::vector<std::string>& extra_models) {
+  const bool full = mode == "full";
+  std::vector<std::string> models = {"resnet18"};
+  if (full) models.push_back("inception_v3");
+  for (const auto& m : extra_models) models.push_back(m);
+  // From about the measured link (10 GB/s) down past the edge link (40 MB/s),
+  // log-spaced, latency rising as bandwidth falls.
+  const std::vector<std::pair<double, double>> sweep =
+      full ? std::vector<std::pair<double, double>>{{10000, 10}, {4000, 20}, {1600, 50}, {640, 100}, {256, 200},
+                                                    {100, 500}, {40, 1000}, {16, 2000}}
+           : std::vector<std::pair<double, double>>{{4000, 20}, {256, 200}, {40, 1000}};
+  auto bw_link = [](double bw, double lat) {
+    char b[64];
+    std::snprintf(b, sizeof b, "bw=%g,lat=%g", bw, lat);
+    return std::string(b);
+  };
+  const std::vector<std::string> strategies = {"cpu", "gpu", "naive", "fuse-all", "passes", "fused", "per-op"};
+  const std::vector<double> ks = full ? std::vector<double>{0, 0.25, 0.5, 1, 2, 4, 8, 1e9}
+                                      : std::vector<double>{0, 1, 8, 1e9};
+  const std::vector<std::string> whatifs = {"tools/profiles/whatif-2x-accelerator.json",
+                                            "tools/profiles/whatif-10x-accelerator.json"};
+  std::vector<EvalCase> cases;
+  for (const auto& m : models) {
+    for (const auto& s : strategies) {
+      if (s == "per-op" && !full) continue;
+      for (const std::string l : {"measured", "edge"}) cases.push_back({"ablation", m, s, l, 1, ""});
+      if (s == "cpu" || s == "per-op") continue;  // cpu moves nothing; per-op is in the ablation only
+      for (const auto& [bw, lat] : sweep) cases.push_back({"bandwidth", m, s, bw_link(bw, lat), 1, ""});
+    }
+    for (const std::string s : {"passes", "fused"})
+      for (double k : ks) cases.push_back({"k", m, s, "edge", k, ""});
+  }
+  for (const EvalCase& c : cases) {
+    const std::string name = "Eval/" + c.experiment + "/" + c.model + "/" + c.strategy + "/" + c.link + "/k:" + k_name(c.k);
+    // Slow plans (naive over an edge link) take seconds each: quick runs a
+    // fixed 3, full for at least a second (a slow row runs once).
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_eval, c)->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (full) b->MinTime(1.0);
+    else b->Iterations(3);
+  }
+  for (const auto& profile : whatifs) {
+    const std::string tag = profile.find("10x") != std::string::npos ? "10x" : "2x";
+    for (EvalCase c : cases) {
+      c.accel_profile = profile;
+      const std::string name = "WhatIf/" + tag + "/" + c.experiment + "/" + c.model + "/" + c.strategy + "/" + c.link +
+                               "/k:" + k_name(c.k);
+      benchmark::RegisterBenchmark(name.c_str(), bm_whatif, c)->Unit(benchmark::kMillisecond)->Iterations(1)->UseManualTime();
+    }
+  }
 }
 
 struct ConvLayer {
@@ -275,7 +443,8 @@ double core_round_trip_ns() {
 int main(int argc, char** argv) {
   std::vector<std::string> models = {"resnet18", "inception_v3"};
   std::vector<char*> rest;
-  std::string median_model;
+  std::string median_model, eval_mode;
+  std::vector<std::string> extra_models;
   int threads = 2, warmup = 5, reps = 30;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
@@ -287,6 +456,8 @@ int main(int argc, char** argv) {
           "  --median=MODEL         one JSON line: load time and min/median/max latency, then exit\n"
           "    --threads=T --warmup=W --reps=R   (defaults 2, 5, 30)\n"
           "  --core-latency         a cache line's round trip between two threads, then exit\n"
+          "  --eval=quick|full      register the evaluation's Eval/ and WhatIf/ rows (bench/evaluate.sh runs them;\n"
+          "                         --model=FILE adds models to it)\n"
           "MODEL is a zoo name (resnet18, inception_v3, ...) or an ONNX file. Google Benchmark's own flags:\n\n");
       rest.push_back(argv[i]);
       continue;
@@ -311,8 +482,15 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[i] + 7);
       continue;
     }
-    if (std::strncmp(argv[i], "--model=", 8) == 0) {
+    if (std::strncmp(argv[i], "--eval=", 7) == 0) {
+      eval_mode = argv[i] + 7;
+      if (eval_mode != "quick" && eval_mode != "full") {
+        std::fprintf(stderr, "vkfuse_bench: --eval is quick or full, not '%s'\n", eval_mode.c_str());
+        return 2;
+      }
+    } else if (std::strncmp(argv[i], "--model=", 8) == 0) {
       models.emplace_back(argv[i] + 8);
+      extra_models.emplace_back(argv[i] + 8);
     } else if (std::strncmp(argv[i], "--profile=", 10) == 0) {
       const char* t = std::getenv("VKFUSE_BENCH_THREADS");
       print_profile(argv[i] + 10, t ? std::atoi(t) : 2);
@@ -360,6 +538,7 @@ int main(int argc, char** argv) {
             ->Iterations(3)
             ->UseRealTime();
       }
+  if (!eval_mode.empty()) register_evaluation(eval_mode, extra_models);
   for (const auto& l : kLayers)
     benchmark::RegisterBenchmark((std::string("Conv/") + l.name).c_str(), bm_conv, l)
         ->Arg(2)

@@ -180,7 +180,8 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     // the micro-benchmarks; built-in defaults otherwise. Only the cost-aware
     // strategies place ops by cost: the others use cached profiles for their
     // predictions but never make a user wait for a calibration.
-    const bool cost_aware = impl->strategy == "fused" || impl->strategy == "per-op";
+    const bool cost_aware = impl->strategy == "fused" || impl->strategy == "per-op" || impl->strategy == "passes" ||
+                            impl->strategy == "fuse-all";
     const bool can_calibrate = options.calibrate && cost_aware && runtime::host_backend_available() &&
                                runtime::vulkan_backend_available();
     const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, can_calibrate, options.progress);
@@ -299,6 +300,7 @@ PlanReport Model::plan(const PlanOptions& options) const {
 
   PlanReport r;
   r.strategy = plan.strategy;
+  r.candidate = plan.candidate;
   r.link = plan.link.describe();
   r.predicted_ms = plan.predicted_ms;
   r.predicted_only = plan.predicted_only;

@@ -20,6 +20,8 @@ packages=(
   python3 python3-numpy python3-onnx python3-torch python3-torchvision
   # timm (tools/timm-venv.sh): a virtual environment over Debian's torch
   python3-venv
+  # the evaluation's plots (bench/report.py)
+  python3-matplotlib
 )
 
 missing=()

@@ -58,7 +58,7 @@ struct LoadOptions {
   bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
   // Devices without a cached calibration are measured once on first use
   // (under 30 s) when true and the strategy places ops by cost (fused,
-  // per-op); otherwise built-in default profiles are used.
+  // passes, fuse-all, per-op); otherwise built-in default profiles are used.
   bool calibrate = true;
   // Progress lines of long steps (calibration), e.g. to print them.
   std::function<void(const std::string&)> progress;
@@ -144,6 +144,7 @@ struct PlanOptions {
 // profiles are not measured ones of devices present here.
 struct PlanReport {
   std::string strategy;
+  std::string candidate;       // the plan that won (fused: one of its candidates; else the strategy)
   std::string link;            // the link in force, described
   double predicted_ms = 0;
   bool predicted_only = true;
