@@ -280,8 +280,15 @@ void register_evaluation(const std::string& mode, const std::vector<std::string>
     for (const std::string s : {"passes", "fused"})
       for (double k : ks) cases.push_back({"k", m, s, "edge", k, ""});
   }
+  // Rows name a model file by its stem.
+  auto model_name = [](const std::string& m) {
+    if (m.size() <= 5 || m.substr(m.size() - 5) != ".onnx") return m;
+    const std::size_t slash = m.find_last_of('/');
+    return m.substr(slash == std::string::npos ? 0 : slash + 1, m.size() - 5 - (slash == std::string::npos ? 0 : slash + 1));
+  };
   for (const EvalCase& c : cases) {
-    const std::string name = "Eval/" + c.experiment + "/" + c.model + "/" + c.strategy + "/" + c.link + "/k:" + k_name(c.k);
+    const std::string name =
+        "Eval/" + c.experiment + "/" + model_name(c.model) + "/" + c.strategy + "/" + c.link + "/k:" + k_name(c.k);
     // Slow plans (naive over an edge link) take seconds each: quick runs a
     // fixed 3, full for at least a second (a slow row runs once).
     auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_eval, c)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -292,8 +299,8 @@ void register_evaluation(const std::string& mode, const std::vector<std::string>
     const std::string tag = profile.find("10x") != std::string::npos ? "10x" : "2x";
     for (EvalCase c : cases) {
       c.accel_profile = profile;
-      const std::string name = "WhatIf/" + tag + "/" + c.experiment + "/" + c.model + "/" + c.strategy + "/" + c.link +
-                               "/k:" + k_name(c.k);
+      const std::string name = "WhatIf/" + tag + "/" + c.experiment + "/" + model_name(c.model) + "/" + c.strategy +
+                               "/" + c.link + "/k:" + k_name(c.k);
       benchmark::RegisterBenchmark(name.c_str(), bm_whatif, c)->Unit(benchmark::kMillisecond)->Iterations(1)->UseManualTime();
     }
   }
