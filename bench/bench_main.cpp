@@ -189,6 +189,15 @@ vkfuse::Model eval_model(const EvalCase& c, const vkfuse::LoadOptions& opts) {
   return vkfuse::Model::builtin(c.model, opts);
 }
 
+vkfuse::PlanOptions plan_options(const EvalCase& c) {
+  vkfuse::PlanOptions po;
+  po.strategy = c.strategy;
+  po.link = c.link;
+  po.k = c.k;
+  po.accel_profile = c.accel_profile;
+  return po;
+}
+
 void bm_eval(benchmark::State& state, EvalCase c) {
   vkfuse::LoadOptions opts;
   opts.strategy = c.strategy;
@@ -196,11 +205,7 @@ void bm_eval(benchmark::State& state, EvalCase c) {
   opts.k = c.k;
   opts.threads = 2;
   vkfuse::Model model = eval_model(c, opts);
-  vkfuse::PlanOptions po;
-  po.strategy = c.strategy;
-  po.link = c.link;
-  po.k = c.k;
-  const vkfuse::PlanReport plan = model.plan(po);
+  const vkfuse::PlanReport plan = model.plan(plan_options(c));
   std::vector<std::vector<float>> in, out;
   std::vector<vkfuse::InputBuffer> ins;
   std::vector<vkfuse::OutputBuffer> outs;
@@ -229,14 +234,9 @@ void bm_whatif(benchmark::State& state, EvalCase c) {
   opts.strategy = "reference";  // nothing runs: the model is only planned
   opts.threads = 1;
   vkfuse::Model model = eval_model(c, opts);
-  vkfuse::PlanOptions po;
-  po.strategy = c.strategy;
-  po.link = c.link;
-  po.k = c.k;
-  po.accel_profile = c.accel_profile;
   vkfuse::PlanReport plan;
   for (auto _ : state) {
-    plan = model.plan(po);
+    plan = model.plan(plan_options(c));
     state.SetIterationTime(plan.predicted_ms / 1e3);
   }
   plan_counters(state, plan);
