@@ -38,6 +38,7 @@
 
 #include "graph/ops.h"
 #include "graph/passes.h"
+#include "planner/profile.h"
 #include "runtime/host_executor.h"
 
 namespace g = vkfuse::graph;
@@ -159,18 +160,13 @@ std::string k_name(double k) {
   return b;
 }
 
-// The link's bandwidth and latency as counters (the measured link: 0, 0).
+// The link's upload bandwidth and latency as counters, as the planner reads
+// the spec (the measured link: 0, 0).
 void link_counters(benchmark::State& state, const std::string& link) {
-  double bw = 0, lat = 0;
-  if (link == "edge") {
-    bw = 40, lat = 1000;
-  } else if (link == "local") {
-    bw = 10000, lat = 10;
-  } else if (link.rfind("bw=", 0) == 0) {
-    std::sscanf(link.c_str(), "bw=%lf,lat=%lf", &bw, &lat);
-  }
-  state.counters["link_MBps"] = bw;
-  state.counters["link_lat_us"] = lat;
+  const bool measured = link == "measured";
+  const vkfuse::planner::LinkProfile l = measured ? vkfuse::planner::LinkProfile{} : vkfuse::planner::link_from_spec(link);
+  state.counters["link_MBps"] = measured ? 0 : l.h2d_mbps;
+  state.counters["link_lat_us"] = measured ? 0 : l.h2d_latency_us;
 }
 
 void plan_counters(benchmark::State& state, const vkfuse::PlanReport& plan) {

@@ -220,7 +220,6 @@ DeviceProfile default_accelerator_profile(std::string_view device_type) {
   DeviceProfile p;
   p.name = std::string(discrete ? "discrete GPU" : "integrated GPU") + " (default, not measured)";
   p.kind = "vulkan";
-  p.driver = "";
   p.vkfuse_version = VKFUSE_VERSION;
   p.measured = false;
   p.shares_host_cores = false;

@@ -78,8 +78,6 @@ int unsupported_count(const std::vector<char>& supported) {
   return n;
 }
 
-}  // namespace
-
 Partition fuse_all(const CostModel& cm, const std::vector<char>& supported, const std::vector<Anchor>& anchors) {
   Partition p = maximal_clusters(cm, supported);
   std::vector<char> keep(p.size(), 0);  // by cluster id (a member's node index)
@@ -90,6 +88,8 @@ Partition fuse_all(const CostModel& cm, const std::vector<char>& supported, cons
     if (c >= 0 && !keep[static_cast<std::size_t>(c)]) c = -1;
   return p;
 }
+
+}  // namespace
 
 std::vector<std::string> strategy_names() {
   return {"cpu", "gpu", "naive", "fused", "passes", "fuse-all", "per-op"};

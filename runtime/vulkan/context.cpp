@@ -40,6 +40,9 @@ VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBit
 }
 
 std::mutex g_contexts_mutex;
+// Keyed by "device <uuid><settings>" (one context per device) and by
+// "selector <selector><settings>" (the same context, found without
+// enumerating devices again).
 std::map<std::string, std::weak_ptr<Context>> g_contexts;
 
 }  // namespace
@@ -115,32 +118,38 @@ std::string default_cache_dir() {
 }
 
 std::shared_ptr<Context> Context::acquire(const std::string& selector) {
+  const DeviceLimits limits = DeviceLimits::from_env();
+  const std::string settings = std::string(validation_requested() ? "#validation" : "") +
+                               (sync_validation_requested() ? "#sync" : "") + "#" + limits.describe();
+  std::lock_guard<std::mutex> lock(g_contexts_mutex);
+  // A selector seen before needs no device enumeration (an instance of its own).
+  if (auto it = g_contexts.find("selector " + selector + settings); it != g_contexts.end())
+    if (auto ctx = it->second.lock()) return ctx;
   const std::vector<DeviceInfo> devices = list_devices();
   const int chosen = select_device(devices, selector);  // throws for no device or no match
   std::vector<int> candidates{chosen};
   if (selector.empty())
     for (int i : device_preference(devices))
       if (i != chosen) candidates.push_back(i);
-  const DeviceLimits limits = DeviceLimits::from_env();
-  std::lock_guard<std::mutex> lock(g_contexts_mutex);
   for (std::size_t c = 0; c < candidates.size(); ++c) {
     const DeviceInfo& d = devices[static_cast<std::size_t>(candidates[c])];
     // One context per physical device (and validation and limits settings).
-    const std::string key = (d.uuid.empty() ? std::to_string(d.index) : d.uuid) +
-                            (validation_requested() ? "#validation" : "") +
-                            (sync_validation_requested() ? "#sync" : "") + "#" + limits.describe();
-    if (auto it = g_contexts.find(key); it != g_contexts.end())
-      if (auto ctx = it->second.lock()) return ctx;
-    std::shared_ptr<Context> ctx(new Context());
-    ctx->imposed_ = limits;
-    try {
-      ctx->init(d.index);
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::Device || c + 1 == candidates.size()) throw;
-      std::fprintf(stderr, "vkfuse: note: skipping Vulkan device %d (%s): %s\n", d.index, d.name.c_str(), e.what());
-      continue;
+    const std::string key = "device " + (d.uuid.empty() ? std::to_string(d.index) : d.uuid) + settings;
+    std::shared_ptr<Context> ctx;
+    if (auto it = g_contexts.find(key); it != g_contexts.end()) ctx = it->second.lock();
+    if (!ctx) {
+      ctx.reset(new Context());
+      ctx->imposed_ = limits;
+      try {
+        ctx->init(d.index);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::Device || c + 1 == candidates.size()) throw;
+        std::fprintf(stderr, "vkfuse: note: skipping Vulkan device %d (%s): %s\n", d.index, d.name.c_str(), e.what());
+        continue;
+      }
+      g_contexts[key] = ctx;
     }
-    g_contexts[key] = ctx;
+    g_contexts["selector " + selector + settings] = ctx;
     return ctx;
   }
   throw Error(ErrorKind::Device, "no Vulkan device initialises");
@@ -204,11 +213,8 @@ void Context::init(int index) {
   vkEnumeratePhysicalDevices(instance_, &count, devices.data());
   if (index < 0 || static_cast<std::uint32_t>(index) >= count)
     throw Error(ErrorKind::Device, "Vulkan device " + std::to_string(index) + " is gone");
-  const int chosen = index;
-  std::vector<VkPhysicalDeviceProperties> props(count);
-  for (std::uint32_t i = 0; i < count; ++i) vkGetPhysicalDeviceProperties(devices[i], &props[i]);
-  physical_ = devices[static_cast<std::size_t>(chosen)];
-  props_ = props[static_cast<std::size_t>(chosen)];
+  physical_ = devices[static_cast<std::size_t>(index)];
+  vkGetPhysicalDeviceProperties(physical_, &props_);
   name_ = props_.deviceName;
   if (props_.apiVersion < VK_API_VERSION_1_1)
     throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' supports only Vulkan 1.0 (1.1 is needed)");
@@ -472,8 +478,12 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
     alloc.memoryTypeIndex = c.type;
     r = vkAllocateMemory(device_, &alloc, nullptr, &b.memory);
     if (r != VK_SUCCESS) continue;
+    if (c.map && (r = vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped)) != VK_SUCCESS) {
+      vkFreeMemory(device_, b.memory, nullptr);  // unmappable after all: the next choice
+      b.memory = VK_NULL_HANDLE;
+      continue;
+    }
     b.window_bytes = c.window;
-    if (c.map) check(vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped), "vkMapMemory");
     break;
   }
   if (r != VK_SUCCESS) {

@@ -118,7 +118,6 @@ std::vector<DeviceInfo> list_devices() {
   return devices;
 }
 
-
 namespace runtime::vulkan {
 
 namespace {
