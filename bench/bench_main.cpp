@@ -14,9 +14,7 @@
 //
 // Extra ONNX files: --model=FILE (repeatable). --profile=NAME prints a
 // per-step breakdown of one model and exits (threads: $VKFUSE_BENCH_THREADS,
-// default 2). --median=NAME [--threads=T --warmup=W --reps=R] prints one JSON
-// line with the median latency, as bench/compare_ort.sh wants it.
-// --core-latency prints the round trip of a cache line between two threads
+// default 2). --core-latency prints the round trip of a cache line between two threads
 // (about 80 ns on the development VM, 170-450 ns when its two vCPUs sit far
 // apart, when kernels that hand data between the cores run slower).
 #include <benchmark/benchmark.h>
@@ -368,32 +366,6 @@ void bm_conv(benchmark::State& state, ConvLayer l) {
       benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
-// One JSON line: load time, and min/median/max latency over `reps` runs after
-// `warmup` runs.
-void print_median(const std::string& model, int threads, int warmup, int reps) {
-  const auto t0 = std::chrono::steady_clock::now();
-  g::Graph graph = load_graph(model);
-  const auto tg = std::chrono::steady_clock::now();
-  ExecutorOptions opts;
-  opts.threads = threads;
-  HostExecutor exec(graph, opts);
-  const auto t1 = std::chrono::steady_clock::now();
-  Io io(graph);
-  for (int i = 0; i < warmup; ++i) exec.run(io.in_ptrs, io.out_ptrs);
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    const auto a = std::chrono::steady_clock::now();
-    exec.run(io.in_ptrs, io.out_ptrs);
-    const auto b = std::chrono::steady_clock::now();
-    ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  std::printf("{\"model\": \"%s\", \"threads\": %d, \"load_ms\": %.2f, \"executor_build_ms\": %.2f, "
-              "\"min_ms\": %.3f, \"median_ms\": %.3f, \"max_ms\": %.3f}\n",
-              model.c_str(), threads, std::chrono::duration<double, std::milli>(t1 - t0).count(),
-              std::chrono::duration<double, std::milli>(t1 - tg).count(), ms.front(), ms[ms.size() / 2], ms.back());
-}
-
 void print_profile(const std::string& model, int threads) {
   g::Graph graph = load_graph(model);
   ExecutorOptions opts;
@@ -446,9 +418,8 @@ double core_round_trip_ns() {
 int main(int argc, char** argv) {
   std::vector<std::string> models = {"resnet18", "inception_v3"};
   std::vector<char*> rest;
-  std::string median_model, eval_mode;
+  std::string eval_mode;
   std::vector<std::string> extra_models;
-  int threads = 2, warmup = 5, reps = 30;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::printf(
@@ -456,8 +427,6 @@ int main(int argc, char** argv) {
           "  --model=FILE.onnx      also time FILE (repeatable)\n"
           "  --profile=MODEL        per-step times of one model with their kernels, then exit\n"
           "                         (threads: $VKFUSE_BENCH_THREADS, default 2)\n"
-          "  --median=MODEL         one JSON line: load time and min/median/max latency, then exit\n"
-          "    --threads=T --warmup=W --reps=R   (defaults 2, 5, 30)\n"
           "  --core-latency         a cache line's round trip between two threads, then exit\n"
           "  --eval=quick|full      register the evaluation's Eval/ and WhatIf/ rows (bench/evaluate.sh runs them;\n"
           "                         --model=FILE adds models to it)\n"
@@ -468,22 +437,6 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--core-latency") == 0) {
       std::printf("{\"core_round_trip_ns\": %.0f}\n", core_round_trip_ns());
       return 0;
-    }
-    if (std::strncmp(argv[i], "--median=", 9) == 0) {
-      median_model = argv[i] + 9;
-      continue;
-    }
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::atoi(argv[i] + 10);
-      continue;
-    }
-    if (std::strncmp(argv[i], "--warmup=", 9) == 0) {
-      warmup = std::atoi(argv[i] + 9);
-      continue;
-    }
-    if (std::strncmp(argv[i], "--reps=", 7) == 0) {
-      reps = std::atoi(argv[i] + 7);
-      continue;
     }
     if (std::strncmp(argv[i], "--eval=", 7) == 0) {
       eval_mode = argv[i] + 7;
@@ -501,10 +454,6 @@ int main(int argc, char** argv) {
     } else {
       rest.push_back(argv[i]);
     }
-  }
-  if (!median_model.empty()) {
-    print_median(median_model, threads, warmup, std::max(1, reps));
-    return 0;
   }
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());  // --help prints and exits here, before any model loads

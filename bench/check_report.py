@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks an evaluation report (bench/evaluate.sh) against the run it came
 from: every plot it shows exists, and every number in its tables is a
-latency or ratio of that run's rows (eval.json) — so that no number was typed
+latency or ratio of that run's rows (eval.json, and peers.json when the
+run measured the peers) — so that no number was typed
 in or left over from another run. The thesis' published column and the
 machine section are exempt. Exits non-zero naming the first mismatch.
 
@@ -19,6 +20,10 @@ def main():
     with open(os.path.join(out, "eval.json")) as f:
         rows = [b for b in json.load(f)["benchmarks"] if not b.get("error_occurred")]
     times = [b["real_time"] for b in rows]  # the suite reports these rows in ms
+    peers = os.path.join(out, "peers.json")
+    if os.path.exists(peers):
+        with open(peers) as f:
+            times += [r["median_ms"] for r in json.load(f)["rows"] if r.get("median_ms")]
     if not times:
         sys.exit("check_report: eval.json has no rows")
     # Every value a table may show: a row's time, or the ratio of two rows' times.
@@ -53,7 +58,7 @@ def main():
             checked += 1
     if checked == 0:
         sys.exit("check_report: no numbers found in the report's tables")
-    print(f"check_report: {len(plots)} plots present, {checked} table numbers traced to eval.json")
+    print(f"check_report: {len(plots)} plots present, {checked} table numbers traced to the run's JSON")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@
 #             SqueezeNet 1.1, ResNet-50); 8 bandwidth points, 8 values of k
 #   BUILD_DIR a build with vkfuse_bench and the vkfuse CLI (default: build)
 #   OUT_DIR   default bench/results (quick: BUILD_DIR/eval-quick)
+# Peers (bench/peers.py: ONNX Runtime, IREE llvm-cpu and Vulkan, ncnn CPU and
+# Vulkan, installed from PyPI into scratch virtual environments on first use)
+# run on the same models after vkfuse's rows: in full mode always, in quick
+# mode when VKFUSE_EVAL_PEERS=1; VKFUSE_EVAL_PEERS=0 skips them.
 # Needs /usr/bin/python3 with python3-matplotlib (tools/install-deps.sh).
 # Google Benchmark prints one line per row as it finishes (the progress);
 # its JSON is OUT_DIR/eval.json, the report OUT_DIR/report.md.
@@ -46,4 +50,15 @@ fi
 echo "== evaluate ($mode): measured Eval/ rows, then PREDICTED ONLY WhatIf/ rows ==" >&2
 "$bench" --eval="$mode" "${models[@]}" --benchmark_filter='^(Eval|WhatIf)/' \
   --benchmark_out="$out/eval.json" --benchmark_out_format=json
-"$py" bench/report.py "$out/eval.json" "$out" --machine "$out/machine.txt" --mode "$mode"
+peers=${VKFUSE_EVAL_PEERS:-$([[ $mode == full ]] && echo 1 || echo 0)}
+peer_args=()
+if [[ $peers == 1 ]]; then
+  names=(resnet18)
+  [[ $mode == full ]] && names+=(inception_v3 googlenet mobilenet_v2 squeezenet1_1 resnet50)
+  present=()
+  for m in "${names[@]}"; do [[ -f $build/testdata/torchvision/$m.onnx ]] && present+=("$m"); done
+  echo "== evaluate ($mode): vkfuse and its peers on ${present[*]} ==" >&2
+  "$py" bench/peers.py --build "$build" --out "$out" --timeout 90 "${present[@]}"
+  peer_args=(--peers "$out/peers.json")
+fi
+"$py" bench/report.py "$out/eval.json" "$out" --machine "$out/machine.txt" --mode "$mode" "${peer_args[@]}"

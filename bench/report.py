@@ -4,7 +4,10 @@ tables, PNG plots and a Markdown report. Every number in them is read from
 that JSON (and the machine description beside it): nothing is typed in
 except the thesis' own published figures, which are labelled as such.
 
-Usage: report.py EVAL_JSON OUT_DIR [--machine FILE] [--mode quick|full]
+Usage: report.py EVAL_JSON OUT_DIR [--machine FILE] [--mode quick|full] [--peers PEERS_JSON]
+
+PEERS_JSON (bench/peers.py) adds vkfuse against ONNX Runtime, IREE and ncnn,
+measured in the same run, with each output checked against PyTorch's.
 
 Rows named Eval/... are measured here; rows named WhatIf/<profile>/... are
 PREDICTED ONLY (plans against device profiles that are not present) and are
@@ -28,6 +31,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 # offloading on the bandwidth-constrained edge link ("Accelerating On-Device
 # CNN Inference via Fused Operation Offloading", DGIST 2026, section 5.3).
 THESIS = {"resnet18": 7.3, "inception_v3": 9.0}
+# Each peer is compared with the vkfuse engine that uses the same device.
+PEER_BASE = {"ort": "vkfuse-cpu", "iree-cpu": "vkfuse-cpu", "ncnn-cpu": "vkfuse-cpu",
+             "iree-vulkan": "vkfuse-gpu", "ncnn-vulkan": "vkfuse-gpu"}
 STRATEGY_ORDER = ["cpu", "gpu", "naive", "fuse-all", "passes", "fused", "per-op"]
 
 
@@ -177,6 +183,88 @@ def plot_scatter(rows, path):
     plt.close(fig)
 
 
+def plot_peers(rows, path):
+    """Grouped bars per model, one per engine, log scale; a run that timed out is a hatched lower bound."""
+    models = sorted({r["model"] for r in rows})
+    engines = [e for e in ["vkfuse-cpu", "vkfuse-fused", "ort", "iree-cpu", "ncnn-cpu", "vkfuse-gpu", "iree-vulkan",
+                           "ncnn-vulkan"] if any(r["engine"] == e for r in rows)]
+    by = {(r["model"], r["engine"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(models) + 3), 4.8))
+    width = 0.8 / max(1, len(engines))
+    for i, e in enumerate(engines):
+        color = f"C{i}"
+        for j, m in enumerate(models):
+            r = by.get((m, e))
+            if not r:
+                continue
+            x = j + i * width
+            if r.get("median_ms"):
+                ax.bar(x, r["median_ms"], width, color=color)
+            elif r.get("lower_bound_ms"):
+                ax.bar(x, r["lower_bound_ms"], width, color="white", edgecolor=color, hatch="//")
+                ax.text(x, r["lower_bound_ms"], ">", ha="center", va="bottom", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(engines))]
+    ax.legend(handles, engines, fontsize=7, ncol=2)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(models))])
+    ax.set_xticklabels(models, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("latency per inference, ms (median)")
+    ax.set_title("vkfuse and its peers, measured in the same run (hatched: no result within the timeout)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def peer_lines(peers, fmt_ms):
+    """The report's peers section: one row per (model, engine), the vkfuse/peer ratio on the same device."""
+    rows = peers["rows"]
+    by = {(r["model"], r["engine"]): r for r in rows}
+    L = ["## vkfuse and its peers (measured in the same run)", ""]
+    xc = peers.get("core_round_trip_ns") or []
+    L.append(f"`bench/peers.py`, {peers['date']}: the same ONNX file, input and {peers['threads']} host threads for "
+             f"every engine; {peers['rounds']} interleaved round{'s' if peers['rounds'] != 1 else ''} of {peers['warmup']} warm-up and up to "
+             f"{peers['reps']} timed runs (fewer once {peers['budget_s']:.0f} s are spent), the median of the rounds' "
+             f"medians; a run that did not finish within {peers['timeout_s']:.0f} s is shown as a lower bound. "
+             "Error: the largest absolute difference from PyTorch's output over its largest magnitude; top-1: the "
+             "same class as PyTorch." + (f" Cache-line round trip between the cores before each round: "
+                                         f"{', '.join(f'{x:.0f}' for x in xc)} ns." if xc else ""))
+    L.append("")
+    L.append("| model | engine | median ms | vkfuse / engine | against | error | top-1 | device |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        base = by.get((r["model"], PEER_BASE.get(r["engine"], "")))
+        ratio, against = "—", "—"
+        if base and base.get("median_ms"):
+            against = base["engine"]
+            if r.get("median_ms"):
+                ratio = f"{base['median_ms'] / r['median_ms']:.3f}x"
+            elif r.get("lower_bound_ms"):
+                ratio = f"< {base['median_ms'] / r['lower_bound_ms']:.5f}x"
+        ms = fmt_ms(r["median_ms"]) if r.get("median_ms") else (
+            f"> {r['lower_bound_ms']:.0f}" if r.get("lower_bound_ms") else "—")
+        err = f"{r['rel_err']:.1e}" if r.get("rel_err") is not None else "—"
+        top1 = {True: "yes", False: "**no**", None: "—"}[r.get("top1")]
+        where = r["device"] if r["status"] == "ok" else r["status"].replace("|", "/")
+        L.append(f"| {r['model']} | {r['engine']} | {ms} | {ratio} | {against} | {err} | {top1} | {where} |")
+    L.append("")
+    for model in ("resnet18", "inception_v3"):
+        cpu, gpu = by.get((model, "vkfuse-cpu")), by.get((model, "vkfuse-gpu"))
+        icpu, igpu = by.get((model, "iree-cpu")), by.get((model, "iree-vulkan"))
+        parts = []
+        if cpu and icpu and cpu.get("median_ms") and icpu.get("median_ms"):
+            x = cpu["median_ms"] / icpu["median_ms"]
+            parts.append(f"host path {x:.3f}x IREE llvm-cpu's latency ({'ahead' if x < 1 else 'behind'})")
+        if gpu and igpu and gpu.get("median_ms") and (igpu.get("median_ms") or igpu.get("lower_bound_ms")):
+            x = gpu["median_ms"] / (igpu.get("median_ms") or igpu["lower_bound_ms"])
+            bound = "" if igpu.get("median_ms") else "under "
+            parts.append(f"Vulkan path {bound}{x:.5f}x IREE Vulkan's ({'ahead' if x < 1 else 'behind'})")
+        if parts:
+            L.append(f"- {model}: " + "; ".join(parts) + ".")
+    L.append("")
+    return L
+
+
 def fmt(x, digits=1):
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -187,6 +275,7 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--machine", help="a text file describing the machine, device, driver and build")
     ap.add_argument("--mode", default="", help="quick or full, for the report's title")
+    ap.add_argument("--peers", help="bench/peers.py's peers.json, measured in the same run")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     context, rows = parse_rows(a.eval_json)
@@ -255,6 +344,15 @@ def main():
             plot_bars(t, "latency, ms", f"Ablation: every strategy, {link} link (measured)",
                       add_plot(f"ablation_{link}.png"), log=True)
     plot_scatter(measured, add_plot("predicted_vs_measured.png"))
+    peers = None
+    if a.peers:
+        with open(a.peers) as f:
+            peers = json.load(f)
+        plot_peers(peers["rows"], add_plot("peers.png"))
+        write_csv(os.path.join(a.out_dir, "peers.csv"), peers["rows"],
+                  ["model", "engine", "median_ms", "min_ms", "runs", "rounds", "load_ms", "max_abs_err", "rel_err",
+                   "top1", "status", "lower_bound_ms", "device"])
+        outputs.append("peers.csv")
 
     # fused against the best strategy at each bandwidth point.
     best_rows = []
@@ -348,6 +446,8 @@ def main():
         for m, d in sorted(t.items()):
             L.append(f"| {m} | " + " | ".join(fmt(d.get(s), 2) for s in strategies) + " |")
         L.append("")
+    if peers:
+        L.extend(peer_lines(peers, lambda x: fmt(x, 2)))
     L.append("## Plots")
     L.append("")
     for p in plots:
@@ -357,10 +457,11 @@ def main():
     L.append("")
     L.append("CSV, one row per benchmark row: " + ", ".join(f"[{o}]({o})" for o in outputs) + ".")
     L.append("")
-    L.append("## Not in this run")
-    L.append("")
-    L.append("- Peers (ONNX Runtime, IREE, ncnn) measured in the same run: not yet part of the evaluation "
-             "(`bench/compare_ort.sh` measures ONNX Runtime and ncnn on the host path separately).")
+    if not peers:
+        L.append("## Not in this run")
+        L.append("")
+        L.append("- Peers (ONNX Runtime, IREE, ncnn): `bench/evaluate.sh` runs them in full mode, or in quick mode "
+                 "with VKFUSE_EVAL_PEERS=1 (`bench/peers.py`).")
     with open(os.path.join(a.out_dir, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     print(f"report: {len(measured)} measured and {len(predicted)} predicted rows -> {a.out_dir}/report.md, "
