@@ -228,9 +228,12 @@ void Context::init(int index) {
     vkEnumerateDeviceExtensionProperties(physical_, nullptr, &n, exts.data());
     for (const auto& e : exts) memory_budget_ = memory_budget_ || std::strcmp(e.extensionName, "VK_EXT_memory_budget") == 0;
   }
-  // Unified memory: the largest device-local heap is host-visible (and
-  // coherent) as a whole, not through a window.
-  {
+  // Unified memory: an integrated GPU or a CPU device whose largest
+  // device-local heap is host-visible (and coherent) as a whole. A discrete
+  // GPU with resizable BAR shows the same memory types, but the host reaches
+  // its memory over PCIe, uncached: that is a window (window_holds), not
+  // unified memory.
+  if (props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU || props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
     std::uint32_t largest = UINT32_MAX;
     for (std::uint32_t h = 0; h < mem_.memoryHeapCount; ++h)
       if ((mem_.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
@@ -484,6 +487,9 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
       continue;
     }
     b.window_bytes = c.window;
+    // A window's memory is read back uncached (a BAR), whatever a CPU device reports for it.
+    b.host_cached = b.mapped && c.window == 0 &&
+                    (mem_.memoryTypes[c.type].propertyFlags & VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
     break;
   }
   if (r != VK_SUCCESS) {

@@ -40,6 +40,7 @@ struct Buffer {
   VkDeviceMemory memory = VK_NULL_HANDLE;
   VkDeviceSize size = 0;
   void* mapped = nullptr;  // non-null when host-visible and coherent: direct access
+  bool host_cached = false;  // mapped memory the host reads at full speed (not a write-combined BAR)
   VkDeviceSize window_bytes = 0;  // taken from the host-visible window of device memory
 };
 
@@ -48,7 +49,8 @@ struct Buffer {
 // separated list of key=value, or the preset `discrete` (=
 // host_visible_mib=256,texel_elements=65536,mapped_io=0):
 //   host_visible_mib=N  device memory is host-visible only through an N MiB
-//                       window (a discrete GPU's BAR without resizable BAR)
+//                       window (a discrete GPU's BAR without resizable BAR),
+//                       which the host reads uncached: outputs are staged
 //   texel_elements=N    maxTexelBufferElements at most N (the spec's
 //                       minimum is 65536; older mobile GPUs are near it)
 //   mapped_io=0         never map device-local memory: weights, inputs and

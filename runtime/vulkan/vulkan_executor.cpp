@@ -135,7 +135,10 @@ struct VulkanExecutor::Impl {
 
   Buffer arena, staging_in, staging_out;
   std::vector<Buffer> weight_blocks;
-  bool direct_io = false;  // arena is host-mapped: no staging copies
+  // The arena is host-mapped: inputs are written into it without staging
+  // copies; outputs are read from it only where the host reads it cached
+  // (not through a discrete GPU's write-combined BAR).
+  bool mapped_in = false, mapped_out = false;
 
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
   VkPipelineLayout pipeline_layout = VK_NULL_HANDLE;
@@ -249,14 +252,14 @@ void memory_barrier(VkCommandBuffer c, VkPipelineStageFlags src, VkAccessFlags s
 }  // namespace
 
 bool VulkanExecutor::Impl::has_uploads(const Unit& u) const {
-  if (direct_io) return false;
+  if (mapped_in) return false;
   for (std::size_t i : u.inputs)
     if (inputs[i].count) return true;
   return false;
 }
 
 bool VulkanExecutor::Impl::has_downloads(const Unit& u) const {
-  if (direct_io) return false;
+  if (mapped_out) return false;
   for (std::size_t j : u.outputs)
     if (outputs[j].count && outputs[j].offset >= 0) return true;
   return false;
@@ -472,8 +475,10 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   m.arena = ctx.create_buffer(static_cast<VkDeviceSize>(arena_floats * 4),
                               VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
                               Placement::DeviceMappable, "the activation arena");
-  m.direct_io = m.arena.mapped != nullptr;
-  load_.mapped_io = m.direct_io;
+  m.mapped_in = m.arena.mapped != nullptr;
+  m.mapped_out = m.mapped_in && m.arena.host_cached;
+  load_.mapped_inputs = m.mapped_in;
+  load_.mapped_outputs = m.mapped_out;
   load_.texel_loads = caps.texel_loads;
   for (ValueId v : prog.arena_constants) {
     const graph::Tensor& t = *graph.value(v).constant;
@@ -517,12 +522,12 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     m.units[static_cast<std::size_t>(producer_unit[static_cast<std::size_t>(v)])].outputs.push_back(m.outputs.size());
     m.outputs.push_back(std::move(io));
   }
-  if (!m.direct_io) {
+  if (!m.mapped_in)
     m.staging_in = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_in, 1) * 4),
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging, "the input staging buffer");
+  if (!m.mapped_out)
     m.staging_out = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_out, 1) * 4),
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging, "the output staging buffer");
-  }
   load_.upload_ms = ms_since(t0);
 
   // ---- texel views: the arena as R32F, each weight block as RGBA32F and RGBA16F
@@ -739,7 +744,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
 
   // ---- warm-up: drivers like lavapipe compile each pipeline at first dispatch
   t0 = std::chrono::steady_clock::now();
-  if (m.direct_io) {
+  if (m.mapped_in) {
     for (const Impl::IO& io : m.inputs)
       std::memset(static_cast<float*>(m.arena.mapped) + io.offset, 0, static_cast<std::size_t>(io.count) * 4);
   } else {
@@ -773,7 +778,7 @@ void VulkanExecutor::Impl::upload_unit(std::size_t index, std::span<const float*
   for (std::size_t i : units[index].inputs) {
     const IO& io = inputs[i];
     const auto t0 = std::chrono::steady_clock::now();
-    float* dst = direct_io ? static_cast<float*>(arena.mapped) + io.offset
+    float* dst = mapped_in ? static_cast<float*>(arena.mapped) + io.offset
                            : static_cast<float*>(staging_in.mapped) + io.staging;
     std::memcpy(dst, in[i], static_cast<std::size_t>(io.count) * 4);
     if (options.on_transfer) options.on_transfer(TransferDirection::upload, io.count * 4, ms_since(t0) * 1e3);
@@ -811,8 +816,8 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
       continue;
     }
     const auto t0 = std::chrono::steady_clock::now();
-    const float* src = direct_io ? static_cast<const float*>(arena.mapped) + io.offset
-                                 : static_cast<const float*>(staging_out.mapped) + io.staging;
+    const float* src = mapped_out ? static_cast<const float*>(arena.mapped) + io.offset
+                                  : static_cast<const float*>(staging_out.mapped) + io.staging;
     std::memcpy(out[j], src, static_cast<std::size_t>(io.count) * 4);
     if (options.on_transfer) options.on_transfer(TransferDirection::download, io.count * 4, ms_since(t0) * 1e3);
   }
@@ -868,9 +873,10 @@ void VulkanExecutor::finish_unit(int unit, std::span<float* const> outputs) {
 }
 
 std::string VulkanExecutor::description() const {
-  const std::string io = impl_->direct_io                         ? "mapped I/O"
-                         : impl_->ctx->separate_transfer_queue() ? "staged I/O on a transfer queue"
-                                                                 : "staged I/O";
+  const std::string queue = impl_->ctx->separate_transfer_queue() ? " on a transfer queue" : "";
+  const std::string io = impl_->mapped_out  ? "mapped I/O"
+                         : impl_->mapped_in ? "mapped inputs, staged outputs" + queue
+                                            : "staged I/O" + queue;
   return "gpu: " + impl_->ctx->name() + ", " + std::to_string(stats_.dispatches) + " dispatches, " +
          std::to_string(load_.shaders) + " shaders, " + io;
 }

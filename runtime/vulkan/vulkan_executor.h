@@ -47,7 +47,8 @@ struct LoadInfo {
   std::int64_t fused_adds = 0;       // residual Adds fused into convolutions
   std::int64_t aliased_concat_inputs = 0;
   std::int64_t barriers = 0;  // between dispatches: only where one reads or overwrites what an earlier one wrote
-  bool mapped_io = false;     // inputs and outputs copied straight into mapped device memory (else staged)
+  bool mapped_inputs = false;   // inputs copied straight into mapped device memory (else staged)
+  bool mapped_outputs = false;  // outputs read straight from it: only where the host reads it cached
   bool texel_loads = false;   // kernels read through texel views (else storage-buffer loads)
 };
 

@@ -92,17 +92,21 @@ TEST_F(VulkanMemory, DiscreteLimitsStageEveryTransfer) {
   {
     ScopedLimits limits("discrete");
     const auto r = compare_with_reference(conv_graph(16, 32, 40, 1), kTol);
-    EXPECT_FALSE(r.load.mapped_io);
+    EXPECT_FALSE(r.load.mapped_inputs);
+    EXPECT_FALSE(r.load.mapped_outputs);
     EXPECT_FALSE(r.load.texel_loads);
   }
   const auto r = compare_with_reference(conv_graph(16, 32, 40, 1), kTol);
   const auto ctx = vkfuse::runtime::vulkan::Context::acquire("");
   if (ctx->unified_memory()) {
-    EXPECT_TRUE(r.load.mapped_io);  // (a discrete GPU may map it through its BAR, or not)
+    EXPECT_TRUE(r.load.mapped_inputs);  // (a discrete GPU may map it through its BAR, or not)
+    EXPECT_TRUE(r.load.mapped_outputs);
   }
 }
 
 // A BAR window: an arena that fits is mapped, one that does not is staged.
+// Outputs are read back through staging even from a mapped arena: the host
+// reads a BAR uncached, over the bus.
 TEST_F(VulkanMemory, HostVisibleWindowHoldsSmallArenasOnly) {
   VKFUSE_REQUIRE_VULKAN();
   if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
@@ -111,10 +115,12 @@ TEST_F(VulkanMemory, HostVisibleWindowHoldsSmallArenasOnly) {
   EXPECT_FALSE(ctx->unified_memory());
   const auto small = compare_with_reference(conv_graph(4, 8, 16, 2), kTol);  // ~12 KiB of activations
   EXPECT_LT(small.load.arena_bytes, 1 << 20);
-  EXPECT_TRUE(small.load.mapped_io);
+  EXPECT_TRUE(small.load.mapped_inputs);
+  EXPECT_FALSE(small.load.mapped_outputs);
   const auto large = compare_with_reference(conv_graph(32, 64, 64, 3), kTol);  // 1.5 MiB
   EXPECT_GT(large.load.arena_bytes, 1 << 20);
-  EXPECT_FALSE(large.load.mapped_io);
+  EXPECT_FALSE(large.load.mapped_inputs);
+  EXPECT_FALSE(large.load.mapped_outputs);
 }
 
 // Texel views reach maxTexelBufferElements: kernels read through them only
