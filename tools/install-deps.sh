@@ -22,6 +22,8 @@ packages=(
   python3-venv
   # the evaluation's plots (bench/report.py)
   python3-matplotlib
+  # examples/ (images in, through libpng and libjpeg) and their test images
+  libpng-dev libjpeg-dev python3-pil
 )
 
 missing=()

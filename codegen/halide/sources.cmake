@@ -46,7 +46,9 @@ function(vkf_halide_kernel name generator)
     add_halide_library(${name} FROM vkfuse_halide_generators GENERATOR ${generator}
                        TARGETS ${_vkf_halide_targets} PARAMS ${ARGN})
     set(_vkf_halide_runtime ${name}.runtime PARENT_SCOPE)
+    set_property(GLOBAL APPEND PROPERTY VKFUSE_HALIDE_LIBRARIES ${name}.runtime)
   endif()
+  set_property(GLOBAL APPEND PROPERTY VKFUSE_HALIDE_LIBRARIES ${name})  # for package/'s libvkfuse.a
   target_link_libraries(vkfuse_codegen PUBLIC ${name})
 endfunction()
 
