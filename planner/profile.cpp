@@ -1,7 +1,10 @@
 // Device and link profiles: built-in defaults, presets, JSON load/save.
 #include "planner/profile.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -69,11 +72,25 @@ std::string read_file(const std::string& path, const std::string& what) {
   return ss.str();
 }
 
+// Written to a file of its own and renamed into place, so that a reader (or
+// a process calibrating at the same time) sees the old file or the whole new one.
 void write_file(const std::string& path, const std::string& content, const std::string& what) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
-  out << content;
-  if (!out) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
+    out << content;
+    if (!out) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
+  }
 }
 
 OpClassProfile table(std::vector<ThroughputPoint> points, double bandwidth_gbs) {

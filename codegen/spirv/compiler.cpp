@@ -1,11 +1,15 @@
 #include "codegen/spirv/compiler.h"
 
 #include <glslang/Public/ResourceLimits.h>
+#include <glslang/build_info.h>
 #include <glslang/Public/ShaderLang.h>
 #include <glslang/SPIRV/GlslangToSpv.h>
 #include <spirv-tools/libspirv.hpp>
 #include <spirv-tools/optimizer.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -82,29 +86,85 @@ std::vector<std::uint32_t> optimize_and_validate(std::vector<std::uint32_t> word
   return words;
 }
 
-bool read_words(const std::filesystem::path& p, std::vector<std::uint32_t>& out) {
+// What shapes a cached module besides its source: the compilers' versions and
+// the SPIR-V and Vulkan versions targeted (part of every cache key).
+const std::string& compiler_identity() {
+  static const std::string id = [] {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "glslang %d.%d.%d|%s|spv1.3|vk1.1|vkfuse " VKFUSE_VERSION, GLSLANG_VERSION_MAJOR,
+                  GLSLANG_VERSION_MINOR, GLSLANG_VERSION_PATCH, spvSoftwareVersionString());
+    return std::string(buf);
+  }();
+  return id;
+}
+
+std::uint64_t checksum(const std::uint32_t* words, std::size_t n) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= words[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// A cache file is the module followed by two words of its checksum. A file
+// that is missing reads as a miss; one that is truncated, altered or no
+// longer valid SPIR-V is removed (and counted) so that it is rebuilt.
+bool read_words(const std::filesystem::path& p, std::vector<std::uint32_t>& out, bool& corrupt) {
+  corrupt = false;
   std::ifstream f(p, std::ios::binary | std::ios::ate);
   if (!f) return false;
   const auto size = static_cast<std::size_t>(f.tellg());
-  if (size == 0 || size % 4 != 0) return false;
-  out.resize(size / 4);
+  std::vector<std::uint32_t> words(size / 4);
   f.seekg(0);
-  f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size));
-  return static_cast<bool>(f) && out[0] == 0x07230203u;
+  f.read(reinterpret_cast<char*>(words.data()), static_cast<std::streamsize>(words.size() * 4));
+  corrupt = !f || size % 4 != 0 || words.size() < 8 || words[0] != 0x07230203u;
+  if (!corrupt) {
+    const std::size_t n = words.size() - 2;
+    const std::uint64_t h = checksum(words.data(), n);
+    corrupt = words[n] != static_cast<std::uint32_t>(h) || words[n + 1] != static_cast<std::uint32_t>(h >> 32);
+    words.resize(n);
+  }
+  if (!corrupt) {
+    spvtools::SpirvTools tools(SPV_ENV_VULKAN_1_1);
+    tools.SetMessageConsumer([](spv_message_level_t, const char*, const spv_position_t&, const char*) {});
+    corrupt = !tools.Validate(words);
+  }
+  if (corrupt) {
+    std::error_code ec;
+    std::filesystem::remove(p, ec);
+    return false;
+  }
+  out = std::move(words);
+  return true;
 }
 
+// Written to a file of its own and renamed into place: readers in other
+// processes see the old file, no file, or the whole new one.
 void write_words(const std::filesystem::path& p, const std::vector<std::uint32_t>& words) {
+  static std::atomic<unsigned> counter{0};
   std::error_code ec;
   std::filesystem::create_directories(p.parent_path(), ec);
-  const auto tmp = p.string() + ".tmp" + std::to_string(reinterpret_cast<std::uintptr_t>(&words));
+  const auto tmp = p.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   {
     std::ofstream f(tmp, std::ios::binary);
     if (!f) return;  // a read-only cache is not an error
+    const std::uint64_t h = checksum(words.data(), words.size());
+    const std::uint32_t trailer[2] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
     f.write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(words.size() * 4));
-    if (!f) return;
+    f.write(reinterpret_cast<const char*>(trailer), sizeof trailer);
+    if (!f) {
+      f.close();
+      std::filesystem::remove(tmp, ec);
+      return;
+    }
   }
   std::filesystem::rename(tmp, p, ec);
   if (ec) std::filesystem::remove(tmp, ec);
+}
+
+std::string cache_key(const std::string& glsl, const CompileOptions& options) {
+  return source_hash(compiler_identity() + "\n" + glsl) + (options.optimize ? "o" : "u");
 }
 
 }  // namespace
@@ -121,8 +181,8 @@ std::string source_hash(const std::string& text) {
 }
 
 std::vector<std::uint32_t> compile_compute(const std::string& glsl, const CompileOptions& options) {
-  const std::string key = source_hash(glsl) + (options.optimize ? "o" : "u");
-  {
+  const std::string key = cache_key(glsl, options);
+  if (options.memory_cache) {
     std::lock_guard<std::mutex> lock(g_mutex);
     auto it = g_cache.find(key);
     if (it != g_cache.end()) {
@@ -132,13 +192,18 @@ std::vector<std::uint32_t> compile_compute(const std::string& glsl, const Compil
   }
   std::filesystem::path disk;
   if (!options.cache_dir.empty()) {
-    disk = std::filesystem::path(options.cache_dir) / "spirv" / (key + ".spv");
+    disk = cache_file(glsl, options);
     std::vector<std::uint32_t> words;
-    if (read_words(disk, words)) {
+    bool corrupt = false;
+    if (read_words(disk, words, corrupt)) {
       std::lock_guard<std::mutex> lock(g_mutex);
       ++g_stats.disk_hits;
       g_cache.emplace(key, words);
       return words;
+    }
+    if (corrupt) {
+      std::lock_guard<std::mutex> lock(g_mutex);
+      ++g_stats.disk_discarded;
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -157,6 +222,10 @@ std::vector<std::uint32_t> compile_compute(const std::string& glsl, const Compil
   g_stats.compile_ms += ms;
   g_cache.emplace(key, words);
   return words;
+}
+
+std::string cache_file(const std::string& glsl, const CompileOptions& options) {
+  return (std::filesystem::path(options.cache_dir) / "spirv" / (cache_key(glsl, options) + ".spv")).string();
 }
 
 CompileStats compile_stats() {

@@ -1,5 +1,7 @@
 #include "runtime/vulkan/context.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -366,7 +368,8 @@ void Context::save_pipeline_cache() {
   if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
   std::error_code ec;
   std::filesystem::create_directories(cache_dir_, ec);
-  const std::string tmp = cache_file_ + ".tmp" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  const std::string tmp = cache_file_ + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(reinterpret_cast<std::uintptr_t>(this));
   {
     std::ofstream out(tmp, std::ios::binary);
     if (!out) return;  // an unwritable cache folder is not an error

@@ -5,9 +5,12 @@
 // Run under the Khronos validation layer with VKFUSE_VALIDATION=1 (the ctest
 // entry vulkan.validation does): any validation error fails the test.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "codegen/spirv/compiler.h"
@@ -506,6 +509,54 @@ TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   const auto after = vkfuse::codegen::spirv::compile_stats();
   EXPECT_EQ(after.compiled, mid.compiled);
   EXPECT_EQ(after.disk_hits, mid.disk_hits);
+}
+
+// The disk cache of SPIR-V: keyed by the compilers' versions as well as the
+// source; a truncated, altered or old-format file is removed and rebuilt,
+// never loaded. (No device needed.)
+TEST(SpirvDiskCache, CorruptFilesAreRebuiltNotLoaded) {
+  namespace sp = vkfuse::codegen::spirv;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("vkfuse-spirv-cache-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const sp::CompileOptions opts{.optimize = true, .cache_dir = dir.string(), .memory_cache = false};
+  const std::string glsl =
+      "#version 450\nlayout(local_size_x = 1) in;\n"
+      "layout(std430, binding = 0) buffer B { float v[]; };\nvoid main() { v[gl_GlobalInvocationID.x] *= 3.0; }\n";
+  const std::string file = sp::cache_file(glsl, opts);
+  EXPECT_NE(std::filesystem::path(file).filename().string(), sp::source_hash(glsl) + "o.spv");
+
+  auto stats = sp::compile_stats();
+  const std::vector<std::uint32_t> words = sp::compile_compute(glsl, opts);
+  EXPECT_EQ(sp::compile_stats().compiled, stats.compiled + 1);
+  ASSERT_TRUE(std::filesystem::exists(file));
+  EXPECT_EQ(std::filesystem::file_size(file), (words.size() + 2) * 4);  // the module and its checksum
+
+  stats = sp::compile_stats();
+  EXPECT_EQ(sp::compile_compute(glsl, opts), words);
+  EXPECT_EQ(sp::compile_stats().disk_hits, stats.disk_hits + 1);
+
+  auto damage = [&](const char* how) {
+    std::vector<char> bytes(std::filesystem::file_size(file));
+    std::ifstream(file, std::ios::binary).read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (std::string(how) == "truncate") bytes.resize(bytes.size() / 2 / 4 * 4);
+    if (std::string(how) == "alter") bytes[bytes.size() / 2] ^= 0x10;
+    if (std::string(how) == "old-format") bytes.resize(bytes.size() - 8);  // no checksum
+    std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  for (const char* how : {"truncate", "alter", "old-format"}) {
+    damage(how);
+    stats = sp::compile_stats();
+    EXPECT_EQ(sp::compile_compute(glsl, opts), words) << how;
+    const auto now = sp::compile_stats();
+    EXPECT_EQ(now.disk_discarded, stats.disk_discarded + 1) << how;
+    EXPECT_EQ(now.compiled, stats.compiled + 1) << how;
+    EXPECT_EQ(now.disk_hits, stats.disk_hits) << how;
+    EXPECT_EQ(std::filesystem::file_size(file), (words.size() + 2) * 4) << how << ": rewritten whole";
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir / "spirv"))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "a temporary file was left: " << e.path();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(VulkanOps, DeviceSelection) {
