@@ -204,25 +204,25 @@ def plot_peers(rows, path):
                 ax.bar(x, r["lower_bound_ms"], width, color="white", edgecolor=color, hatch="//")
                 ax.text(x, r["lower_bound_ms"], ">", ha="center", va="bottom", fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(engines))]
-    ax.legend(handles, engines, fontsize=7, ncol=2)
+    ax.legend(handles, engines, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(models))])
     ax.set_xticklabels(models, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("latency per inference, ms (median)")
-    ax.set_title("vkfuse and its peers, measured in the same run (hatched: no result within the timeout)")
+    ax.set_title("vkfuse and its peers, measured side by side (hatched: no result within the timeout)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def peer_lines(peers, fmt_ms):
+def peer_lines(peers, fmt_ms, eval_date):
     """The report's peers section: one row per (model, engine), the vkfuse/peer ratio on the same device."""
     rows = peers["rows"]
     by = {(r["model"], r["engine"]): r for r in rows}
-    L = ["## vkfuse and its peers (measured in the same run)", ""]
+    L = ["## vkfuse and its peers, measured side by side", ""]
     xc = peers.get("core_round_trip_ns") or []
-    L.append(f"`bench/peers.py`, {peers['date']}: the same ONNX file, input and {peers['threads']} host threads for "
+    L.append(f"`bench/peers.py`, {peers['date']} (the rows above: `vkfuse_bench`, {eval_date}): the same ONNX file, input and {peers['threads']} host threads for "
              f"every engine; {peers['rounds']} interleaved round{'s' if peers['rounds'] != 1 else ''} of {peers['warmup']} warm-up and up to "
              f"{peers['reps']} timed runs (fewer once {peers['budget_s']:.0f} s are spent), the median of the rounds' "
              f"medians; a run that did not finish within {peers['timeout_s']:.0f} s is shown as a lower bound. "
@@ -447,7 +447,7 @@ def main():
             L.append(f"| {m} | " + " | ".join(fmt(d.get(s), 2) for s in strategies) + " |")
         L.append("")
     if peers:
-        L.extend(peer_lines(peers, lambda x: fmt(x, 2)))
+        L.extend(peer_lines(peers, lambda x: fmt(x, 2), context.get("date", "?")))
     L.append("## Plots")
     L.append("")
     for p in plots:
