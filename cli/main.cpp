@@ -485,7 +485,8 @@ int cmd_devices(bool as_json) {
     return 0;
   }
   if (devices.empty()) {
-    std::printf("no Vulkan devices found (install a driver, e.g. mesa-vulkan-drivers for lavapipe); "
+    std::printf("no Vulkan devices found (install the Vulkan loader libvulkan1 and a driver, e.g. mesa-vulkan-drivers "
+                "for lavapipe); "
                 "vkfuse will run on the host\n");
     return 0;
   }
@@ -516,7 +517,8 @@ int main(int argc, char** argv) {
       "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).\n"
       "Environment: VKFUSE_CACHE_DIR (calibrated profiles, shader caches; default ~/.cache/vkfuse),\n"
       "  VKFUSE_VALIDATION=1|sync (Khronos validation layer; sync adds synchronization validation),\n"
-      "  VKFUSE_DEVICE_LIMITS=discrete (a discrete GPU's memory and texel limits on any Vulkan device).");
+      "  VKFUSE_DEVICE_LIMITS=discrete (a discrete GPU's memory and texel limits on any Vulkan device),\n"
+      "  VKFUSE_VULKAN_LOADER=FILE (the Vulkan loader to open; default libvulkan.so.1).");
 
   ModelArgs run_args;
   std::vector<std::string> input_files, output_files;

@@ -67,6 +67,9 @@ std::vector<int> contiguous_groups(std::span<const int> group_of, std::size_t no
 // Whether this build has the host (Halide) and accelerator (Vulkan) backends.
 bool host_backend_available();
 bool vulkan_backend_available();
+// Why no Vulkan device can be used, with what to install ("" when one can):
+// the loader (libvulkan.so.1, opened at run time) is missing, or no device.
+std::string no_vulkan_device_reason();
 
 std::unique_ptr<Executor> make_reference_executor(const graph::Graph& graph, const ExecutorOptions& options);
 std::unique_ptr<Executor> make_host_executor(const graph::Graph& graph, const ExecutorOptions& options);

@@ -213,6 +213,10 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     };
     try {
       make_executors(plan);
+      // A default plan that uses no accelerator because there is none says so.
+      if (options.strategy == "fused" && options.plan.empty() && plan.units.empty())
+        if (std::string why = runtime::no_vulkan_device_reason(); !why.empty())
+          impl->warnings.push_back(why + "; running on the host");
     } catch (const Error& e) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.

@@ -123,6 +123,7 @@ std::shared_ptr<Context> Context::acquire(const std::string& selector) {
   const DeviceLimits limits = DeviceLimits::from_env();
   const std::string settings = std::string(validation_requested() ? "#validation" : "") +
                                (sync_validation_requested() ? "#sync" : "") + "#" + limits.describe();
+  if (std::string why; !load_vulkan(&why)) throw Error(ErrorKind::Device, "no Vulkan device: " + why);
   std::lock_guard<std::mutex> lock(g_contexts_mutex);
   // A selector seen before needs no device enumeration (an instance of its own).
   if (auto it = g_contexts.find("selector " + selector + settings); it != g_contexts.end())

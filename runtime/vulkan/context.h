@@ -20,7 +20,7 @@
 // those paths run (and are tested) on lavapipe: see DeviceLimits.
 #pragma once
 
-#include <vulkan/vulkan.h>
+#include "runtime/vulkan/loader.h"
 
 #include <atomic>
 #include <cstdint>

@@ -1,12 +1,12 @@
 // Vulkan device discovery for `vkfuse devices` and device selection.
-#include <vulkan/vulkan.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <string>
 
+#include "runtime/executor.h"
 #include "runtime/vulkan/context.h"
+#include "runtime/vulkan/loader.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse {
@@ -55,7 +55,18 @@ class ScopedInstance {
 
 }  // namespace
 
+namespace runtime {
+
+std::string no_vulkan_device_reason() {
+  if (std::string why; !vulkan::load_vulkan(&why)) return "no Vulkan device: " + why;
+  if (list_devices().empty()) return "no Vulkan device found (install a Vulkan driver, e.g. mesa-vulkan-drivers)";
+  return "";
+}
+
+}  // namespace runtime
+
 std::vector<DeviceInfo> list_devices() {
+  if (!runtime::vulkan::load_vulkan()) return {};  // no loader: no devices, not an error
   ScopedInstance instance;
   if (instance.result() == VK_ERROR_INCOMPATIBLE_DRIVER || instance.result() == VK_ERROR_INITIALIZATION_FAILED)
     return {};  // no ICD installed: no devices, not an error

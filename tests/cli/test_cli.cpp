@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -276,6 +277,31 @@ TEST_F(CliTest, DevicesDoesNotFail) {
   Result r = vkfuse("devices");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(r.out.empty());
+}
+
+// Without the Vulkan loader (VKFUSE_VULKAN_LOADER names a file that is not
+// there) vkfuse still starts: the default strategy runs on the host and says
+// why, an explicit GPU strategy is one clear error, `devices` lists none.
+// The CLI does not link libvulkan at all (it is opened at run time).
+TEST_F(CliTest, WithoutTheVulkanLoaderTheHostRunsAndSaysWhy) {
+  setenv("VKFUSE_VULKAN_LOADER", path("no-such-libvulkan.so.1").c_str(), 1);
+  const Result run = vkfuse("run " + model_ + " -n 1");
+  const Result gpu = vkfuse("run " + model_ + " -s gpu -n 1 -q");
+  const Result devices = vkfuse("devices");
+  unsetenv("VKFUSE_VULKAN_LOADER");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("no-such-libvulkan.so.1"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("running on the host"), std::string::npos) << run.err;
+  EXPECT_NE(gpu.exit_code, 0);
+  EXPECT_LT(gpu.exit_code, 128) << gpu.err;
+  EXPECT_NE(gpu.err.find("libvulkan1"), std::string::npos) << gpu.err;
+  EXPECT_EQ(devices.exit_code, 0) << devices.err;
+  EXPECT_NE(devices.out.find("no Vulkan devices found"), std::string::npos) << devices.out;
+  const std::string ldd = path("ldd.txt");
+  ASSERT_EQ(std::system(("ldd " + std::string(VKFUSE_CLI) + " > " + ldd).c_str()), 0);
+  std::ifstream f(ldd);
+  const std::string libs((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(libs.find("libvulkan"), std::string::npos) << libs;
 }
 
 TEST_F(CliTest, MissingEmptyTruncatedAndRandomFiles) {

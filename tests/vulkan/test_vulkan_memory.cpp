@@ -169,8 +169,8 @@ TEST(VulkanSyncValidation, MessengerCountsHazards) {
   std::fprintf(stderr, "(the next validation error is expected)\n");
   ctx->submit_and_wait([&](VkCommandBuffer cmd) {
     const VkBufferCopy region{0, 0, 4096};
-    vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
-    vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
+    vkfuse::vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
+    vkfuse::vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
   });
   EXPECT_GT(vk::validation_error_count(), before);
   ctx->destroy_buffer(src);

@@ -635,6 +635,7 @@ TEST(VulkanValidation, MessengerCountsErrors) {
   info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
   VkBuffer buf = VK_NULL_HANDLE;
   std::fprintf(stderr, "(the next validation error is expected)\n");
-  if (vkCreateBuffer(ctx->device(), &info, nullptr, &buf) == VK_SUCCESS && buf) vkDestroyBuffer(ctx->device(), buf, nullptr);
+  if (vkfuse::vkCreateBuffer(ctx->device(), &info, nullptr, &buf) == VK_SUCCESS && buf)
+    vkfuse::vkDestroyBuffer(ctx->device(), buf, nullptr);
   EXPECT_GT(vkfuse::runtime::vulkan::validation_error_count(), before);
 }
