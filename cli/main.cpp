@@ -322,6 +322,13 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
                        {"p50", s.median}, {"p90", s.p90}, {"p99", s.p99}};
     j["pipeline"] = a.pipeline;
     j["throughput_per_s"] = throughput;
+    const vkfuse::MemoryReport mem = model.memory();
+    j["memory_bytes"] = {{"host_weights", mem.host_weight_bytes},
+                         {"host_activations", mem.host_activation_bytes},
+                         {"device_weights", mem.device_weight_bytes},
+                         {"device_activations", mem.device_activation_bytes},
+                         {"device_staging", mem.device_staging_bytes},
+                         {"peak_host_rss", mem.peak_host_rss_bytes}};
     // Predicted against measured, in total (median latency) and per plan step
     // (each step's median over the timed runs).
     json pred;
@@ -353,6 +360,16 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   }
   std::printf("model      %s\nstrategy   %s (%s)\nload       %.1f ms\n", a.model.c_str(), model.strategy().c_str(),
               model.backend_description().c_str(), load_ms);
+  {
+    const vkfuse::MemoryReport mem = model.memory();
+    auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+    std::printf("memory     host: weights %.1f MiB, activations %.1f MiB (process peak %.0f MiB)", mib(mem.host_weight_bytes),
+                mib(mem.host_activation_bytes), mib(mem.peak_host_rss_bytes));
+    if (mem.device_weight_bytes + mem.device_activation_bytes + mem.device_staging_bytes > 0)
+      std::printf("; device: weights %.1f MiB, activations %.1f MiB, staging %.1f MiB", mib(mem.device_weight_bytes),
+                  mib(mem.device_activation_bytes), mib(mem.device_staging_bytes));
+    std::printf("\n");
+  }
   for (auto& in : model.inputs()) std::printf("input      %s %s\n", in.name.c_str(), shape_string(in.shape).c_str());
   for (std::size_t i = 0; i < model.outputs().size(); ++i) {
     const auto& o = model.outputs()[i];

@@ -38,6 +38,24 @@ struct ExecutorStats {
   std::int64_t bytes_downloaded = 0;  // device → host
 };
 
+// Memory an executor holds after loading: weights as its kernels read them
+// (repacked), activations (the arena), and staging buffers for transfers.
+struct MemoryUse {
+  std::int64_t host_weight_bytes = 0;
+  std::int64_t host_activation_bytes = 0;
+  std::int64_t device_weight_bytes = 0;
+  std::int64_t device_activation_bytes = 0;
+  std::int64_t device_staging_bytes = 0;
+  MemoryUse& operator+=(const MemoryUse& o) {
+    host_weight_bytes += o.host_weight_bytes;
+    host_activation_bytes += o.host_activation_bytes;
+    device_weight_bytes += o.device_weight_bytes;
+    device_activation_bytes += o.device_activation_bytes;
+    device_staging_bytes += o.device_staging_bytes;
+    return *this;
+  }
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -52,6 +70,7 @@ class Executor {
   virtual void start(std::span<const float* const> inputs, std::span<float* const> outputs) { run(inputs, outputs); }
   virtual void finish() {}
   virtual ExecutorStats stats() const { return {}; }
+  virtual MemoryUse memory() const { return {}; }
   // One line for reports, e.g. "host: Halide, 2 threads" or the device name.
   virtual std::string description() const = 0;
 };

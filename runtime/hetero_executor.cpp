@@ -418,6 +418,13 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
   }
 }
 
+MemoryUse HeteroExecutor::memory() const {
+  MemoryUse m;
+  if (host_) m += host_->memory();
+  if (device_) m += device_->memory();
+  return m;
+}
+
 std::string HeteroExecutor::description() const {
   int units = 0, host = 0;
   for (const auto& s : segments_) (s.on_accelerator ? units : host)++;

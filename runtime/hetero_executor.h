@@ -63,6 +63,7 @@ class HeteroExecutor final : public Executor {
 
   void run(std::span<const float* const> inputs, std::span<float* const> outputs) override;
   ExecutorStats stats() const override { return stats_; }
+  MemoryUse memory() const override;
   std::string description() const override;
 
   const planner::Plan& plan() const { return plan_; }

@@ -368,7 +368,24 @@ void reduce_f32(Fold f, const graph::ContiguousReduction& l, const float* x, flo
   }
 }
 
+std::int64_t bytes_of(const std::vector<float>& v) { return static_cast<std::int64_t>(v.size() * sizeof(float)); }
+std::int64_t bytes_of(const hk::PackedConv& p) {
+  return static_cast<std::int64_t>((p.weights.size() + p.bias.size()) * sizeof(float));
+}
+std::int64_t bytes_of(const hk::PackedWinograd& p) {
+  return static_cast<std::int64_t>((p.weights.size() + p.bias.size()) * sizeof(float));
+}
+std::int64_t bytes_of(const hk::PackedGemm& p) {
+  return static_cast<std::int64_t>((p.b.size() + p.bias.size()) * sizeof(float));
+}
+
 }  // namespace
+
+template <class T>
+void HostExecutor::keep(std::shared_ptr<T> packed) {
+  weight_bytes_ += bytes_of(*packed);
+  keep_.push_back(std::move(packed));
+}
 
 // ---------------------------------------------------------------------------
 // Planning: fusions, aliases, lifetimes, arena offsets.
@@ -667,7 +684,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         const int tile = pointwise_tile(win, scratch_shape);
         auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
             W.f32(), nullptr, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
-        keep_.push_back(packed);
+        keep(packed);
         const hk::PackedConv* pc = packed.get();
         steps_.push_back({name + pointwise_label(tile) + " before " + pool.name,
                           [=] { hk::pointwise_conv2d(pin, *pc, nullptr, hk::Epilogue{}, scratch, tile); }});
@@ -678,7 +695,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
                           [=] { hk::avg_pool2d(scratch, pwin, cip, hk::Epilogue{}, out); }});
         auto scale_shift = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * M), 1.f);
         for (std::int64_t m = 0; m < M; ++m) (*scale_shift)[static_cast<std::size_t>(M + m)] = bias ? bias[m] : 0.f;
-        keep_.push_back(scale_shift);
+        keep(scale_shift);
         const float* ss = scale_shift->data();
         const hk::Epilogue e = epilogue(n.activation);
         const hk::View flat = hk::View::dense(out_ptr, {out_shape[0], M, 1, out_shape[2] * out_shape[3]});
@@ -692,7 +709,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         // direct kernels made a padded copy of the whole input for it.
         auto packed_in = std::make_shared<std::vector<float>>(
             static_cast<std::size_t>(xs[0] * C * out_shape[2] * out_shape[3]));
-        keep_.push_back(packed_in);
+        keep(packed_in);
         const hk::View sub = hk::View::dense(packed_in->data(), {xs[0], C, out_shape[2], out_shape[3]});
         const int sx = win.stride_x, sy = win.stride_y;
         steps_.push_back({name + " [subsample]", [=] { hk::subsample(in, sx, sy, sub); }});
@@ -707,7 +724,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         if (const int tile = pointwise_tile(win, out_shape)) {
           auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
               W.f32(), bias, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM));
-          keep_.push_back(packed);
+          keep(packed);
           const hk::PackedConv* pc = packed.get();
           steps_.push_back({label + pointwise_label(tile), [=] {
                               hk::pointwise_conv2d(cin, *pc, res ? &*res : nullptr, e, cout, tile);
@@ -715,7 +732,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         } else if (const auto ws = winograd_schedule(n, xs, out_shape, KH, KW)) {
           auto packed = std::make_shared<hk::PackedWinograd>(
               hk::PackedWinograd::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C)));
-          keep_.push_back(packed);
+          keep(packed);
           const hk::PackedWinograd* pw = packed.get();
           const hk::WinogradSchedule sched = *ws;
           steps_.push_back({label + winograd_label(sched), [=] {
@@ -725,7 +742,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
           auto packed = std::make_shared<hk::PackedConv>(
               hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
                                    static_cast<int>(KW), hk::kConvChannelVectorTileM));
-          keep_.push_back(packed);
+          keep(packed);
           const hk::PackedConv* pc = packed.get();
           steps_.push_back({label + " [conv_channel_vector]", [=] {
                               hk::conv2d_channel_vector(cin, *pc, win, res ? &*res : nullptr, e, cout);
@@ -734,7 +751,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
           auto packed = std::make_shared<hk::PackedConv>(
               hk::PackedConv::pack(W.f32(), bias, static_cast<int>(M), static_cast<int>(C), static_cast<int>(KH),
                                    static_cast<int>(KW)));
-          keep_.push_back(packed);
+          keep(packed);
           const hk::PackedConv* pc = packed.get();
           if (pointwise(win)) {
             cin = flatten_plane(cin);
@@ -762,8 +779,8 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         auto w = std::make_shared<std::vector<float>>(W.f32(), W.f32() + W.numel());
         auto b = std::make_shared<std::vector<float>>(static_cast<std::size_t>(C), 0.f);
         if (bias) std::copy(bias, bias + C, b->begin());
-        keep_.push_back(w);
-        keep_.push_back(b);
+        keep(w);
+        keep(b);
         const float* wp = w->data();
         const float* bp = b->data();
         const int kh = static_cast<int>(KH), kw = static_cast<int>(KW);
@@ -778,7 +795,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
           auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
               W.f32() + gi * Mg * Cg * KH * KW, bias ? bias + gi * Mg : nullptr, static_cast<int>(Mg),
               static_cast<int>(Cg), static_cast<int>(KH), static_cast<int>(KW)));
-          keep_.push_back(packed);
+          keep(packed);
           groups.push_back(packed.get());
         }
         steps_.push_back({name + " [conv_tiled]", [=] {
@@ -828,7 +845,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
       auto packed = std::make_shared<hk::PackedGemm>(
           hk::PackedGemm::pack(B.f32(), tb, static_cast<int>(K), static_cast<int>(M), static_cast<int>(N), alpha,
                                Cc ? Cc->f32() : nullptr, Cc ? Cc->shape() : Shape{}, beta));
-      keep_.push_back(packed);
+      keep(packed);
       const hk::PackedGemm* pg = packed.get();
       hk::View a = hk::View::dense(in_ptr(0), as, 2);
       hk::View out = hk::View::dense(out_ptr, out_shape, 2);
@@ -862,7 +879,7 @@ void HostExecutor::build(const graph::Graph& g, std::span<const int> segment_of,
         (*ss)[static_cast<std::size_t>(c)] = static_cast<float>(s);
         (*ss)[static_cast<std::size_t>(C + c)] = static_cast<float>(bet[c] - mean[c] * s);
       }
-      keep_.push_back(ss);
+      keep(ss);
       const float* sp = ss->data();
       hk::View in = hk::View::dense(in_ptr(0), {N, C, 1, P});
       hk::View out = hk::View::dense(out_ptr, {N, C, 1, P});

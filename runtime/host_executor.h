@@ -52,6 +52,7 @@ class HostExecutor final : public Executor {
   int segment_count() const { return static_cast<int>(segment_steps_.size()) - 1; }
   void run_segment(int segment, std::span<const float* const> inputs, std::span<float* const> outputs);
   std::string description() const override;
+  MemoryUse memory() const override { return {weight_bytes_, arena_bytes_, 0, 0, 0}; }
 
   // Activation memory: the arena's size, and what one buffer per tensor would take.
   std::int64_t arena_bytes() const { return arena_bytes_; }
@@ -98,6 +99,9 @@ class HostExecutor final : public Executor {
   std::vector<float*> value_ptr_;                     // per value: its f32 storage, or nullptr
   std::vector<std::optional<graph::Tensor>> side_;    // per value: non-f32 runtime values
   std::vector<std::shared_ptr<void>> keep_;           // packed weights the steps point into
+  std::int64_t weight_bytes_ = 0;                      // their size
+  template <class T>
+  void keep(std::shared_ptr<T> packed);
 };
 
 }  // namespace vkfuse::runtime

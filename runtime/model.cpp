@@ -1,4 +1,6 @@
 // The public API (include/vkfuse/vkfuse.h) on top of graph/ and runtime/.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -244,6 +246,20 @@ std::string Model::trace_json() const { return impl_->trace ? impl_->trace->to_j
 RunTimings Model::last_timings() const {
   std::lock_guard<std::mutex> lock(impl_->timings_mutex);
   return impl_->timings;
+}
+
+MemoryReport Model::memory() const {
+  runtime::MemoryUse m;
+  for (const auto& e : impl_->executors) m += e->memory();
+  MemoryReport r;
+  r.host_weight_bytes = m.host_weight_bytes;
+  r.host_activation_bytes = m.host_activation_bytes;
+  r.device_weight_bytes = m.device_weight_bytes;
+  r.device_activation_bytes = m.device_activation_bytes;
+  r.device_staging_bytes = m.device_staging_bytes;
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) r.peak_host_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
+  return r;
 }
 
 ModelSummary Model::summary() const {

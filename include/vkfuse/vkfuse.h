@@ -128,6 +128,18 @@ struct RunTimings {
   std::vector<StepTiming> steps;
 };
 
+// Memory a loaded model holds, summed over its run slots (LoadOptions::pipeline):
+// weights as its kernels read them (repacked, on the host and on the device),
+// activation arenas, and the device's staging buffers for inputs and outputs.
+struct MemoryReport {
+  std::int64_t host_weight_bytes = 0;
+  std::int64_t host_activation_bytes = 0;
+  std::int64_t device_weight_bytes = 0;
+  std::int64_t device_activation_bytes = 0;
+  std::int64_t device_staging_bytes = 0;
+  std::int64_t peak_host_rss_bytes = 0;  // the whole process's peak resident memory so far
+};
+
 // How to plan a model across host and accelerator (see `vkfuse plan`).
 struct PlanOptions {
   std::string strategy = "fused";  // cpu, gpu, naive, fused, passes, fuse-all, per-op
@@ -196,6 +208,7 @@ class Model {
   void run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
   // Timings of the last run() to finish.
   RunTimings last_timings() const;
+  MemoryReport memory() const;
 
  private:
   struct Impl;

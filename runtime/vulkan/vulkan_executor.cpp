@@ -528,6 +528,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   if (!m.mapped_out)
     m.staging_out = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_out, 1) * 4),
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging, "the output staging buffer");
+  load_.staging_bytes = static_cast<std::int64_t>(m.staging_in.size + m.staging_out.size);
   load_.upload_ms = ms_since(t0);
 
   // ---- texel views: the arena as R32F, each weight block as RGBA32F and RGBA16F

@@ -44,6 +44,7 @@ struct LoadInfo {
   std::int64_t shaders = 0;          // distinct shaders (pipelines)
   std::int64_t arena_bytes = 0;      // activation arena
   std::int64_t weight_bytes = 0;     // packed weights on the device
+  std::int64_t staging_bytes = 0;    // host-visible staging buffers for inputs and outputs
   std::int64_t fused_adds = 0;       // residual Adds fused into convolutions
   std::int64_t aliased_concat_inputs = 0;
   std::int64_t barriers = 0;  // between dispatches: only where one reads or overwrites what an earlier one wrote
@@ -84,6 +85,9 @@ class VulkanExecutor : public Executor {
   void finish_unit(int unit, std::span<float* const> outputs);
 
   ExecutorStats stats() const override { return stats_; }
+  MemoryUse memory() const override {
+    return {0, 0, load_.weight_bytes, load_.arena_bytes, load_.staging_bytes};
+  }
   std::string description() const override;
 
   const LoadInfo& load_info() const { return load_; }

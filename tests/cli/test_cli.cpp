@@ -163,6 +163,9 @@ TEST_F(CliTest, JsonReportsLatencyStrategyAndShape) {
   EXPECT_LE(mn, md);
   EXPECT_LE(md, mx);
   EXPECT_GT(mn, 0.0);
+  for (const char* k : {"host_weights", "host_activations", "device_weights", "device_activations", "device_staging"})
+    EXPECT_GE(j["memory_bytes"][k].get<std::int64_t>(), 0) << k;
+  EXPECT_GT(j["memory_bytes"]["peak_host_rss"].get<std::int64_t>(), 0);
 }
 
 // `run --json` puts the plan's prediction next to the measurement, in total
@@ -271,6 +274,32 @@ TEST(ModelSummary, HostArenaOfResNet18) {
   EXPECT_GT(s.host_arena_bytes, 0);
   EXPECT_LT(s.host_arena_bytes * 2, s.host_unplanned_bytes);
   EXPECT_FALSE(s.host_kernels.empty());
+}
+
+// What a loaded ResNet-18 holds, per side: repacked weights within 2x the
+// model's parameters (BatchNorm folded in; Winograd's transformed filters
+// are the most), the
+// activation arena as planned, nothing on the side it does not use.
+TEST(ModelMemory, ResNet18OnTheHostAndOnTheDevice) {
+  vkfuse::LoadOptions opts;
+  opts.strategy = "cpu";
+  opts.threads = 2;
+  const vkfuse::Model cpu = vkfuse::Model::builtin("resnet18", opts);
+  const std::int64_t params = cpu.summary().parameter_count * 4;
+  const vkfuse::MemoryReport h = cpu.memory();
+  EXPECT_GE(h.host_weight_bytes, params * 9 / 10);
+  EXPECT_LE(h.host_weight_bytes, 2 * params);
+  EXPECT_EQ(h.host_activation_bytes, cpu.summary().host_arena_bytes);
+  EXPECT_EQ(h.device_weight_bytes + h.device_activation_bytes + h.device_staging_bytes, 0);
+  EXPECT_GT(h.peak_host_rss_bytes, h.host_weight_bytes);
+  if (vkfuse::list_devices().empty()) GTEST_SKIP() << "no Vulkan device";
+  opts.strategy = "gpu";
+  const vkfuse::MemoryReport d = vkfuse::Model::builtin("resnet18", opts).memory();
+  EXPECT_GE(d.device_weight_bytes, params * 9 / 10);  // BatchNorm folded into the convolutions
+  EXPECT_LE(d.device_weight_bytes, 2 * params);
+  EXPECT_GT(d.device_activation_bytes, 0);
+  EXPECT_LE(d.device_activation_bytes, cpu.summary().host_unplanned_bytes);
+  EXPECT_EQ(d.host_weight_bytes + d.host_activation_bytes, 0);
 }
 
 TEST_F(CliTest, DevicesDoesNotFail) {
