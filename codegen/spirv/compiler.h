@@ -1,5 +1,6 @@
-// codegen/spirv/compiler.h — GLSL 450 compute source → optimised, validated
-// SPIR-V (glslang's C++ API, spirv-opt's performance passes, spirv-val).
+// codegen/spirv/compiler.h — GLSL 450 compute source → validated SPIR-V
+// (glslang's C++ API, spirv-val), optionally through spirv-opt's
+// performance passes.
 //
 // Each distinct source is compiled once per process (cached by a hash of the
 // source and of the compilers' versions); with a cache folder, the SPIR-V is
@@ -14,7 +15,7 @@
 namespace vkfuse::codegen::spirv {
 
 struct CompileOptions {
-  bool optimize = true;
+  bool optimize = false;  // spirv-opt's performance passes (VKFUSE_SPIRV_OPT=1 for the executor)
   std::string cache_dir;  // "" = no disk cache
   bool memory_cache = true;  // false: always read the disk cache or compile (tests of the disk cache)
 };
