@@ -30,7 +30,9 @@ const char* dtype_name(DType t) { return t == DType::f32 ? "float32" : "int64"; 
 
 std::int64_t element_count(const Shape& s) {
   std::int64_t n = 1;
-  for (auto d : s) n *= d;
+  for (auto d : s)
+    if (__builtin_mul_overflow(n, d, &n))  // a malformed model's shape, never a real tensor
+      throw Error(ErrorKind::InvalidModel, "a tensor of shape " + shape_string(s) + " has more elements than 64 bits count");
   return n;
 }
 

@@ -65,6 +65,15 @@ Tensor tensor_from_proto(const onnx::TensorProto& p) {
   const std::int64_t n = element_count(shape);
   if (n > (std::int64_t{1} << 34)) invalid("tensor '" + name + "' is implausibly large");
   const bool raw = p.has_raw_data();
+  // A malformed file may claim any shape: check that the data holds as many
+  // values (each at least a byte) before allocating for them.
+  const std::int64_t held =
+      raw ? static_cast<std::int64_t>(p.raw_data().size())
+          : std::int64_t{p.float_data_size()} + p.double_data_size() + p.int64_data_size() + p.int32_data_size() +
+                p.uint64_data_size() + p.string_data_size();
+  if (n > held)
+    invalid("tensor '" + name + "' has fewer values than its shape " + shape_string(shape) + " needs (" +
+            std::to_string(n) + ")");
   switch (p.data_type()) {
     case onnx::TensorProto::FLOAT: {
       Tensor t(DType::f32, shape);

@@ -24,6 +24,8 @@ packages=(
   python3-matplotlib
   # examples/ (images in, through libpng and libjpeg) and their test images
   libpng-dev libjpeg-dev python3-pil
+  # CI's fuzzing leg (tools/fuzz.sh): clang's libFuzzer
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -155,7 +155,8 @@ Shape reshape_target(const Node& node, const Shape& in, const std::vector<std::i
       out[i] = d;
       if (d == 0) has_zero = true;
     }
-    known *= out[i];
+    if (__builtin_mul_overflow(known, out[i], &known))
+      fail_node(node, "target shape " + ints_string(target) + " has more elements than 64 bits count");
   }
   const std::int64_t total = element_count(in);
   if (infer_at >= 0) {

@@ -4,6 +4,8 @@
 // touch memory they should not.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "tests/fuzz/import_one.h"
@@ -64,3 +66,23 @@ TEST(ImportMutations, NeverCrash) {
 }
 
 }  // namespace
+
+// Every input of the fuzzers' seed corpus, the regressions they found
+// included (tools/fuzz.sh), through the whole API path: load, then run.
+TEST(ImportMutations, CorpusAndRegressionsLoadOrFailCleanly) {
+  const std::filesystem::path corpus = std::filesystem::path(VKFUSE_SOURCE_DIR) / "tests" / "fuzz" / "corpus";
+  int seen = 0, regressions = 0;
+  for (const auto& e : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream f(e.path(), std::ios::binary);
+    const std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const bool loaded = vkfuse::testing::import_and_run(
+        {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    const bool regression = e.path().filename().string().rfind("regression-", 0) == 0;
+    // The seeds are valid models; the regressions are the malformed inputs that once crashed.
+    EXPECT_EQ(loaded, !regression) << e.path();
+    ++seen;
+    regressions += regression;
+  }
+  EXPECT_GE(seen, 3);
+  EXPECT_GE(regressions, 2);
+}
