@@ -52,13 +52,23 @@ echo "== evaluate ($mode): measured Eval/ rows, then PREDICTED ONLY WhatIf/ rows
   --benchmark_out="$out/eval.json" --benchmark_out_format=json
 peers=${VKFUSE_EVAL_PEERS:-$([[ $mode == full ]] && echo 1 || echo 0)}
 peer_args=()
+rm -f "$out/peers.json" "$out/peers.csv" "$out/peers.png"  # never a previous run's
 if [[ $peers == 1 ]]; then
   names=(resnet18)
   [[ $mode == full ]] && names+=(inception_v3 googlenet mobilenet_v2 squeezenet1_1 resnet50)
   present=()
-  for m in "${names[@]}"; do [[ -f $build/testdata/torchvision/$m.onnx ]] && present+=("$m"); done
-  echo "== evaluate ($mode): vkfuse and its peers on ${present[*]} ==" >&2
-  "$py" bench/peers.py --build "$build" --out "$out" --timeout 90 "${present[@]}"
-  peer_args=(--peers "$out/peers.json")
+  for m in "${names[@]}"; do
+    [[ -f $build/testdata/torchvision/$m.onnx && -f $build/testdata/torchvision/$m.output.npy ]] && present+=("$m")
+  done
+  if [[ ${#present[@]} -eq 0 ]]; then
+    echo "evaluate.sh: no torchvision exports with PyTorch's outputs in $build/testdata/torchvision: peers skipped" >&2
+  else
+    echo "== evaluate ($mode): vkfuse and its peers on ${present[*]} ==" >&2
+    if "$py" bench/peers.py --build "$build" --out "$out" --timeout 90 "${present[@]}"; then
+      peer_args=(--peers "$out/peers.json")
+    else
+      echo "evaluate.sh: the peers' run failed (above); the report goes without them" >&2
+    fi
+  fi
 fi
 "$py" bench/report.py "$out/eval.json" "$out" --machine "$out/machine.txt" --mode "$mode" "${peer_args[@]}"

@@ -172,6 +172,8 @@ def run_peer(a, engine, art, inp, outp):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     if r.returncode != 0:
         raise EngineError(r.stderr.strip().splitlines()[-1][-300:] if r.stderr.strip() else f"exit {r.returncode}")
+    if not r.stdout.strip():
+        raise EngineError("printed no result")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -237,7 +239,7 @@ def main():
                 continue
             try:
                 row["artifact"] = artifact(e, mpath, shape, a.timeout * 4)
-            except (EngineError, subprocess.TimeoutExpired) as ex:
+            except (EngineError, subprocess.TimeoutExpired, OSError) as ex:
                 row["status"] = f"not run: {ex}"
                 log(f"peers: {name} {e}: {row['status']}")
 
@@ -266,16 +268,20 @@ def main():
                     row["lower_bound_ms"] = a.timeout * 1e3
                     log(f"peers: round {rnd} {name} {e}: no result within {a.timeout:.0f} s (a lower bound, not retried)")
                     continue
-                except (EngineError, json.JSONDecodeError) as ex:
+                except (EngineError, ValueError, KeyError, OSError) as ex:  # a peer's failure is its row's, not the run's
                     row["status"] = f"failed: {ex}"
                     log(f"peers: round {rnd} {name} {e}: {row['status']}")
                     continue
                 row["device"] = d["device"]
                 row["load_ms"] = d["load_ms"] if row["load_ms"] is None else min(row["load_ms"], d["load_ms"])
                 row["rounds"].append({"median_ms": d["median_ms"], "min_ms": d["min_ms"], "runs": d["runs"]})
-                row.update(accuracy(outp, ref))
+                try:
+                    row.update(accuracy(outp, ref))
+                except (OSError, ValueError) as ex:
+                    row.update({"max_abs_err": None, "rel_err": None, "top1": None, "check": f"no output: {ex}"})
+                err = f"{row['rel_err']:.1e}" if row["rel_err"] is not None else row["check"]
                 log(f"peers: round {rnd}/{a.rounds} {name:<14} {e:<13} {d['median_ms']:10.2f} ms median of {d['runs']:>2}"
-                    f"  rel err {row['rel_err']:.1e}  ({time.perf_counter() - t0:.0f} s)  {d['device']}")
+                    f"  rel err {err}  ({time.perf_counter() - t0:.0f} s)  {d['device']}")
 
     rows = []
     for (name, e), row in results.items():

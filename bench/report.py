@@ -351,7 +351,7 @@ def main():
         plot_peers(peers["rows"], add_plot("peers.png"))
         write_csv(os.path.join(a.out_dir, "peers.csv"), peers["rows"],
                   ["model", "engine", "median_ms", "min_ms", "runs", "rounds", "load_ms", "max_abs_err", "rel_err",
-                   "top1", "status", "lower_bound_ms", "device"])
+                   "top1", "check", "status", "lower_bound_ms", "device"])
         outputs.append("peers.csv")
 
     # fused against the best strategy at each bandwidth point.

@@ -213,12 +213,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       for (std::size_t i = 0; i < slots; ++i)
         impl->executors.push_back(std::make_unique<runtime::HeteroExecutor>(impl->graph, p, eo, shared));
     };
+    const bool had_units = !plan.units.empty();
     try {
       make_executors(plan);
-      // A default plan that uses no accelerator because there is none says so.
-      if (options.strategy == "fused" && options.plan.empty() && plan.units.empty())
-        if (std::string why = runtime::no_vulkan_device_reason(); !why.empty())
-          impl->warnings.push_back(why + "; running on the host");
     } catch (const Error& e) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.
@@ -229,6 +226,17 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       plan = planner::make_plan(impl->graph, host, accel, link, po);
       plan.model = impl->graph.name;
       make_executors(plan);
+    }
+    // A default plan that uses no accelerator because there is none says so
+    // (planned against default profiles, it had no reason to try the device).
+    if (options.strategy == "fused" && options.plan.empty() && !had_units && !profiles.measured) {
+      std::string why;
+      try {
+        why = runtime::no_vulkan_device_reason();
+      } catch (const Error& e) {
+        why = e.what();
+      }
+      if (!why.empty()) impl->warnings.push_back(why + "; running on the host");
     }
     impl->predicted_ms = plan.predicted_ms;
   }

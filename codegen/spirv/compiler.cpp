@@ -89,12 +89,9 @@ std::vector<std::uint32_t> optimize_and_validate(std::vector<std::uint32_t> word
 // What shapes a cached module besides its source: the compilers' versions and
 // the SPIR-V and Vulkan versions targeted (part of every cache key).
 const std::string& compiler_identity() {
-  static const std::string id = [] {
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "glslang %d.%d.%d|%s|spv1.3|vk1.1|vkfuse " VKFUSE_VERSION, GLSLANG_VERSION_MAJOR,
-                  GLSLANG_VERSION_MINOR, GLSLANG_VERSION_PATCH, spvSoftwareVersionString());
-    return std::string(buf);
-  }();
+  static const std::string id = "glslang " + std::to_string(GLSLANG_VERSION_MAJOR) + "." +
+                                std::to_string(GLSLANG_VERSION_MINOR) + "." + std::to_string(GLSLANG_VERSION_PATCH) +
+                                "|" + spvSoftwareVersionString() + "|spv1.3|vk1.1|vkfuse " VKFUSE_VERSION;
   return id;
 }
 
@@ -153,8 +150,8 @@ void write_words(const std::filesystem::path& p, const std::vector<std::uint32_t
     const std::uint32_t trailer[2] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
     f.write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(words.size() * 4));
     f.write(reinterpret_cast<const char*>(trailer), sizeof trailer);
+    f.close();  // a full disk shows here, not after the rename
     if (!f) {
-      f.close();
       std::filesystem::remove(tmp, ec);
       return;
     }

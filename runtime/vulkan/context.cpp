@@ -459,7 +459,9 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
       break;
     case Placement::DeviceMappable:
       if (imposed_.mapped_io) {
-        const std::uint32_t t = memory_type(req.memoryTypeBits, local | host, 0, 0, found);
+        // Unified memory: prefer what the host reads cached (outputs are read straight from it).
+        const std::uint32_t t =
+            memory_type(req.memoryTypeBits, local | host, unified_ ? VK_MEMORY_PROPERTY_HOST_CACHED_BIT : 0, 0, found);
         if (found && unified_) choices.push_back({t, true, 0});
         else if (found && window_holds(req.size, mem_.memoryTypes[t].heapIndex)) choices.push_back({t, true, req.size});
       }

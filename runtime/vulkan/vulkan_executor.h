@@ -17,8 +17,9 @@
 // (a discrete GPU's limits on any device: runtime/vulkan/context.h),
 // VKFUSE_CACHE_DIR (SPIR-V and pipeline caches), and for
 // experiments VKFUSE_TEXEL_LOADS=0 (storage-buffer loads only),
-// VKFUSE_CONV_BLOCK=8x4 (register block), VKFUSE_SPIRV_OPT=0 (skip
-// spirv-opt), VKFUSE_DUMP_SHADERS=DIR (write each generated GLSL source).
+// VKFUSE_CONV_BLOCK=8x4 (register block), VKFUSE_SPIRV_OPT=1 (run
+// spirv-opt's performance passes), VKFUSE_DUMP_SHADERS=DIR (write each
+// generated GLSL source).
 #pragma once
 
 #include <cstdint>
