@@ -13,6 +13,7 @@
 
 #include "graph/ir.h"
 #include "planner/profile.h"
+#include "vkfuse/vkfuse.h"
 
 namespace vkfuse::runtime {
 
@@ -38,23 +39,18 @@ struct ExecutorStats {
   std::int64_t bytes_downloaded = 0;  // device → host
 };
 
-// Memory an executor holds after loading: weights as its kernels read them
-// (repacked), activations (the arena), and staging buffers for transfers.
-struct MemoryUse {
-  std::int64_t host_weight_bytes = 0;
-  std::int64_t host_activation_bytes = 0;
-  std::int64_t device_weight_bytes = 0;
-  std::int64_t device_activation_bytes = 0;
-  std::int64_t device_staging_bytes = 0;
-  MemoryUse& operator+=(const MemoryUse& o) {
-    host_weight_bytes += o.host_weight_bytes;
-    host_activation_bytes += o.host_activation_bytes;
-    device_weight_bytes += o.device_weight_bytes;
-    device_activation_bytes += o.device_activation_bytes;
-    device_staging_bytes += o.device_staging_bytes;
-    return *this;
-  }
-};
+// Memory an executor holds after loading (the API's MemoryReport, without
+// the process-wide peak): weights as its kernels read them (repacked),
+// activations (the arena), and staging buffers for transfers.
+using MemoryUse = MemoryReport;
+inline MemoryUse& operator+=(MemoryUse& a, const MemoryUse& b) {
+  a.host_weight_bytes += b.host_weight_bytes;
+  a.host_activation_bytes += b.host_activation_bytes;
+  a.device_weight_bytes += b.device_weight_bytes;
+  a.device_activation_bytes += b.device_activation_bytes;
+  a.device_staging_bytes += b.device_staging_bytes;
+  return a;
+}
 
 class Executor {
  public:

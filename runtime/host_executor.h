@@ -52,7 +52,12 @@ class HostExecutor final : public Executor {
   int segment_count() const { return static_cast<int>(segment_steps_.size()) - 1; }
   void run_segment(int segment, std::span<const float* const> inputs, std::span<float* const> outputs);
   std::string description() const override;
-  MemoryUse memory() const override { return {weight_bytes_, arena_bytes_, 0, 0, 0}; }
+  MemoryUse memory() const override {
+    MemoryUse m;
+    m.host_weight_bytes = weight_bytes_;
+    m.host_activation_bytes = arena_bytes_;
+    return m;
+  }
 
   // Activation memory: the arena's size, and what one buffer per tensor would take.
   std::int64_t arena_bytes() const { return arena_bytes_; }

@@ -257,14 +257,8 @@ RunTimings Model::last_timings() const {
 }
 
 MemoryReport Model::memory() const {
-  runtime::MemoryUse m;
-  for (const auto& e : impl_->executors) m += e->memory();
   MemoryReport r;
-  r.host_weight_bytes = m.host_weight_bytes;
-  r.host_activation_bytes = m.host_activation_bytes;
-  r.device_weight_bytes = m.device_weight_bytes;
-  r.device_activation_bytes = m.device_activation_bytes;
-  r.device_staging_bytes = m.device_staging_bytes;
+  for (const auto& e : impl_->executors) runtime::operator+=(r, e->memory());
   rusage usage{};
   if (getrusage(RUSAGE_SELF, &usage) == 0) r.peak_host_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
   return r;

@@ -87,7 +87,11 @@ class VulkanExecutor : public Executor {
 
   ExecutorStats stats() const override { return stats_; }
   MemoryUse memory() const override {
-    return {0, 0, load_.weight_bytes, load_.arena_bytes, load_.staging_bytes};
+    MemoryUse m;
+    m.device_weight_bytes = load_.weight_bytes;
+    m.device_activation_bytes = load_.arena_bytes;
+    m.device_staging_bytes = load_.staging_bytes;
+    return m;
   }
   std::string description() const override;
 
