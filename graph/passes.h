@@ -31,6 +31,11 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides
 // The bytes of a model file, in one read; an Io error naming the file if it
 // cannot be opened or read.
 std::vector<std::uint8_t> read_model_file(const std::string& path);
+// Writes `parts` one after another to a temporary file beside `path` and
+// renames it into place, so that readers (other processes too) see the old
+// file, no file, or the whole new one. False, leaving nothing behind, if any
+// step fails. The folder must exist.
+bool write_file_atomically(const std::string& path, std::span<const std::span<const char>> parts);
 
 void infer_shapes(Graph& g, int threads = 1);
 

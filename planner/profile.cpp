@@ -1,10 +1,7 @@
 // Device and link profiles: built-in defaults, presets, JSON load/save.
 #include "planner/profile.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "graph/passes.h"
 #include "vkfuse/error.h"
 
 namespace vkfuse::planner {
@@ -72,25 +70,11 @@ std::string read_file(const std::string& path, const std::string& what) {
   return ss.str();
 }
 
-// Written to a file of its own and renamed into place, so that a reader (or
-// a process calibrating at the same time) sees the old file or the whole new one.
+// Whole or not at all, so that a reader (or a process calibrating at the
+// same time) sees the old file or the whole new one.
 void write_file(const std::string& path, const std::string& content, const std::string& what) {
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
-    out << content;
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
-  }
+  const std::span<const char> parts[] = {content};
+  if (!graph::write_file_atomically(path, parts)) throw Error(ErrorKind::Io, "cannot write " + what + " '" + path + "'");
 }
 
 OpClassProfile table(std::vector<ThroughputPoint> points, double bandwidth_gbs) {

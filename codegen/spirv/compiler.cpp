@@ -7,9 +7,6 @@
 #include <spirv-tools/libspirv.hpp>
 #include <spirv-tools/optimizer.hpp>
 
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +14,7 @@
 #include <map>
 #include <mutex>
 
+#include "graph/passes.h"
 #include "vkfuse/error.h"
 
 namespace vkfuse::codegen::spirv {
@@ -136,28 +134,14 @@ bool read_words(const std::filesystem::path& p, std::vector<std::uint32_t>& out,
   return true;
 }
 
-// Written to a file of its own and renamed into place: readers in other
-// processes see the old file, no file, or the whole new one.
 void write_words(const std::filesystem::path& p, const std::vector<std::uint32_t>& words) {
-  static std::atomic<unsigned> counter{0};
   std::error_code ec;
   std::filesystem::create_directories(p.parent_path(), ec);
-  const auto tmp = p.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) return;  // a read-only cache is not an error
-    const std::uint64_t h = checksum(words.data(), words.size());
-    const std::uint32_t trailer[2] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
-    f.write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(words.size() * 4));
-    f.write(reinterpret_cast<const char*>(trailer), sizeof trailer);
-    f.close();  // a full disk shows here, not after the rename
-    if (!f) {
-      std::filesystem::remove(tmp, ec);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  const std::uint64_t h = checksum(words.data(), words.size());
+  const std::uint32_t trailer[2] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
+  const std::span<const char> parts[] = {{reinterpret_cast<const char*>(words.data()), words.size() * 4},
+                                         {reinterpret_cast<const char*>(trailer), sizeof trailer}};
+  graph::write_file_atomically(p.string(), parts);  // a read-only cache is not an error
 }
 
 std::string cache_key(const std::string& glsl, const CompileOptions& options) {

@@ -1,7 +1,5 @@
 #include "runtime/vulkan/context.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -13,6 +11,7 @@
 #include <map>
 #include <vector>
 
+#include "graph/passes.h"
 #include "vkfuse/error.h"
 
 namespace vkfuse::runtime::vulkan {
@@ -369,16 +368,8 @@ void Context::save_pipeline_cache() {
   if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
   std::error_code ec;
   std::filesystem::create_directories(cache_dir_, ec);
-  const std::string tmp = cache_file_ + ".tmp." + std::to_string(::getpid()) + "." +
-                          std::to_string(reinterpret_cast<std::uintptr_t>(this));
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) return;  // an unwritable cache folder is not an error
-    out.write(data.data(), static_cast<std::streamsize>(size));
-    if (!out) return;
-  }
-  std::filesystem::rename(tmp, cache_file_, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  const std::span<const char> parts[] = {{data.data(), size}};
+  graph::write_file_atomically(cache_file_, parts);  // an unwritable cache folder is not an error
 }
 
 std::uint32_t Context::memory_type(std::uint32_t bits, VkMemoryPropertyFlags required,
