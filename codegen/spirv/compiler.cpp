@@ -93,14 +93,17 @@ const std::string& compiler_identity() {
   return id;
 }
 
-std::uint64_t checksum(const std::uint32_t* words, std::size_t n) {
+// FNV-1a, 64-bit: the cache's keys (source_hash) and its files' checksums.
+std::uint64_t fnv1a(const void* data, std::size_t bytes) {
   std::uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= words[i];
+  for (std::size_t i = 0; i < bytes; ++i) {
+    h ^= static_cast<const unsigned char*>(data)[i];
     h *= 1099511628211ull;
   }
   return h;
 }
+
+std::uint64_t checksum(const std::uint32_t* words, std::size_t n) { return fnv1a(words, n * sizeof *words); }
 
 // A cache file is the module followed by two words of its checksum. A file
 // that is missing reads as a miss; one that is truncated, altered or no
@@ -151,11 +154,7 @@ std::string cache_key(const std::string& glsl, const CompileOptions& options) {
 }  // namespace
 
 std::string source_hash(const std::string& text) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  const std::uint64_t h = fnv1a(text.data(), text.size());
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
