@@ -24,13 +24,12 @@ libdir=$(dirname "$(find "$prefix" -name libvkfuse.so | head -1)")
   fail "the install lacks the headers, libvkfuse.a or vkfuse.pc (see $work/install.log)"
 [[ $(ls "$prefix/include") == vkfuse ]] || fail "include/ holds more than vkfuse/: $(ls "$prefix/include")"
 leaked=$(nm -D --defined-only "$libdir/libvkfuse.so" | cut -d' ' -f3- | c++filt |
-  grep -Ev '^(vkfuse::|typeinfo for vkfuse::|typeinfo name for vkfuse::|vtable for vkfuse::)' |
-  grep -Ev '^vkfuse::(graph|planner|runtime|codegen)::' || true)
+  grep -Ev '^(vkfuse::|typeinfo for vkfuse::|typeinfo name for vkfuse::|vtable for vkfuse::)' || true)
 [[ -z $leaked ]] || fail "libvkfuse.so exports more than the API: $(echo "$leaked" | head -5 | tr '\n' ';')"
 internal=$(nm -D --defined-only "$libdir/libvkfuse.so" | cut -d' ' -f3- | c++filt |
   grep -E 'vkfuse::(graph|planner|runtime|codegen)::|halide_' | head -3 || true)
 [[ -z $internal ]] || fail "libvkfuse.so exports internals: $internal"
-PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --libs vkfuse | grep -q -- "-lvkfuse" || fail "vkfuse.pc does not give -lvkfuse"
+[[ $(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --libs vkfuse) == *-lvkfuse* ]] || fail "vkfuse.pc does not give -lvkfuse"
 
 # Images: random pictures as PNG and JPEG, and PyTorch's preprocessing of the PNGs.
 "$py" - "$work/images" <<'PY'
@@ -58,10 +57,12 @@ for link in shared static; do
   cmake -S "$src/examples" -B "$ex" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
     -DVKFUSE_LINK=$link >"$ex.configure.log" 2>&1 || fail "configuring examples ($link) failed: see $ex.configure.log"
   cmake --build "$ex" -j2 >"$ex.build.log" 2>&1 || fail "building examples ($link) failed: see $ex.build.log"
+  # (ldd's list captured first: grep -q closing the pipe early would fail the pipeline under pipefail)
+  libs=$(ldd "$ex/classify")
   if [[ $link == shared ]]; then
-    ldd "$ex/classify" | grep -q "$libdir/libvkfuse.so" || fail "classify does not load the installed libvkfuse.so"
+    [[ $libs == *"$libdir/libvkfuse.so"* ]] || fail "classify does not load the installed libvkfuse.so"
   else
-    ! ldd "$ex/classify" | grep -q libvkfuse.so || fail "the static classify loads libvkfuse.so"
+    [[ $libs != *libvkfuse.so* ]] || fail "the static classify loads libvkfuse.so"
   fi
   for i in 0 1 2; do
     "$ex/classify" "$model" "$work/images/img$i.png" --strategy cpu >"$work/classify-$link-$i.txt" 2>"$work/classify-$link-$i.err" ||
