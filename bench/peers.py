@@ -42,7 +42,12 @@ import time
 
 import numpy as np
 
+from peer_run import cpu_name
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The columns of peers.csv (report.py writes the same table beside its report).
+CSV_FIELDS = ["model", "engine", "median_ms", "min_ms", "runs", "rounds", "load_ms", "max_abs_err", "rel_err", "top1",
+              "check", "status", "lower_bound_ms", "device"]
 ENGINES = ["vkfuse-cpu", "vkfuse-gpu", "vkfuse-fused", "ort", "iree-cpu", "iree-vulkan", "ncnn-cpu", "ncnn-vulkan"]
 VENVS = {  # venv folder -> (pip packages, import check)
     "ort-venv": (["onnxruntime", "numpy"], "import onnxruntime"),
@@ -135,13 +140,6 @@ def artifact(engine, model, shape, timeout):
             raise EngineError(f"pnnx wrote no ncnn model (log {folder}/pnnx.log)")
     return param
 
-
-def cpu_name():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "?"
 
 
 def run_vkfuse(a, engine, model, inp, outp, budget_reps):
@@ -297,10 +295,8 @@ def main():
            "core_round_trip_ns": xcore, "rows": rows}
     with open(os.path.join(out, "peers.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    fields = ["model", "engine", "median_ms", "min_ms", "runs", "rounds", "load_ms", "max_abs_err", "rel_err", "top1",
-              "check", "status", "lower_bound_ms", "device"]
     with open(os.path.join(out, "peers.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     print(f"{'model':<14} {'engine':<13} {'median ms':>10} {'rel err':>8} {'top-1':>6}  device / status")

@@ -24,6 +24,8 @@ from collections import defaultdict
 
 import matplotlib
 
+from peers import CSV_FIELDS as PEER_CSV_FIELDS
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -349,9 +351,7 @@ def main():
         with open(a.peers) as f:
             peers = json.load(f)
         plot_peers(peers["rows"], add_plot("peers.png"))
-        write_csv(os.path.join(a.out_dir, "peers.csv"), peers["rows"],
-                  ["model", "engine", "median_ms", "min_ms", "runs", "rounds", "load_ms", "max_abs_err", "rel_err",
-                   "top1", "check", "status", "lower_bound_ms", "device"])
+        write_csv(os.path.join(a.out_dir, "peers.csv"), peers["rows"], PEER_CSV_FIELDS)
         outputs.append("peers.csv")
 
     # fused against the best strategy at each bandwidth point.
