@@ -73,6 +73,7 @@ struct ModelArgs {
   std::string plan_file;
   std::string trace_file;
   int pipeline = 1;
+  double device_timeout_s = 120;
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
@@ -91,6 +92,9 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
         ->capture_default_str();
     cmd->add_option("-d,--device", a.device, "Vulkan device: index, UUID or part of its name (see `vkfuse devices`; default: the best)");
     cmd->add_flag("--fp16", a.fp16, "16-bit storage on the device (fp32 accumulation)");
+    cmd->add_option("--device-timeout", a.device_timeout_s,
+                    "Seconds a run waits for the device before failing with a device timeout")
+        ->capture_default_str();
     cmd->add_option("-l,--link", a.link,
                     "Host-accelerator link: measured, local, edge, or bw=<MB/s>,lat=<us> (emulated links are enforced)")
         ->capture_default_str();
@@ -112,6 +116,9 @@ vkfuse::Model load_model(const ModelArgs& a) {
   opts.threads = a.threads;
   opts.device = a.device;
   opts.fp16 = a.fp16;
+  if (!(a.device_timeout_s >= 0.001 && a.device_timeout_s <= 1e6))
+    throw Error(ErrorKind::InvalidArgument, "--device-timeout must be between 0.001 and 1000000 seconds");
+  opts.device_timeout_ms = static_cast<std::int64_t>(a.device_timeout_s * 1000);
   opts.link = a.link;
   opts.k = a.k;
   opts.accel_profile = a.accel_profile;

@@ -17,6 +17,9 @@ const char* error_kind_name(ErrorKind kind) {
     case ErrorKind::Device: return "device error";
     case ErrorKind::Io: return "I/O error";
     case ErrorKind::Internal: return "internal error";
+    case ErrorKind::DeviceLost: return "device lost";
+    case ErrorKind::OutOfDeviceMemory: return "out of device memory";
+    case ErrorKind::DeviceTimeout: return "device timeout";
   }
   return "error";
 }

@@ -59,6 +59,19 @@ struct Model::Impl {
   double predicted_ms = 0;
   std::vector<std::string> warnings;
   std::string device;
+
+  // Rebuilding executors after a device fault (see ErrorKind), all guarded
+  // by slots_mutex: the plan in force and what built its executors.
+  planner::Plan plan;
+  runtime::ExecutorOptions eo;
+  std::shared_ptr<runtime::RunResources> shared;  // the runs in flight share the host's cores and the link
+  std::function<planner::Plan()> host_plan;       // the default strategy's fallback; empty otherwise
+  std::vector<bool> stale;                        // per slot: rebuild its executor before its next run
+
+  std::unique_ptr<runtime::Executor> make_executor(const planner::Plan& p) const {
+    return std::make_unique<runtime::HeteroExecutor>(graph, p, eo, shared);
+  }
+  void rebuild(std::size_t slot);
 };
 
 namespace {
@@ -169,6 +182,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   eo.threads = impl->threads;
   eo.device = options.device;
   eo.fp16 = options.fp16;
+  if (options.device_timeout_ms < 1)
+    throw Error(ErrorKind::InvalidArgument, "device_timeout_ms must be at least 1 (milliseconds)");
+  eo.device_timeout_ms = static_cast<std::uint64_t>(options.device_timeout_ms);
   if (options.trace) {
     impl->trace = std::make_unique<runtime::Trace>();
     eo.trace = impl->trace.get();
@@ -206,25 +222,31 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       if (std::string kept = host_only_ops(impl->graph); !kept.empty()) impl->warnings.push_back(std::move(kept));
     plan.model = impl->graph.name;
     if (!options.plan.empty()) impl->strategy = plan.strategy;
-    // The runs in flight share the host's cores and the link.
+    impl->shared = std::make_shared<runtime::RunResources>();
+    impl->eo = eo;
     auto make_executors = [&](const planner::Plan& p) {
-      auto shared = std::make_shared<runtime::RunResources>();
       impl->executors.clear();
-      for (std::size_t i = 0; i < slots; ++i)
-        impl->executors.push_back(std::make_unique<runtime::HeteroExecutor>(impl->graph, p, eo, shared));
+      for (std::size_t i = 0; i < slots; ++i) impl->executors.push_back(impl->make_executor(p));
     };
     const bool had_units = !plan.units.empty();
+    // The default strategy answers a device that fails (at load, or later
+    // at a run: see Impl::rebuild) by running on the host.
+    if (options.strategy == "fused" && options.plan.empty() && had_units)
+      impl->host_plan = [g = &impl->graph, host, accel, link, po]() mutable {
+        po.strategy = "cpu";
+        planner::Plan p = planner::make_plan(*g, host, accel, link, po);
+        p.model = g->name;
+        return p;
+      };
     try {
       make_executors(plan);
     } catch (const Error& e) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.
-      if (e.kind() != ErrorKind::Device || options.strategy != "fused" || !options.plan.empty() || plan.units.empty())
-        throw;
+      if (!is_device_error(e.kind()) || !impl->host_plan) throw;
       impl->warnings.push_back(std::string("no usable Vulkan device (") + e.what() + "); running on the host");
-      po.strategy = "cpu";
-      plan = planner::make_plan(impl->graph, host, accel, link, po);
-      plan.model = impl->graph.name;
+      plan = impl->host_plan();
+      impl->host_plan = nullptr;
       make_executors(plan);
     }
     // A default plan that uses no accelerator because there is none says so
@@ -238,16 +260,53 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       }
       if (!why.empty()) impl->warnings.push_back(why + "; running on the host");
     }
+    impl->plan = plan;
     impl->predicted_ms = plan.predicted_ms;
   }
   for (std::size_t i = 0; i < impl->executors.size(); ++i) impl->free_slots.push_back(i);
+  impl->stale.assign(impl->executors.size(), false);
   return Model(std::move(impl));
+}
+
+void Model::Impl::rebuild(std::size_t slot) {
+  // The caller holds the slot. Its old executor goes first: it frees the
+  // device memory the new one may need.
+  executors[slot].reset();
+  planner::Plan p;
+  {
+    std::lock_guard<std::mutex> lock(slots_mutex);
+    p = plan;
+  }
+  try {
+    executors[slot] = make_executor(p);
+  } catch (const Error& e) {
+    if (!is_device_error(e.kind())) throw;
+    std::unique_lock<std::mutex> lock(slots_mutex);
+    if (!host_plan) throw;
+    // The default strategy: the host from now on, for every slot.
+    plan = host_plan();
+    host_plan = nullptr;
+    strategy = plan.strategy;
+    predicted_ms = plan.predicted_ms;
+    warnings.push_back(std::string("the Vulkan device failed and could not be set up again (") + e.what() +
+                       "); running on the host from now on");
+    stale.assign(stale.size(), true);
+    p = plan;
+    lock.unlock();
+    executors[slot] = make_executor(p);
+  }
+  std::lock_guard<std::mutex> lock(slots_mutex);
+  stale[slot] = false;
 }
 
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 const std::string& Model::strategy() const { return impl_->strategy; }
-std::string Model::backend_description() const { return impl_->executors.front()->description(); }
+std::string Model::backend_description() const {
+  for (const auto& e : impl_->executors)
+    if (e) return e->description();
+  return "none: its executors failed to rebuild after a device fault (the next run tries again)";
+}
 double Model::predicted_ms() const { return impl_->predicted_ms; }
 const std::vector<std::string>& Model::warnings() const { return impl_->warnings; }
 std::string Model::trace_json() const { return impl_->trace ? impl_->trace->to_json() : std::string(); }
@@ -258,7 +317,8 @@ RunTimings Model::last_timings() const {
 
 MemoryReport Model::memory() const {
   MemoryReport r;
-  for (const auto& e : impl_->executors) runtime::operator+=(r, e->memory());
+  for (const auto& e : impl_->executors)
+    if (e) runtime::operator+=(r, e->memory());
   rusage usage{};
   if (getrusage(RUSAGE_SELF, &usage) == 0) r.peak_host_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
   return r;
@@ -407,11 +467,29 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
       impl.slot_freed.notify_one();
     }
   } give_back{impl, slot};
+  bool stale;
+  {
+    std::lock_guard<std::mutex> lock(impl.slots_mutex);
+    stale = impl.stale[slot];
+  }
+  if (stale) impl.rebuild(slot);
   runtime::Executor& executor = *impl.executors[slot];
 
   if (impl.trace && impl.executors.size() == 1) impl.trace->clear();
   const auto start = std::chrono::steady_clock::now();
-  executor.run(in_ptrs, out_ptrs);
+  try {
+    executor.run(in_ptrs, out_ptrs);
+  } catch (const Error& e) {
+    if (is_device_error(e.kind())) {
+      // This slot's device state is suspect: rebuilt at its next run. After a
+      // lost device or a timeout the context is retired, so every slot is.
+      std::lock_guard<std::mutex> lock(impl.slots_mutex);
+      if (e.kind() == ErrorKind::DeviceLost || e.kind() == ErrorKind::DeviceTimeout)
+        impl.stale.assign(impl.stale.size(), true);
+      impl.stale[slot] = true;
+    }
+    throw;
+  }
   RunTimings t;
   t.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const auto st = executor.stats();

@@ -39,6 +39,9 @@ struct LoadOptions {
   int threads = 0;  // 0: one per hardware thread
   std::string device;  // Vulkan device: "" (the best one), an index, a UUID or part of its name (`vkfuse devices`)
   bool fp16 = false;   // 16-bit storage on the device, fp32 accumulation
+  // The most a run waits for the device to finish its work; beyond it the
+  // run fails with Error(DeviceTimeout) instead of hanging (see ErrorKind).
+  std::int64_t device_timeout_ms = 120'000;
   // The host–accelerator link the plan assumes and, when emulated ("local",
   // "edge", "bw=<MB/s>,lat=<us>"), the transfer engine enforces.
   std::string link = "measured";

@@ -24,8 +24,35 @@ std::atomic<std::int64_t> g_validation_errors{0};
   throw Error(ErrorKind::Device, what + " failed (VkResult " + std::to_string(static_cast<int>(r)) + ")");
 }
 
-void check(VkResult r, const char* what) {
-  if (r != VK_SUCCESS) device_error(what, r);
+struct Fault {
+  std::atomic<int> skip{0}, times{0};
+  std::atomic<int> result{VK_SUCCESS};
+};
+Fault g_faults[3];
+std::atomic<bool> g_any_fault{false};
+
+// The injected result of this call at `site`, or VK_SUCCESS to make the call.
+VkResult injected(FaultSite site) {
+  if (!g_any_fault.load(std::memory_order_relaxed)) return VK_SUCCESS;
+  Fault& f = g_faults[static_cast<int>(site)];
+  if (f.times.load() == 0) return VK_SUCCESS;
+  if (f.skip.load() > 0 && f.skip.fetch_sub(1) > 0) return VK_SUCCESS;
+  const int t = f.times.load();
+  if (t == 0) return VK_SUCCESS;
+  if (t > 0) f.times.fetch_sub(1);
+  return static_cast<VkResult>(f.result.load());
+}
+
+VkResult submit_to(VkQueue queue, const VkSubmitInfo& s, VkFence fence) {
+  const VkResult r = injected(FaultSite::submit);
+  return r != VK_SUCCESS ? r : vkQueueSubmit(queue, 1, &s, fence);
+}
+
+VkResult wait_for(VkDevice device, VkFence fence, std::uint64_t timeout_ms) {
+  const VkResult r = injected(FaultSite::wait);
+  if (r != VK_SUCCESS) return r;
+  const std::uint64_t ns = timeout_ms > UINT64_MAX / 1'000'000 ? UINT64_MAX : timeout_ms * 1'000'000;
+  return vkWaitForFences(device, 1, &fence, VK_TRUE, ns);
 }
 
 VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
@@ -49,6 +76,54 @@ std::map<std::string, std::weak_ptr<Context>> g_contexts;
 }  // namespace
 
 std::int64_t validation_error_count() { return g_validation_errors.load(); }
+
+void inject_fault(FaultSite site, VkResult result, int skip, int times) {
+  Fault& f = g_faults[static_cast<int>(site)];
+  f.result = result;
+  f.skip = skip;
+  f.times = times;
+  g_any_fault = true;
+}
+
+void clear_faults() {
+  for (Fault& f : g_faults) f.times = 0;
+  g_any_fault = false;
+}
+
+ErrorKind error_kind_of(VkResult r) {
+  switch (r) {
+    case VK_ERROR_DEVICE_LOST: return ErrorKind::DeviceLost;
+    case VK_TIMEOUT: return ErrorKind::DeviceTimeout;
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return ErrorKind::OutOfDeviceMemory;
+    default: return ErrorKind::Device;
+  }
+}
+
+void Context::check(VkResult r, const char* what) {
+  if (r == VK_SUCCESS) return;
+  const std::string code = " (VkResult " + std::to_string(static_cast<int>(r)) + ")";
+  switch (r) {
+    case VK_ERROR_DEVICE_LOST:
+      retired_ = true;
+      throw Error(ErrorKind::DeviceLost, "the Vulkan device '" + name_ + "' was lost in " + what + code +
+                                             ": the driver reset it or the GPU faulted; the model rebuilds its "
+                                             "device state at the next run (check `dmesg` if it recurs)");
+    case VK_TIMEOUT:
+      retired_ = true;
+      throw Error(ErrorKind::DeviceTimeout, "the Vulkan device '" + name_ + "' did not finish its work in time (" +
+                                                what + "); the model rebuilds its device state at the next run "
+                                                "(a longer device_timeout_ms, or --device-timeout, allows more)");
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+    case VK_ERROR_OUT_OF_HOST_MEMORY:
+      throw Error(ErrorKind::OutOfDeviceMemory, std::string(what) + " ran out of " +
+                                                    (r == VK_ERROR_OUT_OF_HOST_MEMORY ? "driver" : "device") +
+                                                    " memory on '" + name_ + "'" + code +
+                                                    "; free device memory, or run on the host (--strategy cpu)");
+    default:
+      device_error(what, r);
+  }
+}
 
 bool validation_requested() {
   const char* v = std::getenv("VKFUSE_VALIDATION");
@@ -126,7 +201,7 @@ std::shared_ptr<Context> Context::acquire(const std::string& selector) {
   std::lock_guard<std::mutex> lock(g_contexts_mutex);
   // A selector seen before needs no device enumeration (an instance of its own).
   if (auto it = g_contexts.find("selector " + selector + settings); it != g_contexts.end())
-    if (auto ctx = it->second.lock()) return ctx;
+    if (auto ctx = it->second.lock(); ctx && !ctx->retired()) return ctx;
   const std::vector<DeviceInfo> devices = list_devices();
   const int chosen = select_device(devices, selector);  // throws for no device or no match
   std::vector<int> candidates{chosen};
@@ -139,13 +214,14 @@ std::shared_ptr<Context> Context::acquire(const std::string& selector) {
     const std::string key = "device " + (d.uuid.empty() ? std::to_string(d.index) : d.uuid) + settings;
     std::shared_ptr<Context> ctx;
     if (auto it = g_contexts.find(key); it != g_contexts.end()) ctx = it->second.lock();
+    if (ctx && ctx->retired()) ctx.reset();
     if (!ctx) {
       ctx.reset(new Context());
       ctx->imposed_ = limits;
       try {
         ctx->init(d.index);
       } catch (const Error& e) {
-        if (e.kind() != ErrorKind::Device || c + 1 == candidates.size()) throw;
+        if (!is_device_error(e.kind()) || c + 1 == candidates.size()) throw;
         std::fprintf(stderr, "vkfuse: note: skipping Vulkan device %d (%s): %s\n", d.index, d.name.c_str(), e.what());
         continue;
       }
@@ -476,7 +552,8 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
     alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
     alloc.allocationSize = req.size;
     alloc.memoryTypeIndex = c.type;
-    r = vkAllocateMemory(device_, &alloc, nullptr, &b.memory);
+    r = injected(FaultSite::allocate);
+    if (r == VK_SUCCESS) r = vkAllocateMemory(device_, &alloc, nullptr, &b.memory);
     if (r != VK_SUCCESS) continue;
     if (c.map && (r = vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped)) != VK_SUCCESS) {
       vkFreeMemory(device_, b.memory, nullptr);  // unmappable after all: the next choice
@@ -492,7 +569,8 @@ Buffer Context::create_buffer(VkDeviceSize size, VkBufferUsageFlags usage, Place
   if (r != VK_SUCCESS) {
     vkDestroyBuffer(device_, b.buffer, nullptr);
     const VkDeviceSize heap = mem_.memoryHeaps[mem_.memoryTypes[choices.back().type].heapIndex].size;
-    throw Error(ErrorKind::Device, "out of device memory: " + (what.empty() ? std::string("a buffer") : what) +
+    if (r == VK_ERROR_DEVICE_LOST) check(r, "vkAllocateMemory");
+    throw Error(ErrorKind::OutOfDeviceMemory, "out of device memory: " + (what.empty() ? std::string("a buffer") : what) +
                                        " needs " + std::to_string((size + (1 << 20) - 1) >> 20) + " MiB on '" +
                                        name_ + "' (heap of " + std::to_string(heap >> 20) + " MiB, VkResult " +
                                        std::to_string(static_cast<int>(r)) +
@@ -554,8 +632,8 @@ void Context::submit_and_wait(const std::function<void(VkCommandBuffer)>& record
   s.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
   s.commandBufferCount = 1;
   s.pCommandBuffers = &cmd;
-  check(vkQueueSubmit(queue_, 1, &s, fence_), "vkQueueSubmit");
-  check(vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  check(submit_to(queue_, s, fence_), "vkQueueSubmit");
+  check(wait_for(device_, fence_, kDefaultWaitMs), "vkWaitForFences");
   vkResetFences(device_, 1, &fence_);
   vkFreeCommandBuffers(device_, pool_, 1, &cmd);
 }
@@ -580,11 +658,11 @@ void Context::submit(Queue queue, VkCommandBuffer cmd, std::span<const VkSemapho
   s.signalSemaphoreCount = signal ? 1 : 0;
   s.pSignalSemaphores = &signal;
   std::lock_guard<std::mutex> lock(queue_mutex_);
-  check(vkQueueSubmit(queue == Queue::transfer ? transfer_queue_ : queue_, 1, &s, fence), "vkQueueSubmit");
+  check(submit_to(queue == Queue::transfer ? transfer_queue_ : queue_, s, fence), "vkQueueSubmit");
 }
 
-void Context::wait_and_reset(VkFence fence) {
-  check(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+void Context::wait_and_reset(VkFence fence, std::uint64_t timeout_ms) {
+  check(wait_for(device_, fence, timeout_ms), "vkWaitForFences");
   vkResetFences(device_, 1, &fence);
 }
 

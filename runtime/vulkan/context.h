@@ -125,8 +125,25 @@ class Context {
   // commands), signalling `signal` and `fence` (either may be null).
   void submit(Queue queue, VkCommandBuffer cmd, std::span<const VkSemaphore> waits, VkSemaphore signal,
               VkFence fence);
-  void wait_and_reset(VkFence fence);
+  // Waits at most `timeout_ms` for `fence`, then resets it. Throws
+  // Error(DeviceTimeout) when it does not signal in time, Error(DeviceLost)
+  // for a lost device.
+  void wait_and_reset(VkFence fence, std::uint64_t timeout_ms = kDefaultWaitMs);
   void save_pipeline_cache();
+
+  // The most a wait blocks unless told otherwise: long enough for a driver
+  // that compiles pipelines at their first dispatch (lavapipe) under a
+  // sanitizer, short enough that a hung device is an error, not a hang.
+  static constexpr std::uint64_t kDefaultWaitMs = 120'000;
+
+  // Throws the error kind a failed call's result stands for (DeviceLost,
+  // OutOfDeviceMemory, DeviceTimeout, else Device), naming the call. A lost
+  // device or a timeout retires the context.
+  void check(VkResult r, const char* what);
+  // A retired context is not handed out again: the next acquire() of its
+  // device creates a new one, while executors still holding this one finish
+  // with it (destroying objects is valid on a lost device).
+  bool retired() const { return retired_.load(); }
 
  private:
   Context() = default;
@@ -156,7 +173,18 @@ class Context {
   std::string cache_dir_;
   std::string cache_file_;
   std::mutex queue_mutex_;
+  std::atomic<bool> retired_{false};
 };
+
+// Fault injection, for tests: the next `skip` calls at `site` run as usual,
+// then `times` calls (-1: every one until clear_faults()) return `result`
+// without calling the driver. A skipped wait leaves the work running; the
+// executors' teardown waits for it.
+enum class FaultSite { allocate, submit, wait };
+// The error kind a failed call's result stands for (see Context::check).
+ErrorKind error_kind_of(VkResult r);
+void inject_fault(FaultSite site, VkResult result, int skip = 0, int times = 1);
+void clear_faults();
 
 // Device selection, the same for executors, calibration and the CLI: ""
 // picks the best device of Vulkan 1.1 or later (discrete, then integrated,

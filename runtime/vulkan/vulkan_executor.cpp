@@ -28,7 +28,7 @@ constexpr int kSlots = 8;
 
 void check(VkResult r, const char* what) {
   if (r != VK_SUCCESS)
-    throw Error(ErrorKind::Device, std::string(what) + " failed (VkResult " + std::to_string(static_cast<int>(r)) + ")");
+    throw Error(error_kind_of(r), std::string(what) + " failed (VkResult " + std::to_string(static_cast<int>(r)) + ")");
 }
 
 std::int64_t align_up(std::int64_t v, std::int64_t a) { return (v + a - 1) / a * a; }
@@ -813,7 +813,7 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
   Unit& u = units[index];
   if (!u.in_flight) return;
   u.in_flight = false;
-  ctx->wait_and_reset(u.fence);
+  ctx->wait_and_reset(u.fence, options.device_timeout_ms ? options.device_timeout_ms : Context::kDefaultWaitMs);
   for (std::size_t j : u.outputs) {
     const IO& io = outputs[j];
     if (io.offset < 0) {
