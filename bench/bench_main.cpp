@@ -119,12 +119,11 @@ void bm_strategy(benchmark::State& state, StrategyCase c) {
   std::vector<float> y(static_cast<std::size_t>(model.outputs()[0].element_count()));
   const vkfuse::InputBuffer in[] = {{model.inputs()[0].name, x}};
   const vkfuse::OutputBuffer out[] = {{model.outputs()[0].name, y}};
-  model.run(in, out);  // warm-up
+  vkfuse::RunTimings t = model.run(in, out);  // warm-up
   for (auto _ : state) {
-    model.run(in, out);
+    t = model.run(in, out);
     benchmark::DoNotOptimize(y.data());
   }
-  const auto t = model.last_timings();
   state.counters["predicted_ms"] = model.predicted_ms();
   state.counters["dispatches"] = static_cast<double>(t.dispatches);
   state.counters["MB_up"] = static_cast<double>(t.bytes_uploaded) / 1e6;
@@ -207,12 +206,12 @@ void bm_eval(benchmark::State& state, EvalCase c) {
   for (const auto& t : model.outputs()) out.emplace_back(static_cast<std::size_t>(t.element_count()));
   for (std::size_t i = 0; i < in.size(); ++i) ins.push_back({model.inputs()[i].name, in[i]});
   for (std::size_t i = 0; i < out.size(); ++i) outs.push_back({model.outputs()[i].name, out[i]});
-  for (int i = 0; i < 2; ++i) model.run(ins, outs);  // warm-up
+  vkfuse::RunTimings t;
+  for (int i = 0; i < 2; ++i) t = model.run(ins, outs);  // warm-up
   for (auto _ : state) {
-    model.run(ins, outs);
+    t = model.run(ins, outs);
     benchmark::DoNotOptimize(out[0].data());
   }
-  const auto t = model.last_timings();
   plan_counters(state, plan);
   link_counters(state, c.link);
   state.counters["k"] = c.k >= 1e6 ? -1 : c.k;  // -1: infinite

@@ -229,16 +229,17 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   std::vector<double> times;
   std::vector<std::vector<double>> step_times;  // per plan step: its measured ms in each timed run
   double wall_ms = 0;                            // of the timed runs
+  vkfuse::RunTimings last;                       // the last run's (pipelined: the last to finish)
   if (a.pipeline <= 1) {
     const int total = warmup + iters;
     std::chrono::steady_clock::time_point timed_start;
     for (int r = 0; r < total; ++r) {
       if (r == warmup) timed_start = std::chrono::steady_clock::now();
-      model.run(inputs, outputs);
-      const double ms = model.last_timings().total_ms;
+      last = model.run(inputs, outputs);
+      const double ms = last.total_ms;
       if (r >= warmup) {
         times.push_back(ms);
-        const auto& steps = model.last_timings().steps;
+        const auto& steps = last.steps;
         step_times.resize(steps.size());
         for (std::size_t k = 0; k < steps.size(); ++k) step_times[k].push_back(steps[k].measured_ms);
       }
@@ -266,12 +267,11 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
             for (std::size_t i = 0; i < mine.size(); ++i) outs.push_back({model.outputs()[i].name, mine[i]});
             while (next.fetch_add(1) < count) {
               const auto r0 = std::chrono::steady_clock::now();
-              model.run(inputs, outs);
+              vkfuse::RunTimings rt = model.run(inputs, outs);
               const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0).count();
-              if (timed) {
-                std::lock_guard<std::mutex> lock(times_mutex);
-                times.push_back(ms);
-              }
+              std::lock_guard<std::mutex> lock(times_mutex);
+              if (timed) times.push_back(ms);
+              last = std::move(rt);
             }
           } catch (...) {
             std::lock_guard<std::mutex> lock(times_mutex);
@@ -305,11 +305,10 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   if (!a.trace_file.empty()) {
     std::ofstream tf(a.trace_file, std::ios::binary | std::ios::trunc);
     if (!tf) throw Error(ErrorKind::Io, "cannot write trace file '" + a.trace_file + "'");
-    tf << model.trace_json();
+    tf << last.trace_json;
   }
 
   const Stats s = stats_of(times);
-  const vkfuse::RunTimings last = model.last_timings();
   auto ratio = [](double measured, double predicted) { return predicted > 0 ? measured / predicted : 0.0; };
   if (as_json) {
     json j;
@@ -318,9 +317,9 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     j["backend"] = model.backend_description();
     j["link"] = a.link;
     j["predicted_ms"] = model.predicted_ms();
-    j["dispatches"] = model.last_timings().dispatches;
-    j["bytes_uploaded"] = model.last_timings().bytes_uploaded;
-    j["bytes_downloaded"] = model.last_timings().bytes_downloaded;
+    j["dispatches"] = last.dispatches;
+    j["bytes_uploaded"] = last.bytes_uploaded;
+    j["bytes_downloaded"] = last.bytes_downloaded;
     j["threads"] = a.threads;
     j["iterations"] = iters;
     j["warmup"] = warmup;

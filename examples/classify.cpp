@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     std::vector<float> logits(static_cast<std::size_t>(model.outputs()[0].element_count()));
     const vkfuse::InputBuffer in[] = {{model.inputs()[0].name, input}};
     const vkfuse::OutputBuffer out[] = {{model.outputs()[0].name, logits}};
-    model.run(in, out);
+    const vkfuse::RunTimings timings = model.run(in, out);
 
     // Softmax, then the five most probable classes.
     const float top = *std::max_element(logits.begin(), logits.end());
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
       for (std::string line; std::getline(f, line);) labels.push_back(line);
     }
     std::printf("%s on %s (%.2f ms):\n", args[1].c_str(), model.backend_description().c_str(),
-                model.last_timings().total_ms);
+                timings.total_ms);
     for (std::size_t r = 0; r < k; ++r) {
       const int c = order[r];
       const double p = std::exp(static_cast<double>(logits[static_cast<std::size_t>(c)] - top)) / sum;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -42,20 +43,23 @@ std::vector<std::string> available_strategies() {
   return s;
 }
 
-struct Model::Impl {
+// Hidden: libvkfuse.so exports vkfuse::Model::*, and this is no part of the API.
+struct __attribute__((visibility("hidden"))) Model::Impl {
   graph::Graph graph;
   std::vector<TensorInfo> inputs, outputs;
   std::string strategy;
   int threads = 1;
-  std::unique_ptr<runtime::Trace> trace;
   // One executor per run that may be in flight (LoadOptions::pipeline): a
-  // run takes a free one and gives it back.
+  // run takes a free one and gives it back. With LoadOptions::trace, each
+  // has a trace of its own, restarted by every run.
   std::vector<std::unique_ptr<runtime::Executor>> executors;
+  std::vector<std::unique_ptr<runtime::Trace>> traces;
   std::vector<std::size_t> free_slots;
-  std::mutex slots_mutex;
+  mutable std::mutex slots_mutex;
   std::condition_variable slot_freed;
-  std::mutex timings_mutex;
-  RunTimings timings;
+  // Runs started by run_async and not yet finished: the model's destructor waits for them.
+  int async_runs = 0;
+  std::condition_variable async_done;
   double predicted_ms = 0;
   std::vector<std::string> warnings;
   std::string device;
@@ -68,10 +72,20 @@ struct Model::Impl {
   std::function<planner::Plan()> host_plan;       // the default strategy's fallback; empty otherwise
   std::vector<bool> stale;                        // per slot: rebuild its executor before its next run
 
-  std::unique_ptr<runtime::Executor> make_executor(const planner::Plan& p) const {
-    return std::make_unique<runtime::HeteroExecutor>(graph, p, eo, shared);
+  runtime::ExecutorOptions options_of(std::size_t slot) const {
+    runtime::ExecutorOptions o = eo;
+    o.trace = traces.empty() ? nullptr : traces[slot].get();
+    return o;
+  }
+  std::unique_ptr<runtime::Executor> make_executor(const planner::Plan& p, std::size_t slot) const {
+    return std::make_unique<runtime::HeteroExecutor>(graph, p, options_of(slot), shared);
   }
   void rebuild(std::size_t slot);
+  // Checks the caller's buffers against the model's inputs and outputs and
+  // returns them in the model's order.
+  std::pair<std::vector<const float*>, std::vector<float*>> buffers(std::span<const InputBuffer> inputs,
+                                                                    std::span<const OutputBuffer> outputs) const;
+  RunTimings run(std::span<const float* const> in, std::span<float* const> out);
 };
 
 namespace {
@@ -137,7 +151,11 @@ TensorInfo info_of(const graph::Value& v) { return TensorInfo{v.name, v.shape, g
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
-Model::~Model() = default;
+Model::~Model() {
+  if (!impl_) return;  // moved from
+  std::unique_lock<std::mutex> lock(impl_->slots_mutex);
+  impl_->async_done.wait(lock, [&] { return impl_->async_runs == 0; });
+}
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
   const std::vector<std::uint8_t> bytes = graph::read_model_file(path);
@@ -185,14 +203,14 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   if (options.device_timeout_ms < 1)
     throw Error(ErrorKind::InvalidArgument, "device_timeout_ms must be at least 1 (milliseconds)");
   eo.device_timeout_ms = static_cast<std::uint64_t>(options.device_timeout_ms);
-  if (options.trace) {
-    impl->trace = std::make_unique<runtime::Trace>();
-    eo.trace = impl->trace.get();
-  }
   if (options.pipeline < 1) throw Error(ErrorKind::InvalidArgument, "pipeline must be at least 1 (runs in flight)");
   const auto slots = static_cast<std::size_t>(options.pipeline);
+  if (options.trace)
+    for (std::size_t i = 0; i < slots; ++i) impl->traces.push_back(std::make_unique<runtime::Trace>());
+  impl->eo = eo;
   if (impl->strategy == "reference" && options.plan.empty()) {
-    for (std::size_t i = 0; i < slots; ++i) impl->executors.push_back(runtime::make_reference_executor(impl->graph, eo));
+    for (std::size_t i = 0; i < slots; ++i)
+      impl->executors.push_back(runtime::make_reference_executor(impl->graph, impl->options_of(i)));
   } else {
     // Measured profiles (calibrating once if missing) where a backend can run
     // the micro-benchmarks; built-in defaults otherwise. Only the cost-aware
@@ -223,10 +241,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     plan.model = impl->graph.name;
     if (!options.plan.empty()) impl->strategy = plan.strategy;
     impl->shared = std::make_shared<runtime::RunResources>();
-    impl->eo = eo;
     auto make_executors = [&](const planner::Plan& p) {
       impl->executors.clear();
-      for (std::size_t i = 0; i < slots; ++i) impl->executors.push_back(impl->make_executor(p));
+      for (std::size_t i = 0; i < slots; ++i) impl->executors.push_back(impl->make_executor(p, i));
     };
     const bool had_units = !plan.units.empty();
     // The default strategy answers a device that fails (at load, or later
@@ -271,14 +288,17 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
 void Model::Impl::rebuild(std::size_t slot) {
   // The caller holds the slot. Its old executor goes first: it frees the
   // device memory the new one may need.
-  executors[slot].reset();
+  std::unique_ptr<runtime::Executor> old;
   planner::Plan p;
   {
     std::lock_guard<std::mutex> lock(slots_mutex);
+    old = std::move(executors[slot]);
     p = plan;
   }
+  old.reset();
+  std::unique_ptr<runtime::Executor> fresh;
   try {
-    executors[slot] = make_executor(p);
+    fresh = make_executor(p, slot);
   } catch (const Error& e) {
     if (!is_device_error(e.kind())) throw;
     std::unique_lock<std::mutex> lock(slots_mutex);
@@ -293,30 +313,37 @@ void Model::Impl::rebuild(std::size_t slot) {
     stale.assign(stale.size(), true);
     p = plan;
     lock.unlock();
-    executors[slot] = make_executor(p);
+    fresh = make_executor(p, slot);
   }
   std::lock_guard<std::mutex> lock(slots_mutex);
+  executors[slot] = std::move(fresh);
   stale[slot] = false;
 }
 
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
-const std::string& Model::strategy() const { return impl_->strategy; }
+std::string Model::strategy() const {
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
+  return impl_->strategy;
+}
 std::string Model::backend_description() const {
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
   for (const auto& e : impl_->executors)
     if (e) return e->description();
   return "none: its executors failed to rebuild after a device fault (the next run tries again)";
 }
-double Model::predicted_ms() const { return impl_->predicted_ms; }
-const std::vector<std::string>& Model::warnings() const { return impl_->warnings; }
-std::string Model::trace_json() const { return impl_->trace ? impl_->trace->to_json() : std::string(); }
-RunTimings Model::last_timings() const {
-  std::lock_guard<std::mutex> lock(impl_->timings_mutex);
-  return impl_->timings;
+double Model::predicted_ms() const {
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
+  return impl_->predicted_ms;
+}
+std::vector<std::string> Model::warnings() const {
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
+  return impl_->warnings;
 }
 
 MemoryReport Model::memory() const {
   MemoryReport r;
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
   for (const auto& e : impl_->executors)
     if (e) runtime::operator+=(r, e->memory());
   rusage usage{};
@@ -418,18 +445,18 @@ std::string calibrate(const std::string& device, int threads, const std::functio
          planner::device_profile_to_json(accel) + ", \"link\": " + planner::link_profile_to_json(link) + "}";
 }
 
-void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs) {
-  auto& impl = *impl_;
+std::pair<std::vector<const float*>, std::vector<float*>> Model::Impl::buffers(
+    std::span<const InputBuffer> in, std::span<const OutputBuffer> out) const {
   auto find = [](auto span, const std::string& name) {
     return std::find_if(span.begin(), span.end(), [&](const auto& b) { return b.name == name; });
   };
-  for (const auto& b : inputs)
-    if (std::none_of(impl.inputs.begin(), impl.inputs.end(), [&](const TensorInfo& t) { return t.name == b.name; }))
+  for (const auto& b : in)
+    if (std::none_of(inputs.begin(), inputs.end(), [&](const TensorInfo& t) { return t.name == b.name; }))
       throw Error(ErrorKind::InvalidInput, "the model has no input named '" + b.name + "'");
   std::vector<const float*> in_ptrs;
-  for (const auto& info : impl.inputs) {
-    auto it = find(inputs, info.name);
-    if (it == inputs.end()) throw Error(ErrorKind::InvalidInput, "no data given for input '" + info.name + "'");
+  for (const auto& info : inputs) {
+    auto it = find(in, info.name);
+    if (it == in.end()) throw Error(ErrorKind::InvalidInput, "no data given for input '" + info.name + "'");
     if (static_cast<std::int64_t>(it->data.size()) != info.element_count())
       throw Error(ErrorKind::InvalidInput, "input '" + info.name + "' needs " + std::to_string(info.element_count()) +
                                                " floats (shape " + graph::shape_string(info.shape) + "), got " +
@@ -437,16 +464,51 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
     in_ptrs.push_back(it->data.data());
   }
   std::vector<float*> out_ptrs;
-  for (const auto& info : impl.outputs) {
-    auto it = find(outputs, info.name);
-    if (it == outputs.end()) throw Error(ErrorKind::InvalidInput, "no buffer given for output '" + info.name + "'");
+  for (const auto& info : outputs) {
+    auto it = find(out, info.name);
+    if (it == out.end()) throw Error(ErrorKind::InvalidInput, "no buffer given for output '" + info.name + "'");
     if (static_cast<std::int64_t>(it->data.size()) != info.element_count())
       throw Error(ErrorKind::InvalidInput, "output '" + info.name + "' needs a buffer of " +
                                                std::to_string(info.element_count()) + " floats, got " +
                                                std::to_string(it->data.size()));
     out_ptrs.push_back(it->data.data());
   }
+  return {std::move(in_ptrs), std::move(out_ptrs)};
+}
 
+RunTimings Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs) {
+  const auto [in, out] = impl_->buffers(inputs, outputs);
+  return impl_->run(in, out);
+}
+
+struct RunHandle::State {
+  std::future<RunTimings> result;
+};
+
+RunHandle Model::run_async(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs) {
+  auto [in, out] = impl_->buffers(inputs, outputs);
+  Impl* impl = impl_.get();
+  {
+    std::lock_guard<std::mutex> lock(impl->slots_mutex);
+    ++impl->async_runs;
+  }
+  RunHandle h;
+  h.state_ = std::make_unique<RunHandle::State>();
+  h.state_->result = std::async(std::launch::async, [impl, in = std::move(in), out = std::move(out)] {
+    struct Done {
+      Impl* impl;
+      ~Done() {
+        std::lock_guard<std::mutex> lock(impl->slots_mutex);
+        if (--impl->async_runs == 0) impl->async_done.notify_all();
+      }
+    } done{impl};
+    return impl->run(in, out);
+  });
+  return h;
+}
+
+RunTimings Model::Impl::run(std::span<const float* const> in_ptrs, std::span<float* const> out_ptrs) {
+  Impl& impl = *this;
   // A free executor: with LoadOptions::pipeline > 1, that many runs may be
   // in flight from as many threads.
   std::size_t slot;
@@ -473,9 +535,17 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
     stale = impl.stale[slot];
   }
   if (stale) impl.rebuild(slot);
-  runtime::Executor& executor = *impl.executors[slot];
+  RunTimings t;
+  runtime::Executor* held;
+  {
+    std::lock_guard<std::mutex> lock(impl.slots_mutex);
+    held = impl.executors[slot].get();
+    t.predicted_ms = impl.predicted_ms;  // a fallback to the host changes it
+  }
+  runtime::Executor& executor = *held;
 
-  if (impl.trace && impl.executors.size() == 1) impl.trace->clear();
+  runtime::Trace* trace = impl.traces.empty() ? nullptr : impl.traces[slot].get();
+  if (trace) trace->restart();
   const auto start = std::chrono::steady_clock::now();
   try {
     executor.run(in_ptrs, out_ptrs);
@@ -490,13 +560,11 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
     }
     throw;
   }
-  RunTimings t;
   t.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const auto st = executor.stats();
   t.dispatches = st.dispatches;
   t.bytes_uploaded = st.bytes_uploaded;
   t.bytes_downloaded = st.bytes_downloaded;
-  t.predicted_ms = impl.predicted_ms;
   if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(&executor)) {
     using Device = runtime::HeteroExecutor::StepTime::Device;
     for (const auto& st : hetero->step_times())
@@ -506,8 +574,24 @@ void Model::run(std::span<const InputBuffer> inputs, std::span<const OutputBuffe
                                                             : "link",
                          st.predicted_us / 1e3, st.measured_us / 1e3, st.bytes});
   }
-  std::lock_guard<std::mutex> lock(impl.timings_mutex);
-  impl.timings = std::move(t);
+  if (trace) t.trace_json = trace->to_json();
+  return t;
 }
+
+RunHandle::RunHandle() = default;
+RunHandle::RunHandle(RunHandle&&) noexcept = default;
+RunHandle& RunHandle::operator=(RunHandle&&) noexcept = default;
+RunHandle::~RunHandle() = default;  // a std::async future's destructor waits for the run
+
+RunTimings RunHandle::wait() {
+  if (!valid()) throw Error(ErrorKind::InvalidArgument, "RunHandle::wait on a handle with no run (already waited for?)");
+  return state_->result.get();
+}
+
+bool RunHandle::ready() const {
+  return valid() && state_->result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+bool RunHandle::valid() const { return state_ && state_->result.valid(); }
 
 }  // namespace vkfuse

@@ -35,9 +35,11 @@ class Trace {
     std::lock_guard<std::mutex> lock(mutex_);
     events_.push_back(std::move(e));
   }
-  void clear() {
+  // Empties the trace and starts its clock again (before a run of its own).
+  void restart() {
     std::lock_guard<std::mutex> lock(mutex_);
     events_.clear();
+    origin_ = std::chrono::steady_clock::now();
   }
   std::vector<Event> events() const {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -4,6 +4,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -131,6 +132,28 @@ inline OnnxBuilder conv_bn_relu_model() {
   b.node("BatchNormalization", {"c", "scale", "bias", "mean", "var"}, {"bn"}, "bn");
   b.node("Relu", {"bn"}, {"r"}, "relu");
   b.node("GlobalAveragePool", {"r"}, {"y"}, "gap");
+  return b;
+}
+
+// Two 3x3 convolutions with ReLU on size x size (64: about 0.1 GFLOP) and a
+// global average pool: heavy enough that a what-if accelerator gets it.
+inline OnnxBuilder two_conv_model(std::int64_t size = 64) {
+  OnnxBuilder b;
+  b.input("x", {1, 16, size, size}).output("y");
+  auto weights = [](std::size_t n, float scale) {
+    std::vector<float> w(n);
+    for (std::size_t i = 0; i < n; ++i) w[i] = scale * std::cos(0.61f * static_cast<float>(i));
+    return w;
+  };
+  b.initializer("w1", {32, 16, 3, 3}, weights(32 * 16 * 9, 0.08f));
+  b.initializer("w2", {32, 32, 3, 3}, weights(32 * 32 * 9, 0.06f));
+  for (const std::string c : {"1", "2"}) {
+    auto& conv = b.node("Conv", {c == "1" ? "x" : "r1", "w" + c}, {"c" + c}, "conv" + c);
+    OnnxBuilder::attr_ints(conv, "pads", {1, 1, 1, 1});
+    OnnxBuilder::attr_ints(conv, "kernel_shape", {3, 3});
+    b.node("Relu", {"c" + c}, {"r" + c}, "relu" + c);
+  }
+  b.node("GlobalAveragePool", {"r2"}, {"y"}, "gap");
   return b;
 }
 

@@ -58,7 +58,7 @@ struct LoadOptions {
   // too), and they share the host's cores and the link, so the host part of
   // one overlaps the device and link part of another.
   int pipeline = 1;
-  bool trace = false;          // record a Chrome/Perfetto trace of each run (Model::trace_json)
+  bool trace = false;          // record a Chrome/Perfetto trace of each run (RunTimings::trace_json)
   // Devices without a cached calibration are measured once on first use
   // (under 30 s) when true and the strategy places ops by cost (fused,
   // passes, fuse-all, per-op); otherwise built-in default profiles are used.
@@ -119,16 +119,39 @@ struct StepTiming {
   std::int64_t bytes = 0;   // transfers: bytes moved; 0 for compute steps
 };
 
+// What one run did, returned by that run (Model::run, RunHandle::wait).
 struct RunTimings {
-  double total_ms = 0;
-  std::int64_t dispatches = 0;        // GPU dispatches in the last run
-  std::int64_t bytes_uploaded = 0;    // host → device in the last run
-  std::int64_t bytes_downloaded = 0;  // device → host in the last run
+  double total_ms = 0;                // the run's own time: from when it had an executor to its end
+  std::int64_t dispatches = 0;        // GPU dispatches
+  std::int64_t bytes_uploaded = 0;    // host → device
+  std::int64_t bytes_downloaded = 0;  // device → host
   double predicted_ms = 0;            // the plan's predicted total (0 for "reference")
   // Per plan step, in execution order (empty for "reference"). The predicted
   // steps add up to predicted_ms when the accelerator shares the host's cores
   // (lavapipe); otherwise the plan overlaps some of them.
   std::vector<StepTiming> steps;
+  std::string trace_json;  // this run as a Chrome/Perfetto trace ("" unless LoadOptions::trace)
+};
+
+// A run started by Model::run_async. Movable; destroying a handle whose run
+// is still going waits for it.
+class RunHandle {
+ public:
+  RunHandle();
+  RunHandle(RunHandle&&) noexcept;
+  RunHandle& operator=(RunHandle&&) noexcept;
+  ~RunHandle();
+
+  // Blocks until the run is done; returns its timings or throws its Error.
+  // Once per handle (then valid() is false).
+  RunTimings wait();
+  bool ready() const;  // done: wait() will not block
+  bool valid() const;  // holds a run not yet waited for
+
+ private:
+  friend class Model;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // Memory a loaded model holds, summed over its run slots (LoadOptions::pipeline):
@@ -188,7 +211,9 @@ class Model {
 
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
-  const std::string& strategy() const;
+  // The strategy in force: the one loaded with, or "cpu" once a default
+  // strategy model fell back to the host (see ErrorKind).
+  std::string strategy() const;
   // Where the ops run, in words: the executor and device.
   std::string backend_description() const;
   ModelSummary summary() const;
@@ -200,17 +225,20 @@ class Model {
   // placements, units. predicted_ms is 0 for "reference".
   double predicted_ms() const;
   // Things the caller should know, e.g. a fallback from the accelerator to the host.
-  const std::vector<std::string>& warnings() const;
-  // The trace of the last run, as Chrome/Perfetto JSON ("" unless LoadOptions::trace).
-  std::string trace_json() const;
+  std::vector<std::string> warnings() const;
 
   // Runs one inference. Every input and output must be given, by name, with
   // exactly element_count() floats; otherwise Error(InvalidInput). Up to
   // LoadOptions::pipeline threads may call it at once (more wait for a free
   // executor); with the default of 1, calls from several threads take turns.
-  void run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
-  // Timings of the last run() to finish.
-  RunTimings last_timings() const;
+  // Returns what this run did (time, transfers, per-step timings, trace).
+  RunTimings run(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
+  // Starts a run and returns at once. The inputs are checked here (Error
+  // InvalidInput is thrown by this call); the caller's buffers must stay
+  // valid, and the inputs unchanged, until the handle's wait() returns. Up
+  // to LoadOptions::pipeline runs proceed at once, the rest queue. The model
+  // must outlive its handles (its destructor waits for runs still going).
+  RunHandle run_async(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
   MemoryReport memory() const;
 
  private:

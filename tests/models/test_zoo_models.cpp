@@ -232,8 +232,7 @@ TEST_P(ZooModel, DefaultStrategyUnderEveryLink) {
       std::vector<float> result(ref_.size(), std::nanf(""));
       const vkfuse::InputBuffer ib[] = {{model.inputs()[0].name, input_}};
       const vkfuse::OutputBuffer ob[] = {{model.outputs()[0].name, result}};
-      model.run(ib, ob);
-      const auto t = model.last_timings();
+      const auto t = model.run(ib, ob);
       const double err = relative_l2(result, ref_);
       std::cout << name_ << " (" << model.strategy() << ", link " << link << "): " << t.dispatches
                 << " dispatches, relative L2 error " << err << "\n";
@@ -288,9 +287,8 @@ TEST_P(ZooModel, SavedAndEditedPlansRunOnTheRealBackends) {
       std::vector<float> result(ref_.size(), std::nanf(""));
       const vkfuse::InputBuffer ib[] = {{in.name, input_}};
       const vkfuse::OutputBuffer ob[] = {{out.name, result}};
-      planned.run(ib, ob);
+      const auto t = planned.run(ib, ob);
       const double err = relative_l2(result, ref_);
-      const auto t = planned.last_timings();
       std::int64_t up = 0, down = 0;
       int units = 0, host_segments = 0;
       for (const auto& step : t.steps) {
@@ -340,12 +338,12 @@ TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
       std::vector<float> result(ref_.size());
       const vkfuse::InputBuffer ib[] = {{planned.inputs()[0].name, input_}};
       const vkfuse::OutputBuffer ob[] = {{planned.outputs()[0].name, result}};
-      planned.run(ib, ob);
+      const auto t = planned.run(ib, ob);
       std::cout << name_ << " (" << strategy << "): " << plan.units << " units, " << plan.kernels
-                << " planned kernels, " << planned.last_timings().dispatches << " dispatched\n";
-      EXPECT_EQ(planned.last_timings().dispatches, plan.kernels);
-      EXPECT_EQ(planned.last_timings().bytes_uploaded, plan.bytes_uploaded);
-      EXPECT_EQ(planned.last_timings().bytes_downloaded, plan.bytes_downloaded);
+                << " planned kernels, " << t.dispatches << " dispatched\n";
+      EXPECT_EQ(t.dispatches, plan.kernels);
+      EXPECT_EQ(t.bytes_uploaded, plan.bytes_uploaded);
+      EXPECT_EQ(t.bytes_downloaded, plan.bytes_downloaded);
       EXPECT_LE(relative_l2(result, ref_), kTolerance);
     } catch (const vkfuse::Error& e) {
       // A known limit, refused with a clear error: naive's isolated units

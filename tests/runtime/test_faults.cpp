@@ -21,34 +21,11 @@ using vkfuse::ErrorKind;
 
 namespace {
 
-// Two 3x3 convolutions on 64x64 (about 0.1 GFLOP): heavy enough that a what-if
-// accelerator gets it and that lavapipe needs more than a millisecond.
-std::vector<std::uint8_t> two_conv_model() {
-  vkfuse::testing::OnnxBuilder b;
-  b.input("x", {1, 16, 64, 64}).output("y");
-  auto weights = [](std::size_t n, float scale) {
-    std::vector<float> w(n);
-    for (std::size_t i = 0; i < n; ++i) w[i] = scale * std::cos(0.61f * static_cast<float>(i));
-    return w;
-  };
-  b.initializer("w1", {32, 16, 3, 3}, weights(32 * 16 * 9, 0.08f));
-  b.initializer("w2", {32, 32, 3, 3}, weights(32 * 32 * 9, 0.06f));
-  for (const char* c : {"1", "2"}) {
-    auto& conv = b.node("Conv", {c[0] == '1' ? "x" : "r1", std::string("w") + c}, {std::string("c") + c},
-                        std::string("conv") + c);
-    vkfuse::testing::OnnxBuilder::attr_ints(conv, "pads", {1, 1, 1, 1});
-    vkfuse::testing::OnnxBuilder::attr_ints(conv, "kernel_shape", {3, 3});
-    b.node("Relu", {std::string("c") + c}, {std::string("r") + c}, std::string("relu") + c);
-  }
-  b.node("GlobalAveragePool", {"r2"}, {"y"}, "gap");
-  return b.byte_vector();
-}
-
 class DeviceFaults : public ::testing::Test {
  protected:
   void SetUp() override {
     if (vkfuse::list_devices().empty()) GTEST_SKIP() << "no Vulkan device";
-    bytes_ = two_conv_model();
+    bytes_ = vkfuse::testing::two_conv_model().byte_vector();
     vkfuse::LoadOptions cpu;
     cpu.strategy = "cpu";
     cpu.threads = 1;
@@ -143,12 +120,21 @@ TEST_F(DeviceFaults, AFenceThatDoesNotSignalInTimeIsATimeoutNotAHang) {
   expect_run_fails(gpu, ErrorKind::DeviceTimeout, "device_timeout_ms");
   expect_close(run(gpu));
 
-  // A real one: lavapipe needs more than a millisecond for this model. The
+  // A real one: 1.9 GFLOP take lavapipe far more than a millisecond. The
   // model is then destroyed with its work still running on the device.
   vkfuse::LoadOptions o = options("gpu");
   o.device_timeout_ms = 1;
-  auto hurried = vkfuse::Model::load_bytes(bytes_, o);
-  expect_run_fails(hurried, ErrorKind::DeviceTimeout, "did not finish");
+  auto hurried = vkfuse::Model::load_bytes(vkfuse::testing::two_conv_model(256).byte_vector(), o);
+  std::vector<float> big(static_cast<std::size_t>(hurried.inputs()[0].element_count()), 0.5f), y(32);
+  const vkfuse::InputBuffer in[] = {{hurried.inputs()[0].name, big}};
+  const vkfuse::OutputBuffer out[] = {{hurried.outputs()[0].name, y}};
+  try {
+    hurried.run(in, out);
+    ADD_FAILURE() << "1.9 GFLOP within 1 ms";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::DeviceTimeout) << e.what();
+    EXPECT_NE(std::string(e.what()).find("did not finish"), std::string::npos) << e.what();
+  }
   o.device_timeout_ms = 0;
   try {
     vkfuse::Model::load_bytes(bytes_, o);
