@@ -6,7 +6,10 @@
 #   - classify's top-5 for a PNG match `vkfuse run` on the same image decoded
 #     by PIL and resized by PyTorch (an independent preprocessing path);
 #   - batch, from 3 threads over PNG and JPEG files, gives classify's top-1
-#     for every PNG.
+#     for every PNG;
+#   - an application with a Halide pipeline of its own (tests/package/) keeps
+#     its own Halide runtime and parallel-loop handler beside vkfuse's, whose
+#     host kernels still match its reference kernels.
 # Usage: tools/test-package.sh BUILD_DIR MODEL.onnx [WORK_DIR]
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -81,5 +84,11 @@ for link in shared static; do
     want=$(grep -oE 'class [0-9]+' "$work/classify-$link-$i.txt" | head -1)
     grep -q "img$i.png: $want\$" "$work/batch-$link.txt" || fail "batch ($link) img$i.png: not $want ($(grep "img$i.png" "$work/batch-$link.txt"))"
   done
-  echo "test-package: $link: classify matches PyTorch's preprocessing on 3 images; batch agrees from 3 threads"
+  app=$work/halide-app-$link
+  cmake -S "$src/tests/package" -B "$app" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+    -DVKFUSE_LINK=$link >"$app.configure.log" 2>&1 || fail "configuring halide_app ($link) failed: see $app.configure.log"
+  cmake --build "$app" -j2 >"$app.build.log" 2>&1 || fail "building halide_app ($link) failed: see $app.build.log"
+  "$app/halide_app" "$model" >"$app.txt" 2>&1 || fail "halide_app ($link): $(tail -3 "$app.txt")"
+  echo "test-package: $link: classify matches PyTorch's preprocessing on 3 images; batch agrees from 3 threads;" \
+    "an application's own Halide runtime stays its own"
 done

@@ -156,10 +156,14 @@ class ParallelPool {
     static ParallelPool* pool = new ParallelPool;  // never destroyed: workers live until exit
     return *pool;
   }
-  void set_threads(int n) { desired_.store(std::max(1, n)); }
+  // Threads for the loops the calling thread starts: each model's executor
+  // sets its own (LoadOptions::threads) before its kernels run, so two
+  // models keep their own sizes while sharing the one pool, whose loops run
+  // one at a time: together they never use more threads than the larger asks.
+  void set_threads(int n) { t_threads_ = std::max(1, n); }
 
   int run(void* user_context, halide_task_t f, int min, int size, std::uint8_t* closure) {
-    const int want = desired_.load();
+    const int want = t_threads_;
     if (size <= 0) return 0;
     if (want <= 1 || size == 1 || in_task_) {
       for (int i = 0; i < size; ++i)
@@ -271,7 +275,6 @@ class ParallelPool {
   static constexpr int kSpins = 4000;  // pause instructions: ~50-250 us by CPU
   std::atomic<std::uint64_t> published_{0};  // generation_, readable without mu_
 
-  std::atomic<int> desired_{1};
   std::mutex call_mu_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
@@ -279,8 +282,10 @@ class ParallelPool {
   Job* current_ = nullptr;
   std::uint64_t generation_ = 0;
   static thread_local bool in_task_;
+  static thread_local int t_threads_;
 };
 thread_local bool ParallelPool::in_task_ = false;
+thread_local int ParallelPool::t_threads_ = 1;
 }  // namespace
 
 extern "C" int halide_do_par_for(void* user_context, halide_task_t f, int min, int size, std::uint8_t* closure) {

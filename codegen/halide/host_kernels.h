@@ -176,7 +176,8 @@ void softmax(const View& in, const View& out);
 // `value`, 1 reflect, 2 edge); begin innermost first like the views.
 void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out);
 
-// Threads of Halide's pool, for every kernel in the process.
+// Threads for the parallel loops of the kernels the calling thread runs from
+// now on (vkfuse's pool is shared by every model; its loops run one at a time).
 void set_num_threads(int threads);
 
 // The instruction set the kernels run with in this process, e.g.
