@@ -10,6 +10,15 @@
 
 namespace vkfuse::graph {
 
+std::uint64_t fnv1a(const void* data, std::size_t bytes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    h ^= static_cast<const unsigned char*>(data)[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 bool write_file_atomically(const std::string& path, std::span<const std::span<const char>> parts) {
   static std::atomic<unsigned> counter{0};
   // A name of its own per process and call: two processes (or threads)

@@ -36,6 +36,9 @@ std::vector<std::uint8_t> read_model_file(const std::string& path);
 // file, no file, or the whole new one. False, leaving nothing behind, if any
 // step fails. The folder must exist.
 bool write_file_atomically(const std::string& path, std::span<const std::span<const char>> parts);
+// FNV-1a, 64-bit: the key and checksum of vkfuse's cache files (SPIR-V
+// modules, device and link profiles).
+std::uint64_t fnv1a(const void* data, std::size_t bytes);
 
 void infer_shapes(Graph& g, int threads = 1);
 

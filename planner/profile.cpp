@@ -62,6 +62,30 @@ json parse(std::string_view text_in, const std::string& what) {
   }
 }
 
+// A profile file's checksum: FNV-1a of its compact JSON without the
+// "checksum" field. Files vkfuse writes carry one; a file without (written or
+// edited by hand) is accepted as it is, one whose checksum does not match is
+// damaged and refused.
+std::string checksum_of(json j) {
+  j.erase("checksum");
+  const std::string compact = j.dump();
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(graph::fnv1a(compact.data(), compact.size())));
+  return hex;
+}
+
+std::string dump_with_checksum(json j) {
+  j["checksum"] = checksum_of(j);
+  return j.dump(2) + "\n";
+}
+
+void verify_checksum(const json& j, const std::string& what) {
+  if (!j.contains("checksum")) return;
+  if (!j["checksum"].is_string() || j["checksum"].get<std::string>() != checksum_of(j))
+    bad(what, "its checksum does not match its contents: the file is damaged (or was edited: remove its \"checksum\" "
+              "field to use it as edited)");
+}
+
 std::string read_file(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, "cannot read " + what + " '" + path + "'");
@@ -257,6 +281,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   const std::string what = "device profile";
   json j = parse(json_text, what);
   if (!j.is_object()) bad(what, "expected a JSON object");
+  verify_checksum(j, what);
   DeviceProfile p;
   p.name = text(j, "name", "", what, "", true);
   p.kind = text(j, "kind", "", what, "", true);
@@ -328,7 +353,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
     classes[op_class_name(c)] = {{"throughput", pts}, {"bandwidth_gbs", p.op_class(c).bandwidth_gbs}};
   }
   j["op_classes"] = classes;
-  return j.dump(2) + "\n";
+  return dump_with_checksum(std::move(j));
 }
 
 DeviceProfile load_device_profile(const std::string& path) {
@@ -437,6 +462,7 @@ LinkProfile link_profile_from_json(std::string_view json_text) {
   const std::string what = "link profile";
   json j = parse(json_text, what);
   if (!j.is_object()) bad(what, "expected a JSON object");
+  verify_checksum(j, what);
   LinkProfile l;
   l.name = text(j, "name", "", what, "", true);
   const json& up = field(j, "host_to_device", "", what);
@@ -457,7 +483,16 @@ std::string link_profile_to_json(const LinkProfile& l) {
   j["host_to_device"] = {{"bandwidth_mbps", l.h2d_mbps}, {"latency_us", l.h2d_latency_us}};
   j["device_to_host"] = {{"bandwidth_mbps", l.d2h_mbps}, {"latency_us", l.d2h_latency_us}};
   j["emulated"] = l.emulated;
-  return j.dump(2) + "\n";
+  return dump_with_checksum(std::move(j));
+}
+
+bool carries_checksum(std::string_view json_text) {
+  try {
+    const json j = json::parse(json_text.begin(), json_text.end());
+    return j.is_object() && j.contains("checksum");
+  } catch (const json::exception&) {
+    return false;
+  }
 }
 
 LinkProfile load_link_profile(const std::string& path) {

@@ -161,6 +161,11 @@ LinkProfile link_from_spec(std::string_view spec);  // Error(InvalidArgument) on
 
 LinkProfile link_profile_from_json(std::string_view json_text);
 std::string link_profile_to_json(const LinkProfile& l);
+// Profiles vkfuse writes carry a checksum of their contents, verified by the
+// *_from_json readers (a mismatch is an error; a file without one, such as a
+// hand-written what-if profile, is read as it is). Whether a profile's JSON
+// carries one: cached profiles without are from an older vkfuse.
+bool carries_checksum(std::string_view json_text);
 LinkProfile load_link_profile(const std::string& path);
 void save_link_profile(const LinkProfile& l, const std::string& path);
 

@@ -502,22 +502,42 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
   const fs::path accel_file = dir / planner::profile_cache_file_name(*accel_id);
   const fs::path link_file = dir / ("link-" + planner::profile_cache_file_name(*accel_id));
 
-  auto load_matching = [](const fs::path& f, const planner::DeviceProfile& id) -> std::optional<planner::DeviceProfile> {
+  // A cached profile is used only when whole (its checksum matches), written
+  // by this vkfuse and its kernels for this device and driver, and measured
+  // shape by shape; otherwise it is discarded with a note and measured again
+  // (or, without calibration, the built-in defaults are planned with).
+  std::vector<std::string> notes;
+  auto discard = [&](const fs::path& f, const std::string& who, const std::string& why) {
+    std::error_code ec;
+    fs::remove(f, ec);
+    notes.push_back("discarded the cached " + who + " profile " + f.string() + ": " + why);
+  };
+  auto read_text = [](const fs::path& f) {
+    std::ifstream in(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  auto load_matching = [&](const fs::path& f, const planner::DeviceProfile& id,
+                           const std::string& who) -> std::optional<planner::DeviceProfile> {
     if (!fs::exists(f)) return std::nullopt;
+    const std::string text = read_text(f);
     try {
-      auto p = planner::load_device_profile(f.string());
-      // Profiles from before shape-aware calibration (no point of known
-      // shape) are stale: measured again.
+      auto p = planner::device_profile_from_json(text);
       const auto& convs = p.op_class(planner::OpClass::direct_conv).throughput;
       const bool shaped = std::any_of(convs.begin(), convs.end(), [](auto& t) { return t.shape.known(); });
-      if (planner::same_cache_key(p, id) && p.measured && shaped) return p;
-    } catch (const Error&) {
-      // A corrupt cache entry is recalibrated.
+      if (!planner::carries_checksum(text) || !shaped)
+        discard(f, who, "stale (written by an older vkfuse)");
+      else if (!planner::same_cache_key(p, id) || !p.measured)
+        discard(f, who, "stale (measured for " + p.driver + " by vkfuse " + p.vkfuse_version + ", not " + id.driver +
+                            " by vkfuse " + id.vkfuse_version + ")");
+      else
+        return p;
+    } catch (const Error& e) {
+      discard(f, who, std::string("corrupt (") + e.what() + ")");
     }
     return std::nullopt;
   };
-  auto host = load_matching(host_file, host_id);
-  auto accel = load_matching(accel_file, *accel_id);
+  auto host = load_matching(host_file, host_id, "host");
+  auto accel = load_matching(accel_file, *accel_id, "accelerator");
   // Cached profiles measured under load say so each time (a fresh
   // calibration below warns by itself).
   for (const auto& [cached, who] : {std::pair{&host, "host"}, std::pair{&accel, "accelerator"}})
@@ -525,11 +545,21 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
       progress("note: cached profile: " + note);
   std::optional<planner::LinkProfile> link;
   if (fs::exists(link_file)) {
+    const std::string text = read_text(link_file);
     try {
-      link = planner::load_link_profile(link_file.string());
-    } catch (const Error&) {
+      link = planner::link_profile_from_json(text);
+      if (!planner::carries_checksum(text)) {
+        link.reset();
+        discard(link_file, "link", "stale (written by an older vkfuse)");
+      }
+    } catch (const Error& e) {
+      discard(link_file, "link", std::string("corrupt (") + e.what() + ")");
     }
   }
+  if (progress)
+    for (const std::string& n : notes)
+      progress("note: " + n + (calibrate_if_missing ? "; measuring again"
+                                                     : "; planning with built-in profiles until `vkfuse calibrate`"));
   if ((!host || !accel || !link) && calibrate_if_missing) {
     if (progress) progress("no calibration for these devices yet: measuring them once (results cached in " + dir.string() + ")");
     if (!host) {

@@ -93,15 +93,8 @@ const std::string& compiler_identity() {
   return id;
 }
 
-// FNV-1a, 64-bit: the cache's keys (source_hash) and its files' checksums.
-std::uint64_t fnv1a(const void* data, std::size_t bytes) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    h ^= static_cast<const unsigned char*>(data)[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+// The cache's keys (source_hash) and its files' checksums.
+using graph::fnv1a;
 
 std::uint64_t checksum(const std::uint32_t* words, std::size_t n) { return fnv1a(words, n * sizeof *words); }
 

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,4 +115,106 @@ TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
   EXPECT_NE(busy.find("other processes used 45% of the CPUs while the host"), std::string::npos) << busy;
   EXPECT_NE(busy.find("run `vkfuse calibrate` again when the machine is idle"), std::string::npos) << busy;
   EXPECT_EQ(quiet.find("other processes used"), std::string::npos) << quiet;
+}
+
+// Every cached profile (host, accelerator, link) that is corrupt, truncated,
+// edited after it was written (its checksum no longer matches), aged (written
+// by another vkfuse for another driver) or from before checksums is discarded
+// with a note naming it and why, and not planned with; whole ones are used.
+TEST(Calibration, DamagedOrStaleCachedProfilesAreDiscardedWithANote) {
+  const auto accel_id = rt::accelerator_identity({});
+  if (!accel_id) GTEST_SKIP() << "no Vulkan device: profiles are not planned with";
+  const fs::path dir = fs::temp_directory_path() / ("vkfuse-test-damaged-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const char* old = std::getenv("VKFUSE_CACHE_DIR");
+  const std::string saved = old ? old : "";
+  setenv("VKFUSE_CACHE_DIR", dir.c_str(), 1);
+
+  auto measured = [](p::DeviceProfile prof, const p::DeviceProfile& id) {
+    prof.name = id.name;
+    prof.uuid = id.uuid;
+    prof.driver = id.driver;
+    prof.vkfuse_version = id.vkfuse_version;
+    prof.measured = true;
+    for (auto& pt : prof.op_class(p::OpClass::direct_conv).throughput) pt.shape = {3136, 9, 1, 64};
+    return prof;
+  };
+  const p::DeviceProfile host_id = rt::host_identity();
+  const p::DeviceProfile host = measured(p::default_host_profile(), host_id);
+  const p::DeviceProfile accel = measured(p::default_lavapipe_profile(), *accel_id);
+  p::LinkProfile link = p::default_link_profile("cpu");
+  link.name = "measured";
+  link.emulated = false;
+  const fs::path files[] = {dir / p::profile_cache_file_name(host_id), dir / p::profile_cache_file_name(*accel_id),
+                            dir / ("link-" + p::profile_cache_file_name(*accel_id))};
+  const char* who[] = {"host", "accelerator", "link"};
+  auto write_all = [&] {
+    p::save_device_profile(host, files[0].string());
+    p::save_device_profile(accel, files[1].string());
+    p::save_link_profile(link, files[2].string());
+  };
+  auto read = [](const fs::path& f) {
+    std::ifstream in(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  auto write = [](const fs::path& f, const std::string& text) { std::ofstream(f, std::ios::binary | std::ios::trunc) << text; };
+  auto plan_with_cache = [&](std::string& lines) {
+    lines.clear();
+    return rt::planning_profiles({}, false, [&](const std::string& l) { lines += l + "\n"; });
+  };
+
+  std::string lines;
+  write_all();
+  EXPECT_TRUE(plan_with_cache(lines).measured) << "whole, current profiles are used";
+  EXPECT_EQ(lines.find("discarded"), std::string::npos) << lines;
+
+  struct Damage {
+    const char* name;
+    const char* reason;
+    std::function<void(const fs::path&, int)> apply;
+  };
+  const Damage damages[] = {
+      {"garbage", "corrupt", [&](const fs::path& f, int) { write(f, "\x7f" "ELF not a profile"); }},
+      {"truncated", "corrupt", [&](const fs::path& f, int) { const std::string t = read(f); write(f, t.substr(0, t.size() / 2)); }},
+      {"edited", "checksum does not match",
+       [&](const fs::path& f, int k) {
+         std::string t = read(f);
+         const std::size_t at = t.find_first_of("123456789", t.find(k == 2 ? "\"bandwidth_mbps\"" : "\"dispatch_us\""));
+         t[at] = t[at] == '9' ? '8' : static_cast<char>(t[at] + 1);
+         write(f, t);
+       }},
+      {"aged", "stale",
+       [&](const fs::path& f, int k) {
+         if (k == 2) {  // a link profile from before checksums
+           std::string t = read(f);
+           t.erase(t.find("\"checksum\""), t.find('\n', t.find("\"checksum\"")) - t.find("\"checksum\"") + 1);
+           write(f, t);
+           return;
+         }
+         p::DeviceProfile older = k == 0 ? host : accel;
+         older.vkfuse_version = "0.0.1+kernels.old";
+         older.driver = "an older driver";
+         p::save_device_profile(older, f.string());
+       }},
+  };
+  for (const Damage& d : damages)
+    for (int k = 0; k < 3; ++k) {
+      write_all();
+      d.apply(files[k], k);
+      const auto profiles = plan_with_cache(lines);
+      EXPECT_FALSE(profiles.measured) << d.name << " " << who[k] << " profile was planned with";
+      EXPECT_NE(lines.find(std::string("discarded the cached ") + who[k] + " profile " + files[k].string()),
+                std::string::npos)
+          << d.name << " " << who[k] << ":\n" << lines;
+      EXPECT_NE(lines.find(d.reason), std::string::npos) << d.name << " " << who[k] << ":\n" << lines;
+      EXPECT_FALSE(fs::exists(files[k])) << d.name << " " << who[k] << " profile was kept";
+      for (int other = 0; other < 3; ++other)
+        if (other != k) {
+          EXPECT_TRUE(fs::exists(files[other])) << "a whole profile was discarded";
+        }
+    }
+
+  if (old) setenv("VKFUSE_CACHE_DIR", saved.c_str(), 1);
+  else unsetenv("VKFUSE_CACHE_DIR");
+  fs::remove_all(dir);
 }
