@@ -396,17 +396,33 @@ void Context::init(int index) {
   f.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
   check(vkCreateFence(device_, &f, nullptr, &fence_), "vkCreateFence");
 
-  // The pipeline cache, keyed on disk by vendor, device and pipeline-cache UUID.
+  // The pipeline cache, keyed on disk by vendor, device, driver version and
+  // pipeline-cache UUID (the driver checks the latter again in the data's
+  // header). The file is the driver's data and an FNV-1a checksum of it: a
+  // file that does not match is discarded, with a note, and rebuilt.
   cache_dir_ = default_cache_dir();
   std::vector<char> data;
   if (!cache_dir_.empty()) {
     char uuid[2 * VK_UUID_SIZE + 1];
     for (unsigned i = 0; i < VK_UUID_SIZE; ++i) std::snprintf(uuid + 2 * i, 3, "%02x", props_.pipelineCacheUUID[i]);
-    char ids[32];
-    std::snprintf(ids, sizeof ids, "%04x-%04x-", props_.vendorID, props_.deviceID);
+    char ids[48];
+    std::snprintf(ids, sizeof ids, "%04x-%04x-%08x-", props_.vendorID, props_.deviceID, props_.driverVersion);
     cache_file_ = cache_dir_ + "/pipelines-" + ids + uuid + ".bin";
     std::ifstream in(cache_file_, std::ios::binary);
     if (in) data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    std::uint64_t stored = 0;
+    const bool whole = data.size() > sizeof stored &&
+                       (std::memcpy(&stored, data.data() + data.size() - sizeof stored, sizeof stored),
+                        stored == graph::fnv1a(data.data(), data.size() - sizeof stored));
+    if (whole) {
+      data.resize(data.size() - sizeof stored);
+    } else if (in) {
+      std::fprintf(stderr, "vkfuse: note: discarded the pipeline cache %s: damaged (checksum); it is rebuilt\n",
+                   cache_file_.c_str());
+      std::error_code ec;
+      std::filesystem::remove(cache_file_, ec);
+      data.clear();
+    }
   }
   VkPipelineCacheCreateInfo pc{};
   pc.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO;
@@ -444,7 +460,8 @@ void Context::save_pipeline_cache() {
   if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
   std::error_code ec;
   std::filesystem::create_directories(cache_dir_, ec);
-  const std::span<const char> parts[] = {{data.data(), size}};
+  const std::uint64_t sum = graph::fnv1a(data.data(), size);
+  const std::span<const char> parts[] = {{data.data(), size}, {reinterpret_cast<const char*>(&sum), sizeof sum}};
   graph::write_file_atomically(cache_file_, parts);  // an unwritable cache folder is not an error
 }
 

@@ -102,6 +102,7 @@ class Context {
   const std::string& name() const { return name_; }
   VkPipelineCache pipeline_cache() const { return pipeline_cache_; }
   const std::string& cache_dir() const { return cache_dir_; }
+  const std::string& pipeline_cache_file() const { return cache_file_; }  // "" without a cache folder
   const DeviceLimits& imposed_limits() const { return imposed_; }
   // Whether device-local memory is the host's own (mapped I/O is free).
   bool unified_memory() const { return unified_; }

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -16,6 +17,7 @@
 #include "codegen/spirv/compiler.h"
 #include "codegen/spirv/lowering.h"
 #include "graph/passes.h"
+#include "runtime/vulkan/context.h"
 #include "tests/vulkan/vulkan_test_util.h"
 
 using vkfuse::testing::compare_with_reference;
@@ -556,6 +558,62 @@ TEST(SpirvDiskCache, CorruptFilesAreRebuiltNotLoaded) {
   }
   for (const auto& e : std::filesystem::directory_iterator(dir / "spirv"))
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "a temporary file was left: " << e.path();
+  std::filesystem::remove_all(dir);
+}
+
+// The pipeline cache on disk: the driver's data and its checksum, keyed by
+// device, driver version and pipeline-cache UUID. A truncated, altered or
+// old-format (no checksum) file is discarded with a note and rebuilt whole;
+// results stay right.
+TEST(PipelineCache, DamagedFilesAreDiscardedAndRebuilt) {
+  VKFUSE_REQUIRE_VULKAN();
+  namespace vk = vkfuse::runtime::vulkan;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("vkfuse-pipeline-cache-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const char* old = std::getenv("VKFUSE_CACHE_DIR");
+  const std::string saved = old ? old : "";
+  setenv("VKFUSE_CACHE_DIR", dir.c_str(), 1);
+  auto run = [] {
+    GraphBuilder b(23);
+    auto x = b.input("x", {1, 4, 9, 9});
+    auto w = b.random_constant("w", {6, 4, 3, 3});
+    b.output(b.node("Conv", {x, w}, [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); }));
+    compare_with_reference(std::move(b.graph), kTol);
+  };
+  std::string file;
+  {
+    const auto ctx = vk::Context::acquire("");  // a fresh context: it reads the cache folder set above
+    file = ctx->pipeline_cache_file();
+    run();
+  }
+  auto whole = [&] {
+    std::vector<char> bytes(std::filesystem::file_size(file));
+    std::ifstream(file, std::ios::binary).read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::uint64_t sum = 0;
+    if (bytes.size() <= 8) return false;
+    std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
+    return sum == g::fnv1a(bytes.data(), bytes.size() - 8);
+  };
+  ASSERT_FALSE(file.empty());
+  ASSERT_TRUE(std::filesystem::exists(file));
+  EXPECT_NE(file.find(dir.string()), std::string::npos) << file;
+  EXPECT_TRUE(whole());
+  for (const char* how : {"truncate", "alter", "old-format"}) {
+    std::vector<char> bytes(std::filesystem::file_size(file));
+    std::ifstream(file, std::ios::binary).read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (std::string(how) == "truncate") bytes.resize(bytes.size() / 2);
+    if (std::string(how) == "alter") bytes[bytes.size() / 3] ^= 0x20;
+    if (std::string(how) == "old-format") bytes.resize(bytes.size() - 8);
+    std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    ::testing::internal::CaptureStderr();
+    run();
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("discarded the pipeline cache"), std::string::npos) << how << ": " << err;
+    EXPECT_TRUE(whole()) << how << ": not rewritten whole";
+  }
+  if (old) setenv("VKFUSE_CACHE_DIR", saved.c_str(), 1);
+  else unsetenv("VKFUSE_CACHE_DIR");
   std::filesystem::remove_all(dir);
 }
 
