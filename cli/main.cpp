@@ -324,6 +324,18 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     j["iterations"] = iters;
     j["warmup"] = warmup;
     j["load_ms"] = load_ms;
+    {
+      const vkfuse::LoadTimings lt = model.load_timings();
+      j["load_phases_ms"] = {{"import", lt.import_ms},
+                             {"plan", lt.plan_ms},
+                             {"executors", lt.executors_ms},
+                             {"shader_lowering", lt.shader_lowering_ms},
+                             {"shader_compile", lt.shader_compile_ms},
+                             {"pipelines", lt.pipelines_ms},
+                             {"weights_upload", lt.weights_upload_ms},
+                             {"warmup", lt.warmup_ms}};
+      j["shaders"] = lt.shaders;
+    }
     j["latency_ms"] = {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean},
                        {"p50", s.median}, {"p90", s.p90}, {"p99", s.p99}};
     j["pipeline"] = a.pipeline;
@@ -364,8 +376,16 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     std::cout << j.dump() << "\n";
     return 0;
   }
-  std::printf("model      %s\nstrategy   %s (%s)\nload       %.1f ms\n", a.model.c_str(), model.strategy().c_str(),
+  std::printf("model      %s\nstrategy   %s (%s)\nload       %.1f ms", a.model.c_str(), model.strategy().c_str(),
               model.backend_description().c_str(), load_ms);
+  {
+    const vkfuse::LoadTimings lt = model.load_timings();
+    std::printf(" (import %.0f, plan %.0f, executors %.0f", lt.import_ms, lt.plan_ms, lt.executors_ms);
+    if (lt.shaders > 0)
+      std::printf(": %lld GPU kernels, compile %.0f, pipelines %.0f, warm-up %.0f", static_cast<long long>(lt.shaders),
+                  lt.shader_compile_ms, lt.pipelines_ms, lt.warmup_ms);
+    std::printf(")\n");
+  }
   {
     const vkfuse::MemoryReport mem = model.memory();
     auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };

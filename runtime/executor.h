@@ -32,6 +32,8 @@ struct ExecutorOptions {
   // calibration measures the link with it). May be empty.
   std::function<void(TransferDirection, std::int64_t bytes, double measured_us)> on_transfer;
   Trace* trace = nullptr;  // where to record events, when tracing
+  // Progress lines of long load steps (a slow GPU warm-up); may be empty.
+  std::function<void(const std::string&)> progress;
 };
 
 // Counters of the last run, for reports and benchmarks.

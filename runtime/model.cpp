@@ -19,6 +19,7 @@
 #include "runtime/hetero_executor.h"
 #include "runtime/host_executor.h"
 #include "runtime/trace.h"
+#include "runtime/vulkan/vulkan_executor.h"
 #include "vkfuse/vkfuse.h"
 
 namespace vkfuse {
@@ -61,6 +62,7 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
   int async_runs = 0;
   std::condition_variable async_done;
   double predicted_ms = 0;
+  LoadTimings load;  // import_ms is set by the loader before prepare()
   std::vector<std::string> warnings;
   std::string device;
 
@@ -158,9 +160,15 @@ Model::~Model() {
 }
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::uint8_t> bytes = graph::read_model_file(path);
   try {
-    return load_bytes(bytes, options);
+    Model m = load_bytes(bytes, options);
+    const double read_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() -
+                           m.impl_->load.total_ms;
+    m.impl_->load.import_ms += read_ms;
+    m.impl_->load.total_ms += read_ms;
+    return m;
   } catch (const Error& e) {
     throw Error(e.kind(), path + ": " + e.what());
   }
@@ -170,7 +178,9 @@ Model Model::load_bytes(std::span<const std::uint8_t> onnx_bytes, const LoadOpti
   check_strategy(options.strategy);
   graph::InputShapeOverrides overrides(options.input_shapes.begin(), options.input_shapes.end());
   auto impl = std::make_unique<Impl>();
+  const auto t0 = std::chrono::steady_clock::now();
   impl->graph = graph::import_onnx(onnx_bytes, overrides);
+  impl->load.import_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return prepare(std::move(impl), options);
 }
 
@@ -183,17 +193,24 @@ Model Model::builtin(const std::string& zoo_name, const LoadOptions& options) {
     batch = shape[0];
   }
   auto impl = std::make_unique<Impl>();
+  const auto t0 = std::chrono::steady_clock::now();
   impl->graph = graph::build_zoo_model(zoo_name, batch);
+  impl->load.import_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return prepare(std::move(impl), options);
 }
 
 std::vector<std::string> Model::builtin_names() { return graph::zoo_names(); }
 
 Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  const auto t_prepare = Clock::now();
+  const double imported_ms = impl->load.import_ms;  // before prepare: reading and parsing
   impl->threads = resolve_threads(options.threads);
   impl->strategy = options.strategy;
   impl->device = options.device;
   graph::prepare_graph(impl->graph, impl->threads);
+  impl->load.import_ms += ms_since(t_prepare);
   for (auto i : impl->graph.inputs) impl->inputs.push_back(info_of(impl->graph.value(i)));
   for (auto o : impl->graph.outputs) impl->outputs.push_back(info_of(impl->graph.value(o)));
   runtime::ExecutorOptions eo;
@@ -203,6 +220,8 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   if (options.device_timeout_ms < 1)
     throw Error(ErrorKind::InvalidArgument, "device_timeout_ms must be at least 1 (milliseconds)");
   eo.device_timeout_ms = static_cast<std::uint64_t>(options.device_timeout_ms);
+  eo.progress = options.progress;
+  auto t_phase = Clock::now();
   if (options.pipeline < 1) throw Error(ErrorKind::InvalidArgument, "pipeline must be at least 1 (runs in flight)");
   const auto slots = static_cast<std::size_t>(options.pipeline);
   if (options.trace)
@@ -240,6 +259,8 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       if (std::string kept = host_only_ops(impl->graph); !kept.empty()) impl->warnings.push_back(std::move(kept));
     plan.model = impl->graph.name;
     if (!options.plan.empty()) impl->strategy = plan.strategy;
+    impl->load.plan_ms = ms_since(t_phase);
+    t_phase = Clock::now();
     impl->shared = std::make_shared<runtime::RunResources>();
     auto make_executors = [&](const planner::Plan& p) {
       impl->executors.clear();
@@ -280,6 +301,18 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     impl->plan = plan;
     impl->predicted_ms = plan.predicted_ms;
   }
+  impl->load.executors_ms = ms_since(t_phase);
+  for (const auto& e : impl->executors)
+    if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(e.get()); hetero && hetero->device()) {
+      const runtime::vulkan::LoadInfo& li = hetero->device()->load_info();
+      impl->load.shader_lowering_ms += li.lower_ms;
+      impl->load.shader_compile_ms += li.compile_ms;
+      impl->load.pipelines_ms += li.pipelines_ms;
+      impl->load.weights_upload_ms += li.upload_ms;
+      impl->load.warmup_ms += li.warmup_ms;
+      impl->load.shaders = li.shaders;
+    }
+  impl->load.total_ms = imported_ms + ms_since(t_prepare);
   for (std::size_t i = 0; i < impl->executors.size(); ++i) impl->free_slots.push_back(i);
   impl->stale.assign(impl->executors.size(), false);
   return Model(std::move(impl));
@@ -340,6 +373,8 @@ std::vector<std::string> Model::warnings() const {
   std::lock_guard<std::mutex> lock(impl_->slots_mutex);
   return impl_->warnings;
 }
+
+LoadTimings Model::load_timings() const { return impl_->load; }
 
 MemoryReport Model::memory() const {
   MemoryReport r;

@@ -166,6 +166,21 @@ struct MemoryReport {
   std::int64_t peak_host_rss_bytes = 0;  // the whole process's peak resident memory so far
 };
 
+// Where a load's time went (`vkfuse run --json`: "load_phases_ms"). The
+// device phases are summed over the run slots (LoadOptions::pipeline).
+struct LoadTimings {
+  double total_ms = 0;
+  double import_ms = 0;    // reading and parsing the model, canonicalizing, shapes
+  double plan_ms = 0;      // device profiles (a first calibration included) and the plan
+  double executors_ms = 0;  // building every run slot's executors, host and device; of it, on the device:
+  double shader_lowering_ms = 0;  // GLSL generation
+  double shader_compile_ms = 0;   // GLSL → SPIR-V (vkfuse's disk cache hits included)
+  double pipelines_ms = 0;        // vkCreateComputePipelines
+  double weights_upload_ms = 0;
+  double warmup_ms = 0;           // one run of every unit: drivers such as lavapipe compile at the first dispatch
+  std::int64_t shaders = 0;       // distinct GPU kernels
+};
+
 // How to plan a model across host and accelerator (see `vkfuse plan`).
 struct PlanOptions {
   std::string strategy = "fused";  // cpu, gpu, naive, fused, passes, fuse-all, per-op
@@ -240,6 +255,7 @@ class Model {
   // must outlive its handles (its destructor waits for runs still going).
   RunHandle run_async(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
   MemoryReport memory() const;
+  LoadTimings load_timings() const;
 
  private:
   struct Impl;

@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "codegen/spirv/compiler.h"
 #include "codegen/spirv/lowering.h"
@@ -755,12 +759,44 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   } else {
     std::memset(m.staging_in.mapped, 0, m.staging_in.size);
   }
-  for (std::size_t u = 0; u < m.units.size(); ++u) {
-    m.submit_unit(u);
-    m.units[u].in_flight = false;
-    ctx.wait_and_reset(m.units[u].fence);
+  {
+    // A warm-up that takes more than a moment (lavapipe with a cold shader
+    // cache: seconds) says so, once, rather than leaving the user waiting.
+    struct SlowNote {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      std::thread thread;
+      ~SlowNote() {
+        if (!thread.joinable()) return;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          done = true;
+        }
+        cv.notify_all();
+        thread.join();
+      }
+    } slow;
+    if (options.progress)
+      slow.thread = std::thread([&slow, &m, n = m.pipelines.size()] {
+        std::unique_lock<std::mutex> lock(slow.mu);
+        if (!slow.cv.wait_for(lock, std::chrono::seconds(2), [&] { return slow.done; }))
+          m.options.progress("warming up " + std::to_string(n) +
+                             " GPU kernels: the driver compiles each at its first dispatch (its cache keeps them "
+                             "for the next load)");
+      });
+    for (std::size_t u = 0; u < m.units.size(); ++u) {
+      m.submit_unit(u);
+      m.units[u].in_flight = false;
+      ctx.wait_and_reset(m.units[u].fence);
+    }
   }
   load_.warmup_ms = ms_since(t0);
+  if (options.progress && load_.warmup_ms > 2000) {
+    char line[64];
+    std::snprintf(line, sizeof line, "GPU kernels ready after %.1f s of warm-up", load_.warmup_ms / 1e3);
+    options.progress(line);
+  }
   ctx.save_pipeline_cache();
 }
 

@@ -168,6 +168,26 @@ TEST_F(CliTest, JsonReportsLatencyStrategyAndShape) {
   EXPECT_GT(j["memory_bytes"]["peak_host_rss"].get<std::int64_t>(), 0);
 }
 
+// The load's phases: import, plan and executors add up to (about) the load,
+// and on the GPU the executors' time splits into its device phases.
+TEST_F(CliTest, JsonReportsLoadPhases) {
+  Result r = vkfuse("run " + model_ + " -s gpu --json -n 1 -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const auto& p = j["load_phases_ms"];
+  const double load = j["load_ms"], top = p["import"].get<double>() + p["plan"].get<double>() + p["executors"].get<double>();
+  EXPECT_LE(top, load * 1.001 + 0.1);
+  EXPECT_GE(top, load * 0.5) << j.dump();
+  double device = 0;
+  for (const char* k : {"shader_lowering", "shader_compile", "pipelines", "weights_upload", "warmup"}) {
+    EXPECT_GE(p[k].get<double>(), 0) << k;
+    device += p[k].get<double>();
+  }
+  EXPECT_GT(device, 0);
+  EXPECT_LE(device, p["executors"].get<double>() * 1.001 + 0.1);
+  EXPECT_GE(j["shaders"].get<int>(), 1);
+}
+
 // `run --json` puts the plan's prediction next to the measurement, in total
 // and per plan step: one entry per host segment, and per dispatch unit one for
 // its compute plus one each for its uploads and downloads when it has any.
