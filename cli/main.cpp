@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -108,6 +109,23 @@ void add_model_options(CLI::App* cmd, ModelArgs& a, bool with_strategy) {
   cmd->add_option("--input-shape", a.input_shapes,
                   "Override an input's shape, NAME=1x3x224x224 (or just the dims for a one-input model); "
                   "needed for symbolic dimensions other than the batch");
+}
+
+// A loaded model's memory, as `run` and `info --memory` report it.
+json memory_json(const vkfuse::MemoryReport& mem) {
+  return {{"host_weights", mem.host_weight_bytes},          {"host_activations", mem.host_activation_bytes},
+          {"device_weights", mem.device_weight_bytes},      {"device_activations", mem.device_activation_bytes},
+          {"device_staging", mem.device_staging_bytes},     {"peak_host_rss", mem.peak_host_rss_bytes}};
+}
+
+void print_memory(const char* label, const vkfuse::MemoryReport& mem) {
+  auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  std::printf("%shost: weights %.1f MiB, activations %.1f MiB (process peak %.0f MiB)", label,
+              mib(mem.host_weight_bytes), mib(mem.host_activation_bytes), mib(mem.peak_host_rss_bytes));
+  if (mem.device_weight_bytes + mem.device_activation_bytes + mem.device_staging_bytes > 0)
+    std::printf("; device: weights %.1f MiB, activations %.1f MiB, staging %.1f MiB", mib(mem.device_weight_bytes),
+                mib(mem.device_activation_bytes), mib(mem.device_staging_bytes));
+  std::printf("\n");
 }
 
 vkfuse::Model load_model(const ModelArgs& a) {
@@ -340,13 +358,7 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
                        {"p50", s.median}, {"p90", s.p90}, {"p99", s.p99}};
     j["pipeline"] = a.pipeline;
     j["throughput_per_s"] = throughput;
-    const vkfuse::MemoryReport mem = model.memory();
-    j["memory_bytes"] = {{"host_weights", mem.host_weight_bytes},
-                         {"host_activations", mem.host_activation_bytes},
-                         {"device_weights", mem.device_weight_bytes},
-                         {"device_activations", mem.device_activation_bytes},
-                         {"device_staging", mem.device_staging_bytes},
-                         {"peak_host_rss", mem.peak_host_rss_bytes}};
+    j["memory_bytes"] = memory_json(model.memory());
     // Predicted against measured, in total (median latency) and per plan step
     // (each step's median over the timed runs).
     json pred;
@@ -387,14 +399,7 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     std::printf(")\n");
   }
   {
-    const vkfuse::MemoryReport mem = model.memory();
-    auto mib = [](std::int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
-    std::printf("memory     host: weights %.1f MiB, activations %.1f MiB (process peak %.0f MiB)", mib(mem.host_weight_bytes),
-                mib(mem.host_activation_bytes), mib(mem.peak_host_rss_bytes));
-    if (mem.device_weight_bytes + mem.device_activation_bytes + mem.device_staging_bytes > 0)
-      std::printf("; device: weights %.1f MiB, activations %.1f MiB, staging %.1f MiB", mib(mem.device_weight_bytes),
-                  mib(mem.device_activation_bytes), mib(mem.device_staging_bytes));
-    std::printf("\n");
+    print_memory("memory     ", model.memory());
   }
   for (auto& in : model.inputs()) std::printf("input      %s %s\n", in.name.c_str(), shape_string(in.shape).c_str());
   for (std::size_t i = 0; i < model.outputs().size(); ++i) {
@@ -421,9 +426,16 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   return 0;
 }
 
-int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
+int cmd_info(const ModelArgs& a, bool as_json, bool layers, const std::string& memory_strategy) {
   vkfuse::Model model = load_model(a);
   const auto s = model.summary();
+  // --memory STRATEGY: what the model holds loaded that way (its executors built).
+  std::optional<vkfuse::MemoryReport> memory;
+  if (!memory_strategy.empty()) {
+    ModelArgs m = a;
+    m.strategy = memory_strategy;
+    memory = load_model(m).memory();
+  }
   if (as_json) {
     json j;
     j["model"] = a.model;
@@ -437,6 +449,10 @@ int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
     j["host_arena_bytes"] = s.host_arena_bytes;
     j["host_unplanned_bytes"] = s.host_unplanned_bytes;
     if (!s.host_kernels.empty()) j["host_kernels"] = s.host_kernels;
+    if (memory) {
+      j["memory_strategy"] = memory_strategy;
+      j["memory_bytes"] = memory_json(*memory);
+    }
     j["inputs"] = json::array();
     for (auto& i : model.inputs()) j["inputs"].push_back({{"name", i.name}, {"shape", i.shape}, {"dtype", i.dtype}});
     j["outputs"] = json::array();
@@ -459,6 +475,7 @@ int cmd_info(const ModelArgs& a, bool as_json, bool layers) {
   std::printf("host arena  %.1f MiB peak activation memory (%.1f MiB without reuse)\n", mib(s.host_arena_bytes),
               mib(s.host_unplanned_bytes));
   if (!s.host_kernels.empty()) std::printf("host kernels %s\n", s.host_kernels.c_str());
+  if (memory) print_memory(("memory (" + memory_strategy + ") ").c_str(), *memory);
   std::printf("nodes       %d after canonicalization\n", s.node_count);
   for (auto& o : s.ops) std::printf("  %-20s %d\n", o.op_type.c_str(), o.count);
   if (layers) {
@@ -588,10 +605,14 @@ int main(int argc, char** argv) {
   ModelArgs info_args;
   info_args.strategy = "reference";  // info needs the graph, not a plan: no calibration, no shaders
   bool info_json = false, info_layers = false;
+  std::string info_memory;
   auto* info = app.add_subcommand("info", "Show a model's inputs, outputs, ops, parameters and FLOPs");
   add_model_options(info, info_args, false);
   info->add_flag("--json", info_json, "Print JSON");
   info->add_flag("--layers", info_layers, "List every layer with its output shape and FLOPs");
+  info->add_option("--memory", info_memory,
+                   "Also load the model with this strategy (e.g. fused, gpu, cpu) and report the memory it holds: "
+                   "weights, activations and staging, host and device");
 
   ModelArgs plan_args;
   PlanArgs plan_opts;
@@ -642,7 +663,7 @@ int main(int argc, char** argv) {
       if (run_args.pipeline < 1) throw Error(ErrorKind::InvalidArgument, "--pipeline must be at least 1 (inferences in flight)");
       return cmd_run(run_args, input_files, output_files, iters, warmup, run_json, seed);
     }
-    if (*info) return cmd_info(info_args, info_json, info_layers);
+    if (*info) return cmd_info(info_args, info_json, info_layers, info_memory);
     if (*plan) return cmd_plan(plan_args, plan_opts);
     if (*calibrate) {
       const auto t0 = std::chrono::steady_clock::now();

@@ -287,6 +287,22 @@ TEST_F(CliTest, InfoReportsTheHostArena) {
 }
 
 // Through the public API: reuse makes ResNet-18's arena a fraction of its tensors.
+// `info --memory STRATEGY` loads the model that way and reports what it holds.
+TEST_F(CliTest, InfoReportsMemoryWhenAsked) {
+  Result cpu = vkfuse("info " + model_ + " --memory cpu --json -q");
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+  auto j = nlohmann::json::parse(cpu.out);
+  EXPECT_EQ(j["memory_strategy"], "cpu");
+  EXPECT_GT(j["memory_bytes"]["host_weights"].get<std::int64_t>(), 0);
+  EXPECT_EQ(j["memory_bytes"]["device_weights"].get<std::int64_t>(), 0);
+  Result plain = vkfuse("info " + model_ + " --json -q");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_FALSE(nlohmann::json::parse(plain.out).contains("memory_bytes"));  // no executors unless asked
+  Result text = vkfuse("info " + model_ + " --memory gpu -q");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("memory (gpu) host:"), std::string::npos) << text.out;
+}
+
 TEST(ModelSummary, HostArenaOfResNet18) {
   vkfuse::LoadOptions opts;
   opts.strategy = "reference";
