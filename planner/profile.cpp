@@ -82,8 +82,8 @@ std::string dump_with_checksum(json j) {
 void verify_checksum(const json& j, const std::string& what) {
   if (!j.contains("checksum")) return;
   if (!j["checksum"].is_string() || j["checksum"].get<std::string>() != checksum_of(j))
-    bad(what, "its checksum does not match its contents: the file is damaged (or was edited: remove its \"checksum\" "
-              "field to use it as edited)");
+    bad(what, "its checksum does not match its contents: the file is damaged or was edited (a profile of your own "
+              "may leave the \"checksum\" field out)");
 }
 
 std::string read_file(const std::string& path, const std::string& what) {

@@ -526,9 +526,11 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
       const bool shaped = std::any_of(convs.begin(), convs.end(), [](auto& t) { return t.shape.known(); });
       if (!planner::carries_checksum(text) || !shaped)
         discard(f, who, "stale (written by an older vkfuse)");
-      else if (!planner::same_cache_key(p, id) || !p.measured)
+      else if (!planner::same_cache_key(p, id))
         discard(f, who, "stale (measured for " + p.driver + " by vkfuse " + p.vkfuse_version + ", not " + id.driver +
                             " by vkfuse " + id.vkfuse_version + ")");
+      else if (!p.measured)
+        discard(f, who, "stale (not a measured profile)");
       else
         return p;
     } catch (const Error& e) {

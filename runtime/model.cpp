@@ -73,6 +73,7 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
   std::shared_ptr<runtime::RunResources> shared;  // the runs in flight share the host's cores and the link
   std::function<planner::Plan()> host_plan;       // the default strategy's fallback; empty otherwise
   std::vector<bool> stale;                        // per slot: rebuild its executor before its next run
+  std::uint64_t generation = 0;                   // bumped whenever every slot is made stale
 
   runtime::ExecutorOptions options_of(std::size_t slot) const {
     runtime::ExecutorOptions o = eo;
@@ -83,6 +84,11 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
     return std::make_unique<runtime::HeteroExecutor>(graph, p, options_of(slot), shared);
   }
   void rebuild(std::size_t slot);
+  // Runs started by run_async hold this Impl: it must live until they end.
+  void wait_for_async_runs() {
+    std::unique_lock<std::mutex> lock(slots_mutex);
+    async_done.wait(lock, [&] { return async_runs == 0; });
+  }
   // Checks the caller's buffers against the model's inputs and outputs and
   // returns them in the model's order.
   std::pair<std::vector<const float*>, std::vector<float*>> buffers(std::span<const InputBuffer> inputs,
@@ -152,11 +158,16 @@ TensorInfo info_of(const graph::Value& v) { return TensorInfo{v.name, v.shape, g
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
-Model& Model::operator=(Model&&) noexcept = default;
+Model& Model::operator=(Model&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->wait_for_async_runs();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
 Model::~Model() {
-  if (!impl_) return;  // moved from
-  std::unique_lock<std::mutex> lock(impl_->slots_mutex);
-  impl_->async_done.wait(lock, [&] { return impl_->async_runs == 0; });
+  if (impl_) impl_->wait_for_async_runs();  // (null when moved from)
 }
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
@@ -285,6 +296,7 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       impl->warnings.push_back(std::string("no usable Vulkan device (") + e.what() + "); running on the host");
       plan = impl->host_plan();
       impl->host_plan = nullptr;
+      impl->strategy = plan.strategy;
       make_executors(plan);
     }
     // A default plan that uses no accelerator because there is none says so
@@ -302,6 +314,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     impl->predicted_ms = plan.predicted_ms;
   }
   impl->load.executors_ms = ms_since(t_phase);
+  // The caller's progress callback is for the load: rebuilds at run time
+  // (after a device fault, from any thread) stay quiet.
+  impl->eo.progress = nullptr;
   for (const auto& e : impl->executors)
     if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(e.get()); hetero && hetero->device()) {
       const runtime::vulkan::LoadInfo& li = hetero->device()->load_info();
@@ -322,35 +337,46 @@ void Model::Impl::rebuild(std::size_t slot) {
   // The caller holds the slot. Its old executor goes first: it frees the
   // device memory the new one may need.
   std::unique_ptr<runtime::Executor> old;
-  planner::Plan p;
   {
     std::lock_guard<std::mutex> lock(slots_mutex);
     old = std::move(executors[slot]);
-    p = plan;
   }
   old.reset();
-  std::unique_ptr<runtime::Executor> fresh;
-  try {
-    fresh = make_executor(p, slot);
-  } catch (const Error& e) {
-    if (!is_device_error(e.kind())) throw;
-    std::unique_lock<std::mutex> lock(slots_mutex);
-    if (!host_plan) throw;
-    // The default strategy: the host from now on, for every slot.
-    plan = host_plan();
-    host_plan = nullptr;
-    strategy = plan.strategy;
-    predicted_ms = plan.predicted_ms;
-    warnings.push_back(std::string("the Vulkan device failed and could not be set up again (") + e.what() +
-                       "); running on the host from now on");
-    stale.assign(stale.size(), true);
-    p = plan;
-    lock.unlock();
-    fresh = make_executor(p, slot);
+  // Another slot may switch the plan to the host, or retire the device, while
+  // this one builds: a build for an older generation is done again.
+  for (;;) {
+    planner::Plan p;
+    std::uint64_t built_for;
+    {
+      std::lock_guard<std::mutex> lock(slots_mutex);
+      p = plan;
+      built_for = generation;
+    }
+    std::unique_ptr<runtime::Executor> fresh;
+    try {
+      fresh = make_executor(p, slot);
+    } catch (const Error& e) {
+      if (!is_device_error(e.kind())) throw;
+      std::lock_guard<std::mutex> lock(slots_mutex);
+      if (generation != built_for) continue;  // the plan changed meanwhile: try the new one
+      if (!host_plan) throw;
+      // The default strategy: the host from now on, for every slot.
+      plan = host_plan();
+      host_plan = nullptr;
+      strategy = plan.strategy;
+      predicted_ms = plan.predicted_ms;
+      warnings.push_back(std::string("the Vulkan device failed and could not be set up again (") + e.what() +
+                         "); running on the host from now on");
+      stale.assign(stale.size(), true);
+      ++generation;
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(slots_mutex);
+    if (generation != built_for) continue;
+    executors[slot] = std::move(fresh);
+    stale[slot] = false;
+    return;
   }
-  std::lock_guard<std::mutex> lock(slots_mutex);
-  executors[slot] = std::move(fresh);
-  stale[slot] = false;
 }
 
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
@@ -527,18 +553,24 @@ RunHandle Model::run_async(std::span<const InputBuffer> inputs, std::span<const 
     std::lock_guard<std::mutex> lock(impl->slots_mutex);
     ++impl->async_runs;
   }
+  auto finished = [impl] {
+    std::lock_guard<std::mutex> lock(impl->slots_mutex);
+    if (--impl->async_runs == 0) impl->async_done.notify_all();
+  };
   RunHandle h;
-  h.state_ = std::make_unique<RunHandle::State>();
-  h.state_->result = std::async(std::launch::async, [impl, in = std::move(in), out = std::move(out)] {
-    struct Done {
-      Impl* impl;
-      ~Done() {
-        std::lock_guard<std::mutex> lock(impl->slots_mutex);
-        if (--impl->async_runs == 0) impl->async_done.notify_all();
-      }
-    } done{impl};
-    return impl->run(in, out);
-  });
+  try {
+    h.state_ = std::make_unique<RunHandle::State>();
+    h.state_->result = std::async(std::launch::async, [impl, finished, in = std::move(in), out = std::move(out)] {
+      struct Done {
+        decltype(finished) f;
+        ~Done() { f(); }
+      } done{finished};
+      return impl->run(in, out);
+    });
+  } catch (...) {
+    finished();  // no thread was started (std::system_error, std::bad_alloc)
+    throw;
+  }
   return h;
 }
 
@@ -589,8 +621,10 @@ RunTimings Model::Impl::run(std::span<const float* const> in_ptrs, std::span<flo
       // This slot's device state is suspect: rebuilt at its next run. After a
       // lost device or a timeout the context is retired, so every slot is.
       std::lock_guard<std::mutex> lock(impl.slots_mutex);
-      if (e.kind() == ErrorKind::DeviceLost || e.kind() == ErrorKind::DeviceTimeout)
+      if (e.kind() == ErrorKind::DeviceLost || e.kind() == ErrorKind::DeviceTimeout) {
         impl.stale.assign(impl.stale.size(), true);
+        ++impl.generation;
+      }
       impl.stale[slot] = true;
     }
     throw;

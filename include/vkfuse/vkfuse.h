@@ -251,8 +251,9 @@ class Model {
   // Starts a run and returns at once. The inputs are checked here (Error
   // InvalidInput is thrown by this call); the caller's buffers must stay
   // valid, and the inputs unchanged, until the handle's wait() returns. Up
-  // to LoadOptions::pipeline runs proceed at once, the rest queue. The model
-  // must outlive its handles (its destructor waits for runs still going).
+  // to LoadOptions::pipeline runs proceed at once, the rest queue.
+  // Destroying (or assigning to) the model waits for its runs still going;
+  // their handles stay valid after it.
   RunHandle run_async(std::span<const InputBuffer> inputs, std::span<const OutputBuffer> outputs);
   MemoryReport memory() const;
   LoadTimings load_timings() const;

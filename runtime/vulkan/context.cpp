@@ -37,10 +37,10 @@ VkResult injected(FaultSite site) {
   Fault& f = g_faults[static_cast<int>(site)];
   if (f.times.load() == 0) return VK_SUCCESS;
   if (f.skip.load() > 0 && f.skip.fetch_sub(1) > 0) return VK_SUCCESS;
-  const int t = f.times.load();
-  if (t == 0) return VK_SUCCESS;
-  if (t > 0) f.times.fetch_sub(1);
-  return static_cast<VkResult>(f.result.load());
+  // Take one of the `times` (-1: unlimited), so that two threads cannot both take the last.
+  for (int t = f.times.load(); t != 0;)
+    if (t < 0 || f.times.compare_exchange_weak(t, t - 1)) return static_cast<VkResult>(f.result.load());
+  return VK_SUCCESS;
 }
 
 VkResult submit_to(VkQueue queue, const VkSubmitInfo& s, VkFence fence) {
@@ -110,6 +110,7 @@ void Context::check(VkResult r, const char* what) {
                                              ": the driver reset it or the GPU faulted; the model rebuilds its "
                                              "device state at the next run (check `dmesg` if it recurs)");
     case VK_TIMEOUT:
+      hung_ = true;
       retired_ = true;
       throw Error(ErrorKind::DeviceTimeout, "the Vulkan device '" + name_ + "' did not finish its work in time (" +
                                                 what + "); the model rebuilds its device state at the next run "
@@ -435,8 +436,18 @@ void Context::init(int index) {
   }
 }
 
+bool Context::wait_idle() {
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  bool ok = vkQueueWaitIdle(queue_) == VK_SUCCESS;
+  if (transfer_queue_ != queue_) ok = vkQueueWaitIdle(transfer_queue_) == VK_SUCCESS && ok;
+  return ok;
+}
+
 Context::~Context() {
-  if (device_) {
+  if (device_ && hung()) {
+    std::fprintf(stderr, "vkfuse: note: the Vulkan device '%s' timed out; its context is left to the driver\n",
+                 name_.c_str());
+  } else if (device_) {
     vkDeviceWaitIdle(device_);
     save_pipeline_cache();
     if (pipeline_cache_) vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
@@ -444,6 +455,7 @@ Context::~Context() {
     if (pool_) vkDestroyCommandPool(device_, pool_, nullptr);
     vkDestroyDevice(device_, nullptr);
   }
+  if (hung()) return;
   if (messenger_) {
     auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
         vkGetInstanceProcAddr(instance_, "vkDestroyDebugUtilsMessengerEXT"));

@@ -145,6 +145,13 @@ class Context {
   // device creates a new one, while executors still holding this one finish
   // with it (destroying objects is valid on a lost device).
   bool retired() const { return retired_.load(); }
+  // Retired by a timeout: the device may still be running work on any of
+  // its objects, which are then left to it (leaked) rather than waited for
+  // without end or destroyed under it.
+  bool hung() const { return hung_.load(); }
+  // Waits until the queues have finished all work submitted to them (under
+  // the queue lock, as Vulkan requires); false when the device is lost.
+  bool wait_idle();
 
  private:
   Context() = default;
@@ -174,7 +181,7 @@ class Context {
   std::string cache_dir_;
   std::string cache_file_;
   std::mutex queue_mutex_;
-  std::atomic<bool> retired_{false};
+  std::atomic<bool> retired_{false}, hung_{false};
 };
 
 // Fault injection, for tests: the next `skip` calls at `site` run as usual,

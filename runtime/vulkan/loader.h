@@ -20,7 +20,7 @@
   X(vkEnumeratePhysicalDevices) X(vkEnumerateDeviceExtensionProperties) X(vkGetPhysicalDeviceProperties)          \
   X(vkGetPhysicalDeviceProperties2) X(vkGetPhysicalDeviceFeatures2) X(vkGetPhysicalDeviceFormatProperties)        \
   X(vkGetPhysicalDeviceMemoryProperties) X(vkGetPhysicalDeviceMemoryProperties2)                                  \
-  X(vkGetPhysicalDeviceQueueFamilyProperties) X(vkCreateDevice) X(vkDestroyDevice) X(vkDeviceWaitIdle)           \
+  X(vkGetPhysicalDeviceQueueFamilyProperties) X(vkCreateDevice) X(vkDestroyDevice) X(vkDeviceWaitIdle) X(vkQueueWaitIdle) \
   X(vkGetDeviceQueue) X(vkQueueSubmit) X(vkCreateBuffer) X(vkDestroyBuffer) X(vkCreateBufferView)                \
   X(vkDestroyBufferView) X(vkGetBufferMemoryRequirements) X(vkAllocateMemory) X(vkFreeMemory)                    \
   X(vkBindBufferMemory) X(vkMapMemory) X(vkUnmapMemory) X(vkCreateCommandPool) X(vkDestroyCommandPool)           \

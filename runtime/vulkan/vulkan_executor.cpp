@@ -167,9 +167,12 @@ struct VulkanExecutor::Impl {
   VkCommandPool pool = VK_NULL_HANDLE, transfer_pool = VK_NULL_HANDLE;
 
   ~Impl() {
-    if (!ctx) return;
+    // Never free what the device may still use: a hung device keeps it all;
+    // otherwise the queues are drained first (not vkDeviceWaitIdle, which
+    // would race with other executors' submissions to the same queues).
+    if (!ctx || ctx->hung()) return;
     VkDevice d = ctx->device();
-    vkDeviceWaitIdle(d);
+    ctx->wait_idle();
     for (Unit& u : units) {
       if (u.fence) vkDestroyFence(d, u.fence, nullptr);
       for (VkSemaphore sem : {u.uploaded, u.computed, u.downloaded})
@@ -545,7 +548,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     vi.offset = 0;
     vi.range = std::min<VkDeviceSize>(b.size / texel_bytes, limits.maxTexelBufferElements) * texel_bytes;
     VkBufferView view;
-    check(vkCreateBufferView(dev, &vi, nullptr, &view), "vkCreateBufferView");
+    ctx.check(vkCreateBufferView(dev, &vi, nullptr, &view), "vkCreateBufferView");
     m.views.push_back(view);
     return view;
   };
@@ -569,7 +572,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   sl.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
   sl.bindingCount = 5;
   sl.pBindings = bindings;
-  check(vkCreateDescriptorSetLayout(dev, &sl, nullptr, &m.set_layout), "vkCreateDescriptorSetLayout");
+  ctx.check(vkCreateDescriptorSetLayout(dev, &sl, nullptr, &m.set_layout), "vkCreateDescriptorSetLayout");
   VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kSlots * 4};
   VkPipelineLayoutCreateInfo pl{};
   pl.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
@@ -577,7 +580,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   pl.pSetLayouts = &m.set_layout;
   pl.pushConstantRangeCount = 1;
   pl.pPushConstantRanges = &range;
-  check(vkCreatePipelineLayout(dev, &pl, nullptr, &m.pipeline_layout), "vkCreatePipelineLayout");
+  ctx.check(vkCreatePipelineLayout(dev, &pl, nullptr, &m.pipeline_layout), "vkCreatePipelineLayout");
   const auto nsets = static_cast<std::uint32_t>(m.weight_blocks.size());
   VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 2 * nsets},
                                 {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 3 * nsets}};
@@ -586,7 +589,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   dp.maxSets = nsets;
   dp.poolSizeCount = 2;
   dp.pPoolSizes = ps;
-  check(vkCreateDescriptorPool(dev, &dp, nullptr, &m.descriptor_pool), "vkCreateDescriptorPool");
+  ctx.check(vkCreateDescriptorPool(dev, &dp, nullptr, &m.descriptor_pool), "vkCreateDescriptorPool");
   m.sets.resize(nsets);
   std::vector<VkDescriptorSetLayout> layouts(nsets, m.set_layout);
   VkDescriptorSetAllocateInfo da{};
@@ -594,7 +597,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   da.descriptorPool = m.descriptor_pool;
   da.descriptorSetCount = nsets;
   da.pSetLayouts = layouts.data();
-  check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
+  ctx.check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
   for (std::uint32_t s = 0; s < nsets; ++s) {
     VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, m.arena.size}, {m.weight_blocks[s].buffer, 0, m.weight_blocks[s].size}};
     const VkBufferView views[3] = {arena_view, weight_views[s], half_views[s]};
@@ -643,7 +646,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
       smi.codeSize = spirv.size() * 4;
       smi.pCode = spirv.data();
       VkShaderModule module;
-      check(vkCreateShaderModule(dev, &smi, nullptr, &module), "vkCreateShaderModule");
+      ctx.check(vkCreateShaderModule(dev, &smi, nullptr, &module), "vkCreateShaderModule");
       m.modules.push_back(module);
       VkComputePipelineCreateInfo cpi{};
       cpi.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
@@ -653,7 +656,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
       cpi.stage.pName = "main";
       cpi.layout = m.pipeline_layout;
       VkPipeline pipeline;
-      check(vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &cpi, nullptr, &pipeline),
+      ctx.check(vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &cpi, nullptr, &pipeline),
             "vkCreateComputePipelines");
       pipeline_ms += ms_since(tc);
       it = m.pipelines.emplace(hash, pipeline).first;
@@ -705,7 +708,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     cp.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
     cp.queueFamilyIndex = ctx.queue_family(q);
     VkCommandPool pool;
-    check(vkCreateCommandPool(dev, &cp, nullptr, &pool), "vkCreateCommandPool");
+    ctx.check(vkCreateCommandPool(dev, &cp, nullptr, &pool), "vkCreateCommandPool");
     return pool;
   };
   m.pool = make_pool(Queue::compute);
@@ -717,7 +720,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
     ca.commandBufferCount = 1;
     VkCommandBuffer c;
-    check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
+    ctx.check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
     begin(c);
     return c;
   };
@@ -725,27 +728,27 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     VkSemaphoreCreateInfo si{};
     si.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO;
     VkSemaphore sem;
-    check(vkCreateSemaphore(dev, &si, nullptr, &sem), "vkCreateSemaphore");
+    ctx.check(vkCreateSemaphore(dev, &si, nullptr, &sem), "vkCreateSemaphore");
     return sem;
   };
   VkFenceCreateInfo fi{};
   fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
   for (std::size_t i = 0; i < m.units.size(); ++i) {
     Impl::Unit& u = m.units[i];
-    check(vkCreateFence(dev, &fi, nullptr, &u.fence), "vkCreateFence");
+    ctx.check(vkCreateFence(dev, &fi, nullptr, &u.fence), "vkCreateFence");
     if (m.has_uploads(u)) {
       u.upload_cmd = command_buffer(m.transfer_pool);
       m.record_uploads(u.upload_cmd, u);
-      check(vkEndCommandBuffer(u.upload_cmd), "vkEndCommandBuffer");
+      ctx.check(vkEndCommandBuffer(u.upload_cmd), "vkEndCommandBuffer");
       u.uploaded = semaphore();
     }
     u.cmd = command_buffer(m.pool);
     m.record_dispatches(u.cmd, u, VK_NULL_HANDLE);
-    check(vkEndCommandBuffer(u.cmd), "vkEndCommandBuffer");
+    ctx.check(vkEndCommandBuffer(u.cmd), "vkEndCommandBuffer");
     if (m.has_downloads(u)) {
       u.download_cmd = command_buffer(m.transfer_pool);
       m.record_downloads(u.download_cmd, u);
-      check(vkEndCommandBuffer(u.download_cmd), "vkEndCommandBuffer");
+      ctx.check(vkEndCommandBuffer(u.download_cmd), "vkEndCommandBuffer");
       u.computed = semaphore();
       if (i + 1 < m.units.size()) u.downloaded = semaphore();
     }
@@ -803,12 +806,13 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
 VulkanExecutor::~VulkanExecutor() {
   // Never free what a submission still uses.
   if (!impl_) return;
+  if (!impl_->ctx || impl_->ctx->hung()) return;
   for (Impl::Unit& u : impl_->units) {
     if (!u.in_flight) continue;
     try {
       impl_->ctx->wait_and_reset(u.fence);
     } catch (const Error&) {
-      // A lost device: nothing left to wait for.
+      // A lost device: nothing left to wait for; a timeout: ~Impl leaves it all.
     }
   }
 }
@@ -944,14 +948,14 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
   qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
   qi.queryCount = count;
   VkQueryPool qp;
-  check(vkCreateQueryPool(dev, &qi, nullptr, &qp), "vkCreateQueryPool");
+  m.ctx->check(vkCreateQueryPool(dev, &qi, nullptr, &qp), "vkCreateQueryPool");
   VkCommandBufferAllocateInfo ca{};
   ca.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
   ca.commandPool = m.pool;
   ca.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
   ca.commandBufferCount = 1;
   VkCommandBuffer c;
-  check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
+  m.ctx->check(vkAllocateCommandBuffers(dev, &ca, &c), "vkAllocateCommandBuffers");
   // Every unit in one command buffer on the compute queue (which can copy
   // too), timed after each dispatch.
   begin(c);
@@ -962,13 +966,13 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
     m.record_dispatches(c, u, qp);
     if (m.has_downloads(u)) m.record_downloads(c, u);
   }
-  check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
+  m.ctx->check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
   const double period_ms = static_cast<double>(m.ctx->properties().limits.timestampPeriod) * 1e-6;
   std::vector<std::vector<double>> samples(out.size());
   for (int it = 0; it < std::max(1, iterations); ++it) {
     m.ctx->submit_and_wait(c, m.units[0].fence);
     std::vector<std::uint64_t> ts(count);
-    check(vkGetQueryPoolResults(dev, qp, 0, count, ts.size() * 8, ts.data(), 8,
+    m.ctx->check(vkGetQueryPoolResults(dev, qp, 0, count, ts.size() * 8, ts.data(), 8,
                                 VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
           "vkGetQueryPoolResults");
     for (std::size_t i = 0; i < out.size(); ++i)

@@ -106,7 +106,7 @@ TEST(Concurrency, EightThreadsOnSeveralModelsAndStrategiesGiveTheAnswersOfRunsAl
     for (const auto& f : failures[t]) ADD_FAILURE() << "thread " << t << ": " << f;
 }
 
-TEST(Concurrency, AsyncRunsOverlapAndWaitInAnyOrder) {
+TEST(Concurrency, AsyncRunsAreWaitedForInAnyOrder) {
   vkfuse::LoadOptions o;
   o.strategy = "cpu";
   o.threads = 1;

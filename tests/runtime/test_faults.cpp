@@ -68,7 +68,7 @@ class DeviceFaults : public ::testing::Test {
       EXPECT_EQ(e.kind(), kind) << vkfuse::error_kind_name(e.kind()) << ": " << e.what();
       EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
     }
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);  // under TSan too
   }
   void expect_close(const std::vector<float>& got) const {
     ASSERT_EQ(got.size(), want_.size());
@@ -94,6 +94,7 @@ TEST_F(DeviceFaults, OutOfDeviceMemoryAtLoadIsItsOwnKindAndTheDefaultStrategyRun
   EXPECT_NE(fused.warnings().back().find("running on the host"), std::string::npos) << fused.warnings().back();
   EXPECT_NE(fused.warnings().back().find("out of device memory"), std::string::npos) << fused.warnings().back();
   EXPECT_NE(fused.backend_description().find("0 dispatch units"), std::string::npos) << fused.backend_description();
+  EXPECT_EQ(fused.strategy(), "cpu");
   expect_close(run(fused));
 }
 
@@ -120,9 +121,18 @@ TEST_F(DeviceFaults, AFenceThatDoesNotSignalInTimeIsATimeoutNotAHang) {
   expect_run_fails(gpu, ErrorKind::DeviceTimeout, "device_timeout_ms");
   expect_close(run(gpu));
 
-  // A real one: 1.9 GFLOP take lavapipe far more than a millisecond. The
-  // model is then destroyed with its work still running on the device.
+  // A real one, where the device is the CPU (lavapipe): 1.9 GFLOP take it far
+  // more than a millisecond. The model is then destroyed with its work still
+  // running on the device.
   vkfuse::LoadOptions o = options("gpu");
+  o.device_timeout_ms = 0;
+  try {
+    vkfuse::Model::load_bytes(bytes_, o);
+    ADD_FAILURE() << "a timeout of 0 ms was accepted";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::InvalidArgument) << e.what();
+  }
+  if (vkfuse::list_devices()[0].type != "cpu") return;  // a GPU might finish in time
   o.device_timeout_ms = 1;
   auto hurried = vkfuse::Model::load_bytes(vkfuse::testing::two_conv_model(256).byte_vector(), o);
   std::vector<float> big(static_cast<std::size_t>(hurried.inputs()[0].element_count()), 0.5f), y(32);
@@ -134,13 +144,6 @@ TEST_F(DeviceFaults, AFenceThatDoesNotSignalInTimeIsATimeoutNotAHang) {
   } catch (const vkfuse::Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::DeviceTimeout) << e.what();
     EXPECT_NE(std::string(e.what()).find("did not finish"), std::string::npos) << e.what();
-  }
-  o.device_timeout_ms = 0;
-  try {
-    vkfuse::Model::load_bytes(bytes_, o);
-    ADD_FAILURE() << "a timeout of 0 ms was accepted";
-  } catch (const vkfuse::Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::InvalidArgument) << e.what();
   }
 }
 
