@@ -281,7 +281,6 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   const std::string what = "device profile";
   json j = parse(json_text, what);
   if (!j.is_object()) bad(what, "expected a JSON object");
-  verify_checksum(j, what);
   DeviceProfile p;
   p.name = text(j, "name", "", what, "", true);
   p.kind = text(j, "kind", "", what, "", true);
@@ -321,6 +320,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
     }
   }
   validate(p);
+  verify_checksum(j, what);  // after the fields: a hand edit that breaks one is named by it
   return p;
 }
 
@@ -462,7 +462,6 @@ LinkProfile link_profile_from_json(std::string_view json_text) {
   const std::string what = "link profile";
   json j = parse(json_text, what);
   if (!j.is_object()) bad(what, "expected a JSON object");
-  verify_checksum(j, what);
   LinkProfile l;
   l.name = text(j, "name", "", what, "", true);
   const json& up = field(j, "host_to_device", "", what);
@@ -474,6 +473,7 @@ LinkProfile link_profile_from_json(std::string_view json_text) {
   l.emulated = flag(j, "emulated", what, true);
   if (!(l.h2d_mbps > 0) || !(l.d2h_mbps > 0)) bad(what, "bandwidth_mbps must be positive");
   if (!(l.h2d_latency_us >= 0) || !(l.d2h_latency_us >= 0)) bad(what, "latency_us must be >= 0");
+  verify_checksum(j, what);
   return l;
 }
 
