@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +49,28 @@ void stop(const std::vector<pid_t>& pids) {
   for (pid_t pid : pids) waitpid(pid, nullptr, 0);
 }
 
+// A scratch cache folder for the profiles, in VKFUSE_CACHE_DIR for the
+// test's lifetime (the previous value comes back after).
+class ScratchCacheDir {
+ public:
+  explicit ScratchCacheDir(const std::string& name)
+      : dir_(fs::temp_directory_path() / (name + "-" + std::to_string(getpid()))) {
+    fs::create_directories(dir_);
+    if (const char* old = std::getenv("VKFUSE_CACHE_DIR")) saved_ = old;
+    setenv("VKFUSE_CACHE_DIR", dir_.c_str(), 1);
+  }
+  ~ScratchCacheDir() {
+    if (saved_) setenv("VKFUSE_CACHE_DIR", saved_->c_str(), 1);
+    else unsetenv("VKFUSE_CACHE_DIR");
+    fs::remove_all(dir_);
+  }
+  const fs::path& path() const { return dir_; }
+
+ private:
+  fs::path dir_;
+  std::optional<std::string> saved_;
+};
+
 }  // namespace
 
 TEST(OtherCpuUse, SeesOtherProcessesButNotItsOwnThreads) {
@@ -81,11 +104,8 @@ TEST(OtherCpuUse, SeesOtherProcessesButNotItsOwnThreads) {
 TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
   const auto accel_id = rt::accelerator_identity({});
   if (!accel_id) GTEST_SKIP() << "no Vulkan device: profiles are not planned with";
-  const fs::path dir = fs::temp_directory_path() / ("vkfuse-test-cache-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const char* old = std::getenv("VKFUSE_CACHE_DIR");
-  const std::string saved = old ? old : "";
-  setenv("VKFUSE_CACHE_DIR", dir.c_str(), 1);
+  const ScratchCacheDir scratch("vkfuse-test-cache");
+  const fs::path& dir = scratch.path();
 
   // A measured host profile as calibration would cache it, but taken while
   // other processes used 45% of the CPUs.
@@ -108,9 +128,6 @@ TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
     return all;
   };
   const std::string busy = lines_for(0.45), quiet = lines_for(0.05);
-  if (old) setenv("VKFUSE_CACHE_DIR", saved.c_str(), 1);
-  else unsetenv("VKFUSE_CACHE_DIR");
-  fs::remove_all(dir);
 
   EXPECT_NE(busy.find("other processes used 45% of the CPUs while the host"), std::string::npos) << busy;
   EXPECT_NE(busy.find("run `vkfuse calibrate` again when the machine is idle"), std::string::npos) << busy;
@@ -124,11 +141,8 @@ TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
 TEST(Calibration, DamagedOrStaleCachedProfilesAreDiscardedWithANote) {
   const auto accel_id = rt::accelerator_identity({});
   if (!accel_id) GTEST_SKIP() << "no Vulkan device: profiles are not planned with";
-  const fs::path dir = fs::temp_directory_path() / ("vkfuse-test-damaged-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const char* old = std::getenv("VKFUSE_CACHE_DIR");
-  const std::string saved = old ? old : "";
-  setenv("VKFUSE_CACHE_DIR", dir.c_str(), 1);
+  const ScratchCacheDir scratch("vkfuse-test-damaged");
+  const fs::path& dir = scratch.path();
 
   auto measured = [](p::DeviceProfile prof, const p::DeviceProfile& id) {
     prof.name = id.name;
@@ -213,8 +227,4 @@ TEST(Calibration, DamagedOrStaleCachedProfilesAreDiscardedWithANote) {
           EXPECT_TRUE(fs::exists(files[other])) << "a whole profile was discarded";
         }
     }
-
-  if (old) setenv("VKFUSE_CACHE_DIR", saved.c_str(), 1);
-  else unsetenv("VKFUSE_CACHE_DIR");
-  fs::remove_all(dir);
 }
