@@ -49,6 +49,18 @@ void stop(const std::vector<pid_t>& pids) {
   for (pid_t pid : pids) waitpid(pid, nullptr, 0);
 }
 
+// `prof` as calibration would cache it for the device `id`: its cache key,
+// measured, with the shaped convolution points current profiles have.
+p::DeviceProfile measured_profile(p::DeviceProfile prof, const p::DeviceProfile& id) {
+  prof.name = id.name;
+  prof.uuid = id.uuid;
+  prof.driver = id.driver;
+  prof.vkfuse_version = id.vkfuse_version;
+  prof.measured = true;
+  for (auto& pt : prof.op_class(p::OpClass::direct_conv).throughput) pt.shape = {3136, 9, 1, 64};
+  return prof;
+}
+
 // A scratch cache folder for the profiles, in VKFUSE_CACHE_DIR for the
 // test's lifetime (the previous value comes back after).
 class ScratchCacheDir {
@@ -110,13 +122,7 @@ TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
   // A measured host profile as calibration would cache it, but taken while
   // other processes used 45% of the CPUs.
   const p::DeviceProfile id = rt::host_identity();
-  p::DeviceProfile host = p::default_host_profile();
-  host.name = id.name;
-  host.uuid = id.uuid;
-  host.driver = id.driver;
-  host.vkfuse_version = id.vkfuse_version;
-  host.measured = true;
-  for (auto& pt : host.op_class(p::OpClass::direct_conv).throughput) pt.shape = {3136, 9, 1, 64};
+  p::DeviceProfile host = measured_profile(p::default_host_profile(), id);
   auto lines_for = [&](double share) {
     host.others_cpu_share = share;
     p::save_device_profile(host, (dir / p::profile_cache_file_name(id)).string());
@@ -144,18 +150,9 @@ TEST(Calibration, DamagedOrStaleCachedProfilesAreDiscardedWithANote) {
   const ScratchCacheDir scratch("vkfuse-test-damaged");
   const fs::path& dir = scratch.path();
 
-  auto measured = [](p::DeviceProfile prof, const p::DeviceProfile& id) {
-    prof.name = id.name;
-    prof.uuid = id.uuid;
-    prof.driver = id.driver;
-    prof.vkfuse_version = id.vkfuse_version;
-    prof.measured = true;
-    for (auto& pt : prof.op_class(p::OpClass::direct_conv).throughput) pt.shape = {3136, 9, 1, 64};
-    return prof;
-  };
   const p::DeviceProfile host_id = rt::host_identity();
-  const p::DeviceProfile host = measured(p::default_host_profile(), host_id);
-  const p::DeviceProfile accel = measured(p::default_lavapipe_profile(), *accel_id);
+  const p::DeviceProfile host = measured_profile(p::default_host_profile(), host_id);
+  const p::DeviceProfile accel = measured_profile(p::default_lavapipe_profile(), *accel_id);
   p::LinkProfile link = p::default_link_profile("cpu");
   link.name = "measured";
   link.emulated = false;
