@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "graph/passes.h"
@@ -12,6 +13,14 @@
 #include "runtime/vulkan/vulkan_executor.h"
 
 namespace vkfuse::runtime {
+
+// A plan's host ops as one program: their subgraph (null: the whole graph)
+// with its inputs and outputs as ids of the whole graph.
+struct HostPart {
+  std::unique_ptr<graph::Graph> graph;
+  std::vector<graph::ValueId> inputs, outputs;
+  std::optional<HostProgram> program;
+};
 
 HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
                                std::shared_ptr<RunResources> shared)
@@ -164,16 +173,33 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
         host_nodes.push_back(n);
         host_segment.push_back(static_cast<int>(k));
       }
-    bool whole = host_nodes.size() == graph_.nodes.size();
-    for (std::size_t i = 0; whole && i < host_nodes.size(); ++i) whole = host_nodes[i] == static_cast<std::int32_t>(i);
-    if (whole) {
-      host_inputs_ = graph_.inputs;
-      host_outputs_ = graph_.outputs;
-    } else {
-      host_graph_ = std::make_unique<graph::Graph>(
-          graph::extract_subgraph(graph_, host_nodes, &host_inputs_, &host_outputs_));
+    std::string key;
+    for (std::size_t i = 0; i < host_nodes.size(); ++i)
+      key += std::to_string(host_nodes[i]) + ":" + std::to_string(host_segment[i]) + ",";
+    {
+      std::lock_guard<std::mutex> lock(shared_->host_parts_mutex);
+      host_part_ = shared_->host_parts[key].lock();
+      if (!host_part_) {
+        auto part = std::make_shared<HostPart>();
+        bool whole = host_nodes.size() == graph_.nodes.size();
+        for (std::size_t i = 0; whole && i < host_nodes.size(); ++i)
+          whole = host_nodes[i] == static_cast<std::int32_t>(i);
+        if (whole) {
+          part->inputs = graph_.inputs;
+          part->outputs = graph_.outputs;
+        } else {
+          part->graph = std::make_unique<graph::Graph>(
+              graph::extract_subgraph(graph_, host_nodes, &part->inputs, &part->outputs));
+        }
+        part->program.emplace(whole ? graph_ : *part->graph, host_segment);
+        shared_->host_parts[key] = part;
+        host_part_ = std::move(part);
+      }
     }
-    host_ = std::make_unique<HostExecutor>(whole ? graph_ : *host_graph_, options_, host_segment);
+    host_inputs_ = host_part_->inputs;
+    host_outputs_ = host_part_->outputs;
+    host_ = std::make_unique<HostExecutor>(std::shared_ptr<const HostProgram>(host_part_, &*host_part_->program),
+                                           options_);
     // Per segment, the values it reads from outside the host ops (which it
     // may have to wait for) and those it produces for outside.
     std::vector<char> is_host_input(graph_.values.size(), 0), is_host_output(graph_.values.size(), 0);

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,10 +48,16 @@ class VulkanExecutor;
 // What the runs in flight on one loaded model share (each has its own
 // HeteroExecutor): the host's cores, which host segments — and unit compute,
 // where the accelerator runs on them — take in turns, and the link.
+struct HostPart;  // a plan's host ops, lowered (hetero_executor.cpp)
 struct RunResources {
   std::mutex host_cores;
   std::mutex link_mutex;
   std::chrono::steady_clock::time_point link_free{};  // emulated links: when the link is free again
+  // The host side of the model's plans, lowered and its weights packed once
+  // for all its executors (pipeline slots); keyed by the host ops and their
+  // segments. An entry lives while an executor runs it.
+  std::mutex host_parts_mutex;
+  std::map<std::string, std::weak_ptr<const HostPart>> host_parts;
 };
 
 class HeteroExecutor final : public Executor {
@@ -130,8 +137,9 @@ class HeteroExecutor final : public Executor {
   std::vector<graph::ValueId> device_inputs_, device_outputs_;
   std::unique_ptr<vulkan::VulkanExecutor> device_;
   // The same for the host: all the plan's host ops, segment after segment,
-  // in one HostExecutor with one arena.
-  std::unique_ptr<graph::Graph> host_graph_;
+  // in one HostExecutor with one arena, over a program shared with the
+  // model's other executors (RunResources::host_parts).
+  std::shared_ptr<const HostPart> host_part_;
   std::vector<graph::ValueId> host_inputs_, host_outputs_;
   std::unique_ptr<HostExecutor> host_;
   std::vector<std::vector<float>> buffers_;  // per value id: host storage of values crossing segments

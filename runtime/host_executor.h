@@ -1,26 +1,14 @@
-// runtime/host_executor.h — the `cpu` strategy: every op of a prepared Graph
-// on the host, through the ahead-of-time Halide kernels of codegen/halide.
+// runtime/host_executor.h — the `cpu` strategy, and the host segments of a
+// plan: one run's state (an activation arena, non-float values) over a
+// HostProgram, the loaded part (kernel steps, memory plan, packed weights;
+// runtime/host_program.h) that every executor of a model shares.
 //
-// At load: weights are repacked for their kernels, conv → Add (residual) pairs
-// become one fused pipeline, an average pool feeding a 1x1 conv with fewer
-// output channels runs after the conv (on fewer channels), Concat inputs are
-// written straight into the concatenated buffer where the slice is
-// contiguous, and a liveness-based
-// planner gives every activation an offset in one arena. A run is then a list
-// of prebuilt steps over that arena. Convolutions pick a kernel by shape:
-// Winograd F(4x4, 3x3) (3x3 stride 1, maps >= 24x24, >= 48 input channels),
-// conv_channel_vector (narrow maps such as 7x7 and 17x17), depthwise, or
-// conv_tiled; pointwise ones run over their flattened plane. Ops without a
-// Halide kernel (Transpose, Gather, batched MatMul, non-2-D Conv and pooling,
-// ...) run their reference kernel (graph/ops.h) and are listed in
-// description().
-//
-// run() is not reentrant (one arena per executor). Halide's thread pool is
-// process-wide: each run() sets it to this executor's thread count.
+// run() is not reentrant (one arena per executor); several executors on one
+// program run at once. Halide's thread pool is process-wide: each run() sets
+// it to this executor's thread count.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -31,16 +19,15 @@
 #include "codegen/halide/host_kernels.h"
 #include "graph/ir.h"
 #include "runtime/executor.h"
+#include "runtime/host_program.h"
 
 namespace vkfuse::runtime {
 
 class HostExecutor final : public Executor {
  public:
-  // `segment_of`, when given, has one entry per node: the host segments of a
-  // plan, numbered 0.. in execution order, each segment's nodes contiguous
-  // in the graph (extract_subgraph keeps the plan's order). All segments
-  // share one arena (liveness across them); ops fuse only within a segment.
-  // Empty: one segment.
+  // Runs `program`, which it keeps alive.
+  HostExecutor(std::shared_ptr<const HostProgram> program, const ExecutorOptions& options);
+  // Runs a program of its own over `graph` (see HostProgram for segment_of).
   HostExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> segment_of = {});
   ~HostExecutor() override;
 
@@ -49,64 +36,40 @@ class HostExecutor final : public Executor {
   // One segment: spans are indexed like graph.inputs / graph.outputs; it
   // copies in the inputs it reads first and copies out the outputs it
   // produces, and touches no other entry.
-  int segment_count() const { return static_cast<int>(segment_steps_.size()) - 1; }
+  int segment_count() const { return program_->segment_count(); }
   void run_segment(int segment, std::span<const float* const> inputs, std::span<float* const> outputs);
   std::string description() const override;
+  // Its arena, and the program's weights (which other executors may share).
   MemoryUse memory() const override {
     MemoryUse m;
-    m.host_weight_bytes = weight_bytes_;
-    m.host_activation_bytes = arena_bytes_;
+    m.host_weight_bytes = program_->weight_bytes();
+    m.host_activation_bytes = program_->arena_bytes();
     return m;
   }
 
+  const HostProgram& program() const { return *program_; }
   // Activation memory: the arena's size, and what one buffer per tensor would take.
-  std::int64_t arena_bytes() const { return arena_bytes_; }
-  std::int64_t unplanned_bytes() const { return unplanned_bytes_; }
+  std::int64_t arena_bytes() const { return program_->arena_bytes(); }
+  std::int64_t unplanned_bytes() const { return program_->unplanned_bytes(); }
   // The same two figures for `graph` (prepared) without building the steps:
   // the liveness plan only, no weights repacked, no arena allocated.
   static std::pair<std::int64_t, std::int64_t> activation_memory(const graph::Graph& graph);
   // The instruction set of the host kernels in this process (see
   // codegen/halide/host_kernels.h), e.g. "x86-64-avx512 (multi-target: ...)".
   static std::string kernel_target();
-  // Op types that run on the reference fallback in this graph (sorted, unique).
-  const std::vector<std::string>& fallback_ops() const { return fallback_ops_; }
-  // Nodes folded into their producer's kernel (residual Adds).
-  int fused_nodes() const { return fused_nodes_; }
+  const std::vector<std::string>& fallback_ops() const { return program_->fallback_ops(); }
+  int fused_nodes() const { return program_->fused_nodes(); }
 
   // Runs once step by step, timing each: (step name, milliseconds).
   std::vector<std::pair<std::string, double>> profile(std::span<const float* const> inputs,
                                                       std::span<float* const> outputs);
 
-  struct Step {
-    std::string name;  // node name, for traces
-    std::function<void()> run;
-  };
-
  private:
-  struct Plan;
-  struct PlanOnly {};
-  HostExecutor(PlanOnly, const graph::Graph& graph);
-  void build(const graph::Graph& graph, std::span<const int> segment_of, bool plan_only = false);
-
-  const graph::Graph& graph_;
+  std::shared_ptr<const HostProgram> program_;
   int threads_;
-  std::vector<Step> steps_;
-  std::vector<std::string> fallback_ops_;
-  int fused_nodes_ = 0;
-  std::int64_t arena_bytes_ = 0;
-  std::int64_t unplanned_bytes_ = 0;
-  // Per segment: its first step (one more entry: the end), the graph inputs
-  // it copies in and the graph outputs it copies out (indices).
-  std::vector<std::size_t> segment_steps_;
-  std::vector<std::vector<std::size_t>> segment_inputs_, segment_outputs_;
   codegen::halide::LargeFloats arena_storage_;  // 64-byte aligned, huge pages when large
-  float* arena_ = nullptr;
-  std::vector<float*> value_ptr_;                     // per value: its f32 storage, or nullptr
-  std::vector<std::optional<graph::Tensor>> side_;    // per value: non-f32 runtime values
-  std::vector<std::shared_ptr<void>> keep_;           // packed weights the steps point into
-  std::int64_t weight_bytes_ = 0;                      // their size
-  template <class T>
-  void keep(std::shared_ptr<T> packed);
+  std::vector<std::optional<graph::Tensor>> side_;  // per value: non-float runtime values
+  HostFrame frame() { return {arena_storage_.data(), &side_, threads_}; }
 };
 
 }  // namespace vkfuse::runtime

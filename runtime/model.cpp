@@ -7,6 +7,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -405,8 +406,15 @@ LoadTimings Model::load_timings() const { return impl_->load; }
 MemoryReport Model::memory() const {
   MemoryReport r;
   std::lock_guard<std::mutex> lock(impl_->slots_mutex);
-  for (const auto& e : impl_->executors)
-    if (e) runtime::operator+=(r, e->memory());
+  std::set<const runtime::HostProgram*> programs;  // pipeline slots share one: its weights count once
+  for (const auto& e : impl_->executors) {
+    if (!e) continue;
+    runtime::MemoryUse m = e->memory();
+    const auto* h = dynamic_cast<const runtime::HeteroExecutor*>(e.get());
+    if (h && h->host() && !programs.insert(&h->host()->program()).second)
+      m.host_weight_bytes -= h->host()->program().weight_bytes();
+    runtime::operator+=(r, m);
+  }
   rusage usage{};
   if (getrusage(RUSAGE_SELF, &usage) == 0) r.peak_host_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
   return r;

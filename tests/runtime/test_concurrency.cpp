@@ -106,6 +106,24 @@ TEST(Concurrency, EightThreadsOnSeveralModelsAndStrategiesGiveTheAnswersOfRunsAl
     for (const auto& f : failures[t]) ADD_FAILURE() << "thread " << t << ": " << f;
 }
 
+// The slots of a pipelined model share the loaded host program: weights are
+// repacked and held once; each slot has only its own activation arena.
+TEST(Concurrency, PipelineSlotsShareTheHostWeights) {
+  vkfuse::MemoryReport memory[2];
+  for (int p : {1, 3}) {
+    vkfuse::LoadOptions o;
+    o.strategy = "cpu";
+    o.threads = 2;
+    o.calibrate = false;
+    o.pipeline = p;
+    const vkfuse::Model m = vkfuse::Model::load_bytes(vkfuse::testing::two_conv_model().byte_vector(), o);
+    memory[p == 1 ? 0 : 1] = m.memory();
+  }
+  ASSERT_GT(memory[0].host_weight_bytes, 0) << "no host weights to share";
+  EXPECT_EQ(memory[1].host_weight_bytes, memory[0].host_weight_bytes);
+  EXPECT_EQ(memory[1].host_activation_bytes, 3 * memory[0].host_activation_bytes);
+}
+
 TEST(Concurrency, AsyncRunsAreWaitedForInAnyOrder) {
   vkfuse::LoadOptions o;
   o.strategy = "cpu";

@@ -1,0 +1,1239 @@
+// The host backend's loaded part: lowering, memory plan, packed weights and
+// steps (see runtime/host_program.h).
+#include "runtime/host_program.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "codegen/halide/host_kernels.h"
+#include "graph/ops.h"
+#include "runtime/executor.h"
+
+namespace vkfuse::runtime {
+
+namespace hk = codegen::halide;
+using graph::DType;
+using graph::Node;
+using graph::Shape;
+using graph::Tensor;
+using graph::ValueId;
+using graph::kNoValue;
+
+namespace {
+
+std::size_t idx(ValueId v) { return static_cast<std::size_t>(v); }
+
+hk::Epilogue epilogue(const graph::Activation& a) {
+  return hk::Epilogue{static_cast<int>(a.kind), a.alpha, a.beta};
+}
+
+// Pads of one spatial axis as the reference kernels resolve them, given the
+// (already inferred) output extent.
+struct AxisPads {
+  std::int64_t begin = 0, end = 0;
+};
+
+AxisPads resolve_pads(const Node& node, std::size_t axis, std::size_t nsp, std::int64_t in, std::int64_t out,
+                      std::int64_t kernel, std::int64_t stride, std::int64_t dil) {
+  const std::string auto_pad = node.attrs.get_string("auto_pad", "NOTSET");
+  AxisPads p;
+  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const std::int64_t ek = (kernel - 1) * dil + 1;
+    const std::int64_t total = std::max<std::int64_t>(0, (out - 1) * stride + ek - in);
+    const std::int64_t small = total / 2, big = total - small;
+    p.begin = auto_pad == "SAME_UPPER" ? small : big;
+    p.end = auto_pad == "SAME_UPPER" ? big : small;
+  } else if (auto_pad == "NOTSET") {
+    auto pads = node.attrs.get_ints("pads", std::vector<std::int64_t>(2 * nsp, 0));
+    p.begin = pads[axis];
+    p.end = pads[axis + nsp];
+  }
+  return p;
+}
+
+// The 2-D window of a Conv or pooling node over input x [N, C, H, W] with
+// output y [N, M, OH, OW] and kernel (kh, kw).
+hk::Window2D window_2d(const Node& node, const Shape& x, const Shape& y, std::int64_t kh, std::int64_t kw) {
+  auto strides = node.attrs.get_ints("strides", {1, 1});
+  auto dil = node.attrs.get_ints("dilations", {1, 1});
+  hk::Window2D w;
+  w.kernel_y = static_cast<int>(kh);
+  w.kernel_x = static_cast<int>(kw);
+  w.stride_y = static_cast<int>(strides[0]);
+  w.stride_x = static_cast<int>(strides[1]);
+  w.dil_y = static_cast<int>(dil[0]);
+  w.dil_x = static_cast<int>(dil[1]);
+  const AxisPads py = resolve_pads(node, 0, 2, x[2], y[2], kh, strides[0], dil[0]);
+  const AxisPads px = resolve_pads(node, 1, 2, x[3], y[3], kw, strides[1], dil[1]);
+  w.pad_y = static_cast<int>(py.begin);
+  w.pad_y_end = static_cast<int>(py.end);
+  w.pad_x = static_cast<int>(px.begin);
+  w.pad_x_end = static_cast<int>(px.end);
+  return w;
+}
+
+// View of rank 4 over a tensor of `shape` broadcast against `out` (both
+// right-aligned, rank <= 4): zero strides on broadcast axes.
+hk::View broadcast_view(float* data, const Shape& shape, const Shape& out) {
+  hk::View v = hk::View::dense(data, out, 4);
+  const int r = static_cast<int>(shape.size());
+  std::int64_t stride = 1;
+  for (int i = 0; i < 4; ++i) {
+    const std::int64_t e = i < r ? shape[static_cast<std::size_t>(r - 1 - i)] : 1;
+    v.stride[i] = e == 1 ? 0 : stride;
+    stride *= e;
+  }
+  return v;
+}
+
+// Winograd F(4x4, 3x3) for 3x3 stride-1 undilated dense convolutions, by
+// output size:
+//  - 24x24 and more, with at least 48 input channels (fewer, and the
+//    transforms cost more than the multiplications they save): one task per
+//    row of tiles (wino_f4x3). Measured here, AVX-512, 2 threads: 56x56 and
+//    28x28 layers 1.5-2x faster than direct.
+//  - 12x12 to 31x31 with at least 128 input and output channels: the staged
+//    schedule (wino_f4x3_staged), 14x14 256->256 0.35 ms against 0.56 ms
+//    direct; on 28x28 128->128 it reads the 36 x C x M transformed filters
+//    once instead of once per row of tiles (0.29-0.32 ms against 0.31-0.35
+//    with tile rows, in ResNet-18). Below 12x12 partial tiles and the
+//    transformed filters (9 MB for 512 channels, read once per 4 tiles) lose
+//    to the direct kernel.
+// VKFUSE_HOST_WINOGRAD=0 turns it off.
+std::optional<hk::WinogradSchedule> winograd_schedule(const Node& n, const Shape& x, const Shape& y, std::int64_t kh,
+                                                      std::int64_t kw) {
+  static const bool enabled = [] {
+    const char* e = std::getenv("VKFUSE_HOST_WINOGRAD");
+    return !(e && std::string(e) == "0");
+  }();
+  if (!enabled || kh != 3 || kw != 3 || n.attrs.get_int("group", 1) != 1) return std::nullopt;
+  for (auto s : n.attrs.get_ints("strides", {1, 1}))
+    if (s != 1) return std::nullopt;
+  for (auto d : n.attrs.get_ints("dilations", {1, 1}))
+    if (d != 1) return std::nullopt;
+  const bool many_channels = x[1] >= 128 && y[1] >= 128;
+  if (y[2] >= 12 && y[3] >= 12 && y[2] < 32 && y[3] < 32 && many_channels) return hk::WinogradSchedule::Staged;
+  if (y[2] >= 24 && y[3] >= 24 && x[1] >= 48) return hk::WinogradSchedule::TileRows;
+  return std::nullopt;
+}
+
+// A 1x1, stride-1, unpadded convolution is a GEMM over the image plane: seen
+// as two rows of H*W/2 pixels (H*W even), its 16-pixel vectors never straddle
+// a short row's end; an odd plane is one row, for conv_channel_vector.
+bool pointwise(const hk::Window2D& w) {
+  return w.kernel_x == 1 && w.kernel_y == 1 && w.stride_x == 1 && w.stride_y == 1 && w.pad_x == 0 && w.pad_y == 0 &&
+         w.pad_x_end == 0 && w.pad_y_end == 0;
+}
+
+// A 1x1 unpadded convolution with a stride: a pointwise one on the pixels it
+// reads (see the Conv step).
+bool strided_pointwise(const hk::Window2D& w) {
+  hk::Window2D unit = w;
+  unit.stride_x = unit.stride_y = 1;
+  return (w.stride_x > 1 || w.stride_y > 1) && pointwise(unit);
+}
+
+// conv_channel_vector (channels in the vector, 8-pixel tiles of the
+// flattened output plane) against conv_tiled (16-pixel row vectors): the
+// former wastes at most part of one tile per plane, the latter up to half of
+// every row on small maps. Per useful FLOP the former runs at about
+// channel_vector_rate() of the latter's rate (AMD EPYC Zen 5, vkfuse_bench
+// --profile with each kernel forced, ResNet-18 and Inception v3): as fast
+// from 48 input channels up, faster at stride 2 (conv_tiled's 2-strided
+// vector loads are shuffles), and slower on few input channels, where its
+// channels-innermost copy of a large input costs more than it saves
+// (Inception's 147x147 32-channel layers: 0.72; the 3-channel stems: 0.69).
+// Pointwise convolutions take it on planes below one 32-pixel
+// pointwise_tiled tile, and on 7x7 and 8x8 planes with at least 256 output
+// channels, where its 7- and 8-pixel tiles waste nothing and it ran
+// 1.05-1.5x faster than pointwise_tiled (ResNet-50's layer4, Inception's
+// Mixed_7; with fewer output channels it was no faster).
+bool pointwise_channel_vector(const Shape& y) {
+  const std::int64_t P = y[2] * y[3];
+  return P < hk::kPointwiseSmallTileP || (P <= 64 && y[1] >= 256);
+}
+double channel_vector_rate(std::int64_t in_channels, std::int64_t stride) {
+  if (in_channels < 48) return 0.72;
+  return stride > 1 ? 1.2 : 1.0;
+}
+bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_channels) {
+  const std::int64_t P = y[2] * y[3];
+  if (P < hk::kConvChannelVectorTileP) return false;
+  if (pointwise(w)) return pointwise_channel_vector(y);  // otherwise pointwise_tiled or conv_tiled, flattened
+  const double eff16 = hk::tile_used(y[3], 16);
+  const double eff_cv = hk::channel_vector_used(P);
+  return channel_vector_rate(in_channels, std::max(w.stride_x, w.stride_y)) * eff_cv > eff16;
+}
+
+// The tile of pointwise_tiled (a GEMM over the whole flattened plane, the
+// last pixel tile shifted inwards) for a 1x1 stride-1 convolution, or 0 for
+// conv_tiled over the plane flattened into two rows (possible for even
+// planes): whichever wastes least of its last tile, weighted by its rate per
+// useful FLOP relative to conv_tiled's (AMD EPYC Zen 5, vkfuse_bench
+// --profile on MobileNet v2, ResNet-50 and Inception v3): 48-pixel tiles
+// kPointwiseRate (no padded copy of the input), 32-pixel tiles
+// kPointwiseSmallRate. 7x7 planes take 32-pixel tiles (77% used against
+// 51%), 8x8 conv_tiled or 32-pixel tiles (all used), 14x14 and larger
+// 48-pixel tiles; where pointwise_channel_vector() holds, none of them.
+constexpr double kPointwiseRate = 1.3;
+constexpr double kPointwiseSmallRate = 1.0;
+int pointwise_tile(const hk::Window2D& w, const Shape& y) {
+  const std::int64_t P = y[2] * y[3];
+  if (!pointwise(w) || pointwise_channel_vector(y)) return 0;
+  const double pw48 = P >= hk::kPointwiseTileP ? kPointwiseRate * hk::tile_used(P, hk::kPointwiseTileP) : 0.0;
+  const double pw32 = kPointwiseSmallRate * hk::tile_used(P, hk::kPointwiseSmallTileP);
+  const double tiled = P % 2 == 0 ? hk::tile_used(P / 2, 16) : 0.0;
+  if (tiled > std::max(pw48, pw32)) return 0;
+  return pw48 >= pw32 ? hk::kPointwiseTileP : hk::kPointwiseSmallTileP;
+}
+
+// The profile label of a pointwise_tiled step with this tile.
+const char* pointwise_label(int tile) {
+  return tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]";
+}
+
+hk::View flatten_plane(hk::View v) {
+  const std::int64_t plane = v.extent[0] * v.extent[1];
+  const std::int64_t rows = plane % 2 == 0 ? 2 : 1;
+  v.extent[0] = plane / rows;
+  v.extent[1] = rows;
+  v.stride[1] = v.extent[0];
+  return v;
+}
+
+const float kOne[1] = {1.f};
+const float kZero[1] = {0.f};
+
+
+// A float copy out[i] = in[offset + sum_k idx_k(i) * stride_k] over the
+// output's dims: Transpose (permuted strides), Slice (stepped, maybe
+// negative), Split (an offset). Dims of size 1 are dropped and adjacent dims
+// that stay contiguous in the input merged, so that a transposition becomes
+// a batch of 2-D transposes (ConvNeXt's NCHW <-> NHWC), run in 32x32 tiles;
+// anything else is a gather with a tight inner loop.
+struct StridedCopy {
+  Shape dims;                        // output dims, merged
+  std::vector<std::int64_t> stride;  // input stride of each (signed)
+  std::int64_t offset = 0;
+};
+
+StridedCopy strided_copy(const Shape& dims, const graph::StridedRead& read) {
+  StridedCopy c;
+  c.offset = read.offset;
+  for (std::size_t k = 0; k < dims.size(); ++k) {
+    if (dims[k] == 1) continue;
+    if (!c.dims.empty() && c.stride.back() == read.stride[k] * dims[k]) {
+      c.dims.back() *= dims[k];
+      c.stride.back() = read.stride[k];
+      continue;
+    }
+    c.dims.push_back(dims[k]);
+    c.stride.push_back(read.stride[k]);
+  }
+  if (c.dims.empty()) c.dims = {1}, c.stride = {1};
+  return c;
+}
+
+void copy_strided(const StridedCopy& c, const float* src, float* dst) {
+  src += c.offset;
+  const std::size_t r = c.dims.size();
+  if (r == 1 && c.stride[0] == 1) {
+    std::memcpy(dst, src, static_cast<std::size_t>(c.dims[0]) * sizeof(float));
+    return;
+  }
+  // Batched 2-D transpose: out[b][i][j] = in[b][j][i].
+  if ((r == 2 || (r == 3 && c.stride[0] == c.dims[1] * c.dims[2])) && c.stride[r - 2] == 1 &&
+      c.stride[r - 1] == c.dims[r - 2]) {
+    const std::int64_t rows = c.dims[r - 2], cols = c.dims[r - 1], batch = r == 3 ? c.dims[0] : 1;
+    constexpr std::int64_t kTile = 32;
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const float* in = src + b * rows * cols;
+      float* out = dst + b * rows * cols;
+      for (std::int64_t i0 = 0; i0 < rows; i0 += kTile)
+        for (std::int64_t j0 = 0; j0 < cols; j0 += kTile) {
+          const std::int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+          for (std::int64_t i = i0; i < i1; ++i)
+            for (std::int64_t j = j0; j < j1; ++j) out[i * cols + j] = in[j * rows + i];
+        }
+    }
+    return;
+  }
+  const std::int64_t inner = c.dims[r - 1], step = c.stride[r - 1];
+  std::int64_t outer = 1;
+  for (std::size_t k = 0; k + 1 < r; ++k) outer *= c.dims[k];
+  for (std::int64_t o = 0; o < outer; ++o) {
+    std::int64_t rem = o, off = 0;
+    for (std::size_t k = r - 1; k-- > 0;) {
+      off += (rem % c.dims[k]) * c.stride[k];
+      rem /= c.dims[k];
+    }
+    float* out = dst + o * inner;
+    if (step == 1) {
+      std::memcpy(out, src + off, static_cast<std::size_t>(inner) * sizeof(float));
+    } else {
+      for (std::int64_t j = 0; j < inner; ++j) out[j] = src[off + j * step];
+    }
+  }
+}
+
+// LayerNormalization over rows of `len` contiguous elements; scale and bias
+// have `len` elements (bias may be null). Sums in double, like the reference.
+void layer_norm_f32(const float* x, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
+                    float eps, float* y) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xp = x + r * len;
+    float* yp = y + r * len;
+    double sum = 0;
+    for (std::int64_t i = 0; i < len; ++i) sum += xp[i];
+    const auto mean = static_cast<float>(sum / static_cast<double>(len));
+    double sq = 0;
+    for (std::int64_t i = 0; i < len; ++i) sq += static_cast<double>(xp[i] - mean) * (xp[i] - mean);
+    const auto inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(len) + eps));
+    for (std::int64_t i = 0; i < len; ++i) yp[i] = (xp[i] - mean) * inv * scale[i] + (bias ? bias[i] : 0.f);
+  }
+}
+
+// Resize of the last two axes with the reference's taps (graph::resize_taps):
+// each output is sum_ty wy * sum_tx wx * in[iy][ix], per plane.
+struct ResizeSteps {
+  std::int64_t planes = 1, ih = 1, iw = 1, oh = 1, ow = 1;
+  std::vector<std::vector<graph::ResizeTap>> ty, tx;
+  float extrapolation = 0;
+};
+
+void resize_f32(const ResizeSteps& r, const float* x, float* y) {
+  for (std::int64_t p = 0; p < r.planes; ++p) {
+    const float* in = x + p * r.ih * r.iw;
+    float* out = y + p * r.oh * r.ow;
+    for (std::int64_t oy = 0; oy < r.oh; ++oy) {
+      const auto& ty = r.ty[static_cast<std::size_t>(oy)];
+      for (std::int64_t ox = 0; ox < r.ow; ++ox) {
+        const auto& tx = r.tx[static_cast<std::size_t>(ox)];
+        if (ty.empty() || tx.empty()) {
+          out[oy * r.ow + ox] = r.extrapolation;
+          continue;
+        }
+        double acc = 0;
+        for (const auto& a : ty) {
+          const float* row = in + a.index * r.iw;
+          double racc = 0;
+          for (const auto& b : tx) racc += b.weight * row[b.index];
+          acc += a.weight * racc;
+        }
+        out[oy * r.ow + ox] = static_cast<float>(acc);
+      }
+    }
+  }
+}
+
+// ReduceMean/Sum/Max/Min over contiguous axes (graph::contiguous_reduction).
+enum class Fold { Sum, Mean, Max, Min };
+
+void reduce_f32(Fold f, const graph::ContiguousReduction& l, const float* x, float* y) {
+  for (std::int64_t o = 0; o < l.outer; ++o) {
+    float* out = y + o * l.inner;
+    const float* in = x + o * l.len * l.inner;
+    const float init = f == Fold::Max   ? -std::numeric_limits<float>::infinity()
+                       : f == Fold::Min ? std::numeric_limits<float>::infinity()
+                                        : 0.f;
+    if (l.inner == 1) {  // one contiguous run per output
+      float acc = init;
+      for (std::int64_t j = 0; j < l.len; ++j) {
+        const float v = in[j];
+        acc = f == Fold::Max ? std::max(acc, v) : f == Fold::Min ? std::min(acc, v) : acc + v;
+      }
+      out[0] = f == Fold::Mean ? acc / static_cast<float>(l.len) : acc;
+      continue;
+    }
+    std::fill(out, out + l.inner, init);
+    for (std::int64_t j = 0; j < l.len; ++j) {  // rows of `inner` outputs at once
+      const float* row = in + j * l.inner;
+      for (std::int64_t i = 0; i < l.inner; ++i)
+        out[i] = f == Fold::Max ? std::max(out[i], row[i]) : f == Fold::Min ? std::min(out[i], row[i]) : out[i] + row[i];
+    }
+    if (f == Fold::Mean)
+      for (std::int64_t i = 0; i < l.inner; ++i) out[i] /= static_cast<float>(l.len);
+  }
+}
+
+std::int64_t bytes_of(const std::vector<float>& v) { return static_cast<std::int64_t>(v.size() * sizeof(float)); }
+std::int64_t bytes_of(const hk::PackedConv& p) {
+  return static_cast<std::int64_t>((p.weights.size() + p.bias.size()) * sizeof(float));
+}
+std::int64_t bytes_of(const hk::PackedWinograd& p) {
+  return static_cast<std::int64_t>((p.weights.size() + p.bias.size()) * sizeof(float));
+}
+std::int64_t bytes_of(const hk::PackedGemm& p) {
+  return static_cast<std::int64_t>((p.b.size() + p.bias.size()) * sizeof(float));
+}
+
+// Where a step's buffer is in a run: at an offset in the run's arena, or at a
+// fixed address (a constant of the graph). Steps hold these, never pointers
+// into one run's memory, so that runs on different arenas share the steps.
+struct Buf {
+  std::int64_t offset = -1;  // floats into the arena; -1: `fixed`
+  const float* fixed = nullptr;
+  float* at(float* arena) const { return offset >= 0 ? arena + offset : const_cast<float*>(fixed); }
+};
+struct ViewRef {
+  hk::View view;  // data unset
+  Buf buf;
+  hk::View at(float* arena) const {
+    hk::View v = view;
+    v.data = buf.at(arena);
+    return v;
+  }
+  static ViewRef dense(Buf b, const Shape& shape, int rank = 4) { return {hk::View::dense(nullptr, shape, rank), b}; }
+};
+
+// A dense (group 1, 2-D) convolution, as the kernel table sees it.
+struct DenseConv {
+  const Node* node;
+  Shape xs, ys;  // the input its kernel reads (after any subsampling) and the output
+  std::int64_t C, M, KH, KW;
+  hk::Window2D win;
+  const float* W;     // [M][C][KH][KW]
+  const float* bias;  // [M] or null
+};
+// out = act(conv(in) + bias [+ res]), on one run's views.
+using DenseBody =
+    std::function<void(const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out)>;
+struct DenseKernel {
+  std::string kernel;  // its name in profiles
+  std::shared_ptr<const void> packed;
+  std::int64_t bytes = 0;
+  DenseBody body;
+};
+
+DenseKernel pointwise_kernel(const DenseConv& c) {
+  const int tile = pointwise_tile(c.win, c.ys);
+  auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+      c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), 1, 1, hk::kPointwiseTileM));
+  const hk::PackedConv* pc = packed.get();
+  return {tile == hk::kPointwiseTileP ? "pointwise_tiled" : "pointwise_tiled32", packed, bytes_of(*packed),
+          [pc, tile](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            hk::pointwise_conv2d(in, *pc, res, e, out, tile);
+          }};
+}
+DenseKernel winograd_kernel(const DenseConv& c) {
+  const hk::WinogradSchedule sched = *winograd_schedule(*c.node, c.xs, c.ys, c.KH, c.KW);
+  auto packed = std::make_shared<hk::PackedWinograd>(
+      hk::PackedWinograd::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C)));
+  const hk::PackedWinograd* pw = packed.get();
+  const hk::Window2D win = c.win;
+  return {sched == hk::WinogradSchedule::Staged ? "wino_f4x3_staged" : "wino_f4x3", packed, bytes_of(*packed),
+          [pw, win, sched](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            hk::winograd_conv2d(in, *pw, win, res, e, out, sched);
+          }};
+}
+DenseKernel channel_vector_kernel(const DenseConv& c) {
+  auto packed = std::make_shared<hk::PackedConv>(
+      hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
+                           static_cast<int>(c.KW), hk::kConvChannelVectorTileM));
+  const hk::PackedConv* pc = packed.get();
+  const hk::Window2D win = c.win;
+  return {"conv_channel_vector", packed, bytes_of(*packed),
+          [pc, win](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            hk::conv2d_channel_vector(in, *pc, win, res, e, out);
+          }};
+}
+DenseKernel tiled_kernel(const DenseConv& c) {
+  auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+      c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH), static_cast<int>(c.KW)));
+  const hk::PackedConv* pc = packed.get();
+  const hk::Window2D win = c.win;
+  const bool flat = pointwise(win);  // 1x1: row vectors over the flattened plane
+  return {"conv_tiled", packed, bytes_of(*packed),
+          [pc, win, flat](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            if (!flat) return hk::conv2d(in, *pc, win, res, e, out);
+            const hk::View fr = res ? flatten_plane(*res) : hk::View{};
+            hk::conv2d(flatten_plane(in), *pc, win, res ? &fr : nullptr, e, flatten_plane(out));
+          }};
+}
+
+// The kernels of a dense convolution in order of preference: the first whose
+// rule holds runs (the rules and their measurements are above).
+struct DenseConvKernel {
+  const char* name;
+  bool (*applies)(const DenseConv&);
+  DenseKernel (*make)(const DenseConv&);
+};
+const DenseConvKernel kDenseConvKernels[] = {
+    {"pointwise_tiled", [](const DenseConv& c) { return pointwise_tile(c.win, c.ys) != 0; }, pointwise_kernel},
+    {"winograd", [](const DenseConv& c) { return winograd_schedule(*c.node, c.xs, c.ys, c.KH, c.KW).has_value(); },
+     winograd_kernel},
+    {"conv_channel_vector", [](const DenseConv& c) { return use_channel_vector(c.win, c.ys, c.C); },
+     channel_vector_kernel},
+    {"conv_tiled", [](const DenseConv&) { return true; }, tiled_kernel},
+};
+
+// The fusions of one graph (see the header's step 1).
+struct Fusions {
+  std::vector<std::int32_t> producer;                    // per value
+  std::vector<std::int32_t> uses;                        // per value
+  std::vector<bool> elided;                              // conv outputs folded into a residual Add
+  std::map<std::int32_t, std::int32_t> conv_to_add;      // conv node → Add node it absorbs
+  std::set<std::int32_t> skipped;                        // nodes whose work another step does
+  std::map<std::int32_t, std::int32_t> pool_after_conv;  // 1x1 conv node → the average pool it now follows
+  std::vector<ValueId> alias_parent;                     // per value: concat output it lives in, or kNoValue
+  std::vector<std::int64_t> alias_offset;                // element offset in the parent
+  std::map<std::int32_t, std::int64_t> scratch;          // node → floats of per-run scratch its step needs
+};
+
+}  // namespace
+
+template <class T>
+const T* HostProgram::keep(std::shared_ptr<T> packed) {
+  weight_bytes_ += bytes_of(*packed);
+  const T* p = packed.get();
+  packed_.push_back(std::move(packed));
+  return p;
+}
+
+HostProgram::HostProgram(const graph::Graph& graph, std::span<const int> segment_of) : graph_(&graph) {
+  build(segment_of, false);
+}
+
+HostProgram::HostProgram(PlanOnly, const graph::Graph& graph) : graph_(&graph) { build({}, true); }
+
+HostProgram HostProgram::plan_only(const graph::Graph& graph) { return HostProgram(PlanOnly{}, graph); }
+
+float* HostProgram::value_data(ValueId v, float* arena) const {
+  const graph::Value& val = graph_->value(v);
+  if (val.constant && val.dtype == DType::f32) return const_cast<float*>(val.constant->f32());
+  const std::int64_t off = offset_[idx(v)];
+  return off >= 0 ? arena + off : nullptr;
+}
+
+void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
+  const graph::Graph& g = *graph_;
+  const std::size_t nv = g.values.size();
+  const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
+  // Segments: consecutive runs of nodes; ops fuse only within one.
+  int segments = 0;
+  const std::vector<int> segment =
+      contiguous_groups(segment_of, static_cast<std::size_t>(nn), "HostProgram segments", segments);
+  auto same_segment = [&](std::int32_t a, std::int32_t b) {
+    return segment[static_cast<std::size_t>(a)] == segment[static_cast<std::size_t>(b)];
+  };
+  Fusions plan;
+  plan.producer = g.producers();
+  plan.uses = g.use_counts();
+  plan.elided.assign(nv, false);
+  plan.alias_parent.assign(nv, kNoValue);
+  plan.alias_offset.assign(nv, 0);
+  std::vector<bool> is_output(nv, false), is_input(nv, false);
+  for (auto o : g.outputs) is_output[idx(o)] = true;
+  for (auto i : g.inputs) is_input[idx(i)] = true;
+
+  auto is_runtime_f32 = [&](ValueId v) {
+    return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == DType::f32;
+  };
+  // Every present input float32, constants included.
+  auto all_f32_inputs = [&](const Node& n) {
+    return std::all_of(n.inputs.begin(), n.inputs.end(),
+                       [&](ValueId v) { return v == kNoValue || g.value(v).dtype == DType::f32; });
+  };
+  // A 2-D convolution of a float activation with constant weights (and
+  // bias): the Halide convolution kernels take it.
+  auto kernel_conv = [&](const Node& n) {
+    if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !is_runtime_f32(n.outputs[0]) ||
+        !all_f32_inputs(n) || !is_runtime_f32(n.inputs[0]) || !g.is_constant(n.inputs[1]))
+      return false;
+    if (n.inputs.size() > 2 && n.inputs[2] != kNoValue && !g.is_constant(n.inputs[2])) return false;
+    return g.value(n.inputs[0]).shape.size() == 4;
+  };
+  // Dense ones (group 1), which a residual Add can be fused into.
+  auto dense_conv = [&](std::int32_t ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    return kernel_conv(n) && n.attrs.get_int("group", 1) == 1;
+  };
+
+  // 1. Conv → Add fusion.
+  for (std::int32_t ai = 0; ai < nn; ++ai) {
+    const Node& add = g.nodes[static_cast<std::size_t>(ai)];
+    if (add.op_type != "Add" || add.inputs.size() != 2) continue;
+    const Shape& out_shape = g.value(add.outputs[0]).shape;
+    for (int side = 0; side < 2; ++side) {
+      const ValueId p = add.inputs[static_cast<std::size_t>(side)], q = add.inputs[static_cast<std::size_t>(1 - side)];
+      if (!is_runtime_f32(p) || !is_runtime_f32(q) || p == q) continue;
+      if (g.value(p).shape != out_shape || g.value(q).shape != out_shape) continue;
+      const std::int32_t ci = plan.producer[idx(p)];
+      if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) || !same_segment(ci, ai)) continue;
+      const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
+      if (conv.activation.kind != graph::Activation::Kind::None) continue;
+      if (plan.uses[idx(p)] != 1 || is_output[idx(p)]) continue;
+      const std::int32_t qi = plan.producer[idx(q)];
+      if (qi >= ci) continue;  // the residual must exist when the conv runs
+      plan.conv_to_add[ci] = ai;
+      plan.skipped.insert(ai);
+      plan.elided[idx(p)] = true;
+      ++fused_nodes_;
+      break;
+    }
+  }
+
+  // 1b. An average pool read only by a 1x1 convolution with fewer output
+  // than input channels runs after the convolution's channel mixing instead
+  // of before it: both are linear and the pool's window is the same for
+  // every channel, so pool(W x) = W pool(x), and the pool then runs over
+  // M channels instead of C (Inception's branch_pool: 768 -> 192). The bias
+  // and activation follow the pool. The pool's output value keeps its arena
+  // slot as the convolution's scratch (it is at least as large), and the
+  // pool's input lives until the convolution.
+  for (std::int32_t pi = 0; pi < nn; ++pi) {
+    const Node& pool = g.nodes[static_cast<std::size_t>(pi)];
+    if (pool.op_type != "AveragePool" || pool.outputs.size() != 1 || !is_runtime_f32(pool.inputs[0]) ||
+        !is_runtime_f32(pool.outputs[0]) || pool.activation.kind != graph::Activation::Kind::None)
+      continue;
+    const ValueId pooled = pool.outputs[0];
+    const Shape& xs = g.value(pool.inputs[0]).shape;
+    const Shape& ps = g.value(pooled).shape;
+    if (xs.size() != 4 || plan.uses[idx(pooled)] != 1 || is_output[idx(pooled)]) continue;
+    std::int32_t ci = -1;
+    for (std::int32_t ni = pi + 1; ni < nn && ci < 0; ++ni)
+      for (auto v : g.nodes[static_cast<std::size_t>(ni)].inputs)
+        if (v == pooled) ci = ni;
+    if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) || !same_segment(ci, pi) ||
+        g.nodes[static_cast<std::size_t>(ci)].inputs[0] != pooled)
+      continue;
+    const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
+    const Shape& ws = g.value(conv.inputs[1]).shape;
+    const Shape& os = g.value(conv.outputs[0]).shape;
+    if (ws.size() != 4) continue;
+    const hk::Window2D cw = window_2d(conv, ps, os, ws[2], ws[3]);
+    const Shape scratch{xs[0], ws[0], xs[2], xs[3]};
+    if (!pointwise(cw) || ws[0] >= xs[1] || graph::element_count(scratch) > graph::element_count(ps) ||
+        pointwise_tile(cw, scratch) == 0)
+      continue;
+    plan.pool_after_conv[ci] = pi;
+    plan.skipped.insert(pi);
+  }
+
+  // 1c. Scratch: a strided 1x1 dense convolution first gathers the pixels it
+  // reads (see its step).
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    if (!dense_conv(ni) || plan.pool_after_conv.count(ni)) continue;
+    const Shape& xs = g.value(n.inputs[0]).shape;
+    const Shape& ws = g.value(n.inputs[1]).shape;
+    const Shape& ys = g.value(n.outputs[0]).shape;
+    if (ws.size() == 4 && strided_pointwise(window_2d(n, xs, ys, ws[2], ws[3])))
+      plan.scratch[ni] = xs[0] * xs[1] * ys[2] * ys[3];
+  }
+
+  // 2. Concat inputs written in place when their slice is contiguous.
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    if (n.op_type != "Concat" || !is_runtime_f32(n.outputs[0])) continue;
+    const Shape& os = g.value(n.outputs[0]).shape;
+    std::int64_t axis = n.attrs.get_int("axis", 1);
+    if (axis < 0) axis += static_cast<std::int64_t>(os.size());
+    std::int64_t outer = 1;
+    for (std::int64_t i = 0; i < axis; ++i) outer *= os[static_cast<std::size_t>(i)];
+    if (outer != 1) continue;
+    std::int64_t offset = 0;
+    std::map<ValueId, int> seen;
+    for (auto v : n.inputs) ++seen[v];
+    for (auto v : n.inputs) {
+      const std::int64_t count = graph::element_count(g.value(v).shape);
+      if (is_runtime_f32(v) && !is_input[idx(v)] && !is_output[idx(v)] && plan.uses[idx(v)] == 1 && seen[v] == 1 &&
+          plan.alias_parent[idx(v)] == kNoValue && plan.producer[idx(v)] >= 0 && !plan.elided[idx(v)]) {
+        plan.alias_parent[idx(v)] = n.outputs[0];
+        plan.alias_offset[idx(v)] = offset;
+      }
+      offset += count;
+    }
+  }
+
+  // 3. Memory: lifetimes, then offsets. A fused Add's output is defined by its conv.
+  std::vector<std::int32_t> def(nv, std::numeric_limits<std::int32_t>::max()), last(nv, -1);
+  for (auto v : g.inputs) def[idx(v)] = -1;
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    for (auto v : n.outputs)
+      if (v != kNoValue) def[idx(v)] = std::min(def[idx(v)], ni);
+    for (auto v : n.inputs)
+      if (v != kNoValue) last[idx(v)] = std::max(last[idx(v)], ni);
+  }
+  for (auto& [ci, ai] : plan.conv_to_add) {
+    const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
+    def[idx(out)] = std::min(def[idx(out)], ci);
+  }
+  for (auto& [ci, pi] : plan.pool_after_conv) {
+    const ValueId x = g.nodes[static_cast<std::size_t>(pi)].inputs[0];
+    last[idx(x)] = std::max(last[idx(x)], ci);
+  }
+  for (auto v : g.outputs) last[idx(v)] = nn;
+  for (std::size_t v = 0; v < nv; ++v)
+    if (def[v] != std::numeric_limits<std::int32_t>::max()) last[v] = std::max(last[v], def[v]);
+
+  auto root_of = [&](ValueId v, std::int64_t* offset) {
+    std::int64_t off = 0;
+    while (plan.alias_parent[idx(v)] != kNoValue) {
+      off += plan.alias_offset[idx(v)];
+      v = plan.alias_parent[idx(v)];
+    }
+    if (offset) *offset = off;
+    return v;
+  };
+  // Blocks: one per root value (keyed by its id), one per step scratch (keyed nv + node).
+  struct Block {
+    std::int64_t size = 0;  // floats, rounded to 16
+    std::int32_t first = 0, last = 0;
+    std::int64_t offset = 0;
+  };
+  std::map<std::size_t, Block> blocks;
+  for (std::size_t v = 0; v < nv; ++v) {
+    const ValueId id = static_cast<ValueId>(v);
+    if (!is_runtime_f32(id) || plan.elided[v] || def[v] == std::numeric_limits<std::int32_t>::max()) continue;
+    const ValueId root = root_of(id, nullptr);
+    auto& b = blocks[idx(root)];
+    if (b.size == 0) {
+      b.size = (graph::element_count(g.value(root).shape) + 15) / 16 * 16;
+      b.first = def[v];
+      b.last = last[v];
+    }
+    b.first = std::min(b.first, def[v]);
+    b.last = std::max(b.last, last[v]);
+    unplanned_bytes_ += graph::element_count(g.value(id).shape) * 4;
+  }
+  for (auto& [ni, floats] : plan.scratch) {
+    Block& b = blocks[nv + idx(ni)];
+    b.size = (floats + 15) / 16 * 16;
+    b.first = b.last = ni;
+  }
+  // Greedy: largest blocks first, each at the lowest offset free over its lifetime.
+  std::vector<Block*> order;
+  for (auto& [_, b] : blocks) order.push_back(&b);
+  std::stable_sort(order.begin(), order.end(), [](const Block* a, const Block* b) { return a->size > b->size; });
+  std::vector<Block*> placed;
+  for (Block* b : order) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> busy;
+    for (Block* p : placed)
+      if (p->first <= b->last && b->first <= p->last) busy.emplace_back(p->offset, p->offset + p->size);
+    std::sort(busy.begin(), busy.end());
+    std::int64_t off = 0;
+    for (auto& [lo, hi] : busy) {
+      if (off + b->size <= lo) break;
+      off = std::max(off, hi);
+    }
+    b->offset = off;
+    arena_floats_ = std::max(arena_floats_, off + b->size);
+    placed.push_back(b);
+  }
+  offset_.assign(nv, -1);
+  for (std::size_t v = 0; v < nv; ++v) {
+    const ValueId id = static_cast<ValueId>(v);
+    if (!is_runtime_f32(id) || plan.elided[v]) continue;
+    std::int64_t off = 0;
+    const ValueId root = root_of(id, &off);
+    auto it = blocks.find(idx(root));
+    if (it != blocks.end()) offset_[v] = it->second.offset + off;
+  }
+  if (plan_only) return;
+
+  // 4. Steps, segment after segment.
+  auto buf = [&](ValueId v) {
+    Buf b;
+    if (v == kNoValue) return b;
+    const graph::Value& val = g.value(v);
+    if (val.constant && val.dtype == DType::f32) b.fixed = val.constant->f32();
+    else b.offset = offset_[idx(v)];
+    return b;
+  };
+  auto add = [&](std::string name, std::string kernel, std::int32_t node, std::function<void(const HostFrame&)> run) {
+    steps_.push_back({std::move(name), std::move(kernel), node, std::move(run)});
+  };
+  std::set<std::string> fallback;
+  segment_steps_.assign(static_cast<std::size_t>(segments) + 1, 0);
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    if (ni == 0 || !same_segment(ni, ni - 1)) segment_steps_[static_cast<std::size_t>(segment[idx(ni)])] = steps_.size();
+    if (plan.skipped.count(ni)) continue;
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    const std::string& op = n.op_type;
+    auto in_shape = [&](std::size_t i) -> const Shape& { return g.value(n.inputs[i]).shape; };
+    auto in = [&](std::size_t i) { return buf(n.inputs[i]); };
+    const ValueId out_id = n.outputs.empty() ? kNoValue : n.outputs[0];
+    const bool f32_out = out_id != kNoValue && is_runtime_f32(out_id);
+    const Shape out_shape = out_id != kNoValue ? g.value(out_id).shape : Shape{};
+    const Buf out = f32_out ? buf(out_id) : Buf{};
+    const bool all_f32_in = all_f32_inputs(n);
+    bool done = false;
+    bool act_done = false;  // whether the step applies n.activation itself
+    const std::string name = n.name;
+
+    if (kernel_conv(n)) {
+      const Shape& xs = in_shape(0);
+      const Tensor& W = *g.value(n.inputs[1]).constant;
+      const float* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g.value(n.inputs[2]).constant->f32() : nullptr;
+      const std::int64_t C = xs[1], M = W.shape()[0], KH = W.shape()[2], KW = W.shape()[3];
+      const std::int64_t group = n.attrs.get_int("group", 1);
+      const std::int64_t Cg = C / group, Mg = M / group;
+      const hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
+      ViewRef x = ViewRef::dense(in(0), xs);
+      // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.
+      const std::string name = n.name + " " + std::to_string(KH) + "x" + std::to_string(KW) + "/" +
+                               std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
+                               (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
+                               std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
+      if (auto swapped = plan.pool_after_conv.find(ni); swapped != plan.pool_after_conv.end()) {
+        // The pool's input through the filters (no bias), pooled into the
+        // output, then bias and activation (see 1b above).
+        const Node& pool = g.nodes[static_cast<std::size_t>(swapped->second)];
+        const Shape& ps = g.value(pool.inputs[0]).shape;
+        const Shape scratch_shape{ps[0], M, ps[2], ps[3]};
+        const ViewRef pin = ViewRef::dense(buf(pool.inputs[0]), ps);
+        const ViewRef scratch = ViewRef::dense(buf(pool.outputs[0]), scratch_shape);
+        const ViewRef y = ViewRef::dense(out, out_shape);
+        const int tile = pointwise_tile(win, scratch_shape);
+        const hk::PackedConv* pc = keep(std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+            W.f32(), nullptr, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM)));
+        add(name + pointwise_label(tile) + " before " + pool.name, "pointwise_tiled", ni, [=](const HostFrame& f) {
+          hk::pointwise_conv2d(pin.at(f.arena), *pc, nullptr, hk::Epilogue{}, scratch.at(f.arena), tile);
+        });
+        auto pks = pool.attrs.get_ints("kernel_shape");
+        const hk::Window2D pwin = window_2d(pool, ps, out_shape, pks[0], pks[1]);
+        const bool cip = pool.attrs.get_int("count_include_pad", 0) == 1;
+        add(pool.name + " after " + n.name, "avg_pool2d", swapped->second, [=](const HostFrame& f) {
+          hk::avg_pool2d(scratch.at(f.arena), pwin, cip, hk::Epilogue{}, y.at(f.arena));
+        });
+        auto scale_shift = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * M), 1.f);
+        for (std::int64_t m = 0; m < M; ++m) (*scale_shift)[static_cast<std::size_t>(M + m)] = bias ? bias[m] : 0.f;
+        const float* ss = keep(std::move(scale_shift))->data();
+        const hk::Epilogue e = epilogue(n.activation);
+        const ViewRef flat = ViewRef::dense(out, {out_shape[0], M, 1, out_shape[2] * out_shape[3]});
+        add(name + " [bias]", "channel_affine", ni, [=](const HostFrame& f) {
+          const hk::View v = flat.at(f.arena);
+          hk::channel_affine(v, ss, ss + M, e, v);
+        });
+        continue;
+      }
+      DenseConv dc{&n, xs, out_shape, C, M, KH, KW, win, W.f32(), bias};
+      if (auto s = plan.scratch.find(ni); s != plan.scratch.end()) {
+        // A 1x1 strided convolution (ResNet's downsampling shortcuts) reads
+        // one pixel in stride_x * stride_y: gather those densely first (into
+        // the step's scratch), then run it as a stride-1 pointwise
+        // convolution on them. The direct kernels made a padded copy of the
+        // whole input for it.
+        dc.xs = {xs[0], C, out_shape[2], out_shape[3]};
+        const ViewRef sub = ViewRef::dense(Buf{blocks.at(nv + idx(ni)).offset, nullptr}, dc.xs);
+        const int sx = win.stride_x, sy = win.stride_y;
+        add(name + " [subsample]", "subsample", ni,
+            [=](const HostFrame& f) { hk::subsample(x.at(f.arena), sx, sy, sub.at(f.arena)); });
+        x = sub;
+        dc.win = hk::Window2D{};
+      }
+      // One step of a dense convolution: the first kernel of the table that
+      // applies. out = act(conv(in) + bias [+ res]).
+      auto dense_step = [&](const std::string& label, const ViewRef& yv, std::optional<ViewRef> res, hk::Epilogue e) {
+        for (const DenseConvKernel& k : kDenseConvKernels) {
+          if (!k.applies(dc)) continue;
+          DenseKernel dk = k.make(dc);
+          weight_bytes_ += dk.bytes;
+          packed_.push_back(dk.packed);
+          add(label + " [" + dk.kernel + "]", dk.kernel, ni, [=, body = std::move(dk.body)](const HostFrame& f) {
+            if (!res) return body(x.at(f.arena), nullptr, e, yv.at(f.arena));
+            const hk::View r = res->at(f.arena);
+            body(x.at(f.arena), &r, e, yv.at(f.arena));
+          });
+          return;
+        }
+      };
+      if (auto conv_add = plan.conv_to_add.find(ni); conv_add != plan.conv_to_add.end()) {
+        // Write the Add's output, with the residual and the Add's activation.
+        const Node& sum = g.nodes[static_cast<std::size_t>(conv_add->second)];
+        const ValueId res_id = sum.inputs[0] == n.outputs[0] ? sum.inputs[1] : sum.inputs[0];
+        const ValueId add_out = sum.outputs[0];
+        dense_step(name + "+" + sum.name, ViewRef::dense(buf(add_out), g.value(add_out).shape),
+                   ViewRef::dense(buf(res_id), g.value(res_id).shape), epilogue(sum.activation));
+        continue;
+      }
+      const hk::Epilogue e = epilogue(n.activation);
+      const ViewRef y = ViewRef::dense(out, out_shape);
+      act_done = true;
+      if (group == 1) {
+        dense_step(name, y, std::nullopt, e);
+      } else if (Cg == 1 && Mg == 1) {
+        auto w = std::make_shared<std::vector<float>>(W.f32(), W.f32() + W.numel());
+        auto b = std::make_shared<std::vector<float>>(static_cast<std::size_t>(C), 0.f);
+        if (bias) std::copy(bias, bias + C, b->begin());
+        const float* wp = keep(std::move(w))->data();
+        const float* bp = keep(std::move(b))->data();
+        const int kh = static_cast<int>(KH), kw = static_cast<int>(KW);
+        add(name + " [depthwise]", "depthwise", ni, [=](const HostFrame& f) {
+          hk::depthwise_conv2d(x.at(f.arena), wp, bp, kh, kw, win, e, y.at(f.arena));
+        });
+      } else {
+        const bool flat = pointwise(win);  // conv_tiled's row vectors over the flattened plane
+        std::vector<const hk::PackedConv*> groups;
+        for (std::int64_t gi = 0; gi < group; ++gi)
+          groups.push_back(keep(std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+              W.f32() + gi * Mg * Cg * KH * KW, bias ? bias + gi * Mg : nullptr, static_cast<int>(Mg),
+              static_cast<int>(Cg), static_cast<int>(KH), static_cast<int>(KW)))));
+        add(name + " [conv_tiled]", "conv_tiled", ni, [=](const HostFrame& f) {
+          const hk::View xin = flat ? flatten_plane(x.at(f.arena)) : x.at(f.arena);
+          const hk::View yout = flat ? flatten_plane(y.at(f.arena)) : y.at(f.arena);
+          for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+            hk::View gin = xin, gout = yout;
+            gin.data += static_cast<std::int64_t>(gi) * Cg * xin.stride[2];
+            gin.extent[2] = Cg;
+            gout.data += static_cast<std::int64_t>(gi) * Mg * yout.stride[2];
+            gout.extent[2] = Mg;
+            hk::conv2d(gin, *groups[gi], win, nullptr, e, gout);
+          }
+        });
+      }
+      done = true;
+    } else if ((op == "MaxPool" || op == "AveragePool") && f32_out && is_runtime_f32(n.inputs[0]) &&
+               in_shape(0).size() == 4 && (n.outputs.size() < 2 || n.outputs[1] == kNoValue)) {
+      auto ks = n.attrs.get_ints("kernel_shape");
+      const hk::Window2D win = window_2d(n, in_shape(0), out_shape, ks[0], ks[1]);
+      const ViewRef x = ViewRef::dense(in(0), in_shape(0));
+      const ViewRef y = ViewRef::dense(out, out_shape);
+      const hk::Epilogue e = epilogue(n.activation);
+      if (op == "MaxPool") {
+        add(name, "max_pool2d", ni, [=](const HostFrame& f) { hk::max_pool2d(x.at(f.arena), win, e, y.at(f.arena)); });
+      } else {
+        const bool cip = n.attrs.get_int("count_include_pad", 0) == 1;
+        add(name, "avg_pool2d", ni,
+            [=](const HostFrame& f) { hk::avg_pool2d(x.at(f.arena), win, cip, e, y.at(f.arena)); });
+      }
+      done = act_done = true;
+    } else if (op == "GlobalAveragePool" && f32_out && is_runtime_f32(n.inputs[0]) && in_shape(0).size() >= 3) {
+      const Shape& xs = in_shape(0);
+      const std::int64_t N = xs[0], C = xs[1], P = graph::element_count(xs) / std::max<std::int64_t>(1, N * C);
+      const ViewRef x = ViewRef::dense(in(0), {N, C, P}, 3);
+      const ViewRef y = ViewRef::dense(out, {N, C}, 2);
+      add(name, "global_avg_pool", ni, [=](const HostFrame& f) { hk::global_avg_pool(x.at(f.arena), y.at(f.arena)); });
+      done = true;
+    } else if ((op == "Gemm" || op == "MatMul") && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
+               g.is_constant(n.inputs[1]) && in_shape(0).size() == 2 && in_shape(1).size() == 2 &&
+               n.attrs.get_int("transA", 0) == 0 &&
+               (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2]))) {
+      const bool tb = op == "Gemm" && n.attrs.get_int("transB", 0) != 0;
+      const Shape& as = in_shape(0);
+      const Tensor& B = *g.value(n.inputs[1]).constant;
+      const std::int64_t N = as[0], K = as[1], M = tb ? B.shape()[0] : B.shape()[1];
+      const float alpha = op == "Gemm" ? n.attrs.get_float("alpha", 1.f) : 1.f;
+      const float beta = op == "Gemm" ? n.attrs.get_float("beta", 1.f) : 1.f;
+      const Tensor* Cc = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? &*g.value(n.inputs[2]).constant : nullptr;
+      const hk::PackedGemm* pg = keep(std::make_shared<hk::PackedGemm>(
+          hk::PackedGemm::pack(B.f32(), tb, static_cast<int>(K), static_cast<int>(M), static_cast<int>(N), alpha,
+                               Cc ? Cc->f32() : nullptr, Cc ? Cc->shape() : Shape{}, beta)));
+      const ViewRef a = ViewRef::dense(in(0), as, 2);
+      const ViewRef y = ViewRef::dense(out, out_shape, 2);
+      const hk::Epilogue e = epilogue(n.activation);
+      add(name, "gemm", ni, [=](const HostFrame& f) { hk::gemm(a.at(f.arena), *pg, e, y.at(f.arena)); });
+      done = act_done = true;
+    } else if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && f32_out && all_f32_in &&
+               out_shape.size() <= 4 && n.inputs.size() == 2) {
+      const hk::BinaryOp bop = op == "Add"   ? hk::BinaryOp::Add
+                               : op == "Sub" ? hk::BinaryOp::Sub
+                               : op == "Mul" ? hk::BinaryOp::Mul
+                                             : hk::BinaryOp::Div;
+      const ViewRef a{broadcast_view(nullptr, in_shape(0), out_shape), in(0)};
+      const ViewRef b{broadcast_view(nullptr, in_shape(1), out_shape), in(1)};
+      const ViewRef y = ViewRef::dense(out, out_shape);
+      const hk::Epilogue e = epilogue(n.activation);
+      add(name, "binary", ni,
+          [=](const HostFrame& f) { hk::binary(bop, a.at(f.arena), b.at(f.arena), e, y.at(f.arena)); });
+      done = act_done = true;
+    } else if (op == "BatchNormalization" && f32_out && all_f32_in && n.inputs.size() >= 5 &&
+               is_runtime_f32(n.inputs[0]) && in_shape(0).size() >= 2 && g.is_constant(n.inputs[1]) &&
+               g.is_constant(n.inputs[2]) && g.is_constant(n.inputs[3]) && g.is_constant(n.inputs[4]) &&
+               (n.outputs.size() < 2 || std::all_of(n.outputs.begin() + 1, n.outputs.end(),
+                                                    [](ValueId v) { return v == kNoValue; }))) {
+      const Shape& xs = in_shape(0);
+      const std::int64_t N = xs[0], C = xs[1], P = graph::element_count(xs) / std::max<std::int64_t>(1, N * C);
+      const double eps = n.attrs.get_float("epsilon", 1e-5f);
+      auto ss = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * C));
+      const float *gam = in(1).fixed, *bet = in(2).fixed, *mean = in(3).fixed, *var = in(4).fixed;
+      for (std::int64_t c = 0; c < C; ++c) {
+        const double s = gam[c] / std::sqrt(static_cast<double>(var[c]) + eps);
+        (*ss)[static_cast<std::size_t>(c)] = static_cast<float>(s);
+        (*ss)[static_cast<std::size_t>(C + c)] = static_cast<float>(bet[c] - mean[c] * s);
+      }
+      const float* sp = keep(std::move(ss))->data();
+      const ViewRef x = ViewRef::dense(in(0), {N, C, 1, P});
+      const ViewRef y = ViewRef::dense(out, {N, C, 1, P});
+      const hk::Epilogue e = epilogue(n.activation);
+      add(name, "channel_affine", ni,
+          [=](const HostFrame& f) { hk::channel_affine(x.at(f.arena), sp, sp + C, e, y.at(f.arena)); });
+      done = act_done = true;
+    } else if ((op == "Relu" || op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" ||
+                op == "Clip") &&
+               f32_out && is_runtime_f32(n.inputs[0]) && n.activation.kind == graph::Activation::Kind::None) {
+      using K = graph::Activation::Kind;
+      graph::Activation a;
+      bool ok = true;
+      if (op == "Relu") {
+        a.kind = K::Relu;
+      } else if (op == "LeakyRelu") {
+        a.kind = K::LeakyRelu;
+        a.alpha = n.attrs.get_float("alpha", 0.01f);
+      } else if (op == "Sigmoid") {
+        a.kind = K::Sigmoid;
+      } else if (op == "HardSigmoid") {
+        a.kind = K::HardSigmoid;
+        a.alpha = n.attrs.get_float("alpha", 0.2f);
+        a.beta = n.attrs.get_float("beta", 0.5f);
+      } else if (op == "HardSwish") {
+        a.kind = K::HardSwish;
+      } else {
+        a.kind = K::Clip;
+        a.alpha = n.attrs.get_float("min", std::numeric_limits<float>::lowest());
+        a.beta = n.attrs.get_float("max", std::numeric_limits<float>::max());
+        for (std::size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
+          if (n.inputs[i] == kNoValue) continue;
+          const Tensor* t = g.value(n.inputs[i]).constant ? &*g.value(n.inputs[i]).constant : nullptr;
+          if (!t || t->dtype() != DType::f32 || t->numel() != 1) {
+            ok = false;
+            break;
+          }
+          (i == 1 ? a.alpha : a.beta) = t->f32()[0];
+        }
+      }
+      if (ok) {
+        const std::int64_t count = graph::element_count(out_shape);
+        const ViewRef x = ViewRef::dense(in(0), {count});
+        const ViewRef y = ViewRef::dense(out, {count});
+        const hk::Epilogue e = epilogue(a);
+        add(name, "channel_affine", ni,
+            [=](const HostFrame& f) { hk::channel_affine(x.at(f.arena), kOne, kZero, e, y.at(f.arena)); });
+        done = act_done = true;
+      }
+    } else if (op == "Softmax" && f32_out && is_runtime_f32(n.inputs[0])) {
+      const auto [outer, len, inner] = graph::softmax_layout(n, g.opset, in_shape(0));
+      const ViewRef x = ViewRef::dense(in(0), {outer, len, inner}, 3);
+      const ViewRef y = ViewRef::dense(out, {outer, len, inner}, 3);
+      add(name, "softmax", ni, [=](const HostFrame& f) { hk::softmax(x.at(f.arena), y.at(f.arena)); });
+      done = true;
+    } else if (op == "Transpose" && f32_out && is_runtime_f32(n.inputs[0])) {
+      const StridedCopy c = strided_copy(out_shape, graph::transpose_read(n, in_shape(0)));
+      const Buf src = in(0);
+      add(name, "strided_copy", ni, [=](const HostFrame& f) { copy_strided(c, src.at(f.arena), out.at(f.arena)); });
+      done = true;
+    } else if (op == "LayerNormalization" && f32_out && is_runtime_f32(n.inputs[0]) &&
+               (n.outputs.size() == 1 || std::all_of(n.outputs.begin() + 1, n.outputs.end(),
+                                                     [](ValueId o) { return o == kNoValue; }))) {
+      const graph::NormRows rows = graph::layer_norm_rows(n, in_shape(0));
+      const Tensor* scale = g.constant_input(n, 1);
+      const Tensor* bias = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g.constant_input(n, 2) : nullptr;
+      const bool bias_ok = n.inputs.size() < 3 || n.inputs[2] == kNoValue || (bias && bias->numel() == rows.len);
+      if (scale && scale->numel() == rows.len && bias_ok && rows.len > 0) {
+        const Buf src = in(0);
+        const float* sp = scale->f32();
+        const float* bp = bias ? bias->f32() : nullptr;
+        const float eps = n.attrs.get_float("epsilon", 1e-5f);
+        add(name, "layer_norm", ni, [=](const HostFrame& f) {
+          layer_norm_f32(src.at(f.arena), sp, bp, rows.rows, rows.len, eps, out.at(f.arena));
+        });
+        done = true;
+      }
+    } else if ((op == "Resize" || op == "Upsample") && f32_out && is_runtime_f32(n.inputs[0]) &&
+               in_shape(0).size() >= 2) {
+      const graph::ResizeTaps taps = graph::resize_taps(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+      const Shape& xs = in_shape(0);
+      const std::size_t r = xs.size();
+      // Leading axes must map each index to itself.
+      bool identity = true;
+      for (std::size_t k = 0; k + 2 < r && identity; ++k)
+        for (std::int64_t i = 0; i < xs[k] && identity; ++i) {
+          const auto& t = taps.axes[k][static_cast<std::size_t>(i)];
+          identity = t.size() == 1 && t[0].index == i && t[0].weight == 1.0 && out_shape[k] == xs[k];
+        }
+      if (identity) {
+        ResizeSteps rs;
+        rs.ih = xs[r - 2], rs.iw = xs[r - 1], rs.oh = out_shape[r - 2], rs.ow = out_shape[r - 1];
+        rs.planes = graph::element_count(xs) / std::max<std::int64_t>(1, rs.ih * rs.iw);
+        rs.ty = taps.axes[r - 2];
+        rs.tx = taps.axes[r - 1];
+        rs.extrapolation = static_cast<float>(taps.extrapolation);
+        const Buf src = in(0);
+        add(name, "resize", ni, [=](const HostFrame& f) { resize_f32(rs, src.at(f.arena), out.at(f.arena)); });
+        done = true;
+      }
+    } else if (op == "Split" && is_runtime_f32(n.inputs[0]) && n.activation.kind == graph::Activation::Kind::None &&
+               std::all_of(n.outputs.begin(), n.outputs.end(),
+                           [&](ValueId o) { return o != kNoValue && is_runtime_f32(o) && offset_[idx(o)] >= 0; })) {
+      // Each output a strided copy at its offset along the axis.
+      std::vector<Shape> outs;
+      for (ValueId o : n.outputs) outs.push_back(g.value(o).shape);
+      const auto reads = graph::split_reads(n, in_shape(0), outs);
+      std::vector<std::pair<StridedCopy, Buf>> parts;
+      for (std::size_t j = 0; j < outs.size(); ++j) parts.push_back({strided_copy(outs[j], reads[j]), buf(n.outputs[j])});
+      const Buf src = in(0);
+      add(name, "strided_copy", ni, [=](const HostFrame& f) {
+        for (const auto& [c, dst] : parts) copy_strided(c, src.at(f.arena), dst.at(f.arena));
+      });
+      done = true;
+    } else if (op == "Slice" && f32_out && is_runtime_f32(n.inputs[0])) {
+      const graph::SlicePlan p = graph::slice_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+      const StridedCopy c = strided_copy(out_shape, graph::slice_read(p, in_shape(0)));
+      const Buf src = in(0);
+      add(name, "strided_copy", ni, [=](const HostFrame& f) { copy_strided(c, src.at(f.arena), out.at(f.arena)); });
+      done = true;
+    } else if ((op == "ReduceMean" || op == "ReduceSum" || op == "ReduceMax" || op == "ReduceMin") && f32_out &&
+               is_runtime_f32(n.inputs[0])) {
+      const graph::ReducePlan p = graph::reduce_plan(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+      graph::ContiguousReduction l;
+      if (!p.identity && graph::contiguous_reduction(p, in_shape(0), l)) {
+        const Fold fold = op == "ReduceMean"  ? Fold::Mean
+                          : op == "ReduceSum" ? Fold::Sum
+                          : op == "ReduceMax" ? Fold::Max
+                                              : Fold::Min;
+        const Buf src = in(0);
+        add(name, "reduce", ni, [=](const HostFrame& f) { reduce_f32(fold, l, src.at(f.arena), out.at(f.arena)); });
+        done = true;
+      }
+    } else if (op == "Pad" && f32_out && is_runtime_f32(n.inputs[0]) && out_shape.size() <= 4 &&
+               (n.inputs.size() < 2 || n.inputs[1] == kNoValue || g.is_constant(n.inputs[1])) &&
+               (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2])) &&
+               (n.inputs.size() < 4 || n.inputs[3] == kNoValue)) {
+      const Shape& xs = in_shape(0);
+      const std::size_t rank = xs.size();
+      std::vector<std::int64_t> pads = n.inputs.size() >= 2 && n.inputs[1] != kNoValue
+                                           ? g.value(n.inputs[1]).constant->to_ints()
+                                           : n.attrs.get_ints("pads");
+      const std::string mode_name = n.attrs.get_string("mode", "constant");
+      const int mode = mode_name == "reflect" ? 1 : mode_name == "edge" ? 2 : 0;
+      float value = n.attrs.get_float("value", 0.f);
+      if (n.inputs.size() >= 3 && n.inputs[2] != kNoValue) value = g.value(n.inputs[2]).constant->f32()[0];
+      bool ok = pads.size() == 2 * rank && (mode_name == "constant" || mode_name == "reflect" || mode_name == "edge");
+      std::array<std::int64_t, 4> begin{0, 0, 0, 0};
+      for (std::size_t k = 0; ok && k < rank; ++k) {
+        if (pads[k] < 0 || pads[k + rank] < 0) ok = false;  // crops: the reference kernel
+        begin[rank - 1 - k] = pads[k];
+      }
+      if (ok) {
+        const ViewRef x = ViewRef::dense(in(0), xs);
+        const ViewRef y = ViewRef::dense(out, out_shape);
+        add(name, "pad", ni, [=](const HostFrame& f) { hk::pad(x.at(f.arena), begin.data(), mode, value, y.at(f.arena)); });
+        done = true;
+      }
+    } else if (op == "Concat" && f32_out && all_f32_in) {
+      std::int64_t axis = n.attrs.get_int("axis", 1);
+      if (axis < 0) axis += static_cast<std::int64_t>(out_shape.size());
+      std::int64_t outer = 1;
+      for (std::int64_t i = 0; i < axis; ++i) outer *= out_shape[static_cast<std::size_t>(i)];
+      const std::int64_t out_chunk = graph::element_count(out_shape) / std::max<std::int64_t>(1, outer);
+      struct Piece {
+        Buf src;
+        std::int64_t chunk, offset;
+      };
+      std::vector<Piece> pieces;
+      std::int64_t offset = 0;
+      for (auto v : n.inputs) {
+        const std::int64_t chunk = graph::element_count(g.value(v).shape) / std::max<std::int64_t>(1, outer);
+        if (plan.alias_parent[idx(v)] != out_id) pieces.push_back({buf(v), chunk, offset});
+        offset += chunk;
+      }
+      add(name, "concat", ni, [=](const HostFrame& f) {
+        float* y = out.at(f.arena);
+        for (const Piece& p : pieces) {
+          const float* src = p.src.at(f.arena);
+          for (std::int64_t o = 0; o < outer; ++o)
+            std::memcpy(y + o * out_chunk + p.offset, src + o * p.chunk, static_cast<std::size_t>(p.chunk) * sizeof(float));
+        }
+      });
+      done = true;
+    } else if ((op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
+                op == "Dropout") &&
+               f32_out && is_runtime_f32(n.inputs[0]) && (n.outputs.size() < 2 || n.outputs[1] == kNoValue)) {
+      const Buf src = in(0);
+      const std::size_t bytes = static_cast<std::size_t>(graph::element_count(out_shape)) * sizeof(float);
+      add(name, "copy", ni, [=](const HostFrame& f) {
+        const float* s = src.at(f.arena);
+        float* d = out.at(f.arena);
+        if (s != d) std::memmove(d, s, bytes);
+      });
+      done = true;
+    }
+
+    if (done) {
+      if (!act_done && n.activation.kind != graph::Activation::Kind::None) {
+        const std::int64_t count = graph::element_count(out_shape);
+        const ViewRef io = ViewRef::dense(out, {count});
+        const hk::Epilogue e = epilogue(n.activation);
+        add(name + ":activation", "channel_affine", ni, [=](const HostFrame& f) {
+          const hk::View v = io.at(f.arena);
+          hk::channel_affine(v, kOne, kZero, e, v);
+        });
+      }
+      continue;
+    }
+
+    // Reference fallback: the node's inputs copied into tensors, its results
+    // copied back (float ones into the arena, others into the frame's side values).
+    fallback.insert(op);
+    const Node* np = &n;
+    const HostProgram* self = this;
+    add(name, "reference", ni, [self, np](const HostFrame& f) {
+      const graph::Graph& graph = *self->graph_;
+      const Node& node = *np;
+      std::vector<Tensor> temps;
+      temps.reserve(node.inputs.size());
+      std::vector<const Tensor*> args;
+      for (auto v : node.inputs) {
+        if (v == kNoValue) {
+          args.push_back(nullptr);
+        } else if (graph.is_constant(v)) {
+          args.push_back(&*graph.value(v).constant);
+        } else if ((*f.side)[idx(v)]) {
+          args.push_back(&*(*f.side)[idx(v)]);
+        } else {
+          const auto& val = graph.value(v);
+          temps.emplace_back(DType::f32, val.shape);
+          if (temps.back().numel() > 0)
+            std::memcpy(temps.back().f32(), self->value_data(v, f.arena),
+                        static_cast<std::size_t>(temps.back().numel()) * sizeof(float));
+          args.push_back(&temps.back());
+        }
+      }
+      auto results = graph::evaluate_node(graph::OpContext{node, graph.opset, f.threads}, args);
+      for (std::size_t o = 0; o < node.outputs.size() && o < results.size(); ++o) {
+        const ValueId v = node.outputs[o];
+        if (v == kNoValue) continue;
+        float* dst = self->value_data(v, f.arena);
+        if (dst && results[o].dtype() == DType::f32) {
+          if (results[o].numel() > 0)
+            std::memcpy(dst, results[o].f32(), static_cast<std::size_t>(results[o].numel()) * sizeof(float));
+        } else {
+          (*f.side)[idx(v)] = std::move(results[o]);
+        }
+      }
+    });
+  }
+  fallback_ops_.assign(fallback.begin(), fallback.end());
+  segment_steps_.back() = steps_.size();
+  // Each graph input goes in with the segment that first reads it, each
+  // output comes out with the segment that produces it (a fused step runs in
+  // the segment of the nodes it fuses).
+  segment_inputs_.assign(static_cast<std::size_t>(segments), {});
+  segment_outputs_.assign(static_cast<std::size_t>(segments), {});
+  for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+    int first = 0;  // an input nothing reads (an output, say) goes in with the first
+    for (std::int32_t ni = nn - 1; ni >= 0; --ni) {
+      const auto& ins = g.nodes[idx(ni)].inputs;
+      if (std::find(ins.begin(), ins.end(), g.inputs[i]) != ins.end()) first = segment[idx(ni)];
+    }
+    segment_inputs_[static_cast<std::size_t>(first)].push_back(i);
+  }
+  for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+    const std::int32_t p = plan.producer[idx(g.outputs[i])];
+    segment_outputs_[static_cast<std::size_t>(p >= 0 ? segment[idx(p)] : segments - 1)].push_back(i);
+  }
+}
+
+}  // namespace vkfuse::runtime
