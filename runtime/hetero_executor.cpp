@@ -22,6 +22,13 @@ struct HostPart {
   std::optional<HostProgram> program;
 };
 
+// Its accelerator ops, loaded on the device (the subgraph they were lowered
+// from is not kept).
+struct DevicePart {
+  std::vector<graph::ValueId> inputs, outputs;
+  std::shared_ptr<const vulkan::DeviceProgram> program;
+};
+
 HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
                                std::shared_ptr<RunResources> shared)
     : graph_(graph),
@@ -124,15 +131,35 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   if (!device_nodes.empty()) {
     bool whole = device_nodes.size() == graph_.nodes.size() && !plan_.isolated_units;
     for (std::size_t i = 0; whole && i < device_nodes.size(); ++i) whole = device_nodes[i] == static_cast<std::int32_t>(i);
-    if (whole) {
-      device_inputs_ = graph_.inputs;
-      device_outputs_ = graph_.outputs;
-    } else {
-      device_graph_ = std::make_unique<graph::Graph>(
-          graph::extract_subgraph(graph_, device_nodes, &device_inputs_, &device_outputs_));
-      if (plan_.isolated_units) isolate_units(device_unit);
+    std::string key = options_.device + (options_.fp16 ? "|fp16|" : "|") + (plan_.isolated_units ? "isolated|" : "|");
+    for (std::size_t i = 0; i < device_nodes.size(); ++i)
+      key += std::to_string(device_nodes[i]) + ":" + std::to_string(device_unit[i]) + ",";
+    std::shared_ptr<const DevicePart>& part = device_part_;
+    {
+      std::lock_guard<std::mutex> lock(shared_->parts_mutex);
+      part = shared_->device_parts[key].lock();
+      if (part && !vulkan::VulkanExecutor::usable(*part->program)) part = nullptr;  // its device was retired
+      if (!part) {
+        auto fresh = std::make_shared<DevicePart>();
+        if (whole) {
+          device_inputs_ = graph_.inputs;
+          device_outputs_ = graph_.outputs;
+        } else {
+          device_graph_ = std::make_unique<graph::Graph>(
+              graph::extract_subgraph(graph_, device_nodes, &device_inputs_, &device_outputs_));
+          if (plan_.isolated_units) isolate_units(device_unit);
+        }
+        fresh->program = vulkan::VulkanExecutor::load(whole ? graph_ : *device_graph_, options_, device_unit);
+        device_graph_.reset();  // the program keeps what it needs
+        fresh->inputs = device_inputs_;
+        fresh->outputs = device_outputs_;
+        shared_->device_parts[key] = fresh;
+        part = std::move(fresh);
+      }
     }
-    device_ = std::make_unique<vulkan::VulkanExecutor>(whole ? graph_ : *device_graph_, options_, device_unit);
+    device_inputs_ = part->inputs;
+    device_outputs_ = part->outputs;
+    device_ = std::make_unique<vulkan::VulkanExecutor>(part->program, options_);
     stats_ = device_->stats();
   }
   // Each unit's uploads (the device inputs it reads first) and downloads
@@ -177,7 +204,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     for (std::size_t i = 0; i < host_nodes.size(); ++i)
       key += std::to_string(host_nodes[i]) + ":" + std::to_string(host_segment[i]) + ",";
     {
-      std::lock_guard<std::mutex> lock(shared_->host_parts_mutex);
+      std::lock_guard<std::mutex> lock(shared_->parts_mutex);
       host_part_ = shared_->host_parts[key].lock();
       if (!host_part_) {
         auto part = std::make_shared<HostPart>();

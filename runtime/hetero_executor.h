@@ -48,16 +48,19 @@ class VulkanExecutor;
 // What the runs in flight on one loaded model share (each has its own
 // HeteroExecutor): the host's cores, which host segments — and unit compute,
 // where the accelerator runs on them — take in turns, and the link.
-struct HostPart;  // a plan's host ops, lowered (hetero_executor.cpp)
+struct HostPart;    // a plan's host ops, lowered (hetero_executor.cpp)
+struct DevicePart;  // a plan's accelerator ops, loaded on the device (hetero_executor.cpp)
 struct RunResources {
   std::mutex host_cores;
   std::mutex link_mutex;
   std::chrono::steady_clock::time_point link_free{};  // emulated links: when the link is free again
-  // The host side of the model's plans, lowered and its weights packed once
-  // for all its executors (pipeline slots); keyed by the host ops and their
-  // segments. An entry lives while an executor runs it.
-  std::mutex host_parts_mutex;
+  // The host and device sides of the model's plans, each lowered and its
+  // weights packed (or uploaded) once for all its executors (pipeline
+  // slots); keyed by the ops and their segments (units). An entry lives
+  // while an executor runs it.
+  std::mutex parts_mutex;
   std::map<std::string, std::weak_ptr<const HostPart>> host_parts;
+  std::map<std::string, std::weak_ptr<const DevicePart>> device_parts;
 };
 
 class HeteroExecutor final : public Executor {
@@ -131,9 +134,12 @@ class HeteroExecutor final : public Executor {
   planner::Plan plan_;
   ExecutorOptions options_;
   std::vector<Segment> segments_;
-  // All the plan's accelerator ops, unit after unit (null: the whole graph),
-  // its inputs and outputs as ids of the whole graph, and its executor.
+  // All the plan's accelerator ops, unit after unit (null: the whole graph;
+  // kept only while its program loads), its inputs and outputs as ids of the
+  // whole graph, and its executor, over a program shared with the model's
+  // other executors (RunResources::device_parts).
   std::unique_ptr<graph::Graph> device_graph_;
+  std::shared_ptr<const DevicePart> device_part_;
   std::vector<graph::ValueId> device_inputs_, device_outputs_;
   std::unique_ptr<vulkan::VulkanExecutor> device_;
   // The same for the host: all the plan's host ops, segment after segment,

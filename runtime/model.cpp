@@ -406,13 +406,15 @@ LoadTimings Model::load_timings() const { return impl_->load; }
 MemoryReport Model::memory() const {
   MemoryReport r;
   std::lock_guard<std::mutex> lock(impl_->slots_mutex);
-  std::set<const runtime::HostProgram*> programs;  // pipeline slots share one: its weights count once
+  // Pipeline slots share their programs: the weights of each count once.
+  std::set<const void*> programs;
   for (const auto& e : impl_->executors) {
     if (!e) continue;
     runtime::MemoryUse m = e->memory();
-    const auto* h = dynamic_cast<const runtime::HeteroExecutor*>(e.get());
-    if (h && h->host() && !programs.insert(&h->host()->program()).second)
-      m.host_weight_bytes -= h->host()->program().weight_bytes();
+    if (const auto* h = dynamic_cast<const runtime::HeteroExecutor*>(e.get())) {
+      if (h->host() && !programs.insert(&h->host()->program()).second) m.host_weight_bytes = 0;
+      if (h->device() && !programs.insert(&h->device()->program()).second) m.device_weight_bytes = 0;
+    }
     runtime::operator+=(r, m);
   }
   rusage usage{};

@@ -107,7 +107,11 @@ std::int64_t place(std::vector<Interval>& items) {
 
 }  // namespace
 
-struct VulkanExecutor::Impl {
+// The loaded part of a graph on the device: its kernels, memory plan, the
+// weights on the device, the pipelines and each unit's dispatches. The
+// executors of a model's pipeline slots share it; each has its own arena,
+// staging buffers, descriptor sets and command buffers.
+struct DeviceProgram {
   std::shared_ptr<Context> ctx;
   Program program;
   std::vector<std::int64_t> offset;  // arena element offset of each value (-1: none)
@@ -118,37 +122,21 @@ struct VulkanExecutor::Impl {
     std::vector<float> constant_data;    // an output that is a constant
   };
   std::vector<IO> inputs, outputs;
-  ExecutorOptions options;  // the on_transfer hook
+  std::int64_t arena_floats = 0, staged_in = 0, staged_out = 0;
+  std::vector<std::pair<std::int64_t, std::vector<float>>> arena_constants;  // arena offset, data
 
-  // Up to three submissions each: its uploads (staging → arena, on the
-  // transfer queue), its dispatches (compute queue), its downloads (arena →
-  // staging, transfer queue), chained by semaphores. The fence signals when
-  // the unit's last submission is done. The next unit's dispatches wait for
-  // this unit's downloads (the arena ranges they read may be reused).
   struct Unit {
-    std::vector<std::size_t> inputs, outputs;  // indices into Impl::inputs / outputs
+    std::vector<std::size_t> inputs, outputs;  // indices into inputs / outputs
     std::size_t first_dispatch = 0, end_dispatch = 0;
-    VkCommandBuffer upload_cmd = VK_NULL_HANDLE, cmd = VK_NULL_HANDLE, download_cmd = VK_NULL_HANDLE;
-    VkSemaphore uploaded = VK_NULL_HANDLE, computed = VK_NULL_HANDLE, downloaded = VK_NULL_HANDLE;
-    VkFence fence = VK_NULL_HANDLE;
-    bool in_flight = false;
   };
   std::vector<Unit> units;
-  std::vector<float*> pending_outputs;  // whole-graph start() → finish()
-  std::int64_t barriers = 0;            // recorded between dispatches (all units)
+  std::int64_t barriers = 0;  // recorded between dispatches (all units)
 
-  Buffer arena, staging_in, staging_out;
   std::vector<Buffer> weight_blocks;
-  // The arena is host-mapped: inputs are written into it without staging
-  // copies; outputs are read from it only where the host reads it cached
-  // (not through a discrete GPU's write-combined BAR).
-  bool mapped_in = false, mapped_out = false;
-
+  std::vector<VkBufferView> weight_views, half_views;  // per block: RGBA32F and RGBA16F (or the RGBA32F again)
+  std::vector<VkBufferView> views;                     // all of them, once
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
   VkPipelineLayout pipeline_layout = VK_NULL_HANDLE;
-  VkDescriptorPool descriptor_pool = VK_NULL_HANDLE;
-  std::vector<VkDescriptorSet> sets;  // one per weight block
-  std::vector<VkBufferView> views;
   std::map<std::string, VkPipeline> pipelines;  // by source hash
   std::vector<VkShaderModule> modules;
 
@@ -163,7 +151,53 @@ struct VulkanExecutor::Impl {
     bool barrier_before = false;
   };
   std::vector<Dispatch> dispatches;
+  LoadInfo load;        // what loading it took (the executors add their own part)
+  ExecutorStats stats;  // per run
 
+  ~DeviceProgram() {
+    // The executors that used it are gone and have waited for their work,
+    // unless the device hung: then it is all left to the driver.
+    if (!ctx || ctx->hung()) return;
+    VkDevice d = ctx->device();
+    for (auto& [h, p] : pipelines) vkDestroyPipeline(d, p, nullptr);
+    for (VkShaderModule m : modules) vkDestroyShaderModule(d, m, nullptr);
+    for (VkBufferView v : views) vkDestroyBufferView(d, v, nullptr);
+    if (pipeline_layout) vkDestroyPipelineLayout(d, pipeline_layout, nullptr);
+    if (set_layout) vkDestroyDescriptorSetLayout(d, set_layout, nullptr);
+    for (Buffer& b : weight_blocks) ctx->destroy_buffer(b);
+  }
+  void place_barriers();
+};
+
+// One executor's state over a shared DeviceProgram.
+struct VulkanExecutor::Impl {
+  std::shared_ptr<const DeviceProgram> prog;
+  std::shared_ptr<Context> ctx;
+  ExecutorOptions options;  // the on_transfer hook
+
+  // Up to three submissions each: its uploads (staging → arena, on the
+  // transfer queue), its dispatches (compute queue), its downloads (arena →
+  // staging, transfer queue), chained by semaphores. The fence signals when
+  // the unit's last submission is done. The next unit's dispatches wait for
+  // this unit's downloads (the arena ranges they read may be reused).
+  struct Unit {
+    const DeviceProgram::Unit* plan = nullptr;
+    VkCommandBuffer upload_cmd = VK_NULL_HANDLE, cmd = VK_NULL_HANDLE, download_cmd = VK_NULL_HANDLE;
+    VkSemaphore uploaded = VK_NULL_HANDLE, computed = VK_NULL_HANDLE, downloaded = VK_NULL_HANDLE;
+    VkFence fence = VK_NULL_HANDLE;
+    bool in_flight = false;
+  };
+  std::vector<Unit> units;
+  std::vector<float*> pending_outputs;  // whole-graph start() → finish()
+
+  Buffer arena, staging_in, staging_out;
+  // The arena is host-mapped: inputs are written into it without staging
+  // copies; outputs are read from it only where the host reads it cached
+  // (not through a discrete GPU's write-combined BAR).
+  bool mapped_in = false, mapped_out = false;
+  VkBufferView arena_view = VK_NULL_HANDLE;
+  VkDescriptorPool descriptor_pool = VK_NULL_HANDLE;
+  std::vector<VkDescriptorSet> sets;  // one per weight block
   VkCommandPool pool = VK_NULL_HANDLE, transfer_pool = VK_NULL_HANDLE;
 
   ~Impl() {
@@ -180,16 +214,11 @@ struct VulkanExecutor::Impl {
     }
     if (pool) vkDestroyCommandPool(d, pool, nullptr);
     if (transfer_pool) vkDestroyCommandPool(d, transfer_pool, nullptr);
-    for (auto& [h, p] : pipelines) vkDestroyPipeline(d, p, nullptr);
-    for (VkShaderModule m : modules) vkDestroyShaderModule(d, m, nullptr);
     if (descriptor_pool) vkDestroyDescriptorPool(d, descriptor_pool, nullptr);
-    for (VkBufferView v : views) vkDestroyBufferView(d, v, nullptr);
-    if (pipeline_layout) vkDestroyPipelineLayout(d, pipeline_layout, nullptr);
-    if (set_layout) vkDestroyDescriptorSetLayout(d, set_layout, nullptr);
+    if (arena_view) vkDestroyBufferView(d, arena_view, nullptr);
     ctx->destroy_buffer(arena);
     ctx->destroy_buffer(staging_in);
     ctx->destroy_buffer(staging_out);
-    for (Buffer& b : weight_blocks) ctx->destroy_buffer(b);
   }
 
   // The three parts of a unit, each into an open command buffer; with
@@ -199,13 +228,12 @@ struct VulkanExecutor::Impl {
   void record_uploads(VkCommandBuffer c, const Unit& u);
   void record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps);
   void record_downloads(VkCommandBuffer c, const Unit& u);
-  void place_barriers();
   void upload_unit(std::size_t u, std::span<const float* const> in);
   void submit_unit(std::size_t u);
   void finish_unit(std::size_t u, std::span<float* const> out);
 };
 
-void VulkanExecutor::Impl::place_barriers() {
+void DeviceProgram::place_barriers() {
   using Range = std::pair<std::int64_t, std::int64_t>;
   std::vector<Range> written, read;  // since the last barrier
   auto overlaps = [](const std::vector<Range>& a, const std::vector<Range>& b) {
@@ -260,22 +288,22 @@ void memory_barrier(VkCommandBuffer c, VkPipelineStageFlags src, VkAccessFlags s
 
 bool VulkanExecutor::Impl::has_uploads(const Unit& u) const {
   if (mapped_in) return false;
-  for (std::size_t i : u.inputs)
-    if (inputs[i].count) return true;
+  for (std::size_t i : u.plan->inputs)
+    if (prog->inputs[i].count) return true;
   return false;
 }
 
 bool VulkanExecutor::Impl::has_downloads(const Unit& u) const {
   if (mapped_out) return false;
-  for (std::size_t j : u.outputs)
-    if (outputs[j].count && outputs[j].offset >= 0) return true;
+  for (std::size_t j : u.plan->outputs)
+    if (prog->outputs[j].count && prog->outputs[j].offset >= 0) return true;
   return false;
 }
 
 void VulkanExecutor::Impl::record_uploads(VkCommandBuffer c, const Unit& u) {
   std::vector<VkBufferCopy> regions;
-  for (std::size_t i : u.inputs) {
-    const IO& io = inputs[i];
+  for (std::size_t i : u.plan->inputs) {
+    const DeviceProgram::IO& io = prog->inputs[i];
     if (io.count) regions.push_back({static_cast<VkDeviceSize>(io.staging * 4), static_cast<VkDeviceSize>(io.offset * 4),
                                      static_cast<VkDeviceSize>(io.count * 4)});
   }
@@ -296,8 +324,9 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
                      VK_ACCESS_TRANSFER_WRITE_BIT);
   VkPipeline bound = VK_NULL_HANDLE;
   std::size_t bound_block = SIZE_MAX;
-  for (std::size_t i = u.first_dispatch; i < u.end_dispatch; ++i) {
-    const Dispatch& d = dispatches[i];
+  const VkPipelineLayout pipeline_layout = prog->pipeline_layout;
+  for (std::size_t i = u.plan->first_dispatch; i < u.plan->end_dispatch; ++i) {
+    const DeviceProgram::Dispatch& d = prog->dispatches[i];
     if (d.barrier_before)
       memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
@@ -322,8 +351,8 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
 
 void VulkanExecutor::Impl::record_downloads(VkCommandBuffer c, const Unit& u) {
   std::vector<VkBufferCopy> regions;
-  for (std::size_t j : u.outputs) {
-    const IO& io = outputs[j];
+  for (std::size_t j : u.plan->outputs) {
+    const DeviceProgram::IO& io = prog->outputs[j];
     if (io.count && io.offset >= 0)
       regions.push_back({static_cast<VkDeviceSize>(io.offset * 4), static_cast<VkDeviceSize>(io.staging * 4),
                          static_cast<VkDeviceSize>(io.count * 4)});
@@ -334,10 +363,12 @@ void VulkanExecutor::Impl::record_downloads(VkCommandBuffer c, const Unit& u) {
                  VK_ACCESS_HOST_READ_BIT);
 }
 
-VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> unit_of)
-    : impl_(std::make_unique<Impl>()) {
-  Impl& m = *impl_;
-  m.options = options;
+std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& graph, const ExecutorOptions& options,
+                                                          std::span<const int> unit_of) {
+  auto loaded = std::make_shared<DeviceProgram>();
+  DeviceProgram& m = *loaded;
+  LoadInfo& load_ = m.load;
+  ExecutorStats& stats_ = m.stats;
   // Units: consecutive runs of nodes (each unit's nodes contiguous, in
   // execution order); none given: the whole graph is one unit.
   int unit_count = 0;
@@ -377,7 +408,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     if (graph.value(v).dtype != graph::DType::f32)
       throw Error(ErrorKind::Unsupported, "output '" + graph.value(v).name + "' is not float32");
   m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
-  const Program& prog = m.program;
+  const Program& prog = m.program;  // (re-lowered below without texel loads, in place)
   load_.lower_ms = ms_since(t0);
   load_.fused_adds = prog.fused_adds;
   load_.aliased_concat_inputs = prog.aliased_concat_inputs;
@@ -433,6 +464,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     if (r.offset >= 0) m.offset[v] = r.offset + prog.root_offset[v];
   }
   load_.arena_bytes = arena_floats * 4;
+  m.arena_floats = arena_floats;
 
   // ---- weights: sub-allocated from blocks of at most maxStorageBufferRange
   t0 = std::chrono::steady_clock::now();
@@ -479,17 +511,10 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   }
 
   // ---- arena, I/O
-  m.arena = ctx.create_buffer(static_cast<VkDeviceSize>(arena_floats * 4),
-                              VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
-                              Placement::DeviceMappable, "the activation arena");
-  m.mapped_in = m.arena.mapped != nullptr;
-  m.mapped_out = m.mapped_in && m.arena.host_cached;
-  load_.mapped_inputs = m.mapped_in;
-  load_.mapped_outputs = m.mapped_out;
   load_.texel_loads = caps.texel_loads;
   for (ValueId v : prog.arena_constants) {
     const graph::Tensor& t = *graph.value(v).constant;
-    ctx.upload(m.arena, static_cast<VkDeviceSize>(m.offset[static_cast<std::size_t>(v)] * 4), t.f32(), t.byte_size());
+    m.arena_constants.emplace_back(m.offset[static_cast<std::size_t>(v)], std::vector<float>(t.f32(), t.f32() + t.numel()));
   }
   // Each input is uploaded by the first unit that reads it (never, when no
   // node reads it); each output is downloaded by the unit that produces it.
@@ -502,7 +527,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   }
   std::int64_t staged_in = 0, staged_out = 0;
   for (ValueId v : graph.inputs) {
-    Impl::IO io;
+    DeviceProgram::IO io;
     io.count = graph::element_count(graph.value(v).shape);
     io.offset = m.offset[static_cast<std::size_t>(v)];
     io.staging = staged_in;
@@ -514,7 +539,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     m.inputs.push_back(io);
   }
   for (ValueId v : graph.outputs) {
-    Impl::IO io;
+    DeviceProgram::IO io;
     io.count = graph::element_count(graph.value(v).shape);
     if (graph.is_constant(v)) {
       const graph::Tensor& t = *graph.value(v).constant;
@@ -529,16 +554,11 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     m.units[static_cast<std::size_t>(producer_unit[static_cast<std::size_t>(v)])].outputs.push_back(m.outputs.size());
     m.outputs.push_back(std::move(io));
   }
-  if (!m.mapped_in)
-    m.staging_in = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_in, 1) * 4),
-                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging, "the input staging buffer");
-  if (!m.mapped_out)
-    m.staging_out = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(staged_out, 1) * 4),
-                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging, "the output staging buffer");
-  load_.staging_bytes = static_cast<std::int64_t>(m.staging_in.size + m.staging_out.size);
+  m.staged_in = staged_in;
+  m.staged_out = staged_out;
   load_.upload_ms = ms_since(t0);
 
-  // ---- texel views: the arena as R32F, each weight block as RGBA32F and RGBA16F
+  // ---- texel views: each weight block as RGBA32F and RGBA16F (the arena's: per executor)
   // (Views exist even without texel loads: the descriptor layout has them.)
   auto make_view = [&](const Buffer& b, VkFormat format, VkDeviceSize texel_bytes) {
     VkBufferViewCreateInfo vi{};
@@ -552,15 +572,13 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
     m.views.push_back(view);
     return view;
   };
-  const VkBufferView arena_view = make_view(m.arena, VK_FORMAT_R32_SFLOAT, 4);
-  std::vector<VkBufferView> weight_views, half_views;
   for (const Buffer& b : m.weight_blocks) {
-    weight_views.push_back(make_view(b, VK_FORMAT_R32G32B32A32_SFLOAT, 16));
-    half_views.push_back(rgba16_texel ? make_view(b, VK_FORMAT_R16G16B16A16_SFLOAT, 8) : weight_views.back());
+    m.weight_views.push_back(make_view(b, VK_FORMAT_R32G32B32A32_SFLOAT, 16));
+    m.half_views.push_back(rgba16_texel ? make_view(b, VK_FORMAT_R16G16B16A16_SFLOAT, 8) : m.weight_views.back());
   }
 
-  // ---- descriptor sets: binding 0 the arena, binding 1 one weight block,
-  // bindings 2, 3 and 4 their texel views (R32F, RGBA32F, RGBA16F)
+  // ---- the descriptor set layout: binding 0 the arena, binding 1 one weight
+  // block, bindings 2, 3 and 4 their texel views (R32F, RGBA32F, RGBA16F)
   VkDescriptorSetLayoutBinding bindings[5] = {};
   for (std::uint32_t i = 0; i < 5; ++i) {
     bindings[i].binding = i;
@@ -581,43 +599,6 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   pl.pushConstantRangeCount = 1;
   pl.pPushConstantRanges = &range;
   ctx.check(vkCreatePipelineLayout(dev, &pl, nullptr, &m.pipeline_layout), "vkCreatePipelineLayout");
-  const auto nsets = static_cast<std::uint32_t>(m.weight_blocks.size());
-  VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 2 * nsets},
-                                {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 3 * nsets}};
-  VkDescriptorPoolCreateInfo dp{};
-  dp.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
-  dp.maxSets = nsets;
-  dp.poolSizeCount = 2;
-  dp.pPoolSizes = ps;
-  ctx.check(vkCreateDescriptorPool(dev, &dp, nullptr, &m.descriptor_pool), "vkCreateDescriptorPool");
-  m.sets.resize(nsets);
-  std::vector<VkDescriptorSetLayout> layouts(nsets, m.set_layout);
-  VkDescriptorSetAllocateInfo da{};
-  da.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
-  da.descriptorPool = m.descriptor_pool;
-  da.descriptorSetCount = nsets;
-  da.pSetLayouts = layouts.data();
-  ctx.check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
-  for (std::uint32_t s = 0; s < nsets; ++s) {
-    VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, m.arena.size}, {m.weight_blocks[s].buffer, 0, m.weight_blocks[s].size}};
-    const VkBufferView views[3] = {arena_view, weight_views[s], half_views[s]};
-    VkWriteDescriptorSet w[5] = {};
-    for (std::uint32_t i = 0; i < 5; ++i) {
-      w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-      w[i].dstSet = m.sets[s];
-      w[i].dstBinding = i;
-      w[i].descriptorCount = 1;
-      if (i < 2) {
-        w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-        w[i].pBufferInfo = &infos[i];
-      } else {
-        w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-        w[i].pTexelBufferView = &views[i - 2];
-      }
-    }
-    vkUpdateDescriptorSets(dev, 5, w, 0, nullptr);
-  }
-
   // ---- shaders and pipelines, one per distinct source
   codegen::spirv::CompileOptions copts;
   copts.cache_dir = ctx.cache_dir();
@@ -630,7 +611,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   std::vector<int> dispatch_unit;  // per dispatch
   for (std::int64_t i = 0; i < K; ++i) {
     const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
-    Impl::Dispatch d;
+    DeviceProgram::Dispatch d;
     const std::string hash = codegen::spirv::source_hash(k.source);
     auto it = m.pipelines.find(hash);
     if (it == m.pipelines.end()) {
@@ -701,6 +682,93 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   load_.shaders = static_cast<std::int64_t>(m.pipelines.size());
   stats_.dispatches = static_cast<std::int64_t>(m.dispatches.size());
 
+  return loaded;
+}
+
+VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> unit_of)
+    : VulkanExecutor(load(graph, options, unit_of), options) {}
+
+VulkanExecutor::VulkanExecutor(std::shared_ptr<const DeviceProgram> program, const ExecutorOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.prog = std::move(program);
+  const DeviceProgram& prog = *m.prog;
+  m.options = options;
+  m.ctx = prog.ctx;
+  Context& ctx = *m.ctx;
+  VkDevice dev = ctx.device();
+  const VkPhysicalDeviceLimits& limits = ctx.properties().limits;
+  load_ = prog.load;
+  stats_ = prog.stats;
+  m.units.resize(prog.units.size());
+  for (std::size_t u = 0; u < m.units.size(); ++u) m.units[u].plan = &prog.units[u];
+
+  // ---- arena (constants in place), staging
+  auto t0 = std::chrono::steady_clock::now();
+  m.arena = ctx.create_buffer(static_cast<VkDeviceSize>(prog.arena_floats * 4),
+                              VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
+                              Placement::DeviceMappable, "the activation arena");
+  m.mapped_in = m.arena.mapped != nullptr;
+  m.mapped_out = m.mapped_in && m.arena.host_cached;
+  load_.mapped_inputs = m.mapped_in;
+  load_.mapped_outputs = m.mapped_out;
+  for (const auto& [offset, data] : prog.arena_constants)
+    ctx.upload(m.arena, static_cast<VkDeviceSize>(offset * 4), data.data(), data.size() * 4);
+  if (!m.mapped_in)
+    m.staging_in = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(prog.staged_in, 1) * 4),
+                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT, Placement::Staging, "the input staging buffer");
+  if (!m.mapped_out)
+    m.staging_out = ctx.create_buffer(static_cast<VkDeviceSize>(std::max<std::int64_t>(prog.staged_out, 1) * 4),
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT, Placement::Staging, "the output staging buffer");
+  load_.staging_bytes = static_cast<std::int64_t>(m.staging_in.size + m.staging_out.size);
+  load_.upload_ms += ms_since(t0);
+  {
+    VkBufferViewCreateInfo vi{};
+    vi.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO;
+    vi.buffer = m.arena.buffer;
+    vi.format = VK_FORMAT_R32_SFLOAT;
+    vi.range = std::min<VkDeviceSize>(m.arena.size / 4, limits.maxTexelBufferElements) * 4;
+    ctx.check(vkCreateBufferView(dev, &vi, nullptr, &m.arena_view), "vkCreateBufferView");
+  }
+
+  // ---- descriptor sets: the arena with each weight block
+  const auto nsets = static_cast<std::uint32_t>(prog.weight_blocks.size());
+  VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 2 * nsets},
+                                {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 3 * nsets}};
+  VkDescriptorPoolCreateInfo dp{};
+  dp.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
+  dp.maxSets = nsets;
+  dp.poolSizeCount = 2;
+  dp.pPoolSizes = ps;
+  ctx.check(vkCreateDescriptorPool(dev, &dp, nullptr, &m.descriptor_pool), "vkCreateDescriptorPool");
+  m.sets.resize(nsets);
+  std::vector<VkDescriptorSetLayout> layouts(nsets, prog.set_layout);
+  VkDescriptorSetAllocateInfo da{};
+  da.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
+  da.descriptorPool = m.descriptor_pool;
+  da.descriptorSetCount = nsets;
+  da.pSetLayouts = layouts.data();
+  ctx.check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
+  for (std::uint32_t s = 0; s < nsets; ++s) {
+    VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, m.arena.size}, {prog.weight_blocks[s].buffer, 0, prog.weight_blocks[s].size}};
+    const VkBufferView views[3] = {m.arena_view, prog.weight_views[s], prog.half_views[s]};
+    VkWriteDescriptorSet w[5] = {};
+    for (std::uint32_t i = 0; i < 5; ++i) {
+      w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+      w[i].dstSet = m.sets[s];
+      w[i].dstBinding = i;
+      w[i].descriptorCount = 1;
+      if (i < 2) {
+        w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        w[i].pBufferInfo = &infos[i];
+      } else {
+        w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+        w[i].pTexelBufferView = &views[i - 2];
+      }
+    }
+    vkUpdateDescriptorSets(dev, 5, w, 0, nullptr);
+  }
+
   // ---- each unit's command buffers, recorded once
   auto make_pool = [&](Queue q) {
     VkCommandPoolCreateInfo cp{};
@@ -757,7 +825,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
   // ---- warm-up: drivers like lavapipe compile each pipeline at first dispatch
   t0 = std::chrono::steady_clock::now();
   if (m.mapped_in) {
-    for (const Impl::IO& io : m.inputs)
+    for (const DeviceProgram::IO& io : prog.inputs)
       std::memset(static_cast<float*>(m.arena.mapped) + io.offset, 0, static_cast<std::size_t>(io.count) * 4);
   } else {
     std::memset(m.staging_in.mapped, 0, m.staging_in.size);
@@ -781,7 +849,7 @@ VulkanExecutor::VulkanExecutor(const graph::Graph& graph, const ExecutorOptions&
       }
     } slow;
     if (options.progress)
-      slow.thread = std::thread([&slow, &m, n = m.pipelines.size()] {
+      slow.thread = std::thread([&slow, &m, n = prog.pipelines.size()] {
         std::unique_lock<std::mutex> lock(slow.mu);
         if (!slow.cv.wait_for(lock, std::chrono::seconds(2), [&] { return slow.done; }))
           m.options.progress("warming up " + std::to_string(n) +
@@ -820,8 +888,8 @@ VulkanExecutor::~VulkanExecutor() {
 void VulkanExecutor::Impl::upload_unit(std::size_t index, std::span<const float* const> in) {
   // One copy per value, each reported on its own: the link (emulated or
   // not) carries and the cost model charges them per value.
-  for (std::size_t i : units[index].inputs) {
-    const IO& io = inputs[i];
+  for (std::size_t i : units[index].plan->inputs) {
+    const DeviceProgram::IO& io = prog->inputs[i];
     const auto t0 = std::chrono::steady_clock::now();
     float* dst = mapped_in ? static_cast<float*>(arena.mapped) + io.offset
                            : static_cast<float*>(staging_in.mapped) + io.staging;
@@ -854,8 +922,8 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
   if (!u.in_flight) return;
   u.in_flight = false;
   ctx->wait_and_reset(u.fence, options.device_timeout_ms ? options.device_timeout_ms : Context::kDefaultWaitMs);
-  for (std::size_t j : u.outputs) {
-    const IO& io = outputs[j];
+  for (std::size_t j : u.plan->outputs) {
+    const DeviceProgram::IO& io = prog->outputs[j];
     if (io.offset < 0) {
       std::copy(io.constant_data.begin(), io.constant_data.end(), out[j]);
       continue;
@@ -875,9 +943,9 @@ void VulkanExecutor::run(std::span<const float* const> inputs, std::span<float* 
 
 void VulkanExecutor::start(std::span<const float* const> inputs, std::span<float* const> outputs) {
   Impl& m = *impl_;
-  if (inputs.size() != m.inputs.size() || outputs.size() != m.outputs.size())
-    throw Error(ErrorKind::InvalidInput, "expected " + std::to_string(m.inputs.size()) + " input(s) and " +
-                                             std::to_string(m.outputs.size()) + " output(s)");
+  if (inputs.size() != m.prog->inputs.size() || outputs.size() != m.prog->outputs.size())
+    throw Error(ErrorKind::InvalidInput, "expected " + std::to_string(m.prog->inputs.size()) + " input(s) and " +
+                                             std::to_string(m.prog->outputs.size()) + " output(s)");
   if (!m.pending_outputs.empty()) throw Error(ErrorKind::Internal, "VulkanExecutor::start while a run is in flight");
   // Units run in order on one queue, so all can be submitted at once; a
   // unit's outputs are copied out once it is done.
@@ -890,7 +958,7 @@ void VulkanExecutor::start(std::span<const float* const> inputs, std::span<float
 
 void VulkanExecutor::finish() {
   Impl& m = *impl_;
-  if (m.pending_outputs.empty() && !m.outputs.empty()) return;
+  if (m.pending_outputs.empty() && !m.prog->outputs.empty()) return;
   const std::vector<float*> out = std::move(m.pending_outputs);
   m.pending_outputs.clear();
   for (std::size_t u = 0; u < m.units.size(); ++u) m.finish_unit(u, out);
@@ -926,9 +994,13 @@ std::string VulkanExecutor::description() const {
          std::to_string(load_.shaders) + " shaders, " + io;
 }
 
+const DeviceProgram& VulkanExecutor::program() const { return *impl_->prog; }
+
+bool VulkanExecutor::usable(const DeviceProgram& program) { return program.ctx && !program.ctx->retired(); }
+
 std::vector<KernelInfo> VulkanExecutor::kernels() const {
   std::vector<KernelInfo> out;
-  for (const Kernel& k : impl_->program.kernels)
+  for (const Kernel& k : impl_->prog->program.kernels)
     if (k.invocations > 0) out.push_back(KernelInfo{k.variant, k.nodes, k.flops, 0});
   return out;
 }
@@ -940,9 +1012,9 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
   vkGetPhysicalDeviceQueueFamilyProperties(m.ctx->physical_device(), &nq, nullptr);
   std::vector<VkQueueFamilyProperties> fam(nq);
   vkGetPhysicalDeviceQueueFamilyProperties(m.ctx->physical_device(), &nq, fam.data());
-  if (fam[m.ctx->queue_family()].timestampValidBits == 0 || m.dispatches.empty()) return {};
+  if (fam[m.ctx->queue_family()].timestampValidBits == 0 || m.prog->dispatches.empty()) return {};
   VkDevice dev = m.ctx->device();
-  const auto count = static_cast<std::uint32_t>(m.dispatches.size() + 1);
+  const auto count = static_cast<std::uint32_t>(m.prog->dispatches.size() + 1);
   VkQueryPoolCreateInfo qi{};
   qi.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
   qi.queryType = VK_QUERY_TYPE_TIMESTAMP;

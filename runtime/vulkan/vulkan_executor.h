@@ -54,8 +54,21 @@ struct LoadInfo {
   bool texel_loads = false;   // kernels read through texel views (else storage-buffer loads)
 };
 
+// The loaded part of a graph on the device (kernels, memory plan, weights on
+// the device, pipelines): what the executors of a model's pipeline slots
+// share. Defined in vulkan_executor.cpp.
+struct DeviceProgram;
+
 class VulkanExecutor : public Executor {
  public:
+  // Lowers `graph`, plans its memory, uploads its weights and creates its
+  // pipelines (see the constructor below for unit_of).
+  static std::shared_ptr<const DeviceProgram> load(const graph::Graph& graph, const ExecutorOptions& options,
+                                                   std::span<const int> unit_of = {});
+  // Runs `program` (which it keeps alive) with an arena, staging buffers and
+  // command buffers of its own; warms up the kernels. `options.device` is
+  // the program's.
+  VulkanExecutor(std::shared_ptr<const DeviceProgram> program, const ExecutorOptions& options);
   // `unit_of`, when given, has one entry per node: the dispatch units of a
   // plan, numbered 0.. in execution order, each unit's nodes contiguous in
   // the graph (extract_subgraph keeps the plan's order). Each unit is one
@@ -63,6 +76,7 @@ class VulkanExecutor : public Executor {
   // pipelines, so a value passed between units stays in device memory.
   // Each graph input is uploaded by the first unit that reads it, each graph
   // output downloaded by the unit that produces it. Empty: one unit.
+  // Loads a program of its own.
   VulkanExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> unit_of = {});
   ~VulkanExecutor() override;
 
@@ -96,6 +110,10 @@ class VulkanExecutor : public Executor {
   std::string description() const override;
 
   const LoadInfo& load_info() const { return load_; }
+  const DeviceProgram& program() const;
+  // Whether the program's device context is still the one for its device
+  // (not retired after a fault): only then may another executor share it.
+  static bool usable(const DeviceProgram& program);
   // Per-kernel GPU times (timestamp queries), median of `iterations` runs on
   // the current contents of the inputs. Empty if the device has no timestamps.
   std::vector<KernelInfo> profile(int iterations);

@@ -106,22 +106,33 @@ TEST(Concurrency, EightThreadsOnSeveralModelsAndStrategiesGiveTheAnswersOfRunsAl
     for (const auto& f : failures[t]) ADD_FAILURE() << "thread " << t << ": " << f;
 }
 
-// The slots of a pipelined model share the loaded host program: weights are
-// repacked and held once; each slot has only its own activation arena.
-TEST(Concurrency, PipelineSlotsShareTheHostWeights) {
-  vkfuse::MemoryReport memory[2];
-  for (int p : {1, 3}) {
-    vkfuse::LoadOptions o;
-    o.strategy = "cpu";
-    o.threads = 2;
-    o.calibrate = false;
-    o.pipeline = p;
-    const vkfuse::Model m = vkfuse::Model::load_bytes(vkfuse::testing::two_conv_model().byte_vector(), o);
-    memory[p == 1 ? 0 : 1] = m.memory();
+// The slots of a pipelined model share the loaded programs: weights are
+// repacked (host) or uploaded (device) and held once; each slot has only its
+// own activation arena.
+TEST(Concurrency, PipelineSlotsShareTheWeights) {
+  const bool device = !vkfuse::list_devices().empty();
+  for (const char* strategy : {"cpu", "gpu"}) {
+    if (!device && std::string(strategy) == "gpu") continue;
+    SCOPED_TRACE(strategy);
+    vkfuse::MemoryReport memory[2];
+    for (int p : {1, 3}) {
+      vkfuse::LoadOptions o;
+      o.strategy = strategy;
+      o.threads = 2;
+      o.calibrate = false;
+      o.pipeline = p;
+      const vkfuse::Model m = vkfuse::Model::load_bytes(vkfuse::testing::two_conv_model().byte_vector(), o);
+      memory[p == 1 ? 0 : 1] = m.memory();
+    }
+    const bool gpu = std::string(strategy) == "gpu";
+    const std::int64_t weights[2] = {gpu ? memory[0].device_weight_bytes : memory[0].host_weight_bytes,
+                                     gpu ? memory[1].device_weight_bytes : memory[1].host_weight_bytes};
+    const std::int64_t arena[2] = {gpu ? memory[0].device_activation_bytes : memory[0].host_activation_bytes,
+                                   gpu ? memory[1].device_activation_bytes : memory[1].host_activation_bytes};
+    ASSERT_GT(weights[0], 0) << "no weights to share";
+    EXPECT_EQ(weights[1], weights[0]);
+    EXPECT_EQ(arena[1], 3 * arena[0]);
   }
-  ASSERT_GT(memory[0].host_weight_bytes, 0) << "no host weights to share";
-  EXPECT_EQ(memory[1].host_weight_bytes, memory[0].host_weight_bytes);
-  EXPECT_EQ(memory[1].host_activation_bytes, 3 * memory[0].host_activation_bytes);
 }
 
 TEST(Concurrency, AsyncRunsAreWaitedForInAnyOrder) {

@@ -111,7 +111,7 @@ TEST_F(DeviceFaults, ALostDeviceFailsTheRunAndTheNextRunUsesAFreshContext) {
   const std::shared_ptr<vk::Context> after = vk::Context::acquire("");
   EXPECT_NE(after.get(), before.get());
   EXPECT_FALSE(after->retired());
-  EXPECT_EQ(after.use_count(), 2) << "the model does not hold the new context";
+  EXPECT_GT(after.use_count(), 1) << "the model does not hold the new context";  // its program and executor do
   expect_close(run(gpu));
 }
 
