@@ -475,6 +475,80 @@ void fuse_activations(Graph& g) {
   g.remove_dead();
 }
 
+// An average pool read only by a 1x1 convolution (stride 1, unpadded, one
+// group) with fewer output channels M than input channels C runs after the
+// convolution's channel mixing instead of before it: both are linear and the
+// pool's window is the same for every channel, so pool(W x) = W pool(x). Where
+// the pool keeps the map's size (stride 1, "same" padding: Inception's
+// branch_pool, 768 -> 192 channels) the convolution costs the same either
+// way and the pool runs on M channels instead of C. The bias and the
+// activation follow the pool:
+//   Conv(AveragePool(x), W, b) [act]  ->  Add(AveragePool(Conv(x, W)), b) [act]
+// (no Add without a bias and an activation).
+void pool_after_pointwise_conv(Graph& g) {
+  const auto prod = g.producers();
+  const auto uses = g.use_counts();
+  std::vector<std::pair<std::size_t, std::size_t>> swaps;  // (pool, conv) node indices
+  for (std::size_t ci = 0; ci < g.nodes.size(); ++ci) {
+    const Node& conv = g.nodes[ci];
+    if (conv.op_type != "Conv" || conv.inputs.size() < 2 || conv.outputs.size() != 1 || conv.inputs[0] == kNoValue)
+      continue;
+    const Tensor* w = g.constant_input(conv, 1);
+    if (!w || w->dtype() != DType::f32 || w->shape().size() != 4 || w->shape()[2] != 1 || w->shape()[3] != 1) continue;
+    const std::int64_t m = w->shape()[0], c = w->shape()[1];
+    if (conv.inputs.size() > 2 && conv.inputs[2] != kNoValue) {
+      const Tensor* b = g.constant_input(conv, 2);
+      if (!b || b->dtype() != DType::f32 || b->numel() != m) continue;
+    }
+    bool unit = conv.attrs.get_int("group", 1) == 1 &&
+                conv.attrs.get_string("auto_pad", "NOTSET") != "SAME_UPPER" &&
+                conv.attrs.get_string("auto_pad", "NOTSET") != "SAME_LOWER";
+    for (auto v : conv.attrs.get_ints("strides", {})) unit = unit && v == 1;
+    for (auto v : conv.attrs.get_ints("pads", {})) unit = unit && v == 0;
+    if (!unit || m >= c) continue;
+    const ValueId p = conv.inputs[0];
+    const auto pi = prod[static_cast<std::size_t>(p)];
+    if (pi < 0 || uses[static_cast<std::size_t>(p)] != 1 || is_graph_output(g, p)) continue;
+    const Node& pool = g.nodes[static_cast<std::size_t>(pi)];
+    if (pool.op_type != "AveragePool" || pool.outputs.size() != 1 || pool.activation.kind != Activation::Kind::None ||
+        pool.inputs.empty() || pool.inputs[0] == kNoValue)
+      continue;
+    const Value& x = g.value(pool.inputs[0]);
+    const Shape& ps = g.value(p).shape;
+    bool same_size = x.dtype == DType::f32 && x.shape.size() == 4 && ps.size() == 4 && x.shape[1] == c &&
+                     ps[2] == x.shape[2] && ps[3] == x.shape[3];
+    for (auto v : pool.attrs.get_ints("strides", {})) same_size = same_size && v == 1;
+    if (same_size) swaps.emplace_back(static_cast<std::size_t>(pi), ci);
+  }
+  for (const auto& [pi, ci] : swaps) {
+    // Indices, not references: new nodes go to the end of g.nodes.
+    const ValueId x = g.nodes[pi].inputs[0];
+    const ValueId y = g.nodes[ci].outputs[0];
+    const Shape xs = g.value(x).shape;
+    const Shape ys = g.value(y).shape;
+    const std::int64_t m = ys[1];
+    const Activation act = g.nodes[ci].activation;
+    const Tensor* b = g.nodes[ci].inputs.size() > 2 && g.nodes[ci].inputs[2] != kNoValue
+                          ? g.constant_input(g.nodes[ci], 2)
+                          : nullptr;
+    const bool add = b || act.kind != Activation::Kind::None;
+    Tensor bias(DType::f32, {1, m, 1, 1});
+    for (std::int64_t k = 0; k < m; ++k) bias.f32()[k] = b ? b->f32()[k] : 0.f;
+    const std::string conv_name = g.nodes[ci].name, pool_name = g.nodes[pi].name;
+    const ValueId mixed = g.add_value(conv_name + ".before_pool", DType::f32, {xs[0], m, xs[2], xs[3]}, true);
+    const ValueId pooled = add ? g.add_value(pool_name + ".after_conv", DType::f32, ys, true) : y;
+    const ValueId bias_id = add ? g.add_constant(conv_name + ".bias_after_pool", std::move(bias)) : kNoValue;
+    Node& conv = g.nodes[ci];
+    conv.inputs = {x, conv.inputs[1]};
+    conv.outputs = {mixed};
+    conv.activation = Activation::none();
+    Node& pool = g.nodes[pi];
+    pool.inputs = {mixed};
+    pool.outputs = {pooled};
+    if (add) g.nodes.push_back(Node{conv_name + ".bias", "Add", {pooled, bias_id}, {y}, {}, act});
+  }
+}
+
 }  // namespace
 
 void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/) {
@@ -489,6 +563,7 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
     fuse_gated_activations(g);
     fuse_activations(g);
   }
+  pool_after_pointwise_conv(g);
   g.sort();
 }
 

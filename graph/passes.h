@@ -8,7 +8,9 @@
 //                     ReduceMean into GlobalAveragePool, Pow by 2 or 0.5 into
 //                     Mul or Sqrt, decomposed LayerNorm into one node, fuse
 //                     activations (and SiLU, HardSwish,
-//                     GELU as exported) into their producers
+//                     GELU as exported) into their producers, run an
+//                     average pool after the 1x1 conv that reads it
+//                     where that pools fewer channels
 //   prepare_graph()   all of the above, in order: what every backend starts from
 #pragma once
 

@@ -197,11 +197,6 @@ int pointwise_tile(const hk::Window2D& w, const Shape& y) {
   return pw48 >= pw32 ? hk::kPointwiseTileP : hk::kPointwiseSmallTileP;
 }
 
-// The profile label of a pointwise_tiled step with this tile.
-const char* pointwise_label(int tile) {
-  return tile == hk::kPointwiseTileP ? " [pointwise_tiled]" : " [pointwise_tiled32]";
-}
-
 hk::View flatten_plane(hk::View v) {
   const std::int64_t plane = v.extent[0] * v.extent[1];
   const std::int64_t rows = plane % 2 == 0 ? 2 : 1;
@@ -484,7 +479,6 @@ struct Fusions {
   std::vector<bool> elided;                              // conv outputs folded into a residual Add
   std::map<std::int32_t, std::int32_t> conv_to_add;      // conv node → Add node it absorbs
   std::set<std::int32_t> skipped;                        // nodes whose work another step does
-  std::map<std::int32_t, std::int32_t> pool_after_conv;  // 1x1 conv node → the average pool it now follows
   std::vector<ValueId> alias_parent;                     // per value: concat output it lives in, or kNoValue
   std::vector<std::int64_t> alias_offset;                // element offset in the parent
   std::map<std::int32_t, std::int64_t> scratch;          // node → floats of per-run scratch its step needs
@@ -583,48 +577,11 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
     }
   }
 
-  // 1b. An average pool read only by a 1x1 convolution with fewer output
-  // than input channels runs after the convolution's channel mixing instead
-  // of before it: both are linear and the pool's window is the same for
-  // every channel, so pool(W x) = W pool(x), and the pool then runs over
-  // M channels instead of C (Inception's branch_pool: 768 -> 192). The bias
-  // and activation follow the pool. The pool's output value keeps its arena
-  // slot as the convolution's scratch (it is at least as large), and the
-  // pool's input lives until the convolution.
-  for (std::int32_t pi = 0; pi < nn; ++pi) {
-    const Node& pool = g.nodes[static_cast<std::size_t>(pi)];
-    if (pool.op_type != "AveragePool" || pool.outputs.size() != 1 || !is_runtime_f32(pool.inputs[0]) ||
-        !is_runtime_f32(pool.outputs[0]) || pool.activation.kind != graph::Activation::Kind::None)
-      continue;
-    const ValueId pooled = pool.outputs[0];
-    const Shape& xs = g.value(pool.inputs[0]).shape;
-    const Shape& ps = g.value(pooled).shape;
-    if (xs.size() != 4 || plan.uses[idx(pooled)] != 1 || is_output[idx(pooled)]) continue;
-    std::int32_t ci = -1;
-    for (std::int32_t ni = pi + 1; ni < nn && ci < 0; ++ni)
-      for (auto v : g.nodes[static_cast<std::size_t>(ni)].inputs)
-        if (v == pooled) ci = ni;
-    if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) || !same_segment(ci, pi) ||
-        g.nodes[static_cast<std::size_t>(ci)].inputs[0] != pooled)
-      continue;
-    const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
-    const Shape& ws = g.value(conv.inputs[1]).shape;
-    const Shape& os = g.value(conv.outputs[0]).shape;
-    if (ws.size() != 4) continue;
-    const hk::Window2D cw = window_2d(conv, ps, os, ws[2], ws[3]);
-    const Shape scratch{xs[0], ws[0], xs[2], xs[3]};
-    if (!pointwise(cw) || ws[0] >= xs[1] || graph::element_count(scratch) > graph::element_count(ps) ||
-        pointwise_tile(cw, scratch) == 0)
-      continue;
-    plan.pool_after_conv[ci] = pi;
-    plan.skipped.insert(pi);
-  }
-
-  // 1c. Scratch: a strided 1x1 dense convolution first gathers the pixels it
+  // 1b. Scratch: a strided 1x1 dense convolution first gathers the pixels it
   // reads (see its step).
   for (std::int32_t ni = 0; ni < nn; ++ni) {
     const Node& n = g.nodes[static_cast<std::size_t>(ni)];
-    if (!dense_conv(ni) || plan.pool_after_conv.count(ni)) continue;
+    if (!dense_conv(ni)) continue;
     const Shape& xs = g.value(n.inputs[0]).shape;
     const Shape& ws = g.value(n.inputs[1]).shape;
     const Shape& ys = g.value(n.outputs[0]).shape;
@@ -669,10 +626,6 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
   for (auto& [ci, ai] : plan.conv_to_add) {
     const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
     def[idx(out)] = std::min(def[idx(out)], ci);
-  }
-  for (auto& [ci, pi] : plan.pool_after_conv) {
-    const ValueId x = g.nodes[static_cast<std::size_t>(pi)].inputs[0];
-    last[idx(x)] = std::max(last[idx(x)], ci);
   }
   for (auto v : g.outputs) last[idx(v)] = nn;
   for (std::size_t v = 0; v < nv; ++v)
@@ -787,38 +740,6 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
                                std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
                                (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
                                std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
-      if (auto swapped = plan.pool_after_conv.find(ni); swapped != plan.pool_after_conv.end()) {
-        // The pool's input through the filters (no bias), pooled into the
-        // output, then bias and activation (see 1b above).
-        const Node& pool = g.nodes[static_cast<std::size_t>(swapped->second)];
-        const Shape& ps = g.value(pool.inputs[0]).shape;
-        const Shape scratch_shape{ps[0], M, ps[2], ps[3]};
-        const ViewRef pin = ViewRef::dense(buf(pool.inputs[0]), ps);
-        const ViewRef scratch = ViewRef::dense(buf(pool.outputs[0]), scratch_shape);
-        const ViewRef y = ViewRef::dense(out, out_shape);
-        const int tile = pointwise_tile(win, scratch_shape);
-        const hk::PackedConv* pc = keep(std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
-            W.f32(), nullptr, static_cast<int>(M), static_cast<int>(C), 1, 1, hk::kPointwiseTileM)));
-        add(name + pointwise_label(tile) + " before " + pool.name, "pointwise_tiled", ni, [=](const HostFrame& f) {
-          hk::pointwise_conv2d(pin.at(f.arena), *pc, nullptr, hk::Epilogue{}, scratch.at(f.arena), tile);
-        });
-        auto pks = pool.attrs.get_ints("kernel_shape");
-        const hk::Window2D pwin = window_2d(pool, ps, out_shape, pks[0], pks[1]);
-        const bool cip = pool.attrs.get_int("count_include_pad", 0) == 1;
-        add(pool.name + " after " + n.name, "avg_pool2d", swapped->second, [=](const HostFrame& f) {
-          hk::avg_pool2d(scratch.at(f.arena), pwin, cip, hk::Epilogue{}, y.at(f.arena));
-        });
-        auto scale_shift = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * M), 1.f);
-        for (std::int64_t m = 0; m < M; ++m) (*scale_shift)[static_cast<std::size_t>(M + m)] = bias ? bias[m] : 0.f;
-        const float* ss = keep(std::move(scale_shift))->data();
-        const hk::Epilogue e = epilogue(n.activation);
-        const ViewRef flat = ViewRef::dense(out, {out_shape[0], M, 1, out_shape[2] * out_shape[3]});
-        add(name + " [bias]", "channel_affine", ni, [=](const HostFrame& f) {
-          const hk::View v = flat.at(f.arena);
-          hk::channel_affine(v, ss, ss + M, e, v);
-        });
-        continue;
-      }
       DenseConv dc{&n, xs, out_shape, C, M, KH, KW, win, W.f32(), bias};
       if (auto s = plan.scratch.find(ni); s != plan.scratch.end()) {
         // A 1x1 strided convolution (ResNet's downsampling shortcuts) reads

@@ -6,10 +6,9 @@
 // it: weights are repacked and held once however many runs are in flight.
 //
 // Lowering, in order:
-//   1. fusions: a Conv → residual Add pair becomes one kernel; an average
-//      pool read only by a 1x1 convolution with fewer output channels runs
-//      after the convolution (on fewer channels); Concat inputs are written
-//      straight into the concatenated buffer where the slice is contiguous;
+//   1. fusions: a Conv → residual Add pair becomes one kernel; Concat
+//      inputs are written straight into the concatenated buffer where the
+//      slice is contiguous;
 //   2. memory: liveness-based offsets for every activation (and per-step
 //      scratch) in one arena;
 //   3. kernels: every op gets a step. A dense convolution takes the first

@@ -201,6 +201,52 @@ TEST(Canonicalize, ZeroPadBeforeAveragePoolBecomesPoolPads) {
   EXPECT_EQ(op_types(prepared(model(true))), (std::vector<std::string>{"Pad", "AveragePool"}));
 }
 
+// Inception's branch_pool: a 3x3 "same" average pool read by a 1x1 conv with
+// fewer output channels pools after the conv; the results are the unswapped
+// graph's (the reference on the imported graph, not canonicalized).
+TEST(Canonicalize, AveragePoolRunsAfterItsNarrowingPointwiseConv) {
+  auto model = [](std::int64_t m, std::int64_t stride, bool bias) {
+    OnnxBuilder b(13);
+    b.input("x", {1, 6, 5, 4}).output("y");
+    std::vector<float> w(static_cast<std::size_t>(m * 6));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.37f * static_cast<float>(i));
+    b.initializer("w", {m, 6, 1, 1}, w);
+    auto& pool = b.node("AveragePool", {"x"}, {"p"});
+    OnnxBuilder::attr_ints(pool, "kernel_shape", {3, 3});
+    OnnxBuilder::attr_ints(pool, "pads", {1, 1, 1, 1});
+    OnnxBuilder::attr_ints(pool, "strides", {stride, stride});
+    std::vector<std::string> ins{"p", "w"};
+    if (bias) {
+      b.initializer("b", {m}, std::vector<float>(static_cast<std::size_t>(m), 0.25f));
+      ins.push_back("b");
+    }
+    b.node("Conv", ins, {"c"});
+    b.node("Relu", {"c"}, {"y"});
+    return b;
+  };
+  for (bool bias : {true, false}) {
+    SCOPED_TRACE(bias ? "bias" : "no bias");
+    const OnnxBuilder swapped = model(2, 1, bias);
+    EXPECT_EQ(op_types(prepared(swapped)), (std::vector<std::string>{"Conv", "AveragePool", "Add"}));
+    auto bytes = swapped.byte_vector();
+    g::Graph plain = g::import_onnx(bytes);
+    plain.sort();
+    g::infer_shapes(plain);
+    std::vector<float> x(120);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.9f * static_cast<float>(i));
+    std::vector<float> expected(static_cast<std::size_t>(g::element_count(plain.value(plain.outputs[0]).shape)));
+    const float* in[] = {x.data()};
+    float* out[] = {expected.data()};
+    vkfuse::runtime::ReferenceExecutor(plain, 1).run(in, out);
+    const std::vector<float> y = run_model(swapped, x);
+    ASSERT_EQ(y.size(), expected.size());
+    for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-5) << i;
+  }
+  // More output channels than input, or a pool that shrinks the map: the pool stays first.
+  EXPECT_EQ(op_types(prepared(model(8, 1, true))), (std::vector<std::string>{"AveragePool", "Conv"}));
+  EXPECT_EQ(op_types(prepared(model(2, 2, true))), (std::vector<std::string>{"AveragePool", "Conv"}));
+}
+
 TEST(Canonicalize, SpatialReduceMeanBecomesGlobalAveragePool) {
   auto model = [](std::vector<std::int64_t> axes, std::int64_t keepdims) {
     OnnxBuilder b(13);
