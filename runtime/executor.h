@@ -1,7 +1,10 @@
 // runtime/executor.h — what every way of running a prepared Graph offers.
 //
-// An executor is built once per loaded model (weights repacked/uploaded,
-// kernels compiled) and then run many times on caller-owned buffers.
+// An executor is built once per run slot of a loaded model and then run many
+// times on caller-owned buffers; what does not change between runs (weights
+// repacked or uploaded, kernels compiled) is in a program the model's
+// executors share (runtime/host_program.h, DeviceProgram in
+// runtime/vulkan/vulkan_executor.h).
 #pragma once
 
 #include <cstdint>

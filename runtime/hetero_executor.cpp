@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "graph/passes.h"
 #include "runtime/host_executor.h"
@@ -131,7 +133,9 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   if (!device_nodes.empty()) {
     bool whole = device_nodes.size() == graph_.nodes.size() && !plan_.isolated_units;
     for (std::size_t i = 0; whole && i < device_nodes.size(); ++i) whole = device_nodes[i] == static_cast<std::int32_t>(i);
-    std::string key = options_.device + (options_.fp16 ? "|fp16|" : "|") + (plan_.isolated_units ? "isolated|" : "|");
+    // The graph too: a RunResources serves one model, but nothing else says so.
+    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&graph_)) + "|" + options_.device +
+                      (options_.fp16 ? "|fp16|" : "|") + (plan_.isolated_units ? "isolated|" : "|");
     for (std::size_t i = 0; i < device_nodes.size(); ++i)
       key += std::to_string(device_nodes[i]) + ":" + std::to_string(device_unit[i]) + ",";
     std::shared_ptr<const DevicePart>& part = device_part_;
@@ -200,7 +204,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
         host_nodes.push_back(n);
         host_segment.push_back(static_cast<int>(k));
       }
-    std::string key;
+    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&graph_)) + "|";
     for (std::size_t i = 0; i < host_nodes.size(); ++i)
       key += std::to_string(host_nodes[i]) + ":" + std::to_string(host_segment[i]) + ",";
     {
@@ -218,7 +222,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
           part->graph = std::make_unique<graph::Graph>(
               graph::extract_subgraph(graph_, host_nodes, &part->inputs, &part->outputs));
         }
-        part->program.emplace(whole ? graph_ : *part->graph, host_segment);
+        part->program.emplace(whole ? graph_ : *part->graph, host_segment, options_.threads);
         shared_->host_parts[key] = part;
         host_part_ = std::move(part);
       }
@@ -412,7 +416,10 @@ void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* 
     }
     in_flight.erase(std::find(in_flight.begin(), in_flight.end(), k));
     for (auto v : s.outputs) pending_of[static_cast<std::size_t>(v)] = -1;
-    if (s.error) std::rethrow_exception(s.error);
+    // The executor lets go of the error it throws: another thread may
+    // destroy the executor (rebuilding the slot) while the caller still
+    // reads the exception.
+    if (s.error) std::rethrow_exception(std::exchange(s.error, nullptr));
     account_unit(s);
   };
 

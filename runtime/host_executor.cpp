@@ -25,7 +25,7 @@ HostExecutor::HostExecutor(std::shared_ptr<const HostProgram> program, const Exe
 }
 
 HostExecutor::HostExecutor(const graph::Graph& graph, const ExecutorOptions& options, std::span<const int> segment_of)
-    : HostExecutor(std::make_shared<const HostProgram>(graph, segment_of), options) {}
+    : HostExecutor(std::make_shared<const HostProgram>(graph, segment_of, options.threads), options) {}
 
 HostExecutor::~HostExecutor() = default;
 

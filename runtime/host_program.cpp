@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -494,11 +497,11 @@ const T* HostProgram::keep(std::shared_ptr<T> packed) {
   return p;
 }
 
-HostProgram::HostProgram(const graph::Graph& graph, std::span<const int> segment_of) : graph_(&graph) {
-  build(segment_of, false);
+HostProgram::HostProgram(const graph::Graph& graph, std::span<const int> segment_of, int threads) : graph_(&graph) {
+  build(segment_of, false, threads);
 }
 
-HostProgram::HostProgram(PlanOnly, const graph::Graph& graph) : graph_(&graph) { build({}, true); }
+HostProgram::HostProgram(PlanOnly, const graph::Graph& graph) : graph_(&graph) { build({}, true, 1); }
 
 HostProgram HostProgram::plan_only(const graph::Graph& graph) { return HostProgram(PlanOnly{}, graph); }
 
@@ -509,7 +512,7 @@ float* HostProgram::value_data(ValueId v, float* arena) const {
   return off >= 0 ? arena + off : nullptr;
 }
 
-void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
+void HostProgram::build(std::span<const int> segment_of, bool plan_only, int threads) {
   const graph::Graph& g = *graph_;
   const std::size_t nv = g.values.size();
   const std::int32_t nn = static_cast<std::int32_t>(g.nodes.size());
@@ -708,6 +711,17 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
   auto add = [&](std::string name, std::string kernel, std::int32_t node, std::function<void(const HostFrame&)> run) {
     steps_.push_back({std::move(name), std::move(kernel), node, std::move(run)});
   };
+  // A dense convolution's step, waiting for its packed filters.
+  struct DenseJob {
+    std::size_t step;
+    const DenseConvKernel* kernel;
+    DenseConv conv;
+    std::string label;
+    ViewRef x, y;
+    std::optional<ViewRef> res;
+    hk::Epilogue e;
+  };
+  std::vector<DenseJob> dense_jobs;
   std::set<std::string> fallback;
   segment_steps_.assign(static_cast<std::size_t>(segments) + 1, 0);
   for (std::int32_t ni = 0; ni < nn; ++ni) {
@@ -757,17 +771,13 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
       }
       // One step of a dense convolution: the first kernel of the table that
       // applies. out = act(conv(in) + bias [+ res]).
+      // The filters are packed after the loop, all convolutions at once
+      // (see below); the step is completed then.
       auto dense_step = [&](const std::string& label, const ViewRef& yv, std::optional<ViewRef> res, hk::Epilogue e) {
         for (const DenseConvKernel& k : kDenseConvKernels) {
           if (!k.applies(dc)) continue;
-          DenseKernel dk = k.make(dc);
-          weight_bytes_ += dk.bytes;
-          packed_.push_back(dk.packed);
-          add(label + " [" + dk.kernel + "]", dk.kernel, ni, [=, body = std::move(dk.body)](const HostFrame& f) {
-            if (!res) return body(x.at(f.arena), nullptr, e, yv.at(f.arena));
-            const hk::View r = res->at(f.arena);
-            body(x.at(f.arena), &r, e, yv.at(f.arena));
-          });
+          dense_jobs.push_back({steps_.size(), &k, dc, label, x, yv, res, e});
+          add(label, k.name, ni, nullptr);
           return;
         }
       };
@@ -1135,6 +1145,47 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only) {
         }
       }
     });
+  }
+  // Packing the filters (Winograd transforms, tile layouts) is most of a
+  // load's time on the host: the convolutions are packed in parallel, one
+  // per core at a time.
+  std::vector<DenseKernel> made(dense_jobs.size());
+  {
+    std::atomic<std::size_t> next{0};
+    std::exception_ptr failed;
+    std::mutex failed_mutex;
+    auto pack = [&] {
+      for (std::size_t j = next++; j < dense_jobs.size(); j = next++) {
+        try {
+          made[j] = dense_jobs[j].kernel->make(dense_jobs[j].conv);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failed_mutex);
+          if (!failed) failed = std::current_exception();
+        }
+      }
+    };
+    const unsigned cores = threads > 0 ? static_cast<unsigned>(threads) : std::thread::hardware_concurrency();
+    const std::size_t workers = std::min<std::size_t>(dense_jobs.size(), std::max(1u, cores));
+    {
+      std::vector<std::jthread> helpers;  // joined on the way out, also when starting one throws
+      for (std::size_t t = 1; t < workers; ++t) helpers.emplace_back(pack);
+      pack();
+    }
+    if (failed) std::rethrow_exception(failed);
+  }
+  for (std::size_t j = 0; j < dense_jobs.size(); ++j) {
+    const DenseJob& job = dense_jobs[j];
+    DenseKernel& dk = made[j];
+    weight_bytes_ += dk.bytes;
+    packed_.push_back(std::move(dk.packed));
+    Step& step = steps_[job.step];
+    step.name = job.label + " [" + dk.kernel + "]";
+    step.kernel = dk.kernel;
+    step.run = [x = job.x, y = job.y, res = job.res, e = job.e, body = std::move(dk.body)](const HostFrame& f) {
+      if (!res) return body(x.at(f.arena), nullptr, e, y.at(f.arena));
+      const hk::View r = res->at(f.arena);
+      body(x.at(f.arena), &r, e, y.at(f.arena));
+    };
   }
   fallback_ops_.assign(fallback.begin(), fallback.end());
   segment_steps_.back() = steps_.size();

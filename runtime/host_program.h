@@ -49,8 +49,9 @@ class HostProgram {
   // per node: the host segments of a plan, numbered 0.. in execution order,
   // each segment's nodes contiguous in the graph (extract_subgraph keeps the
   // plan's order). All segments share one arena (liveness across them); ops
-  // fuse only within a segment. Empty: one segment.
-  explicit HostProgram(const graph::Graph& graph, std::span<const int> segment_of = {});
+  // fuse only within a segment. Empty: one segment. Weights are packed on
+  // up to `threads` threads (0: one per core).
+  explicit HostProgram(const graph::Graph& graph, std::span<const int> segment_of = {}, int threads = 0);
   // Lowering and memory plan only: no weights packed, no steps.
   static HostProgram plan_only(const graph::Graph& graph);
   // Steps point into the program (the reference fallback reads its memory plan): it stays put.
@@ -93,7 +94,7 @@ class HostProgram {
  private:
   struct PlanOnly {};
   HostProgram(PlanOnly, const graph::Graph& graph);
-  void build(std::span<const int> segment_of, bool plan_only);
+  void build(std::span<const int> segment_of, bool plan_only, int threads);
   template <class T>
   const T* keep(std::shared_ptr<T> packed);
 

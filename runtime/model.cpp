@@ -318,13 +318,16 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   // The caller's progress callback is for the load: rebuilds at run time
   // (after a device fault, from any thread) stay quiet.
   impl->eo.progress = nullptr;
+  std::set<const void*> loaded;  // device programs (the slots share them): their phases count once
   for (const auto& e : impl->executors)
     if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(e.get()); hetero && hetero->device()) {
       const runtime::vulkan::LoadInfo& li = hetero->device()->load_info();
-      impl->load.shader_lowering_ms += li.lower_ms;
-      impl->load.shader_compile_ms += li.compile_ms;
-      impl->load.pipelines_ms += li.pipelines_ms;
-      impl->load.weights_upload_ms += li.upload_ms;
+      if (loaded.insert(&hetero->device()->program()).second) {
+        impl->load.shader_lowering_ms += li.lower_ms;
+        impl->load.shader_compile_ms += li.compile_ms;
+        impl->load.pipelines_ms += li.pipelines_ms;
+        impl->load.weights_upload_ms += li.upload_ms;
+      }
       impl->load.warmup_ms += li.warmup_ms;
       impl->load.shaders = li.shaders;
     }

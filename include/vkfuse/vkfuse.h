@@ -154,9 +154,10 @@ class RunHandle {
   std::unique_ptr<State> state_;
 };
 
-// Memory a loaded model holds, summed over its run slots (LoadOptions::pipeline):
-// weights as its kernels read them (repacked, on the host and on the device),
-// activation arenas, and the device's staging buffers for inputs and outputs.
+// Memory a loaded model holds: weights as its kernels read them (repacked, on
+// the host and on the device; the run slots of LoadOptions::pipeline share
+// them), and summed over the slots, activation arenas and the device's
+// staging buffers for inputs and outputs.
 struct MemoryReport {
   std::int64_t host_weight_bytes = 0;
   std::int64_t host_activation_bytes = 0;
@@ -166,8 +167,10 @@ struct MemoryReport {
   std::int64_t peak_host_rss_bytes = 0;  // the whole process's peak resident memory so far
 };
 
-// Where a load's time went (`vkfuse run --json`: "load_phases_ms"). The
-// device phases are summed over the run slots (LoadOptions::pipeline).
+// Where a load's time went (`vkfuse run --json`: "load_phases_ms"). The run
+// slots (LoadOptions::pipeline) share one device program: its lowering,
+// compilation, pipelines and weight upload count once, each slot's warm-up
+// is added.
 struct LoadTimings {
   double total_ms = 0;
   double import_ms = 0;    // reading and parsing the model, canonicalizing, shapes

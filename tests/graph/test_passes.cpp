@@ -202,10 +202,12 @@ TEST(Canonicalize, ZeroPadBeforeAveragePoolBecomesPoolPads) {
 }
 
 // Inception's branch_pool: a 3x3 "same" average pool read by a 1x1 conv with
-// fewer output channels pools after the conv; the results are the unswapped
-// graph's (the reference on the imported graph, not canonicalized).
+// fewer output channels pools after the conv; the results (run on the host)
+// are the unswapped graph's (the reference on the imported graph, not
+// canonicalized), with and without a bias, an activation, the padding in
+// the divisor.
 TEST(Canonicalize, AveragePoolRunsAfterItsNarrowingPointwiseConv) {
-  auto model = [](std::int64_t m, std::int64_t stride, bool bias) {
+  auto model = [](std::int64_t m, std::int64_t stride, bool bias, bool relu, std::int64_t count_include_pad) {
     OnnxBuilder b(13);
     b.input("x", {1, 6, 5, 4}).output("y");
     std::vector<float> w(static_cast<std::size_t>(m * 6));
@@ -215,19 +217,29 @@ TEST(Canonicalize, AveragePoolRunsAfterItsNarrowingPointwiseConv) {
     OnnxBuilder::attr_ints(pool, "kernel_shape", {3, 3});
     OnnxBuilder::attr_ints(pool, "pads", {1, 1, 1, 1});
     OnnxBuilder::attr_ints(pool, "strides", {stride, stride});
+    OnnxBuilder::attr_int(pool, "count_include_pad", count_include_pad);
     std::vector<std::string> ins{"p", "w"};
     if (bias) {
-      b.initializer("b", {m}, std::vector<float>(static_cast<std::size_t>(m), 0.25f));
+      std::vector<float> bv(static_cast<std::size_t>(m));
+      for (std::size_t i = 0; i < bv.size(); ++i) bv[i] = 0.25f - 0.2f * static_cast<float>(i);
+      b.initializer("b", {m}, bv);
       ins.push_back("b");
     }
-    b.node("Conv", ins, {"c"});
-    b.node("Relu", {"c"}, {"y"});
+    b.node("Conv", ins, {relu ? "c" : "y"});
+    if (relu) b.node("Relu", {"c"}, {"y"});
     return b;
   };
-  for (bool bias : {true, false}) {
-    SCOPED_TRACE(bias ? "bias" : "no bias");
-    const OnnxBuilder swapped = model(2, 1, bias);
-    EXPECT_EQ(op_types(prepared(swapped)), (std::vector<std::string>{"Conv", "AveragePool", "Add"}));
+  struct Case {
+    bool bias, relu;
+    std::int64_t count_include_pad;
+  };
+  for (const Case k : {Case{true, true, 0}, Case{false, true, 0}, Case{true, false, 1}, Case{false, false, 1}}) {
+    SCOPED_TRACE(std::string(k.bias ? "bias" : "no bias") + (k.relu ? ", relu" : "") + ", count_include_pad " +
+                 std::to_string(k.count_include_pad));
+    const OnnxBuilder swapped = model(2, 1, k.bias, k.relu, k.count_include_pad);
+    const std::vector<std::string> ops = k.bias || k.relu ? std::vector<std::string>{"Conv", "AveragePool", "Add"}
+                                                          : std::vector<std::string>{"Conv", "AveragePool"};
+    EXPECT_EQ(op_types(prepared(swapped)), ops);
     auto bytes = swapped.byte_vector();
     g::Graph plain = g::import_onnx(bytes);
     plain.sort();
@@ -243,8 +255,8 @@ TEST(Canonicalize, AveragePoolRunsAfterItsNarrowingPointwiseConv) {
     for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-5) << i;
   }
   // More output channels than input, or a pool that shrinks the map: the pool stays first.
-  EXPECT_EQ(op_types(prepared(model(8, 1, true))), (std::vector<std::string>{"AveragePool", "Conv"}));
-  EXPECT_EQ(op_types(prepared(model(2, 2, true))), (std::vector<std::string>{"AveragePool", "Conv"}));
+  EXPECT_EQ(op_types(prepared(model(8, 1, true, true, 0))), (std::vector<std::string>{"AveragePool", "Conv"}));
+  EXPECT_EQ(op_types(prepared(model(2, 2, true, true, 0))), (std::vector<std::string>{"AveragePool", "Conv"}));
 }
 
 TEST(Canonicalize, SpatialReduceMeanBecomesGlobalAveragePool) {
