@@ -452,13 +452,30 @@ const char* onnx_type_name(std::int64_t t) {
   }
 }
 
+// Integer types narrower than int64 are held as int64 (as the importer holds
+// their constants), their values wrapped into the type's range by the cast.
+// ONNX type codes: UINT8 2, INT8 3, UINT16 4, INT16 5, INT32 6, INT64 7, UINT32 12.
+bool narrow_integer(std::int64_t to) { return to == 2 || to == 3 || to == 4 || to == 5 || to == 6 || to == 12; }
+
 DType cast_target(const Node& node) {
   if (!node.attrs.has("to")) fail_node(node, "missing the 'to' attribute");
   const std::int64_t to = node.attrs.get_int("to", 0);
   if (to == 1) return DType::f32;
-  if (to == 7) return DType::i64;
+  if (to == 7 || narrow_integer(to)) return DType::i64;
   unsupported_node(node, std::string("cast to ") + onnx_type_name(to) + " (" + std::to_string(to) +
-                             "); vkfuse has float32 and int64 tensors only");
+                             "); vkfuse has float32 and integer tensors only");
+}
+
+std::int64_t wrap_to(std::int64_t to, std::int64_t v) {
+  switch (to) {
+    case 2: return static_cast<std::uint8_t>(v);
+    case 3: return static_cast<std::int8_t>(v);
+    case 4: return static_cast<std::uint16_t>(v);
+    case 5: return static_cast<std::int16_t>(v);
+    case 6: return static_cast<std::int32_t>(v);
+    case 12: return static_cast<std::uint32_t>(v);
+    default: return v;
+  }
 }
 
 std::vector<OutputInfo> infer_cast(const OpContext& ctx, std::span<const InputInfo> inputs) {
@@ -487,6 +504,8 @@ void eval_cast(const OpContext& ctx, std::span<const Tensor* const> inputs, std:
   } else {
     for (std::int64_t i = 0; i < n; ++i) y.f32()[i] = static_cast<float>(x.i64()[i]);
   }
+  if (const std::int64_t to = ctx.node.attrs.get_int("to", 0); narrow_integer(to))
+    for (std::int64_t i = 0; i < n; ++i) y.i64()[i] = wrap_to(to, y.i64()[i]);
   finish_data_movement(ctx, y);
 }
 

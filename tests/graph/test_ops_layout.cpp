@@ -204,6 +204,27 @@ TEST(Cast, FloatInt64) {
   EXPECT_NE(std::string(e.what()).find("FLOAT16"), std::string::npos) << e.what();
 }
 
+// Narrower integer types are held as int64, wrapped into their range as C
+// and numpy wrap them (expected values from numpy's astype; exports cast
+// shape arithmetic to int32).
+TEST(Cast, NarrowIntegersWrap) {
+  auto cast_to = [](std::int64_t to) {
+    Attributes a;
+    a.set("to", to);
+    return a;
+  };
+  const Tensor i = Tensor::from_i64({4}, {300, -129, 70000, 5000000000});
+  expect_i64(run(make_node("Cast", cast_to(6)), {&i})[0], {4}, {300, -129, 70000, 705032704});  // int32
+  expect_i64(run(make_node("Cast", cast_to(3)), {&i})[0], {4}, {44, 127, 112, 0});              // int8
+  expect_i64(run(make_node("Cast", cast_to(2)), {&i})[0], {4}, {44, 127, 112, 0});              // uint8
+  expect_i64(run(make_node("Cast", cast_to(5)), {&i})[0], {4}, {300, -129, 4464, -3584});        // int16
+  expect_i64(run(make_node("Cast", cast_to(4)), {&i})[0], {4}, {300, 65407, 4464, 61952});       // uint16
+  expect_i64(run(make_node("Cast", cast_to(12)), {&i})[0], {4}, {300, 4294967167, 70000, 705032704});  // uint32
+  const Tensor x = Tensor::from_f32({3}, {2.7f, -2.7f, 65537.5f});
+  expect_i64(run(make_node("Cast", cast_to(6)), {&x})[0], {3}, {2, -2, 65537});
+  expect_i64(run(make_node("Cast", cast_to(4)), {&x})[0], {3}, {2, 65534, 1});
+}
+
 // ---------------------------------------------------------------------------
 // Resize, Upsample
 
