@@ -78,7 +78,7 @@ OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n) {
 }
 
 CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile accel, LinkProfile link)
-    : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)), fusion_(g) {
+    : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)), fusion_(g), host_fusion_(g) {
   validate(host_);
   validate(accel_);
   if (!(link_.h2d_mbps > 0) || !(link_.d2h_mbps > 0))
@@ -150,6 +150,19 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
           accel_.sequence_factor * (roofline_us(accel_, c.op_class, c.flops, c.bytes, shape) + accel_.dispatch_us);
     }
   }
+  // An Add as a host Conv's epilogue reads its residual (the same shape as its
+  // output) and adds it in the Conv's last pass over the output.
+  host_epilogue_us_.assign(nn, 0.0);
+  for (std::size_t i = 0; i < nn; ++i) {
+    const graph::Node& n = g.nodes[i];
+    if (n.op_type == "Add" && n.inputs.size() == 2 && n.inputs[0] != kNoValue)
+      host_epilogue_us_[i] =
+          host_.sequence_factor * roofline_us(host_, OpClass::elementwise, costs_[i].flops, value_bytes(n.inputs[0]));
+  }
+}
+
+double CostModel::host_op_us(int i, std::span<const int> segment) const {
+  return host_fusion_.fused_conv(i, segment) >= 0 ? host_epilogue_us_[static_cast<std::size_t>(i)] : host_us(i);
 }
 
 double CostModel::value_bytes(ValueId v) const {

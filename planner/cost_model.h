@@ -84,6 +84,12 @@ class CostModel {
   // Extra cost of node i when fused as an epilogue: its other inputs' traffic.
   double fused_epilogue_us(int i, graph::ValueId fused_input) const;
   const KernelFusion& fusion() const { return fusion_; }
+  // Host op i's time as the host lowering runs it, given each node's host
+  // segment (planner::host_segments; -1 off the host): an Add that runs as
+  // its Conv's epilogue (HostFusion) costs reading the residual, anything
+  // else host_us(i).
+  double host_op_us(int i, std::span<const int> segment) const;
+  const HostFusion& host_fusion() const { return host_fusion_; }
 
  private:
   const graph::Graph* g_;
@@ -96,6 +102,8 @@ class CostModel {
   std::vector<std::int32_t> use_counts_;
   std::vector<std::vector<graph::ValueId>> act_inputs_, outputs_;
   KernelFusion fusion_;
+  HostFusion host_fusion_;
+  std::vector<double> host_epilogue_us_;  // per node: its time as a host Conv's epilogue
 };
 
 }  // namespace vkfuse::planner

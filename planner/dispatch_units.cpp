@@ -97,8 +97,18 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
     step.index = layout.order[s].index;
     step.start_us = times[s].start_us;
     step.end_us = times[s].end_us;
-    if (step.kind == Step::Kind::host_op) plan.host_ms += cm.host_us(step.index) / 1e3;
     plan.steps.push_back(step);
+  }
+  // The host ops' kernels and times, as the host lowering will run them.
+  const std::vector<int> segment = host_segments(g, plan);
+  for (int i = 0; i < n; ++i) {
+    PlanNode& pn = plan.nodes[static_cast<std::size_t>(i)];
+    if (pn.placement != Placement::host) continue;
+    const int conv = cm.host_fusion().fused_conv(i, segment);
+    pn.kernel_of = conv >= 0 ? conv : i;
+    pn.host_us = cm.host_op_us(i, segment);
+    plan.host_kernels += conv >= 0 ? 0 : 1;
+    plan.host_ms += pn.host_us / 1e3;
   }
   return plan;
 }

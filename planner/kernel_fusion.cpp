@@ -123,4 +123,45 @@ double KernelFusion::copied_fraction(int i, std::span<const int> unit, bool shar
   return total > 0 ? copied / total : 0;
 }
 
+HostFusion::HostFusion(const graph::Graph& g) : convs_(g.nodes.size(), {-1, -1}) {
+  const auto producer = g.producers();
+  const auto uses = g.use_counts();
+  std::vector<char> is_output(g.values.size(), 0);
+  for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
+  auto runtime_f32 = [&](ValueId v) { return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == graph::DType::f32; };
+  auto dense_conv = [&](const graph::Node& n) {
+    if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !runtime_f32(n.outputs[0]) ||
+        !runtime_f32(n.inputs[0]) || !g.is_constant(n.inputs[1]) || g.value(n.inputs[0]).shape.size() != 4 ||
+        n.attrs.get_int("group", 1) != 1 || n.activation.kind != graph::Activation::Kind::None)
+      return false;
+    for (std::size_t i = 1; i < n.inputs.size(); ++i) {
+      const ValueId v = n.inputs[i];
+      if (v != kNoValue && (!g.is_constant(v) || g.value(v).dtype != graph::DType::f32)) return false;
+    }
+    return n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2]);
+  };
+  for (std::size_t a = 0; a < g.nodes.size(); ++a) {
+    const graph::Node& add = g.nodes[a];
+    if (add.op_type != "Add" || add.inputs.size() != 2 || add.outputs.empty() || add.outputs[0] == kNoValue) continue;
+    const graph::Shape& out = g.value(add.outputs[0]).shape;
+    for (int side = 0; side < 2; ++side) {
+      const ValueId p = add.inputs[static_cast<std::size_t>(side)], q = add.inputs[static_cast<std::size_t>(1 - side)];
+      if (!runtime_f32(p) || !runtime_f32(q) || p == q || g.value(p).shape != out || g.value(q).shape != out) continue;
+      const std::int32_t c = producer[static_cast<std::size_t>(p)];
+      if (c < 0 || !dense_conv(g.nodes[static_cast<std::size_t>(c)])) continue;
+      if (uses[static_cast<std::size_t>(p)] != 1 || is_output[static_cast<std::size_t>(p)]) continue;
+      if (producer[static_cast<std::size_t>(q)] >= c) continue;  // the residual must exist when the Conv runs
+      convs_[a][static_cast<std::size_t>(side)] = c;
+    }
+  }
+}
+
+int HostFusion::fused_conv(int add, std::span<const int> segment) const {
+  const int s = segment[static_cast<std::size_t>(add)];
+  if (s < 0) return -1;
+  for (int c : convs_[static_cast<std::size_t>(add)])
+    if (c >= 0 && segment[static_cast<std::size_t>(c)] == s) return c;
+  return -1;
+}
+
 }  // namespace vkfuse::planner

@@ -17,6 +17,7 @@
 // Activations were already folded into their producers (graph/canonicalize).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -51,6 +52,24 @@ class KernelFusion {
   std::vector<std::vector<int>> add_convs_;     // per Add: Convs whose epilogue it can be, ascending
   std::vector<char> concat_in_place_;           // per node: a Concat that writes inputs in place
   std::vector<std::vector<int>> value_concats_;  // per value: such Concats reading it once, ascending
+};
+
+// The host's rule, which runtime/host_program lowers and the plan lists
+// (PlanNode::kernel_of): a dense 2-D Conv (one group, constant weights and
+// bias, a float32 input of rank 4) without an activation, whose output only
+// one Add reads, runs that Add as its epilogue when both are in the same host
+// segment (see host_segments) and the Add's other operand is a float32
+// tensor of the same shape made before the Conv; of an Add's two operands,
+// the first that qualifies.
+class HostFusion {
+ public:
+  explicit HostFusion(const graph::Graph& g);
+  // `segment` has one entry per node: its host segment, -1 off the host. The
+  // Conv whose kernel runs Add node `add`, or -1.
+  int fused_conv(int add, std::span<const int> segment) const;
+
+ private:
+  std::vector<std::array<int, 2>> convs_;  // per Add: the Conv of each operand that qualifies, else -1
 };
 
 }  // namespace vkfuse::planner

@@ -13,6 +13,31 @@ using graph::ValueId;
 
 const char* placement_name(Placement p) { return p == Placement::accel ? "accel" : "host"; }
 
+std::vector<int> host_segments(const graph::Graph& g, const Plan& plan) {
+  std::vector<int> segment(g.nodes.size(), -1);
+  const std::vector<std::int32_t> producer = g.producers();
+  auto reads_a_download = [&](int n) {
+    for (ValueId v : g.nodes[static_cast<std::size_t>(n)].inputs) {
+      if (v == kNoValue) continue;
+      const std::int32_t p = producer[static_cast<std::size_t>(v)];
+      if (p >= 0 && plan.nodes.at(static_cast<std::size_t>(p)).placement == Placement::accel) return true;
+    }
+    return false;
+  };
+  int current = -1;
+  bool after_unit = true;
+  for (const Step& step : plan.steps) {
+    if (step.kind != Step::Kind::host_op) {
+      after_unit = true;
+      continue;
+    }
+    if (after_unit || reads_a_download(step.index)) ++current;
+    after_unit = false;
+    segment.at(static_cast<std::size_t>(step.index)) = current;
+  }
+  return segment;
+}
+
 int Plan::accel_node_count() const {
   int n = 0;
   for (const PlanNode& pn : nodes) n += pn.placement == Placement::accel ? 1 : 0;

@@ -48,8 +48,11 @@ struct PlanNode {
   std::string name, op_type, op_class;
   Placement placement = Placement::host;
   int unit = -1;        // unit id when on the accelerator
-  double host_us = 0;   // predicted, on its own
+  double host_us = 0;   // predicted, on its own (on the host: as it runs there, an epilogue costing its extra reads)
   double accel_us = 0;  // predicted, as its own kernel
+  // On the host: the node whose Halide kernel runs it — itself, or the Conv
+  // it is the residual epilogue of (HostFusion). -1 on the accelerator.
+  int kernel_of = -1;
 };
 
 // One entry of the execution order: a host op or a whole dispatch unit.
@@ -91,9 +94,17 @@ struct Plan {
   double transfer_ms = 0;  // Σ transfer time
   std::int64_t bytes_uploaded = 0, bytes_downloaded = 0;
   int transfers = 0;
+  int host_kernels = 0;  // host ops that run a kernel of their own (the rest are epilogues)
 
   int accel_node_count() const;
 };
+
+// The host segments of a plan, as HeteroExecutor runs them: per node its
+// segment, numbered in plan order, or -1 on the accelerator. Consecutive
+// host steps form one segment; a host op that reads a value a unit produced
+// (a download) begins a new one, so that the host ops before it run while
+// that unit is in flight. Ops fuse only within a segment.
+std::vector<int> host_segments(const graph::Graph& g, const Plan& plan);
 
 // Checks that the plan is well formed for g: one entry per node, every
 // accelerator node in exactly one unit, every node in exactly one step, steps a

@@ -73,7 +73,8 @@ std::string plan_to_text(const Plan& plan) {
   o << "predicted   " << ms3(plan.predicted_ms) << " ms   [" << predicted_label(plan) << "]\n";
   o << "            host ops " << ms3(plan.host_ms) << " ms, accelerator " << ms3(plan.accel_ms) << " ms, transfers "
     << ms3(plan.transfer_ms) << " ms; " << plan.units.size() << " units, " << plan.transfers << " transfers ("
-    << human_bytes(plan.bytes_uploaded) << " up, " << human_bytes(plan.bytes_downloaded) << " down)\n";
+    << human_bytes(plan.bytes_uploaded) << " up, " << human_bytes(plan.bytes_downloaded) << " down); "
+    << plan.host_kernels << " host kernels\n";
   o << "host        " << plan.host_profile << "\n";
   o << "accel       " << plan.accel_profile
     << (plan.shares_host_cores ? "  [runs on the host's cores: its compute takes turns with host ops]" : "") << "\n";
@@ -87,11 +88,15 @@ std::string plan_to_text(const Plan& plan) {
     op_w = std::max(op_w, n.op_type.size());
   }
   o << "\n  " << pad("#", 5) << pad("node", name_w + 2) << pad("op", op_w + 2) << pad("class", 14) << pad("on", 7)
-    << pad("unit", 6) << pad("host ms", 10) << "accel ms\n";
+    << pad("unit", 6) << pad("host ms", 10) << "accel ms   (unit #N: on the host, in node N's kernel)\n";
   for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
     const PlanNode& n = plan.nodes[i];
     o << "  " << pad(std::to_string(i), 5) << pad(n.name, name_w + 2) << pad(n.op_type, op_w + 2) << pad(n.op_class, 14)
-      << pad(placement_name(n.placement), 7) << pad(n.unit >= 0 ? tag("U", n.unit) : "-", 6)
+      << pad(placement_name(n.placement), 7)
+      << pad(n.unit >= 0                                                   ? tag("U", n.unit)
+             : n.kernel_of >= 0 && n.kernel_of != static_cast<int>(i) ? tag("#", n.kernel_of)
+                                                                      : std::string("-"),
+             6)
       << pad(ms3(n.host_us / 1e3), 10) << ms3(n.accel_us / 1e3) << "\n";
   }
   if (!plan.units.empty()) {
@@ -154,7 +159,8 @@ std::string plan_to_json(const Plan& plan) {
                     {"bytes_uploaded", plan.bytes_uploaded},
                     {"bytes_downloaded", plan.bytes_downloaded},
                     {"transfers", plan.transfers},
-                    {"units", plan.units.size()}};
+                    {"units", plan.units.size()},
+                    {"host_kernels", plan.host_kernels}};
   json nodes = json::array();
   for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
     const PlanNode& n = plan.nodes[i];
@@ -166,6 +172,7 @@ std::string plan_to_json(const Plan& plan) {
                {"host_ms", n.host_us / 1e3},
                {"accel_ms", n.accel_us / 1e3}};
     jn["unit"] = n.unit >= 0 ? json(n.unit) : json(nullptr);
+    if (n.kernel_of >= 0 && n.kernel_of != static_cast<int>(i)) jn["kernel_of"] = n.kernel_of;  // a host epilogue
     nodes.push_back(jn);
   }
   j["nodes"] = nodes;

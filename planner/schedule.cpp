@@ -93,6 +93,24 @@ Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units) {
   return out;
 }
 
+void HostSegmentClock::reset(int nodes) {
+  segment_.assign(static_cast<std::size_t>(nodes), -1);
+  current_ = -1;
+  after_unit_ = true;
+}
+
+double HostSegmentClock::host_op(const CostModel& cm, int i, std::span<const int> placement) {
+  bool reads_a_download = false;
+  for (ValueId v : cm.activation_inputs(i)) {
+    const std::int32_t p = cm.producers()[static_cast<std::size_t>(v)];
+    reads_a_download = reads_a_download || (p >= 0 && placement[static_cast<std::size_t>(p)] >= 0);
+  }
+  if (after_unit_ || reads_a_download) ++current_;
+  after_unit_ = false;
+  segment_[static_cast<std::size_t>(i)] = current_;
+  return cm.host_op_us(i, segment_);
+}
+
 double simulate(const CostModel& cm, const Layout& layout, double transfer_scale, std::vector<ItemTime>* times) {
   const graph::Graph& g = cm.graph();
   std::vector<double> host_ready(g.values.size(), 0.0);
@@ -102,17 +120,20 @@ double simulate(const CostModel& cm, const Layout& layout, double transfer_scale
   double host_free = 0, link_free = 0, accel_own = 0;
   double& accel_free = cm.accel().shares_host_cores ? host_free : accel_own;
   if (times) times->clear();
+  HostSegmentClock segments;
+  segments.reset(cm.node_count());
   for (const OrderItem& item : layout.order) {
     ItemTime t;
     if (!item.is_unit) {
       const int i = item.index;
       double start = host_free;
       for (ValueId v : cm.activation_inputs(i)) start = std::max(start, host_ready[static_cast<std::size_t>(v)]);
-      const double end = start + cm.host_us(i);
+      const double end = start + segments.host_op(cm, i, layout.unit_of);
       host_free = end;
       for (ValueId v : cm.outputs(i)) host_ready[static_cast<std::size_t>(v)] = end;
       t = {start, end};
     } else {
+      segments.unit();
       const UnitLayout& u = layout.units[static_cast<std::size_t>(item.index)];
       double first = std::numeric_limits<double>::infinity();
       double uploaded = 0;
@@ -247,6 +268,7 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
     return true;
   };
   std::fill(host_ready_.begin(), host_ready_.end(), 0.0);
+  segments_.reset(n_);
   double host_free = 0, link_free = 0, accel_own = 0;  // as in simulate()
   double& accel_free = cm_.accel().shares_host_cores ? host_free : accel_own;
   for (int h : order_) {
@@ -256,11 +278,12 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
     if (p_in.size() && p_in[static_cast<std::size_t>(h)] < 0) {
       double start = host_free;
       for (ValueId v : cm_.activation_inputs(h)) start = std::max(start, host_ready_[static_cast<std::size_t>(v)]);
-      const double end = start + cm_.host_us(h);
+      const double end = start + segments_.host_op(cm_, h, p_in);
       host_free = end;
       for (ValueId v : cm_.outputs(h)) host_ready_[static_cast<std::size_t>(v)] = end;
       continue;
     }
+    segments_.unit();
     const std::span<const int> members(mb, me);
     const double compute = cm_.unit_compute_us(members, p_in);
     double uploaded = 0;

@@ -45,6 +45,22 @@ Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units = fa
 struct ItemTime {
   double start_us = 0, end_us = 0;
 };
+
+// The host segments as they form in execution order (planner::host_segments),
+// for pricing host ops as the host lowering runs them (CostModel::host_op_us).
+class HostSegmentClock {
+ public:
+  void reset(int nodes);
+  void unit() { after_unit_ = true; }
+  // Host op i comes next; `placement` has per node its unit label (>= 0) or
+  // -1 on the host. Its time.
+  double host_op(const CostModel& cm, int i, std::span<const int> placement);
+
+ private:
+  std::vector<int> segment_;
+  int current_ = -1;
+  bool after_unit_ = true;
+};
 // Simulated total (µs) of a layout, transfers scaled by transfer_scale; the
 // per-item times go to `times` when given.
 double simulate(const CostModel& cm, const Layout& layout, double transfer_scale,
@@ -79,6 +95,7 @@ class Simulator {
   std::vector<std::uint32_t> seen_;  // per value: stamp of the unit that uploads it
   std::uint32_t stamp_ = 0;
   std::vector<double> host_ready_;
+  HostSegmentClock segments_;
 };
 
 // The boundary refinement of pass 2 (clusters.cpp): moves single ops between

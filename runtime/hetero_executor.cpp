@@ -62,20 +62,13 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   std::vector<std::vector<std::int32_t>> host_groups;
   std::vector<const planner::DispatchUnit*> plan_unit;  // per segment (null: host)
   int units = 0;
-  const std::vector<std::int32_t> producer = graph_.producers();
-  // A host op that reads a unit's download begins a segment of its own, so
-  // that the host ops before it run while that unit is in flight.
-  auto reads_a_download = [&](int n) {
-    for (auto v : graph_.nodes[static_cast<std::size_t>(n)].inputs) {
-      if (v == graph::kNoValue) continue;
-      const std::int32_t p = producer[static_cast<std::size_t>(v)];
-      if (p >= 0 && plan_.nodes.at(static_cast<std::size_t>(p)).placement == planner::Placement::accel) return true;
-    }
-    return false;
-  };
+  // Host segments as the planner defines them (a host op that reads a
+  // unit's download begins one of its own, so that the host ops before it
+  // run while that unit is in flight); ops fuse only within one.
+  const std::vector<int> host_segment_of = planner::host_segments(graph_, plan_);
   for (const auto& step : plan_.steps) {
     if (step.kind == planner::Step::Kind::host_op) {
-      if (segments_.empty() || segments_.back().on_accelerator || reads_a_download(step.index)) {
+      if (host_groups.size() != static_cast<std::size_t>(host_segment_of.at(static_cast<std::size_t>(step.index)) + 1)) {
         Segment s;
         s.name = "host segment " + std::to_string(host_groups.size() + 1);
         segments_.push_back(std::move(s));
@@ -231,6 +224,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     host_outputs_ = host_part_->outputs;
     host_ = std::make_unique<HostExecutor>(std::shared_ptr<const HostProgram>(host_part_, &*host_part_->program),
                                            options_);
+    stats_.host_kernels = host_part_->program->kernel_nodes();
     // Per segment, the values it reads from outside the host ops (which it
     // may have to wait for) and those it produces for outside.
     std::vector<char> is_host_input(graph_.values.size(), 0), is_host_output(graph_.values.size(), 0);

@@ -20,6 +20,7 @@
 
 #include "codegen/halide/host_kernels.h"
 #include "graph/ops.h"
+#include "planner/kernel_fusion.h"
 #include "runtime/executor.h"
 
 namespace vkfuse::runtime {
@@ -556,28 +557,16 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     return kernel_conv(n) && n.attrs.get_int("group", 1) == 1;
   };
 
-  // 1. Conv → Add fusion.
+  // 1. Conv → Add fusion: the planner's rule (planner/kernel_fusion.h), so
+  // that what a plan lists (PlanNode::kernel_of) is what runs.
+  const planner::HostFusion host_fusion(g);
   for (std::int32_t ai = 0; ai < nn; ++ai) {
-    const Node& add = g.nodes[static_cast<std::size_t>(ai)];
-    if (add.op_type != "Add" || add.inputs.size() != 2) continue;
-    const Shape& out_shape = g.value(add.outputs[0]).shape;
-    for (int side = 0; side < 2; ++side) {
-      const ValueId p = add.inputs[static_cast<std::size_t>(side)], q = add.inputs[static_cast<std::size_t>(1 - side)];
-      if (!is_runtime_f32(p) || !is_runtime_f32(q) || p == q) continue;
-      if (g.value(p).shape != out_shape || g.value(q).shape != out_shape) continue;
-      const std::int32_t ci = plan.producer[idx(p)];
-      if (ci < 0 || !dense_conv(ci) || plan.conv_to_add.count(ci) || !same_segment(ci, ai)) continue;
-      const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
-      if (conv.activation.kind != graph::Activation::Kind::None) continue;
-      if (plan.uses[idx(p)] != 1 || is_output[idx(p)]) continue;
-      const std::int32_t qi = plan.producer[idx(q)];
-      if (qi >= ci) continue;  // the residual must exist when the conv runs
-      plan.conv_to_add[ci] = ai;
-      plan.skipped.insert(ai);
-      plan.elided[idx(p)] = true;
-      ++fused_nodes_;
-      break;
-    }
+    const int ci = host_fusion.fused_conv(ai, segment);
+    if (ci < 0) continue;
+    plan.conv_to_add[ci] = ai;
+    plan.skipped.insert(ai);
+    plan.elided[idx(g.nodes[static_cast<std::size_t>(ci)].outputs[0])] = true;
+    ++fused_nodes_;
   }
 
   // 1b. Scratch: a strided 1x1 dense convolution first gathers the pixels it

@@ -88,8 +88,10 @@ class HostProgram {
   std::int64_t weight_bytes() const { return weight_bytes_; }
   // Op types that run on the reference fallback (sorted, unique).
   const std::vector<std::string>& fallback_ops() const { return fallback_ops_; }
-  // Nodes folded into their producer's kernel (residual Adds).
+  // Nodes folded into their producer's kernel (residual Adds), and those
+  // that run kernels of their own (the plan's host_kernels).
   int fused_nodes() const { return fused_nodes_; }
+  int kernel_nodes() const { return static_cast<int>(graph_->nodes.size()) - fused_nodes_; }
 
  private:
   struct PlanOnly {};

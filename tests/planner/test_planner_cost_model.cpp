@@ -151,6 +151,36 @@ TEST(CostModel, FusedClusterCostsOneSubmitAndNoEpilogueTraffic) {
   EXPECT_NEAR(cluster_benefit_us(cm, members, 2.0), host - cm.unit_compute_us(members, one_unit) - 2 * xfer, 1e-6);
 }
 
+TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
+  // input -> conv -> add(conv, input): on the host the Add is the Conv's
+  // epilogue (HostFusion, as runtime/host_program runs it) and costs reading
+  // the residual: 401,408 bytes at 20 GB/s = 20.07 us, against 60.2 us for
+  // the Add on its own (three tensors of 401,408 bytes).
+  GraphBuilder b("residual");
+  auto x = b.input("input", {1, 32, 56, 56});
+  auto c = b.conv("conv", x, 32);
+  auto y = b.add("add", c, x);
+  graph::Graph g = b.finish({y});
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const int conv = node_index(g, "conv"), add = node_index(g, "add");
+  const std::vector<int> one_segment(g.nodes.size(), 0), split = {0, 1};
+  EXPECT_EQ(cm.host_fusion().fused_conv(add, one_segment), conv);
+  EXPECT_NEAR(cm.host_op_us(add, one_segment), 401408.0 / 20e3, 1e-6);
+  EXPECT_NEAR(cm.host_us(add), 3 * 401408.0 / 20e3, 1e-6);
+  // In two segments, or with the Conv on the accelerator, it is an op of its own.
+  EXPECT_EQ(cm.host_fusion().fused_conv(add, split), -1);
+  EXPECT_EQ(cm.host_op_us(add, split), cm.host_us(add));
+  const std::vector<int> conv_on_accel = {-1, 0};
+  EXPECT_EQ(cm.host_op_us(add, conv_on_accel), cm.host_us(add));
+  // The all-host plan lists it so and predicts with it.
+  PlanOptions cpu;
+  cpu.strategy = "cpu";
+  const Plan plan = make_plan(cm, cpu);
+  EXPECT_EQ(plan.nodes[static_cast<std::size_t>(add)].kernel_of, conv);
+  EXPECT_EQ(plan.host_kernels, 1);
+  EXPECT_NEAR(plan.host_ms * 1e3, cm.host_us(conv) + 401408.0 / 20e3, 1e-6);
+}
+
 TEST(CostModel, RejectsUnpreparedGraphs) {
   graph::Graph g;
   auto x = g.add_value("x", graph::DType::f32, {1, 4}, true);
