@@ -123,7 +123,8 @@ double KernelFusion::copied_fraction(int i, std::span<const int> unit, bool shar
   return total > 0 ? copied / total : 0;
 }
 
-HostFusion::HostFusion(const graph::Graph& g) : convs_(g.nodes.size(), {-1, -1}) {
+HostFusion::HostFusion(const graph::Graph& g)
+    : convs_(g.nodes.size(), {-1, -1}), residuals_(g.nodes.size(), {-1, -1}) {
   const auto producer = g.producers();
   const auto uses = g.use_counts();
   std::vector<char> is_output(g.values.size(), 0);
@@ -150,8 +151,8 @@ HostFusion::HostFusion(const graph::Graph& g) : convs_(g.nodes.size(), {-1, -1})
       const std::int32_t c = producer[static_cast<std::size_t>(p)];
       if (c < 0 || !dense_conv(g.nodes[static_cast<std::size_t>(c)])) continue;
       if (uses[static_cast<std::size_t>(p)] != 1 || is_output[static_cast<std::size_t>(p)]) continue;
-      if (producer[static_cast<std::size_t>(q)] >= c) continue;  // the residual must exist when the Conv runs
       convs_[a][static_cast<std::size_t>(side)] = c;
+      residuals_[a][static_cast<std::size_t>(side)] = producer[static_cast<std::size_t>(q)];
     }
   }
 }
@@ -159,8 +160,15 @@ HostFusion::HostFusion(const graph::Graph& g) : convs_(g.nodes.size(), {-1, -1})
 int HostFusion::fused_conv(int add, std::span<const int> segment) const {
   const int s = segment[static_cast<std::size_t>(add)];
   if (s < 0) return -1;
-  for (int c : convs_[static_cast<std::size_t>(add)])
-    if (c >= 0 && segment[static_cast<std::size_t>(c)] == s) return c;
+  for (std::size_t side = 0; side < 2; ++side) {
+    const int c = convs_[static_cast<std::size_t>(add)][side];
+    if (c < 0 || segment[static_cast<std::size_t>(c)] != s) continue;
+    // The residual must exist when the Conv runs. (Made on the accelerator,
+    // it is a download: the Add then begins a segment of its own.)
+    const int r = residuals_[static_cast<std::size_t>(add)][side];
+    const int rs = r < 0 ? -1 : segment[static_cast<std::size_t>(r)];
+    if (r < 0 || (rs >= 0 && (rs < s || (rs == s && r < c)))) return c;
+  }
   return -1;
 }
 

@@ -59,8 +59,9 @@ class KernelFusion {
 // bias, a float32 input of rank 4) without an activation, whose output only
 // one Add reads, runs that Add as its epilogue when both are in the same host
 // segment (see host_segments) and the Add's other operand is a float32
-// tensor of the same shape made before the Conv; of an Add's two operands,
-// the first that qualifies.
+// tensor of the same shape that exists when the Conv runs (an input, or made
+// by a host op in an earlier segment or earlier in the Conv's: a segment's
+// ops run in node order); of an Add's two operands, the first that qualifies.
 class HostFusion {
  public:
   explicit HostFusion(const graph::Graph& g);
@@ -69,7 +70,8 @@ class HostFusion {
   int fused_conv(int add, std::span<const int> segment) const;
 
  private:
-  std::vector<std::array<int, 2>> convs_;  // per Add: the Conv of each operand that qualifies, else -1
+  std::vector<std::array<int, 2>> convs_;      // per Add: the Conv of each operand that qualifies, else -1
+  std::vector<std::array<int, 2>> residuals_;  // per Add and operand: the other operand's producer (-1: none)
 };
 
 }  // namespace vkfuse::planner

@@ -563,6 +563,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   for (std::int32_t ai = 0; ai < nn; ++ai) {
     const int ci = host_fusion.fused_conv(ai, segment);
     if (ci < 0) continue;
+    if (!dense_conv(ci))  // the rule and the kernels below must agree on what a dense Conv is
+      throw Error(ErrorKind::Internal, "HostProgram: '" + g.nodes[static_cast<std::size_t>(ci)].name +
+                                           "' is to run an Add but has no dense convolution kernel");
     plan.conv_to_add[ci] = ai;
     plan.skipped.insert(ai);
     plan.elided[idx(g.nodes[static_cast<std::size_t>(ci)].outputs[0])] = true;

@@ -463,7 +463,7 @@ DType cast_target(const Node& node) {
   if (to == 1) return DType::f32;
   if (to == 7 || narrow_integer(to)) return DType::i64;
   unsupported_node(node, std::string("cast to ") + onnx_type_name(to) + " (" + std::to_string(to) +
-                             "); vkfuse has float32 and integer tensors only");
+                             "); vkfuse has float32 and integer tensors (int64 and narrower, not uint64 or bool)");
 }
 
 std::int64_t wrap_to(std::int64_t to, std::int64_t v) {

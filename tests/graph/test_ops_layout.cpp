@@ -205,8 +205,8 @@ TEST(Cast, FloatInt64) {
 }
 
 // Narrower integer types are held as int64, wrapped into their range as C
-// and numpy wrap them (expected values from numpy's astype; exports cast
-// shape arithmetic to int32).
+// and numpy wrap them (the integer expectations are numpy's astype; floats
+// truncate toward zero, then wrap). Exports cast shape arithmetic to int32.
 TEST(Cast, NarrowIntegersWrap) {
   auto cast_to = [](std::int64_t to) {
     Attributes a;

@@ -181,6 +181,29 @@ TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   EXPECT_NEAR(plan.host_ms * 1e3, cm.host_us(conv) + 401408.0 / 20e3, 1e-6);
 }
 
+// The residual must exist when the Conv runs, in execution order: a plan
+// may run a host op of a later index in an earlier segment (after a unit
+// that the Conv waits for), and then the Add is fused although the residual's
+// node index is after the Conv's.
+TEST(HostFusion, TheResidualMustBeMadeBeforeTheConvInExecutionOrder) {
+  GraphBuilder b("order");
+  auto x = b.input("input", {1, 8, 8, 8});
+  auto c = b.conv("conv", x, 8);  // node 0
+  auto r = b.relu("relu", x);     // node 1: the residual
+  auto y = b.add("add", c, r);    // node 2
+  graph::Graph g = b.finish({y});
+  const HostFusion hf(g);
+  const int conv = node_index(g, "conv"), relu = node_index(g, "relu"), add = node_index(g, "add");
+  ASSERT_LT(conv, relu);
+  std::vector<int> segment(g.nodes.size(), 0);
+  EXPECT_EQ(hf.fused_conv(add, segment), -1) << "one segment runs in node order: the residual comes after the Conv";
+  segment[static_cast<std::size_t>(relu)] = 0;
+  segment[static_cast<std::size_t>(conv)] = segment[static_cast<std::size_t>(add)] = 1;
+  EXPECT_EQ(hf.fused_conv(add, segment), conv) << "the residual's segment runs first";
+  segment[static_cast<std::size_t>(relu)] = -1;  // made on the accelerator
+  EXPECT_EQ(hf.fused_conv(add, segment), -1);
+}
+
 TEST(CostModel, RejectsUnpreparedGraphs) {
   graph::Graph g;
   auto x = g.add_value("x", graph::DType::f32, {1, 4}, true);
