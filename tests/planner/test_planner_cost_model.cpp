@@ -107,15 +107,19 @@ TEST(CostModel, GeometryAndSequenceFactor) {
   EXPECT_EQ(device_profile_from_json(j.dump()).sequence_factor, 1);
 }
 
+// input [1, 32, 56, 56] -> conv (3x3, 32 channels) -> add(conv, input).
+graph::Graph residual_block() {
+  GraphBuilder b("residual");
+  auto x = b.input("input", {1, 32, 56, 56});
+  auto y = b.add("add", b.conv("conv", x, 32), x);
+  return b.finish({y});
+}
+
 TEST(CostModel, FusedClusterCostsOneSubmitAndNoEpilogueTraffic) {
   // Unit {conv, add(conv, input)}: the residual Add runs in the Conv's kernel
   // (planner/kernel_fusion.h, as the Vulkan lowering runs it): one submit, one
   // kernel, and for the Add only the traffic of its other operand.
-  GraphBuilder b("conv");
-  auto x = b.input("input", {1, 32, 56, 56});
-  auto c = b.conv("conv", x, 32);
-  auto y = b.add("add", c, x);
-  graph::Graph g = b.finish({y});
+  const graph::Graph g = residual_block();
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
   const std::vector<int> one_unit(g.nodes.size(), 0), members = {0, 1};
   EXPECT_EQ(cm.kernel_roots(members, one_unit), (std::vector<int>{0, 0}));
@@ -156,11 +160,7 @@ TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   // epilogue (HostFusion, as runtime/host_program runs it) and costs reading
   // the residual: 401,408 bytes at 20 GB/s = 20.07 us, against 60.2 us for
   // the Add on its own (three tensors of 401,408 bytes).
-  GraphBuilder b("residual");
-  auto x = b.input("input", {1, 32, 56, 56});
-  auto c = b.conv("conv", x, 32);
-  auto y = b.add("add", c, x);
-  graph::Graph g = b.finish({y});
+  const graph::Graph g = residual_block();
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
   const int conv = node_index(g, "conv"), add = node_index(g, "add");
   const std::vector<int> one_segment(g.nodes.size(), 0), split = {0, 1};
