@@ -123,6 +123,18 @@ double KernelFusion::copied_fraction(int i, std::span<const int> unit, bool shar
   return total > 0 ? copied / total : 0;
 }
 
+bool host_conv_kernel(const graph::Graph& g, const graph::Node& n) {
+  auto runtime_f32 = [&](ValueId v) { return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == graph::DType::f32; };
+  if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !runtime_f32(n.outputs[0]) ||
+      !runtime_f32(n.inputs[0]) || g.value(n.inputs[0]).shape.size() != 4 || n.inputs[1] == kNoValue)
+    return false;
+  for (std::size_t i = 1; i < n.inputs.size(); ++i) {
+    const ValueId v = n.inputs[i];
+    if (v != kNoValue && (!g.is_constant(v) || g.value(v).dtype != graph::DType::f32)) return false;
+  }
+  return true;
+}
+
 HostFusion::HostFusion(const graph::Graph& g)
     : convs_(g.nodes.size(), {-1, -1}), residuals_(g.nodes.size(), {-1, -1}) {
   const auto producer = g.producers();
@@ -131,15 +143,8 @@ HostFusion::HostFusion(const graph::Graph& g)
   for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
   auto runtime_f32 = [&](ValueId v) { return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == graph::DType::f32; };
   auto dense_conv = [&](const graph::Node& n) {
-    if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !runtime_f32(n.outputs[0]) ||
-        !runtime_f32(n.inputs[0]) || !g.is_constant(n.inputs[1]) || g.value(n.inputs[0]).shape.size() != 4 ||
-        n.attrs.get_int("group", 1) != 1 || n.activation.kind != graph::Activation::Kind::None)
-      return false;
-    for (std::size_t i = 1; i < n.inputs.size(); ++i) {
-      const ValueId v = n.inputs[i];
-      if (v != kNoValue && (!g.is_constant(v) || g.value(v).dtype != graph::DType::f32)) return false;
-    }
-    return n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2]);
+    return host_conv_kernel(g, n) && n.attrs.get_int("group", 1) == 1 &&
+           n.activation.kind == graph::Activation::Kind::None;
   };
   for (std::size_t a = 0; a < g.nodes.size(); ++a) {
     const graph::Node& add = g.nodes[a];

@@ -54,9 +54,13 @@ class KernelFusion {
   std::vector<std::vector<int>> value_concats_;  // per value: such Concats reading it once, ascending
 };
 
+// A 2-D Conv that the host's convolution kernels take (runtime/host_program):
+// a float32 activation of rank 4 with constant float32 weights (and bias).
+bool host_conv_kernel(const graph::Graph& g, const graph::Node& n);
+
 // The host's rule, which runtime/host_program lowers and the plan lists
-// (PlanNode::kernel_of): a dense 2-D Conv (one group, constant weights and
-// bias, a float32 input of rank 4) without an activation, whose output only
+// (PlanNode::kernel_of): a host_conv_kernel Conv of one group without an
+// activation, whose output only
 // one Add reads, runs that Add as its epilogue when both are in the same host
 // segment (see host_segments) and the Add's other operand is a float32
 // tensor of the same shape that exists when the Conv runs (an input, or made

@@ -14,7 +14,6 @@ using graph::ValueId;
 const char* placement_name(Placement p) { return p == Placement::accel ? "accel" : "host"; }
 
 std::vector<int> host_segments(const graph::Graph& g, const Plan& plan) {
-  std::vector<int> segment(g.nodes.size(), -1);
   const std::vector<std::int32_t> producer = g.producers();
   auto reads_a_download = [&](int n) {
     for (ValueId v : g.nodes[static_cast<std::size_t>(n)].inputs) {
@@ -24,18 +23,12 @@ std::vector<int> host_segments(const graph::Graph& g, const Plan& plan) {
     }
     return false;
   };
-  int current = -1;
-  bool after_unit = true;
+  HostSegmenter segmenter(g.nodes.size());
   for (const Step& step : plan.steps) {
-    if (step.kind != Step::Kind::host_op) {
-      after_unit = true;
-      continue;
-    }
-    if (after_unit || reads_a_download(step.index)) ++current;
-    after_unit = false;
-    segment.at(static_cast<std::size_t>(step.index)) = current;
+    if (step.kind == Step::Kind::host_op) segmenter.host_op(step.index, reads_a_download(step.index));
+    else segmenter.unit();
   }
-  return segment;
+  return segmenter.segments();
 }
 
 int Plan::accel_node_count() const {

@@ -106,6 +106,32 @@ struct Plan {
 // that unit is in flight. Ops fuse only within a segment.
 std::vector<int> host_segments(const graph::Graph& g, const Plan& plan);
 
+// That rule, step by step in execution order (host_segments and the
+// schedule simulation's HostSegmentClock both follow it).
+class HostSegmenter {
+ public:
+  explicit HostSegmenter(std::size_t nodes = 0) { reset(nodes); }
+  void reset(std::size_t nodes) {  // keeps its storage (search loops)
+    segment_.assign(nodes, -1);
+    current_ = -1;
+    after_unit_ = true;
+  }
+  void unit() { after_unit_ = true; }
+  // Host op i runs next; whether it reads a value an accelerator op made.
+  void host_op(int i, bool reads_a_download) {
+    if (after_unit_ || reads_a_download) ++current_;
+    after_unit_ = false;
+    segment_.at(static_cast<std::size_t>(i)) = current_;
+  }
+  // Per node its segment so far (-1: not a host op, or not reached).
+  const std::vector<int>& segments() const { return segment_; }
+
+ private:
+  std::vector<int> segment_;
+  int current_ = -1;
+  bool after_unit_ = true;
+};
+
 // Checks that the plan is well formed for g: one entry per node, every
 // accelerator node in exactly one unit, every node in exactly one step, steps a
 // topological order, each unit's uploads/downloads exactly the values that

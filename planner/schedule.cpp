@@ -93,22 +93,14 @@ Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units) {
   return out;
 }
 
-void HostSegmentClock::reset(int nodes) {
-  segment_.assign(static_cast<std::size_t>(nodes), -1);
-  current_ = -1;
-  after_unit_ = true;
-}
-
 double HostSegmentClock::host_op(const CostModel& cm, int i, std::span<const int> placement) {
   bool reads_a_download = false;
   for (ValueId v : cm.activation_inputs(i)) {
     const std::int32_t p = cm.producers()[static_cast<std::size_t>(v)];
     reads_a_download = reads_a_download || (p >= 0 && placement[static_cast<std::size_t>(p)] >= 0);
   }
-  if (after_unit_ || reads_a_download) ++current_;
-  after_unit_ = false;
-  segment_[static_cast<std::size_t>(i)] = current_;
-  return cm.host_op_us(i, segment_);
+  segmenter_.host_op(i, reads_a_download);
+  return cm.host_op_us(i, segmenter_.segments());
 }
 
 double simulate(const CostModel& cm, const Layout& layout, double transfer_scale, std::vector<ItemTime>* times) {

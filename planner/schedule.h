@@ -50,16 +50,14 @@ struct ItemTime {
 // for pricing host ops as the host lowering runs them (CostModel::host_op_us).
 class HostSegmentClock {
  public:
-  void reset(int nodes);
-  void unit() { after_unit_ = true; }
+  void reset(int nodes) { segmenter_.reset(static_cast<std::size_t>(nodes)); }
+  void unit() { segmenter_.unit(); }
   // Host op i comes next; `placement` has per node its unit label (>= 0) or
   // -1 on the host. Its time.
   double host_op(const CostModel& cm, int i, std::span<const int> placement);
 
  private:
-  std::vector<int> segment_;
-  int current_ = -1;
-  bool after_unit_ = true;
+  HostSegmenter segmenter_;
 };
 // Simulated total (µs) of a layout, transfers scaled by transfer_scale; the
 // per-item times go to `times` when given.

@@ -31,6 +31,75 @@ struct DevicePart {
   std::shared_ptr<const vulkan::DeviceProgram> program;
 };
 
+namespace {
+
+// Whether `nodes` is every node of `g`, in order (then the graph itself is
+// the part, with no subgraph extracted).
+bool covers_whole_graph(const graph::Graph& g, const std::vector<std::int32_t>& nodes) {
+  if (nodes.size() != g.nodes.size()) return false;
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i] != static_cast<std::int32_t>(i)) return false;
+  return true;
+}
+
+// A part's key: the graph (a RunResources serves one model, but nothing else
+// says so), `tag`, and each node with its segment or unit.
+std::string part_key(const graph::Graph& g, const std::string& tag, const std::vector<std::int32_t>& nodes,
+                     const std::vector<int>& group) {
+  std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&g)) + "|" + tag;
+  for (std::size_t i = 0; i < nodes.size(); ++i) key += std::to_string(nodes[i]) + ":" + std::to_string(group[i]) + ",";
+  return key;
+}
+
+// The part under `key` that another executor of the model built and still
+// holds, if `usable`; else one from `build`, stored for the others.
+template <class Part, class Usable, class Build>
+std::shared_ptr<const Part> shared_part(std::mutex& mutex, std::map<std::string, std::weak_ptr<const Part>>& parts,
+                                        const std::string& key, Usable usable, Build build) {
+  std::lock_guard<std::mutex> lock(mutex);
+  std::shared_ptr<const Part> part = parts[key].lock();
+  if (part && usable(*part)) return part;
+  part = build();
+  parts[key] = part;
+  return part;
+}
+
+// Rewires a plan's device subgraph `dg` (extracted from `whole`) for a plan
+// with isolated units (`naive`); `inputs` and `outputs` are its ids in `whole`.
+void isolate_units(const graph::Graph& whole_graph, graph::Graph& dg, const std::vector<int>& unit_of,
+                   std::vector<graph::ValueId>& inputs, std::vector<graph::ValueId>& outputs) {
+  // A value one unit produces and another reads goes down from the first
+  // (a device output) and up again into the second (a device input of its
+  // own, one per reading unit), both through the value's host buffer.
+  std::map<std::string, graph::ValueId> whole_id;
+  for (std::size_t v = 0; v < whole_graph.values.size(); ++v)
+    whole_id.emplace(whole_graph.values[v].name, static_cast<graph::ValueId>(v));
+  const std::vector<std::int32_t> producer = dg.producers();
+  std::map<std::pair<graph::ValueId, int>, graph::ValueId> copy_of;  // (value, reading unit) → its upload
+  for (std::size_t i = 0; i < dg.nodes.size(); ++i) {
+    for (auto& in : dg.nodes[i].inputs) {
+      if (in == graph::kNoValue) continue;
+      const std::int32_t pr = producer[static_cast<std::size_t>(in)];
+      if (pr < 0 || unit_of[static_cast<std::size_t>(pr)] == unit_of[i]) continue;
+      const graph::ValueId whole = whole_id.at(dg.value(in).name);
+      auto [it, fresh] = copy_of.emplace(std::make_pair(in, unit_of[i]), graph::kNoValue);
+      if (fresh) {
+        const graph::Value& v = dg.value(in);
+        it->second = dg.add_value(v.name + "@unit" + std::to_string(unit_of[i]), v.dtype, v.shape, v.shape_known);
+        dg.inputs.push_back(it->second);
+        inputs.push_back(whole);
+        if (std::find(dg.outputs.begin(), dg.outputs.end(), in) == dg.outputs.end()) {
+          dg.outputs.push_back(in);
+          outputs.push_back(whole);
+        }
+      }
+      in = it->second;
+    }
+  }
+}
+
+}  // namespace
+
 HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, ExecutorOptions options,
                                std::shared_ptr<RunResources> shared)
     : graph_(graph),
@@ -124,39 +193,30 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
   // The device side: one executor over all the accelerator ops, unit after
   // unit (the whole graph itself when that is every op, in order: `gpu`).
   if (!device_nodes.empty()) {
-    bool whole = device_nodes.size() == graph_.nodes.size() && !plan_.isolated_units;
-    for (std::size_t i = 0; whole && i < device_nodes.size(); ++i) whole = device_nodes[i] == static_cast<std::int32_t>(i);
-    // The graph too: a RunResources serves one model, but nothing else says so.
-    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&graph_)) + "|" + options_.device +
-                      (options_.fp16 ? "|fp16|" : "|") + (plan_.isolated_units ? "isolated|" : "|");
-    for (std::size_t i = 0; i < device_nodes.size(); ++i)
-      key += std::to_string(device_nodes[i]) + ":" + std::to_string(device_unit[i]) + ",";
-    std::shared_ptr<const DevicePart>& part = device_part_;
-    {
-      std::lock_guard<std::mutex> lock(shared_->parts_mutex);
-      part = shared_->device_parts[key].lock();
-      if (part && !vulkan::VulkanExecutor::usable(*part->program)) part = nullptr;  // its device was retired
-      if (!part) {
-        auto fresh = std::make_shared<DevicePart>();
-        if (whole) {
-          device_inputs_ = graph_.inputs;
-          device_outputs_ = graph_.outputs;
-        } else {
-          device_graph_ = std::make_unique<graph::Graph>(
-              graph::extract_subgraph(graph_, device_nodes, &device_inputs_, &device_outputs_));
-          if (plan_.isolated_units) isolate_units(device_unit);
-        }
-        fresh->program = vulkan::VulkanExecutor::load(whole ? graph_ : *device_graph_, options_, device_unit);
-        device_graph_.reset();  // the program keeps what it needs
-        fresh->inputs = device_inputs_;
-        fresh->outputs = device_outputs_;
-        shared_->device_parts[key] = fresh;
-        part = std::move(fresh);
-      }
-    }
-    device_inputs_ = part->inputs;
-    device_outputs_ = part->outputs;
-    device_ = std::make_unique<vulkan::VulkanExecutor>(part->program, options_);
+    const bool whole = covers_whole_graph(graph_, device_nodes) && !plan_.isolated_units;
+    const std::string key = part_key(graph_, options_.device + (options_.fp16 ? "|fp16|" : "|") +
+                                                 (plan_.isolated_units ? "isolated|" : "|"),
+                                     device_nodes, device_unit);
+    device_part_ = shared_part<DevicePart>(
+        shared_->parts_mutex, shared_->device_parts, key,
+        [](const DevicePart& p) { return vulkan::VulkanExecutor::usable(*p.program); },  // its device may be retired
+        [&] {
+          auto fresh = std::make_shared<DevicePart>();
+          if (whole) {
+            fresh->inputs = graph_.inputs;
+            fresh->outputs = graph_.outputs;
+            fresh->program = vulkan::VulkanExecutor::load(graph_, options_, device_unit);
+          } else {
+            // Not kept: the program keeps what it needs.
+            graph::Graph dg = graph::extract_subgraph(graph_, device_nodes, &fresh->inputs, &fresh->outputs);
+            if (plan_.isolated_units) isolate_units(graph_, dg, device_unit, fresh->inputs, fresh->outputs);
+            fresh->program = vulkan::VulkanExecutor::load(dg, options_, device_unit);
+          }
+          return fresh;
+        });
+    device_inputs_ = device_part_->inputs;
+    device_outputs_ = device_part_->outputs;
+    device_ = std::make_unique<vulkan::VulkanExecutor>(device_part_->program, options_);
     stats_ = device_->stats();
   }
   // Each unit's uploads (the device inputs it reads first) and downloads
@@ -197,29 +257,22 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
         host_nodes.push_back(n);
         host_segment.push_back(static_cast<int>(k));
       }
-    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(&graph_)) + "|";
-    for (std::size_t i = 0; i < host_nodes.size(); ++i)
-      key += std::to_string(host_nodes[i]) + ":" + std::to_string(host_segment[i]) + ",";
-    {
-      std::lock_guard<std::mutex> lock(shared_->parts_mutex);
-      host_part_ = shared_->host_parts[key].lock();
-      if (!host_part_) {
-        auto part = std::make_shared<HostPart>();
-        bool whole = host_nodes.size() == graph_.nodes.size();
-        for (std::size_t i = 0; whole && i < host_nodes.size(); ++i)
-          whole = host_nodes[i] == static_cast<std::int32_t>(i);
-        if (whole) {
-          part->inputs = graph_.inputs;
-          part->outputs = graph_.outputs;
-        } else {
-          part->graph = std::make_unique<graph::Graph>(
-              graph::extract_subgraph(graph_, host_nodes, &part->inputs, &part->outputs));
-        }
-        part->program.emplace(whole ? graph_ : *part->graph, host_segment, options_.threads);
-        shared_->host_parts[key] = part;
-        host_part_ = std::move(part);
-      }
-    }
+    host_part_ = shared_part<HostPart>(
+        shared_->parts_mutex, shared_->host_parts, part_key(graph_, "", host_nodes, host_segment),
+        [](const HostPart&) { return true; },
+        [&] {
+          auto part = std::make_shared<HostPart>();
+          const bool whole = covers_whole_graph(graph_, host_nodes);
+          if (whole) {
+            part->inputs = graph_.inputs;
+            part->outputs = graph_.outputs;
+          } else {
+            part->graph = std::make_unique<graph::Graph>(
+                graph::extract_subgraph(graph_, host_nodes, &part->inputs, &part->outputs));
+          }
+          part->program.emplace(whole ? graph_ : *part->graph, host_segment, options_.threads);
+          return part;
+        });
     host_inputs_ = host_part_->inputs;
     host_outputs_ = host_part_->outputs;
     host_ = std::make_unique<HostExecutor>(std::shared_ptr<const HostProgram>(host_part_, &*host_part_->program),
@@ -331,38 +384,6 @@ void HeteroExecutor::run_unit(Segment& s) {
   // The downloads are the host's once the link has carried them.
   std::this_thread::sleep_until(download_done_);
   s.downloaded = std::max(now, download_done_);
-}
-
-void HeteroExecutor::isolate_units(const std::vector<int>& unit_of) {
-  // A value one unit produces and another reads goes down from the first
-  // (a device output) and up again into the second (a device input of its
-  // own, one per reading unit), both through the value's host buffer.
-  graph::Graph& dg = *device_graph_;
-  std::map<std::string, graph::ValueId> whole_id;
-  for (std::size_t v = 0; v < graph_.values.size(); ++v)
-    whole_id.emplace(graph_.values[v].name, static_cast<graph::ValueId>(v));
-  const std::vector<std::int32_t> producer = dg.producers();
-  std::map<std::pair<graph::ValueId, int>, graph::ValueId> copy_of;  // (value, reading unit) → its upload
-  for (std::size_t i = 0; i < dg.nodes.size(); ++i) {
-    for (auto& in : dg.nodes[i].inputs) {
-      if (in == graph::kNoValue) continue;
-      const std::int32_t pr = producer[static_cast<std::size_t>(in)];
-      if (pr < 0 || unit_of[static_cast<std::size_t>(pr)] == unit_of[i]) continue;
-      const graph::ValueId whole = whole_id.at(dg.value(in).name);
-      auto [it, fresh] = copy_of.emplace(std::make_pair(in, unit_of[i]), graph::kNoValue);
-      if (fresh) {
-        const graph::Value& v = dg.value(in);
-        it->second = dg.add_value(v.name + "@unit" + std::to_string(unit_of[i]), v.dtype, v.shape, v.shape_known);
-        dg.inputs.push_back(it->second);
-        device_inputs_.push_back(whole);
-        if (std::find(dg.outputs.begin(), dg.outputs.end(), in) == dg.outputs.end()) {
-          dg.outputs.push_back(in);
-          device_outputs_.push_back(whole);
-        }
-      }
-      in = it->second;
-    }
-  }
 }
 
 void HeteroExecutor::run(std::span<const float* const> inputs, std::span<float* const> outputs) {

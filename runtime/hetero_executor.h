@@ -127,18 +127,13 @@ class HeteroExecutor final : public Executor {
   void run_unit(Segment& s);  // on the device thread
   Clock::time_point book_link(TransferDirection d, std::int64_t bytes, double measured_us);
 
-  // Rewires device_graph_ for a plan with isolated units (`naive`).
-  void isolate_units(const std::vector<int>& unit_of);
-
   const graph::Graph& graph_;
   planner::Plan plan_;
   ExecutorOptions options_;
   std::vector<Segment> segments_;
-  // All the plan's accelerator ops, unit after unit (null: the whole graph;
-  // kept only while its program loads), its inputs and outputs as ids of the
-  // whole graph, and its executor, over a program shared with the model's
-  // other executors (RunResources::device_parts).
-  std::unique_ptr<graph::Graph> device_graph_;
+  // All the plan's accelerator ops, unit after unit: their inputs and
+  // outputs as ids of the whole graph, and their executor, over a program
+  // shared with the model's other executors (RunResources::device_parts).
   std::shared_ptr<const DevicePart> device_part_;
   std::vector<graph::ValueId> device_inputs_, device_outputs_;
   std::unique_ptr<vulkan::VulkanExecutor> device_;

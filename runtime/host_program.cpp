@@ -542,16 +542,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     return std::all_of(n.inputs.begin(), n.inputs.end(),
                        [&](ValueId v) { return v == kNoValue || g.value(v).dtype == DType::f32; });
   };
-  // A 2-D convolution of a float activation with constant weights (and
-  // bias): the Halide convolution kernels take it.
-  auto kernel_conv = [&](const Node& n) {
-    if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !is_runtime_f32(n.outputs[0]) ||
-        !all_f32_inputs(n) || !is_runtime_f32(n.inputs[0]) || !g.is_constant(n.inputs[1]))
-      return false;
-    if (n.inputs.size() > 2 && n.inputs[2] != kNoValue && !g.is_constant(n.inputs[2])) return false;
-    return g.value(n.inputs[0]).shape.size() == 4;
-  };
-  // Dense ones (group 1), which a residual Add can be fused into.
+  // The planner's test (planner/kernel_fusion.h): what the planner fuses is
+  // what these kernels take.
+  auto kernel_conv = [&](const Node& n) { return planner::host_conv_kernel(g, n); };
   auto dense_conv = [&](std::int32_t ni) {
     const Node& n = g.nodes[static_cast<std::size_t>(ni)];
     return kernel_conv(n) && n.attrs.get_int("group", 1) == 1;
@@ -563,9 +556,6 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   for (std::int32_t ai = 0; ai < nn; ++ai) {
     const int ci = host_fusion.fused_conv(ai, segment);
     if (ci < 0) continue;
-    if (!dense_conv(ci))  // the rule and the kernels below must agree on what a dense Conv is
-      throw Error(ErrorKind::Internal, "HostProgram: '" + g.nodes[static_cast<std::size_t>(ci)].name +
-                                           "' is to run an Add but has no dense convolution kernel");
     plan.conv_to_add[ci] = ai;
     plan.skipped.insert(ai);
     plan.elided[idx(g.nodes[static_cast<std::size_t>(ci)].outputs[0])] = true;

@@ -114,7 +114,6 @@ std::int64_t place(std::vector<Interval>& items) {
 struct DeviceProgram {
   std::shared_ptr<Context> ctx;
   Program program;
-  std::vector<std::int64_t> offset;  // arena element offset of each value (-1: none)
 
   struct IO {
     std::int64_t offset = 0, count = 0;  // arena floats; offset -1: a constant output
@@ -458,10 +457,10 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
                                             std::to_string(limits.maxStorageBufferRange >> 20) + " MiB)");
   if (arena_floats > static_cast<std::int64_t>(UINT32_MAX))
     throw Error(ErrorKind::Unsupported, "the activation arena is too large for 32-bit offsets");
-  m.offset.assign(nv, -1);
+  std::vector<std::int64_t> offset(nv, -1);  // arena element offset of each value (-1: none)
   for (std::size_t v = 0; v < nv; ++v) {
     const Interval& r = roots[static_cast<std::size_t>(prog.root[v])];
-    if (r.offset >= 0) m.offset[v] = r.offset + prog.root_offset[v];
+    if (r.offset >= 0) offset[v] = r.offset + prog.root_offset[v];
   }
   load_.arena_bytes = arena_floats * 4;
   m.arena_floats = arena_floats;
@@ -514,7 +513,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   load_.texel_loads = caps.texel_loads;
   for (ValueId v : prog.arena_constants) {
     const graph::Tensor& t = *graph.value(v).constant;
-    m.arena_constants.emplace_back(m.offset[static_cast<std::size_t>(v)], std::vector<float>(t.f32(), t.f32() + t.numel()));
+    m.arena_constants.emplace_back(offset[static_cast<std::size_t>(v)], std::vector<float>(t.f32(), t.f32() + t.numel()));
   }
   // Each input is uploaded by the first unit that reads it (never, when no
   // node reads it); each output is downloaded by the unit that produces it.
@@ -529,7 +528,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   for (ValueId v : graph.inputs) {
     DeviceProgram::IO io;
     io.count = graph::element_count(graph.value(v).shape);
-    io.offset = m.offset[static_cast<std::size_t>(v)];
+    io.offset = offset[static_cast<std::size_t>(v)];
     io.staging = staged_in;
     staged_in = align_up(staged_in + io.count, kAlign);
     if (const int u = first_reader[static_cast<std::size_t>(v)]; u >= 0) {
@@ -546,7 +545,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
       io.constant_data.assign(t.f32(), t.f32() + io.count);
       io.offset = -1;
     } else {
-      io.offset = m.offset[static_cast<std::size_t>(v)];
+      io.offset = offset[static_cast<std::size_t>(v)];
       io.staging = staged_out;
       staged_out = align_up(staged_out + io.count, kAlign);
       stats_.bytes_downloaded += io.count * 4;
@@ -650,14 +649,14 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     for (std::size_t s = 0; s < k.slots.size(); ++s) {
       const Slot& slot = k.slots[s];
       const std::int64_t v = slot.kind == Slot::Kind::Weights ? weight_offset[static_cast<std::size_t>(i)]
-                                                              : m.offset[static_cast<std::size_t>(slot.value)];
+                                                              : offset[static_cast<std::size_t>(slot.value)];
       if (v < 0) throw Error(ErrorKind::Internal, "kernel '" + k.nodes + "' reads a value with no storage");
       d.push[s] = static_cast<std::uint32_t>(v);
     }
     if (k.invocations <= 0) continue;
     for (const Slot& slot : k.slots) {
       if (slot.kind == Slot::Kind::Weights) continue;
-      const std::int64_t at = m.offset[static_cast<std::size_t>(slot.value)];
+      const std::int64_t at = offset[static_cast<std::size_t>(slot.value)];
       (slot.kind == Slot::Kind::Output ? d.writes : d.reads)
           .emplace_back(at, at + std::max<std::int64_t>(1, graph::element_count(graph.value(slot.value).shape)));
     }
