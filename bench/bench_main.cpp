@@ -48,7 +48,7 @@ namespace {
 g::Graph load_graph(const std::string& model) {
   g::Graph graph;
   if (model.size() > 5 && model.substr(model.size() - 5) == ".onnx") {
-    graph = g::import_onnx(g::read_model_file(model));
+    graph = g::import_onnx(g::ModelFile(model).bytes());
   } else {
     graph = g::build_zoo_model(model);
   }

@@ -68,6 +68,18 @@ Tensor Tensor::from_i64(Shape shape, std::vector<std::int64_t> values) {
   return t;
 }
 
+Tensor Tensor::from_bytes(DType dtype, Shape shape, std::span<const std::byte> bytes) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  for (auto d : t.shape_)
+    if (d < 0) throw Error(ErrorKind::InvalidModel, "negative tensor dimension in " + shape_string(t.shape_));
+  if (bytes.size() != static_cast<std::size_t>(element_count(t.shape_)) * dtype_size(dtype))
+    throw Error(ErrorKind::Internal, "Tensor::from_bytes: byte count does not match the shape");
+  t.bytes_.assign(bytes.begin(), bytes.end());
+  return t;
+}
+
 float* Tensor::f32() {
   if (dtype_ != DType::f32) throw Error(ErrorKind::Internal, "tensor is not float32");
   return reinterpret_cast<float*>(bytes_.data());

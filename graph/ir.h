@@ -37,6 +37,9 @@ class Tensor {
 
   static Tensor from_f32(Shape shape, std::vector<float> values);
   static Tensor from_i64(Shape shape, std::vector<std::int64_t> values);
+  // The bytes as they are (one copy, no zero fill first: weights are most of a
+  // model file). `bytes` must hold exactly the shape's elements.
+  static Tensor from_bytes(DType dtype, Shape shape, std::span<const std::byte> bytes);
   static Tensor scalar_f32(float v) { return from_f32({}, {v}); }
 
   DType dtype() const { return dtype_; }

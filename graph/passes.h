@@ -30,9 +30,21 @@ using InputShapeOverrides = std::vector<std::pair<std::string, Shape>>;
 // Error(Unsupported) for valid models outside vkfuse's scope (other domains,
 // external data, non-float inputs).
 Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides& overrides = {});
-// The bytes of a model file, in one read; an Io error naming the file if it
-// cannot be opened or read.
-std::vector<std::uint8_t> read_model_file(const std::string& path);
+// The bytes of a model file, memory-mapped (read where it cannot be: a pipe);
+// an Io error naming the file if it cannot be opened or read.
+class ModelFile {
+ public:
+  explicit ModelFile(const std::string& path);
+  ~ModelFile();
+  ModelFile(const ModelFile&) = delete;
+  ModelFile& operator=(const ModelFile&) = delete;
+  std::span<const std::uint8_t> bytes() const { return bytes_; }
+
+ private:
+  void* mapped_ = nullptr;
+  std::string read_;
+  std::span<const std::uint8_t> bytes_;
+};
 // Writes `parts` one after another to a temporary file beside `path` and
 // renames it into place, so that readers (other processes too) see the old
 // file, no file, or the whole new one. False, leaving nothing behind, if any

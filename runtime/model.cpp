@@ -173,9 +173,9 @@ Model::~Model() {
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::uint8_t> bytes = graph::read_model_file(path);
+  const graph::ModelFile file(path);
   try {
-    Model m = load_bytes(bytes, options);
+    Model m = load_bytes(file.bytes(), options);
     const double read_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() -
                            m.impl_->load.total_ms;
     m.impl_->load.import_ms += read_ms;

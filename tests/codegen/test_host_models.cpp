@@ -53,7 +53,7 @@ TEST_P(HostTorchvision, MatchesPyTorch) {
   const std::string base = torchvision_dir() + "/" + GetParam();
   std::ifstream probe(base + ".onnx");
   if (!probe) GTEST_SKIP() << base << ".onnx not found";
-  g::Graph graph = g::import_onnx(g::read_model_file(base + ".onnx"));
+  g::Graph graph = g::import_onnx(g::ModelFile(base + ".onnx").bytes());
   g::prepare_graph(graph, 2);
   const auto x = read_floats(base + ".input.bin");
   const auto ref = read_floats(base + ".output.bin");

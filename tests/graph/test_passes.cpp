@@ -456,6 +456,63 @@ TEST(Import, RejectsMalformedBytes) {
   }
 }
 
+// The importer takes initializers out of the protobuf before parsing it (to
+// copy each weight once); what it reads must be what protobuf's own merge
+// rules make of the bytes: a singular field given twice keeps the last, and a
+// message field given twice is merged.
+TEST(Import, ReadsInitializersAsProtobufMergesThem) {
+  auto raw = [](const std::vector<float>& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  };
+  auto field = [](int number, const std::string& payload) {  // a length-delimited field
+    std::string out;
+    for (std::uint64_t v : {static_cast<std::uint64_t>(number) << 3 | 2, std::uint64_t{payload.size()}}) {
+      for (; v >= 0x80; v >>= 7) out.push_back(static_cast<char>(v | 0x80));
+      out.push_back(static_cast<char>(v));
+    }
+    return out + payload;
+  };
+  OnnxBuilder b;
+  b.input("x", {4}).output("y");
+  b.node("Add", {"x", "w"}, {"a"});
+  b.node("Add", {"a", "late"}, {"y"});
+  // w: raw data A, then (a second message's worth of bytes) raw data B.
+  onnx::TensorProto w;
+  w.set_name("w");
+  w.set_data_type(onnx::TensorProto::FLOAT);
+  w.add_dims(4);
+  w.set_raw_data(raw({100, 200, 300, 400}));
+  onnx::TensorProto w_again;
+  w_again.set_raw_data(raw({1, 2, 3, 4}));
+  // late: an initializer in a second occurrence of the model's graph field.
+  onnx::GraphProto second;
+  auto* late = second.add_initializer();
+  late->set_name("late");
+  late->set_data_type(onnx::TensorProto::FLOAT);
+  late->add_dims(4);
+  late->set_raw_data(raw({0.5f, 0.25f, -1, 8}));
+  const std::string bytes = b.bytes() + field(onnx::ModelProto::kGraphFieldNumber,
+                                              field(onnx::GraphProto::kInitializerFieldNumber,
+                                                    w.SerializeAsString() + w_again.SerializeAsString())) +
+                            field(onnx::ModelProto::kGraphFieldNumber, second.SerializeAsString());
+  // What protobuf itself reads.
+  onnx::ModelProto parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  ASSERT_EQ(parsed.graph().initializer_size(), 2);
+  ASSERT_EQ(parsed.graph().node_size(), 2);
+
+  const std::vector<std::uint8_t> file(bytes.begin(), bytes.end());
+  vkfuse::LoadOptions opts;
+  opts.strategy = "cpu";
+  auto model = vkfuse::Model::load_bytes(file, opts);
+  const std::vector<float> x{10, 20, 30, 40};
+  std::vector<float> y(4);
+  vkfuse::InputBuffer in{"x", x};
+  vkfuse::OutputBuffer out{"y", y};
+  model.run({&in, 1}, {&out, 1});
+  EXPECT_EQ(y, (std::vector<float>{11.5f, 22.25f, 32, 52}));
+}
+
 TEST(Import, RejectsCyclesAndDanglingInputs) {
   OnnxBuilder cyc;
   cyc.input("x", {2}).output("y");
