@@ -77,7 +77,8 @@ void register_norm_ops(std::vector<OpDef>& table);         // BatchNormalization
                                                            // InstanceNormalization, LayerNormalization
 void register_gemm_ops(std::vector<OpDef>& table);         // Gemm, MatMul
 void register_elementwise_ops(std::vector<OpDef>& table);  // Add, Mul, Sub, Div, Pow, PRelu, Min, Max,
-                                                           // Mean, Sum, activations, unary math, Clip
+                                                           // Mean, Sum, activations, unary math, Clip,
+                                                           // comparisons, logic, Where
 void register_shape_ops(std::vector<OpDef>& table);        // Concat, Flatten, Reshape, Transpose, Pad,
                                                            // Shape, Gather, Unsqueeze, Squeeze,
                                                            // Identity, Dropout, Constant

@@ -1,8 +1,9 @@
 // graph/ops/elementwise.cpp — Add, Mul, Sub, Div, Pow (numpy broadcasting),
 // PRelu, the variadic Min, Max, Mean, Sum, the unary activations and math
 // (Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Elu, Selu, Softplus,
-// Softsign, Tanh, Sqrt, Exp, Log, Erf, Reciprocal, Ceil, Floor, Neg, Abs) and
-// Clip.
+// Softsign, Tanh, Sqrt, Exp, Log, Erf, Reciprocal, Ceil, Floor, Neg, Abs),
+// Clip, the comparisons (Equal, Less, Greater, LessOrEqual, GreaterOrEqual),
+// the logic ops (And, Or, Xor, Not) and Where.
 //
 // Reference semantics follow ONNX opsets 11–17:
 //   * binary ops broadcast multidirectionally; both operands must share a dtype,
@@ -26,6 +27,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -457,6 +459,118 @@ OpDef variadic_op(const char* name, FoldOp op) {
                }};
 }
 
+// ---------------------------------------------------------------------------
+// Comparisons, logic and Where. Booleans are held as int64 0/1 (as the
+// importer holds bool constants); a logic op reads any non-zero as true.
+
+enum class CmpOp { Equal, Less, Greater, LessOrEqual, GreaterOrEqual };
+
+template <class T>
+bool compare(CmpOp op, T x, T y) {
+  switch (op) {
+    case CmpOp::Equal: return x == y;
+    case CmpOp::Less: return x < y;
+    case CmpOp::Greater: return x > y;
+    case CmpOp::LessOrEqual: return x <= y;
+    case CmpOp::GreaterOrEqual: return x >= y;
+  }
+  return false;
+}
+
+OpDef compare_op(const char* name, CmpOp op) {
+  auto infer = [](const OpContext& ctx, std::span<const InputInfo> inputs) {
+    std::vector<OutputInfo> out = infer_binary(ctx, inputs);
+    out[0].dtype = DType::i64;
+    return out;
+  };
+  return OpDef{name, infer, [op](const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
+                 reject_int64_activation(ctx.node);
+                 if (in[0]->dtype() == DType::f32)
+                   broadcast_apply<std::int64_t, float>(ctx.threads, *in[0], *in[1], out[0], [op](float x, float y) {
+                     return std::int64_t{compare(op, x, y)};
+                   });
+                 else
+                   broadcast_apply<std::int64_t>(ctx.threads, *in[0], *in[1], out[0],
+                                                 [op](std::int64_t x, std::int64_t y) {
+                                                   return std::int64_t{compare(op, x, y)};
+                                                 });
+               }};
+}
+
+void require_bool_operands(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  for (const InputInfo& in : inputs)
+    if (in.present && in.dtype != DType::i64)
+      fail_node(ctx.node, std::string("takes bool operands, got ") + dtype_name(in.dtype));
+}
+
+template <class F>
+OpDef logic_op(const char* name, F f) {
+  auto infer = [](const OpContext& ctx, std::span<const InputInfo> inputs) {
+    require_bool_operands(ctx, inputs);
+    return infer_binary(ctx, inputs);
+  };
+  return OpDef{name, infer, [f](const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
+                 reject_int64_activation(ctx.node);
+                 broadcast_apply<std::int64_t>(ctx.threads, *in[0], *in[1], out[0],
+                                               [f](std::int64_t x, std::int64_t y) {
+                                                 return std::int64_t{f(x != 0, y != 0)};
+                                               });
+               }};
+}
+
+std::vector<OutputInfo> infer_not(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const InputInfo& x = required_info(ctx.node, inputs, 0, "X");
+  require_bool_operands(ctx, inputs);
+  return {OutputInfo{DType::i64, x.shape}};
+}
+
+void eval_not(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+  reject_int64_activation(ctx.node);
+  const std::int64_t* x = inputs[0]->i64();
+  std::int64_t* y = outputs[0].i64();
+  for (std::int64_t i = 0; i < outputs[0].numel(); ++i) y[i] = x[i] == 0;
+}
+
+std::vector<OutputInfo> infer_where(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const Node& node = ctx.node;
+  const InputInfo& c = required_info(node, inputs, 0, "condition");
+  const InputInfo& x = required_info(node, inputs, 1, "X");
+  const InputInfo& y = required_info(node, inputs, 2, "Y");
+  if (c.dtype != DType::i64) fail_node(node, std::string("condition of type ") + dtype_name(c.dtype) + ", not bool");
+  if (x.dtype != y.dtype)
+    fail_node(node, std::string("X and Y types differ: ") + dtype_name(x.dtype) + " and " + dtype_name(y.dtype));
+  return {OutputInfo{x.dtype, broadcast_shapes(node, broadcast_shapes(node, c.shape, x.shape), y.shape)}};
+}
+
+void eval_where(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+  const Tensor &c = *inputs[0], &x = *inputs[1], &y = *inputs[2];
+  Tensor& out = outputs[0];
+  const Shape& shape = out.shape();
+  const auto sc = broadcast_strides(c.shape(), shape), sx = broadcast_strides(x.shape(), shape),
+             sy = broadcast_strides(y.shape(), shape);
+  const std::size_t es = dtype_size(out.dtype());
+  std::vector<std::int64_t> idx(shape.size(), 0);
+  std::int64_t oc = 0, ox = 0, oy = 0;
+  for (std::int64_t i = 0; i < out.numel(); ++i) {
+    const bool pick_x = c.i64()[oc] != 0;
+    std::memcpy(out.bytes() + static_cast<std::size_t>(i) * es,
+                (pick_x ? x.bytes() + static_cast<std::size_t>(ox) * es : y.bytes() + static_cast<std::size_t>(oy) * es),
+                es);
+    for (std::size_t k = shape.size(); k-- > 0;) {  // odometer over the output's index
+      ++idx[k];
+      oc += sc[k];
+      ox += sx[k];
+      oy += sy[k];
+      if (idx[k] < shape[k]) break;
+      oc -= sc[k] * idx[k];
+      ox -= sx[k] * idx[k];
+      oy -= sy[k] * idx[k];
+      idx[k] = 0;
+    }
+  }
+  finish_data_movement(ctx, out);
+}
+
 }  // namespace
 
 void register_elementwise_ops(std::vector<OpDef>& table) {
@@ -527,6 +641,17 @@ void register_elementwise_ops(std::vector<OpDef>& table) {
   table.push_back(math_op("Ceil", [](double x) { return std::ceil(x); }));
   table.push_back(math_op("Floor", [](double x) { return std::floor(x); }));
   table.push_back(OpDef{"Clip", infer_clip, eval_clip});
+
+  table.push_back(compare_op("Equal", CmpOp::Equal));
+  table.push_back(compare_op("Less", CmpOp::Less));
+  table.push_back(compare_op("Greater", CmpOp::Greater));
+  table.push_back(compare_op("LessOrEqual", CmpOp::LessOrEqual));
+  table.push_back(compare_op("GreaterOrEqual", CmpOp::GreaterOrEqual));
+  table.push_back(logic_op("And", [](bool a, bool b) { return a && b; }));
+  table.push_back(logic_op("Or", [](bool a, bool b) { return a || b; }));
+  table.push_back(logic_op("Xor", [](bool a, bool b) { return a != b; }));
+  table.push_back(OpDef{"Not", infer_not, eval_not});
+  table.push_back(OpDef{"Where", infer_where, eval_where});
 }
 
 }  // namespace vkfuse::graph

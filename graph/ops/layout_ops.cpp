@@ -452,10 +452,13 @@ const char* onnx_type_name(std::int64_t t) {
   }
 }
 
-// Integer types narrower than int64 are held as int64 (as the importer holds
-// their constants), their values wrapped into the type's range by the cast.
-// ONNX type codes: UINT8 2, INT8 3, UINT16 4, INT16 5, INT32 6, INT64 7, UINT32 12.
-bool narrow_integer(std::int64_t to) { return to == 2 || to == 3 || to == 4 || to == 5 || to == 6 || to == 12; }
+// Integer types narrower than int64, and bool, are held as int64 (as the
+// importer holds their constants), their values wrapped into the type's range
+// by the cast (bool: 0 or 1).
+// ONNX type codes: UINT8 2, INT8 3, UINT16 4, INT16 5, INT32 6, INT64 7, BOOL 9, UINT32 12.
+bool narrow_integer(std::int64_t to) {
+  return to == 2 || to == 3 || to == 4 || to == 5 || to == 6 || to == 9 || to == 12;
+}
 
 DType cast_target(const Node& node) {
   if (!node.attrs.has("to")) fail_node(node, "missing the 'to' attribute");
@@ -463,7 +466,7 @@ DType cast_target(const Node& node) {
   if (to == 1) return DType::f32;
   if (to == 7 || narrow_integer(to)) return DType::i64;
   unsupported_node(node, std::string("cast to ") + onnx_type_name(to) + " (" + std::to_string(to) +
-                             "); vkfuse has float32 and integer tensors (int64 and narrower, not uint64 or bool)");
+                             "); vkfuse has float32, integer (int64 and narrower, not uint64) and bool tensors");
 }
 
 std::int64_t wrap_to(std::int64_t to, std::int64_t v) {
@@ -474,6 +477,7 @@ std::int64_t wrap_to(std::int64_t to, std::int64_t v) {
     case 5: return static_cast<std::int16_t>(v);
     case 6: return static_cast<std::int32_t>(v);
     case 12: return static_cast<std::uint32_t>(v);
+    case 9: return v != 0;
     default: return v;
   }
 }
@@ -499,6 +503,8 @@ void eval_cast(const OpContext& ctx, std::span<const Tensor* const> inputs, std:
   const std::int64_t n = x.numel();
   if (x.dtype() == y.dtype()) {
     if (n) std::memcpy(y.bytes(), x.bytes(), x.byte_size());
+  } else if (ctx.node.attrs.get_int("to", 0) == 9) {  // float to bool: any non-zero (NaN too) is true
+    for (std::int64_t i = 0; i < n; ++i) y.i64()[i] = x.f32()[i] != 0.0f;
   } else if (y.dtype() == DType::i64) {
     for (std::int64_t i = 0; i < n; ++i) y.i64()[i] = float_to_int64(x.f32()[i]);
   } else {

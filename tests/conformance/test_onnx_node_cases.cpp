@@ -13,9 +13,11 @@
 // skipped with their reason; every other selected case must pass.
 //
 // int64 runtime inputs (Reshape's shape, Squeeze/Unsqueeze axes, Pad's pads,
-// Gather's indices) are turned into initializers with the case's values before
+// Gather's indices), and int32 and bool ones (the comparisons', logic ops'
+// and Where's), are turned into initializers with the case's values before
 // loading: exported CNNs carry them as constants, and the public API takes
-// float32 inputs only.
+// float32 inputs only. A bool output gets a Cast to float32 appended and is
+// compared with the reference as 0/1.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -178,6 +180,17 @@ const Selection kSelected[] = {
     {"Resize", "test_resize_*"},
     {"Upsample", "test_upsample_*"},
     {"ConvTranspose", "test_convtranspose*"},
+    // Comparisons, logic, Where (bool outputs are compared as 0/1, see below).
+    {"Equal", "test_equal*"},
+    {"LessOrEqual", "test_less_equal*"},
+    {"Less", "test_less*"},
+    {"GreaterOrEqual", "test_greater_equal*"},
+    {"Greater", "test_greater*"},
+    {"And", "test_and*"},
+    {"Or", "test_or*"},
+    {"Xor", "test_xor*"},
+    {"Not", "test_not_*"},
+    {"Where", "test_where_*"},
 };
 
 // Node inputs that vkfuse needs as constants: a case's graph input feeding one
@@ -246,6 +259,7 @@ const Skip kSkipped[] = {
     {"test_constantofshape_int_*", "int32 output (vkfuse runs float32)"},
     {"test_range_*_expanded", "the expansion uses Loop, which vkfuse does not support"},
     {"test_range_int32_*", "int32 tensors (vkfuse runs float32)"},
+    {"test_where_long_example", "int64 X and Y: an int64 runtime output"},
 };
 
 const char* selected_op(const std::string& name) {
@@ -304,7 +318,14 @@ std::int64_t numel(const std::vector<std::int64_t>& dims) {
 std::vector<float> floats_of(const onnx::TensorProto& t) {
   const auto n = static_cast<std::size_t>(numel(dims_of(t)));
   std::vector<float> v(n);
-  if (t.has_raw_data()) {
+  if (t.data_type() == onnx::TensorProto::BOOL) {  // as 0/1 (see the Cast appended to bool outputs)
+    if (t.has_raw_data() && t.raw_data().size() == n)
+      for (std::size_t i = 0; i < n; ++i) v[i] = t.raw_data()[i] != 0 ? 1.f : 0.f;
+    else if (static_cast<std::size_t>(t.int32_data_size()) == n)
+      for (std::size_t i = 0; i < n; ++i) v[i] = t.int32_data(static_cast<int>(i)) != 0 ? 1.f : 0.f;
+    else
+      ADD_FAILURE() << t.name() << ": expected " << n << " bools";
+  } else if (t.has_raw_data()) {
     if (t.raw_data().size() != n * sizeof(float)) ADD_FAILURE() << t.name() << ": raw_data has the wrong size";
     else if (n) std::memcpy(v.data(), t.raw_data().data(), n * sizeof(float));  // little-endian host
   } else if (static_cast<std::size_t>(t.float_data_size()) == n) {
@@ -373,8 +394,28 @@ TEST_P(OnnxNodeCase, MatchesReference) {
       for (int i : it->second)
         if (i < node.input_size()) parameter_inputs.insert(node.input(i));
 
-  // Every runtime tensor must be float32 now, except int64 inputs, which
-  // become initializers. Anything else belongs on kSkipped, with a reason.
+  // A bool output (a comparison's, a logic op's) becomes float32 through an
+  // appended Cast, and is compared with the reference's bools as 0/1.
+  for (auto& vi : *graph.mutable_output()) {
+    if (!vi.type().has_tensor_type() || vi.type().tensor_type().elem_type() != onnx::TensorProto::BOOL) continue;
+    const std::string bool_name = vi.name() + "_bool";
+    for (auto& node : *graph.mutable_node())
+      for (auto& out : *node.mutable_output())
+        if (out == vi.name()) out = bool_name;
+    auto* cast = graph.add_node();
+    cast->set_op_type("Cast");
+    cast->add_input(bool_name);
+    cast->add_output(vi.name());
+    auto* to = cast->add_attribute();
+    to->set_name("to");
+    to->set_type(onnx::AttributeProto::INT);
+    to->set_i(onnx::TensorProto::FLOAT);
+    vi.mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  }
+
+  // Every runtime tensor must be float32 now, except int64, int32 and bool
+  // inputs, which become initializers (the importer holds int32 and bool
+  // constants as int64). Anything else belongs on kSkipped, with a reason.
   for (const auto& vi : graph.output()) {
     ASSERT_TRUE(vi.type().has_tensor_type()) << name << ": output " << vi.name() << " is not a tensor; add to kSkipped";
     ASSERT_EQ(vi.type().tensor_type().elem_type(), onnx::TensorProto::FLOAT)
@@ -388,7 +429,8 @@ TEST_P(OnnxNodeCase, MatchesReference) {
       const auto& vi = graph.input(j);
       ASSERT_TRUE(vi.type().has_tensor_type()) << name << ": input " << vi.name() << " is not a tensor; add to kSkipped";
       const int et = vi.type().tensor_type().elem_type();
-      if (et == onnx::TensorProto::INT64 || parameter_inputs.count(vi.name())) {
+      if (et == onnx::TensorProto::INT64 || et == onnx::TensorProto::INT32 || et == onnx::TensorProto::BOOL ||
+          parameter_inputs.count(vi.name())) {
         *graph.add_initializer() = inputs[j];
       } else {
         ASSERT_EQ(et, onnx::TensorProto::FLOAT) << name << ": input " << vi.name() << " is " << dtype_name(et)

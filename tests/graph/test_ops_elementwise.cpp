@@ -541,10 +541,59 @@ TEST(OpsElementwise, FusedActivationAppliedToNewOps) {
   EXPECT_EQ(error_naming("Neg_test", [&] { run(ni, {&xi}); }), ErrorKind::Unsupported);
 }
 
+// ---------------------------------------------------------------------------
+// Comparisons, logic, Where (bool held as int64 0/1); expected values from
+// numpy (np.equal, np.less, ..., np.where, astype(bool)).
+
+TEST(OpsElementwise, ComparisonsBroadcastAndTreatNaNAsUnordered) {
+  Tensor x = Tensor::from_f32({2, 3}, {1.f, -2.f, 3.f, std::nanf(""), 5.f, 0.f});
+  Tensor y = Tensor::from_f32({3}, {1.f, 5.f, -1.f});
+  expect_i64(run(make_node("Equal"), {&x, &y})[0], {2, 3}, {1, 0, 0, 0, 1, 0});
+  expect_i64(run(make_node("Less"), {&x, &y})[0], {2, 3}, {0, 1, 0, 0, 0, 0});
+  expect_i64(run(make_node("Greater"), {&x, &y})[0], {2, 3}, {0, 0, 1, 0, 0, 1});
+  expect_i64(run(make_node("LessOrEqual"), {&x, &y})[0], {2, 3}, {1, 1, 0, 0, 1, 0});
+  expect_i64(run(make_node("GreaterOrEqual"), {&x, &y})[0], {2, 3}, {1, 0, 1, 0, 1, 1});
+  Tensor a = Tensor::from_i64({3}, {3, -1, 7}), b = Tensor::from_i64({}, {3});
+  expect_i64(run(make_node("Equal"), {&a, &b})[0], {3}, {1, 0, 0});
+  EXPECT_EQ(error_naming("Less_test", [&] { run(make_node("Less"), {&x, &a}); }), ErrorKind::InvalidModel);
+}
+
+TEST(OpsElementwise, LogicOpsAndNot) {
+  Tensor a = Tensor::from_i64({2, 1}, {1, 0});
+  Tensor b = Tensor::from_i64({3}, {1, 0, 5});  // any non-zero is true
+  expect_i64(run(make_node("And"), {&a, &b})[0], {2, 3}, {1, 0, 1, 0, 0, 0});
+  expect_i64(run(make_node("Or"), {&a, &b})[0], {2, 3}, {1, 1, 1, 1, 0, 1});
+  expect_i64(run(make_node("Xor"), {&a, &b})[0], {2, 3}, {0, 1, 0, 1, 0, 1});
+  expect_i64(run(make_node("Not"), {&b})[0], {3}, {0, 1, 0});
+  Tensor f = Tensor::from_f32({1}, {1.f});
+  EXPECT_EQ(error_naming("And_test", [&] { run(make_node("And"), {&f, &b}); }), ErrorKind::InvalidModel);
+}
+
+TEST(OpsElementwise, WhereBroadcastsAllThree) {
+  Tensor c = Tensor::from_i64({2, 1}, {1, 0});
+  Tensor x = Tensor::from_f32({3}, {1.f, 2.f, 3.f});
+  Tensor y = Tensor::scalar_f32(-7.f);
+  expect_f32(run(make_node("Where"), {&c, &x, &y})[0], {2, 3}, {1.f, 2.f, 3.f, -7.f, -7.f, -7.f});
+  Tensor xi = Tensor::from_i64({3}, {4, 5, 6}), yi = Tensor::from_i64({2, 1}, {8, 9});
+  expect_i64(run(make_node("Where"), {&c, &xi, &yi})[0], {2, 3}, {4, 5, 6, 9, 9, 9});
+  EXPECT_EQ(error_naming("Where_test", [&] { run(make_node("Where"), {&x, &x, &y}); }), ErrorKind::InvalidModel);
+  EXPECT_EQ(error_naming("Where_test", [&] { run(make_node("Where"), {&c, &x, &yi}); }), ErrorKind::InvalidModel);
+}
+
+TEST(OpsElementwise, CastToBool) {
+  Attributes to_bool;
+  to_bool.set("to", std::int64_t{9});
+  Tensor x = Tensor::from_f32({4}, {0.f, 0.5f, -2.f, std::nanf("")});
+  expect_i64(run(make_node("Cast", to_bool), {&x})[0], {4}, {0, 1, 1, 1});
+  Tensor i = Tensor::from_i64({3}, {0, 3, -1});
+  expect_i64(run(make_node("Cast", to_bool), {&i})[0], {3}, {0, 1, 1});
+}
+
 TEST(OpsElementwise, Registered) {
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish",
                          "Clip", "Pow", "PRelu", "Min", "Max", "Mean", "Sum", "Sqrt", "Exp", "Log", "Erf", "Tanh",
-                         "Softplus", "Softsign", "Reciprocal", "Ceil", "Floor", "Elu", "Selu", "Neg", "Abs"})
+                         "Softplus", "Softsign", "Reciprocal", "Ceil", "Floor", "Elu", "Selu", "Neg", "Abs", "Equal", "Less",
+                         "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where"})
     EXPECT_NE(find_op(op), nullptr) << op;
 }
 

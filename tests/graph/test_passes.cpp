@@ -513,6 +513,36 @@ TEST(Import, ReadsInitializersAsProtobufMergesThem) {
   EXPECT_EQ(y, (std::vector<float>{11.5f, 22.25f, 32, 52}));
 }
 
+// Comparisons and Where on runtime values (no constant folding), through the
+// public API: Where(Less(x, y), x, y) is min(x, y), and Cast(Greater(x, 0)) * x
+// is ReLU.
+TEST(Import, BoolOpsRunOnRuntimeValues) {
+  OnnxBuilder b;
+  b.input("x", {2, 3}).input("y", {2, 3}).output("m").output("r");
+  b.node("Less", {"x", "y"}, {"lt"});
+  b.node("Where", {"lt", "x", "y"}, {"m"});
+  b.initializer("zero", {}, {0.f});
+  b.node("Greater", {"x", "zero"}, {"pos"});
+  auto& cast = b.node("Cast", {"pos"}, {"posf"});
+  OnnxBuilder::attr_int(cast, "to", onnx::TensorProto::FLOAT);
+  b.node("Mul", {"posf", "x"}, {"r"});
+  const std::vector<std::uint8_t> bytes = b.byte_vector();
+  const std::vector<float> x{1, -2, 3, -4, 5, 0.5f}, y{0, 0, 4, -5, 6, 0.25f};
+  for (const char* strategy : {"reference", "cpu"}) {
+    vkfuse::LoadOptions opts;
+    opts.strategy = strategy;
+    auto model = vkfuse::Model::load_bytes(bytes, opts);
+    std::vector<float> m(6), r(6);
+    vkfuse::InputBuffer in[2] = {{"x", x}, {"y", y}};
+    vkfuse::OutputBuffer out[2] = {{"m", m}, {"r", r}};
+    model.run(in, out);
+    for (std::size_t i = 0; i < 6; ++i) {
+      EXPECT_EQ(m[i], std::min(x[i], y[i])) << strategy << " element " << i;
+      EXPECT_EQ(r[i], std::max(x[i], 0.f)) << strategy << " element " << i;
+    }
+  }
+}
+
 TEST(Import, RejectsCyclesAndDanglingInputs) {
   OnnxBuilder cyc;
   cyc.input("x", {2}).output("y");
