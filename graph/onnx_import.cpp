@@ -8,10 +8,9 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <limits>
+#include <cerrno>
 #include <optional>
-#include <sstream>
 #include <string_view>
 #include <unordered_map>
 
@@ -141,11 +140,13 @@ Tensor tensor_from(const onnx::TensorProto& p, std::optional<std::string_view> r
           else if (dt == onnx::TensorProto::UINT16) { std::uint16_t x; std::memcpy(&x, b, 2); v = x; }
           else if (dt == onnx::TensorProto::INT8) { v = static_cast<std::int8_t>(*b); }
           else { v = static_cast<std::uint8_t>(*b); }
-          t.i64()[i] = v;
+          t.i64()[i] = dt == onnx::TensorProto::BOOL ? v != 0 : v;  // bool as 0/1, whatever byte holds it
         }
       } else {
         if (p.int32_data_size() != n) invalid("tensor '" + name + "' has the wrong number of values");
         copy_numbers(t.i64(), p.int32_data().data(), n);
+        if (p.data_type() == onnx::TensorProto::BOOL)
+          for (std::int64_t i = 0; i < n; ++i) t.i64()[i] = t.i64()[i] != 0;
       }
       return t;
     }
@@ -204,10 +205,10 @@ std::optional<std::vector<WireField>> wire_fields(std::string_view msg) {
     WireField f;
     f.number = Wire::GetTagFieldNumber(tag);
     if (Wire::GetTagWireType(tag) == Wire::WIRETYPE_LENGTH_DELIMITED) {
-      std::uint32_t length = 0;
-      if (!in.ReadVarint32(&length)) return std::nullopt;
+      int length = 0;  // protobuf's own reading of a length: at most INT_MAX
+      if (!in.ReadVarintSizeAsInt(&length)) return std::nullopt;
       const auto at = static_cast<std::size_t>(in.CurrentPosition());
-      if (length > msg.size() - at || !in.Skip(static_cast<int>(length))) return std::nullopt;
+      if (static_cast<std::size_t>(length) > msg.size() - at || !in.Skip(length)) return std::nullopt;
       f.delimited = true;
       f.payload = msg.substr(at, length);
     } else if (!Wire::SkipField(&in, tag)) {
@@ -272,27 +273,43 @@ std::optional<SplitModel> split_initializers(std::string_view file) {
 
 ModelFile::ModelFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(ErrorKind::Io, "cannot open model file '" + path + "': no such file or not readable");
+  if (fd < 0)
+    throw Error(ErrorKind::Io, "cannot open model file '" + path + "': " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+  if (::fstat(fd, &st) != 0) throw Error(ErrorKind::Io, "cannot read model file '" + path + "': " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw Error(ErrorKind::Io, "model file '" + path + "' is a directory");
+  if (st.st_size > std::numeric_limits<int>::max())
+    throw Error(ErrorKind::Unsupported, "model file '" + path + "' is over 2 GiB; models with external data are not supported");
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
     // Mapped, not read: the weights are copied once, from the page cache
     // into the tensors (MAP_POPULATE: the pages in one go, not a fault each).
+    // The mapping lives only while the model loads; a file truncated in place
+    // during that time (rather than replaced by a rename) would fault.
     void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (p != MAP_FAILED) {
-      ::close(fd);
       mapped_ = p;
       bytes_ = {static_cast<const std::uint8_t*>(p), static_cast<std::size_t>(st.st_size)};
       return;
     }
   }
-  ::close(fd);
-  // Not a regular file (a pipe), or not mappable: read it.
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorKind::Io, "cannot open model file '" + path + "': no such file or not readable");
-  std::ostringstream all;
-  all << f.rdbuf();
-  read_ = std::move(all).str();
-  if (f.bad()) throw Error(ErrorKind::Io, "cannot read model file '" + path + "'");
+  // Not a regular file (a pipe), or not mappable: read it, from this
+  // descriptor (reopening a FIFO would lose its writer).
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got == 0) break;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw Error(ErrorKind::Io, "cannot read model file '" + path + "': " + std::strerror(errno));
+    }
+    read_.append(chunk, static_cast<std::size_t>(got));
+    if (read_.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw Error(ErrorKind::Unsupported, "model file '" + path + "' is over 2 GiB; models with external data are not supported");
+  }
   bytes_ = {reinterpret_cast<const std::uint8_t*>(read_.data()), read_.size()};
 }
 

@@ -1,10 +1,15 @@
 // Import, shape inference, constant folding and canonicalization, on small
 // hand-built ONNX graphs whose expected result is written beside them.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include "graph/passes.h"
 #include "runtime/reference_executor.h"
@@ -513,9 +518,9 @@ TEST(Import, ReadsInitializersAsProtobufMergesThem) {
   EXPECT_EQ(y, (std::vector<float>{11.5f, 22.25f, 32, 52}));
 }
 
-// Comparisons and Where on runtime values (no constant folding), through the
-// public API: Where(Less(x, y), x, y) is min(x, y), and Cast(Greater(x, 0)) * x
-// is ReLU.
+// Comparisons, logic ops and Where on runtime values (no constant folding),
+// through the public API: Where(Less(x, y), x, y) is min(x, y),
+// Cast(Greater(x, 0)) * x is ReLU, and two logic expressions as 0/1.
 TEST(Import, BoolOpsRunOnRuntimeValues) {
   OnnxBuilder b;
   b.input("x", {2, 3}).input("y", {2, 3}).output("m").output("r");
@@ -526,21 +531,61 @@ TEST(Import, BoolOpsRunOnRuntimeValues) {
   auto& cast = b.node("Cast", {"pos"}, {"posf"});
   OnnxBuilder::attr_int(cast, "to", onnx::TensorProto::FLOAT);
   b.node("Mul", {"posf", "x"}, {"r"});
+  // k = (x > 0 and x < y) or (x < 0 xor y < 0), and n = not (x == y), as 0/1.
+  b.node("And", {"pos", "lt"}, {"both"});
+  b.node("Less", {"x", "zero"}, {"xneg"});
+  b.node("Less", {"y", "zero"}, {"yneg"});
+  b.node("Xor", {"xneg", "yneg"}, {"signs"});
+  b.node("Or", {"both", "signs"}, {"kb"});
+  b.node("Equal", {"x", "y"}, {"eq"});
+  b.node("Not", {"eq"}, {"nb"});
+  for (const char* v : {"k", "n"}) {
+    auto& c = b.node("Cast", {std::string(v) + "b"}, {v});
+    OnnxBuilder::attr_int(c, "to", onnx::TensorProto::FLOAT);
+    b.output(v);
+  }
   const std::vector<std::uint8_t> bytes = b.byte_vector();
-  const std::vector<float> x{1, -2, 3, -4, 5, 0.5f}, y{0, 0, 4, -5, 6, 0.25f};
+  const std::vector<float> x{1, -2, 3, -4, 5, 0.5f}, y{0, -2, 4, 5, 6, 0.25f};
   for (const char* strategy : {"reference", "cpu"}) {
     vkfuse::LoadOptions opts;
     opts.strategy = strategy;
     auto model = vkfuse::Model::load_bytes(bytes, opts);
-    std::vector<float> m(6), r(6);
+    std::vector<float> m(6), r(6), k(6), n(6);
     vkfuse::InputBuffer in[2] = {{"x", x}, {"y", y}};
-    vkfuse::OutputBuffer out[2] = {{"m", m}, {"r", r}};
+    vkfuse::OutputBuffer out[4] = {{"m", m}, {"r", r}, {"k", k}, {"n", n}};
     model.run(in, out);
     for (std::size_t i = 0; i < 6; ++i) {
       EXPECT_EQ(m[i], std::min(x[i], y[i])) << strategy << " element " << i;
       EXPECT_EQ(r[i], std::max(x[i], 0.f)) << strategy << " element " << i;
+      const bool kb = (x[i] > 0 && x[i] < y[i]) || ((x[i] < 0) != (y[i] < 0));
+      EXPECT_EQ(k[i], kb ? 1.f : 0.f) << strategy << " element " << i;
+      EXPECT_EQ(n[i], x[i] != y[i] ? 1.f : 0.f) << strategy << " element " << i;
     }
   }
+}
+
+// A model file is mapped; a FIFO is read from the one descriptor; a
+// directory or a missing file is an Io error naming it.
+TEST(Import, ModelFileMapsFilesAndReadsPipes) {
+  const std::string dir = ::testing::TempDir() + "vkfuse_model_file_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string bytes = vkfuse::testing::conv_bn_relu_model().bytes();
+  {
+    std::ofstream(dir + "/m.onnx", std::ios::binary) << bytes;
+    const g::ModelFile f(dir + "/m.onnx");
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size()), bytes);
+  }
+  const std::string fifo = dir + "/pipe.onnx";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] { std::ofstream(fifo, std::ios::binary) << bytes; });
+  {
+    const g::ModelFile f(fifo);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size()), bytes);
+  }
+  writer.join();
+  expect_error([&] { g::ModelFile f(dir); }, ErrorKind::Io, {dir, "directory"});
+  expect_error([&] { g::ModelFile f(dir + "/none.onnx"); }, ErrorKind::Io, {"none.onnx", "No such file"});
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Import, RejectsCyclesAndDanglingInputs) {
