@@ -75,7 +75,7 @@ void register_conv_ops(std::vector<OpDef>& table);         // Conv, ConvTranspos
 void register_pool_ops(std::vector<OpDef>& table);         // MaxPool, AveragePool, GlobalAveragePool
 void register_norm_ops(std::vector<OpDef>& table);         // BatchNormalization, Softmax, LRN,
                                                            // InstanceNormalization, LayerNormalization
-void register_gemm_ops(std::vector<OpDef>& table);         // Gemm, MatMul
+void register_gemm_ops(std::vector<OpDef>& table);         // Gemm, MatMul, Einsum
 void register_elementwise_ops(std::vector<OpDef>& table);  // Add, Mul, Sub, Div, Pow, PRelu, Min, Max,
                                                            // Mean, Sum, activations, unary math, Clip,
                                                            // comparisons, logic, Where

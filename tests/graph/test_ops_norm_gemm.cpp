@@ -286,5 +286,57 @@ TEST(MatMul, Errors) {
   expect_error(make_node("MatMul"), {&ai, &b}, ErrorKind::Unsupported);
 }
 
+// Einsum: expected values from numpy.einsum.
+Node einsum(const std::string& equation) {
+  Node n = make_node("Einsum");
+  n.attrs.set("equation", equation);
+  return n;
+}
+
+TEST(Einsum, ExplicitAndImplicitOutputs) {
+  Tensor a = Tensor::from_f32({2, 3}, {-2, -1, 0, 1, 2, 3});
+  Tensor b = Tensor::from_f32({3, 2}, {1, 0.5f, 2, -1, 0, 3});
+  expect_tensor(run(einsum("ij,jk->ik"), {&a, &b}), {2, 2}, {-4, 0, 5, 7.5});
+  expect_tensor(run(einsum("ij -> ji"), {&a}), {3, 2}, {-2, 1, -1, 2, 0, 3});
+  expect_tensor(run(einsum("ji"), {&a}), {3, 2}, {-2, 1, -1, 2, 0, 3});  // implicit: labels sorted
+  expect_tensor(run(einsum("ij->"), {&a}), {}, {3});
+  Tensor a0 = Tensor::from_f32({3}, {-2, -1, 0}), a1 = Tensor::from_f32({3}, {1, 2, 3});
+  expect_tensor(run(einsum("i,i"), {&a1, &a0}), {}, {-4});
+  expect_tensor(run(einsum("bA,Ab"), {&b, &a}), {}, {3.5});  // upper-case labels; the trace of b·a
+}
+
+TEST(Einsum, DiagonalsBatchesAndEllipses) {
+  std::vector<float> cv(18);
+  for (std::size_t i = 0; i < cv.size(); ++i) cv[i] = 0.5f * static_cast<float>(i);
+  Tensor c = Tensor::from_f32({2, 3, 3}, cv);
+  Tensor c0 = Tensor::from_f32({3, 3}, std::vector<float>(cv.begin(), cv.begin() + 9));
+  expect_tensor(run(einsum("ii"), {&c0}), {}, {6});  // trace
+  expect_tensor(run(einsum("...ii->...i"), {&c}), {2, 3}, {0, 2, 4, 4.5, 6.5, 8.5});
+  expect_tensor(run(einsum("bij,bjk->bik"), {&c, &c}), {2, 3, 3},
+                {3.75, 4.5, 5.25, 10.5, 13.5, 16.5, 17.25, 22.5, 27.75, 91.5, 99, 106.5, 118.5, 128.25, 138, 145.5,
+                 157.5, 169.5});
+  Tensor d = Tensor::from_f32({2, 1, 3}, {0, 1, 2, 3, 4, 5});
+  Tensor e = Tensor::from_f32({4, 3}, {-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6});
+  expect_tensor(run(einsum("...j,kj->...k"), {&d, &e}), {2, 1, 4}, {-10, -1, 8, 17, -46, -10, 26, 62});
+  // The ellipsis broadcasts: [2, 3] against [1, 3].
+  Tensor a = Tensor::from_f32({2, 3}, {-2, -1, 0, 1, 2, 3});
+  Tensor r = Tensor::from_f32({1, 3}, {-2, -1, 0});
+  expect_tensor(run(einsum("...i,...i->...i"), {&a, &r}), {2, 3}, {4, 1, 0, -2, -2, 0});
+}
+
+TEST(Einsum, Errors) {
+  Tensor a = Tensor::from_f32({2, 3}, {-2, -1, 0, 1, 2, 3});
+  Tensor b = Tensor::from_f32({2, 2}, {1, 2, 3, 4});
+  expect_error(einsum("ij,jk->ik"), {&a, &b}, ErrorKind::InvalidModel);  // j: 3 vs 2
+  expect_error(einsum("ijk->i"), {&a}, ErrorKind::InvalidModel);         // rank
+  expect_error(einsum("ij,jk->ik"), {&a}, ErrorKind::InvalidModel);      // two terms, one input
+  expect_error(einsum("ij->iz"), {&a}, ErrorKind::InvalidModel);         // z in no input
+  expect_error(einsum("ij->ii"), {&a}, ErrorKind::InvalidModel);         // repeated output label
+  expect_error(einsum("i1->i"), {&a}, ErrorKind::InvalidModel);          // not a label
+  expect_error(einsum(""), {&a}, ErrorKind::InvalidModel);
+  Tensor ai = Tensor::from_i64({2, 3}, {1, 2, 3, 4, 5, 6});
+  expect_error(einsum("ij->ji"), {&ai}, ErrorKind::Unsupported);
+}
+
 }  // namespace
 }  // namespace vkfuse::graph
