@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <limits>
-#include <cerrno>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -140,14 +140,14 @@ Tensor tensor_from(const onnx::TensorProto& p, std::optional<std::string_view> r
           else if (dt == onnx::TensorProto::UINT16) { std::uint16_t x; std::memcpy(&x, b, 2); v = x; }
           else if (dt == onnx::TensorProto::INT8) { v = static_cast<std::int8_t>(*b); }
           else { v = static_cast<std::uint8_t>(*b); }
-          t.i64()[i] = dt == onnx::TensorProto::BOOL ? v != 0 : v;  // bool as 0/1, whatever byte holds it
+          t.i64()[i] = v;
         }
       } else {
         if (p.int32_data_size() != n) invalid("tensor '" + name + "' has the wrong number of values");
         copy_numbers(t.i64(), p.int32_data().data(), n);
-        if (p.data_type() == onnx::TensorProto::BOOL)
-          for (std::int64_t i = 0; i < n; ++i) t.i64()[i] = t.i64()[i] != 0;
       }
+      if (p.data_type() == onnx::TensorProto::BOOL)  // bool as 0/1, whatever value holds it
+        for (std::int64_t i = 0; i < n; ++i) t.i64()[i] = t.i64()[i] != 0;
       return t;
     }
     default:
@@ -279,11 +279,14 @@ ModelFile::ModelFile(const std::string& path) {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
+  auto too_large = [&] {
+    return Error(ErrorKind::Unsupported,
+                 "model file '" + path + "' is over 2 GiB; models with external data are not supported");
+  };
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw Error(ErrorKind::Io, "cannot read model file '" + path + "': " + std::strerror(errno));
   if (S_ISDIR(st.st_mode)) throw Error(ErrorKind::Io, "model file '" + path + "' is a directory");
-  if (st.st_size > std::numeric_limits<int>::max())
-    throw Error(ErrorKind::Unsupported, "model file '" + path + "' is over 2 GiB; models with external data are not supported");
+  if (st.st_size > std::numeric_limits<int>::max()) throw too_large();
   if (S_ISREG(st.st_mode) && st.st_size > 0) {
     // Mapped, not read: the weights are copied once, from the page cache
     // into the tensors (MAP_POPULATE: the pages in one go, not a fault each).
@@ -307,8 +310,7 @@ ModelFile::ModelFile(const std::string& path) {
       throw Error(ErrorKind::Io, "cannot read model file '" + path + "': " + std::strerror(errno));
     }
     read_.append(chunk, static_cast<std::size_t>(got));
-    if (read_.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-      throw Error(ErrorKind::Unsupported, "model file '" + path + "' is over 2 GiB; models with external data are not supported");
+    if (read_.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw too_large();
   }
   bytes_ = {reinterpret_cast<const std::uint8_t*>(read_.data()), read_.size()};
 }

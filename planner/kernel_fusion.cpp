@@ -123,10 +123,18 @@ double KernelFusion::copied_fraction(int i, std::span<const int> unit, bool shar
   return total > 0 ? copied / total : 0;
 }
 
+namespace {
+
+// A float32 value computed at run time (not a constant).
+bool runtime_f32(const graph::Graph& g, ValueId v) {
+  return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == graph::DType::f32;
+}
+
+}  // namespace
+
 bool host_conv_kernel(const graph::Graph& g, const graph::Node& n) {
-  auto runtime_f32 = [&](ValueId v) { return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == graph::DType::f32; };
-  if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !runtime_f32(n.outputs[0]) ||
-      !runtime_f32(n.inputs[0]) || g.value(n.inputs[0]).shape.size() != 4 || n.inputs[1] == kNoValue)
+  if (n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.empty() || !runtime_f32(g, n.outputs[0]) ||
+      !runtime_f32(g, n.inputs[0]) || g.value(n.inputs[0]).shape.size() != 4 || n.inputs[1] == kNoValue)
     return false;
   for (std::size_t i = 1; i < n.inputs.size(); ++i) {
     const ValueId v = n.inputs[i];
@@ -141,7 +149,6 @@ HostFusion::HostFusion(const graph::Graph& g)
   const auto uses = g.use_counts();
   std::vector<char> is_output(g.values.size(), 0);
   for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
-  auto runtime_f32 = [&](ValueId v) { return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == graph::DType::f32; };
   auto dense_conv = [&](const graph::Node& n) {
     return host_conv_kernel(g, n) && n.attrs.get_int("group", 1) == 1 &&
            n.activation.kind == graph::Activation::Kind::None;
@@ -152,7 +159,7 @@ HostFusion::HostFusion(const graph::Graph& g)
     const graph::Shape& out = g.value(add.outputs[0]).shape;
     for (int side = 0; side < 2; ++side) {
       const ValueId p = add.inputs[static_cast<std::size_t>(side)], q = add.inputs[static_cast<std::size_t>(1 - side)];
-      if (!runtime_f32(p) || !runtime_f32(q) || p == q || g.value(p).shape != out || g.value(q).shape != out) continue;
+      if (!runtime_f32(g, p) || !runtime_f32(g, q) || p == q || g.value(p).shape != out || g.value(q).shape != out) continue;
       const std::int32_t c = producer[static_cast<std::size_t>(p)];
       if (c < 0 || !dense_conv(g.nodes[static_cast<std::size_t>(c)])) continue;
       if (uses[static_cast<std::size_t>(p)] != 1 || is_output[static_cast<std::size_t>(p)]) continue;
