@@ -135,6 +135,17 @@ struct NormRows {
 };
 NormRows layer_norm_rows(const Node& node, const Shape& x);
 
+// The resolved geometry of one convolution, spatial dims only.
+struct ConvGeometry {
+  std::vector<std::int64_t> kernel, strides, dilations;
+  std::vector<std::int64_t> pad_begin, pad_end;
+  std::vector<std::int64_t> out;
+};
+// ConvTranspose's attributes validated against X [N, C, spatial...] and
+// W [C, M/group, k...]: pads (negative where output_shape asks for more than
+// the full scatter) and the output's spatial shape. Fails naming the node.
+ConvGeometry conv_transpose_geometry(const Node& node, const Shape& x, const Shape& w);
+
 // A Resize's (or Upsample's) mode, coordinate transformation, rounding,
 // per-axis scales and output shape, as shape inference reads them (Upsample
 // and Resize-10: asymmetric coordinates, floor rounding).

@@ -18,6 +18,28 @@ bool is_view_type(const std::string& op) {
 
 }  // namespace
 
+std::int64_t weight_split(const graph::Graph& g, const graph::Node& n) {
+  constexpr std::int64_t kFloats = kKernelWeightBytes / 4;
+  const graph::Tensor* w = g.constant_input(n, 1);
+  if (n.op_type == "Conv" && w && w->shape().size() >= 3) {
+    // Packed as [channel][ci][taps] padded to 16 channels, then one bias each.
+    const std::int64_t groups = std::max<std::int64_t>(1, n.attrs.get_int("group", 1));
+    const std::int64_t m = w->shape()[0], mg = m / groups, per_channel = w->numel() / std::max<std::int64_t>(1, m) + 1;
+    if (groups * ((mg + 15) / 16 * 16) * per_channel <= kFloats) return m;
+    if (groups > 1) return 0;
+    return kFloats / per_channel / kConvSplitQuantum * kConvSplitQuantum;
+  }
+  if (n.op_type == "Gemm" && w && w->shape().size() == 2) {
+    const bool tb = n.attrs.get_int("transB", 0) != 0;
+    const std::int64_t k = tb ? w->shape()[1] : w->shape()[0], cols = tb ? w->shape()[0] : w->shape()[1];
+    if (k * cols <= kFloats) return cols;
+    return kFloats / std::max<std::int64_t>(1, k);
+  }
+  // No packed weights (a Gemm's B read from the arena): nothing to split.
+  const graph::Shape& y = g.value(n.outputs[0]).shape;
+  return y.size() >= 2 ? y[1] : 1;
+}
+
 KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producers()) {
   const std::size_t n = g.nodes.size();
   alias_.assign(n, 0);
@@ -103,6 +125,11 @@ int KernelFusion::kernels(int i, std::span<const int> unit, bool shared_memory) 
   if (n.op_type == "Split") {  // one copy kernel per output
     for (ValueId v : n.outputs) copies += nonempty(v) ? 1 : 0;
     return copies;
+  }
+  if (n.op_type == "Conv" || n.op_type == "Gemm") {
+    const std::int64_t split = weight_split(*g_, n);
+    const graph::Shape& y = g_->value(n.outputs[0]).shape;  // channels (Conv) or columns (Gemm) at 1
+    return split > 0 && y.size() >= 2 ? static_cast<int>((y[1] + split - 1) / split) : 1;
   }
   if (n.op_type != "Concat") return 1;
   for (ValueId v : n.inputs)

@@ -40,7 +40,8 @@ class KernelFusion {
   bool is_alias(int node) const { return alias_[static_cast<std::size_t>(node)] != 0; }
   // Dispatches node i needs: 0 for an alias, an Add run by its Conv, a node
   // folded to constants, or a Concat written wholly in place; a Concat's copy
-  // kernels; a Split's outputs; otherwise 1.
+  // kernels; a Split's outputs; a split Conv's or Gemm's ranges (weight_split);
+  // otherwise 1.
   int kernels(int i, std::span<const int> unit, bool shared_memory) const;
   // Of Concat i: the fraction of its output that copy kernels write.
   double copied_fraction(int i, std::span<const int> unit, bool shared_memory) const;
@@ -53,6 +54,20 @@ class KernelFusion {
   std::vector<char> concat_in_place_;           // per node: a Concat that writes inputs in place
   std::vector<std::vector<int>> value_concats_;  // per value: such Concats reading it once, ascending
 };
+
+// A kernel's packed weights live in one storage buffer, of which every
+// Vulkan device addresses 128 MiB (maxStorageBufferRange's minimum). A Conv
+// of one group, or a Gemm with a constant B, that has more is split into
+// kernels over ranges of its output channels (Conv) or columns (Gemm), each
+// within the bound (a VGG's fully connected layers). weight_split gives the
+// size of one range: the whole count when one kernel holds them all (or
+// there are no packed weights), 0 when not even the smallest range fits or
+// the op cannot be split (a grouped Conv), which keeps the op on the host.
+constexpr std::int64_t kKernelWeightBytes = std::int64_t{1} << 27;
+std::int64_t weight_split(const graph::Graph& g, const graph::Node& n);
+// Conv output channels of one range are a multiple of this, so that every
+// register block (4, 8, 12 or 16 channels) tiles a range exactly.
+constexpr std::int64_t kConvSplitQuantum = 48;
 
 // A 2-D Conv that the host's convolution kernels take (runtime/host_program):
 // a float32 activation of rank 4 with constant float32 weights (and bias).

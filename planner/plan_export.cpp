@@ -115,7 +115,7 @@ std::string plan_to_text(const Plan& plan) {
         o << (any ? ", " : "") << plan.nodes[static_cast<std::size_t>(u.nodes[j])].name;
         for (std::size_t q = 0; q < u.nodes.size(); ++q)
           if (q != j && u.kernel_of[q] == u.nodes[j]) o << "+" << plan.nodes[static_cast<std::size_t>(u.nodes[q])].name;
-        if (u.dispatches[j] > 1) o << " (" << u.dispatches[j] << " copies)";
+        if (u.dispatches[j] > 1) o << " (" << u.dispatches[j] << " kernels)";  // Concat copies, Split outputs, weight ranges
         any = true;
       }
       o << (any ? "" : "none") << "\n";

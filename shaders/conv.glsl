@@ -8,6 +8,9 @@
 //   [group][channel block][ci][kd][kh][kw][OCB]   then bias as [group][MGP]
 // with MGP = MG rounded up to OCB (zero padding). Each input row segment is
 // loaded once per (ci, kd, kh) and reused across kw and the OPX columns.
+// Weights too large for one storage buffer split a one-group Conv into
+// kernels over ranges of output channels: this one writes MG channels from
+// M0 of the output's M.
 // Slots: o0 output, o1 input, o2 weights (floats), o3 residual.
 #if OCB >= 4
 #define WT vec4
@@ -96,7 +99,7 @@ void main() {
     [[unroll]] for (int c4 = 0; c4 < (OCB >= 4 ? 4 : 1); ++c4) {
       const uint col = mb * OCB + uint(j * 4 + c4);
       if (col >= MG) continue;
-      const uint co = g * MG + col;
+      const uint co = M0 + g * MG + col;
       const uint obase = (n * M + co) * OPLANE + (od * OH + oh) * OW;
       [[unroll]] for (int p = 0; p < OPX; ++p) {
         const int ow = ow0 + p;

@@ -3,7 +3,13 @@
 // the operand layouts (transposes, broadcast strides, batch offsets) are
 // generated index functions. A constant B is repacked at load to [N][K]
 // (k contiguous) and read from the weight buffer.
+// A B too large for one storage buffer splits a Gemm into kernels over
+// ranges of output columns: this one computes GN columns from N0 of GNT.
 // Slots: o0 output, o1 A, o2 B (arena) or weights, o3 C.
+#ifndef N0
+#define N0 0u
+#define GNT GN
+#endif
 #if B_IN_WEIGHTS
 layout(std430, set = 0, binding = 1) readonly buffer Weights { float wb[]; };
 #define LOAD_B(i) wb[i]
@@ -30,7 +36,7 @@ void main() {
   for (; k < GK; ++k) s0 += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
   float v = ALPHA * ((s0 + s1) + (s2 + s3));
 #if HAS_C
-  v += BETA * act[pc.o3 + i * CSI + j * CSJ];
+  v += BETA * act[pc.o3 + i * CSI + (N0 + j) * CSJ];
 #endif
-  act[pc.o0 + (b * GM + i) * GN + j] = act2(v);
+  act[pc.o0 + (b * GM + i) * GNT + N0 + j] = act2(v);
 }

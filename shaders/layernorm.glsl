@@ -1,8 +1,12 @@
-// shaders/layernorm.glsl — LayerNormalization over rows of LEN contiguous
-// elements (the normalised axes last), one invocation per row: mean, then
-// variance of the centred values, then y = (x - mean) / sqrt(var + EPS) *
-// scale + bias. Scale and bias (LEN each) are the kernel's weights.
-// Slots: o0 output, o1 input, o2 weights.
+// shaders/layernorm.glsl — LayerNormalization and InstanceNormalization over
+// rows of LEN contiguous elements (the normalised axes last), one invocation
+// per row: mean, then variance of the centred values, then
+// y = (x - mean) / sqrt(var + EPS) * scale + bias. The kernel's weights are
+// scale then bias: LEN each (LayerNormalization), or CH each, one per row's
+// channel r % CH (InstanceNormalization, rows = N x C).
+// MEAN_OUT / INV_OUT, when defined, are the offsets of LayerNormalization's
+// optional Mean and InvStdDev outputs (one value per row).
+// Slots: o0 output, o1 input, o2 weights, then the optional outputs.
 layout(std430, set = 0, binding = 1) readonly buffer Weights { float w[]; };
 void main() {
   const uint r = global_id();
@@ -17,6 +21,18 @@ void main() {
     q += d * d;
   }
   const float inv = inversesqrt(q / float(LEN) + EPS);
+#if CH
+  const uint c = r % CH;
+  const float a = inv * w[pc.o2 + c], b = w[pc.o2 + CH + c];
+  for (uint j = 0; j < LEN; ++j) act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * a + b);
+#else
   for (uint j = 0; j < LEN; ++j)
     act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * inv * w[pc.o2 + j] + w[pc.o2 + LEN + j]);
+#endif
+#ifdef MEAN_OUT
+  act[MEAN_OUT + r] = mean;
+#endif
+#ifdef INV_OUT
+  act[INV_OUT + r] = inv;
+#endif
 }

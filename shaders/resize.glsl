@@ -1,10 +1,32 @@
-// shaders/resize.glsl — Resize/Upsample of the last two axes (nearest or
-// bilinear), one output element per invocation. The coordinate
+// shaders/resize.glsl — Resize/Upsample of the last two axes (nearest,
+// bilinear or bicubic), one output element per invocation. The coordinate
 // transformation (ONNX's coordinate_transformation_mode) and the nearest
 // rounding are generated: src_coord(x, in, resized, scale) and nearest(c).
 // RES_H/RES_W are the resized lengths before rounding (input length x
 // scale), as ONNX's align_corners and pytorch_half_pixel use them.
+// Bicubic: Keys' kernel with coefficient CUBIC_A over the 4x4 neighbours,
+// indices clamped to the edge; EXCLUDE_OUTSIDE drops the taps outside the
+// input and renormalises the rest.
 // Slots: o0 output, o1 input.
+#if CUBIC
+// The weights of the taps at floor(f) - 1 .. floor(f) + 2 for r = f - floor(f).
+vec4 cubic_weights(float r) {
+  const float a = CUBIC_A, s = 1.0 - r;
+  return vec4(((a * (r + 1.0) - 5.0 * a) * (r + 1.0) + 8.0 * a) * (r + 1.0) - 4.0 * a,
+              ((a + 2.0) * r - (a + 3.0)) * r * r + 1.0,
+              ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0,
+              ((a * (s + 1.0) - 5.0 * a) * (s + 1.0) + 8.0 * a) * (s + 1.0) - 4.0 * a);
+}
+vec4 tap_weights(float f, int first, int len) {
+  vec4 w = cubic_weights(f - floor(f));
+#if EXCLUDE_OUTSIDE
+  for (int j = 0; j < 4; ++j)
+    if (first + j < 0 || first + j >= len) w[j] = 0.0;
+  w /= w.x + w.y + w.z + w.w;
+#endif
+  return w;
+}
+#endif
 void main() {
   const uint i = global_id();
   if (i >= TOTAL) return;
@@ -12,7 +34,17 @@ void main() {
   const float fy = src_coord(float(oy), float(IH), RES_H, SCALE_H);
   const float fx = src_coord(float(ox), float(IW), RES_W, SCALE_W);
   const uint base = pc.o1 + plane * (IH * IW);
-#if LINEAR
+#if CUBIC
+  const int y0 = int(floor(fy)) - 1, x0 = int(floor(fx)) - 1;
+  const vec4 wy = tap_weights(fy, y0, int(IH)), wx = tap_weights(fx, x0, int(IW));
+  float v = 0.0;
+  for (int j = 0; j < 4; ++j) {
+    const uint row = base + uint(clamp(y0 + j, 0, int(IH) - 1)) * IW;
+    float r = 0.0;
+    for (int k = 0; k < 4; ++k) r += wx[k] * act[row + uint(clamp(x0 + k, 0, int(IW) - 1))];
+    v += wy[j] * r;
+  }
+#elif LINEAR
   const float cy = clamp(fy, 0.0, float(IH - 1)), cx = clamp(fx, 0.0, float(IW - 1));
   const uint y0 = uint(floor(cy)), x0 = uint(floor(cx));
   const uint y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);

@@ -7,10 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "codegen/spirv/shaders.h"
 #include "graph/ops.h"
@@ -323,6 +325,7 @@ class Lowering {
   void emit_gemm(const Node& n);
   void emit_matmul(const Node& n);
   void emit_binary(const Node& n);
+  void emit_variadic(const Node& n);
   void emit_unary(const Node& n, const Activation& act1);
   // act1 given as a GLSL expression of x (the unary math ops).
   void emit_unary(const Node& n, const std::string& variant, const std::string& body);
@@ -340,6 +343,9 @@ class Lowering {
   void emit_depth_space(const Node& n);
   void emit_resize(const Node& n);
   void emit_layer_norm(const Node& n);
+  void emit_instance_norm(const Node& n);
+  void emit_lrn(const Node& n);
+  void emit_conv_transpose(const Node& n);
   void emit_remap(const Node& n, const std::string& variant, ValueId in, ValueId out, std::int64_t total,
                   const std::string& src_fn, const std::string& dst_fn, float fill, std::vector<float> packed);
 };
@@ -430,6 +436,7 @@ void Lowering::emit(std::size_t index) {
   if (op == "Gemm") return emit_gemm(n);
   if (op == "MatMul") return emit_matmul(n);
   if (is_variadic(op) && n.inputs.size() == 1) return emit_unary(n, Activation::none());
+  if (is_variadic(op) && n.inputs.size() > 2) return emit_variadic(n);
   if (!binary_body(op).empty()) return emit_binary(n);
   if (op == "BatchNormalization") return emit_batchnorm(n);
   if (op == "Softmax") return emit_softmax(n);
@@ -445,6 +452,9 @@ void Lowering::emit(std::size_t index) {
   if (op == "DepthToSpace" || op == "SpaceToDepth") return emit_depth_space(n);
   if (op == "Resize" || op == "Upsample") return emit_resize(n);
   if (op == "LayerNormalization") return emit_layer_norm(n);
+  if (op == "InstanceNormalization") return emit_instance_norm(n);
+  if (op == "LRN") return emit_lrn(n);
+  if (op == "ConvTranspose") return emit_conv_transpose(n);
   if (is_alias_op(op) || op == "Cast") {
     if (parent_[static_cast<std::size_t>(n.outputs[0])] != kNoValue) return;  // aliased: no kernel
     return emit_unary(n, Activation::none());
@@ -526,56 +536,69 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
       opx = b;
     }
   }
-  const std::int64_t mgp = (MG + ocb - 1) / ocb * ocb;
-  const std::int64_t mblk = mgp / ocb;
   const std::int64_t owb = (osz[2] + opx - 1) / opx;
-
-  Kernel kern;
   std::string kname = nsp == 2 ? std::to_string(kernel[0]) + "x" + std::to_string(kernel[1])
                                : std::to_string(kvol) + "tap";
-  kern.variant = std::string(MG == 1 && CG == 1 ? "dwconv" : "conv") + (pointwise ? "1x1" : kname) +
-                 (pointwise ? "" : "_s" + std::to_string(s[2])) + (groups > 1 && CG > 1 ? "_g" + std::to_string(groups) : "") +
-                 "_ob" + std::to_string(ocb) + "_px" + std::to_string(opx) + act_suffix(n.activation) +
-                 (add ? "_res" + act_suffix(add->activation) : "");
-  kern.nodes = n.name + (add ? "+" + add->name : "");
-  kern.flops = 2 * N * M * osz[0] * osz[1] * osz[2] * CG * kvol;
+  const std::string variant = std::string(MG == 1 && CG == 1 ? "dwconv" : "conv") + (pointwise ? "1x1" : kname) +
+                              (pointwise ? "" : "_s" + std::to_string(s[2])) +
+                              (groups > 1 && CG > 1 ? "_g" + std::to_string(groups) : "") + "_ob" +
+                              std::to_string(ocb) + "_px" + std::to_string(opx) + act_suffix(n.activation) +
+                              (add ? "_res" + act_suffix(add->activation) : "");
 
-  // Packed weights: [g][mb][ci][kvol][ocb], then bias [g][mgp].
-  const float* w = W->f32();
-  kern.weights.assign(static_cast<std::size_t>(groups * mblk * CG * kvol * ocb + (B ? groups * mgp : 0)), 0.f);
-  float* pw = kern.weights.data();
-  for (std::int64_t gi = 0; gi < groups; ++gi)
-    for (std::int64_t mb = 0; mb < mblk; ++mb)
-      for (std::int64_t ci = 0; ci < CG; ++ci)
-        for (std::int64_t kv = 0; kv < kvol; ++kv)
-          for (std::int64_t o = 0; o < ocb; ++o) {
-            const std::int64_t col = mb * ocb + o;
-            const std::size_t dst = static_cast<std::size_t>((((gi * mblk + mb) * CG + ci) * kvol + kv) * ocb + o);
-            if (col < MG) pw[dst] = w[((gi * MG + col) * CG + ci) * kvol + kv];
-          }
-  if (B) {
-    float* pbias = pw + groups * mblk * CG * kvol * ocb;
+  // One kernel per range of output channels whose weights fit one storage
+  // buffer (planner::weight_split; one range unless the weights are huge).
+  const std::int64_t split = planner::weight_split(g_, n);
+  if (split <= 0) graph::unsupported_node(n, "weights too large for one storage buffer per output channel block");
+  for (std::int64_t m0 = 0; m0 < MG; m0 += split) {
+    const std::int64_t mc = std::min(split, MG - m0);  // this kernel's channels (per group)
+    const std::int64_t mgp = (mc + ocb - 1) / ocb * ocb;
+    const std::int64_t mblk = mgp / ocb;
+    Kernel kern;
+    kern.variant = variant;
+    kern.nodes = n.name + (add ? "+" + add->name : "");
+    if (mc < MG) {
+      kern.variant += "_part";
+      kern.nodes += " [channels " + std::to_string(m0) + ".." + std::to_string(m0 + mc) + ")";
+    }
+    kern.flops = 2 * N * groups * mc * osz[0] * osz[1] * osz[2] * CG * kvol;
+
+    // Packed weights: [g][mb][ci][kvol][ocb], then bias [g][mgp].
+    const float* w = W->f32();
+    kern.weights.assign(static_cast<std::size_t>(groups * mblk * CG * kvol * ocb + (B ? groups * mgp : 0)), 0.f);
+    float* pw = kern.weights.data();
     for (std::int64_t gi = 0; gi < groups; ++gi)
-      for (std::int64_t col = 0; col < MG; ++col) pbias[gi * mgp + col] = B->f32()[gi * MG + col];
-  }
+      for (std::int64_t mb = 0; mb < mblk; ++mb)
+        for (std::int64_t ci = 0; ci < CG; ++ci)
+          for (std::int64_t kv = 0; kv < kvol; ++kv)
+            for (std::int64_t o = 0; o < ocb; ++o) {
+              const std::int64_t col = mb * ocb + o;
+              const std::size_t dst = static_cast<std::size_t>((((gi * mblk + mb) * CG + ci) * kvol + kv) * ocb + o);
+              if (col < mc) pw[dst] = w[((gi * MG + m0 + col) * CG + ci) * kvol + kv];
+            }
+    if (B) {
+      float* pbias = pw + groups * mblk * CG * kvol * ocb;
+      for (std::int64_t gi = 0; gi < groups; ++gi)
+        for (std::int64_t col = 0; col < mc; ++col) pbias[gi * mgp + col] = B->f32()[gi * MG + m0 + col];
+    }
 
-  Defines def;
-  def("N", N)("C", C)("M", M)("GROUPS", groups)("CG", CG)("MG", MG)("MGP", mgp)("OCB", ocb)("OPX", opx);
-  def("ID", isz[0])("IH", isz[1])("IW", isz[2])("OD", osz[0])("OH", osz[1])("OW", osz[2]);
-  def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
-  def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
-  def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("TEXEL", caps_.texel_loads ? 1 : 0);
-  kern.fp16_weights = caps_.fp16 && caps_.texel_loads && ocb >= 4;
-  def("FP16_W", kern.fp16_weights ? 1 : 0);
-  if (kern.fp16_weights) kern.variant += "_w16";
-  kern.slots = {output(y), input(x), weights()};
-  if (add) {
-    const ValueId t = n.outputs[0];
-    const ValueId r = add->inputs[0] == t ? add->inputs[1] : add->inputs[0];
-    kern.slots.push_back(input(r));
+    Defines def;
+    def("N", N)("C", C)("M", M)("M0", m0)("GROUPS", groups)("CG", CG)("MG", mc)("MGP", mgp)("OCB", ocb)("OPX", opx);
+    def("ID", isz[0])("IH", isz[1])("IW", isz[2])("OD", osz[0])("OH", osz[1])("OW", osz[2]);
+    def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
+    def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
+    def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("TEXEL", caps_.texel_loads ? 1 : 0);
+    kern.fp16_weights = caps_.fp16 && caps_.texel_loads && ocb >= 4;
+    def("FP16_W", kern.fp16_weights ? 1 : 0);
+    if (kern.fp16_weights) kern.variant += "_w16";
+    kern.slots = {output(y), input(x), weights()};
+    if (add) {
+      const ValueId t = n.outputs[0];
+      const ValueId r = add->inputs[0] == t ? add->inputs[1] : add->inputs[0];
+      kern.slots.push_back(input(r));
+    }
+    const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;
+    finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none());
   }
-  const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;
-  finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none());
 }
 
 // ---- pooling ----------------------------------------------------------------
@@ -634,39 +657,51 @@ void Lowering::emit_gemm(const Node& n) {
   const Shape& bs = shape(b);
   const bool ta = n.attrs.get_int("transA", 0) != 0, tb = n.attrs.get_int("transB", 0) != 0;
   const std::int64_t M = ta ? as[1] : as[0], K = ta ? as[0] : as[1], N = tb ? bs[0] : bs[1];
-  Kernel kern;
-  kern.variant = "gemm" + act_suffix(n.activation);
-  kern.nodes = n.name;
-  kern.flops = 2 * M * N * K;
-  Defines def;
-  def("GM", M)("GN", N)("GK", K);
-  def("ASI", ta ? 1 : K)("ASK", ta ? M : 1);
-  def.raw("ALPHA", flit(n.attrs.get_float("alpha", 1.f))).raw("BETA", flit(n.attrs.get_float("beta", 1.f)));
-  kern.slots = {output(y), input(a)};
-  if (const Tensor* bt = g_.constant_input(n, 1)) {
-    // Repack op(B) to [N][K]: each output's K vector contiguous.
-    kern.weights.resize(static_cast<std::size_t>(N * K));
-    const float* bp = bt->f32();
-    for (std::int64_t k = 0; k < K; ++k)
-      for (std::int64_t j = 0; j < N; ++j)
-        kern.weights[static_cast<std::size_t>(j * K + k)] = tb ? bp[j * K + k] : bp[k * N + j];
-    def("B_IN_WEIGHTS", 1)("BSJ", K)("BSK", 1);
-    kern.slots.push_back(weights());
-  } else {
-    def("B_IN_WEIGHTS", 0)("BSJ", tb ? K : 1)("BSK", tb ? 1 : N);
-    kern.slots.push_back(input(b));
+  const Tensor* bt = g_.constant_input(n, 1);
+  // One kernel per range of output columns whose packed B fits one storage
+  // buffer (planner::weight_split; one range unless B is huge).
+  const std::int64_t split = planner::weight_split(g_, n);
+  if (split <= 0) graph::unsupported_node(n, "a B too large for one storage buffer per output column");
+  for (std::int64_t n0 = 0; n0 < N; n0 += split) {
+    const std::int64_t nc = std::min(split, N - n0);  // this kernel's columns
+    Kernel kern;
+    kern.variant = "gemm" + act_suffix(n.activation);
+    kern.nodes = n.name;
+    if (nc < N) {
+      kern.variant += "_part";
+      kern.nodes += " [columns " + std::to_string(n0) + ".." + std::to_string(n0 + nc) + ")";
+    }
+    kern.flops = 2 * M * nc * K;
+    Defines def;
+    def("GM", M)("GN", nc)("GK", K)("GNT", N)("N0", n0);
+    def("ASI", ta ? 1 : K)("ASK", ta ? M : 1);
+    def.raw("ALPHA", flit(n.attrs.get_float("alpha", 1.f))).raw("BETA", flit(n.attrs.get_float("beta", 1.f)));
+    kern.slots = {output(y), input(a)};
+    if (bt) {
+      // Repack op(B)'s columns n0.. to [nc][K]: each output's K vector contiguous.
+      kern.weights.resize(static_cast<std::size_t>(nc * K));
+      const float* bp = bt->f32();
+      for (std::int64_t k = 0; k < K; ++k)
+        for (std::int64_t j = 0; j < nc; ++j)
+          kern.weights[static_cast<std::size_t>(j * K + k)] = tb ? bp[(n0 + j) * K + k] : bp[k * N + n0 + j];
+      def("B_IN_WEIGHTS", 1)("BSJ", K)("BSK", 1);
+      kern.slots.push_back(weights());
+    } else {
+      def("B_IN_WEIGHTS", 0)("BSJ", tb ? K : 1)("BSK", tb ? 1 : N);
+      kern.slots.push_back(input(b));
+    }
+    if (c != kNoValue) {
+      const Shape& cs = shape(c);
+      const std::int64_t cm = cs.size() == 2 ? cs[0] : 1;
+      const std::int64_t cn = cs.empty() ? 1 : cs.back();
+      def("HAS_C", 1)("CSI", cm == 1 ? 0 : cn)("CSJ", cn == 1 ? 0 : 1);
+      kern.slots.push_back(input(c));
+    } else {
+      def("HAS_C", 0);
+    }
+    def.code("uint a_batch(uint b) { return 0u; }\nuint b_batch(uint b) { return 0u; }\n");
+    finish(std::move(kern), M * nc, def, "gemm", Activation::none(), n.activation);
   }
-  if (c != kNoValue) {
-    const Shape& cs = shape(c);
-    const std::int64_t cm = cs.size() == 2 ? cs[0] : 1;
-    const std::int64_t cn = cs.empty() ? 1 : cs.back();
-    def("HAS_C", 1)("CSI", cm == 1 ? 0 : cn)("CSJ", cn == 1 ? 0 : 1);
-    kern.slots.push_back(input(c));
-  } else {
-    def("HAS_C", 0);
-  }
-  def.code("uint a_batch(uint b) { return 0u; }\nuint b_batch(uint b) { return 0u; }\n");
-  finish(std::move(kern), M * N, def, "gemm", Activation::none(), n.activation);
 }
 
 void Lowering::emit_matmul(const Node& n) {
@@ -725,6 +760,33 @@ void Lowering::emit_binary(const Node& n) {
     kern.slots.push_back(input(b));
   }
   finish(std::move(kern), total, def, "binary", Activation::none(), n.activation);
+}
+
+// Sum/Max/Min/Mean of three to seven broadcast inputs, folded left to right
+// in one kernel (slots o1..o7; the push constants hold eight offsets).
+void Lowering::emit_variadic(const Node& n) {
+  const ValueId y = n.outputs[0];
+  const Shape& ys = shape(y);
+  const std::string& op = n.op_type;
+  const std::string step = op == "Max" ? "max(s, v)" : op == "Min" ? "min(s, v)" : "((s) + (v))";
+  Kernel kern;
+  kern.variant = lowercase(op) + std::to_string(n.inputs.size()) + act_suffix(n.activation);
+  kern.nodes = n.name;
+  const std::int64_t total = graph::element_count(ys);
+  kern.flops = total * static_cast<std::int64_t>(n.inputs.size() - 1);
+  kern.slots = {output(y)};
+  Defines def;
+  std::string fold = "float combine(uint i) {\n";
+  for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+    const std::string idx = "in" + std::to_string(k) + "_index";
+    def.code(index_function("uint", idx, ys, broadcast_strides(shape(n.inputs[k]), ys)));
+    const std::string v = "act[pc.o" + std::to_string(k + 1) + " + " + idx + "(i)]";
+    fold += k == 0 ? "  float s = " + v + ";\n" : "  { const float v = " + v + "; s = " + step + "; }\n";
+    kern.slots.push_back(input(n.inputs[k]));
+  }
+  fold += op == "Mean" ? "  return s / " + flit(static_cast<float>(n.inputs.size())) + ";\n}\n" : "  return s;\n}\n";
+  def.code(fold);
+  finish(std::move(kern), total, def, "variadic", Activation::none(), n.activation);
 }
 
 void Lowering::emit_unary(const Node& n, const Activation& act1) {
@@ -921,12 +983,24 @@ void Lowering::emit_reduce(const Node& n) {
   else if (op == "ReduceL2") acc = "((s) + (v) * (v))", fin = "sqrt(s)";
   else if (op == "ReduceSumSquare") acc = "((s) + (v) * (v))";
   else if (op == "ReduceLogSum") fin = "log(s)";
+  std::string state = "float";
+  Defines def;
+  if (op == "ReduceLogSumExp") {
+    // Online, as the reference: the running max and the sum of exp(v - max),
+    // so that large inputs do not overflow.
+    state = "vec2", init = "vec2(uintBitsToFloat(0xff800000u), 0.0)", acc = "lse_step(s, v)",
+    fin = "((s).x + log((s).y))";
+    def.code(
+        "vec2 lse_step(vec2 a, float v) {\n"
+        "  if (v > a.x) return vec2(v, a.y * exp(a.x - v) + 1.0);\n"
+        "  if (isinf(v)) return a;  // -inf adds nothing (and -inf - -inf is NaN)\n"
+        "  return vec2(a.x, a.y + exp(v - a.x));\n}\n");
+  }
   Kernel kern;
   kern.variant = "reduce_" + lowercase(op.substr(6)) + act_suffix(n.activation);
   kern.nodes = n.name;
   kern.flops = numel(x);
-  Defines def;
-  def("LEN", l.len)("INNER", l.inner).raw("INIT", init).raw("ACC(s, v)", acc).raw("FINISH(s)", fin);
+  def("LEN", l.len)("INNER", l.inner).raw("STATE", state).raw("INIT", init).raw("ACC(s, v)", acc).raw("FINISH(s)", fin);
   kern.slots = {output(y), input(x)};
   finish(std::move(kern), l.outer * l.inner, def, "reduce", Activation::none(), n.activation);
 }
@@ -1017,9 +1091,82 @@ void Lowering::emit_layer_norm(const Node& n) {
   std::copy(scale->f32(), scale->f32() + len, kern.weights.begin());
   if (bias) std::copy(bias->f32(), bias->f32() + len, kern.weights.begin() + len);
   Defines def;
-  def("LEN", len).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
+  def("LEN", len)("CH", 0).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
+  kern.slots = {output(y), input(x), weights()};
+  // The optional Mean and InvStdDev outputs, one value per row.
+  const char* stat_names[] = {"MEAN_OUT", "INV_OUT"};
+  for (std::size_t o = 1; o < 3 && o < n.outputs.size(); ++o) {
+    if (n.outputs[o] == kNoValue) continue;
+    def.raw(stat_names[o - 1], "pc.o" + std::to_string(kern.slots.size()));
+    kern.slots.push_back(output(n.outputs[o]));
+    kern.variant += o == 1 ? "_mean" : "_invstd";
+  }
+  finish(std::move(kern), rows, def, "layernorm", Activation::none(), n.activation);
+}
+
+// LayerNormalization's kernel with one scale and bias per channel.
+void Lowering::emit_instance_norm(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const std::int64_t rows = xs[0] * xs[1], len = rows > 0 ? numel(x) / rows : 0;
+  const Tensor* scale = g_.constant_input(n, 1);
+  const Tensor* bias = g_.constant_input(n, 2);
+  Kernel kern;
+  kern.variant = "instancenorm" + act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = 5 * numel(x);
+  kern.weights.assign(scale->f32(), scale->f32() + xs[1]);
+  kern.weights.insert(kern.weights.end(), bias->f32(), bias->f32() + xs[1]);
+  Defines def;
+  def("LEN", len)("CH", xs[1]).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
   kern.slots = {output(y), input(x), weights()};
   finish(std::move(kern), rows, def, "layernorm", Activation::none(), n.activation);
+}
+
+void Lowering::emit_lrn(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const std::int64_t size = n.attrs.get_int("size", 1), before = (size - 1) / 2;
+  Kernel kern;
+  kern.variant = "lrn" + std::to_string(size) + act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = numel(x) * (2 * size + 4);
+  Defines def;
+  def("CH", xs[1]).raw("PLANE", std::to_string(xs[0] * xs[1] > 0 ? numel(x) / (xs[0] * xs[1]) : 1) + "u");
+  def.raw("BEFORE", std::to_string(before) + "u").raw("AFTER", std::to_string(size - 1 - before) + "u");
+  def.raw("ALPHA_N", flit(n.attrs.get_float("alpha", 1e-4f) / static_cast<float>(size)))
+      .raw("BETA", flit(n.attrs.get_float("beta", 0.75f)))
+      .raw("BIAS", flit(n.attrs.get_float("bias", 1.0f)));
+  kern.slots = {output(y), input(x)};
+  finish(std::move(kern), numel(y), def, "lrn", Activation::none(), n.activation);
+}
+
+void Lowering::emit_conv_transpose(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Tensor* W = g_.constant_input(n, 1);
+  const Tensor* B = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? g_.constant_input(n, 2) : nullptr;
+  const Shape& xs = shape(x);
+  const Shape& ws = W->shape();
+  const graph::ConvGeometry geo = graph::conv_transpose_geometry(n, xs, ws);
+  const std::int64_t groups = std::max<std::int64_t>(1, n.attrs.get_int("group", 1));
+  const std::int64_t C = xs[1], MG = ws[1], M = MG * groups;
+  const auto isz = graph::to3(std::vector<std::int64_t>(xs.begin() + 2, xs.end()), 1);
+  const auto osz = graph::to3(geo.out, 1), k = graph::to3(geo.kernel, 1), s = graph::to3(geo.strides, 1),
+             d = graph::to3(geo.dilations, 1), p = graph::to3(geo.pad_begin, 0);
+  Kernel kern;
+  kern.variant = "conv_transpose" + std::to_string(k[1]) + "x" + std::to_string(k[2]) + "_s" + std::to_string(s[2]) +
+                 act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = 2 * numel(y) * (C / groups) * k[0] * k[1] * k[2] / std::max<std::int64_t>(1, s[0] * s[1] * s[2]);
+  kern.weights.assign(W->f32(), W->f32() + W->numel());
+  if (B) kern.weights.insert(kern.weights.end(), B->f32(), B->f32() + M);
+  Defines def;
+  def("C", C)("CG", C / groups)("M", M)("MG", MG)("HAS_BIAS", B ? 1 : 0);
+  def("ID", isz[0])("IH", isz[1])("IW", isz[2])("OD", osz[0])("OH", osz[1])("OW", osz[2]);
+  def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
+  def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
+  kern.slots = {output(y), input(x), weights()};
+  finish(std::move(kern), numel(y), def, "conv_transpose", Activation::none(), n.activation);
 }
 
 void Lowering::emit_resize(const Node& n) {
@@ -1040,7 +1187,8 @@ void Lowering::emit_resize(const Node& n) {
     case Plan::Coord::AlignCorners:
       coord = "align_corners", fn += "resized > 1.0 ? x * (in_len - 1.0) / (resized - 1.0) : 0.0; }\n";
       break;
-    default: coord = "asymmetric", fn += "x / scale; }\n"; break;  // the others are refused by unsupported_reason
+    case Plan::Coord::TfHalfPixelForNn: coord = "tf_half_pixel_for_nn", fn += "(x + 0.5) / scale; }\n"; break;
+    default: coord = "asymmetric", fn += "x / scale; }\n"; break;  // tf_crop_and_resize is refused by unsupported_reason
   }
   fn += "float nearest(float c) { return ";
   switch (p.rounding) {
@@ -1049,11 +1197,14 @@ void Lowering::emit_resize(const Node& n) {
     case Plan::Rounding::Ceil: fn += "ceil(c); }\n"; break;
     case Plan::Rounding::Floor: fn += "floor(c); }\n"; break;
   }
+  const bool cubic = p.interp == Plan::Interp::Cubic;
   Kernel kern;
-  kern.variant = std::string(linear ? "resize_linear_" : "resize_nearest_") + coord + act_suffix(n.activation);
+  kern.variant = std::string(cubic ? "resize_cubic_" : linear ? "resize_linear_" : "resize_nearest_") + coord +
+                 (p.exclude_outside ? "_exclude" : "") + act_suffix(n.activation);
   kern.nodes = n.name;
-  kern.flops = numel(y) * (linear ? 8 : 1);
+  kern.flops = numel(y) * (cubic ? 40 : linear ? 8 : 1);
   Defines def;
+  def("CUBIC", cubic ? 1 : 0)("EXCLUDE_OUTSIDE", p.exclude_outside ? 1 : 0).raw("CUBIC_A", flit(static_cast<float>(p.cubic_a)));
   const std::int64_t ih = r >= 2 ? xs[r - 2] : 1, oh = r >= 2 ? ys[r - 2] : 1;
   def("IH", ih)("IW", xs[r - 1])("OH", oh)("OW", ys[r - 1])("LINEAR", linear ? 1 : 0);
   const double sh = r >= 2 ? p.scales[r - 2] : 1.0, sw = p.scales[r - 1];
@@ -1080,32 +1231,32 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
   // Inputs i.. that must be constants (the lowering bakes them in).
   auto constant = [&](std::size_t i, const char* what) -> std::string {
     if (i < n.inputs.size() && n.inputs[i] != kNoValue && !g.constant_input(n, i))
-      return std::string(what) + " that are not constant";
+      return std::string(what) + (std::string_view(what).starts_with("a ") || std::string_view(what).starts_with("an ") ? " that is" : " that are") +
+             " not constant";
     return "";
   };
   if (!n.inputs.empty() && n.inputs[0] != kNoValue && g.value(n.inputs[0]).dtype != DType::f32)
     return "a non-float input";
-  // One kernel's packed weights live in one storage buffer: more than the
-  // 128 MiB that every Vulkan device can address (maxStorageBufferRange's
-  // minimum) stays on the host. Conv weights are packed in blocks of up to
-  // 16 output channels (the bound below); Gemm's B as [N][K].
-  constexpr std::int64_t kMaxWeightBytes = std::int64_t{1} << 27;
+  // One kernel's packed weights live in one storage buffer, of which every
+  // Vulkan device addresses 128 MiB: larger Convs and Gemms are split over
+  // their outputs (planner::weight_split), other ops stay on the host.
   auto too_large = [&](std::int64_t floats) -> std::string {
-    if (floats * 4 <= kMaxWeightBytes) return "";
+    if (floats * 4 <= planner::kKernelWeightBytes) return "";
     return "weights of " + std::to_string(floats * 4 >> 20) +
            " MiB, more than the 128 MiB one storage buffer is sure to address";
   };
   if (op == "Conv") {
     const Tensor* w = g.constant_input(n, 1);
     if (!w) return "a Conv whose weights are not constant (the GPU backend packs them at load)";
-    const std::int64_t groups = std::max<std::int64_t>(1, n.attrs.get_int("group", 1));
-    const std::int64_t mg = w->shape()[0] / groups, per_channel = mg > 0 ? w->numel() / (mg * groups) : 0;
-    const std::int64_t padded_m = groups * ((mg + 15) / 16 * 16);
-    if (std::string why = too_large(padded_m * per_channel + padded_m); !why.empty()) return why;
+    if (planner::weight_split(g, n) <= 0)
+      return "weights of " + std::to_string(w->numel() * 4 >> 20) +
+             " MiB that cannot be split into kernels of at most 128 MiB (the storage-buffer range every device "
+             "addresses): a grouped Conv, or " + std::to_string(planner::kConvSplitQuantum) +
+             " output channels' weights over the bound";
     return constant(2, "a Conv bias");
   }
-  if (op == "Gemm")
-    if (const Tensor* b = g.constant_input(n, 1)) return too_large(b->numel());
+  if (op == "Gemm" && planner::weight_split(g, n) <= 0)
+    return "a B whose single column's weights exceed the 128 MiB one storage buffer is sure to address";
   if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Gemm" || op == "MatMul" ||
       op == "Softmax" || op == "Concat" || op == "Transpose" || is_alias_op(op) || op == "Relu" ||
       op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" || op == "Expand" ||
@@ -1113,7 +1264,7 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
     return "";
   if (op == "DepthToSpace" || op == "SpaceToDepth")
     return g.value(n.inputs[0]).shape.size() == 4 ? "" : "a tensor that is not 4-D";
-  if (is_variadic(op) && n.inputs.size() > 2) return "more than two inputs";
+  if (is_variadic(op) && n.inputs.size() > 7) return "more than seven inputs";
   if (!binary_body(op).empty()) {
     if (op == "Pow" && g.value(n.inputs[1]).dtype != DType::f32) {
       const Tensor* t = g.constant_input(n, 1);
@@ -1126,18 +1277,23 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
       if (!g.constant_input(n, i)) return "BatchNormalization parameters that are not constants";
     return "";
   }
-  if (op == "Clip") return constant(1, "Clip bounds") + constant(2, "Clip bounds");
-  if (op == "Pad") return constant(1, "pads") + constant(2, "a constant_value");
+  // The first of several reasons.
+  auto first = [](std::initializer_list<std::string> why) {
+    for (const auto& w : why)
+      if (!w.empty()) return w;
+    return std::string();
+  };
+  if (op == "Clip") return first({constant(1, "Clip bounds"), constant(2, "Clip bounds")});
+  if (op == "Pad") return first({constant(1, "pads"), constant(2, "a constant_value")});
   if (op == "Gather") return constant(1, "Gather indices");
-  if (op == "Slice") return constant(1, "Slice starts") + constant(3, "Slice axes") + constant(4, "Slice steps");
+  if (op == "Slice")
+    return first({constant(1, "Slice starts"), constant(2, "Slice ends"), constant(3, "Slice axes"),
+                  constant(4, "Slice steps")});
   if (op.rfind("Reduce", 0) == 0) {
-    if (op == "ReduceLogSumExp") return "ReduceLogSumExp (runs on the host)";
     ReduceLayout l;
     return reduce_layout(g, n, l);
   }
   if (op == "LayerNormalization") {
-    for (std::size_t o = 1; o < n.outputs.size(); ++o)
-      if (n.outputs[o] != kNoValue) return "LayerNormalization's Mean/InvStdDev outputs";
     const std::int64_t len = graph::layer_norm_rows(n, g.value(n.inputs[0]).shape).len;
     for (std::size_t i = 1; i < 3 && i < n.inputs.size(); ++i) {
       if (n.inputs[i] == kNoValue) continue;
@@ -1146,12 +1302,19 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
     }
     return "";
   }
+  if (op == "InstanceNormalization") return first({constant(1, "an InstanceNormalization scale"), constant(2, "an InstanceNormalization bias")});
+  if (op == "LRN") return "";
+  if (op == "ConvTranspose") {
+    const Tensor* w = g.constant_input(n, 1);
+    if (!w) return "a ConvTranspose whose weights are not constant";
+    if (std::string why = too_large(w->numel() + w->shape()[1] * n.attrs.get_int("group", 1)); !why.empty())
+      return why;
+    return constant(2, "a ConvTranspose bias");
+  }
   if (op == "Resize" || op == "Upsample") {
     using Plan = graph::ResizePlan;
     const Plan p = resize_plan(g, n);
-    if (p.interp == Plan::Interp::Cubic) return "cubic Resize";
-    if (p.coord == Plan::Coord::TfHalfPixelForNn || p.coord == Plan::Coord::TfCropAndResize)
-      return "coordinate_transformation_mode tf_half_pixel_for_nn or tf_crop_and_resize";
+    if (p.coord == Plan::Coord::TfCropAndResize) return "coordinate_transformation_mode tf_crop_and_resize";
     const Shape& xs = g.value(n.inputs[0]).shape;
     for (std::size_t k = 0; k + 2 < xs.size(); ++k)
       if (xs[k] != p.out[k] || p.scales[k] != 1.0) return "resizing an axis other than the last two";

@@ -18,13 +18,6 @@ namespace vkfuse::graph {
 
 namespace {
 
-// The resolved geometry of one convolution, spatial dims only.
-struct ConvGeometry {
-  std::vector<std::int64_t> kernel, strides, dilations;
-  std::vector<std::int64_t> pad_begin, pad_end;
-  std::vector<std::int64_t> out;
-};
-
 // kernel_shape, strides, dilations, pads and auto_pad, validated; shared by
 // Conv and ConvTranspose, which read them identically.
 struct ConvAttrs {
@@ -204,10 +197,10 @@ void eval_conv(const OpContext& ctx, std::span<const Tensor* const> in, std::spa
 
 // ---- ConvTranspose -----------------------------------------------------------
 
-// Validates ConvTranspose's attributes against X [N, C, spatial...] and
-// W [C, M/group, k...] and works out pads and the output spatial shape.
-// Pads worked out from output_shape may be negative: a negative pad extends
-// the output past the full scatter with zeros (test_convtranspose_output_shape).
+}  // namespace
+
+// A negative pad extends the output past the full scatter with zeros
+// (test_convtranspose_output_shape).
 ConvGeometry conv_transpose_geometry(const Node& node, const Shape& x, const Shape& w) {
   const std::size_t nsp = x.size() - 2;
   ConvAttrs a = conv_attrs(node, nsp, std::vector<std::int64_t>(w.begin() + 2, w.end()));
@@ -264,6 +257,8 @@ ConvGeometry conv_transpose_geometry(const Node& node, const Shape& x, const Sha
   }
   return g;
 }
+
+namespace {
 
 std::vector<OutputInfo> infer_conv_transpose(const OpContext& ctx, std::span<const InputInfo> in) {
   const Node& node = ctx.node;

@@ -34,9 +34,11 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "graph/ops.h"
+#include "tests/vulkan/vulkan_test_util.h"
 #include "vkfuse/vkfuse.h"
 
 namespace fs = std::filesystem;
@@ -201,6 +203,20 @@ const std::map<std::string, std::vector<int>> kConstantInputs = {
     {"Range", {0, 1, 2}},   // start, limit, delta
 };
 
+// Parameters that exported models carry as initializers and that the host and
+// GPU backends pack at load (a runtime Conv weight would keep the op on the
+// reference kernel): under `cpu` and `gpu` they become initializers, so the
+// cases test those backends' kernels. `reference` keeps them runtime inputs.
+const std::map<std::string, std::vector<int>> kWeightInputs = {
+    {"Conv", {1, 2}},
+    {"ConvTranspose", {1, 2}},
+    {"BatchNormalization", {1, 2, 3, 4}},
+    {"InstanceNormalization", {1, 2}},
+    {"LayerNormalization", {1, 2}},
+    {"Clip", {1, 2}},
+    {"Pad", {1, 2}},
+};
+
 // Ops whose every ONNX 1.12 case is outside float32 inference; unit tests in
 // tests/graph cover them instead.
 const std::set<std::string> kNoCase = {
@@ -356,11 +372,19 @@ double relative_l2(std::span<const float> out, std::span<const float> ref) {
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
-class OnnxNodeCase : public ::testing::TestWithParam<std::string> {};
+// The strategies every case runs under: the reference kernels, the host
+// backend (Halide kernels, the reference where the host has none), and the
+// GPU (the ops it cannot run stay on the host, around it).
+const std::vector<std::string> kStrategies = {"reference", "cpu", "gpu"};
+
+using CaseParam = std::tuple<std::string, std::string>;  // case name, strategy
+
+class OnnxNodeCase : public ::testing::TestWithParam<CaseParam> {};
 
 TEST_P(OnnxNodeCase, MatchesReference) {
-  const std::string name = GetParam();
+  const auto& [name, strategy] = GetParam();
   if (const char* reason = skip_reason(name)) GTEST_SKIP() << name << ": skipped: " << reason;
+  if (strategy == "gpu" && !vkfuse::testing::have_vulkan_device()) GTEST_SKIP() << "no Vulkan device";
 
   const fs::path dir = cases_root() / name;
   const fs::path data = dir / "test_data_set_0";
@@ -394,6 +418,11 @@ TEST_P(OnnxNodeCase, MatchesReference) {
     if (auto it = kConstantInputs.find(node.op_type()); it != kConstantInputs.end())
       for (int i : it->second)
         if (i < node.input_size()) parameter_inputs.insert(node.input(i));
+  if (strategy != "reference")
+    for (const auto& node : graph.node())
+      if (auto it = kWeightInputs.find(node.op_type()); it != kWeightInputs.end())
+        for (int i : it->second)
+          if (i < node.input_size()) parameter_inputs.insert(node.input(i));
 
   // A bool output (a comparison's, a logic op's) becomes float32 through an
   // appended Cast, and is compared with the reference's bools as 0/1.
@@ -446,7 +475,7 @@ TEST_P(OnnxNodeCase, MatchesReference) {
   ASSERT_TRUE(model.SerializeToString(&bytes));
 
   vkfuse::LoadOptions opts;
-  opts.strategy = "reference";
+  opts.strategy = strategy;
   try {
     auto m = vkfuse::Model::load_bytes(
         {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}, opts);
@@ -483,7 +512,18 @@ TEST_P(OnnxNodeCase, MatchesReference) {
       out_refs.push_back(&*it);
     }
 
-    m.run(in_bufs, out_bufs);
+    const auto t = m.run(in_bufs, out_bufs);
+    // The strategy ran where it says: `cpu` dispatches nothing, and under
+    // `gpu` every host kernel belongs to an op the load named as kept on the
+    // host (a silent fallback would pass the comparison below untested).
+    bool kept_on_host = false;
+    for (const auto& w : m.warnings()) kept_on_host = kept_on_host || w.find("kept on the host") != std::string::npos;
+    if (strategy == "cpu") {
+      EXPECT_EQ(t.dispatches, 0) << name;
+    }
+    if (strategy == "gpu" && !kept_on_host) {
+      EXPECT_EQ(t.host_kernels, 0) << name << ": host kernels with no warning";
+    }
 
     for (std::size_t k = 0; k < out_refs.size(); ++k) {
       const auto ref = floats_of(*out_refs[k]);
@@ -498,14 +538,16 @@ TEST_P(OnnxNodeCase, MatchesReference) {
   }
 }
 
-std::string case_test_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string s = info.param;
+std::string case_test_name(const ::testing::TestParamInfo<CaseParam>& info) {
+  std::string s = std::get<0>(info.param) + "_" + std::get<1>(info.param);
   for (char& c : s)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   return s;
 }
 
-INSTANTIATE_TEST_SUITE_P(Onnx, OnnxNodeCase, ::testing::ValuesIn(list_cases()), case_test_name);
+INSTANTIATE_TEST_SUITE_P(Onnx, OnnxNodeCase,
+                         ::testing::Combine(::testing::ValuesIn(list_cases()), ::testing::ValuesIn(kStrategies)),
+                         case_test_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OnnxNodeCase);  // DataPresent reports the empty case
 
 // Fails loudly when the generated data is missing, and reports the selection.

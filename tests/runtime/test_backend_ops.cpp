@@ -407,7 +407,7 @@ std::vector<Case> cases() {
                   return b;
                 }});
   for (std::string mode : {"cubic", "linear"})
-    cs.push_back({"Resize_" + mode + "_align_corners_down", [mode] {  // cubic: no GPU kernel, on the host
+    cs.push_back({"Resize_" + mode + "_align_corners_down", [mode] {
                     OnnxBuilder b;
                     b.input("x", {1, 2, 9, 7}).output("y");
                     b.initializer("roi", {0}, {});
@@ -417,7 +417,7 @@ std::vector<Case> cases() {
                     OnnxBuilder::attr_string(r, "coordinate_transformation_mode", "align_corners");
                     return b;
                   }});
-  cs.push_back({"ConvTransposeBetweenConvs", [] {  // no GPU kernel: the gpu strategy keeps it on the host
+  cs.push_back({"ConvTransposeBetweenConvs", [] {
                   OnnxBuilder b;
                   b.input("x", {1, 3, 6, 6}).output("y");
                   b.initializer("w1", {4, 3, 3, 3}, values({4, 3, 3, 3}, 23, 0.3f));
@@ -426,6 +426,17 @@ std::vector<Case> cases() {
                   OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c"}), "pads", {1, 1, 1, 1});
                   OnnxBuilder::attr_ints(b.node("ConvTranspose", {"c", "wt"}, {"up"}), "strides", {2, 2});
                   b.node("Conv", {"up", "w2"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"SplitReductionBetweenConvs", [] {  // no GPU kernel: the gpu strategy keeps it on the host
+                  OnnxBuilder b;
+                  b.input("x", {1, 3, 6, 6}).output("y");
+                  b.initializer("w1", {4, 3, 3, 3}, values({4, 3, 3, 3}, 26, 0.3f));
+                  b.initializer("w2", {2, 1, 1, 1}, values({2, 1, 1, 1}, 27, 0.5f));
+                  OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c"}), "pads", {1, 1, 1, 1});
+                  // Axes 1 and 3 are not contiguous: the GPU's reduce kernel cannot take them.
+                  OnnxBuilder::attr_ints(b.node("ReduceMax", {"c"}, {"r"}), "axes", {1, 3});
+                  b.node("Conv", {"r", "w2"}, {"y"});
                   return b;
                 }});
   return cs;
@@ -519,31 +530,31 @@ TEST(BackendOpsCases, OpsWithoutGpuKernelsStayOnTheHost) {
   if (std::find(available.begin(), available.end(), "gpu") == available.end()) GTEST_SKIP() << "no gpu strategy";
   Case c;
   for (const auto& k : cases())
-    if (k.name == "ConvTransposeBetweenConvs") c = k;
+    if (k.name == "SplitReductionBetweenConvs") c = k;
   const auto bytes = c.build().byte_vector();
   vkfuse::LoadOptions opts;
   opts.strategy = "gpu";
   auto model = vkfuse::Model::load_bytes(bytes, opts);
   bool said = false;
   for (const auto& w : model.warnings())
-    said = said || (w.find("kept on the host") != std::string::npos && w.find("ConvTranspose") != std::string::npos);
-  EXPECT_TRUE(said) << "no warning names ConvTranspose";
+    said = said || (w.find("kept on the host") != std::string::npos && w.find("ReduceMax") != std::string::npos);
+  EXPECT_TRUE(said) << "no warning names the ReduceMax";
   vkfuse::PlanOptions po;
   po.strategy = "gpu";
   const auto report = model.plan(po);
-  EXPECT_NE(report.text.find("ConvTranspose"), std::string::npos);
+  EXPECT_NE(report.text.find("ReduceMax"), std::string::npos);
   // The saved plan, edited to put every op on one unit.
   auto json = nlohmann::json::parse(report.json);
   for (auto& n : json["nodes"]) n["unit"] = 0;
-  const std::string path = ::testing::TempDir() + "/convtranspose.plan.json";
+  const std::string path = ::testing::TempDir() + "/split_reduction.plan.json";
   std::ofstream(path) << json.dump();
   opts.plan = path;
   try {
     vkfuse::Model::load_bytes(bytes, opts);
-    ADD_FAILURE() << "a plan with ConvTranspose on the accelerator loaded";
+    ADD_FAILURE() << "a plan with the ReduceMax on the accelerator loaded";
   } catch (const vkfuse::Error& e) {
     EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << e.what();
-    EXPECT_NE(std::string(e.what()).find("ConvTranspose"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ReduceMax"), std::string::npos) << e.what();
   }
 }
 
