@@ -578,7 +578,7 @@ int main(int argc, char** argv) {
       "Inputs and outputs: .npy (float32) or raw little-endian float32 (.bin).\n"
       "Environment: VKFUSE_CACHE_DIR (calibrated profiles, shader caches; default ~/.cache/vkfuse),\n"
       "  VKFUSE_VALIDATION=1|sync (Khronos validation layer; sync adds synchronization validation),\n"
-      "  VKFUSE_DEVICE_LIMITS=discrete (a discrete GPU's memory and texel limits on any Vulkan device),\n"
+      "  VKFUSE_DEVICE_LIMITS=discrete (a discrete GPU's memory and texel limits and kernel shapes on any Vulkan device),\n"
       "  VKFUSE_VULKAN_LOADER=FILE (the Vulkan loader to open; default libvulkan.so.1),\n"
       "  VKFUSE_SPIRV_OPT=1 (run spirv-opt's performance passes on the shaders; slower cold loads).");
 

@@ -39,3 +39,26 @@ float vkf_pow(float a, float b) {
   const float m = pow(-a, b);
   return mod(b, 2.0) == 1.0 ? -m : m;
 }
+#ifdef ROW_GROUPS
+// One workgroup per row (DeviceCaps::row_groups): the row, this invocation's
+// lane, and a fold of one value per lane over the workgroup through shared
+// memory (WG a power of two); every lane gets the result.
+// op: 0 sum, 1 max, 2 min, 3 product.
+shared float vkf_row[WG];
+uint row_id() { return gl_WorkGroupID.y * GX + gl_WorkGroupID.x; }
+uint lane() { return gl_LocalInvocationID.x; }
+float row_fold(float v, int op) {
+  vkf_row[lane()] = v;
+  barrier();
+  for (uint s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lane() < s) {
+      const float a = vkf_row[lane()], b = vkf_row[lane() + s];
+      vkf_row[lane()] = op == 0 ? a + b : op == 1 ? max(a, b) : op == 2 ? min(a, b) : a * b;
+    }
+    barrier();
+  }
+  const float r = vkf_row[0];
+  barrier();  // vkf_row is reused by the next fold
+  return r;
+}
+#endif

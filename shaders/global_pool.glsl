@@ -1,7 +1,17 @@
 // shaders/global_pool.glsl — GlobalAveragePool: one invocation per (n, c)
-// plane, vec4 partial sums where the plane allows.
+// plane, vec4 partial sums where the plane allows; with ROW_GROUPS one
+// workgroup per plane, its lanes summing strided elements.
 // Slots: o0 output, o1 input.
 void main() {
+#ifdef ROW_GROUPS
+  const uint p = row_id();
+  if (p >= TOTAL) return;
+  const uint base = pc.o1 + p * PLANE;
+  float part = 0.0;
+  for (uint i = lane(); i < PLANE; i += WG) part += act[base + i];
+  const float s = row_fold(part, 0);
+  if (lane() == 0u) act[pc.o0 + p] = act2(s / float(PLANE));
+#else
   const uint p = global_id();
   if (p >= TOTAL) return;
   const uint base = pc.o1 + p * PLANE;
@@ -12,4 +22,5 @@ void main() {
   float s = (s4.x + s4.y) + (s4.z + s4.w);
   for (; i < PLANE; ++i) s += act[base + i];
   act[pc.o0 + p] = act2(s / float(PLANE));
+#endif
 }

@@ -1,6 +1,7 @@
 // shaders/layernorm.glsl — LayerNormalization and InstanceNormalization over
 // rows of LEN contiguous elements (the normalised axes last), one invocation
-// per row: mean, then variance of the centred values, then
+// per row (with ROW_GROUPS one workgroup per row, its lanes taking strided
+// elements): mean, then variance of the centred values, then
 // y = (x - mean) / sqrt(var + EPS) * scale + bias. The kernel's weights are
 // scale then bias: LEN each (LayerNormalization), or CH each, one per row's
 // channel r % CH (InstanceNormalization, rows = N x C).
@@ -8,31 +9,44 @@
 // optional Mean and InvStdDev outputs (one value per row).
 // Slots: o0 output, o1 input, o2 weights, then the optional outputs.
 layout(std430, set = 0, binding = 1) readonly buffer Weights { float w[]; };
+#ifdef ROW_GROUPS
+#define ROW row_id()
+#define FIRST lane()
+#define STEP WG
+#define TOTAL_OF(v) row_fold(v, 0)
+#else
+#define ROW global_id()
+#define FIRST 0u
+#define STEP 1u
+#define TOTAL_OF(v) (v)
+#endif
 void main() {
-  const uint r = global_id();
+  const uint r = ROW;
   if (r >= TOTAL) return;
   const uint base = r * LEN;
   float s = 0.0;
-  for (uint j = 0; j < LEN; ++j) s += act[pc.o1 + base + j];
-  const float mean = s / float(LEN);
+  for (uint j = FIRST; j < LEN; j += STEP) s += act[pc.o1 + base + j];
+  const float mean = TOTAL_OF(s) / float(LEN);
   float q = 0.0;
-  for (uint j = 0; j < LEN; ++j) {
+  for (uint j = FIRST; j < LEN; j += STEP) {
     const float d = act[pc.o1 + base + j] - mean;
     q += d * d;
   }
-  const float inv = inversesqrt(q / float(LEN) + EPS);
+  const float inv = inversesqrt(TOTAL_OF(q) / float(LEN) + EPS);
 #if CH
   const uint c = r % CH;
   const float a = inv * w[pc.o2 + c], b = w[pc.o2 + CH + c];
-  for (uint j = 0; j < LEN; ++j) act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * a + b);
+  for (uint j = FIRST; j < LEN; j += STEP) act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * a + b);
 #else
-  for (uint j = 0; j < LEN; ++j)
+  for (uint j = FIRST; j < LEN; j += STEP)
     act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * inv * w[pc.o2 + j] + w[pc.o2 + LEN + j]);
 #endif
+  if (FIRST == 0u) {
 #ifdef MEAN_OUT
-  act[MEAN_OUT + r] = mean;
+    act[MEAN_OUT + r] = mean;
 #endif
 #ifdef INV_OUT
-  act[INV_OUT + r] = inv;
+    act[INV_OUT + r] = inv;
 #endif
+  }
 }

@@ -316,6 +316,17 @@ class Lowering {
     p_.kernels.push_back(std::move(k));
   }
 
+  // A reduction over `rows` rows (a shader that reads ROW_GROUPS): one
+  // workgroup per row where the device wants that (DeviceCaps::row_groups),
+  // else one invocation per row.
+  void finish_rows(Kernel k, std::int64_t rows, Defines& d, const std::string& tmpl, const Activation& act2,
+                   bool row_groups = true) {
+    if (!(row_groups && caps_.row_groups)) return finish(std::move(k), rows, d, tmpl, Activation::none(), act2);
+    d("ROW_GROUPS", 1);
+    k.variant += "_rows";
+    finish(std::move(k), rows, d, tmpl, Activation::none(), act2, rows);
+  }
+
   void plan_fusions();
   void plan_aliases();
   void emit(std::size_t index);
@@ -645,7 +656,7 @@ void Lowering::emit_global_pool(const Node& n) {
   Defines def;
   def("PLANE", planes ? numel(x) / planes : 1);
   kern.slots = {output(y), input(x)};
-  finish(std::move(kern), planes, def, "global_pool", Activation::none(), n.activation);
+  finish_rows(std::move(kern), planes, def, "global_pool", n.activation);
 }
 
 // ---- Gemm / MatMul ----------------------------------------------------------
@@ -843,7 +854,7 @@ void Lowering::emit_softmax(const Node& n) {
   Defines def;
   def("LEN", len)("INNER", inner);
   kern.slots = {output(y), input(x)};
-  finish(std::move(kern), outer * inner, def, "softmax", Activation::none(), n.activation);
+  finish_rows(std::move(kern), outer * inner, def, "softmax", n.activation);
 }
 
 // ---- data movement ----------------------------------------------------------
@@ -1002,7 +1013,10 @@ void Lowering::emit_reduce(const Node& n) {
   kern.flops = numel(x);
   def("LEN", l.len)("INNER", l.inner).raw("STATE", state).raw("INIT", init).raw("ACC(s, v)", acc).raw("FINISH(s)", fin);
   kern.slots = {output(y), input(x)};
-  finish(std::move(kern), l.outer * l.inner, def, "reduce", Activation::none(), n.activation);
+  // Partial results of a float state combine as the op folds: products,
+  // extremes, or sums (every other op accumulates a sum before FINISH).
+  def("COMBINE", op == "ReduceMax" ? 1 : op == "ReduceMin" ? 2 : op == "ReduceProd" ? 3 : 0);
+  finish_rows(std::move(kern), l.outer * l.inner, def, "reduce", n.activation, state == "float");
 }
 
 void Lowering::emit_slice(const Node& n) {
@@ -1101,7 +1115,7 @@ void Lowering::emit_layer_norm(const Node& n) {
     kern.slots.push_back(output(n.outputs[o]));
     kern.variant += o == 1 ? "_mean" : "_invstd";
   }
-  finish(std::move(kern), rows, def, "layernorm", Activation::none(), n.activation);
+  finish_rows(std::move(kern), rows, def, "layernorm", n.activation);
 }
 
 // LayerNormalization's kernel with one scale and bias per channel.
@@ -1120,7 +1134,7 @@ void Lowering::emit_instance_norm(const Node& n) {
   Defines def;
   def("LEN", len)("CH", xs[1]).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
   kern.slots = {output(y), input(x), weights()};
-  finish(std::move(kern), rows, def, "layernorm", Activation::none(), n.activation);
+  finish_rows(std::move(kern), rows, def, "layernorm", n.activation);
 }
 
 void Lowering::emit_lrn(const Node& n) {

@@ -39,6 +39,12 @@ struct DeviceCaps {
   // Bindings 2/3 (arena as R32F, weights as RGBA32F uniform texel buffers)
   // can be used for the convolutions' loads.
   bool texel_loads = false;
+  // One workgroup per row of a reduction (global pooling, Softmax,
+  // Layer/InstanceNormalization, Reduce*), its lanes combining partial
+  // results in shared memory: what fills a GPU. A CPU device (lavapipe) runs
+  // one invocation per row, which spreads rows over its cores instead.
+  // Needs a power-of-two workgroup_size.
+  bool row_groups = false;
 };
 
 // One push-constant word of a kernel.

@@ -139,11 +139,13 @@ bool sync_validation_requested() {
 DeviceLimits DeviceLimits::parse(const std::string& spec) {
   DeviceLimits l;
   if (spec.empty()) return l;
-  const std::string expanded = spec == "discrete" ? "host_visible_mib=256,texel_elements=65536,mapped_io=0" : spec;
+  const std::string expanded =
+      spec == "discrete" ? "host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1" : spec;
   auto bad = [&](const std::string& why) {
     return Error(ErrorKind::InvalidArgument,
                  "VKFUSE_DEVICE_LIMITS='" + spec + "': " + why +
-                     " (expected `discrete` or key=value pairs: host_visible_mib=N, texel_elements=N, mapped_io=0|1)");
+                     " (expected `discrete` or key=value pairs: host_visible_mib=N, texel_elements=N, mapped_io=0|1, "
+                     "gpu_kernels=0|1)");
   };
   std::size_t at = 0;
   while (at <= expanded.size()) {
@@ -166,6 +168,9 @@ DeviceLimits DeviceLimits::parse(const std::string& spec) {
     } else if (key == "mapped_io") {
       if (n > 1) throw bad("mapped_io is 0 or 1");
       l.mapped_io = n == 1;
+    } else if (key == "gpu_kernels") {
+      if (n > 1) throw bad("gpu_kernels is 0 or 1");
+      l.gpu_kernels = n == 1;
     } else {
       throw bad("unknown key '" + key + "'");
     }
@@ -184,6 +189,7 @@ std::string DeviceLimits::describe() const {
   if (host_visible_window) add("host_visible_mib=" + std::to_string(host_visible_window >> 20));
   if (max_texel_elements) add("texel_elements=" + std::to_string(max_texel_elements));
   if (!mapped_io) add("mapped_io=0");
+  if (gpu_kernels) add("gpu_kernels=1");
   return s;
 }
 

@@ -59,11 +59,14 @@ struct DeviceLimits {
   std::uint64_t host_visible_window = 0;  // bytes; 0: the device's own
   std::uint32_t max_texel_elements = 0;   // 0: the device's own
   bool mapped_io = true;
+  // The kernel shapes a GPU gets (one workgroup per row of a reduction),
+  // whatever the device; unset: a GPU gets them, a CPU device does not.
+  bool gpu_kernels = false;
 
   // Throws Error(InvalidArgument) naming the variable for a malformed value.
   static DeviceLimits parse(const std::string& spec);
   static DeviceLimits from_env();
-  bool any() const { return host_visible_window || max_texel_elements || !mapped_io; }
+  bool any() const { return host_visible_window || max_texel_elements || !mapped_io || gpu_kernels; }
   std::string describe() const;
 };
 

@@ -389,6 +389,8 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     caps.workgroup_size = wg;
     caps.max_groups_x = std::min<std::uint32_t>(limits.maxComputeWorkGroupCount[0], 65535);
     caps.subgroup_size = ctx.subgroup_size();
+    caps.row_groups = (wg & (wg - 1)) == 0 &&
+                      (ctx.properties().deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU || ctx.imposed_limits().gpu_kernels);
     VkFormatProperties r32{}, rgba32{}, rgba16{};
     vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R16G16B16A16_SFLOAT, &rgba16);
     rgba16_texel = rgba16.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT;

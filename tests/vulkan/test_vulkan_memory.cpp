@@ -14,6 +14,7 @@
 
 using vkfuse::testing::compare_with_reference;
 using vkfuse::testing::GraphBuilder;
+using vkfuse::testing::ScopedLimits;
 using vkfuse::testing::VulkanTest;
 using vkfuse::runtime::vulkan::DeviceLimits;
 namespace g = vkfuse::graph;
@@ -22,25 +23,6 @@ using I64 = std::vector<std::int64_t>;
 namespace {
 
 constexpr double kTol = 1e-4;
-
-// Sets VKFUSE_DEVICE_LIMITS for one scope (contexts are keyed by it, so the
-// executors made inside get a context with these limits).
-class ScopedLimits {
- public:
-  explicit ScopedLimits(const char* spec) {
-    if (const char* old = std::getenv("VKFUSE_DEVICE_LIMITS")) old_ = old;
-    setenv("VKFUSE_DEVICE_LIMITS", spec, 1);
-  }
-  ~ScopedLimits() {
-    if (old_) setenv("VKFUSE_DEVICE_LIMITS", old_->c_str(), 1);
-    else unsetenv("VKFUSE_DEVICE_LIMITS");
-  }
-  ScopedLimits(const ScopedLimits&) = delete;
-  ScopedLimits& operator=(const ScopedLimits&) = delete;
-
- private:
-  std::optional<std::string> old_;
-};
 
 // x [1, C, H, W] → 3x3 conv with M outputs → Relu.
 g::Graph conv_graph(std::int64_t C, std::int64_t M, std::int64_t HW, unsigned seed) {
@@ -63,7 +45,8 @@ TEST(DeviceLimits, ParsesPresetsAndPairs) {
   EXPECT_EQ(d.host_visible_window, 256ull << 20);
   EXPECT_EQ(d.max_texel_elements, 65536u);
   EXPECT_FALSE(d.mapped_io);
-  EXPECT_EQ(d.describe(), "host_visible_mib=256,texel_elements=65536,mapped_io=0");
+  EXPECT_TRUE(d.gpu_kernels);
+  EXPECT_EQ(d.describe(), "host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1");
   const DeviceLimits p = DeviceLimits::parse("texel_elements=1000,mapped_io=1");
   EXPECT_EQ(p.max_texel_elements, 1000u);
   EXPECT_TRUE(p.mapped_io);
@@ -72,7 +55,7 @@ TEST(DeviceLimits, ParsesPresetsAndPairs) {
 
 TEST(DeviceLimits, MalformedValuesNameTheVariable) {
   for (const char* bad : {"mapped_io", "texel_elements=abc", "host_visible_mib=0", "mapped_io=2", "bar=1",
-                          "texel_elements=-5"}) {
+                          "texel_elements=-5", "gpu_kernels=2"}) {
     try {
       DeviceLimits::parse(bad);
       ADD_FAILURE() << bad << " was accepted";

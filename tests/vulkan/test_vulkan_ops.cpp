@@ -608,6 +608,32 @@ TEST_F(VulkanOps, OversizedWeightsAreSplit) {
   EXPECT_NE(why.find("128 MiB"), std::string::npos) << why;
 }
 
+// The reductions as a GPU gets them (one workgroup per row, lanes folding in
+// shared memory), forced on lavapipe: rows shorter and longer than a
+// workgroup, strided rows (Softmax and Reduce over a middle axis).
+TEST_F(VulkanOps, RowGroupReductions) {
+  VKFUSE_REQUIRE_VULKAN();
+  vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
+  GraphBuilder b(31);
+  auto x = b.input("x", {2, 5, 9, 31});
+  auto big = b.input("big", {1, 3, 40, 50});  // planes of 2000: many elements per lane
+  b.output(b.node("GlobalAveragePool", {x}));
+  b.output(b.node("GlobalAveragePool", {big}));
+  for (std::int64_t axis : {1, 3})
+    b.output(b.node("Softmax", {x}, [&](g::Attributes& a) { a.set("axis", axis); }));
+  b.output(b.node("LayerNormalization", {big, b.random_constant("g", {40, 50})},
+                  [](g::Attributes& a) { a.set("axis", std::int64_t{2}); }));
+  b.output(b.node("InstanceNormalization", {big, b.random_constant("s", {3}), b.random_constant("c", {3})}));
+  for (const char* op : {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp"})
+    for (const I64& axes : {I64{3}, I64{1}, I64{2, 3}})
+      b.output(b.node(op, {op == std::string("ReduceProd") ? b.node("Sigmoid", {x}) : x},
+                      [&](g::Attributes& a) { a.set("axes", axes); }));
+  const auto r = compare_with_reference(std::move(b.graph), kTol);
+  int rows = 0;
+  for (const auto& k : r.kernels) rows += k.variant.find("_rows") != std::string::npos ? 1 : 0;
+  EXPECT_EQ(rows, 2 + 2 + 2 + 6 * 3) << "every reduction but LogSumExp runs one workgroup per row";
+}
+
 TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +34,25 @@ inline bool have_vulkan_device() {
   }();
   return have;
 }
+
+// Sets VKFUSE_DEVICE_LIMITS for one scope (contexts are keyed by it, so the
+// executors made inside get a context with these limits).
+class ScopedLimits {
+ public:
+  explicit ScopedLimits(const char* spec) {
+    if (const char* old = std::getenv("VKFUSE_DEVICE_LIMITS")) old_ = old;
+    setenv("VKFUSE_DEVICE_LIMITS", spec, 1);
+  }
+  ~ScopedLimits() {
+    if (old_) setenv("VKFUSE_DEVICE_LIMITS", old_->c_str(), 1);
+    else unsetenv("VKFUSE_DEVICE_LIMITS");
+  }
+  ScopedLimits(const ScopedLimits&) = delete;
+  ScopedLimits& operator=(const ScopedLimits&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
 
 #define VKFUSE_REQUIRE_VULKAN()                                                  \
   do {                                                                           \
