@@ -42,6 +42,15 @@ std::int64_t weight_split(const graph::Graph& g, const graph::Node& n) {
 
 KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producers()) {
   const std::size_t n = g.nodes.size();
+  // Worked out once: the cost model asks for kernels() in the planner's search.
+  weight_ranges_.assign(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const graph::Node& node = g.nodes[i];
+    if (node.op_type != "Conv" && node.op_type != "Gemm") continue;
+    const std::int64_t split = weight_split(g, node);
+    const graph::Shape& y = g.value(node.outputs[0]).shape;  // channels (Conv) or columns (Gemm) at 1
+    if (split > 0 && y.size() >= 2) weight_ranges_[i] = static_cast<int>((y[1] + split - 1) / split);
+  }
   alias_.assign(n, 0);
   folded_.assign(n, 0);
   view_type_.assign(n, 0);
@@ -126,12 +135,7 @@ int KernelFusion::kernels(int i, std::span<const int> unit, bool shared_memory) 
     for (ValueId v : n.outputs) copies += nonempty(v) ? 1 : 0;
     return copies;
   }
-  if (n.op_type == "Conv" || n.op_type == "Gemm") {
-    const std::int64_t split = weight_split(*g_, n);
-    const graph::Shape& y = g_->value(n.outputs[0]).shape;  // channels (Conv) or columns (Gemm) at 1
-    return split > 0 && y.size() >= 2 ? static_cast<int>((y[1] + split - 1) / split) : 1;
-  }
-  if (n.op_type != "Concat") return 1;
+  if (n.op_type != "Concat") return weight_ranges_[k];
   for (ValueId v : n.inputs)
     if (nonempty(v) && !(concat_in_place_[k] && in_place(i, v, unit, shared_memory))) ++copies;
   return copies;

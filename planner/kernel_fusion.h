@@ -51,6 +51,7 @@ class KernelFusion {
   std::vector<std::int32_t> producer_;
   std::vector<char> alias_, folded_, view_type_;
   std::vector<std::vector<int>> add_convs_;     // per Add: Convs whose epilogue it can be, ascending
+  std::vector<int> weight_ranges_;              // per node: kernels of a Conv/Gemm (weight_split), else 1
   std::vector<char> concat_in_place_;           // per node: a Concat that writes inputs in place
   std::vector<std::vector<int>> value_concats_;  // per value: such Concats reading it once, ascending
 };
