@@ -891,6 +891,8 @@ void VulkanExecutor::Impl::upload_unit(std::size_t index, std::span<const float*
   // not) carries and the cost model charges them per value.
   for (std::size_t i : units[index].plan->inputs) {
     const DeviceProgram::IO& io = prog->inputs[i];
+    // An empty tensor's buffer may be null (an empty vector's data()).
+    if (io.count == 0) continue;
     const auto t0 = std::chrono::steady_clock::now();
     float* dst = mapped_in ? static_cast<float*>(arena.mapped) + io.offset
                            : static_cast<float*>(staging_in.mapped) + io.staging;
@@ -929,6 +931,7 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
       std::copy(io.constant_data.begin(), io.constant_data.end(), out[j]);
       continue;
     }
+    if (io.count == 0) continue;
     const auto t0 = std::chrono::steady_clock::now();
     const float* src = mapped_out ? static_cast<const float*>(arena.mapped) + io.offset
                                   : static_cast<const float*>(staging_out.mapped) + io.staging;
