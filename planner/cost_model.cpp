@@ -181,7 +181,8 @@ double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
 std::vector<int> CostModel::kernel_roots(std::span<const int> members, std::span<const int> unit) const {
   std::vector<int> root(members.size());
   for (std::size_t k = 0; k < members.size(); ++k) {
-    const int c = fusion_.fused_conv(members[k], unit);
+    int c = fusion_.fused_conv(members[k], unit);
+    if (c < 0) c = fusion_.gated_conv(members[k], unit);
     root[k] = c >= 0 ? c : members[k];
   }
   return root;
@@ -199,6 +200,10 @@ double CostModel::unit_compute_us(std::span<const int> members, std::span<const 
     if (node(i).view) continue;
     if (const int c = fusion_.fused_conv(i, unit); c >= 0) {
       t += fused_epilogue_us(i, g_->nodes[static_cast<std::size_t>(c)].outputs[0]);
+      continue;
+    }
+    if (fusion_.gated_conv(i, unit) >= 0) {  // the Conv reads the gate as it loads its input
+      t += fused_epilogue_us(i, fusion_.gated_input(i));
       continue;
     }
     const int kernels = fusion_.kernels(i, unit, shared_memory);

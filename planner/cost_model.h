@@ -76,12 +76,13 @@ class CostModel {
   // A unit's members (ascending) under a placement (`unit`: per node the
   // unit it runs in, -1 on the host; shared_memory as for KernelFusion): the
   // kernel each member runs in (its own index, or the Conv that runs it as an
-  // epilogue), the dispatches it makes, and its accelerator time (submit +
+  // epilogue or a gating prologue), the dispatches it makes, and its accelerator time (submit +
   // kernels + fused epilogues), all as the Vulkan lowering runs it.
   std::vector<int> kernel_roots(std::span<const int> members, std::span<const int> unit) const;
   int kernel_count(std::span<const int> members, std::span<const int> unit, bool shared_memory = true) const;
   double unit_compute_us(std::span<const int> members, std::span<const int> unit, bool shared_memory = true) const;
-  // Extra cost of node i when fused as an epilogue: its other inputs' traffic.
+  // Extra cost of node i when fused into a Conv (an epilogue, a gate): its
+  // other inputs' traffic.
   double fused_epilogue_us(int i, graph::ValueId fused_input) const;
   const KernelFusion& fusion() const { return fusion_; }
   // Host op i's time as the host lowering runs it, given each node's host

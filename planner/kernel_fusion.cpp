@@ -16,6 +16,16 @@ bool is_view_type(const std::string& op) {
          op == "Dropout";
 }
 
+// The Conv that reads value v as its input (index 0) and is v's only reader,
+// or -1. reader: per value, the first node that reads it.
+std::int32_t consumer_conv(const graph::Graph& g, ValueId v, const std::vector<std::int32_t>& reader,
+                           const std::vector<std::int32_t>& uses, const std::vector<char>& is_output) {
+  const auto k = static_cast<std::size_t>(v);
+  if (uses[k] != 1 || is_output[k] || reader[k] < 0) return -1;
+  const graph::Node& n = g.nodes[static_cast<std::size_t>(reader[k])];
+  return n.op_type == "Conv" && n.inputs[0] == v && g.constant_input(n, 1) ? reader[k] : -1;
+}
+
 }  // namespace
 
 std::int64_t weight_split(const graph::Graph& g, const graph::Node& n) {
@@ -55,11 +65,18 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
   folded_.assign(n, 0);
   view_type_.assign(n, 0);
   add_convs_.resize(n);
+  mul_conv_.assign(n, -1);
+  conv_gate_.assign(n, -1);
+  gated_x_.assign(n, kNoValue);
   concat_in_place_.assign(n, 0);
   value_concats_.resize(g.values.size());
   const auto uses = g.use_counts();
   std::vector<char> is_output(g.values.size(), 0);
   for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
+  std::vector<std::int32_t> reader(g.values.size(), -1);
+  for (std::size_t i = n; i-- > 0;)
+    for (ValueId v : g.nodes[i].inputs)
+      if (v != kNoValue) reader[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
   for (std::size_t i = 0; i < n; ++i) {
     const graph::Node& node = g.nodes[i];
     bool all_constant = true;
@@ -87,6 +104,26 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
       }
       std::sort(add_convs_[i].begin(), add_convs_[i].end());
     }
+    // Channel gates (squeeze-and-excitation) that the consuming Conv applies.
+    if (node.op_type == "Mul" && node.inputs.size() == 2 && node.outputs.size() == 1 &&
+        node.activation.kind == graph::Activation::Kind::None) {
+      const ValueId out = node.outputs[0];
+      const std::int32_t c = out == kNoValue ? -1 : consumer_conv(g, out, reader, uses, is_output);
+      for (int side = 0; c >= 0 && side < 2; ++side) {
+        const ValueId x = node.inputs[static_cast<std::size_t>(side)], gate = node.inputs[static_cast<std::size_t>(1 - side)];
+        if (x == kNoValue || gate == kNoValue || g.is_constant(x) || g.is_constant(gate) ||
+            g.value(x).dtype != graph::DType::f32 || g.value(gate).dtype != graph::DType::f32)
+          continue;
+        const graph::Shape &xs = g.value(x).shape, &gs = g.value(gate).shape;
+        if (xs.size() < 3 || gs.size() != xs.size() || xs != g.value(out).shape || gs[0] != xs[0] || gs[1] != xs[1] ||
+            !std::all_of(gs.begin() + 2, gs.end(), [](std::int64_t d) { return d == 1; }))
+          continue;
+        mul_conv_[i] = c;
+        conv_gate_[static_cast<std::size_t>(c)] = static_cast<int>(i);
+        gated_x_[i] = x;
+        break;
+      }
+    }
     // Concats whose inputs can be written in place.
     if (node.op_type == "Concat" && !node.outputs.empty() && !g.is_constant(node.outputs[0]) &&
         node.activation.kind == graph::Activation::Kind::None) {
@@ -113,6 +150,12 @@ int KernelFusion::fused_conv(int add, std::span<const int> unit) const {
   return -1;
 }
 
+int KernelFusion::gated_conv(int mul, std::span<const int> unit) const {
+  const int c = mul_conv_[static_cast<std::size_t>(mul)];
+  const int u = unit[static_cast<std::size_t>(mul)];
+  return c >= 0 && u >= 0 && unit[static_cast<std::size_t>(c)] == u ? c : -1;
+}
+
 bool KernelFusion::in_place(int concat, ValueId v, std::span<const int> unit, bool shared_memory) const {
   const std::int32_t p = producer_[static_cast<std::size_t>(v)];
   if (p < 0 || unit[static_cast<std::size_t>(p)] < 0 || view_type_[static_cast<std::size_t>(p)]) return false;
@@ -127,7 +170,7 @@ bool KernelFusion::in_place(int concat, ValueId v, std::span<const int> unit, bo
 
 int KernelFusion::kernels(int i, std::span<const int> unit, bool shared_memory) const {
   const auto k = static_cast<std::size_t>(i);
-  if (folded_[k] || alias_[k] || fused_conv(i, unit) >= 0) return 0;
+  if (folded_[k] || alias_[k] || fused_conv(i, unit) >= 0 || gated_conv(i, unit) >= 0) return 0;
   const graph::Node& n = g_->nodes[k];
   auto nonempty = [&](ValueId v) { return v != kNoValue && graph::element_count(g_->value(v).shape) > 0; };
   int copies = 0;

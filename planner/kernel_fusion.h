@@ -5,6 +5,12 @@
 //   - A Conv whose output only one Add reads (the Add's other operand a
 //     float32 tensor of the Conv output's shape) runs that Add as its
 //     epilogue when both are in the same unit; of two such Convs, the first.
+//   - A Mul of a tensor x and a channel gate g (x's rank, g's dimension 0
+//     and 1 equal x's, every other 1: a squeeze-and-excitation block's
+//     excitation) without an activation, whose output only a Conv reads (as
+//     its input, not a graph output), runs in that Conv as a prologue (it
+//     scales each input channel as the Conv loads it) when both are in the
+//     same unit: the gated tensor is never written.
 //   - A view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout)
 //     without an activation, between non-constant tensors, aliases its
 //     input: no kernel.
@@ -34,11 +40,18 @@ class KernelFusion {
   // shared_memory: units share one device memory (every plan but `naive`'s).
   // The Conv whose kernel runs Add node `add` as its epilogue, or -1.
   int fused_conv(int add, std::span<const int> unit) const;
+  // The Conv that runs Mul node `mul` as its prologue (a channel gate), or -1.
+  int gated_conv(int mul, std::span<const int> unit) const;
+  // Of a Mul that gated_conv can place: the gated tensor (the other operand
+  // is the gate). kNoValue for any other node.
+  graph::ValueId gated_input(int mul) const { return gated_x_[static_cast<std::size_t>(mul)]; }
+  // The Mul whose gate Conv node `conv` would apply (whatever the units), or -1.
+  int gate_of(int conv) const { return conv_gate_[static_cast<std::size_t>(conv)]; }
   // Whether `concat`'s input `v` is written in place by its producer.
   bool in_place(int concat, graph::ValueId v, std::span<const int> unit, bool shared_memory) const;
   // A view op that aliases its input.
   bool is_alias(int node) const { return alias_[static_cast<std::size_t>(node)] != 0; }
-  // Dispatches node i needs: 0 for an alias, an Add run by its Conv, a node
+  // Dispatches node i needs: 0 for an alias, an Add or a Mul run by its Conv, a node
   // folded to constants, or a Concat written wholly in place; a Concat's copy
   // kernels; a Split's outputs; a split Conv's or Gemm's ranges (weight_split);
   // otherwise 1.
@@ -51,6 +64,8 @@ class KernelFusion {
   std::vector<std::int32_t> producer_;
   std::vector<char> alias_, folded_, view_type_;
   std::vector<std::vector<int>> add_convs_;     // per Add: Convs whose epilogue it can be, ascending
+  std::vector<int> mul_conv_, conv_gate_;       // per node: a gating Mul's Conv, a Conv's gating Mul (-1: none)
+  std::vector<graph::ValueId> gated_x_;         // per node: a gating Mul's gated tensor
   std::vector<int> weight_ranges_;              // per node: kernels of a Conv/Gemm (weight_split), else 1
   std::vector<char> concat_in_place_;           // per node: a Concat that writes inputs in place
   std::vector<std::vector<int>> value_concats_;  // per value: such Concats reading it once, ascending

@@ -11,7 +11,10 @@
 // Weights too large for one storage buffer split a one-group Conv into
 // kernels over ranges of output channels: this one writes MG channels from
 // M0 of the output's M.
-// Slots: o0 output, o1 input, o2 weights (floats), o3 residual.
+// A squeeze-and-excitation gate (HAS_GATE) scales each input channel as it
+// is loaded: input[n][c] * gate[n][c].
+// Slots: o0 output, o1 input, o2 weights (floats), o3 residual, then the gate
+// (o4 after a residual, else o3).
 #if OCB >= 4
 #define WT vec4
 #define NV (OCB / 4)
@@ -37,6 +40,11 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { WT wv[]; };
 #define LOADX(i) act[i]
 #endif
 
+#if HAS_GATE && HAS_RES
+#define GATE_AT pc.o4
+#elif HAS_GATE
+#define GATE_AT pc.o3
+#endif
 #define MBLK (MGP / OCB)
 #define OWB ((OW + OPX - 1) / OPX)
 #define KVOL (KD * KH * KW)
@@ -65,6 +73,11 @@ void main() {
   const int iw0 = ow0 * SW - PW;
   for (uint ci = 0; ci < CG; ++ci) {
     const uint xc = xbase + ci * IPLANE;
+#if HAS_GATE
+    const float gs = LOADX(GATE_AT + n * C + g * CG + ci);
+#else
+    const float gs = 1.0;
+#endif
     [[unroll]] for (int kd = 0; kd < KD; ++kd) {
       const int id = int(od) * SD - PD + kd * DLD;
       [[unroll]] for (int kh = 0; kh < KH; ++kh) {
@@ -77,7 +90,7 @@ void main() {
         [[unroll]] for (int s = 0; s < SEG; ++s) {
           const int iw = iw0 + s;
           const float v = LOADX(row + uint(clamp(iw, 0, IW - 1)));
-          xs[s] = (row_ok && iw >= 0 && iw < IW) ? v : 0.0;
+          xs[s] = (row_ok && iw >= 0 && iw < IW) ? v * gs : 0.0;
         }
         [[unroll]] for (int kw = 0; kw < KW; ++kw) {
           WT w[NV];

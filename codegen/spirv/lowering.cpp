@@ -276,6 +276,8 @@ class Lowering {
 
   // Conv node index → the Add it absorbs (node index), and the reverse.
   std::map<std::size_t, std::size_t> conv_to_add_, add_to_conv_;
+  // Conv node index → the gating Mul it applies to its input, and the reverse.
+  std::map<std::size_t, std::size_t> conv_to_mul_, mul_to_conv_;
 
   const Shape& shape(ValueId v) const { return g_.value(v).shape; }
   std::int64_t numel(ValueId v) const { return graph::element_count(shape(v)); }
@@ -370,10 +372,14 @@ void Lowering::plan_fusions() {
   // planner/kernel_fusion.h decides what shares a kernel; the cost model
   // prices the same decisions.
   for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
-    const int c = fusion_.fused_conv(static_cast<int>(i), units_);
-    if (c < 0) continue;
-    conv_to_add_[static_cast<std::size_t>(c)] = i;
-    add_to_conv_[i] = static_cast<std::size_t>(c);
+    if (const int c = fusion_.fused_conv(static_cast<int>(i), units_); c >= 0) {
+      conv_to_add_[static_cast<std::size_t>(c)] = i;
+      add_to_conv_[i] = static_cast<std::size_t>(c);
+    }
+    if (const int c = fusion_.gated_conv(static_cast<int>(i), units_); c >= 0) {
+      conv_to_mul_[static_cast<std::size_t>(c)] = i;
+      mul_to_conv_[i] = static_cast<std::size_t>(c);
+    }
   }
 }
 
@@ -435,6 +441,7 @@ void Lowering::emit(std::size_t index) {
     if (o != kNoValue && !g_.is_constant(o)) all_constant = false;
   if (all_constant) return;  // folded at load
   if (conv_to_add_.count(index)) return;  // runs where its Add is
+  if (mul_to_conv_.count(index)) return;   // its Conv applies the gate
   if (auto it = add_to_conv_.find(index); it != add_to_conv_.end()) {
     emit_conv(g_.nodes[it->second], &n);
     return;
@@ -511,7 +518,12 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
   const Tensor* B = n.inputs.size() > 2 ? g_.constant_input(n, 2) : nullptr;
   if (n.inputs.size() > 2 && n.inputs[2] != kNoValue && !B)
     graph::unsupported_node(n, "a Conv whose bias is not constant");
-  const ValueId x = n.inputs[0];
+  // A gating Mul (squeeze-and-excitation) applied as the input is loaded:
+  // the Conv reads the Mul's operands, never the gated tensor.
+  const auto gate_it = conv_to_mul_.find(static_cast<std::size_t>(&n - g_.nodes.data()));
+  const Node* gate_mul = gate_it == conv_to_mul_.end() ? nullptr : &g_.nodes[gate_it->second];
+  const ValueId x = gate_mul ? fusion_.gated_input(static_cast<int>(gate_it->second)) : n.inputs[0];
+  const ValueId gate = !gate_mul ? kNoValue : gate_mul->inputs[0] == x ? gate_mul->inputs[1] : gate_mul->inputs[0];
   const ValueId y = add ? add->outputs[0] : n.outputs[0];
   if (g_.value(x).dtype != DType::f32) graph::unsupported_node(n, "a non-float input");
   const Shape& xs = shape(x);
@@ -554,7 +566,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
                               (pointwise ? "" : "_s" + std::to_string(s[2])) +
                               (groups > 1 && CG > 1 ? "_g" + std::to_string(groups) : "") + "_ob" +
                               std::to_string(ocb) + "_px" + std::to_string(opx) + act_suffix(n.activation) +
-                              (add ? "_res" + act_suffix(add->activation) : "");
+                              (add ? "_res" + act_suffix(add->activation) : "") + (gate_mul ? "_gated" : "");
 
   // One kernel per range of output channels whose weights fit one storage
   // buffer (planner::weight_split; one range unless the weights are huge).
@@ -566,7 +578,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     const std::int64_t mblk = mgp / ocb;
     Kernel kern;
     kern.variant = variant;
-    kern.nodes = n.name + (add ? "+" + add->name : "");
+    kern.nodes = (gate_mul ? gate_mul->name + "+" : "") + n.name + (add ? "+" + add->name : "");
     if (mc < MG) {
       kern.variant += "_part";
       kern.nodes += " [channels " + std::to_string(m0) + ".." + std::to_string(m0 + mc) + ")";
@@ -597,7 +609,8 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     def("ID", isz[0])("IH", isz[1])("IW", isz[2])("OD", osz[0])("OH", osz[1])("OW", osz[2]);
     def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
     def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
-    def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("TEXEL", caps_.texel_loads ? 1 : 0);
+    def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0);
+    def("TEXEL", caps_.texel_loads ? 1 : 0);
     kern.fp16_weights = caps_.fp16 && caps_.texel_loads && ocb >= 4;
     def("FP16_W", kern.fp16_weights ? 1 : 0);
     if (kern.fp16_weights) kern.variant += "_w16";
@@ -607,6 +620,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
       const ValueId r = add->inputs[0] == t ? add->inputs[1] : add->inputs[0];
       kern.slots.push_back(input(r));
     }
+    if (gate_mul) kern.slots.push_back(input(gate));  // o4 after a residual, else o3
     const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;
     finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none());
   }

@@ -49,6 +49,9 @@ class GraphBuilder {
   graph::ValueId add(const std::string& name, graph::ValueId a, graph::ValueId b) {
     return emit(node(name, "Add", {a, b}));
   }
+  graph::ValueId mul(const std::string& name, graph::ValueId a, graph::ValueId b) {
+    return emit(node(name, "Mul", {a, b}));
+  }
   graph::ValueId maxpool(const std::string& name, graph::ValueId x, std::int64_t k, std::int64_t stride,
                          std::int64_t pad = 0) {
     graph::Node n = node(name, "MaxPool", {x});

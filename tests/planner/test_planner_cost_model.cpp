@@ -155,6 +155,52 @@ TEST(CostModel, FusedClusterCostsOneSubmitAndNoEpilogueTraffic) {
   EXPECT_NEAR(cluster_benefit_us(cm, members, 2.0), host - cm.unit_compute_us(members, one_unit) - 2 * xfer, 1e-6);
 }
 
+// input -> dwconv -> pool -> conv -> conv -> Mul(x, gate) -> 1x1 conv: a
+// squeeze-and-excitation block, whose Mul runs in the last Conv's kernel
+// (it scales the channels as the Conv loads them) when both share a unit.
+TEST(CostModel, AChannelGateRunsInTheConvThatReadsIt) {
+  // gated_is_output: the gated tensor is also a graph output (then it must be written).
+  auto se_block = [](bool gated_is_output) {
+    GraphBuilder b("se");
+    auto x = b.conv("dw", b.input("input", {1, 16, 14, 14}), 16, 3, 1, 16);
+    auto gate = b.conv("expand", b.relu("act", b.conv("reduce", b.global_avgpool("pool", x), 4, 1)), 16, 1);
+    auto gated = b.mul("gate", x, gate);
+    auto y = b.conv("project", gated, 24, 1);
+    return b.finish(gated_is_output ? std::vector<graph::ValueId>{y, gated} : std::vector<graph::ValueId>{y});
+  };
+  const graph::Graph g = se_block(false);
+  const int mul = 5, project = 6;
+  ASSERT_EQ(g.nodes[static_cast<std::size_t>(mul)].op_type, "Mul");
+  ASSERT_EQ(g.nodes[static_cast<std::size_t>(project)].name, "project");
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const KernelFusion& f = cm.fusion();
+  const graph::ValueId x = g.nodes[0].outputs[0];
+  EXPECT_EQ(f.gate_of(project), mul);
+  EXPECT_EQ(f.gated_input(mul), x);
+  const std::vector<int> one_unit(g.nodes.size(), 0), members = {0, 1, 2, 3, 4, 5, 6};
+  EXPECT_EQ(f.gated_conv(mul, one_unit), project);
+  EXPECT_EQ(cm.kernel_roots(members, one_unit)[5], project);
+  EXPECT_EQ(cm.kernel_count(members, one_unit), 6) << "the Relu is a kernel of its own (not canonicalized here)";
+  const double gate_read = cm.fused_epilogue_us(mul, x);
+  EXPECT_LT(gate_read, cm.accel_us(mul));
+  double sum = cm.accel().submit_us + gate_read;
+  for (int i : members)
+    if (i != mul) sum += cm.accel_us(i);
+  EXPECT_NEAR(cm.unit_compute_us(members, one_unit), sum, 1e-9);
+  // The Conv in another unit (or on the host): the Mul is a kernel of its own.
+  std::vector<int> split = one_unit;
+  split[static_cast<std::size_t>(project)] = 1;
+  EXPECT_EQ(f.gated_conv(mul, split), -1);
+  EXPECT_EQ(cm.kernel_count(members, split), 7);
+  EXPECT_EQ(KernelFusion(se_block(true)).gate_of(project), -1);
+  // Not a channel gate: a spatial map.
+  GraphBuilder b2("spatial");
+  auto x2 = b2.input("input", {1, 8, 6, 6});
+  auto s2 = b2.mul("scale", x2, b2.input("map", {1, 1, 6, 6}));
+  const graph::Graph g2 = b2.finish({b2.conv("conv", s2, 8, 1)});
+  EXPECT_EQ(KernelFusion(g2).gate_of(1), -1);
+}
+
 TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   // input -> conv -> add(conv, input): on the host the Add is the Conv's
   // epilogue (HostFusion, as runtime/host_program runs it) and costs reading

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -136,6 +137,54 @@ TEST_F(VulkanOps, ConvBatchNormResidualReluIsOneDispatch) {
   EXPECT_EQ(r.stats.dispatches, 1);
   ASSERT_EQ(r.kernels.size(), 1u);
   EXPECT_NE(r.kernels[0].variant.find("_res_Relu"), std::string::npos) << r.kernels[0].variant;
+}
+
+// A squeeze-and-excitation block as timm and torchvision export it:
+// x -> GlobalAveragePool -> 1x1 Conv -> Relu -> 1x1 Conv -> HardSigmoid ->
+// Mul(x, gate) -> Conv. The Mul runs in the last Conv's kernel, which scales
+// each input channel as it loads it; the gated tensor is never written.
+// Either operand order, a grouped 3x3 (padding: the gate must not touch the
+// zeros), a residual Add with it, batch 2; a gated tensor that is also a graph
+// output keeps its own Mul kernel.
+TEST_F(VulkanOps, SqueezeExcitationGateRunsInTheNextConv) {
+  VKFUSE_REQUIRE_VULKAN();
+  struct Case {
+    std::int64_t n, groups, k;
+    bool gate_first, residual, gated_output;
+  };
+  for (const Case& c : {Case{1, 1, 1, false, false, false}, Case{2, 1, 1, true, true, false},
+                        Case{1, 4, 3, false, false, false}, Case{2, 16, 3, true, true, false},
+                        Case{1, 1, 1, false, false, true}}) {
+    SCOPED_TRACE("N" + std::to_string(c.n) + " group " + std::to_string(c.groups) + " k" + std::to_string(c.k) +
+                 (c.gate_first ? " gate first" : "") + (c.residual ? " residual" : "") +
+                 (c.gated_output ? " gated output" : ""));
+    GraphBuilder b(11);
+    const std::int64_t C = 16, M = c.groups == 16 ? 16 : 24;
+    auto in = b.input("x", {c.n, C, 9, 7});
+    auto x = b.node("Relu", {b.node("Conv", {in, b.random_constant("dw", {C, 1, 3, 3})}, [](g::Attributes& a) {
+      a.set("pads", I64{1, 1, 1, 1});
+      a.set("group", std::int64_t{16});
+    })});
+    auto pooled = b.node("GlobalAveragePool", {x});
+    auto h = b.node("Relu", {b.node("Conv", {pooled, b.random_constant("w1", {4, C, 1, 1}), b.random_constant("b1", {4})})});
+    auto gate = b.node("HardSigmoid", {b.node("Conv", {h, b.random_constant("w2", {C, 4, 1, 1}), b.random_constant("b2", {C})})});
+    auto gated = c.gate_first ? b.node("Mul", {gate, x}) : b.node("Mul", {x, gate});
+    auto y = b.node("Conv", {gated, b.random_constant("w3", {M, C / c.groups, c.k, c.k}), b.random_constant("b3", {M})},
+                    [&](g::Attributes& a) {
+                      a.set("pads", I64{c.k / 2, c.k / 2, c.k / 2, c.k / 2});
+                      a.set("group", c.groups);
+                    });
+    if (c.residual) y = b.node("Add", {y, b.input("r", {c.n, M, 9, 7})});
+    b.output(y);
+    if (c.gated_output) b.output(gated);
+    auto r = compare_with_reference(std::move(b.graph), kTol);
+    // dw conv, pool, two 1x1 convs, the gated conv (+ the Mul when it is an output)
+    EXPECT_EQ(r.stats.dispatches, c.gated_output ? 6 : 5);
+    const bool gated_kernel = std::any_of(r.kernels.begin(), r.kernels.end(), [](const auto& k) {
+      return k.variant.find("_gated") != std::string::npos;
+    });
+    EXPECT_EQ(gated_kernel, !c.gated_output);
+  }
 }
 
 TEST_F(VulkanOps, ConvActivationsFused) {
