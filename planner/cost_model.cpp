@@ -181,7 +181,7 @@ double CostModel::fused_epilogue_us(int i, ValueId fused_input) const {
 std::vector<int> CostModel::kernel_roots(std::span<const int> members, std::span<const int> unit) const {
   std::vector<int> root(members.size());
   for (std::size_t k = 0; k < members.size(); ++k) {
-    int c = fusion_.fused_conv(members[k], unit);
+    int c = fusion_.epilogue_of(members[k], unit);
     if (c < 0) c = fusion_.gated_conv(members[k], unit);
     root[k] = c >= 0 ? c : members[k];
   }
@@ -198,7 +198,7 @@ double CostModel::unit_compute_us(std::span<const int> members, std::span<const 
   double t = accel_.submit_us;
   for (int i : members) {
     if (node(i).view) continue;
-    if (const int c = fusion_.fused_conv(i, unit); c >= 0) {
+    if (const int c = fusion_.epilogue_of(i, unit); c >= 0) {
       t += fused_epilogue_us(i, g_->nodes[static_cast<std::size_t>(c)].outputs[0]);
       continue;
     }

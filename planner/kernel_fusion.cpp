@@ -16,6 +16,9 @@ bool is_view_type(const std::string& op) {
          op == "Dropout";
 }
 
+// Ops whose kernel can run an Add as its epilogue (shaders/conv.glsl, resize.glsl).
+bool can_run_add(const std::string& op) { return op == "Conv" || op == "Resize" || op == "Upsample"; }
+
 // The Conv that reads value v as its input (index 0) and is v's only reader,
 // or -1. reader: per value, the first node that reads it.
 std::int32_t consumer_conv(const graph::Graph& g, ValueId v, const std::vector<std::int32_t>& reader,
@@ -64,7 +67,7 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
   alias_.assign(n, 0);
   folded_.assign(n, 0);
   view_type_.assign(n, 0);
-  add_convs_.resize(n);
+  add_producers_.resize(n);
   mul_conv_.assign(n, -1);
   conv_gate_.assign(n, -1);
   gated_x_.assign(n, kNoValue);
@@ -87,22 +90,23 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
     alias_[i] = view_type_[i] && !node.inputs.empty() && !node.outputs.empty() && node.inputs[0] != kNoValue &&
                 !g.is_constant(node.inputs[0]) && !g.is_constant(node.outputs[0]) &&
                 node.activation.kind == graph::Activation::Kind::None;
-    // Residual Adds: their operands that a Conv writes for them alone.
+    // Adds as epilogues: their operands that a Conv or a Resize writes for
+    // them alone (not a folded constant: that kernel never runs).
     if (node.op_type == "Add" && node.inputs.size() == 2 && !node.outputs.empty() && node.outputs[0] != kNoValue) {
       for (int side = 0; side < 2; ++side) {
         const ValueId t = node.inputs[static_cast<std::size_t>(side)], r = node.inputs[static_cast<std::size_t>(1 - side)];
-        if (t == kNoValue || r == kNoValue || t == r) continue;
+        if (t == kNoValue || r == kNoValue || t == r || g.is_constant(t)) continue;
         const std::int32_t c = producer_[static_cast<std::size_t>(t)];
-        if (c < 0 || g.nodes[static_cast<std::size_t>(c)].op_type != "Conv" ||
+        if (c < 0 || !can_run_add(g.nodes[static_cast<std::size_t>(c)].op_type) ||
             g.nodes[static_cast<std::size_t>(c)].outputs.empty() || g.nodes[static_cast<std::size_t>(c)].outputs[0] != t)
           continue;
         if (uses[static_cast<std::size_t>(t)] != 1 || is_output[static_cast<std::size_t>(t)]) continue;
         if (g.value(r).shape != g.value(t).shape || g.value(node.outputs[0]).shape != g.value(t).shape ||
             g.value(r).dtype != graph::DType::f32)
           continue;
-        add_convs_[i].push_back(c);
+        add_producers_[i].push_back(c);
       }
-      std::sort(add_convs_[i].begin(), add_convs_[i].end());
+      std::sort(add_producers_[i].begin(), add_producers_[i].end());
     }
     // Channel gates (squeeze-and-excitation) that the consuming Conv applies.
     if (node.op_type == "Mul" && node.inputs.size() == 2 && node.outputs.size() == 1 &&
@@ -142,10 +146,10 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
   }
 }
 
-int KernelFusion::fused_conv(int add, std::span<const int> unit) const {
+int KernelFusion::epilogue_of(int add, std::span<const int> unit) const {
   const int u = unit[static_cast<std::size_t>(add)];
   if (u < 0) return -1;
-  for (int c : add_convs_[static_cast<std::size_t>(add)])
+  for (int c : add_producers_[static_cast<std::size_t>(add)])
     if (unit[static_cast<std::size_t>(c)] == u) return c;
   return -1;
 }
@@ -170,7 +174,7 @@ bool KernelFusion::in_place(int concat, ValueId v, std::span<const int> unit, bo
 
 int KernelFusion::kernels(int i, std::span<const int> unit, bool shared_memory) const {
   const auto k = static_cast<std::size_t>(i);
-  if (folded_[k] || alias_[k] || fused_conv(i, unit) >= 0 || gated_conv(i, unit) >= 0) return 0;
+  if (folded_[k] || alias_[k] || epilogue_of(i, unit) >= 0 || gated_conv(i, unit) >= 0) return 0;
   const graph::Node& n = g_->nodes[k];
   auto nonempty = [&](ValueId v) { return v != kNoValue && graph::element_count(g_->value(v).shape) > 0; };
   int copies = 0;

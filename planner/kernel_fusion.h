@@ -2,9 +2,10 @@
 // need none: the one rule that the Vulkan lowering (codegen/spirv) executes
 // and the cost model prices, so that the kernels a plan predicts are the
 // kernels that run.
-//   - A Conv whose output only one Add reads (the Add's other operand a
-//     float32 tensor of the Conv output's shape) runs that Add as its
-//     epilogue when both are in the same unit; of two such Convs, the first.
+//   - A Conv or a Resize (Upsample) whose output only one Add reads (the
+//     Add's other operand a float32 tensor of that output's shape) runs that
+//     Add as its epilogue when both are in the same unit (a residual; a
+//     feature pyramid's upsampled branch); of two such producers, the first.
 //   - A Mul of a tensor x and a channel gate g (x's rank, g's dimension 0
 //     and 1 equal x's, every other 1: a squeeze-and-excitation block's
 //     excitation) without an activation, whose output only a Conv reads (as
@@ -38,8 +39,8 @@ class KernelFusion {
 
   // `unit` has one entry per node: the unit it runs in, -1 on the host.
   // shared_memory: units share one device memory (every plan but `naive`'s).
-  // The Conv whose kernel runs Add node `add` as its epilogue, or -1.
-  int fused_conv(int add, std::span<const int> unit) const;
+  // The Conv or Resize whose kernel runs Add node `add` as its epilogue, or -1.
+  int epilogue_of(int add, std::span<const int> unit) const;
   // The Conv that runs Mul node `mul` as its prologue (a channel gate), or -1.
   int gated_conv(int mul, std::span<const int> unit) const;
   // Of a Mul that gated_conv can place: the gated tensor (the other operand
@@ -51,7 +52,8 @@ class KernelFusion {
   bool in_place(int concat, graph::ValueId v, std::span<const int> unit, bool shared_memory) const;
   // A view op that aliases its input.
   bool is_alias(int node) const { return alias_[static_cast<std::size_t>(node)] != 0; }
-  // Dispatches node i needs: 0 for an alias, an Add or a Mul run by its Conv, a node
+  // Dispatches node i needs: 0 for an alias, an Add or a Mul run in another
+  // op's kernel, a node
   // folded to constants, or a Concat written wholly in place; a Concat's copy
   // kernels; a Split's outputs; a split Conv's or Gemm's ranges (weight_split);
   // otherwise 1.
@@ -63,7 +65,7 @@ class KernelFusion {
   const graph::Graph* g_;
   std::vector<std::int32_t> producer_;
   std::vector<char> alias_, folded_, view_type_;
-  std::vector<std::vector<int>> add_convs_;     // per Add: Convs whose epilogue it can be, ascending
+  std::vector<std::vector<int>> add_producers_;  // per Add: Convs/Resizes whose epilogue it can be, ascending
   std::vector<int> mul_conv_, conv_gate_;       // per node: a gating Mul's Conv, a Conv's gating Mul (-1: none)
   std::vector<graph::ValueId> gated_x_;         // per node: a gating Mul's gated tensor
   std::vector<int> weight_ranges_;              // per node: kernels of a Conv/Gemm (weight_split), else 1

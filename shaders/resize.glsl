@@ -7,7 +7,9 @@
 // Bicubic: Keys' kernel with coefficient CUBIC_A over the 4x4 neighbours,
 // indices clamped to the edge; EXCLUDE_OUTSIDE drops the taps outside the
 // input and renormalises the rest.
-// Slots: o0 output, o1 input.
+// HAS_RES: an Add as the epilogue (a feature pyramid's upsampled branch
+// added to a lateral one): act1 (the Resize's), + residual, act2 (the Add's).
+// Slots: o0 output, o1 input, o2 residual.
 #if CUBIC
 // The weights of the taps at floor(f) - 1 .. floor(f) + 2 for r = f - floor(f).
 vec4 cubic_weights(float r) {
@@ -57,5 +59,9 @@ void main() {
   const uint sx = uint(clamp(nearest(fx), 0.0, float(IW - 1)));
   const float v = act[base + sy * IW + sx];
 #endif
-  act[pc.o0 + i] = act2(v);
+#if HAS_RES
+  act[pc.o0 + i] = act2(act1(v) + act[pc.o2 + i]);
+#else
+  act[pc.o0 + i] = act2(act1(v));
+#endif
 }

@@ -274,8 +274,8 @@ class Lowering {
   std::vector<std::int64_t> parent_offset_;
   std::set<ValueId> arena_constants_;
 
-  // Conv node index → the Add it absorbs (node index), and the reverse.
-  std::map<std::size_t, std::size_t> conv_to_add_, add_to_conv_;
+  // Conv or Resize node index → the Add it runs as its epilogue, and the reverse.
+  std::map<std::size_t, std::size_t> producer_to_add_, add_to_producer_;
   // Conv node index → the gating Mul it applies to its input, and the reverse.
   std::map<std::size_t, std::size_t> conv_to_mul_, mul_to_conv_;
 
@@ -354,7 +354,7 @@ class Lowering {
   void emit_expand(const Node& n);
   void emit_tile(const Node& n);
   void emit_depth_space(const Node& n);
-  void emit_resize(const Node& n);
+  void emit_resize(const Node& n, const Node* add);
   void emit_layer_norm(const Node& n);
   void emit_instance_norm(const Node& n);
   void emit_lrn(const Node& n);
@@ -372,9 +372,9 @@ void Lowering::plan_fusions() {
   // planner/kernel_fusion.h decides what shares a kernel; the cost model
   // prices the same decisions.
   for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
-    if (const int c = fusion_.fused_conv(static_cast<int>(i), units_); c >= 0) {
-      conv_to_add_[static_cast<std::size_t>(c)] = i;
-      add_to_conv_[i] = static_cast<std::size_t>(c);
+    if (const int c = fusion_.epilogue_of(static_cast<int>(i), units_); c >= 0) {
+      producer_to_add_[static_cast<std::size_t>(c)] = i;
+      add_to_producer_[i] = static_cast<std::size_t>(c);
     }
     if (const int c = fusion_.gated_conv(static_cast<int>(i), units_); c >= 0) {
       conv_to_mul_[static_cast<std::size_t>(c)] = i;
@@ -429,7 +429,7 @@ Program Lowering::run() {
     p_.root_offset[v] = off;
   }
   p_.arena_constants.assign(arena_constants_.begin(), arena_constants_.end());
-  p_.fused_adds = static_cast<std::int64_t>(conv_to_add_.size());
+  p_.fused_adds = static_cast<std::int64_t>(producer_to_add_.size());
   return std::move(p_);
 }
 
@@ -440,11 +440,11 @@ void Lowering::emit(std::size_t index) {
   for (ValueId o : n.outputs)
     if (o != kNoValue && !g_.is_constant(o)) all_constant = false;
   if (all_constant) return;  // folded at load
-  if (conv_to_add_.count(index)) return;  // runs where its Add is
+  if (producer_to_add_.count(index)) return;  // runs where its Add is
   if (mul_to_conv_.count(index)) return;   // its Conv applies the gate
-  if (auto it = add_to_conv_.find(index); it != add_to_conv_.end()) {
-    emit_conv(g_.nodes[it->second], &n);
-    return;
+  if (auto it = add_to_producer_.find(index); it != add_to_producer_.end()) {
+    const Node& producer = g_.nodes[it->second];
+    return producer.op_type == "Conv" ? emit_conv(producer, &n) : emit_resize(producer, &n);
   }
   if (const std::string why = unsupported_reason(g_, n); !why.empty()) graph::unsupported_node(n, why);
   const std::string& op = n.op_type;
@@ -468,7 +468,7 @@ void Lowering::emit(std::size_t index) {
   if (op == "Expand") return emit_expand(n);
   if (op == "Tile") return emit_tile(n);
   if (op == "DepthToSpace" || op == "SpaceToDepth") return emit_depth_space(n);
-  if (op == "Resize" || op == "Upsample") return emit_resize(n);
+  if (op == "Resize" || op == "Upsample") return emit_resize(n, nullptr);
   if (op == "LayerNormalization") return emit_layer_norm(n);
   if (op == "InstanceNormalization") return emit_instance_norm(n);
   if (op == "LRN") return emit_lrn(n);
@@ -1197,11 +1197,13 @@ void Lowering::emit_conv_transpose(const Node& n) {
   finish(std::move(kern), numel(y), def, "conv_transpose", Activation::none(), n.activation);
 }
 
-void Lowering::emit_resize(const Node& n) {
+// add: an Add run as the epilogue (KernelFusion::epilogue_of), whose other
+// operand is read like a Conv's residual.
+void Lowering::emit_resize(const Node& n, const Node* add) {
   using Plan = graph::ResizePlan;
-  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const ValueId x = n.inputs[0], y = add ? add->outputs[0] : n.outputs[0];
   const Shape& xs = shape(x);
-  const Shape& ys = shape(y);
+  const Shape& ys = shape(n.outputs[0]);
   const std::size_t r = xs.size();
   const Plan p = resize_plan(g_, n);
   const bool linear = p.interp == Plan::Interp::Linear;
@@ -1228,8 +1230,9 @@ void Lowering::emit_resize(const Node& n) {
   const bool cubic = p.interp == Plan::Interp::Cubic;
   Kernel kern;
   kern.variant = std::string(cubic ? "resize_cubic_" : linear ? "resize_linear_" : "resize_nearest_") + coord +
-                 (p.exclude_outside ? "_exclude" : "") + act_suffix(n.activation);
-  kern.nodes = n.name;
+                 (p.exclude_outside ? "_exclude" : "") + act_suffix(n.activation) +
+                 (add ? "_res" + act_suffix(add->activation) : "");
+  kern.nodes = n.name + (add ? "+" + add->name : "");
   kern.flops = numel(y) * (cubic ? 40 : linear ? 8 : 1);
   Defines def;
   def("CUBIC", cubic ? 1 : 0)("EXCLUDE_OUTSIDE", p.exclude_outside ? 1 : 0).raw("CUBIC_A", flit(static_cast<float>(p.cubic_a)));
@@ -1240,8 +1243,10 @@ void Lowering::emit_resize(const Node& n) {
   def.raw("RES_H", flit(static_cast<float>(static_cast<double>(ih) * sh)))
       .raw("RES_W", flit(static_cast<float>(static_cast<double>(xs[r - 1]) * sw)));
   def.code(fn);
+  def("HAS_RES", add ? 1 : 0);
   kern.slots = {output(y), input(x)};
-  finish(std::move(kern), numel(y), def, "resize", Activation::none(), n.activation);
+  if (add) kern.slots.push_back(input(add->inputs[0] == n.outputs[0] ? add->inputs[1] : add->inputs[0]));
+  finish(std::move(kern), numel(y), def, "resize", n.activation, add ? add->activation : Activation::none());
 }
 }  // namespace
 

@@ -81,7 +81,7 @@ struct Program {
   // Constants that kernels read as activations (Add's constant operand, ...):
   // they get arena space and are uploaded once.
   std::vector<graph::ValueId> arena_constants;
-  std::int64_t fused_adds = 0;     // residual Adds absorbed into convolutions
+  std::int64_t fused_adds = 0;     // Adds run as a Conv's or a Resize's epilogue
   std::int64_t aliased_concat_inputs = 0;
   std::int64_t alias_nodes = 0;    // reshape-like nodes that cost nothing
 };

@@ -46,7 +46,7 @@ struct LoadInfo {
   std::int64_t arena_bytes = 0;      // activation arena
   std::int64_t weight_bytes = 0;     // packed weights on the device
   std::int64_t staging_bytes = 0;    // host-visible staging buffers for inputs and outputs
-  std::int64_t fused_adds = 0;       // residual Adds fused into convolutions
+  std::int64_t fused_adds = 0;       // Adds run as a Conv's or a Resize's epilogue
   std::int64_t aliased_concat_inputs = 0;
   std::int64_t barriers = 0;  // between dispatches: only where one reads or overwrites what an earlier one wrote
   bool mapped_inputs = false;   // inputs copied straight into mapped device memory (else staged)

@@ -52,6 +52,12 @@ class GraphBuilder {
   graph::ValueId mul(const std::string& name, graph::ValueId a, graph::ValueId b) {
     return emit(node(name, "Mul", {a, b}));
   }
+  graph::ValueId constant(const std::string& name, graph::Tensor t) { return g_.add_constant(name, std::move(t)); }
+  // Resize (nearest) by constant scales, with an empty roi.
+  graph::ValueId resize(const std::string& name, graph::ValueId x, graph::ValueId scales) {
+    const graph::ValueId roi = g_.add_constant(name + ".roi", graph::Tensor::from_f32({0}, {}));
+    return emit(node(name, "Resize", {x, roi, scales}));
+  }
   graph::ValueId maxpool(const std::string& name, graph::ValueId x, std::int64_t k, std::int64_t stride,
                          std::int64_t pad = 0) {
     graph::Node n = node(name, "MaxPool", {x});

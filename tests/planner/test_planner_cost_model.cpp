@@ -201,6 +201,27 @@ TEST(CostModel, AChannelGateRunsInTheConvThatReadsIt) {
   EXPECT_EQ(KernelFusion(g2).gate_of(1), -1);
 }
 
+// top -> Resize(x2) -> Add(lateral, ·): on the accelerator the Add runs in
+// the Resize's kernel, in one unit; apart it is a kernel of its own.
+TEST(CostModel, AnUpsampledBranchAddRunsInTheResizesKernel) {
+  GraphBuilder b("fpn");
+  auto top = b.input("top", {1, 8, 7, 7});
+  auto lateral = b.relu("lateral", b.input("input", {1, 8, 14, 14}));
+  graph::ValueId scales = b.constant("scales", graph::Tensor::from_f32({4}, {1, 1, 2, 2}));
+  auto up = b.resize("up", top, scales);
+  const graph::Graph g = b.finish({b.add("add", lateral, up)});
+  const int resize = node_index(g, "up"), add = node_index(g, "add");
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const std::vector<int> one_unit(g.nodes.size(), 0);
+  EXPECT_EQ(cm.fusion().epilogue_of(add, one_unit), resize);
+  const std::vector<int> members = {0, 1, 2};
+  EXPECT_EQ(cm.kernel_count(members, one_unit), 2);
+  std::vector<int> apart = one_unit;
+  apart[static_cast<std::size_t>(add)] = 1;
+  EXPECT_EQ(cm.fusion().epilogue_of(add, apart), -1);
+  EXPECT_EQ(cm.kernel_count(members, apart), 3);
+}
+
 TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   // input -> conv -> add(conv, input): on the host the Add is the Conv's
   // epilogue (HostFusion, as runtime/host_program runs it) and costs reading

@@ -625,6 +625,48 @@ TEST_F(VulkanOps, Resize) {
   compare_with_reference(std::move(b.graph), kTol);
 }
 
+// A feature pyramid's top-down step as HRNet, FPN and LR-ASPP export it:
+// lateral + Resize(top), then Relu. The Add runs in the Resize's kernel
+// (either operand order; nearest, bilinear and bicubic): one dispatch for
+// the Resize, the Add and its Relu. A Resize whose output is also a graph
+// output, or one followed by a Relu of its own, keeps the Add separate.
+TEST_F(VulkanOps, ResizeAddRunsInOneKernel) {
+  VKFUSE_REQUIRE_VULKAN();
+  struct Case {
+    const char* mode;
+    const char* coord;
+    bool resize_first, resize_relu, resized_output;
+  };
+  for (const Case& c : {Case{"nearest", "asymmetric", false, false, false}, Case{"linear", "align_corners", true, false, false},
+                        Case{"cubic", "pytorch_half_pixel", false, false, false},
+                        Case{"linear", "half_pixel", false, true, false}, Case{"nearest", "asymmetric", true, false, true}}) {
+    SCOPED_TRACE(std::string(c.mode) + " " + c.coord + (c.resize_first ? " resize first" : "") +
+                 (c.resize_relu ? " resize relu" : "") + (c.resized_output ? " resized output" : ""));
+    GraphBuilder b(25);
+    auto top = b.input("top", {2, 6, 4, 5});
+    auto lateral = b.input("lateral", {2, 6, 8, 10});
+    auto none = b.graph.add_constant("roi", g::Tensor::from_f32({0}, {}));
+    auto scales = b.graph.add_constant("scales", g::Tensor::from_f32({4}, {1, 1, 2, 2}));
+    auto up = b.node("Resize", {top, none, scales}, [&](g::Attributes& a) {
+      a.set("mode", std::string(c.mode));
+      a.set("coordinate_transformation_mode", std::string(c.coord));
+    });
+    if (c.resize_relu) up = b.node("Relu", {up});
+    auto sum = c.resize_first ? b.node("Add", {up, lateral}) : b.node("Add", {lateral, up});
+    b.output(b.node("Relu", {sum}));
+    if (c.resized_output) b.output(up);
+    auto r = compare_with_reference(std::move(b.graph), kTol);
+    // A Relu between the Resize and the Add is a kernel of its own.
+    const bool fused = !c.resized_output && !c.resize_relu;
+    EXPECT_EQ(r.stats.dispatches, fused ? 1 : c.resize_relu ? 3 : 2);
+    EXPECT_EQ(r.load.fused_adds, fused ? 1 : 0);
+    if (fused) {
+      ASSERT_EQ(r.kernels.size(), 1u);
+      EXPECT_NE(r.kernels[0].variant.find("_res_Relu"), std::string::npos) << r.kernels[0].variant;
+    }
+  }
+}
+
 // Weights past the 128 MiB every device's storage buffers address: a
 // VGG-class fully connected layer as a Conv (bias, a fused residual Add, two
 // images) and as a Gemm (a C) is split over its outputs into kernels that
