@@ -130,6 +130,9 @@ struct Node {
   std::vector<ValueId> outputs;  // kNoValue for an omitted optional output
   Attributes attrs;
   Activation activation;  // fused epilogue, see Activation
+
+  // Of a two-input node (Add, Mul) one of whose inputs is v: the other one.
+  ValueId other_input(ValueId v) const { return inputs[0] == v ? inputs[1] : inputs[0]; }
 };
 
 class Graph {

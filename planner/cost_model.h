@@ -75,9 +75,10 @@ class CostModel {
 
   // A unit's members (ascending) under a placement (`unit`: per node the
   // unit it runs in, -1 on the host; shared_memory as for KernelFusion): the
-  // kernel each member runs in (its own index, or the Conv or Resize that
-  // runs it as an epilogue, or the Conv that applies it as a gate), the dispatches it makes, and its accelerator time (submit +
-  // kernels + fused epilogues), all as the Vulkan lowering runs it.
+  // kernel each member runs in (its own index, the Conv or Resize that runs
+  // it as an epilogue, or the Conv that applies it as a gate), the
+  // dispatches it makes, and its accelerator time (submit + kernels + fused
+  // epilogues), all as the Vulkan lowering runs it.
   std::vector<int> kernel_roots(std::span<const int> members, std::span<const int> unit) const;
   int kernel_count(std::span<const int> members, std::span<const int> unit, bool shared_memory = true) const;
   double unit_compute_us(std::span<const int> members, std::span<const int> unit, bool shared_memory = true) const;

@@ -69,7 +69,6 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
   view_type_.assign(n, 0);
   add_producers_.resize(n);
   mul_conv_.assign(n, -1);
-  conv_gate_.assign(n, -1);
   gated_x_.assign(n, kNoValue);
   concat_in_place_.assign(n, 0);
   value_concats_.resize(g.values.size());
@@ -123,7 +122,6 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
             !std::all_of(gs.begin() + 2, gs.end(), [](std::int64_t d) { return d == 1; }))
           continue;
         mul_conv_[i] = c;
-        conv_gate_[static_cast<std::size_t>(c)] = static_cast<int>(i);
         gated_x_[i] = x;
         break;
       }

@@ -46,17 +46,14 @@ class KernelFusion {
   // Of a Mul that gated_conv can place: the gated tensor (the other operand
   // is the gate). kNoValue for any other node.
   graph::ValueId gated_input(int mul) const { return gated_x_[static_cast<std::size_t>(mul)]; }
-  // The Mul whose gate Conv node `conv` would apply (whatever the units), or -1.
-  int gate_of(int conv) const { return conv_gate_[static_cast<std::size_t>(conv)]; }
   // Whether `concat`'s input `v` is written in place by its producer.
   bool in_place(int concat, graph::ValueId v, std::span<const int> unit, bool shared_memory) const;
   // A view op that aliases its input.
   bool is_alias(int node) const { return alias_[static_cast<std::size_t>(node)] != 0; }
   // Dispatches node i needs: 0 for an alias, an Add or a Mul run in another
-  // op's kernel, a node
-  // folded to constants, or a Concat written wholly in place; a Concat's copy
-  // kernels; a Split's outputs; a split Conv's or Gemm's ranges (weight_split);
-  // otherwise 1.
+  // op's kernel, a node folded to constants, or a Concat written wholly in
+  // place; a Concat's copy kernels; a Split's outputs; a split Conv's or
+  // Gemm's ranges (weight_split); otherwise 1.
   int kernels(int i, std::span<const int> unit, bool shared_memory) const;
   // Of Concat i: the fraction of its output that copy kernels write.
   double copied_fraction(int i, std::span<const int> unit, bool shared_memory) const;
@@ -66,7 +63,7 @@ class KernelFusion {
   std::vector<std::int32_t> producer_;
   std::vector<char> alias_, folded_, view_type_;
   std::vector<std::vector<int>> add_producers_;  // per Add: Convs/Resizes whose epilogue it can be, ascending
-  std::vector<int> mul_conv_, conv_gate_;       // per node: a gating Mul's Conv, a Conv's gating Mul (-1: none)
+  std::vector<int> mul_conv_;                   // per node: a gating Mul's Conv (-1: none)
   std::vector<graph::ValueId> gated_x_;         // per node: a gating Mul's gated tensor
   std::vector<int> weight_ranges_;              // per node: kernels of a Conv/Gemm (weight_split), else 1
   std::vector<char> concat_in_place_;           // per node: a Concat that writes inputs in place

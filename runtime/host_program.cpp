@@ -766,7 +766,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       if (auto conv_add = plan.conv_to_add.find(ni); conv_add != plan.conv_to_add.end()) {
         // Write the Add's output, with the residual and the Add's activation.
         const Node& sum = g.nodes[static_cast<std::size_t>(conv_add->second)];
-        const ValueId res_id = sum.inputs[0] == n.outputs[0] ? sum.inputs[1] : sum.inputs[0];
+        const ValueId res_id = sum.other_input(n.outputs[0]);
         const ValueId add_out = sum.outputs[0];
         dense_step(name + "+" + sum.name, ViewRef::dense(buf(add_out), g.value(add_out).shape),
                    ViewRef::dense(buf(res_id), g.value(res_id).shape), epilogue(sum.activation));

@@ -523,7 +523,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
   const auto gate_it = conv_to_mul_.find(static_cast<std::size_t>(&n - g_.nodes.data()));
   const Node* gate_mul = gate_it == conv_to_mul_.end() ? nullptr : &g_.nodes[gate_it->second];
   const ValueId x = gate_mul ? fusion_.gated_input(static_cast<int>(gate_it->second)) : n.inputs[0];
-  const ValueId gate = !gate_mul ? kNoValue : gate_mul->inputs[0] == x ? gate_mul->inputs[1] : gate_mul->inputs[0];
+  const ValueId gate = gate_mul ? gate_mul->other_input(x) : kNoValue;
   const ValueId y = add ? add->outputs[0] : n.outputs[0];
   if (g_.value(x).dtype != DType::f32) graph::unsupported_node(n, "a non-float input");
   const Shape& xs = shape(x);
@@ -615,11 +615,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     def("FP16_W", kern.fp16_weights ? 1 : 0);
     if (kern.fp16_weights) kern.variant += "_w16";
     kern.slots = {output(y), input(x), weights()};
-    if (add) {
-      const ValueId t = n.outputs[0];
-      const ValueId r = add->inputs[0] == t ? add->inputs[1] : add->inputs[0];
-      kern.slots.push_back(input(r));
-    }
+    if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
     if (gate_mul) kern.slots.push_back(input(gate));  // o4 after a residual, else o3
     const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;
     finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none());
@@ -1245,7 +1241,7 @@ void Lowering::emit_resize(const Node& n, const Node* add) {
   def.code(fn);
   def("HAS_RES", add ? 1 : 0);
   kern.slots = {output(y), input(x)};
-  if (add) kern.slots.push_back(input(add->inputs[0] == n.outputs[0] ? add->inputs[1] : add->inputs[0]));
+  if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
   finish(std::move(kern), numel(y), def, "resize", n.activation, add ? add->activation : Activation::none());
 }
 }  // namespace

@@ -175,7 +175,6 @@ TEST(CostModel, AChannelGateRunsInTheConvThatReadsIt) {
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
   const KernelFusion& f = cm.fusion();
   const graph::ValueId x = g.nodes[0].outputs[0];
-  EXPECT_EQ(f.gate_of(project), mul);
   EXPECT_EQ(f.gated_input(mul), x);
   const std::vector<int> one_unit(g.nodes.size(), 0), members = {0, 1, 2, 3, 4, 5, 6};
   EXPECT_EQ(f.gated_conv(mul, one_unit), project);
@@ -192,13 +191,13 @@ TEST(CostModel, AChannelGateRunsInTheConvThatReadsIt) {
   split[static_cast<std::size_t>(project)] = 1;
   EXPECT_EQ(f.gated_conv(mul, split), -1);
   EXPECT_EQ(cm.kernel_count(members, split), 7);
-  EXPECT_EQ(KernelFusion(se_block(true)).gate_of(project), -1);
+  EXPECT_EQ(KernelFusion(se_block(true)).gated_input(mul), graph::kNoValue);
   // Not a channel gate: a spatial map.
   GraphBuilder b2("spatial");
   auto x2 = b2.input("input", {1, 8, 6, 6});
   auto s2 = b2.mul("scale", x2, b2.input("map", {1, 1, 6, 6}));
   const graph::Graph g2 = b2.finish({b2.conv("conv", s2, 8, 1)});
-  EXPECT_EQ(KernelFusion(g2).gate_of(1), -1);
+  EXPECT_EQ(KernelFusion(g2).gated_input(0), graph::kNoValue);
 }
 
 // top -> Resize(x2) -> Add(lateral, ·): on the accelerator the Add runs in
