@@ -240,8 +240,25 @@ std::shared_ptr<Context> Context::acquire(const std::string& selector) {
   throw Error(ErrorKind::Device, "no Vulkan device initialises");
 }
 
-void Context::init(int index) {
-  const bool validation = validation_requested();
+namespace {
+
+// One instance per layer setting (none, validation, validation with
+// synchronization), made at first use and never destroyed: see
+// process_instance() in context.h.
+struct ProcessInstance {
+  VkInstance instance = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+};
+std::mutex g_instances_mutex;
+ProcessInstance g_instances[3];
+
+}  // namespace
+
+VkInstance process_instance(bool validation, bool sync_validation, VkResult* result) {
+  if (result) *result = VK_SUCCESS;
+  std::lock_guard<std::mutex> lock(g_instances_mutex);
+  ProcessInstance& slot = g_instances[validation ? (sync_validation ? 2 : 1) : 0];
+  if (slot.instance) return slot.instance;
   VkApplicationInfo app{};
   app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
   app.pApplicationName = "vkfuse";
@@ -273,14 +290,15 @@ void Context::init(int index) {
   validation_features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT;
   validation_features.enabledValidationFeatureCount = 1;
   validation_features.pEnabledValidationFeatures = &sync_feature;
-  if (validation && sync_validation_requested()) info.pNext = &validation_features;
-  VkResult r = vkCreateInstance(&info, nullptr, &instance_);
-  if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
-    throw Error(ErrorKind::Device, "no Vulkan device: no Vulkan driver is installed");
-  check(r, "vkCreateInstance");
+  if (validation && sync_validation) info.pNext = &validation_features;
+  VkInstance instance = VK_NULL_HANDLE;
+  const VkResult r = vkCreateInstance(&info, nullptr, &instance);
+  if (result) *result = r;
+  if (r != VK_SUCCESS) return VK_NULL_HANDLE;  // tried again at the next call
+  slot.instance = instance;
   if (validation) {
     auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
-        vkGetInstanceProcAddr(instance_, "vkCreateDebugUtilsMessengerEXT"));
+        vkGetInstanceProcAddr(instance, "vkCreateDebugUtilsMessengerEXT"));
     if (create) {
       VkDebugUtilsMessengerCreateInfoEXT m{};
       m.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
@@ -288,9 +306,18 @@ void Context::init(int index) {
       m.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
       m.pfnUserCallback = debug_callback;
-      check(create(instance_, &m, nullptr, &messenger_), "vkCreateDebugUtilsMessengerEXT");
+      if (create(instance, &m, nullptr, &slot.messenger) != VK_SUCCESS) slot.messenger = VK_NULL_HANDLE;
     }
   }
+  return instance;
+}
+
+void Context::init(int index) {
+  VkResult r = VK_SUCCESS;
+  instance_ = process_instance(validation_requested(), sync_validation_requested(), &r);
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
+    throw Error(ErrorKind::Device, "no Vulkan device: no Vulkan driver is installed");
+  check(r, "vkCreateInstance");
 
   std::uint32_t count = 0;
   vkEnumeratePhysicalDevices(instance_, &count, nullptr);
@@ -461,13 +488,6 @@ Context::~Context() {
     if (pool_) vkDestroyCommandPool(device_, pool_, nullptr);
     vkDestroyDevice(device_, nullptr);
   }
-  if (hung()) return;
-  if (messenger_) {
-    auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
-        vkGetInstanceProcAddr(instance_, "vkDestroyDebugUtilsMessengerEXT"));
-    if (destroy) destroy(instance_, messenger_, nullptr);
-  }
-  if (instance_) vkDestroyInstance(instance_, nullptr);
 }
 
 void Context::save_pipeline_cache() {

@@ -1,5 +1,6 @@
-// runtime/vulkan/context.h — one Vulkan instance, device and compute queue,
-// shared by the executors of a process that ask for the same device.
+// runtime/vulkan/context.h — one Vulkan device and its queues, shared by the
+// executors of a process that ask for the same device, on the process's one
+// Vulkan instance.
 //
 // Verbs: create_buffer (device, device-mappable, staging), upload (direct
 // into mapped memory or through a staging buffer), submit (to the compute or
@@ -95,6 +96,7 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   VkDevice device() const { return device_; }
+  VkInstance instance() const { return instance_; }
   VkPhysicalDevice physical_device() const { return physical_; }
   const VkPhysicalDeviceProperties& properties() const { return props_; }
   std::uint32_t subgroup_size() const { return subgroup_size_; }
@@ -163,8 +165,7 @@ class Context {
                             VkMemoryPropertyFlags avoided, bool& found) const;
   bool window_holds(VkDeviceSize bytes, std::uint32_t heap) const;
 
-  VkInstance instance_ = VK_NULL_HANDLE;
-  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
+  VkInstance instance_ = VK_NULL_HANDLE;  // the process's (process_instance), not the context's
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE, transfer_queue_ = VK_NULL_HANDLE;
@@ -186,6 +187,16 @@ class Context {
   std::mutex queue_mutex_;
   std::atomic<bool> retired_{false}, hung_{false};
 };
+
+// The process's Vulkan instance for a layer setting (validation, with
+// synchronization validation), made at its first use and never destroyed;
+// list_devices() and every context use it. With the last instance of a
+// process gone the loader unloads the driver, and a driver loaded again into
+// the same process may find no device: on an NVIDIA H200 every context after
+// a few came and went said "no Vulkan device found". VK_NULL_HANDLE with
+// `result` set when vkCreateInstance fails (tried again at the next call);
+// throws Error(Device) when validation is asked for and its layer is missing.
+VkInstance process_instance(bool validation, bool sync_validation, VkResult* result);
 
 // Fault injection, for tests: the next `skip` calls at `site` run as usual,
 // then `times` calls (-1: every one until clear_faults()) return `result`

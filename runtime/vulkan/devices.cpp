@@ -28,31 +28,6 @@ const char* type_name(VkPhysicalDeviceType t) {
   }
 }
 
-class ScopedInstance {
- public:
-  ScopedInstance() {
-    VkApplicationInfo app{};
-    app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
-    app.pApplicationName = "vkfuse";
-    app.apiVersion = VK_API_VERSION_1_1;
-    VkInstanceCreateInfo info{};
-    info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
-    info.pApplicationInfo = &app;
-    result_ = vkCreateInstance(&info, nullptr, &instance_);
-  }
-  ~ScopedInstance() {
-    if (result_ == VK_SUCCESS) vkDestroyInstance(instance_, nullptr);
-  }
-  ScopedInstance(const ScopedInstance&) = delete;
-  ScopedInstance& operator=(const ScopedInstance&) = delete;
-  VkResult result() const { return result_; }
-  VkInstance get() const { return instance_; }
-
- private:
-  VkInstance instance_ = VK_NULL_HANDLE;
-  VkResult result_;
-};
-
 }  // namespace
 
 namespace runtime {
@@ -67,15 +42,16 @@ std::string no_vulkan_device_reason() {
 
 std::vector<DeviceInfo> list_devices() {
   if (!runtime::vulkan::load_vulkan()) return {};  // no loader: no devices, not an error
-  ScopedInstance instance;
-  if (instance.result() == VK_ERROR_INCOMPATIBLE_DRIVER || instance.result() == VK_ERROR_INITIALIZATION_FAILED)
+  VkResult result = VK_SUCCESS;
+  const VkInstance instance = runtime::vulkan::process_instance(false, false, &result);
+  if (result == VK_ERROR_INCOMPATIBLE_DRIVER || result == VK_ERROR_INITIALIZATION_FAILED)
     return {};  // no ICD installed: no devices, not an error
-  if (instance.result() != VK_SUCCESS)
-    throw Error(ErrorKind::Device, "vkCreateInstance failed (VkResult " + std::to_string(instance.result()) + ")");
+  if (result != VK_SUCCESS)
+    throw Error(ErrorKind::Device, "vkCreateInstance failed (VkResult " + std::to_string(result) + ")");
   std::uint32_t count = 0;
-  vkEnumeratePhysicalDevices(instance.get(), &count, nullptr);
+  vkEnumeratePhysicalDevices(instance, &count, nullptr);
   std::vector<VkPhysicalDevice> handles(count);
-  vkEnumeratePhysicalDevices(instance.get(), &count, handles.data());
+  vkEnumeratePhysicalDevices(instance, &count, handles.data());
 
   std::vector<DeviceInfo> devices;
   for (std::uint32_t i = 0; i < count; ++i) {

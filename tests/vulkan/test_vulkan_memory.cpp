@@ -217,3 +217,29 @@ TEST(DeviceSelection, OneContextPerDevice) {
   EXPECT_EQ(a.get(), c.get());
   EXPECT_EQ(a->name(), devices[static_cast<std::size_t>(best)].name);
 }
+
+// Contexts come and go (each executor's end drops the last reference to its
+// device's context) while the process keeps its one Vulkan instance: on an
+// NVIDIA H200 the device vanished from the process ("no Vulkan device found")
+// after a few contexts had each made and destroyed an instance of their own.
+TEST(DeviceSelection, ContextsComeAndGoOnOneInstance) {
+  VKFUSE_REQUIRE_VULKAN();
+  namespace vk = vkfuse::runtime::vulkan;
+  VkInstance first = VK_NULL_HANDLE;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_FALSE(vkfuse::list_devices().empty()) << "round " << i;
+    {
+      const auto ctx = vk::Context::acquire("");
+      if (i == 0) first = ctx->instance();
+      EXPECT_EQ(ctx->instance(), first) << "round " << i;
+      if (i % 10 == 9) compare_with_reference(conv_graph(4, 8, 6, static_cast<unsigned>(i)), kTol);
+    }
+    // The context is gone (nothing else here holds it); its instance is not.
+    std::uint32_t n = 0;
+    ASSERT_EQ(vkfuse::vkEnumeratePhysicalDevices(first, &n, nullptr), VK_SUCCESS) << "round " << i;
+    EXPECT_GT(n, 0u) << "round " << i;
+  }
+  if (!vk::validation_requested()) {
+    EXPECT_EQ(vk::process_instance(false, false, nullptr), first);
+  }
+}
