@@ -1,6 +1,9 @@
 #include "graph/ops.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <thread>
 
 namespace vkfuse::graph {
@@ -259,13 +262,28 @@ void parallel_for(int threads, std::int64_t n, const std::function<void(std::int
     return;
   }
   const auto workers = static_cast<std::int64_t>(std::min<std::int64_t>(threads, n));
+  // Items are taken one at a time (their costs may differ widely); the first
+  // exception stops the taking and is rethrown here.
+  std::atomic<std::int64_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto work = [&] {
+    for (std::int64_t i; (i = next.fetch_add(1)) < n;) {
+      try {
+        body(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        next = n;
+      }
+    }
+  };
   std::vector<std::thread> pool;
-  pool.reserve(static_cast<std::size_t>(workers));
-  for (std::int64_t w = 0; w < workers; ++w)
-    pool.emplace_back([&, w] {
-      for (std::int64_t i = w; i < n; i += workers) body(i);
-    });
+  pool.reserve(static_cast<std::size_t>(workers - 1));
+  for (std::int64_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
   for (auto& th : pool) th.join();
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace vkfuse::graph

@@ -216,7 +216,9 @@ struct SoftmaxLayout {
   std::int64_t outer = 1, len = 1, inner = 1;
 };
 SoftmaxLayout softmax_layout(const Node& node, std::int64_t opset, const Shape& x);
-// Runs body(i) for i in [0, n) over up to `threads` std::threads.
+// Runs body(i) for i in [0, n) over up to `threads` threads (the caller's
+// among them), each taking the next i; rethrows the first exception a body
+// threw, once all have stopped.
 void parallel_for(int threads, std::int64_t n, const std::function<void(std::int64_t)>& body);
 
 }  // namespace vkfuse::graph

@@ -14,6 +14,7 @@
 
 #include "codegen/spirv/compiler.h"
 #include "codegen/spirv/lowering.h"
+#include "graph/ops.h"
 #include "runtime/vulkan/context.h"
 
 namespace vkfuse::runtime {
@@ -273,6 +274,36 @@ void begin(VkCommandBuffer c) {
   info.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
   check(vkBeginCommandBuffer(c, &info), "vkBeginCommandBuffer");
 }
+
+// Says `line` through `progress` once, if the step it spans (its lifetime)
+// lasts more than two seconds.
+class LateProgressLine {
+ public:
+  LateProgressLine(const std::function<void(const std::string&)>& progress, std::string line) {
+    if (!progress) return;
+    thread_ = std::thread([this, &progress, line = std::move(line)] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, std::chrono::seconds(2), [&] { return done_; })) progress(line);
+    });
+  }
+  ~LateProgressLine() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  LateProgressLine(const LateProgressLine&) = delete;
+  LateProgressLine& operator=(const LateProgressLine&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 void memory_barrier(VkCommandBuffer c, VkPipelineStageFlags src, VkAccessFlags src_access, VkPipelineStageFlags dst,
                     VkAccessFlags dst_access) {
@@ -608,41 +639,86 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   // most of a cold load (ResNet-18: 19 s against 11 s, 2.4 GiB peak memory
   // against 0.36); drivers optimize SPIR-V themselves.
   if (const char* e = std::getenv("VKFUSE_SPIRV_OPT"); e && std::string(e) == "1") copts.optimize = true;
-  double compile_ms = 0, pipeline_ms = 0;
-  std::vector<int> dispatch_unit;  // per dispatch
-  for (std::int64_t i = 0; i < K; ++i) {
-    const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
-    DeviceProgram::Dispatch d;
-    const std::string hash = codegen::spirv::source_hash(k.source);
-    auto it = m.pipelines.find(hash);
-    if (it == m.pipelines.end()) {
-      if (const char* dump = std::getenv("VKFUSE_DUMP_SHADERS"); dump && *dump) {  // debugging aid
-        std::ofstream(std::string(dump) + "/" + k.variant + "-" + hash + ".comp") << k.source;
-      }
-      auto tc = std::chrono::steady_clock::now();
-      const std::vector<std::uint32_t> spirv = codegen::spirv::compile_compute(k.source, copts);
-      compile_ms += ms_since(tc);
-      tc = std::chrono::steady_clock::now();
+  // Each distinct source once, compiled to SPIR-V and then made a pipeline on
+  // several threads: drivers that compile at pipeline creation (NVIDIA's) take
+  // seconds per conv kernel, and vkCreateComputePipelines may run concurrently
+  // on one device and pipeline cache. glslang's own step stays serial (see
+  // compile_compute); validation and the disk cache do not.
+  std::vector<std::size_t> distinct;  // kernel index of each distinct source, in first-use order
+  std::vector<std::string> kernel_hash(static_cast<std::size_t>(K));
+  {
+    std::map<std::string, std::size_t> seen;
+    for (std::size_t i = 0; i < kernel_hash.size(); ++i) {
+      kernel_hash[i] = codegen::spirv::source_hash(prog.kernels[i].source);
+      if (seen.emplace(kernel_hash[i], distinct.size()).second) distinct.push_back(i);
+    }
+  }
+  const int workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const auto dump = std::getenv("VKFUSE_DUMP_SHADERS");  // debugging aid
+  std::vector<std::vector<std::uint32_t>> spirv(distinct.size());
+  auto tc = std::chrono::steady_clock::now();
+  graph::parallel_for(workers, static_cast<std::int64_t>(distinct.size()), [&](std::int64_t s) {
+    const Kernel& k = prog.kernels[distinct[static_cast<std::size_t>(s)]];
+    if (dump && *dump)
+      std::ofstream(std::string(dump) + "/" + k.variant + "-" + kernel_hash[distinct[static_cast<std::size_t>(s)]] +
+                    ".comp")
+          << k.source;
+    spirv[static_cast<std::size_t>(s)] = codegen::spirv::compile_compute(k.source, copts);
+  });
+  const double compile_ms = ms_since(tc);
+  tc = std::chrono::steady_clock::now();
+  m.modules.assign(distinct.size(), VK_NULL_HANDLE);
+  std::vector<VkPipeline> made(distinct.size(), VK_NULL_HANDLE);
+  std::vector<double> made_ms(distinct.size(), 0);
+  try {
+    const LateProgressLine note(options.progress, "creating " + std::to_string(distinct.size()) +
+                                                      " GPU pipelines on " + std::to_string(workers) +
+                                                      " threads: the driver compiles each (its cache keeps them "
+                                                      "for the next load)");
+    graph::parallel_for(workers, static_cast<std::int64_t>(distinct.size()), [&](std::int64_t s) {
+      const auto at = static_cast<std::size_t>(s);
+      const auto start = std::chrono::steady_clock::now();
       VkShaderModuleCreateInfo smi{};
       smi.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
-      smi.codeSize = spirv.size() * 4;
-      smi.pCode = spirv.data();
-      VkShaderModule module;
-      ctx.check(vkCreateShaderModule(dev, &smi, nullptr, &module), "vkCreateShaderModule");
-      m.modules.push_back(module);
+      smi.codeSize = spirv[at].size() * 4;
+      smi.pCode = spirv[at].data();
+      ctx.check(vkCreateShaderModule(dev, &smi, nullptr, &m.modules[at]), "vkCreateShaderModule");
       VkComputePipelineCreateInfo cpi{};
       cpi.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
       cpi.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
       cpi.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-      cpi.stage.module = module;
+      cpi.stage.module = m.modules[at];
       cpi.stage.pName = "main";
       cpi.layout = m.pipeline_layout;
-      VkPipeline pipeline;
-      ctx.check(vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &cpi, nullptr, &pipeline),
-            "vkCreateComputePipelines");
-      pipeline_ms += ms_since(tc);
-      it = m.pipelines.emplace(hash, pipeline).first;
-    }
+      ctx.check(vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &cpi, nullptr, &made[at]),
+                "vkCreateComputePipelines");
+      made_ms[at] = ms_since(start);
+    });
+  } catch (...) {
+    // What was made is the loaded program's to destroy.
+    for (std::size_t s = 0; s < made.size(); ++s)
+      if (made[s]) m.pipelines.emplace(kernel_hash[distinct[s]], made[s]);
+    throw;
+  }
+  for (std::size_t s = 0; s < made.size(); ++s) m.pipelines.emplace(kernel_hash[distinct[s]], made[s]);
+  const double pipeline_ms = ms_since(tc);
+  if (!made_ms.empty()) {
+    // Which kernel the driver's compiler found hardest (NVIDIA's took seconds per conv kernel).
+    const auto slowest = static_cast<std::size_t>(std::max_element(made_ms.begin(), made_ms.end()) - made_ms.begin());
+    load_.slowest_pipeline = prog.kernels[distinct[slowest]].variant;
+    load_.slowest_pipeline_ms = made_ms[slowest];
+  }
+  if (options.progress && pipeline_ms > 2000) {
+    char line[256];
+    std::snprintf(line, sizeof line, "GPU pipelines ready after %.1f s on %d threads (slowest: %s, %.1f s)",
+                  pipeline_ms / 1e3, workers, load_.slowest_pipeline.c_str(), load_.slowest_pipeline_ms / 1e3);
+    options.progress(line);
+  }
+  std::vector<int> dispatch_unit;  // per dispatch
+  for (std::int64_t i = 0; i < K; ++i) {
+    const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
+    DeviceProgram::Dispatch d;
+    const auto it = m.pipelines.find(kernel_hash[static_cast<std::size_t>(i)]);
     d.pipeline = it->second;
     d.block = static_cast<std::size_t>(block_of[static_cast<std::size_t>(i)]);
     d.gx = k.groups_x;
@@ -833,30 +909,10 @@ VulkanExecutor::VulkanExecutor(std::shared_ptr<const DeviceProgram> program, con
   }
   {
     // A warm-up that takes more than a moment (lavapipe with a cold shader
-    // cache: seconds) says so, once, rather than leaving the user waiting.
-    struct SlowNote {
-      std::mutex mu;
-      std::condition_variable cv;
-      bool done = false;
-      std::thread thread;
-      ~SlowNote() {
-        if (!thread.joinable()) return;
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          done = true;
-        }
-        cv.notify_all();
-        thread.join();
-      }
-    } slow;
-    if (options.progress)
-      slow.thread = std::thread([&slow, &m, n = prog.pipelines.size()] {
-        std::unique_lock<std::mutex> lock(slow.mu);
-        if (!slow.cv.wait_for(lock, std::chrono::seconds(2), [&] { return slow.done; }))
-          m.options.progress("warming up " + std::to_string(n) +
-                             " GPU kernels: the driver compiles each at its first dispatch (its cache keeps them "
-                             "for the next load)");
-      });
+    // cache: seconds) says so rather than leaving the user waiting.
+    const LateProgressLine note(options.progress, "warming up " + std::to_string(prog.pipelines.size()) +
+                                                      " GPU kernels: the driver compiles each at its first dispatch "
+                                                      "(its cache keeps them for the next load)");
     for (std::size_t u = 0; u < m.units.size(); ++u) {
       m.submit_unit(u);
       m.units[u].in_flight = false;

@@ -43,6 +43,8 @@ struct KernelInfo {
 struct LoadInfo {
   double lower_ms = 0, compile_ms = 0, pipelines_ms = 0, upload_ms = 0, warmup_ms = 0;
   std::int64_t shaders = 0;          // distinct shaders (pipelines)
+  std::string slowest_pipeline;      // the kernel variant whose pipeline took longest to create
+  double slowest_pipeline_ms = 0;
   std::int64_t arena_bytes = 0;      // activation arena
   std::int64_t weight_bytes = 0;     // packed weights on the device
   std::int64_t staging_bytes = 0;    // host-visible staging buffers for inputs and outputs

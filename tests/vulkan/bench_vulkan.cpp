@@ -11,6 +11,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "graph/passes.h"
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
                 load_ms, li.lower_ms, li.compile_ms, li.pipelines_ms, li.upload_ms, li.warmup_ms,
                 static_cast<long long>(li.shaders), li.arena_bytes / 1048576.0, li.weight_bytes / 1048576.0,
                 static_cast<long long>(li.fused_adds), static_cast<long long>(li.aliased_concat_inputs));
+    std::printf("pipelines created on %u threads; slowest %s, %.0f ms\n", std::max(1u, std::thread::hardware_concurrency()),
+                li.slowest_pipeline.c_str(), li.slowest_pipeline_ms);
     if (profile) {
       auto ks = exec.profile(std::max(1, std::min(iters, 5)));
       std::map<std::string, std::pair<double, std::int64_t>> by_variant;
