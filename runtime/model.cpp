@@ -7,9 +7,11 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include "codegen/spirv/lowering.h"
 #include "graph/ops.h"
@@ -75,6 +77,21 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
   std::function<planner::Plan()> host_plan;       // the default strategy's fallback; empty otherwise
   std::vector<bool> stale;                        // per slot: rebuild its executor before its next run
   std::uint64_t generation = 0;                   // bumped whenever every slot is made stale
+  std::set<const void*> counted_programs;         // device programs whose load phases are in `load`
+  std::optional<planner::Plan> pending_plan;      // during prepare(): the plan to build in the background
+
+  // LoadOptions::host_while_building: the planned placement's executor for
+  // slot 0, built by `builder` while the host answers; slot 0 takes it at
+  // its next run if no fault has changed the plan since (generation).
+  std::thread builder;
+  bool building = false;
+  std::condition_variable built;
+  std::unique_ptr<runtime::Executor> prebuilt;
+  std::uint64_t prebuilt_generation = 0;
+
+  ~Impl() {
+    if (builder.joinable()) builder.join();
+  }
 
   runtime::ExecutorOptions options_of(std::size_t slot) const {
     runtime::ExecutorOptions o = eo;
@@ -85,6 +102,9 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
     return std::make_unique<runtime::HeteroExecutor>(graph, p, options_of(slot), shared);
   }
   void rebuild(std::size_t slot);
+  void build_in_background(planner::Plan planned, runtime::ExecutorOptions options);
+  // Adds an executor's device phases to `load`, each device program once.
+  void count_device_phases(const runtime::Executor& e, std::set<const void*>& counted);
   // Runs started by run_async hold this Impl: it must live until they end.
   void wait_for_async_runs() {
     std::unique_lock<std::mutex> lock(slots_mutex);
@@ -288,12 +308,20 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
         p.model = g->name;
         return p;
       };
+    // The default strategy with an accelerator in its plan: the host answers
+    // while the plan's executor builds (Impl::build_in_background).
+    const bool background = options.host_while_building && impl->host_plan;
     try {
+      if (background) {
+        impl->pending_plan = plan;
+        plan = impl->host_plan();
+      }
       make_executors(plan);
     } catch (const Error& e) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.
       if (!is_device_error(e.kind()) || !impl->host_plan) throw;
+      impl->pending_plan.reset();
       impl->warnings.push_back(std::string("no usable Vulkan device (") + e.what() + "); running on the host");
       plan = impl->host_plan();
       impl->host_plan = nullptr;
@@ -316,25 +344,62 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   }
   impl->load.executors_ms = ms_since(t_phase);
   // The caller's progress callback is for the load: rebuilds at run time
-  // (after a device fault, from any thread) stay quiet.
+  // (after a device fault, from any thread) and the background build stay quiet.
   impl->eo.progress = nullptr;
-  std::set<const void*> loaded;  // device programs (the slots share them): their phases count once
-  for (const auto& e : impl->executors)
-    if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(e.get()); hetero && hetero->device()) {
-      const runtime::vulkan::LoadInfo& li = hetero->device()->load_info();
-      if (loaded.insert(&hetero->device()->program()).second) {
-        impl->load.shader_lowering_ms += li.lower_ms;
-        impl->load.shader_compile_ms += li.compile_ms;
-        impl->load.pipelines_ms += li.pipelines_ms;
-        impl->load.weights_upload_ms += li.upload_ms;
-      }
-      impl->load.warmup_ms += li.warmup_ms;
-      impl->load.shaders = li.shaders;
-    }
+  for (const auto& e : impl->executors) impl->count_device_phases(*e, impl->counted_programs);
   impl->load.total_ms = imported_ms + ms_since(t_prepare);
   for (std::size_t i = 0; i < impl->executors.size(); ++i) impl->free_slots.push_back(i);
   impl->stale.assign(impl->executors.size(), false);
+  if (impl->pending_plan) {
+    if (options.progress)
+      options.progress("answering on the host while the accelerator's part of the plan is built (" +
+                       std::to_string(impl->pending_plan->units.size()) + " dispatch units)");
+    impl->building = true;
+    impl->builder = std::thread(&Impl::build_in_background, impl.get(), *std::exchange(impl->pending_plan, {}),
+                                impl->options_of(0));
+  }
   return Model(std::move(impl));
+}
+
+void Model::Impl::count_device_phases(const runtime::Executor& e, std::set<const void*>& counted) {
+  const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(&e);
+  if (!hetero || !hetero->device()) return;
+  const runtime::vulkan::LoadInfo& li = hetero->device()->load_info();
+  if (counted.insert(&hetero->device()->program()).second) {
+    load.shader_lowering_ms += li.lower_ms;
+    load.shader_compile_ms += li.compile_ms;
+    load.pipelines_ms += li.pipelines_ms;
+    load.weights_upload_ms += li.upload_ms;
+  }
+  load.warmup_ms += li.warmup_ms;
+  load.shaders = li.shaders;
+}
+
+void Model::Impl::build_in_background(planner::Plan planned, runtime::ExecutorOptions options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<runtime::Executor> made;
+  std::string failure;
+  try {
+    made = std::make_unique<runtime::HeteroExecutor>(graph, planned, options, shared);
+  } catch (const std::exception& e) {  // nobody to throw to: the host keeps answering, with a warning
+    failure = e.what();
+  }
+  std::lock_guard<std::mutex> lock(slots_mutex);
+  if (made) {
+    count_device_phases(*made, counted_programs);
+    load.background_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    plan = std::move(planned);
+    predicted_ms = plan.predicted_ms;
+    prebuilt = std::move(made);
+    stale.assign(stale.size(), true);
+    prebuilt_generation = ++generation;
+  } else {
+    host_plan = nullptr;
+    strategy = plan.strategy;  // the host plan in force, as after a fallback at load
+    warnings.push_back("the accelerator's part of the plan could not be built (" + failure + "); running on the host");
+  }
+  building = false;
+  built.notify_all();
 }
 
 void Model::Impl::rebuild(std::size_t slot) {
@@ -353,6 +418,12 @@ void Model::Impl::rebuild(std::size_t slot) {
     std::uint64_t built_for;
     {
       std::lock_guard<std::mutex> lock(slots_mutex);
+      if (prebuilt && prebuilt_generation != generation) prebuilt.reset();  // a fault changed the plan since
+      if (prebuilt && slot == 0) {
+        executors[slot] = std::move(prebuilt);
+        stale[slot] = false;
+        return;
+      }
       p = plan;
       built_for = generation;
     }
@@ -391,6 +462,10 @@ std::string Model::strategy() const {
 }
 std::string Model::backend_description() const {
   std::lock_guard<std::mutex> lock(impl_->slots_mutex);
+  // The plan in force: a slot switches to a new one at its next run.
+  if (impl_->prebuilt) return impl_->prebuilt->description();
+  for (std::size_t i = 0; i < impl_->executors.size(); ++i)
+    if (impl_->executors[i] && !impl_->stale[i]) return impl_->executors[i]->description();
   for (const auto& e : impl_->executors)
     if (e) return e->description();
   return "none: its executors failed to rebuild after a device fault (the next run tries again)";
@@ -404,7 +479,18 @@ std::vector<std::string> Model::warnings() const {
   return impl_->warnings;
 }
 
-LoadTimings Model::load_timings() const { return impl_->load; }
+LoadTimings Model::load_timings() const {
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
+  return impl_->load;
+}
+bool Model::building() const {
+  std::lock_guard<std::mutex> lock(impl_->slots_mutex);
+  return impl_->building;
+}
+void Model::wait_until_built() const {
+  std::unique_lock<std::mutex> lock(impl_->slots_mutex);
+  impl_->built.wait(lock, [&] { return !impl_->building; });
+}
 
 MemoryReport Model::memory() const {
   MemoryReport r;

@@ -63,6 +63,14 @@ struct LoadOptions {
   // (under 30 s) when true and the strategy places ops by cost (fused,
   // passes, fuse-all, per-op); otherwise built-in default profiles are used.
   bool calibrate = true;
+  // The default strategy ("fused", no saved plan): when the plan uses the
+  // accelerator, load returns once an all-host plan is ready and runs answer
+  // on the host while the accelerator's part (shaders, pipelines, weights,
+  // warm-up: minutes on some drivers) is built in the background; runs take
+  // the planned placement as soon as it is ready (see building()). A first
+  // calibration, where one is missing, still happens before load returns.
+  // false: load waits for the planned placement.
+  bool host_while_building = true;
   // Progress lines of long steps (calibration), e.g. to print them.
   std::function<void(const std::string&)> progress;
   // Overrides for the declared input shapes, by input name; needed when a file
@@ -183,6 +191,10 @@ struct LoadTimings {
   double weights_upload_ms = 0;
   double warmup_ms = 0;           // one run of every unit: drivers such as lavapipe compile at the first dispatch
   std::int64_t shaders = 0;       // distinct GPU kernels
+  // LoadOptions::host_while_building: how long the planned placement took to
+  // build after load returned (its device phases are counted above once
+  // done); 0 while building and without a background build.
+  double background_ms = 0;
 };
 
 // How to plan a model across host and accelerator (see `vkfuse plan`).
@@ -246,6 +258,13 @@ class Model {
   double predicted_ms() const;
   // Things the caller should know, e.g. a fallback from the accelerator to the host.
   std::vector<std::string> warnings() const;
+  // Whether the planned placement is still being built in the background
+  // (LoadOptions::host_while_building); runs meanwhile run on the host.
+  bool building() const;
+  // Waits until that build has ended (at once when there is none); then
+  // runs use the planned placement, or the host if it could not be built
+  // (warnings() says why). Destroying the model waits for it too.
+  void wait_until_built() const;
 
   // Runs one inference. Every input and output must be given, by name, with
   // exactly element_count() floats; otherwise Error(InvalidInput). Up to

@@ -548,3 +548,21 @@ TEST_F(CliTest, PlanWhatIfAgainstAFasterAcceleratorProfile) {
   ASSERT_EQ(t.exit_code, 0) << t.err;
   for (auto s : {"cpu", "gpu", "naive", "fused", "passes", "fuse-all", "per-op"}) EXPECT_NE(t.out.find(s), std::string::npos) << s;
 }
+
+// A default plan that offloads (a what-if accelerator ten times this host on
+// a fast link): the first result comes from the host while the accelerator's
+// part builds, and the timed runs use the plan once it is ready.
+TEST_F(CliTest, TheFirstResultComesFromTheHostWhileThePlanBuilds) {
+  if (vkfuse::list_devices().empty()) GTEST_SKIP() << "no Vulkan device";
+  vkfuse::testing::two_conv_model().save(path("two_conv.onnx"));
+  const std::string profile = std::string(VKFUSE_SOURCE_DIR) + "/tools/profiles/whatif-10x-accelerator.json";
+  Result r = vkfuse("run " + path("two_conv.onnx") + " --profile " + profile + " --link local --json -n 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const double first = j["first_result_ms"], ready = j["plan_ready_ms"], load = j["load_ms"];
+  EXPECT_GT(first, load);
+  EXPECT_GE(ready, first);
+  EXPECT_GT(j["dispatches"].get<int>(), 0) << "the timed runs did not use the plan";
+  EXPECT_GT(j["load_phases_ms"]["background"].get<double>(), 0);
+  EXPECT_NE(r.err.find("first result (from the host)"), std::string::npos) << r.err;
+}

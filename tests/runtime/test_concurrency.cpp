@@ -63,6 +63,7 @@ std::vector<Loaded> load_all(int pipeline, bool trace = false) {
       Loaded l;
       l.name = std::string(model_name) + "/" + strategy;
       l.model = std::make_unique<vkfuse::Model>(vkfuse::Model::load_bytes(bytes, o));
+      l.model->wait_until_built();  // the answers below are the plan's (the host's meanwhile: test_faults)
       if (std::string(strategy) == "fused" && std::string(model_name) == "two_conv") {
         EXPECT_EQ(l.model->backend_description().find(" 0 dispatch units"), std::string::npos)
             << "the what-if plan should offload: " << l.model->backend_description();

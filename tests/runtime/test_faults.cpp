@@ -45,11 +45,19 @@ class DeviceFaults : public ::testing::Test {
   }
   // The default strategy against a what-if accelerator ten times faster than
   // this host, on a fast link: a plan that offloads (checked by the callers).
-  vkfuse::LoadOptions offloading() const {
+  // Unless `background`, load waits for the device's part of the plan.
+  vkfuse::LoadOptions offloading(bool background = false) const {
     vkfuse::LoadOptions o = options("fused");
     o.accel_profile = std::string(VKFUSE_SOURCE_DIR) + "/tools/profiles/whatif-10x-accelerator.json";
     o.link = "local";
+    o.host_while_building = background;
     return o;
+  }
+  vkfuse::RunTimings run_timed(vkfuse::Model& m, std::vector<float>& y) const {
+    y.assign(static_cast<std::size_t>(m.outputs()[0].element_count()), -1.f);
+    const vkfuse::InputBuffer in[] = {{m.inputs()[0].name, x_}};
+    const vkfuse::OutputBuffer out[] = {{m.outputs()[0].name, y}};
+    return m.run(in, out);
   }
   std::vector<float> run(vkfuse::Model& m) const {
     std::vector<float> y(static_cast<std::size_t>(m.outputs()[0].element_count()), -1.f);
@@ -96,6 +104,64 @@ TEST_F(DeviceFaults, OutOfDeviceMemoryAtLoadIsItsOwnKindAndTheDefaultStrategyRun
   EXPECT_NE(fused.backend_description().find("0 dispatch units"), std::string::npos) << fused.backend_description();
   EXPECT_EQ(fused.strategy(), "cpu");
   expect_close(run(fused));
+}
+
+// The default strategy's plan offloads: load returns with the host ready and
+// the device's part building; runs answer on the host until it is ready,
+// then on the plan, and the answers agree.
+TEST_F(DeviceFaults, TheHostAnswersWhileTheDevicePartOfThePlanBuilds) {
+  vkfuse::LoadOptions o = offloading(true);
+  o.pipeline = 2;
+  auto fused = vkfuse::Model::load_bytes(bytes_, o);
+  std::vector<std::thread> threads;
+  std::vector<std::string> failures(3);
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 4; ++r) {
+        std::vector<float> y;
+        const vkfuse::RunTimings timed = run_timed(fused, y);
+        // Still building after the run: it ran on the host (the switch to the
+        // plan happens with the end of the build).
+        if (fused.building() && timed.dispatches != 0) failures[t] += "a run during the build used the device; ";
+        for (std::size_t i = 0; i < y.size(); ++i)
+          if (!(std::fabs(y[i] - want_[i]) <= 1e-4f * (1 + std::fabs(want_[i])))) {
+            failures[t] += "a different answer; ";
+            break;
+          }
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (const auto& f : failures) EXPECT_TRUE(f.empty()) << f;
+  fused.wait_until_built();
+  EXPECT_FALSE(fused.building());
+  EXPECT_EQ(fused.backend_description().find("0 dispatch units"), std::string::npos) << fused.backend_description();
+  EXPECT_GT(fused.load_timings().background_ms, 0);
+  EXPECT_GT(fused.load_timings().shaders, 0);
+  for (int r = 0; r < 3; ++r) {  // each slot switches at its next run
+    std::vector<float> y;
+    EXPECT_GT(run_timed(fused, y).dispatches, 0) << "run " << r;
+    expect_close(y);
+  }
+  EXPECT_EQ(fused.strategy(), "fused");
+  EXPECT_TRUE(fused.warnings().empty()) << fused.warnings().front();
+}
+
+// The device's part of the plan fails to build in the background: the host
+// goes on answering, and a warning says why.
+TEST_F(DeviceFaults, ADevicePartThatFailsToBuildInTheBackgroundLeavesTheHostAnswering) {
+  vk::inject_fault(vk::FaultSite::allocate, VK_ERROR_OUT_OF_DEVICE_MEMORY, 0, -1);
+  auto fused = vkfuse::Model::load_bytes(bytes_, offloading(true));
+  expect_close(run(fused));
+  fused.wait_until_built();
+  vk::clear_faults();
+  ASSERT_FALSE(fused.warnings().empty());
+  EXPECT_NE(fused.warnings().back().find("could not be built"), std::string::npos) << fused.warnings().back();
+  EXPECT_NE(fused.warnings().back().find("out of device memory"), std::string::npos) << fused.warnings().back();
+  EXPECT_EQ(fused.strategy(), "cpu");
+  EXPECT_NE(fused.backend_description().find("0 dispatch units"), std::string::npos) << fused.backend_description();
+  std::vector<float> y;
+  EXPECT_EQ(run_timed(fused, y).dispatches, 0);
+  expect_close(y);
 }
 
 TEST_F(DeviceFaults, ALostDeviceFailsTheRunAndTheNextRunUsesAFreshContext) {
