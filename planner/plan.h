@@ -144,6 +144,9 @@ void check_plan(const Plan& plan, const graph::Graph& g);
 // the graph, nodes coloured by device, units boxed as `subgraph cluster_N`,
 // edges labelled with bytes where they cross the link.
 std::string plan_to_text(const Plan& plan);
+// The JSON's "format": the version of the fields a reader must understand
+// (plan_from_json refuses a newer one and reads a file without it as 1).
+constexpr int kPlanFormat = 1;
 std::string plan_to_json(const Plan& plan);
 std::string plan_to_dot(const Plan& plan, const graph::Graph& g);
 

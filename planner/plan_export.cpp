@@ -137,6 +137,7 @@ std::string plan_to_text(const Plan& plan) {
 
 std::string plan_to_json(const Plan& plan) {
   json j;
+  j["format"] = kPlanFormat;
   j["model"] = plan.model;
   j["strategy"] = plan.strategy;
   j["k"] = plan.k;

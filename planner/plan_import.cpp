@@ -24,7 +24,13 @@ Plan plan_from_json(std::string_view json_text, const CostModel& cm, bool device
   }
   auto fail = [&](const std::string& msg) -> void { throw Error(ErrorKind::InvalidArgument, what + ": " + msg); };
   if (!j.is_object()) fail("expected a JSON object");
+  if (j.contains("format") &&
+      (!j["format"].is_number_integer() || j["format"].get<int>() < 1 || j["format"].get<int>() > kPlanFormat))
+    fail("format " + j["format"].dump() + " is not one this vkfuse reads (" + std::to_string(kPlanFormat) +
+         "); save the plan again with this version's `vkfuse plan`");
   if (!j.contains("nodes") || !j["nodes"].is_array()) fail("missing field 'nodes'");
+  // Named in the errors about nodes, when it is not the model at hand.
+  const std::string saved_for = j.contains("model") && j["model"].is_string() ? j["model"].get<std::string>() : "";
   const std::string strategy =
       j.contains("strategy") && j["strategy"].is_string() ? j["strategy"].get<std::string>() : std::string("loaded");
   const double k = j.contains("k") && j["k"].is_number() ? j["k"].get<double>() : 1.0;
@@ -37,7 +43,9 @@ Plan plan_from_json(std::string_view json_text, const CostModel& cm, bool device
     if (!n.is_object() || !n.contains("name") || !n["name"].is_string()) fail("every entry of 'nodes' needs a 'name'");
     const std::string name = n["name"].get<std::string>();
     auto it = index.find(name);
-    if (it == index.end()) fail("node '" + name + "' is not in model '" + g.name + "'");
+    if (it == index.end())
+      fail("node '" + name + "' is not in model '" + g.name + "'" +
+           (saved_for.empty() || saved_for == g.name ? std::string() : " (the plan was saved for '" + saved_for + "')"));
     if (seen[static_cast<std::size_t>(it->second)]) fail("node '" + name + "' appears twice");
     seen[static_cast<std::size_t>(it->second)] = 1;
     if (n.contains("unit") && !n["unit"].is_null()) {

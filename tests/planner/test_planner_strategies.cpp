@@ -377,8 +377,28 @@ TEST(Export, JsonRoundTripReplansTheSamePlacement) {
   EXPECT_GT(plan_from_json(plan_to_json(fused), edge).transfer_ms, 10 * fused.transfer_ms);
 
   nlohmann::json j = nlohmann::json::parse(plan_to_json(fused));
+  EXPECT_EQ(j["format"], kPlanFormat);
+  j.erase("format");  // plans saved before the field existed read as format 1
+  EXPECT_EQ(plan_from_json(j.dump(), cm).units.size(), fused.units.size());
+  for (const nlohmann::json& format : {nlohmann::json(kPlanFormat + 1), nlohmann::json("1"), nlohmann::json(0)}) {
+    j["format"] = format;
+    try {
+      plan_from_json(j.dump(), cm);
+      ADD_FAILURE() << "format " << format.dump() << " was read";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("save the plan again"), std::string::npos) << e.what();
+    }
+  }
+  j["format"] = kPlanFormat;
   j["nodes"][0]["name"] = "nope";
-  EXPECT_THROW(plan_from_json(j.dump(), cm), Error);
+  j["model"] = "resnet18";
+  try {
+    plan_from_json(j.dump(), cm);
+    ADD_FAILURE() << "an unknown node was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'nope' is not in model"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("saved for 'resnet18'"), std::string::npos) << e.what();
+  }
   PlanOptions cpu;
   cpu.strategy = "cpu";
   nlohmann::json cyc = nlohmann::json::parse(plan_to_json(make_plan(cm, cpu)));
