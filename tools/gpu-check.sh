@@ -31,6 +31,10 @@
 #   GPU_BUILD_DIR=build-dev tools/gpu-bundle.sh && GPU_CHECK_QUICK=1 tools/gpu-check.sh
 #
 # Usage: tools/gpu-check.sh [BUNDLE]      (default build-gpu-bundle)
+# The bench_vulkan steps include a sweep of kernel shapes on the first model
+# (VKFUSE_CONV_BLOCK=OCBxOPX, VKFUSE_WORKGROUP=N; default 16x8 and 64) for
+# issue 17's per-device tuning.
+#
 # Environment: OUT (results folder; the device tool sets it, default
 #   build-gpu-check/), GPU_CHECK_QUICK=1, GPU_CHECK_BUDGET_S (default 420),
 #   GPU_CHECK_MODELS (default "resnet18 inception_v3"), PYTHON,
@@ -57,11 +61,16 @@ budget=${GPU_CHECK_BUDGET_S:-420}
 if [[ $quick == 1 ]]; then
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18}"
   iters=3 warmup=1 bench_iters=3 table_iters=1
+  shapes="8x4/64"
   pred_strategies="gpu fused" pred_links="measured"
   strat_strategies="cpu gpu fused" strat_links="measured edge"
 else
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18 inception_v3}"
   iters=20 warmup=3 bench_iters=20 table_iters=5
+  # Kernel shapes to time besides the default (16x8/64): the convolution's
+  # register block OCBxOPX (VKFUSE_CONV_BLOCK) / the workgroup size
+  # (VKFUSE_WORKGROUP), on the first model: issue 17's tuning, measured.
+  shapes="8x4/64 4x4/64 16x4/64 16x8/128 8x4/256"
   pred_strategies="cpu gpu naive fused" pred_links="measured edge"
   strat_strategies="cpu gpu naive fused passes fuse-all per-op" strat_links="measured local edge"
 fi
@@ -269,6 +278,12 @@ main() {
     step "bench_vulkan-$m" 120 "$W/bin/bench_vulkan" "$m" "$bench_iters" --profile
   done
 
+  local shape
+  for shape in $shapes; do
+    VKFUSE_CONV_BLOCK=${shape%/*} VKFUSE_WORKGROUP=${shape#*/} \
+      step -q "shape-${shape%/*}-wg${shape#*/}" 60 "$W/bin/bench_vulkan" "${models[0]}" 10 --profile
+  done
+
   STRATEGIES=$pred_strategies LINKS=$pred_links WHATIF= PYTHON=$PY \
     step prediction-table 200 bash bench/prediction_table.sh "$table_iters" "$v" "${models[@]}"
   # Last, as the least needed: cut first if the budget runs out.
@@ -404,24 +419,38 @@ def tests():
         out.append(f"{name[5:]} {what}: {n - fails - skipped} passed, {fails} failed, {skipped} skipped ({secs} s)")
     if out: L.append("- tests: " + "; ".join(out))
 
+def by_kernel(lines, top=4):
+    """bench_vulkan --profile's per-kernel lines: time and GFLOP/s summed by kernel variant, slowest first."""
+    by = {}
+    for l in lines:
+        f = l.split()
+        if l.startswith("  ") and len(f) >= 5 and f[-1] == "GFLOP/s" and f[-3] == "ms":
+            try: ms, g = float(f[-4]), float(f[-2])
+            except ValueError: continue
+            v = by.setdefault(f[0], [0.0, 0.0, 0])
+            v[0] += ms; v[1] += ms * g * 1e6; v[2] += 1
+    order = sorted(by.items(), key=lambda kv: -kv[1][0])[:top]
+    return ", ".join(f"{k} x{n} {ms:.2f} ms {fl / ms / 1e6 if ms else 0:.0f} GFLOP/s" for k, (ms, fl, n) in order)
+
 def bench():
     """bench_vulkan: its headline lines, and kernel time and GFLOP/s by kernel variant."""
     for name, what, _ in steps:
         if not name.startswith("bench_vulkan-"): continue
         lines = read(f"{W}/logs/{name}.log").splitlines()
         pick = lambda p: next((l for l in lines if l.startswith(p)), "").strip()
-        by = {}
-        for l in lines:
-            f = l.split()
-            if l.startswith("  ") and len(f) >= 5 and f[-1] == "GFLOP/s" and f[-3] == "ms":
-                try: ms, g = float(f[-4]), float(f[-2])
-                except ValueError: continue
-                v = by.setdefault(f[0], [0.0, 0.0, 0])
-                v[0] += ms; v[1] += ms * g * 1e6; v[2] += 1
-        top = sorted(by.items(), key=lambda kv: -kv[1][0])[:4]
-        kern = ", ".join(f"{k} x{n} {ms:.2f} ms {fl / ms / 1e6 if ms else 0:.0f} GFLOP/s" for k, (ms, fl, n) in top)
+        kern = by_kernel(lines)
         L.append(f"- bench_vulkan {name[13:]} [{what}]: {pick('latency ms')}; {pick('dispatches')}; {pick('kernel time total')}; {pick('load ms')}; {pick('pipelines created')}"
                  + (f"; by kernel: {kern}" if kern else ""))
+
+def shapes():
+    """The kernel-shape sweep: one line per conv block / workgroup size."""
+    for name, what, _ in steps:
+        if not name.startswith("shape-"): continue
+        lines = read(f"{W}/logs/{name}.log").splitlines()
+        pick = lambda p: next((l for l in lines if l.startswith(p)), "").strip()
+        block, wg = name[6:].split("-wg")
+        L.append(f"- conv block {block}, workgroup {wg} [{what}]: {pick('latency ms')}; {pick('kernel time total')}; "
+                 f"{pick('pipelines created')}; by kernel: {by_kernel(lines, 3)}")
 
 def tables():
     names = [("prediction-table", "Predicted vs measured (`bench/prediction_table.sh`)")]
@@ -436,7 +465,7 @@ def tables():
 
 L.append("### Real-GPU check" + (" (quick)" if quick == "1" else ""))
 L.append("")
-for section in (header, build, calibration, tests, bench):
+for section in (header, build, calibration, tests, bench, shapes):
     try: section()
     except Exception: L.append(f"- ({section.__name__}: {traceback.format_exc().splitlines()[-1]})")
 L.append("")

@@ -415,7 +415,14 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   bool rgba16_texel = false;
   {
     // 64 invocations (or one subgroup if larger), within the device's limits.
+    // VKFUSE_WORKGROUP=N (a power of two) is a tuning knob, as
+    // VKFUSE_CONV_BLOCK is for the convolution's register block: the
+    // real-GPU check times a few of each (tools/gpu-check.sh).
     std::uint32_t wg = std::max<std::uint32_t>(64, ctx.subgroup_size());
+    if (const char* e = std::getenv("VKFUSE_WORKGROUP"); e && *e) {
+      const unsigned long n = std::strtoul(e, nullptr, 10);
+      if (n >= 1 && n <= 1024 && (n & (n - 1)) == 0) wg = static_cast<std::uint32_t>(n);
+    }
     wg = std::min({wg, limits.maxComputeWorkGroupInvocations, limits.maxComputeWorkGroupSize[0]});
     caps.workgroup_size = wg;
     caps.max_groups_x = std::min<std::uint32_t>(limits.maxComputeWorkGroupCount[0], 65535);
