@@ -196,8 +196,13 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
   auto t0 = std::chrono::steady_clock::now();
   if (progress) std::cerr << "vkfuse: loading " << a.model << " (strategy " << a.strategy << ")...\n";
   vkfuse::Model model = load_model(a);
-  for (const auto& w : model.warnings()) std::cerr << "vkfuse: warning: " << w << "\n";
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::size_t warned = 0;  // warnings printed so far (a background build may add one later)
+  auto print_warnings = [&] {
+    const auto w = model.warnings();
+    for (; warned < w.size(); ++warned) std::cerr << "vkfuse: warning: " << w[warned] << "\n";
+  };
+  print_warnings();
 
   // Inputs: from files (NAME=FILE, or FILE for the inputs in order), else seeded random.
   std::vector<std::vector<float>> input_data(model.inputs().size());
@@ -254,13 +259,12 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     if (progress)
       std::cerr << "vkfuse: first result (from the host) after " << first_result_ms
                 << " ms; waiting for the accelerator's part of the plan\n";
-    const std::size_t warned = model.warnings().size();
     model.wait_until_built();
     plan_ready_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const auto w = model.warnings();
-    for (std::size_t i = warned; i < w.size(); ++i) std::cerr << "vkfuse: warning: " << w[i] << "\n";
     if (progress) std::cerr << "vkfuse: the plan is ready after " << plan_ready_ms << " ms\n";
   }
+  model.wait_until_built();  // a build that ended (or failed) before the check above
+  print_warnings();
 
   std::vector<double> times;
   std::vector<std::vector<double>> step_times;  // per plan step: its measured ms in each timed run
