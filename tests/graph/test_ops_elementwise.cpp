@@ -3,9 +3,11 @@
 // explicit index formula), never produced by the kernel under test.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "graph/ops.h"
@@ -595,6 +597,25 @@ TEST(OpsElementwise, Registered) {
                          "Softplus", "Softsign", "Reciprocal", "Ceil", "Floor", "Elu", "Selu", "Neg", "Abs", "Equal", "Less",
                          "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where"})
     EXPECT_NE(find_op(op), nullptr) << op;
+}
+
+// parallel_for: every item once, on up to `threads` threads, and the first
+// exception a body throws comes back to the caller (once all have stopped).
+TEST(ParallelFor, RunsEveryItemOnceAndRethrows) {
+  for (int threads : {1, 3, 8}) {
+    std::vector<std::atomic<int>> hits(1000);
+    parallel_for(threads, 1000, [&](std::int64_t i) { ++hits[static_cast<std::size_t>(i)]; });
+    for (std::size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " threads, item " << i;
+    std::atomic<int> ran{0};
+    EXPECT_THROW(parallel_for(threads, 100,
+                              [&](std::int64_t i) {
+                                ++ran;
+                                if (i == 7) throw std::runtime_error("item 7");
+                              }),
+                 std::runtime_error);
+    EXPECT_GE(ran.load(), 8);  // items are taken in order: 0..7 at least ran
+  }
+  parallel_for(4, 0, [](std::int64_t) { ADD_FAILURE() << "no items, yet the body ran"; });
 }
 
 }  // namespace
