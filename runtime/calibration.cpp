@@ -439,6 +439,9 @@ planner::DeviceProfile calibrate_host(const ExecutorOptions& options, const Prog
 planner::DeviceProfile calibrate_accelerator(const ExecutorOptions& options, const Progress& progress) {
   auto id = accelerator_identity(options);
   if (!id) throw Error(ErrorKind::Device, "no Vulkan device to calibrate (see `vkfuse devices`)");
+  // One device context for all the steps: each step's executor would
+  // otherwise create and destroy a device of its own.
+  const auto held = vulkan::Context::acquire(options.device);
   return calibrate(*id, make_vulkan_executor, options, progress, true);
 }
 
@@ -454,6 +457,7 @@ planner::LinkProfile calibrate_link(const ExecutorOptions& options, const Progre
     (d == TransferDirection::upload ? up : down).push_back({static_cast<double>(bytes), us});
   };
   const std::int64_t sizes[] = {1 << 10, 1 << 14, 1 << 18, 1 << 21, 1 << 22};
+  const auto held = vulkan::Context::acquire(options.device);  // one context for all the steps
   int step = 0;
   for (auto n : sizes) {
     if (progress)
