@@ -709,16 +709,15 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   }
   for (std::size_t s = 0; s < made.size(); ++s) m.pipelines.emplace(kernel_hash[distinct[s]], made[s]);
   const double pipeline_ms = ms_since(tc);
-  if (!made_ms.empty()) {
-    // Which kernel the driver's compiler found hardest (NVIDIA's took seconds per conv kernel).
-    const auto slowest = static_cast<std::size_t>(std::max_element(made_ms.begin(), made_ms.end()) - made_ms.begin());
-    load_.slowest_pipeline = prog.kernels[distinct[slowest]].variant;
-    load_.slowest_pipeline_ms = made_ms[slowest];
-  }
-  if (options.progress && pipeline_ms > 2000) {
+  // Which kernels the driver's compiler found hardest (NVIDIA's took seconds per conv kernel).
+  for (std::size_t s = 0; s < made_ms.size(); ++s) load_.pipeline_ms.emplace_back(prog.kernels[distinct[s]].variant, made_ms[s]);
+  std::stable_sort(load_.pipeline_ms.begin(), load_.pipeline_ms.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (options.progress && pipeline_ms > 2000 && !load_.pipeline_ms.empty()) {
     char line[256];
     std::snprintf(line, sizeof line, "GPU pipelines ready after %.1f s on %d threads (slowest: %s, %.1f s)",
-                  pipeline_ms / 1e3, workers, load_.slowest_pipeline.c_str(), load_.slowest_pipeline_ms / 1e3);
+                  pipeline_ms / 1e3, workers, load_.pipeline_ms.front().first.c_str(),
+                  load_.pipeline_ms.front().second / 1e3);
     options.progress(line);
   }
   std::vector<int> dispatch_unit;  // per dispatch

@@ -26,6 +26,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/ir.h"
@@ -43,8 +44,9 @@ struct KernelInfo {
 struct LoadInfo {
   double lower_ms = 0, compile_ms = 0, pipelines_ms = 0, upload_ms = 0, warmup_ms = 0;
   std::int64_t shaders = 0;          // distinct shaders (pipelines)
-  std::string slowest_pipeline;      // the kernel variant whose pipeline took longest to create
-  double slowest_pipeline_ms = 0;
+  // Each distinct shader's kernel variant and the time its pipeline took to
+  // create (where drivers like NVIDIA's compile), slowest first.
+  std::vector<std::pair<std::string, double>> pipeline_ms;
   std::int64_t arena_bytes = 0;      // activation arena
   std::int64_t weight_bytes = 0;     // packed weights on the device
   std::int64_t staging_bytes = 0;    // host-visible staging buffers for inputs and outputs

@@ -80,8 +80,10 @@ int main(int argc, char** argv) {
                 load_ms, li.lower_ms, li.compile_ms, li.pipelines_ms, li.upload_ms, li.warmup_ms,
                 static_cast<long long>(li.shaders), li.arena_bytes / 1048576.0, li.weight_bytes / 1048576.0,
                 static_cast<long long>(li.fused_adds), static_cast<long long>(li.aliased_concat_inputs));
-    std::printf("pipelines created on %u threads; slowest %s, %.0f ms\n", std::max(1u, std::thread::hardware_concurrency()),
-                li.slowest_pipeline.c_str(), li.slowest_pipeline_ms);
+    std::printf("pipelines created on %u threads; slowest:", std::max(1u, std::thread::hardware_concurrency()));
+    for (std::size_t i = 0; i < li.pipeline_ms.size() && i < 5; ++i)
+      std::printf("%s %s %.0f ms", i ? "," : "", li.pipeline_ms[i].first.c_str(), li.pipeline_ms[i].second);
+    std::printf("\n");
     if (profile) {
       auto ks = exec.profile(std::max(1, std::min(iters, 5)));
       std::map<std::string, std::pair<double, std::int64_t>> by_variant;
