@@ -383,6 +383,8 @@ void Model::Impl::build_in_background(planner::Plan planned, runtime::ExecutorOp
     made = std::make_unique<runtime::HeteroExecutor>(graph, planned, options, shared);
   } catch (const std::exception& e) {  // nobody to throw to: the host keeps answering, with a warning
     failure = e.what();
+  } catch (...) {
+    failure = "an unknown exception";
   }
   std::lock_guard<std::mutex> lock(slots_mutex);
   if (made) {
