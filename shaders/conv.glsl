@@ -15,6 +15,11 @@
 // is loaded: input[n][c] * gate[n][c].
 // Slots: o0 output, o1 input, o2 weights (floats), o3 residual, then the gate
 // (o4 after a residual, else o3).
+// KSPLIT > 1 (a GPU, a layer with too few output tiles to fill it): KSPLIT
+// lanes of a workgroup share one tile, each summing every KSPLIT-th input
+// channel; the partial sums are added in shared memory and the tile's first
+// lane runs the epilogue. Neighbouring lanes hold neighbouring tiles, so
+// their loads stay close together and their weights are the same.
 #if OCB >= 4
 #define WT vec4
 #define NV (OCB / 4)
@@ -52,9 +57,28 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { WT wv[]; };
 #define IPLANE (ID * IH * IW)
 #define OPLANE (OD * OH * OW)
 
+#if KSPLIT > 1
+#define TPW (WG / KSPLIT)  // tiles per workgroup
+shared float vkf_part[OCB * OPX][WG];
+#endif
+
 void main() {
+#if KSPLIT > 1
+  const uint tslot = gl_LocalInvocationID.x % TPW;
+  const uint klane = gl_LocalInvocationID.x / TPW;
+  uint t = (gl_WorkGroupID.y * GX + gl_WorkGroupID.x) * TPW + tslot;
+  // Every lane reaches the barriers below: a lane past the last tile
+  // computes tile 0 again and stores nothing.
+  const bool live = t < TOTAL;
+  if (!live) t = 0u;
+#define CI_FIRST klane
+#define CI_STEP KSPLIT
+#else
   uint t = global_id();
   if (t >= TOTAL) return;
+#define CI_FIRST 0u
+#define CI_STEP 1u
+#endif
   const uint owb = t % OWB; t /= OWB;
   const uint oh = t % OH; t /= OH;
   const uint od = t % OD; t /= OD;
@@ -68,13 +92,13 @@ void main() {
     [[unroll]] for (int p = 0; p < OPX; ++p) acc[j][p] = WT(0.0);
 
   // Weight units of WT: OCB floats per tap = NV units.
-  uint wbase = pc.o2 / WUNIT + (g * MBLK + mb) * (CG * KVOL * NV);
+  uint wbase = pc.o2 / WUNIT + (g * MBLK + mb) * (CG * KVOL * NV) + CI_FIRST * (KVOL * NV);
   const uint xbase = pc.o1 + (n * C + g * CG) * IPLANE;
   const int iw0 = ow0 * SW - PW;
   // Kept a loop: a driver that unrolls a constant trip count (up to 2048
   // channels of a fully unrolled tap body) compiles for seconds per kernel, as
   // NVIDIA's did (ResNet-18: 118 s of pipelines); lavapipe runs it as fast.
-  [[dont_unroll]] for (uint ci = 0; ci < CG; ++ci) {
+  [[dont_unroll]] for (uint ci = CI_FIRST; ci < CG; ci += CI_STEP) {
     const uint xc = xbase + ci * IPLANE;
 #if HAS_GATE
     const float gs = LOADX(GATE_AT + n * C + g * CG + ci);
@@ -105,8 +129,27 @@ void main() {
         }
       }
     }
-    wbase += KVOL * NV;
+    wbase += CI_STEP * (KVOL * NV);
   }
+
+#if KSPLIT > 1
+  // Add the KSPLIT lanes' partial sums of each tile (a tree over lanes
+  // TPW apart), then only each tile's first lane goes on.
+  const uint me = gl_LocalInvocationID.x;
+  [[unroll]] for (int j = 0; j < NV; ++j)
+    [[unroll]] for (int p = 0; p < OPX; ++p)
+      [[unroll]] for (int c4 = 0; c4 < 4; ++c4) vkf_part[(j * 4 + c4) * OPX + p][me] = acc[j][p][c4];
+  barrier();
+  [[unroll]] for (uint s = KSPLIT / 2u; s > 0u; s >>= 1u) {
+    if (klane < s)
+      [[unroll]] for (int e = 0; e < OCB * OPX; ++e) vkf_part[e][me] += vkf_part[e][me + s * TPW];
+    barrier();
+  }
+  if (klane != 0u || !live) return;
+  [[unroll]] for (int j = 0; j < NV; ++j)
+    [[unroll]] for (int p = 0; p < OPX; ++p)
+      [[unroll]] for (int c4 = 0; c4 < 4; ++c4) acc[j][p][c4] = vkf_part[(j * 4 + c4) * OPX + p][me];
+#endif
 
   // Epilogue: bias, act1, residual, act2, store.
   const uint bbase = pc.o2 / WUNIT + (GROUPS * MBLK * CG * KVOL * NV) + (g * MGP + mb * OCB) / (OCB >= 4 ? 4u : 1u);

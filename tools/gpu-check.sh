@@ -32,8 +32,8 @@
 #
 # Usage: tools/gpu-check.sh [BUNDLE]      (default build-gpu-bundle)
 # The bench_vulkan steps include a sweep of kernel shapes on the first model
-# (VKFUSE_CONV_BLOCK=OCBxOPX, VKFUSE_WORKGROUP=N; default 16x8 and 64) for
-# issue 17's per-device tuning.
+# (VKFUSE_CONV_BLOCK=OCBxOPX, VKFUSE_CONV_FILL=N, VKFUSE_WORKGROUP=N; a GPU's
+# default: 4x4, 32768, 64) for issue 17's per-device tuning.
 #
 # Environment: OUT (results folder; the device tool sets it, default
 #   build-gpu-check/), GPU_CHECK_QUICK=1, GPU_CHECK_BUDGET_S (default 420),
@@ -61,16 +61,17 @@ budget=${GPU_CHECK_BUDGET_S:-420}
 if [[ $quick == 1 ]]; then
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18}"
   iters=3 warmup=1 bench_iters=3 table_iters=1
-  shapes="8x4/64"
+  shapes="fill0:VKFUSE_CONV_FILL=0"
   pred_strategies="gpu fused" pred_links="measured"
   strat_strategies="cpu gpu fused" strat_links="measured edge"
 else
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18 inception_v3}"
   iters=20 warmup=3 bench_iters=20 table_iters=5
-  # Kernel shapes to time besides the default (16x8/64): the convolution's
-  # register block OCBxOPX (VKFUSE_CONV_BLOCK) / the workgroup size
-  # (VKFUSE_WORKGROUP), on the first model: issue 17's tuning, measured.
-  shapes="8x4/64 4x4/64 16x4/64 16x8/128 8x4/256"
+  # Kernel shapes to time besides a GPU's default (4x4 register block,
+  # layers split over input channels up to 32768 invocations, workgroup 64),
+  # on the first model, as NAME:VAR=VALUE,...: issue 17's tuning, measured.
+  shapes="fill0:VKFUSE_CONV_FILL=0 fill8k:VKFUSE_CONV_FILL=8192 fill128k:VKFUSE_CONV_FILL=131072"
+  shapes+=" 8x4:VKFUSE_CONV_BLOCK=8x4 4x2:VKFUSE_CONV_BLOCK=4x2 wg128:VKFUSE_WORKGROUP=128 wg32:VKFUSE_WORKGROUP=32"
   pred_strategies="cpu gpu naive fused" pred_links="measured edge"
   strat_strategies="cpu gpu naive fused passes fuse-all per-op" strat_links="measured local edge"
 fi
@@ -280,8 +281,8 @@ main() {
 
   local shape
   for shape in $shapes; do
-    VKFUSE_CONV_BLOCK=${shape%/*} VKFUSE_WORKGROUP=${shape#*/} \
-      step -q "shape-${shape%/*}-wg${shape#*/}" 60 "$W/bin/bench_vulkan" "${models[0]}" 10 --profile
+    # shellcheck disable=SC2046  # one VAR=VALUE word each
+    (export $(tr ',' ' ' <<<"${shape#*:}") && step -q "shape-${shape%%:*}" 60 "$W/bin/bench_vulkan" "${models[0]}" 10 --profile)
   done
 
   STRATEGIES=$pred_strategies LINKS=$pred_links WHATIF= PYTHON=$PY \
@@ -443,13 +444,12 @@ def bench():
                  + (f"; by kernel: {kern}" if kern else ""))
 
 def shapes():
-    """The kernel-shape sweep: one line per conv block / workgroup size."""
+    """The kernel-shape sweep: one line per shape (tools/gpu-check.sh's list)."""
     for name, what, _ in steps:
         if not name.startswith("shape-"): continue
         lines = read(f"{W}/logs/{name}.log").splitlines()
         pick = lambda p: next((l for l in lines if l.startswith(p)), "").strip()
-        block, wg = name[6:].split("-wg")
-        L.append(f"- conv block {block}, workgroup {wg} [{what}]: {pick('latency ms')}; {pick('kernel time total')}; "
+        L.append(f"- shape {name[6:]} [{what}]: {pick('latency ms')}; {pick('kernel time total')}; "
                  f"{pick('pipelines created')}; by kernel: {by_kernel(lines, 3)}")
 
 def tables():

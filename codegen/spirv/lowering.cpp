@@ -549,9 +549,11 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     osz = {1, 1, plane};
   }
   // Register blocking (measured on lavapipe, ResNet-18: 16x8 beats 8x8 by
-  // ~15% and 8x4 by ~40% in CPU time; larger blocks compile for minutes).
-  std::int64_t ocb = MG == 1 ? 1 : (MG <= 4 ? 4 : (MG <= 8 ? 8 : 16));
-  std::int64_t opx = ocb == 1 ? 8 : (osz[2] <= 4 ? 4 : 8);
+  // ~15% and 8x4 by ~40% in CPU time; larger blocks compile for minutes),
+  // capped by the device's preference (DeviceCaps::conv_ocb/conv_opx).
+  std::int64_t ocb = MG == 1 ? 1 : std::min<std::int64_t>(MG <= 4 ? 4 : (MG <= 8 ? 8 : 16), caps_.conv_ocb);
+  std::int64_t opx = ocb == 1 ? 8 : std::min<std::int64_t>(osz[2] <= 4 ? 4 : 8, caps_.conv_opx);
+  if (ocb > 1 && ocb % 4 != 0) ocb = 4;  // vec4 weight loads
   if (const char* e = std::getenv("VKFUSE_CONV_BLOCK"); e && ocb > 1) {  // tuning knob: "OCBxOPX"
     int a = 0, b = 0;
     if (std::sscanf(e, "%dx%d", &a, &b) == 2 && (a == 4 || a == 8 || a == 12 || a == 16) && b >= 1 && b <= 16) {
@@ -560,13 +562,31 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     }
   }
   const std::int64_t owb = (osz[2] + opx - 1) / opx;
+  // Split over input channels (one output tile per KSPLIT lanes of a
+  // workgroup, their partial sums added in shared memory) where the layer
+  // has too few tiles to fill the device: each lane keeps >= 4 channels, the
+  // partial sums must fit in shared memory.
+  const std::int64_t tiles = N * groups * ((MG + ocb - 1) / ocb) * osz[0] * osz[1] * owb;
+  const std::int64_t wg = caps_.workgroup_size;
+  const auto split_fits = [&](std::int64_t k) {
+    return k >= 1 && k <= wg && wg % k == 0 && (k & (k - 1)) == 0 && ocb >= 4 && CG >= 4 * k &&
+           ocb * opx * wg * 4 <= static_cast<std::int64_t>(caps_.shared_memory_bytes);
+  };
+  std::int64_t ksplit = 1;
+  if (caps_.conv_fill_invocations > 0 && MG > 1)
+    while (tiles * ksplit < caps_.conv_fill_invocations && split_fits(ksplit * 2)) ksplit *= 2;
+  if (const char* e = std::getenv("VKFUSE_CONV_KSPLIT"); e && *e && MG > 1) {  // tuning knob
+    const long k = std::strtol(e, nullptr, 10);
+    if (k == 1 || split_fits(k)) ksplit = k;
+  }
   std::string kname = nsp == 2 ? std::to_string(kernel[0]) + "x" + std::to_string(kernel[1])
                                : std::to_string(kvol) + "tap";
   const std::string variant = std::string(MG == 1 && CG == 1 ? "dwconv" : "conv") + (pointwise ? "1x1" : kname) +
                               (pointwise ? "" : "_s" + std::to_string(s[2])) +
                               (groups > 1 && CG > 1 ? "_g" + std::to_string(groups) : "") + "_ob" +
                               std::to_string(ocb) + "_px" + std::to_string(opx) + act_suffix(n.activation) +
-                              (add ? "_res" + act_suffix(add->activation) : "") + (gate_mul ? "_gated" : "");
+                              (add ? "_res" + act_suffix(add->activation) : "") + (gate_mul ? "_gated" : "") +
+                              (ksplit > 1 ? "_k" + std::to_string(ksplit) : "");
 
   // One kernel per range of output channels whose weights fit one storage
   // buffer (planner::weight_split; one range unless the weights are huge).
@@ -609,7 +629,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     def("ID", isz[0])("IH", isz[1])("IW", isz[2])("OD", osz[0])("OH", osz[1])("OW", osz[2]);
     def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
     def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
-    def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0);
+    def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0)("KSPLIT", ksplit);
     def("TEXEL", caps_.texel_loads ? 1 : 0);
     kern.fp16_weights = caps_.fp16 && caps_.texel_loads && ocb >= 4;
     def("FP16_W", kern.fp16_weights ? 1 : 0);
@@ -617,8 +637,10 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     kern.slots = {output(y), input(x), weights()};
     if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
     if (gate_mul) kern.slots.push_back(input(gate));  // o4 after a residual, else o3
-    const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;
-    finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none());
+    const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;  // output tiles
+    const std::int64_t tiles_per_group = wg / ksplit;
+    finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none(),
+           ksplit > 1 ? (total + tiles_per_group - 1) / tiles_per_group : 0);
   }
 }
 

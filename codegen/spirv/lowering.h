@@ -15,11 +15,14 @@
 // buffer), so kernels of equal shape share one shader.
 //
 // Convolutions are register blocked (16 output channels x 8 output columns
-// per invocation where the layer allows) and, where the device can
+// per invocation where the layer allows; DeviceCaps::conv_ocb/conv_opx), on
+// a GPU split over input channels where a layer is too small to fill it
+// (DeviceCaps::conv_fill_invocations), and, where the device can
 // (DeviceCaps::texel_loads), read activations and weights through uniform
 // texel buffers: on lavapipe that is 2.5-3x faster than storage-buffer loads.
 // With DeviceCaps::fp16 their weights are stored as fp16 (RGBA16F texels).
-// Tuning knob for experiments: VKFUSE_CONV_BLOCK=OCBxOPX (e.g. 8x4).
+// Tuning knobs for experiments: VKFUSE_CONV_BLOCK=OCBxOPX (e.g. 8x4),
+// VKFUSE_CONV_KSPLIT=N (lanes per output tile, a power of two; 1: no split).
 #pragma once
 
 #include <cstdint>
@@ -45,6 +48,17 @@ struct DeviceCaps {
   // one invocation per row, which spreads rows over its cores instead.
   // Needs a power-of-two workgroup_size.
   bool row_groups = false;
+  // Convolutions as a GPU wants them (set with row_groups on GPU devices):
+  // the largest register block (output channels x output columns per
+  // invocation; 16x8 on lavapipe, 4x4 on a GPU: measured 1.45x faster on an
+  // H200, whose driver also compiles the 7x7 stem's 16x8 block for a minute),
+  // and the invocations a layer should launch to fill the device: a layer
+  // with fewer output tiles splits its input channels over up to
+  // workgroup_size lanes (a power of two) that add their partial sums in
+  // shared memory (0: never split; lavapipe fills its cores without).
+  std::uint32_t conv_ocb = 16, conv_opx = 8;
+  std::int64_t conv_fill_invocations = 0;
+  std::uint32_t shared_memory_bytes = 16384;  // maxComputeSharedMemorySize
 };
 
 // One push-constant word of a kernel.

@@ -427,8 +427,20 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     caps.workgroup_size = wg;
     caps.max_groups_x = std::min<std::uint32_t>(limits.maxComputeWorkGroupCount[0], 65535);
     caps.subgroup_size = ctx.subgroup_size();
-    caps.row_groups = (wg & (wg - 1)) == 0 &&
-                      (ctx.properties().deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU || ctx.imposed_limits().gpu_kernels);
+    const bool gpu = ctx.properties().deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU || ctx.imposed_limits().gpu_kernels;
+    caps.row_groups = (wg & (wg - 1)) == 0 && gpu;
+    caps.shared_memory_bytes = limits.maxComputeSharedMemorySize;
+    if (gpu) {
+      // A GPU's convolution shape (codegen::spirv::DeviceCaps): 4x4 register
+      // blocks, and layers under 32768 output tiles split over input channels
+      // (about a quarter of an H200's resident threads; VKFUSE_CONV_FILL=N
+      // is the tuning knob, 0 to never split).
+      caps.conv_ocb = 4;
+      caps.conv_opx = 4;
+      caps.conv_fill_invocations = caps.row_groups ? 32768 : 0;
+      if (const char* e = std::getenv("VKFUSE_CONV_FILL"); e && *e && caps.row_groups)
+        caps.conv_fill_invocations = std::max(0L, std::strtol(e, nullptr, 10));
+    }
     VkFormatProperties r32{}, rgba32{}, rgba16{};
     vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R16G16B16A16_SFLOAT, &rgba16);
     rgba16_texel = rgba16.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT;

@@ -17,7 +17,10 @@
 // (a discrete GPU's limits on any device: runtime/vulkan/context.h),
 // VKFUSE_CACHE_DIR (SPIR-V and pipeline caches), and for
 // experiments VKFUSE_TEXEL_LOADS=0 (storage-buffer loads only),
-// VKFUSE_CONV_BLOCK=8x4 (register block), VKFUSE_SPIRV_OPT=1 (run
+// VKFUSE_CONV_BLOCK=8x4 (register block), VKFUSE_CONV_KSPLIT=N (lanes per
+// output tile) and VKFUSE_CONV_FILL=N (invocations a layer should fill; a
+// GPU's convolutions split their input channels until they do),
+// VKFUSE_WORKGROUP=N (workgroup size), VKFUSE_SPIRV_OPT=1 (run
 // spirv-opt's performance passes), VKFUSE_DUMP_SHADERS=DIR (write each
 // generated GLSL source).
 #pragma once

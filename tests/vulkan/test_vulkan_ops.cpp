@@ -725,6 +725,53 @@ TEST_F(VulkanOps, RowGroupReductions) {
   EXPECT_EQ(rows, 2 + 2 + 2 + 6 * 3) << "every reduction but LogSumExp runs one workgroup per row";
 }
 
+// Convolutions as a GPU gets them (4x4 register blocks; a layer with too
+// few output tiles to fill the device splits its input channels over lanes
+// of a workgroup that add their partial sums in shared memory), forced on
+// lavapipe: dense, pointwise, strided 7x7, grouped, a residual Add, a
+// squeeze-and-excitation gate, batch 2, tile counts that leave the last
+// workgroup part empty. On a CPU device's own shape (16x8, no split) the
+// same convolutions stay unsplit.
+TEST_F(VulkanOps, GpuConvolutionsSplitOverInputChannels) {
+  VKFUSE_REQUIRE_VULKAN();
+  auto build = [] {
+    GraphBuilder b(32);
+    auto x = b.input("x", {2, 64, 13, 11});
+    auto pad = [](std::int64_t p) { return [p](g::Attributes& a) { a.set("pads", I64{p, p, p, p}); }; };
+    auto c1 = b.node("Relu", {b.node("Conv", {x, b.random_constant("w1", {24, 64, 3, 3}, 0.1f),
+                                               b.random_constant("b1", {24})}, pad(1))});
+    b.output(b.node("Add", {b.node("Conv", {c1, b.random_constant("w2", {64, 24, 3, 3}, 0.1f)}, pad(1)), x}));
+    b.output(b.node("Conv", {x, b.random_constant("w3", {70, 64, 1, 1}, 0.1f), b.random_constant("b3", {70})}));
+    b.output(b.node("Conv", {b.input("img", {1, 16, 29, 31}), b.random_constant("w4", {8, 16, 7, 7}, 0.1f)},
+                    [](g::Attributes& a) { a.set("pads", I64{3, 3, 3, 3}); a.set("strides", I64{2, 2}); }));
+    b.output(b.node("Conv", {x, b.random_constant("w5", {32, 32, 3, 3}, 0.1f)}, [](g::Attributes& a) {
+      a.set("pads", I64{1, 1, 1, 1});
+      a.set("group", std::int64_t{2});
+    }));
+    auto gate = b.node("Sigmoid", {b.node("GlobalAveragePool", {x})});
+    b.output(b.node("Conv", {b.node("Mul", {x, gate}), b.random_constant("w6", {16, 64, 1, 1}, 0.1f)}));
+    return std::move(b.graph);
+  };
+  auto split = [](const vkfuse::testing::CompareResult& r) {
+    std::vector<std::string> out;
+    for (const auto& k : r.kernels)
+      if (k.variant.find("_k") != std::string::npos) out.push_back(k.variant);
+    return out;
+  };
+  {
+    vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
+    const auto r = compare_with_reference(build(), kTol);
+    const auto s = split(r);
+    EXPECT_EQ(s.size(), 6u) << "every convolution splits: " << ::testing::PrintToString(s);
+    for (const auto& v : s) EXPECT_NE(v.find("_ob4_px4"), std::string::npos) << v;
+  }
+  const auto devices = vkfuse::list_devices();
+  if (!devices.empty() && devices[0].type == "cpu" && !std::getenv("VKFUSE_DEVICE_LIMITS")) {
+    const auto r = compare_with_reference(build(), kTol);
+    EXPECT_TRUE(split(r).empty()) << ::testing::PrintToString(split(r));
+  }
+}
+
 TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {
