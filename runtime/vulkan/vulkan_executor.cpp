@@ -1092,7 +1092,11 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
   vkGetPhysicalDeviceQueueFamilyProperties(m.ctx->physical_device(), &nq, fam.data());
   if (fam[m.ctx->queue_family()].timestampValidBits == 0 || m.prog->dispatches.empty()) return {};
   VkDevice dev = m.ctx->device();
-  const auto count = static_cast<std::uint32_t>(m.prog->dispatches.size() + 1);
+  // Slots: 0 the start, i + 1 after dispatch i, then one per unit after its
+  // uploads (a unit's first kernel is timed from there: a staged copy over
+  // the link is the link's time, not the kernel's).
+  const std::size_t nd = m.prog->dispatches.size();
+  const auto count = static_cast<std::uint32_t>(nd + 1 + m.units.size());
   VkQueryPoolCreateInfo qi{};
   qi.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
   qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -1111,8 +1115,17 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
   begin(c);
   vkCmdResetQueryPool(c, qp, 0, count);
   vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, qp, 0);
-  for (const Impl::Unit& u : m.units) {
-    if (m.has_uploads(u)) m.record_uploads(c, u);
+  std::vector<std::size_t> start_slot(nd);
+  for (std::size_t i = 0; i < nd; ++i) start_slot[i] = i;
+  for (std::size_t ui = 0; ui < m.units.size(); ++ui) {
+    const Impl::Unit& u = m.units[ui];
+    // (Written whether or not there are uploads: every slot is read back.)
+    const auto slot = static_cast<std::uint32_t>(nd + 1 + ui);
+    if (m.has_uploads(u)) {
+      m.record_uploads(c, u);
+      if (u.plan->first_dispatch < u.plan->end_dispatch) start_slot[u.plan->first_dispatch] = slot;
+    }
+    vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TRANSFER_BIT, qp, slot);
     m.record_dispatches(c, u, qp);
     if (m.has_downloads(u)) m.record_downloads(c, u);
   }
@@ -1125,8 +1138,10 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
     m.ctx->check(vkGetQueryPoolResults(dev, qp, 0, count, ts.size() * 8, ts.data(), 8,
                                 VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
           "vkGetQueryPoolResults");
-    for (std::size_t i = 0; i < out.size(); ++i)
-      samples[i].push_back(static_cast<double>(ts[i + 1] - ts[i]) * period_ms);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const std::uint64_t from = ts[start_slot[i]], to = ts[i + 1];
+      samples[i].push_back(to > from ? static_cast<double>(to - from) * period_ms : 0.0);
+    }
   }
   for (std::size_t i = 0; i < out.size(); ++i) {
     auto& s = samples[i];
