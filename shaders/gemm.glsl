@@ -1,5 +1,6 @@
 // shaders/gemm.glsl — Gemm (Y = alpha * op(A) op(B) + beta * C, C broadcast)
-// and batched MatMul with broadcast batch dims. One output per invocation;
+// and batched MatMul with broadcast batch dims. One output per invocation
+// (with ROW_GROUPS, one workgroup per output, its lanes splitting K);
 // the operand layouts (transposes, broadcast strides, batch offsets) are
 // generated index functions. A constant B is repacked at load to [N][K]
 // (k contiguous) and read from the weight buffer.
@@ -18,13 +19,26 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { float wb[]; };
 #endif
 
 void main() {
+#ifdef ROW_GROUPS
+  uint t = row_id();
+#else
   uint t = global_id();
+#endif
   if (t >= TOTAL) return;
   const uint j = t % GN; t /= GN;
   const uint i = t % GM;
   const uint b = t / GM;
   const uint abase = pc.o1 + a_batch(b) + i * ASI;
   const uint bbase = pc.o2 + b_batch(b) + j * BSJ;
+#ifdef ROW_GROUPS
+  // One workgroup per output (a GPU, too few outputs to fill it): the lanes
+  // take every WG-th k, reading A's row and B's packed column contiguously.
+  float part = 0.0;
+  for (uint k = lane(); k < GK; k += WG) part += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
+  const float sum = row_fold(part, 0);
+  if (lane() != 0u) return;
+  float v = ALPHA * sum;
+#else
   float s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
   uint k = 0;
   for (; k + 4 <= GK; k += 4) {
@@ -35,6 +49,7 @@ void main() {
   }
   for (; k < GK; ++k) s0 += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
   float v = ALPHA * ((s0 + s1) + (s2 + s3));
+#endif
 #if HAS_C
   v += BETA * act[pc.o3 + i * CSI + (N0 + j) * CSJ];
 #endif

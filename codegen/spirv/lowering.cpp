@@ -329,6 +329,15 @@ class Lowering {
     finish(std::move(k), rows, d, tmpl, Activation::none(), act2, rows);
   }
 
+  // A Gemm or MatMul of `outputs` dot products of length K: one invocation
+  // each, or on a GPU (DeviceCaps::conv_fill_invocations), when they are too
+  // few to fill it and long enough to share, one workgroup each.
+  void finish_gemm(Kernel k, std::int64_t outputs, std::int64_t K, Defines& d, const Activation& act) {
+    const bool rows = caps_.conv_fill_invocations > 0 && outputs < caps_.conv_fill_invocations &&
+                      K >= 2 * static_cast<std::int64_t>(caps_.workgroup_size);
+    finish_rows(std::move(k), outputs, d, "gemm", act, rows);
+  }
+
   void plan_fusions();
   void plan_aliases();
   void emit(std::size_t index);
@@ -743,7 +752,7 @@ void Lowering::emit_gemm(const Node& n) {
       def("HAS_C", 0);
     }
     def.code("uint a_batch(uint b) { return 0u; }\nuint b_batch(uint b) { return 0u; }\n");
-    finish(std::move(kern), M * nc, def, "gemm", Activation::none(), n.activation);
+    finish_gemm(std::move(kern), M * nc, K, def, n.activation);
   }
 }
 
@@ -775,7 +784,7 @@ void Lowering::emit_matmul(const Node& n) {
     def.code(batch_fn("a_batch", ab, M * K) + batch_fn("b_batch", bb, K * N));
   }
   kern.slots = {output(y), input(a), input(b)};
-  finish(std::move(kern), batches * M * N, def, "gemm", Activation::none(), n.activation);
+  finish_gemm(std::move(kern), batches * M * N, K, def, n.activation);
 }
 
 // ---- elementwise ------------------------------------------------------------

@@ -727,12 +727,13 @@ TEST_F(VulkanOps, RowGroupReductions) {
 
 // Convolutions as a GPU gets them (4x4 register blocks; a layer with too
 // few output tiles to fill the device splits its input channels over lanes
-// of a workgroup that add their partial sums in shared memory), forced on
+// of a workgroup that add their partial sums in shared memory; a Gemm or
+// MatMul with few outputs, one workgroup per output), forced on
 // lavapipe: dense, pointwise, strided 7x7, grouped, a residual Add, a
 // squeeze-and-excitation gate, batch 2, tile counts that leave the last
 // workgroup part empty. On a CPU device's own shape (16x8, no split) the
 // same convolutions stay unsplit.
-TEST_F(VulkanOps, GpuConvolutionsSplitOverInputChannels) {
+TEST_F(VulkanOps, GpuConvolutionsAndGemmsSplitTheirSums) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {
     GraphBuilder b(32);
@@ -750,6 +751,11 @@ TEST_F(VulkanOps, GpuConvolutionsSplitOverInputChannels) {
     }));
     auto gate = b.node("Sigmoid", {b.node("GlobalAveragePool", {x})});
     b.output(b.node("Conv", {b.node("Mul", {x, gate}), b.random_constant("w6", {16, 64, 1, 1}, 0.1f)}));
+    // Dot products long enough to share a workgroup: a classifier's Gemm
+    // (a C, transposed B) and a batched MatMul.
+    b.output(b.node("Gemm", {b.input("v", {3, 300}), b.random_constant("fc", {50, 300}, 0.1f), b.random_constant("c", {50})},
+                    [](g::Attributes& a) { a.set("transB", std::int64_t{1}); }));
+    b.output(b.node("MatMul", {b.input("p", {2, 5, 260}), b.input("q", {2, 260, 7})}));
     return std::move(b.graph);
   };
   auto split = [](const vkfuse::testing::CompareResult& r) {
@@ -764,11 +770,15 @@ TEST_F(VulkanOps, GpuConvolutionsSplitOverInputChannels) {
     const auto s = split(r);
     EXPECT_EQ(s.size(), 6u) << "every convolution splits: " << ::testing::PrintToString(s);
     for (const auto& v : s) EXPECT_NE(v.find("_ob4_px4"), std::string::npos) << v;
+    int rows = 0;
+    for (const auto& k : r.kernels) rows += k.variant == "gemm_rows" || k.variant == "matmul_rows";
+    EXPECT_EQ(rows, 2) << "one workgroup per dot product";
   }
   const auto devices = vkfuse::list_devices();
   if (!devices.empty() && devices[0].type == "cpu" && !std::getenv("VKFUSE_DEVICE_LIMITS")) {
     const auto r = compare_with_reference(build(), kTol);
     EXPECT_TRUE(split(r).empty()) << ::testing::PrintToString(split(r));
+    for (const auto& k : r.kernels) EXPECT_EQ(k.variant.find("_rows"), std::string::npos) << k.variant;
   }
 }
 
