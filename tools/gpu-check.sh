@@ -37,7 +37,9 @@
 #
 # Environment: OUT (results folder; the device tool sets it, default
 #   build-gpu-check/), GPU_CHECK_QUICK=1, GPU_CHECK_BUDGET_S (default 420),
-#   GPU_CHECK_MODELS (default "resnet18 inception_v3"), PYTHON,
+#   GPU_CHECK_MODELS (default "resnet18 inception_v3"), GPU_CHECK_SHAPES
+#   (the sweep's NAME:VAR=VALUE,... list), GPU_CHECK_SHAPE_MODELS (default:
+#   the first model), PYTHON,
 #   GPU_CHECK_KEEP=1 (keep the work folder), GPU_CHECK_MODE=system|compat|glibc
 #   (how the binaries find their libraries; default: the first that starts),
 #   GPU_CHECK_UNPACK_LOADER=1 (unpack the loader .debs into / even off the
@@ -279,10 +281,12 @@ main() {
     step "bench_vulkan-$m" 120 "$W/bin/bench_vulkan" "$m" "$bench_iters" --profile
   done
 
-  local shape
-  for shape in $shapes; do
-    # shellcheck disable=SC2046  # one VAR=VALUE word each
-    (export $(tr ',' ' ' <<<"${shape#*:}") && step -q "shape-${shape%%:*}" 60 "$W/bin/bench_vulkan" "${models[0]}" 10 --profile)
+  local shape sm
+  for sm in ${GPU_CHECK_SHAPE_MODELS:-${models[0]}}; do
+    for shape in ${GPU_CHECK_SHAPES:-$shapes}; do
+      # shellcheck disable=SC2046  # one VAR=VALUE word each
+      (export $(tr ',' ' ' <<<"${shape#*:}") && step -q "shape-$sm-${shape%%:*}" 60 "$W/bin/bench_vulkan" "$sm" 10 --profile)
+    done
   done
 
   STRATEGIES=$pred_strategies LINKS=$pred_links WHATIF= PYTHON=$PY \
@@ -449,7 +453,7 @@ def shapes():
         if not name.startswith("shape-"): continue
         lines = read(f"{W}/logs/{name}.log").splitlines()
         pick = lambda p: next((l for l in lines if l.startswith(p)), "").strip()
-        L.append(f"- shape {name[6:]} [{what}]: {pick('latency ms')}; {pick('kernel time total')}; "
+        L.append(f"- {name[6:].replace('-', ', shape ', 1)} [{what}]: {pick('latency ms')}; {pick('kernel time total')}; "
                  f"{pick('pipelines created')}; by kernel: {by_kernel(lines, 3)}")
 
 def tables():
