@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <cctype>
@@ -361,6 +362,14 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
         mn.kernels ? mn.kernel_us + p.submit_us + p.dispatch_us * static_cast<double>(mn.kernels) : mn.us;
     // Bounded: a wild value means a disturbed measurement, not a property.
     if (predicted > 0) p.sequence_factor = std::clamp(measured / predicted, 0.5, 3.0);
+    if (progress) {
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    ": the synthetic network measured %.0f us (%s), its ops alone predict %.0f us: factor %.2f",
+                    measured, mn.kernels ? "its kernels timed on the device" : "wall time", predicted,
+                    p.sequence_factor);
+      progress("calibrating " + who + line);
+    }
   }
   p.others_cpu_share = others.share();
   if (progress) progress("calibrating " + who + ": done");

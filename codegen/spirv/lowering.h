@@ -50,13 +50,14 @@ struct DeviceCaps {
   bool row_groups = false;
   // Convolutions as a GPU wants them (set with row_groups on GPU devices):
   // the largest register block (output channels x output columns per
-  // invocation; 16x8 on lavapipe, 4x4 on a GPU: measured 1.45x faster on an
-  // H200, whose driver also compiles the 7x7 stem's 16x8 block for a minute),
-  // and the invocations a layer should launch to fill the device: a layer
-  // with fewer output tiles splits its input channels over up to
-  // workgroup_size lanes (a power of two) that add their partial sums in
-  // shared memory (0: never split; lavapipe fills its cores without).
-  std::uint32_t conv_ocb = 16, conv_opx = 8;
+  // invocation; 16x8 on lavapipe; on a GPU 8x4, and 4x4 for kernels of more
+  // than 9 taps: measured on an H200, whose driver compiles a 7x7 stem's
+  // 16x8 block for a minute, its 8x4 for 2 s, its 4x4 in 0.5 s), and the
+  // invocations a layer should launch to fill the device: a layer with
+  // fewer output tiles splits its input channels over up to workgroup_size
+  // lanes (a power of two) that add their partial sums in shared memory (0:
+  // never split; lavapipe fills its cores without).
+  std::uint32_t conv_ocb = 16, conv_ocb_wide = 16, conv_opx = 8;
   std::int64_t conv_fill_invocations = 0;
   std::uint32_t shared_memory_bytes = 16384;  // maxComputeSharedMemorySize
 };

@@ -431,11 +431,12 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     caps.row_groups = (wg & (wg - 1)) == 0 && gpu;
     caps.shared_memory_bytes = limits.maxComputeSharedMemorySize;
     if (gpu) {
-      // A GPU's convolution shape (codegen::spirv::DeviceCaps): 4x4 register
-      // blocks, and layers under 32768 output tiles split over input channels
-      // (about a quarter of an H200's resident threads; VKFUSE_CONV_FILL=N
-      // is the tuning knob, 0 to never split).
-      caps.conv_ocb = 4;
+      // A GPU's convolution shape (codegen::spirv::DeviceCaps): 8x4 register
+      // blocks (4x4 over 9 taps), and layers under 32768 output tiles split
+      // over input channels (about a quarter of an H200's resident threads;
+      // VKFUSE_CONV_FILL=N is the tuning knob, 0 to never split).
+      caps.conv_ocb = 8;
+      caps.conv_ocb_wide = 4;
       caps.conv_opx = 4;
       caps.conv_fill_invocations = caps.row_groups ? 32768 : 0;
       if (const char* e = std::getenv("VKFUSE_CONV_FILL"); e && *e && caps.row_groups)
