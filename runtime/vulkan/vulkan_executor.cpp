@@ -226,7 +226,7 @@ struct VulkanExecutor::Impl {
   bool has_uploads(const Unit& u) const;
   bool has_downloads(const Unit& u) const;
   void record_uploads(VkCommandBuffer c, const Unit& u);
-  void record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps);
+  void record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps, int repeats = 1);
   void record_downloads(VkCommandBuffer c, const Unit& u);
   void upload_unit(std::size_t u, std::span<const float* const> in);
   void submit_unit(std::size_t u);
@@ -344,7 +344,8 @@ void VulkanExecutor::Impl::record_uploads(VkCommandBuffer c, const Unit& u) {
                  VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
 }
 
-void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps) {
+void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, VkQueryPool timestamps,
+                                             int repeats) {
   // Earlier submissions (earlier units, the previous run, uploads) wrote and
   // read the arena: order this unit's work after theirs.
   memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
@@ -370,6 +371,11 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
     }
     vkCmdPushConstants(c, pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof d.push, d.push);
     vkCmdDispatch(c, d.gx, d.gy, 1);
+    for (int r = 1; r < repeats; ++r) {  // profiling: the same kernel again, after the last one
+      memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+      vkCmdDispatch(c, d.gx, d.gy, 1);
+    }
     if (timestamps)
       vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, timestamps, static_cast<std::uint32_t>(i + 1));
   }
@@ -1084,7 +1090,8 @@ std::vector<KernelInfo> VulkanExecutor::kernels() const {
   return out;
 }
 
-std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
+std::vector<KernelInfo> VulkanExecutor::profile(int iterations, int repeats) {
+  repeats = std::max(1, repeats);
   Impl& m = *impl_;
   std::vector<KernelInfo> out = kernels();
   std::uint32_t nq = 0;
@@ -1127,7 +1134,7 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
       if (u.plan->first_dispatch < u.plan->end_dispatch) start_slot[u.plan->first_dispatch] = slot;
     }
     vkCmdWriteTimestamp(c, VK_PIPELINE_STAGE_TRANSFER_BIT, qp, slot);
-    m.record_dispatches(c, u, qp);
+    m.record_dispatches(c, u, qp, repeats);
     if (m.has_downloads(u)) m.record_downloads(c, u);
   }
   m.ctx->check(vkEndCommandBuffer(c), "vkEndCommandBuffer");
@@ -1141,7 +1148,7 @@ std::vector<KernelInfo> VulkanExecutor::profile(int iterations) {
           "vkGetQueryPoolResults");
     for (std::size_t i = 0; i < out.size(); ++i) {
       const std::uint64_t from = ts[start_slot[i]], to = ts[i + 1];
-      samples[i].push_back(to > from ? static_cast<double>(to - from) * period_ms : 0.0);
+      samples[i].push_back(to > from ? static_cast<double>(to - from) * period_ms / repeats : 0.0);
     }
   }
   for (std::size_t i = 0; i < out.size(); ++i) {

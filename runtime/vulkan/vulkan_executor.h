@@ -123,7 +123,10 @@ class VulkanExecutor : public Executor {
   static bool usable(const DeviceProgram& program);
   // Per-kernel GPU times (timestamp queries), median of `iterations` runs on
   // the current contents of the inputs. Empty if the device has no timestamps.
-  std::vector<KernelInfo> profile(int iterations);
+  // repeats > 1: each kernel runs that many times in a row (a barrier
+  // between), timed together and divided: a kernel of microseconds measured
+  // with its launch amortized and the device busy, as in a network.
+  std::vector<KernelInfo> profile(int iterations, int repeats = 1);
   std::vector<KernelInfo> kernels() const;
 
  private:

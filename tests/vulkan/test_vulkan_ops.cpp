@@ -932,6 +932,45 @@ TEST_F(VulkanOps, DeviceSelection) {
   EXPECT_NO_THROW(vkfuse::runtime::make_vulkan_executor(b.graph, o));
 }
 
+// Per-kernel timing (timestamp queries), once and with each kernel repeated
+// (calibration's way of timing a microsecond kernel): a time for every
+// kernel, the repeats' time divided back to one run's, and the model still
+// computes what the reference does afterwards. (Device timestamps on
+// lavapipe are CPU time, so only coarse bounds hold.)
+TEST_F(VulkanOps, ProfileTimesEachKernelOnceAndRepeated) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(33);
+  auto x = b.input("x", {1, 16, 40, 40});
+  auto y = b.node("Relu", {b.node("Conv", {x, b.random_constant("w", {16, 16, 3, 3}, 0.1f)},
+                                  [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); })});
+  b.output(b.node("MaxPool", {y}, [](g::Attributes& a) { a.set("kernel_shape", I64{2, 2}); a.set("strides", I64{2, 2}); }));
+  g::prepare_graph(b.graph);
+  vkfuse::runtime::vulkan::VulkanExecutor gpu(b.graph, vkfuse::runtime::ExecutorOptions{});
+  std::vector<float> in(16 * 40 * 40, 0.5f), out(16 * 20 * 20);
+  const float* ip = in.data();
+  float* op = out.data();
+  gpu.run({&ip, 1}, {&op, 1});
+  const auto once = gpu.profile(3), repeated = gpu.profile(3, 8);
+  if (once.empty()) GTEST_SKIP() << "the device has no timestamps";
+  ASSERT_EQ(once.size(), 2u);
+  ASSERT_EQ(repeated.size(), once.size());
+  double sum_once = 0, sum_repeated = 0;
+  for (std::size_t i = 0; i < once.size(); ++i) {
+    EXPECT_GT(once[i].ms, 0) << once[i].variant;
+    EXPECT_GT(repeated[i].ms, 0) << repeated[i].variant;
+    sum_once += once[i].ms;
+    sum_repeated += repeated[i].ms;
+  }
+  // Per run, not per eight runs (generous: launches amortize, machines are noisy).
+  EXPECT_LT(sum_repeated, 4 * sum_once);
+  std::vector<float> want(out.size());
+  float* wp = want.data();
+  vkfuse::runtime::ReferenceExecutor(b.graph, 1).run({&ip, 1}, {&wp, 1});
+  std::fill(out.begin(), out.end(), std::nanf(""));
+  gpu.run({&ip, 1}, {&op, 1});
+  EXPECT_LT(vkfuse::testing::rel_l2(out, want), 1e-5);
+}
+
 // An Add of two convolutions: only one of them can absorb it.
 TEST_F(VulkanOps, AddOfTwoConvolutions) {
   VKFUSE_REQUIRE_VULKAN();
