@@ -1,4 +1,5 @@
-// The built-in model zoo: torchvision's ResNet-18 and Inception v3 topologies
+// The built-in model zoo: torchvision's ResNet-18, ResNet-50, Inception v3 and
+// MobileNet v2 topologies
 // built directly in the IR with deterministic synthetic weights (He-uniform
 // convolutions, BatchNorm statistics near identity), so that `vkfuse run`
 // works with no file and benchmarks have fixed models.
@@ -29,7 +30,7 @@ class Random {
 };
 
 struct Conv2dSpec {
-  std::int64_t out, kh, kw, sh = 1, sw = 1, ph = 0, pw = 0;
+  std::int64_t out, kh, kw, sh = 1, sw = 1, ph = 0, pw = 0, group = 1;
 };
 
 class ZooBuilder {
@@ -51,8 +52,19 @@ class ZooBuilder {
     return relu ? unary("Relu", y) : y;
   }
 
+  // Conv → BatchNormalization → Clip(0, 6), MobileNet's ReLU6.
+  ValueId conv_bn_relu6(ValueId x, Conv2dSpec s, float bn_eps) {
+    ValueId y = batchnorm(conv(x, s, /*bias=*/false), bn_eps);
+    Tensor lo(DType::f32, {}), hi(DType::f32, {});
+    lo.f32()[0] = 0.f;
+    hi.f32()[0] = 6.f;
+    const ValueId lo_v = g_.add_constant("relu6_min" + std::to_string(g_.values.size()), std::move(lo));
+    const ValueId hi_v = g_.add_constant("relu6_max" + std::to_string(g_.values.size()), std::move(hi));
+    return emit(node("Clip", {y, lo_v, hi_v}), channels_.at(y));
+  }
+
   ValueId conv(ValueId x, Conv2dSpec s, bool bias) {
-    const std::int64_t cin = channels_.at(x);
+    const std::int64_t cin = channels_.at(x) / s.group;
     const std::int64_t fan_in = cin * s.kh * s.kw;
     const float bound = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in)));
     ValueId w = weight({s.out, cin, s.kh, s.kw}, -bound, bound);
@@ -61,6 +73,7 @@ class ZooBuilder {
     n.attrs.set("kernel_shape", std::vector<std::int64_t>{s.kh, s.kw});
     n.attrs.set("strides", std::vector<std::int64_t>{s.sh, s.sw});
     n.attrs.set("pads", std::vector<std::int64_t>{s.ph, s.pw, s.ph, s.pw});
+    if (s.group != 1) n.attrs.set("group", s.group);
     return emit(std::move(n), s.out);
   }
 
@@ -164,6 +177,55 @@ Graph resnet18(std::int64_t batch) {
   return b.finish(b.classifier(x, 1000));
 }
 
+// torchvision.models.resnet50 (v1.5: the stride on the 3x3 convolution).
+Graph resnet50(std::int64_t batch) {
+  ZooBuilder b("resnet50", {batch, 3, 224, 224});
+  constexpr float eps = 1e-5f;
+  ValueId x = b.conv_bn_relu(b.input(), {64, 7, 7, 2, 2, 3, 3}, eps);
+  x = b.pool("MaxPool", x, 3, 2, 1);
+  std::int64_t in_ch = 64;
+  const int blocks[4] = {3, 4, 6, 3};
+  for (std::int64_t stage = 0; stage < 4; ++stage) {
+    const std::int64_t width = 64 << stage, out = width * 4;
+    for (int block = 0; block < blocks[stage]; ++block) {
+      const std::int64_t stride = (stage > 0 && block == 0) ? 2 : 1;
+      ValueId y = b.conv_bn_relu(x, {width, 1, 1}, eps);
+      y = b.conv_bn_relu(y, {width, 3, 3, stride, stride, 1, 1}, eps);
+      y = b.conv_bn_relu(y, {out, 1, 1}, eps, /*relu=*/false);
+      ValueId shortcut = x;
+      if (stride != 1 || in_ch != out) shortcut = b.conv_bn_relu(x, {out, 1, 1, stride, stride, 0, 0}, eps, false);
+      x = b.unary("Relu", b.add(y, shortcut));
+      in_ch = out;
+    }
+  }
+  return b.finish(b.classifier(x, 1000));
+}
+
+// torchvision.models.mobilenet_v2 (width 1.0; Dropout, an identity in eval
+// mode, left out).
+Graph mobilenet_v2(std::int64_t batch) {
+  ZooBuilder b("mobilenet_v2", {batch, 3, 224, 224});
+  constexpr float eps = 1e-5f;
+  ValueId x = b.conv_bn_relu6(b.input(), {32, 3, 3, 2, 2, 1, 1}, eps);
+  std::int64_t in_ch = 32;
+  struct Stage {
+    std::int64_t expand, out, repeats, stride;
+  };
+  for (const Stage& st : {Stage{1, 16, 1, 1}, Stage{6, 24, 2, 2}, Stage{6, 32, 3, 2}, Stage{6, 64, 4, 2},
+                          Stage{6, 96, 3, 1}, Stage{6, 160, 3, 2}, Stage{6, 320, 1, 1}}) {
+    for (std::int64_t i = 0; i < st.repeats; ++i) {
+      const std::int64_t stride = i == 0 ? st.stride : 1, hidden = in_ch * st.expand;
+      ValueId y = st.expand == 1 ? x : b.conv_bn_relu6(x, {hidden, 1, 1}, eps);
+      y = b.conv_bn_relu6(y, {hidden, 3, 3, stride, stride, 1, 1, hidden}, eps);
+      y = b.conv_bn_relu(y, {st.out, 1, 1}, eps, /*relu=*/false);
+      x = stride == 1 && in_ch == st.out ? b.add(x, y) : y;
+      in_ch = st.out;
+    }
+  }
+  x = b.conv_bn_relu6(x, {1280, 1, 1}, eps);
+  return b.finish(b.classifier(x, 1000));
+}
+
 // torchvision.models.inception_v3 (eval mode, no aux head, no input transform).
 class InceptionV3 {
  public:
@@ -238,12 +300,14 @@ class InceptionV3 {
 
 }  // namespace
 
-std::vector<std::string> zoo_names() { return {"resnet18", "inception_v3"}; }
+std::vector<std::string> zoo_names() { return {"resnet18", "inception_v3", "resnet50", "mobilenet_v2"}; }
 
 Graph build_zoo_model(const std::string& name, std::int64_t batch) {
   if (batch < 1) throw Error(ErrorKind::InvalidArgument, "batch size must be at least 1");
   if (name == "resnet18") return resnet18(batch);
   if (name == "inception_v3") return InceptionV3(batch).build();
+  if (name == "resnet50") return resnet50(batch);
+  if (name == "mobilenet_v2") return mobilenet_v2(batch);
   std::string known;
   for (auto& n : zoo_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error(ErrorKind::InvalidArgument, "no built-in model named '" + name + "' (built-in: " + known +

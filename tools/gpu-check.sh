@@ -37,7 +37,8 @@
 #
 # Environment: OUT (results folder; the device tool sets it, default
 #   build-gpu-check/), GPU_CHECK_QUICK=1, GPU_CHECK_BUDGET_S (default 420),
-#   GPU_CHECK_MODELS (default "resnet18 inception_v3"), GPU_CHECK_SHAPES
+#   GPU_CHECK_MODELS (default "resnet18 inception_v3"; with the tables),
+#   GPU_CHECK_EXTRA_MODELS (runs only; default "resnet50 mobilenet_v2"), GPU_CHECK_SHAPES
 #   (the sweep's NAME:VAR=VALUE,... list), GPU_CHECK_SHAPE_MODELS (default:
 #   the first model), PYTHON,
 #   GPU_CHECK_KEEP=1 (keep the work folder), GPU_CHECK_MODE=system|compat|glibc
@@ -63,12 +64,14 @@ budget=${GPU_CHECK_BUDGET_S:-420}
 if [[ $quick == 1 ]]; then
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18}"
   iters=3 warmup=1 bench_iters=3 table_iters=1
+  extra_default=""
   shapes="fill0:VKFUSE_CONV_FILL=0"
   pred_strategies="gpu fused" pred_links="measured"
   strat_strategies="cpu gpu fused" strat_links="measured edge"
 else
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18 inception_v3}"
   iters=20 warmup=3 bench_iters=20 table_iters=5
+  extra_default="resnet50 mobilenet_v2"
   # Kernel shapes to time besides a GPU's default (4x4 register block,
   # layers split over input channels up to 32768 invocations, workgroup 64),
   # on the first model, as NAME:VAR=VALUE,...: issue 17's tuning, measured.
@@ -77,6 +80,7 @@ else
   pred_strategies="cpu gpu naive fused" pred_links="measured edge"
   strat_strategies="cpu gpu naive fused passes fuse-all per-op" strat_links="measured local edge"
 fi
+extra_models=${GPU_CHECK_EXTRA_MODELS-$extra_default}
 # Calibrated profiles and the pipeline cache for this check alone (a fresh
 # calibration on this machine, not one carried from elsewhere); the tests get
 # their own, as under ctest.
@@ -261,11 +265,19 @@ main() {
   step -q calibrate 150 sh -c '"$0" calibrate --json >"$1"' "$v" "$W/profiles.json"
 
   # The models: cpu first (the baseline, and the oracle the GPU outputs are
-  # compared against), then the two GPU plans.
+  # compared against), then the two GPU plans; then ResNet-50 and MobileNet
+  # v2 (issue 17's targets) with gpu in fp32 and fp16.
   for m in "${models[@]}"; do
     for s in cpu gpu fused; do
       step -q "run-$m-$s" 120 "$v" run "$m" --strategy "$s" --iters "$iters" --warmup "$warmup" --json -q \
         --output "$W/out/$m-$s.npy" --trace "$W/trace/$m-$s.json"
+    done
+  done
+  for m in ${extra_models:-}; do
+    for s in cpu gpu gpu_fp16; do
+      # shellcheck disable=SC2046  # --fp16 or nothing
+      step -q "run-$m-$s" 120 "$v" run "$m" --strategy "${s%_fp16}" $([[ $s == *_fp16 ]] && echo --fp16) \
+        --iters "$iters" --warmup "$warmup" --json -q --output "$W/out/$m-$s.npy"
     done
   done
 

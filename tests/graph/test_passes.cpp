@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "graph/ops.h"
 #include "graph/passes.h"
 #include "runtime/reference_executor.h"
 #include "tests/onnx_builder.h"
@@ -626,6 +627,24 @@ TEST(Zoo, InceptionV3Shapes) {
   // torchvision inception_v3 without its auxiliary head: 23,834,568 parameters,
   // less one per folded BatchNorm channel (17,216 channels).
   EXPECT_EQ(graph.parameter_count(), 23'834'568 - 17'216);
+}
+
+// The other built-ins, against torchvision's sizes in the same way
+// (torchvision 0.x, counted with torch: parameters, BatchNorm channels).
+TEST(Zoo, ResNet50AndMobileNetV2MatchTorchvisionSize) {
+  struct Case {
+    const char* name;
+    std::int64_t parameters, bn_channels, flops;
+  };
+  for (const Case& c : {Case{"resnet50", 25'557'032, 26'560, 8'185'794'560},
+                        Case{"mobilenet_v2", 3'504'872, 17'056, 601'827'648}}) {
+    SCOPED_TRACE(c.name);
+    g::Graph graph = g::build_zoo_model(c.name);
+    g::prepare_graph(graph);
+    EXPECT_EQ(graph.parameter_count(), c.parameters - c.bn_channels);
+    EXPECT_EQ(graph.value(graph.outputs[0]).shape, (g::Shape{1, 1000}));
+    EXPECT_EQ(g::graph_flops(graph), c.flops);  // 4.09 and 0.30 GMAC, as torchvision documents
+  }
 }
 
 TEST(Subgraph, SplitGraphRunsLikeTheWhole) {
