@@ -156,42 +156,27 @@ class ZooBuilder {
   std::map<ValueId, std::int64_t> channels_;
 };
 
-Graph resnet18(std::int64_t batch) {
-  ZooBuilder b("resnet18", {batch, 3, 224, 224});
+// torchvision's ResNets: basic blocks (ResNet-18) or bottlenecks (ResNet-50,
+// v1.5: the stride on the 3x3 convolution).
+Graph resnet(const char* name, std::int64_t batch, const int (&blocks)[4], bool bottleneck) {
+  ZooBuilder b(name, {batch, 3, 224, 224});
   constexpr float eps = 1e-5f;
   ValueId x = b.conv_bn_relu(b.input(), {64, 7, 7, 2, 2, 3, 3}, eps);
   x = b.pool("MaxPool", x, 3, 2, 1);
   std::int64_t in_ch = 64;
   for (std::int64_t stage = 0; stage < 4; ++stage) {
-    const std::int64_t ch = 64 << stage;
-    for (int block = 0; block < 2; ++block) {
-      const std::int64_t stride = (stage > 0 && block == 0) ? 2 : 1;
-      ValueId y = b.conv_bn_relu(x, {ch, 3, 3, stride, stride, 1, 1}, eps);
-      y = b.conv_bn_relu(y, {ch, 3, 3, 1, 1, 1, 1}, eps, /*relu=*/false);
-      ValueId shortcut = x;
-      if (stride != 1 || in_ch != ch) shortcut = b.conv_bn_relu(x, {ch, 1, 1, stride, stride, 0, 0}, eps, false);
-      x = b.unary("Relu", b.add(y, shortcut));
-      in_ch = ch;
-    }
-  }
-  return b.finish(b.classifier(x, 1000));
-}
-
-// torchvision.models.resnet50 (v1.5: the stride on the 3x3 convolution).
-Graph resnet50(std::int64_t batch) {
-  ZooBuilder b("resnet50", {batch, 3, 224, 224});
-  constexpr float eps = 1e-5f;
-  ValueId x = b.conv_bn_relu(b.input(), {64, 7, 7, 2, 2, 3, 3}, eps);
-  x = b.pool("MaxPool", x, 3, 2, 1);
-  std::int64_t in_ch = 64;
-  const int blocks[4] = {3, 4, 6, 3};
-  for (std::int64_t stage = 0; stage < 4; ++stage) {
-    const std::int64_t width = 64 << stage, out = width * 4;
+    const std::int64_t width = 64 << stage, out = bottleneck ? width * 4 : width;
     for (int block = 0; block < blocks[stage]; ++block) {
       const std::int64_t stride = (stage > 0 && block == 0) ? 2 : 1;
-      ValueId y = b.conv_bn_relu(x, {width, 1, 1}, eps);
-      y = b.conv_bn_relu(y, {width, 3, 3, stride, stride, 1, 1}, eps);
-      y = b.conv_bn_relu(y, {out, 1, 1}, eps, /*relu=*/false);
+      ValueId y = x;
+      if (bottleneck) {
+        y = b.conv_bn_relu(y, {width, 1, 1}, eps);
+        y = b.conv_bn_relu(y, {width, 3, 3, stride, stride, 1, 1}, eps);
+        y = b.conv_bn_relu(y, {out, 1, 1}, eps, /*relu=*/false);
+      } else {
+        y = b.conv_bn_relu(y, {width, 3, 3, stride, stride, 1, 1}, eps);
+        y = b.conv_bn_relu(y, {width, 3, 3, 1, 1, 1, 1}, eps, /*relu=*/false);
+      }
       ValueId shortcut = x;
       if (stride != 1 || in_ch != out) shortcut = b.conv_bn_relu(x, {out, 1, 1, stride, stride, 0, 0}, eps, false);
       x = b.unary("Relu", b.add(y, shortcut));
@@ -304,9 +289,9 @@ std::vector<std::string> zoo_names() { return {"resnet18", "inception_v3", "resn
 
 Graph build_zoo_model(const std::string& name, std::int64_t batch) {
   if (batch < 1) throw Error(ErrorKind::InvalidArgument, "batch size must be at least 1");
-  if (name == "resnet18") return resnet18(batch);
+  if (name == "resnet18") return resnet("resnet18", batch, {2, 2, 2, 2}, false);
   if (name == "inception_v3") return InceptionV3(batch).build();
-  if (name == "resnet50") return resnet50(batch);
+  if (name == "resnet50") return resnet("resnet50", batch, {3, 4, 6, 3}, true);
   if (name == "mobilenet_v2") return mobilenet_v2(batch);
   std::string known;
   for (auto& n : zoo_names()) known += (known.empty() ? "" : ", ") + n;
