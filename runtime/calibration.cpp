@@ -228,10 +228,10 @@ struct Measured {
   // apart (wall time less the overheads hid a 30 us kernel of a GPU behind
   // the link's copies of its input and output: on an H200, 6x under its rate
   // in a network). kernel_us: each kernel repeated until the median one's
-  // repeats last ~0.5 ms, so that its launch is amortized and the device busy, as in a
-  // network (a lone microsecond kernel on an idle GPU measured 2-5x slow and
-  // varied 3x between calibrations); sequence_us: the kernels run once
-  // each, in order, as a run does.
+  // repeats last ~0.5 ms, so that its launch is amortized and the device
+  // busy, as in a network (a lone microsecond kernel on an idle GPU measured
+  // 2-5x slow and varied 3x between calibrations); sequence_us: the kernels
+  // run once each, in order, as a run does.
   double kernel_us = 0, sequence_us = 0;
   std::size_t kernels = 0;
 };
