@@ -33,7 +33,7 @@
 # Usage: tools/gpu-check.sh [BUNDLE]      (default build-gpu-bundle)
 # The bench_vulkan steps include a sweep of kernel shapes on the first model
 # (VKFUSE_CONV_BLOCK=OCBxOPX, VKFUSE_CONV_FILL=N, VKFUSE_WORKGROUP=N; a GPU's
-# default: 4x4, 32768, 64) for issue 17's per-device tuning.
+# default: 8x4 (4x4 over 9 taps), 32768, 64) for issue 17's per-device tuning.
 #
 # Environment: OUT (results folder; the device tool sets it, default
 #   build-gpu-check/), GPU_CHECK_QUICK=1, GPU_CHECK_BUDGET_S (default 420),
@@ -72,11 +72,12 @@ else
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18 inception_v3}"
   iters=20 warmup=3 bench_iters=20 table_iters=5
   extra_default="resnet50 mobilenet_v2"
-  # Kernel shapes to time besides a GPU's default (4x4 register block,
-  # layers split over input channels up to 32768 invocations, workgroup 64),
+  # Kernel shapes to time besides a GPU's default (8x4 register block, 4x4
+  # over 9 taps, layers split over input channels up to 32768 invocations,
+  # workgroup 64),
   # on the first model, as NAME:VAR=VALUE,...: issue 17's tuning, measured.
   shapes="fill0:VKFUSE_CONV_FILL=0 fill8k:VKFUSE_CONV_FILL=8192 fill128k:VKFUSE_CONV_FILL=131072"
-  shapes+=" 8x4:VKFUSE_CONV_BLOCK=8x4 4x2:VKFUSE_CONV_BLOCK=4x2 wg128:VKFUSE_WORKGROUP=128 wg32:VKFUSE_WORKGROUP=32"
+  shapes+=" 4x4:VKFUSE_CONV_BLOCK=4x4 4x2:VKFUSE_CONV_BLOCK=4x2 wg128:VKFUSE_WORKGROUP=128 wg32:VKFUSE_WORKGROUP=32"
   pred_strategies="cpu gpu naive fused" pred_links="measured edge"
   strat_strategies="cpu gpu naive fused passes fuse-all per-op" strat_links="measured local edge"
 fi

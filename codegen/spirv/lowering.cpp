@@ -564,7 +564,6 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
                              : std::min<std::int64_t>(MG <= 4 ? 4 : (MG <= 8 ? 8 : 16),
                                                       kvol > 9 ? caps_.conv_ocb_wide : caps_.conv_ocb);
   std::int64_t opx = ocb == 1 ? 8 : std::min<std::int64_t>(osz[2] <= 4 ? 4 : 8, caps_.conv_opx);
-  if (ocb > 1 && ocb % 4 != 0) ocb = 4;  // vec4 weight loads
   if (const char* e = std::getenv("VKFUSE_CONV_BLOCK"); e && ocb > 1) {  // tuning knob: "OCBxOPX"
     int a = 0, b = 0;
     if (std::sscanf(e, "%dx%d", &a, &b) == 2 && (a == 4 || a == 8 || a == 12 || a == 16) && b >= 1 && b <= 16) {

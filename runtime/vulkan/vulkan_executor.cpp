@@ -356,11 +356,13 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
   VkPipeline bound = VK_NULL_HANDLE;
   std::size_t bound_block = SIZE_MAX;
   const VkPipelineLayout pipeline_layout = prog->pipeline_layout;
+  const auto after_last_dispatch = [c] {
+    memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                   VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+  };
   for (std::size_t i = u.plan->first_dispatch; i < u.plan->end_dispatch; ++i) {
     const DeviceProgram::Dispatch& d = prog->dispatches[i];
-    if (d.barrier_before)
-      memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    if (d.barrier_before) after_last_dispatch();
     if (d.pipeline != bound) {
       vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline);
       bound = d.pipeline;
@@ -372,8 +374,7 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
     vkCmdPushConstants(c, pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof d.push, d.push);
     vkCmdDispatch(c, d.gx, d.gy, 1);
     for (int r = 1; r < repeats; ++r) {  // profiling: the same kernel again, after the last one
-      memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+      after_last_dispatch();
       vkCmdDispatch(c, d.gx, d.gy, 1);
     }
     if (timestamps)
