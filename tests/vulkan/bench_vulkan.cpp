@@ -1,7 +1,9 @@
-// bench_vulkan [model] [iterations] [--profile] — latency of a zoo model on the
-// Vulkan executor (median of `iterations` runs after load and warm-up), with
-// dispatches and bytes moved per inference, load-time breakdown, and with
-// --profile the per-kernel times (timestamp queries) and GFLOP/s.
+// bench_vulkan [model|FILE.onnx] [iterations] [--profile] [--repeats N] [--fp16]
+// — latency of a model on the Vulkan executor (median of `iterations` runs
+// after load and warm-up), with dispatches and bytes moved per inference,
+// load-time breakdown, and with --profile the per-kernel times (timestamp
+// queries) and GFLOP/s; --repeats N times each kernel run N times back to
+// back, as calibration does.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -23,16 +25,17 @@ int main(int argc, char** argv) {
   std::string model = "resnet18";
   int iters = 10;
   bool profile = false, fp16 = false;
-  int pos = 0;
+  int pos = 0, repeats = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--profile") == 0) profile = true;
+    else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--fp16") == 0) fp16 = true;
     else if (pos++ == 0) model = argv[i];
     else iters = std::atoi(argv[i]);
   }
   try {
     const auto t0 = std::chrono::steady_clock::now();
-    g::Graph graph = g::build_zoo_model(model);
+    g::Graph graph = model.ends_with(".onnx") ? g::import_onnx(g::ModelFile(model).bytes()) : g::build_zoo_model(model);
     g::prepare_graph(graph);
     vkfuse::runtime::ExecutorOptions options;
     options.fp16 = fp16;
@@ -85,11 +88,11 @@ int main(int argc, char** argv) {
       std::printf("%s %s %.0f ms", i ? "," : "", li.pipeline_ms[i].first.c_str(), li.pipeline_ms[i].second);
     std::printf("\n");
     if (profile) {
-      auto ks = exec.profile(std::max(1, std::min(iters, 5)));
+      auto ks = exec.profile(std::max(1, std::min(iters, 5)), repeats);
       std::map<std::string, std::pair<double, std::int64_t>> by_variant;
       double total = 0;
       for (const auto& k : ks) {
-        std::printf("  %-40s %-28s %8.2f ms %7.2f GFLOP/s\n", k.variant.c_str(), k.nodes.substr(0, 28).c_str(), k.ms,
+        std::printf("  %-40s %-28s %8.3f ms %7.2f GFLOP/s\n", k.variant.c_str(), k.nodes.substr(0, 28).c_str(), k.ms,
                     k.ms > 0 ? k.flops * 1e-6 / k.ms : 0.0);
         by_variant[k.variant].first += k.ms;
         by_variant[k.variant].second += k.flops;
