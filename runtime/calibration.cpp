@@ -222,7 +222,7 @@ double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double qu
 
 
 struct Measured {
-  double flops, us;
+  double flops = 0, us = 0;
   // On a Vulkan device with timestamps, the kernels' own times, without the
   // submission and the copies over the link, which the cost model prices
   // apart (wall time less the overheads hid a 30 us kernel of a GPU behind
@@ -234,13 +234,37 @@ struct Measured {
   // run once each, in order, as a run does.
   double kernel_us = 0, sequence_us = 0;
   std::size_t kernels = 0;
+  int repeats = 1;
+  std::string variants;  // the kernels' names, for the progress line
 };
 
-Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g, std::size_t min_runs = 3,
-                 double quantile = 0.25, const std::vector<float>* evictor = nullptr) {
+// Keeps a Vulkan device busy with the executor's kernels, repeated back to
+// back, for about `ms`. A GPU that idles lowers its clocks: between steps
+// (while the host builds the next one) an H200 did, and the later half of
+// its first calibration measured 4-5x slow (1x1 convs at 0.3-1.7 TFLOP/s,
+// 4 in a network); a second calibration right after the first did not.
+// Busy first, a step is timed at the clocks a network's runs see.
+void keep_busy(vulkan::VulkanExecutor& v, double ms) {
+  if (ms <= 0) return;
+  double once_us = 0;
+  for (const auto& k : v.profile(1)) once_us += k.ms * 1e3;
+  if (once_us <= 0) return;  // no timestamps: nothing to size the repeats by
+  const int repeats = static_cast<int>(std::clamp(std::ceil(ms * 1e3 / once_us), 1.0, 1024.0));
+  const auto t0 = std::chrono::steady_clock::now();
+  do v.profile(1, repeats);
+  while (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() < ms);
+}
+
+// busy_ms: see keep_busy (accelerators only).
+Measured measure(const Factory& make, const ExecutorOptions& options, const Graph& g, double busy_ms,
+                 std::size_t min_runs = 3, double quantile = 0.25, const std::vector<float>* evictor = nullptr) {
   auto ex = make(g, options);
-  Measured m{static_cast<double>(graph::graph_flops(g)), time_us(*ex, g, min_runs, quantile, evictor)};
-  if (auto* v = dynamic_cast<vulkan::VulkanExecutor*>(ex.get())) {
+  auto* v = dynamic_cast<vulkan::VulkanExecutor*>(ex.get());
+  if (v) keep_busy(*v, busy_ms);
+  Measured m;
+  m.flops = static_cast<double>(graph::graph_flops(g));
+  m.us = time_us(*ex, g, min_runs, quantile, evictor);
+  if (v) {
     const auto sum_us = [](const std::vector<vulkan::KernelInfo>& ks) {
       double us = 0;
       for (const auto& k : ks) us += k.ms * 1e3;
@@ -257,6 +281,9 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
       const auto repeated = repeats > 1 ? v->profile(3, repeats) : once;
       m.kernel_us = sum_us(repeated);
       m.kernels = m.kernel_us > 0 ? repeated.size() : 0;
+      m.repeats = repeats;
+      for (const auto& k : once)
+        if (m.variants.find(k.variant) == std::string::npos) m.variants += (m.variants.empty() ? "" : " ") + k.variant;
     }
   }
   return m;
@@ -276,7 +303,10 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   const std::string who = accelerator ? "accelerator" : "host";
   const OtherCpuUse others;
   const Graph one = relu_chain_graph(64, 1), eight = relu_chain_graph(64, 8);
-  const double t1 = measure(make, options, one).us, t8 = measure(make, options, eight).us;
+  // A GPU is kept busy before each step (see keep_busy); lavapipe's clocks
+  // are the host's, and a token 5 ms keeps the path run where CI runs.
+  const double busy_ms = !accelerator ? 0.0 : p.device_type == "cpu" ? 5.0 : 100.0;
+  const double t1 = measure(make, options, one, busy_ms).us, t8 = measure(make, options, eight, busy_ms).us;
   p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
   p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
   const double overhead_us = p.dispatch_us + p.submit_us;
@@ -332,17 +362,24 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   int step = 0;
   for (const auto& b : benches) {
     ++step;
-    if (progress)
-      progress("calibrating " + who + " (" + p.name + "): " + b.label + " [" + std::to_string(step) + "/" +
-               std::to_string(benches.size()) + "]");
     const Graph g = b.build();
-    const Measured m = measure(make, options, g, 3, 0.25, evict);
+    const Measured m = measure(make, options, g, busy_ms, 3, 0.25, evict);
     // The kernel's own time: timed on the device where it can be, else the
     // measured run less the overheads, but never less than half of it
     // (noise on tiny ops).
     const double us = m.kernels ? m.kernel_us : std::max(0.5 * m.us, m.us - overhead_us);
     auto& table = p.op_class(b.cls).throughput;
     table.push_back({m.flops, std::max(1e-3, m.flops / (us * 1e3)), planner::op_geometry(g, g.nodes.at(0))});
+    if (progress) {
+      // What was measured, so that a strange profile can be traced to its step.
+      char line[160];
+      std::snprintf(line, sizeof line, "%.0f GFLOP/s, %.1f us", table.back().gflops, us);
+      char once[64];
+      std::snprintf(once, sizeof once, ": %.1f us alone, %d in a row", m.sequence_us, m.repeats);
+      const std::string how = m.kernels ? " (" + m.variants + " on the device" + (m.repeats > 1 ? once : "") + ")" : "";
+      progress("calibrating " + who + " (" + p.name + ") [" + std::to_string(step) + "/" +
+               std::to_string(benches.size()) + "] " + b.label + ": " + line + how);
+    }
     if (b.cls == OpClass::elementwise) {
       // Two operands in, one result out.
       const double bytes = 3.0 * 4.0 * static_cast<double>(graph::element_count(g.value(g.outputs[0]).shape));
@@ -380,7 +417,7 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     // in sequence costs, not how far the network's layer shapes are from
     // the calibrated ones (the prediction from those is the cost model's
     // business; mixed in here it scaled every op of an H200 by 2-3x).
-    const Measured mn = measure(make, options, net, 9, 0.5, evict);
+    const Measured mn = measure(make, options, net, busy_ms, 9, 0.5, evict);
     const bool on_device = mn.kernels > 0;
     const double measured = on_device ? mn.sequence_us : mn.us;
     const double alone = on_device ? mn.kernel_us : predicted;
