@@ -44,7 +44,10 @@
 #   GPU_CHECK_KEEP=1 (keep the work folder), GPU_CHECK_MODE=system|compat|glibc
 #   (how the binaries find their libraries; default: the first that starts),
 #   GPU_CHECK_UNPACK_LOADER=1 (unpack the loader .debs into / even off the
-#   GPU machine, as root).
+#   GPU machine, as root), GPU_CHECK_SCRIPT=FILE (a device experiment: the
+#   setup, `vkfuse devices`, then only `bash FILE`, with the bundle's
+#   binaries - vkfuse, bench_vulkan, the tests - first on PATH and $OUT to
+#   write results into; within the budget).
 # Every step runs under a time limit and a failing step does not stop the
 # others: the summary always comes out, and says which steps failed.
 set -euo pipefail
@@ -260,18 +263,26 @@ main() {
 
   local v=$W/bin/vkfuse m s
   step devices 30 "$v" devices
+  if [[ -n ${GPU_CHECK_SCRIPT:-} ]]; then
+    # A device experiment instead of the check: the script runs with the
+    # wrapped binaries first on PATH and $OUT to write into.
+    PATH=$W/bin:$PATH OUT=$OUT step script "$budget" bash "$GPU_CHECK_SCRIPT"
+    echo "gpu-check: done in $((SECONDS - t0)) s (GPU_CHECK_SCRIPT $GPU_CHECK_SCRIPT only)"
+    return 0
+  fi
   step -q devices-json 30 "$v" devices --json
   # Calibrate first: the cost-aware strategies and both tables plan with it.
   # shellcheck disable=SC2016  # expanded by the sh that step runs
   step -q calibrate 150 sh -c '"$0" calibrate --json >"$1"' "$v" "$W/profiles.json"
 
   # The models: cpu first (the baseline, and the oracle the GPU outputs are
-  # compared against), then the two GPU plans; then ResNet-50 and MobileNet
-  # v2 (issue 17's targets) with gpu in fp32 and fp16.
+  # compared against), then gpu in fp32 and fp16 (issue 17's targets) and
+  # fused; then ResNet-50 and MobileNet v2 with gpu in fp32 and fp16.
   for m in "${models[@]}"; do
-    for s in cpu gpu fused; do
-      step -q "run-$m-$s" 120 "$v" run "$m" --strategy "$s" --iters "$iters" --warmup "$warmup" --json -q \
-        --output "$W/out/$m-$s.npy" --trace "$W/trace/$m-$s.json"
+    for s in cpu gpu gpu_fp16 fused; do
+      # shellcheck disable=SC2046  # --fp16 or nothing
+      step -q "run-$m-$s" 120 "$v" run "$m" --strategy "${s%_fp16}" $([[ $s == *_fp16 ]] && echo --fp16) \
+        --iters "$iters" --warmup "$warmup" --json -q --output "$W/out/$m-$s.npy" --trace "$W/trace/$m-$s.json"
     done
   done
   for m in ${extra_models:-}; do
