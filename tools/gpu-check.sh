@@ -47,7 +47,8 @@
 #   GPU machine, as root), GPU_CHECK_SCRIPT=FILE (a device experiment: the
 #   setup, `vkfuse devices`, then only `bash FILE`, with the bundle's
 #   binaries - vkfuse, bench_vulkan, the tests - first on PATH and $OUT to
-#   write results into; within the budget).
+#   write results into; within the budget), GPU_CHECK_SKIP (steps to skip,
+#   by name prefix, e.g. "test- strategy-table" when device time is short).
 # Every step runs under a time limit and a failing step does not stop the
 # others: the summary always comes out, and says which steps failed.
 set -euo pipefail
@@ -111,7 +112,14 @@ step() {
   [[ $1 == -q ]] && { show=0; shift; }
   local name=$1 limit=$2
   shift 2
-  local left=$((budget - (SECONDS - t0)))
+  local left=$((budget - (SECONDS - t0))) skip
+  for skip in ${GPU_CHECK_SKIP:-}; do
+    if [[ $name == "$skip"* ]]; then
+      echo "== $name: skipped (GPU_CHECK_SKIP)"
+      printf '%s\tskipped\t0\n' "$name" >>"$W/steps.tsv"
+      return 0
+    fi
+  done
   if ((left < 15)); then
     echo "== $name: skipped (time budget spent)"
     printf '%s\tskipped\t0\n' "$name" >>"$W/steps.tsv"
