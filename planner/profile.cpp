@@ -238,9 +238,10 @@ DeviceProfile default_accelerator_profile(std::string_view device_type) {
   if (device_type != "discrete-gpu" && device_type != "integrated-gpu") return default_lavapipe_profile();
   // Planning numbers until `vkfuse calibrate` has run, far above a CPU's so
   // that a GPU gets the convolutions: about a quarter of what vkfuse's GPU
-  // kernels measured on an NVIDIA H200 (2026-12-04: 3x3 convolutions of
-  // 0.1-0.2 GFLOP at 4-9 TFLOP/s, 1x1 at 2-3.5; submit 43 us, dispatch
-  // 2.9 us), for the mid-range discrete GPUs most users have.
+  // kernels measured on an NVIDIA H200 at full clocks (calibrated
+  // 2026-12-04: 3x3 convolutions of 0.01-0.2 GFLOP at 1.7-12 TFLOP/s, 1x1
+  // at 1-7, depthwise and pooling 0.15-1.1, submit 40 us, dispatch 3 us),
+  // for the mid-range discrete GPUs most users have.
   const bool discrete = device_type == "discrete-gpu";
   const double s = discrete ? 1.0 : 0.1;  // an integrated GPU: a tenth, and the host's memory bandwidth
   DeviceProfile p;
@@ -251,12 +252,12 @@ DeviceProfile default_accelerator_profile(std::string_view device_type) {
   p.shares_host_cores = false;
   p.dispatch_us = 3;
   p.submit_us = 40;
-  p.op_class(OpClass::direct_conv) = table({{1e6, 50 * s}, {1e7, 300 * s}, {1e8, 1000 * s}, {1e9, 2000 * s}}, 400 * s);
-  p.op_class(OpClass::conv1x1_gemm) = table({{1e6, 50 * s}, {1e7, 250 * s}, {1e8, 700 * s}, {1e9, 1500 * s}}, 400 * s);
-  p.op_class(OpClass::depthwise) = table({{1e5, 2 * s}, {1e6, 15 * s}, {1e7, 80 * s}}, 400 * s);
-  p.op_class(OpClass::gemm) = table({{1e5, 2 * s}, {1e6, 20 * s}, {1e7, 150 * s}, {1e8, 600 * s}}, 400 * s);
-  p.op_class(OpClass::pooling) = table({{1e5, 2 * s}, {1e6, 15 * s}, {1e7, 80 * s}}, 400 * s);
-  p.op_class(OpClass::elementwise) = table({{1e5, 2 * s}, {1e6, 15 * s}, {1e7, 80 * s}}, 400 * s);
+  p.op_class(OpClass::direct_conv) = table({{1e6, 50 * s}, {1e7, 400 * s}, {1e8, 1500 * s}, {1e9, 3000 * s}}, 400 * s);
+  p.op_class(OpClass::conv1x1_gemm) = table({{1e6, 50 * s}, {1e7, 300 * s}, {1e8, 1200 * s}, {1e9, 2000 * s}}, 400 * s);
+  p.op_class(OpClass::depthwise) = table({{1e5, 10 * s}, {1e6, 80 * s}, {1e7, 300 * s}}, 400 * s);
+  p.op_class(OpClass::gemm) = table({{1e5, 6 * s}, {1e6, 60 * s}, {1e7, 300 * s}, {1e8, 600 * s}}, 400 * s);
+  p.op_class(OpClass::pooling) = table({{1e5, 10 * s}, {1e6, 60 * s}, {1e7, 150 * s}}, 400 * s);
+  p.op_class(OpClass::elementwise) = table({{1e5, 6 * s}, {1e6, 30 * s}, {1e7, 100 * s}}, 400 * s);
   return p;
 }
 
