@@ -166,6 +166,16 @@ double DeviceProfile::throughput_gflops(OpClass c, double flops, const OpGeometr
   return pts.back().gflops;
 }
 
+std::string describe(const KernelShape& s) {
+  if (!s.tuned()) return "the device's defaults";
+  std::string d;
+  if (s.conv_ocb > 0 || s.conv_opx > 0)
+    d = "conv block " + (s.conv_ocb > 0 ? std::to_string(s.conv_ocb) : std::string("default")) + "x" +
+        (s.conv_opx > 0 ? std::to_string(s.conv_opx) : std::string("default"));
+  if (s.conv_fill >= 0) d += (d.empty() ? "" : ", ") + std::string("conv fill ") + std::to_string(s.conv_fill);
+  return d;
+}
+
 void validate(const DeviceProfile& p) {
   const std::string what = "device profile '" + p.name + "'";
   if (p.kind != "host" && p.kind != "vulkan")
@@ -174,6 +184,11 @@ void validate(const DeviceProfile& p) {
   if (!(p.submit_us >= 0)) bad(what, "field 'submit_us' must be >= 0");
   if (!(p.sequence_factor > 0)) bad(what, "field 'sequence_factor' must be positive");
   if (!(p.others_cpu_share >= 0 && p.others_cpu_share <= 1)) bad(what, "field 'others_cpu_share' must be in [0, 1]");
+  const KernelShape& ks = p.kernel_shape;
+  const auto block_ok = [](int n) { return n == 0 || n == 4 || n == 8 || n == 12 || n == 16; };
+  if (!block_ok(ks.conv_ocb)) bad(what, "field 'kernel_shape.conv_ocb' must be 0 (default), 4, 8, 12 or 16");
+  if (ks.conv_opx < 0 || ks.conv_opx > 16) bad(what, "field 'kernel_shape.conv_opx' must be 0 (default) to 16");
+  if (ks.conv_fill < -1) bad(what, "field 'kernel_shape.conv_fill' must be -1 (default), 0 (never split) or more");
   for (OpClass c : kAllOpClasses) {
     const auto& oc = p.op_class(c);
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -296,6 +311,20 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   p.submit_us = number(j, "submit_us", "", what);
   if (j.contains("sequence_factor")) p.sequence_factor = number(j, "sequence_factor", "", what);
   if (j.contains("others_cpu_share")) p.others_cpu_share = number(j, "others_cpu_share", "", what);
+  if (j.contains("kernel_shape")) {
+    const json& ks = j["kernel_shape"];
+    if (!ks.is_object()) bad(what, "field 'kernel_shape' must be an object");
+    const auto whole = [&](const char* key, double fallback) {
+      if (!ks.contains(key)) return fallback;
+      const double v = number(ks, key, "kernel_shape", what);
+      if (v != std::floor(v) || !(std::fabs(v) <= 1e12))
+        bad(what, std::string("field 'kernel_shape.") + key + "' must be a whole number");
+      return v;
+    };
+    p.kernel_shape.conv_ocb = static_cast<int>(whole("conv_ocb", 0));
+    p.kernel_shape.conv_opx = static_cast<int>(whole("conv_opx", 0));
+    p.kernel_shape.conv_fill = static_cast<std::int64_t>(whole("conv_fill", -1));
+  }
   const json& classes = field(j, "op_classes", "", what);
   for (OpClass c : kAllOpClasses) {
     const std::string path = std::string("op_classes.") + op_class_name(c);
@@ -340,6 +369,10 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   j["submit_us"] = p.submit_us;
   j["sequence_factor"] = p.sequence_factor;
   j["others_cpu_share"] = p.others_cpu_share;
+  if (p.kernel_shape.tuned())
+    j["kernel_shape"] = {{"conv_ocb", p.kernel_shape.conv_ocb},
+                         {"conv_opx", p.kernel_shape.conv_opx},
+                         {"conv_fill", p.kernel_shape.conv_fill}};
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {
     json pts = json::array();

@@ -62,6 +62,20 @@ struct OpClassProfile {
   double bandwidth_gbs = 1;  // effective memory bandwidth, GB/s (1e9 B/s)
 };
 
+// Kernel parameters that calibration chose on the device by timing a few
+// of each (issue 17's per-device tuning); the Vulkan lowering uses them in
+// place of the device type's defaults, so the profile's throughput tables
+// price the kernels that run. 0 (-1 for conv_fill): the device's default.
+struct KernelShape {
+  int conv_ocb = 0;              // a convolution's register block: output channels
+  int conv_opx = 0;              // ... and output columns per invocation
+  std::int64_t conv_fill = -1;   // invocations a layer should launch before its input channels split (0: never)
+  bool tuned() const { return conv_ocb > 0 || conv_opx > 0 || conv_fill >= 0; }
+  bool operator==(const KernelShape&) const = default;
+};
+// "8x4, fill 32768", "the device's defaults"
+std::string describe(const KernelShape& s);
+
 struct DeviceProfile {
   std::string name;
   std::string kind = "host";  // "host" or "vulkan"
@@ -82,6 +96,7 @@ struct DeviceProfile {
   // hypervisor) took while this profile was measured, 0..1; above
   // kBusyCalibrationShare its timings are likely too slow.
   double others_cpu_share = 0;
+  KernelShape kernel_shape;  // accelerators: the tuned kernel parameters
   std::array<OpClassProfile, kOpClassCount> classes;
 
   OpClassProfile& op_class(OpClass c) { return classes[static_cast<std::size_t>(c)]; }

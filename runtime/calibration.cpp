@@ -289,7 +289,64 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
   return m;
 }
 
-planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& options,
+// Per-device tuning (issue 17): the convolution's register block and, on a
+// GPU, how many invocations a layer should launch before its input channels
+// split, each chosen by timing candidates on three layers of the kinds CNNs
+// are made of (a wide map, a deep small one, a 1x1). A candidate replaces
+// the one before only when 5% faster, so that noise keeps the defaults.
+planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOptions& options, bool gpu,
+                                       double busy_ms, const Progress& progress, const std::string& who) {
+  const Graph layers[] = {conv_graph(64, 64, 56, 3, 3), conv_graph(256, 256, 14, 3, 3),
+                          conv_graph(768, 192, 17, 1, 1)};
+  const auto time_of = [&](const planner::KernelShape& shape) {
+    ExecutorOptions o = options;
+    o.kernel_shape = shape;
+    double us = 0;
+    for (const Graph& g : layers) {
+      const Measured m = measure(make, o, g, busy_ms);
+      if (!m.kernels) return 0.0;  // no device timestamps: nothing to compare by
+      us += m.kernel_us;
+    }
+    if (progress) {
+      char line[64];
+      std::snprintf(line, sizeof line, ": %.1f us on 3 layers", us);
+      progress("calibrating " + who + ": kernels, " + planner::describe(shape) + line);
+    }
+    return us;
+  };
+  planner::KernelShape best;  // the device type's defaults
+  const double default_us = time_of(best);
+  if (default_us <= 0) return best;
+  double best_us = default_us;
+  const auto consider = [&](const planner::KernelShape& s) {
+    if (s == best) return;
+    const double us = time_of(s);
+    if (us > 0 && us < 0.95 * best_us) {
+      best = s;
+      best_us = us;
+    }
+  };
+  for (const auto& [ocb, opx] : {std::pair{16, 8}, {8, 8}, {8, 4}, {4, 4}}) {
+    planner::KernelShape s;
+    s.conv_ocb = ocb;
+    s.conv_opx = opx;
+    consider(s);
+  }
+  if (gpu)
+    for (const std::int64_t fill : {std::int64_t{8192}, std::int64_t{131072}}) {
+      planner::KernelShape s = best;
+      s.conv_fill = fill;
+      consider(s);
+    }
+  if (progress) {
+    char line[96];
+    std::snprintf(line, sizeof line, " (%.1f us against the defaults' %.1f)", best_us, default_us);
+    progress("calibrating " + who + ": kernels tuned: " + planner::describe(best) + line);
+  }
+  return best;
+}
+
+planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& base_options,
                                  const Progress& progress, bool accelerator) {
   using planner::OpClass;
   struct Bench {
@@ -306,10 +363,21 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   // A GPU is kept busy before each step (see keep_busy); lavapipe's clocks
   // are the host's, and a token 5 ms keeps the path run where CI runs.
   const double busy_ms = !accelerator ? 0.0 : p.device_type == "cpu" ? 5.0 : 100.0;
-  const double t1 = measure(make, options, one, busy_ms).us, t8 = measure(make, options, eight, busy_ms).us;
+  const double t1 = measure(make, base_options, one, busy_ms).us, t8 = measure(make, base_options, eight, busy_ms).us;
   p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
   p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
   const double overhead_us = p.dispatch_us + p.submit_us;
+
+  // The kernels tuned first, so that every step below times the kernels
+  // that will run (a model's executors take the profile's kernel_shape).
+  ExecutorOptions options = base_options;
+  p.kernel_shape = {};
+  if (accelerator) {
+    if (progress) progress("calibrating " + who + " (" + p.name + "): tuning the convolution kernels");
+    p.kernel_shape = tune_kernel_shape(make, base_options, p.device_type != "cpu", busy_ms, progress,
+                                       who + " (" + p.name + ")");
+    options.kernel_shape = p.kernel_shape;
+  }
 
   // Layer shapes of the kind real CNNs are made of, for every kernel variant a
   // backend may pick by shape: 3x3 stride 1 on large and small maps, with few

@@ -28,6 +28,9 @@ struct ExecutorOptions {
   int threads = 1;
   std::string device;  // Vulkan device: "" (the best one), an index, or part of its name
   bool fp16 = false;   // 16-bit storage on the device where supported
+  // Vulkan kernel parameters tuned by calibration (the accelerator profile's
+  // kernel_shape); the defaults leave the device type's own.
+  planner::KernelShape kernel_shape;
   // The most a run waits for the device to finish a unit (0: the context's default).
   std::uint64_t device_timeout_ms = 0;
   // Device executors call this after each host↔device copy with its size and

@@ -277,6 +277,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     const planner::DeviceProfile host = profiles.host;
     const planner::DeviceProfile accel =
         options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);
+    // The kernels calibration tuned on this device (a what-if profile's are
+    // another device's).
+    if (options.accel_profile.empty() && profiles.accel.measured) impl->eo.kernel_shape = profiles.accel.kernel_shape;
     planner::PlanOptions po;
     po.strategy = impl->strategy;
     po.k = options.k;

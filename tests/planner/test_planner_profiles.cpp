@@ -88,6 +88,9 @@ TEST(DeviceProfile, JsonRoundTrip) {
   p.uuid = "00112233445566778899aabbccddeeff";
   p.measured = true;
   p.others_cpu_share = 0.25;
+  p.kernel_shape.conv_ocb = 8;
+  p.kernel_shape.conv_opx = 4;
+  p.kernel_shape.conv_fill = 0;
   const std::string text = device_profile_to_json(p);
   DeviceProfile q = device_profile_from_json(text);
   EXPECT_EQ(device_profile_to_json(q), text);
@@ -95,6 +98,12 @@ TEST(DeviceProfile, JsonRoundTrip) {
   EXPECT_DOUBLE_EQ(q.others_cpu_share, 0.25);
   EXPECT_TRUE(q.shares_host_cores);
   EXPECT_TRUE(q.measured);
+  EXPECT_EQ(q.kernel_shape, p.kernel_shape);
+  EXPECT_EQ(describe(q.kernel_shape), "conv block 8x4, conv fill 0");
+  // Untuned: no field written, the device's defaults read back.
+  const DeviceProfile untuned = device_profile_from_json(device_profile_to_json(default_lavapipe_profile()));
+  EXPECT_FALSE(untuned.kernel_shape.tuned());
+  EXPECT_EQ(describe(untuned.kernel_shape), "the device's defaults");
 }
 
 TEST(DeviceProfile, HandWrittenProfileWithScalarThroughputs) {
@@ -135,6 +144,14 @@ TEST(DeviceProfile, ErrorsNameTheField) {
                ErrorKind::InvalidArgument, "op_classes.gemm.throughput");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["others_cpu_share"] = 1.5; })); },
                ErrorKind::InvalidArgument, "'others_cpu_share' must be in [0, 1]");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_ocb", 5}}; })); },
+               ErrorKind::InvalidArgument, "'kernel_shape.conv_ocb' must be 0 (default), 4, 8, 12 or 16");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_fill", 1.5}}; })); },
+               ErrorKind::InvalidArgument, "'kernel_shape.conv_fill' must be a whole number");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_opx", 1e300}}; })); },
+               ErrorKind::InvalidArgument, "'kernel_shape.conv_opx' must be a whole number");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = 8; })); },
+               ErrorKind::InvalidArgument, "'kernel_shape' must be an object");
   expect_error([&] { device_profile_from_json("{\"name\": "); }, ErrorKind::InvalidArgument, "not valid JSON");
   expect_error([&] { device_profile_from_json("[1, 2]"); }, ErrorKind::InvalidArgument, "JSON object");
 }

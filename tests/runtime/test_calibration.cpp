@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,8 @@
 
 #include "planner/profile.h"
 #include "runtime/calibration.h"
+#include "tests/onnx_builder.h"
+#include "vkfuse/vkfuse.h"
 
 namespace fs = std::filesystem;
 namespace rt = vkfuse::runtime;
@@ -224,4 +227,54 @@ TEST(Calibration, DamagedOrStaleCachedProfilesAreDiscardedWithANote) {
           EXPECT_TRUE(fs::exists(files[other])) << "a whole profile was discarded";
         }
     }
+}
+
+// The kernels calibration tuned are the kernels a model runs: a cached
+// accelerator profile with a tuned convolution block (8x4, not lavapipe's
+// 16x8) reaches the model's Vulkan executor, which says so, and the outputs
+// are the default kernels' (both against the host's).
+TEST(Calibration, ModelsRunTheKernelsTheProfileTuned) {
+  const auto accel_id = rt::accelerator_identity({});
+  if (!accel_id) GTEST_SKIP() << "no Vulkan device";
+  const ScratchCacheDir scratch("vkfuse-test-tuned");
+  const std::vector<std::uint8_t> bytes = vkfuse::testing::two_conv_model(24).byte_vector();
+  const auto run = [&](const std::string& strategy, std::string* description) {
+    vkfuse::LoadOptions o;
+    o.strategy = strategy;
+    vkfuse::Model m = vkfuse::Model::load_bytes(bytes, o);
+    if (description) *description = m.backend_description();
+    std::vector<float> x(static_cast<std::size_t>(m.inputs()[0].element_count()));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+    std::vector<float> y(static_cast<std::size_t>(m.outputs()[0].element_count()));
+    const vkfuse::InputBuffer in[] = {{m.inputs()[0].name, x}};
+    const vkfuse::OutputBuffer out[] = {{m.outputs()[0].name, y}};
+    m.run(in, out);
+    return y;
+  };
+  const auto host = run("cpu", nullptr);
+  std::string untuned_text, tuned_text;
+  const auto untuned = run("gpu", &untuned_text);  // no cached profiles: the device's defaults
+  EXPECT_EQ(untuned_text.find("tuned"), std::string::npos) << untuned_text;
+
+  const p::DeviceProfile host_id = rt::host_identity();
+  p::DeviceProfile accel = measured_profile(p::default_lavapipe_profile(), *accel_id);
+  accel.kernel_shape.conv_ocb = 8;
+  accel.kernel_shape.conv_opx = 4;
+  p::LinkProfile link = p::default_link_profile("cpu");
+  link.name = "measured";
+  link.emulated = false;
+  const fs::path& dir = scratch.path();
+  p::save_device_profile(measured_profile(p::default_host_profile(), host_id),
+                         (dir / p::profile_cache_file_name(host_id)).string());
+  p::save_device_profile(accel, (dir / p::profile_cache_file_name(*accel_id)).string());
+  p::save_link_profile(link, (dir / ("link-" + p::profile_cache_file_name(*accel_id))).string());
+  ASSERT_EQ(rt::planning_profiles({}, false, {}).accel.kernel_shape, accel.kernel_shape) << "the cache round trip";
+
+  const auto tuned = run("gpu", &tuned_text);
+  EXPECT_NE(tuned_text.find("kernels as tuned by calibration (conv block 8x4)"), std::string::npos) << tuned_text;
+  ASSERT_EQ(tuned.size(), host.size());
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    EXPECT_NEAR(untuned[i], host[i], 1e-4f * (1 + std::fabs(host[i]))) << i;
+    EXPECT_NEAR(tuned[i], host[i], 1e-4f * (1 + std::fabs(host[i]))) << i;
+  }
 }

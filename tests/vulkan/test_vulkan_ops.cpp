@@ -783,6 +783,43 @@ TEST_F(VulkanOps, GpuConvolutionsAndGemmsSplitTheirSums) {
   }
 }
 
+// A profile's tuned kernel shape (ExecutorOptions::kernel_shape) is what the
+// lowering emits, and the kernels stay correct with it: the register block
+// on any device, the split threshold where the device splits at all.
+TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
+  VKFUSE_REQUIRE_VULKAN();
+  auto build = [] {
+    GraphBuilder b(41);
+    auto x = b.input("x", {1, 48, 13, 11});
+    b.output(b.node("Relu", {b.node("Conv", {x, b.random_constant("w1", {40, 48, 3, 3}, 0.1f),
+                                             b.random_constant("b1", {40})},
+                                    [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); })}));
+    b.output(b.node("Conv", {x, b.random_constant("w2", {24, 48, 1, 1}, 0.1f)}));
+    return std::move(b.graph);
+  };
+  auto convs = [](const vkfuse::testing::CompareResult& r) {
+    std::vector<std::string> out;
+    for (const auto& k : r.kernels)
+      if (k.variant.rfind("conv", 0) == 0) out.push_back(k.variant);
+    return out;
+  };
+  vkfuse::planner::KernelShape block;
+  block.conv_ocb = 8;
+  block.conv_opx = 2;
+  const auto r = compare_with_reference(build(), kTol, false, 7, true, block);
+  ASSERT_EQ(convs(r).size(), 2u);
+  for (const auto& v : convs(r)) EXPECT_NE(v.find("_ob8_px2"), std::string::npos) << v;
+
+  vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
+  vkfuse::planner::KernelShape never, always;
+  never.conv_fill = 0;
+  always.conv_fill = std::int64_t{1} << 30;
+  for (const auto& v : convs(compare_with_reference(build(), kTol, false, 7, true, never)))
+    EXPECT_EQ(v.find("_k"), std::string::npos) << "fill 0 never splits: " << v;
+  for (const auto& v : convs(compare_with_reference(build(), kTol, false, 7, true, always)))
+    EXPECT_NE(v.find("_k"), std::string::npos) << "a huge fill splits every layer: " << v;
+}
+
 TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {

@@ -141,7 +141,7 @@ struct CompareResult {
 // Prepares the graph, runs it on random inputs through the reference and the
 // Vulkan executor, and expects every output within `tol` (relative L2).
 inline CompareResult compare_with_reference(g::Graph graph, double tol, bool fp16 = false, unsigned seed = 7,
-                                            bool prepare = true) {
+                                            bool prepare = true, const planner::KernelShape& shape = {}) {
   if (prepare) g::prepare_graph(graph);
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.f, 1.f);
@@ -168,6 +168,7 @@ inline CompareResult compare_with_reference(g::Graph graph, double tol, bool fp1
   ref.run(in_ptrs, want_ptrs);
   runtime::ExecutorOptions options;
   options.fp16 = fp16;
+  options.kernel_shape = shape;
   runtime::vulkan::VulkanExecutor gpu(graph, options);
   gpu.run(in_ptrs, got_ptrs);
   gpu.run(in_ptrs, got_ptrs);  // replaying the recorded command buffer gives the same
