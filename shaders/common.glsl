@@ -41,24 +41,38 @@ float vkf_pow(float a, float b) {
 }
 #ifdef ROW_GROUPS
 // One workgroup per row (DeviceCaps::row_groups): the row, this invocation's
-// lane, and a fold of one value per lane over the workgroup through shared
-// memory (WG a power of two); every lane gets the result.
+// lane, and a fold of one value per lane over the workgroup (WG a power of
+// two); every lane gets the result. Called in uniform control flow.
 // op: 0 sum, 1 max, 2 min, 3 product.
 shared float vkf_row[WG];
 uint row_id() { return gl_WorkGroupID.y * GX + gl_WorkGroupID.x; }
 uint lane() { return gl_LocalInvocationID.x; }
+float vkf_fold2(float a, float b, int op) { return op == 0 ? a + b : op == 1 ? max(a, b) : op == 2 ? min(a, b) : a * b; }
 float row_fold(float v, int op) {
+#ifdef SUBGROUP_FOLD
+  // Each subgroup folds in registers; subgroup 0's results, one per
+  // subgroup, are folded in order by every lane (a handful: WG / subgroup size).
+  float r = op == 0 ? subgroupAdd(v) : op == 1 ? subgroupMax(v) : op == 2 ? subgroupMin(v) : subgroupMul(v);
+  if (gl_NumSubgroups > 1u) {
+    if (subgroupElect()) vkf_row[gl_SubgroupID] = r;
+    barrier();
+    r = vkf_row[0];
+    for (uint i = 1u; i < gl_NumSubgroups; ++i) r = vkf_fold2(r, vkf_row[i], op);
+    barrier();  // vkf_row is reused by the next fold
+  }
+  return r;
+#else
   vkf_row[lane()] = v;
   barrier();
   for (uint s = WG / 2u; s > 0u; s >>= 1u) {
     if (lane() < s) {
-      const float a = vkf_row[lane()], b = vkf_row[lane() + s];
-      vkf_row[lane()] = op == 0 ? a + b : op == 1 ? max(a, b) : op == 2 ? min(a, b) : a * b;
+      vkf_row[lane()] = vkf_fold2(vkf_row[lane()], vkf_row[lane() + s], op);
     }
     barrier();
   }
   const float r = vkf_row[0];
   barrier();  // vkf_row is reused by the next fold
   return r;
+#endif
 }
 #endif

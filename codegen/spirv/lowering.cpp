@@ -62,11 +62,17 @@ class Defines {
     code_ += c;
     return *this;
   }
+  // A GLSL extension the kernel needs (placed right after #version).
+  Defines& extension(const std::string& name) {
+    extensions_ += "#extension " + name + " : require\n";
+    return *this;
+  }
   const std::string& text() const { return text_; }
   const std::string& functions() const { return code_; }
+  const std::string& extensions() const { return extensions_; }
 
  private:
-  std::string text_, code_;
+  std::string text_, code_, extensions_;
 };
 
 std::string act_body(const Activation& a) {
@@ -304,7 +310,7 @@ class Lowering {
     k.groups_x = static_cast<std::uint32_t>(gx);
     k.groups_y = static_cast<std::uint32_t>((groups + gx - 1) / gx);
     k.invocations = total;
-    std::string src = "#version 450\n// vkfuse kernel " + k.variant + "\n";
+    std::string src = "#version 450\n" + d.extensions() + "// vkfuse kernel " + k.variant + "\n";
     src += "#define WG " + std::to_string(wg) + "\n#define GX " + std::to_string(gx) + "\n#define TOTAL " +
            std::to_string(total) + "u\n";
     src += d.text();
@@ -325,6 +331,11 @@ class Lowering {
                    bool row_groups = true) {
     if (!(row_groups && caps_.row_groups)) return finish(std::move(k), rows, d, tmpl, Activation::none(), act2);
     d("ROW_GROUPS", 1);
+    if (caps_.subgroup_fold) {
+      k.subgroup_fold = true;
+      d("SUBGROUP_FOLD", 1);
+      d.extension("GL_KHR_shader_subgroup_basic").extension("GL_KHR_shader_subgroup_arithmetic");
+    }
     k.variant += "_rows";
     finish(std::move(k), rows, d, tmpl, Activation::none(), act2, rows);
   }

@@ -48,6 +48,10 @@ struct DeviceCaps {
   // one invocation per row, which spreads rows over its cores instead.
   // Needs a power-of-two workgroup_size.
   bool row_groups = false;
+  // Those rows folded with subgroup arithmetic (subgroupAdd, ...), then
+  // across subgroups through shared memory: two barriers where the
+  // shared-memory tree takes log2(workgroup_size).
+  bool subgroup_fold = false;
   // Convolutions as a GPU wants them (set with row_groups on GPU devices):
   // the largest register block (output channels x output columns per
   // invocation; 16x8 on lavapipe; on a GPU 8x4, and 4x4 for kernels of more
@@ -78,6 +82,7 @@ struct Kernel {
   std::string nodes;    // the graph node(s) it runs, e.g. "conv2+add1"
   std::int32_t node = -1;  // index in the lowered graph of the node it was emitted for (the last it runs)
   std::string source;   // complete GLSL 450
+  bool subgroup_fold = false;  // its rows fold with subgroup arithmetic (DeviceCaps::subgroup_fold)
   std::vector<Slot> slots;      // push constants o0, o1, ... in order
   std::vector<float> weights;   // packed parameters (may be empty)
   bool fp16_weights = false;    // weights are stored as packed halves (2 per float slot)

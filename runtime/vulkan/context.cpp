@@ -145,7 +145,7 @@ DeviceLimits DeviceLimits::parse(const std::string& spec) {
     return Error(ErrorKind::InvalidArgument,
                  "VKFUSE_DEVICE_LIMITS='" + spec + "': " + why +
                      " (expected `discrete` or key=value pairs: host_visible_mib=N, texel_elements=N, mapped_io=0|1, "
-                     "gpu_kernels=0|1)");
+                     "gpu_kernels=0|1, subgroup_ops=0|1)");
   };
   std::size_t at = 0;
   while (at <= expanded.size()) {
@@ -171,6 +171,9 @@ DeviceLimits DeviceLimits::parse(const std::string& spec) {
     } else if (key == "gpu_kernels") {
       if (n > 1) throw bad("gpu_kernels is 0 or 1");
       l.gpu_kernels = n == 1;
+    } else if (key == "subgroup_ops") {
+      if (n > 1) throw bad("subgroup_ops is 0 or 1");
+      l.subgroup_ops = n == 1;
     } else {
       throw bad("unknown key '" + key + "'");
     }
@@ -190,6 +193,7 @@ std::string DeviceLimits::describe() const {
   if (max_texel_elements) add("texel_elements=" + std::to_string(max_texel_elements));
   if (!mapped_io) add("mapped_io=0");
   if (gpu_kernels) add("gpu_kernels=1");
+  if (!subgroup_ops) add("subgroup_ops=0");
   return s;
 }
 
@@ -366,6 +370,9 @@ void Context::init(int index) {
   props2.pNext = &subgroup;
   vkGetPhysicalDeviceProperties2(physical_, &props2);
   subgroup_size_ = std::max(1u, subgroup.subgroupSize);
+  const VkSubgroupFeatureFlags needed = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+  subgroup_arithmetic_ = imposed_.subgroup_ops && (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                         (subgroup.supportedOperations & needed) == needed;
 
   VkPhysicalDevice16BitStorageFeatures storage16{};
   storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;

@@ -56,6 +56,9 @@ struct Buffer {
 //                       minimum is 65536; older mobile GPUs are near it)
 //   mapped_io=0         never map device-local memory: weights, inputs and
 //                       outputs go through staging buffers and copies
+//   gpu_kernels=1       the kernel shapes a GPU gets, on any device
+//   subgroup_ops=0      no subgroup arithmetic (a device without it folds
+//                       rows through shared memory alone)
 struct DeviceLimits {
   std::uint64_t host_visible_window = 0;  // bytes; 0: the device's own
   std::uint32_t max_texel_elements = 0;   // 0: the device's own
@@ -63,11 +66,12 @@ struct DeviceLimits {
   // The kernel shapes a GPU gets (one workgroup per row of a reduction),
   // whatever the device; unset: a GPU gets them, a CPU device does not.
   bool gpu_kernels = false;
+  bool subgroup_ops = true;  // false: as if the device had no subgroup arithmetic
 
   // Throws Error(InvalidArgument) naming the variable for a malformed value.
   static DeviceLimits parse(const std::string& spec);
   static DeviceLimits from_env();
-  bool any() const { return host_visible_window || max_texel_elements || !mapped_io || gpu_kernels; }
+  bool any() const { return host_visible_window || max_texel_elements || !mapped_io || gpu_kernels || !subgroup_ops; }
   std::string describe() const;
 };
 
@@ -100,6 +104,9 @@ class Context {
   VkPhysicalDevice physical_device() const { return physical_; }
   const VkPhysicalDeviceProperties& properties() const { return props_; }
   std::uint32_t subgroup_size() const { return subgroup_size_; }
+  // Subgroup arithmetic (subgroupAdd, ...) in compute shaders (Vulkan 1.1's
+  // VkPhysicalDeviceSubgroupProperties; off under subgroup_ops=0).
+  bool subgroup_arithmetic() const { return subgroup_arithmetic_; }
   std::uint32_t queue_family() const { return queue_family_; }
   std::uint32_t queue_family(Queue q) const { return q == Queue::transfer ? transfer_family_ : queue_family_; }
   bool separate_transfer_queue() const { return transfer_queue_ != queue_; }
@@ -180,6 +187,7 @@ class Context {
   bool memory_budget_ = false;  // VK_EXT_memory_budget
   std::atomic<std::uint64_t> window_used_{0};
   std::uint32_t subgroup_size_ = 1;
+  bool subgroup_arithmetic_ = false;
   bool fp16_storage_ = false;
   std::string name_;
   std::string cache_dir_;

@@ -436,6 +436,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     caps.subgroup_size = ctx.subgroup_size();
     const bool gpu = ctx.properties().deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU || ctx.imposed_limits().gpu_kernels;
     caps.row_groups = (wg & (wg - 1)) == 0 && gpu;
+    caps.subgroup_fold = caps.row_groups && ctx.subgroup_arithmetic();
     caps.shared_memory_bytes = limits.maxComputeSharedMemorySize;
     if (gpu) {
       // A GPU's convolution shape (codegen::spirv::DeviceCaps): 8x4 register
@@ -476,6 +477,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   const Program& prog = m.program;  // (re-lowered below without texel loads, in place)
   load_.lower_ms = ms_since(t0);
   load_.fused_adds = prog.fused_adds;
+  for (const Kernel& k : prog.kernels) load_.subgroup_folds += k.subgroup_fold ? 1 : 0;
   load_.aliased_concat_inputs = prog.aliased_concat_inputs;
 
   // ---- arena planning: one interval per root value

@@ -47,6 +47,10 @@ TEST(DeviceLimits, ParsesPresetsAndPairs) {
   EXPECT_FALSE(d.mapped_io);
   EXPECT_TRUE(d.gpu_kernels);
   EXPECT_EQ(d.describe(), "host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1");
+  const DeviceLimits s = DeviceLimits::parse("gpu_kernels=1,subgroup_ops=0");
+  EXPECT_FALSE(s.subgroup_ops);
+  EXPECT_TRUE(s.any());
+  EXPECT_EQ(s.describe(), "gpu_kernels=1,subgroup_ops=0");
   const DeviceLimits p = DeviceLimits::parse("texel_elements=1000,mapped_io=1");
   EXPECT_EQ(p.max_texel_elements, 1000u);
   EXPECT_TRUE(p.mapped_io);
@@ -55,7 +59,7 @@ TEST(DeviceLimits, ParsesPresetsAndPairs) {
 
 TEST(DeviceLimits, MalformedValuesNameTheVariable) {
   for (const char* bad : {"mapped_io", "texel_elements=abc", "host_visible_mib=0", "mapped_io=2", "bar=1",
-                          "texel_elements=-5", "gpu_kernels=2"}) {
+                          "texel_elements=-5", "gpu_kernels=2", "subgroup_ops=3"}) {
     try {
       DeviceLimits::parse(bad);
       ADD_FAILURE() << bad << " was accepted";

@@ -699,12 +699,16 @@ TEST_F(VulkanOps, OversizedWeightsAreSplit) {
   EXPECT_NE(why.find("128 MiB"), std::string::npos) << why;
 }
 
-// The reductions as a GPU gets them (one workgroup per row, lanes folding in
-// shared memory), forced on lavapipe: rows shorter and longer than a
-// workgroup, strided rows (Softmax and Reduce over a middle axis).
-TEST_F(VulkanOps, RowGroupReductions) {
+// The reductions as a GPU gets them (one workgroup per row, lanes folding
+// with subgroup arithmetic where the device has it, else in shared memory;
+// both), forced on lavapipe: rows shorter and longer than a workgroup,
+// strided rows (Softmax and Reduce over a middle axis).
+class RowGroupReductions : public VulkanOps, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(RowGroupReductions, MatchTheReference) {
   VKFUSE_REQUIRE_VULKAN();
-  vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
+  const bool subgroups = GetParam();
+  vkfuse::testing::ScopedLimits limits(subgroups ? "gpu_kernels=1" : "gpu_kernels=1,subgroup_ops=0");
   GraphBuilder b(31);
   auto x = b.input("x", {2, 5, 9, 31});
   auto big = b.input("big", {1, 3, 40, 50});  // planes of 2000: many elements per lane
@@ -723,7 +727,17 @@ TEST_F(VulkanOps, RowGroupReductions) {
   int rows = 0;
   for (const auto& k : r.kernels) rows += k.variant.find("_rows") != std::string::npos ? 1 : 0;
   EXPECT_EQ(rows, 2 + 2 + 2 + 6 * 3) << "every reduction but LogSumExp runs one workgroup per row";
+  const auto devices = vkfuse::list_devices();
+  const bool lavapipe = !devices.empty() && devices[0].type == "cpu";  // it has subgroup arithmetic
+  if (!subgroups) {
+    EXPECT_EQ(r.load.subgroup_folds, 0);
+  } else if (lavapipe) {
+    EXPECT_EQ(r.load.subgroup_folds, rows) << "every row kernel folds with subgroup arithmetic";
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(SubgroupsOrSharedMemory, RowGroupReductions, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Subgroups" : "SharedMemory"; });
 
 // Convolutions as a GPU gets them (8x4 register blocks, 4x4 over 9 taps; a
 // layer with too few output tiles to fill the device splits its input
