@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "graph/passes.h"
 #include "vkfuse/error.h"
@@ -169,9 +170,14 @@ double DeviceProfile::throughput_gflops(OpClass c, double flops, const OpGeometr
 std::string describe(const KernelShape& s) {
   if (!s.tuned()) return "the device's defaults";
   std::string d;
-  if (s.conv_ocb > 0 || s.conv_opx > 0)
-    d = "conv block " + (s.conv_ocb > 0 ? std::to_string(s.conv_ocb) : std::string("default")) + "x" +
-        (s.conv_opx > 0 ? std::to_string(s.conv_opx) : std::string("default"));
+  const auto block = [&](const char* what, int ocb, int opx) {
+    if (ocb <= 0 && opx <= 0) return;
+    d += (d.empty() ? "" : ", ") + std::string(what) + " block " +
+         (ocb > 0 ? std::to_string(ocb) : std::string("default")) + "x" +
+         (opx > 0 ? std::to_string(opx) : std::string("default"));
+  };
+  block("conv", s.conv_ocb, s.conv_opx);
+  block("1x1", s.pointwise_ocb, s.pointwise_opx);
   if (s.conv_fill >= 0) d += (d.empty() ? "" : ", ") + std::string("conv fill ") + std::to_string(s.conv_fill);
   return d;
 }
@@ -186,8 +192,12 @@ void validate(const DeviceProfile& p) {
   if (!(p.others_cpu_share >= 0 && p.others_cpu_share <= 1)) bad(what, "field 'others_cpu_share' must be in [0, 1]");
   const KernelShape& ks = p.kernel_shape;
   const auto block_ok = [](int n) { return n == 0 || n == 4 || n == 8 || n == 12 || n == 16; };
-  if (!block_ok(ks.conv_ocb)) bad(what, "field 'kernel_shape.conv_ocb' must be 0 (default), 4, 8, 12 or 16");
-  if (ks.conv_opx < 0 || ks.conv_opx > 16) bad(what, "field 'kernel_shape.conv_opx' must be 0 (default) to 16");
+  for (const auto& [key, ocb, opx] : {std::tuple{"conv", ks.conv_ocb, ks.conv_opx},
+                                      std::tuple{"pointwise", ks.pointwise_ocb, ks.pointwise_opx}}) {
+    if (!block_ok(ocb))
+      bad(what, "field 'kernel_shape." + std::string(key) + "_ocb' must be 0 (default), 4, 8, 12 or 16");
+    if (opx < 0 || opx > 16) bad(what, "field 'kernel_shape." + std::string(key) + "_opx' must be 0 (default) to 16");
+  }
   if (ks.conv_fill < -1) bad(what, "field 'kernel_shape.conv_fill' must be -1 (default), 0 (never split) or more");
   for (OpClass c : kAllOpClasses) {
     const auto& oc = p.op_class(c);
@@ -323,6 +333,8 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
     };
     p.kernel_shape.conv_ocb = static_cast<int>(whole("conv_ocb", 0));
     p.kernel_shape.conv_opx = static_cast<int>(whole("conv_opx", 0));
+    p.kernel_shape.pointwise_ocb = static_cast<int>(whole("pointwise_ocb", 0));
+    p.kernel_shape.pointwise_opx = static_cast<int>(whole("pointwise_opx", 0));
     p.kernel_shape.conv_fill = static_cast<std::int64_t>(whole("conv_fill", -1));
   }
   const json& classes = field(j, "op_classes", "", what);
@@ -372,6 +384,8 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   if (p.kernel_shape.tuned())
     j["kernel_shape"] = {{"conv_ocb", p.kernel_shape.conv_ocb},
                          {"conv_opx", p.kernel_shape.conv_opx},
+                         {"pointwise_ocb", p.kernel_shape.pointwise_ocb},
+                         {"pointwise_opx", p.kernel_shape.pointwise_opx},
                          {"conv_fill", p.kernel_shape.conv_fill}};
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {

@@ -67,13 +67,17 @@ struct OpClassProfile {
 // place of the device type's defaults, so the profile's throughput tables
 // price the kernels that run. 0 (-1 for conv_fill): the device's default.
 struct KernelShape {
-  int conv_ocb = 0;              // a convolution's register block: output channels
+  int conv_ocb = 0;              // a spatial convolution's register block: output channels
   int conv_opx = 0;              // ... and output columns per invocation
+  int pointwise_ocb = 0;         // the same for 1x1 convolutions (GEMMs over the plane)
+  int pointwise_opx = 0;
   std::int64_t conv_fill = -1;   // invocations a layer should launch before its input channels split (0: never)
-  bool tuned() const { return conv_ocb > 0 || conv_opx > 0 || conv_fill >= 0; }
+  bool tuned() const {
+    return conv_ocb > 0 || conv_opx > 0 || pointwise_ocb > 0 || pointwise_opx > 0 || conv_fill >= 0;
+  }
   bool operator==(const KernelShape&) const = default;
 };
-// "8x4, fill 32768", "the device's defaults"
+// "conv block 8x4, 1x1 block 16x4, conv fill 32768", "the device's defaults"
 std::string describe(const KernelShape& s);
 
 struct DeviceProfile {

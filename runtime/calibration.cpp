@@ -12,6 +12,7 @@
 #include <cctype>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "graph/ops.h"
 #include "graph/passes.h"
@@ -289,16 +290,18 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
   return m;
 }
 
-// Per-device tuning (issue 17): the convolution's register block and, on a
-// GPU, how many invocations a layer should launch before its input channels
-// split, each chosen by timing candidates on three layers of the kinds CNNs
-// are made of (a wide map, a deep small one, a 1x1). A candidate replaces
+// Per-device tuning (issue 17): the register block of spatial and of 1x1
+// convolutions, each timed on two layers of its kind (a wide map, a deep
+// small one), then on a GPU how many invocations a layer should launch
+// before its input channels split, timed on all four. A candidate replaces
 // the one before only when 5% faster, so that noise keeps the defaults.
 planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOptions& options, bool gpu,
                                        double busy_ms, const Progress& progress, const std::string& who) {
-  const Graph layers[] = {conv_graph(64, 64, 56, 3, 3), conv_graph(256, 256, 14, 3, 3),
-                          conv_graph(768, 192, 17, 1, 1)};
-  const auto time_of = [&](const planner::KernelShape& shape) {
+  const std::vector<Graph> spatial = {conv_graph(64, 64, 56, 3, 3), conv_graph(256, 256, 14, 3, 3)};
+  const std::vector<Graph> pointwise = {conv_graph(64, 256, 56, 1, 1), conv_graph(768, 192, 17, 1, 1)};
+  std::vector<Graph> all = spatial;
+  all.insert(all.end(), pointwise.begin(), pointwise.end());
+  const auto time_of = [&](const planner::KernelShape& shape, const std::vector<Graph>& layers, const char* kind) {
     ExecutorOptions o = options;
     o.kernel_shape = shape;
     double us = 0;
@@ -308,41 +311,50 @@ planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOption
       us += m.kernel_us;
     }
     if (progress) {
-      char line[64];
-      std::snprintf(line, sizeof line, ": %.1f us on 3 layers", us);
+      char line[96];
+      std::snprintf(line, sizeof line, ": %.1f us on %zu %s layers", us, layers.size(), kind);
       progress("calibrating " + who + ": kernels, " + planner::describe(shape) + line);
     }
     return us;
   };
   planner::KernelShape best;  // the device type's defaults
-  const double default_us = time_of(best);
-  if (default_us <= 0) return best;
-  double best_us = default_us;
-  const auto consider = [&](const planner::KernelShape& s) {
-    if (s == best) return;
-    const double us = time_of(s);
-    if (us > 0 && us < 0.95 * best_us) {
-      best = s;
-      best_us = us;
+  // One stage: the candidates `make_candidate(i)` against the best so far, on `layers`.
+  const auto stage = [&](const std::vector<Graph>& layers, const char* kind, int count,
+                         const std::function<planner::KernelShape(int)>& make_candidate) {
+    double best_us = time_of(best, layers, kind);
+    if (best_us <= 0) return false;
+    for (int i = 0; i < count; ++i) {
+      const planner::KernelShape s = make_candidate(i);
+      if (s == best) continue;
+      const double us = time_of(s, layers, kind);
+      if (us > 0 && us < 0.95 * best_us) {
+        best = s;
+        best_us = us;
+      }
     }
+    return true;
   };
-  for (const auto& [ocb, opx] : {std::pair{16, 8}, {8, 8}, {8, 4}, {4, 4}}) {
-    planner::KernelShape s;
-    s.conv_ocb = ocb;
-    s.conv_opx = opx;
-    consider(s);
-  }
+  static constexpr int kBlocks[][2] = {{16, 8}, {8, 8}, {8, 4}, {4, 4}};
+  const bool timed = stage(spatial, "3x3", 4, [&](int i) {
+    planner::KernelShape s = best;
+    s.conv_ocb = kBlocks[i][0];
+    s.conv_opx = kBlocks[i][1];
+    return s;
+  });
+  if (!timed) return best;
+  stage(pointwise, "1x1", 4, [&](int i) {
+    planner::KernelShape s = best;
+    s.pointwise_ocb = kBlocks[i][0];
+    s.pointwise_opx = kBlocks[i][1];
+    return s;
+  });
   if (gpu)
-    for (const std::int64_t fill : {std::int64_t{8192}, std::int64_t{131072}}) {
+    stage(all, "conv", 2, [&](int i) {
       planner::KernelShape s = best;
-      s.conv_fill = fill;
-      consider(s);
-    }
-  if (progress) {
-    char line[96];
-    std::snprintf(line, sizeof line, " (%.1f us against the defaults' %.1f)", best_us, default_us);
-    progress("calibrating " + who + ": kernels tuned: " + planner::describe(best) + line);
-  }
+      s.conv_fill = i == 0 ? 8192 : 131072;
+      return s;
+    });
+  if (progress) progress("calibrating " + who + ": kernels tuned: " + planner::describe(best));
   return best;
 }
 

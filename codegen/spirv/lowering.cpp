@@ -571,10 +571,12 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
   // Register blocking (measured on lavapipe, ResNet-18: 16x8 beats 8x8 by
   // ~15% and 8x4 by ~40% in CPU time; larger blocks compile for minutes),
   // capped by the device's preference (DeviceCaps::conv_ocb/conv_opx).
-  std::int64_t ocb = MG == 1 ? 1
-                             : std::min<std::int64_t>(MG <= 4 ? 4 : (MG <= 8 ? 8 : 16),
-                                                      kvol > 9 ? caps_.conv_ocb_wide : caps_.conv_ocb);
-  std::int64_t opx = ocb == 1 ? 8 : std::min<std::int64_t>(osz[2] <= 4 ? 4 : 8, caps_.conv_opx);
+  const std::int64_t cap_ocb = pointwise && caps_.pointwise_ocb ? caps_.pointwise_ocb
+                               : kvol > 9                         ? caps_.conv_ocb_wide
+                                                                  : caps_.conv_ocb;
+  const std::int64_t cap_opx = pointwise && caps_.pointwise_opx ? caps_.pointwise_opx : caps_.conv_opx;
+  std::int64_t ocb = MG == 1 ? 1 : std::min<std::int64_t>(MG <= 4 ? 4 : (MG <= 8 ? 8 : 16), cap_ocb);
+  std::int64_t opx = ocb == 1 ? 8 : std::min<std::int64_t>(osz[2] <= 4 ? 4 : 8, cap_opx);
   if (const char* e = std::getenv("VKFUSE_CONV_BLOCK"); e && ocb > 1) {  // tuning knob: "OCBxOPX"
     int a = 0, b = 0;
     if (std::sscanf(e, "%dx%d", &a, &b) == 2 && (a == 4 || a == 8 || a == 12 || a == 16) && b >= 1 && b <= 16) {

@@ -62,6 +62,9 @@ struct DeviceCaps {
   // lanes (a power of two) that add their partial sums in shared memory (0:
   // never split; lavapipe fills its cores without).
   std::uint32_t conv_ocb = 16, conv_ocb_wide = 16, conv_opx = 8;
+  // 1x1 convolutions' block (0: conv_ocb x conv_opx), tuned apart by
+  // calibration: a GEMM over the plane reuses its loads differently.
+  std::uint32_t pointwise_ocb = 0, pointwise_opx = 0;
   std::int64_t conv_fill_invocations = 0;
   std::uint32_t shared_memory_bytes = 16384;  // maxComputeSharedMemorySize
 };

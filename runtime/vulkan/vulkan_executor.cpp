@@ -453,6 +453,8 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     const planner::KernelShape& tuned = options.kernel_shape;
     if (tuned.conv_ocb > 0) caps.conv_ocb = static_cast<std::uint32_t>(tuned.conv_ocb);
     if (tuned.conv_opx > 0) caps.conv_opx = static_cast<std::uint32_t>(tuned.conv_opx);
+    if (tuned.pointwise_ocb > 0) caps.pointwise_ocb = static_cast<std::uint32_t>(tuned.pointwise_ocb);
+    if (tuned.pointwise_opx > 0) caps.pointwise_opx = static_cast<std::uint32_t>(tuned.pointwise_opx);
     if (tuned.conv_fill >= 0 && caps.row_groups) caps.conv_fill_invocations = tuned.conv_fill;
     if (const char* e = std::getenv("VKFUSE_CONV_FILL"); e && *e && caps.row_groups)
       caps.conv_fill_invocations = std::max(0L, std::strtol(e, nullptr, 10));

@@ -90,6 +90,7 @@ TEST(DeviceProfile, JsonRoundTrip) {
   p.others_cpu_share = 0.25;
   p.kernel_shape.conv_ocb = 8;
   p.kernel_shape.conv_opx = 4;
+  p.kernel_shape.pointwise_ocb = 16;
   p.kernel_shape.conv_fill = 0;
   const std::string text = device_profile_to_json(p);
   DeviceProfile q = device_profile_from_json(text);
@@ -99,7 +100,7 @@ TEST(DeviceProfile, JsonRoundTrip) {
   EXPECT_TRUE(q.shares_host_cores);
   EXPECT_TRUE(q.measured);
   EXPECT_EQ(q.kernel_shape, p.kernel_shape);
-  EXPECT_EQ(describe(q.kernel_shape), "conv block 8x4, conv fill 0");
+  EXPECT_EQ(describe(q.kernel_shape), "conv block 8x4, 1x1 block 16xdefault, conv fill 0");
   // Untuned: no field written, the device's defaults read back.
   const DeviceProfile untuned = device_profile_from_json(device_profile_to_json(default_lavapipe_profile()));
   EXPECT_FALSE(untuned.kernel_shape.tuned());
@@ -146,6 +147,8 @@ TEST(DeviceProfile, ErrorsNameTheField) {
                ErrorKind::InvalidArgument, "'others_cpu_share' must be in [0, 1]");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_ocb", 5}}; })); },
                ErrorKind::InvalidArgument, "'kernel_shape.conv_ocb' must be 0 (default), 4, 8, 12 or 16");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"pointwise_opx", 17}}; })); },
+               ErrorKind::InvalidArgument, "'kernel_shape.pointwise_opx' must be 0 (default) to 16");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_fill", 1.5}}; })); },
                ErrorKind::InvalidArgument, "'kernel_shape.conv_fill' must be a whole number");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_opx", 1e300}}; })); },

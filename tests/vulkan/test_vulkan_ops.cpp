@@ -798,8 +798,9 @@ TEST_F(VulkanOps, GpuConvolutionsAndGemmsSplitTheirSums) {
 }
 
 // A profile's tuned kernel shape (ExecutorOptions::kernel_shape) is what the
-// lowering emits, and the kernels stay correct with it: the register block
-// on any device, the split threshold where the device splits at all.
+// lowering emits, and the kernels stay correct with it: the register blocks
+// (spatial and 1x1 apart) on any device, the split threshold where the
+// device splits at all.
 TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {
@@ -820,9 +821,15 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
   vkfuse::planner::KernelShape block;
   block.conv_ocb = 8;
   block.conv_opx = 2;
-  const auto r = compare_with_reference(build(), kTol, false, 7, true, block);
+  auto r = compare_with_reference(build(), kTol, false, 7, true, block);
   ASSERT_EQ(convs(r).size(), 2u);
   for (const auto& v : convs(r)) EXPECT_NE(v.find("_ob8_px2"), std::string::npos) << v;
+  block.pointwise_ocb = 4;
+  block.pointwise_opx = 4;  // the 1x1 convolution's own block; the 3x3 keeps 8x2
+  r = compare_with_reference(build(), kTol, false, 7, true, block);
+  ASSERT_EQ(convs(r).size(), 2u);
+  EXPECT_NE(convs(r)[0].find("conv3x3_s1_ob8_px2"), std::string::npos) << convs(r)[0];
+  EXPECT_NE(convs(r)[1].find("conv1x1_ob4_px4"), std::string::npos) << convs(r)[1];
 
   vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
   vkfuse::planner::KernelShape never, always;
