@@ -167,6 +167,15 @@ double DeviceProfile::throughput_gflops(OpClass c, double flops, const OpGeometr
   return pts.back().gflops;
 }
 
+DeviceProfile for_fp16(DeviceProfile p) {
+  for (auto& c : p.classes) {
+    for (auto& pt : c.throughput) pt.gflops /= p.fp16_factor;
+    c.bandwidth_gbs /= p.fp16_factor;
+  }
+  p.fp16_factor = 1;
+  return p;
+}
+
 std::string describe(const KernelShape& s) {
   if (!s.tuned()) return "the device's defaults";
   std::string d;
@@ -189,6 +198,7 @@ void validate(const DeviceProfile& p) {
   if (!(p.dispatch_us >= 0)) bad(what, "field 'dispatch_us' must be >= 0");
   if (!(p.submit_us >= 0)) bad(what, "field 'submit_us' must be >= 0");
   if (!(p.sequence_factor > 0)) bad(what, "field 'sequence_factor' must be positive");
+  if (!(p.fp16_factor > 0)) bad(what, "field 'fp16_factor' must be positive");
   if (!(p.others_cpu_share >= 0 && p.others_cpu_share <= 1)) bad(what, "field 'others_cpu_share' must be in [0, 1]");
   const KernelShape& ks = p.kernel_shape;
   const auto block_ok = [](int n) { return n == 0 || n == 4 || n == 8 || n == 12 || n == 16; };
@@ -320,6 +330,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
   p.dispatch_us = number(j, "dispatch_us", "", what);
   p.submit_us = number(j, "submit_us", "", what);
   if (j.contains("sequence_factor")) p.sequence_factor = number(j, "sequence_factor", "", what);
+  if (j.contains("fp16_factor")) p.fp16_factor = number(j, "fp16_factor", "", what);
   if (j.contains("others_cpu_share")) p.others_cpu_share = number(j, "others_cpu_share", "", what);
   if (j.contains("kernel_shape")) {
     const json& ks = j["kernel_shape"];
@@ -380,6 +391,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
   j["dispatch_us"] = p.dispatch_us;
   j["submit_us"] = p.submit_us;
   j["sequence_factor"] = p.sequence_factor;
+  if (p.fp16_factor != 1) j["fp16_factor"] = p.fp16_factor;
   j["others_cpu_share"] = p.others_cpu_share;
   if (p.kernel_shape.tuned())
     j["kernel_shape"] = {{"conv_ocb", p.kernel_shape.conv_ocb},

@@ -96,6 +96,10 @@ struct DeviceProfile {
   // running each alone and hot (weights and activations no longer in cache,
   // thread-pool wake-ups). Every op's time is scaled by it. 1: unknown.
   double sequence_factor = 1;
+  // Accelerators: a network's kernels with fp16 weights (`--fp16`) over the
+  // same in fp32, measured; a model loaded with fp16 is planned with its
+  // accelerator times scaled by it (for_fp16). 1: unknown or no fp16.
+  double fp16_factor = 1;
   // The share of the machine's CPU time that other processes (and the
   // hypervisor) took while this profile was measured, 0..1; above
   // kBusyCalibrationShare its timings are likely too slow.
@@ -109,6 +113,10 @@ struct DeviceProfile {
   double throughput_gflops(OpClass c, double flops, const OpGeometry& shape = {}) const;
   double bandwidth_gbs(OpClass c) const { return op_class(c).bandwidth_gbs; }
 };
+
+// `p` as a model with fp16 weights sees it: its throughputs and bandwidths
+// divided by p.fp16_factor (the cost model's accelerator times scaled by it).
+DeviceProfile for_fp16(DeviceProfile p);
 
 // A calibration during which other processes took more of the CPUs than this
 // is reported as disturbed (a core kept busy elsewhere made ResNet-18's host

@@ -511,6 +511,21 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
                     p.sequence_factor);
       progress("calibrating " + who + line);
     }
+    // fp16 weights: the same network's kernels with them, against fp32 (a
+    // device without 16-bit storage runs fp32 either way: about 1).
+    p.fp16_factor = 1;
+    if (accelerator && on_device) {
+      ExecutorOptions half = options;
+      half.fp16 = true;
+      const Measured mh = measure(make, half, net, busy_ms, 9, 0.5, evict);
+      if (mh.kernels > 0 && mn.kernel_us > 0) p.fp16_factor = std::clamp(mh.kernel_us / mn.kernel_us, 0.25, 2.0);
+      if (progress) {
+        char line[160];
+        std::snprintf(line, sizeof line, ": with fp16 weights its ops alone took %.0f us: fp16 factor %.2f",
+                      mh.kernel_us, p.fp16_factor);
+        progress("calibrating " + who + line);
+      }
+    }
   }
   p.others_cpu_share = others.share();
   if (progress) progress("calibrating " + who + ": done");

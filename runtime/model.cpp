@@ -275,8 +275,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     const planner::LinkProfile link =
         options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
     const planner::DeviceProfile host = profiles.host;
-    const planner::DeviceProfile accel =
+    planner::DeviceProfile accel =
         options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);
+    if (options.fp16) accel = planner::for_fp16(std::move(accel));  // planned as its kernels run
     // The kernels calibration tuned on this device (a what-if profile's are
     // another device's).
     if (options.accel_profile.empty() && profiles.accel.measured) impl->eo.kernel_shape = profiles.accel.kernel_shape;

@@ -100,6 +100,15 @@ TEST(DeviceProfile, JsonRoundTrip) {
   EXPECT_TRUE(q.shares_host_cores);
   EXPECT_TRUE(q.measured);
   EXPECT_EQ(q.kernel_shape, p.kernel_shape);
+  EXPECT_DOUBLE_EQ(q.fp16_factor, 1);  // not written when 1
+  p.fp16_factor = 0.8;
+  EXPECT_DOUBLE_EQ(device_profile_from_json(device_profile_to_json(p)).fp16_factor, 0.8);
+  // fp16's profile: every rate divided by the factor, the factor spent.
+  const DeviceProfile half = for_fp16(p);
+  EXPECT_DOUBLE_EQ(half.fp16_factor, 1);
+  EXPECT_NEAR(half.throughput_gflops(OpClass::direct_conv, 1e8), p.throughput_gflops(OpClass::direct_conv, 1e8) / 0.8,
+              1e-9);
+  EXPECT_NEAR(half.bandwidth_gbs(OpClass::pooling), p.bandwidth_gbs(OpClass::pooling) / 0.8, 1e-9);
   EXPECT_EQ(describe(q.kernel_shape), "conv block 8x4, 1x1 block 16xdefault, conv fill 0");
   // Untuned: no field written, the device's defaults read back.
   const DeviceProfile untuned = device_profile_from_json(device_profile_to_json(default_lavapipe_profile()));
@@ -153,6 +162,8 @@ TEST(DeviceProfile, ErrorsNameTheField) {
                ErrorKind::InvalidArgument, "'kernel_shape.conv_fill' must be a whole number");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = {{"conv_opx", 1e300}}; })); },
                ErrorKind::InvalidArgument, "'kernel_shape.conv_opx' must be a whole number");
+  expect_error([&] { device_profile_from_json(edited([](auto& j) { j["fp16_factor"] = 0; })); },
+               ErrorKind::InvalidArgument, "'fp16_factor' must be positive");
   expect_error([&] { device_profile_from_json(edited([](auto& j) { j["kernel_shape"] = 8; })); },
                ErrorKind::InvalidArgument, "'kernel_shape' must be an object");
   expect_error([&] { device_profile_from_json("{\"name\": "); }, ErrorKind::InvalidArgument, "not valid JSON");

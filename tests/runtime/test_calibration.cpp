@@ -270,6 +270,20 @@ TEST(Calibration, ModelsRunTheKernelsTheProfileTuned) {
   p::save_link_profile(link, (dir / ("link-" + p::profile_cache_file_name(*accel_id))).string());
   ASSERT_EQ(rt::planning_profiles({}, false, {}).accel.kernel_shape, accel.kernel_shape) << "the cache round trip";
 
+  // fp16 plans priced as fp16 kernels run: the profile's fp16_factor scales
+  // the accelerator's time (0.5: the all-GPU plan's kernels predicted at half).
+  const auto predicted = [&](bool fp16) {
+    vkfuse::LoadOptions o;
+    o.strategy = "gpu";
+    o.fp16 = fp16;
+    return vkfuse::Model::load_bytes(bytes, o).predicted_ms();
+  };
+  const double fp32_ms = predicted(false);
+  accel.fp16_factor = 0.5;
+  p::save_device_profile(accel, (dir / p::profile_cache_file_name(*accel_id)).string());
+  EXPECT_DOUBLE_EQ(predicted(false), fp32_ms) << "fp32 plans do not change";
+  EXPECT_LT(predicted(true), 0.8 * fp32_ms) << "fp16 kernels predicted faster";
+
   const auto tuned = run("gpu", &tuned_text);
   EXPECT_NE(tuned_text.find("kernels as tuned by calibration (conv block 8x4)"), std::string::npos) << tuned_text;
   ASSERT_EQ(tuned.size(), host.size());
