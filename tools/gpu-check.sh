@@ -404,6 +404,7 @@ def calibration():
         bits = [f"best direct conv {g:.0f} GFLOP/s" if g else None,
                 f"submit {p['submit_us']:.0f} us" if num("submit_us") and side == "accelerator" else None,
                 f"dispatch {p['dispatch_us']:.1f} us" if num("dispatch_us") else None,
+                f"fp16 factor {p['fp16_factor']:.2f}" if num("fp16_factor") and side == "accelerator" else None,
                 f"others took {100 * p['others_cpu_share']:.0f}% of the CPUs" if num("others_cpu_share") and p["others_cpu_share"] > 0.2 else None,
                 ("kernels tuned: " + ", ".join(f"{k} {v}" for k, v in p["kernel_shape"].items()) if p.get("kernel_shape")
                  else "kernels: the device type's defaults") if side == "accelerator" and p else None]
