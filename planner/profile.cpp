@@ -347,6 +347,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
     p.kernel_shape.pointwise_ocb = static_cast<int>(whole("pointwise_ocb", 0));
     p.kernel_shape.pointwise_opx = static_cast<int>(whole("pointwise_opx", 0));
     p.kernel_shape.conv_fill = static_cast<std::int64_t>(whole("conv_fill", -1));
+    p.kernel_shape.gpu_kernels = flag(ks, "gpu_kernels", what, false);
   }
   const json& classes = field(j, "op_classes", "", what);
   for (OpClass c : kAllOpClasses) {
@@ -398,7 +399,8 @@ std::string device_profile_to_json(const DeviceProfile& p) {
                          {"conv_opx", p.kernel_shape.conv_opx},
                          {"pointwise_ocb", p.kernel_shape.pointwise_ocb},
                          {"pointwise_opx", p.kernel_shape.pointwise_opx},
-                         {"conv_fill", p.kernel_shape.conv_fill}};
+                         {"conv_fill", p.kernel_shape.conv_fill},
+                         {"gpu_kernels", p.kernel_shape.gpu_kernels}};
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {
     json pts = json::array();

@@ -72,6 +72,9 @@ struct KernelShape {
   int pointwise_ocb = 0;         // the same for 1x1 convolutions (GEMMs over the plane)
   int pointwise_opx = 0;
   std::int64_t conv_fill = -1;   // invocations a layer should launch before its input channels split (0: never)
+  // Tuned with a GPU's kernel shapes (a GPU, or VKFUSE_DEVICE_LIMITS'
+  // gpu_kernels=1): applied only where the executor uses the same regime.
+  bool gpu_kernels = false;
   bool tuned() const {
     return conv_ocb > 0 || conv_opx > 0 || pointwise_ocb > 0 || pointwise_opx > 0 || conv_fill >= 0;
   }

@@ -295,41 +295,51 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
 // small one), then on a GPU how many invocations a layer should launch
 // before its input channels split, timed on all four. A candidate replaces
 // the one before only when 5% faster, so that noise keeps the defaults.
+// gpu: the device runs a GPU's kernel shapes (their split threshold is tuned too).
 planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOptions& options, bool gpu,
                                        double busy_ms, const Progress& progress, const std::string& who) {
   const std::vector<Graph> spatial = {conv_graph(64, 64, 56, 3, 3), conv_graph(256, 256, 14, 3, 3)};
   const std::vector<Graph> pointwise = {conv_graph(64, 256, 56, 1, 1), conv_graph(768, 192, 17, 1, 1)};
   std::vector<Graph> all = spatial;
   all.insert(all.end(), pointwise.begin(), pointwise.end());
+  // A shape's time on `layers`, and the kernels it ran (their variant names).
+  struct Timed {
+    double us = 0;
+    std::string kernels;
+  };
   const auto time_of = [&](const planner::KernelShape& shape, const std::vector<Graph>& layers, const char* kind) {
     ExecutorOptions o = options;
     o.kernel_shape = shape;
-    double us = 0;
+    Timed t;
     for (const Graph& g : layers) {
       const Measured m = measure(make, o, g, busy_ms);
-      if (!m.kernels) return 0.0;  // no device timestamps: nothing to compare by
-      us += m.kernel_us;
+      if (!m.kernels) return Timed{};  // no device timestamps: nothing to compare by
+      t.us += m.kernel_us;
+      t.kernels += m.variants + ";";
     }
     if (progress) {
       char line[96];
-      std::snprintf(line, sizeof line, ": %.1f us on %zu %s layers", us, layers.size(), kind);
+      std::snprintf(line, sizeof line, ": %.1f us on %zu %s layers", t.us, layers.size(), kind);
       progress("calibrating " + who + ": kernels, " + planner::describe(shape) + line);
     }
-    return us;
+    return t;
   };
   planner::KernelShape best;  // the device type's defaults
-  // One stage: the candidates `make_candidate(i)` against the best so far, on `layers`.
+  best.gpu_kernels = gpu;
+  // One stage: the candidates `make_candidate(i)` against the best so far,
+  // on `layers`. A candidate that runs the same kernels as the best (the
+  // device's default spelt out) is never taken: only noise could prefer it.
   const auto stage = [&](const std::vector<Graph>& layers, const char* kind, int count,
                          const std::function<planner::KernelShape(int)>& make_candidate) {
-    double best_us = time_of(best, layers, kind);
-    if (best_us <= 0) return false;
+    Timed best_t = time_of(best, layers, kind);
+    if (best_t.us <= 0) return false;
     for (int i = 0; i < count; ++i) {
       const planner::KernelShape s = make_candidate(i);
       if (s == best) continue;
-      const double us = time_of(s, layers, kind);
-      if (us > 0 && us < 0.95 * best_us) {
+      const Timed t = time_of(s, layers, kind);
+      if (t.us > 0 && t.us < 0.95 * best_t.us && t.kernels != best_t.kernels) {
         best = s;
-        best_us = us;
+        best_t = t;
       }
     }
     return true;
@@ -355,7 +365,7 @@ planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOption
       return s;
     });
   if (progress) progress("calibrating " + who + ": kernels tuned: " + planner::describe(best));
-  return best;
+  return best.tuned() ? best : planner::KernelShape{};
 }
 
 planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, const ExecutorOptions& base_options,
@@ -386,8 +396,10 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   p.kernel_shape = {};
   if (accelerator) {
     if (progress) progress("calibrating " + who + " (" + p.name + "): tuning the convolution kernels");
-    p.kernel_shape = tune_kernel_shape(make, base_options, p.device_type != "cpu", busy_ms, progress,
-                                       who + " (" + p.name + ")");
+    // The kernel regime the executor will use here: a GPU's shapes on a GPU
+    // (or where VKFUSE_DEVICE_LIMITS imposes them), a CPU device's on lavapipe.
+    const bool gpu_kernels = p.device_type != "cpu" || vulkan::DeviceLimits::from_env().gpu_kernels;
+    p.kernel_shape = tune_kernel_shape(make, base_options, gpu_kernels, busy_ms, progress, who + " (" + p.name + ")");
     options.kernel_shape = p.kernel_shape;
   }
 

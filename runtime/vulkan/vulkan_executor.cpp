@@ -448,14 +448,17 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
       caps.conv_opx = 4;
       caps.conv_fill_invocations = caps.row_groups ? 32768 : 0;
     }
-    // What calibration tuned on this device (before the knobs, which are
-    // for experiments and win).
-    const planner::KernelShape& tuned = options.kernel_shape;
-    if (tuned.conv_ocb > 0) caps.conv_ocb = static_cast<std::uint32_t>(tuned.conv_ocb);
-    if (tuned.conv_opx > 0) caps.conv_opx = static_cast<std::uint32_t>(tuned.conv_opx);
-    if (tuned.pointwise_ocb > 0) caps.pointwise_ocb = static_cast<std::uint32_t>(tuned.pointwise_ocb);
-    if (tuned.pointwise_opx > 0) caps.pointwise_opx = static_cast<std::uint32_t>(tuned.pointwise_opx);
-    if (tuned.conv_fill >= 0 && caps.row_groups) caps.conv_fill_invocations = tuned.conv_fill;
+    // What calibration tuned on this device, where it tuned the kernels this
+    // executor uses (a CPU device's shapes are not a GPU's); before the
+    // knobs, which are for experiments and win.
+    if (const planner::KernelShape& tuned = options.kernel_shape; tuned.gpu_kernels == gpu) {
+      if (tuned.conv_ocb > 0) caps.conv_ocb = static_cast<std::uint32_t>(tuned.conv_ocb);
+      if (tuned.conv_opx > 0) caps.conv_opx = static_cast<std::uint32_t>(tuned.conv_opx);
+      if (tuned.pointwise_ocb > 0) caps.pointwise_ocb = static_cast<std::uint32_t>(tuned.pointwise_ocb);
+      if (tuned.pointwise_opx > 0) caps.pointwise_opx = static_cast<std::uint32_t>(tuned.pointwise_opx);
+      if (tuned.conv_fill >= 0 && caps.row_groups) caps.conv_fill_invocations = tuned.conv_fill;
+      if (tuned.tuned()) load_.tuned_kernels = planner::describe(tuned);
+    }
     if (const char* e = std::getenv("VKFUSE_CONV_FILL"); e && *e && caps.row_groups)
       caps.conv_fill_invocations = std::max(0L, std::strtol(e, nullptr, 10));
     VkFormatProperties r32{}, rgba32{}, rgba16{};
@@ -1086,10 +1089,9 @@ std::string VulkanExecutor::description() const {
   const std::string io = impl_->mapped_out  ? "mapped I/O"
                          : impl_->mapped_in ? "mapped inputs, staged outputs" + queue
                                             : "staged I/O" + queue;
-  const planner::KernelShape& tuned = impl_->options.kernel_shape;
   return "gpu: " + impl_->ctx->name() + ", " + std::to_string(stats_.dispatches) + " dispatches, " +
          std::to_string(load_.shaders) + " shaders, " + io +
-         (tuned.tuned() ? ", kernels as tuned by calibration (" + planner::describe(tuned) + ")" : "");
+         (load_.tuned_kernels.empty() ? "" : ", kernels as tuned by calibration (" + load_.tuned_kernels + ")");
 }
 
 const DeviceProgram& VulkanExecutor::program() const { return *impl_->prog; }

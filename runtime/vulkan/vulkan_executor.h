@@ -48,6 +48,7 @@ struct LoadInfo {
   double lower_ms = 0, compile_ms = 0, pipelines_ms = 0, upload_ms = 0, warmup_ms = 0;
   std::int64_t shaders = 0;          // distinct shaders (pipelines)
   std::int64_t subgroup_folds = 0;   // kernels whose rows fold with subgroup arithmetic
+  std::string tuned_kernels;         // the kernel shape calibration tuned, where applied ("": the defaults)
   // Each distinct shader's kernel variant and the time its pipeline took to
   // create (where drivers like NVIDIA's compile), slowest first.
   std::vector<std::pair<std::string, double>> pipeline_ms;

@@ -92,6 +92,7 @@ TEST(DeviceProfile, JsonRoundTrip) {
   p.kernel_shape.conv_opx = 4;
   p.kernel_shape.pointwise_ocb = 16;
   p.kernel_shape.conv_fill = 0;
+  p.kernel_shape.gpu_kernels = true;
   const std::string text = device_profile_to_json(p);
   DeviceProfile q = device_profile_from_json(text);
   EXPECT_EQ(device_profile_to_json(q), text);

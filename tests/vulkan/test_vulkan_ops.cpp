@@ -832,7 +832,11 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
   EXPECT_NE(convs(r)[1].find("conv1x1_ob4_px4"), std::string::npos) << convs(r)[1];
 
   vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
+  // A shape tuned for a CPU device's kernels is not applied to a GPU's.
+  for (const auto& v : convs(compare_with_reference(build(), kTol, false, 7, true, block)))
+    EXPECT_EQ(v.find("_ob8_px2"), std::string::npos) << v;
   vkfuse::planner::KernelShape never, always;
+  never.gpu_kernels = always.gpu_kernels = true;
   never.conv_fill = 0;
   always.conv_fill = std::int64_t{1} << 30;
   for (const auto& v : convs(compare_with_reference(build(), kTol, false, 7, true, never)))
