@@ -818,7 +818,13 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
       if (k.variant.rfind("conv", 0) == 0) out.push_back(k.variant);
     return out;
   };
+  // The regime this device runs (a GPU's kernel shapes, or a CPU device's
+  // unless VKFUSE_DEVICE_LIMITS imposes a GPU's, as CI's discrete mode does).
+  const auto devices = vkfuse::list_devices();
+  const bool gpu_regime = (!devices.empty() && devices[0].type != "cpu") ||
+                          vkfuse::runtime::vulkan::DeviceLimits::from_env().gpu_kernels;
   vkfuse::planner::KernelShape block;
+  block.gpu_kernels = gpu_regime;
   block.conv_ocb = 8;
   block.conv_opx = 2;
   auto r = compare_with_reference(build(), kTol, false, 7, true, block);
@@ -831,10 +837,13 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
   EXPECT_NE(convs(r)[0].find("conv3x3_s1_ob8_px2"), std::string::npos) << convs(r)[0];
   EXPECT_NE(convs(r)[1].find("conv1x1_ob4_px4"), std::string::npos) << convs(r)[1];
 
-  vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
-  // A shape tuned for a CPU device's kernels is not applied to a GPU's.
-  for (const auto& v : convs(compare_with_reference(build(), kTol, false, 7, true, block)))
+  // A shape tuned for the other regime is not applied.
+  vkfuse::planner::KernelShape other = block;
+  other.gpu_kernels = !gpu_regime;
+  for (const auto& v : convs(compare_with_reference(build(), kTol, false, 7, true, other)))
     EXPECT_EQ(v.find("_ob8_px2"), std::string::npos) << v;
+
+  vkfuse::testing::ScopedLimits limits("gpu_kernels=1");
   vkfuse::planner::KernelShape never, always;
   never.gpu_kernels = always.gpu_kernels = true;
   never.conv_fill = 0;
