@@ -236,7 +236,8 @@ struct Measured {
   double kernel_us = 0, sequence_us = 0;
   std::size_t kernels = 0;
   int repeats = 1;
-  std::string variants;  // the kernels' names, for the progress line
+  std::string variants;  // the kernels' distinct names, in order of first run: for the progress line
+  bool gpu_kernels = false;  // the executor's kernel regime (vulkan::LoadInfo::gpu_kernels)
 };
 
 // Keeps a Vulkan device busy with the executor's kernels, repeated back to
@@ -266,6 +267,7 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
   m.flops = static_cast<double>(graph::graph_flops(g));
   m.us = time_us(*ex, g, min_runs, quantile, evictor);
   if (v) {
+    m.gpu_kernels = v->load_info().gpu_kernels;
     const auto sum_us = [](const std::vector<vulkan::KernelInfo>& ks) {
       double us = 0;
       for (const auto& k : ks) us += k.ms * 1e3;
@@ -283,8 +285,12 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
       m.kernel_us = sum_us(repeated);
       m.kernels = m.kernel_us > 0 ? repeated.size() : 0;
       m.repeats = repeats;
+      std::vector<std::string> seen;
       for (const auto& k : once)
-        if (m.variants.find(k.variant) == std::string::npos) m.variants += (m.variants.empty() ? "" : " ") + k.variant;
+        if (std::find(seen.begin(), seen.end(), k.variant) == seen.end()) {
+          seen.push_back(k.variant);
+          m.variants += (m.variants.empty() ? "" : " ") + k.variant;
+        }
     }
   }
   return m;
@@ -344,20 +350,20 @@ planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOption
     }
     return true;
   };
-  static constexpr int kBlocks[][2] = {{16, 8}, {8, 8}, {8, 4}, {4, 4}};
-  const bool timed = stage(spatial, "3x3", 4, [&](int i) {
-    planner::KernelShape s = best;
-    s.conv_ocb = kBlocks[i][0];
-    s.conv_opx = kBlocks[i][1];
-    return s;
-  });
-  if (!timed) return best;
-  stage(pointwise, "1x1", 4, [&](int i) {
-    planner::KernelShape s = best;
-    s.pointwise_ocb = kBlocks[i][0];
-    s.pointwise_opx = kBlocks[i][1];
-    return s;
-  });
+  // The register-block candidates of one kind (3x3 or 1x1): the best so far
+  // with that kind's output channels x pixels set to each block.
+  const auto blocks = [&](int planner::KernelShape::*ocb, int planner::KernelShape::*opx) {
+    return [&best, ocb, opx](int i) {
+      static constexpr int kBlocks[][2] = {{16, 8}, {8, 8}, {8, 4}, {4, 4}};
+      planner::KernelShape s = best;
+      s.*ocb = kBlocks[i][0];
+      s.*opx = kBlocks[i][1];
+      return s;
+    };
+  };
+  if (!stage(spatial, "3x3", 4, blocks(&planner::KernelShape::conv_ocb, &planner::KernelShape::conv_opx)))
+    return best;
+  stage(pointwise, "1x1", 4, blocks(&planner::KernelShape::pointwise_ocb, &planner::KernelShape::pointwise_opx));
   if (gpu)
     stage(all, "conv", 2, [&](int i) {
       planner::KernelShape s = best;
@@ -385,7 +391,8 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   // A GPU is kept busy before each step (see keep_busy); lavapipe's clocks
   // are the host's, and a token 5 ms keeps the path run where CI runs.
   const double busy_ms = !accelerator ? 0.0 : p.device_type == "cpu" ? 5.0 : 100.0;
-  const double t1 = measure(make, base_options, one, busy_ms).us, t8 = measure(make, base_options, eight, busy_ms).us;
+  const Measured m1 = measure(make, base_options, one, busy_ms);
+  const double t1 = m1.us, t8 = measure(make, base_options, eight, busy_ms).us;
   p.dispatch_us = std::max(0.1, (t8 - t1) / 7.0);
   p.submit_us = accelerator ? std::max(0.0, t1 - p.dispatch_us) : 0.0;
   const double overhead_us = p.dispatch_us + p.submit_us;
@@ -396,10 +403,8 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   p.kernel_shape = {};
   if (accelerator) {
     if (progress) progress("calibrating " + who + " (" + p.name + "): tuning the convolution kernels");
-    // The kernel regime the executor will use here: a GPU's shapes on a GPU
-    // (or where VKFUSE_DEVICE_LIMITS imposes them), a CPU device's on lavapipe.
-    const bool gpu_kernels = p.device_type != "cpu" || vulkan::DeviceLimits::from_env().gpu_kernels;
-    p.kernel_shape = tune_kernel_shape(make, base_options, gpu_kernels, busy_ms, progress, who + " (" + p.name + ")");
+    // Tuned in the kernel regime the executor runs here (as it reported).
+    p.kernel_shape = tune_kernel_shape(make, base_options, m1.gpu_kernels, busy_ms, progress, who + " (" + p.name + ")");
     options.kernel_shape = p.kernel_shape;
   }
 

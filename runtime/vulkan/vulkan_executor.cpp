@@ -435,6 +435,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     caps.max_groups_x = std::min<std::uint32_t>(limits.maxComputeWorkGroupCount[0], 65535);
     caps.subgroup_size = ctx.subgroup_size();
     const bool gpu = ctx.properties().deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU || ctx.imposed_limits().gpu_kernels;
+    load_.gpu_kernels = gpu;
     caps.row_groups = (wg & (wg - 1)) == 0 && gpu;
     caps.subgroup_fold = caps.row_groups && ctx.subgroup_arithmetic();
     caps.shared_memory_bytes = limits.maxComputeSharedMemorySize;

@@ -61,6 +61,9 @@ struct LoadInfo {
   bool mapped_inputs = false;   // inputs copied straight into mapped device memory (else staged)
   bool mapped_outputs = false;  // outputs read straight from it: only where the host reads it cached
   bool texel_loads = false;   // kernels read through texel views (else storage-buffer loads)
+  // The kernel regime: a GPU's kernel shapes (on a GPU, or where
+  // VKFUSE_DEVICE_LIMITS imposes them), else a CPU device's (lavapipe).
+  bool gpu_kernels = false;
 };
 
 // The loaded part of a graph on the device (kernels, memory plan, weights on
