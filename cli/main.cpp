@@ -572,7 +572,7 @@ int cmd_devices(bool as_json) {
     for (auto& d : devices)
       j.push_back({{"index", d.index}, {"name", d.name}, {"type", d.type}, {"driver", d.driver},
                    {"api_version", d.api_version}, {"device_local_bytes", d.device_local_bytes},
-                   {"subgroup_size", d.subgroup_size}, {"fp16", d.fp16}});
+                   {"max_tensor_bytes", d.max_tensor_bytes}, {"subgroup_size", d.subgroup_size}, {"fp16", d.fp16}});
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -583,11 +583,12 @@ int cmd_devices(bool as_json) {
     return 0;
   }
   for (auto& d : devices)
-    std::printf("[%d] %s\n    type %s, Vulkan %s, driver %s\n    device-local memory %.1f GiB, subgroup size %u, fp16 %s\n"
-                "    uuid %s\n",
+    std::printf("[%d] %s\n    type %s, Vulkan %s, driver %s\n    device-local memory %.1f GiB, largest tensor %.0f MiB, "
+                "subgroup size %u, fp16 %s\n    uuid %s\n",
                 d.index, d.name.c_str(), d.type.c_str(), d.api_version.c_str(), d.driver.c_str(),
-                static_cast<double>(d.device_local_bytes) / (1024.0 * 1024 * 1024), d.subgroup_size,
-                d.fp16 ? "yes" : "no", d.uuid.c_str());
+                static_cast<double>(d.device_local_bytes) / (1024.0 * 1024 * 1024),
+                static_cast<double>(d.max_tensor_bytes) / (1024.0 * 1024), d.subgroup_size, d.fp16 ? "yes" : "no",
+                d.uuid.c_str());
   return 0;
 }
 

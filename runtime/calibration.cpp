@@ -610,7 +610,7 @@ planner::DeviceProfile host_identity() {
   return p;
 }
 
-std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options) {
+std::optional<DeviceInfo> chosen_accelerator(const ExecutorOptions& options) {
   const auto devices = vkfuse::list_devices();
   if (devices.empty()) return std::nullopt;
   int index = -1;
@@ -620,7 +620,12 @@ std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions
     if (e.kind() != ErrorKind::Device) throw;
     return std::nullopt;  // no usable device: the host alone
   }
-  const DeviceInfo* chosen = &devices[static_cast<std::size_t>(index)];
+  return devices[static_cast<std::size_t>(index)];
+}
+
+namespace {
+planner::DeviceProfile identity_of(const DeviceInfo& device) {
+  const DeviceInfo* chosen = &device;
   planner::DeviceProfile p = planner::default_accelerator_profile(chosen->type);
   p.device_type = chosen->type;
   p.name = chosen->name;
@@ -631,6 +636,13 @@ std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions
   p.measured = false;
   p.shares_host_cores = chosen->type == "cpu";  // lavapipe runs on the host's own cores
   return p;
+}
+}  // namespace
+
+std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options) {
+  const auto chosen = chosen_accelerator(options);
+  if (!chosen) return std::nullopt;
+  return identity_of(*chosen);
 }
 
 planner::DeviceProfile calibrate_host(const ExecutorOptions& options, const Progress& progress) {
@@ -697,8 +709,10 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
   out.accel = planner::default_lavapipe_profile();
   out.measured_link = planner::default_link_profile("cpu");
 
-  const auto accel_id = accelerator_identity(options);
-  if (!accel_id) return out;
+  const auto chosen = chosen_accelerator(options);
+  if (!chosen) return out;
+  out.max_tensor_bytes = chosen->max_tensor_bytes;
+  const std::optional<planner::DeviceProfile> accel_id = identity_of(*chosen);
   out.accel = *accel_id;  // the defaults for its type until it is calibrated
   out.measured_link = planner::default_link_profile(accel_id->device_type);
   const planner::DeviceProfile host_id = host_identity();

@@ -23,6 +23,8 @@ std::string cache_dir();
 // measurements). The accelerator's is empty when there is no Vulkan device.
 planner::DeviceProfile host_identity();
 std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options);
+// The device behind it, as list_devices() describes it.
+std::optional<DeviceInfo> chosen_accelerator(const ExecutorOptions& options);
 
 // The share of the machine's CPU time (all CPUs, 0..1) that other processes
 // and the hypervisor (steal time) took since construction: from /proc/stat
@@ -55,6 +57,9 @@ struct PlanningProfiles {
   planner::DeviceProfile host, accel;
   planner::LinkProfile measured_link;
   bool measured = false;  // all three measured on the devices present
+  // The largest tensor the accelerator present can bind (DeviceInfo); 0:
+  // none present. What-if profiles are other devices': plans run here.
+  std::uint64_t max_tensor_bytes = 0;
 };
 PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrate_if_missing, const Progress& progress);
 

@@ -125,19 +125,22 @@ int resolve_threads(int requested) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// The accelerator runs what the GPU lowering has kernels for; the planner
-// keeps the rest on the host.
-bool gpu_supports(const graph::Graph& g, const graph::Node& n) {
-  return codegen::spirv::unsupported_reason(g, n).empty();
+// The accelerator runs what the GPU lowering has kernels for, on tensors the
+// device present can bind (max_tensor_bytes, 0: no device); the planner keeps
+// the rest on the host.
+planner::AccelSupports gpu_supports(std::uint64_t max_tensor_bytes) {
+  return [max_tensor_bytes](const graph::Graph& g, const graph::Node& n) {
+    return codegen::spirv::unsupported_reason(g, n, max_tensor_bytes).empty();
+  };
 }
 
 // "kept on the host: ..." naming each op type the GPU cannot run, with a node
 // and the reason; empty when it runs every op.
-std::string host_only_ops(const graph::Graph& g) {
+std::string host_only_ops(const graph::Graph& g, std::uint64_t max_tensor_bytes) {
   std::map<std::string, std::string> first;  // op type -> "node 'x': reason"
   std::map<std::string, int> count;
   for (const auto& n : g.nodes) {
-    const std::string why = codegen::spirv::unsupported_reason(g, n);
+    const std::string why = codegen::spirv::unsupported_reason(g, n, max_tensor_bytes);
     if (why.empty()) continue;
     if (!count[n.op_type]++) first[n.op_type] = "node '" + n.name + "': " + why;
   }
@@ -150,10 +153,10 @@ std::string host_only_ops(const graph::Graph& g) {
 }
 
 // A plan file that puts an op on the accelerator that the GPU cannot run.
-void check_placements(const graph::Graph& g, const planner::Plan& plan) {
+void check_placements(const graph::Graph& g, const planner::Plan& plan, std::uint64_t max_tensor_bytes) {
   for (std::size_t i = 0; i < g.nodes.size() && i < plan.nodes.size(); ++i) {
     if (plan.nodes[i].unit < 0) continue;
-    const std::string why = codegen::spirv::unsupported_reason(g, g.nodes[i]);
+    const std::string why = codegen::spirv::unsupported_reason(g, g.nodes[i], max_tensor_bytes);
     if (!why.empty())
       throw Error(ErrorKind::InvalidArgument, "the plan puts node '" + g.nodes[i].name + "' (" +
                                                   g.nodes[i].op_type + ") on the accelerator, which cannot run " +
@@ -285,14 +288,15 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     po.strategy = impl->strategy;
     po.k = options.k;
     po.devices_present = profiles.measured && options.accel_profile.empty();
-    po.accel_supports = gpu_supports;
+    po.accel_supports = gpu_supports(profiles.max_tensor_bytes);
     planner::Plan plan = options.plan.empty()
                              ? planner::make_plan(impl->graph, host, accel, link, po)
                              : planner::load_plan(options.plan, planner::CostModel(impl->graph, host, accel, link),
                                                   po.devices_present);
-    if (!options.plan.empty()) check_placements(impl->graph, plan);
+    if (!options.plan.empty()) check_placements(impl->graph, plan, profiles.max_tensor_bytes);
     if (impl->strategy != "cpu" && options.plan.empty())
-      if (std::string kept = host_only_ops(impl->graph); !kept.empty()) impl->warnings.push_back(std::move(kept));
+      if (std::string kept = host_only_ops(impl->graph, profiles.max_tensor_bytes); !kept.empty())
+        impl->warnings.push_back(std::move(kept));
     plan.model = impl->graph.name;
     if (!options.plan.empty()) impl->strategy = plan.strategy;
     impl->load.plan_ms = ms_since(t_phase);
@@ -569,7 +573,7 @@ PlanReport Model::plan(const PlanOptions& options) const {
   po.strategy = options.strategy;
   po.k = options.k;
   po.devices_present = profiles.measured && options.accel_profile.empty() && options.host_profile.empty();
-  po.accel_supports = gpu_supports;
+  po.accel_supports = gpu_supports(profiles.max_tensor_bytes);
   planner::Plan plan = planner::make_plan(g, host, accel, link, po);
   plan.model = g.name;
 

@@ -7,11 +7,11 @@
 void main() {
   const uint i = global_id();
   if (i >= TOTAL) return;
-  const float a = act[pc.o1 + a_index(i)];
+  const float a = ARENA(1)[pc.o1 + a_index(i)];
 #ifdef B_LITERAL
   const float b = B_LITERAL;
 #else
-  const float b = act[pc.o2 + b_index(i)];
+  const float b = ARENA(2)[pc.o2 + b_index(i)];
 #endif
-  act[pc.o0 + i] = act2(BINOP(a, b));
+  ARENA(0)[pc.o0 + i] = act2(BINOP(a, b));
 }

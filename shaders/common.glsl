@@ -1,7 +1,11 @@
 // shaders/common.glsl — prepended to every vkfuse kernel, after the generated
 // #defines (WG, GX, TOTAL, ...) and the activation functions act1/act2.
 //
-// Binding 0: the activation arena (every runtime tensor). Binding 1: the
+// Binding 0: the activation arena (every runtime tensor), once per operand
+// slot: ARENA(k) is what slot k's offset pc.ok indexes. Each is the whole
+// arena, unless it is larger than one storage buffer can address
+// (maxStorageBufferRange): then each a window of it that holds the operand,
+// pc.ok relative to the window. Binding 1: the
 // weight block holding this kernel's packed parameters (each template
 // declares the view it needs). Bindings 2 and 3: the same two buffers as
 // uniform texel buffers (arena as R32F, weights as RGBA32F): on lavapipe a
@@ -13,7 +17,8 @@
 // kernels of equal shape share one pipeline.
 #extension GL_EXT_control_flow_attributes : enable
 layout(local_size_x = WG, local_size_y = 1, local_size_z = 1) in;
-layout(std430, set = 0, binding = 0) buffer Arena { float act[]; };
+layout(std430, set = 0, binding = 0) buffer Arena { float v[]; } arena[8];
+#define ARENA(k) arena[k].v
 layout(set = 0, binding = 2) uniform samplerBuffer arena_tex;
 layout(set = 0, binding = 3) uniform samplerBuffer weights_tex;
 layout(set = 0, binding = 4) uniform samplerBuffer weights_h;  // RGBA16F: fp16 weights

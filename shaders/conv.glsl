@@ -39,15 +39,19 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { WT wv[]; };
 #define LOADW(i) wv[i]
 #define WUNIT (OCB >= 4 ? 4u : 1u)
 #endif
+// LOADX(k, i): element i of operand slot k (the texel view is the whole
+// arena: texel loads are off where operands bind windows of it).
 #if TEXEL
-#define LOADX(i) texelFetch(arena_tex, int(i)).x
+#define LOADX(k, i) texelFetch(arena_tex, int(i)).x
 #else
-#define LOADX(i) act[i]
+#define LOADX(k, i) ARENA(k)[i]
 #endif
 
 #if HAS_GATE && HAS_RES
+#define GATE_SLOT 4
 #define GATE_AT pc.o4
 #elif HAS_GATE
+#define GATE_SLOT 3
 #define GATE_AT pc.o3
 #endif
 #define MBLK (MGP / OCB)
@@ -101,7 +105,7 @@ void main() {
   [[dont_unroll]] for (uint ci = CI_FIRST; ci < CG; ci += CI_STEP) {
     const uint xc = xbase + ci * IPLANE;
 #if HAS_GATE
-    const float gs = LOADX(GATE_AT + n * C + g * CG + ci);
+    const float gs = LOADX(GATE_SLOT, GATE_AT + n * C + g * CG + ci);
 #else
     const float gs = 1.0;
 #endif
@@ -116,7 +120,7 @@ void main() {
         float xs[SEG];
         [[unroll]] for (int s = 0; s < SEG; ++s) {
           const int iw = iw0 + s;
-          const float v = LOADX(row + uint(clamp(iw, 0, IW - 1)));
+          const float v = LOADX(1, row + uint(clamp(iw, 0, IW - 1)));
           xs[s] = (row_ok && iw >= 0 && iw < IW) ? v * gs : 0.0;
         }
         [[unroll]] for (int kw = 0; kw < KW; ++kw) {
@@ -170,10 +174,10 @@ void main() {
 #endif
         v = act1(v);
 #if HAS_RES
-        v += act[pc.o3 + obase + uint(ow)];
+        v += ARENA(3)[pc.o3 + obase + uint(ow)];
 #endif
         v = act2(v);
-        act[pc.o0 + obase + uint(ow)] = v;
+        ARENA(0)[pc.o0 + obase + uint(ow)] = v;
       }
     }
   }

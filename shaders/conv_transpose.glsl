@@ -29,10 +29,10 @@ void main() {
         for (int kw = 0; kw < KW; ++kw) {
           const int tw = ow + PW - kw * DLW;
           if (tw < 0 || tw % SW != 0 || tw / SW >= IW) continue;
-          acc += act[xb + uint(((td / SD) * IH + th / SH) * IW + tw / SW)] * w[wb + uint((kd * KH + kh) * KW + kw)];
+          acc += ARENA(1)[xb + uint(((td / SD) * IH + th / SH) * IW + tw / SW)] * w[wb + uint((kd * KH + kh) * KW + kw)];
         }
       }
     }
   }
-  act[pc.o0 + idx] = act2(acc);
+  ARENA(0)[pc.o0 + idx] = act2(acc);
 }

@@ -15,7 +15,7 @@
 layout(std430, set = 0, binding = 1) readonly buffer Weights { float wb[]; };
 #define LOAD_B(i) wb[i]
 #else
-#define LOAD_B(i) act[i]
+#define LOAD_B(i) ARENA(2)[i]
 #endif
 
 void main() {
@@ -34,7 +34,7 @@ void main() {
   // One workgroup per output (a GPU, too few outputs to fill it): the lanes
   // take every WG-th k, reading A's row and B's packed column contiguously.
   float part = 0.0;
-  for (uint k = lane(); k < GK; k += WG) part += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
+  for (uint k = lane(); k < GK; k += WG) part += ARENA(1)[abase + k * ASK] * LOAD_B(bbase + k * BSK);
   const float sum = row_fold(part, 0);
   if (lane() != 0u) return;
   float v = ALPHA * sum;
@@ -42,16 +42,16 @@ void main() {
   float s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
   uint k = 0;
   for (; k + 4 <= GK; k += 4) {
-    s0 += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
-    s1 += act[abase + (k + 1) * ASK] * LOAD_B(bbase + (k + 1) * BSK);
-    s2 += act[abase + (k + 2) * ASK] * LOAD_B(bbase + (k + 2) * BSK);
-    s3 += act[abase + (k + 3) * ASK] * LOAD_B(bbase + (k + 3) * BSK);
+    s0 += ARENA(1)[abase + k * ASK] * LOAD_B(bbase + k * BSK);
+    s1 += ARENA(1)[abase + (k + 1) * ASK] * LOAD_B(bbase + (k + 1) * BSK);
+    s2 += ARENA(1)[abase + (k + 2) * ASK] * LOAD_B(bbase + (k + 2) * BSK);
+    s3 += ARENA(1)[abase + (k + 3) * ASK] * LOAD_B(bbase + (k + 3) * BSK);
   }
-  for (; k < GK; ++k) s0 += act[abase + k * ASK] * LOAD_B(bbase + k * BSK);
+  for (; k < GK; ++k) s0 += ARENA(1)[abase + k * ASK] * LOAD_B(bbase + k * BSK);
   float v = ALPHA * ((s0 + s1) + (s2 + s3));
 #endif
 #if HAS_C
-  v += BETA * act[pc.o3 + i * CSI + (N0 + j) * CSJ];
+  v += BETA * ARENA(3)[pc.o3 + i * CSI + (N0 + j) * CSJ];
 #endif
-  act[pc.o0 + (b * GM + i) * GNT + N0 + j] = act2(v);
+  ARENA(0)[pc.o0 + (b * GM + i) * GNT + N0 + j] = act2(v);
 }

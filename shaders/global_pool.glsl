@@ -8,9 +8,9 @@ void main() {
   if (p >= TOTAL) return;
   const uint base = pc.o1 + p * PLANE;
   float part = 0.0;
-  for (uint i = lane(); i < PLANE; i += WG) part += act[base + i];
+  for (uint i = lane(); i < PLANE; i += WG) part += ARENA(1)[base + i];
   const float s = row_fold(part, 0);
-  if (lane() == 0u) act[pc.o0 + p] = act2(s / float(PLANE));
+  if (lane() == 0u) ARENA(0)[pc.o0 + p] = act2(s / float(PLANE));
 #else
   const uint p = global_id();
   if (p >= TOTAL) return;
@@ -18,9 +18,9 @@ void main() {
   vec4 s4 = vec4(0.0);
   uint i = 0;
   for (; i + 4 <= PLANE; i += 4)
-    s4 += vec4(act[base + i], act[base + i + 1], act[base + i + 2], act[base + i + 3]);
+    s4 += vec4(ARENA(1)[base + i], ARENA(1)[base + i + 1], ARENA(1)[base + i + 2], ARENA(1)[base + i + 3]);
   float s = (s4.x + s4.y) + (s4.z + s4.w);
-  for (; i < PLANE; ++i) s += act[base + i];
-  act[pc.o0 + p] = act2(s / float(PLANE));
+  for (; i < PLANE; ++i) s += ARENA(1)[base + i];
+  ARENA(0)[pc.o0 + p] = act2(s / float(PLANE));
 #endif
 }

@@ -6,7 +6,8 @@
 // scale then bias: LEN each (LayerNormalization), or CH each, one per row's
 // channel r % CH (InstanceNormalization, rows = N x C).
 // MEAN_OUT / INV_OUT, when defined, are the offsets of LayerNormalization's
-// optional Mean and InvStdDev outputs (one value per row).
+// optional Mean and InvStdDev outputs (one value per row), in the slots
+// MEAN_SLOT / INV_SLOT.
 // Slots: o0 output, o1 input, o2 weights, then the optional outputs.
 layout(std430, set = 0, binding = 1) readonly buffer Weights { float w[]; };
 #ifdef ROW_GROUPS
@@ -25,28 +26,28 @@ void main() {
   if (r >= TOTAL) return;
   const uint base = r * LEN;
   float s = 0.0;
-  for (uint j = FIRST; j < LEN; j += STEP) s += act[pc.o1 + base + j];
+  for (uint j = FIRST; j < LEN; j += STEP) s += ARENA(1)[pc.o1 + base + j];
   const float mean = TOTAL_OF(s) / float(LEN);
   float q = 0.0;
   for (uint j = FIRST; j < LEN; j += STEP) {
-    const float d = act[pc.o1 + base + j] - mean;
+    const float d = ARENA(1)[pc.o1 + base + j] - mean;
     q += d * d;
   }
   const float inv = inversesqrt(TOTAL_OF(q) / float(LEN) + EPS);
 #if CH
   const uint c = r % CH;
   const float a = inv * w[pc.o2 + c], b = w[pc.o2 + CH + c];
-  for (uint j = FIRST; j < LEN; j += STEP) act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * a + b);
+  for (uint j = FIRST; j < LEN; j += STEP) ARENA(0)[pc.o0 + base + j] = act2((ARENA(1)[pc.o1 + base + j] - mean) * a + b);
 #else
   for (uint j = FIRST; j < LEN; j += STEP)
-    act[pc.o0 + base + j] = act2((act[pc.o1 + base + j] - mean) * inv * w[pc.o2 + j] + w[pc.o2 + LEN + j]);
+    ARENA(0)[pc.o0 + base + j] = act2((ARENA(1)[pc.o1 + base + j] - mean) * inv * w[pc.o2 + j] + w[pc.o2 + LEN + j]);
 #endif
   if (FIRST == 0u) {
 #ifdef MEAN_OUT
-    act[MEAN_OUT + r] = mean;
+    ARENA(MEAN_SLOT)[MEAN_OUT + r] = mean;
 #endif
 #ifdef INV_OUT
-    act[INV_OUT + r] = inv;
+    ARENA(INV_SLOT)[INV_OUT + r] = inv;
 #endif
   }
 }

@@ -9,8 +9,8 @@ void main() {
   const uint lo = c >= BEFORE ? c - BEFORE : 0u, hi = min(CH - 1u, c + AFTER);
   float s = 0.0;
   for (uint k = lo; k <= hi; ++k) {
-    const float v = act[base + k * PLANE];
+    const float v = ARENA(1)[base + k * PLANE];
     s += v * v;
   }
-  act[pc.o0 + i] = act2(act[pc.o1 + i] / pow(BIAS + ALPHA_N * s, BETA));
+  ARENA(0)[pc.o0 + i] = act2(ARENA(1)[pc.o1 + i] / pow(BIAS + ALPHA_N * s, BETA));
 }

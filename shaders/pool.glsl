@@ -8,7 +8,7 @@
 #if TEXEL
 #define LOADX(i) texelFetch(arena_tex, int(i)).x
 #else
-#define LOADX(i) act[i]
+#define LOADX(i) ARENA(1)[i]
 #endif
 #define OPLANE (OD * OH * OW)
 
@@ -61,5 +61,5 @@ void main() {
 #endif
   r = divisor > 0 ? sum / float(divisor) : 0.0;
 #endif
-  act[pc.o0 + plane * OPLANE + (od * OH + oh) * OW + ow] = act2(r);
+  ARENA(0)[pc.o0 + plane * OPLANE + (od * OH + oh) * OW + ow] = act2(r);
 }

@@ -14,11 +14,11 @@ void main() {
   const uint base = pc.o1 + o * LEN * INNER + i;
   STATE s = INIT;
   for (uint j = lane(); j < LEN; j += WG) {
-    const float v = act[base + j * INNER];
+    const float v = ARENA(1)[base + j * INNER];
     s = ACC(s, v);
   }
   s = row_fold(s, COMBINE);
-  if (lane() == 0u) act[pc.o0 + g] = act2(FINISH(s));
+  if (lane() == 0u) ARENA(0)[pc.o0 + g] = act2(FINISH(s));
 #else
   const uint g = global_id();
   if (g >= TOTAL) return;
@@ -26,9 +26,9 @@ void main() {
   const uint base = pc.o1 + o * LEN * INNER + i;
   STATE s = INIT;
   for (uint j = 0; j < LEN; ++j) {
-    const float v = act[base + j * INNER];
+    const float v = ARENA(1)[base + j * INNER];
     s = ACC(s, v);
   }
-  act[pc.o0 + g] = act2(FINISH(s));
+  ARENA(0)[pc.o0 + g] = act2(FINISH(s));
 #endif
 }

@@ -9,6 +9,6 @@ void main() {
   const uint i = global_id();
   if (i >= TOTAL) return;
   const int s = src_index(i);
-  const float v = s < 0 ? FILL : act[pc.o1 + uint(s)];
-  act[pc.o0 + dst_index(i)] = act2(v);
+  const float v = s < 0 ? FILL : ARENA(1)[pc.o1 + uint(s)];
+  ARENA(0)[pc.o0 + dst_index(i)] = act2(v);
 }

@@ -43,7 +43,7 @@ void main() {
   for (int j = 0; j < 4; ++j) {
     const uint row = base + uint(clamp(y0 + j, 0, int(IH) - 1)) * IW;
     float r = 0.0;
-    for (int k = 0; k < 4; ++k) r += wx[k] * act[row + uint(clamp(x0 + k, 0, int(IW) - 1))];
+    for (int k = 0; k < 4; ++k) r += wx[k] * ARENA(1)[row + uint(clamp(x0 + k, 0, int(IW) - 1))];
     v += wy[j] * r;
   }
 #elif LINEAR
@@ -51,17 +51,17 @@ void main() {
   const uint y0 = uint(floor(cy)), x0 = uint(floor(cx));
   const uint y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
   const float wy = cy - float(y0), wx = cx - float(x0);
-  const float top = mix(act[base + y0 * IW + x0], act[base + y0 * IW + x1], wx);
-  const float bottom = mix(act[base + y1 * IW + x0], act[base + y1 * IW + x1], wx);
+  const float top = mix(ARENA(1)[base + y0 * IW + x0], ARENA(1)[base + y0 * IW + x1], wx);
+  const float bottom = mix(ARENA(1)[base + y1 * IW + x0], ARENA(1)[base + y1 * IW + x1], wx);
   const float v = mix(top, bottom, wy);
 #else
   const uint sy = uint(clamp(nearest(fy), 0.0, float(IH - 1)));
   const uint sx = uint(clamp(nearest(fx), 0.0, float(IW - 1)));
-  const float v = act[base + sy * IW + sx];
+  const float v = ARENA(1)[base + sy * IW + sx];
 #endif
 #if HAS_RES
-  act[pc.o0 + i] = act2(act1(v) + act[pc.o2 + i]);
+  ARENA(0)[pc.o0 + i] = act2(act1(v) + ARENA(2)[pc.o2 + i]);
 #else
-  act[pc.o0 + i] = act2(act1(v));
+  ARENA(0)[pc.o0 + i] = act2(act1(v));
 #endif
 }

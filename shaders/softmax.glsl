@@ -17,16 +17,16 @@ void main() {
   const uint o = g / INNER, i = g % INNER;
   const uint base = o * LEN * INNER + i;
   float mx = -3.402823466e+38;
-  for (uint j = FIRST; j < LEN; j += STEP) mx = max(mx, act[pc.o1 + base + j * INNER]);
+  for (uint j = FIRST; j < LEN; j += STEP) mx = max(mx, ARENA(1)[pc.o1 + base + j * INNER]);
 #ifdef ROW_GROUPS
   mx = row_fold(mx, 1);
 #endif
   float sum = 0.0;
-  for (uint j = FIRST; j < LEN; j += STEP) sum += exp(act[pc.o1 + base + j * INNER] - mx);
+  for (uint j = FIRST; j < LEN; j += STEP) sum += exp(ARENA(1)[pc.o1 + base + j * INNER] - mx);
 #ifdef ROW_GROUPS
   sum = row_fold(sum, 0);
 #endif
   const float inv = 1.0 / sum;
   for (uint j = FIRST; j < LEN; j += STEP)
-    act[pc.o0 + base + j * INNER] = act2(exp(act[pc.o1 + base + j * INNER] - mx) * inv);
+    ARENA(0)[pc.o0 + base + j * INNER] = act2(exp(ARENA(1)[pc.o1 + base + j * INNER] - mx) * inv);
 }

@@ -8,10 +8,10 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { float w[]; };
 void main() {
   const uint i = global_id();
   if (i >= TOTAL) return;
-  float v = act1(act[pc.o1 + i]);
+  float v = act1(ARENA(1)[pc.o1 + i]);
 #if HAS_AFFINE
   const uint c = (i / PLANE) % CH;
   v = v * w[pc.o2 + c] + w[pc.o2 + CH + c];
 #endif
-  act[pc.o0 + i] = act2(v);
+  ARENA(0)[pc.o0 + i] = act2(v);
 }

@@ -6,5 +6,5 @@
 void main() {
   const uint i = global_id();
   if (i >= TOTAL) return;
-  act[pc.o0 + i] = act2(combine(i));
+  ARENA(0)[pc.o0 + i] = act2(combine(i));
 }

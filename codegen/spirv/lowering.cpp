@@ -846,7 +846,8 @@ void Lowering::emit_variadic(const Node& n) {
   for (std::size_t k = 0; k < n.inputs.size(); ++k) {
     const std::string idx = "in" + std::to_string(k) + "_index";
     def.code(index_function("uint", idx, ys, broadcast_strides(shape(n.inputs[k]), ys)));
-    const std::string v = "act[pc.o" + std::to_string(k + 1) + " + " + idx + "(i)]";
+    const std::string slot = std::to_string(k + 1);
+    const std::string v = "ARENA(" + slot + ")[pc.o" + slot + " + " + idx + "(i)]";
     fold += k == 0 ? "  float s = " + v + ";\n" : "  { const float v = " + v + "; s = " + step + "; }\n";
     kern.slots.push_back(input(n.inputs[k]));
   }
@@ -1167,6 +1168,7 @@ void Lowering::emit_layer_norm(const Node& n) {
   for (std::size_t o = 1; o < 3 && o < n.outputs.size(); ++o) {
     if (n.outputs[o] == kNoValue) continue;
     def.raw(stat_names[o - 1], "pc.o" + std::to_string(kern.slots.size()));
+    def(o == 1 ? "MEAN_SLOT" : "INV_SLOT", static_cast<std::int64_t>(kern.slots.size()));
     kern.slots.push_back(output(n.outputs[o]));
     kern.variant += o == 1 ? "_mean" : "_invstd";
   }
@@ -1291,7 +1293,7 @@ void Lowering::emit_resize(const Node& n, const Node* add) {
 }
 }  // namespace
 
-std::string unsupported_reason(const Graph& g, const Node& n) {
+std::string unsupported_reason(const Graph& g, const Node& n, std::uint64_t max_tensor_bytes) {
   bool all_constant = true;
   for (ValueId o : n.outputs) {
     if (o == kNoValue || g.is_constant(o)) continue;
@@ -1301,6 +1303,18 @@ std::string unsupported_reason(const Graph& g, const Node& n) {
              " result (the GPU backend runs float32 tensors only)";
   }
   if (all_constant) return "";  // folded at load
+  // A kernel binds each operand as one storage buffer (a window of the arena).
+  if (max_tensor_bytes > 0)
+    for (const auto* values : {&n.inputs, &n.outputs})
+      for (ValueId v : *values) {
+        if (v == kNoValue || g.is_constant(v)) continue;
+        const auto bytes = static_cast<std::uint64_t>(graph::element_count(g.value(v).shape)) * 4;
+        if (bytes <= max_tensor_bytes) continue;
+        char sizes[160];
+        std::snprintf(sizes, sizeof sizes, " of %.1f MiB, more than one storage buffer of the device addresses (%.1f MiB)",
+                      static_cast<double>(bytes) / 1048576.0, static_cast<double>(max_tensor_bytes) / 1048576.0);
+        return "a tensor ('" + g.value(v).name + "')" + sizes;
+      }
   const std::string& op = n.op_type;
   // Inputs i.. that must be constants (the lowering bakes them in).
   auto constant = [&](std::size_t i, const char* what) -> std::string {

@@ -110,9 +110,10 @@ struct Program {
 };
 
 // Why the GPU backend cannot run node `n` of `g` (non-float runtime tensors,
-// a Conv with non-constant weights, an op without a kernel, ...); "" when it
-// can. The planner keeps such ops on the host; lower_graph throws for them.
-std::string unsupported_reason(const graph::Graph& g, const graph::Node& n);
+// a Conv with non-constant weights, an op without a kernel, a runtime tensor
+// larger than `max_tensor_bytes` where that is not 0, ...); "" when it can.
+// The planner keeps such ops on the host; lower_graph throws for them.
+std::string unsupported_reason(const graph::Graph& g, const graph::Node& n, std::uint64_t max_tensor_bytes = 0);
 
 // Throws Error(Unsupported) naming the node for what the GPU cannot run
 // (non-float runtime tensors, a Conv with non-constant weights, ...).

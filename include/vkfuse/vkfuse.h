@@ -299,6 +299,9 @@ struct DeviceInfo {
   std::string api_version;
   std::string uuid;  // hex; keys the calibration cache
   std::uint64_t device_local_bytes = 0;
+  // The largest tensor a kernel can bind (maxStorageBufferRange, or less
+  // where VKFUSE_DEVICE_LIMITS caps it): ops on larger ones stay on the host.
+  std::uint64_t max_tensor_bytes = 0;
   std::uint32_t subgroup_size = 0;
   bool fp16 = false;  // 16-bit storage and shaderFloat16
 };

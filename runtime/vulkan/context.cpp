@@ -139,13 +139,15 @@ bool sync_validation_requested() {
 DeviceLimits DeviceLimits::parse(const std::string& spec) {
   DeviceLimits l;
   if (spec.empty()) return l;
-  const std::string expanded =
-      spec == "discrete" ? "host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1" : spec;
+  // The preset stands for its pairs wherever it appears in the list.
+  std::string expanded = "," + spec + ",";
+  for (std::size_t at; (at = expanded.find(",discrete,")) != std::string::npos;)
+    expanded.replace(at, 10, ",host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1,");
   auto bad = [&](const std::string& why) {
     return Error(ErrorKind::InvalidArgument,
                  "VKFUSE_DEVICE_LIMITS='" + spec + "': " + why +
-                     " (expected `discrete` or key=value pairs: host_visible_mib=N, texel_elements=N, mapped_io=0|1, "
-                     "gpu_kernels=0|1, subgroup_ops=0|1)");
+                     " (expected key=value pairs and the preset `discrete`: host_visible_mib=N, texel_elements=N, mapped_io=0|1, "
+                     "gpu_kernels=0|1, subgroup_ops=0|1, storage_range_mib=N, arena_windows=0|1)");
   };
   std::size_t at = 0;
   while (at <= expanded.size()) {
@@ -165,6 +167,12 @@ DeviceLimits DeviceLimits::parse(const std::string& spec) {
     } else if (key == "texel_elements") {
       if (n == 0 || n > UINT32_MAX) throw bad("texel_elements must be between 1 and 2^32-1");
       l.max_texel_elements = static_cast<std::uint32_t>(n);
+    } else if (key == "storage_range_mib") {
+      if (n == 0 || n > 4095) throw bad("storage_range_mib must be between 1 and 4095");
+      l.storage_range = n << 20;
+    } else if (key == "arena_windows") {
+      if (n > 1) throw bad("arena_windows is 0 or 1");
+      l.arena_windows = n == 1;
     } else if (key == "mapped_io") {
       if (n > 1) throw bad("mapped_io is 0 or 1");
       l.mapped_io = n == 1;
@@ -191,6 +199,8 @@ std::string DeviceLimits::describe() const {
   auto add = [&](const std::string& item) { s += (s.empty() ? "" : ",") + item; };
   if (host_visible_window) add("host_visible_mib=" + std::to_string(host_visible_window >> 20));
   if (max_texel_elements) add("texel_elements=" + std::to_string(max_texel_elements));
+  if (storage_range) add("storage_range_mib=" + std::to_string(storage_range >> 20));
+  if (arena_windows) add("arena_windows=1");
   if (!mapped_io) add("mapped_io=0");
   if (gpu_kernels) add("gpu_kernels=1");
   if (!subgroup_ops) add("subgroup_ops=0");
@@ -336,6 +346,9 @@ void Context::init(int index) {
     throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' supports only Vulkan 1.0 (1.1 is needed)");
   if (imposed_.max_texel_elements)
     props_.limits.maxTexelBufferElements = std::min(props_.limits.maxTexelBufferElements, imposed_.max_texel_elements);
+  if (imposed_.storage_range)
+    props_.limits.maxStorageBufferRange = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(props_.limits.maxStorageBufferRange, imposed_.storage_range));
   vkGetPhysicalDeviceMemoryProperties(physical_, &mem_);
   {
     std::uint32_t n = 0;

@@ -47,8 +47,8 @@ struct Buffer {
 
 // Limits imposed on top of the device's own (VKFUSE_DEVICE_LIMITS), to take
 // on any device the paths a discrete GPU takes. The variable is a comma-
-// separated list of key=value, or the preset `discrete` (=
-// host_visible_mib=256,texel_elements=65536,mapped_io=0):
+// separated list of key=value and the preset `discrete` (=
+// host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1):
 //   host_visible_mib=N  device memory is host-visible only through an N MiB
 //                       window (a discrete GPU's BAR without resizable BAR),
 //                       which the host reads uncached: outputs are staged
@@ -59,9 +59,18 @@ struct Buffer {
 //   gpu_kernels=1       the kernel shapes a GPU gets, on any device
 //   subgroup_ops=0      no subgroup arithmetic (a device without it folds
 //                       rows through shared memory alone)
+//   storage_range_mib=N maxStorageBufferRange at most N MiB (the spec's
+//                       minimum is 128): an arena larger than it is bound
+//                       in windows, one per kernel operand; the kernels'
+//                       weights are split at 128 MiB whatever the cap
+//   arena_windows=1     kernel operands bound in windows even where the
+//                       arena fits one storage buffer: the path a model
+//                       with more activations takes, for every kernel
 struct DeviceLimits {
   std::uint64_t host_visible_window = 0;  // bytes; 0: the device's own
   std::uint32_t max_texel_elements = 0;   // 0: the device's own
+  std::uint64_t storage_range = 0;        // bytes; 0: the device's own
+  bool arena_windows = false;
   bool mapped_io = true;
   // The kernel shapes a GPU gets (one workgroup per row of a reduction),
   // whatever the device; unset: a GPU gets them, a CPU device does not.
@@ -71,7 +80,10 @@ struct DeviceLimits {
   // Throws Error(InvalidArgument) naming the variable for a malformed value.
   static DeviceLimits parse(const std::string& spec);
   static DeviceLimits from_env();
-  bool any() const { return host_visible_window || max_texel_elements || !mapped_io || gpu_kernels || !subgroup_ops; }
+  bool any() const {
+    return host_visible_window || max_texel_elements || storage_range || arena_windows || !mapped_io || gpu_kernels ||
+           !subgroup_ops;
+  }
   std::string describe() const;
 };
 

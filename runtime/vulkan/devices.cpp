@@ -53,6 +53,7 @@ std::vector<DeviceInfo> list_devices() {
   std::vector<VkPhysicalDevice> handles(count);
   vkEnumeratePhysicalDevices(instance, &count, handles.data());
 
+  const runtime::vulkan::DeviceLimits imposed = runtime::vulkan::DeviceLimits::from_env();
   std::vector<DeviceInfo> devices;
   for (std::uint32_t i = 0; i < count; ++i) {
     VkPhysicalDeviceProperties props{};
@@ -62,6 +63,8 @@ std::vector<DeviceInfo> list_devices() {
     d.name = props.deviceName;
     d.type = type_name(props.deviceType);
     d.api_version = version_string(props.apiVersion);
+    d.max_tensor_bytes = props.limits.maxStorageBufferRange;
+    if (imposed.storage_range) d.max_tensor_bytes = std::min(d.max_tensor_bytes, imposed.storage_range);
 
     VkPhysicalDeviceIDProperties id{};
     id.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES;

@@ -2,6 +2,7 @@
 #include "runtime/vulkan/vulkan_executor.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -140,9 +141,25 @@ struct DeviceProgram {
   std::map<std::string, VkPipeline> pipelines;  // by source hash
   std::vector<VkShaderModule> modules;
 
+  // What a kernel binds (one descriptor set each, in every executor): its
+  // weight block, and for each operand slot the start (floats) of the
+  // window of the arena that slot k's ARENA(k) is. Windowed (an arena larger
+  // than one storage buffer can address, or VKFUSE_DEVICE_LIMITS'
+  // arena_windows=1), each window holds its operand's allocation and spans
+  // window_floats or up to the arena's end; otherwise every slot is the
+  // whole arena and there is one binding per weight block.
+  struct Binding {
+    std::size_t block = 0;
+    std::array<std::int64_t, kSlots> base{};
+    bool operator==(const Binding&) const = default;
+  };
+  std::vector<Binding> bindings;
+  bool windowed = false;
+  std::int64_t window_floats = 0;
+
   struct Dispatch {
     VkPipeline pipeline = VK_NULL_HANDLE;
-    std::size_t block = 0;
+    std::size_t binding = 0;  // index into bindings
     std::uint32_t push[kSlots] = {};
     std::uint32_t gx = 1, gy = 1;
     // Arena ranges [begin, end) in floats that it reads and writes: a
@@ -197,7 +214,7 @@ struct VulkanExecutor::Impl {
   bool mapped_in = false, mapped_out = false;
   VkBufferView arena_view = VK_NULL_HANDLE;
   VkDescriptorPool descriptor_pool = VK_NULL_HANDLE;
-  std::vector<VkDescriptorSet> sets;  // one per weight block
+  std::vector<VkDescriptorSet> sets;  // one per DeviceProgram::bindings entry
   VkCommandPool pool = VK_NULL_HANDLE, transfer_pool = VK_NULL_HANDLE;
 
   ~Impl() {
@@ -354,7 +371,7 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
                  VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                      VK_ACCESS_TRANSFER_WRITE_BIT);
   VkPipeline bound = VK_NULL_HANDLE;
-  std::size_t bound_block = SIZE_MAX;
+  std::size_t bound_set = SIZE_MAX;
   const VkPipelineLayout pipeline_layout = prog->pipeline_layout;
   const auto after_last_dispatch = [c] {
     memory_barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
@@ -367,9 +384,9 @@ void VulkanExecutor::Impl::record_dispatches(VkCommandBuffer c, const Unit& u, V
       vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, d.pipeline);
       bound = d.pipeline;
     }
-    if (d.block != bound_block) {
-      vkCmdBindDescriptorSets(c, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout, 0, 1, &sets[d.block], 0, nullptr);
-      bound_block = d.block;
+    if (d.binding != bound_set) {
+      vkCmdBindDescriptorSets(c, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout, 0, 1, &sets[d.binding], 0, nullptr);
+      bound_set = d.binding;
     }
     vkCmdPushConstants(c, pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof d.push, d.push);
     vkCmdDispatch(c, d.gx, d.gy, 1);
@@ -513,22 +530,22 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     if (roots[v].last >= roots[v].first && roots[v].size == 0)
       roots[v].size = align_up(std::max<std::int64_t>(1, graph::element_count(graph.values[v].shape)), 4);
   const std::int64_t arena_floats = align_up(std::max<std::int64_t>(place(roots), kAlign), kAlign);
+  // An arena beyond maxStorageBufferRange is bound to kernels in windows,
+  // one per operand (see below), which the texel views are not.
+  const auto storage_floats = static_cast<std::int64_t>(limits.maxStorageBufferRange / 4);
+  m.windowed = arena_floats > storage_floats || ctx.imposed_limits().arena_windows;
   // Texel views reach maxTexelBufferElements texels: the arena as R32F, a
   // weight block as RGBA32F and RGBA16F (2 floats a texel). Beyond that,
   // plain storage-buffer loads.
   const std::int64_t texel_reach = static_cast<std::int64_t>(limits.maxTexelBufferElements);
   if (caps.texel_loads) {
-    bool fits = arena_floats <= texel_reach;
+    bool fits = arena_floats <= texel_reach && !m.windowed;
     for (const Kernel& k : prog.kernels) fits = fits && weight_slots(k) <= 2 * texel_reach;
     if (!fits) {
       caps.texel_loads = false;
       m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
     }
   }
-  if (static_cast<std::uint64_t>(arena_floats) * 4 > limits.maxStorageBufferRange)
-    throw Error(ErrorKind::Unsupported, "the activations need " + std::to_string(arena_floats * 4 >> 20) +
-                                            " MiB, more than one storage buffer of '" + ctx.name() + "' can address (" +
-                                            std::to_string(limits.maxStorageBufferRange >> 20) + " MiB)");
   if (arena_floats > static_cast<std::int64_t>(UINT32_MAX))
     throw Error(ErrorKind::Unsupported, "the activation arena is too large for 32-bit offsets");
   std::vector<std::int64_t> offset(nv, -1);  // arena element offset of each value (-1: none)
@@ -650,13 +667,14 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     m.half_views.push_back(rgba16_texel ? make_view(b, VK_FORMAT_R16G16B16A16_SFLOAT, 8) : m.weight_views.back());
   }
 
-  // ---- the descriptor set layout: binding 0 the arena, binding 1 one weight
-  // block, bindings 2, 3 and 4 their texel views (R32F, RGBA32F, RGBA16F)
+  // ---- the descriptor set layout: binding 0 the arena once per operand slot,
+  // binding 1 one weight block, bindings 2, 3 and 4 their texel views (R32F,
+  // RGBA32F, RGBA16F)
   VkDescriptorSetLayoutBinding bindings[5] = {};
   for (std::uint32_t i = 0; i < 5; ++i) {
     bindings[i].binding = i;
     bindings[i].descriptorType = i < 2 ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-    bindings[i].descriptorCount = 1;
+    bindings[i].descriptorCount = i == 0 ? kSlots : 1;
     bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
   }
   VkDescriptorSetLayoutCreateInfo sl{};
@@ -754,13 +772,43 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
                   load_.pipeline_ms.front().second / 1e3);
     options.progress(line);
   }
+  // Windowed, each operand slot of a kernel sees the arena from the start of
+  // the operand's allocation (a view or an in-place Concat input may be
+  // reached with strides across it), aligned as the device asks: 256 bytes
+  // at most, which the allocations keep. Offsets are relative to it.
+  const std::int64_t window_align =
+      std::max<std::int64_t>(kAlign, static_cast<std::int64_t>(limits.minStorageBufferOffsetAlignment / 4));
+  m.window_floats = storage_floats / window_align * window_align;
+  const auto binding_of = [&](const Kernel& k, std::size_t block) {
+    DeviceProgram::Binding b;
+    b.block = block;
+    if (!m.windowed) return b;
+    for (std::size_t s = 0; s < k.slots.size(); ++s) {
+      const Slot& slot = k.slots[s];
+      if (slot.kind == Slot::Kind::Weights) continue;
+      const Interval& r = roots[static_cast<std::size_t>(prog.root[static_cast<std::size_t>(slot.value)])];
+      b.base[s] = r.offset / window_align * window_align;
+      if (r.offset + r.size - b.base[s] > m.window_floats) {
+        char sizes[256];
+        std::snprintf(sizes, sizeof sizes, "%.1f MiB, more than one storage buffer of '%s' can address (%.1f MiB)",
+                      static_cast<double>(r.size) * 4 / 1048576.0, ctx.name().c_str(),
+                      static_cast<double>(limits.maxStorageBufferRange) / 1048576.0);
+        throw Error(ErrorKind::Unsupported, "'" + graph.value(slot.value).name + "' (an operand of kernel '" +
+                                                k.nodes + "') needs " + sizes + "; run its op on the host");
+      }
+    }
+    return b;
+  };
   std::vector<int> dispatch_unit;  // per dispatch
   for (std::int64_t i = 0; i < K; ++i) {
     const Kernel& k = prog.kernels[static_cast<std::size_t>(i)];
     DeviceProgram::Dispatch d;
     const auto it = m.pipelines.find(kernel_hash[static_cast<std::size_t>(i)]);
     d.pipeline = it->second;
-    d.block = static_cast<std::size_t>(block_of[static_cast<std::size_t>(i)]);
+    const DeviceProgram::Binding binding = binding_of(k, static_cast<std::size_t>(block_of[static_cast<std::size_t>(i)]));
+    const auto known = std::find(m.bindings.begin(), m.bindings.end(), binding);
+    d.binding = static_cast<std::size_t>(known - m.bindings.begin());
+    if (known == m.bindings.end()) m.bindings.push_back(binding);
     d.gx = k.groups_x;
     d.gy = k.groups_y;
     if (k.slots.size() > kSlots) throw Error(ErrorKind::Internal, "kernel with more than 8 operands");
@@ -769,7 +817,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
       const std::int64_t v = slot.kind == Slot::Kind::Weights ? weight_offset[static_cast<std::size_t>(i)]
                                                               : offset[static_cast<std::size_t>(slot.value)];
       if (v < 0) throw Error(ErrorKind::Internal, "kernel '" + k.nodes + "' reads a value with no storage");
-      d.push[s] = static_cast<std::uint32_t>(v);
+      d.push[s] = static_cast<std::uint32_t>(slot.kind == Slot::Kind::Weights ? v : v - binding.base[s]);
     }
     if (k.invocations <= 0) continue;
     for (const Slot& slot : k.slots) {
@@ -794,6 +842,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   }
   m.place_barriers();
   load_.barriers = m.barriers;
+  load_.arena_windows = m.windowed;
   load_.compile_ms = compile_ms;
   load_.pipelines_ms = pipeline_ms;
   load_.shaders = static_cast<std::int64_t>(m.pipelines.size());
@@ -848,9 +897,9 @@ VulkanExecutor::VulkanExecutor(std::shared_ptr<const DeviceProgram> program, con
     ctx.check(vkCreateBufferView(dev, &vi, nullptr, &m.arena_view), "vkCreateBufferView");
   }
 
-  // ---- descriptor sets: the arena with each weight block
-  const auto nsets = static_cast<std::uint32_t>(prog.weight_blocks.size());
-  VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 2 * nsets},
+  // ---- descriptor sets: each binding that a kernel makes (DeviceProgram::Binding)
+  const auto nsets = static_cast<std::uint32_t>(std::max<std::size_t>(prog.bindings.size(), 1));
+  VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (kSlots + 1) * nsets},
                                 {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 3 * nsets}};
   VkDescriptorPoolCreateInfo dp{};
   dp.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
@@ -867,17 +916,25 @@ VulkanExecutor::VulkanExecutor(std::shared_ptr<const DeviceProgram> program, con
   da.pSetLayouts = layouts.data();
   ctx.check(vkAllocateDescriptorSets(dev, &da, m.sets.data()), "vkAllocateDescriptorSets");
   for (std::uint32_t s = 0; s < nsets; ++s) {
-    VkDescriptorBufferInfo infos[2] = {{m.arena.buffer, 0, m.arena.size}, {prog.weight_blocks[s].buffer, 0, prog.weight_blocks[s].size}};
-    const VkBufferView views[3] = {m.arena_view, prog.weight_views[s], prog.half_views[s]};
+    const DeviceProgram::Binding b = s < prog.bindings.size() ? prog.bindings[s] : DeviceProgram::Binding{};
+    VkDescriptorBufferInfo slots[kSlots];
+    for (int k = 0; k < kSlots; ++k) {
+      const auto base = static_cast<VkDeviceSize>(b.base[static_cast<std::size_t>(k)]) * 4;
+      slots[k] = {m.arena.buffer, base,
+                  prog.windowed ? std::min<VkDeviceSize>(static_cast<VkDeviceSize>(prog.window_floats) * 4, m.arena.size - base)
+                                : m.arena.size};
+    }
+    const VkDescriptorBufferInfo weights{prog.weight_blocks[b.block].buffer, 0, prog.weight_blocks[b.block].size};
+    const VkBufferView views[3] = {m.arena_view, prog.weight_views[b.block], prog.half_views[b.block]};
     VkWriteDescriptorSet w[5] = {};
     for (std::uint32_t i = 0; i < 5; ++i) {
       w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
       w[i].dstSet = m.sets[s];
       w[i].dstBinding = i;
-      w[i].descriptorCount = 1;
+      w[i].descriptorCount = i == 0 ? kSlots : 1;
       if (i < 2) {
         w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-        w[i].pBufferInfo = &infos[i];
+        w[i].pBufferInfo = i == 0 ? slots : &weights;
       } else {
         w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
         w[i].pTexelBufferView = &views[i - 2];

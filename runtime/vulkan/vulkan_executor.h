@@ -53,6 +53,10 @@ struct LoadInfo {
   // create (where drivers like NVIDIA's compile), slowest first.
   std::vector<std::pair<std::string, double>> pipeline_ms;
   std::int64_t arena_bytes = 0;      // activation arena
+  // Each kernel operand bound as a window of the arena holding it (an arena
+  // larger than one storage buffer can address, maxStorageBufferRange, or
+  // VKFUSE_DEVICE_LIMITS' arena_windows=1); else every operand the whole arena.
+  bool arena_windows = false;
   std::int64_t weight_bytes = 0;     // packed weights on the device
   std::int64_t staging_bytes = 0;    // host-visible staging buffers for inputs and outputs
   std::int64_t fused_adds = 0;       // Adds run as a Conv's or a Resize's epilogue

@@ -558,6 +558,66 @@ TEST(BackendOpsCases, OpsWithoutGpuKernelsStayOnTheHost) {
   }
 }
 
+// An op on a tensor larger than one storage buffer of the device addresses
+// (VKFUSE_DEVICE_LIMITS caps it at 1 MiB here) stays on the host, and the
+// model says which tensor; the ops around it still run on the device, and
+// the answer is the reference's. A plan that puts it on the accelerator is
+// refused.
+TEST(BackendOpsCases, OpsOnTensorsLargerThanOneStorageBufferStayOnTheHost) {
+  const auto available = vkfuse::available_strategies();
+  if (std::find(available.begin(), available.end(), "gpu") == available.end()) GTEST_SKIP() << "no gpu strategy";
+  if (std::getenv("VKFUSE_DEVICE_LIMITS")) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
+  OnnxBuilder b;
+  b.input("x", {1, 4, 64, 64});  // 64 KiB
+  b.initializer("w", {80, 4, 3, 3}, values({80, 4, 3, 3}, 5, 0.3f));
+  b.node("Relu", {"x"}, {"r"}, "relu");
+  auto& conv = b.node("Conv", {"r", "w"}, {"big"}, "conv");  // 1.25 MiB
+  OnnxBuilder::attr_ints(conv, "pads", {1, 1, 1, 1});
+  b.node("GlobalAveragePool", {"big"}, {"pooled"}, "pool");
+  b.node("Sigmoid", {"pooled"}, {"y"}, "sigmoid");
+  b.output("y", {1, 80, 1, 1});
+  const std::vector<std::vector<float>> inputs = {values({1, 4, 64, 64}, 6)};
+  vkfuse::LoadOptions ref_opts;
+  ref_opts.strategy = "reference";
+  const auto want = run(b, ref_opts, inputs);
+
+  setenv("VKFUSE_DEVICE_LIMITS", "storage_range_mib=1", 1);
+  vkfuse::LoadOptions opts;
+  opts.strategy = "gpu";
+  const auto bytes = b.byte_vector();
+  auto model = vkfuse::Model::load_bytes(bytes, opts);
+  bool said = false;
+  for (const auto& w : model.warnings()) said = said || w.find("a tensor ('big') of 1.2 MiB") != std::string::npos;
+  EXPECT_TRUE(said) << "no warning names the tensor";
+  vkfuse::PlanOptions po;
+  po.strategy = "gpu";
+  auto json = nlohmann::json::parse(model.plan(po).json);
+  ASSERT_EQ(json["nodes"].size(), 4u);
+  for (const auto& n : json["nodes"]) {
+    const std::string name = n["name"];
+    EXPECT_EQ(n["unit"].is_null(), name == "conv" || name == "pool") << name << ": " << n.dump();
+  }
+  const auto got = run(b, opts, inputs);
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < want[0].size(); ++i) {
+    num += (got[0][i] - want[0][i]) * (got[0][i] - want[0][i]);
+    den += want[0][i] * want[0][i];
+  }
+  EXPECT_LE(std::sqrt(num / den), 1e-4);
+  for (auto& n : json["nodes"]) n["unit"] = 0;
+  const std::string path = ::testing::TempDir() + "/large_tensor.plan.json";
+  std::ofstream(path) << json.dump();
+  opts.plan = path;
+  try {
+    vkfuse::Model::load_bytes(bytes, opts);
+    ADD_FAILURE() << "a plan with the 1.25 MiB Conv on the accelerator loaded";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'big'"), std::string::npos) << e.what();
+  }
+  unsetenv("VKFUSE_DEVICE_LIMITS");
+}
+
 // The cases themselves must be valid models the reference runs.
 TEST(BackendOpsCases, ReferenceRunsEveryCase) {
   for (const auto& c : cases()) {

@@ -79,10 +79,11 @@ int main(int argc, char** argv) {
                 static_cast<long long>(st.dispatches), static_cast<long long>(st.bytes_uploaded),
                 static_cast<long long>(st.bytes_downloaded), flops * 1e-9, flops * 1e-6 / times[times.size() / 2]);
     std::printf("load ms %.0f (lower %.0f, glsl->spirv %.0f, pipelines %.0f, upload %.0f, warm-up %.0f); %lld shaders, "
-                "arena %.1f MiB, weights %.1f MiB, %lld residual adds fused, %lld concat inputs in place, %lld reductions "
+                "arena %.1f MiB%s, weights %.1f MiB, %lld residual adds fused, %lld concat inputs in place, %lld reductions "
                 "folded with subgroup arithmetic\n",
                 load_ms, li.lower_ms, li.compile_ms, li.pipelines_ms, li.upload_ms, li.warmup_ms,
-                static_cast<long long>(li.shaders), li.arena_bytes / 1048576.0, li.weight_bytes / 1048576.0,
+                static_cast<long long>(li.shaders), li.arena_bytes / 1048576.0,
+                li.arena_windows ? " (bound in windows)" : "", li.weight_bytes / 1048576.0,
                 static_cast<long long>(li.fused_adds), static_cast<long long>(li.aliased_concat_inputs),
                 static_cast<long long>(li.subgroup_folds));
     std::printf("pipelines created on %u threads; slowest:", std::max(1u, std::thread::hardware_concurrency()));

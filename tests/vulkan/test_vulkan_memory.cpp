@@ -47,6 +47,8 @@ TEST(DeviceLimits, ParsesPresetsAndPairs) {
   EXPECT_FALSE(d.mapped_io);
   EXPECT_TRUE(d.gpu_kernels);
   EXPECT_EQ(d.describe(), "host_visible_mib=256,texel_elements=65536,mapped_io=0,gpu_kernels=1");
+  const DeviceLimits dw = DeviceLimits::parse("discrete,arena_windows=1");  // the preset within a list
+  EXPECT_EQ(dw.describe(), "host_visible_mib=256,texel_elements=65536,arena_windows=1,mapped_io=0,gpu_kernels=1");
   const DeviceLimits s = DeviceLimits::parse("gpu_kernels=1,subgroup_ops=0");
   EXPECT_FALSE(s.subgroup_ops);
   EXPECT_TRUE(s.any());
@@ -55,11 +57,16 @@ TEST(DeviceLimits, ParsesPresetsAndPairs) {
   EXPECT_EQ(p.max_texel_elements, 1000u);
   EXPECT_TRUE(p.mapped_io);
   EXPECT_EQ(p.host_visible_window, 0u);
+  const DeviceLimits r = DeviceLimits::parse("storage_range_mib=64,arena_windows=1");
+  EXPECT_EQ(r.storage_range, 64ull << 20);
+  EXPECT_TRUE(r.arena_windows);
+  EXPECT_EQ(r.describe(), "storage_range_mib=64,arena_windows=1");
 }
 
 TEST(DeviceLimits, MalformedValuesNameTheVariable) {
   for (const char* bad : {"mapped_io", "texel_elements=abc", "host_visible_mib=0", "mapped_io=2", "bar=1",
-                          "texel_elements=-5", "gpu_kernels=2", "subgroup_ops=3"}) {
+                          "texel_elements=-5", "gpu_kernels=2", "subgroup_ops=3",
+                          "storage_range_mib=0", "storage_range_mib=4096", "arena_windows=2"}) {
     try {
       DeviceLimits::parse(bad);
       ADD_FAILURE() << bad << " was accepted";
@@ -128,6 +135,73 @@ TEST_F(VulkanMemory, TexelLoadsOnlyWithinTheTexelLimit) {
   const auto big_weights = compare_with_reference(conv_graph(64, 256, 8, 6), kTol);  // 147k weights
   EXPECT_LT(big_weights.load.arena_bytes / 4, 65536);
   EXPECT_FALSE(big_weights.load.texel_loads);
+}
+
+// An arena larger than one storage buffer can address (here capped at 1 MiB)
+// is bound to each kernel operand as a window of it that holds the operand;
+// the kernels' offsets are relative to their windows. 1.5 MiB of activations
+// in two graphs: a chain of convolutions whose every output is kept (a graph
+// output), and six convolutions of one small input, whose input and outputs
+// lie further apart than one window (largest first, the input is placed
+// last). A tensor larger than a window is refused with an error naming it
+// and saying where to run its op.
+TEST_F(VulkanMemory, ArenasBeyondOneStorageBufferAreBoundInWindows) {
+  VKFUSE_REQUIRE_VULKAN();
+  if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
+  const char* const weights[] = {"w0", "w1", "w2", "w3", "w4", "w5"};
+  const auto chain = [&] {
+    GraphBuilder b(21);
+    auto y = b.input("x", {1, 4, 128, 128});  // 256 KiB per tensor
+    for (const char* w : weights) {
+      y = b.node("Conv", {y, b.random_constant(w, {4, 4, 3, 3}, 0.3f)},
+                 [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); });
+      b.output(y);
+    }
+    return std::move(b.graph);
+  };
+  const auto fan_out = [&] {
+    GraphBuilder b(23);
+    auto x = b.input("x", {1, 1, 128, 128});  // 64 KiB in, 256 KiB out of each
+    for (const char* w : weights)
+      b.output(b.node("Conv", {x, b.random_constant(w, {4, 1, 3, 3}, 0.3f)},
+                      [](g::Attributes& a) { a.set("pads", I64{1, 1, 1, 1}); }));
+    return std::move(b.graph);
+  };
+  // Also with the limits of a discrete GPU (staged I/O, a GPU's kernels).
+  for (const char* spec : {"storage_range_mib=1",
+                           "discrete,storage_range_mib=1"}) {
+    SCOPED_TRACE(spec);
+    ScopedLimits limits(spec);
+    for (const auto& make : {std::function<g::Graph()>(chain), std::function<g::Graph()>(fan_out)}) {
+      const auto r = compare_with_reference(make(), kTol);
+      EXPECT_GT(r.load.arena_bytes, 1 << 20);
+      EXPECT_TRUE(r.load.arena_windows);
+      EXPECT_FALSE(r.load.texel_loads);  // the texel views are not windowed
+      EXPECT_EQ(r.stats.dispatches, 6);
+    }
+  }
+  {
+    ScopedLimits limits("storage_range_mib=1");
+    GraphBuilder b(22);
+    b.output(b.node("Relu", {b.input("x", {1, 12, 200, 200})}));  // 1.8 MiB
+    g::Graph graph = std::move(b.graph);
+    g::prepare_graph(graph);
+    try {
+      vkfuse::runtime::vulkan::VulkanExecutor gpu(graph, {});
+      ADD_FAILURE() << "a kernel with a 1.8 MiB operand loaded";
+    } catch (const vkfuse::Error& e) {
+      EXPECT_EQ(e.kind(), vkfuse::ErrorKind::Unsupported);
+      const std::string what = e.what();
+      EXPECT_NE(what.find("an operand of kernel 'Relu_0'"), std::string::npos) << what;
+      EXPECT_NE(what.find("1.8 MiB, more than one storage buffer"), std::string::npos) << what;
+      EXPECT_NE(what.find("run its op on the host"), std::string::npos) << what;
+    }
+  }
+  // Unlimited, every operand binds the whole arena; arena_windows=1 takes
+  // the windowed path all the same (CI's discrete mode runs every kernel so).
+  EXPECT_FALSE(compare_with_reference(fan_out(), kTol).load.arena_windows);
+  ScopedLimits limits("arena_windows=1");
+  EXPECT_TRUE(compare_with_reference(fan_out(), kTol).load.arena_windows);
 }
 
 // Two dispatches that read the input and write their own outputs need no
