@@ -187,6 +187,7 @@ std::string describe(const KernelShape& s) {
   };
   block("conv", s.conv_ocb, s.conv_opx);
   block("1x1", s.pointwise_ocb, s.pointwise_opx);
+  if (s.pointwise_tiled) d += (d.empty() ? "" : ", ") + std::string("1x1 tiled");
   if (s.conv_fill >= 0) d += (d.empty() ? "" : ", ") + std::string("conv fill ") + std::to_string(s.conv_fill);
   return d;
 }
@@ -347,6 +348,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
     p.kernel_shape.pointwise_ocb = static_cast<int>(whole("pointwise_ocb", 0));
     p.kernel_shape.pointwise_opx = static_cast<int>(whole("pointwise_opx", 0));
     p.kernel_shape.conv_fill = static_cast<std::int64_t>(whole("conv_fill", -1));
+    p.kernel_shape.pointwise_tiled = flag(ks, "pointwise_tiled", what, false);
     p.kernel_shape.gpu_kernels = flag(ks, "gpu_kernels", what, false);
   }
   const json& classes = field(j, "op_classes", "", what);
@@ -400,6 +402,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
                          {"pointwise_ocb", p.kernel_shape.pointwise_ocb},
                          {"pointwise_opx", p.kernel_shape.pointwise_opx},
                          {"conv_fill", p.kernel_shape.conv_fill},
+                         {"pointwise_tiled", p.kernel_shape.pointwise_tiled},
                          {"gpu_kernels", p.kernel_shape.gpu_kernels}};
   json classes = json::object();
   for (OpClass c : kAllOpClasses) {

@@ -72,15 +72,19 @@ struct KernelShape {
   int pointwise_ocb = 0;         // the same for 1x1 convolutions (GEMMs over the plane)
   int pointwise_opx = 0;
   std::int64_t conv_fill = -1;   // invocations a layer should launch before its input channels split (0: never)
+  // 1x1 convolutions as GEMMs tiled through shared memory (pointwise_tiled),
+  // in place of the register-blocked kernel.
+  bool pointwise_tiled = false;
   // Tuned with a GPU's kernel shapes (a GPU, or VKFUSE_DEVICE_LIMITS'
   // gpu_kernels=1): applied only where the executor uses the same regime.
   bool gpu_kernels = false;
   bool tuned() const {
-    return conv_ocb > 0 || conv_opx > 0 || pointwise_ocb > 0 || pointwise_opx > 0 || conv_fill >= 0;
+    return conv_ocb > 0 || conv_opx > 0 || pointwise_ocb > 0 || pointwise_opx > 0 || conv_fill >= 0 ||
+           pointwise_tiled;
   }
   bool operator==(const KernelShape&) const = default;
 };
-// "conv block 8x4, 1x1 block 16x4, conv fill 32768", "the device's defaults"
+// "conv block 8x4, 1x1 block 16x4, 1x1 tiled, conv fill 32768", "the device's defaults"
 std::string describe(const KernelShape& s);
 
 struct DeviceProfile {

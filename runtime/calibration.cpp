@@ -297,9 +297,10 @@ Measured measure(const Factory& make, const ExecutorOptions& options, const Grap
 }
 
 // Per-device tuning (issue 17): the register block of spatial and of 1x1
-// convolutions, each timed on two layers of its kind (a wide map, a deep
-// small one), then on a GPU how many invocations a layer should launch
-// before its input channels split, timed on all four. A candidate replaces
+// convolutions (on a GPU also the tiled 1x1 GEMM), each timed on two layers
+// of its kind (a wide map, a deep small one), then on a GPU how many
+// invocations a layer should launch before its input channels split, timed
+// on all four. A candidate replaces
 // the one before only when 5% faster, so that noise keeps the defaults.
 // gpu: the device runs a GPU's kernel shapes (their split threshold is tuned too).
 planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOptions& options, bool gpu,
@@ -363,7 +364,16 @@ planner::KernelShape tune_kernel_shape(const Factory& make, const ExecutorOption
   };
   if (!stage(spatial, "3x3", 4, blocks(&planner::KernelShape::conv_ocb, &planner::KernelShape::conv_opx)))
     return best;
-  stage(pointwise, "1x1", 4, blocks(&planner::KernelShape::pointwise_ocb, &planner::KernelShape::pointwise_opx));
+  // On a GPU also the 1x1 GEMM tiled through shared memory, against the
+  // best register block (a CPU device runs its barriers 5x slower: lavapipe,
+  // Inception v3's 1x1s at 2.5-4.4 GFLOP/s against 11-22).
+  const auto pointwise_blocks = blocks(&planner::KernelShape::pointwise_ocb, &planner::KernelShape::pointwise_opx);
+  stage(pointwise, "1x1", gpu ? 5 : 4, [&](int i) {
+    if (i < 4) return pointwise_blocks(i);
+    planner::KernelShape s = best;
+    s.pointwise_tiled = true;
+    return s;
+  });
   if (gpu)
     stage(all, "conv", 2, [&](int i) {
       planner::KernelShape s = best;

@@ -14,7 +14,7 @@
 // A squeeze-and-excitation gate (HAS_GATE) scales each input channel as it
 // is loaded: input[n][c] * gate[n][c].
 // Slots: o0 output, o1 input, o2 weights (floats), o3 residual, then the gate
-// (o4 after a residual, else o3).
+// (GATE_SLOT at GATE_AT: o4 after a residual, else o3).
 // KSPLIT > 1 (a GPU, a layer with too few output tiles to fill it): KSPLIT
 // lanes of a workgroup share one tile, each summing every KSPLIT-th input
 // channel; the partial sums are added in shared memory and the tile's first
@@ -47,13 +47,6 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { WT wv[]; };
 #define LOADX(k, i) ARENA(k)[i]
 #endif
 
-#if HAS_GATE && HAS_RES
-#define GATE_SLOT 4
-#define GATE_AT pc.o4
-#elif HAS_GATE
-#define GATE_SLOT 3
-#define GATE_AT pc.o3
-#endif
 #define MBLK (MGP / OCB)
 #define OWB ((OW + OPX - 1) / OPX)
 #define KVOL (KD * KH * KW)

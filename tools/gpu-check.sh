@@ -32,15 +32,16 @@
 #
 # Usage: tools/gpu-check.sh [BUNDLE]      (default build-gpu-bundle)
 # The bench_vulkan steps include a sweep of kernel shapes on the first model
-# (VKFUSE_CONV_BLOCK=OCBxOPX, VKFUSE_CONV_FILL=N, VKFUSE_WORKGROUP=N; a GPU's
-# default: 8x4 (4x4 over 9 taps), 32768, 64) for issue 17's per-device tuning.
+# and ResNet-50 (VKFUSE_CONV_BLOCK=OCBxOPX, VKFUSE_CONV_FILL=N,
+# VKFUSE_WORKGROUP=N, VKFUSE_CONV_TILED=0|1; a GPU's default: 8x4 (4x4 over 9
+# taps), 32768, 64, register-blocked 1x1s) for issue 17's per-device tuning.
 #
 # Environment: OUT (results folder; the device tool sets it, default
 #   build-gpu-check/), GPU_CHECK_QUICK=1, GPU_CHECK_BUDGET_S (default 420),
 #   GPU_CHECK_MODELS (default "resnet18 inception_v3"; with the tables),
 #   GPU_CHECK_EXTRA_MODELS (runs only; default "resnet50 mobilenet_v2"), GPU_CHECK_SHAPES
 #   (the sweep's NAME:VAR=VALUE,... list), GPU_CHECK_SHAPE_MODELS (default:
-#   the first model), PYTHON,
+#   the first model and resnet50; quick: the first), PYTHON,
 #   GPU_CHECK_KEEP=1 (keep the work folder), GPU_CHECK_MODE=system|compat|glibc
 #   (how the binaries find their libraries; default: the first that starts),
 #   GPU_CHECK_UNPACK_LOADER=1 (unpack the loader .debs into / even off the
@@ -69,7 +70,8 @@ if [[ $quick == 1 ]]; then
   read -r -a models <<<"${GPU_CHECK_MODELS:-resnet18}"
   iters=3 warmup=1 bench_iters=3 table_iters=1
   extra_default=""
-  shapes="fill0:VKFUSE_CONV_FILL=0"
+  shapes="fill0:VKFUSE_CONV_FILL=0 tiled:VKFUSE_CONV_TILED=1"
+  shape_models_default=${models[0]}
   pred_strategies="gpu fused" pred_links="measured"
   strat_strategies="cpu gpu fused" strat_links="measured edge"
 else
@@ -78,10 +80,13 @@ else
   extra_default="resnet50 mobilenet_v2"
   # Kernel shapes to time besides a GPU's default (8x4 register block, 4x4
   # over 9 taps, layers split over input channels up to 32768 invocations,
-  # workgroup 64),
-  # on the first model, as NAME:VAR=VALUE,...: issue 17's tuning, measured.
-  shapes="fill0:VKFUSE_CONV_FILL=0 fill8k:VKFUSE_CONV_FILL=8192 fill128k:VKFUSE_CONV_FILL=131072"
-  shapes+=" 4x4:VKFUSE_CONV_BLOCK=4x4 4x2:VKFUSE_CONV_BLOCK=4x2 wg128:VKFUSE_WORKGROUP=128 wg32:VKFUSE_WORKGROUP=32"
+  # workgroup 64, register-blocked 1x1s), on the first model and ResNet-50
+  # (the most 1x1s), as NAME:VAR=VALUE,...: issue 17's tuning, measured. The
+  # H200 runs of 2026-12-04 timed fill 8k/128k, 4x2 and workgroups 32/128
+  # (all slower); the 1x1 GEMM tiled through shared memory is new.
+  shapes="default:VKFUSE_CONV_TILED=0 tiled:VKFUSE_CONV_TILED=1 tiled256:VKFUSE_CONV_TILED=1,VKFUSE_WORKGROUP=256"
+  shapes+=" fill0:VKFUSE_CONV_FILL=0 4x4:VKFUSE_CONV_BLOCK=4x4"
+  shape_models_default="${models[0]} resnet50"
   pred_strategies="cpu gpu naive fused" pred_links="measured edge"
   strat_strategies="cpu gpu naive fused passes fuse-all per-op" strat_links="measured local edge"
 fi
@@ -314,7 +319,7 @@ main() {
   done
 
   local shape sm
-  for sm in ${GPU_CHECK_SHAPE_MODELS:-${models[0]}}; do
+  for sm in ${GPU_CHECK_SHAPE_MODELS:-$shape_models_default}; do
     for shape in ${GPU_CHECK_SHAPES:-$shapes}; do
       # shellcheck disable=SC2046  # one VAR=VALUE word each
       (export $(tr ',' ' ' <<<"${shape#*:}") && step -q "shape-$sm-${shape%%:*}" 60 "$W/bin/bench_vulkan" "$sm" 10 --profile)

@@ -349,6 +349,13 @@ class Lowering {
     finish_rows(std::move(k), outputs, d, "gemm", act, rows);
   }
 
+  // A convolution's channel gate (squeeze-and-excitation, HAS_GATE) as its
+  // next slot: GATE_SLOT and GATE_AT, the slot and its offset.
+  void gate_slot(Kernel& kern, Defines& def, ValueId gate) {
+    const std::string slot = std::to_string(kern.slots.size());
+    def("GATE_SLOT", static_cast<std::int64_t>(kern.slots.size())).raw("GATE_AT", "pc.o" + slot);
+    kern.slots.push_back(input(gate));
+  }
   void plan_fusions();
   void plan_aliases();
   void emit(std::size_t index);
@@ -568,6 +575,50 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     isz = {1, 1, plane};
     osz = {1, 1, plane};
   }
+  const std::int64_t wg = caps_.workgroup_size;
+  // One range of output channels per kernel whose weights fit one storage
+  // buffer (planner::weight_split; one range unless the weights are huge).
+  const std::int64_t split = planner::weight_split(g_, n);
+  if (split <= 0) graph::unsupported_node(n, "weights too large for one storage buffer per output channel block");
+  const std::string nodes = (gate_mul ? gate_mul->name + "+" : "") + n.name + (add ? "+" + add->name : "");
+  const std::string epilogue =
+      act_suffix(n.activation) + (add ? "_res" + act_suffix(add->activation) : "") + (gate_mul ? "_gated" : "");
+  // (Not for planes of a few pixels: a squeeze-and-excitation's 1x1s on
+  // pooled maps would fill a tile's 64 pixel columns with one.)
+  if (pointwise && caps_.pointwise_tiled && groups == 1 && MG > 1 && osz[2] >= 16 && (wg == 64 || wg == 256)) {
+    // A GEMM tiled through shared memory (shaders/pointwise_tiled.glsl):
+    // tiles of 8*TG channels x 8*TG pixels, TG x TG invocations a workgroup.
+    const std::int64_t tg = wg == 64 ? 8 : 16, tm = 8 * tg, plane = osz[2];
+    for (std::int64_t m0 = 0; m0 < MG; m0 += split) {
+      const std::int64_t mc = std::min(split, MG - m0);
+      const std::int64_t mp = (mc + tm - 1) / tm * tm;
+      Kernel kern;
+      kern.variant = "conv1x1_tiled" + std::to_string(tm) + epilogue;
+      kern.nodes = nodes;
+      if (mc < MG) {
+        kern.variant += "_part";
+        kern.nodes += " [channels " + std::to_string(m0) + ".." + std::to_string(m0 + mc) + ")";
+      }
+      kern.flops = 2 * N * mc * plane * C;
+      // Packed weights: [c][mp] (a tile's channels contiguous), then mp biases.
+      kern.weights.assign(static_cast<std::size_t>(C * mp + (B ? mp : 0)), 0.f);
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t m = 0; m < mc; ++m)
+          kern.weights[static_cast<std::size_t>(c * mp + m)] = W->f32()[(m0 + m) * C + c];
+      if (B)
+        for (std::int64_t m = 0; m < mc; ++m) kern.weights[static_cast<std::size_t>(C * mp + m)] = B->f32()[m0 + m];
+      Defines def;
+      def("N", N)("C", C)("M", M)("M0", m0)("MG", mc)("MP", mp)("P", plane)("TG", tg);
+      def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0);
+      kern.slots = {output(y), input(x), weights()};
+      if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
+      if (gate_mul) gate_slot(kern, def, gate);
+      const std::int64_t tiles = N * (mp / tm) * ((plane + tm - 1) / tm);
+      finish(std::move(kern), tiles * wg, def, "pointwise_tiled", n.activation,
+             add ? add->activation : Activation::none(), tiles);
+    }
+    return;
+  }
   // Register blocking (measured on lavapipe, ResNet-18: 16x8 beats 8x8 by
   // ~15% and 8x4 by ~40% in CPU time; larger blocks compile for minutes),
   // capped by the device's preference (DeviceCaps::conv_ocb/conv_opx).
@@ -590,7 +641,6 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
   // has too few tiles to fill the device: each lane keeps >= 4 channels, the
   // partial sums must fit in shared memory.
   const std::int64_t tiles = N * groups * ((MG + ocb - 1) / ocb) * osz[0] * osz[1] * owb;
-  const std::int64_t wg = caps_.workgroup_size;
   const auto split_fits = [&](std::int64_t k) {
     return k >= 1 && k <= wg && wg % k == 0 && (k & (k - 1)) == 0 && ocb >= 4 && CG >= 4 * k &&
            ocb * opx * wg * 4 <= static_cast<std::int64_t>(caps_.shared_memory_bytes);
@@ -607,21 +657,16 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
   const std::string variant = std::string(MG == 1 && CG == 1 ? "dwconv" : "conv") + (pointwise ? "1x1" : kname) +
                               (pointwise ? "" : "_s" + std::to_string(s[2])) +
                               (groups > 1 && CG > 1 ? "_g" + std::to_string(groups) : "") + "_ob" +
-                              std::to_string(ocb) + "_px" + std::to_string(opx) + act_suffix(n.activation) +
-                              (add ? "_res" + act_suffix(add->activation) : "") + (gate_mul ? "_gated" : "") +
+                              std::to_string(ocb) + "_px" + std::to_string(opx) + epilogue +
                               (ksplit > 1 ? "_k" + std::to_string(ksplit) : "");
 
-  // One kernel per range of output channels whose weights fit one storage
-  // buffer (planner::weight_split; one range unless the weights are huge).
-  const std::int64_t split = planner::weight_split(g_, n);
-  if (split <= 0) graph::unsupported_node(n, "weights too large for one storage buffer per output channel block");
   for (std::int64_t m0 = 0; m0 < MG; m0 += split) {
     const std::int64_t mc = std::min(split, MG - m0);  // this kernel's channels (per group)
     const std::int64_t mgp = (mc + ocb - 1) / ocb * ocb;
     const std::int64_t mblk = mgp / ocb;
     Kernel kern;
     kern.variant = variant;
-    kern.nodes = (gate_mul ? gate_mul->name + "+" : "") + n.name + (add ? "+" + add->name : "");
+    kern.nodes = nodes;
     if (mc < MG) {
       kern.variant += "_part";
       kern.nodes += " [channels " + std::to_string(m0) + ".." + std::to_string(m0 + mc) + ")";
@@ -659,7 +704,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     if (kern.fp16_weights) kern.variant += "_w16";
     kern.slots = {output(y), input(x), weights()};
     if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
-    if (gate_mul) kern.slots.push_back(input(gate));  // o4 after a residual, else o3
+    if (gate_mul) gate_slot(kern, def, gate);
     const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;  // output tiles
     const std::int64_t tiles_per_group = wg / ksplit;
     finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none(),

@@ -65,6 +65,10 @@ struct DeviceCaps {
   // 1x1 convolutions' block (0: conv_ocb x conv_opx), tuned apart by
   // calibration: a GEMM over the plane reuses its loads differently.
   std::uint32_t pointwise_ocb = 0, pointwise_opx = 0;
+  // 1x1 convolutions (one group) as GEMMs tiled through shared memory
+  // (shaders/pointwise_tiled.glsl), where the workgroup is 64 or 256
+  // invocations; calibration turns it on where it measures faster.
+  bool pointwise_tiled = false;
   std::int64_t conv_fill_invocations = 0;
   std::uint32_t shared_memory_bytes = 16384;  // maxComputeSharedMemorySize
 };

@@ -475,8 +475,10 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
       if (tuned.pointwise_ocb > 0) caps.pointwise_ocb = static_cast<std::uint32_t>(tuned.pointwise_ocb);
       if (tuned.pointwise_opx > 0) caps.pointwise_opx = static_cast<std::uint32_t>(tuned.pointwise_opx);
       if (tuned.conv_fill >= 0 && caps.row_groups) caps.conv_fill_invocations = tuned.conv_fill;
+      caps.pointwise_tiled = tuned.pointwise_tiled;
       if (tuned.tuned()) load_.tuned_kernels = planner::describe(tuned);
     }
+    if (const char* e = std::getenv("VKFUSE_CONV_TILED"); e && *e) caps.pointwise_tiled = std::string(e) == "1";
     if (const char* e = std::getenv("VKFUSE_CONV_FILL"); e && *e && caps.row_groups)
       caps.conv_fill_invocations = std::max(0L, std::strtol(e, nullptr, 10));
     VkFormatProperties r32{}, rgba32{}, rgba16{};

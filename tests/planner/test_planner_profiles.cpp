@@ -115,6 +115,12 @@ TEST(DeviceProfile, JsonRoundTrip) {
   const DeviceProfile untuned = device_profile_from_json(device_profile_to_json(default_lavapipe_profile()));
   EXPECT_FALSE(untuned.kernel_shape.tuned());
   EXPECT_EQ(describe(untuned.kernel_shape), "the device's defaults");
+  // The tiled 1x1 GEMM alone is a tuned shape, and reads back.
+  DeviceProfile tiled = default_lavapipe_profile();
+  tiled.kernel_shape.pointwise_tiled = true;
+  const DeviceProfile tiled_back = device_profile_from_json(device_profile_to_json(tiled));
+  EXPECT_TRUE(tiled_back.kernel_shape.pointwise_tiled);
+  EXPECT_EQ(describe(tiled_back.kernel_shape), "1x1 tiled");
 }
 
 TEST(DeviceProfile, HandWrittenProfileWithScalarThroughputs) {

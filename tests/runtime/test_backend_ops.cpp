@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <span>
 
 #include <nlohmann/json.hpp>
 
@@ -522,6 +523,22 @@ std::string param_name(const ::testing::TestParamInfo<Param>& info) {
 INSTANTIATE_TEST_SUITE_P(AllStrategies, BackendOps, ::testing::ValuesIn(params()), param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendOps);
 
+// `plan` (a model's plan JSON) edited to put every op on one unit and saved
+// as `file`: loading it is refused as an invalid argument that names `needle`.
+void expect_all_on_one_unit_refused(std::span<const std::uint8_t> bytes, vkfuse::LoadOptions opts,
+                                    nlohmann::json plan, const std::string& file, const std::string& needle) {
+  for (auto& n : plan["nodes"]) n["unit"] = 0;
+  opts.plan = ::testing::TempDir() + "/" + file;
+  std::ofstream(opts.plan) << plan.dump();
+  try {
+    vkfuse::Model::load_bytes(bytes, opts);
+    ADD_FAILURE() << "a plan with " << needle << " on the accelerator loaded";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 // An op without a GPU kernel stays on the host under every strategy that
 // asks for the device, and the model says so; a plan file that puts it on
 // the accelerator is refused, naming the node.
@@ -543,19 +560,8 @@ TEST(BackendOpsCases, OpsWithoutGpuKernelsStayOnTheHost) {
   po.strategy = "gpu";
   const auto report = model.plan(po);
   EXPECT_NE(report.text.find("ReduceMax"), std::string::npos);
-  // The saved plan, edited to put every op on one unit.
-  auto json = nlohmann::json::parse(report.json);
-  for (auto& n : json["nodes"]) n["unit"] = 0;
-  const std::string path = ::testing::TempDir() + "/split_reduction.plan.json";
-  std::ofstream(path) << json.dump();
-  opts.plan = path;
-  try {
-    vkfuse::Model::load_bytes(bytes, opts);
-    ADD_FAILURE() << "a plan with the ReduceMax on the accelerator loaded";
-  } catch (const vkfuse::Error& e) {
-    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << e.what();
-    EXPECT_NE(std::string(e.what()).find("ReduceMax"), std::string::npos) << e.what();
-  }
+  expect_all_on_one_unit_refused(bytes, opts, nlohmann::json::parse(report.json), "split_reduction.plan.json",
+                                 "ReduceMax");
 }
 
 // An op on a tensor larger than one storage buffer of the device addresses
@@ -581,7 +587,10 @@ TEST(BackendOpsCases, OpsOnTensorsLargerThanOneStorageBufferStayOnTheHost) {
   ref_opts.strategy = "reference";
   const auto want = run(b, ref_opts, inputs);
 
-  setenv("VKFUSE_DEVICE_LIMITS", "storage_range_mib=1", 1);
+  struct CappedStorageRange {  // for this test only, whatever fails in it
+    CappedStorageRange() { setenv("VKFUSE_DEVICE_LIMITS", "storage_range_mib=1", 1); }
+    ~CappedStorageRange() { unsetenv("VKFUSE_DEVICE_LIMITS"); }
+  } capped;
   vkfuse::LoadOptions opts;
   opts.strategy = "gpu";
   const auto bytes = b.byte_vector();
@@ -604,18 +613,7 @@ TEST(BackendOpsCases, OpsOnTensorsLargerThanOneStorageBufferStayOnTheHost) {
     den += want[0][i] * want[0][i];
   }
   EXPECT_LE(std::sqrt(num / den), 1e-4);
-  for (auto& n : json["nodes"]) n["unit"] = 0;
-  const std::string path = ::testing::TempDir() + "/large_tensor.plan.json";
-  std::ofstream(path) << json.dump();
-  opts.plan = path;
-  try {
-    vkfuse::Model::load_bytes(bytes, opts);
-    ADD_FAILURE() << "a plan with the 1.25 MiB Conv on the accelerator loaded";
-  } catch (const vkfuse::Error& e) {
-    EXPECT_EQ(e.kind(), vkfuse::ErrorKind::InvalidArgument) << e.what();
-    EXPECT_NE(std::string(e.what()).find("'big'"), std::string::npos) << e.what();
-  }
-  unsetenv("VKFUSE_DEVICE_LIMITS");
+  expect_all_on_one_unit_refused(bytes, opts, json, "large_tensor.plan.json", "'big'");
 }
 
 // The cases themselves must be valid models the reference runs.

@@ -854,6 +854,56 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
     EXPECT_NE(v.find("_k"), std::string::npos) << "a huge fill splits every layer: " << v;
 }
 
+// 1x1 convolutions as GEMMs tiled through shared memory (a tuned kernel
+// shape turns them on): channel and pixel counts that fill no tile exactly,
+// input channels not a multiple of the 16 a step takes, batches, bias or
+// none, a fused activation, a residual Add, a squeeze-and-excitation gate
+// (with and without a residual). The squeeze's own 1x1s on pooled maps keep
+// the register-blocked kernel.
+TEST_F(VulkanOps, PointwiseConvolutionsTiledThroughSharedMemory) {
+  VKFUSE_REQUIRE_VULKAN();
+  const auto devices = vkfuse::list_devices();
+  vkfuse::planner::KernelShape tiled;
+  tiled.gpu_kernels = (!devices.empty() && devices[0].type != "cpu") ||
+                      vkfuse::runtime::vulkan::DeviceLimits::from_env().gpu_kernels;
+  tiled.pointwise_tiled = true;
+  struct Case {
+    std::int64_t n, c, m, h, w;
+    bool bias, relu, residual, gate;
+  };
+  for (const Case& c : {Case{1, 37, 70, 13, 11, true, true, false, false}, Case{2, 20, 24, 9, 9, false, false, true, false},
+                        Case{1, 64, 128, 8, 8, true, false, false, false}, Case{2, 16, 24, 9, 7, true, false, false, true},
+                        Case{1, 16, 130, 5, 7, true, true, true, true}}) {
+    SCOPED_TRACE("N" + std::to_string(c.n) + " C" + std::to_string(c.c) + " M" + std::to_string(c.m) + " " +
+                 std::to_string(c.h) + "x" + std::to_string(c.w) + (c.bias ? " bias" : "") + (c.relu ? " relu" : "") +
+                 (c.residual ? " residual" : "") + (c.gate ? " gate" : ""));
+    GraphBuilder b(31);
+    auto x = b.input("x", {c.n, c.c, c.h, c.w});
+    if (c.gate) {
+      auto pooled = b.node("GlobalAveragePool", {x});
+      auto h = b.node("Relu", {b.node("Conv", {pooled, b.random_constant("w1", {4, c.c, 1, 1})})});
+      x = b.node("Mul", {x, b.node("Sigmoid", {b.node("Conv", {h, b.random_constant("w2", {c.c, 4, 1, 1})})})});
+    }
+    std::vector<g::ValueId> ins = {x, b.random_constant("w", {c.m, c.c, 1, 1}, 0.2f)};
+    if (c.bias) ins.push_back(b.random_constant("b", {c.m}));
+    auto y = b.node("Conv", ins);
+    if (c.residual) y = b.node("Add", {y, b.input("r", {c.n, c.m, c.h, c.w})});
+    if (c.relu) y = b.node("Relu", {y});
+    b.output(y);
+    const auto r = compare_with_reference(std::move(b.graph), kTol, false, 7, true, tiled);
+    int tiled_kernels = 0;
+    for (const auto& k : r.kernels) {
+      const bool is_tiled = k.variant.rfind("conv1x1_tiled", 0) == 0;
+      tiled_kernels += is_tiled;
+      if (is_tiled) {
+        EXPECT_EQ(k.variant.find("_res") != std::string::npos, c.residual) << k.variant;
+        EXPECT_EQ(k.variant.find("_gated") != std::string::npos, c.gate) << k.variant;
+      }
+    }
+    EXPECT_EQ(tiled_kernels, 1);
+  }
+}
+
 TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   VKFUSE_REQUIRE_VULKAN();
   auto build = [] {
