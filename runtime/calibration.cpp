@@ -620,6 +620,8 @@ planner::DeviceProfile host_identity() {
   return p;
 }
 
+namespace {
+// The device behind accelerator_identity(), as list_devices() describes it.
 std::optional<DeviceInfo> chosen_accelerator(const ExecutorOptions& options) {
   const auto devices = vkfuse::list_devices();
   if (devices.empty()) return std::nullopt;
@@ -633,18 +635,16 @@ std::optional<DeviceInfo> chosen_accelerator(const ExecutorOptions& options) {
   return devices[static_cast<std::size_t>(index)];
 }
 
-namespace {
 planner::DeviceProfile identity_of(const DeviceInfo& device) {
-  const DeviceInfo* chosen = &device;
-  planner::DeviceProfile p = planner::default_accelerator_profile(chosen->type);
-  p.device_type = chosen->type;
-  p.name = chosen->name;
+  planner::DeviceProfile p = planner::default_accelerator_profile(device.type);
+  p.device_type = device.type;
+  p.name = device.name;
   p.kind = "vulkan";
-  p.uuid = chosen->uuid.empty() ? chosen->name : chosen->uuid;
-  p.driver = chosen->driver;
+  p.uuid = device.uuid.empty() ? device.name : device.uuid;
+  p.driver = device.driver;
   p.vkfuse_version = profile_version();
   p.measured = false;
-  p.shares_host_cores = chosen->type == "cpu";  // lavapipe runs on the host's own cores
+  p.shares_host_cores = device.type == "cpu";  // lavapipe runs on the host's own cores
   return p;
 }
 }  // namespace
@@ -722,14 +722,14 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
   const auto chosen = chosen_accelerator(options);
   if (!chosen) return out;
   out.max_tensor_bytes = chosen->max_tensor_bytes;
-  const std::optional<planner::DeviceProfile> accel_id = identity_of(*chosen);
-  out.accel = *accel_id;  // the defaults for its type until it is calibrated
-  out.measured_link = planner::default_link_profile(accel_id->device_type);
+  const planner::DeviceProfile accel_id = identity_of(*chosen);
+  out.accel = accel_id;  // the defaults for its type until it is calibrated
+  out.measured_link = planner::default_link_profile(accel_id.device_type);
   const planner::DeviceProfile host_id = host_identity();
   const fs::path dir = cache_dir();
   const fs::path host_file = dir / planner::profile_cache_file_name(host_id);
-  const fs::path accel_file = dir / planner::profile_cache_file_name(*accel_id);
-  const fs::path link_file = dir / ("link-" + planner::profile_cache_file_name(*accel_id));
+  const fs::path accel_file = dir / planner::profile_cache_file_name(accel_id);
+  const fs::path link_file = dir / ("link-" + planner::profile_cache_file_name(accel_id));
 
   // A cached profile is used only when whole (its checksum matches), written
   // by this vkfuse and its kernels for this device and driver, and measured
@@ -768,7 +768,7 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     return std::nullopt;
   };
   auto host = load_matching(host_file, host_id, "host");
-  auto accel = load_matching(accel_file, *accel_id, "accelerator");
+  auto accel = load_matching(accel_file, accel_id, "accelerator");
   // Cached profiles measured under load say so each time (a fresh
   // calibration below warns by itself).
   for (const auto& [cached, who] : {std::pair{&host, "host"}, std::pair{&accel, "accelerator"}})

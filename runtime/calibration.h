@@ -23,8 +23,6 @@ std::string cache_dir();
 // measurements). The accelerator's is empty when there is no Vulkan device.
 planner::DeviceProfile host_identity();
 std::optional<planner::DeviceProfile> accelerator_identity(const ExecutorOptions& options);
-// The device behind it, as list_devices() describes it.
-std::optional<DeviceInfo> chosen_accelerator(const ExecutorOptions& options);
 
 // The share of the machine's CPU time (all CPUs, 0..1) that other processes
 // and the hypervisor (steal time) took since construction: from /proc/stat

@@ -5,7 +5,7 @@
 // y = (x - mean) / sqrt(var + EPS) * scale + bias. The kernel's weights are
 // scale then bias: LEN each (LayerNormalization), or CH each, one per row's
 // channel r % CH (InstanceNormalization, rows = N x C).
-// MEAN_OUT / INV_OUT, when defined, are the offsets of LayerNormalization's
+// MEAN_AT / INV_AT, when defined, are the offsets of LayerNormalization's
 // optional Mean and InvStdDev outputs (one value per row), in the slots
 // MEAN_SLOT / INV_SLOT.
 // Slots: o0 output, o1 input, o2 weights, then the optional outputs.
@@ -43,11 +43,11 @@ void main() {
     ARENA(0)[pc.o0 + base + j] = act2((ARENA(1)[pc.o1 + base + j] - mean) * inv * w[pc.o2 + j] + w[pc.o2 + LEN + j]);
 #endif
   if (FIRST == 0u) {
-#ifdef MEAN_OUT
-    ARENA(MEAN_SLOT)[MEAN_OUT + r] = mean;
+#ifdef MEAN_AT
+    ARENA(MEAN_SLOT)[MEAN_AT + r] = mean;
 #endif
-#ifdef INV_OUT
-    ARENA(INV_SLOT)[INV_OUT + r] = inv;
+#ifdef INV_AT
+    ARENA(INV_SLOT)[INV_AT + r] = inv;
 #endif
   }
 }

@@ -349,12 +349,20 @@ class Lowering {
     finish_rows(std::move(k), outputs, d, "gemm", act, rows);
   }
 
-  // A convolution's channel gate (squeeze-and-excitation, HAS_GATE) as its
-  // next slot: GATE_SLOT and GATE_AT, the slot and its offset.
-  void gate_slot(Kernel& kern, Defines& def, ValueId gate) {
-    const std::string slot = std::to_string(kern.slots.size());
-    def("GATE_SLOT", static_cast<std::int64_t>(kern.slots.size())).raw("GATE_AT", "pc.o" + slot);
-    kern.slots.push_back(input(gate));
+  // An operand after a kernel's fixed ones, which its shader names by
+  // NAME_SLOT (the slot) and NAME_AT (its offset): a convolution's channel
+  // gate (GATE), LayerNormalization's optional statistics (MEAN, INV).
+  void named_slot(Kernel& kern, Defines& def, const std::string& name, Slot slot) {
+    const std::string index = std::to_string(kern.slots.size());
+    def(name + "_SLOT", static_cast<std::int64_t>(kern.slots.size())).raw(name + "_AT", "pc.o" + index);
+    kern.slots.push_back(slot);
+  }
+  // One of several kernels that share a node's weights by ranges of its
+  // output channels (or columns) [from, from + count) of `total`.
+  static void name_part(Kernel& kern, const char* what, std::int64_t from, std::int64_t count, std::int64_t total) {
+    if (count == total) return;
+    kern.variant += "_part";
+    kern.nodes += " [" + std::string(what) + " " + std::to_string(from) + ".." + std::to_string(from + count) + ")";
   }
   void plan_fusions();
   void plan_aliases();
@@ -595,10 +603,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
       Kernel kern;
       kern.variant = "conv1x1_tiled" + std::to_string(tm) + epilogue;
       kern.nodes = nodes;
-      if (mc < MG) {
-        kern.variant += "_part";
-        kern.nodes += " [channels " + std::to_string(m0) + ".." + std::to_string(m0 + mc) + ")";
-      }
+      name_part(kern, "channels", m0, mc, MG);
       kern.flops = 2 * N * mc * plane * C;
       // Packed weights: [c][mp] (a tile's channels contiguous), then mp biases.
       kern.weights.assign(static_cast<std::size_t>(C * mp + (B ? mp : 0)), 0.f);
@@ -612,7 +617,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
       def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0);
       kern.slots = {output(y), input(x), weights()};
       if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
-      if (gate_mul) gate_slot(kern, def, gate);
+      if (gate_mul) named_slot(kern, def, "GATE", input(gate));
       const std::int64_t tiles = N * (mp / tm) * ((plane + tm - 1) / tm);
       finish(std::move(kern), tiles * wg, def, "pointwise_tiled", n.activation,
              add ? add->activation : Activation::none(), tiles);
@@ -667,10 +672,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     Kernel kern;
     kern.variant = variant;
     kern.nodes = nodes;
-    if (mc < MG) {
-      kern.variant += "_part";
-      kern.nodes += " [channels " + std::to_string(m0) + ".." + std::to_string(m0 + mc) + ")";
-    }
+    name_part(kern, "channels", m0, mc, MG);
     kern.flops = 2 * N * groups * mc * osz[0] * osz[1] * osz[2] * CG * kvol;
 
     // Packed weights: [g][mb][ci][kvol][ocb], then bias [g][mgp].
@@ -704,7 +706,7 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     if (kern.fp16_weights) kern.variant += "_w16";
     kern.slots = {output(y), input(x), weights()};
     if (add) kern.slots.push_back(input(add->other_input(n.outputs[0])));
-    if (gate_mul) gate_slot(kern, def, gate);
+    if (gate_mul) named_slot(kern, def, "GATE", input(gate));
     const std::int64_t total = N * groups * mblk * osz[0] * osz[1] * owb;  // output tiles
     const std::int64_t tiles_per_group = wg / ksplit;
     finish(std::move(kern), total, def, "conv", n.activation, add ? add->activation : Activation::none(),
@@ -778,10 +780,7 @@ void Lowering::emit_gemm(const Node& n) {
     Kernel kern;
     kern.variant = "gemm" + act_suffix(n.activation);
     kern.nodes = n.name;
-    if (nc < N) {
-      kern.variant += "_part";
-      kern.nodes += " [columns " + std::to_string(n0) + ".." + std::to_string(n0 + nc) + ")";
-    }
+    name_part(kern, "columns", n0, nc, N);
     kern.flops = 2 * M * nc * K;
     Defines def;
     def("GM", M)("GN", nc)("GK", K)("GNT", N)("N0", n0);
@@ -1209,12 +1208,9 @@ void Lowering::emit_layer_norm(const Node& n) {
   def("LEN", len)("CH", 0).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
   kern.slots = {output(y), input(x), weights()};
   // The optional Mean and InvStdDev outputs, one value per row.
-  const char* stat_names[] = {"MEAN_OUT", "INV_OUT"};
   for (std::size_t o = 1; o < 3 && o < n.outputs.size(); ++o) {
     if (n.outputs[o] == kNoValue) continue;
-    def.raw(stat_names[o - 1], "pc.o" + std::to_string(kern.slots.size()));
-    def(o == 1 ? "MEAN_SLOT" : "INV_SLOT", static_cast<std::int64_t>(kern.slots.size()));
-    kern.slots.push_back(output(n.outputs[o]));
+    named_slot(kern, def, o == 1 ? "MEAN" : "INV", output(n.outputs[o]));
     kern.variant += o == 1 ? "_mean" : "_invstd";
   }
   finish_rows(std::move(kern), rows, def, "layernorm", n.activation);

@@ -194,6 +194,13 @@ DeviceLimits DeviceLimits::from_env() {
   return parse(v ? v : "");
 }
 
+void DeviceLimits::apply(VkPhysicalDeviceLimits& limits) const {
+  if (max_texel_elements) limits.maxTexelBufferElements = std::min(limits.maxTexelBufferElements, max_texel_elements);
+  if (storage_range)
+    limits.maxStorageBufferRange =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(limits.maxStorageBufferRange, storage_range));
+}
+
 std::string DeviceLimits::describe() const {
   std::string s;
   auto add = [&](const std::string& item) { s += (s.empty() ? "" : ",") + item; };
@@ -344,11 +351,7 @@ void Context::init(int index) {
   name_ = props_.deviceName;
   if (props_.apiVersion < VK_API_VERSION_1_1)
     throw Error(ErrorKind::Device, "Vulkan device '" + name_ + "' supports only Vulkan 1.0 (1.1 is needed)");
-  if (imposed_.max_texel_elements)
-    props_.limits.maxTexelBufferElements = std::min(props_.limits.maxTexelBufferElements, imposed_.max_texel_elements);
-  if (imposed_.storage_range)
-    props_.limits.maxStorageBufferRange = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(props_.limits.maxStorageBufferRange, imposed_.storage_range));
+  imposed_.apply(props_.limits);
   vkGetPhysicalDeviceMemoryProperties(physical_, &mem_);
   {
     std::uint32_t n = 0;

@@ -80,6 +80,9 @@ struct DeviceLimits {
   // Throws Error(InvalidArgument) naming the variable for a malformed value.
   static DeviceLimits parse(const std::string& spec);
   static DeviceLimits from_env();
+  // The device's limits with these caps applied: what every reader of the
+  // limits (the executor, the planner's device list) must see.
+  void apply(VkPhysicalDeviceLimits& limits) const;
   bool any() const {
     return host_visible_window || max_texel_elements || storage_range || arena_windows || !mapped_io || gpu_kernels ||
            !subgroup_ops;

@@ -58,13 +58,13 @@ std::vector<DeviceInfo> list_devices() {
   for (std::uint32_t i = 0; i < count; ++i) {
     VkPhysicalDeviceProperties props{};
     vkGetPhysicalDeviceProperties(handles[i], &props);
+    imposed.apply(props.limits);
     DeviceInfo d;
     d.index = static_cast<int>(i);
     d.name = props.deviceName;
     d.type = type_name(props.deviceType);
     d.api_version = version_string(props.apiVersion);
     d.max_tensor_bytes = props.limits.maxStorageBufferRange;
-    if (imposed.storage_range) d.max_tensor_bytes = std::min(d.max_tensor_bytes, imposed.storage_range);
 
     VkPhysicalDeviceIDProperties id{};
     id.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES;

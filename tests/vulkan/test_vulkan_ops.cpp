@@ -37,6 +37,13 @@ std::int64_t rnd(std::mt19937& r, std::int64_t lo, std::int64_t hi) {
   return std::uniform_int_distribution<std::int64_t>(lo, hi)(r);
 }
 
+// The kernel regime this device runs: a GPU's kernel shapes, or a CPU
+// device's unless VKFUSE_DEVICE_LIMITS imposes a GPU's (CI's discrete mode).
+bool runs_gpu_kernels() {
+  const auto devices = vkfuse::list_devices();
+  return (!devices.empty() && devices[0].type != "cpu") || vkfuse::runtime::vulkan::DeviceLimits::from_env().gpu_kernels;
+}
+
 }  // namespace
 
 TEST_F(VulkanOps, ConvRandom2D) {
@@ -818,11 +825,7 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
       if (k.variant.rfind("conv", 0) == 0) out.push_back(k.variant);
     return out;
   };
-  // The regime this device runs (a GPU's kernel shapes, or a CPU device's
-  // unless VKFUSE_DEVICE_LIMITS imposes a GPU's, as CI's discrete mode does).
-  const auto devices = vkfuse::list_devices();
-  const bool gpu_regime = (!devices.empty() && devices[0].type != "cpu") ||
-                          vkfuse::runtime::vulkan::DeviceLimits::from_env().gpu_kernels;
+  const bool gpu_regime = runs_gpu_kernels();
   vkfuse::planner::KernelShape block;
   block.gpu_kernels = gpu_regime;
   block.conv_ocb = 8;
@@ -862,10 +865,8 @@ TEST_F(VulkanOps, TunedKernelShapesAreTheKernelsThatRun) {
 // the register-blocked kernel.
 TEST_F(VulkanOps, PointwiseConvolutionsTiledThroughSharedMemory) {
   VKFUSE_REQUIRE_VULKAN();
-  const auto devices = vkfuse::list_devices();
   vkfuse::planner::KernelShape tiled;
-  tiled.gpu_kernels = (!devices.empty() && devices[0].type != "cpu") ||
-                      vkfuse::runtime::vulkan::DeviceLimits::from_env().gpu_kernels;
+  tiled.gpu_kernels = runs_gpu_kernels();
   tiled.pointwise_tiled = true;
   struct Case {
     std::int64_t n, c, m, h, w;
