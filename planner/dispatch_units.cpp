@@ -47,7 +47,9 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
   plan.shares_host_cores = cm.accel().shares_host_cores;
   plan.isolated_units = isolated_units;
   plan.link = cm.link();
-  plan.predicted_only = !devices_present || !cm.host().measured || !cm.accel().measured;
+  // Predicted from the profiles the plan uses: an all-host plan's from the
+  // host's alone.
+  plan.predicted_only = !devices_present || !cm.host().measured || (!layout.units.empty() && !cm.accel().measured);
 
   plan.nodes.resize(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {

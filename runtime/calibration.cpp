@@ -713,18 +713,22 @@ planner::LinkProfile calibrate_link(const ExecutorOptions& options, const Progre
   return l;
 }
 
-PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrate_if_missing, const Progress& progress) {
+PlanningProfiles planning_profiles(const ExecutorOptions& options, Uses uses, bool calibrate_if_missing,
+                                   const Progress& progress) {
   PlanningProfiles out;
   out.host = planner::default_host_profile();
   out.accel = planner::default_lavapipe_profile();
   out.measured_link = planner::default_link_profile("cpu");
 
-  const auto chosen = chosen_accelerator(options);
-  if (!chosen) return out;
-  out.max_tensor_bytes = chosen->max_tensor_bytes;
-  const planner::DeviceProfile accel_id = identity_of(*chosen);
-  out.accel = accel_id;  // the defaults for its type until it is calibrated
-  out.measured_link = planner::default_link_profile(accel_id.device_type);
+  std::optional<DeviceInfo> chosen;
+  if (uses == Uses::host_and_accelerator) {
+    chosen = chosen_accelerator(options);
+    if (!chosen) return out;
+    out.max_tensor_bytes = chosen->max_tensor_bytes;
+    out.accel = identity_of(*chosen);  // the defaults for its type until it is calibrated
+    out.measured_link = planner::default_link_profile(out.accel.device_type);
+  }
+  const planner::DeviceProfile accel_id = out.accel;
   const planner::DeviceProfile host_id = host_identity();
   const fs::path dir = cache_dir();
   const fs::path host_file = dir / planner::profile_cache_file_name(host_id);
@@ -768,14 +772,14 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     return std::nullopt;
   };
   auto host = load_matching(host_file, host_id, "host");
-  auto accel = load_matching(accel_file, accel_id, "accelerator");
+  auto accel = chosen ? load_matching(accel_file, accel_id, "accelerator") : std::nullopt;
   // Cached profiles measured under load say so each time (a fresh
   // calibration below warns by itself).
   for (const auto& [cached, who] : {std::pair{&host, "host"}, std::pair{&accel, "accelerator"}})
     if (const std::string note = *cached ? disturbed_note(**cached, who) : ""; progress && !note.empty())
       progress("note: cached profile: " + note);
   std::optional<planner::LinkProfile> link;
-  if (fs::exists(link_file)) {
+  if (chosen && fs::exists(link_file)) {
     const std::string text = read_text(link_file);
     try {
       link = planner::link_profile_from_json(text);
@@ -791,17 +795,18 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
     for (const std::string& n : notes)
       progress("note: " + n + (calibrate_if_missing ? "; measuring again"
                                                      : "; planning with built-in profiles until `vkfuse calibrate`"));
-  if ((!host || !accel || !link) && calibrate_if_missing) {
+  const bool accel_missing = chosen && (!accel || !link);
+  if ((!host || accel_missing) && calibrate_if_missing) {
     if (progress) progress("no calibration for these devices yet: measuring them once (results cached in " + dir.string() + ")");
     if (!host) {
       host = calibrate_host(options, progress);
       planner::save_device_profile(*host, host_file.string());
     }
-    if (!accel) {
+    if (chosen && !accel) {
       accel = calibrate_accelerator(options, progress);
       planner::save_device_profile(*accel, accel_file.string());
     }
-    if (!link || !accel) {
+    if (chosen && (!link || !accel)) {
       link = calibrate_link(options, progress);
       planner::save_link_profile(*link, link_file.string());
     }
@@ -809,7 +814,7 @@ PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrat
   if (host) out.host = *host;
   if (accel) out.accel = *accel;
   if (link) out.measured_link = *link;
-  out.measured = host.has_value() && accel.has_value() && link.has_value();
+  out.measured = host.has_value() && (!chosen || (accel.has_value() && link.has_value()));
   return out;
 }
 

@@ -51,14 +51,20 @@ planner::LinkProfile calibrate_link(const ExecutorOptions& options, const Progre
 // What the planner plans with: measured profiles from the cache when they
 // match the present devices (calibrating and saving them first when
 // `calibrate_if_missing`), else the built-in defaults, labelled as such.
+// For a plan on the host alone (`Uses::host`) the Vulkan devices are not
+// looked at: loading a Vulkan driver (lavapipe brings LLVM) takes longer
+// than loading a small model; the accelerator's and link's are defaults.
 struct PlanningProfiles {
   planner::DeviceProfile host, accel;
   planner::LinkProfile measured_link;
-  bool measured = false;  // all three measured on the devices present
+  bool measured = false;  // the profiles used (all three, or the host's) measured on the devices present
   // The largest tensor the accelerator present can bind (DeviceInfo); 0:
-  // none present. What-if profiles are other devices': plans run here.
+  // none present or not looked at. What-if profiles are other devices':
+  // plans run here.
   std::uint64_t max_tensor_bytes = 0;
 };
-PlanningProfiles planning_profiles(const ExecutorOptions& options, bool calibrate_if_missing, const Progress& progress);
+enum class Uses { host, host_and_accelerator };
+PlanningProfiles planning_profiles(const ExecutorOptions& options, Uses uses, bool calibrate_if_missing,
+                                   const Progress& progress);
 
 }  // namespace vkfuse::runtime

@@ -4,16 +4,13 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -1129,31 +1126,23 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     });
   }
   // Packing the filters (Winograd transforms, tile layouts) is most of a
-  // load's time on the host: the convolutions are packed in parallel, one
-  // per core at a time.
+  // load's time on the host: the convolutions are packed in parallel, the
+  // largest first (so that no core is left with a large one at the end).
   std::vector<DenseKernel> made(dense_jobs.size());
   {
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr failed;
-    std::mutex failed_mutex;
-    auto pack = [&] {
-      for (std::size_t j = next++; j < dense_jobs.size(); j = next++) {
-        try {
-          made[j] = dense_jobs[j].kernel->make(dense_jobs[j].conv);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(failed_mutex);
-          if (!failed) failed = std::current_exception();
-        }
-      }
+    std::vector<std::size_t> order(dense_jobs.size());
+    for (std::size_t j = 0; j < order.size(); ++j) order[j] = j;
+    const auto filter_size = [&](std::size_t j) {
+      const DenseConv& c = dense_jobs[j].conv;
+      return c.M * c.C * c.KH * c.KW;
     };
-    const unsigned cores = threads > 0 ? static_cast<unsigned>(threads) : std::thread::hardware_concurrency();
-    const std::size_t workers = std::min<std::size_t>(dense_jobs.size(), std::max(1u, cores));
-    {
-      std::vector<std::jthread> helpers;  // joined on the way out, also when starting one throws
-      for (std::size_t t = 1; t < workers; ++t) helpers.emplace_back(pack);
-      pack();
-    }
-    if (failed) std::rethrow_exception(failed);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return filter_size(a) > filter_size(b); });
+    const int cores = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+    graph::parallel_for(cores, static_cast<std::int64_t>(order.size()), [&](std::int64_t i) {
+      const DenseJob& job = dense_jobs[order[static_cast<std::size_t>(i)]];
+      made[order[static_cast<std::size_t>(i)]] = job.kernel->make(job.conv);
+    });
   }
   for (std::size_t j = 0; j < dense_jobs.size(); ++j) {
     const DenseJob& job = dense_jobs[j];

@@ -274,7 +274,11 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
                             impl->strategy == "fuse-all";
     const bool can_calibrate = options.calibrate && cost_aware && runtime::host_backend_available() &&
                                runtime::vulkan_backend_available();
-    const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, can_calibrate, options.progress);
+    // A host-only strategy never looks at the Vulkan devices (their driver's
+    // load would be most of a small model's).
+    const auto uses = impl->strategy == "cpu" && options.plan.empty() ? runtime::Uses::host
+                                                                        : runtime::Uses::host_and_accelerator;
+    const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, uses, can_calibrate, options.progress);
     const planner::LinkProfile link =
         options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
     const planner::DeviceProfile host = profiles.host;
@@ -562,7 +566,8 @@ PlanReport Model::plan(const PlanOptions& options) const {
   runtime::ExecutorOptions eo;
   eo.device = impl_->device;
   // Cached measurements where there are any; planning never calibrates.
-  const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, false, {});
+  const runtime::PlanningProfiles profiles = runtime::planning_profiles(
+      eo, options.strategy == "cpu" ? runtime::Uses::host : runtime::Uses::host_and_accelerator, false, {});
   planner::DeviceProfile host =
       options.host_profile.empty() ? profiles.host : planner::load_device_profile(options.host_profile);
   planner::DeviceProfile accel =

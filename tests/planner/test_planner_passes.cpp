@@ -382,6 +382,12 @@ TEST(Schedule, LabelsPredictedOnlyUnlessDevicesArePresentAndMeasured) {
   EXPECT_FALSE(p.predicted_only);
   p = make_plan(g, default_host_profile(), default_lavapipe_profile(), local_link(), o);
   EXPECT_TRUE(p.predicted_only);  // present but not calibrated
+  // An all-host plan is predicted from the host's profile alone.
+  o.strategy = "cpu";
+  p = make_plan(g, testing::test_host(), default_lavapipe_profile(), local_link(), o);
+  EXPECT_FALSE(p.predicted_only);
+  p = make_plan(g, default_host_profile(), testing::fast_accel(), testing::fast_link(), o);
+  EXPECT_TRUE(p.predicted_only);
 }
 
 }  // namespace

@@ -130,7 +130,7 @@ TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
     host.others_cpu_share = share;
     p::save_device_profile(host, (dir / p::profile_cache_file_name(id)).string());
     std::vector<std::string> lines;
-    const auto profiles = rt::planning_profiles({}, false, [&](const std::string& l) { lines.push_back(l); });
+    const auto profiles = rt::planning_profiles({}, rt::Uses::host_and_accelerator, false, [&](const std::string& l) { lines.push_back(l); });
     EXPECT_NEAR(profiles.host.others_cpu_share, share, 1e-9);  // the cached profile was used
     std::string all;
     for (auto& l : lines) all += l + "\n";
@@ -141,6 +141,29 @@ TEST(Calibration, CachedProfileMeasuredUnderLoadIsReported) {
   EXPECT_NE(busy.find("other processes used 45% of the CPUs while the host"), std::string::npos) << busy;
   EXPECT_NE(busy.find("run `vkfuse calibrate` again when the machine is idle"), std::string::npos) << busy;
   EXPECT_EQ(quiet.find("other processes used"), std::string::npos) << quiet;
+}
+
+// A plan on the host alone plans with the host's cached profile whatever the
+// accelerator's state (none present, never calibrated), and never looks at
+// the Vulkan devices; one that may offload needs all three measured.
+TEST(Calibration, HostOnlyPlansUseTheHostProfileAlone) {
+  const ScratchCacheDir scratch("vkfuse-test-host-only");
+  const p::DeviceProfile id = rt::host_identity();
+  p::DeviceProfile host = measured_profile(p::default_host_profile(), id);
+  host.others_cpu_share = 0.125;  // marks the cached profile
+  p::save_device_profile(host, (scratch.path() / p::profile_cache_file_name(id)).string());
+
+  const auto alone = rt::planning_profiles({}, rt::Uses::host, false, {});
+  EXPECT_TRUE(alone.measured);
+  EXPECT_NEAR(alone.host.others_cpu_share, 0.125, 1e-12);
+  EXPECT_EQ(alone.max_tensor_bytes, 0u) << "the devices were not looked at";
+  EXPECT_FALSE(alone.accel.measured);
+
+  if (!rt::accelerator_identity({})) return;  // the rest needs a device whose profiles are missing
+  const auto both = rt::planning_profiles({}, rt::Uses::host_and_accelerator, false, {});
+  EXPECT_FALSE(both.measured) << "the accelerator and the link were never calibrated";
+  EXPECT_NEAR(both.host.others_cpu_share, 0.125, 1e-12);
+  EXPECT_GT(both.max_tensor_bytes, 0u);
 }
 
 // Every cached profile (host, accelerator, link) that is corrupt, truncated,
@@ -174,7 +197,7 @@ TEST(Calibration, DamagedOrStaleCachedProfilesAreDiscardedWithANote) {
   auto write = [](const fs::path& f, const std::string& text) { std::ofstream(f, std::ios::binary | std::ios::trunc) << text; };
   auto plan_with_cache = [&](std::string& lines) {
     lines.clear();
-    return rt::planning_profiles({}, false, [&](const std::string& l) { lines += l + "\n"; });
+    return rt::planning_profiles({}, rt::Uses::host_and_accelerator, false, [&](const std::string& l) { lines += l + "\n"; });
   };
 
   std::string lines;
@@ -268,7 +291,7 @@ TEST(Calibration, ModelsRunTheKernelsTheProfileTuned) {
                          (dir / p::profile_cache_file_name(host_id)).string());
   p::save_device_profile(accel, (dir / p::profile_cache_file_name(*accel_id)).string());
   p::save_link_profile(link, (dir / ("link-" + p::profile_cache_file_name(*accel_id))).string());
-  ASSERT_EQ(rt::planning_profiles({}, false, {}).accel.kernel_shape, accel.kernel_shape) << "the cache round trip";
+  ASSERT_EQ(rt::planning_profiles({}, rt::Uses::host_and_accelerator, false, {}).accel.kernel_shape, accel.kernel_shape) << "the cache round trip";
 
   // fp16 plans priced as fp16 kernels run: the profile's fp16_factor scales
   // the accelerator's time (0.5: the all-GPU plan's kernels predicted at half).
