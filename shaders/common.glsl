@@ -10,7 +10,8 @@
 // declares the view it needs). Bindings 2 and 3: the same two buffers as
 // uniform texel buffers (arena as R32F, weights as RGBA32F): on lavapipe a
 // texel fetch is a branch-free gather, far cheaper than an SSBO load, so the
-// hot loads of convolutions go through them where the device allows (TEXEL).
+// hot loads of convolutions go through them where the device allows (TEXEL_X
+// for the arena's, TEXEL_W for the weights').
 // Binding 4: the weight block as RGBA16F, for kernels whose weights are
 // stored in fp16 (--fp16; fp32 arithmetic).
 // Push constants: element offsets o0..o7 of the kernel's operands, so that

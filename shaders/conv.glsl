@@ -29,10 +29,10 @@
 #endif
 layout(std430, set = 0, binding = 1) readonly buffer Weights { WT wv[]; };
 // WUNIT: floats per unit of the weight offset o2 as LOADW indexes it.
-#if TEXEL && OCB >= 4 && FP16_W
+#if TEXEL_W && OCB >= 4 && FP16_W
 #define LOADW(i) texelFetch(weights_h, int(i))
 #define WUNIT 2u
-#elif TEXEL && OCB >= 4
+#elif TEXEL_W && OCB >= 4
 #define LOADW(i) texelFetch(weights_tex, int(i))
 #define WUNIT 4u
 #else
@@ -40,8 +40,8 @@ layout(std430, set = 0, binding = 1) readonly buffer Weights { WT wv[]; };
 #define WUNIT (OCB >= 4 ? 4u : 1u)
 #endif
 // LOADX(k, i): element i of operand slot k (the texel view is the whole
-// arena: texel loads are off where operands bind windows of it).
-#if TEXEL
+// arena: its loads are off where operands bind windows of it).
+#if TEXEL_X
 #define LOADX(k, i) texelFetch(arena_tex, int(i)).x
 #else
 #define LOADX(k, i) ARENA(k)[i]

@@ -5,7 +5,7 @@
 // lowest float, as the reference does.
 // Slots: o0 output, o1 input.
 #define IPLANE (ID * IH * IW)
-#if TEXEL
+#if TEXEL_X
 #define LOADX(i) texelFetch(arena_tex, int(i)).x
 #else
 #define LOADX(i) ARENA(1)[i]

@@ -700,8 +700,8 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
     def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
     def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0)("KSPLIT", ksplit);
-    def("TEXEL", caps_.texel_loads ? 1 : 0);
-    kern.fp16_weights = caps_.fp16 && caps_.texel_loads && ocb >= 4;
+    def("TEXEL_X", caps_.texel_arena ? 1 : 0)("TEXEL_W", caps_.texel_weights ? 1 : 0);
+    kern.fp16_weights = caps_.fp16 && caps_.texel_weights && ocb >= 4;
     def("FP16_W", kern.fp16_weights ? 1 : 0);
     if (kern.fp16_weights) kern.variant += "_w16";
     kern.slots = {output(y), input(x), weights()};
@@ -742,7 +742,7 @@ void Lowering::emit_pool(const Node& n) {
   def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
   def("PED", q[0])("PEH", q[1])("PEW", q[2]);
   def("IS_MAX", is_max ? 1 : 0)("COUNT_PAD", n.attrs.get_int("count_include_pad", 0) == 1 ? 1 : 0);
-  def("TEXEL", caps_.texel_loads ? 1 : 0);
+  def("TEXEL_X", caps_.texel_arena ? 1 : 0);
   kern.slots = {output(y), input(x)};
   finish(std::move(kern), total, def, "pool", Activation::none(), n.activation);
 }

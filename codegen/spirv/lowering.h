@@ -18,8 +18,8 @@
 // per invocation where the layer allows; DeviceCaps::conv_ocb/conv_opx), on
 // a GPU split over input channels where a layer is too small to fill it
 // (DeviceCaps::conv_fill_invocations), and, where the device can
-// (DeviceCaps::texel_loads), read activations and weights through uniform
-// texel buffers: on lavapipe that is 2.5-3x faster than storage-buffer loads.
+// (DeviceCaps::texel_arena, texel_weights), read activations and weights through
+// uniform texel buffers: on lavapipe that is 2.5-3x faster than storage-buffer loads.
 // With DeviceCaps::fp16 their weights are stored as fp16 (RGBA16F texels).
 // Tuning knobs for experiments: VKFUSE_CONV_BLOCK=OCBxOPX (e.g. 8x4),
 // VKFUSE_CONV_KSPLIT=N (lanes per output tile, a power of two; 1: no split).
@@ -39,9 +39,12 @@ struct DeviceCaps {
   std::uint32_t max_groups_x = 65535;
   std::uint32_t subgroup_size = 8;
   bool fp16 = false;  // 16-bit storage for weights (fp32 accumulation)
-  // Bindings 2/3 (arena as R32F, weights as RGBA32F uniform texel buffers)
-  // can be used for the convolutions' loads.
-  bool texel_loads = false;
+  // The convolutions' (and pooling's) loads through uniform texel buffers:
+  // of activations through binding 2 (the arena as R32F; not where the
+  // arena is bound in windows or beyond the texel limit), of weights through
+  // bindings 3/4 (a weight block as RGBA32F/RGBA16F), each where it can.
+  bool texel_arena = false;
+  bool texel_weights = false;
   // One workgroup per row of a reduction (global pooling, Softmax,
   // Layer/InstanceNormalization, Reduce*), its lanes combining partial
   // results in shared memory: what fills a GPU. A CPU device (lavapipe) runs

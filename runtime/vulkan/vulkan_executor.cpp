@@ -488,9 +488,9 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R32_SFLOAT, &r32);
     vkGetPhysicalDeviceFormatProperties(ctx.physical_device(), VK_FORMAT_R32G32B32A32_SFLOAT, &rgba32);
     const char* env = std::getenv("VKFUSE_TEXEL_LOADS");
-    caps.texel_loads = (r32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
-                       (rgba32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
-                       !(env && std::string(env) == "0");
+    const bool texel_off = env && std::string(env) == "0";
+    caps.texel_arena = (r32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) && !texel_off;
+    caps.texel_weights = (rgba32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) && !texel_off;
   }
   for (ValueId v : graph.inputs)
     if (graph.value(v).dtype != graph::DType::f32)
@@ -499,7 +499,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
     if (graph.value(v).dtype != graph::DType::f32)
       throw Error(ErrorKind::Unsupported, "output '" + graph.value(v).name + "' is not float32");
   m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
-  const Program& prog = m.program;  // (re-lowered below without texel loads, in place)
+  const Program& prog = m.program;  // (re-lowered below with fewer texel loads, in place)
   load_.lower_ms = ms_since(t0);
   load_.fused_adds = prog.fused_adds;
   for (const Kernel& k : prog.kernels) load_.subgroup_folds += k.subgroup_fold ? 1 : 0;
@@ -538,13 +538,16 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   m.windowed = arena_floats > storage_floats || ctx.imposed_limits().arena_windows;
   // Texel views reach maxTexelBufferElements texels: the arena as R32F, a
   // weight block as RGBA32F and RGBA16F (2 floats a texel). Beyond that,
-  // plain storage-buffer loads.
+  // plain storage-buffer loads, for the arena and the weights apart (a
+  // windowed arena keeps the weights' texel loads, and so fp16 weights).
   const std::int64_t texel_reach = static_cast<std::int64_t>(limits.maxTexelBufferElements);
-  if (caps.texel_loads) {
-    bool fits = arena_floats <= texel_reach && !m.windowed;
-    for (const Kernel& k : prog.kernels) fits = fits && weight_slots(k) <= 2 * texel_reach;
-    if (!fits) {
-      caps.texel_loads = false;
+  {
+    const bool arena_fits = arena_floats <= texel_reach && !m.windowed;
+    bool weights_fit = true;
+    for (const Kernel& k : prog.kernels) weights_fit = weights_fit && weight_slots(k) <= 2 * texel_reach;
+    if ((caps.texel_arena && !arena_fits) || (caps.texel_weights && !weights_fit)) {
+      caps.texel_arena = caps.texel_arena && arena_fits;
+      caps.texel_weights = caps.texel_weights && weights_fit;
       m.program = codegen::spirv::lower_graph(graph, caps, node_unit);
     }
   }
@@ -562,7 +565,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   t0 = std::chrono::steady_clock::now();
   std::int64_t block_cap =
       std::min<std::int64_t>(static_cast<std::int64_t>(limits.maxStorageBufferRange) / 4, std::int64_t{64} << 20);
-  if (caps.texel_loads) block_cap = std::min(block_cap, 2 * texel_reach);
+  if (caps.texel_weights) block_cap = std::min(block_cap, 2 * texel_reach);
   std::vector<std::int64_t> block_of(static_cast<std::size_t>(K), 0), weight_offset(static_cast<std::size_t>(K), 0);
   std::vector<std::int64_t> block_size{0};
   for (std::int64_t i = 0; i < K; ++i) {
@@ -603,7 +606,8 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   }
 
   // ---- arena, I/O
-  load_.texel_loads = caps.texel_loads;
+  load_.texel_arena = caps.texel_arena;
+  load_.texel_weights = caps.texel_weights;
   for (ValueId v : prog.arena_constants) {
     const graph::Tensor& t = *graph.value(v).constant;
     m.arena_constants.emplace_back(offset[static_cast<std::size_t>(v)], std::vector<float>(t.f32(), t.f32() + t.numel()));

@@ -64,7 +64,10 @@ struct LoadInfo {
   std::int64_t barriers = 0;  // between dispatches: only where one reads or overwrites what an earlier one wrote
   bool mapped_inputs = false;   // inputs copied straight into mapped device memory (else staged)
   bool mapped_outputs = false;  // outputs read straight from it: only where the host reads it cached
-  bool texel_loads = false;   // kernels read through texel views (else storage-buffer loads)
+  // Kernels read activations / weights through texel views (else
+  // storage-buffer loads): DeviceCaps::texel_arena, texel_weights.
+  bool texel_arena = false;
+  bool texel_weights = false;
   // The kernel regime: a GPU's kernel shapes (on a GPU, or where
   // VKFUSE_DEVICE_LIMITS imposes them), else a CPU device's (lavapipe).
   bool gpu_kernels = false;

@@ -78,8 +78,9 @@ TEST(DeviceLimits, MalformedValuesNameTheVariable) {
 }
 
 // The discrete preset: nothing mapped, so inputs, outputs and weights go
-// through staging buffers; texel views too small for these tensors, so
-// storage-buffer loads. Unlimited, a unified-memory device (lavapipe) maps the arena.
+// through staging buffers; the arena's texel view too small for these
+// activations (storage-buffer loads), the weights' large enough. Unlimited,
+// a unified-memory device (lavapipe) maps the arena.
 TEST_F(VulkanMemory, DiscreteLimitsStageEveryTransfer) {
   VKFUSE_REQUIRE_VULKAN();
   if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
@@ -88,7 +89,10 @@ TEST_F(VulkanMemory, DiscreteLimitsStageEveryTransfer) {
     const auto r = compare_with_reference(conv_graph(16, 32, 40, 1), kTol);
     EXPECT_FALSE(r.load.mapped_inputs);
     EXPECT_FALSE(r.load.mapped_outputs);
-    EXPECT_FALSE(r.load.texel_loads);
+    EXPECT_FALSE(r.load.texel_arena);
+    if (!std::getenv("VKFUSE_TEXEL_LOADS")) {
+      EXPECT_TRUE(r.load.texel_weights);
+    }
   }
   const auto r = compare_with_reference(conv_graph(16, 32, 40, 1), kTol);
   const auto ctx = vkfuse::runtime::vulkan::Context::acquire("");
@@ -121,20 +125,24 @@ TEST_F(VulkanMemory, HostVisibleWindowHoldsSmallArenasOnly) {
   EXPECT_FALSE(large.load.mapped_outputs);
 }
 
-// Texel views reach maxTexelBufferElements: kernels read through them only
-// when the arena and every kernel's weights fit.
+// Texel views reach maxTexelBufferElements: kernels read activations
+// through them only when the arena fits, weights only when every kernel's
+// weights fit, each apart from the other.
 TEST_F(VulkanMemory, TexelLoadsOnlyWithinTheTexelLimit) {
   VKFUSE_REQUIRE_VULKAN();
   if (DeviceLimits::from_env().any()) GTEST_SKIP() << "VKFUSE_DEVICE_LIMITS is set for the whole run";
   if (std::getenv("VKFUSE_TEXEL_LOADS")) GTEST_SKIP() << "VKFUSE_TEXEL_LOADS is set";
   ScopedLimits limits("texel_elements=65536");
   const auto fits = compare_with_reference(conv_graph(8, 16, 24, 4), kTol);  // 13.8k floats, 1.2k weights
-  EXPECT_TRUE(fits.load.texel_loads);
+  EXPECT_TRUE(fits.load.texel_arena);
+  EXPECT_TRUE(fits.load.texel_weights);
   const auto big_arena = compare_with_reference(conv_graph(8, 16, 72, 5), kTol);  // 124k floats
-  EXPECT_FALSE(big_arena.load.texel_loads);
+  EXPECT_FALSE(big_arena.load.texel_arena);
+  EXPECT_TRUE(big_arena.load.texel_weights);
   const auto big_weights = compare_with_reference(conv_graph(64, 256, 8, 6), kTol);  // 147k weights
   EXPECT_LT(big_weights.load.arena_bytes / 4, 65536);
-  EXPECT_FALSE(big_weights.load.texel_loads);
+  EXPECT_TRUE(big_weights.load.texel_arena);
+  EXPECT_FALSE(big_weights.load.texel_weights);
 }
 
 // An arena larger than one storage buffer can address (here capped at 1 MiB)
@@ -176,7 +184,10 @@ TEST_F(VulkanMemory, ArenasBeyondOneStorageBufferAreBoundInWindows) {
       const auto r = compare_with_reference(make(), kTol);
       EXPECT_GT(r.load.arena_bytes, 1 << 20);
       EXPECT_TRUE(r.load.arena_windows);
-      EXPECT_FALSE(r.load.texel_loads);  // the texel views are not windowed
+      EXPECT_FALSE(r.load.texel_arena);  // the arena's texel view is not windowed
+      if (!std::getenv("VKFUSE_TEXEL_LOADS")) {
+        EXPECT_TRUE(r.load.texel_weights);  // the weights' still serve
+      }
       EXPECT_EQ(r.stats.dispatches, 6);
     }
   }

@@ -1123,10 +1123,10 @@ TEST_F(VulkanOps, Fp16Weights) {
   auto r = compare_with_reference(std::move(b.graph), 1e-2, /*fp16=*/true);
   bool any_fp16 = false;
   for (const auto& k : r.kernels) any_fp16 = any_fp16 || k.variant.find("_w16") != std::string::npos;
-  // fp16 weights ride on the texel-buffer path (VKFUSE_TEXEL_LOADS=0 turns it
-  // off, and so does an arena bound in windows).
+  // fp16 weights ride on the weights' texel views (VKFUSE_TEXEL_LOADS=0
+  // turns them off; an arena bound in windows keeps them).
   const char* texel = std::getenv("VKFUSE_TEXEL_LOADS");
-  bool supported = !(texel && std::string(texel) == "0") && !r.load.arena_windows;
+  bool supported = !(texel && std::string(texel) == "0");
   bool any_device = false;
   for (const auto& dev : vkfuse::list_devices()) any_device = any_device || dev.fp16;
   supported = supported && any_device;
