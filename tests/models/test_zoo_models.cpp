@@ -350,18 +350,7 @@ TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
       EXPECT_EQ(t.bytes_downloaded, plan.bytes_downloaded);
       EXPECT_LE(relative_l2(result, ref_), kTolerance);
     } catch (const vkfuse::Error& e) {
-      // A known limit, refused with a clear error: naive's isolated units
-      // upload every unit's inputs at the start of a run, so their arena
-      // ranges cannot be reused; in large models (ResNeXt-26ts, Res2Net-50)
-      // the arena outgrows one storage buffer (128 MiB on lavapipe) and a
-      // kernel's operands can lie further apart than the window of it that
-      // the kernel binds.
       const std::string what = e.what();
-      if (std::string(strategy) == "naive" && e.kind() == vkfuse::ErrorKind::Unsupported &&
-          what.find("more than one storage buffer") != std::string::npos) {
-        std::cout << name_ << " (naive): not run: " << what << "\n";
-        continue;
-      }
       ADD_FAILURE() << name_ << ": vkfuse::Error(" << vkfuse::error_kind_name(e.kind()) << "): " << what;
     }
   }
