@@ -46,6 +46,7 @@ void HostExecutor::run_segment(int segment, std::span<const float* const> inputs
   const graph::Graph& g = program_->graph();
   const HostFrame f = frame();
   hk::set_num_threads(threads_);
+  const hk::DenormalsAreZero flush;
   for (std::size_t i : program_->segment_inputs(segment)) {
     if (i >= inputs.size()) continue;
     const ValueId v = g.inputs[i];
@@ -76,6 +77,7 @@ std::vector<std::pair<std::string, double>> HostExecutor::profile(std::span<cons
                                                                   std::span<float* const> outputs) {
   run(inputs, outputs);  // inputs in place, caches warm
   const HostFrame f = frame();
+  const hk::DenormalsAreZero flush;  // as run() has them
   std::vector<std::pair<std::string, double>> times;
   for (const auto& s : program_->steps()) {
     const auto t0 = std::chrono::steady_clock::now();

@@ -381,6 +381,22 @@ struct Buf {
   const float* fixed = nullptr;
   float* at(float* arena) const { return offset >= 0 ? arena + offset : const_cast<float*>(fixed); }
 };
+
+// Which input of a two-input node is a channel gate: shape [N or 1, C, 1, 1]
+// against the other's [N, C, H, W] (the output's); -1 if neither.
+int channel_gate_operand(const Node& n, const graph::Graph& g) {
+  const Shape& ys = g.value(n.outputs[0]).shape;
+  if (ys.size() != 4) return -1;
+  for (int k = 0; k < 2; ++k) {
+    const Shape& gs = g.value(n.inputs[static_cast<std::size_t>(k)]).shape;
+    const Shape& xs = g.value(n.inputs[static_cast<std::size_t>(1 - k)]).shape;
+    if (xs == ys && gs.size() == 4 && (gs[0] == ys[0] || gs[0] == 1) && gs[1] == ys[1] && gs[2] == 1 && gs[3] == 1 &&
+        ys[2] * ys[3] > 1)
+      return k;
+  }
+  return -1;
+}
+
 struct ViewRef {
   hk::View view;  // data unset
   Buf buf;
@@ -845,6 +861,31 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const ViewRef y = ViewRef::dense(out, out_shape, 2);
       const hk::Epilogue e = epilogue(n.activation);
       add(name, "gemm", ni, [=](const HostFrame& f) { hk::gemm(a.at(f.arena), *pg, e, y.at(f.arena)); });
+      done = act_done = true;
+    } else if (op == "Mul" && f32_out && all_f32_in && n.inputs.size() == 2 && channel_gate_operand(n, g) >= 0) {
+      // A channel gate (squeeze-and-excitation): each plane scaled by its
+      // (image, channel) factor, the plane as one dense row. (The broadcasting
+      // binary kernel runs these planes scalar: 0.3 ms for EfficientNet-B0's
+      // 1152 7x7 planes.)
+      const int gi = channel_gate_operand(n, g);
+      const Shape& xs = out_shape;
+      const std::int64_t N = xs[0], C = xs[1], P = xs[2] * xs[3];
+      const bool per_image = in_shape(gi)[0] == N;
+      const ViewRef x = ViewRef::dense(in(1 - gi), {N, C, 1, P});
+      const ViewRef y = ViewRef::dense(out, {N, C, 1, P});
+      const Buf gate = in(gi);
+      const float* zeros = keep(std::make_shared<std::vector<float>>(static_cast<std::size_t>(C), 0.f))->data();
+      const hk::Epilogue e = epilogue(n.activation);
+      add(name, "channel_scale", ni, [=](const HostFrame& f) {
+        const float* scale = gate.at(f.arena);
+        for (std::int64_t i = 0; i < N; ++i) {
+          hk::View xv = x.at(f.arena), yv = y.at(f.arena);
+          xv.data += i * xv.stride[3];
+          yv.data += i * yv.stride[3];
+          xv.extent[3] = yv.extent[3] = 1;
+          hk::channel_affine(xv, scale + (per_image ? i * C : 0), zeros, e, yv);
+        }
+      });
       done = act_done = true;
     } else if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && f32_out && all_f32_in &&
                out_shape.size() <= 4 && n.inputs.size() == 2) {

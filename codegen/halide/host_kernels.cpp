@@ -19,6 +19,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include "vkf_avgpool.h"
 #include "vkf_avgpool_w.h"
@@ -180,7 +183,11 @@ class ParallelPool {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      while (static_cast<int>(workers_.size()) < want - 1) workers_.emplace_back([this] { worker(); });
+      while (static_cast<int>(workers_.size()) < want - 1)
+        workers_.emplace_back([this] {
+          const vkfuse::codegen::halide::DenormalsAreZero flush;  // vkfuse's own threads, for good
+          worker();
+        });
       current_ = &job;
       ++generation_;
       published_.store(generation_, std::memory_order_release);
@@ -719,6 +726,23 @@ void pad(const View& in, const std::int64_t begin[4], int mode, float value, con
                 static_cast<int>(begin[3]), mode, value, bout.get()),
         "vkf_pad");
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+DenormalsAreZero::DenormalsAreZero() : saved_(_mm_getcsr()) { _mm_setcsr(_mm_getcsr() | 0x8040u); }  // FTZ | DAZ
+DenormalsAreZero::~DenormalsAreZero() { _mm_setcsr(static_cast<unsigned>(saved_)); }
+#elif defined(__aarch64__)
+DenormalsAreZero::DenormalsAreZero() {
+  std::uint64_t fpcr;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+  saved_ = fpcr;
+  fpcr |= std::uint64_t{1} << 24;  // FZ
+  __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+}
+DenormalsAreZero::~DenormalsAreZero() { __asm__ __volatile__("msr fpcr, %0" : : "r"(saved_)); }
+#else
+DenormalsAreZero::DenormalsAreZero() = default;
+DenormalsAreZero::~DenormalsAreZero() = default;
+#endif
 
 void set_num_threads(int threads) {
   halide_set_num_threads(std::max(1, threads));

@@ -12,6 +12,9 @@
 #include <span>
 
 #include <nlohmann/json.hpp>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 #include "tests/onnx_builder.h"
 #include "vkfuse/vkfuse.h"
@@ -334,6 +337,24 @@ std::vector<Case> cases() {
                   b.node("Mul", {"x", "g"}, {"y"});
                   return b;
                 }});
+  // Channel gates as the host runs them (each plane scaled by its factor):
+  // a batch with one gate per image, the gate as the first operand and a
+  // Relu after the Mul; a constant scale shared by the batch on odd planes.
+  cs.push_back({"ChannelGate_batch2_gate_first_Relu", [] {
+                  OnnxBuilder b;
+                  b.input("x", {2, 5, 7, 9}).input("s", {2, 5, 1, 1}).output("y");
+                  b.node("Sigmoid", {"s"}, {"g"});
+                  b.node("Mul", {"g", "x"}, {"m"});
+                  b.node("Relu", {"m"}, {"y"});
+                  return b;
+                }});
+  cs.push_back({"ChannelScale_constant_shared_by_the_batch", [] {
+                  OnnxBuilder b;
+                  b.input("x", {3, 6, 5, 3}).output("y");
+                  b.initializer("k", {1, 6, 1, 1}, values({1, 6, 1, 1}, 22));
+                  b.node("Mul", {"x", "k"}, {"y"});
+                  return b;
+                }});
   cs.push_back({"LayerNormDecomposed_Gelu", [] {  // ConvNeXt's channels-last LayerNorm, then GELU (Erf form)
                   OnnxBuilder b;
                   b.input("x", {1, 6, 5, 8}).output("y");
@@ -522,6 +543,35 @@ std::string param_name(const ::testing::TestParamInfo<Param>& info) {
 
 INSTANTIATE_TEST_SUITE_P(AllStrategies, BackendOps, ::testing::ValuesIn(params()), param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendOps);
+
+// The host kernels run with denormals flushed to zero (an operand below
+// 1.2e-38 would cost a microcode assist per multiply), and the caller's
+// floating point mode is theirs again after a run: a product of 1e-20 and
+// 1e-20 is 0 on the host and 1e-40 in the reference, whose kernels keep
+// IEEE arithmetic.
+TEST(BackendOpsCases, HostKernelsFlushDenormalsAndLeaveTheCallersMode) {
+  OnnxBuilder b;
+  b.input("x", {1, 3, 4, 5}).input("s", {1, 3, 1, 1}).output("y").output("z");
+  b.node("Mul", {"x", "x"}, {"y"});  // the broadcasting kernel
+  b.node("Mul", {"x", "s"}, {"z"});  // the channel scale
+  const std::vector<std::vector<float>> tiny = {std::vector<float>(60, 1e-20f), std::vector<float>(3, 1e-20f)};
+  vkfuse::LoadOptions ref_opts;
+  ref_opts.strategy = "reference";
+  const auto expected = run(b, ref_opts, tiny);
+  ASSERT_GT(expected[0][0], 0.f) << "the reference keeps the denormal";
+  vkfuse::LoadOptions opts;
+  opts.strategy = "cpu";
+#if defined(__x86_64__)
+  const unsigned before = _mm_getcsr();
+#endif
+  const auto host = run(b, opts, tiny);
+#if defined(__x86_64__)
+  EXPECT_EQ(_mm_getcsr(), before) << "the caller's MXCSR is restored";
+  EXPECT_EQ(before & 0x8040u, 0u) << "the caller never had FTZ or DAZ";
+#endif
+  for (const auto& out : host)
+    for (float v : out) EXPECT_EQ(v, 0.f);
+}
 
 // `plan` (a model's plan JSON) edited to put every op on one unit and saved
 // as `file`: loading it is refused as an invalid argument that names `needle`.
