@@ -23,6 +23,13 @@ namespace vkfuse::runtime {
 namespace vulkan {
 
 namespace {
+// The warm-up's allowance for a driver that compiles each pipeline at its
+// first dispatch, per pipeline, beyond the device timeout.
+constexpr std::uint64_t kWarmupMsPerPipeline = 10'000;
+// How long a submission may take (LoadOptions::device_timeout_ms, or the default).
+std::uint64_t device_timeout(const ExecutorOptions& options) {
+  return options.device_timeout_ms ? options.device_timeout_ms : Context::kDefaultWaitMs;
+}
 
 using codegen::spirv::Kernel;
 using codegen::spirv::Program;
@@ -1016,10 +1023,14 @@ VulkanExecutor::VulkanExecutor(std::shared_ptr<const DeviceProgram> program, con
     const LateProgressLine note(options.progress, "warming up " + std::to_string(prog.pipelines.size()) +
                                                       " GPU kernels: the driver compiles each at its first dispatch "
                                                       "(its cache keeps them for the next load)");
+    // The wait allows the device timeout plus the compiles: lavapipe takes
+    // about a second a pipeline on a cold cache, more on a busy machine, so
+    // DenseNet-121's 669 kernels outlast any fixed timeout.
+    const std::uint64_t warmup_timeout = device_timeout(options) + kWarmupMsPerPipeline * prog.pipelines.size();
     for (std::size_t u = 0; u < m.units.size(); ++u) {
       m.submit_unit(u);
       m.units[u].in_flight = false;
-      ctx.wait_and_reset(m.units[u].fence);
+      ctx.wait_and_reset(m.units[u].fence, warmup_timeout);
     }
   }
   load_.warmup_ms = ms_since(t0);
@@ -1083,7 +1094,7 @@ void VulkanExecutor::Impl::finish_unit(std::size_t index, std::span<float* const
   Unit& u = units[index];
   if (!u.in_flight) return;
   u.in_flight = false;
-  ctx->wait_and_reset(u.fence, options.device_timeout_ms ? options.device_timeout_ms : Context::kDefaultWaitMs);
+  ctx->wait_and_reset(u.fence, device_timeout(options));
   for (std::size_t j : u.plan->outputs) {
     const DeviceProgram::IO& io = prog->outputs[j];
     if (io.offset < 0) {
