@@ -60,16 +60,7 @@ def export_one(name, out_dir, opset):
 
 
 def main():
-    argv = sys.argv[1:]
-    for i, a in enumerate(argv):  # --models ci / full name a set
-        if a == "--models" and i + 1 < len(argv) and argv[i + 1] in SETS:
-            argv[i + 1] = ",".join(SETS[argv[i + 1]])
-        elif a.startswith("--models=") and a.split("=", 1)[1] in SETS:
-            argv[i] = "--models=" + ",".join(SETS[a.split("=", 1)[1]])
-    sys.argv[1:] = argv
-    return zoo.run_exports("export_timm.py", __doc__, MODELS, export_one, ["torch", "timm", "onnx", "numpy"],
-                           default_models=SETS["ci"])
-
+    return zoo.run_exports("export_timm.py", __doc__, MODELS, export_one, ["torch", "timm", "onnx", "numpy"], SETS)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DVKFUSE_WERROR=ON
 cmake --build build -j2
-# The full timm zoo (label zoo_full, ~30 min) runs on demand: ctest -L zoo_full.
+# The full zoos (label zoo_full: every timm family listed, the other torchvision
+# classifiers) run on demand: ctest -L zoo_full.
 ctest --test-dir build --output-on-failure -j2 -LE zoo_full

@@ -35,12 +35,16 @@ namespace {
 
 constexpr double kTolerance = 1e-4;  // relative L2 error, fp32
 
-// Must match MODELS in tools/export_torchvision.py.
-const char* const kTorchvision[] = {"resnet18",      "resnet50",     "inception_v3",
-                                    "googlenet",     "mobilenet_v2", "squeezenet1_1",
-                                    "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"};
-// Must match SETS in tools/export_timm.py: "ci" by default, "full" with
-// VKFUSE_TIMM_SET=full (ctest -L zoo_full).
+// Each zoo's "ci" set by default and its "full" set with VKFUSE_ZOO_SET=full
+// (ctest -L zoo_full): they must match SETS in tools/export_torchvision.py
+// and tools/export_timm.py.
+const char* const kTorchvisionCi[] = {"resnet18",      "resnet50",     "inception_v3",
+                                      "googlenet",     "mobilenet_v2", "squeezenet1_1",
+                                      "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"};
+const char* const kTorchvisionMore[] = {"alexnet",          "resnet34",           "resnext50_32x4d",
+                                        "densenet121",      "squeezenet1_0",      "shufflenet_v2_x1_0",
+                                        "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet1_0",
+                                        "efficientnet_b0",  "regnet_x_400mf",     "regnet_y_400mf"};
 const char* const kTimmCi[] = {"efficientnet_b0", "mobilenetv3_large_100", "convnext_atto",
                                "ghostnet_100",    "hrnet_w18_small",       "cspresnet50"};
 const char* const kTimmFull[] = {"efficientnet_b0",  "mobilenetv3_large_100", "regnetx_002", "regnety_002",
@@ -141,9 +145,12 @@ std::vector<ModelCase> model_cases() {
     for (const char* s : {"reference", "cpu", "gpu"})
       if (std::find(available.begin(), available.end(), s) != available.end()) cases.push_back({zoo, m, s});
   };
-  for (const char* m : kTorchvision) add("torchvision", m);
-  const char* set = std::getenv("VKFUSE_TIMM_SET");
-  if (set && std::string(set) == "full") {
+  const char* set = std::getenv("VKFUSE_ZOO_SET");
+  const bool full = set && std::string(set) == "full";
+  for (const char* m : kTorchvisionCi) add("torchvision", m);
+  if (full)
+    for (const char* m : kTorchvisionMore) add("torchvision", m);
+  if (full) {
     for (const char* m : kTimmFull) add("timm", m);
   } else {
     for (const char* m : kTimmCi) add("timm", m);
