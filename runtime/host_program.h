@@ -15,8 +15,9 @@
 //      kernel of kDenseConvKernels (host_program.cpp) whose rule holds —
 //      pointwise_tiled, Winograd F(4x4, 3x3), conv_channel_vector, else
 //      conv_tiled — the rules measured on this project's machines and
-//      written down there; grouped ones run depthwise or conv_tiled per
-//      group. Ops without a Halide kernel (Gather, batched MatMul, non-2-D
+//      written down there; a depthwise one likewise takes the first of
+//      kDepthwiseKernels (depthwise_channel_vector on small maps, else the
+//      planar depthwise), other grouped ones conv_tiled per group. Ops without a Halide kernel (Gather, batched MatMul, non-2-D
 //      Conv and pooling, ...) run their reference kernel (graph/ops.h) and
 //      are listed in fallback_ops().
 // A step reads and writes through a HostFrame (the run's arena and non-float

@@ -35,6 +35,7 @@
 #include "vkf_convm7_res.h"
 #include "vkf_dwconv.h"
 #include "vkf_dwconv_w.h"
+#include "vkf_dwconvm.h"
 #include "vkf_gemm.h"
 #include "vkf_global_avgpool.h"
 #include "vkf_maxpool.h"
@@ -638,6 +639,36 @@ void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh,
   check(f(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act, e.alpha,
           e.beta, bout.get()),
         "vkf_dwconv");
+}
+
+PackedDepthwise PackedDepthwise::pack(const float* w, const float* bias, int c, int kh, int kw) {
+  constexpr std::size_t B = kDepthwiseChannelBlock;
+  PackedDepthwise p;
+  p.c = c;
+  p.kh = kh;
+  p.kw = kw;
+  p.c_padded = (c + kDepthwiseChannelBlock - 1) / kDepthwiseChannelBlock * kDepthwiseChannelBlock;
+  const std::size_t C = static_cast<std::size_t>(c), taps = static_cast<std::size_t>(kh) * static_cast<std::size_t>(kw);
+  p.weights.assign(static_cast<std::size_t>(p.c_padded) * taps, 0.f);
+  p.bias.assign(static_cast<std::size_t>(p.c_padded), 0.f);
+  // Packed index: (cb * taps + ky * kw + kx) * B + ci; ONNX's tap order is (ky, kx) too.
+  for (std::size_t ch = 0; ch < C; ++ch)
+    for (std::size_t t = 0; t < taps; ++t) p.weights[((ch / B) * taps + t) * B + ch % B] = w[ch * taps + t];
+  if (bias) std::copy(bias, bias + c, p.bias.begin());
+  return p;
+}
+
+void depthwise_conv2d_channel_vector(const View& in, const PackedDepthwise& w, const Window2D& g, Epilogue e,
+                                     const View& out) {
+  install_error_handler();
+  if (out.extent[0] * out.extent[1] < kDepthwiseChannelVectorTileP || in.extent[2] != w.c)
+    throw Error(ErrorKind::Internal, "depthwise_conv2d_channel_vector: not a depthwise convolution it can run");
+  Buf bin(in), bout(flat_plane(out));
+  Buf bw(w.weights.data(), {kDepthwiseChannelBlock, w.kw, w.kh, w.c_padded / kDepthwiseChannelBlock});
+  Buf bb(w.bias.data(), w.c_padded);
+  check(vkf_dwconvm(bin.get(), bw.get(), bb.get(), static_cast<int>(out.extent[0]), g.stride_x, g.stride_y, g.pad_x,
+                    g.pad_y, g.dil_x, g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+        "vkf_dwconvm");
 }
 
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) {

@@ -144,6 +144,22 @@ void subsample(const View& in, int stride_x, int stride_y, const View& out);
 void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
                       Epilogue e, const View& out);
 
+// depthwise_channel_vector: vectorized over blocks of kDepthwiseChannelBlock
+// channels, tiles of kDepthwiseChannelVectorTileP consecutive output pixels;
+// for small maps. The output plane must be dense and hold at least a tile.
+inline constexpr int kDepthwiseChannelBlock = 16;
+inline constexpr int kDepthwiseChannelVectorTileP = 8;
+// Depthwise filters as (ci, kx, ky, cb), blocks of kDepthwiseChannelBlock
+// channels, zero beyond c; bias padded likewise.
+struct PackedDepthwise {
+  int c = 0, kh = 0, kw = 0, c_padded = 0;
+  std::vector<float> weights, bias;
+  // w: [c, kh, kw] row-major (ONNX, one input channel per group); bias: c values or nullptr.
+  static PackedDepthwise pack(const float* w, const float* bias, int c, int kh, int kw);
+};
+void depthwise_conv2d_channel_vector(const View& in, const PackedDepthwise& w, const Window2D& g, Epilogue e,
+                                     const View& out);
+
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out);
 void avg_pool2d(const View& in, const Window2D& g, bool count_include_pad, Epilogue e, const View& out);
 // in (p, c, n) → out (c, n): the mean over p.

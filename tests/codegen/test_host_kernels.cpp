@@ -9,6 +9,7 @@
 #include <random>
 
 #include "codegen/halide/host_kernels.h"
+#include "runtime/host_program.h"
 #include "tests/codegen/host_test_util.h"
 
 using namespace vkfuse::testing;
@@ -78,6 +79,22 @@ void check_conv(const ConvCase& k, std::uint32_t seed, bool residual = false) {
   EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
 }
 
+// check_conv, and the host ran `kernel` for it (the first of its table whose
+// rule holds).
+void check_conv_kernel(const ConvCase& k, const char* kernel, std::uint32_t seed, bool residual = false) {
+  check_conv(k, seed, residual);
+  std::mt19937 rng(seed);
+  const g::Graph graph = conv_graph(k, rng, residual);
+  const vkfuse::runtime::HostProgram program(graph, {}, 1);
+  std::string kernels;
+  bool ran = false;
+  for (const auto& step : program.steps()) {
+    kernels += " " + step.kernel;
+    ran = ran || step.kernel == kernel;
+  }
+  EXPECT_TRUE(ran) << describe(k) << ": expected " << kernel << ", ran" << kernels;
+}
+
 }  // namespace
 
 TEST(HostConv, HandPicked) {
@@ -129,6 +146,40 @@ TEST(HostConv, HandPicked) {
   };
   std::uint32_t seed = 1;
   for (const auto& k : cases) check_conv(k, seed++);
+}
+
+// Each depthwise kernel on the maps its rule gives it (the first of
+// kDepthwiseKernels that applies): depthwise_channel_vector on output maps up
+// to 28 wide holding at least one 8-pixel tile, the planar kernel otherwise.
+// Channel counts that leave a part block, batches, strides, dilations, pads
+// and the activations the channel-vector kernel specializes or not.
+TEST(HostConv, DepthwiseKernelsByMapSize) {
+  struct DepthwiseCase {
+    ConvCase conv;
+    const char* kernel;
+  };
+  const std::vector<DepthwiseCase> cases = {
+      {{1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 40, {1, 1, 1, 1}, true, "Relu"}, "depthwise_channel_vector"},
+      {{2, 24, 7, 7, 24, 5, 5, 1, 1, 1, 1, 24, {2, 2, 2, 2}, true, "HardSwish"}, "depthwise_channel_vector"},
+      {{1, 16, 15, 15, 16, 5, 5, 2, 2, 1, 1, 16, {2, 2, 2, 2}, false, "Clip"}, "depthwise_channel_vector"},
+      {{1, 20, 12, 13, 20, 3, 3, 1, 1, 2, 2, 20, {2, 1, 2, 3}, true, "LeakyRelu"}, "depthwise_channel_vector"},
+      {{1, 7, 9, 9, 7, 3, 3, 2, 1, 1, 1, 7, {0, 1, 2, 1}, true, "Sigmoid"}, "depthwise_channel_vector"},
+      {{2, 33, 56, 56, 33, 3, 3, 2, 2, 1, 1, 33, {0, 0, 1, 1}, true, ""}, "depthwise_channel_vector"},  // 28 wide
+      {{1, 8, 2, 4, 8, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, "Relu"}, "depthwise_channel_vector"},  // one tile
+      {{1, 8, 2, 3, 8, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, "Relu"}, "depthwise"},  // 6 pixels
+      {{1, 16, 29, 29, 16, 3, 3, 1, 1, 1, 1, 16, {1, 1, 1, 1}, true, "Clip"}, "depthwise"},  // 29 wide
+  };
+  std::uint32_t seed = 300;
+  for (const auto& [k, kernel] : cases) check_conv_kernel(k, kernel, seed++);
+}
+
+// A 1x1 convolution on a 1x1 map (squeeze-and-excitation) runs as a GEMV on
+// the Gemm kernel, per image; with a fused residual Add it does not.
+TEST(HostConv, OnOneByOneMapsAGemv) {
+  check_conv_kernel({1, 960, 1, 1, 240, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "conv_gemv", 320);
+  check_conv_kernel({2, 40, 1, 1, 72, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "conv_gemv", 321);
+  check_conv_kernel({3, 17, 1, 1, 33, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "HardSwish"}, "conv_gemv", 322);
+  check_conv_kernel({2, 16, 1, 1, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "conv_tiled", 323, true);
 }
 
 TEST(HostConv, Random) {
