@@ -923,13 +923,17 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       add(name, "global_avg_pool", ni, [=](const HostFrame& f) { hk::global_avg_pool(x.at(f.arena), y.at(f.arena)); });
       done = true;
     } else if ((op == "Gemm" || op == "MatMul") && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
-               g.is_constant(n.inputs[1]) && in_shape(0).size() == 2 && in_shape(1).size() == 2 &&
+               g.is_constant(n.inputs[1]) && in_shape(0).size() >= 2 && in_shape(1).size() == 2 &&
                n.attrs.get_int("transA", 0) == 0 &&
                (n.inputs.size() < 3 || n.inputs[2] == kNoValue || g.is_constant(n.inputs[2]))) {
+      // A MatMul of [..., K] by a constant [K, M] (a transformer's or
+      // ConvNeXt's linear layer on every token) is one GEMM over the rows of
+      // all leading dimensions.
       const bool tb = op == "Gemm" && n.attrs.get_int("transB", 0) != 0;
-      const Shape& as = in_shape(0);
       const Tensor& B = *g.value(n.inputs[1]).constant;
-      const std::int64_t N = as[0], K = as[1], M = tb ? B.shape()[0] : B.shape()[1];
+      const std::int64_t K = in_shape(0).back(), N = graph::element_count(in_shape(0)) / std::max<std::int64_t>(1, K),
+                         M = tb ? B.shape()[0] : B.shape()[1];
+      const Shape as{N, K};
       const float alpha = op == "Gemm" ? n.attrs.get_float("alpha", 1.f) : 1.f;
       const float beta = op == "Gemm" ? n.attrs.get_float("beta", 1.f) : 1.f;
       const Tensor* Cc = n.inputs.size() > 2 && n.inputs[2] != kNoValue ? &*g.value(n.inputs[2]).constant : nullptr;
@@ -937,7 +941,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
           hk::PackedGemm::pack(B.f32(), tb, static_cast<int>(K), static_cast<int>(M), static_cast<int>(N), alpha,
                                Cc ? Cc->f32() : nullptr, Cc ? Cc->shape() : Shape{}, beta)));
       const ViewRef a = ViewRef::dense(in(0), as, 2);
-      const ViewRef y = ViewRef::dense(out, out_shape, 2);
+      const ViewRef y = ViewRef::dense(out, {N, M}, 2);
       const hk::Epilogue e = epilogue(n.activation);
       add(name, "gemm", ni, [=](const HostFrame& f) { hk::gemm(a.at(f.arena), *pg, e, y.at(f.arena)); });
       done = act_done = true;

@@ -777,6 +777,10 @@ class GlobalAvgPool : public Generator<GlobalAvgPool> {
 // alpha folded in), bias is [N, M] with any strides (0 to broadcast).
 class Gemm : public Generator<Gemm> {
  public:
+  // Rows of accumulators per task: 4 for a classifier's few rows; 12 (24
+  // AVX-512 accumulators) for a linear layer over many tokens, where 4 rows
+  // made the kernel wait on loads of b.
+  GeneratorParam<int> tile_rows{"tile_rows", 4};
   Input<Buffer<float, 2>> a{"a"};
   Input<Buffer<float, 3>> b{"b"};  // (j % 32, k, j / 32): one contiguous panel per 32 columns
   Input<Buffer<float, 2>> bias{"bias"};
@@ -798,17 +802,18 @@ class Gemm : public Generator<Gemm> {
     out.dim(0).set_min(0);
     b.dim(0).set_extent(32);
 
-    // gemm_tiled: 32 columns (one panel of b, read front to back) x 4 rows of
-    // accumulators per task. (b as [k, m] was strided by a whole row per k:
-    // a classifier's 8 MB of weights read at ~20 GB/s, a page per k.)
+    // gemm_tiled: 32 columns (one panel of b, read front to back) x
+    // tile_rows rows of accumulators per task. (b as [k, m] was strided by a
+    // whole row per k: a classifier's 8 MB of weights read at ~20 GB/s, a
+    // page per k.)
     Var jo{"jo"}, ji{"ji"}, io{"io"}, ii{"ii"}, t{"t"};
     out.split(j, jo, ji, 32, TailStrategy::GuardWithIf)
-        .split(i, io, ii, 4, TailStrategy::GuardWithIf)
+        .split(i, io, ii, tile_rows, TailStrategy::GuardWithIf)
         .reorder(ji, ii, jo, io)
         .fuse(jo, io, t)
         .parallel(t)
         .vectorize(ji, 16);
-    acc.compute_at(out, t).bound_extent(jc, 32).bound_extent(i, 4);
+    acc.compute_at(out, t).bound_extent(jc, 32).bound_extent(i, tile_rows);
     acc.vectorize(jc, 16).unroll(jc).unroll(i);
     acc.update().reorder(jc, i, k, jp).vectorize(jc, 16).unroll(jc).unroll(i);
     specialize_activation(out, act);

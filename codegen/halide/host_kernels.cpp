@@ -37,6 +37,7 @@
 #include "vkf_dwconv_w.h"
 #include "vkf_dwconvm.h"
 #include "vkf_gemm.h"
+#include "vkf_gemm_r12.h"
 #include "vkf_global_avgpool.h"
 #include "vkf_maxpool.h"
 #include "vkf_maxpool_w.h"
@@ -710,12 +711,14 @@ PackedGemm PackedGemm::pack(const float* b, bool trans_b, int k, int m, int n, f
           static_cast<std::size_t>(j % 32)] =
           alpha * (trans_b ? b[static_cast<std::size_t>(j) * static_cast<std::size_t>(k) + static_cast<std::size_t>(kk)]
                            : b[static_cast<std::size_t>(kk) * static_cast<std::size_t>(m) + static_cast<std::size_t>(j)]);
-  p.bias.assign(static_cast<std::size_t>(n) * mp, 0.f);
+  // Broadcast C (rank <= 2) against [n, m]; one row unless C has n rows
+  // (a [tokens, K] MatMul's zero bias would otherwise be tokens x m floats).
+  const std::int64_t c_rows = c && c_shape.size() >= 2 ? c_shape[c_shape.size() - 2] : 1;
+  p.bias_rows = c_rows == 1 ? 1 : n;
+  p.bias.assign(static_cast<std::size_t>(p.bias_rows) * mp, 0.f);
   if (c) {
-    // Broadcast C (rank <= 2) against [n, m].
-    const std::int64_t c_rows = c_shape.size() >= 2 ? c_shape[c_shape.size() - 2] : 1;
     const std::int64_t c_cols = c_shape.empty() ? 1 : c_shape.back();
-    for (int i = 0; i < n; ++i)
+    for (int i = 0; i < p.bias_rows; ++i)
       for (int j = 0; j < m; ++j) {
         const std::int64_t ci = c_rows == 1 ? 0 : i, cj = c_cols == 1 ? 0 : j;
         p.bias[static_cast<std::size_t>(i) * mp + static_cast<std::size_t>(j)] = beta * c[ci * c_cols + cj];
@@ -728,8 +731,11 @@ void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out) {
   install_error_handler();
   Buf ba(a), bout(out);
   Buf bb(b.b.data(), {32, b.k, b.m_padded / 32});
-  Buf bbias(b.bias.data(), b.m_padded, b.n, b.m_padded);
-  check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
+  Buf bbias(b.bias.data(), b.m_padded, b.n, b.bias_rows == 1 ? 0 : b.m_padded);
+  if (a.extent[1] >= kGemmTallRows)
+    check(vkf_gemm_r12(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm_r12");
+  else
+    check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
 }
 
 void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& out) {

@@ -169,13 +169,16 @@ void global_avg_pool(const View& in, const View& out);
 struct PackedGemm {
   int k = 0, m = 0, n = 0, m_padded = 0;
   LargeFloats b;            // [m_padded / 32][k][32] panels of 32 columns, alpha folded in
-  std::vector<float> bias;  // [n, m_padded], beta * C broadcast, or zeros
+  std::vector<float> bias;  // [bias_rows, m_padded], beta * C broadcast, or zeros
+  int bias_rows = 1;        // n where C varies by row, else 1 (one row read for every row)
   // b: [k, m] row-major, or [m, k] with trans_b. c: nullptr, or a tensor of
   // c_shape broadcastable to [n, m].
   static PackedGemm pack(const float* b, bool trans_b, int k, int m, int n, float alpha, const float* c,
                          const std::vector<std::int64_t>& c_shape, float beta);
 };
-// a: (k, n) view; out: (m, n) view.
+// a: (k, n) view; out: (m, n) view. From kGemmTallRows rows on, tasks of 12
+// rows x 32 columns (linear layers over tokens), else of 4 rows.
+inline constexpr std::int64_t kGemmTallRows = 24;
 void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out);
 
 enum class BinaryOp { Add = 0, Sub = 1, Mul = 2, Div = 3 };

@@ -359,6 +359,10 @@ TEST(HostGemm, GemmAndMatMul) {
       {5, 16, 7, true, 1.f, 1.f, {1, 7}, false},
       {2, 9, 33, false, 1.f, 0.f, {}, false},
       {4, 20, 64, true, -1.f, 0.5f, {4, 1}, true},
+      // From kGemmTallRows rows on, 12-row tasks (a tail of 6 rows here),
+      // with C per row and C broadcast down the rows.
+      {30, 37, 45, false, 0.5f, 2.f, {30, 45}, true},
+      {50, 64, 70, true, 1.f, 1.f, {70}, false},
   };
   for (const auto& k : cases) {
     GraphBuilder b;
@@ -374,11 +378,17 @@ TEST(HostGemm, GemmAndMatMul) {
     EXPECT_LE(compare_host_to_reference(graph, 11, 2, &desc), kTol) << k.n << "x" << k.k << "x" << k.m;
     EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
   }
-  GraphBuilder b;
-  auto a = b.input("a", {3, 20});
-  auto y = b.node("MatMul", {a, b.constant("w", random_tensor(rng, {20, 17}))});
-  g::Graph graph = b.finish({y});
-  EXPECT_LE(compare_host_to_reference(graph, 12), kTol);
+  // MatMul by a constant matrix, A of any rank (a linear layer over tokens:
+  // one GEMM over all rows).
+  for (const g::Shape& as : {g::Shape{3, 20}, g::Shape{2, 29, 20}, g::Shape{1, 3, 5, 20}}) {
+    GraphBuilder b;
+    auto a = b.input("a", as);
+    auto y = b.node("MatMul", {a, b.constant("w", random_tensor(rng, {20, 17}))});
+    g::Graph graph = b.finish({y});
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, 12, 2, &desc), kTol) << g::shape_string(as);
+    EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
+  }
 }
 
 TEST(HostElementwise, BroadcastingBinaryOps) {
