@@ -50,8 +50,11 @@ void drop_identities(Graph& g) {
       if (n.outputs.size() > 1 && n.outputs[1] != kNoValue && uses[static_cast<std::size_t>(n.outputs[1])] > 0)
         continue;
       if (n.inputs.size() > 2 && n.inputs[2] != kNoValue) {
+        // Training mode with a zero ratio (Swin's attention dropout) is the identity too.
         const Tensor* training = g.constant_input(n, 2);
-        if (!training || training->as_int(0) != 0) continue;
+        const Tensor* ratio = n.inputs.size() > 1 && n.inputs[1] != kNoValue ? g.constant_input(n, 1) : nullptr;
+        const bool zero_ratio = ratio && ratio->numel() == 1 && ratio->as_double(0) == 0.0;
+        if (!training || (training->as_int(0) != 0 && !zero_ratio)) continue;
       }
     }
     forward_value(g, n.outputs[0], n.inputs[0]);

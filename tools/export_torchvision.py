@@ -43,13 +43,12 @@ MODELS = {
                                      {"weights_backbone": None, "aux_loss": False}, 224),
 }
 # More of torchvision's classifiers, the smallest of each family (the larger
-# ones of a family bring no other ops): --models full. Not yet in it (their
-# exports and runs not yet checked): VGG, Wide ResNet, EfficientNet v2,
-# ConvNeXt, Swin, ViT, MaxViT.
+# ones of a family bring no other ops): --models full.
 MODELS.update({name: (name, {}, 224) for name in (
     "alexnet", "resnet34", "resnext50_32x4d", "densenet121", "squeezenet1_0", "shufflenet_v2_x1_0",
     "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet1_0", "efficientnet_b0", "regnet_x_400mf",
-    "regnet_y_400mf")})
+    "regnet_y_400mf", "vgg11", "wide_resnet50_2", "efficientnet_v2_s", "convnext_tiny", "swin_t", "vit_b_16",
+    "maxvit_t")})
 SETS = {
     "ci": ["resnet18", "resnet50", "inception_v3", "googlenet", "mobilenet_v2", "squeezenet1_1",
            "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"],
@@ -109,6 +108,12 @@ def export_module(name, model, size, out_dir, opset):
 
     seed = model_seed(name)
     generator = torch.Generator().manual_seed(seed + 1)
+    # A classifier head initialized to zero (torchvision's ViT) would make
+    # every output 0, which no error could show.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and not m.weight.any():
+                m.weight.normal_(0.0, 0.02, generator=generator)
     bn_count = calibrate_batchnorm(torch, model, size, generator)
 
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed + 2))

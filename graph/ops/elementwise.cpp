@@ -1,4 +1,4 @@
-// graph/ops/elementwise.cpp — Add, Mul, Sub, Div, Pow (numpy broadcasting),
+// graph/ops/elementwise.cpp — Add, Mul, Sub, Div, Mod, Pow (numpy broadcasting),
 // PRelu, the variadic Min, Max, Mean, Sum, the unary activations and math
 // (Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Elu, Selu, Softplus,
 // Softsign, Tanh, Sqrt, Exp, Log, Erf, Reciprocal, Ceil, Floor, Neg, Abs),
@@ -171,6 +171,32 @@ void eval_binary(BinOp op, const OpContext& ctx, std::span<const Tensor* const> 
       break;
     }
   }
+}
+
+// Mod: fmod=0 (integers only) takes the divisor's sign, like Python's %;
+// fmod=1 the dividend's, like C's fmod. Swin's shifted-window padding
+// exports it (shape arithmetic, folded at load).
+void eval_mod(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+  const Tensor& a = *inputs[0];
+  const Tensor& b = *inputs[1];
+  Tensor& out = outputs[0];
+  const bool fmod = ctx.node.attrs.get_int("fmod", 0) != 0;
+  if (a.dtype() == DType::f32) {
+    if (!fmod) unsupported_node(ctx.node, "Mod of float32 operands needs fmod=1 (the ONNX specification)");
+    broadcast_apply<float>(ctx.threads, a, b, out, [](float x, float y) {
+      return static_cast<float>(std::fmod(static_cast<double>(x), static_cast<double>(y)));
+    });
+    apply_activation(ctx.node, out);
+    return;
+  }
+  reject_int64_activation(ctx.node);
+  for (std::int64_t v : b.i64_span())
+    if (v == 0) fail_node(ctx.node, "int64 modulo by zero");
+  broadcast_apply<std::int64_t>(ctx.threads, a, b, out, [fmod](std::int64_t x, std::int64_t y) {
+    if (y == -1) return std::int64_t{0};  // INT64_MIN % -1 overflows
+    const std::int64_t r = x % y;         // the dividend's sign
+    return !fmod && r != 0 && ((r < 0) != (y < 0)) ? r + y : r;
+  });
 }
 
 OpDef binary_op(BinOp op) {
@@ -578,6 +604,7 @@ void register_elementwise_ops(std::vector<OpDef>& table) {
   table.push_back(binary_op(BinOp::Sub));
   table.push_back(binary_op(BinOp::Mul));
   table.push_back(binary_op(BinOp::Div));
+  table.push_back(OpDef{"Mod", infer_binary, eval_mod});
 
   table.push_back(OpDef{"Pow", infer_pow, eval_pow});
   table.push_back(OpDef{"PRelu", infer_prelu, eval_prelu});

@@ -1,5 +1,5 @@
 // graph/ops/shape_ops.cpp — data movement and shape ops: Concat, Flatten,
-// Reshape, Transpose, Pad, Shape, Gather, Unsqueeze, Squeeze, Identity,
+// Reshape, Transpose, Pad, Shape, Gather, ScatterND, Unsqueeze, Squeeze, Identity,
 // Dropout, Constant.
 //
 // ONNX opsets 11–17. Every data-movement kernel copies elements by their byte
@@ -446,6 +446,60 @@ void eval_gather(const OpContext& ctx, std::span<const Tensor* const> inputs, st
 }
 
 // ---------------------------------------------------------------------------
+// ScatterND (reduction "none", the only one exporters write for CNNs): a copy
+// of data with the slices that indices name replaced by updates. Swin builds
+// its shifted-window attention mask this way (constant, folded at load).
+
+std::vector<OutputInfo> infer_scatter_nd(const OpContext& ctx, std::span<const InputInfo> inputs) {
+  const Node& node = ctx.node;
+  const InputInfo& data = required_info(node, inputs, 0, "data");
+  const InputInfo& indices = required_info(node, inputs, 1, "indices");
+  const InputInfo& updates = required_info(node, inputs, 2, "updates");
+  const std::string reduction = node.attrs.get_string("reduction", "none");
+  if (reduction != "none") unsupported_node(node, "reduction '" + reduction + "' (only 'none' is supported)");
+  if (indices.dtype != DType::i64)
+    fail_node(node, std::string("indices have type ") + dtype_name(indices.dtype) + ", expected an integer type");
+  if (updates.dtype != data.dtype) fail_node(node, "updates and data have different types");
+  if (indices.shape.empty()) fail_node(node, "indices must have rank >= 1");
+  const std::int64_t k = indices.shape.back();
+  if (k < 1 || k > static_cast<std::int64_t>(data.shape.size()))
+    fail_node(node, "indices' last dimension " + std::to_string(k) + " must be in [1, rank of data]");
+  Shape expect(indices.shape.begin(), indices.shape.end() - 1);
+  expect.insert(expect.end(), data.shape.begin() + k, data.shape.end());
+  if (updates.shape != expect) fail_node(node, "updates' shape does not match indices and data");
+  return {OutputInfo{data.dtype, data.shape}};
+}
+
+void eval_scatter_nd(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+  const Node& node = ctx.node;
+  const Tensor& data = *inputs[0];
+  const Tensor& indices = *inputs[1];
+  const Tensor& updates = *inputs[2];
+  Tensor& y = outputs[0];
+  copy_bytes(y.bytes(), data.bytes(), data.byte_size());
+  const Shape& ds = data.shape();
+  const auto k = static_cast<std::size_t>(indices.shape().back());
+  std::int64_t slice = 1;
+  for (std::size_t d = k; d < ds.size(); ++d) slice *= ds[d];
+  const std::size_t block = static_cast<std::size_t>(slice) * dtype_size(data.dtype());
+  const std::int64_t n = indices.numel() / static_cast<std::int64_t>(k);
+  const std::int64_t* idx = indices.i64();
+  for (std::int64_t j = 0; j < n; ++j) {
+    std::int64_t at = 0;
+    for (std::size_t d = 0; d < k; ++d) {
+      std::int64_t v = idx[static_cast<std::size_t>(j) * k + d];
+      if (v < -ds[d] || v >= ds[d])
+        fail_node(node, "index " + std::to_string(v) + " is out of range for axis " + std::to_string(d) + " of size " +
+                            std::to_string(ds[d]));
+      at = at * ds[d] + (v < 0 ? v + ds[d] : v);
+    }
+    copy_bytes(y.bytes() + static_cast<std::size_t>(at) * block, updates.bytes() + static_cast<std::size_t>(j) * block,
+               block);
+  }
+  finish_data_movement(ctx, y);
+}
+
+// ---------------------------------------------------------------------------
 // Unsqueeze / Squeeze
 
 // Axes from input 1 (opset >= 13) or the 'axes' attribute (opset < 13, or a
@@ -514,8 +568,6 @@ std::vector<OutputInfo> infer_identity(const OpContext& ctx, std::span<const Inp
 std::vector<OutputInfo> infer_dropout(const OpContext& ctx, std::span<const InputInfo> inputs) {
   const Node& node = ctx.node;
   const InputInfo& x = required_info(node, inputs, 0, "data");
-  if (node.outputs.size() > 1 && node.outputs[1] != kNoValue)
-    unsupported_node(node, "the mask output (boolean tensors are not supported)");
   if (const InputInfo* t = opt_info(inputs, 2)) {  // training_mode (opset >= 12)
     if (!t->constant) unsupported_node(node, "a non-constant training_mode input");
     if (t->constant->numel() != 1) fail_node(node, "training_mode must be a scalar");
@@ -527,9 +579,19 @@ std::vector<OutputInfo> infer_dropout(const OpContext& ctx, std::span<const Inpu
     }
   }
   // One entry per declared output; an omitted mask output gets a placeholder.
+  // A declared mask (exporters write one even when nothing reads it: Swin's
+  // attention) is held as int64 like every bool, all true: inference keeps
+  // every element.
   std::vector<OutputInfo> out(std::max<std::size_t>(1, node.outputs.size()), OutputInfo{x.dtype, {0}});
   out[0] = OutputInfo{x.dtype, x.shape};
+  if (node.outputs.size() > 1 && node.outputs[1] != kNoValue) out[1] = OutputInfo{DType::i64, x.shape};
   return out;
+}
+
+void eval_dropout(const OpContext& ctx, std::span<const Tensor* const> inputs, std::span<Tensor> outputs) {
+  eval_copy(ctx, inputs, outputs);
+  if (ctx.node.outputs.size() > 1 && ctx.node.outputs[1] != kNoValue)
+    std::fill_n(outputs[1].i64(), outputs[1].numel(), std::int64_t{1});
 }
 
 // ---------------------------------------------------------------------------
@@ -583,10 +645,11 @@ void register_shape_ops(std::vector<OpDef>& table) {
   table.push_back(OpDef{"Pad", infer_pad, eval_pad});
   table.push_back(OpDef{"Shape", infer_shape, eval_shape});
   table.push_back(OpDef{"Gather", infer_gather, eval_gather});
+  table.push_back(OpDef{"ScatterND", infer_scatter_nd, eval_scatter_nd});
   table.push_back(OpDef{"Unsqueeze", infer_unsqueeze, eval_copy});
   table.push_back(OpDef{"Squeeze", infer_squeeze, eval_copy});
   table.push_back(OpDef{"Identity", infer_identity, eval_copy});
-  table.push_back(OpDef{"Dropout", infer_dropout, eval_copy});
+  table.push_back(OpDef{"Dropout", infer_dropout, eval_dropout});
   table.push_back(OpDef{"Constant", infer_constant, eval_constant});
 }
 

@@ -111,6 +111,7 @@ const Selection kSelected[] = {
     {"Sub", "test_sub_*"},
     {"Div", "test_div"},
     {"Div", "test_div_*"},
+    {"Mod", "test_mod_*"},
     {"Concat", "test_concat_*"},
     {"Gemm", "test_gemm_*"},
     {"MatMul", "test_matmul_*"},
@@ -129,6 +130,7 @@ const Selection kSelected[] = {
     {"Shape", "test_shape"},
     {"Shape", "test_shape_*"},
     {"Gather", "test_gather_*"},
+    {"ScatterND", "test_scatternd*"},
     {"Unsqueeze", "test_unsqueeze_*"},
     {"Squeeze", "test_squeeze"},
     {"Squeeze", "test_squeeze_*"},
@@ -265,7 +267,7 @@ const Skip kSkipped[] = {
     {"test_m*_uint16", "uint16 tensors (vkfuse runs float32)"},
     {"test_m*_uint32", "uint32 tensors (vkfuse runs float32)"},
     {"test_m*_uint64", "uint64 tensors (vkfuse runs float32)"},
-    {"test_m*_int64", "Min/Max of int64 inputs: an int64 runtime output"},
+    {"test_m*_int64*", "Min/Max/Mod of int64 inputs: an int64 runtime output"},
     {"test_pow_types_*uint*", "unsigned integer tensors (vkfuse runs float32)"},
     {"test_pow_types_*int32*", "int32 tensors (vkfuse runs float32)"},
     {"test_pow_types_int64_*", "int64 base: an int64 runtime output"},
@@ -276,6 +278,8 @@ const Skip kSkipped[] = {
     {"test_constantofshape_int_*", "int32 output (vkfuse runs float32)"},
     {"test_range_*_expanded", "the expansion uses Loop, which vkfuse does not support"},
     {"test_range_int32_*", "int32 tensors (vkfuse runs float32)"},
+    {"test_mod_broadcast", "int32 tensors (vkfuse runs float32)"},
+    {"test_scatternd_*", "ScatterND with a reduction (add, mul, max, min; no CNN exports one)"},
     {"test_where_long_example", "int64 X and Y: an int64 runtime output"},
 };
 

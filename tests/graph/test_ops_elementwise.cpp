@@ -145,6 +145,26 @@ TEST(OpsElementwise, Int64DivByZeroIsAnError) {
   EXPECT_EQ(error_kind_of([&] { run(make_node("Div"), {&a, &z}); }), ErrorKind::InvalidModel);
 }
 
+// Mod against Python's % (fmod=0) and C's fmod (fmod=1), mixed signs.
+TEST(OpsElementwise, Mod) {
+  Tensor n = Tensor::from_i64({6}, {7, -7, 7, -7, 6, 0});
+  Tensor d = Tensor::from_i64({6}, {3, 3, -3, -3, 3, -5});
+  expect_i64(run(make_node("Mod"), {&n, &d})[0], {6}, {1, 2, -2, -1, 0, 0});
+  Attributes c_like;
+  c_like.set("fmod", std::int64_t{1});
+  expect_i64(run(make_node("Mod", c_like), {&n, &d})[0], {6}, {1, -1, 1, -1, 0, 0});
+  // Broadcast [2,1] % [3], as "same" padding arithmetic writes it.
+  Tensor p = Tensor::from_i64({2, 1}, {56, 28});
+  Tensor w = Tensor::from_i64({3}, {7, 5, 3});
+  expect_i64(run(make_node("Mod"), {&p, &w})[0], {2, 3}, {0, 1, 2, 0, 3, 1});
+  Tensor x = Tensor::from_f32({3}, {5.5f, -5.5f, 5.5f});
+  Tensor y = Tensor::from_f32({3}, {2.f, 2.f, -2.f});
+  expect_f32(run(make_node("Mod", c_like), {&x, &y})[0], {3}, {1.5f, -1.5f, 1.5f});
+  EXPECT_EQ(error_kind_of([&] { run(make_node("Mod"), {&x, &y}); }), ErrorKind::Unsupported);
+  Tensor z = Tensor::from_i64({6}, {1, 1, 1, 1, 1, 0});
+  EXPECT_EQ(error_kind_of([&] { run(make_node("Mod"), {&n, &z}); }), ErrorKind::InvalidModel);
+}
+
 TEST(OpsElementwise, IncompatibleBroadcastThrows) {
   Tensor a = Tensor::from_f32({2, 3}, iota_f(6));
   Tensor b = Tensor::from_f32({4}, iota_f(4));

@@ -138,6 +138,26 @@ TEST(Canonicalize, DropsIdentityAndDropoutKeepingOutputNames) {
   EXPECT_EQ(y, (std::vector<float>{0, 2, 0, 4, 0, 6}));
 }
 
+// As Swin exports its attention dropout: training_mode true with ratio 0,
+// and a mask output nothing reads.
+TEST(Canonicalize, DropsTrainingModeDropoutOfRatioZero) {
+  for (const float ratio : {0.f, 0.5f}) {
+    OnnxBuilder b(13);
+    b.input("x", {2, 3}).output("y");
+    b.initializer("ratio", {}, {ratio});
+    b.initializer_i64("training", {}, {1});
+    b.node("Relu", {"x"}, {"r"});
+    b.node("Dropout", {"r", "ratio", "training"}, {"d", "mask"});
+    b.node("Neg", {"d"}, {"y"});
+    if (ratio == 0.f) {
+      EXPECT_EQ(op_types(prepared(b)), (std::vector<std::string>{"Relu", "Neg"}));
+      EXPECT_EQ(run_model(b, {-1, 2, -3, 4, -5, 6}), (std::vector<float>{0, -2, 0, -4, 0, -6}));
+    } else {
+      expect_error([&] { prepared(b); }, ErrorKind::Unsupported, {"training_mode"});
+    }
+  }
+}
+
 TEST(Canonicalize, IdentityFromInputToOutputStays) {
   OnnxBuilder b;
   b.input("x", {2}).output("y");
