@@ -373,6 +373,19 @@ std::int64_t bytes_of(const hk::PackedWinograd& p) {
 std::int64_t bytes_of(const hk::PackedDepthwise& p) {
   return static_cast<std::int64_t>((p.weights.size() + p.bias.size()) * sizeof(float));
 }
+// A MatMul operand's step between the output's batch indices, in matrices:
+// 1 where its batch dimensions are the output's, 0 where they are all 1
+// (broadcast); none for a partial broadcast.
+std::optional<std::int64_t> batch_steps(const Shape& operand, const Shape& out) {
+  const Shape batch(operand.begin(), operand.end() - 2), out_batch(out.begin(), out.end() - 2);
+  if (graph::element_count(batch) == 1) return 0;
+  if (batch.size() > out_batch.size() ||
+      !std::equal(batch.begin(), batch.end(), out_batch.end() - static_cast<std::ptrdiff_t>(batch.size())) ||
+      graph::element_count(batch) != graph::element_count(out_batch))
+    return std::nullopt;
+  return 1;
+}
+
 std::int64_t bytes_of(const hk::PackedGemm& p) {
   return static_cast<std::int64_t>((p.b.size() + p.bias.size()) * sizeof(float));
 }
@@ -944,6 +957,32 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const ViewRef y = ViewRef::dense(out, {N, M}, 2);
       const hk::Epilogue e = epilogue(n.activation);
       add(name, "gemm", ni, [=](const HostFrame& f) { hk::gemm(a.at(f.arena), *pg, e, y.at(f.arena)); });
+      done = act_done = true;
+    } else if (op == "MatMul" && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
+               is_runtime_f32(n.inputs[1]) && in_shape(0).size() >= 2 && in_shape(1).size() >= 2 &&
+               batch_steps(in_shape(0), out_shape) && batch_steps(in_shape(1), out_shape)) {
+      // Two run-time matrices (attention): one GEMM per batch index, each
+      // operand's batch either the output's or broadcast (step 0). A
+      // broadcast B makes one GEMM over all of A's rows.
+      const Shape &as = in_shape(0), &bs = in_shape(1);
+      const std::int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+      const std::int64_t batches = graph::element_count(out_shape) / (M * N);
+      const std::int64_t a_step = *batch_steps(as, out_shape) * M * K, b_step = *batch_steps(bs, out_shape) * K * N;
+      const bool one_gemm = b_step == 0 && a_step != 0;
+      const std::int64_t rows = one_gemm ? batches * M : M, gemms = one_gemm ? 1 : batches;
+      const hk::View av = hk::View::dense(nullptr, {rows, K}, 2), bv = hk::View::dense(nullptr, {K, N}, 2),
+                     yv = hk::View::dense(nullptr, {rows, N}, 2);
+      const Buf ab = in(0), bb = in(1), yb = out;
+      const hk::Epilogue e = epilogue(n.activation);
+      add(name, "matmul", ni, [=](const HostFrame& f) {
+        hk::View a = av, b = bv, y = yv;
+        for (std::int64_t i = 0; i < gemms; ++i) {
+          a.data = ab.at(f.arena) + i * a_step;
+          b.data = bb.at(f.arena) + i * b_step;
+          y.data = yb.at(f.arena) + i * rows * N;
+          hk::matmul(a, b, e, y);
+        }
+      });
       done = act_done = true;
     } else if (const int gi = op == "Mul" && f32_out && all_f32_in && n.inputs.size() == 2 ? channel_gate_operand(n, g) : -1;
                gi >= 0) {

@@ -738,6 +738,31 @@ void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out) {
     check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
 }
 
+void matmul(const View& a, const View& b, Epilogue e, const View& out) {
+  install_error_handler();
+  const std::int64_t k = a.extent[0], n = a.extent[1], m = b.extent[0], mp = (m + 31) / 32 * 32;
+  // Per calling thread: a model may run on several threads at once.
+  thread_local LargeFloats panels;
+  thread_local std::vector<float> zero_bias;
+  panels.resize(static_cast<std::size_t>(k * mp));
+  zero_bias.assign(static_cast<std::size_t>(mp), 0.f);
+  for (std::int64_t jp = 0; jp < mp / 32; ++jp)
+    for (std::int64_t kk = 0; kk < k; ++kk) {
+      float* dst = panels.data() + (jp * k + kk) * 32;
+      const float* src = b.data + kk * b.stride[1] + jp * 32 * b.stride[0];
+      const std::int64_t cols = std::min<std::int64_t>(32, m - jp * 32);
+      for (std::int64_t jc = 0; jc < cols; ++jc) dst[jc] = src[jc * b.stride[0]];
+      std::fill(dst + cols, dst + 32, 0.f);
+    }
+  Buf ba(a), bout(out);
+  Buf bb(panels.data(), {32, k, mp / 32});
+  Buf bbias(zero_bias.data(), mp, n, 0);
+  if (n >= kGemmTallRows)
+    check(vkf_gemm_r12(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm_r12");
+  else
+    check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
+}
+
 void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& out) {
   install_error_handler();
   Buf ba(a), bb(b), bout(out);

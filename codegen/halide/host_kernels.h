@@ -181,6 +181,11 @@ struct PackedGemm {
 inline constexpr std::int64_t kGemmTallRows = 24;
 void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out);
 
+// out = act(a * b) for two run-time matrices (attention's Q·K^T and
+// weights·V): b is packed into the GEMM's panels on the calling thread, then
+// multiplied by the GEMM kernel. a: (k, n) view; b: (m, k) view; out: (m, n).
+void matmul(const View& a, const View& b, Epilogue e, const View& out);
+
 enum class BinaryOp { Add = 0, Sub = 1, Mul = 2, Div = 3 };
 // Rank-4 views of equal extents (broadcast operands carry zero strides).
 void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& out);
