@@ -1,4 +1,5 @@
 // Canonicalization: the rewrites every backend wants, done once on the IR.
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -552,6 +553,68 @@ void pool_after_pointwise_conv(Graph& g) {
   }
 }
 
+// A two-operand Einsum that is a batched matrix product (MaxViT's attention:
+// "B G H I D, B G H J D -> B G H I J" and "B G H I J, B G H J D -> B G H I D")
+// becomes a MatMul, after a Transpose of B's last two axes where it contracts
+// B's last axis: both backends run MatMul as GEMMs, Einsum only on the
+// reference kernel.
+void einsum_to_matmul(Graph& g) {
+  const std::size_t count = g.nodes.size();
+  for (std::size_t ni = 0; ni < count; ++ni) {
+    const Node& n = g.nodes[ni];
+    if (n.op_type != "Einsum" || n.inputs.size() != 2 || n.outputs.size() != 1 || n.inputs[0] == kNoValue ||
+        n.inputs[1] == kNoValue)
+      continue;
+    std::string eq;
+    for (char c : n.attrs.get_string("equation", ""))
+      if (c != ' ') eq += c;
+    const auto arrow = eq.find("->"), comma = eq.find(',');
+    if (arrow == std::string::npos || comma == std::string::npos || comma > arrow ||
+        eq.find('.') != std::string::npos)
+      continue;
+    const std::string a = eq.substr(0, comma), b = eq.substr(comma + 1, arrow - comma - 1), y = eq.substr(arrow + 2);
+    const std::size_t r = a.size();
+    auto distinct = [](std::string t) {
+      std::sort(t.begin(), t.end());
+      return std::adjacent_find(t.begin(), t.end()) == t.end();
+    };
+    if (r < 2 || b.size() != r || y.size() != r || !distinct(a) || !distinct(b) || !distinct(y)) continue;
+    const std::string batch = a.substr(0, r - 2);
+    if (b.compare(0, r - 2, batch) != 0 || y.compare(0, r - 2, batch) != 0) continue;
+    const char i = a[r - 2], k = a[r - 1];
+    if (y[r - 2] != i) continue;
+    bool transpose_b = false;
+    if (b[r - 2] == k && y[r - 1] == b[r - 1] && b[r - 1] != i) {
+      transpose_b = false;
+    } else if (b[r - 1] == k && y[r - 1] == b[r - 2] && b[r - 2] != i) {
+      transpose_b = true;
+    } else {
+      continue;
+    }
+    const Value &va = g.value(n.inputs[0]), &vb = g.value(n.inputs[1]);
+    if (va.dtype != DType::f32 || vb.dtype != DType::f32 || va.shape.size() != r || vb.shape.size() != r ||
+        !std::equal(va.shape.begin(), va.shape.end() - 2, vb.shape.begin()))
+      continue;
+    ValueId rhs = n.inputs[1];
+    if (transpose_b) {
+      Shape ts = vb.shape;
+      std::swap(ts[r - 2], ts[r - 1]);
+      std::vector<std::int64_t> perm(r);
+      for (std::size_t d = 0; d < r; ++d) perm[d] = static_cast<std::int64_t>(d);
+      std::swap(perm[r - 2], perm[r - 1]);
+      const std::string tname = n.name + ".transpose_b";
+      rhs = g.add_value(tname, DType::f32, ts, true);
+      Attributes at;
+      at.set("perm", perm);
+      g.nodes.push_back(Node{tname, "Transpose", {g.nodes[ni].inputs[1]}, {rhs}, at, Activation::none()});
+    }
+    Node& mm = g.nodes[ni];  // after the push_back
+    mm.op_type = "MatMul";
+    mm.attrs = {};
+    mm.inputs = {mm.inputs[0], rhs};
+  }
+}
+
 }  // namespace
 
 void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/) {
@@ -560,6 +623,7 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   fold_pad_into_avgpool(g);
   reduce_mean_to_global_pool(g);
   simplify_pow(g);
+  einsum_to_matmul(g);
   fuse_layer_norm(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) {

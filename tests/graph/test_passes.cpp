@@ -158,6 +158,48 @@ TEST(Canonicalize, DropsTrainingModeDropoutOfRatioZero) {
   }
 }
 
+// MaxViT's attention as exported: two Einsums that are batched matrix
+// products become MatMuls (the first after a Transpose of its B); the result
+// against a naive evaluation of the equations. An Einsum whose output is
+// transposed stays.
+TEST(Canonicalize, EinsumMatrixProductsBecomeMatMuls) {
+  const std::int64_t B = 2, I = 3, D = 4, J = 5, E = 3;
+  std::vector<float> w(static_cast<std::size_t>(B * J * D)), v(static_cast<std::size_t>(B * J * E)),
+      x(static_cast<std::size_t>(B * I * D));
+  for (std::size_t q = 0; q < w.size(); ++q) w[q] = std::cos(0.3f * static_cast<float>(q));
+  for (std::size_t q = 0; q < v.size(); ++q) v[q] = std::sin(0.7f * static_cast<float>(q));
+  for (std::size_t q = 0; q < x.size(); ++q) x[q] = std::sin(0.37f * static_cast<float>(q));
+  OnnxBuilder b(13);
+  b.input("x", {B, I, D}).output("y");
+  b.initializer("w", {B, J, D}, w);
+  b.initializer("v", {B, J, E}, v);
+  OnnxBuilder::attr_string(b.node("Einsum", {"x", "w"}, {"s"}), "equation", "B I D, B J D -> B I J");
+  OnnxBuilder::attr_string(b.node("Einsum", {"s", "v"}, {"y"}), "equation", "bij,bje->bie");
+  const auto ops = op_types(prepared(b));
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "MatMul"), 2);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "Einsum"), 0);
+  std::vector<float> expect(static_cast<std::size_t>(B * I * E), 0.f);
+  for (std::int64_t bb = 0; bb < B; ++bb)
+    for (std::int64_t i = 0; i < I; ++i)
+      for (std::int64_t j = 0; j < J; ++j) {
+        double sij = 0;
+        for (std::int64_t d = 0; d < D; ++d)
+          sij += double(x[static_cast<std::size_t>((bb * I + i) * D + d)]) * w[static_cast<std::size_t>((bb * J + j) * D + d)];
+        for (std::int64_t e = 0; e < E; ++e)
+          expect[static_cast<std::size_t>((bb * I + i) * E + e)] +=
+              static_cast<float>(sij * v[static_cast<std::size_t>((bb * J + j) * E + e)]);
+      }
+  const auto y = run_model(b, x);
+  ASSERT_EQ(y.size(), expect.size());
+  for (std::size_t q = 0; q < y.size(); ++q) EXPECT_NEAR(y[q], expect[q], 1e-4f) << q;
+
+  OnnxBuilder t(13);
+  t.input("x", {B, I, D}).output("y");
+  t.initializer("w", {B, J, D}, w);
+  OnnxBuilder::attr_string(t.node("Einsum", {"x", "w"}, {"y"}), "equation", "bid,bjd->bji");
+  EXPECT_EQ(op_types(prepared(t)), (std::vector<std::string>{"Einsum"}));
+}
+
 TEST(Canonicalize, IdentityFromInputToOutputStays) {
   OnnxBuilder b;
   b.input("x", {2}).output("y");
