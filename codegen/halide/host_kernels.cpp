@@ -47,6 +47,7 @@
 #include "vkf_pw32.h"
 #include "vkf_pw32_res.h"
 #include "vkf_softmax.h"
+#include "vkf_softmax_rows.h"
 #include "vkf_wino.h"
 #include "vkf_wino_res.h"
 #include "vkf_wino_s.h"
@@ -778,7 +779,10 @@ void channel_affine(const View& in, const float* scale, const float* shift, Epil
 void softmax(const View& in, const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  check(vkf_softmax(bin.get(), bout.get()), "vkf_softmax");
+  if (in.extent[0] == 1)
+    check(vkf_softmax_rows(bin.get(), bout.get()), "vkf_softmax_rows");
+  else
+    check(vkf_softmax(bin.get(), bout.get()), "vkf_softmax");
 }
 
 void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out) {
