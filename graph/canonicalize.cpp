@@ -621,10 +621,12 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   drop_identities(g);
   clip_bounds_to_attributes(g);
   fold_pad_into_avgpool(g);
-  reduce_mean_to_global_pool(g);
   simplify_pow(g);
   einsum_to_matmul(g);
+  // Before the spatial means become pools: on a rank-3 [N, tokens, C] tensor
+  // (ViT) a LayerNorm's last-axis ReduceMean is also a "spatial" one.
   fuse_layer_norm(g);
+  reduce_mean_to_global_pool(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) {
     fuse_gated_activations(g);

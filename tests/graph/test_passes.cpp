@@ -428,9 +428,9 @@ TEST(Canonicalize, PowBySquareOrSquareRootBecomesMulOrSqrt) {
 // LayerNorm as opset-13 exporters decompose it becomes one node; the values
 // are the formula's.
 TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
-  auto model = [](bool affine, bool centred_read_elsewhere) {
+  auto model = [](bool affine, bool centred_read_elsewhere, std::vector<std::int64_t> shape = {2, 4}) {
     OnnxBuilder b(13);
-    b.input("x", {2, 4}).output("y");
+    b.input("x", shape).output("y");
     b.initializer("two", {}, {2.f});
     b.initializer("eps", {}, {1e-5f});
     b.initializer("gamma", {4}, {1.f, 2.f, 0.5f, -1.f});
@@ -458,15 +458,19 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
   EXPECT_EQ(op_types(prepared(model(true, false))), (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_EQ(op_types(prepared(model(false, false))), (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_GT(op_types(prepared(model(true, true))).size(), 3u);  // d read elsewhere: no fusion
+  // ViT's [N, tokens, C]: its last-axis means are also "spatial" ones, which
+  // must not become GlobalAveragePools first.
+  EXPECT_EQ(op_types(prepared(model(true, false, {1, 2, 4}))), (std::vector<std::string>{"LayerNormalization"}));
   const std::vector<float> x{1, 2, 3, 4, -1, 0, 0, 5};
   const float gamma[4] = {1.f, 2.f, 0.5f, -1.f}, beta[4] = {0.f, 0.1f, -0.2f, 0.3f};
-  const auto y = run_model(model(true, false), x);
-  for (std::size_t r = 0; r < 2; ++r) {
-    double mean = 0, var = 0;
-    for (std::size_t i = 0; i < 4; ++i) mean += x[r * 4 + i] / 4.0;
-    for (std::size_t i = 0; i < 4; ++i) var += (x[r * 4 + i] - mean) * (x[r * 4 + i] - mean) / 4.0;
-    for (std::size_t i = 0; i < 4; ++i)
-      EXPECT_NEAR(y[r * 4 + i], (x[r * 4 + i] - mean) / std::sqrt(var + 1e-5) * gamma[i] + beta[i], 1e-5);
+  for (const auto& y : {run_model(model(true, false), x), run_model(model(true, false, {1, 2, 4}), x)}) {
+    for (std::size_t r = 0; r < 2; ++r) {
+      double mean = 0, var = 0;
+      for (std::size_t i = 0; i < 4; ++i) mean += x[r * 4 + i] / 4.0;
+      for (std::size_t i = 0; i < 4; ++i) var += (x[r * 4 + i] - mean) * (x[r * 4 + i] - mean) / 4.0;
+      for (std::size_t i = 0; i < 4; ++i)
+        EXPECT_NEAR(y[r * 4 + i], (x[r * 4 + i] - mean) / std::sqrt(var + 1e-5) * gamma[i] + beta[i], 1e-5);
+    }
   }
 }
 
