@@ -583,14 +583,10 @@ void einsum_to_matmul(Graph& g) {
     if (b.compare(0, r - 2, batch) != 0 || y.compare(0, r - 2, batch) != 0) continue;
     const char i = a[r - 2], k = a[r - 1];
     if (y[r - 2] != i) continue;
-    bool transpose_b = false;
-    if (b[r - 2] == k && y[r - 1] == b[r - 1] && b[r - 1] != i) {
-      transpose_b = false;
-    } else if (b[r - 1] == k && y[r - 1] == b[r - 2] && b[r - 2] != i) {
-      transpose_b = true;
-    } else {
-      continue;
-    }
+    // B is [..., k, j] (a plain product) or [..., j, k] (B transposed).
+    const bool plain = b[r - 2] == k && y[r - 1] == b[r - 1] && b[r - 1] != i;
+    const bool transpose_b = b[r - 1] == k && y[r - 1] == b[r - 2] && b[r - 2] != i;
+    if (!plain && !transpose_b) continue;
     const Value &va = g.value(n.inputs[0]), &vb = g.value(n.inputs[1]);
     if (va.dtype != DType::f32 || vb.dtype != DType::f32 || va.shape.size() != r || vb.shape.size() != r ||
         !std::equal(va.shape.begin(), va.shape.end() - 2, vb.shape.begin()))

@@ -385,6 +385,13 @@ std::optional<std::int64_t> batch_steps(const Shape& operand, const Shape& out) 
     return std::nullopt;
   return 1;
 }
+// Both operands' steps, when neither is a partial broadcast.
+std::optional<std::pair<std::int64_t, std::int64_t>> matmul_batch_steps(const Shape& a, const Shape& b,
+                                                                        const Shape& out) {
+  const auto sa = batch_steps(a, out), sb = batch_steps(b, out);
+  if (!sa || !sb) return std::nullopt;
+  return std::pair{*sa, *sb};
+}
 
 std::int64_t bytes_of(const hk::PackedGemm& p) {
   return static_cast<std::int64_t>((p.b.size() + p.bias.size()) * sizeof(float));
@@ -958,16 +965,19 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const hk::Epilogue e = epilogue(n.activation);
       add(name, "gemm", ni, [=](const HostFrame& f) { hk::gemm(a.at(f.arena), *pg, e, y.at(f.arena)); });
       done = act_done = true;
-    } else if (op == "MatMul" && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
-               is_runtime_f32(n.inputs[1]) && in_shape(0).size() >= 2 && in_shape(1).size() >= 2 &&
-               batch_steps(in_shape(0), out_shape) && batch_steps(in_shape(1), out_shape)) {
+    } else if (const auto steps = op == "MatMul" && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
+                                          is_runtime_f32(n.inputs[1]) && in_shape(0).size() >= 2 &&
+                                          in_shape(1).size() >= 2
+                                      ? matmul_batch_steps(in_shape(0), in_shape(1), out_shape)
+                                      : std::nullopt;
+               steps) {
       // Two run-time matrices (attention): one GEMM per batch index, each
       // operand's batch either the output's or broadcast (step 0). A
       // broadcast B makes one GEMM over all of A's rows.
       const Shape &as = in_shape(0), &bs = in_shape(1);
       const std::int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
       const std::int64_t batches = graph::element_count(out_shape) / (M * N);
-      const std::int64_t a_step = *batch_steps(as, out_shape) * M * K, b_step = *batch_steps(bs, out_shape) * K * N;
+      const std::int64_t a_step = steps->first * M * K, b_step = steps->second * K * N;
       const bool one_gemm = b_step == 0 && a_step != 0;
       const std::int64_t rows = one_gemm ? batches * M : M, gemms = one_gemm ? 1 : batches;
       const hk::View av = hk::View::dense(nullptr, {rows, K}, 2), bv = hk::View::dense(nullptr, {K, N}, 2),

@@ -728,15 +728,25 @@ PackedGemm PackedGemm::pack(const float* b, bool trans_b, int k, int m, int n, f
   return p;
 }
 
+namespace {
+
+// The GEMM variant for `rows` rows of A: 12-row tiles once there are enough
+// rows to fill them, 4-row tiles otherwise.
+void run_gemm(Buf& a, Buf& panels, Buf& bias, Epilogue e, Buf& out, std::int64_t rows) {
+  if (rows >= kGemmTallRows)
+    check(vkf_gemm_r12(a.get(), panels.get(), bias.get(), e.act, e.alpha, e.beta, out.get()), "vkf_gemm_r12");
+  else
+    check(vkf_gemm(a.get(), panels.get(), bias.get(), e.act, e.alpha, e.beta, out.get()), "vkf_gemm");
+}
+
+}  // namespace
+
 void gemm(const View& a, const PackedGemm& b, Epilogue e, const View& out) {
   install_error_handler();
   Buf ba(a), bout(out);
   Buf bb(b.b.data(), {32, b.k, b.m_padded / 32});
   Buf bbias(b.bias.data(), b.m_padded, b.n, b.bias_rows == 1 ? 0 : b.m_padded);
-  if (a.extent[1] >= kGemmTallRows)
-    check(vkf_gemm_r12(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm_r12");
-  else
-    check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
+  run_gemm(ba, bb, bbias, e, bout, a.extent[1]);
 }
 
 void matmul(const View& a, const View& b, Epilogue e, const View& out) {
@@ -758,10 +768,7 @@ void matmul(const View& a, const View& b, Epilogue e, const View& out) {
   Buf ba(a), bout(out);
   Buf bb(panels.data(), {32, k, mp / 32});
   Buf bbias(zero_bias.data(), mp, n, 0);
-  if (n >= kGemmTallRows)
-    check(vkf_gemm_r12(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm_r12");
-  else
-    check(vkf_gemm(ba.get(), bb.get(), bbias.get(), e.act, e.alpha, e.beta, bout.get()), "vkf_gemm");
+  run_gemm(ba, bb, bbias, e, bout, n);
 }
 
 void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& out) {

@@ -394,6 +394,14 @@ void eval_shape(const OpContext& ctx, std::span<const Tensor* const> inputs, std
   for (std::int64_t k = start; k < end; ++k) p[k - start] = s[static_cast<std::size_t>(k)];
 }
 
+// An index into an axis of size `dim`, negative ones counted from its end.
+std::int64_t index_in_axis(const Node& node, std::int64_t v, std::int64_t axis, std::int64_t dim) {
+  if (v < -dim || v >= dim)
+    fail_node(node, "index " + std::to_string(v) + " is out of range for axis " + std::to_string(axis) + " of size " +
+                        std::to_string(dim));
+  return v < 0 ? v + dim : v;
+}
+
 // ---------------------------------------------------------------------------
 // Gather
 
@@ -429,11 +437,7 @@ void eval_gather(const OpContext& ctx, std::span<const Tensor* const> inputs, st
   const std::int64_t n_idx = indices.numel();
   std::vector<std::int64_t> norm(static_cast<std::size_t>(n_idx));
   for (std::int64_t j = 0; j < n_idx; ++j) {
-    std::int64_t v = idx[j];
-    if (v < -dim || v >= dim)
-      fail_node(node, "index " + std::to_string(v) + " is out of range for axis " + std::to_string(axis) +
-                          " of size " + std::to_string(dim));
-    norm[static_cast<std::size_t>(j)] = v < 0 ? v + dim : v;
+    norm[static_cast<std::size_t>(j)] = index_in_axis(node, idx[j], static_cast<std::int64_t>(axis), dim);
   }
   std::byte* dst = y.bytes();
   for (std::int64_t o = 0; o < outer; ++o)
@@ -487,11 +491,8 @@ void eval_scatter_nd(const OpContext& ctx, std::span<const Tensor* const> inputs
   for (std::int64_t j = 0; j < n; ++j) {
     std::int64_t at = 0;
     for (std::size_t d = 0; d < k; ++d) {
-      std::int64_t v = idx[static_cast<std::size_t>(j) * k + d];
-      if (v < -ds[d] || v >= ds[d])
-        fail_node(node, "index " + std::to_string(v) + " is out of range for axis " + std::to_string(d) + " of size " +
-                            std::to_string(ds[d]));
-      at = at * ds[d] + (v < 0 ? v + ds[d] : v);
+      at = at * ds[d] +
+           index_in_axis(node, idx[static_cast<std::size_t>(j) * k + d], static_cast<std::int64_t>(d), ds[d]);
     }
     copy_bytes(y.bytes() + static_cast<std::size_t>(at) * block, updates.bytes() + static_cast<std::size_t>(j) * block,
                block);
