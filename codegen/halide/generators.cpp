@@ -790,30 +790,42 @@ class Gemm : public Generator<Gemm> {
   Var j{"j"}, i{"i"};
 
   void generate() {
-    // Rows past the end of a (the last row tile) read its last row.
+    // a packed once per call, each tile of tile_rows rows as [k][row]: the
+    // inner loop then reads its rows' values at constant offsets from one
+    // pointer. (Read from the rows in place, the rows' twelve addresses
+    // were computed with vector integer ops each k, on the FMA ports.) Rows
+    // past the end of a (the last row tile) read its last row.
     RDom k(0, a.dim(0).extent(), "k");
-    Func acc{"acc"};
+    Func acc{"acc"}, a_tiles{"a_tiles"};
     Var jc{"jc"}, jp{"jp"};  // column within its panel, panel
-    Expr row = min(i, a.dim(1).max());
+    Var r{"r"}, kk{"kk"}, tile{"tile"};
+    a_tiles(r, kk, tile) = a(kk, min(tile * tile_rows + r, a.dim(1).max()));
     acc(jc, jp, i) = bias(jp * 32 + jc, min(i, bias.dim(1).max()));
-    acc(jc, jp, i) += a(k, row) * b(jc, k, jp);
+    acc(jc, jp, i) += a_tiles(i % tile_rows, k, i / tile_rows) * b(jc, k, jp);
     out(j, i) = activate(acc(j % 32, j / 32, i), act, alpha, beta);
     bias.dim(0).set_stride(Expr());
     out.dim(0).set_min(0);
+    out.dim(1).set_min(0);  // row tiles start at multiples of tile_rows
     b.dim(0).set_extent(32);
 
     // gemm_tiled: 32 columns (one panel of b, read front to back) x
     // tile_rows rows of accumulators per task. (b as [k, m] was strided by a
     // whole row per k: a classifier's 8 MB of weights read at ~20 GB/s, a
-    // page per k.)
+    // page per k.) Consecutive tasks walk down the rows of one panel, so a
+    // panel (K x 32 floats) is read from memory once and then from cache; a
+    // walk along the columns re-read all of b (MBs) for every row tile.
     Var jo{"jo"}, ji{"ji"}, io{"io"}, ii{"ii"}, t{"t"};
     out.split(j, jo, ji, 32, TailStrategy::GuardWithIf)
         .split(i, io, ii, tile_rows, TailStrategy::GuardWithIf)
-        .reorder(ji, ii, jo, io)
-        .fuse(jo, io, t)
+        .reorder(ji, ii, io, jo)
+        .fuse(io, jo, t)
         .parallel(t)
         .vectorize(ji, 16);
-    acc.compute_at(out, t).bound_extent(jc, 32).bound_extent(i, tile_rows);
+    // One panel per task: with the panel's extent known, the accumulators'
+    // addresses are constants and LLVM keeps all of them in registers
+    // (without it, every FMA loaded and stored its accumulator).
+    acc.compute_at(out, t).bound_extent(jc, 32).bound_extent(jp, 1).bound_extent(i, tile_rows);
+    a_tiles.compute_root().bound(r, 0, tile_rows).parallel(tile).unroll(r);
     acc.vectorize(jc, 16).unroll(jc).unroll(i);
     acc.update().reorder(jc, i, k, jp).vectorize(jc, 16).unroll(jc).unroll(i);
     specialize_activation(out, act);
