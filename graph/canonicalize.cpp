@@ -479,6 +479,153 @@ void fuse_activations(Graph& g) {
   g.remove_dead();
 }
 
+// A MatMul of [..., K] by a constant [K, M] whose only reader adds a
+// constant bias along the last axis (a linear layer as torch exports it:
+// ConvNeXt's and the transformers' MLPs and projections) becomes a Gemm with
+// that bias as C, over the rows of all leading axes:
+//   Add(MatMul(x, W), b) [act]  ->  Reshape(Gemm(Reshape(x, [rows, K]), W, b) [act], shape)
+// so that the bias and the activation already folded into the Add (GELU) run
+// in the Gemm's epilogue instead of as a pass of their own over the tokens.
+// (The reshapes are views.) Runs after the activations are folded.
+void matmul_bias_to_gemm(Graph& g) {
+  const Uses u(g);
+  const std::size_t count = g.nodes.size();
+  for (std::size_t ai = 0; ai < count; ++ai) {
+    const Node& add = g.nodes[ai];
+    if (add.op_type != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) continue;
+    std::int32_t mi = -1;
+    ValueId bias = kNoValue;
+    for (std::size_t side = 0; side < 2 && mi < 0; ++side) {
+      const ValueId v = add.inputs[side];
+      const Node* mm = u.made_by(v, "MatMul");
+      if (!mm || !u.single_use(v) || mm->activation.kind != Activation::Kind::None) continue;
+      mi = u.prod[static_cast<std::size_t>(v)];
+      bias = add.inputs[1 - side];
+    }
+    if (mi < 0) continue;
+    const Node& mm = g.nodes[static_cast<std::size_t>(mi)];
+    if (!g.is_constant(mm.inputs[1]) || !g.is_constant(bias)) continue;
+    const Value &x = g.value(mm.inputs[0]), &w = g.value(mm.inputs[1]), &b = g.value(bias);
+    const Shape y_shape = g.value(add.outputs[0]).shape;
+    if (x.dtype != DType::f32 || w.dtype != DType::f32 || b.dtype != DType::f32 || x.shape.size() < 2 ||
+        w.shape.size() != 2 || b.shape.size() > x.shape.size() || y_shape != g.value(mm.outputs[0]).shape)
+      continue;
+    // The bias varies along the last axis at most.
+    const std::int64_t K = w.shape[0], M = w.shape[1], rows = element_count(x.shape) / std::max<std::int64_t>(1, K);
+    const std::int64_t b_count = element_count(b.shape);
+    if (b_count != 1 && (b_count != M || b.shape.back() != M)) continue;
+    std::vector<float> c(static_cast<std::size_t>(M));
+    for (std::int64_t j = 0; j < M; ++j) c[static_cast<std::size_t>(j)] = b.constant->f32()[b_count == 1 ? 0 : j];
+
+    const std::string name = mm.name;
+    const ValueId a = mm.inputs[0], w_id = mm.inputs[1], out = add.outputs[0];
+    const bool flatten = x.shape.size() > 2;
+    Node gemm{name, "Gemm", {a, w_id, g.add_constant(name + ".bias", Tensor::from_f32({M}, std::move(c)))},
+              {out}, {}, g.nodes[ai].activation};
+    drop(g.nodes[ai]);
+    if (flatten) {
+      // [..., K] -> [rows, K] -> Gemm -> [rows, M] -> [..., M]
+      const ValueId a2 = g.add_value(name + ".rows", DType::f32, {rows, K}, true);
+      const ValueId y2 = g.add_value(name + ".gemm", DType::f32, {rows, M}, true);
+      const ValueId s_in = g.add_constant(name + ".rows_shape", Tensor::from_i64({2}, {rows, K}));
+      const ValueId s_out = g.add_constant(
+          name + ".out_shape", Tensor::from_i64({static_cast<std::int64_t>(y_shape.size())}, y_shape));
+      gemm.inputs[0] = a2;
+      gemm.outputs = {y2};
+      g.nodes.push_back(Node{name + ".to_rows", "Reshape", {a, s_in}, {a2}, {}, Activation::none()});
+      g.nodes.push_back(Node{name + ".from_rows", "Reshape", {y2, s_out}, {out}, {}, Activation::none()});
+    }
+    g.nodes[static_cast<std::size_t>(mi)] = std::move(gemm);
+  }
+  g.remove_dead();
+}
+
+// A Mul by a constant that varies along one axis, where that axis is a
+// Gemm's columns seen through views and transposes, folds into the Gemm's B
+// and C (ConvNeXt's layer scale: Linear -> permute -> Mul(gamma [C, 1, 1]);
+// a pass over the whole activation per block otherwise):
+//   Mul(Transpose(Reshape(Gemm(a, B, c))), gamma) -> Transpose(Reshape(Gemm(a, B diag(gamma), c gamma)))
+// Only where every value on the way has no other reader and the Gemm no
+// activation. Runs after matmul_bias_to_gemm.
+void fold_column_scale_into_gemm(Graph& g) {
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    const Uses u(g);
+    for (std::size_t mi = 0; mi < g.nodes.size() && !changed; ++mi) {
+      const Node& mul = g.nodes[mi];
+      if (mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.activation.kind != Activation::Kind::None) continue;
+      for (std::size_t side = 0; side < 2 && !changed; ++side) {
+        const ValueId v = mul.inputs[side], s = mul.inputs[1 - side];
+        if (!g.is_constant(s) || g.is_constant(v) || g.value(s).dtype != DType::f32) continue;
+        const Shape &ss = g.value(s).shape, &vs = g.value(v).shape;
+        if (ss.size() > vs.size() || g.value(mul.outputs[0]).shape != vs) continue;
+        // The one axis of v along which the constant varies.
+        std::int64_t axis = -1;
+        bool one_axis = true;
+        for (std::size_t d = 0; d < ss.size(); ++d) {
+          if (ss[d] == 1) continue;
+          one_axis = one_axis && axis < 0;
+          axis = static_cast<std::int64_t>(d + vs.size() - ss.size());
+        }
+        if (!one_axis || axis < 0) continue;
+        // Back through single-reader views and transposes to a Gemm's columns.
+        ValueId cur = v;
+        std::int64_t a = axis;
+        Node* gemm = nullptr;
+        while (u.single_use(cur)) {
+          const auto p = u.prod[static_cast<std::size_t>(cur)];
+          if (p < 0) break;
+          Node& n = g.nodes[static_cast<std::size_t>(p)];
+          const Shape& out = g.value(cur).shape;
+          if (n.op_type == "Transpose") {
+            const auto perm = n.attrs.get_ints("perm", {});
+            if (perm.size() != out.size()) break;
+            a = perm[static_cast<std::size_t>(a)];
+          } else if (n.op_type == "Reshape") {
+            const Shape& in = g.value(n.inputs[0]).shape;
+            if (a + 1 != static_cast<std::int64_t>(out.size()) || in.empty() || in.back() != out.back()) break;
+            a = static_cast<std::int64_t>(in.size()) - 1;
+          } else {
+            if (n.op_type == "Gemm" && a == 1 && n.activation.kind == Activation::Kind::None) gemm = &n;
+            break;
+          }
+          cur = n.inputs[0];
+        }
+        if (!gemm || gemm->attrs.get_int("transA", 0) != 0 || !g.is_constant(gemm->inputs[1])) continue;
+        const bool has_c = gemm->inputs.size() > 2 && gemm->inputs[2] != kNoValue;
+        if (has_c && !g.is_constant(gemm->inputs[2])) continue;
+        const Tensor& B = *g.value(gemm->inputs[1]).constant;
+        const bool tb = gemm->attrs.get_int("transB", 0) != 0;
+        if (B.dtype() != DType::f32 || B.shape().size() != 2) continue;
+        const std::int64_t K = tb ? B.shape()[1] : B.shape()[0], M = tb ? B.shape()[0] : B.shape()[1];
+        const Tensor& gamma = *g.value(s).constant;
+        if (gamma.numel() != M) continue;
+        const Tensor* C = has_c ? &*g.value(gemm->inputs[2]).constant : nullptr;
+        if (C && (C->dtype() != DType::f32 || (C->numel() != 1 && (C->numel() != M || C->shape().back() != M))))
+          continue;
+        // Everything read from the graph's values first: add_constant may move them.
+        Tensor scaled = B;
+        const std::span<const float> gm = gamma.f32_span();
+        for (std::int64_t k = 0; k < K; ++k)
+          for (std::int64_t j = 0; j < M; ++j)
+            scaled.f32()[tb ? j * K + k : k * M + j] *= gm[static_cast<std::size_t>(j)];
+        std::vector<float> c;
+        for (std::int64_t j = 0; C && j < M; ++j)
+          c.push_back(C->f32()[C->numel() == 1 ? 0 : j] * gm[static_cast<std::size_t>(j)]);
+        if (!forward_value(g, g.nodes[mi].outputs[0], v)) continue;
+        drop(g.nodes[mi]);
+        // New constants: the originals may have other readers.
+        const std::string name = gemm->name;
+        gemm->inputs[1] = g.add_constant(name + ".weight_scaled", std::move(scaled));
+        if (C) gemm->inputs[2] = g.add_constant(name + ".bias_scaled", Tensor::from_f32({M}, std::move(c)));
+        changed = true;
+      }
+    }
+    if (changed) g.remove_dead();
+  }
+}
+
 // An average pool read only by a 1x1 convolution (stride 1, unpadded, one
 // group) with fewer output channels M than input channels C runs after the
 // convolution's channel mixing instead of before it: both are linear and the
@@ -628,6 +775,8 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
     fuse_gated_activations(g);
     fuse_activations(g);
   }
+  matmul_bias_to_gemm(g);
+  fold_column_scale_into_gemm(g);
   pool_after_pointwise_conv(g);
   g.sort();
 }

@@ -393,6 +393,14 @@ std::optional<std::pair<std::int64_t, std::int64_t>> matmul_batch_steps(const Sh
   return std::pair{*sa, *sb};
 }
 
+// An op whose output is its input's elements as they are (a view).
+bool is_view_copy(const Node& n) {
+  const std::string& op = n.op_type;
+  return (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
+          op == "Dropout") &&
+         (n.outputs.size() < 2 || n.outputs[1] == kNoValue);
+}
+
 std::int64_t bytes_of(const hk::PackedGemm& p) {
   return static_cast<std::int64_t>((p.b.size() + p.bias.size()) * sizeof(float));
 }
@@ -703,6 +711,18 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       }
       offset += count;
     }
+  }
+
+  // 2b. A view (Reshape and the like) lives where its input does: values are
+  // never written after their step, so both names can share the memory (its
+  // step's copy becomes a no-op). One already written into a Concat keeps that.
+  for (std::int32_t ni = 0; ni < nn; ++ni) {
+    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+    if (!is_view_copy(n) || n.inputs.empty() || n.outputs.empty()) continue;
+    const ValueId x = n.inputs[0], y = n.outputs[0];
+    if (is_runtime_f32(x) && is_runtime_f32(y) && plan.alias_parent[idx(y)] == kNoValue && !plan.elided[idx(x)] &&
+        graph::element_count(g.value(x).shape) == graph::element_count(g.value(y).shape))
+      plan.alias_parent[idx(y)] = x;
   }
 
   // 3. Memory: lifetimes, then offsets. A fused Add's output is defined by its conv.
@@ -1231,9 +1251,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
         }
       });
       done = true;
-    } else if ((op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
-                op == "Dropout") &&
-               f32_out && is_runtime_f32(n.inputs[0]) && (n.outputs.size() < 2 || n.outputs[1] == kNoValue)) {
+    } else if (is_view_copy(n) && f32_out && is_runtime_f32(n.inputs[0])) {
       const Buf src = in(0);
       const std::size_t bytes = static_cast<std::size_t>(graph::element_count(out_shape)) * sizeof(float);
       add(name, "copy", ni, [=](const HostFrame& f) {

@@ -51,9 +51,11 @@ void expect_error(Fn fn, ErrorKind kind, std::vector<std::string> needles) {
   }
 }
 
-std::vector<float> run_model(const OnnxBuilder& b, const std::vector<float>& x) {
+std::vector<float> run_model(const OnnxBuilder& b, const std::vector<float>& x, const std::string& strategy = "fused") {
   auto bytes = b.byte_vector();
-  auto model = vkfuse::Model::load_bytes(bytes);
+  vkfuse::LoadOptions options;
+  options.strategy = strategy;
+  auto model = vkfuse::Model::load_bytes(bytes, options);
   std::vector<float> y(static_cast<std::size_t>(model.outputs()[0].element_count()));
   vkfuse::InputBuffer in{model.inputs()[0].name, x};
   vkfuse::OutputBuffer out{model.outputs()[0].name, y};
@@ -198,6 +200,118 @@ TEST(Canonicalize, EinsumMatrixProductsBecomeMatMuls) {
   t.initializer("w", {B, J, D}, w);
   OnnxBuilder::attr_string(t.node("Einsum", {"x", "w"}, {"y"}), "equation", "bid,bjd->bji");
   EXPECT_EQ(op_types(prepared(t)), (std::vector<std::string>{"Einsum"}));
+}
+
+// A linear layer as torch exports it over tokens (MatMul by a constant, then
+// a bias Add, then an activation) becomes one Gemm over the rows with the bias
+// as C and the activation as its epilogue; on every strategy the outputs are
+// a naive evaluation's.
+TEST(Canonicalize, MatMulWithBiasBecomesGemmOverTheRows) {
+  const std::int64_t B = 2, T = 3, K = 4, M = 5;
+  std::vector<float> w(static_cast<std::size_t>(K * M)), bias(static_cast<std::size_t>(M)),
+      x(static_cast<std::size_t>(B * T * K));
+  for (std::size_t q = 0; q < w.size(); ++q) w[q] = std::cos(0.3f * static_cast<float>(q));
+  for (std::size_t q = 0; q < bias.size(); ++q) bias[q] = 0.25f * static_cast<float>(q) - 0.5f;
+  for (std::size_t q = 0; q < x.size(); ++q) x[q] = std::sin(0.37f * static_cast<float>(q));
+  auto model = [&](bool bias_first, std::vector<std::int64_t> bias_shape, std::vector<std::int64_t> x_shape) {
+    OnnxBuilder b(13);
+    b.input("x", x_shape).output("y");
+    b.initializer("w", {K, M}, w);
+    std::vector<float> bv(static_cast<std::size_t>(g::element_count(bias_shape)));
+    for (std::size_t q = 0; q < bv.size(); ++q) bv[q] = bias[q % bias.size()];
+    b.initializer("b", bias_shape, bv);
+    b.node("MatMul", {"x", "w"}, {"m"});
+    b.node("Add", bias_first ? std::vector<std::string>{"b", "m"} : std::vector<std::string>{"m", "b"}, {"s"});
+    b.node("Relu", {"s"}, {"y"});
+    return b;
+  };
+  auto expect = [&](std::int64_t rows, bool per_row_bias) {
+    std::vector<float> y(static_cast<std::size_t>(rows * M));
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < M; ++j) {
+        double acc = bias[static_cast<std::size_t>(per_row_bias ? i % M : j)];
+        for (std::int64_t k = 0; k < K; ++k)
+          acc += double(x[static_cast<std::size_t>(i * K + k)]) * w[static_cast<std::size_t>(k * M + j)];
+        y[static_cast<std::size_t>(i * M + j)] = static_cast<float>(std::max(acc, 0.0));
+      }
+    return y;
+  };
+  auto check = [&](const OnnxBuilder& b, const std::vector<float>& want) {
+    for (const char* strategy : {"fused", "cpu", "gpu", "reference"}) {
+      const auto y = run_model(b, x, strategy);
+      ASSERT_EQ(y.size(), want.size());
+      for (std::size_t q = 0; q < y.size(); ++q) EXPECT_NEAR(y[q], want[q], 1e-5f) << strategy << " " << q;
+    }
+  };
+
+  // Tokens: [B, T, K] by [K, M], bias [M] after or before the product.
+  for (bool bias_first : {false, true}) {
+    const OnnxBuilder b = model(bias_first, {M}, {B, T, K});
+    const g::Graph graph = prepared(b);
+    ASSERT_EQ(op_types(graph), (std::vector<std::string>{"Reshape", "Gemm", "Reshape"}));
+    EXPECT_EQ(graph.nodes[1].activation.kind, g::Activation::Kind::Relu);
+    check(b, expect(B * T, false));
+  }
+  // Rows already: [B*T, K], a [1, M] bias: one Gemm.
+  {
+    const OnnxBuilder b = model(false, {1, M}, {B * T, K});
+    EXPECT_EQ(op_types(prepared(b)), (std::vector<std::string>{"Gemm"}));
+    check(b, expect(B * T, false));
+  }
+  // A bias that varies along the rows is no Gemm's C here: unchanged.
+  {
+    const OnnxBuilder b = model(false, {T, 1}, {B, T, K});
+    const auto ops = op_types(prepared(b));
+    EXPECT_EQ(std::count(ops.begin(), ops.end(), "Gemm"), 0);
+    EXPECT_EQ(std::count(ops.begin(), ops.end(), "MatMul"), 1);
+  }
+}
+
+// ConvNeXt's layer scale: a per-channel Mul after the linear layer's output
+// is permuted back to channels first folds into the Gemm's weights and bias.
+TEST(Canonicalize, ChannelScaleAfterTransposeFoldsIntoGemm) {
+  const std::int64_t T = 6, K = 4, M = 3;
+  std::vector<float> w(static_cast<std::size_t>(K * M)), bias(static_cast<std::size_t>(M)),
+      gamma(static_cast<std::size_t>(M)), tgamma(static_cast<std::size_t>(T)), x(static_cast<std::size_t>(T * K));
+  for (std::size_t q = 0; q < w.size(); ++q) w[q] = std::cos(0.3f * static_cast<float>(q));
+  for (std::size_t q = 0; q < bias.size(); ++q) bias[q] = 0.25f * static_cast<float>(q) - 0.5f;
+  for (std::size_t q = 0; q < gamma.size(); ++q) gamma[q] = 0.5f + static_cast<float>(q);
+  for (std::size_t q = 0; q < tgamma.size(); ++q) tgamma[q] = 1.5f - 0.2f * static_cast<float>(q);
+  for (std::size_t q = 0; q < x.size(); ++q) x[q] = std::sin(0.37f * static_cast<float>(q));
+  // x [1, T, K] -> Linear -> [1, T, M] -> Transpose -> [1, M, T] -> Mul(scale)
+  auto model = [&](bool per_channel) {
+    OnnxBuilder b(13);
+    b.input("x", {1, T, K}).output("y");
+    b.initializer("w", {K, M}, w);
+    b.initializer("b", {M}, bias);
+    if (per_channel) b.initializer("s", {M, 1}, gamma);
+    else b.initializer("s", {1, T}, tgamma);
+    b.node("MatMul", {"x", "w"}, {"m"});
+    b.node("Add", {"m", "b"}, {"l"});
+    OnnxBuilder::attr_ints(b.node("Transpose", {"l"}, {"t"}), "perm", {0, 2, 1});
+    b.node("Mul", {"t", "s"}, {"y"});
+    return b;
+  };
+  for (bool per_channel : {true, false}) {
+    const OnnxBuilder b = model(per_channel);
+    const auto ops = op_types(prepared(b));
+    EXPECT_EQ(std::count(ops.begin(), ops.end(), "Mul"), per_channel ? 0 : 1);
+    EXPECT_EQ(std::count(ops.begin(), ops.end(), "Gemm"), 1);
+    std::vector<float> want(static_cast<std::size_t>(M * T));
+    for (std::int64_t j = 0; j < M; ++j)
+      for (std::int64_t t = 0; t < T; ++t) {
+        double acc = bias[static_cast<std::size_t>(j)];
+        for (std::int64_t k = 0; k < K; ++k)
+          acc += double(x[static_cast<std::size_t>(t * K + k)]) * w[static_cast<std::size_t>(k * M + j)];
+        const float scale = per_channel ? gamma[static_cast<std::size_t>(j)] : tgamma[static_cast<std::size_t>(t)];
+        want[static_cast<std::size_t>(j * T + t)] = static_cast<float>(acc * scale);
+      }
+    for (const char* strategy : {"cpu", "gpu"}) {
+      const auto y = run_model(b, x, strategy);
+      ASSERT_EQ(y.size(), want.size());
+      for (std::size_t q = 0; q < y.size(); ++q) EXPECT_NEAR(y[q], want[q], 1e-5f) << strategy << " " << q;
+    }
+  }
 }
 
 TEST(Canonicalize, IdentityFromInputToOutputStays) {
