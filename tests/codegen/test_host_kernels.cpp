@@ -489,7 +489,8 @@ TEST(HostNorm, StandaloneBatchNormalization) {
 TEST(HostNorm, Softmax) {
   for (auto [shape, axis] : std::vector<std::pair<g::Shape, std::int64_t>>{
            {{1, 1000}, 1}, {{3, 17}, -1}, {{2, 5, 3, 4}, 1}, {{2, 5, 3, 4}, 3}, {{4, 6}, 0},
-           {{12, 49, 49}, -1}, {{1, 21, 20, 35}, 1}}) {  // attention's rows; a segmentation map's classes
+           {{12, 49, 49}, -1}, {{1, 21, 20, 35}, 1},  // attention's rows; a segmentation map's classes
+           {{2, 3, 197}, -1}, {{5, 16}, 1}, {{3, 1}, 1}, {{2, 33}, 1}}) {  // rows of 16 lanes: tails, one lane
     GraphBuilder b;
     auto y = b.node("Softmax", {b.input("x", shape)}, attrs({{"axis", axis}}));
     g::Graph graph = b.finish({y});
