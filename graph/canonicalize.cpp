@@ -514,6 +514,8 @@ void matmul_bias_to_gemm(Graph& g) {
     const std::int64_t K = w.shape[0], M = w.shape[1], rows = element_count(x.shape) / std::max<std::int64_t>(1, K);
     const std::int64_t b_count = element_count(b.shape);
     if (b_count != 1 && (b_count != M || b.shape.back() != M)) continue;
+    // (A 0 in the Reshapes' shapes would mean "copy the input's dimension".)
+    if (element_count(y_shape) == 0 || rows == 0) continue;
     std::vector<float> c(static_cast<std::size_t>(M));
     for (std::int64_t j = 0; j < M; ++j) c[static_cast<std::size_t>(j)] = b.constant->f32()[b_count == 1 ? 0 : j];
 
@@ -579,9 +581,13 @@ void fold_column_scale_into_gemm(Graph& g) {
           Node& n = g.nodes[static_cast<std::size_t>(p)];
           const Shape& out = g.value(cur).shape;
           if (n.op_type == "Transpose") {
+            // perm's default reverses the axes; negative entries count from the end.
+            const auto rank = static_cast<std::int64_t>(out.size());
             const auto perm = n.attrs.get_ints("perm", {});
-            if (perm.size() != out.size()) break;
-            a = perm[static_cast<std::size_t>(a)];
+            if (!perm.empty() && perm.size() != out.size()) break;
+            a = perm.empty() ? rank - 1 - a : perm[static_cast<std::size_t>(a)];
+            if (a < 0) a += rank;
+            if (a < 0 || a >= rank) break;
           } else if (n.op_type == "Reshape") {
             const Shape& in = g.value(n.inputs[0]).shape;
             if (a + 1 != static_cast<std::int64_t>(out.size()) || in.empty() || in.back() != out.back()) break;

@@ -18,6 +18,7 @@
 
 #include "codegen/halide/host_kernels.h"
 #include "graph/ops.h"
+#include "planner/cost_model.h"
 #include "planner/kernel_fusion.h"
 #include "runtime/executor.h"
 
@@ -393,12 +394,10 @@ std::optional<std::pair<std::int64_t, std::int64_t>> matmul_batch_steps(const Sh
   return std::pair{*sa, *sb};
 }
 
-// An op whose output is its input's elements as they are (a view).
+// An op whose output is its input's elements as they are (a view; Dropout
+// only without its mask output).
 bool is_view_copy(const Node& n) {
-  const std::string& op = n.op_type;
-  return (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
-          op == "Dropout") &&
-         (n.outputs.size() < 2 || n.outputs[1] == kNoValue);
+  return planner::is_view_op(n) && (n.outputs.size() < 2 || n.outputs[1] == kNoValue);
 }
 
 std::int64_t bytes_of(const hk::PackedGemm& p) {
@@ -718,7 +717,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   // step's copy becomes a no-op). One already written into a Concat keeps that.
   for (std::int32_t ni = 0; ni < nn; ++ni) {
     const Node& n = g.nodes[static_cast<std::size_t>(ni)];
-    if (!is_view_copy(n) || n.inputs.empty() || n.outputs.empty()) continue;
+    // (No view carries an activation today; one would be applied in place.)
+    if (!is_view_copy(n) || n.inputs.empty() || n.outputs.empty() || n.activation.kind != graph::Activation::Kind::None)
+      continue;
     const ValueId x = n.inputs[0], y = n.outputs[0];
     if (is_runtime_f32(x) && is_runtime_f32(y) && plan.alias_parent[idx(y)] == kNoValue && !plan.elided[idx(x)] &&
         graph::element_count(g.value(x).shape) == graph::element_count(g.value(y).shape))

@@ -225,11 +225,12 @@ TEST(Canonicalize, MatMulWithBiasBecomesGemmOverTheRows) {
     b.node("Relu", {"s"}, {"y"});
     return b;
   };
-  auto expect = [&](std::int64_t rows, bool per_row_bias) {
+  // bias_along_rows: the [T, 1] bias below, bias[t % M] for token t.
+  auto expect = [&](std::int64_t rows, bool bias_along_rows = false) {
     std::vector<float> y(static_cast<std::size_t>(rows * M));
     for (std::int64_t i = 0; i < rows; ++i)
       for (std::int64_t j = 0; j < M; ++j) {
-        double acc = bias[static_cast<std::size_t>(per_row_bias ? i % M : j)];
+        double acc = bias[static_cast<std::size_t>(bias_along_rows ? (i % T) % M : j)];
         for (std::int64_t k = 0; k < K; ++k)
           acc += double(x[static_cast<std::size_t>(i * K + k)]) * w[static_cast<std::size_t>(k * M + j)];
         y[static_cast<std::size_t>(i * M + j)] = static_cast<float>(std::max(acc, 0.0));
@@ -237,7 +238,8 @@ TEST(Canonicalize, MatMulWithBiasBecomesGemmOverTheRows) {
     return y;
   };
   auto check = [&](const OnnxBuilder& b, const std::vector<float>& want) {
-    for (const char* strategy : {"fused", "cpu", "gpu", "reference"}) {
+    for (const std::string& strategy : vkfuse::available_strategies()) {
+      if (strategy != "fused" && strategy != "cpu" && strategy != "gpu" && strategy != "reference") continue;
       const auto y = run_model(b, x, strategy);
       ASSERT_EQ(y.size(), want.size());
       for (std::size_t q = 0; q < y.size(); ++q) EXPECT_NEAR(y[q], want[q], 1e-5f) << strategy << " " << q;
@@ -250,13 +252,13 @@ TEST(Canonicalize, MatMulWithBiasBecomesGemmOverTheRows) {
     const g::Graph graph = prepared(b);
     ASSERT_EQ(op_types(graph), (std::vector<std::string>{"Reshape", "Gemm", "Reshape"}));
     EXPECT_EQ(graph.nodes[1].activation.kind, g::Activation::Kind::Relu);
-    check(b, expect(B * T, false));
+    check(b, expect(B * T));
   }
   // Rows already: [B*T, K], a [1, M] bias: one Gemm.
   {
     const OnnxBuilder b = model(false, {1, M}, {B * T, K});
     EXPECT_EQ(op_types(prepared(b)), (std::vector<std::string>{"Gemm"}));
-    check(b, expect(B * T, false));
+    check(b, expect(B * T));
   }
   // A bias that varies along the rows is no Gemm's C here: unchanged.
   {
@@ -264,6 +266,7 @@ TEST(Canonicalize, MatMulWithBiasBecomesGemmOverTheRows) {
     const auto ops = op_types(prepared(b));
     EXPECT_EQ(std::count(ops.begin(), ops.end(), "Gemm"), 0);
     EXPECT_EQ(std::count(ops.begin(), ops.end(), "MatMul"), 1);
+    check(b, expect(B * T, true));
   }
 }
 
@@ -306,12 +309,47 @@ TEST(Canonicalize, ChannelScaleAfterTransposeFoldsIntoGemm) {
         const float scale = per_channel ? gamma[static_cast<std::size_t>(j)] : tgamma[static_cast<std::size_t>(t)];
         want[static_cast<std::size_t>(j * T + t)] = static_cast<float>(acc * scale);
       }
-    for (const char* strategy : {"cpu", "gpu"}) {
+    for (const std::string& strategy : vkfuse::available_strategies()) {
+      if (strategy != "cpu" && strategy != "gpu") continue;
       const auto y = run_model(b, x, strategy);
       ASSERT_EQ(y.size(), want.size());
       for (std::size_t q = 0; q < y.size(); ++q) EXPECT_NEAR(y[q], want[q], 1e-5f) << strategy << " " << q;
     }
   }
+}
+
+// The same fold on an ONNX Gemm as classifiers export it (B transposed,
+// alpha and beta, a scalar C), scaled by a [M] constant.
+TEST(Canonicalize, ColumnScaleFoldsIntoATransposedGemm) {
+  const std::int64_t N = 3, K = 5, M = 4;
+  std::vector<float> w(static_cast<std::size_t>(M * K)), gamma(static_cast<std::size_t>(M)),
+      x(static_cast<std::size_t>(N * K));
+  for (std::size_t q = 0; q < w.size(); ++q) w[q] = std::cos(0.3f * static_cast<float>(q));
+  for (std::size_t q = 0; q < gamma.size(); ++q) gamma[q] = 0.5f + static_cast<float>(q);
+  for (std::size_t q = 0; q < x.size(); ++q) x[q] = std::sin(0.37f * static_cast<float>(q));
+  OnnxBuilder b(13);
+  b.input("x", {N, K}).output("y");
+  b.initializer("w", {M, K}, w);
+  b.initializer("c", {}, {0.75f});
+  b.initializer("s", {M}, gamma);
+  auto& gemm = b.node("Gemm", {"x", "w", "c"}, {"m"});
+  OnnxBuilder::attr_int(gemm, "transB", 1);
+  OnnxBuilder::attr_float(gemm, "alpha", 0.5f);
+  OnnxBuilder::attr_float(gemm, "beta", 2.f);
+  b.node("Mul", {"s", "m"}, {"y"});
+  EXPECT_EQ(op_types(prepared(b)), (std::vector<std::string>{"Gemm"}));
+  std::vector<float> want(static_cast<std::size_t>(N * M));
+  for (std::int64_t i = 0; i < N; ++i)
+    for (std::int64_t j = 0; j < M; ++j) {
+      double acc = 0;
+      for (std::int64_t k = 0; k < K; ++k)
+        acc += double(x[static_cast<std::size_t>(i * K + k)]) * w[static_cast<std::size_t>(j * K + k)];
+      want[static_cast<std::size_t>(i * M + j)] =
+          static_cast<float>((0.5 * acc + 2.0 * 0.75) * gamma[static_cast<std::size_t>(j)]);
+    }
+  const auto y = run_model(b, x, "cpu");
+  ASSERT_EQ(y.size(), want.size());
+  for (std::size_t q = 0; q < y.size(); ++q) EXPECT_NEAR(y[q], want[q], 1e-5f) << q;
 }
 
 TEST(Canonicalize, IdentityFromInputToOutputStays) {
