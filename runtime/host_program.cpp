@@ -284,23 +284,6 @@ void copy_strided(const StridedCopy& c, const float* src, float* dst) {
   }
 }
 
-// LayerNormalization over rows of `len` contiguous elements; scale and bias
-// have `len` elements (bias may be null). Sums in double, like the reference.
-void layer_norm_f32(const float* x, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
-                    float eps, float* y) {
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* xp = x + r * len;
-    float* yp = y + r * len;
-    double sum = 0;
-    for (std::int64_t i = 0; i < len; ++i) sum += xp[i];
-    const auto mean = static_cast<float>(sum / static_cast<double>(len));
-    double sq = 0;
-    for (std::int64_t i = 0; i < len; ++i) sq += static_cast<double>(xp[i] - mean) * (xp[i] - mean);
-    const auto inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(len) + eps));
-    for (std::int64_t i = 0; i < len; ++i) yp[i] = (xp[i] - mean) * inv * scale[i] + (bias ? bias[i] : 0.f);
-  }
-}
-
 // Resize of the last two axes with the reference's taps (graph::resize_taps):
 // each output is sum_ty wy * sum_tx wx * in[iy][ix], per plane.
 struct ResizeSteps {
@@ -1141,7 +1124,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
         const float* bp = bias ? bias->f32() : nullptr;
         const float eps = n.attrs.get_float("epsilon", 1e-5f);
         add(name, "layer_norm", ni, [=](const HostFrame& f) {
-          layer_norm_f32(src.at(f.arena), sp, bp, rows.rows, rows.len, eps, out.at(f.arena));
+          hk::layer_norm(src.at(f.arena), sp, bp, rows.rows, rows.len, eps, out.at(f.arena));
         });
         done = true;
       }

@@ -48,6 +48,7 @@
 #include "vkf_pw32_res.h"
 #include "vkf_softmax.h"
 #include "vkf_softmax_rows.h"
+#include "vkf_layer_norm.h"
 #include "vkf_wino.h"
 #include "vkf_wino_res.h"
 #include "vkf_wino_s.h"
@@ -790,6 +791,18 @@ void softmax(const View& in, const View& out) {
     check(vkf_softmax_rows(bin.get(), bout.get()), "vkf_softmax_rows");
   else
     check(vkf_softmax(bin.get(), bout.get()), "vkf_softmax");
+}
+
+void layer_norm(const float* in, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
+                float eps, float* out) {
+  install_error_handler();
+  thread_local std::vector<float> zeros;
+  if (!bias) {
+    zeros.assign(static_cast<std::size_t>(len), 0.f);
+    bias = zeros.data();
+  }
+  Buf bin(in, len, rows, len), bout(out, len, rows, len), bs(scale, len), bb(bias, len);
+  check(vkf_layer_norm(bin.get(), bs.get(), bb.get(), eps, bout.get()), "vkf_layer_norm");
 }
 
 void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out) {

@@ -196,6 +196,11 @@ void channel_affine(const View& in, const float* scale, const float* shift, Epil
 // Softmax along the middle axis of (inner, axis, outer) views.
 void softmax(const View& in, const View& out);
 
+// LayerNormalization of `rows` dense rows of `len` floats; scale and bias
+// hold `len` floats (bias may be null: zeros).
+void layer_norm(const float* in, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
+                float eps, float* out);
+
 // Pad of rank-4 views: out[i] = in[i - begin] extended by mode (0 constant
 // `value`, 1 reflect, 2 edge); begin innermost first like the views.
 void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out);

@@ -80,6 +80,7 @@ vkf_halide_kernel(vkf_binary vkf_binary)
 vkf_halide_kernel(vkf_channel_affine vkf_channel_affine)
 vkf_halide_kernel(vkf_softmax vkf_softmax)
 vkf_halide_kernel(vkf_softmax_rows vkf_softmax rows=true)
+vkf_halide_kernel(vkf_layer_norm vkf_layer_norm)
 vkf_halide_kernel(vkf_pad vkf_pad4d)
 
 target_sources(vkfuse_codegen PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/halide/host_kernels.cpp)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <random>
+#include <sstream>
 
 #include "codegen/halide/host_kernels.h"
 #include "runtime/host_program.h"
@@ -321,21 +322,18 @@ TEST(HostPool, AveragePoolMovesAfterItsPointwiseConv) {
     std::vector<g::ValueId> outs{y};
     if (k.second_reader) outs.push_back(b.node("Relu", {p}));
     g::Graph graph = b.finish(outs);
-    // Appended, not `"C" + std::to_string(...)`: GCC 12's -Wrestrict false
+    // Streamed, not `"C" + std::to_string(...)`: GCC 12's -Wrestrict false
     // positive on that pattern fails -Werror builds depending on inlining.
-    std::string what = "C";
-    for (const std::string& part : {std::to_string(k.c), " " + std::to_string(k.h), "x" + std::to_string(k.w),
-                                    " M" + std::to_string(k.m), " s" + std::to_string(k.stride),
-                                    " cip " + std::to_string(k.count_include_pad)})
-      what += part;
-    EXPECT_LE(compare_host_to_reference(graph, seed++, 2), kTol) << what;
+    std::ostringstream what;
+    what << "C" << k.c << " " << k.h << "x" << k.w << " M" << k.m << " s" << k.stride << " cip " << k.count_include_pad;
+    EXPECT_LE(compare_host_to_reference(graph, seed++, 2), kTol) << what.str();
 
     std::size_t conv_at = graph.nodes.size(), pool_at = graph.nodes.size();
     for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
       if (graph.nodes[i].op_type == "Conv") conv_at = std::min(conv_at, i);
       if (graph.nodes[i].op_type == "AveragePool") pool_at = std::min(pool_at, i);
     }
-    EXPECT_EQ(conv_at < pool_at, k.swapped) << what;
+    EXPECT_EQ(conv_at < pool_at, k.swapped) << what.str();
   }
 }
 
@@ -495,6 +493,24 @@ TEST(HostNorm, Softmax) {
     auto y = b.node("Softmax", {b.input("x", shape)}, attrs({{"axis", axis}}));
     g::Graph graph = b.finish({y});
     EXPECT_LE(compare_host_to_reference(graph, 37), kTol) << g::shape_string(shape) << " axis " << axis;
+  }
+}
+
+TEST(HostNorm, LayerNorm) {
+  std::mt19937 rng(47);
+  // Rows of 16 lanes and tails of them; ViT's and ConvNeXt's widths; no bias.
+  for (auto [shape, axis, with_bias] : std::vector<std::tuple<g::Shape, std::int64_t, bool>>{
+           {{2, 5, 16}, -1, true}, {{3, 7}, 1, true}, {{2, 3, 33}, 2, false}, {{1, 4, 4, 96}, -1, true},
+           {{1, 9, 768}, -1, true}, {{2, 3, 4, 5}, 2, true}}) {
+    GraphBuilder b;
+    const g::Shape norm(shape.begin() + (axis < 0 ? axis + static_cast<std::int64_t>(shape.size()) : axis), shape.end());
+    std::vector<g::ValueId> ins{b.input("x", shape), b.constant("scale", random_tensor(rng, norm))};
+    if (with_bias) ins.push_back(b.constant("bias", random_tensor(rng, norm)));
+    auto y = b.node("LayerNormalization", ins, attrs({{"axis", axis}, {"epsilon", 1e-3f}}));
+    g::Graph graph = b.finish({y});
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, 53, 2, &desc), kTol) << g::shape_string(shape) << " axis " << axis;
+    EXPECT_EQ(desc.find("fallback"), std::string::npos) << desc;
   }
 }
 
