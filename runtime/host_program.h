@@ -16,8 +16,9 @@
 //      pointwise_tiled, Winograd F(4x4, 3x3), conv_channel_vector, else
 //      conv_tiled — the rules measured on this project's machines and
 //      written down there; a depthwise one likewise takes the first of
-//      kDepthwiseKernels (depthwise_channel_vector on small maps, else the
-//      planar depthwise), other grouped ones conv_tiled per group. Ops without a Halide kernel (Gather, batched MatMul, non-2-D
+//      kDepthwiseKernels (depthwise_flat for stride 1 "same" on small
+//      maps, depthwise_channel_vector on other small maps, else the planar
+//      depthwise), other grouped ones conv_tiled per group. Ops without a Halide kernel (Gather, batched MatMul, non-2-D
 //      Conv and pooling, ...) run their reference kernel (graph/ops.h) and
 //      are listed in fallback_ops().
 // A step reads and writes through a HostFrame (the run's arena and non-float

@@ -684,6 +684,87 @@ class DepthwiseConv2DChannelVector : public Generator<DepthwiseConv2DChannelVect
 };
 
 // ---------------------------------------------------------------------------
+// Depthwise convolution over flattened planes (depthwise_flat), for stride 1
+// with the output plane the input's size (MobileNet and EfficientNet blocks'
+// "same" padding) on small maps. A plane of H rows of W is one row of P = H*W
+// pixels, so every vector is 16 whole lanes wherever rows end: the planar
+// kernel's 7- and 14-wide rows are mostly overlap and tail, and the channel
+// vector kernel gathers planes into channel blocks and scatters them back.
+// A tap (kx, ky) reads the plane shifted by dy*W + dx; the rows above and
+// below are zeros (a padded copy of the plane), and the columns a shift
+// carries across a row's end are zeroed once per tap column in `shifted`
+// (kw copies of the plane), so the taps themselves are plain dense loads.
+// input and out are (p, c, n); weights (kx, ky, c) as ONNX stores them.
+class DepthwiseConv2DFlat : public Generator<DepthwiseConv2DFlat> {
+ public:
+  Input<Buffer<float, 3>> input{"input"};
+  Input<Buffer<float, 3>> weights{"weights"};
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<int> width{"width"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 3>> out{"out"};
+
+  Var q{"q"}, kx{"kx"}, p{"p"}, c{"c"}, n{"n"};
+
+  void generate() {
+    const Expr P = input.dim(0).extent();
+    const Expr KW = weights.dim(0).extent(), KH = weights.dim(1).extent();
+    RDom rp(0, P, "rp");
+    Func plane{"plane"};
+    plane(q, c, n) = 0.f;
+    plane(rp, c, n) = input(rp, c, n);
+    // The column of flattened position q (also above and below the plane),
+    // once per call: a vector integer division by a run-time width would be
+    // 16 scalar ones. Exact in float for planes of up to millions of pixels.
+    Func column{"column"};
+    column(q) = q - width * cast<int>(floor((cast<float>(q) + 0.5f) / cast<float>(width)));
+    Func shifted{"shifted"};
+    const Expr dx = kx * dil_x - pad_x;
+    shifted(q, kx, c, n) = select(column(q) + dx >= 0 && column(q) + dx < width, plane(q + dx, c, n), 0.f);
+    RDom r(0, KW, 0, KH, "r");
+    Func conv{"conv"};
+    conv(p, c, n) = bias(c);
+    conv(p, c, n) += weights(r.x, r.y, c) * shifted(p + (r.y * dil_y - pad_y) * width, r.x, c, n);
+    out(p, c, n) = activate(conv(p, c, n), act, alpha, beta);
+    out.dim(1).set_min(0);
+
+    // Tasks of 8 planes; in a plane, tiles of 32 pixels (two vectors, the
+    // last tile shifted inwards; 16 on planes below 32 pixels, which must
+    // hold at least 16) accumulated in registers over the unrolled taps.
+    constexpr int kPlanes = 8;
+    Var t{"t"}, to{"to"}, po{"po"}, pi{"pi"}, pv{"pv"};
+    auto tiles = [&](Stage st, int tile) {
+      st.split(p, po, pi, tile, TailStrategy::ShiftInwards).split(pi, pi, pv, 16).vectorize(pv).unroll(pi);
+    };
+    auto order = [&](Stage st) {
+      st.fuse(c, n, t).split(t, to, t, kPlanes, TailStrategy::GuardWithIf).parallel(to);
+      tiles(st.specialize(P >= 32), 32);
+      tiles(st, 16);
+    };
+    for (int kind : {0, 1, 3, 6, 7}) order(out.specialize(act == kind));
+    order(out);
+    // Registers need a constant extent: 32 (on planes below 32 pixels the
+    // second vector is computed and dropped).
+    conv.compute_at(out, po).bound_extent(p, 32).bound_extent(c, 1).bound_extent(n, 1).vectorize(p, 16).unroll(p);
+    Stage taps = conv.update();
+    taps.reorder(p, r.x, r.y).vectorize(p, 16).unroll(p);
+    taps.specialize(KW == 3 && KH == 3).unroll(r.x).unroll(r.y);
+    taps.specialize(KW == 5 && KH == 5).unroll(r.x).unroll(r.y);
+    conv.store_in(MemoryType::Register);
+    // Per plane, on the stack: storage hoisted out of a task's planes would
+    // give each plane its own copies (c is a dimension of them), out of L1.
+    shifted.compute_at(out, t).store_in(MemoryType::Stack).vectorize(q, 16, TailStrategy::RoundUp);
+    plane.compute_at(out, t).store_in(MemoryType::Stack).vectorize(q, 16, TailStrategy::RoundUp);
+    RVar rpo{"rpo"}, rpi{"rpi"};
+    plane.update().split(rp, rpo, rpi, 16, TailStrategy::GuardWithIf).vectorize(rpi);
+    column.compute_root().vectorize(q, 16, TailStrategy::RoundUp);
+  }
+};
+
+// ---------------------------------------------------------------------------
 // Max / average pooling, 2-D, with pads, dilations and ceil_mode windows.
 // The window of output (x, y) starts at x*sx - px; taps outside the input
 // never count for max; for average the divisor is the number of taps inside
@@ -1023,6 +1104,7 @@ HALIDE_REGISTER_GENERATOR(PointwiseConv, vkf_pointwise_conv)
 HALIDE_REGISTER_GENERATOR(WinogradConv, vkf_winograd_f4x3)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2D, vkf_dwconv2d)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2DChannelVector, vkf_dwconv2d_cvec)
+HALIDE_REGISTER_GENERATOR(DepthwiseConv2DFlat, vkf_dwconv2d_flat)
 HALIDE_REGISTER_GENERATOR(Pool2D, vkf_pool2d)
 HALIDE_REGISTER_GENERATOR(GlobalAvgPool, vkf_global_avgpool)
 HALIDE_REGISTER_GENERATOR(Gemm, vkf_gemm)

@@ -35,6 +35,7 @@
 #include "vkf_convm7_res.h"
 #include "vkf_dwconv.h"
 #include "vkf_dwconv_w.h"
+#include "vkf_dwconv_flat.h"
 #include "vkf_dwconvm.h"
 #include "vkf_gemm.h"
 #include "vkf_gemm_r12.h"
@@ -642,6 +643,20 @@ void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh,
   check(f(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, e.act, e.alpha,
           e.beta, bout.get()),
         "vkf_dwconv");
+}
+
+void depthwise_conv2d_flat(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
+                           Epilogue e, const View& out) {
+  install_error_handler();
+  if (g.stride_x != 1 || g.stride_y != 1 || in.extent[0] != out.extent[0] || in.extent[1] != out.extent[1] ||
+      in.extent[0] * in.extent[1] < kDepthwiseFlatMinPixels)
+    throw Error(ErrorKind::Internal, "depthwise_conv2d_flat: not a depthwise convolution it can run");
+  const std::int64_t c = in.extent[2];
+  Buf bin(flat_plane(in)), bout(flat_plane(out)), bb(bias, c);
+  Buf bw(w, {kw, kh, c});
+  check(vkf_dwconv_flat(bin.get(), bw.get(), bb.get(), static_cast<int>(in.extent[0]), g.pad_x, g.pad_y, g.dil_x,
+                        g.dil_y, e.act, e.alpha, e.beta, bout.get()),
+        "vkf_dwconv_flat");
 }
 
 PackedDepthwise PackedDepthwise::pack(const float* w, const float* bias, int c, int kh, int kw) {

@@ -144,6 +144,12 @@ void subsample(const View& in, int stride_x, int stride_y, const View& out);
 void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
                       Epilogue e, const View& out);
 
+// depthwise_flat: stride 1, the output plane the input's size, planes of at
+// least 16 pixels, dense input and output planes; w and bias as above.
+inline constexpr int kDepthwiseFlatMinPixels = 16;
+void depthwise_conv2d_flat(const View& in, const float* w, const float* bias, int kh, int kw, const Window2D& g,
+                           Epilogue e, const View& out);
+
 // depthwise_channel_vector: vectorized over blocks of kDepthwiseChannelBlock
 // channels, tiles of kDepthwiseChannelVectorTileP consecutive output pixels;
 // for small maps. The output plane must be dense and hold at least a tile.

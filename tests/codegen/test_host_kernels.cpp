@@ -150,20 +150,28 @@ TEST(HostConv, HandPicked) {
 }
 
 // Each depthwise kernel on the maps its rule gives it (the first of
-// kDepthwiseKernels that applies): depthwise_channel_vector on output maps up
+// kDepthwiseKernels that applies): depthwise_flat for stride 1 and an output
+// the input's size on maps up to 28 wide of at least 16 pixels (windows
+// above 3x3 from 14 wide), depthwise_channel_vector on other output maps up
 // to 28 wide holding at least one 8-pixel tile, the planar kernel otherwise.
-// Channel counts that leave a part block, batches, strides, dilations, pads
-// and the activations the channel-vector kernel specializes or not.
+// Channel counts that leave a part block or task, batches, strides,
+// dilations, asymmetric pads and the activations the kernels specialize or not.
 TEST(HostConv, DepthwiseKernelsByMapSize) {
   struct DepthwiseCase {
     ConvCase conv;
     const char* kernel;
   };
   const std::vector<DepthwiseCase> cases = {
-      {{1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 40, {1, 1, 1, 1}, true, "Relu"}, "depthwise_channel_vector"},
+      {{1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 40, {1, 1, 1, 1}, true, "Relu"}, "depthwise_flat"},
+      {{2, 13, 7, 7, 13, 3, 3, 1, 1, 1, 1, 13, {1, 1, 1, 1}, false, "Clip"}, "depthwise_flat"},   // 49 px, N=2
+      {{1, 9, 4, 4, 9, 3, 3, 1, 1, 1, 1, 9, {1, 1, 1, 1}, true, "HardSwish"}, "depthwise_flat"},  // 16 px: one vector
+      {{1, 17, 5, 5, 17, 3, 3, 1, 1, 1, 1, 17, {1, 1, 1, 1}, true, ""}, "depthwise_flat"},        // 25 px
+      {{1, 24, 28, 28, 24, 5, 5, 1, 1, 1, 1, 24, {2, 2, 2, 2}, true, "HardSwish"}, "depthwise_flat"},  // 5x5
+      {{1, 20, 12, 13, 20, 3, 3, 1, 1, 2, 2, 20, {2, 1, 2, 3}, true, "LeakyRelu"}, "depthwise_flat"},  // dilated
+      {{1, 11, 9, 20, 11, 3, 5, 1, 1, 1, 1, 11, {1, 2, 1, 2}, true, "Sigmoid"}, "depthwise_flat"},  // 9x20, 3x5
       {{2, 24, 7, 7, 24, 5, 5, 1, 1, 1, 1, 24, {2, 2, 2, 2}, true, "HardSwish"}, "depthwise_channel_vector"},
+      {{1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 40, {0, 0, 0, 0}, true, "Relu"}, "depthwise_channel_vector"},  // 12x12
       {{1, 16, 15, 15, 16, 5, 5, 2, 2, 1, 1, 16, {2, 2, 2, 2}, false, "Clip"}, "depthwise_channel_vector"},
-      {{1, 20, 12, 13, 20, 3, 3, 1, 1, 2, 2, 20, {2, 1, 2, 3}, true, "LeakyRelu"}, "depthwise_channel_vector"},
       {{1, 7, 9, 9, 7, 3, 3, 2, 1, 1, 1, 7, {0, 1, 2, 1}, true, "Sigmoid"}, "depthwise_channel_vector"},
       {{2, 33, 56, 56, 33, 3, 3, 2, 2, 1, 1, 33, {0, 0, 1, 1}, true, ""}, "depthwise_channel_vector"},  // 28 wide
       {{1, 8, 2, 4, 8, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, "Relu"}, "depthwise_channel_vector"},  // one tile
