@@ -160,10 +160,13 @@ bool strided_pointwise(const hk::Window2D& w) {
 // pointwise_tiled tile, and on 7x7 and 8x8 planes with at least 256 output
 // channels, where its 7- and 8-pixel tiles waste nothing and it ran
 // 1.05-1.5x faster than pointwise_tiled (ResNet-50's layer4, Inception's
-// Mixed_7; with fewer output channels it was no faster).
-bool pointwise_channel_vector(const Shape& y) {
+// Mixed_7; with fewer output channels it was no faster) — from 256 input
+// channels: MobileNet v2's 160->960 on 7x7 ran 1.5x slower than
+// pointwise_tiled32 (Intel Xeon, 2 threads; 320->1280 and 960->320 the same
+// either way, ResNet-50's 512->2048 1.15x faster on channel vectors).
+bool pointwise_channel_vector(const Shape& y, std::int64_t in_channels) {
   const std::int64_t P = y[2] * y[3];
-  return P < hk::kPointwiseSmallTileP || (P <= 64 && y[1] >= 256);
+  return P < hk::kPointwiseSmallTileP || (P <= 64 && y[1] >= 256 && in_channels >= 256);
 }
 double channel_vector_rate(std::int64_t in_channels, std::int64_t stride) {
   if (in_channels < 48) return 0.72;
@@ -172,7 +175,7 @@ double channel_vector_rate(std::int64_t in_channels, std::int64_t stride) {
 bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_channels) {
   const std::int64_t P = y[2] * y[3];
   if (P < hk::kConvChannelVectorTileP) return false;
-  if (pointwise(w)) return pointwise_channel_vector(y);  // otherwise pointwise_tiled or conv_tiled, flattened
+  if (pointwise(w)) return pointwise_channel_vector(y, in_channels);  // otherwise pointwise_tiled or conv_tiled, flattened
   const double eff16 = hk::tile_used(y[3], 16);
   const double eff_cv = hk::channel_vector_used(P);
   return channel_vector_rate(in_channels, std::max(w.stride_x, w.stride_y)) * eff_cv > eff16;
@@ -190,9 +193,9 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_c
 // 48-pixel tiles; where pointwise_channel_vector() holds, none of them.
 constexpr double kPointwiseRate = 1.3;
 constexpr double kPointwiseSmallRate = 1.0;
-int pointwise_tile(const hk::Window2D& w, const Shape& y) {
+int pointwise_tile(const hk::Window2D& w, const Shape& y, std::int64_t in_channels) {
   const std::int64_t P = y[2] * y[3];
-  if (!pointwise(w) || pointwise_channel_vector(y)) return 0;
+  if (!pointwise(w) || pointwise_channel_vector(y, in_channels)) return 0;
   const double pw48 = P >= hk::kPointwiseTileP ? kPointwiseRate * hk::tile_used(P, hk::kPointwiseTileP) : 0.0;
   const double pw32 = kPointwiseSmallRate * hk::tile_used(P, hk::kPointwiseSmallTileP);
   const double tiled = P % 2 == 0 ? hk::tile_used(P / 2, 16) : 0.0;
@@ -444,7 +447,7 @@ struct DenseKernel {
 };
 
 DenseKernel pointwise_kernel(const DenseConv& c) {
-  const int tile = pointwise_tile(c.win, c.ys);
+  const int tile = pointwise_tile(c.win, c.ys, c.C);
   auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
       c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), 1, 1, hk::kPointwiseTileM));
   const hk::PackedConv* pc = packed.get();
@@ -524,7 +527,7 @@ struct DenseConvKernel {
 };
 const DenseConvKernel kDenseConvKernels[] = {
     {"conv_gemv", gemv_conv, gemv_kernel},
-    {"pointwise_tiled", [](const DenseConv& c) { return pointwise_tile(c.win, c.ys) != 0; }, pointwise_kernel},
+    {"pointwise_tiled", [](const DenseConv& c) { return pointwise_tile(c.win, c.ys, c.C) != 0; }, pointwise_kernel},
     {"winograd", [](const DenseConv& c) { return winograd_schedule(*c.node, c.xs, c.ys, c.KH, c.KW).has_value(); },
      winograd_kernel},
     {"conv_channel_vector", [](const DenseConv& c) { return use_channel_vector(c.win, c.ys, c.C); },

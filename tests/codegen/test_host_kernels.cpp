@@ -143,7 +143,7 @@ TEST(HostConv, HandPicked) {
       {1, 8, 6, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise, exactly one tile
       {1, 40, 8, 8, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled32, two tiles
       {2, 12, 5, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},       // pointwise_tiled32, 40 px
-      {1, 40, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // 1x1 channel vector, 7x7
+      {1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},  // 1x1 channel vector, 7x7
   };
   std::uint32_t seed = 1;
   for (const auto& k : cases) check_conv(k, seed++);
@@ -180,6 +180,14 @@ TEST(HostConv, DepthwiseKernelsByMapSize) {
   };
   std::uint32_t seed = 300;
   for (const auto& [k, kernel] : cases) check_conv_kernel(k, kernel, seed++);
+}
+
+// A 1x1 convolution on a 7x7 or 8x8 map with many output channels takes
+// conv_channel_vector from 256 input channels, pointwise_tiled32 below.
+TEST(HostConv, PointwiseOnSmallMapsByInputChannels) {
+  check_conv_kernel({1, 160, 7, 7, 960, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"}, "pointwise_tiled32", 330);
+  check_conv_kernel({1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "conv_channel_vector", 331);
+  check_conv_kernel({2, 320, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "conv_channel_vector", 332);
 }
 
 // A 1x1 convolution on a 1x1 map (squeeze-and-excitation) runs as a GEMV on
@@ -230,7 +238,7 @@ TEST(HostConv, ResidualAddIsFused) {
       {2, 16, 9, 11, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled
       {1, 16, 4, 7, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},     // 1x1, plane below one tile
       {1, 24, 7, 7, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // pointwise_tiled32, shifted
-      {1, 32, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},   // 1x1 channel vector, 8x8
+      {1, 256, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},  // 1x1 channel vector, 8x8
       {1, 64, 30, 26, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},  // Winograd
       {1, 128, 13, 15, 160, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, // Winograd staged
       {1, 32, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"},    // channel vector
