@@ -479,6 +479,17 @@ void fuse_activations(Graph& g) {
   g.remove_dead();
 }
 
+// The M values of a float constant that is a scalar or varies along its
+// last axis only (M elements, the last axis M long), as a bias or scale of a
+// GEMM's M columns; nullopt for any other constant.
+std::optional<std::vector<float>> column_values(const Tensor& t, std::int64_t M) {
+  const std::int64_t count = t.numel();
+  if (t.dtype() != DType::f32 || (count != 1 && (count != M || t.shape().back() != M))) return std::nullopt;
+  std::vector<float> v(static_cast<std::size_t>(M));
+  for (std::int64_t j = 0; j < M; ++j) v[static_cast<std::size_t>(j)] = t.f32()[count == 1 ? 0 : j];
+  return v;
+}
+
 // A MatMul of [..., K] by a constant [K, M] whose only reader adds a
 // constant bias along the last axis (a linear layer as torch exports it:
 // ConvNeXt's and the transformers' MLPs and projections) becomes a Gemm with
@@ -512,17 +523,14 @@ void matmul_bias_to_gemm(Graph& g) {
       continue;
     // The bias varies along the last axis at most.
     const std::int64_t K = w.shape[0], M = w.shape[1], rows = element_count(x.shape) / std::max<std::int64_t>(1, K);
-    const std::int64_t b_count = element_count(b.shape);
-    if (b_count != 1 && (b_count != M || b.shape.back() != M)) continue;
+    std::optional<std::vector<float>> c = column_values(*b.constant, M);
     // (A 0 in the Reshapes' shapes would mean "copy the input's dimension".)
-    if (element_count(y_shape) == 0 || rows == 0) continue;
-    std::vector<float> c(static_cast<std::size_t>(M));
-    for (std::int64_t j = 0; j < M; ++j) c[static_cast<std::size_t>(j)] = b.constant->f32()[b_count == 1 ? 0 : j];
+    if (!c || element_count(y_shape) == 0 || rows == 0) continue;
 
     const std::string name = mm.name;
     const ValueId a = mm.inputs[0], w_id = mm.inputs[1], out = add.outputs[0];
     const bool flatten = x.shape.size() > 2;
-    Node gemm{name, "Gemm", {a, w_id, g.add_constant(name + ".bias", Tensor::from_f32({M}, std::move(c)))},
+    Node gemm{name, "Gemm", {a, w_id, g.add_constant(name + ".bias", Tensor::from_f32({M}, std::move(*c)))},
               {out}, {}, g.nodes[ai].activation};
     drop(g.nodes[ai]);
     if (flatten) {
@@ -607,24 +615,21 @@ void fold_column_scale_into_gemm(Graph& g) {
         const std::int64_t K = tb ? B.shape()[1] : B.shape()[0], M = tb ? B.shape()[0] : B.shape()[1];
         const Tensor& gamma = *g.value(s).constant;
         if (gamma.numel() != M) continue;
-        const Tensor* C = has_c ? &*g.value(gemm->inputs[2]).constant : nullptr;
-        if (C && (C->dtype() != DType::f32 || (C->numel() != 1 && (C->numel() != M || C->shape().back() != M))))
-          continue;
+        std::optional<std::vector<float>> c;
+        if (has_c && !(c = column_values(*g.value(gemm->inputs[2]).constant, M))) continue;
         // Everything read from the graph's values first: add_constant may move them.
         Tensor scaled = B;
         const std::span<const float> gm = gamma.f32_span();
         for (std::int64_t k = 0; k < K; ++k)
           for (std::int64_t j = 0; j < M; ++j)
             scaled.f32()[tb ? j * K + k : k * M + j] *= gm[static_cast<std::size_t>(j)];
-        std::vector<float> c;
-        for (std::int64_t j = 0; C && j < M; ++j)
-          c.push_back(C->f32()[C->numel() == 1 ? 0 : j] * gm[static_cast<std::size_t>(j)]);
+        for (std::int64_t j = 0; c && j < M; ++j) (*c)[static_cast<std::size_t>(j)] *= gm[static_cast<std::size_t>(j)];
         if (!forward_value(g, g.nodes[mi].outputs[0], v)) continue;
         drop(g.nodes[mi]);
         // New constants: the originals may have other readers.
         const std::string name = gemm->name;
         gemm->inputs[1] = g.add_constant(name + ".weight_scaled", std::move(scaled));
-        if (C) gemm->inputs[2] = g.add_constant(name + ".bias_scaled", Tensor::from_f32({M}, std::move(c)));
+        if (c) gemm->inputs[2] = g.add_constant(name + ".bias_scaled", Tensor::from_f32({M}, std::move(*c)));
         changed = true;
       }
     }

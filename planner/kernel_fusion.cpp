@@ -4,17 +4,14 @@
 #include <algorithm>
 #include <string>
 
+#include "planner/cost_model.h"
+
 namespace vkfuse::planner {
 
 using graph::kNoValue;
 using graph::ValueId;
 
 namespace {
-
-bool is_view_type(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
-         op == "Dropout";
-}
 
 // Ops whose kernel can run an Add as its epilogue (shaders/conv.glsl, resize.glsl).
 bool can_run_add(const std::string& op) { return op == "Conv" || op == "Resize" || op == "Upsample"; }
@@ -85,7 +82,7 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
     for (ValueId o : node.outputs)
       if (o != kNoValue && !g.is_constant(o)) all_constant = false;
     folded_[i] = all_constant;
-    view_type_[i] = is_view_type(node.op_type);
+    view_type_[i] = is_view_op(node);
     alias_[i] = view_type_[i] && !node.inputs.empty() && !node.outputs.empty() && node.inputs[0] != kNoValue &&
                 !g.is_constant(node.inputs[0]) && !g.is_constant(node.outputs[0]) &&
                 node.activation.kind == graph::Activation::Kind::None;

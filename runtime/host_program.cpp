@@ -838,8 +838,8 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   };
   std::vector<DenseJob> dense_jobs;
   std::set<std::string> fallback;
-  // A shift of zeros for channel_affine, shared by the steps that need one
-  // (at least c values).
+  // A shift of zeros for channel_affine (and a LayerNorm without bias),
+  // shared by the steps that need one (at least c values).
   std::shared_ptr<std::vector<float>> zeros;
   auto zero_shift = [&](std::int64_t c) {
     if (!zeros || zeros->size() < static_cast<std::size_t>(c)) {
@@ -1143,7 +1143,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       if (scale && scale->numel() == rows.len && bias_ok && rows.len > 0) {
         const Buf src = in(0);
         const float* sp = scale->f32();
-        const float* bp = bias ? bias->f32() : nullptr;
+        const float* bp = bias ? bias->f32() : zero_shift(rows.len);
         const float eps = n.attrs.get_float("epsilon", 1e-5f);
         add(name, "layer_norm", ni, [=](const HostFrame& f) {
           hk::layer_norm(src.at(f.arena), sp, bp, rows.rows, rows.len, eps, out.at(f.arena));

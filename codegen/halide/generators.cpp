@@ -11,6 +11,10 @@
 // a schedule are GeneratorParams, instantiated in sources.cmake.
 #include <Halide.h>
 
+#include <functional>
+#include <string>
+#include <vector>
+
 namespace {
 
 using namespace Halide;
@@ -994,6 +998,37 @@ class Pad : public Generator<Pad> {
   }
 };
 
+// A reduction along a row of n positions in 16 lanes: lanes(l, args...)
+// takes every 16th position (term(at) for at = chunk * 16 + l; positions past
+// the end are clamped for a max, masked for a sum), `total` reduces across
+// the lanes. One scalar chain per row took most of a row op's time.
+enum class LaneOp { sum, max };
+struct Lanes {
+  Func lanes;
+  Expr total;
+};
+Lanes reduce_in_lanes(const std::string& name, LaneOp op, Expr n, const std::vector<Var>& args,
+                      const std::function<Expr(Expr at)>& term) {
+  RDom chunk(0, (n + 15) / 16, name + "_chunk"), lane(0, 16, name + "_lane");
+  Var l{name + "_l"};
+  std::vector<Var> lv{l};
+  lv.insert(lv.end(), args.begin(), args.end());
+  std::vector<Expr> across{lane};
+  across.insert(across.end(), args.begin(), args.end());
+  Func f{name};
+  const Expr at = chunk * 16 + l;
+  if (op == LaneOp::max) {
+    f(lv) = term(min(l, n - 1));
+    f(lv) = max(f(lv), term(min(at, n - 1)));
+  } else {
+    f(lv) = 0.f;
+    f(lv) += select(at < n, term(min(at, n - 1)), 0.f);
+  }
+  f.vectorize(l);
+  f.update().vectorize(l);
+  return {f, op == LaneOp::max ? maximum(f(across)) : sum(f(across))};
+}
+
 // ---------------------------------------------------------------------------
 // LayerNormalization over rows of `len` contiguous elements (a transformer's
 // or ConvNeXt's tokens): out = (x - mean) / sqrt(var + eps) * scale + bias,
@@ -1006,30 +1041,23 @@ class LayerNormRows : public Generator<LayerNormRows> {
   Input<Buffer<float, 1>> bias{"bias"};
   Input<float> eps{"eps"};
   Output<Buffer<float, 2>> out{"out"};
-  Var x{"x"}, r{"r"}, l{"l"};
+  Var x{"x"}, r{"r"};
 
   void generate() {
     const Expr n = input.dim(0).extent();
-    RDom chunk(0, (n + 15) / 16, "chunk"), lane(0, 16, "lane");
-    const Expr at = chunk * 16 + l;
-    const Expr in_row = at < n;
-    const Expr v = input(min(at, n - 1), r);
-    Func sum16{"sum16"}, sq16{"sq16"}, mean{"mean"}, inv{"inv"};
-    sum16(l, r) = 0.f;
-    sum16(l, r) += select(in_row, v, 0.f);
-    mean(r) = sum(sum16(lane, r)) / cast<float>(n);
-    sq16(l, r) = 0.f;
-    sq16(l, r) += select(in_row, (v - mean(r)) * (v - mean(r)), 0.f);
-    inv(r) = 1.f / sqrt(sum(sq16(lane, r)) / cast<float>(n) + eps);
+    Func mean{"mean"}, inv{"inv"};
+    const Lanes sum16 = reduce_in_lanes("sum16", LaneOp::sum, n, {r}, [&](Expr at) { return input(at, r); });
+    mean(r) = sum16.total / cast<float>(n);
+    const Lanes sq16 = reduce_in_lanes("sq16", LaneOp::sum, n, {r}, [&](Expr at) {
+      const Expr d = input(at, r) - mean(r);
+      return d * d;
+    });
+    inv(r) = 1.f / sqrt(sq16.total / cast<float>(n) + eps);
     out(x, r) = (input(x, r) - mean(r)) * inv(r) * scale(x) + bias(x);
 
     Var ro{"ro"}, ri{"ri"};
     out.split(r, ro, ri, 4, TailStrategy::GuardWithIf).parallel(ro).vectorize(x, 16, TailStrategy::GuardWithIf);
-    for (Func f : {sum16, sq16, mean, inv}) f.compute_at(out, ri);
-    sum16.vectorize(l);
-    sum16.update().vectorize(l);
-    sq16.vectorize(l);
-    sq16.update().vectorize(l);
+    for (Func f : {sum16.lanes, sq16.lanes, mean, inv}) f.compute_at(out, ri);
   }
 };
 
@@ -1050,20 +1078,13 @@ class Softmax : public Generator<Softmax> {
     const Expr n = input.dim(1).extent();
     Func mx{"mx"}, e{"e"}, total{"total"};
     if (rows) {
-      // The row's max and sum as 16 lanes, each over every 16th element
-      // (positions past the end clamped for the max, masked for the sum),
-      // then across the lanes: one scalar chain each took ~2/3 of the time.
-      RDom chunk(0, (n + 15) / 16, "chunk"), lane(0, 16, "lane");
-      Var l{"l"};
-      Func mx16{"mx16"}, sum16{"sum16"};
-      const Expr at = chunk * 16 + l;
-      mx16(l, i, o) = input(i, min(l, n - 1), o);
-      mx16(l, i, o) = max(mx16(l, i, o), input(i, min(at, n - 1), o));
-      mx(i, o) = maximum(mx16(lane, i, o));
+      // The row's max and sum in 16 lanes (reduce_in_lanes): one scalar
+      // chain each took ~2/3 of the time.
+      const Lanes mx16 = reduce_in_lanes("mx16", LaneOp::max, n, {i, o}, [&](Expr at) { return input(i, at, o); });
+      mx(i, o) = mx16.total;
       e(i, a, o) = exp(input(i, a, o) - mx(i, o));
-      sum16(l, i, o) = 0.f;
-      sum16(l, i, o) += select(at < n, e(i, min(at, n - 1), o), 0.f);
-      total(i, o) = sum(sum16(lane, i, o));
+      const Lanes sum16 = reduce_in_lanes("sum16", LaneOp::sum, n, {i, o}, [&](Expr at) { return e(i, at, o); });
+      total(i, o) = sum16.total;
       out(i, a, o) = e(i, a, o) * (1.f / total(i, o));
       // Rows are dense (stride 1): without saying so, every vector along a
       // row was a gather.
@@ -1072,12 +1093,8 @@ class Softmax : public Generator<Softmax> {
       out.dim(0).set_extent(1);
       out.dim(1).set_stride(1);
       out.parallel(o).vectorize(a, 16, TailStrategy::GuardWithIf);
-      for (Func f : {mx, e, total, mx16, sum16}) f.compute_at(out, o);
+      for (Func f : {mx, e, total, mx16.lanes, sum16.lanes}) f.compute_at(out, o);
       e.vectorize(a, 16, TailStrategy::GuardWithIf);
-      mx16.vectorize(l);
-      mx16.update().vectorize(l);
-      sum16.vectorize(l);
-      sum16.update().vectorize(l);
       return;
     }
     RDom r(0, n, "r");

@@ -811,11 +811,6 @@ void softmax(const View& in, const View& out) {
 void layer_norm(const float* in, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
                 float eps, float* out) {
   install_error_handler();
-  thread_local std::vector<float> zeros;
-  if (!bias) {
-    zeros.assign(static_cast<std::size_t>(len), 0.f);
-    bias = zeros.data();
-  }
   Buf bin(in, len, rows, len), bout(out, len, rows, len), bs(scale, len), bb(bias, len);
   check(vkf_layer_norm(bin.get(), bs.get(), bb.get(), eps, bout.get()), "vkf_layer_norm");
 }

@@ -203,7 +203,7 @@ void channel_affine(const View& in, const float* scale, const float* shift, Epil
 void softmax(const View& in, const View& out);
 
 // LayerNormalization of `rows` dense rows of `len` floats; scale and bias
-// hold `len` floats (bias may be null: zeros).
+// hold `len` floats each.
 void layer_norm(const float* in, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
                 float eps, float* out);
 

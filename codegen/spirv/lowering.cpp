@@ -16,6 +16,7 @@
 
 #include "codegen/spirv/shaders.h"
 #include "graph/ops.h"
+#include "planner/cost_model.h"
 #include "planner/kernel_fusion.h"
 
 namespace vkfuse::codegen::spirv {
@@ -398,11 +399,6 @@ class Lowering {
                   const std::string& src_fn, const std::string& dst_fn, float fill, std::vector<float> packed);
 };
 
-bool is_alias_op(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
-         op == "Dropout";
-}
-
 void Lowering::plan_fusions() {
   // planner/kernel_fusion.h decides what shares a kernel; the cost model
   // prices the same decisions.
@@ -508,7 +504,7 @@ void Lowering::emit(std::size_t index) {
   if (op == "InstanceNormalization") return emit_instance_norm(n);
   if (op == "LRN") return emit_lrn(n);
   if (op == "ConvTranspose") return emit_conv_transpose(n);
-  if (is_alias_op(op) || op == "Cast") {
+  if (planner::is_view_op(n) || op == "Cast") {
     if (parent_[static_cast<std::size_t>(n.outputs[0])] != kNoValue) return;  // aliased: no kernel
     return emit_unary(n, Activation::none());
   }
@@ -1387,7 +1383,7 @@ std::string unsupported_reason(const Graph& g, const Node& n, std::uint64_t max_
   if (op == "Gemm" && planner::weight_split(g, n) <= 0)
     return "a B whose single column's weights exceed the 128 MiB one storage buffer is sure to address";
   if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Gemm" || op == "MatMul" ||
-      op == "Softmax" || op == "Concat" || op == "Transpose" || is_alias_op(op) || op == "Relu" ||
+      op == "Softmax" || op == "Concat" || op == "Transpose" || planner::is_view_op(n) || op == "Relu" ||
       op == "LeakyRelu" || op == "Sigmoid" || op == "HardSigmoid" || op == "HardSwish" || op == "Expand" ||
       op == "Tile" || op == "Split" || op == "Cast" || !unary_math_body(n).empty())
     return "";
