@@ -144,6 +144,11 @@ TEST(HostConv, HandPicked) {
       {1, 40, 8, 8, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},    // pointwise_tiled32, two tiles
       {2, 12, 5, 8, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},       // pointwise_tiled32, 40 px
       {1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"},  // 1x1 channel vector, 7x7
+      // The activations with code of their own (kSpecializedActivations) on
+      // pointwise_tiled and conv_channel_vector.
+      {1, 24, 14, 14, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "HardSwish"},  // pointwise_tiled
+      {1, 24, 9, 9, 32, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, "Clip"},        // pointwise_tiled32
+      {1, 48, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "HardSwish"},   // channel vector
   };
   std::uint32_t seed = 1;
   for (const auto& k : cases) check_conv(k, seed++);
