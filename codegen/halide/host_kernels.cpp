@@ -520,7 +520,7 @@ void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual,
   // the generator's schedule) — but not for an expansion (M >= 2C) on a
   // plane of 28x28 or more: there a task order that keeps the output planes'
   // writes sequential beats reading the input only once (MobileNet v2's
-  // 16->96 on 112x112 0.50 -> 0.36 ms, 24->144 on 56x56 0.18 -> 0.15, Intel
+  // 16->96 on 112x112 0.53 -> 0.36 ms, 24->144 on 56x56 0.19 -> 0.155, Intel
   // Xeon, 2 threads; projections, M < C, ran up to 2x slower that way).
   const bool expansion = w.m >= 2 * w.c && out.extent[0] * out.extent[1] >= 28 * 28;
   const bool channels_inner = w.weights.size() * sizeof(float) <= (std::size_t{512} << 10) && !expansion;
