@@ -6,10 +6,30 @@
 # runtime. host_kernels.{h,cpp} wrap them behind plain C++ signatures.
 find_package(Halide 14 REQUIRED)
 
-add_halide_generator(vkfuse_halide_generators SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/halide/generators.cpp)
-# A build tool: no sanitizers, and Halide.h is not held to our warning flags.
-set_property(TARGET vkfuse_halide_generators PROPERTY COMPILE_OPTIONS -O2 -w)
-set_property(TARGET vkfuse_halide_generators PROPERTY LINK_OPTIONS "")
+# VKFUSE_HALIDE_KERNELS_FROM: link the kernels another build of the same
+# sources generated instead of generating them again. CI's sanitizer builds
+# use it: the sanitizers do not instrument generated code, and the kernels'
+# generation is most of their build time.
+set(VKFUSE_HALIDE_KERNELS_FROM "" CACHE PATH
+    "A vkfuse build directory (same sources) whose generated Halide kernels this build links instead of generating them")
+if(VKFUSE_HALIDE_KERNELS_FROM)
+  set(_vkf_kernels_dir ${VKFUSE_HALIDE_KERNELS_FROM}/codegen)
+  if(NOT EXISTS ${_vkf_kernels_dir}/vkf_halide_kernels.cmake)
+    message(FATAL_ERROR "vkfuse: VKFUSE_HALIDE_KERNELS_FROM=${VKFUSE_HALIDE_KERNELS_FROM} is not a configured vkfuse "
+                        "build directory (no codegen/vkf_halide_kernels.cmake); configure and build it first")
+  endif()
+  include(${_vkf_kernels_dir}/vkf_halide_kernels.cmake)  # _vkf_from_revision, _vkf_from_targets
+  if(NOT _vkf_from_revision STREQUAL VKFUSE_KERNEL_REVISION)
+    message(FATAL_ERROR "vkfuse: the kernels in ${VKFUSE_HALIDE_KERNELS_FROM} were generated from other sources "
+                        "(kernel revision ${_vkf_from_revision}, these sources ${VKFUSE_KERNEL_REVISION}); "
+                        "rebuild that directory from these sources or leave VKFUSE_HALIDE_KERNELS_FROM empty")
+  endif()
+else()
+  add_halide_generator(vkfuse_halide_generators SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/halide/generators.cpp)
+  # A build tool: no sanitizers, and Halide.h is not held to our warning flags.
+  set_property(TARGET vkfuse_halide_generators PROPERTY COMPILE_OPTIONS -O2 -w)
+  set_property(TARGET vkfuse_halide_generators PROPERTY LINK_OPTIONS "")
+endif()
 
 # Run-time CPU dispatch: by default each kernel is compiled for several x86-64
 # feature levels, and Halide's multi-target wrapper runs the first one whose
@@ -32,13 +52,33 @@ elseif(VKFUSE_HALIDE_MULTITARGET)
 else()
   set(_vkf_halide_targets ${VKFUSE_HALIDE_TARGET})
 endif()
+if(VKFUSE_HALIDE_KERNELS_FROM)
+  set(_vkf_halide_targets ${_vkf_from_targets})
+else()
+  file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/vkf_halide_kernels.cmake CONTENT
+       "set(_vkf_from_revision \"${VKFUSE_KERNEL_REVISION}\")\nset(_vkf_from_targets \"${_vkf_halide_targets}\")\n")
+endif()
 message(STATUS "vkfuse: Halide host kernel targets: ${_vkf_halide_targets}")
 set_property(GLOBAL PROPERTY VKFUSE_HALIDE_TARGETS "${_vkf_halide_targets}")  # for tests/codegen
 
 # vkf_halide_kernel(NAME GENERATOR [PARAMS...])
 set(_vkf_halide_runtime "")
 function(vkf_halide_kernel name generator)
-  if(_vkf_halide_runtime)
+  if(VKFUSE_HALIDE_KERNELS_FROM)
+    if(NOT _vkf_halide_runtime)
+      set(_vkf_halide_runtime ${name}.runtime)
+      add_library(${_vkf_halide_runtime} STATIC IMPORTED GLOBAL)
+      set_target_properties(${_vkf_halide_runtime} PROPERTIES
+        IMPORTED_LOCATION ${_vkf_kernels_dir}/lib${name}.runtime.a)
+      target_link_libraries(${_vkf_halide_runtime} INTERFACE Halide::Runtime Threads::Threads ${CMAKE_DL_LIBS})
+      set(_vkf_halide_runtime ${_vkf_halide_runtime} PARENT_SCOPE)
+      set_property(GLOBAL APPEND PROPERTY VKFUSE_HALIDE_LIBRARIES ${_vkf_halide_runtime})
+    endif()
+    add_library(${name} STATIC IMPORTED GLOBAL)
+    set_target_properties(${name} PROPERTIES IMPORTED_LOCATION ${_vkf_kernels_dir}/lib${name}.a
+                                             INTERFACE_INCLUDE_DIRECTORIES ${_vkf_kernels_dir})
+    target_link_libraries(${name} INTERFACE ${_vkf_halide_runtime})
+  elseif(_vkf_halide_runtime)
     add_halide_library(${name} FROM vkfuse_halide_generators GENERATOR ${generator}
                        TARGETS ${_vkf_halide_targets} USE_RUNTIME ${_vkf_halide_runtime}
                        PARAMS ${ARGN})
