@@ -374,6 +374,10 @@ TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
 
 TEST_P(ZooModel, CliMatchesPyTorch) {
   if (zoo_ != "torchvision") GTEST_SKIP() << "the torchvision models cover the CLI";
+  // The CLI hands the strategy to the API, which ApiMatchesPyTorch runs on
+  // every model; on lavapipe a large model's CLI run cost 15-23 s of CI.
+  if (strategy_ == "gpu" && name_ != "resnet18")
+    GTEST_SKIP() << "the CLI runs the gpu strategy on the default model (resnet18) only";
   const fs::path tmp = fs::temp_directory_path() / ("vkfuse-test-models-" + std::to_string(::getpid()) + "-" + name_);
   fs::create_directories(tmp);
   const fs::path out_bin = tmp / "output.bin";
