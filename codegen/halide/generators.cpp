@@ -951,22 +951,31 @@ class Binary : public Generator<Binary> {
     a.dim(0).set_stride(Expr());
     b.dim(0).set_stride(Expr());
 
-    // binary_rows: rows in parallel, x vectorized, dense-operand fast path.
+    // binary_rows: rows in parallel, x vectorized. Specialized on the
+    // operands' strides along x (both dense, or one constant along the rows:
+    // a scalar, a per-channel value; the generic path loads element by
+    // element), and within those on the op and on no activation or ReLU: a
+    // vector select computes every arm, so the generic code divided and ran
+    // the activation chain (exp, erf) for every vector.
     Var xo{"xo"}, xi{"xi"}, t{"t"};
     out.fuse(y, z, t).fuse(t, w, t).parallel(t, 8, TailStrategy::GuardWithIf).split(x, xo, xi, 16, TailStrategy::GuardWithIf).vectorize(xi);
-    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1 && op == 0 && act == 1);
-    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1 && op == 0 && act == 0);
-    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1);
-    // One operand constant along the rows (a scalar, a per-channel value):
-    // the generic path loads element by element.
-    out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 0);
-    out.specialize(a.dim(0).stride() == 0 && b.dim(0).stride() == 1);
+    auto ops = [&](Stage st) {
+      for (int k = 0; k < 4; ++k) {
+        Stage one = st.specialize(op == k);
+        one.specialize(act == 0);
+        one.specialize(act == 1);
+      }
+    };
+    ops(out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 1));
+    ops(out.specialize(a.dim(0).stride() == 1 && b.dim(0).stride() == 0));
+    ops(out.specialize(a.dim(0).stride() == 0 && b.dim(0).stride() == 1));
   }
 };
 
 // ---------------------------------------------------------------------------
 // Per-channel affine with an activation: out = act(in * scale(c) + shift(c)).
-// Standalone BatchNormalization, and standalone activations (scale 1, shift 0).
+// Standalone BatchNormalization, standalone activations (scale 1, shift 0),
+// and squeeze-and-excitation gates (the plane as one row, shift 0).
 class ChannelAffine : public Generator<ChannelAffine> {
  public:
   Input<Buffer<float, 4>> input{"input"};
@@ -981,6 +990,9 @@ class ChannelAffine : public Generator<ChannelAffine> {
     out(x, y, c, n) = activate(input(x, y, c, n) * scale(c) + shift(c), act, alpha, beta);
     Var xo{"xo"}, xi{"xi"}, t{"t"};
     out.fuse(y, c, t).fuse(t, n, t).parallel(t, 8, TailStrategy::GuardWithIf).split(x, xo, xi, 16, TailStrategy::GuardWithIf).vectorize(xi);
+    // Squeeze-and-excitation gates have no activation; unspecialized, they
+    // ran the whole select chain (exp and erf included) for every vector.
+    specialize_activation(out, act);
   }
 };
 

@@ -438,6 +438,7 @@ TEST(HostElementwise, BroadcastingBinaryOps) {
   const std::vector<std::pair<g::Shape, g::Shape>> shapes = {
       {{1, 8, 5, 7}, {1, 8, 5, 7}}, {{2, 8, 5, 7}, {1, 8, 1, 1}}, {{2, 8, 5, 7}, {7}},
       {{3, 1, 4}, {2, 1}},          {{5}, {}},                    {{1, 1, 1, 9}, {2, 3, 4, 1}},
+      {{2, 3, 4, 1}, {1, 1, 1, 19}},  // a constant along x, b dense: the kernel's third specialization
   };
   for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
     for (const auto& [sa, sb] : shapes) {
