@@ -436,9 +436,16 @@ PackedConv PackedConv::pack(const float* w, const float* bias, int m, int c, int
   return p;
 }
 
-void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue act,
             const View& out) {
   install_error_handler();
+  // conv_tiled has code of its own for no activation and ReLU only (each
+  // more costs minutes of code generation over its register-tile variants);
+  // under any other, every output vector would run the whole activation
+  // select chain, exp and erf included, which cost more than a 3-channel
+  // stem's taps. Those run as a second pass over the output, in cache.
+  const bool act_after = act.act != 0 && act.act != 1;
+  const Epilogue e = act_after ? Epilogue{} : act;
   Buf bin(in), bout(out);
   Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
@@ -457,6 +464,17 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
     check(vkf_conv(bin.get(), bw.get(), bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
                    rows_outer, e.act, e.alpha, e.beta, bout.get()),
           "vkf_conv");
+  }
+  if (act_after) {
+    // Scale 1, shift 0 per channel; per calling thread (models run on
+    // several threads at once), grown once to the widest layer.
+    thread_local std::vector<float> ones, zeros;
+    const auto channels = static_cast<std::size_t>(out.extent[2]);
+    if (ones.size() < channels) {
+      ones.assign(channels, 1.f);
+      zeros.assign(channels, 0.f);
+    }
+    channel_affine(out, ones.data(), zeros.data(), act, out);
   }
 }
 

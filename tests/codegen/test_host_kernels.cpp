@@ -187,6 +187,18 @@ TEST(HostConv, DepthwiseKernelsByMapSize) {
   for (const auto& [k, kernel] : cases) check_conv_kernel(k, kernel, seed++);
 }
 
+// conv_tiled runs activations other than none and ReLU as a second pass
+// over its output (mobile stems: ReLU6, HardSwish, SiLU); with a fused
+// residual Add the pass follows the sum.
+TEST(HostConv, TiledActivationsAfterTheConvolution) {
+  std::uint32_t seed = 340;
+  for (const char* act : {"Clip", "HardSwish", "Sigmoid", "LeakyRelu"}) {
+    check_conv_kernel({1, 3, 32, 30, 24, 3, 3, 2, 2, 1, 1, 1, {1, 1, 1, 1}, true, act}, "conv_tiled", seed++);
+    check_conv_kernel({2, 5, 9, 11, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, act}, "conv_tiled", seed++,
+                      /*residual=*/true);
+  }
+}
+
 // A 1x1 convolution on a 7x7 or 8x8 map with many output channels takes
 // conv_channel_vector from 256 input channels, pointwise_tiled32 below.
 TEST(HostConv, PointwiseOnSmallMapsByInputChannels) {
