@@ -187,15 +187,18 @@ TEST(HostConv, DepthwiseKernelsByMapSize) {
   for (const auto& [k, kernel] : cases) check_conv_kernel(k, kernel, seed++);
 }
 
-// conv_tiled runs activations other than none and ReLU as a second pass
-// over its output (mobile stems: ReLU6, HardSwish, SiLU); with a fused
-// residual Add the pass follows the sum.
-TEST(HostConv, TiledActivationsAfterTheConvolution) {
+// conv_tiled (activations other than none and ReLU) and the planar
+// depthwise kernels (other than none, ReLU and Clip) run the rest as a second
+// pass over their output (mobile stems: ReLU6, HardSwish, SiLU; EfficientNet's
+// depthwise layers: SiLU); with a fused residual Add the pass follows the sum.
+TEST(HostConv, ActivationsAfterTheKernel) {
   std::uint32_t seed = 340;
   for (const char* act : {"Clip", "HardSwish", "Sigmoid", "LeakyRelu"}) {
     check_conv_kernel({1, 3, 32, 30, 24, 3, 3, 2, 2, 1, 1, 1, {1, 1, 1, 1}, true, act}, "conv_tiled", seed++);
     check_conv_kernel({2, 5, 9, 11, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, act}, "conv_tiled", seed++,
                       /*residual=*/true);
+    check_conv_kernel({1, 16, 29, 29, 16, 3, 3, 1, 1, 1, 1, 16, {1, 1, 1, 1}, true, act}, "depthwise", seed++);
+    check_conv_kernel({1, 6, 70, 66, 6, 3, 3, 2, 2, 1, 1, 6, {1, 1, 1, 1}, false, act}, "depthwise", seed++);
   }
 }
 
