@@ -456,7 +456,15 @@ void activation_pass(const View& out, Epilogue act) {
     ones.assign(channels, 1.f);
     zeros.assign(channels, 0.f);
   }
-  channel_affine(out, ones.data(), zeros.data(), act, out);
+  // A dense plane as one row: rows of 56 would leave 8 pixels of every row
+  // to a scalar tail, each with its own exp and division (SiLU).
+  View v = out;
+  if (v.stride[0] == 1 && v.stride[1] == v.extent[0]) {
+    v.extent[0] *= v.extent[1];
+    v.extent[1] = 1;
+    v.stride[1] = v.extent[0];
+  }
+  channel_affine(v, ones.data(), zeros.data(), act, v);
 }
 }  // namespace
 
