@@ -77,6 +77,19 @@ void vectorize_dense_padded(DensePadded p, int lanes, Expr wide = Expr()) {
   p.f.update().split(p.rx.x, rxo, rxi, lanes, TailStrategy::GuardWithIf).vectorize(rxi);
 }
 
+// The input row that window row `ry` of output row `y` reads. Wide-row
+// kernels slide their padded rows down the plane (schedule_plane_rows), and
+// Halide 14 slides only where it proves the rows move monotonically with y:
+// a product of two runtime values (y * stride_y, ry * dil_y) defeats that
+// proof, and the padded rows were made again for every output row (three
+// per row under 3x3 windows). So the wide-row kernels take row strides 1 and
+// 2 and no row dilation; the host picks the planar kernel for any other
+// (host_kernels.cpp, wide_rows).
+Expr window_row(Expr y, Expr ry, Expr stride_y, Expr dil_y, Expr pad_y, bool wide_rows) {
+  if (!wide_rows) return y * stride_y + ry * dil_y - pad_y;
+  return select(stride_y == 2, y * 2, y) + ry - pad_y;
+}
+
 // plane_rows: the schedule of the per-plane window ops (depthwise conv,
 // pooling): `out` is (x, y, c, n), `acc` the window accumulation (an init and
 // one update over `r`), `padded` the input with its exterior.
@@ -624,7 +637,8 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
     Func conv{"dwconv"};
     conv(x, y, c, n) = bias(c);
     conv(x, y, c, n) += weights(r.x, r.y, c) *
-                        padded.f(x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, c, n);
+                        padded.f(x * stride_x + r.x * dil_x - pad_x,
+                                 window_row(y, r.y, stride_y, dil_y, pad_y, wide_rows), c, n);
     out(x, y, c, n) = activate(conv(x, y, c, n), act, alpha, beta);
 
     // Depthwise layers end in ReLU or ReLU6 (Clip).
@@ -808,7 +822,7 @@ class Pool2D : public Generator<Pool2D> {
     const float lowest = -std::numeric_limits<float>::max();
     DensePadded padded = dense_padded(input, W, H, is_max ? lowest : 0.f, "padded");
     RDom r(0, kernel_x, 0, kernel_y, "r");
-    Expr ix = x * stride_x + r.x * dil_x - pad_x, iy = y * stride_y + r.y * dil_y - pad_y;
+    Expr ix = x * stride_x + r.x * dil_x - pad_x, iy = window_row(y, r.y, stride_y, dil_y, pad_y, wide_rows);
     Func pooled{"pooled"};
     if (is_max) {
       pooled(x, y, c, n) = lowest;

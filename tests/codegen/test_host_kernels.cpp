@@ -122,6 +122,13 @@ TEST(HostConv, HandPicked) {
       {1, 33, 7, 7, 33, 3, 3, 1, 1, 1, 1, 33, {1, 1, 1, 1}, true, "Relu"},      // 7 wide
       {1, 5, 66, 70, 5, 3, 3, 1, 1, 1, 1, 5, {1, 1, 1, 1}, true, "Clip"},       // rows of 64+ (row-sliding)
       {2, 3, 20, 67, 3, 3, 3, 2, 2, 1, 1, 3, {1, 1, 1, 1}, false, ""},          // rows of 64+, stride 2, N=2
+      // Row-sliding takes row strides 1 and 2 without row dilation; the others
+      // run on the planar kernel (window_row in generators.cpp).
+      {1, 4, 17, 66, 4, 3, 3, 2, 1, 1, 1, 4, {1, 1, 1, 1}, true, "Relu"},       // rows of 64+, strides 2 (y), 1 (x)
+      {1, 4, 16, 65, 4, 3, 3, 1, 2, 1, 1, 4, {1, 1, 1, 1}, true, ""},           // rows of 64+, strides 1 (y), 2 (x)
+      {1, 4, 19, 70, 4, 3, 3, 3, 3, 1, 1, 4, {1, 1, 1, 1}, true, "Clip"},       // rows of 64+, stride 3
+      {1, 4, 14, 66, 4, 3, 3, 1, 1, 2, 2, 4, {2, 2, 2, 2}, false, ""},          // rows of 64+, dilated
+      {1, 4, 13, 64, 4, 3, 3, 1, 1, 2, 1, 4, {2, 1, 2, 1}, true, ""},           // rows of 64+, dilated rows only
       {1, 5, 6, 6, 5, 3, 3, 2, 2, 1, 1, 5, {1, 1, 1, 1}, false, ""},           // 3 wide
       {1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},         // 1x1 image
       {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
@@ -301,6 +308,9 @@ TEST(HostPool, MaxAndAverage) {
       {"MaxPool", 5, 20, 23, 3, 3, 2, 2, {1, 1, 1, 1}, 0, 0, 1},  // 12 wide, stride 2
       {"AveragePool", 3, 70, 66, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 1},  // rows of 64+: row-sliding schedule
       {"MaxPool", 2, 9, 80, 3, 3, 2, 2, {1, 1, 0, 1}, 0, 0, 1},       // rows of 64+, short plane
+      {"MaxPool", 3, 16, 70, 3, 3, 3, 3, {1, 1, 1, 1}, 0, 0, 1},      // rows of 64+, stride 3: planar
+      {"MaxPool", 3, 15, 68, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 2},      // rows of 64+, dilated: planar
+      {"AveragePool", 3, 18, 66, 3, 3, 2, 1, {1, 1, 1, 1}, 0, 1, 1},  // rows of 64+, strides 2 (y), 1 (x)
   };
   std::uint32_t seed = 50;
   for (const auto& k : cases) {
