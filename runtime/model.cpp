@@ -78,7 +78,9 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
   std::vector<bool> stale;                        // per slot: rebuild its executor before its next run
   std::uint64_t generation = 0;                   // bumped whenever every slot is made stale
   std::set<const void*> counted_programs;         // device programs whose load phases are in `load`
-  std::optional<planner::Plan> pending_plan;      // during prepare(): the plan to build in the background
+  // During prepare(): what the background build plans (calibrating the
+  // devices first where none is cached) and builds, given its options.
+  std::function<planner::Plan(runtime::ExecutorOptions&)> pending;
 
   // LoadOptions::host_while_building: the planned placement's executor for
   // slot 0, built by `builder` while the host answers; slot 0 takes it at
@@ -102,7 +104,8 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
     return std::make_unique<runtime::HeteroExecutor>(graph, p, options_of(slot), shared);
   }
   void rebuild(std::size_t slot);
-  void build_in_background(planner::Plan planned, runtime::ExecutorOptions options);
+  void build_in_background(std::function<planner::Plan(runtime::ExecutorOptions&)> make_plan,
+                           runtime::ExecutorOptions options);
   // Adds an executor's device phases to `load`, each device program once.
   void count_device_phases(const runtime::Executor& e, std::set<const void*>& counted);
   // Runs started by run_async hold this Impl: it must live until they end.
@@ -262,6 +265,8 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   if (options.trace)
     for (std::size_t i = 0; i < slots; ++i) impl->traces.push_back(std::make_unique<runtime::Trace>());
   impl->eo = eo;
+  bool calibrating = false;  // the background build calibrates first (see below)
+  std::size_t pending_units = 0;
   if (impl->strategy == "reference" && options.plan.empty()) {
     for (std::size_t i = 0; i < slots; ++i)
       impl->executors.push_back(runtime::make_reference_executor(impl->graph, impl->options_of(i)));
@@ -274,29 +279,55 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
                             impl->strategy == "fuse-all";
     const bool can_calibrate = options.calibrate && cost_aware && runtime::host_backend_available() &&
                                runtime::vulkan_backend_available();
+    // The default strategy, answering on the host while it builds, does not
+    // make the first result wait for a first calibration either: the host
+    // answers meanwhile, and the build calibrates, plans and builds.
+    const bool calibrate_in_background = can_calibrate && options.host_while_building &&
+                                         options.strategy == "fused" && options.plan.empty() &&
+                                         options.accel_profile.empty();
     // A host-only strategy never looks at the Vulkan devices (their driver's
     // load would be most of a small model's).
     const auto uses = impl->strategy == "cpu" && options.plan.empty() ? runtime::Uses::host
                                                                         : runtime::Uses::host_and_accelerator;
-    const runtime::PlanningProfiles profiles = runtime::planning_profiles(eo, uses, can_calibrate, options.progress);
-    const planner::LinkProfile link =
-        options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
-    const planner::DeviceProfile host = profiles.host;
-    planner::DeviceProfile accel =
-        options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);
-    if (options.fp16) accel = planner::for_fp16(std::move(accel));  // planned as its kernels run
+    const runtime::PlanningProfiles profiles =
+        runtime::planning_profiles(eo, uses, can_calibrate && !calibrate_in_background, options.progress);
+    // (max_tensor_bytes: a device is present; without one nothing is measured.)
+    calibrating = calibrate_in_background && !profiles.measured && profiles.max_tensor_bytes > 0;
+    struct Planning {
+      planner::DeviceProfile host, accel;
+      planner::LinkProfile link;
+      planner::PlanOptions po;
+    };
+    auto planning = [link_spec = options.link, accel_file = options.accel_profile, fp16 = options.fp16, k = options.k,
+                     strategy = impl->strategy](const runtime::PlanningProfiles& pr) {
+      Planning p;
+      p.link = link_spec == "measured" ? pr.measured_link : planner::link_from_spec(link_spec);
+      p.host = pr.host;
+      p.accel = accel_file.empty() ? pr.accel : planner::load_device_profile(accel_file);
+      if (fp16) p.accel = planner::for_fp16(std::move(p.accel));  // planned as its kernels run
+      p.po.strategy = strategy;
+      p.po.k = k;
+      p.po.devices_present = pr.measured && accel_file.empty();
+      p.po.accel_supports = gpu_supports(pr.max_tensor_bytes);
+      return p;
+    };
+    const Planning pl = planning(profiles);
+    const planner::DeviceProfile host = pl.host, accel = pl.accel;
+    const planner::LinkProfile link = pl.link;
+    planner::PlanOptions po = pl.po;
     // The kernels calibration tuned on this device (a what-if profile's are
     // another device's).
     if (options.accel_profile.empty() && profiles.accel.measured) impl->eo.kernel_shape = profiles.accel.kernel_shape;
-    planner::PlanOptions po;
-    po.strategy = impl->strategy;
-    po.k = options.k;
-    po.devices_present = profiles.measured && options.accel_profile.empty();
-    po.accel_supports = gpu_supports(profiles.max_tensor_bytes);
-    planner::Plan plan = options.plan.empty()
-                             ? planner::make_plan(impl->graph, host, accel, link, po)
-                             : planner::load_plan(options.plan, planner::CostModel(impl->graph, host, accel, link),
-                                                  po.devices_present);
+    planner::Plan plan;
+    if (calibrating) {
+      planner::PlanOptions on_host = po;
+      on_host.strategy = "cpu";
+      plan = planner::make_plan(impl->graph, host, accel, link, on_host);
+    } else {
+      plan = options.plan.empty() ? planner::make_plan(impl->graph, host, accel, link, po)
+                                  : planner::load_plan(options.plan, planner::CostModel(impl->graph, host, accel, link),
+                                                       po.devices_present);
+    }
     if (!options.plan.empty()) check_placements(impl->graph, plan, profiles.max_tensor_bytes);
     if (impl->strategy != "cpu" && options.plan.empty())
       if (std::string kept = host_only_ops(impl->graph, profiles.max_tensor_bytes); !kept.empty())
@@ -313,7 +344,7 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     const bool had_units = !plan.units.empty();
     // The default strategy answers a device that fails (at load, or later
     // at a run: see Impl::rebuild) by running on the host.
-    if (options.strategy == "fused" && options.plan.empty() && had_units)
+    if (options.strategy == "fused" && options.plan.empty() && (had_units || calibrating))
       impl->host_plan = [g = &impl->graph, host, accel, link, po]() mutable {
         po.strategy = "cpu";
         planner::Plan p = planner::make_plan(*g, host, accel, link, po);
@@ -324,8 +355,18 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     // while the plan's executor builds (Impl::build_in_background).
     const bool background = options.host_while_building && impl->host_plan;
     try {
-      if (background) {
-        impl->pending_plan = plan;
+      if (calibrating) {
+        impl->pending = [g = &impl->graph, uses, planning](runtime::ExecutorOptions& o) {
+          const runtime::PlanningProfiles measured = runtime::planning_profiles(o, uses, true, nullptr);
+          const Planning p = planning(measured);
+          if (measured.accel.measured) o.kernel_shape = measured.accel.kernel_shape;
+          planner::Plan planned = planner::make_plan(*g, p.host, p.accel, p.link, p.po);
+          planned.model = g->name;
+          return planned;
+        };
+      } else if (background) {
+        impl->pending = [planned = plan](runtime::ExecutorOptions&) { return planned; };
+        pending_units = plan.units.size();
         plan = impl->host_plan();
       }
       make_executors(plan);
@@ -333,7 +374,7 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
       // No usable accelerator: a default (cost-aware) plan falls back to the
       // host and says so; a strategy that asked for the device fails.
       if (!is_device_error(e.kind()) || !impl->host_plan) throw;
-      impl->pending_plan.reset();
+      impl->pending = nullptr;
       impl->warnings.push_back(std::string("no usable Vulkan device (") + e.what() + "); running on the host");
       plan = impl->host_plan();
       impl->host_plan = nullptr;
@@ -342,7 +383,7 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     }
     // A default plan that uses no accelerator because there is none says so
     // (planned against default profiles, it had no reason to try the device).
-    if (options.strategy == "fused" && options.plan.empty() && !had_units && !profiles.measured) {
+    if (options.strategy == "fused" && options.plan.empty() && !had_units && !profiles.measured && !calibrating) {
       std::string why;
       try {
         why = runtime::no_vulkan_device_reason();
@@ -362,12 +403,15 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
   impl->load.total_ms = imported_ms + ms_since(t_prepare);
   for (std::size_t i = 0; i < impl->executors.size(); ++i) impl->free_slots.push_back(i);
   impl->stale.assign(impl->executors.size(), false);
-  if (impl->pending_plan) {
+  if (impl->pending) {
     if (options.progress)
-      options.progress("answering on the host while the accelerator's part of the plan is built (" +
-                       std::to_string(impl->pending_plan->units.size()) + " dispatch units)");
+      options.progress(calibrating ? "no calibration for these devices yet: answering on the host while they are "
+                                     "measured once in the background and the plan is made and built (`vkfuse "
+                                     "calibrate` on an idle machine measures them undisturbed)"
+                                   : "answering on the host while the accelerator's part of the plan is built (" +
+                                         std::to_string(pending_units) + " dispatch units)");
     impl->building = true;
-    impl->builder = std::thread(&Impl::build_in_background, impl.get(), *std::exchange(impl->pending_plan, {}),
+    impl->builder = std::thread(&Impl::build_in_background, impl.get(), std::exchange(impl->pending, nullptr),
                                 impl->options_of(0));
   }
   return Model(std::move(impl));
@@ -387,30 +431,40 @@ void Model::Impl::count_device_phases(const runtime::Executor& e, std::set<const
   load.shaders = li.shaders;
 }
 
-void Model::Impl::build_in_background(planner::Plan planned, runtime::ExecutorOptions options) {
+void Model::Impl::build_in_background(std::function<planner::Plan(runtime::ExecutorOptions&)> make_plan,
+                                      runtime::ExecutorOptions options) {
   const auto t0 = std::chrono::steady_clock::now();
+  std::optional<planner::Plan> planned;
   std::unique_ptr<runtime::Executor> made;
   std::string failure;
   try {
-    made = std::make_unique<runtime::HeteroExecutor>(graph, planned, options, shared);
+    planned = make_plan(options);
+    // A plan on the host alone (a first calibration placed nothing on the
+    // accelerator) is what the host's executors already run.
+    if (!planned->units.empty()) made = std::make_unique<runtime::HeteroExecutor>(graph, *planned, options, shared);
   } catch (const std::exception& e) {  // nobody to throw to: the host keeps answering, with a warning
     failure = e.what();
   } catch (...) {
     failure = "an unknown exception";
   }
   std::lock_guard<std::mutex> lock(slots_mutex);
-  if (made) {
-    count_device_phases(*made, counted_programs);
+  if (planned && failure.empty()) {
     load.background_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    plan = std::move(planned);
+    eo.kernel_shape = options.kernel_shape;  // as calibration tuned them, for rebuilds too
+    plan = std::move(*planned);
     predicted_ms = plan.predicted_ms;
-    prebuilt = std::move(made);
-    stale.assign(stale.size(), true);
-    prebuilt_generation = ++generation;
+    if (made) {
+      count_device_phases(*made, counted_programs);
+      prebuilt = std::move(made);
+      stale.assign(stale.size(), true);
+      prebuilt_generation = ++generation;
+    }
   } else {
     host_plan = nullptr;
     strategy = plan.strategy;  // the host plan in force, as after a fallback at load
-    warnings.push_back("the accelerator's part of the plan could not be built (" + failure + "); running on the host");
+    warnings.push_back(std::string(planned ? "the accelerator's part of the plan could not be built ("
+                                           : "the devices could not be calibrated and planned for (") +
+                       failure + "); running on the host");
   }
   building = false;
   built.notify_all();

@@ -67,9 +67,11 @@ struct LoadOptions {
   // accelerator, load returns once an all-host plan is ready and runs answer
   // on the host while the accelerator's part (shaders, pipelines, weights,
   // warm-up: minutes on some drivers) is built in the background; runs take
-  // the planned placement as soon as it is ready (see building()). A first
-  // calibration, where one is missing, still happens before load returns.
-  // false: load waits for the planned placement.
+  // the planned placement as soon as it is ready (see building()). Where a
+  // calibration is missing, load plans on the host alone and the background
+  // build measures the devices first (cached as by `vkfuse calibrate`, but
+  // taken while runs share the machine), then plans and builds.
+  // false: load waits for the planned placement (and any calibration).
   bool host_while_building = true;
   // Progress lines of long steps (calibration), e.g. to print them.
   std::function<void(const std::string&)> progress;
@@ -192,7 +194,7 @@ struct LoadTimings {
   double warmup_ms = 0;           // one run of every unit: drivers such as lavapipe compile at the first dispatch
   std::int64_t shaders = 0;       // distinct GPU kernels
   // LoadOptions::host_while_building: how long the planned placement took to
-  // build after load returned (its device phases are counted above once
+  // build (a first calibration included) after load returned (its device phases are counted above once
   // done); 0 while building and without a background build.
   double background_ms = 0;
 };

@@ -315,3 +315,61 @@ TEST(Calibration, ModelsRunTheKernelsTheProfileTuned) {
     EXPECT_NEAR(tuned[i], host[i], 1e-4f * (1 + std::fabs(host[i]))) << i;
   }
 }
+
+// The default strategy does not make its first result wait for a first
+// calibration: the host answers as soon as the model is loaded while the
+// background build measures what is missing (here the link), caches it,
+// plans and builds; the next load finds it cached.
+TEST(Calibration, DefaultStrategyAnswersWhileTheBuildCalibrates) {
+  const auto accel_id = rt::accelerator_identity({});
+  if (!accel_id) GTEST_SKIP() << "no Vulkan device";
+  const ScratchCacheDir scratch("vkfuse-test-background");
+  const fs::path& dir = scratch.path();
+  const p::DeviceProfile host_id = rt::host_identity();
+  p::save_device_profile(measured_profile(p::default_host_profile(), host_id),
+                         (dir / p::profile_cache_file_name(host_id)).string());
+  p::save_device_profile(measured_profile(p::default_lavapipe_profile(), *accel_id),
+                         (dir / p::profile_cache_file_name(*accel_id)).string());
+  const fs::path link_file = dir / ("link-" + p::profile_cache_file_name(*accel_id));
+
+  const std::vector<std::uint8_t> bytes = vkfuse::testing::two_conv_model(24).byte_vector();
+  std::vector<float> x;
+  const auto run = [&](vkfuse::Model& m) {
+    x.resize(static_cast<std::size_t>(m.inputs()[0].element_count()));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+    std::vector<float> y(static_cast<std::size_t>(m.outputs()[0].element_count()), -1.f);
+    const vkfuse::InputBuffer in[] = {{m.inputs()[0].name, x}};
+    const vkfuse::OutputBuffer out[] = {{m.outputs()[0].name, y}};
+    m.run(in, out);
+    return y;
+  };
+  vkfuse::LoadOptions cpu;
+  cpu.strategy = "cpu";
+  vkfuse::Model reference = vkfuse::Model::load_bytes(bytes, cpu);
+  const std::vector<float> want = run(reference);
+  const auto expect_matches = [&](const std::vector<float>& got) {
+    ASSERT_EQ(got.size(), want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << i;
+  };
+
+  std::string lines;
+  vkfuse::LoadOptions o;  // the default strategy, answering on the host while it builds
+  o.threads = 1;
+  o.progress = [&](const std::string& l) { lines += l + "\n"; };
+  {
+    vkfuse::Model m = vkfuse::Model::load_bytes(bytes, o);
+    EXPECT_NE(lines.find("answering on the host while they are measured once in the background"), std::string::npos)
+        << lines;
+    EXPECT_EQ(lines.find("measuring them once"), std::string::npos) << "load calibrated before returning:\n" << lines;
+    expect_matches(run(m));
+    m.wait_until_built();
+    EXPECT_FALSE(m.building());
+    EXPECT_TRUE(fs::exists(link_file)) << "the background build measured the link and cached it";
+    for (const std::string& w : m.warnings()) EXPECT_EQ(w.find("could not"), std::string::npos) << w;
+    expect_matches(run(m));
+  }
+  lines.clear();
+  vkfuse::Model again = vkfuse::Model::load_bytes(bytes, o);
+  EXPECT_EQ(lines.find("measured once in the background"), std::string::npos) << "all cached now:\n" << lines;
+  expect_matches(run(again));
+}
