@@ -11,14 +11,19 @@
 // a schedule are GeneratorParams, instantiated in sources.cmake.
 #include <Halide.h>
 
+#include <span>
+
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "kernel_activations.h"
 
 namespace {
 
 using namespace Halide;
 using Halide::BoundaryConditions::constant_exterior;
+namespace kernel_activations = vkfuse::codegen::kernel_activations;
 
 // The fused epilogue activation. Kinds follow graph::Activation::Kind:
 // 0 none, 1 Relu, 2 LeakyRelu, 3 Clip, 4 Sigmoid, 5 HardSigmoid, 6 HardSwish,
@@ -104,7 +109,7 @@ Expr window_row(Expr y, Expr ry, Expr stride_y, Expr dil_y, Expr pad_y, bool wid
 //    case, unroll their taps; known x strides (1, 2) make the tap loads dense
 //    or 2-strided vector loads.
 void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, Expr kernel_x,
-                         Expr kernel_y, Expr stride_x, Expr act, std::initializer_list<int> act_kinds,
+                         Expr kernel_y, Expr stride_x, Expr act, std::span<const int> act_kinds,
                          bool wide_rows) {
   const Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
   const Var ax = acc.args()[0];
@@ -232,8 +237,12 @@ class Conv2D : public Generator<Conv2D> {
     };
     // Known strides turn the input loads into dense (or 2-strided) vector
     // loads; Relu and no activation get code without the activation select.
-    for (Expr cond : {stride_x == 1 && act == 0, stride_x == 1 && act == 1, stride_x == 2 && act == 0,
-                      stride_x == 2 && act == 1, stride_x == 1, stride_x == 2}) {
+    std::vector<Expr> conds;
+    for (int stride : {1, 2})
+      for (int kind : kernel_activations::kConvTiled) conds.push_back(stride_x == stride && act == kind);
+    conds.push_back(stride_x == 1);
+    conds.push_back(stride_x == 2);
+    for (const Expr& cond : conds) {
       schedule_out(out.specialize(cond && rows_outer), true);
       schedule_out(out.specialize(cond && !rows_outer), false);
     }
@@ -643,7 +652,7 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
 
     // Depthwise layers end in ReLU or ReLU6 (Clip).
     schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x, act,
-                        {0, 1, 3}, wide_rows);
+                        kernel_activations::kPlanarDepthwise, wide_rows);
   }
 };
 
@@ -854,7 +863,8 @@ class Pool2D : public Generator<Pool2D> {
     }
     // CNNs pool after their activation, so a pool's own is almost always
     // none; any other runs correctly in the generic epilogue.
-    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x, act, {0}, wide_rows);
+    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x, act, kernel_activations::kPool,
+                        wide_rows);
   }
 };
 

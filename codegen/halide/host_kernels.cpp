@@ -1,6 +1,8 @@
 // codegen/halide/host_kernels.cpp — see host_kernels.h.
 #include "codegen/halide/host_kernels.h"
 
+#include "codegen/halide/kernel_activations.h"
+
 #include <HalideRuntime.h>
 #include <sys/mman.h>
 
@@ -16,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -444,7 +447,7 @@ namespace {
 // Such an activation runs as a second pass over the output instead, in
 // cache, on channel_affine (scale 1, shift 0), which specializes them.
 // `specialized` lists the kernel's own; returns the epilogue it runs.
-Epilogue epilogue_in_kernel(Epilogue act, std::initializer_list<int> specialized) {
+Epilogue epilogue_in_kernel(Epilogue act, std::span<const int> specialized) {
   return std::find(specialized.begin(), specialized.end(), act.act) != specialized.end() ? act : Epilogue{};
 }
 void activation_pass(const View& out, Epilogue act) {
@@ -473,7 +476,7 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   install_error_handler();
   // conv_tiled's own activations: none and ReLU (MobileNet v2's ReLU6 stem
   // 0.33 -> 0.27 ms as a pass).
-  const Epilogue e = epilogue_in_kernel(act, {0, 1});
+  const Epilogue e = epilogue_in_kernel(act, kernel_activations::kConvTiled);
   Buf bin(in), bout(out);
   Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
@@ -684,8 +687,7 @@ void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh,
   Buf bin(in), bout(out), bb(bias, c);
   Buf bw(w, {kw, kh, c});
   auto* f = wide_rows(in, g) ? vkf_dwconv_w : vkf_dwconv;
-  // The planar kernels' own activations: none, ReLU, Clip (schedule_plane_rows).
-  const Epilogue k = epilogue_in_kernel(e, {0, 1, 3});
+  const Epilogue k = epilogue_in_kernel(e, kernel_activations::kPlanarDepthwise);
   check(f(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, k.act, k.alpha,
           k.beta, bout.get()),
         "vkf_dwconv");
