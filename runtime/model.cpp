@@ -81,6 +81,8 @@ struct __attribute__((visibility("hidden"))) Model::Impl {
   // During prepare(): what the background build plans (calibrating the
   // devices first where none is cached) and builds, given its options.
   std::function<planner::Plan(runtime::ExecutorOptions&)> pending;
+  bool calibrates_in_background = false;  // `pending` measures the devices first
+  std::size_t runs_while_building = 0;    // runs that shared the machine with it
 
   // LoadOptions::host_while_building: the planned placement's executor for
   // slot 0, built by `builder` while the host answers; slot 0 takes it at
@@ -356,6 +358,7 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     const bool background = options.host_while_building && impl->host_plan;
     try {
       if (calibrating) {
+        impl->calibrates_in_background = true;
         impl->pending = [g = &impl->graph, uses, planning](runtime::ExecutorOptions& o) {
           const runtime::PlanningProfiles measured = runtime::planning_profiles(o, uses, true, nullptr);
           const Planning p = planning(measured);
@@ -453,6 +456,11 @@ void Model::Impl::build_in_background(std::function<planner::Plan(runtime::Execu
     eo.kernel_shape = options.kernel_shape;  // as calibration tuned them, for rebuilds too
     plan = std::move(*planned);
     predicted_ms = plan.predicted_ms;
+    if (calibrates_in_background && runs_while_building > 0)
+      warnings.push_back("the devices were calibrated while this model answered " +
+                         std::to_string(runs_while_building) +
+                         " run(s) on the host, so the cached profiles may price them slower than they are; "
+                         "`vkfuse calibrate` on an idle machine measures them again");
     if (made) {
       count_device_phases(*made, counted_programs);
       prebuilt = std::move(made);
@@ -753,6 +761,7 @@ RunTimings Model::Impl::run(std::span<const float* const> in_ptrs, std::span<flo
     impl.slot_freed.wait(lock, [&] { return !impl.free_slots.empty(); });
     slot = impl.free_slots.back();
     impl.free_slots.pop_back();
+    if (impl.building) ++impl.runs_while_building;
   }
   struct GiveBack {
     Impl& impl;
