@@ -139,6 +139,32 @@ planner::AccelSupports gpu_supports(std::uint64_t max_tensor_bytes) {
   };
 }
 
+// What the planner plans with, from the profiles at hand: the link a spec
+// names (or the measured one), what-if profiles where files are given, the
+// accelerator priced as its fp16 kernels run.
+struct PlanRequest {
+  std::string strategy, link = "measured", host_profile, accel_profile;
+  double k = 1.0;
+  bool fp16 = false;
+};
+struct PlanInputs {
+  planner::DeviceProfile host, accel;
+  planner::LinkProfile link;
+  planner::PlanOptions po;
+};
+PlanInputs plan_inputs(const runtime::PlanningProfiles& pr, const PlanRequest& r) {
+  PlanInputs p;
+  p.host = r.host_profile.empty() ? pr.host : planner::load_device_profile(r.host_profile);
+  p.accel = r.accel_profile.empty() ? pr.accel : planner::load_device_profile(r.accel_profile);
+  if (r.fp16) p.accel = planner::for_fp16(std::move(p.accel));
+  p.link = r.link == "measured" ? pr.measured_link : planner::link_from_spec(r.link);
+  p.po.strategy = r.strategy;
+  p.po.k = r.k;
+  p.po.devices_present = pr.measured && r.accel_profile.empty() && r.host_profile.empty();
+  p.po.accel_supports = gpu_supports(pr.max_tensor_bytes);
+  return p;
+}
+
 // "kept on the host: ..." naming each op type the GPU cannot run, with a node
 // and the reason; empty when it runs every op.
 std::string host_only_ops(const graph::Graph& g, std::uint64_t max_tensor_bytes) {
@@ -295,41 +321,18 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
         runtime::planning_profiles(eo, uses, can_calibrate && !calibrate_in_background, options.progress);
     // (max_tensor_bytes: a device is present; without one nothing is measured.)
     calibrating = calibrate_in_background && !profiles.measured && profiles.max_tensor_bytes > 0;
-    struct Planning {
-      planner::DeviceProfile host, accel;
-      planner::LinkProfile link;
-      planner::PlanOptions po;
-    };
-    auto planning = [link_spec = options.link, accel_file = options.accel_profile, fp16 = options.fp16, k = options.k,
-                     strategy = impl->strategy](const runtime::PlanningProfiles& pr) {
-      Planning p;
-      p.link = link_spec == "measured" ? pr.measured_link : planner::link_from_spec(link_spec);
-      p.host = pr.host;
-      p.accel = accel_file.empty() ? pr.accel : planner::load_device_profile(accel_file);
-      if (fp16) p.accel = planner::for_fp16(std::move(p.accel));  // planned as its kernels run
-      p.po.strategy = strategy;
-      p.po.k = k;
-      p.po.devices_present = pr.measured && accel_file.empty();
-      p.po.accel_supports = gpu_supports(pr.max_tensor_bytes);
-      return p;
-    };
-    const Planning pl = planning(profiles);
-    const planner::DeviceProfile host = pl.host, accel = pl.accel;
-    const planner::LinkProfile link = pl.link;
-    planner::PlanOptions po = pl.po;
+    const PlanRequest request{impl->strategy, options.link, "", options.accel_profile, options.k, options.fp16};
+    PlanInputs in = plan_inputs(profiles, request);  // not const: host_plan's copy is mutable
     // The kernels calibration tuned on this device (a what-if profile's are
     // another device's).
     if (options.accel_profile.empty() && profiles.accel.measured) impl->eo.kernel_shape = profiles.accel.kernel_shape;
+    // While calibrating, the host plan below (host_plan) is the one in force.
     planner::Plan plan;
-    if (calibrating) {
-      planner::PlanOptions on_host = po;
-      on_host.strategy = "cpu";
-      plan = planner::make_plan(impl->graph, host, accel, link, on_host);
-    } else {
-      plan = options.plan.empty() ? planner::make_plan(impl->graph, host, accel, link, po)
-                                  : planner::load_plan(options.plan, planner::CostModel(impl->graph, host, accel, link),
-                                                       po.devices_present);
-    }
+    if (!calibrating)
+      plan = options.plan.empty()
+                 ? planner::make_plan(impl->graph, in.host, in.accel, in.link, in.po)
+                 : planner::load_plan(options.plan, planner::CostModel(impl->graph, in.host, in.accel, in.link),
+                                      in.po.devices_present);
     if (!options.plan.empty()) check_placements(impl->graph, plan, profiles.max_tensor_bytes);
     if (impl->strategy != "cpu" && options.plan.empty())
       if (std::string kept = host_only_ops(impl->graph, profiles.max_tensor_bytes); !kept.empty())
@@ -347,9 +350,9 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     // The default strategy answers a device that fails (at load, or later
     // at a run: see Impl::rebuild) by running on the host.
     if (options.strategy == "fused" && options.plan.empty() && (had_units || calibrating))
-      impl->host_plan = [g = &impl->graph, host, accel, link, po]() mutable {
-        po.strategy = "cpu";
-        planner::Plan p = planner::make_plan(*g, host, accel, link, po);
+      impl->host_plan = [g = &impl->graph, in]() mutable {
+        in.po.strategy = "cpu";
+        planner::Plan p = planner::make_plan(*g, in.host, in.accel, in.link, in.po);
         p.model = g->name;
         return p;
       };
@@ -359,14 +362,15 @@ Model Model::prepare(std::unique_ptr<Impl> impl, const LoadOptions& options) {
     try {
       if (calibrating) {
         impl->calibrates_in_background = true;
-        impl->pending = [g = &impl->graph, uses, planning](runtime::ExecutorOptions& o) {
+        impl->pending = [g = &impl->graph, uses, request](runtime::ExecutorOptions& o) {
           const runtime::PlanningProfiles measured = runtime::planning_profiles(o, uses, true, nullptr);
-          const Planning p = planning(measured);
+          const PlanInputs p = plan_inputs(measured, request);
           if (measured.accel.measured) o.kernel_shape = measured.accel.kernel_shape;
           planner::Plan planned = planner::make_plan(*g, p.host, p.accel, p.link, p.po);
           planned.model = g->name;
           return planned;
         };
+        plan = impl->host_plan();
       } else if (background) {
         impl->pending = [planned = plan](runtime::ExecutorOptions&) { return planned; };
         pending_units = plan.units.size();
@@ -630,18 +634,9 @@ PlanReport Model::plan(const PlanOptions& options) const {
   // Cached measurements where there are any; planning never calibrates.
   const runtime::PlanningProfiles profiles = runtime::planning_profiles(
       eo, options.strategy == "cpu" ? runtime::Uses::host : runtime::Uses::host_and_accelerator, false, {});
-  planner::DeviceProfile host =
-      options.host_profile.empty() ? profiles.host : planner::load_device_profile(options.host_profile);
-  planner::DeviceProfile accel =
-      options.accel_profile.empty() ? profiles.accel : planner::load_device_profile(options.accel_profile);
-  const planner::LinkProfile link =
-      options.link == "measured" ? profiles.measured_link : planner::link_from_spec(options.link);
-  planner::PlanOptions po;
-  po.strategy = options.strategy;
-  po.k = options.k;
-  po.devices_present = profiles.measured && options.accel_profile.empty() && options.host_profile.empty();
-  po.accel_supports = gpu_supports(profiles.max_tensor_bytes);
-  planner::Plan plan = planner::make_plan(g, host, accel, link, po);
+  const PlanInputs in = plan_inputs(
+      profiles, {options.strategy, options.link, options.host_profile, options.accel_profile, options.k, false});
+  planner::Plan plan = planner::make_plan(g, in.host, in.accel, in.link, in.po);
   plan.model = g.name;
 
   PlanReport r;
