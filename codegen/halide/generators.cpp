@@ -11,9 +11,8 @@
 // a schedule are GeneratorParams, instantiated in sources.cmake.
 #include <Halide.h>
 
-#include <span>
-
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 

@@ -194,8 +194,9 @@ struct LoadTimings {
   double warmup_ms = 0;           // one run of every unit: drivers such as lavapipe compile at the first dispatch
   std::int64_t shaders = 0;       // distinct GPU kernels
   // LoadOptions::host_while_building: how long the planned placement took to
-  // build (a first calibration included) after load returned (its device phases are counted above once
-  // done); 0 while building and without a background build.
+  // build (a first calibration included) after load returned (its device
+  // phases are counted above once done); 0 while building and without a
+  // background build.
   double background_ms = 0;
 };
 

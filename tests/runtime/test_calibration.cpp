@@ -86,6 +86,17 @@ class ScratchCacheDir {
   std::optional<std::string> saved_;
 };
 
+// One run of `m` on the input sin(0.37 i); its first output.
+std::vector<float> run_on_sines(vkfuse::Model& m) {
+  std::vector<float> x(static_cast<std::size_t>(m.inputs()[0].element_count()));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<float> y(static_cast<std::size_t>(m.outputs()[0].element_count()), -1.f);
+  const vkfuse::InputBuffer in[] = {{m.inputs()[0].name, x}};
+  const vkfuse::OutputBuffer out[] = {{m.outputs()[0].name, y}};
+  m.run(in, out);
+  return y;
+}
+
 }  // namespace
 
 TEST(OtherCpuUse, SeesOtherProcessesButNotItsOwnThreads) {
@@ -266,13 +277,7 @@ TEST(Calibration, ModelsRunTheKernelsTheProfileTuned) {
     o.strategy = strategy;
     vkfuse::Model m = vkfuse::Model::load_bytes(bytes, o);
     if (description) *description = m.backend_description();
-    std::vector<float> x(static_cast<std::size_t>(m.inputs()[0].element_count()));
-    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
-    std::vector<float> y(static_cast<std::size_t>(m.outputs()[0].element_count()));
-    const vkfuse::InputBuffer in[] = {{m.inputs()[0].name, x}};
-    const vkfuse::OutputBuffer out[] = {{m.outputs()[0].name, y}};
-    m.run(in, out);
-    return y;
+    return run_on_sines(m);
   };
   const auto host = run("cpu", nullptr);
   std::string untuned_text, tuned_text;
@@ -333,20 +338,10 @@ TEST(Calibration, DefaultStrategyAnswersWhileTheBuildCalibrates) {
   const fs::path link_file = dir / ("link-" + p::profile_cache_file_name(*accel_id));
 
   const std::vector<std::uint8_t> bytes = vkfuse::testing::two_conv_model(24).byte_vector();
-  std::vector<float> x;
-  const auto run = [&](vkfuse::Model& m) {
-    x.resize(static_cast<std::size_t>(m.inputs()[0].element_count()));
-    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
-    std::vector<float> y(static_cast<std::size_t>(m.outputs()[0].element_count()), -1.f);
-    const vkfuse::InputBuffer in[] = {{m.inputs()[0].name, x}};
-    const vkfuse::OutputBuffer out[] = {{m.outputs()[0].name, y}};
-    m.run(in, out);
-    return y;
-  };
   vkfuse::LoadOptions cpu;
   cpu.strategy = "cpu";
   vkfuse::Model reference = vkfuse::Model::load_bytes(bytes, cpu);
-  const std::vector<float> want = run(reference);
+  const std::vector<float> want = run_on_sines(reference);
   const auto expect_matches = [&](const std::vector<float>& got) {
     ASSERT_EQ(got.size(), want.size());
     for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << i;
@@ -361,7 +356,7 @@ TEST(Calibration, DefaultStrategyAnswersWhileTheBuildCalibrates) {
     EXPECT_NE(lines.find("answering on the host while they are measured once in the background"), std::string::npos)
         << lines;
     EXPECT_EQ(lines.find("measuring them once"), std::string::npos) << "load calibrated before returning:\n" << lines;
-    expect_matches(run(m));
+    expect_matches(run_on_sines(m));
     const bool ran_while_building = m.building();  // it was building during that run, then
     m.wait_until_built();
     EXPECT_FALSE(m.building());
@@ -373,10 +368,10 @@ TEST(Calibration, DefaultStrategyAnswersWhileTheBuildCalibrates) {
     if (ran_while_building) {
       EXPECT_NE(warnings.find("calibrated while this model answered 1 run(s)"), std::string::npos) << warnings;
     }
-    expect_matches(run(m));
+    expect_matches(run_on_sines(m));
   }
   lines.clear();
   vkfuse::Model again = vkfuse::Model::load_bytes(bytes, o);
   EXPECT_EQ(lines.find("measured once in the background"), std::string::npos) << "all cached now:\n" << lines;
-  expect_matches(run(again));
+  expect_matches(run_on_sines(again));
 }
