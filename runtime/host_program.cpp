@@ -435,6 +435,9 @@ struct DenseConv {
   const float* W;     // [M][C][KH][KW]
   const float* bias;  // [M] or null
   bool residual = false;  // the step also adds a residual (a fused Add)
+  // Blocked channels (hk::Blocked; HostProgram::build, step 2c): the output
+  // (and the residual) blocked, the input blocked or planar.
+  bool blocked_in = false, blocked_out = false;
 };
 // out = act(conv(in) + bias [+ res]), on one run's views.
 using DenseBody =
@@ -518,6 +521,40 @@ DenseKernel tiled_kernel(const DenseConv& c) {
           }};
 }
 
+// The blocked-channel kernels, for the convolutions whose output the layout
+// decision (HostProgram::build, step 2c) holds blocked.
+hk::Blocked blocked_shape(const Shape& s) { return hk::Blocked{nullptr, s[0], s[1], s[2], s[3]}; }
+DenseKernel pointwise_blocked_kernel(const DenseConv& c) {
+  auto packed = std::make_shared<hk::PackedConv>(hk::PackedConv::pack(
+      c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), 1, 1, hk::kConvChannelVectorTileM));
+  const hk::PackedConv* pc = packed.get();
+  const hk::Blocked xb = blocked_shape(c.xs), yb = blocked_shape(c.ys);
+  const bool planar_in = !c.blocked_in;
+  return {"pointwise_blocked", packed, bytes_of(*packed),
+          [pc, xb, yb, planar_in](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            hk::Blocked y = yb, x = xb, r = yb;
+            y.data = out.data;
+            if (planar_in) return hk::pointwise_conv2d_blocked(in, *pc, e, y);
+            x.data = in.data;
+            if (res) r.data = res->data;
+            hk::pointwise_conv2d_blocked(x, *pc, res ? &r : nullptr, e, y);
+          }};
+}
+DenseKernel depthwise_blocked_kernel(const DenseConv& c) {
+  auto packed = std::make_shared<hk::PackedDepthwise>(hk::PackedDepthwise::pack(
+      c.W, c.bias, static_cast<int>(c.C), static_cast<int>(c.KH), static_cast<int>(c.KW)));
+  const hk::PackedDepthwise* pd = packed.get();
+  const hk::Blocked xb = blocked_shape(c.xs), yb = blocked_shape(c.ys);
+  const hk::Window2D win = c.win;
+  return {"depthwise_blocked", packed, bytes_of(*packed),
+          [pd, xb, yb, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out) {
+            hk::Blocked x = xb, y = yb;
+            x.data = in.data;
+            y.data = out.data;
+            hk::depthwise_conv2d_blocked(x, *pd, win, e, y);
+          }};
+}
+
 // The kernels of a dense convolution in order of preference: the first whose
 // rule holds runs (the rules and their measurements are above).
 struct DenseConvKernel {
@@ -526,6 +563,7 @@ struct DenseConvKernel {
   DenseKernel (*make)(const DenseConv&);
 };
 const DenseConvKernel kDenseConvKernels[] = {
+    {"pointwise_blocked", [](const DenseConv& c) { return c.blocked_out; }, pointwise_blocked_kernel},
     {"conv_gemv", gemv_conv, gemv_kernel},
     {"pointwise_tiled", [](const DenseConv& c) { return pointwise_tile(c.win, c.ys, c.C) != 0; }, pointwise_kernel},
     {"winograd", [](const DenseConv& c) { return winograd_schedule(*c.node, c.xs, c.ys, c.KH, c.KW).has_value(); },
@@ -584,6 +622,7 @@ bool use_depthwise_flat(const DenseConv& c) {
          (c.KH * c.KW <= 9 || c.ys[3] >= 14);
 }
 const DenseConvKernel kDepthwiseKernels[] = {
+    {"depthwise_blocked", [](const DenseConv& c) { return c.blocked_out; }, depthwise_blocked_kernel},
     {"depthwise_flat", use_depthwise_flat,
      [](const DenseConv& c) { return depthwise_planar_filters<hk::depthwise_conv2d_flat>("depthwise_flat", c); }},
     {"depthwise_channel_vector",
@@ -731,6 +770,106 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       plan.alias_parent[idx(y)] = x;
   }
 
+  // 2c. Blocked channels (hk::Blocked) for the values that pass from one
+  // mobile layer to the next. A value is held blocked when a layer that can
+  // write blocked channels produces it (a pointwise convolution, from a
+  // blocked or a planar input; a depthwise one or a channel gate, from a
+  // blocked input) and a layer that reads them reads it (such a layer, a
+  // fused residual Add of a blocked pointwise one, a GlobalAveragePool), or
+  // its producer reads blocked channels itself (the end of a chain).
+  // Anything else that reads it (a Concat, a view, a reduction, the caller)
+  // gets a planar copy made right after the producer (to_planar): a chain
+  // starts at a pointwise layer that reads planar input and ends in copies
+  // or the global pool, and a planar reader does not undo it. Pruned to a
+  // fixed point, since dropping one layer can strand its neighbours.
+  // VKFUSE_HOST_BLOCKED=0 turns it off (to measure it against the planar
+  // kernels).
+  std::vector<bool> blocked(nv, false), planar_copy(nv, false);
+  static const bool blocked_enabled = [] {
+    const char* e = std::getenv("VKFUSE_HOST_BLOCKED");
+    return !(e && std::string(e) == "0");
+  }();
+  if (blocked_enabled) {
+    enum : char { kNone = 0, kPointwise = 1, kDepthwise = 2, kGate = 3 };
+    std::vector<char> cand(static_cast<std::size_t>(nn), kNone);
+    for (std::int32_t ni = 0; ni < nn; ++ni) {
+      const Node& n = g.nodes[static_cast<std::size_t>(ni)];
+      // A squeeze-and-excitation gate, x * gate[n, c] (no activation after it).
+      if (n.op_type == "Mul" && n.inputs.size() == 2 && is_runtime_f32(n.outputs[0]) && all_f32_inputs(n) &&
+          n.activation.kind == graph::Activation::Kind::None && channel_gate_operand(n, g) >= 0) {
+        cand[idx(ni)] = kGate;
+        continue;
+      }
+      if (!kernel_conv(n)) continue;
+      const Shape& xs = g.value(n.inputs[0]).shape;
+      const Shape& ws = g.value(n.inputs[1]).shape;
+      const Shape& ys = g.value(n.outputs[0]).shape;
+      if (xs.size() != 4 || ws.size() != 4 || ys.size() != 4) continue;
+      const std::int64_t group = n.attrs.get_int("group", 1);
+      const hk::Window2D win = window_2d(n, xs, ys, ws[2], ws[3]);
+      if (group == 1 && pointwise(win) && ys[2] * ys[3] >= hk::kBlockedTile && !plan.scratch.count(ni))
+        cand[idx(ni)] = kPointwise;
+      else if (group > 1 && group == xs[1] && ws[0] == group && ws[1] == 1 && ys[3] >= hk::kBlockedTile)
+        cand[idx(ni)] = kDepthwise;
+    }
+    auto written = [&](std::int32_t ni) {  // the value a convolution's step writes
+      auto it = plan.conv_to_add.find(ni);
+      return g.nodes[idx(it != plan.conv_to_add.end() ? it->second : ni)].outputs[0];
+    };
+    std::map<std::int32_t, std::int32_t> add_to_conv;
+    for (auto& [ci, ai] : plan.conv_to_add) add_to_conv[ai] = ci;
+    std::vector<std::vector<std::int32_t>> readers(nv);
+    for (std::int32_t ni = 0; ni < nn; ++ni)
+      for (auto v : g.nodes[idx(ni)].inputs)
+        if (v != kNoValue) readers[idx(v)].push_back(ni);
+    auto reads_blocked = [&](std::int32_t ri, ValueId v) {
+      const Node& r = g.nodes[idx(ri)];
+      if (auto a = add_to_conv.find(ri); a != add_to_conv.end()) return cand[idx(a->second)] != kNone;  // residual
+      if (cand[idx(ri)] == kGate) return r.inputs[static_cast<std::size_t>(1 - channel_gate_operand(r, g))] == v;
+      if (cand[idx(ri)] != kNone) return r.inputs[0] == v;
+      return r.op_type == "GlobalAveragePool" && g.value(v).shape.size() == 4;
+    };
+    for (bool pruned = true; pruned;) {
+      std::fill(blocked.begin(), blocked.end(), false);
+      std::fill(planar_copy.begin(), planar_copy.end(), false);
+      for (std::int32_t ni = 0; ni < nn; ++ni) {
+        if (cand[idx(ni)] == kNone) continue;
+        const ValueId v = written(ni);
+        // A Concat input is written in place into the Concat (step 2):
+        // blocked, it would cost a copy that planar costs nothing.
+        if (!is_runtime_f32(v) || plan.alias_parent[idx(v)] != kNoValue) continue;
+        bool any_blocked = false, any_planar = is_output[idx(v)];
+        for (std::int32_t ri : readers[idx(v)]) (reads_blocked(ri, v) ? any_blocked : any_planar) = true;
+        // The end of a chain (its input blocked; nodes are in order, so the
+        // input's layout is known) writes blocked and copies; a pointwise
+        // layer between planar ones would only add the copy.
+        const ValueId x = cand[idx(ni)] == kGate
+                              ? g.nodes[idx(ni)].inputs[static_cast<std::size_t>(1 - channel_gate_operand(g.nodes[idx(ni)], g))]
+                              : g.nodes[idx(ni)].inputs[0];
+        blocked[idx(v)] = any_blocked || blocked[idx(x)];
+        planar_copy[idx(v)] = blocked[idx(v)] && any_planar;
+      }
+      pruned = false;
+      for (std::int32_t ni = 0; ni < nn; ++ni) {
+        if (cand[idx(ni)] == kNone) continue;
+        const Node& n = g.nodes[idx(ni)];
+        bool keep = blocked[idx(written(ni))];
+        // depthwise_blocked reads blocked channels only, pointwise_blocked's
+        // residual form too; a residual is read in the output's layout.
+        if (cand[idx(ni)] == kDepthwise) keep = keep && blocked[idx(n.inputs[0])];
+        if (cand[idx(ni)] == kGate)
+          keep = keep && blocked[idx(n.inputs[static_cast<std::size_t>(1 - channel_gate_operand(n, g))])];
+        if (auto a = plan.conv_to_add.find(ni); a != plan.conv_to_add.end())
+          keep = keep && blocked[idx(n.inputs[0])] &&
+                 blocked[idx(g.nodes[idx(a->second)].other_input(n.outputs[0]))];
+        if (!keep) {
+          cand[idx(ni)] = kNone;
+          pruned = true;
+        }
+      }
+    }
+  }
+
   // 3. Memory: lifetimes, then offsets. A fused Add's output is defined by its conv.
   std::vector<std::int32_t> def(nv, std::numeric_limits<std::int32_t>::max()), last(nv, -1);
   for (auto v : g.inputs) def[idx(v)] = -1;
@@ -771,7 +910,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     const ValueId root = root_of(id, nullptr);
     auto& b = blocks[idx(root)];
     if (b.size == 0) {
-      b.size = (graph::element_count(g.value(root).shape) + 15) / 16 * 16;
+      const Shape& rs = g.value(root).shape;
+      b.size = blocked[idx(root)] && !planar_copy[idx(root)] ? blocked_shape(rs).floats()
+                                                              : (graph::element_count(rs) + 15) / 16 * 16;
       b.first = def[v];
       b.last = last[v];
     }
@@ -783,6 +924,16 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     Block& b = blocks[nv + idx(ni)];
     b.size = (floats + 15) / 16 * 16;
     b.first = b.last = ni;
+  }
+  // A value with a planar copy: its blocked channels in a block of their own
+  // (keyed after the scratch), the copy where the value lives.
+  const std::size_t blocked_key = nv + static_cast<std::size_t>(nn);
+  for (std::size_t v = 0; v < nv; ++v) {
+    if (!planar_copy[v]) continue;
+    Block& b = blocks[blocked_key + v];
+    b.size = blocked_shape(g.value(static_cast<ValueId>(v)).shape).floats();
+    b.first = def[v];
+    b.last = last[v];
   }
   // Greedy: largest blocks first, each at the lowest offset free over its lifetime.
   std::vector<Block*> order;
@@ -812,6 +963,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     auto it = blocks.find(idx(root));
     if (it != blocks.end()) offset_[v] = it->second.offset + off;
   }
+  std::vector<std::int64_t> blocked_offset(nv, -1);  // where a value's blocked channels are, if blocked
+  for (std::size_t v = 0; v < nv; ++v)
+    if (blocked[v]) blocked_offset[v] = planar_copy[v] ? blocks.at(blocked_key + v).offset : offset_[v];
   if (plan_only) return;
 
   // 4. Steps, segment after segment.
@@ -823,8 +977,28 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     else b.offset = offset_[idx(v)];
     return b;
   };
+  // A value's blocked channels (step 2c), for the steps that read or write them.
+  auto blocked_buf = [&](ValueId v) { return blocked[idx(v)] ? Buf{blocked_offset[idx(v)], nullptr} : buf(v); };
   auto add = [&](std::string name, std::string kernel, std::int32_t node, std::function<void(const HostFrame&)> run) {
     steps_.push_back({std::move(name), std::move(kernel), node, std::move(run)});
+  };
+  // The planar copies of step 2c, each right after the step that writes the
+  // value (a fused Add's output: after its convolution's step).
+  std::vector<std::vector<ValueId>> copies_after(static_cast<std::size_t>(nn));
+  for (std::size_t v = 0; v < nv; ++v)
+    if (planar_copy[v]) copies_after[idx(def[v])].push_back(static_cast<ValueId>(v));
+  auto add_planar_copies = [&](std::int32_t ni) {
+    for (ValueId v : copies_after[idx(ni)]) {
+      const Shape& vs = g.value(v).shape;
+      const hk::Blocked xb = blocked_shape(vs);
+      const Buf from = blocked_buf(v);
+      const ViewRef to = ViewRef::dense(buf(v), vs);
+      add(g.value(v).name + " [to_planar]", "to_planar", ni, [=](const HostFrame& f) {
+        hk::Blocked x = xb;
+        x.data = from.at(f.arena);
+        hk::blocked_to_planar(x, to.at(f.arena));
+      });
+    }
   };
   // A dense convolution's step, waiting for its packed filters.
   struct DenseJob {
@@ -850,6 +1024,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   };
   segment_steps_.assign(static_cast<std::size_t>(segments) + 1, 0);
   for (std::int32_t ni = 0; ni < nn; ++ni) {
+    if (ni > 0) add_planar_copies(ni - 1);
     if (ni == 0 || !same_segment(ni, ni - 1)) segment_steps_[static_cast<std::size_t>(segment[idx(ni)])] = steps_.size();
     if (plan.skipped.count(ni)) continue;
     const Node& n = g.nodes[static_cast<std::size_t>(ni)];
@@ -873,13 +1048,22 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const std::int64_t group = n.attrs.get_int("group", 1);
       const std::int64_t Cg = C / group, Mg = M / group;
       const hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
-      ViewRef x = ViewRef::dense(in(0), xs);
+      // Blocked channels out (step 2c): the value this step writes is held so.
+      const auto conv_add = plan.conv_to_add.find(ni);
+      const ValueId written = conv_add != plan.conv_to_add.end()
+                                  ? g.nodes[static_cast<std::size_t>(conv_add->second)].outputs[0]
+                                  : out_id;
+      const bool blocked_out = blocked[idx(written)], blocked_in = blocked_out && blocked[idx(n.inputs[0])];
+      auto io = [&](ValueId v) { return blocked_out ? blocked_buf(v) : buf(v); };
+      ViewRef x = ViewRef::dense(blocked_in ? blocked_buf(n.inputs[0]) : in(0), xs);
       // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.
       const std::string name = n.name + " " + std::to_string(KH) + "x" + std::to_string(KW) + "/" +
                                std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
                                (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
                                std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
       DenseConv dc{&n, xs, out_shape, C, M, KH, KW, win, W.f32(), bias};
+      dc.blocked_in = blocked_in;
+      dc.blocked_out = blocked_out;
       if (auto s = plan.scratch.find(ni); s != plan.scratch.end()) {
         // A 1x1 strided convolution (ResNet's downsampling shortcuts) reads
         // one pixel in stride_x * stride_y: gather those densely first (into
@@ -909,17 +1093,18 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
           return;
         }
       };
-      if (auto conv_add = plan.conv_to_add.find(ni); conv_add != plan.conv_to_add.end()) {
+      if (conv_add != plan.conv_to_add.end()) {
         // Write the Add's output, with the residual and the Add's activation.
         const Node& sum = g.nodes[static_cast<std::size_t>(conv_add->second)];
         const ValueId res_id = sum.other_input(n.outputs[0]);
         const ValueId add_out = sum.outputs[0];
-        kernel_step(kDenseConvKernels, name + "+" + sum.name, ViewRef::dense(buf(add_out), g.value(add_out).shape),
-                   ViewRef::dense(buf(res_id), g.value(res_id).shape), epilogue(sum.activation));
+        kernel_step(kDenseConvKernels, name + "+" + sum.name,
+                    ViewRef::dense(io(add_out), g.value(add_out).shape),
+                    ViewRef::dense(io(res_id), g.value(res_id).shape), epilogue(sum.activation));
         continue;
       }
       const hk::Epilogue e = epilogue(n.activation);
-      const ViewRef y = ViewRef::dense(out, out_shape);
+      const ViewRef y = ViewRef::dense(io(out_id), out_shape);
       act_done = true;
       if (group == 1) {
         kernel_step(kDenseConvKernels, name, y, std::nullopt, e);
@@ -964,9 +1149,20 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     } else if (op == "GlobalAveragePool" && f32_out && is_runtime_f32(n.inputs[0]) && in_shape(0).size() >= 3) {
       const Shape& xs = in_shape(0);
       const std::int64_t N = xs[0], C = xs[1], P = graph::element_count(xs) / std::max<std::int64_t>(1, N * C);
-      const ViewRef x = ViewRef::dense(in(0), {N, C, P}, 3);
       const ViewRef y = ViewRef::dense(out, {N, C}, 2);
-      add(name, "global_avg_pool", ni, [=](const HostFrame& f) { hk::global_avg_pool(x.at(f.arena), y.at(f.arena)); });
+      if (blocked[idx(n.inputs[0])]) {
+        const hk::Blocked xb = blocked_shape(xs);
+        const Buf xbuf = blocked_buf(n.inputs[0]);
+        add(name, "global_avg_pool_blocked", ni, [=](const HostFrame& f) {
+          hk::Blocked x = xb;
+          x.data = xbuf.at(f.arena);
+          hk::global_avg_pool_blocked(x, y.at(f.arena));
+        });
+      } else {
+        const ViewRef x = ViewRef::dense(in(0), {N, C, P}, 3);
+        add(name, "global_avg_pool", ni,
+            [=](const HostFrame& f) { hk::global_avg_pool(x.at(f.arena), y.at(f.arena)); });
+      }
       done = true;
     } else if ((op == "Gemm" || op == "MatMul") && f32_out && all_f32_in && is_runtime_f32(n.inputs[0]) &&
                g.is_constant(n.inputs[1]) && in_shape(0).size() >= 2 && in_shape(1).size() == 2 &&
@@ -1032,6 +1228,18 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const ViewRef x = ViewRef::dense(in(1 - gi), {N, C, 1, P});
       const ViewRef y = ViewRef::dense(out, {N, C, 1, P});
       const Buf gate = in(gi);
+      if (blocked[idx(out_id)]) {  // step 2c: x and the output blocked, no activation
+        const hk::Blocked yb = blocked_shape(xs);
+        const Buf xbuf = blocked_buf(n.inputs[static_cast<std::size_t>(1 - gi)]), ybuf = blocked_buf(out_id);
+        add(name, "channel_scale_blocked", ni, [=](const HostFrame& f) {
+          hk::Blocked xv = yb, yv = yb;
+          xv.data = xbuf.at(f.arena);
+          yv.data = ybuf.at(f.arena);
+          hk::channel_scale_blocked(xv, gate.at(f.arena), per_image ? C : 0, yv);
+        });
+        done = act_done = true;
+        continue;
+      }
       const float* shift = zero_shift(C);
       const hk::Epilogue e = epilogue(n.activation);
       add(name, "channel_scale", ni, [=](const HostFrame& f) {
@@ -1322,6 +1530,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       }
     });
   }
+  if (nn > 0) add_planar_copies(nn - 1);
   // Packing the filters (Winograd transforms, tile layouts) is most of a
   // load's time on the host: the convolutions are packed in parallel, the
   // largest first (so that no core is left with a large one at the end).

@@ -9,18 +9,24 @@
 //   1. fusions: a Conv → residual Add pair becomes one kernel; Concat
 //      inputs are written straight into the concatenated buffer where the
 //      slice is contiguous;
-//   2. memory: liveness-based offsets for every activation (and per-step
+//   2. layout: the values that pass between mobile layers (pointwise and
+//      depthwise convolutions, squeeze-and-excitation gates, the global
+//      pool) are held in blocked channels (NCHW16c, hk::Blocked), with a
+//      planar copy for any other reader; the rest stay planar (NCHW);
+//   3. memory: liveness-based offsets for every activation (and per-step
 //      scratch) in one arena;
-//   3. kernels: every op gets a step. A dense convolution takes the first
+//   4. kernels: every op gets a step. A dense convolution takes the first
 //      kernel of kDenseConvKernels (host_program.cpp) whose rule holds —
-//      pointwise_tiled, Winograd F(4x4, 3x3), conv_channel_vector, else
-//      conv_tiled — the rules measured on this project's machines and
-//      written down there; a depthwise one likewise takes the first of
-//      kDepthwiseKernels (depthwise_flat for stride 1 "same" on small
+//      pointwise_blocked (blocked output), pointwise_tiled, Winograd
+//      F(4x4, 3x3), conv_channel_vector, else conv_tiled — the rules
+//      measured on this project's machines and written down there; a
+//      depthwise one likewise takes the first of kDepthwiseKernels
+//      (depthwise_blocked, depthwise_flat for stride 1 "same" on small
 //      maps, depthwise_channel_vector on other small maps, else the planar
-//      depthwise), other grouped ones conv_tiled per group. Ops without a Halide kernel (Gather, batched MatMul, non-2-D
-//      Conv and pooling, ...) run their reference kernel (graph/ops.h) and
-//      are listed in fallback_ops().
+//      depthwise), other grouped ones conv_tiled per group. Ops without a
+//      Halide kernel (Gather, batched MatMul, non-2-D Conv and pooling, ...)
+//      run their reference kernel (graph/ops.h) and are listed in
+//      fallback_ops().
 // A step reads and writes through a HostFrame (the run's arena and non-float
 // values), never through pointers of its own into per-run memory.
 #pragma once

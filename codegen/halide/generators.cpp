@@ -802,6 +802,143 @@ class DepthwiseConv2DFlat : public Generator<DepthwiseConv2DFlat> {
 };
 
 // ---------------------------------------------------------------------------
+// Blocked channels (host_kernels.h, Blocked): between mobile layers the host
+// holds [N, C, H, W] as (ci, x, y, cb, n), channel c = 16 cb + ci. Depthwise
+// and pointwise kernels then load whole channel vectors: no row tails on 7-
+// to 28-wide maps, no 2-strided loads at stride 2, no gathers into channel
+// blocks and back (depthwise_channel_vector spent ~70% of its time there).
+
+// Pointwise (1x1, stride 1, unpadded) convolution into blocked channels:
+// out(mi, p, mb, n) = act(bias(m) + sum_c w(m, c) * in(c, p, n) [+ res]),
+// m = 16 mb + mi, over the flattened plane p. The input is blocked (ci, p,
+// cb, n) or, for the first layer of a blocked run, planar (p, c, n, 1).
+// Register tile: kBlockedTile pixels (broadcast) x two channel vectors; the
+// plane's last tile is shifted inwards (the plane holds at least one tile).
+// Filters are PackedConv blocks of 32 output channels, (mi, c, mo).
+class PointwiseBlocked : public Generator<PointwiseBlocked> {
+ public:
+  GeneratorParam<bool> blocked_input{"blocked_input", true};
+  GeneratorParam<bool> residual{"residual", false};
+
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 3>> weights{"weights"};
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<Buffer<float, 4>> res{"res"};  // (mi, p, mb, n)
+  Input<int> tiles_per_task{"tiles_per_task"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 4>> out{"out"};  // (mi, p, mb, n)
+
+  Var mi{"mi"}, p{"p"}, mb{"mb"}, n{"n"};
+
+  void generate() {
+    constexpr int B = 16, TP = 7;  // kChannelBlock, kBlockedTile
+    RDom r(0, weights.dim(1).extent(), "r");
+    const Expr x = blocked_input ? input(r % B, p, r / B, n) : input(p, r, n, 0);
+    Func conv{"conv"};
+    conv(mi, p, mb, n) = bias(mb * B + mi);
+    conv(mi, p, mb, n) += weights(mi + (mb % 2) * B, r, mb / 2) * x;
+    Expr v = conv(mi, p, mb, n);
+    if (residual) v += res(mi, p, mb, n);
+    out(mi, p, mb, n) = activate(v, act, alpha, beta);
+    out.dim(0).set_bounds(0, B);
+    if (blocked_input) input.dim(0).set_bounds(0, B);
+    res.dim(0).set_bounds(0, B);
+
+    // Tasks are runs of tiles_per_task pixel tiles; a task walks every
+    // output block for one tile before the next, so the tile's inputs stay
+    // in L1 while the filters stream from L2. One task per tile spent more
+    // time handing out tasks than computing on 14x14 maps.
+    Var po{"po"}, pi{"pi"}, mbo{"mbo"}, mbi{"mbi"}, pt{"pt"}, task{"task"};
+    auto order = [&](Stage st) {
+      st.split(p, po, pi, TP, TailStrategy::ShiftInwards)
+          .split(mb, mbo, mbi, 2, TailStrategy::GuardWithIf)
+          .reorder(mi, pi, mbi, mbo, po, n)
+          .split(po, pt, po, tiles_per_task, TailStrategy::GuardWithIf)
+          .fuse(pt, n, task)
+          .parallel(task)
+          .vectorize(mi, B)
+          .unroll(pi)
+          .unroll(mbi);
+    };
+    for (int kind : kSpecializedActivations) order(out.specialize(act == kind));
+    order(out);
+    conv.compute_at(out, mbo).bound_extent(mi, B).bound_extent(p, TP).bound_extent(mb, 2).bound_extent(n, 1);
+    conv.vectorize(mi, B).unroll(p).unroll(mb);
+    conv.update().reorder(mi, p, mb, r, n).vectorize(mi, B).unroll(p).unroll(mb);
+    conv.store_in(MemoryType::Register);
+  }
+};
+
+// Depthwise convolution on blocked channels: out(ci, x, y, cb, n) =
+// act(bias(c) + sum_{kx,ky} w(ci, kx, ky, cb) * in(ci, x*sx + kx*dx - px,
+// y*sy + ky*dy - py, cb, n)), zero outside the image. Every tap is one
+// dense channel-vector load at any stride; the padding is a per-pixel
+// select, not a copy (a padded copy of each plane cost as much as the taps).
+// Tiles of kBlockedTile pixels along a row (the row's last shifted inwards:
+// rows hold at least one tile) in registers; tasks of rows_per_task rows of
+// one block. Filters are PackedDepthwise's (ci, kx, ky, cb).
+class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
+ public:
+  Input<Buffer<float, 5>> input{"input"};
+  Input<Buffer<float, 4>> weights{"weights"};
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> rows_per_task{"rows_per_task"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 5>> out{"out"};
+
+  Var ci{"ci"}, x{"x"}, y{"y"}, cb{"cb"}, n{"n"};
+
+  void generate() {
+    constexpr int B = 16, TX = 7;
+    const Expr W = input.dim(1).extent(), H = input.dim(2).extent();
+    const Expr KW = weights.dim(1).extent(), KH = weights.dim(2).extent();
+    Func padded{"padded"};
+    padded(ci, x, y, cb, n) = select(x >= 0 && x < W && y >= 0 && y < H,
+                                     input(ci, clamp(x, 0, W - 1), clamp(y, 0, H - 1), cb, n), 0.f);
+    RDom r(0, KW, 0, KH, "r");
+    Func conv{"conv"};
+    conv(ci, x, y, cb, n) = bias(cb * B + ci);
+    conv(ci, x, y, cb, n) += weights(ci, r.x, r.y, cb) *
+                             padded(ci, x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, cb, n);
+    out(ci, x, y, cb, n) = activate(conv(ci, x, y, cb, n), act, alpha, beta);
+    out.dim(0).set_bounds(0, B);
+    input.dim(0).set_bounds(0, B);
+    weights.dim(0).set_bounds(0, B);
+
+    Var xo{"xo"}, xi{"xi"}, yo{"yo"}, yi{"yi"}, task{"task"};
+    auto order = [&](Stage st) {
+      st.split(x, xo, xi, TX, TailStrategy::ShiftInwards)
+          .split(y, yo, yi, rows_per_task, TailStrategy::GuardWithIf)
+          .reorder(ci, xi, xo, yi, yo, cb, n)
+          .fuse(yo, cb, task)
+          .fuse(task, n, task)
+          .parallel(task)
+          .vectorize(ci, B)
+          .unroll(xi);
+    };
+    for (int kind : kSpecializedActivations) order(out.specialize(act == kind));
+    order(out);
+    padded.compute_inline();
+    conv.compute_at(out, xo).bound_extent(ci, B).bound_extent(x, TX).bound_extent(y, 1).bound_extent(cb, 1);
+    conv.bound_extent(n, 1).vectorize(ci, B).unroll(x);
+    conv.store_in(MemoryType::Register);
+    // 3x3 and 5x5 windows unroll their taps; at stride 1 neighbouring
+    // pixels' taps load the same vectors once.
+    Stage taps = conv.update();
+    taps.reorder(ci, x, r.x, r.y, y, cb, n).vectorize(ci, B).unroll(x);
+    taps.specialize(KW == 3 && KH == 3 && stride_x == 1 && dil_x == 1).unroll(r.x).unroll(r.y);
+    taps.specialize(KW == 3 && KH == 3).unroll(r.x).unroll(r.y);
+    taps.specialize(KW == 5 && KH == 5 && stride_x == 1 && dil_x == 1).unroll(r.x).unroll(r.y);
+    taps.specialize(KW == 5 && KH == 5).unroll(r.x).unroll(r.y);
+  }
+};
+
+// ---------------------------------------------------------------------------
 // Max / average pooling, 2-D, with pads, dilations and ceil_mode windows.
 // The window of output (x, y) starts at x*sx - px; taps outside the input
 // never count for max; for average the divisor is the number of taps inside
@@ -1171,6 +1308,8 @@ HALIDE_REGISTER_GENERATOR(WinogradConv, vkf_winograd_f4x3)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2D, vkf_dwconv2d)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2DChannelVector, vkf_dwconv2d_cvec)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2DFlat, vkf_dwconv2d_flat)
+HALIDE_REGISTER_GENERATOR(PointwiseBlocked, vkf_pointwise_blocked)
+HALIDE_REGISTER_GENERATOR(DepthwiseBlocked, vkf_dwconv2d_blocked)
 HALIDE_REGISTER_GENERATOR(Pool2D, vkf_pool2d)
 HALIDE_REGISTER_GENERATOR(GlobalAvgPool, vkf_global_avgpool)
 HALIDE_REGISTER_GENERATOR(Gemm, vkf_gemm)

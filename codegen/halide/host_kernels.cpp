@@ -39,6 +39,7 @@
 #include "vkf_dwconv.h"
 #include "vkf_dwconv_w.h"
 #include "vkf_dwconv_flat.h"
+#include "vkf_dwb.h"
 #include "vkf_dwconvm.h"
 #include "vkf_gemm.h"
 #include "vkf_gemm_r12.h"
@@ -46,6 +47,9 @@
 #include "vkf_maxpool.h"
 #include "vkf_maxpool_w.h"
 #include "vkf_pad.h"
+#include "vkf_pwb.h"
+#include "vkf_pwb_planar.h"
+#include "vkf_pwb_res.h"
 #include "vkf_pw.h"
 #include "vkf_pw_res.h"
 #include "vkf_pw32.h"
@@ -736,6 +740,146 @@ void depthwise_conv2d_channel_vector(const View& in, const PackedDepthwise& w, c
   check(vkf_dwconvm(bin.get(), bw.get(), bb.get(), static_cast<int>(out.extent[0]), g.stride_x, g.stride_y, g.pad_x,
                     g.pad_y, g.dil_x, g.dil_y, e.act, e.alpha, e.beta, bout.get()),
         "vkf_dwconvm");
+}
+
+namespace {
+// A blocked tensor as the kernels' (ci, p, cb, n) over the flattened plane.
+struct BlockedFlat {
+  Buf buf;
+  explicit BlockedFlat(const Blocked& b) : buf(b.data, {kChannelBlock, b.h * b.w, b.blocks(), b.n}) {}
+};
+// Pixel tiles per task: about 16 tasks a layer (one per tile spent more
+// time handing out tasks than computing on 14x14 maps).
+int tiles_per_task(const Blocked& out) {
+  const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
+  return static_cast<int>(std::max<std::int64_t>(1, (tiles * out.n + 15) / 16));
+}
+void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
+  if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.c != c || w.m != out.c ||
+      out.h * out.w < kBlockedTile)
+    throw Error(ErrorKind::Internal, "pointwise_conv2d_blocked: not a pointwise convolution it can run");
+}
+}  // namespace
+
+void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Blocked* residual, Epilogue e,
+                              const Blocked& out) {
+  install_error_handler();
+  check_pointwise_blocked(w, in.c, out);
+  if (in.h * in.w != out.h * out.w || in.n != out.n || (residual && residual->floats() != out.floats()))
+    throw Error(ErrorKind::Internal, "pointwise_conv2d_blocked: mismatched planes");
+  BlockedFlat bin(in), bout(out);
+  Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
+  Buf bb(w.bias.data(), w.m_padded);
+  const int k = tiles_per_task(out);
+  if (residual) {
+    BlockedFlat bres(*residual);
+    check(vkf_pwb_res(bin.buf.get(), bw.get(), bb.get(), bres.buf.get(), k, e.act, e.alpha, e.beta, bout.buf.get()),
+          "vkf_pwb_res");
+  } else {
+    check(vkf_pwb(bin.buf.get(), bw.get(), bb.get(), bout.buf.get(), k, e.act, e.alpha, e.beta, bout.buf.get()),
+          "vkf_pwb");
+  }
+}
+
+void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, const Blocked& out) {
+  install_error_handler();
+  check_pointwise_blocked(w, in.extent[2], out);
+  if (in.extent[0] * in.extent[1] != out.h * out.w || in.extent[3] != out.n)
+    throw Error(ErrorKind::Internal, "pointwise_conv2d_blocked: mismatched planes");
+  View flat = flat_plane(in);
+  flat.rank = 4;  // (p, c, n, 1)
+  flat.extent[3] = 1;
+  flat.stride[3] = 0;
+  Buf bin(flat);
+  BlockedFlat bout(out);
+  Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
+  Buf bb(w.bias.data(), w.m_padded);
+  check(vkf_pwb_planar(bin.get(), bw.get(), bb.get(), bout.buf.get(), tiles_per_task(out), e.act, e.alpha, e.beta,
+                       bout.buf.get()),
+        "vkf_pwb_planar");
+}
+
+void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const Window2D& g, Epilogue e,
+                              const Blocked& out) {
+  install_error_handler();
+  if (w.c != in.c || out.c != in.c || out.w < kBlockedTile || in.n != out.n)
+    throw Error(ErrorKind::Internal, "depthwise_conv2d_blocked: not a depthwise convolution it can run");
+  Buf bin(in.data, {kChannelBlock, in.w, in.h, in.blocks(), in.n});
+  Buf bout(out.data, {kChannelBlock, out.w, out.h, out.blocks(), out.n});
+  Buf bw(w.weights.data(), {kChannelBlock, w.kw, w.kh, w.c_padded / kChannelBlock});
+  Buf bb(w.bias.data(), w.c_padded);
+  // About 16 tasks a layer: whole planes where there are enough blocks.
+  const std::int64_t rows = (out.h * out.blocks() * out.n + 15) / 16;
+  const int rows_per_task = static_cast<int>(std::clamp<std::int64_t>(rows, 1, out.h));
+  check(vkf_dwb(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
+                rows_per_task, e.act, e.alpha, e.beta, bout.get()),
+        "vkf_dwb");
+}
+
+void blocked_to_planar(const Blocked& in, const View& out) {
+  const std::int64_t plane = in.h * in.w;
+  if (out.extent[0] * out.extent[1] != plane || out.extent[2] != in.c || out.extent[3] != in.n ||
+      out.stride[0] != 1 || out.stride[1] != out.extent[0])
+    throw Error(ErrorKind::Internal, "blocked_to_planar: mismatched tensors");
+  struct Blocks {
+    const Blocked* in;
+    const View* out;
+  } blocks{&in, &out};
+  auto block = [](void*, int i, std::uint8_t* closure) -> int {
+    const Blocks& b = *reinterpret_cast<const Blocks*>(closure);
+    const std::int64_t nb = b.in->blocks(), n = i / nb, cb = i % nb, plane = b.in->h * b.in->w;
+    const float* src = b.in->data + static_cast<std::int64_t>(i) * plane * kChannelBlock;
+    const int lanes = static_cast<int>(std::min<std::int64_t>(kChannelBlock, b.in->c - cb * kChannelBlock));
+    // Runs of pixels whose 16-channel lines stay in L1 while each channel is copied out of them.
+    constexpr std::int64_t kRun = 256;
+    for (std::int64_t p0 = 0; p0 < plane; p0 += kRun) {
+      const std::int64_t p1 = std::min(plane, p0 + kRun);
+      for (int ci = 0; ci < lanes; ++ci) {
+        float* dst = b.out->data + (cb * kChannelBlock + ci) * b.out->stride[2] + n * b.out->stride[3];
+        for (std::int64_t p = p0; p < p1; ++p) dst[p] = src[p * kChannelBlock + ci];
+      }
+    }
+    return 0;
+  };
+  halide_do_par_for(nullptr, block, 0, static_cast<int>(in.n * in.blocks()), reinterpret_cast<std::uint8_t*>(&blocks));
+}
+
+void channel_scale_blocked(const Blocked& in, const float* scale, std::int64_t image_stride, const Blocked& out) {
+  if (in.floats() != out.floats() || in.c != out.c)
+    throw Error(ErrorKind::Internal, "channel_scale_blocked: mismatched tensors");
+  struct Blocks {
+    const Blocked *in, *out;
+    const float* scale;
+    std::int64_t image_stride;
+  } blocks{&in, &out, scale, image_stride};
+  auto block = [](void*, int i, std::uint8_t* closure) -> int {
+    const Blocks& b = *reinterpret_cast<const Blocks*>(closure);
+    const std::int64_t nb = b.in->blocks(), n = i / nb, cb = i % nb, plane = b.in->h * b.in->w;
+    float s[kChannelBlock] = {};
+    for (int ci = 0; ci < kChannelBlock && cb * kChannelBlock + ci < b.in->c; ++ci)
+      s[ci] = b.scale[n * b.image_stride + cb * kChannelBlock + ci];
+    const std::int64_t offset = static_cast<std::int64_t>(i) * plane * kChannelBlock;
+    const float* src = b.in->data + offset;
+    float* dst = b.out->data + offset;
+    for (std::int64_t p = 0; p < plane; ++p)
+      for (int ci = 0; ci < kChannelBlock; ++ci) dst[p * kChannelBlock + ci] = src[p * kChannelBlock + ci] * s[ci];
+    return 0;
+  };
+  halide_do_par_for(nullptr, block, 0, static_cast<int>(in.n * in.blocks()), reinterpret_cast<std::uint8_t*>(&blocks));
+}
+
+void global_avg_pool_blocked(const Blocked& in, const View& out) {
+  const std::int64_t plane = in.h * in.w;
+  const float scale = 1.f / static_cast<float>(plane);
+  for (std::int64_t n = 0; n < in.n; ++n)
+    for (std::int64_t cb = 0; cb < in.blocks(); ++cb) {
+      const float* src = in.data + ((n * in.blocks() + cb) * plane) * kChannelBlock;
+      float acc[kChannelBlock] = {};
+      for (std::int64_t p = 0; p < plane; ++p)
+        for (int ci = 0; ci < kChannelBlock; ++ci) acc[ci] += src[p * kChannelBlock + ci];
+      for (int ci = 0; ci < kChannelBlock && cb * kChannelBlock + ci < in.c; ++ci)
+        out.data[(cb * kChannelBlock + ci) * out.stride[0] + n * out.stride[1]] = acc[ci] * scale;
+    }
 }
 
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) {

@@ -166,6 +166,42 @@ struct PackedDepthwise {
 void depthwise_conv2d_channel_vector(const View& in, const PackedDepthwise& w, const Window2D& g, Epilogue e,
                                      const View& out);
 
+// Blocked channels (NCHW16c): between mobile layers (depthwise and pointwise
+// convolutions, their residual Adds, the global pool after them) the host
+// holds [N, C, H, W] as (ci, x, y, cb, n) innermost first, channel
+// c = kChannelBlock * cb + ci, in ceil(C / kChannelBlock) blocks. The lanes
+// past C are written with whatever falls out and never read as channels
+// (only the pointwise kernel mixes channels, and it reads c < C); see
+// runtime/host_program.cpp (step 2c) for which values are held so.
+inline constexpr int kChannelBlock = kDepthwiseChannelBlock;
+// Pixels per register tile of the blocked kernels: the pointwise kernel's
+// tile of the flattened plane, the depthwise kernel's along a row. 7 divides
+// every map size of the mobile networks (112 ... 7), and tiles of 14 spill.
+inline constexpr int kBlockedTile = 7;
+struct Blocked {
+  float* data = nullptr;
+  std::int64_t n = 1, c = 0, h = 0, w = 0;
+  std::int64_t blocks() const { return (c + kChannelBlock - 1) / kChannelBlock; }
+  std::int64_t floats() const { return n * blocks() * kChannelBlock * h * w; }
+};
+// pointwise_blocked: a 1x1, stride-1, unpadded convolution writing blocked
+// channels, from blocked channels (with an optional blocked residual) or from
+// a dense planar (w, h, c, n) view. Filters packed with tile_m =
+// kConvChannelVectorTileM; the plane holds at least kBlockedTile pixels.
+void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Blocked* residual, Epilogue e,
+                              const Blocked& out);
+void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, const Blocked& out);
+// depthwise_blocked: any window, stride, padding and dilation; rows of the
+// output at least kBlockedTile wide.
+void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const Window2D& g, Epilogue e,
+                              const Blocked& out);
+// out (c, n) = the mean of each channel's plane.
+void global_avg_pool_blocked(const Blocked& in, const View& out);
+// out (w, h, c, n), dense planes: the same tensor in planar channels.
+void blocked_to_planar(const Blocked& in, const View& out);
+// out = in * scale[n * image_stride + c] (a squeeze-and-excitation gate).
+void channel_scale_blocked(const Blocked& in, const float* scale, std::int64_t image_stride, const Blocked& out);
+
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out);
 void avg_pool2d(const View& in, const Window2D& g, bool count_include_pad, Epilogue e, const View& out);
 // in (p, c, n) → out (c, n): the mean over p.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <cstdlib>
 #include <random>
 #include <sstream>
@@ -192,6 +193,127 @@ TEST(HostConv, DepthwiseKernelsByMapSize) {
   };
   std::uint32_t seed = 300;
   for (const auto& [k, kernel] : cases) check_conv_kernel(k, kernel, seed++);
+}
+
+// Blocked channels (hk::Blocked): two inverted-residual blocks (pointwise
+// expansion, depthwise, pointwise projection; the second adds the first's
+// output; in some cases with squeeze-and-excitation gates after the
+// depthwise layers) and a global pool. The chain runs blocked from the first
+// pointwise layer, which reads the planar input, to the pool; channel counts
+// off the block of 16, odd maps, strides, dilations, 5x5 windows, N = 2 and
+// the generic activation path (LeakyRelu, Sigmoid) included.
+struct BlockCase {
+  std::int64_t n, c, h, w, expand, k, stride, dilation;
+  std::string act;
+  bool squeeze_excite = false;  // x * sigmoid(expand(relu(reduce(mean(x))))) after the depthwise layer
+};
+g::ValueId activation(GraphBuilder& b, g::ValueId y, const std::string& act) {
+  if (act == "Relu") return b.node("Relu", {y});
+  if (act == "LeakyRelu") return b.node("LeakyRelu", {y}, attrs({{"alpha", 0.1f}}));
+  if (act == "Sigmoid") return b.node("Sigmoid", {y});
+  if (act == "HardSwish") return b.node("HardSwish", {y});
+  if (act == "Clip") return b.node("Clip", {y}, attrs({{"min", -0.5f}, {"max", 0.5f}}));
+  return y;
+}
+g::ValueId conv(GraphBuilder& b, std::mt19937& rng, g::ValueId x, std::int64_t c, std::int64_t m, std::int64_t k,
+                std::int64_t stride, std::int64_t dilation, bool depthwise) {
+  const std::int64_t pad = (k - 1) / 2 * dilation, group = depthwise ? c : 1;
+  static int count = 0;
+  const std::string name = "w" + std::to_string(count++);
+  auto w = b.constant(name, random_tensor(rng, {m, c / group, k, k}));
+  auto bias = b.constant(name + "b", random_tensor(rng, {m}));
+  return b.node("Conv", {x, w, bias},
+                attrs({{"strides", Ints{stride, stride}},
+                       {"dilations", Ints{dilation, dilation}},
+                       {"pads", Ints{pad, pad, pad, pad}},
+                       {"group", group},
+                       {"kernel_shape", Ints{k, k}}}));
+}
+g::Graph blocked_chain(const BlockCase& k, std::mt19937& rng, bool also_read_planar = false) {
+  GraphBuilder b;
+  auto x = b.input("x", {k.n, k.c, k.h, k.w});
+  auto block = [&](g::ValueId in, std::int64_t stride, g::ValueId* depthwise_out = nullptr) {
+    auto e = activation(b, conv(b, rng, in, k.c, k.expand, 1, 1, 1, false), k.act);
+    auto d = activation(b, conv(b, rng, e, k.expand, k.expand, k.k, stride, k.dilation, true), k.act);
+    if (k.squeeze_excite) {
+      auto s = b.node("GlobalAveragePool", {d});
+      s = b.node("Relu", {conv(b, rng, s, k.expand, 8, 1, 1, 1, false)});
+      d = b.node("Mul", {d, b.node("Sigmoid", {conv(b, rng, s, 8, k.expand, 1, 1, 1, false)})});
+    }
+    if (depthwise_out) *depthwise_out = d;
+    return conv(b, rng, d, k.expand, k.c, 1, 1, 1, false);
+  };
+  auto y1 = block(x, k.stride);
+  g::ValueId d2 = g::kNoValue;
+  auto y2 = b.node("Add", {block(y1, 1, &d2), y1});
+  auto pooled = b.node("GlobalAveragePool", {y2});
+  if (also_read_planar) return b.finish({pooled, b.node("Relu", {d2})});
+  return b.finish({pooled});
+}
+std::string describe(const BlockCase& k) {
+  return "N" + std::to_string(k.n) + " C" + std::to_string(k.c) + " " + std::to_string(k.h) + "x" +
+         std::to_string(k.w) + " E" + std::to_string(k.expand) + " k" + std::to_string(k.k) + " s" +
+         std::to_string(k.stride) + " d" + std::to_string(k.dilation) + " " + k.act + (k.squeeze_excite ? " SE" : "");
+}
+std::map<std::string, int> kernel_counts(const g::Graph& graph) {
+  const vkfuse::runtime::HostProgram program(graph, {}, 1);
+  std::map<std::string, int> counts;
+  for (const auto& step : program.steps()) ++counts[step.kernel];
+  return counts;
+}
+
+TEST(HostConv, BlockedChannelChains) {
+  const std::vector<BlockCase> cases = {
+      {1, 16, 14, 14, 96, 3, 1, 1, "Clip"},       // MobileNet v2's 14x14 blocks
+      {2, 24, 15, 17, 40, 3, 2, 1, "Relu"},       // stride 2 to 8x9, N = 2
+      {1, 20, 7, 7, 72, 5, 1, 1, "HardSwish"},    // 5x5 on 7x7, channels off the block
+      {1, 33, 12, 10, 50, 3, 1, 2, "LeakyRelu"},  // dilated; the generic epilogue
+      {1, 8, 9, 30, 17, 5, 2, 1, "Sigmoid"},      // 5x5 stride 2 to 5x15
+      {1, 3, 8, 7, 5, 3, 1, 1, ""},               // one tile across, 56 px
+      {2, 16, 14, 14, 40, 5, 2, 1, "HardSwish", true},  // squeeze-and-excitation (MobileNetV3, EfficientNet)
+      {1, 24, 9, 11, 72, 3, 1, 1, "Relu", true},
+  };
+  std::uint32_t seed = 900;
+  for (const BlockCase& k : cases) {
+    std::mt19937 rng(seed);
+    const g::Graph graph = blocked_chain(k, rng);
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, seed, 2, &desc), kTol) << describe(k) << " | " << desc;
+    // Everything from the first layer to the pool on blocked channels: six
+    // convolutions (the residual Add fused into the last) and the pool.
+    auto counts = kernel_counts(graph);
+    EXPECT_EQ(counts["pointwise_blocked"], 4) << describe(k) << " | " << desc;
+    EXPECT_EQ(counts["depthwise_blocked"], 2) << describe(k) << " | " << desc;
+    EXPECT_EQ(counts["global_avg_pool_blocked"], k.squeeze_excite ? 3 : 1) << describe(k) << " | " << desc;
+    EXPECT_EQ(counts["channel_scale_blocked"], k.squeeze_excite ? 2 : 0) << describe(k) << " | " << desc;
+    ++seed;
+  }
+}
+
+// A blocked value that something else reads too (here the second
+// depthwise output is also a graph output; a Concat, a view, a reduction
+// would be alike) gets a planar copy right after its producer, and the chain
+// stays blocked. A value whose readers are all planar is not blocked at all:
+// a lone blocked layer between planar ones would only add copies.
+TEST(HostConv, BlockedChannelsCopiedForPlanarReaders) {
+  const BlockCase k{1, 16, 14, 14, 48, 3, 1, 1, "Clip"};
+  std::mt19937 rng(950);
+  const g::Graph graph = blocked_chain(k, rng, /*also_read_planar=*/true);
+  std::string desc;
+  EXPECT_LE(compare_host_to_reference(graph, 950, 2, &desc), kTol) << desc;
+  auto counts = kernel_counts(graph);
+  EXPECT_EQ(counts["pointwise_blocked"], 4) << desc;
+  EXPECT_EQ(counts["depthwise_blocked"], 2) << desc;
+  EXPECT_EQ(counts["to_planar"], 1) << desc;
+
+  GraphBuilder b;
+  auto x = b.input("x", {1, 16, 14, 14});
+  auto e = conv(b, rng, x, 16, 32, 1, 1, 1, false);
+  auto y = b.node("Concat", {conv(b, rng, e, 32, 32, 3, 1, 1, true), e}, attrs({{"axis", std::int64_t{1}}}));
+  const g::Graph planar = b.finish({y});
+  EXPECT_LE(compare_host_to_reference(planar, 951, 2, &desc), kTol) << desc;
+  counts = kernel_counts(planar);
+  EXPECT_EQ(counts["pointwise_blocked"] + counts["depthwise_blocked"] + counts["to_planar"], 0) << desc;
 }
 
 // conv_tiled (activations other than none and ReLU) and the planar
