@@ -653,25 +653,30 @@ void winograd_conv2d(const View& in, const PackedWinograd& w, const Window2D& g,
   }
 }
 
-void subsample(const View& in, int stride_x, int stride_y, const View& out) {
-  struct Planes {
-    const View *in, *out;
-    int sx, sy;
-  } planes{&in, &out, stride_x, stride_y};
-  auto plane = [](void*, int i, std::uint8_t* closure) -> int {
-    const Planes& p = *reinterpret_cast<const Planes*>(closure);
-    const std::int64_t c = i % p.out->extent[2], n = i / p.out->extent[2];
-    const float* src = p.in->data + c * p.in->stride[2] + n * p.in->stride[3];
-    float* dst = p.out->data + c * p.out->stride[2] + n * p.out->stride[3];
-    for (std::int64_t y = 0; y < p.out->extent[1]; ++y) {
-      const float* row = src + y * p.sy * p.in->stride[1];
-      float* o = dst + y * p.out->stride[1];
-      for (std::int64_t x = 0; x < p.out->extent[0]; ++x) o[x] = row[x * p.sx * p.in->stride[0]];
-    }
+namespace {
+// f(i) for i in [0, count) on the kernels' thread pool (one task per block
+// of channels of one image: the blocked layout's copies and reductions, subsample).
+template <class F>
+void parallel_tasks(std::int64_t count, F f) {
+  auto task = [](void*, int i, std::uint8_t* closure) -> int {
+    (*reinterpret_cast<F*>(closure))(i);
     return 0;
   };
-  halide_do_par_for(nullptr, plane, 0, static_cast<int>(out.extent[2] * out.extent[3]),
-                    reinterpret_cast<std::uint8_t*>(&planes));
+  halide_do_par_for(nullptr, task, 0, static_cast<int>(count), reinterpret_cast<std::uint8_t*>(&f));
+}
+}  // namespace
+
+void subsample(const View& in, int stride_x, int stride_y, const View& out) {
+  parallel_tasks(out.extent[2] * out.extent[3], [&](std::int64_t i) {
+    const std::int64_t c = i % out.extent[2], n = i / out.extent[2];
+    const float* src = in.data + c * in.stride[2] + n * in.stride[3];
+    float* dst = out.data + c * out.stride[2] + n * out.stride[3];
+    for (std::int64_t y = 0; y < out.extent[1]; ++y) {
+      const float* row = src + y * stride_y * in.stride[1];
+      float* o = dst + y * out.stride[1];
+      for (std::int64_t x = 0; x < out.extent[0]; ++x) o[x] = row[x * stride_x * in.stride[0]];
+    }
+  });
 }
 
 namespace {
@@ -817,69 +822,54 @@ void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const
 }
 
 void blocked_to_planar(const Blocked& in, const View& out) {
-  const std::int64_t plane = in.h * in.w;
+  const std::int64_t plane = in.h * in.w, nb = in.blocks();
   if (out.extent[0] * out.extent[1] != plane || out.extent[2] != in.c || out.extent[3] != in.n ||
       out.stride[0] != 1 || out.stride[1] != out.extent[0])
     throw Error(ErrorKind::Internal, "blocked_to_planar: mismatched tensors");
-  struct Blocks {
-    const Blocked* in;
-    const View* out;
-  } blocks{&in, &out};
-  auto block = [](void*, int i, std::uint8_t* closure) -> int {
-    const Blocks& b = *reinterpret_cast<const Blocks*>(closure);
-    const std::int64_t nb = b.in->blocks(), n = i / nb, cb = i % nb, plane = b.in->h * b.in->w;
-    const float* src = b.in->data + static_cast<std::int64_t>(i) * plane * kChannelBlock;
-    const int lanes = static_cast<int>(std::min<std::int64_t>(kChannelBlock, b.in->c - cb * kChannelBlock));
+  parallel_tasks(in.n * nb, [&](std::int64_t i) {
+    const std::int64_t n = i / nb, cb = i % nb;
+    const float* src = in.data + i * plane * kChannelBlock;
+    const int lanes = static_cast<int>(std::min<std::int64_t>(kChannelBlock, in.c - cb * kChannelBlock));
     // Runs of pixels whose 16-channel lines stay in L1 while each channel is copied out of them.
     constexpr std::int64_t kRun = 256;
     for (std::int64_t p0 = 0; p0 < plane; p0 += kRun) {
       const std::int64_t p1 = std::min(plane, p0 + kRun);
       for (int ci = 0; ci < lanes; ++ci) {
-        float* dst = b.out->data + (cb * kChannelBlock + ci) * b.out->stride[2] + n * b.out->stride[3];
+        float* dst = out.data + (cb * kChannelBlock + ci) * out.stride[2] + n * out.stride[3];
         for (std::int64_t p = p0; p < p1; ++p) dst[p] = src[p * kChannelBlock + ci];
       }
     }
-    return 0;
-  };
-  halide_do_par_for(nullptr, block, 0, static_cast<int>(in.n * in.blocks()), reinterpret_cast<std::uint8_t*>(&blocks));
+  });
 }
 
 void channel_scale_blocked(const Blocked& in, const float* scale, std::int64_t image_stride, const Blocked& out) {
   if (in.floats() != out.floats() || in.c != out.c)
     throw Error(ErrorKind::Internal, "channel_scale_blocked: mismatched tensors");
-  struct Blocks {
-    const Blocked *in, *out;
-    const float* scale;
-    std::int64_t image_stride;
-  } blocks{&in, &out, scale, image_stride};
-  auto block = [](void*, int i, std::uint8_t* closure) -> int {
-    const Blocks& b = *reinterpret_cast<const Blocks*>(closure);
-    const std::int64_t nb = b.in->blocks(), n = i / nb, cb = i % nb, plane = b.in->h * b.in->w;
+  const std::int64_t plane = in.h * in.w, nb = in.blocks();
+  parallel_tasks(in.n * nb, [&](std::int64_t i) {
+    const std::int64_t n = i / nb, cb = i % nb;
     float s[kChannelBlock] = {};
-    for (int ci = 0; ci < kChannelBlock && cb * kChannelBlock + ci < b.in->c; ++ci)
-      s[ci] = b.scale[n * b.image_stride + cb * kChannelBlock + ci];
-    const std::int64_t offset = static_cast<std::int64_t>(i) * plane * kChannelBlock;
-    const float* src = b.in->data + offset;
-    float* dst = b.out->data + offset;
+    for (int ci = 0; ci < kChannelBlock && cb * kChannelBlock + ci < in.c; ++ci)
+      s[ci] = scale[n * image_stride + cb * kChannelBlock + ci];
+    const float* src = in.data + i * plane * kChannelBlock;
+    float* dst = out.data + i * plane * kChannelBlock;
     for (std::int64_t p = 0; p < plane; ++p)
       for (int ci = 0; ci < kChannelBlock; ++ci) dst[p * kChannelBlock + ci] = src[p * kChannelBlock + ci] * s[ci];
-    return 0;
-  };
-  halide_do_par_for(nullptr, block, 0, static_cast<int>(in.n * in.blocks()), reinterpret_cast<std::uint8_t*>(&blocks));
+  });
 }
 
 void global_avg_pool_blocked(const Blocked& in, const View& out) {
-  const std::int64_t plane = in.h * in.w;
-  const float scale = 1.f / static_cast<float>(plane);
-  for (std::int64_t n = 0; n < in.n; ++n)
-    for (std::int64_t cb = 0; cb < in.blocks(); ++cb) {
-      const float* src = in.data + ((n * in.blocks() + cb) * plane) * kChannelBlock;
-      float acc[kChannelBlock] = {};
-      for (std::int64_t p = 0; p < plane; ++p)
-        for (int ci = 0; ci < kChannelBlock; ++ci) acc[ci] += src[p * kChannelBlock + ci];
-      for (int ci = 0; ci < kChannelBlock && cb * kChannelBlock + ci < in.c; ++ci)
-        out.data[(cb * kChannelBlock + ci) * out.stride[0] + n * out.stride[1]] = acc[ci] * scale;
-    }
+  const std::int64_t plane = in.h * in.w, nb = in.blocks();
+  parallel_tasks(in.n * nb, [&](std::int64_t i) {
+    const std::int64_t n = i / nb, cb = i % nb;
+    const float* src = in.data + i * plane * kChannelBlock;
+    float acc[kChannelBlock] = {};
+    for (std::int64_t p = 0; p < plane; ++p)
+      for (int ci = 0; ci < kChannelBlock; ++ci) acc[ci] += src[p * kChannelBlock + ci];
+    const float scale = 1.f / static_cast<float>(plane);
+    for (int ci = 0; ci < kChannelBlock && cb * kChannelBlock + ci < in.c; ++ci)
+      out.data[(cb * kChannelBlock + ci) * out.stride[0] + n * out.stride[1]] = acc[ci] * scale;
+  });
 }
 
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) {
