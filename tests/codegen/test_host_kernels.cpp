@@ -270,6 +270,8 @@ TEST(HostConv, BlockedChannelChains) {
       {1, 33, 12, 10, 50, 3, 1, 2, "LeakyRelu"},  // dilated; the generic epilogue
       {1, 8, 9, 30, 17, 5, 2, 1, "Sigmoid"},      // 5x5 stride 2 to 5x15
       {1, 3, 8, 7, 5, 3, 1, 1, ""},               // one tile across, 56 px
+      {1, 12, 15, 14, 24, 5, 1, 2, "Clip"},       // 5x5 dilated: the generic 5x5 code
+      {1, 16, 12, 12, 24, 7, 1, 1, "Relu"},       // 7x7: the taps as a loop
       {2, 16, 14, 14, 40, 5, 2, 1, "HardSwish", true},  // squeeze-and-excitation (MobileNetV3, EfficientNet)
       {1, 24, 9, 11, 72, 3, 1, 1, "Relu", true},
   };
