@@ -927,19 +927,13 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
     conv.compute_at(out, xo).bound_extent(ci, B).bound_extent(x, TX).bound_extent(y, 1).bound_extent(cb, 1);
     conv.bound_extent(n, 1).vectorize(ci, B).unroll(x);
     conv.store_in(MemoryType::Register);
-    // 3x3 and 5x5 windows unroll their taps. Strides 1 and 2 (undilated)
-    // have code of their own: with constant strides the tap addresses are
-    // constant offsets and neighbouring pixels' shared taps load once (with
-    // run-time strides the 3x3 stride-2 layers ran 2x ONNX Runtime's time,
-    // their addresses and pad tests spilled to the stack).
+    // 3x3 and 5x5 windows unroll their taps; at stride 1 neighbouring
+    // pixels' taps load the same vectors once.
     Stage taps = conv.update();
     taps.reorder(ci, x, r.x, r.y, y, cb, n).vectorize(ci, B).unroll(x);
-    for (int k : {3, 5})
-      for (int s : {1, 2})
-        taps.specialize(KW == k && KH == k && stride_x == s && stride_y == s && dil_x == 1 && dil_y == 1)
-            .unroll(r.x)
-            .unroll(r.y);
+    taps.specialize(KW == 3 && KH == 3 && stride_x == 1 && dil_x == 1).unroll(r.x).unroll(r.y);
     taps.specialize(KW == 3 && KH == 3).unroll(r.x).unroll(r.y);
+    taps.specialize(KW == 5 && KH == 5 && stride_x == 1 && dil_x == 1).unroll(r.x).unroll(r.y);
     taps.specialize(KW == 5 && KH == 5).unroll(r.x).unroll(r.y);
   }
 };
