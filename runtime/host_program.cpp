@@ -785,6 +785,10 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   // VKFUSE_HOST_BLOCKED=0 turns it off (to measure it against the planar
   // kernels).
   std::vector<bool> blocked(nv, false), planar_copy(nv, false);
+  auto written_by = [&](std::int32_t ni) {  // the value a node's step writes (a fused Add's output for its conv)
+    auto it = plan.conv_to_add.find(ni);
+    return g.nodes[idx(it != plan.conv_to_add.end() ? it->second : ni)].outputs[0];
+  };
   static const bool blocked_enabled = [] {
     const char* e = std::getenv("VKFUSE_HOST_BLOCKED");
     return !(e && std::string(e) == "0");
@@ -812,9 +816,10 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       else if (group > 1 && group == xs[1] && ws[0] == group && ws[1] == 1 && ys[3] >= hk::kBlockedTile)
         cand[idx(ni)] = kDepthwise;
     }
-    auto written = [&](std::int32_t ni) {  // the value a convolution's step writes
-      auto it = plan.conv_to_add.find(ni);
-      return g.nodes[idx(it != plan.conv_to_add.end() ? it->second : ni)].outputs[0];
+    // The value a candidate reads in channels: a gate's gated operand, a convolution's input.
+    auto channel_input = [&](std::int32_t ni) {
+      const Node& n = g.nodes[idx(ni)];
+      return cand[idx(ni)] == kGate ? n.inputs[static_cast<std::size_t>(1 - channel_gate_operand(n, g))] : n.inputs[0];
     };
     std::map<std::int32_t, std::int32_t> add_to_conv;
     for (auto& [ci, ai] : plan.conv_to_add) add_to_conv[ai] = ci;
@@ -823,18 +828,16 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       for (auto v : g.nodes[idx(ni)].inputs)
         if (v != kNoValue) readers[idx(v)].push_back(ni);
     auto reads_blocked = [&](std::int32_t ri, ValueId v) {
-      const Node& r = g.nodes[idx(ri)];
       if (auto a = add_to_conv.find(ri); a != add_to_conv.end()) return cand[idx(a->second)] != kNone;  // residual
-      if (cand[idx(ri)] == kGate) return r.inputs[static_cast<std::size_t>(1 - channel_gate_operand(r, g))] == v;
-      if (cand[idx(ri)] != kNone) return r.inputs[0] == v;
-      return r.op_type == "GlobalAveragePool" && g.value(v).shape.size() == 4;
+      if (cand[idx(ri)] != kNone) return channel_input(ri) == v;
+      return g.nodes[idx(ri)].op_type == "GlobalAveragePool" && g.value(v).shape.size() == 4;
     };
     for (bool pruned = true; pruned;) {
       std::fill(blocked.begin(), blocked.end(), false);
       std::fill(planar_copy.begin(), planar_copy.end(), false);
       for (std::int32_t ni = 0; ni < nn; ++ni) {
         if (cand[idx(ni)] == kNone) continue;
-        const ValueId v = written(ni);
+        const ValueId v = written_by(ni);
         // A Concat input is written in place into the Concat (step 2):
         // blocked, it would cost a copy that planar costs nothing.
         if (!is_runtime_f32(v) || plan.alias_parent[idx(v)] != kNoValue) continue;
@@ -843,25 +846,21 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
         // The end of a chain (its input blocked; nodes are in order, so the
         // input's layout is known) writes blocked and copies; a pointwise
         // layer between planar ones would only add the copy.
-        const ValueId x = cand[idx(ni)] == kGate
-                              ? g.nodes[idx(ni)].inputs[static_cast<std::size_t>(1 - channel_gate_operand(g.nodes[idx(ni)], g))]
-                              : g.nodes[idx(ni)].inputs[0];
-        blocked[idx(v)] = any_blocked || blocked[idx(x)];
+        blocked[idx(v)] = any_blocked || blocked[idx(channel_input(ni))];
         planar_copy[idx(v)] = blocked[idx(v)] && any_planar;
       }
       pruned = false;
       for (std::int32_t ni = 0; ni < nn; ++ni) {
         if (cand[idx(ni)] == kNone) continue;
         const Node& n = g.nodes[idx(ni)];
-        bool keep = blocked[idx(written(ni))];
-        // depthwise_blocked reads blocked channels only, pointwise_blocked's
-        // residual form too; a residual is read in the output's layout.
-        if (cand[idx(ni)] == kDepthwise) keep = keep && blocked[idx(n.inputs[0])];
-        if (cand[idx(ni)] == kGate)
-          keep = keep && blocked[idx(n.inputs[static_cast<std::size_t>(1 - channel_gate_operand(n, g))])];
-        if (auto a = plan.conv_to_add.find(ni); a != plan.conv_to_add.end())
-          keep = keep && blocked[idx(n.inputs[0])] &&
-                 blocked[idx(g.nodes[idx(a->second)].other_input(n.outputs[0]))];
+        bool keep = blocked[idx(written_by(ni))];
+        // depthwise_blocked and the gate read blocked channels only,
+        // pointwise_blocked's residual form too; a residual is read in the
+        // output's layout.
+        const auto a = plan.conv_to_add.find(ni);
+        if (cand[idx(ni)] != kPointwise || a != plan.conv_to_add.end()) keep = keep && blocked[idx(channel_input(ni))];
+        if (a != plan.conv_to_add.end())
+          keep = keep && blocked[idx(g.nodes[idx(a->second)].other_input(n.outputs[0]))];
         if (!keep) {
           cand[idx(ni)] = kNone;
           pruned = true;
@@ -1050,10 +1049,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
       // Blocked channels out (step 2c): the value this step writes is held so.
       const auto conv_add = plan.conv_to_add.find(ni);
-      const ValueId written = conv_add != plan.conv_to_add.end()
-                                  ? g.nodes[static_cast<std::size_t>(conv_add->second)].outputs[0]
-                                  : out_id;
-      const bool blocked_out = blocked[idx(written)], blocked_in = blocked_out && blocked[idx(n.inputs[0])];
+      const bool blocked_out = blocked[idx(written_by(ni))], blocked_in = blocked_out && blocked[idx(n.inputs[0])];
       auto io = [&](ValueId v) { return blocked_out ? blocked_buf(v) : buf(v); };
       ViewRef x = ViewRef::dense(blocked_in ? blocked_buf(n.inputs[0]) : in(0), xs);
       // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.

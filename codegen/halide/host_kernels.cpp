@@ -753,11 +753,13 @@ struct BlockedFlat {
   Buf buf;
   explicit BlockedFlat(const Blocked& b) : buf(b.data, {kChannelBlock, b.h * b.w, b.blocks(), b.n}) {}
 };
-// Pixel tiles per task: about 16 tasks a layer (one per tile spent more
-// time handing out tasks than computing on 14x14 maps).
+// Tasks per layer of the blocked kernels: one per pixel tile (pointwise) or
+// row (depthwise) spent more time handing out tasks than computing on 14x14
+// maps.
+constexpr std::int64_t kBlockedTasks = 16;
 int tiles_per_task(const Blocked& out) {
   const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
-  return static_cast<int>(std::max<std::int64_t>(1, (tiles * out.n + 15) / 16));
+  return static_cast<int>(std::max<std::int64_t>(1, (tiles * out.n + kBlockedTasks - 1) / kBlockedTasks));
 }
 void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
   if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.c != c || w.m != out.c ||
@@ -813,8 +815,8 @@ void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const
   Buf bout(out.data, {kChannelBlock, out.w, out.h, out.blocks(), out.n});
   Buf bw(w.weights.data(), {kChannelBlock, w.kw, w.kh, w.c_padded / kChannelBlock});
   Buf bb(w.bias.data(), w.c_padded);
-  // About 16 tasks a layer: whole planes where there are enough blocks.
-  const std::int64_t rows = (out.h * out.blocks() * out.n + 15) / 16;
+  // kBlockedTasks a layer: whole planes where there are enough blocks.
+  const std::int64_t rows = (out.h * out.blocks() * out.n + kBlockedTasks - 1) / kBlockedTasks;
   const int rows_per_task = static_cast<int>(std::clamp<std::int64_t>(rows, 1, out.h));
   check(vkf_dwb(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
                 rows_per_task, e.act, e.alpha, e.beta, bout.get()),
