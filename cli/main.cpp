@@ -359,6 +359,7 @@ int cmd_run(const ModelArgs& a, const std::vector<std::string>& input_files, con
     j["predicted_ms"] = model.predicted_ms();
     j["dispatches"] = last.dispatches;
     j["host_kernels"] = last.host_kernels;
+    j["host_copies"] = last.host_copies;
     j["bytes_uploaded"] = last.bytes_uploaded;
     j["bytes_downloaded"] = last.bytes_downloaded;
     j["threads"] = a.threads;

@@ -78,7 +78,12 @@ OpGeometry op_geometry(const graph::Graph& g, const graph::Node& n) {
 }
 
 CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile accel, LinkProfile link)
-    : g_(&g), host_(std::move(host)), accel_(std::move(accel)), link_(std::move(link)), fusion_(g), host_fusion_(g) {
+    : g_(&g),
+      host_(std::move(host)),
+      accel_(std::move(accel)),
+      link_(std::move(link)),
+      fusion_(g),
+      host_layout_rule_(g) {
   validate(host_);
   validate(accel_);
   if (!(link_.h2d_mbps > 0) || !(link_.d2h_mbps > 0))
@@ -90,6 +95,7 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
   use_counts_ = g.use_counts();
   for (ValueId v : g.outputs) is_output_[static_cast<std::size_t>(v)] = 1;
   costs_.resize(nn);
+  host_blocked_us_.assign(nn, 0.0);
   act_inputs_.resize(nn);
   outputs_.resize(nn);
   for (std::size_t i = 0; i < nn; ++i) {
@@ -146,10 +152,22 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
     if (!c.view) {
       const OpGeometry shape = op_geometry(g, n);
       c.host_us = host_.sequence_factor * (roofline_us(host_, c.op_class, c.flops, c.bytes, shape) + host_.dispatch_us);
+      OpGeometry blocked = shape;
+      blocked.blocked = true;
+      host_blocked_us_[i] =
+          host_.sequence_factor * (roofline_us(host_, c.op_class, c.flops, c.bytes, blocked) + host_.dispatch_us);
       c.accel_us =
           accel_.sequence_factor * (roofline_us(accel_, c.op_class, c.flops, c.bytes, shape) + accel_.dispatch_us);
     }
   }
+  // A copy from blocked channels to planar reads and writes the value once,
+  // as a step of its own.
+  to_planar_us_.assign(nv, 0.0);
+  for (std::size_t v = 0; v < nv; ++v)
+    if (!g.values[v].constant && g.values[v].shape_known)
+      to_planar_us_[v] = host_.sequence_factor *
+                         (roofline_us(host_, OpClass::elementwise, 0, 2 * value_bytes(static_cast<ValueId>(v))) +
+                          host_.dispatch_us);
   // An Add as a host Conv's epilogue reads its residual (the same shape as its
   // output) and adds it in the Conv's last pass over the output.
   host_epilogue_us_.assign(nn, 0.0);
@@ -161,8 +179,12 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
   }
 }
 
-double CostModel::host_op_us(int i, std::span<const int> segment) const {
-  return host_fusion_.fused_conv(i, segment) >= 0 ? host_epilogue_us_[static_cast<std::size_t>(i)] : host_us(i);
+double CostModel::host_op_us(int i, const HostLayout& layout) const {
+  const auto n = static_cast<std::size_t>(i);
+  double t = layout.fused_conv[n] >= 0 ? host_epilogue_us_[n] : layout.blocked_kernel[n] ? host_blocked_us_[n] : host_us(i);
+  for (ValueId v : outputs_[n])
+    if (layout.planar_copy[static_cast<std::size_t>(v)]) t += to_planar_us_[static_cast<std::size_t>(v)];
+  return t;
 }
 
 double CostModel::value_bytes(ValueId v) const {

@@ -10,6 +10,9 @@
 //                   (which ops share a kernel: planner/kernel_fusion.h, the
 //                   rule the Vulkan lowering runs; Concats written in place
 //                   cost only their copied inputs)
+//   host op time  = op time under the host lowering's layout
+//                   (planner/host_layout.h: residual epilogues, blocked
+//                   channels, their copies to planar)
 //
 // Bytes of an op: every input it reads (weights included) plus its outputs.
 // Views (Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout) cost nothing.
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "planner/host_layout.h"
 #include "planner/kernel_fusion.h"
 #include "planner/profile.h"
 
@@ -86,12 +90,17 @@ class CostModel {
   // other inputs' traffic.
   double fused_epilogue_us(int i, graph::ValueId fused_input) const;
   const KernelFusion& fusion() const { return fusion_; }
-  // Host op i's time as the host lowering runs it, given each node's host
-  // segment (planner::host_segments; -1 off the host): an Add that runs as
-  // its Conv's epilogue (HostFusion) costs reading the residual, anything
-  // else host_us(i).
-  double host_op_us(int i, std::span<const int> segment) const;
-  const HostFusion& host_fusion() const { return host_fusion_; }
+  // How the host lowering holds the host ops' values, given each node's host
+  // segment (planner::host_segments; -1 off the host): fused residual Adds,
+  // Concats in place, blocked channels (planner/host_layout.h). `out`'s
+  // storage is reused.
+  void host_layout(std::span<const int> segment, HostLayout& out) const { host_layout_rule_.decide(segment, out); }
+  // Host op i's time as the host lowering runs it under that layout: an Add
+  // that runs as its Conv's epilogue costs reading the residual; a layer in
+  // blocked channels is priced from the profile's blocked points; a value
+  // copied to planar for its planar readers adds that copy to its producer.
+  double host_op_us(int i, const HostLayout& layout) const;
+  const HostFusion& host_fusion() const { return host_layout_rule_.fusion(); }
 
  private:
   const graph::Graph* g_;
@@ -104,8 +113,10 @@ class CostModel {
   std::vector<std::int32_t> use_counts_;
   std::vector<std::vector<graph::ValueId>> act_inputs_, outputs_;
   KernelFusion fusion_;
-  HostFusion host_fusion_;
+  HostLayoutRule host_layout_rule_;
   std::vector<double> host_epilogue_us_;  // per node: its time as a host Conv's epilogue
+  std::vector<double> host_blocked_us_;   // per node: its time in blocked channels
+  std::vector<double> to_planar_us_;      // per value: its copy from blocked channels to planar
 };
 
 }  // namespace vkfuse::planner

@@ -102,13 +102,20 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
     plan.steps.push_back(step);
   }
   // The host ops' kernels and times, as the host lowering will run them.
-  const std::vector<int> segment = host_segments(g, plan);
+  HostLayout host_layout;
+  cm.host_layout(host_segments(g, plan), host_layout);
   for (int i = 0; i < n; ++i) {
     PlanNode& pn = plan.nodes[static_cast<std::size_t>(i)];
     if (pn.placement != Placement::host) continue;
-    const int conv = cm.host_fusion().fused_conv(i, segment);
+    const int conv = host_layout.fused_conv[static_cast<std::size_t>(i)];
     pn.kernel_of = conv >= 0 ? conv : i;
-    pn.host_us = cm.host_op_us(i, segment);
+    pn.host_us = cm.host_op_us(i, host_layout);
+    pn.blocked = host_layout.blocked_kernel[static_cast<std::size_t>(i)] != 0;
+    for (ValueId v : cm.outputs(i))
+      if (host_layout.planar_copy[static_cast<std::size_t>(v)]) {
+        pn.to_planar = true;
+        ++plan.host_copies;
+      }
     plan.host_kernels += conv >= 0 ? 0 : 1;
     plan.host_ms += pn.host_us / 1e3;
   }

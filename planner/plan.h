@@ -53,6 +53,10 @@ struct PlanNode {
   // On the host: the node whose Halide kernel runs it — itself, or the Conv
   // it is the residual epilogue of (HostFusion). -1 on the accelerator.
   int kernel_of = -1;
+  // On the host: its kernel runs in blocked channels (planner/host_layout.h),
+  // and its output is also copied to planar for its planar readers.
+  bool blocked = false;
+  bool to_planar = false;
 };
 
 // One entry of the execution order: a host op or a whole dispatch unit.
@@ -95,6 +99,7 @@ struct Plan {
   std::int64_t bytes_uploaded = 0, bytes_downloaded = 0;
   int transfers = 0;
   int host_kernels = 0;  // host ops that run a kernel of their own (the rest are epilogues)
+  int host_copies = 0;   // copies from blocked channels to planar (host steps beside the kernels)
 
   int accel_node_count() const;
 };
@@ -107,7 +112,7 @@ struct Plan {
 std::vector<int> host_segments(const graph::Graph& g, const Plan& plan);
 
 // That rule, step by step in execution order (host_segments and the
-// schedule simulation's HostSegmentClock both follow it).
+// schedule simulation's HostOpTimes both follow it).
 class HostSegmenter {
  public:
   explicit HostSegmenter(std::size_t nodes = 0) { reset(nodes); }

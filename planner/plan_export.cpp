@@ -74,7 +74,8 @@ std::string plan_to_text(const Plan& plan) {
   o << "            host ops " << ms3(plan.host_ms) << " ms, accelerator " << ms3(plan.accel_ms) << " ms, transfers "
     << ms3(plan.transfer_ms) << " ms; " << plan.units.size() << " units, " << plan.transfers << " transfers ("
     << human_bytes(plan.bytes_uploaded) << " up, " << human_bytes(plan.bytes_downloaded) << " down); "
-    << plan.host_kernels << " host kernels\n";
+    << plan.host_kernels << " host kernels"
+    << (plan.host_copies > 0 ? ", " + std::to_string(plan.host_copies) + " copies to planar" : std::string()) << "\n";
   o << "host        " << plan.host_profile << "\n";
   o << "accel       " << plan.accel_profile
     << (plan.shares_host_cores ? "  [runs on the host's cores: its compute takes turns with host ops]" : "") << "\n";
@@ -88,7 +89,9 @@ std::string plan_to_text(const Plan& plan) {
     op_w = std::max(op_w, n.op_type.size());
   }
   o << "\n  " << pad("#", 5) << pad("node", name_w + 2) << pad("op", op_w + 2) << pad("class", 14) << pad("on", 7)
-    << pad("unit", 6) << pad("host ms", 10) << "accel ms   (unit #N: on the host, in node N's kernel)\n";
+    << pad("unit", 6) << pad("layout", 14) << pad("host ms", 10)
+    << "accel ms   (unit #N: on the host, in node N's kernel; layout blocked: in blocks of 16 channels, "
+       "+copy: also copied to planar)\n";
   for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
     const PlanNode& n = plan.nodes[i];
     o << "  " << pad(std::to_string(i), 5) << pad(n.name, name_w + 2) << pad(n.op_type, op_w + 2) << pad(n.op_class, 14)
@@ -97,6 +100,7 @@ std::string plan_to_text(const Plan& plan) {
              : n.kernel_of >= 0 && n.kernel_of != static_cast<int>(i) ? tag("#", n.kernel_of)
                                                                       : std::string("-"),
              6)
+      << pad(n.blocked ? (n.to_planar ? "blocked+copy" : "blocked") : (n.to_planar ? "+copy" : "-"), 14)
       << pad(ms3(n.host_us / 1e3), 10) << ms3(n.accel_us / 1e3) << "\n";
   }
   if (!plan.units.empty()) {
@@ -161,7 +165,8 @@ std::string plan_to_json(const Plan& plan) {
                     {"bytes_downloaded", plan.bytes_downloaded},
                     {"transfers", plan.transfers},
                     {"units", plan.units.size()},
-                    {"host_kernels", plan.host_kernels}};
+                    {"host_kernels", plan.host_kernels},
+                    {"host_copies", plan.host_copies}};
   json nodes = json::array();
   for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
     const PlanNode& n = plan.nodes[i];
@@ -174,6 +179,8 @@ std::string plan_to_json(const Plan& plan) {
                {"accel_ms", n.accel_us / 1e3}};
     jn["unit"] = n.unit >= 0 ? json(n.unit) : json(nullptr);
     if (n.kernel_of >= 0 && n.kernel_of != static_cast<int>(i)) jn["kernel_of"] = n.kernel_of;  // a host epilogue
+    if (n.blocked) jn["layout"] = "blocked";
+    if (n.to_planar) jn["to_planar"] = true;
     nodes.push_back(jn);
   }
   j["nodes"] = nodes;

@@ -123,8 +123,17 @@ std::optional<OpClass> parse_op_class(std::string_view name) {
 }
 
 double DeviceProfile::throughput_gflops(OpClass c, double flops, const OpGeometry& shape) const {
-  const auto& pts = op_class(c).throughput;
-  if (pts.empty()) return 1.0;
+  const auto& all = op_class(c).throughput;
+  if (all.empty()) return 1.0;
+  // The op's layout's points (blocked channels are priced as planar where
+  // none were measured).
+  const bool blocked = shape.blocked && std::any_of(all.begin(), all.end(), [](const ThroughputPoint& p) {
+                         return p.shape.known() && p.shape.blocked;
+                       });
+  std::vector<ThroughputPoint> pts;
+  for (const auto& p : all)
+    if (p.shape.blocked == blocked) pts.push_back(p);
+  if (pts.empty()) return all.front().gflops;
   if (shape.known()) {
     // The two nearest measured shapes, weighted by inverse squared distance
     // (in log space, where a factor of two counts the same everywhere).
@@ -368,7 +377,7 @@ DeviceProfile device_profile_from_json(std::string_view json_text) {
           const json& sh = tp[i]["shape"];
           const std::string sp = ip + ".shape";
           pt.shape = {number(sh, "pixels", sp, what), number(sh, "kernel", sp, what), number(sh, "stride", sp, what),
-                      number(sh, "channels", sp, what)};
+                      number(sh, "channels", sp, what), flag(sh, "blocked", what, false)};
         }
         out.throughput.push_back(pt);
       }
@@ -414,6 +423,7 @@ std::string device_profile_to_json(const DeviceProfile& p) {
                        {"kernel", pt.shape.kernel},
                        {"stride", pt.shape.stride},
                        {"channels", pt.shape.channels}};
+      if (pt.shape.blocked) jp["shape"]["blocked"] = true;
       pts.push_back(jp);
     }
     classes[op_class_name(c)] = {{"throughput", pts}, {"bandwidth_gbs", p.op_class(c).bandwidth_gbs}};

@@ -39,6 +39,9 @@ struct OpGeometry {
   double kernel = 0;    // kernel area, kh×kw (pooling: its window)
   double stride = 0;    // the larger of the strides
   double channels = 0;  // input channels per group (pooling: channels)
+  // Run in blocked channels (planner/host_layout.h): the host's kernels for
+  // mobile layers between others of their kind, not the planar ones.
+  bool blocked = false;
   bool known() const { return pixels > 0 && kernel > 0 && stride > 0 && channels > 0; }
 };
 
@@ -56,8 +59,10 @@ struct OpClassProfile {
   // Sorted by flops. Looked up as follows: for an op of known shape, when
   // points of known shape exist, from the nearest ones in log space over
   // (flops, pixels, kernel area, stride, channels) — measured layers shaped
-  // like the op; otherwise interpolated linearly in log(flops), clamped at
-  // both ends.
+  // like the op — among the points of its layout (blocked or planar; a
+  // blocked op of a profile without blocked points among the planar ones);
+  // otherwise interpolated linearly in log(flops) over the planar points,
+  // clamped at both ends.
   std::vector<ThroughputPoint> throughput;
   double bandwidth_gbs = 1;  // effective memory bandwidth, GB/s (1e9 B/s)
 };

@@ -93,14 +93,13 @@ Layout lay_out(const CostModel& cm, const Partition& p, bool isolated_units) {
   return out;
 }
 
-double HostSegmentClock::host_op(const CostModel& cm, int i, std::span<const int> placement) {
+void HostOpTimes::host_op(const CostModel& cm, int i, std::span<const int> placement) {
   bool reads_a_download = false;
   for (ValueId v : cm.activation_inputs(i)) {
     const std::int32_t p = cm.producers()[static_cast<std::size_t>(v)];
     reads_a_download = reads_a_download || (p >= 0 && placement[static_cast<std::size_t>(p)] >= 0);
   }
   segmenter_.host_op(i, reads_a_download);
-  return cm.host_op_us(i, segmenter_.segments());
 }
 
 double simulate(const CostModel& cm, const Layout& layout, double transfer_scale, std::vector<ItemTime>* times) {
@@ -112,20 +111,24 @@ double simulate(const CostModel& cm, const Layout& layout, double transfer_scale
   double host_free = 0, link_free = 0, accel_own = 0;
   double& accel_free = cm.accel().shares_host_cores ? host_free : accel_own;
   if (times) times->clear();
-  HostSegmentClock segments;
-  segments.reset(cm.node_count());
+  HostOpTimes host_times;
+  host_times.reset(cm.node_count());
+  for (const OrderItem& item : layout.order) {
+    if (item.is_unit) host_times.unit();
+    else host_times.host_op(cm, item.index, layout.unit_of);
+  }
+  host_times.finish(cm);
   for (const OrderItem& item : layout.order) {
     ItemTime t;
     if (!item.is_unit) {
       const int i = item.index;
       double start = host_free;
       for (ValueId v : cm.activation_inputs(i)) start = std::max(start, host_ready[static_cast<std::size_t>(v)]);
-      const double end = start + segments.host_op(cm, i, layout.unit_of);
+      const double end = start + host_times.time_us(cm, i);
       host_free = end;
       for (ValueId v : cm.outputs(i)) host_ready[static_cast<std::size_t>(v)] = end;
       t = {start, end};
     } else {
-      segments.unit();
       const UnitLayout& u = layout.units[static_cast<std::size_t>(item.index)];
       double first = std::numeric_limits<double>::infinity();
       double uploaded = 0;
@@ -260,7 +263,12 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
     return true;
   };
   std::fill(host_ready_.begin(), host_ready_.end(), 0.0);
-  segments_.reset(n_);
+  host_times_.reset(n_);
+  for (int h : order_) {
+    if (p_in[static_cast<std::size_t>(h)] < 0) host_times_.host_op(cm_, h, p_in);
+    else host_times_.unit();
+  }
+  host_times_.finish(cm_);
   double host_free = 0, link_free = 0, accel_own = 0;  // as in simulate()
   double& accel_free = cm_.accel().shares_host_cores ? host_free : accel_own;
   for (int h : order_) {
@@ -270,12 +278,11 @@ double Simulator::predict(const Partition& p_in, double transfer_scale) {
     if (p_in.size() && p_in[static_cast<std::size_t>(h)] < 0) {
       double start = host_free;
       for (ValueId v : cm_.activation_inputs(h)) start = std::max(start, host_ready_[static_cast<std::size_t>(v)]);
-      const double end = start + segments_.host_op(cm_, h, p_in);
+      const double end = start + host_times_.time_us(cm_, h);
       host_free = end;
       for (ValueId v : cm_.outputs(h)) host_ready_[static_cast<std::size_t>(v)] = end;
       continue;
     }
-    segments_.unit();
     const std::span<const int> members(mb, me);
     const double compute = cm_.unit_compute_us(members, p_in);
     double uploaded = 0;

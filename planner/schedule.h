@@ -46,18 +46,25 @@ struct ItemTime {
   double start_us = 0, end_us = 0;
 };
 
-// The host segments as they form in execution order (planner::host_segments),
-// for pricing host ops as the host lowering runs them (CostModel::host_op_us).
-class HostSegmentClock {
+// The host ops' times as the host lowering runs them: the host segments as
+// they form in execution order (planner::host_segments) and the layout the
+// lowering gives those ops (CostModel::host_layout, CostModel::host_op_us).
+// Fed the whole order first, since a value's layout depends on its readers.
+class HostOpTimes {
  public:
   void reset(int nodes) { segmenter_.reset(static_cast<std::size_t>(nodes)); }
   void unit() { segmenter_.unit(); }
   // Host op i comes next; `placement` has per node its unit label (>= 0) or
-  // -1 on the host. Its time.
-  double host_op(const CostModel& cm, int i, std::span<const int> placement);
+  // -1 on the host.
+  void host_op(const CostModel& cm, int i, std::span<const int> placement);
+  // After the whole order: lays out the host ops.
+  void finish(const CostModel& cm) { cm.host_layout(segmenter_.segments(), layout_); }
+  // Then host op i's time.
+  double time_us(const CostModel& cm, int i) const { return cm.host_op_us(i, layout_); }
 
  private:
   HostSegmenter segmenter_;
+  HostLayout layout_;
 };
 // Simulated total (µs) of a layout, transfers scaled by transfer_scale; the
 // per-item times go to `times` when given.
@@ -93,7 +100,7 @@ class Simulator {
   std::vector<std::uint32_t> seen_;  // per value: stamp of the unit that uploads it
   std::uint32_t stamp_ = 0;
   std::vector<double> host_ready_;
-  HostSegmentClock segments_;
+  HostOpTimes host_times_;
 };
 
 // The boundary refinement of pass 2 (clusters.cpp): moves single ops between

@@ -46,6 +46,7 @@ struct ExecutorOptions {
 struct ExecutorStats {
   std::int64_t dispatches = 0;        // GPU dispatches
   std::int64_t host_kernels = 0;      // host ops that ran a kernel of their own (Halide steps or the reference)
+  std::int64_t host_copies = 0;       // copies from blocked channels to planar (planner/host_layout.h)
   std::int64_t bytes_uploaded = 0;    // host → device
   std::int64_t bytes_downloaded = 0;  // device → host
 };

@@ -278,6 +278,7 @@ HeteroExecutor::HeteroExecutor(const graph::Graph& graph, planner::Plan plan, Ex
     host_ = std::make_unique<HostExecutor>(std::shared_ptr<const HostProgram>(host_part_, &*host_part_->program),
                                            options_);
     stats_.host_kernels = host_part_->program->kernel_nodes();
+    stats_.host_copies = host_part_->program->copy_steps();
     // Per segment, the values it reads from outside the host ops (which it
     // may have to wait for) and those it produces for outside.
     std::vector<char> is_host_input(graph_.values.size(), 0), is_host_output(graph_.values.size(), 0);

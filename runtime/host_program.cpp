@@ -19,6 +19,7 @@
 #include "codegen/halide/host_kernels.h"
 #include "graph/ops.h"
 #include "planner/cost_model.h"
+#include "planner/host_layout.h"
 #include "planner/kernel_fusion.h"
 #include "runtime/executor.h"
 
@@ -399,21 +400,6 @@ struct Buf {
   float* at(float* arena) const { return offset >= 0 ? arena + offset : const_cast<float*>(fixed); }
 };
 
-// Which input of a two-input node is a channel gate: shape [N or 1, C, 1, 1]
-// against the other's [N, C, H, W] (the output's); -1 if neither.
-int channel_gate_operand(const Node& n, const graph::Graph& g) {
-  const Shape& ys = g.value(n.outputs[0]).shape;
-  if (ys.size() != 4) return -1;
-  for (int k = 0; k < 2; ++k) {
-    const Shape& gs = g.value(n.inputs[static_cast<std::size_t>(k)]).shape;
-    const Shape& xs = g.value(n.inputs[static_cast<std::size_t>(1 - k)]).shape;
-    if (xs == ys && gs.size() == 4 && (gs[0] == ys[0] || gs[0] == 1) && gs[1] == ys[1] && gs[2] == 1 && gs[3] == 1 &&
-        ys[2] * ys[3] > 1)
-      return k;
-  }
-  return -1;
-}
-
 struct ViewRef {
   hk::View view;  // data unset
   Buf buf;
@@ -637,7 +623,6 @@ const DenseConvKernel kDepthwiseKernels[] = {
 // The fusions of one graph (see the header's step 1).
 struct Fusions {
   std::vector<std::int32_t> producer;                    // per value
-  std::vector<std::int32_t> uses;                        // per value
   std::vector<bool> elided;                              // conv outputs folded into a residual Add
   std::map<std::int32_t, std::int32_t> conv_to_add;      // conv node → Add node it absorbs
   std::set<std::int32_t> skipped;                        // nodes whose work another step does
@@ -684,13 +669,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   };
   Fusions plan;
   plan.producer = g.producers();
-  plan.uses = g.use_counts();
   plan.elided.assign(nv, false);
   plan.alias_parent.assign(nv, kNoValue);
   plan.alias_offset.assign(nv, 0);
-  std::vector<bool> is_output(nv, false), is_input(nv, false);
-  for (auto o : g.outputs) is_output[idx(o)] = true;
-  for (auto i : g.inputs) is_input[idx(i)] = true;
 
   auto is_runtime_f32 = [&](ValueId v) {
     return v != kNoValue && !g.is_constant(v) && g.value(v).dtype == DType::f32;
@@ -708,11 +689,13 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     return kernel_conv(n) && n.attrs.get_int("group", 1) == 1;
   };
 
-  // 1. Conv → Add fusion: the planner's rule (planner/kernel_fusion.h), so
-  // that what a plan lists (PlanNode::kernel_of) is what runs.
-  const planner::HostFusion host_fusion(g);
+  // 1, 2, 2c. Conv → Add fusion, Concat inputs in place and blocked
+  // channels: the planner's rule (planner/host_layout.h), so that what a
+  // plan lists and prices (PlanNode::kernel_of, its layouts) is what runs.
+  planner::HostLayout layout;
+  planner::HostLayoutRule(g).decide(segment, layout);
   for (std::int32_t ai = 0; ai < nn; ++ai) {
-    const int ci = host_fusion.fused_conv(ai, segment);
+    const int ci = layout.fused_conv[idx(ai)];
     if (ci < 0) continue;
     plan.conv_to_add[ci] = ai;
     plan.skipped.insert(ai);
@@ -732,28 +715,10 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       plan.scratch[ni] = xs[0] * xs[1] * ys[2] * ys[3];
   }
 
-  // 2. Concat inputs written in place when their slice is contiguous.
-  for (std::int32_t ni = 0; ni < nn; ++ni) {
-    const Node& n = g.nodes[static_cast<std::size_t>(ni)];
-    if (n.op_type != "Concat" || !is_runtime_f32(n.outputs[0])) continue;
-    const Shape& os = g.value(n.outputs[0]).shape;
-    std::int64_t axis = n.attrs.get_int("axis", 1);
-    if (axis < 0) axis += static_cast<std::int64_t>(os.size());
-    std::int64_t outer = 1;
-    for (std::int64_t i = 0; i < axis; ++i) outer *= os[static_cast<std::size_t>(i)];
-    if (outer != 1) continue;
-    std::int64_t offset = 0;
-    std::map<ValueId, int> seen;
-    for (auto v : n.inputs) ++seen[v];
-    for (auto v : n.inputs) {
-      const std::int64_t count = graph::element_count(g.value(v).shape);
-      if (is_runtime_f32(v) && !is_input[idx(v)] && !is_output[idx(v)] && plan.uses[idx(v)] == 1 && seen[v] == 1 &&
-          plan.alias_parent[idx(v)] == kNoValue && plan.producer[idx(v)] >= 0 && !plan.elided[idx(v)]) {
-        plan.alias_parent[idx(v)] = n.outputs[0];
-        plan.alias_offset[idx(v)] = offset;
-      }
-      offset += count;
-    }
+  // 2. Concat inputs written in place (step 1's rule).
+  for (std::size_t v = 0; v < nv; ++v) {
+    plan.alias_parent[v] = layout.concat_parent[v];
+    plan.alias_offset[v] = layout.concat_offset[v];
   }
 
   // 2b. A view (Reshape and the like) lives where its input does: values are
@@ -771,103 +736,14 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   }
 
   // 2c. Blocked channels (hk::Blocked) for the values that pass from one
-  // mobile layer to the next. A value is held blocked when a layer that can
-  // write blocked channels produces it (a pointwise convolution, from a
-  // blocked or a planar input; a depthwise one or a channel gate, from a
-  // blocked input) and a layer that reads them reads it (such a layer, a
-  // fused residual Add of a blocked pointwise one, a GlobalAveragePool), or
-  // its producer reads blocked channels itself (the end of a chain).
-  // Anything else that reads it (a Concat, a view, a reduction, the caller)
-  // gets a planar copy made right after the producer (to_planar): a chain
-  // starts at a pointwise layer that reads planar input and ends in copies
-  // or the global pool, and a planar reader does not undo it. Pruned to a
-  // fixed point, since dropping one layer can strand its neighbours.
-  // VKFUSE_HOST_BLOCKED=0 turns it off (to measure it against the planar
-  // kernels).
-  std::vector<bool> blocked(nv, false), planar_copy(nv, false);
+  // mobile layer to the next (step 1's rule), with a planar copy for any
+  // other reader.
+  static_assert(hk::kBlockedTile == planner::kHostBlockedTile);
+  const std::vector<char>&blocked = layout.blocked, &planar_copy = layout.planar_copy;
   auto written_by = [&](std::int32_t ni) {  // the value a node's step writes (a fused Add's output for its conv)
     auto it = plan.conv_to_add.find(ni);
     return g.nodes[idx(it != plan.conv_to_add.end() ? it->second : ni)].outputs[0];
   };
-  static const bool blocked_enabled = [] {
-    const char* e = std::getenv("VKFUSE_HOST_BLOCKED");
-    return !(e && std::string(e) == "0");
-  }();
-  if (blocked_enabled) {
-    enum : char { kNone = 0, kPointwise = 1, kDepthwise = 2, kGate = 3 };
-    std::vector<char> cand(static_cast<std::size_t>(nn), kNone);
-    for (std::int32_t ni = 0; ni < nn; ++ni) {
-      const Node& n = g.nodes[static_cast<std::size_t>(ni)];
-      // A squeeze-and-excitation gate, x * gate[n, c] (no activation after it).
-      if (n.op_type == "Mul" && n.inputs.size() == 2 && is_runtime_f32(n.outputs[0]) && all_f32_inputs(n) &&
-          n.activation.kind == graph::Activation::Kind::None && channel_gate_operand(n, g) >= 0) {
-        cand[idx(ni)] = kGate;
-        continue;
-      }
-      if (!kernel_conv(n)) continue;
-      const Shape& xs = g.value(n.inputs[0]).shape;
-      const Shape& ws = g.value(n.inputs[1]).shape;
-      const Shape& ys = g.value(n.outputs[0]).shape;
-      if (xs.size() != 4 || ws.size() != 4 || ys.size() != 4) continue;
-      const std::int64_t group = n.attrs.get_int("group", 1);
-      const hk::Window2D win = window_2d(n, xs, ys, ws[2], ws[3]);
-      if (group == 1 && pointwise(win) && ys[2] * ys[3] >= hk::kBlockedTile && !plan.scratch.count(ni))
-        cand[idx(ni)] = kPointwise;
-      else if (group > 1 && group == xs[1] && ws[0] == group && ws[1] == 1 && ys[3] >= hk::kBlockedTile)
-        cand[idx(ni)] = kDepthwise;
-    }
-    // The value a candidate reads in channels: a gate's gated operand, a convolution's input.
-    auto channel_input = [&](std::int32_t ni) {
-      const Node& n = g.nodes[idx(ni)];
-      return cand[idx(ni)] == kGate ? n.inputs[static_cast<std::size_t>(1 - channel_gate_operand(n, g))] : n.inputs[0];
-    };
-    std::map<std::int32_t, std::int32_t> add_to_conv;
-    for (auto& [ci, ai] : plan.conv_to_add) add_to_conv[ai] = ci;
-    std::vector<std::vector<std::int32_t>> readers(nv);
-    for (std::int32_t ni = 0; ni < nn; ++ni)
-      for (auto v : g.nodes[idx(ni)].inputs)
-        if (v != kNoValue) readers[idx(v)].push_back(ni);
-    auto reads_blocked = [&](std::int32_t ri, ValueId v) {
-      if (auto a = add_to_conv.find(ri); a != add_to_conv.end()) return cand[idx(a->second)] != kNone;  // residual
-      if (cand[idx(ri)] != kNone) return channel_input(ri) == v;
-      return g.nodes[idx(ri)].op_type == "GlobalAveragePool" && g.value(v).shape.size() == 4;
-    };
-    for (bool pruned = true; pruned;) {
-      std::fill(blocked.begin(), blocked.end(), false);
-      std::fill(planar_copy.begin(), planar_copy.end(), false);
-      for (std::int32_t ni = 0; ni < nn; ++ni) {
-        if (cand[idx(ni)] == kNone) continue;
-        const ValueId v = written_by(ni);
-        // A Concat input is written in place into the Concat (step 2):
-        // blocked, it would cost a copy that planar costs nothing.
-        if (!is_runtime_f32(v) || plan.alias_parent[idx(v)] != kNoValue) continue;
-        bool any_blocked = false, any_planar = is_output[idx(v)];
-        for (std::int32_t ri : readers[idx(v)]) (reads_blocked(ri, v) ? any_blocked : any_planar) = true;
-        // The end of a chain (its input blocked; nodes are in order, so the
-        // input's layout is known) writes blocked and copies; a pointwise
-        // layer between planar ones would only add the copy.
-        blocked[idx(v)] = any_blocked || blocked[idx(channel_input(ni))];
-        planar_copy[idx(v)] = blocked[idx(v)] && any_planar;
-      }
-      pruned = false;
-      for (std::int32_t ni = 0; ni < nn; ++ni) {
-        if (cand[idx(ni)] == kNone) continue;
-        const Node& n = g.nodes[idx(ni)];
-        bool keep = blocked[idx(written_by(ni))];
-        // depthwise_blocked and the gate read blocked channels only,
-        // pointwise_blocked's residual form too; a residual is read in the
-        // output's layout.
-        const auto a = plan.conv_to_add.find(ni);
-        if (cand[idx(ni)] != kPointwise || a != plan.conv_to_add.end()) keep = keep && blocked[idx(channel_input(ni))];
-        if (a != plan.conv_to_add.end())
-          keep = keep && blocked[idx(g.nodes[idx(a->second)].other_input(n.outputs[0]))];
-        if (!keep) {
-          cand[idx(ni)] = kNone;
-          pruned = true;
-        }
-      }
-    }
-  }
 
   // 3. Memory: lifetimes, then offsets. A fused Add's output is defined by its conv.
   std::vector<std::int32_t> def(nv, std::numeric_limits<std::int32_t>::max()), last(nv, -1);
@@ -992,6 +868,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const hk::Blocked xb = blocked_shape(vs);
       const Buf from = blocked_buf(v);
       const ViewRef to = ViewRef::dense(buf(v), vs);
+      ++copy_steps_;
       add(g.value(v).name + " [to_planar]", "to_planar", ni, [=](const HostFrame& f) {
         hk::Blocked x = xb;
         x.data = from.at(f.arena);
@@ -1212,7 +1089,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
         }
       });
       done = act_done = true;
-    } else if (const int gi = op == "Mul" && f32_out && all_f32_in && n.inputs.size() == 2 ? channel_gate_operand(n, g) : -1;
+    } else if (const int gi = op == "Mul" && f32_out && all_f32_in && n.inputs.size() == 2 ? planner::channel_gate_operand(g, n) : -1;
                gi >= 0) {
       // A channel gate (squeeze-and-excitation): each plane scaled by its
       // (image, channel) factor, the plane as one dense row. (The broadcasting

@@ -12,7 +12,9 @@
 //   2. layout: the values that pass between mobile layers (pointwise and
 //      depthwise convolutions, squeeze-and-excitation gates, the global
 //      pool) are held in blocked channels (NCHW16c, hk::Blocked), with a
-//      planar copy for any other reader; the rest stay planar (NCHW);
+//      planar copy for any other reader; the rest stay planar (NCHW)
+//      (1 and 2 are the planner's rule, planner/host_layout.h, which the
+//      cost model prices);
 //   3. memory: liveness-based offsets for every activation (and per-step
 //      scratch) in one arena;
 //   4. kernels: every op gets a step. A dense convolution takes the first
@@ -100,6 +102,8 @@ class HostProgram {
   // that run kernels of their own (the plan's host_kernels).
   int fused_nodes() const { return fused_nodes_; }
   int kernel_nodes() const { return static_cast<int>(graph_->nodes.size()) - fused_nodes_; }
+  // Steps that copy a value from blocked channels to planar (layout, above).
+  int copy_steps() const { return copy_steps_; }
 
  private:
   struct PlanOnly {};
@@ -117,6 +121,7 @@ class HostProgram {
   std::vector<std::shared_ptr<const void>> packed_;  // what the steps read: repacked weights
   std::vector<std::string> fallback_ops_;
   int fused_nodes_ = 0;
+  int copy_steps_ = 0;
   std::vector<std::size_t> segment_steps_;  // per segment its first step; one more entry: the end
   std::vector<std::vector<std::size_t>> segment_inputs_, segment_outputs_;
 };

@@ -648,6 +648,7 @@ PlanReport Model::plan(const PlanOptions& options) const {
   r.units = static_cast<int>(plan.units.size());
   for (const auto& u : plan.units) r.kernels += u.kernels;
   r.host_kernels = plan.host_kernels;
+  r.host_copies = plan.host_copies;
   r.accel_ops = plan.accel_node_count();
   r.host_ops = static_cast<int>(plan.nodes.size()) - r.accel_ops;
   r.transfers = plan.transfers;
@@ -806,6 +807,7 @@ RunTimings Model::Impl::run(std::span<const float* const> in_ptrs, std::span<flo
   const auto st = executor.stats();
   t.dispatches = st.dispatches;
   t.host_kernels = st.host_kernels;
+  t.host_copies = st.host_copies;
   t.bytes_uploaded = st.bytes_uploaded;
   t.bytes_downloaded = st.bytes_downloaded;
   if (const auto* hetero = dynamic_cast<const runtime::HeteroExecutor*>(&executor)) {

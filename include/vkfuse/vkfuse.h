@@ -134,6 +134,7 @@ struct RunTimings {
   double total_ms = 0;                // the run's own time: from when it had an executor to its end
   std::int64_t dispatches = 0;        // GPU dispatches
   std::int64_t host_kernels = 0;      // host ops that ran a kernel of their own (not an epilogue of another's)
+  std::int64_t host_copies = 0;       // copies of values from blocked channels to planar for planar readers
   std::int64_t bytes_uploaded = 0;    // host → device
   std::int64_t bytes_downloaded = 0;  // device → host
   double predicted_ms = 0;            // the plan's predicted total (0 for "reference")
@@ -223,6 +224,7 @@ struct PlanReport {
   int host_ops = 0, accel_ops = 0, units = 0, transfers = 0;
   int kernels = 0;             // GPU dispatches per inference, as the Vulkan lowering will run them
   int host_kernels = 0;        // host ops with a kernel of their own, as the host lowering will run them
+  int host_copies = 0;         // and its copies of values from blocked channels to planar
   std::int64_t bytes_uploaded = 0, bytes_downloaded = 0;
   std::string text, json, dot;  // the whole plan in three formats
 };

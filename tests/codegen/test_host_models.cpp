@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 
+#include "planner/planner.h"
 #include "tests/codegen/host_test_util.h"
 
 using namespace vkfuse::testing;
@@ -68,11 +70,30 @@ TEST_P(HostTorchvision, MatchesPyTorch) {
   host.run(in, out);
   EXPECT_LE(rel_l2(y, ref), 1e-4) << host.description();
   EXPECT_TRUE(host.fallback_ops().empty()) << host.description();
-  std::printf("%s: %s\n", GetParam().c_str(), host.description().c_str());
+  // The layers the all-host plan prices in blocked channels (and its copies
+  // to planar) are those the lowering runs so.
+  namespace pl = vkfuse::planner;
+  pl::PlanOptions cpu;
+  cpu.strategy = "cpu";
+  const pl::Plan plan =
+      pl::make_plan(graph, pl::default_host_profile(), pl::default_lavapipe_profile(), pl::local_link(), cpu);
+  std::set<int> planned, run;
+  for (std::size_t i = 0; i < plan.nodes.size(); ++i)
+    if (plan.nodes[i].blocked) planned.insert(static_cast<int>(i));
+  int copies = 0;
+  for (const auto& step : host.program().steps()) {
+    if (step.kernel == "to_planar") ++copies;
+    else if (step.kernel.find("blocked") != std::string::npos) run.insert(step.node);
+  }
+  EXPECT_EQ(planned, run);
+  EXPECT_EQ(plan.host_copies, copies);
+  std::printf("%s: %s; %zu steps in blocked channels, %d copies to planar\n", GetParam().c_str(),
+              host.description().c_str(), run.size(), copies);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, HostTorchvision,
                          ::testing::Values("resnet18", "resnet50", "inception_v3", "googlenet", "mobilenet_v2",
-                                           "squeezenet1_1"));
+                                           "squeezenet1_1", "lraspp_mobilenet_v3_large", "mobilenet_v3_large",
+                                           "mobilenet_v3_small", "mnasnet1_0"));
 
 }  // namespace

@@ -331,9 +331,10 @@ TEST_P(ZooModel, SavedAndEditedPlansRunOnTheRealBackends) {
 
 // One model of what fuses: for every strategy, the kernels a plan predicts
 // (planner/kernel_fusion.h, priced by the cost model) are the dispatches the
-// Vulkan executor runs, and its host kernels (HostFusion) the host ops the
-// Halide lowering runs as kernels of their own. Plans against the 2x what-if
-// accelerator, so that each strategy puts work on the device.
+// Vulkan executor runs, and its host kernels (HostFusion) and copies to
+// planar (planner/host_layout.h) the steps the Halide lowering runs. Plans
+// against the 2x what-if accelerator, so that each strategy puts work on the
+// device.
 TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
   if (strategy_ != "gpu") GTEST_SKIP() << "once per model (with the gpu cases)";
   vkfuse::LoadOptions opts;
@@ -359,9 +360,11 @@ TEST_P(ZooModel, PlannedKernelsAreTheExecutedKernels) {
       const auto t = planned.run(ib, ob);
       std::cout << name_ << " (" << strategy << "): " << plan.units << " units, " << plan.kernels
                 << " planned kernels, " << t.dispatches << " dispatched; " << plan.host_kernels
-                << " planned host kernels, " << t.host_kernels << " run\n";
+                << " planned host kernels, " << t.host_kernels << " run; " << plan.host_copies
+                << " planned copies to planar, " << t.host_copies << " run\n";
       EXPECT_EQ(t.dispatches, plan.kernels);
       EXPECT_EQ(t.host_kernels, plan.host_kernels);
+      EXPECT_EQ(t.host_copies, plan.host_copies);
       EXPECT_EQ(t.bytes_uploaded, plan.bytes_uploaded);
       EXPECT_EQ(t.bytes_downloaded, plan.bytes_downloaded);
       EXPECT_LE(relative_l2(result, ref_), kTolerance);

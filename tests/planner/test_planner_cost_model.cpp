@@ -230,14 +230,19 @@ TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
   const int conv = node_index(g, "conv"), add = node_index(g, "add");
   const std::vector<int> one_segment(g.nodes.size(), 0), split = {0, 1};
+  const auto op_us = [&](const std::vector<int>& segment) {
+    HostLayout layout;
+    cm.host_layout(segment, layout);
+    return cm.host_op_us(add, layout);
+  };
   EXPECT_EQ(cm.host_fusion().fused_conv(add, one_segment), conv);
-  EXPECT_NEAR(cm.host_op_us(add, one_segment), 401408.0 / 20e3, 1e-6);
+  EXPECT_NEAR(op_us(one_segment), 401408.0 / 20e3, 1e-6);
   EXPECT_NEAR(cm.host_us(add), 3 * 401408.0 / 20e3, 1e-6);
   // In two segments, or with the Conv on the accelerator, it is an op of its own.
   EXPECT_EQ(cm.host_fusion().fused_conv(add, split), -1);
-  EXPECT_EQ(cm.host_op_us(add, split), cm.host_us(add));
+  EXPECT_EQ(op_us(split), cm.host_us(add));
   const std::vector<int> conv_on_accel = {-1, 0};
-  EXPECT_EQ(cm.host_op_us(add, conv_on_accel), cm.host_us(add));
+  EXPECT_EQ(op_us(conv_on_accel), cm.host_us(add));
   // The all-host plan lists it so and predicts with it.
   PlanOptions cpu;
   cpu.strategy = "cpu";
@@ -245,6 +250,82 @@ TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   EXPECT_EQ(plan.nodes[static_cast<std::size_t>(add)].kernel_of, conv);
   EXPECT_EQ(plan.host_kernels, 1);
   EXPECT_NEAR(plan.host_ms * 1e3, cm.host_us(conv) + 401408.0 / 20e3, 1e-6);
+}
+
+// Mobile layers on the host (planner/host_layout.h): two inverted-residual
+// blocks and a global pool run in blocked channels, the second block's
+// residual Add in its projection; a planar reader of a blocked value (a Relu
+// here) costs a copy to planar; an op on the accelerator breaks the chain,
+// which starts again at the next pointwise layer. The cost model prices the
+// blocked layers from the profile's blocked points (here 4x the planar
+// rate), and a profile without any at the planar rate.
+TEST(HostLayout, BlockedChainsArePricedAsTheyRun) {
+  GraphBuilder b("mobile");
+  auto x = b.input("input", {1, 16, 14, 14});
+  auto e1 = b.conv("e1", x, 48, 1);
+  auto d1 = b.conv("d1", e1, 48, 3, 1, 48);
+  auto p1 = b.conv("p1", d1, 16, 1);
+  auto e2 = b.conv("e2", p1, 48, 1);
+  auto d2 = b.conv("d2", e2, 48, 3, 1, 48);
+  auto p2 = b.conv("p2", d2, 16, 1);
+  auto y = b.add("add", p2, p1);
+  auto side = b.relu("side", d2);
+  auto pool = b.global_avgpool("pool", y);
+  const graph::Graph g = b.finish({pool, side});
+  auto at = [&](const char* name) { return static_cast<std::size_t>(node_index(g, name)); };
+
+  // Compute-bound ops (1 TB/s), 100 GFLOP/s planar, 400 in blocked channels.
+  DeviceProfile host = testing::flat_profile("host", "host", 100, 1000, 0, 0);
+  host.op_class(OpClass::depthwise).throughput.push_back({1e6, 400, OpGeometry{196, 9, 1, 1, true}});
+  host.op_class(OpClass::conv1x1_gemm).throughput.push_back({1e6, 400, OpGeometry{196, 1, 1, 16, true}});
+  const CostModel cm(g, host, testing::fast_accel(), testing::fast_link());
+  HostLayout layout;
+  cm.host_layout(std::vector<int>(g.nodes.size(), 0), layout);
+  for (const char* name : {"e1", "d1", "p1", "e2", "d2", "p2", "pool"})
+    EXPECT_TRUE(layout.blocked_kernel[at(name)]) << name;
+  EXPECT_FALSE(layout.blocked_kernel[at("side")]);
+  EXPECT_FALSE(layout.blocked_kernel[at("add")]) << "it runs in p2's kernel";
+  EXPECT_EQ(layout.fused_conv[at("add")], static_cast<int>(at("p2")));
+  EXPECT_TRUE(layout.blocked[static_cast<std::size_t>(y)]);
+  EXPECT_FALSE(layout.blocked[static_cast<std::size_t>(pool)]);
+  for (std::size_t v = 0; v < g.values.size(); ++v)
+    EXPECT_EQ(layout.planar_copy[v] != 0, static_cast<graph::ValueId>(v) == d2) << g.values[v].name;
+
+  const auto blocked_us = [&](const char* name) {
+    return cm.node(static_cast<int>(at(name))).flops / 400e3;
+  };
+  EXPECT_NEAR(cm.host_op_us(static_cast<int>(at("d1")), layout), blocked_us("d1"), 1e-9);
+  EXPECT_NEAR(cm.host_us(static_cast<int>(at("d1"))), 4 * blocked_us("d1"), 1e-9);
+  EXPECT_NEAR(cm.host_op_us(static_cast<int>(at("e2")), layout), blocked_us("e2"), 1e-9);
+  // d2 pays its copy: its output read and written once at 1 TB/s.
+  EXPECT_NEAR(cm.host_op_us(static_cast<int>(at("d2")), layout), blocked_us("d2") + 2 * 48 * 196 * 4 / 1e6, 1e-9);
+
+  // d1 on the accelerator: e1 would only feed it (planar), p1 starts again.
+  std::vector<int> segment(g.nodes.size(), 0);
+  segment[at("d1")] = -1;
+  for (std::size_t i = at("d1") + 1; i < g.nodes.size(); ++i) segment[i] = 1;
+  cm.host_layout(segment, layout);
+  EXPECT_FALSE(layout.blocked_kernel[at("e1")]);
+  EXPECT_FALSE(layout.blocked_kernel[at("d1")]);
+  EXPECT_TRUE(layout.blocked_kernel[at("p1")]);
+  EXPECT_TRUE(layout.blocked_kernel[at("d2")]);
+  EXPECT_EQ(cm.host_op_us(static_cast<int>(at("e1")), layout), cm.host_us(static_cast<int>(at("e1"))));
+
+  // The all-host plan lists the layout and predicts with it.
+  PlanOptions cpu;
+  cpu.strategy = "cpu";
+  const Plan plan = make_plan(cm, cpu);
+  EXPECT_TRUE(plan.nodes[at("d1")].blocked);
+  EXPECT_TRUE(plan.nodes[at("d2")].to_planar);
+  EXPECT_EQ(plan.host_copies, 1);
+  EXPECT_NEAR(plan.nodes[at("d1")].host_us, blocked_us("d1"), 1e-9);
+
+  // A profile without blocked points prices the same layout at the planar rate.
+  const CostModel planar(g, testing::flat_profile("host", "host", 100, 1000, 0, 0), testing::fast_accel(),
+                         testing::fast_link());
+  planar.host_layout(std::vector<int>(g.nodes.size(), 0), layout);
+  EXPECT_TRUE(layout.blocked_kernel[at("d1")]);
+  EXPECT_NEAR(planar.host_op_us(static_cast<int>(at("d1")), layout), 4 * blocked_us("d1"), 1e-9);
 }
 
 // The residual must exist when the Conv runs, in execution order: a plan

@@ -83,6 +83,31 @@ TEST(DeviceProfile, ThroughputOfShapedPointsIsTheNearestShapes) {
   EXPECT_NEAR(q.throughput_gflops(OpClass::conv1x1_gemm, 1e8, odd_map), 30, 1e-9);
 }
 
+// Layers in blocked channels (planner/host_layout.h) run other kernels than
+// planar ones of the same shape: each layout is priced from its own points,
+// and a blocked layer from the planar ones where a profile has no blocked
+// points (built-in and older profiles).
+TEST(DeviceProfile, BlockedLayersArePricedFromBlockedPoints) {
+  DeviceProfile p = default_host_profile();
+  const OpGeometry planar{196, 9, 1, 1}, blocked{196, 9, 1, 1, true}, blocked_far{3136, 9, 2, 1, true};
+  p.op_class(OpClass::depthwise).throughput = {{1e6, 10, planar}, {1e6, 40, blocked}, {1e7, 25, blocked_far}};
+  EXPECT_NEAR(p.throughput_gflops(OpClass::depthwise, 1e6, planar), 10, 1e-9);
+  EXPECT_NEAR(p.throughput_gflops(OpClass::depthwise, 1e6, blocked), 40, 1e-9);
+  // Unknown shape: the planar FLOPs table.
+  EXPECT_NEAR(p.throughput_gflops(OpClass::depthwise, 1e6), 10, 1e-9);
+  // The flag survives the JSON round trip.
+  p.measured = true;
+  const DeviceProfile q = device_profile_from_json(device_profile_to_json(p));
+  const auto& t = q.op_class(OpClass::depthwise).throughput;
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_FALSE(t[0].shape.blocked);
+  EXPECT_TRUE(t[1].shape.blocked);
+  EXPECT_NEAR(q.throughput_gflops(OpClass::depthwise, 1e6, blocked), 40, 1e-9);
+  // No blocked points: a blocked layer at the planar rate.
+  p.op_class(OpClass::depthwise).throughput = {{1e6, 10, planar}};
+  EXPECT_NEAR(p.throughput_gflops(OpClass::depthwise, 1e6, blocked), 10, 1e-9);
+}
+
 TEST(DeviceProfile, JsonRoundTrip) {
   DeviceProfile p = default_lavapipe_profile();
   p.uuid = "00112233445566778899aabbccddeeff";
