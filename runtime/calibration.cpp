@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "graph/ops.h"
 #include "graph/passes.h"
 #include "planner/cost_model.h"
+#include "runtime/host_executor.h"
 #include "runtime/vulkan/context.h"
 #include "runtime/vulkan/vulkan_executor.h"
 #include "vkfuse/vkfuse.h"
@@ -170,6 +172,35 @@ Graph synthetic_network() {
   gemm.set("transB", std::int64_t{1});
   y = m.op("Gemm", {y, m.constant({100, 512}, 0.05f), m.constant({100}, 0.1f)}, gemm);
   return m.finish(y);
+}
+
+// A chain of inverted-residual blocks (1x1 expansion, depthwise, 1x1
+// projection, a residual where shapes allow; not any model of the zoo) from
+// 112x112 down to 7x7 maps, ending in a global pool: the host holds its
+// values in blocked channels (planner/host_layout.h), so its steps time the
+// blocked kernels as they run between mobile layers.
+Graph mobile_chain() {
+  MicroGraph m({1, 16, 112, 112});
+  auto conv = [&](ValueId x, std::int64_t c_in, std::int64_t c_out, std::int64_t k, std::int64_t stride,
+                  std::int64_t group, bool relu) {
+    ValueId y = m.op("Conv", {x, m.constant({c_out, c_in / group, k, k}, 0.05f), m.constant({c_out}, 0.01f)},
+                     conv_attrs(k, k, stride, group));
+    return relu ? m.op("Relu", {y}) : y;
+  };
+  struct Block {
+    std::int64_t c_in, expanded, c_out, k, stride;
+  };
+  const Block blocks[] = {{16, 96, 24, 3, 2},   {24, 144, 24, 3, 1},    {24, 144, 40, 5, 2},
+                          {40, 240, 40, 5, 1},  {40, 240, 80, 3, 2},    {80, 480, 112, 3, 1},
+                          {112, 672, 160, 5, 2}, {160, 960, 160, 3, 1}};
+  ValueId y = m.x();
+  for (const Block& b : blocks) {
+    ValueId h = conv(y, b.c_in, b.expanded, 1, 1, 1, true);
+    h = conv(h, b.expanded, b.expanded, b.k, b.stride, b.expanded, true);
+    h = conv(h, b.expanded, b.c_out, 1, 1, 1, false);
+    y = b.stride == 1 && b.c_in == b.c_out ? m.op("Add", {h, y}) : h;
+  }
+  return m.finish(m.op("GlobalAveragePool", {y}));
 }
 
 using Factory = std::function<std::unique_ptr<Executor>(const Graph&, const ExecutorOptions&)>;
@@ -465,7 +496,25 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
   const std::vector<float> evictor(accelerator ? 0 : (std::size_t{64} << 20) / sizeof(float), 1.f);
   const std::vector<float>* evict = accelerator ? nullptr : &evictor;
   for (auto& c : p.classes) c.throughput.clear();
+  // A class's memory roof: the elementwise ops' bandwidth, or what one of its
+  // own measured ops moved, if more (cold single ops read their operands from
+  // memory; a layer in a network reads what the last one left in cache, and
+  // a roof below its own measured rate would price it slower than it ran).
   double bandwidth_gbs = 0;
+  std::array<double, planner::kOpClassCount> achieved_gbs{};
+  const auto moved = [&](OpClass c, const Graph& g, const graph::Node& n, double us) {
+    double bytes = 0;
+    for (const auto& list : {n.inputs, n.outputs})
+      for (ValueId v : list)
+        if (v != graph::kNoValue)
+          bytes += static_cast<double>(graph::element_count(g.value(v).shape) * graph::dtype_size(g.value(v).dtype));
+    double& a = achieved_gbs[static_cast<std::size_t>(c)];
+    a = std::max(a, bytes / (us * 1e3));
+  };
+  const auto set_bandwidths = [&] {
+    for (OpClass c : planner::kAllOpClasses)
+      p.op_class(c).bandwidth_gbs = std::max({0.1, bandwidth_gbs, achieved_gbs[static_cast<std::size_t>(c)]});
+  };
   int step = 0;
   for (const auto& b : benches) {
     ++step;
@@ -477,6 +526,7 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     const double us = m.kernels ? m.kernel_us : std::max(0.5 * m.us, m.us - overhead_us);
     auto& table = p.op_class(b.cls).throughput;
     table.push_back({m.flops, std::max(1e-3, m.flops / (us * 1e3)), planner::op_geometry(g, g.nodes.at(0))});
+    moved(b.cls, g, g.nodes.at(0), us);
     if (progress) {
       // What was measured, so that a strange profile can be traced to its step.
       char line[160];
@@ -493,9 +543,54 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
       bandwidth_gbs = std::max(bandwidth_gbs, bytes / (us * 1e3));
     }
   }
-  for (auto& c : p.classes) {
+  for (auto& c : p.classes)
     std::stable_sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
-    c.bandwidth_gbs = std::max(0.1, bandwidth_gbs);
+  set_bandwidths();
+
+  // Host: mobile layers in blocked channels, timed step by step in a chain
+  // of them (alone, an op's output is the caller's, so it runs planar); the
+  // cost model prices the layers the host lowering holds blocked from these.
+  if (!accelerator) {
+    const Graph chain = mobile_chain();
+    auto ex = make(chain, options);
+    if (auto* host = dynamic_cast<HostExecutor*>(ex.get())) {
+      if (progress) progress("calibrating " + who + ": mobile layers in blocked channels");
+      std::vector<std::vector<float>> in, out;
+      for (auto v : chain.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(chain.value(v).shape)), 0.5f);
+      for (auto v : chain.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(chain.value(v).shape)));
+      std::vector<const float*> ip;
+      std::vector<float*> op;
+      for (auto& b : in) ip.push_back(b.data());
+      for (auto& b : out) op.push_back(b.data());
+      const auto& steps = host->program().steps();
+      std::vector<std::vector<double>> step_us(steps.size());
+      for (int r = 0; r < 9; ++r) {
+        const auto times = host->profile(ip, op);
+        for (std::size_t k = 0; k < steps.size(); ++k) step_us[k].push_back(times[k].second * 1e3);
+      }
+      planner::validate(p);
+      const planner::CostModel cm(chain, p, p, planner::LinkProfile{});
+      int points = 0;
+      for (std::size_t k = 0; k < steps.size(); ++k) {
+        if (steps[k].kernel != "pointwise_blocked" && steps[k].kernel != "depthwise_blocked") continue;
+        auto& t = step_us[k];
+        std::sort(t.begin(), t.end());
+        const double measured = t[t.size() / 4];  // the lower quartile, as for single ops
+        const double us = std::max(0.5 * measured, measured - p.dispatch_us);
+        const int node = steps[k].node;
+        planner::OpGeometry shape = planner::op_geometry(chain, chain.nodes.at(static_cast<std::size_t>(node)));
+        shape.blocked = true;
+        const double flops = cm.node(node).flops;
+        p.op_class(cm.node(node).op_class).throughput.push_back({flops, std::max(1e-3, flops / (us * 1e3)), shape});
+        moved(cm.node(node).op_class, chain, chain.nodes.at(static_cast<std::size_t>(node)), us);
+        ++points;
+      }
+      for (auto& c : p.classes)
+        std::stable_sort(c.throughput.begin(), c.throughput.end(), [](auto& a, auto& b) { return a.flops < b.flops; });
+      set_bandwidths();
+      if (progress)
+        progress("calibrating " + who + ": " + std::to_string(points) + " blocked-channel layers timed in a chain");
+    }
   }
 
   // Ops in sequence: the synthetic network measured end to end against the

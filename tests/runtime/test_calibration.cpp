@@ -321,6 +321,30 @@ TEST(Calibration, ModelsRunTheKernelsTheProfileTuned) {
   }
 }
 
+// The host's profile prices mobile layers in blocked channels from blocked
+// points, timed in a chain where the host lowering holds them so (alone, a
+// layer's output is the caller's and runs planar): 1x1 layers and depthwise
+// ones at strides 1 and 2, beside the planar points of the single layers.
+TEST(Calibration, HostProfileTimesBlockedLayersInAChain) {
+  rt::ExecutorOptions options;
+  options.threads = 2;
+  std::string lines;
+  const p::DeviceProfile host = rt::calibrate_host(options, [&](const std::string& l) { lines += l + "\n"; });
+  EXPECT_NE(lines.find("24 blocked-channel layers timed in a chain"), std::string::npos) << lines;
+  const auto count = [&](p::OpClass c, bool blocked, double stride) {
+    int n = 0;
+    for (const auto& pt : host.op_class(c).throughput)
+      n += pt.shape.known() && pt.shape.blocked == blocked && pt.shape.stride == stride ? 1 : 0;
+    return n;
+  };
+  EXPECT_EQ(count(p::OpClass::conv1x1_gemm, true, 1), 16);
+  EXPECT_EQ(count(p::OpClass::depthwise, true, 1), 4);
+  EXPECT_EQ(count(p::OpClass::depthwise, true, 2), 4);
+  EXPECT_GT(count(p::OpClass::conv1x1_gemm, false, 1), 0);
+  EXPECT_GT(count(p::OpClass::depthwise, false, 1), 0);
+  EXPECT_EQ(count(p::OpClass::direct_conv, true, 1) + count(p::OpClass::pooling, true, 1), 0);
+}
+
 // The default strategy does not make its first result wait for a first
 // calibration: the host answers as soon as the model is loaded while the
 // background build measures what is missing (here the link), caches it,
