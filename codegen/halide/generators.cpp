@@ -880,6 +880,12 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
 // one block. Filters are PackedDepthwise's (ci, kx, ky, cb).
 class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
  public:
+  // 0: any window, stride and dilation. 3 or 5: a k x k window at stride 2
+  // without dilation, known when compiled (the stride and dilation inputs are
+  // then ignored): strided taps at constant offsets, in code of their own
+  // without multiplying the specializations of the generic kernel.
+  GeneratorParam<int> stride2_window{"stride2_window", 0};
+
   Input<Buffer<float, 5>> input{"input"};
   Input<Buffer<float, 4>> weights{"weights"};
   Input<Buffer<float, 1>> bias{"bias"};
@@ -896,15 +902,21 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
   void generate() {
     constexpr int B = 16, TX = 7;
     const Expr W = input.dim(1).extent(), H = input.dim(2).extent();
-    const Expr KW = weights.dim(1).extent(), KH = weights.dim(2).extent();
+    const int k2 = stride2_window;
+    const Expr KW = k2 ? Expr(k2) : weights.dim(1).extent(), KH = k2 ? Expr(k2) : weights.dim(2).extent();
+    const Expr sx = k2 ? Expr(2) : Expr(stride_x), sy = k2 ? Expr(2) : Expr(stride_y);
+    const Expr dx = k2 ? Expr(1) : Expr(dil_x), dy = k2 ? Expr(1) : Expr(dil_y);
     Func padded{"padded"};
     padded(ci, x, y, cb, n) = select(x >= 0 && x < W && y >= 0 && y < H,
                                      input(ci, clamp(x, 0, W - 1), clamp(y, 0, H - 1), cb, n), 0.f);
     RDom r(0, KW, 0, KH, "r");
     Func conv{"conv"};
     conv(ci, x, y, cb, n) = bias(cb * B + ci);
-    conv(ci, x, y, cb, n) += weights(ci, r.x, r.y, cb) *
-                             padded(ci, x * stride_x + r.x * dil_x - pad_x, y * stride_y + r.y * dil_y - pad_y, cb, n);
+    conv(ci, x, y, cb, n) += weights(ci, r.x, r.y, cb) * padded(ci, x * sx + r.x * dx - pad_x, y * sy + r.y * dy - pad_y, cb, n);
+    if (k2) {
+      weights.dim(1).set_bounds(0, k2);
+      weights.dim(2).set_bounds(0, k2);
+    }
     out(ci, x, y, cb, n) = activate(conv(ci, x, y, cb, n), act, alpha, beta);
     out.dim(0).set_bounds(0, B);
     input.dim(0).set_bounds(0, B);
@@ -931,6 +943,10 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
     // pixels' taps load the same vectors once.
     Stage taps = conv.update();
     taps.reorder(ci, x, r.x, r.y, y, cb, n).vectorize(ci, B).unroll(x);
+    if (k2) {
+      taps.unroll(r.x).unroll(r.y);
+      return;
+    }
     taps.specialize(KW == 3 && KH == 3 && stride_x == 1 && dil_x == 1).unroll(r.x).unroll(r.y);
     taps.specialize(KW == 3 && KH == 3).unroll(r.x).unroll(r.y);
     taps.specialize(KW == 5 && KH == 5 && stride_x == 1 && dil_x == 1).unroll(r.x).unroll(r.y);

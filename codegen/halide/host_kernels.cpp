@@ -40,6 +40,8 @@
 #include "vkf_dwconv_w.h"
 #include "vkf_dwconv_flat.h"
 #include "vkf_dwb.h"
+#include "vkf_dwb_s2k3.h"
+#include "vkf_dwb_s2k5.h"
 #include "vkf_dwconvm.h"
 #include "vkf_gemm.h"
 #include "vkf_gemm_r12.h"
@@ -818,8 +820,12 @@ void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const
   // kBlockedTasks a layer: whole planes where there are enough blocks.
   const std::int64_t rows = (out.h * out.blocks() * out.n + kBlockedTasks - 1) / kBlockedTasks;
   const int rows_per_task = static_cast<int>(std::clamp<std::int64_t>(rows, 1, out.h));
-  check(vkf_dwb(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
-                rows_per_task, e.act, e.alpha, e.beta, bout.get()),
+  // 3x3 and 5x5 at stride 2 (MobileNets' and EfficientNets' downsampling
+  // layers) have code of their own with the strided taps at known offsets.
+  const bool stride2 = g.stride_x == 2 && g.stride_y == 2 && g.dil_x == 1 && g.dil_y == 1 && w.kw == w.kh;
+  const auto kernel = stride2 && w.kw == 3 ? vkf_dwb_s2k3 : stride2 && w.kw == 5 ? vkf_dwb_s2k5 : vkf_dwb;
+  check(kernel(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
+               rows_per_task, e.act, e.alpha, e.beta, bout.get()),
         "vkf_dwb");
 }
 
