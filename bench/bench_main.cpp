@@ -450,7 +450,12 @@ int main(int argc, char** argv) {
       extra_models.emplace_back(argv[i] + 8);
     } else if (std::strncmp(argv[i], "--profile=", 10) == 0) {
       const char* t = std::getenv("VKFUSE_BENCH_THREADS");
-      print_profile(argv[i] + 10, t ? std::atoi(t) : 2);
+      try {
+        print_profile(argv[i] + 10, t ? std::atoi(t) : 2);
+      } catch (const vkfuse::Error& e) {
+        std::fprintf(stderr, "vkfuse_bench: %s\n", e.what());
+        return 1;
+      }
       return 0;
     } else {
       rest.push_back(argv[i]);
