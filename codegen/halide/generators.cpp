@@ -819,6 +819,11 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
  public:
   GeneratorParam<bool> blocked_input{"blocked_input", true};
   GeneratorParam<bool> residual{"residual", false};
+  // Small maps (7x7): a task is one pair of output blocks over a run of
+  // tiles_per_task pixel tiles, so that each 32 channels' filters are
+  // loaded once per run rather than once per tile and a layer has tasks
+  // enough for every thread (pixel tiles alone make 7 tasks of a 7x7 map).
+  GeneratorParam<bool> channels_outer{"channels_outer", false};
 
   Input<Buffer<float, 4>> input{"input"};
   Input<Buffer<float, 3>> weights{"weights"};
@@ -851,19 +856,27 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
     // time handing out tasks than computing on 14x14 maps.
     Var po{"po"}, pi{"pi"}, mbo{"mbo"}, mbi{"mbi"}, pt{"pt"}, task{"task"};
     auto order = [&](Stage st) {
-      st.split(p, po, pi, TP, TailStrategy::ShiftInwards)
-          .split(mb, mbo, mbi, 2, TailStrategy::GuardWithIf)
-          .reorder(mi, pi, mbi, mbo, po, n)
-          .split(po, pt, po, tiles_per_task, TailStrategy::GuardWithIf)
-          .fuse(pt, n, task)
-          .parallel(task)
-          .vectorize(mi, B)
-          .unroll(pi)
-          .unroll(mbi);
+      st.split(p, po, pi, TP, TailStrategy::ShiftInwards).split(mb, mbo, mbi, 2, TailStrategy::GuardWithIf);
+      if (channels_outer) {
+        st.reorder(mi, pi, mbi, po, mbo, n)
+            .split(po, pt, po, tiles_per_task, TailStrategy::GuardWithIf)
+            .reorder(mi, pi, mbi, po, mbo, pt, n)
+            .fuse(mbo, pt, task)
+            .fuse(task, n, task);
+      } else {
+        st.reorder(mi, pi, mbi, mbo, po, n)
+            .split(po, pt, po, tiles_per_task, TailStrategy::GuardWithIf)
+            .fuse(pt, n, task);
+      }
+      st.parallel(task).vectorize(mi, B).unroll(pi).unroll(mbi);
     };
     for (int kind : kSpecializedActivations) order(out.specialize(act == kind));
     order(out);
-    conv.compute_at(out, mbo).bound_extent(mi, B).bound_extent(p, TP).bound_extent(mb, 2).bound_extent(n, 1);
+    conv.compute_at(out, channels_outer ? po : mbo)
+        .bound_extent(mi, B)
+        .bound_extent(p, TP)
+        .bound_extent(mb, 2)
+        .bound_extent(n, 1);
     conv.vectorize(mi, B).unroll(p).unroll(mb);
     conv.update().reorder(mi, p, mb, r, n).vectorize(mi, B).unroll(p).unroll(mb);
     conv.store_in(MemoryType::Register);

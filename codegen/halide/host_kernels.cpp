@@ -50,6 +50,8 @@
 #include "vkf_maxpool_w.h"
 #include "vkf_pad.h"
 #include "vkf_pwb.h"
+#include "vkf_pwb_co.h"
+#include "vkf_pwb_co_res.h"
 #include "vkf_pwb_planar.h"
 #include "vkf_pwb_res.h"
 #include "vkf_pw.h"
@@ -763,6 +765,7 @@ int tiles_per_task(const Blocked& out) {
   const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
   return static_cast<int>(std::max<std::int64_t>(1, (tiles * out.n + kBlockedTasks - 1) / kBlockedTasks));
 }
+constexpr std::int64_t kChannelsOuterP = 64;
 void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
   if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.c != c || w.m != out.c ||
       out.h * out.w < kBlockedTile)
@@ -779,13 +782,19 @@ void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Bloc
   BlockedFlat bin(in), bout(out);
   Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
-  const int k = tiles_per_task(out);
+  // Maps of at most kChannelsOuterP pixels: tasks of one pair of output
+  // blocks over half the plane's tiles (vkf_pwb_co*), else runs of pixel tiles.
+  const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
+  const bool channels_outer = out.h * out.w <= kChannelsOuterP;
+  const int k = channels_outer ? static_cast<int>((tiles + 1) / 2) : tiles_per_task(out);
+  const auto plain = channels_outer ? vkf_pwb_co : vkf_pwb;
+  const auto with_residual = channels_outer ? vkf_pwb_co_res : vkf_pwb_res;
   if (residual) {
     BlockedFlat bres(*residual);
-    check(vkf_pwb_res(bin.buf.get(), bw.get(), bb.get(), bres.buf.get(), k, e.act, e.alpha, e.beta, bout.buf.get()),
+    check(with_residual(bin.buf.get(), bw.get(), bb.get(), bres.buf.get(), k, e.act, e.alpha, e.beta, bout.buf.get()),
           "vkf_pwb_res");
   } else {
-    check(vkf_pwb(bin.buf.get(), bw.get(), bb.get(), bout.buf.get(), k, e.act, e.alpha, e.beta, bout.buf.get()),
+    check(plain(bin.buf.get(), bw.get(), bb.get(), bout.buf.get(), k, e.act, e.alpha, e.beta, bout.buf.get()),
           "vkf_pwb");
   }
 }
