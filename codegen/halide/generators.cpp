@@ -878,7 +878,17 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
         .bound_extent(mb, 2)
         .bound_extent(n, 1);
     conv.vectorize(mi, B).unroll(p).unroll(mb);
-    conv.update().reorder(mi, p, mb, r, n).vectorize(mi, B).unroll(p).unroll(mb);
+    // Input channels 16 at a time, unrolled: each step's broadcasts and
+    // filter loads at constant offsets (one at a time, every step computed
+    // r % 16 and r / 16 and an address per pixel: 37 instructions for 14 FMAs).
+    RVar ro{"ro"}, ri{"ri"};
+    conv.update()
+        .split(r, ro, ri, B, TailStrategy::GuardWithIf)
+        .reorder(mi, p, mb, ri, ro, n)
+        .vectorize(mi, B)
+        .unroll(p)
+        .unroll(mb)
+        .unroll(ri);
     conv.store_in(MemoryType::Register);
   }
 };
