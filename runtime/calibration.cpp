@@ -223,15 +223,24 @@ std::string disturbed_note(const planner::DeviceProfile& p, const std::string& w
 // that the run starts with its weights in memory, as each layer of a real
 // network does (ResNet-18's weights alone are 45 MB; the synthetic network's
 // 5 MB would otherwise stay cached between runs and hide it).
-double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double quantile = 0.25,
-               const std::vector<float>* evictor = nullptr) {
+// A graph's inputs (all 0.5) and outputs, as the executors take them.
+struct GraphBuffers {
+  explicit GraphBuffers(const Graph& g) {
+    for (auto v : g.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)), 0.5f);
+    for (auto v : g.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)));
+    for (auto& b : in) ip.push_back(b.data());
+    for (auto& b : out) op.push_back(b.data());
+  }
   std::vector<std::vector<float>> in, out;
-  for (auto v : g.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)), 0.5f);
-  for (auto v : g.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(g.value(v).shape)));
   std::vector<const float*> ip;
   std::vector<float*> op;
-  for (auto& b : in) ip.push_back(b.data());
-  for (auto& b : out) op.push_back(b.data());
+};
+
+double time_us(Executor& ex, const Graph& g, std::size_t min_runs = 3, double quantile = 0.25,
+               const std::vector<float>* evictor = nullptr) {
+  GraphBuffers io(g);
+  const auto& ip = io.ip;
+  const auto& op = io.op;
   ex.run(ip, op);  // warm-up: first-dispatch compilation, page faults
   std::vector<double> times;
   double total = 0;
@@ -555,17 +564,11 @@ planner::DeviceProfile calibrate(planner::DeviceProfile p, const Factory& make, 
     auto ex = make(chain, options);
     if (auto* host = dynamic_cast<HostExecutor*>(ex.get())) {
       if (progress) progress("calibrating " + who + ": mobile layers in blocked channels");
-      std::vector<std::vector<float>> in, out;
-      for (auto v : chain.inputs) in.emplace_back(static_cast<std::size_t>(graph::element_count(chain.value(v).shape)), 0.5f);
-      for (auto v : chain.outputs) out.emplace_back(static_cast<std::size_t>(graph::element_count(chain.value(v).shape)));
-      std::vector<const float*> ip;
-      std::vector<float*> op;
-      for (auto& b : in) ip.push_back(b.data());
-      for (auto& b : out) op.push_back(b.data());
+      GraphBuffers io(chain);
       const auto& steps = host->program().steps();
       std::vector<std::vector<double>> step_us(steps.size());
       for (int r = 0; r < 9; ++r) {
-        const auto times = host->profile(ip, op);
+        const auto times = host->profile(io.ip, io.op);
         for (std::size_t k = 0; k < steps.size(); ++k) step_us[k].push_back(times[k].second * 1e3);
       }
       planner::validate(p);
