@@ -1130,6 +1130,52 @@ class Gemm : public Generator<Gemm> {
   }
 };
 
+// out(j, 0) = act(bias(j) + sum_k a(k, 0) * b(j % 32, k, j / 32)): one row,
+// a classifier at batch 1 (MobileNet's 1280 -> 1000). Its filters (5 MB)
+// are the whole cost, streamed once per inference; the GEMM's tiles of 4
+// rows repeat the one row 4 times and chain each panel's 2 accumulators
+// through every k. Here a task walks one panel (the GEMM's packing) with k
+// split by 4 into 4 partial sums (8 accumulators, independent chains),
+// added at the end.
+class Gemv : public Generator<Gemv> {
+ public:
+  Input<Buffer<float, 2>> a{"a"};
+  Input<Buffer<float, 3>> b{"b"};  // (j % 32, k, j / 32), as Gemm's
+  Input<Buffer<float, 2>> bias{"bias"};
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 2>> out{"out"};
+  Var j{"j"}, i{"i"}, jc{"jc"}, jp{"jp"}, q{"q"};
+
+  void generate() {
+    RDom k(0, a.dim(0).extent(), "k");
+    Func partial{"partial"};
+    partial(jc, q, jp, i) = 0.f;
+    partial(jc, k % 4, jp, i) += a(k, i) * b(jc, k, jp);
+    const Expr jc_of = j % 32, jp_of = j / 32;
+    const Expr sum = partial(jc_of, 0, jp_of, i) + partial(jc_of, 1, jp_of, i) + partial(jc_of, 2, jp_of, i) +
+                     partial(jc_of, 3, jp_of, i);
+    out(j, i) = activate(bias(j, 0) + sum, act, alpha, beta);
+    bias.dim(0).set_stride(Expr());
+    out.dim(0).set_min(0);
+    b.dim(0).set_extent(32);
+
+    Var jo{"jo"}, ji{"ji"};
+    out.split(j, jo, ji, 32, TailStrategy::GuardWithIf).reorder(ji, i, jo).parallel(jo).vectorize(ji, 16);
+    partial.compute_at(out, jo).bound_extent(jc, 32).bound_extent(q, 4).bound_extent(jp, 1).bound_extent(i, 1);
+    partial.vectorize(jc, 16).unroll(jc).unroll(q);
+    RVar ko{"ko"}, ki{"ki"};
+    partial.update()
+        .split(k, ko, ki, 4, TailStrategy::GuardWithIf)
+        .reorder(jc, ki, ko, jp, i)
+        .vectorize(jc, 16)
+        .unroll(jc)
+        .unroll(ki);
+    partial.store_in(MemoryType::Register);
+    specialize_activation(out, act);
+  }
+};
+
 // ---------------------------------------------------------------------------
 // Broadcasting binary op with an activation, rank <= 4; operands broadcast
 // through zero strides. op: 0 Add, 1 Sub, 2 Mul, 3 Div.
@@ -1352,6 +1398,7 @@ HALIDE_REGISTER_GENERATOR(DepthwiseBlocked, vkf_dwconv2d_blocked)
 HALIDE_REGISTER_GENERATOR(Pool2D, vkf_pool2d)
 HALIDE_REGISTER_GENERATOR(GlobalAvgPool, vkf_global_avgpool)
 HALIDE_REGISTER_GENERATOR(Gemm, vkf_gemm)
+HALIDE_REGISTER_GENERATOR(Gemv, vkf_gemv)
 HALIDE_REGISTER_GENERATOR(Binary, vkf_binary)
 HALIDE_REGISTER_GENERATOR(ChannelAffine, vkf_channel_affine)
 HALIDE_REGISTER_GENERATOR(Softmax, vkf_softmax)

@@ -45,6 +45,7 @@
 #include "vkf_dwconvm.h"
 #include "vkf_gemm.h"
 #include "vkf_gemm_r12.h"
+#include "vkf_gemv.h"
 #include "vkf_global_avgpool.h"
 #include "vkf_maxpool.h"
 #include "vkf_maxpool_w.h"
@@ -951,6 +952,8 @@ namespace {
 void run_gemm(Buf& a, Buf& panels, Buf& bias, Epilogue e, Buf& out, std::int64_t rows) {
   if (rows >= kGemmTallRows)
     check(vkf_gemm_r12(a.get(), panels.get(), bias.get(), e.act, e.alpha, e.beta, out.get()), "vkf_gemm_r12");
+  else if (rows == 1)
+    check(vkf_gemv(a.get(), panels.get(), bias.get(), e.act, e.alpha, e.beta, out.get()), "vkf_gemv");
   else
     check(vkf_gemm(a.get(), panels.get(), bias.get(), e.act, e.alpha, e.beta, out.get()), "vkf_gemm");
 }

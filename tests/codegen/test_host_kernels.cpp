@@ -527,6 +527,10 @@ TEST(HostGemm, GemmAndMatMul) {
   };
   const std::vector<GemmCase> cases = {
       {1, 512, 1000, true, 1.f, 1.f, {1000}, false},  // ResNet fc
+      // One row: the GEMV kernel, k in 4 partial sums (k off a multiple of 4
+      // here), a last panel of 1 and of 13 columns.
+      {1, 37, 33, false, 0.5f, 2.f, {1, 33}, true},
+      {1, 1281, 45, true, 1.f, 1.f, {45}, false},
       {3, 37, 45, false, 0.5f, 2.f, {3, 45}, true},
       {5, 16, 7, true, 1.f, 1.f, {1, 7}, false},
       {2, 9, 33, false, 1.f, 0.f, {}, false},
