@@ -111,12 +111,6 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
       out.fused_add[at(c)] = a;
       out.fused_conv[at(a)] = c;
     }
-  // The value a node's step writes: a fused Add's output for its Conv.
-  auto written_by = [&](std::size_t ni) {
-    const int a = out.fused_add[ni];
-    return g.nodes[a >= 0 ? at(a) : ni].outputs[0];
-  };
-
   // Concat inputs in place.
   out.concat_parent.assign(nv, kNoValue);
   out.concat_offset.assign(nv, 0);
@@ -158,7 +152,7 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
     std::fill(out.planar_copy.begin(), out.planar_copy.end(), 0);
     for (std::size_t ni = 0; ni < nn; ++ni) {
       if (cand[ni] == kNone) continue;
-      const ValueId v = written_by(ni);
+      const ValueId v = out.written_by(g, ni);
       if (!runtime_f32_[at(v)] || out.concat_parent[at(v)] != kNoValue) continue;
       bool any_blocked = false, any_planar = is_output_[at(v)] != 0;
       for (int ri : readers_[at(v)]) (reads_blocked(ri, v) ? any_blocked : any_planar) = true;
@@ -171,7 +165,7 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
     pruned = false;
     for (std::size_t ni = 0; ni < nn; ++ni) {
       if (cand[ni] == kNone) continue;
-      bool keep = out.blocked[at(written_by(ni))];
+      bool keep = out.blocked[at(out.written_by(g, ni))];
       // The depthwise kernel and the gate read blocked channels only, the
       // pointwise one's residual form too; a residual is read in the
       // output's layout.

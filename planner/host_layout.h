@@ -52,6 +52,13 @@ struct HostLayout {
   // Per node: of a Conv, the Add its kernel runs as the residual epilogue;
   // of that Add, the Conv (HostFusion); else -1.
   std::vector<int> fused_add, fused_conv;
+
+  // The value node `node`'s step writes: its output, or for a Conv with a
+  // fused residual Add, the Add's.
+  graph::ValueId written_by(const graph::Graph& g, std::size_t node) const {
+    const int a = fused_add[node];
+    return g.nodes[a >= 0 ? static_cast<std::size_t>(a) : node].outputs[0];
+  }
 };
 
 // Of a Mul that scales x's channels by a gate (x * g with g [N or 1, C, 1, 1],

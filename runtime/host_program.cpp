@@ -624,7 +624,6 @@ const DenseConvKernel kDepthwiseKernels[] = {
 struct Fusions {
   std::vector<std::int32_t> producer;                    // per value
   std::vector<bool> elided;                              // conv outputs folded into a residual Add
-  std::map<std::int32_t, std::int32_t> conv_to_add;      // conv node → Add node it absorbs
   std::set<std::int32_t> skipped;                        // nodes whose work another step does
   std::vector<ValueId> alias_parent;                     // per value: concat output it lives in, or kNoValue
   std::vector<std::int64_t> alias_offset;                // element offset in the parent
@@ -697,7 +696,6 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   for (std::int32_t ai = 0; ai < nn; ++ai) {
     const int ci = layout.fused_conv[idx(ai)];
     if (ci < 0) continue;
-    plan.conv_to_add[ci] = ai;
     plan.skipped.insert(ai);
     plan.elided[idx(g.nodes[static_cast<std::size_t>(ci)].outputs[0])] = true;
     ++fused_nodes_;
@@ -740,10 +738,6 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   // other reader.
   static_assert(hk::kBlockedTile == planner::kHostBlockedTile);
   const std::vector<char>&blocked = layout.blocked, &planar_copy = layout.planar_copy;
-  auto written_by = [&](std::int32_t ni) {  // the value a node's step writes (a fused Add's output for its conv)
-    auto it = plan.conv_to_add.find(ni);
-    return g.nodes[idx(it != plan.conv_to_add.end() ? it->second : ni)].outputs[0];
-  };
 
   // 3. Memory: lifetimes, then offsets. A fused Add's output is defined by its conv.
   std::vector<std::int32_t> def(nv, std::numeric_limits<std::int32_t>::max()), last(nv, -1);
@@ -755,10 +749,11 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     for (auto v : n.inputs)
       if (v != kNoValue) last[idx(v)] = std::max(last[idx(v)], ni);
   }
-  for (auto& [ci, ai] : plan.conv_to_add) {
-    const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
-    def[idx(out)] = std::min(def[idx(out)], ci);
-  }
+  for (std::int32_t ci = 0; ci < nn; ++ci)
+    if (const int ai = layout.fused_add[idx(ci)]; ai >= 0) {
+      const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
+      def[idx(out)] = std::min(def[idx(out)], ci);
+    }
   for (auto v : g.outputs) last[idx(v)] = nn;
   for (std::size_t v = 0; v < nv; ++v)
     if (def[v] != std::numeric_limits<std::int32_t>::max()) last[v] = std::max(last[v], def[v]);
@@ -925,8 +920,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const std::int64_t Cg = C / group, Mg = M / group;
       const hk::Window2D win = window_2d(n, xs, out_shape, KH, KW);
       // Blocked channels out (step 2c): the value this step writes is held so.
-      const auto conv_add = plan.conv_to_add.find(ni);
-      const bool blocked_out = blocked[idx(written_by(ni))], blocked_in = blocked_out && blocked[idx(n.inputs[0])];
+      const int conv_add = layout.fused_add[idx(ni)];
+      const bool blocked_out = blocked[idx(layout.written_by(g, idx(ni)))];
+      const bool blocked_in = blocked_out && blocked[idx(n.inputs[0])];
       auto io = [&](ValueId v) { return blocked_out ? blocked_buf(v) : buf(v); };
       ViewRef x = ViewRef::dense(blocked_in ? blocked_buf(n.inputs[0]) : in(0), xs);
       // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.
@@ -966,9 +962,9 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
           return;
         }
       };
-      if (conv_add != plan.conv_to_add.end()) {
+      if (conv_add >= 0) {
         // Write the Add's output, with the residual and the Add's activation.
-        const Node& sum = g.nodes[static_cast<std::size_t>(conv_add->second)];
+        const Node& sum = g.nodes[static_cast<std::size_t>(conv_add)];
         const ValueId res_id = sum.other_input(n.outputs[0]);
         const ValueId add_out = sum.outputs[0];
         kernel_step(kDenseConvKernels, name + "+" + sum.name,
