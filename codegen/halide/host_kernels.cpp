@@ -783,11 +783,15 @@ void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Bloc
   BlockedFlat bin(in), bout(out);
   Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
-  // Maps of at most kChannelsOuterP pixels: tasks of one pair of output
-  // blocks over half the plane's tiles (vkf_pwb_co*), else runs of pixel tiles.
+  // Maps of at most kChannelsOuterP pixels and outputs of at least 3 blocks:
+  // tasks of one group of output blocks (vkf_pwb_co*: 3 blocks on AVX-512) over
+  // runs of the plane's tiles, as few runs as give kBlockedTasks tasks; else
+  // runs of pixel tiles over every block.
   const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
-  const bool channels_outer = out.h * out.w <= kChannelsOuterP;
-  const int k = channels_outer ? static_cast<int>((tiles + 1) / 2) : tiles_per_task(out);
+  const bool channels_outer = out.h * out.w <= kChannelsOuterP && out.blocks() >= 3;
+  const std::int64_t groups = (out.blocks() + 2) / 3 * out.n;
+  const std::int64_t runs = std::clamp<std::int64_t>((kBlockedTasks + groups - 1) / groups, 1, tiles);
+  const int k = channels_outer ? static_cast<int>((tiles + runs - 1) / runs) : tiles_per_task(out);
   const auto plain = channels_outer ? vkf_pwb_co : vkf_pwb;
   const auto with_residual = channels_outer ? vkf_pwb_co_res : vkf_pwb_res;
   if (residual) {
