@@ -819,14 +819,15 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
  public:
   GeneratorParam<bool> blocked_input{"blocked_input", true};
   GeneratorParam<bool> residual{"residual", false};
-  // Small maps (7x7): a task is one group of output blocks over a run of
+  // Maps up to 28x28: a task is one group of output blocks over a run of
   // tiles_per_task pixel tiles, so that the group's filters are loaded once
-  // per run rather than once per tile and a layer has tasks enough for every
-  // thread (pixel tiles alone make 7 tasks of a 7x7 map). Where AVX-512's 32
-  // registers hold it the group is 3 blocks (7 px x 48 ch, 21 accumulators;
-  // 10-25% faster than 2 blocks on 7x7 layers, one thread, filters in L3 or
-  // memory) and the last group shifts inwards, so the output has at least 3
-  // blocks; elsewhere a pair (AVX2's 16 registers already spill a pair).
+  // per run rather than once per tile, and each thread reads only its groups'
+  // filters (pixel tiles alone also make just 7 tasks of a 7x7 map). Where
+  // AVX-512's 32 registers hold it the group is 3 blocks (7 px x 48 ch, 21
+  // accumulators; 10-25% faster than 2 blocks on 7x7 layers, one thread,
+  // filters in L3 or memory) and the last group shifts inwards, so the output
+  // has at least 3 blocks; elsewhere a pair (AVX2's 16 registers already
+  // spill a pair).
   GeneratorParam<bool> channels_outer{"channels_outer", false};
 
   Input<Buffer<float, 4>> input{"input"};
