@@ -769,6 +769,9 @@ int tiles_per_task(const Blocked& out) {
 // Channel groups outermost up to 28x28 maps: on 14x14 and 28x28 layers 0.6-0.9x
 // the time of pixel runs over every block (two threads); on 56x56 even.
 constexpr std::int64_t kChannelsOuterP = 784;
+// Output blocks per group of vkf_pwb_co* on AVX-512 (generators.cpp,
+// PointwiseBlocked): its last group shifts inwards, so the output needs as many.
+constexpr std::int64_t kChannelsOuterGroup = 3;
 void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
   if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.c != c || w.m != out.c ||
       out.h * out.w < kBlockedTile)
@@ -790,8 +793,8 @@ void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Bloc
   // runs of the plane's tiles, as few runs as give kBlockedTasks tasks; else
   // runs of pixel tiles over every block.
   const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
-  const bool channels_outer = out.h * out.w <= kChannelsOuterP && out.blocks() >= 3;
-  const std::int64_t groups = (out.blocks() + 2) / 3 * out.n;
+  const bool channels_outer = out.h * out.w <= kChannelsOuterP && out.blocks() >= kChannelsOuterGroup;
+  const std::int64_t groups = (out.blocks() + kChannelsOuterGroup - 1) / kChannelsOuterGroup * out.n;
   const std::int64_t runs = std::clamp<std::int64_t>((kBlockedTasks + groups - 1) / groups, 1, tiles);
   const int k = channels_outer ? static_cast<int>((tiles + runs - 1) / runs) : tiles_per_task(out);
   const auto plain = channels_outer ? vkf_pwb_co : vkf_pwb;

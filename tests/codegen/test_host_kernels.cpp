@@ -274,8 +274,9 @@ TEST(HostConv, BlockedChannelChains) {
       {1, 16, 12, 12, 24, 7, 1, 1, "Relu"},       // 7x7: the taps as a loop
       {2, 16, 14, 14, 40, 5, 2, 1, "HardSwish", true},  // squeeze-and-excitation (MobileNetV3, EfficientNet)
       {1, 24, 9, 11, 72, 3, 1, 1, "Relu", true},
-      // Maps of at most 64 px with outputs of 3 blocks and more: groups of 3
-      // blocks (the last shifted inwards over 4 and 8 blocks here), residual too.
+      // Small maps (channel groups outermost) with outputs of 3 blocks and
+      // more: groups of 3 blocks (the last shifted inwards over 4 and 8 blocks
+      // here), residual too.
       {1, 40, 7, 7, 96, 3, 1, 1, "Relu"},
       {1, 56, 8, 8, 120, 3, 1, 1, "Clip"},
   };
