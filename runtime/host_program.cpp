@@ -113,6 +113,8 @@ hk::View broadcast_view(float* data, const Shape& shape, const Shape& out) {
 //    with tile rows, in ResNet-18). Below 12x12 partial tiles and the
 //    transformed filters (9 MB for 512 channels, read once per 4 tiles) lose
 //    to the direct kernel.
+// Planes of whole 7-pixel tiles up to 14x14 with input channels in whole
+// chunks take conv_channel_chunks before either (kDenseConvKernels, below).
 // VKFUSE_HOST_WINOGRAD=0 turns it off.
 std::optional<hk::WinogradSchedule> winograd_schedule(const Node& n, const Shape& x, const Shape& y, std::int64_t kh,
                                                       std::int64_t kw) {
@@ -180,6 +182,24 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_c
   const double eff16 = hk::tile_used(y[3], 16);
   const double eff_cv = hk::channel_vector_used(P);
   return channel_vector_rate(in_channels, std::max(w.stride_x, w.stride_y)) * eff_cv > eff16;
+}
+
+// conv_channel_chunks (conv_channel_vector with the reduction in chunks of
+// input channels, generators.cpp) for windows of at least 3x3 on planes of up
+// to 14x14 that are whole 7-pixel tiles, with input channels in whole chunks.
+// Measured on the 2 vCPU Intel Xeon, 2 threads, ResNet-18, alternated with
+// the kernels before it: the 7x7 512->512 layers 1.50-1.58 -> 1.31-1.33 ms
+// (conv_channel_vector), the 14x14 256->256 layers 1.2 -> 1.0 (the staged
+// Winograd, whose transformed filters are 4x the direct ones: both come
+// from memory every inference there); on 28x28 128->128 it lost to the
+// Winograd (2.8 -> 3.6 ms for the layer2 3x3s). 1x1 layers stay on
+// conv_channel_vector: a chunk of 16 channels x 1 tap is too short for the
+// partial sums' round trip (ResNet-50's 512->2048 0.68 -> 0.80 ms).
+constexpr std::int64_t kChannelChunksMaxP = 196;
+bool use_channel_chunks(const hk::Window2D& w, const Shape& y, std::int64_t in_channels) {
+  const std::int64_t P = y[2] * y[3];
+  return w.kernel_x * w.kernel_y >= 9 && in_channels % hk::kConvChunkC == 0 && P % hk::kConvChunkTileP == 0 &&
+         P <= kChannelChunksMaxP;
 }
 
 // The tile of pointwise_tiled (a GEMM over the whole flattened plane, the
@@ -456,6 +476,17 @@ DenseKernel winograd_kernel(const DenseConv& c) {
             hk::winograd_conv2d(in, *pw, win, res, e, out, sched);
           }};
 }
+DenseKernel channel_chunks_kernel(const DenseConv& c) {
+  auto packed = std::make_shared<hk::PackedConv>(
+      hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
+                           static_cast<int>(c.KW), hk::kConvChannelVectorTileM));
+  const hk::PackedConv* pc = packed.get();
+  const hk::Window2D win = c.win;
+  return {"conv_channel_chunks", packed, bytes_of(*packed),
+          [pc, win](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            hk::conv2d_channel_chunks(in, *pc, win, res, e, out);
+          }};
+}
 DenseKernel channel_vector_kernel(const DenseConv& c) {
   auto packed = std::make_shared<hk::PackedConv>(
       hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
@@ -552,6 +583,8 @@ const DenseConvKernel kDenseConvKernels[] = {
     {"pointwise_blocked", [](const DenseConv& c) { return c.blocked_out; }, pointwise_blocked_kernel},
     {"conv_gemv", gemv_conv, gemv_kernel},
     {"pointwise_tiled", [](const DenseConv& c) { return pointwise_tile(c.win, c.ys, c.C) != 0; }, pointwise_kernel},
+    {"conv_channel_chunks", [](const DenseConv& c) { return use_channel_chunks(c.win, c.ys, c.C); },
+     channel_chunks_kernel},
     {"winograd", [](const DenseConv& c) { return winograd_schedule(*c.node, c.xs, c.ys, c.KH, c.KW).has_value(); },
      winograd_kernel},
     {"conv_channel_vector", [](const DenseConv& c) { return use_channel_vector(c.win, c.ys, c.C); },

@@ -36,6 +36,8 @@
 #include "vkf_convm_res.h"
 #include "vkf_convm7.h"
 #include "vkf_convm7_res.h"
+#include "vkf_convk.h"
+#include "vkf_convk_res.h"
 #include "vkf_dwconv.h"
 #include "vkf_dwconv_w.h"
 #include "vkf_dwconv_flat.h"
@@ -552,6 +554,21 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
                                             bout.get()),
           "vkf_convm");
   }
+}
+
+void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+                           const View& out) {
+  install_error_handler();
+  if (w.tile_m != kConvChannelVectorTileM || w.c % kConvChunkC != 0 || out.extent[0] * out.extent[1] < kConvChunkTileP)
+    throw Error(ErrorKind::Internal, "conv2d_channel_chunks: not a convolution it can run");
+  Buf bin(in), bout(flat_plane(out));
+  Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
+  Buf bb(w.bias.data(), w.m_padded);
+  Buf bres(residual ? flat_plane(*residual) : flat_plane(out));
+  check((residual ? vkf_convk_res : vkf_convk)(bin.get(), bw.get(), bb.get(), bres.get(),
+                                                 static_cast<int>(out.extent[0]), g.stride_x, g.stride_y, g.pad_x,
+                                                 g.pad_y, g.dil_x, g.dil_y, false, e.act, e.alpha, e.beta, bout.get()),
+        "vkf_convk");
 }
 
 void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out,

@@ -73,7 +73,8 @@ struct PackedConv {
   std::vector<float> bias;
   int tile_m = kConvTileM;
   // w: [m, c, kh, kw] row-major (ONNX); bias: m values or nullptr. tile_m:
-  // kConvTileM for conv2d, kConvChannelVectorTileM for conv2d_channel_vector.
+  // kConvTileM for conv2d, kConvChannelVectorTileM for conv2d_channel_vector
+  // and conv2d_channel_chunks.
   static PackedConv pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m = kConvTileM);
 };
 
@@ -97,6 +98,18 @@ inline int channel_vector_tile(std::int64_t p) {
 // The fraction of the computed pixels that are output pixels.
 inline double channel_vector_used(std::int64_t p) { return tile_used(p, channel_vector_tile(p)); }
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
+                           const View& out);
+// conv_channel_chunks: conv_channel_vector's algorithm and filters, with a
+// task per block of 32 output channels over the whole plane (7-pixel tiles)
+// and the reduction in chunks of kConvChunkC input channels, each over every
+// tile before the next, so that the filters stream from memory once at the
+// rate the arithmetic uses them (generators.cpp, Conv2DChannelVector with
+// chunk_c). The input channels must be a multiple of kConvChunkC and the
+// plane hold at least kConvChunkTileP pixels; planes of a multiple of 7
+// pixels waste nothing.
+inline constexpr int kConvChunkC = 16;
+inline constexpr int kConvChunkTileP = 7;
+void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out);
 
 // out = act(conv(in, w) + bias [+ residual]); in and out are (w, h, c, n).

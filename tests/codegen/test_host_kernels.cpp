@@ -346,6 +346,30 @@ TEST(HostConv, PointwiseOnSmallMapsByInputChannels) {
   check_conv_kernel({2, 320, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "conv_channel_vector", 332);
 }
 
+// conv_channel_chunks takes windows of 3x3 and more on planes of whole
+// 7-pixel tiles up to 14x14 whose input channels are whole chunks of 16
+// (ResNet's layer3 and layer4): strides, 5x5, dilation, N=2, output channels
+// short of a 32-channel block, a fused residual Add and the specialized
+// activations; the others keep their kernels.
+TEST(HostConv, ChannelChunksOnSmallMaps) {
+  std::uint32_t seed = 360;
+  const std::vector<std::pair<ConvCase, bool>> chunks = {
+      {{1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, false},    // 7x7, 4 chunks
+      {{2, 48, 14, 14, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, ""}, true},      // 14x14, N=2, residual
+      {{1, 32, 14, 14, 64, 3, 3, 2, 2, 1, 1, 1, {1, 1, 1, 1}, true, "Clip"}, false},  // stride 2 to 7x7
+      {{1, 16, 7, 7, 33, 5, 5, 1, 1, 1, 1, 1, {2, 2, 2, 2}, true, "HardSwish"}, true},  // 5x5, one chunk
+      {{1, 32, 11, 11, 32, 3, 3, 1, 1, 2, 2, 1, {0, 0, 0, 0}, true, "Sigmoid"}, false},  // dilated to 7x7
+      {{1, 16, 7, 14, 24, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, "HardSwish"}, false},  // 98 px
+  };
+  for (const auto& [k, residual] : chunks) check_conv_kernel(k, "conv_channel_chunks", seed++, residual);
+  // Input channels not whole chunks, a plane not of whole 7-pixel tiles, a
+  // 1x1 window, a plane above 14x14.
+  check_conv_kernel({1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector", seed++);
+  check_conv_kernel({1, 32, 8, 8, 48, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""}, "conv_channel_vector", seed++);
+  check_conv_kernel({1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""}, "conv_channel_vector", seed++);
+  check_conv_kernel({1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""}, "wino_f4x3_staged", seed++);
+}
+
 // A 1x1 convolution on a 1x1 map (squeeze-and-excitation) runs as a GEMV on
 // the Gemm kernel, per image; with a fused residual Add it does not.
 TEST(HostConv, OnOneByOneMapsAGemv) {
