@@ -476,27 +476,26 @@ DenseKernel winograd_kernel(const DenseConv& c) {
             hk::winograd_conv2d(in, *pw, win, res, e, out, sched);
           }};
 }
-DenseKernel channel_chunks_kernel(const DenseConv& c) {
+// conv_channel_vector and conv_channel_chunks: the same filters (blocks of
+// 32 output channels), run by `run`.
+using ChannelVectorRun = void (*)(const hk::View&, const hk::PackedConv&, const hk::Window2D&, const hk::View*,
+                                  hk::Epilogue, const hk::View&);
+DenseKernel channel_vector_family(const DenseConv& c, const char* name, ChannelVectorRun run) {
   auto packed = std::make_shared<hk::PackedConv>(
       hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
                            static_cast<int>(c.KW), hk::kConvChannelVectorTileM));
   const hk::PackedConv* pc = packed.get();
   const hk::Window2D win = c.win;
-  return {"conv_channel_chunks", packed, bytes_of(*packed),
-          [pc, win](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
-            hk::conv2d_channel_chunks(in, *pc, win, res, e, out);
+  return {name, packed, bytes_of(*packed),
+          [pc, win, run](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+            run(in, *pc, win, res, e, out);
           }};
 }
+DenseKernel channel_chunks_kernel(const DenseConv& c) {
+  return channel_vector_family(c, "conv_channel_chunks", hk::conv2d_channel_chunks);
+}
 DenseKernel channel_vector_kernel(const DenseConv& c) {
-  auto packed = std::make_shared<hk::PackedConv>(
-      hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
-                           static_cast<int>(c.KW), hk::kConvChannelVectorTileM));
-  const hk::PackedConv* pc = packed.get();
-  const hk::Window2D win = c.win;
-  return {"conv_channel_vector", packed, bytes_of(*packed),
-          [pc, win](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
-            hk::conv2d_channel_vector(in, *pc, win, res, e, out);
-          }};
+  return channel_vector_family(c, "conv_channel_vector", hk::conv2d_channel_vector);
 }
 // A 1x1 convolution on a 1x1 map (squeeze-and-excitation's reduce and
 // expand convolutions): one GEMV per image, on the Gemm kernel. conv_tiled's

@@ -308,6 +308,18 @@ void schedule_tile_tasks(Func out, int tile_p, int tile_m, Expr channels_inner, 
   order(out, false);
 }
 
+// The padded input of the channel-vector kernels, stored channels innermost:
+// their reductions walk c innermost, so the pixels they broadcast for 16
+// consecutive channels share one cache line instead of touching 16.
+void schedule_channels_innermost(Func padded) {
+  const std::vector<Var> pa = padded.args();
+  padded.compute_root()
+      .reorder_storage(pa[2], pa[0], pa[1], pa[3])
+      .reorder(pa[2], pa[0], pa[1], pa[3])
+      .parallel(pa[1])
+      .vectorize(pa[2], 16, TailStrategy::GuardWithIf);
+}
+
 // ---------------------------------------------------------------------------
 // Dense convolution vectorized over output channels (conv_channel_vector):
 // the same algorithm as Conv2D, for small maps (7x7, 8x8, 17x17, ...) where a
@@ -317,14 +329,11 @@ void schedule_tile_tasks(Func out, int tile_p, int tile_m, Expr channels_inner, 
 // tile is shifted inwards; the host calls this for planes of at least tile_p
 // pixels). Register tile: tile_p pixels x 32 channels (two AVX-512 vectors);
 // input pixels are broadcast. Weights are packed in blocks of 32 output
-// channels, (mi, c, kx, ky, mo); out and res are (p, m, n). With chunk_c,
-// the same algorithm runs the reduction in chunks of input channels
-// (conv_channel_chunks, see chunked()).
+// channels, (mi, c, kx, ky, mo); out and res are (p, m, n).
 class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
  public:
   GeneratorParam<bool> residual{"residual", false};
   GeneratorParam<int> tile_p{"tile_p", 8};
-  GeneratorParam<int> chunk_c{"chunk_c", 0};  // input channels per chunk (0: no chunks); see below
 
   Input<Buffer<float, 4>> input{"input"};
   Input<Buffer<float, 5>> weights{"weights"};
@@ -349,10 +358,6 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     Func conv{"conv"}, tile{"tile"};
     Expr x = p % out_w, y = p / out_w;
     conv(mi, p, mo, n) = bias(mo * TM + mi);
-    if (chunk_c > 0) {
-      chunked(padded, conv, x, y);
-      return;
-    }
     RDom r(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
     conv(mi, p, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
                           padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
@@ -376,61 +381,77 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     conv.vectorize(mi, 16).unroll(mi).unroll(p);
     conv.update().reorder(mi, p, r.x, r.y, r.z, mo, n).vectorize(mi, 16).unroll(mi).unroll(p);
     conv.store_in(MemoryType::Register);
-    schedule_padded(padded);
+    schedule_channels_innermost(padded);
   }
+};
 
- private:
-  // The padded input is stored channels innermost: the reduction walks c
-  // innermost, so the pixels it broadcasts for 16 consecutive channels share
-  // one cache line instead of touching 16.
-  static void schedule_padded(Func padded) {
-    const std::vector<Var> pa = padded.args();
-    padded.compute_root()
-        .reorder_storage(pa[2], pa[0], pa[1], pa[3])
-        .reorder(pa[2], pa[0], pa[1], pa[3])
-        .parallel(pa[1])
-        .vectorize(pa[2], 16, TailStrategy::GuardWithIf);
-  }
+// conv_channel_chunks: Conv2DChannelVector's algorithm and filters, with a
+// task per block of 32 output channels over a run of run_p pixels (a
+// multiple of tile_p; a block's runs are consecutive tasks), and the
+// reduction in chunks of chunk_c input channels (all taps), each chunk over
+// every tile of the run before the next: a chunk's filters (chunk_c x taps x
+// 32 floats) stay in L1 across the run, so a layer's filters are read from
+// memory once, at the rate the arithmetic consumes them, instead of in a
+// burst at each block's first tile. In a whole network the small-map
+// layers' filters come from memory (ResNet-18's 7x7 512->512: 9.4 MB each),
+// and there this wins; with the filters in cache (one layer timed alone) the
+// partial sums' round trips make it slower than Conv2DChannelVector. A
+// tile's partial sums over one chunk (`part`) stay in registers and are
+// added into the block's sums in memory. The input channels must be a
+// multiple of chunk_c. (Halide's prefetch of the next chunk's filters made
+// the 7x7 layers 2x slower.)
+class Conv2DChannelChunks : public Generator<Conv2DChannelChunks> {
+ public:
+  GeneratorParam<bool> residual{"residual", false};
+  GeneratorParam<int> tile_p{"tile_p", 7};
+  GeneratorParam<int> chunk_c{"chunk_c", 16};
 
-  // chunk_c > 0 (conv_channel_chunks): a task is one block of 32 output
-  // channels over the whole plane, and the reduction runs in chunks of
-  // chunk_c input channels (all taps), each over every pixel tile before the
-  // next: a chunk's filters (chunk_c x taps x 32 floats) stay in L1 across
-  // the plane's tiles, so a layer's filters are read from memory once, at
-  // the rate the arithmetic consumes them, instead of in a burst at each
-  // block's first tile. In a whole network the small-map layers' filters
-  // come from memory (ResNet-18's 7x7 512->512: 9.4 MB each), and there this
-  // wins; with the filters in cache (one layer timed alone) the partial
-  // sums' round trips make it slower than the tiles above. A tile's partial
-  // sums over one chunk (`part`) stay in registers and are added into the
-  // block's sums in memory. The input channels must be a multiple of
-  // chunk_c. (Halide's prefetch of the next chunk's filters made the 7x7
-  // layers 2x slower.)
-  void chunked(Func padded, Func conv, Expr x, Expr y) {
+  Input<Buffer<float, 4>> input{"input"};
+  Input<Buffer<float, 5>> weights{"weights"};  // (mi, c, kx, ky, mo), as Conv2DChannelVector's
+  Input<Buffer<float, 1>> bias{"bias"};
+  Input<Buffer<float, 3>> res{"res"};
+  Input<int> out_w{"out_w"};
+  Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
+  Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
+  Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> run_p{"run_p"};  // output pixels per task, a multiple of tile_p
+  Input<int> act{"act"};
+  Input<float> alpha{"alpha"}, beta{"beta"};
+  Output<Buffer<float, 3>> out{"out"};
+
+  Var p{"p"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"}, k{"k"};
+
+  void generate() {
     const int TM = 32, TP = tile_p, KC = chunk_c;
-    Var k{"k"};
+    Func padded = constant_exterior(input, 0.f,
+                                    {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
+                                     {Expr(), Expr()}});
+    Expr x = p % out_w, y = p / out_w;
     RDom rc(0, KC, 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "rc");
     // The filters keep conv_channel_vector's packing, (mi, c, kx, ky, mo):
     // a chunk reads one short run per tap, and the taps' runs are as many
     // streams for the hardware prefetchers (packed chunk by chunk, one
     // stream, the gain on the 7x7 512->512 layers shrank from ~12% to ~4%).
     RDom rk(0, weights.dim(1).extent() / KC, "rk");
-    Func part{"part"};
+    Func part{"part"}, conv{"conv"};
     Expr c = k * KC + rc.x;
     part(mi, p, mo, n, k) = 0.f;
     part(mi, p, mo, n, k) += weights(mi, c, rc.y, rc.z, mo) *
                              padded(x * stride_x + rc.y * dil_x - pad_x, y * stride_y + rc.z * dil_y - pad_y, c, n);
+    conv(mi, p, mo, n) = bias(mo * TM + mi);
     conv(mi, p, mo, n) += part(mi, p, mo, n, rk);
     Expr v = conv(m % TM, p, m / TM, n);
     if (residual) v += res(p, m, n);
     out(p, m, n) = activate(v, act, alpha, beta);
     out.dim(1).set_min(0);
 
-    Var mto{"mto"}, mti{"mti"}, task{"task"}, po{"po"}, pi{"pi"};
+    Var mto{"mto"}, mti{"mti"}, pr{"pr"}, pj{"pj"}, po{"po"}, pi{"pi"}, runs{"runs"}, task{"task"};
     auto order = [&](Stage st) {
       st.split(m, mto, mti, TM, TailStrategy::GuardWithIf)
-          .reorder(mti, p, mto, n)
-          .fuse(mto, n, task)
+          .split(p, pr, pj, run_p, TailStrategy::GuardWithIf)
+          .reorder(mti, pj, pr, mto, n)
+          .fuse(pr, mto, runs)
+          .fuse(runs, n, task)
           .parallel(task)
           .vectorize(mti, 16)
           .unroll(mti);
@@ -449,7 +470,7 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     part.vectorize(mi, 16).unroll(mi).unroll(p);
     part.update().reorder(mi, p, rc.x, rc.y, rc.z, mo, n, k).vectorize(mi, 16).unroll(mi).unroll(p);
     part.store_in(MemoryType::Register);
-    schedule_padded(padded);
+    schedule_channels_innermost(padded);
   }
 };
 
@@ -1469,6 +1490,7 @@ class Softmax : public Generator<Softmax> {
 
 HALIDE_REGISTER_GENERATOR(Conv2D, vkf_conv2d)
 HALIDE_REGISTER_GENERATOR(Conv2DChannelVector, vkf_conv2d_mvec)
+HALIDE_REGISTER_GENERATOR(Conv2DChannelChunks, vkf_conv2d_chunks)
 HALIDE_REGISTER_GENERATOR(PointwiseConv, vkf_pointwise_conv)
 HALIDE_REGISTER_GENERATOR(WinogradConv, vkf_winograd_f4x3)
 HALIDE_REGISTER_GENERATOR(DepthwiseConv2D, vkf_dwconv2d)

@@ -100,13 +100,13 @@ inline double channel_vector_used(std::int64_t p) { return tile_used(p, channel_
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out);
 // conv_channel_chunks: conv_channel_vector's algorithm and filters, with a
-// task per block of 32 output channels over the whole plane (7-pixel tiles)
-// and the reduction in chunks of kConvChunkC input channels, each over every
-// tile before the next, so that the filters stream from memory once at the
-// rate the arithmetic uses them (generators.cpp, Conv2DChannelVector with
-// chunk_c). The input channels must be a multiple of kConvChunkC and the
-// plane hold at least kConvChunkTileP pixels; planes of a multiple of 7
-// pixels waste nothing.
+// task per block of 32 output channels over a run of 7-pixel tiles and the
+// reduction in chunks of kConvChunkC input channels, each over every tile of
+// the run before the next, so that the filters stream from memory once at
+// the rate the arithmetic uses them (generators.cpp, Conv2DChannelChunks).
+// The input channels must be a multiple of kConvChunkC and the plane hold at
+// least kConvChunkTileP pixels; planes of a multiple of 7 pixels waste
+// nothing (the last tile is rounded up).
 inline constexpr int kConvChunkC = 16;
 inline constexpr int kConvChunkTileP = 7;
 void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,

@@ -349,8 +349,9 @@ TEST(HostConv, PointwiseOnSmallMapsByInputChannels) {
 // conv_channel_chunks takes windows of 3x3 and more on planes of whole
 // 7-pixel tiles up to 14x14 whose input channels are whole chunks of 16
 // (ResNet's layer3 and layer4): strides, 5x5, dilation, N=2, output channels
-// short of a 32-channel block, a fused residual Add and the specialized
-// activations; the others keep their kernels.
+// short of a 32-channel block, few blocks (tasks over runs of tiles on the
+// test's 2 threads, the last run short), a fused residual Add and the
+// specialized activations; the others keep their kernels.
 TEST(HostConv, ChannelChunksOnSmallMaps) {
   std::uint32_t seed = 360;
   const std::vector<std::pair<ConvCase, bool>> chunks = {
@@ -360,6 +361,8 @@ TEST(HostConv, ChannelChunksOnSmallMaps) {
       {{1, 16, 7, 7, 33, 5, 5, 1, 1, 1, 1, 1, {2, 2, 2, 2}, true, "HardSwish"}, true},  // 5x5, one chunk
       {{1, 32, 11, 11, 32, 3, 3, 1, 1, 2, 2, 1, {0, 0, 0, 0}, true, "Sigmoid"}, false},  // dilated to 7x7
       {{1, 16, 7, 14, 24, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, false, "HardSwish"}, false},  // 98 px
+      {{1, 32, 14, 14, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, true},  // 3 blocks: 2 runs (2 threads)
+      {{1, 32, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""}, false},  // 1 block: runs of 28 and 21 px
   };
   for (const auto& [k, residual] : chunks) check_conv_kernel(k, "conv_channel_chunks", seed++, residual);
   // Input channels not whole chunks, a plane not of whole 7-pixel tiles, a
