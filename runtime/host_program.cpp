@@ -185,8 +185,9 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_c
 }
 
 // conv_channel_chunks (conv_channel_vector with the reduction in chunks of
-// input channels, generators.cpp) for windows of at least 3x3 on planes of up
-// to 14x14 that are whole 7-pixel tiles, with input channels in whole chunks.
+// input channels, generators.cpp) for windows of at least 9 taps (3x3 and up)
+// on planes of up to 14x14 that are whole 7-pixel tiles, with input channels
+// in whole chunks.
 // Measured on the 2 vCPU Intel Xeon, 2 threads, ResNet-18, alternated with
 // the kernels before it: the 7x7 512->512 layers 1.50-1.58 -> 1.31-1.33 ms
 // (conv_channel_vector), the 14x14 256->256 layers 1.2 -> 1.0 (the staged
