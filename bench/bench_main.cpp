@@ -304,9 +304,11 @@ void register_evaluation(const std::string& mode, const std::vector<std::string>
 struct ConvLayer {
   const char* name;
   std::int64_t c, h, w, m, k, stride, pad;
+  std::int64_t group = 1;
 };
 
-// The distinct convolutions of ResNet-18, and a few of Inception v3.
+// The distinct convolutions of ResNet-18, a few of Inception v3, and the
+// depthwise layers that lead mobile networks (MobileNet v2, MNASNet).
 const ConvLayer kLayers[] = {
     {"resnet_stem_7x7s2_3to64_224", 3, 224, 224, 64, 7, 2, 3},
     {"resnet_3x3_64_56", 64, 56, 56, 64, 3, 1, 1},
@@ -319,6 +321,7 @@ const ConvLayer kLayers[] = {
     {"inception_1x1_288to64_35", 288, 35, 35, 64, 1, 1, 0},
     {"inception_3x3_64to96_35", 64, 35, 35, 96, 3, 1, 1},
     {"inception_1x1_768to192_17", 768, 17, 17, 192, 1, 1, 0},
+    {"mobile_dw_3x3_32_112", 32, 112, 112, 32, 3, 1, 1, 32},
 };
 
 void bm_conv(benchmark::State& state, ConvLayer l) {
@@ -327,10 +330,10 @@ void bm_conv(benchmark::State& state, ConvLayer l) {
   g::Graph graph;
   auto x = graph.add_value("x", g::DType::f32, {1, l.c, l.h, l.w}, true);
   graph.inputs = {x};
-  std::vector<float> w(static_cast<std::size_t>(l.m * l.c * l.k * l.k)), b(static_cast<std::size_t>(l.m));
+  std::vector<float> w(static_cast<std::size_t>(l.m * (l.c / l.group) * l.k * l.k)), b(static_cast<std::size_t>(l.m));
   for (auto& v : w) v = d(rng) * 0.1f;
   for (auto& v : b) v = d(rng);
-  auto wid = graph.add_constant("w", g::Tensor::from_f32({l.m, l.c, l.k, l.k}, w));
+  auto wid = graph.add_constant("w", g::Tensor::from_f32({l.m, l.c / l.group, l.k, l.k}, w));
   auto bid = graph.add_constant("b", g::Tensor::from_f32({l.m}, b));
   g::Node n;
   n.name = l.name;
@@ -338,6 +341,7 @@ void bm_conv(benchmark::State& state, ConvLayer l) {
   n.inputs = {x, wid, bid};
   n.attrs.set("strides", std::vector<std::int64_t>{l.stride, l.stride});
   n.attrs.set("pads", std::vector<std::int64_t>{l.pad, l.pad, l.pad, l.pad});
+  if (l.group != 1) n.attrs.set("group", l.group);
   n.activation.kind = g::Activation::Kind::Relu;
   auto y = graph.add_value("y");
   n.outputs = {y};
@@ -375,19 +379,40 @@ void print_profile(const std::string& model, int threads) {
   Io io(graph);
   for (int i = 0; i < 3; ++i) exec.run(io.in_ptrs, io.out_ptrs);
   std::map<std::string, double> sum;
-  const int reps = 10;
+  const int reps = 20;
   std::vector<std::pair<std::string, double>> steps;
+  std::vector<double> sums, whole;
+  std::vector<std::vector<double>> per_step;  // [step][rep]
   for (int r = 0; r < reps; ++r) {
     auto t = exec.profile(io.in_ptrs, io.out_ptrs);
     if (steps.empty()) steps = t;
-    for (std::size_t i = 0; i < t.size(); ++i) steps[i].second = std::min(steps[i].second, t[i].second);
+    per_step.resize(t.size());
+    double s = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      steps[i].second = std::min(steps[i].second, t[i].second);
+      per_step[i].push_back(t[i].second);
+      s += t[i].second;
+    }
+    sums.push_back(s);
+    const auto t0 = std::chrono::steady_clock::now();
+    exec.run(io.in_ptrs, io.out_ptrs);
+    whole.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   double total = 0;
-  for (auto& [name, ms] : steps) {
-    std::printf("%8.3f ms  %s\n", ms, name.c_str());
-    total += ms;
+  std::printf("  min ms  median\n");
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    std::printf("%8.3f %7.3f  %s\n", steps[i].second, median(per_step[i]), steps[i].first.c_str());
+    total += steps[i].second;
   }
-  std::printf("%8.3f ms  total (sum of per-step minima)\n%s\n", total, exec.description().c_str());
+  // The gap between the last two lines is what running the steps back to
+  // back costs beyond the steps themselves (pool wake-ups, copies in and out).
+  std::printf("%8.3f ms  total (sum of per-step minima)\n%8.3f ms  median of the runs' step sums\n"
+              "%8.3f ms  median of whole runs (run())\n%s\n",
+              total, median(sums), median(whole), exec.description().c_str());
 }
 
 // Two threads hand a flag back and forth; the mean round trip in ns.
