@@ -719,9 +719,10 @@ namespace {
 // The window ops' schedule by input row width (schedule_plane_rows in
 // generators.cpp): rows of 64 and more take the row-sliding variant (at 48,
 // MobileNet v2's 56-wide depthwise layers ran 1.12x slower with it), which
-// runs row strides 1 and 2 without row dilation (window_row).
-bool wide_rows(const View& in, const Window2D& g) {
-  return in.extent[0] >= 64 && (g.stride_y == 1 || g.stride_y == 2) && g.dil_y == 1;
+// runs row strides 1 and 2 without row dilation (window_row), two output
+// rows at a time.
+bool wide_rows(const View& in, const Window2D& g, const View& out) {
+  return in.extent[0] >= 64 && (g.stride_y == 1 || g.stride_y == 2) && g.dil_y == 1 && out.extent[1] >= 2;
 }
 }  // namespace
 
@@ -731,7 +732,7 @@ void depthwise_conv2d(const View& in, const float* w, const float* bias, int kh,
   const std::int64_t c = in.extent[2];
   Buf bin(in), bout(out), bb(bias, c);
   Buf bw(w, {kw, kh, c});
-  auto* f = wide_rows(in, g) ? vkf_dwconv_w : vkf_dwconv;
+  auto* f = wide_rows(in, g, out) ? vkf_dwconv_w : vkf_dwconv;
   const Epilogue k = epilogue_in_kernel(e, kernel_activations::kPlanarDepthwise);
   check(f(bin.get(), bw.get(), bb.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, k.act, k.alpha,
           k.beta, bout.get()),
@@ -933,7 +934,7 @@ void global_avg_pool_blocked(const Blocked& in, const View& out) {
 void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  auto* f = wide_rows(in, g) ? vkf_maxpool_w : vkf_maxpool;
+  auto* f = wide_rows(in, g, out) ? vkf_maxpool_w : vkf_maxpool;
   check(f(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
                     g.pad_y_end, g.dil_x, g.dil_y, false, e.act, e.alpha, e.beta, bout.get()),
         "vkf_maxpool");
@@ -942,7 +943,7 @@ void max_pool2d(const View& in, const Window2D& g, Epilogue e, const View& out) 
 void avg_pool2d(const View& in, const Window2D& g, bool count_include_pad, Epilogue e, const View& out) {
   install_error_handler();
   Buf bin(in), bout(out);
-  auto* f = wide_rows(in, g) ? vkf_avgpool_w : vkf_avgpool;
+  auto* f = wide_rows(in, g, out) ? vkf_avgpool_w : vkf_avgpool;
   check(f(bin.get(), g.kernel_x, g.kernel_y, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.pad_x_end,
                     g.pad_y_end, g.dil_x, g.dil_y, count_include_pad, e.act, e.alpha, e.beta, bout.get()),
         "vkf_avgpool");
