@@ -14,8 +14,9 @@
 // for the arena's, TEXEL_W for the weights').
 // Binding 4: the weight block as RGBA16F, for kernels whose weights are
 // stored in fp16 (--fp16; fp32 arithmetic).
-// Push constants: element offsets o0..o7 of the kernel's operands, so that
-// kernels of equal shape share one pipeline.
+// Push constants: element offsets o0..o7 of the kernel's operands, and the
+// sizes d[] (TOTAL, and the map and channel sizes of convolutions), so that
+// kernels that differ only in those share one pipeline.
 #extension GL_EXT_control_flow_attributes : enable
 layout(local_size_x = WG, local_size_y = 1, local_size_z = 1) in;
 layout(std430, set = 0, binding = 0) buffer Arena { float v[]; } arena[8];
@@ -25,6 +26,7 @@ layout(set = 0, binding = 3) uniform samplerBuffer weights_tex;
 layout(set = 0, binding = 4) uniform samplerBuffer weights_h;  // RGBA16F: fp16 weights
 layout(push_constant) uniform Slots {
   uint o0; uint o1; uint o2; uint o3; uint o4; uint o5; uint o6; uint o7;
+  uint d[16];  // sizes: d[0] is TOTAL, then those the kernel's #defines name (codegen Defines::dim)
 } pc;
 
 // Linear invocation index over a (GX x groups_y) grid of workgroups.

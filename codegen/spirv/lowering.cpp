@@ -59,6 +59,14 @@ class Defines {
     text_ += "#define " + name + " " + v + "\n";
     return *this;
   }
+  // A size read from the push constants (pc.d[i]) rather than baked in:
+  // kernels that differ only in such sizes have one source, hence one
+  // pipeline, and a driver that compiles at the first dispatch (lavapipe:
+  // most of a cold load) compiles it once. pc.d[0] is TOTAL (finish()).
+  Defines& dim(const std::string& name, std::int64_t v) {
+    dims_.push_back(static_cast<std::uint32_t>(v));
+    return raw(name, "int(pc.d[" + std::to_string(dims_.size()) + "])");
+  }
   Defines& code(const std::string& c) {
     code_ += c;
     return *this;
@@ -71,9 +79,11 @@ class Defines {
   const std::string& text() const { return text_; }
   const std::string& functions() const { return code_; }
   const std::string& extensions() const { return extensions_; }
+  const std::vector<std::uint32_t>& dims() const { return dims_; }
 
  private:
   std::string text_, code_, extensions_;
+  std::vector<std::uint32_t> dims_;  // pc.d[1], pc.d[2], ...
 };
 
 std::string act_body(const Activation& a) {
@@ -311,9 +321,12 @@ class Lowering {
     k.groups_x = static_cast<std::uint32_t>(gx);
     k.groups_y = static_cast<std::uint32_t>((groups + gx - 1) / gx);
     k.invocations = total;
+    if (d.dims().size() + 1 > kDimWords) throw Error(ErrorKind::Internal, "kernel " + k.variant + ": too many sizes");
+    k.dims.assign(1, static_cast<std::uint32_t>(total));
+    k.dims.insert(k.dims.end(), d.dims().begin(), d.dims().end());
     std::string src = "#version 450\n" + d.extensions() + "// vkfuse kernel " + k.variant + "\n";
-    src += "#define WG " + std::to_string(wg) + "\n#define GX " + std::to_string(gx) + "\n#define TOTAL " +
-           std::to_string(total) + "u\n";
+    // GX and TOTAL are not baked in either (see Defines::dim).
+    src += "#define WG " + std::to_string(wg) + "\n#define GX gl_NumWorkGroups.x\n#define TOTAL pc.d[0]\n";
     src += d.text();
     src += std::string(shader_template("common"));
     src += act_function("act1", act1);
@@ -691,8 +704,9 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     }
 
     Defines def;
-    def("N", N)("C", C)("M", M)("M0", m0)("GROUPS", groups)("CG", CG)("MG", mc)("MGP", mgp)("OCB", ocb)("OPX", opx);
-    def("ID", isz[0])("IH", isz[1])("IW", isz[2])("OD", osz[0])("OH", osz[1])("OW", osz[2]);
+    def.dim("N", N).dim("C", C).dim("M", M).dim("M0", m0).dim("CG", CG).dim("MG", mc).dim("MGP", mgp);
+    def("GROUPS", groups)("OCB", ocb)("OPX", opx);
+    def("ID", isz[0]).dim("IH", isz[1]).dim("IW", isz[2])("OD", osz[0]).dim("OH", osz[1]).dim("OW", osz[2]);
     def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
     def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);
     def("HAS_BIAS", B ? 1 : 0)("HAS_RES", add ? 1 : 0)("HAS_GATE", gate_mul ? 1 : 0)("KSPLIT", ksplit);

@@ -167,7 +167,7 @@ struct DeviceProgram {
   struct Dispatch {
     VkPipeline pipeline = VK_NULL_HANDLE;
     std::size_t binding = 0;  // index into bindings
-    std::uint32_t push[kSlots] = {};
+    std::uint32_t push[kSlots + codegen::spirv::kDimWords] = {};  // o0..o7, then the sizes d[]
     std::uint32_t gx = 1, gy = 1;
     // Arena ranges [begin, end) in floats that it reads and writes: a
     // barrier goes before it only where it depends on an earlier dispatch.
@@ -695,7 +695,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
   sl.bindingCount = 5;
   sl.pBindings = bindings;
   ctx.check(vkCreateDescriptorSetLayout(dev, &sl, nullptr, &m.set_layout), "vkCreateDescriptorSetLayout");
-  VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kSlots * 4};
+  VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(DeviceProgram::Dispatch::push)};
   VkPipelineLayoutCreateInfo pl{};
   pl.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
   pl.setLayoutCount = 1;
@@ -832,6 +832,7 @@ std::shared_ptr<const DeviceProgram> VulkanExecutor::load(const graph::Graph& gr
       if (v < 0) throw Error(ErrorKind::Internal, "kernel '" + k.nodes + "' reads a value with no storage");
       d.push[s] = static_cast<std::uint32_t>(slot.kind == Slot::Kind::Weights ? v : v - binding.base[s]);
     }
+    std::copy(k.dims.begin(), k.dims.end(), d.push + kSlots);
     if (k.invocations <= 0) continue;
     for (const Slot& slot : k.slots) {
       if (slot.kind == Slot::Kind::Weights) continue;

@@ -926,6 +926,26 @@ TEST_F(VulkanOps, ShadersAreCompiledOnce) {
   EXPECT_EQ(after.disk_hits, mid.disk_hits);
 }
 
+// Convolutions of one kind over different maps and channel counts are one
+// shader, their sizes pushed (codegen Defines::dim): each still computes its
+// own layer, and the device compiles one pipeline for them.
+TEST_F(VulkanOps, ConvolutionsOfOneKindShareAShader) {
+  VKFUSE_REQUIRE_VULKAN();
+  GraphBuilder b(23);
+  auto x = b.input("x", {1, 8, 10, 12});
+  auto conv = [&](g::ValueId in, std::int64_t c, std::int64_t pad, const char* w) {
+    return b.node("Conv", {in, b.random_constant(w, {16, c, 3, 3}, 0.2f)},
+                  [pad](g::Attributes& a) { a.set("pads", I64{pad, pad, pad, pad}); });
+  };
+  // 8 -> 16 and 16 -> 16 channels on 10x12, padded; 16 -> 16 without pads
+  // (baked in: another shader) to 8x10; then padded again on 8x10.
+  auto y = conv(conv(conv(x, 8, 1, "w1"), 16, 1, "w2"), 16, 0, "w3");
+  b.output(conv(y, 16, 1, "w4"));
+  const auto r = compare_with_reference(std::move(b.graph), kTol);
+  EXPECT_EQ(r.kernels.size(), 4u);
+  EXPECT_EQ(r.load.shaders, 2);
+}
+
 // The disk cache of SPIR-V: keyed by the compilers' versions as well as the
 // source; a truncated, altered or old-format file is removed and rebuilt,
 // never loaded. (No device needed.)
