@@ -704,8 +704,11 @@ void Lowering::emit_conv(const Node& n, const Node* add) {
     }
 
     Defines def;
-    def.dim("N", N).dim("C", C).dim("M", M).dim("M0", m0).dim("CG", CG).dim("MG", mc).dim("MGP", mgp);
-    def("GROUPS", groups)("OCB", ocb)("OPX", opx);
+    // Pushed: the sizes that differ between layers of one kind (depthwise
+    // layers' group count included). A part's first channel stays baked in (0
+    // but where weights are split).
+    def.dim("N", N).dim("C", C).dim("M", M).dim("GROUPS", groups).dim("CG", CG).dim("MG", mc).dim("MGP", mgp);
+    def("M0", m0)("OCB", ocb)("OPX", opx);
     def("ID", isz[0]).dim("IH", isz[1]).dim("IW", isz[2])("OD", osz[0]).dim("OH", osz[1]).dim("OW", osz[2]);
     def("KD", k[0])("KH", k[1])("KW", k[2])("SD", s[0])("SH", s[1])("SW", s[2]);
     def("DLD", d[0])("DLH", d[1])("DLW", d[2])("PD", p[0])("PH", p[1])("PW", p[2]);

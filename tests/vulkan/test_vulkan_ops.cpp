@@ -943,7 +943,11 @@ TEST_F(VulkanOps, ConvolutionsOfOneKindShareAShader) {
   b.output(conv(y, 16, 1, "w4"));
   const auto r = compare_with_reference(std::move(b.graph), kTol);
   EXPECT_EQ(r.kernels.size(), 4u);
-  EXPECT_EQ(r.load.shaders, 2);
+  // Two shaders (padded, not padded) where no layer splits its channel sums
+  // (lavapipe); with a GPU's caps (the discrete test mode) the first layer's
+  // 8 input channels split over fewer lanes than the others' 16: three.
+  // Baked sizes made four.
+  EXPECT_EQ(r.load.shaders, runs_gpu_kernels() ? 3 : 2);
 }
 
 // The disk cache of SPIR-V: keyed by the compilers' versions as well as the
