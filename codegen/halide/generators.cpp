@@ -126,12 +126,14 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, 
     st.specialize(stride_x == 1);
     st.specialize(stride_x == 2);
   };
+  // Wide rows come with 16+ output columns (host_kernels.cpp, wide_rows()):
+  // they need only the 16-lane schedule.
   auto widths = [&](Stage st) {
+    if (wide_rows) return rows(st, 16);
     rows(st.specialize(OW >= 16), 16);
     rows(st.specialize(OW >= 8), 8);
     rows(st.specialize(OW >= 4), 4);
     st.split(x, xo, xi, 4, TailStrategy::GuardWithIf).vectorize(xi);
-    if (wide_rows) st.split(y, yo, yi, 2, TailStrategy::ShiftInwards).reorder(xi, yi, xo, yo).unroll(yi);
   };
   // A vector select computes every arm: without these the epilogue ran the
   // whole activation chain (exp included) for every output vector. Each kind
@@ -139,8 +141,8 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, 
   // that follow these ops in practice (act_kinds) are specialized.
   for (int kind : act_kinds) widths(out.specialize(act == kind));
   widths(out);
-  acc.compute_at(out, xo).vectorize(ax, 8, TailStrategy::RoundUp);
-  acc.specialize(OW >= 16).vectorize(ax, 16, TailStrategy::RoundUp);
+  acc.compute_at(out, xo).vectorize(ax, wide_rows ? 16 : 8, TailStrategy::RoundUp);
+  if (!wide_rows) acc.specialize(OW >= 16).vectorize(ax, 16, TailStrategy::RoundUp);
   Stage taps = acc.update();
   if (wide_rows) {
     const Var ay = acc.args()[1];
@@ -153,8 +155,8 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, 
     st.vectorize(ax, lanes, TailStrategy::RoundUp);
     st.specialize(kernel_x == 3 && kernel_y == 3).unroll(r.x).unroll(r.y);
   };
-  unrolled(taps.specialize(OW >= 16), 16);
-  unrolled(taps, 8);
+  if (!wide_rows) unrolled(taps.specialize(OW >= 16), 16);
+  unrolled(taps, wide_rows ? 16 : 8);
   if (wide_rows) {
     // Rows of 64 and more: padded rows are made as the output rows need
     // them (sliding down the plane), so a row's fill and copy meet in L1; a

@@ -469,6 +469,7 @@ TEST(HostPool, MaxAndAverage) {
       {"AveragePool", 3, 70, 66, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 1},  // rows of 64+: row-sliding schedule
       {"MaxPool", 2, 9, 80, 3, 3, 2, 2, {1, 1, 0, 1}, 0, 0, 1},       // rows of 64+, short plane
       {"MaxPool", 3, 16, 70, 3, 3, 3, 3, {1, 1, 1, 1}, 0, 0, 1},      // rows of 64+, stride 3: planar
+      {"MaxPool", 2, 6, 64, 3, 40, 2, 2, {0, 0, 0, 0}, 0, 0, 1},      // rows of 64+, 13 outputs wide: planar
       {"MaxPool", 3, 15, 68, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 2},      // rows of 64+, dilated: planar
       {"AveragePool", 3, 18, 66, 3, 3, 2, 1, {1, 1, 1, 1}, 0, 1, 1},  // rows of 64+, strides 2 (y), 1 (x)
   };
