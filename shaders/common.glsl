@@ -26,7 +26,7 @@ layout(set = 0, binding = 3) uniform samplerBuffer weights_tex;
 layout(set = 0, binding = 4) uniform samplerBuffer weights_h;  // RGBA16F: fp16 weights
 layout(push_constant) uniform Slots {
   uint o0; uint o1; uint o2; uint o3; uint o4; uint o5; uint o6; uint o7;
-  uint d[16];  // sizes: d[0] is TOTAL, then those the kernel's #defines name (codegen Defines::dim)
+  uint d[DIM_WORDS];  // sizes: d[0] is TOTAL, then those the kernel's #defines name (codegen Defines::dim)
 } pc;
 
 // Linear invocation index over a (GX x groups_y) grid of workgroups.

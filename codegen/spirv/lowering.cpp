@@ -327,6 +327,7 @@ class Lowering {
     std::string src = "#version 450\n" + d.extensions() + "// vkfuse kernel " + k.variant + "\n";
     // GX and TOTAL are not baked in either (see Defines::dim).
     src += "#define WG " + std::to_string(wg) + "\n#define GX gl_NumWorkGroups.x\n#define TOTAL pc.d[0]\n";
+    src += "#define DIM_WORDS " + std::to_string(kDimWords) + "\n";  // the push block's d[] (common.glsl)
     src += d.text();
     src += std::string(shader_template("common"));
     src += act_function("act1", act1);
