@@ -168,8 +168,8 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
       to_planar_us_[v] = host_.sequence_factor *
                          (roofline_us(host_, OpClass::elementwise, 0, 2 * value_bytes(static_cast<ValueId>(v))) +
                           host_.dispatch_us);
-  // An Add as a host Conv's epilogue reads its residual (the same shape as its
-  // output) and adds it in the Conv's last pass over the output.
+  // An Add as a host Conv's or Resize's epilogue reads its other operand (the
+  // same shape as its output) and adds it in the producer's pass over the output.
   host_epilogue_us_.assign(nn, 0.0);
   for (std::size_t i = 0; i < nn; ++i) {
     const graph::Node& n = g.nodes[i];
@@ -181,7 +181,19 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
 
 double CostModel::host_op_us(int i, const HostLayout& layout) const {
   const auto n = static_cast<std::size_t>(i);
-  double t = layout.fused_conv[n] >= 0 ? host_epilogue_us_[n] : layout.blocked_kernel[n] ? host_blocked_us_[n] : host_us(i);
+  double t = layout.epilogue_of[n] >= 0 ? host_epilogue_us_[n] : layout.blocked_kernel[n] ? host_blocked_us_[n] : host_us(i);
+  const graph::Node& node = g_->nodes[n];
+  if (node.op_type == "Concat" && !costs_[n].view) {
+    // Inputs their producers wrote in place are not copied.
+    double all = 0, copied = 0;
+    for (ValueId v : node.inputs) {
+      if (v == kNoValue) continue;
+      all += value_bytes(v);
+      if (layout.concat_parent[static_cast<std::size_t>(v)] != node.outputs[0]) copied += value_bytes(v);
+    }
+    const double dispatch = host_.sequence_factor * host_.dispatch_us;
+    if (all > 0) t = dispatch + (t - dispatch) * copied / all;
+  }
   for (ValueId v : outputs_[n])
     if (layout.planar_copy[static_cast<std::size_t>(v)]) t += to_planar_us_[static_cast<std::size_t>(v)];
   return t;

@@ -96,7 +96,8 @@ class CostModel {
   // storage is reused.
   void host_layout(std::span<const int> segment, HostLayout& out) const { host_layout_rule_.decide(segment, out); }
   // Host op i's time as the host lowering runs it under that layout: an Add
-  // that runs as its Conv's epilogue costs reading the residual; a layer in
+  // that runs as its Conv's or Resize's epilogue costs reading its other
+  // operand; a Concat copies only the inputs not written in place; a layer in
   // blocked channels is priced from the profile's blocked points; a value
   // copied to planar for its planar readers adds that copy to its producer.
   double host_op_us(int i, const HostLayout& layout) const;

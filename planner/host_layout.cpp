@@ -105,11 +105,11 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
   auto on_host = [&](std::int64_t ni) { return ni >= 0 && segment[at(ni)] >= 0; };
 
   out.fused_add.assign(nn, -1);
-  out.fused_conv.assign(nn, -1);
+  out.epilogue_of.assign(nn, -1);
   for (int a : adds_)
-    if (const int c = fusion_.fused_conv(a, segment); c >= 0) {
+    if (const int c = fusion_.epilogue_of(a, segment); c >= 0) {
       out.fused_add[at(c)] = a;
-      out.fused_conv[at(a)] = c;
+      out.epilogue_of[at(a)] = c;
     }
   // Concat inputs in place.
   out.concat_parent.assign(nv, kNoValue);
@@ -143,7 +143,7 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
     if (on_host(static_cast<std::int64_t>(ni))) cand[ni] = kind_[ni];
   auto reads_blocked = [&](int ri, ValueId v) {
     if (!on_host(ri)) return false;  // an accelerator op reads what the host sends: planar
-    if (const int c = out.fused_conv[at(ri)]; c >= 0) return cand[at(c)] != kNone;  // a residual
+    if (const int c = out.epilogue_of[at(ri)]; c >= 0) return cand[at(c)] != kNone;  // a residual
     if (cand[at(ri)] != kNone) return channel_input_[at(ri)] == v;
     return g.nodes[at(ri)].op_type == "GlobalAveragePool" && g.value(v).shape.size() == 4;
   };

@@ -51,7 +51,7 @@ struct HostLayout {
   std::vector<char> blocked_kernel;
   // Per node: of a Conv, the Add its kernel runs as the residual epilogue;
   // of that Add, the Conv (HostFusion); else -1.
-  std::vector<int> fused_add, fused_conv;
+  std::vector<int> fused_add, epilogue_of;
 
   // The value node `node`'s step writes: its output, or for a Conv with a
   // fused residual Add, the Add's.

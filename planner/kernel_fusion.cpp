@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string>
 
+#include "graph/ops.h"
 #include "planner/cost_model.h"
 
 namespace vkfuse::planner {
@@ -216,15 +217,33 @@ bool host_conv_kernel(const graph::Graph& g, const graph::Node& n) {
   return true;
 }
 
+bool host_resize_kernel(const graph::Graph& g, const graph::Node& n) {
+  if ((n.op_type != "Resize" && n.op_type != "Upsample") || n.inputs.empty() || n.outputs.empty() ||
+      !runtime_f32(g, n.inputs[0]) || !runtime_f32(g, n.outputs[0]))
+    return false;
+  const graph::Value &x = g.value(n.inputs[0]), &y = g.value(n.outputs[0]);
+  if (!x.shape_known || !y.shape_known || x.shape.size() < 2 || x.shape.size() != y.shape.size()) return false;
+  // Leading axes must map each index to itself.
+  const graph::ResizeTaps taps = graph::resize_taps(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
+  for (std::size_t k = 0; k + 2 < x.shape.size(); ++k) {
+    if (y.shape[k] != x.shape[k]) return false;
+    for (std::int64_t i = 0; i < x.shape[k]; ++i) {
+      const auto& t = taps.axes[k][static_cast<std::size_t>(i)];
+      if (t.size() != 1 || t[0].index != i || t[0].weight != 1.0) return false;
+    }
+  }
+  return true;
+}
+
 HostFusion::HostFusion(const graph::Graph& g)
     : convs_(g.nodes.size(), {-1, -1}), residuals_(g.nodes.size(), {-1, -1}) {
   const auto producer = g.producers();
   const auto uses = g.use_counts();
   std::vector<char> is_output(g.values.size(), 0);
   for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
-  auto dense_conv = [&](const graph::Node& n) {
-    return host_conv_kernel(g, n) && n.attrs.get_int("group", 1) == 1 &&
-           n.activation.kind == graph::Activation::Kind::None;
+  auto takes_add = [&](const graph::Node& n) {
+    return n.activation.kind == graph::Activation::Kind::None &&
+           ((host_conv_kernel(g, n) && n.attrs.get_int("group", 1) == 1) || host_resize_kernel(g, n));
   };
   for (std::size_t a = 0; a < g.nodes.size(); ++a) {
     const graph::Node& add = g.nodes[a];
@@ -234,7 +253,7 @@ HostFusion::HostFusion(const graph::Graph& g)
       const ValueId p = add.inputs[static_cast<std::size_t>(side)], q = add.inputs[static_cast<std::size_t>(1 - side)];
       if (!runtime_f32(g, p) || !runtime_f32(g, q) || p == q || g.value(p).shape != out || g.value(q).shape != out) continue;
       const std::int32_t c = producer[static_cast<std::size_t>(p)];
-      if (c < 0 || !dense_conv(g.nodes[static_cast<std::size_t>(c)])) continue;
+      if (c < 0 || !takes_add(g.nodes[static_cast<std::size_t>(c)])) continue;
       if (uses[static_cast<std::size_t>(p)] != 1 || is_output[static_cast<std::size_t>(p)]) continue;
       convs_[a][static_cast<std::size_t>(side)] = c;
       residuals_[a][static_cast<std::size_t>(side)] = producer[static_cast<std::size_t>(q)];
@@ -242,13 +261,13 @@ HostFusion::HostFusion(const graph::Graph& g)
   }
 }
 
-int HostFusion::fused_conv(int add, std::span<const int> segment) const {
+int HostFusion::epilogue_of(int add, std::span<const int> segment) const {
   const int s = segment[static_cast<std::size_t>(add)];
   if (s < 0) return -1;
   for (std::size_t side = 0; side < 2; ++side) {
     const int c = convs_[static_cast<std::size_t>(add)][side];
     if (c < 0 || segment[static_cast<std::size_t>(c)] != s) continue;
-    // The residual must exist when the Conv runs. (Made on the accelerator,
+    // The residual must exist when the producer runs. (Made on the accelerator,
     // it is a download: the Add then begins a segment of its own.)
     const int r = residuals_[static_cast<std::size_t>(add)][side];
     const int rs = r < 0 ? -1 : segment[static_cast<std::size_t>(r)];

@@ -88,23 +88,28 @@ constexpr std::int64_t kConvSplitQuantum = 48;
 // a float32 activation of rank 4 with constant float32 weights (and bias).
 bool host_conv_kernel(const graph::Graph& g, const graph::Node& n);
 
+// A Resize (Upsample) that the host's resize kernel takes: float32 in and
+// out, of rank 2 or more, resizing only the last two axes.
+bool host_resize_kernel(const graph::Graph& g, const graph::Node& n);
+
 // The host's rule, which runtime/host_program lowers and the plan lists
-// (PlanNode::kernel_of): a host_conv_kernel Conv of one group without an
-// activation, whose output only
-// one Add reads, runs that Add as its epilogue when both are in the same host
-// segment (see host_segments) and the Add's other operand is a float32
-// tensor of the same shape that exists when the Conv runs (an input, or made
-// by a host op in an earlier segment or earlier in the Conv's: a segment's
-// ops run in node order); of an Add's two operands, the first that qualifies.
+// (PlanNode::kernel_of): a host_conv_kernel Conv of one group, or a
+// host_resize_kernel Resize (a feature pyramid's upsampled branch), without
+// an activation, whose output only one Add reads, runs that Add as its
+// epilogue when both are in the same host segment (see host_segments) and
+// the Add's other operand is a float32 tensor of the same shape that exists
+// when the producer runs (an input, or made by a host op in an earlier
+// segment or earlier in the producer's: a segment's ops run in node order);
+// of an Add's two operands, the first that qualifies.
 class HostFusion {
  public:
   explicit HostFusion(const graph::Graph& g);
   // `segment` has one entry per node: its host segment, -1 off the host. The
-  // Conv whose kernel runs Add node `add`, or -1.
-  int fused_conv(int add, std::span<const int> segment) const;
+  // Conv or Resize whose kernel runs Add node `add`, or -1.
+  int epilogue_of(int add, std::span<const int> segment) const;
 
  private:
-  std::vector<std::array<int, 2>> convs_;      // per Add: the Conv of each operand that qualifies, else -1
+  std::vector<std::array<int, 2>> convs_;      // per Add: the producer of each operand that qualifies, else -1
   std::vector<std::array<int, 2>> residuals_;  // per Add and operand: the other operand's producer (-1: none)
 };
 

@@ -309,37 +309,20 @@ void copy_strided(const StridedCopy& c, const float* src, float* dst) {
   }
 }
 
-// Resize of the last two axes with the reference's taps (graph::resize_taps):
-// each output is sum_ty wy * sum_tx wx * in[iy][ix], per plane.
-struct ResizeSteps {
-  std::int64_t planes = 1, ih = 1, iw = 1, oh = 1, ow = 1;
-  std::vector<std::vector<graph::ResizeTap>> ty, tx;
-  float extrapolation = 0;
-};
-
-void resize_f32(const ResizeSteps& r, const float* x, float* y) {
-  for (std::int64_t p = 0; p < r.planes; ++p) {
-    const float* in = x + p * r.ih * r.iw;
-    float* out = y + p * r.oh * r.ow;
-    for (std::int64_t oy = 0; oy < r.oh; ++oy) {
-      const auto& ty = r.ty[static_cast<std::size_t>(oy)];
-      for (std::int64_t ox = 0; ox < r.ow; ++ox) {
-        const auto& tx = r.tx[static_cast<std::size_t>(ox)];
-        if (ty.empty() || tx.empty()) {
-          out[oy * r.ow + ox] = r.extrapolation;
-          continue;
-        }
-        double acc = 0;
-        for (const auto& a : ty) {
-          const float* row = in + a.index * r.iw;
-          double racc = 0;
-          for (const auto& b : tx) racc += b.weight * row[b.index];
-          acc += a.weight * racc;
-        }
-        out[oy * r.ow + ox] = static_cast<float>(acc);
-      }
+// One axis of graph::resize_taps as the host's resize kernel takes it.
+hk::ResizeAxis resize_axis(const std::vector<std::vector<graph::ResizeTap>>& taps) {
+  hk::ResizeAxis a;
+  a.nearest = true;
+  a.start.push_back(0);
+  for (const auto& position : taps) {
+    for (const graph::ResizeTap& t : position) {
+      a.index.push_back(t.index);
+      a.weight.push_back(static_cast<float>(t.weight));
     }
+    a.nearest = a.nearest && position.size() == 1 && position[0].weight == 1.0;
+    a.start.push_back(static_cast<std::int64_t>(a.index.size()));
   }
+  return a;
 }
 
 // ReduceMean/Sum/Max/Min over contiguous axes (graph::contiguous_reduction).
@@ -727,7 +710,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   planner::HostLayout layout;
   planner::HostLayoutRule(g).decide(segment, layout);
   for (std::int32_t ai = 0; ai < nn; ++ai) {
-    const int ci = layout.fused_conv[idx(ai)];
+    const int ci = layout.epilogue_of[idx(ai)];
     if (ci < 0) continue;
     plan.skipped.insert(ai);
     plan.elided[idx(g.nodes[static_cast<std::size_t>(ci)].outputs[0])] = true;
@@ -1260,29 +1243,32 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
         });
         done = true;
       }
-    } else if ((op == "Resize" || op == "Upsample") && f32_out && is_runtime_f32(n.inputs[0]) &&
-               in_shape(0).size() >= 2) {
+    } else if (planner::host_resize_kernel(g, n)) {
       const graph::ResizeTaps taps = graph::resize_taps(graph::OpContext{n, g.opset}, graph::input_infos(g, n));
       const Shape& xs = in_shape(0);
       const std::size_t r = xs.size();
-      // Leading axes must map each index to itself.
-      bool identity = true;
-      for (std::size_t k = 0; k + 2 < r && identity; ++k)
-        for (std::int64_t i = 0; i < xs[k] && identity; ++i) {
-          const auto& t = taps.axes[k][static_cast<std::size_t>(i)];
-          identity = t.size() == 1 && t[0].index == i && t[0].weight == 1.0 && out_shape[k] == xs[k];
-        }
-      if (identity) {
-        ResizeSteps rs;
-        rs.ih = xs[r - 2], rs.iw = xs[r - 1], rs.oh = out_shape[r - 2], rs.ow = out_shape[r - 1];
-        rs.planes = graph::element_count(xs) / std::max<std::int64_t>(1, rs.ih * rs.iw);
-        rs.ty = taps.axes[r - 2];
-        rs.tx = taps.axes[r - 1];
-        rs.extrapolation = static_cast<float>(taps.extrapolation);
-        const Buf src = in(0);
-        add(name, "resize", ni, [=](const HostFrame& f) { resize_f32(rs, src.at(f.arena), out.at(f.arena)); });
-        done = true;
+      hk::Resize2D rs;
+      rs.ih = xs[r - 2], rs.iw = xs[r - 1], rs.oh = out_shape[r - 2], rs.ow = out_shape[r - 1];
+      rs.planes = graph::element_count(xs) / std::max<std::int64_t>(1, rs.ih * rs.iw);
+      rs.rows = resize_axis(taps.axes[r - 2]);
+      rs.cols = resize_axis(taps.axes[r - 1]);
+      rs.extrapolation = static_cast<float>(taps.extrapolation);
+      const Buf src = in(0);
+      if (const int ai = layout.fused_add[idx(ni)]; ai >= 0) {
+        // A feature pyramid's upsampled branch: write the Add's output, with
+        // its other operand and the Add's activation (planner::HostFusion).
+        const Node& sum = g.nodes[static_cast<std::size_t>(ai)];
+        const Buf res = buf(sum.other_input(n.outputs[0])), y = buf(sum.outputs[0]);
+        const hk::Epilogue e = epilogue(sum.activation);
+        add(name + "+" + sum.name, "resize", ni, [=](const HostFrame& f) {
+          hk::resize(rs, src.at(f.arena), res.at(f.arena), e, y.at(f.arena));
+        });
+      } else {
+        add(name, "resize", ni, [=](const HostFrame& f) {
+          hk::resize(rs, src.at(f.arena), nullptr, hk::Epilogue{}, out.at(f.arena));
+        });
       }
+      done = true;
     } else if (op == "Split" && is_runtime_f32(n.inputs[0]) && n.activation.kind == graph::Activation::Kind::None &&
                std::all_of(n.outputs.begin(), n.outputs.end(),
                            [&](ValueId o) { return o != kNoValue && is_runtime_f32(o) && offset_[idx(o)] >= 0; })) {

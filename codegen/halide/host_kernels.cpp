@@ -68,6 +68,7 @@
 #include "vkf_wino_res.h"
 #include "vkf_wino_s.h"
 #include "vkf_wino_s_res.h"
+#include "graph/ir.h"
 #include "vkfuse/error.h"
 
 // Halide's heap allocations (whole-buffer stages such as the padded input of
@@ -711,6 +712,54 @@ void subsample(const View& in, int stride_x, int stride_y, const View& out) {
       const float* row = src + y * stride_y * in.stride[1];
       float* o = dst + y * out.stride[1];
       for (std::int64_t x = 0; x < out.extent[0]; ++x) o[x] = row[x * stride_x * in.stride[0]];
+    }
+  });
+}
+
+void resize(const Resize2D& r, const float* in, const float* residual, Epilogue e, float* out) {
+  // Tasks of whole output rows, about 4096 outputs each.
+  const std::int64_t rows_per_task = std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(1, r.ow));
+  const std::int64_t chunks = (r.oh + rows_per_task - 1) / rows_per_task;
+  const graph::Activation act{static_cast<graph::Activation::Kind>(e.act), e.alpha, e.beta};
+  parallel_tasks(r.planes * chunks, [&](std::int64_t task) {
+    const std::int64_t p = task / chunks, y0 = task % chunks * rows_per_task;
+    const float* plane = in + p * r.ih * r.iw;
+    for (std::int64_t oy = y0; oy < std::min(r.oh, y0 + rows_per_task); ++oy) {
+      float* o = out + (p * r.oh + oy) * r.ow;
+      const std::int64_t t0 = r.rows.start[static_cast<std::size_t>(oy)];
+      const std::int64_t t1 = r.rows.start[static_cast<std::size_t>(oy + 1)];
+      if (t0 == t1) std::fill(o, o + r.ow, r.extrapolation);
+      for (std::int64_t t = t0; t < t1; ++t) {
+        const float* src = plane + r.rows.index[static_cast<std::size_t>(t)] * r.iw;
+        const float wy = r.rows.weight[static_cast<std::size_t>(t)];
+        const bool first = t == t0;
+        if (r.cols.nearest) {
+          const std::int64_t* ix = r.cols.index.data();
+          if (first && wy == 1.f)
+            for (std::int64_t x = 0; x < r.ow; ++x) o[x] = src[ix[x]];
+          else
+            for (std::int64_t x = 0; x < r.ow; ++x) o[x] = (first ? 0.f : o[x]) + wy * src[ix[x]];
+          continue;
+        }
+        for (std::int64_t x = 0; x < r.ow; ++x) {
+          const std::int64_t c0 = r.cols.start[static_cast<std::size_t>(x)];
+          const std::int64_t c1 = r.cols.start[static_cast<std::size_t>(x + 1)];
+          float v = 0.f;
+          for (std::int64_t c = c0; c < c1; ++c)
+            v += r.cols.weight[static_cast<std::size_t>(c)] * src[r.cols.index[static_cast<std::size_t>(c)]];
+          if (c0 == c1) {
+            if (first) o[x] = r.extrapolation;  // a column outside the image
+          } else {
+            o[x] = (first ? 0.f : o[x]) + wy * v;
+          }
+        }
+      }
+      if (residual) {
+        const float* res = residual + (p * r.oh + oy) * r.ow;
+        for (std::int64_t x = 0; x < r.ow; ++x) o[x] += res[x];
+      }
+      if (act.kind != graph::Activation::Kind::None)
+        for (std::int64_t x = 0; x < r.ow; ++x) o[x] = act.apply(o[x]);
     }
   });
 }

@@ -248,6 +248,24 @@ void binary(BinaryOp op, const View& a, const View& b, Epilogue e, const View& o
 // out = act(in * scale[c] + shift[c]); in and out are (w, h, c, n).
 void channel_affine(const View& in, const float* scale, const float* shift, Epilogue e, const View& out);
 
+// Resize of the last two axes of dense planes, separably: out[p][oy][ox] =
+// sum over the row taps of oy (iy, wy) of wy * sum over the column taps of ox
+// (ix, wx) of wx * in[p][iy][ix] (graph::resize_taps' taps; a position
+// without taps takes `extrapolation`), plus residual[p][oy][ox] where one is
+// given (a fused Add), then the epilogue. Plain C++ on the kernels' pool.
+struct ResizeAxis {
+  std::vector<std::int64_t> start;  // output position i's taps are [start[i], start[i + 1])
+  std::vector<std::int64_t> index;
+  std::vector<float> weight;
+  bool nearest = false;             // each position one tap of weight 1
+};
+struct Resize2D {
+  std::int64_t planes = 1, ih = 1, iw = 1, oh = 1, ow = 1;
+  ResizeAxis rows, cols;
+  float extrapolation = 0.f;
+};
+void resize(const Resize2D& r, const float* in, const float* residual, Epilogue e, float* out);
+
 // Softmax along the middle axis of (inner, axis, outer) views.
 void softmax(const View& in, const View& out);
 

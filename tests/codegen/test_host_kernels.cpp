@@ -741,6 +741,35 @@ TEST(HostShape, ConcatWritesProducersInPlace) {
   }
 }
 
+// HRNet's fuse layers: x0 + up2(x1) + up4(x2), then ReLU. Each Resize runs
+// its Add as its epilogue (the last Add's ReLU too); a Resize whose output
+// two ops read is a step of its own.
+TEST(HostShape, UpsampledBranchAddsRunInTheResizeKernel) {
+  auto scales = [](GraphBuilder& b, const std::string& name, float s) {
+    return b.constant(name, g::Tensor::from_f32({4}, {1, 1, s, s}));
+  };
+  auto roi = [](GraphBuilder& b, const std::string& name) { return b.constant(name, g::Tensor::from_f32({0}, {})); };
+  for (const std::string mode : {"nearest", "linear"}) {
+    GraphBuilder b;
+    const g::Attributes a = attrs({{"mode", mode}, {"coordinate_transformation_mode", std::string("pytorch_half_pixel")}});
+    auto x0 = b.input("x0", {2, 6, 12, 20});
+    auto x1 = b.input("x1", {2, 6, 6, 10}), x2 = b.input("x2", {2, 6, 3, 5});
+    // In the order PyTorch exports them: each branch's Resize just before its Add.
+    auto sum = b.node("Add", {x0, b.node("Resize", {x1, roi(b, "r1"), scales(b, "s2", 2)}, a)});
+    auto y = b.node("Relu", {b.node("Add", {sum, b.node("Resize", {x2, roi(b, "r2"), scales(b, "s4", 4)}, a)})});
+    g::Graph graph = b.finish({y});
+    EXPECT_LE(compare_host_to_reference(graph, 47), kTol) << mode;
+    EXPECT_EQ(HostExecutor(graph, {}).fused_nodes(), 2) << mode;
+  }
+  // The upsampled tensor is also an output: no fusion.
+  GraphBuilder b;
+  auto up = b.node("Resize", {b.input("x1", {1, 3, 5, 7}), roi(b, "r"), scales(b, "s2", 2)});
+  auto y = b.node("Add", {b.input("x0", {1, 3, 10, 14}), up});
+  g::Graph graph = b.finish({y, up});
+  EXPECT_LE(compare_host_to_reference(graph, 48), kTol);
+  EXPECT_EQ(HostExecutor(graph, {}).fused_nodes(), 0);
+}
+
 TEST(HostShape, Pad) {
   const std::vector<std::string> modes = {"constant", "reflect", "edge"};
   for (const std::string& mode : modes) {

@@ -221,6 +221,43 @@ TEST(CostModel, AnUpsampledBranchAddRunsInTheResizesKernel) {
   EXPECT_EQ(cm.kernel_count(members, apart), 3);
 }
 
+// On the host too the Add runs in the Resize's kernel (HostFusion), and
+// costs reading the lateral tensor, in one segment only.
+TEST(CostModel, AnUpsampledBranchAddOnTheHostRunsInTheResizesKernel) {
+  GraphBuilder b("fpn");
+  auto top = b.input("top", {1, 8, 7, 7});
+  auto lateral = b.relu("lateral", b.input("input", {1, 8, 14, 14}));
+  graph::ValueId scales = b.constant("scales", graph::Tensor::from_f32({4}, {1, 1, 2, 2}));
+  auto up = b.resize("up", top, scales);
+  const graph::Graph g = b.finish({b.add("add", lateral, up)});
+  const int resize = node_index(g, "up"), add = node_index(g, "add");
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const std::vector<int> one_segment(g.nodes.size(), 0);
+  EXPECT_EQ(cm.host_fusion().epilogue_of(add, one_segment), resize);
+  HostLayout layout;
+  cm.host_layout(one_segment, layout);
+  EXPECT_EQ(layout.fused_add[static_cast<std::size_t>(resize)], add);
+  EXPECT_NEAR(cm.host_op_us(add, layout), 8 * 14 * 14 * 4 / 20e3, 1e-6);
+  std::vector<int> apart = one_segment;
+  apart[static_cast<std::size_t>(add)] = 1;
+  EXPECT_EQ(cm.host_fusion().epilogue_of(add, apart), -1);
+}
+
+// A host Concat copies only the inputs that their producers did not write
+// in place (planner/host_layout.h): here the Conv's output is written into
+// it, the graph input is copied (2 x 4 x 36 floats at 20 GB/s).
+TEST(CostModel, AHostConcatCostsTheCopiesItMakes) {
+  GraphBuilder b("cat");
+  auto x = b.input("input", {1, 4, 6, 6});
+  const graph::Graph g = b.finish({b.concat("cat", {b.conv("conv", x, 8, 1), x})});
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const int cat = node_index(g, "cat");
+  HostLayout layout;
+  cm.host_layout(std::vector<int>(g.nodes.size(), 0), layout);
+  EXPECT_NEAR(cm.host_op_us(cat, layout), 2 * 4 * 36 * 4 / 20e3, 1e-9);
+  EXPECT_NEAR(cm.host_us(cat), 2 * 12 * 36 * 4 / 20e3, 1e-9);  // nothing in place
+}
+
 TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
   // input -> conv -> add(conv, input): on the host the Add is the Conv's
   // epilogue (HostFusion, as runtime/host_program runs it) and costs reading
@@ -235,11 +272,11 @@ TEST(CostModel, AResidualAddOnTheHostCostsItsReadInTheConvsKernel) {
     cm.host_layout(segment, layout);
     return cm.host_op_us(add, layout);
   };
-  EXPECT_EQ(cm.host_fusion().fused_conv(add, one_segment), conv);
+  EXPECT_EQ(cm.host_fusion().epilogue_of(add, one_segment), conv);
   EXPECT_NEAR(op_us(one_segment), 401408.0 / 20e3, 1e-6);
   EXPECT_NEAR(cm.host_us(add), 3 * 401408.0 / 20e3, 1e-6);
   // In two segments, or with the Conv on the accelerator, it is an op of its own.
-  EXPECT_EQ(cm.host_fusion().fused_conv(add, split), -1);
+  EXPECT_EQ(cm.host_fusion().epilogue_of(add, split), -1);
   EXPECT_EQ(op_us(split), cm.host_us(add));
   const std::vector<int> conv_on_accel = {-1, 0};
   EXPECT_EQ(op_us(conv_on_accel), cm.host_us(add));
@@ -285,7 +322,7 @@ TEST(HostLayout, BlockedChainsArePricedAsTheyRun) {
     EXPECT_TRUE(layout.blocked_kernel[at(name)]) << name;
   EXPECT_FALSE(layout.blocked_kernel[at("side")]);
   EXPECT_FALSE(layout.blocked_kernel[at("add")]) << "it runs in p2's kernel";
-  EXPECT_EQ(layout.fused_conv[at("add")], static_cast<int>(at("p2")));
+  EXPECT_EQ(layout.epilogue_of[at("add")], static_cast<int>(at("p2")));
   EXPECT_TRUE(layout.blocked[static_cast<std::size_t>(y)]);
   EXPECT_FALSE(layout.blocked[static_cast<std::size_t>(pool)]);
   for (std::size_t v = 0; v < g.values.size(); ++v)
@@ -343,12 +380,12 @@ TEST(HostFusion, TheResidualMustBeMadeBeforeTheConvInExecutionOrder) {
   const int conv = node_index(g, "conv"), relu = node_index(g, "relu"), add = node_index(g, "add");
   ASSERT_LT(conv, relu);
   std::vector<int> segment(g.nodes.size(), 0);
-  EXPECT_EQ(hf.fused_conv(add, segment), -1) << "one segment runs in node order: the residual comes after the Conv";
+  EXPECT_EQ(hf.epilogue_of(add, segment), -1) << "one segment runs in node order: the residual comes after the Conv";
   segment[static_cast<std::size_t>(relu)] = 0;
   segment[static_cast<std::size_t>(conv)] = segment[static_cast<std::size_t>(add)] = 1;
-  EXPECT_EQ(hf.fused_conv(add, segment), conv) << "the residual's segment runs first";
+  EXPECT_EQ(hf.epilogue_of(add, segment), conv) << "the residual's segment runs first";
   segment[static_cast<std::size_t>(relu)] = -1;  // made on the accelerator
-  EXPECT_EQ(hf.fused_conv(add, segment), -1);
+  EXPECT_EQ(hf.epilogue_of(add, segment), -1);
 }
 
 TEST(CostModel, RejectsUnpreparedGraphs) {
