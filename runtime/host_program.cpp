@@ -277,18 +277,7 @@ void copy_strided(const StridedCopy& c, const float* src, float* dst) {
   // Batched 2-D transpose: out[b][i][j] = in[b][j][i].
   if ((r == 2 || (r == 3 && c.stride[0] == c.dims[1] * c.dims[2])) && c.stride[r - 2] == 1 &&
       c.stride[r - 1] == c.dims[r - 2]) {
-    const std::int64_t rows = c.dims[r - 2], cols = c.dims[r - 1], batch = r == 3 ? c.dims[0] : 1;
-    constexpr std::int64_t kTile = 32;
-    for (std::int64_t b = 0; b < batch; ++b) {
-      const float* in = src + b * rows * cols;
-      float* out = dst + b * rows * cols;
-      for (std::int64_t i0 = 0; i0 < rows; i0 += kTile)
-        for (std::int64_t j0 = 0; j0 < cols; j0 += kTile) {
-          const std::int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
-          for (std::int64_t i = i0; i < i1; ++i)
-            for (std::int64_t j = j0; j < j1; ++j) out[i * cols + j] = in[j * rows + i];
-        }
-    }
+    hk::transpose(r == 3 ? c.dims[0] : 1, c.dims[r - 2], c.dims[r - 1], src, dst);
     return;
   }
   const std::int64_t inner = c.dims[r - 1], step = c.stride[r - 1];

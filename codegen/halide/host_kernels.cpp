@@ -716,6 +716,22 @@ void subsample(const View& in, int stride_x, int stride_y, const View& out) {
   });
 }
 
+void transpose(std::int64_t batch, std::int64_t rows, std::int64_t cols, const float* in, float* out) {
+  // Tiles of 32 x 32 (8 KB of both sides in L1); a task is a band of 32 rows.
+  constexpr std::int64_t kTile = 32;
+  const std::int64_t bands = (rows + kTile - 1) / kTile;
+  parallel_tasks(batch * bands, [&](std::int64_t task) {
+    const std::int64_t b = task / bands, i0 = task % bands * kTile, i1 = std::min(rows, i0 + kTile);
+    const float* src = in + b * rows * cols;
+    float* dst = out + b * rows * cols;
+    for (std::int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      const std::int64_t j1 = std::min(cols, j0 + kTile);
+      for (std::int64_t i = i0; i < i1; ++i)
+        for (std::int64_t j = j0; j < j1; ++j) dst[i * cols + j] = src[j * rows + i];
+    }
+  });
+}
+
 void resize(const Resize2D& r, const float* in, const float* residual, Epilogue e, float* out) {
   // Tasks of whole output rows, about 4096 outputs each.
   const std::int64_t rows_per_task = std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(1, r.ow));

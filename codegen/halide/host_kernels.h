@@ -266,6 +266,11 @@ struct Resize2D {
 };
 void resize(const Resize2D& r, const float* in, const float* residual, Epilogue e, float* out);
 
+// Batched 2-D transpose of dense matrices: out[b][i][j] = in[b][j][i], i <
+// rows, j < cols (NCHW <-> NHWC: ConvNeXt's channels-last LayerNorms). In
+// tiles, on the kernels' pool.
+void transpose(std::int64_t batch, std::int64_t rows, std::int64_t cols, const float* in, float* out);
+
 // Softmax along the middle axis of (inner, axis, outer) views.
 void softmax(const View& in, const View& out);
 
