@@ -301,18 +301,26 @@ void fuse_layer_norm(Graph& g) {
     std::vector<Node*> tail;
     const Tensor* gamma = nullptr;
     const Tensor* beta = nullptr;
+    // The one node reading v, if it is a two-input `op` without an
+    // activation; `other` is the index of its other operand (either order:
+    // `gamma * x` as PyTorch's channels-first norms write it, or `x * gamma`).
+    std::size_t other = 0;
     auto sole_reader = [&](ValueId v, const char* op) -> Node* {
       if (!single_use(v)) return nullptr;
       for (auto& n : g.nodes)
         for (std::size_t i = 0; i < n.inputs.size(); ++i)
-          if (n.inputs[i] == v) return n.op_type == op && i == 0 && n.activation.kind == Activation::Kind::None ? &n : nullptr;
+          if (n.inputs[i] == v) {
+            if (n.op_type != op || n.inputs.size() != 2 || n.activation.kind != Activation::Kind::None) return nullptr;
+            other = 1 - i;
+            return &n;
+          }
       return nullptr;
     };
-    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = channel_vector(*mul, 1, c))) {
+    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = channel_vector(*mul, other, c))) {
       tail.push_back(mul);
       y = mul->outputs[0];
     }
-    if (Node* add = sole_reader(y, "Add"); add && (beta = channel_vector(*add, 1, c))) {
+    if (Node* add = sole_reader(y, "Add"); add && (beta = channel_vector(*add, other, c))) {
       tail.push_back(add);
       y = add->outputs[0];
     }

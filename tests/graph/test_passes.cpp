@@ -580,7 +580,9 @@ TEST(Canonicalize, PowBySquareOrSquareRootBecomesMulOrSqrt) {
 // LayerNorm as opset-13 exporters decompose it becomes one node; the values
 // are the formula's.
 TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
-  auto model = [](bool affine, bool centred_read_elsewhere, std::vector<std::int64_t> shape = {2, 4}) {
+  // swapped: `gamma * n` and `beta + ng`, as PyTorch's channels-first norms write them.
+  auto model = [](bool affine, bool centred_read_elsewhere, std::vector<std::int64_t> shape = {2, 4},
+                  bool swapped = false) {
     OnnxBuilder b(13);
     b.input("x", shape).output("y");
     b.initializer("two", {}, {2.f});
@@ -596,8 +598,8 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
     b.node("Div", {"d", "sd"}, {"n"});
     std::string y = "n";
     if (affine) {
-      b.node("Mul", {"n", "gamma"}, {"ng"});
-      b.node("Add", {"ng", "beta"}, {"nb"});
+      b.node("Mul", swapped ? std::vector<std::string>{"gamma", "n"} : std::vector<std::string>{"n", "gamma"}, {"ng"});
+      b.node("Add", swapped ? std::vector<std::string>{"beta", "ng"} : std::vector<std::string>{"ng", "beta"}, {"nb"});
       y = "nb";
     }
     if (centred_read_elsewhere) {
@@ -609,13 +611,15 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
   };
   EXPECT_EQ(op_types(prepared(model(true, false))), (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_EQ(op_types(prepared(model(false, false))), (std::vector<std::string>{"LayerNormalization"}));
+  EXPECT_EQ(op_types(prepared(model(true, false, {2, 4}, true))), (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_GT(op_types(prepared(model(true, true))).size(), 3u);  // d read elsewhere: no fusion
   // ViT's [N, tokens, C]: its last-axis means are also "spatial" ones, which
   // must not become GlobalAveragePools first.
   EXPECT_EQ(op_types(prepared(model(true, false, {1, 2, 4}))), (std::vector<std::string>{"LayerNormalization"}));
   const std::vector<float> x{1, 2, 3, 4, -1, 0, 0, 5};
   const float gamma[4] = {1.f, 2.f, 0.5f, -1.f}, beta[4] = {0.f, 0.1f, -0.2f, 0.3f};
-  for (const auto& y : {run_model(model(true, false), x), run_model(model(true, false, {1, 2, 4}), x)}) {
+  for (const auto& y : {run_model(model(true, false), x), run_model(model(true, false, {1, 2, 4}), x),
+                        run_model(model(true, false, {2, 4}, true), x)}) {
     for (std::size_t r = 0; r < 2; ++r) {
       double mean = 0, var = 0;
       for (std::size_t i = 0; i < 4; ++i) mean += x[r * 4 + i] / 4.0;
