@@ -351,6 +351,52 @@ void fuse_layer_norm(Graph& g) {
   }
 }
 
+// A channels-first LayerNorm as PyTorch writes it for NCHW tensors (timm's
+// LayerNorm2d: ConvNeXt's stem, downsampling and block norms):
+//   Transpose(x, [0, 2, 3, 1]) -> LayerNormalization(axis -1) -> Transpose([0, 3, 1, 2])
+// becomes one ChannelLayerNorm(x, scale, bias) (graph/ops.h): no backend
+// transposes the tensor twice to normalise it. Runs after fuse_layer_norm.
+void fuse_channel_layer_norm(Graph& g) {
+  const Uses u(g);
+  auto perm_is = [&](const Node& n, const std::vector<std::int64_t>& perm) {
+    return n.activation.kind == Activation::Kind::None && n.attrs.get_ints("perm", {}) == perm;
+  };
+  bool changed = false;
+  for (auto& back : g.nodes) {
+    if (back.op_type != "Transpose" || back.inputs.size() != 1 || !perm_is(back, {0, 3, 1, 2})) continue;
+    Node* ln = u.made_by(back.inputs[0], "LayerNormalization");
+    if (!ln || !u.single_use(back.inputs[0]) || ln->activation.kind != Activation::Kind::None) continue;
+    if (std::any_of(ln->outputs.begin() + 1, ln->outputs.end(), [](ValueId v) { return v != kNoValue; })) continue;
+    Node* there = u.made_by(ln->inputs[0], "Transpose");
+    if (!there || !u.single_use(ln->inputs[0]) || !perm_is(*there, {0, 2, 3, 1})) continue;
+    const ValueId x = there->inputs[0];
+    const Shape& xs = g.value(x).shape;
+    const std::int64_t axis = ln->attrs.get_int("axis", -1);
+    if (xs.size() != 4 || g.value(x).dtype != DType::f32 || (axis != -1 && axis != 3)) continue;
+    const std::int64_t c = xs[1];
+    const Tensor* scale = g.constant_input(*ln, 1);
+    const Tensor* bias = ln->inputs.size() > 2 && ln->inputs[2] != kNoValue ? g.constant_input(*ln, 2) : nullptr;
+    const bool has_bias = ln->inputs.size() > 2 && ln->inputs[2] != kNoValue;
+    if (!scale || scale->dtype() != DType::f32 || scale->numel() != c || (has_bias && (!bias || bias->dtype() != DType::f32 || bias->numel() != c)))
+      continue;
+    auto vector_of = [&](const std::string& name, const Tensor* t) {
+      std::vector<float> v(static_cast<std::size_t>(c), 0.f);
+      if (t) std::copy(t->f32(), t->f32() + c, v.begin());
+      return g.add_constant(name, Tensor::from_f32({c}, std::move(v)));
+    };
+    const ValueId sv = vector_of(back.name + "_scale", scale), bv = vector_of(back.name + "_bias", bias);
+    const float eps = ln->attrs.get_float("epsilon", 1e-5f);
+    drop(*there);
+    drop(*ln);
+    back.op_type = kChannelLayerNorm;
+    back.inputs = {x, sv, bv};
+    back.attrs = {};
+    back.attrs.set("epsilon", eps);
+    changed = true;
+  }
+  if (changed) g.remove_dead();
+}
+
 // Pow by a constant 2 (the variance in an exported LayerNorm) is Mul(x, x),
 // by 0.5 Sqrt(x): kernels every backend has, where a general pow is slow.
 void simplify_pow(Graph& g) {
@@ -788,6 +834,7 @@ void canonicalize(Graph& g, const CanonicalizeOptions& options, int /*threads*/)
   // Before the spatial means become pools: on a rank-3 [N, tokens, C] tensor
   // (ViT) a LayerNorm's last-axis ReduceMean is also a "spatial" one.
   fuse_layer_norm(g);
+  fuse_channel_layer_norm(g);
   reduce_mean_to_global_pool(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
   if (options.fuse_activations) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "graph/ops.h"
 #include "graph/passes.h"
 
 namespace vkfuse::graph {
@@ -417,6 +418,9 @@ Graph import_onnx(std::span<const std::uint8_t> bytes, const InputShapeOverrides
     if (!np.domain().empty() && np.domain() != "ai.onnx")
       throw Error(ErrorKind::Unsupported, "unsupported operator '" + np.domain() + "." + np.op_type() + "' at node '" +
                                               n.name + "': vkfuse supports the default ONNX domain only");
+    if (const OpDef* def = find_op(n.op_type); def && def->internal)
+      throw Error(ErrorKind::Unsupported, "unsupported operator '" + n.op_type + "' at node '" + n.name +
+                                              "': not an ONNX operator (vkfuse's own op of that name is internal)");
     for (const auto& a : np.attribute()) {
       if (a.name().empty()) invalid(label + " has an attribute with no name");
       n.attrs.set(a.name(), attr_from_proto(a, label));

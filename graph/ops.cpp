@@ -35,7 +35,8 @@ const OpDef* find_op(std::string_view op_type) {
 
 std::vector<std::string> supported_ops() {
   std::vector<std::string> names;
-  for (const auto& d : op_table()) names.push_back(d.op_type);
+  for (const auto& d : op_table())
+    if (!d.internal) names.push_back(d.op_type);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -127,7 +128,8 @@ std::int64_t node_flops(const Node& node, std::span<const InputInfo> inputs,
     return 2 * element_count(in_shape(0)) * per_in;
   }
   if (op == "GlobalAveragePool" || op.rfind("Reduce", 0) == 0) return element_count(in_shape(0));
-  if (op == "InstanceNormalization" || op == "LayerNormalization") return 5 * element_count(in_shape(0));
+  if (op == "InstanceNormalization" || op == "LayerNormalization" || op == kChannelLayerNorm)
+    return 5 * element_count(in_shape(0));
   if (op == "Shape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze" || op == "Reshape" ||
       op == "Flatten" || op == "Identity" || op == "Dropout" || op == "Constant" || op == "Concat" ||
       op == "Transpose" || op == "Pad" || op == "Slice" || op == "Split" || op == "Expand" || op == "Tile" ||

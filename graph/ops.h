@@ -50,7 +50,18 @@ struct OpDef {
   std::string op_type;
   InferFn infer;
   EvalFn eval;
+  // vkfuse's own op, made only by graph/canonicalize (never imported, not
+  // listed as supported).
+  bool internal = false;
 };
+
+// ChannelLayerNorm(X, Scale, B) (internal): LayerNorm over axis 1 at every
+// other position of X [N, C, ...] — y = (x - mean_c) / sqrt(var_c +
+// epsilon) * Scale[c] + B[c], Scale and B of C values. Canonicalize makes it
+// of Transpose(NCHW -> NHWC), a last-axis LayerNormalization and the
+// Transpose back (ConvNeXt's channels-first norms), so that no backend moves
+// the tensor twice to normalise it.
+inline constexpr const char* kChannelLayerNorm = "ChannelLayerNorm";
 
 // The op, or nullptr if vkfuse does not support it.
 const OpDef* find_op(std::string_view op_type);

@@ -1215,6 +1215,19 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const Buf src = in(0);
       add(name, "strided_copy", ni, [=](const HostFrame& f) { copy_strided(c, src.at(f.arena), out.at(f.arena)); });
       done = true;
+    } else if (op == graph::kChannelLayerNorm && f32_out && is_runtime_f32(n.inputs[0]) && g.constant_input(n, 1) &&
+               g.constant_input(n, 2)) {
+      const Shape& xs = in_shape(0);
+      const std::int64_t plane = xs[1] > 0 ? graph::element_count(xs) / (xs[0] * xs[1]) : 0;
+      const float *sp = g.constant_input(n, 1)->f32(), *bp = g.constant_input(n, 2)->f32();
+      const float eps = n.attrs.get_float("epsilon", 1e-5f);
+      const hk::Epilogue e = epilogue(n.activation);
+      const Buf src = in(0);
+      const std::int64_t images = xs[0], channels = xs[1];
+      add(name, "channel_layer_norm", ni, [=](const HostFrame& f) {
+        hk::channel_layer_norm(src.at(f.arena), sp, bp, images, channels, plane, eps, e, out.at(f.arena));
+      });
+      done = act_done = true;
     } else if (op == "LayerNormalization" && f32_out && is_runtime_f32(n.inputs[0]) &&
                (n.outputs.size() == 1 || std::all_of(n.outputs.begin() + 1, n.outputs.end(),
                                                      [](ValueId o) { return o == kNoValue; }))) {

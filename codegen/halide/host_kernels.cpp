@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <initializer_list>
 #include <cstdio>
@@ -728,6 +729,38 @@ void transpose(std::int64_t batch, std::int64_t rows, std::int64_t cols, const f
       const std::int64_t j1 = std::min(cols, j0 + kTile);
       for (std::int64_t i = i0; i < i1; ++i)
         for (std::int64_t j = j0; j < j1; ++j) dst[i * cols + j] = src[j * rows + i];
+    }
+  });
+}
+
+void channel_layer_norm(const float* in, const float* scale, const float* bias, std::int64_t images,
+                        std::int64_t channels, std::int64_t plane, float eps, Epilogue e, float* out) {
+  // A task is a block of 64 pixels of one image: three passes over its
+  // channels (mean, variance of the centred values, output), each row of 64
+  // a vector loop, the block (channels x 256 bytes) in L1 or L2.
+  constexpr std::int64_t kBlock = 64;
+  const std::int64_t blocks = (plane + kBlock - 1) / kBlock;
+  const graph::Activation act{static_cast<graph::Activation::Kind>(e.act), e.alpha, e.beta};
+  const float inv_c = 1.f / static_cast<float>(channels);
+  parallel_tasks(images * blocks, [&](std::int64_t task) {
+    const std::int64_t image = task / blocks, p0 = task % blocks * kBlock, w = std::min(kBlock, plane - p0);
+    const float* x = in + image * channels * plane + p0;
+    float* y = out + image * channels * plane + p0;
+    float mean[kBlock] = {}, inv[kBlock] = {};
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < w; ++i) mean[i] += x[c * plane + i];
+    for (std::int64_t i = 0; i < w; ++i) mean[i] *= inv_c;
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < w; ++i) {
+        const float d = x[c * plane + i] - mean[i];
+        inv[i] += d * d;
+      }
+    for (std::int64_t i = 0; i < w; ++i) inv[i] = 1.f / std::sqrt(inv[i] * inv_c + eps);
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const float s = scale[c], b = bias[c];
+      for (std::int64_t i = 0; i < w; ++i) y[c * plane + i] = (x[c * plane + i] - mean[i]) * inv[i] * s + b;
+      if (act.kind != graph::Activation::Kind::None)
+        for (std::int64_t i = 0; i < w; ++i) y[c * plane + i] = act.apply(y[c * plane + i]);
     }
   });
 }

@@ -279,6 +279,13 @@ void softmax(const View& in, const View& out);
 void layer_norm(const float* in, const float* scale, const float* bias, std::int64_t rows, std::int64_t len,
                 float eps, float* out);
 
+// LayerNorm over the channels at every pixel of dense [images, channels,
+// plane] (graph's ChannelLayerNorm): y = (x - mean) / sqrt(var + eps) *
+// scale[c] + bias[c], then the epilogue. Plain C++ (blocks of pixels as
+// vectors) on the kernels' pool.
+void channel_layer_norm(const float* in, const float* scale, const float* bias, std::int64_t images,
+                        std::int64_t channels, std::int64_t plane, float eps, Epilogue e, float* out);
+
 // Pad of rank-4 views: out[i] = in[i - begin] extended by mode (0 constant
 // `value`, 1 reflect, 2 edge); begin innermost first like the views.
 void pad(const View& in, const std::int64_t begin[4], int mode, float value, const View& out);

@@ -406,6 +406,7 @@ class Lowering {
   void emit_depth_space(const Node& n);
   void emit_resize(const Node& n, const Node* add);
   void emit_layer_norm(const Node& n);
+  void emit_channel_layer_norm(const Node& n);
   void emit_instance_norm(const Node& n);
   void emit_lrn(const Node& n);
   void emit_conv_transpose(const Node& n);
@@ -515,6 +516,7 @@ void Lowering::emit(std::size_t index) {
   if (op == "DepthToSpace" || op == "SpaceToDepth") return emit_depth_space(n);
   if (op == "Resize" || op == "Upsample") return emit_resize(n, nullptr);
   if (op == "LayerNormalization") return emit_layer_norm(n);
+  if (op == graph::kChannelLayerNorm) return emit_channel_layer_norm(n);
   if (op == "InstanceNormalization") return emit_instance_norm(n);
   if (op == "LRN") return emit_lrn(n);
   if (op == "ConvTranspose") return emit_conv_transpose(n);
@@ -1230,6 +1232,26 @@ void Lowering::emit_layer_norm(const Node& n) {
   finish_rows(std::move(kern), rows, def, "layernorm", n.activation);
 }
 
+// LayerNormalization's kernel over rows whose elements (channels) lie a
+// plane apart.
+void Lowering::emit_channel_layer_norm(const Node& n) {
+  const ValueId x = n.inputs[0], y = n.outputs[0];
+  const Shape& xs = shape(x);
+  const std::int64_t len = xs[1], plane = len > 0 ? numel(x) / (xs[0] * len) : 0;
+  const Tensor* scale = g_.constant_input(n, 1);
+  const Tensor* bias = g_.constant_input(n, 2);
+  Kernel kern;
+  kern.variant = "channel_layernorm" + act_suffix(n.activation);
+  kern.nodes = n.name;
+  kern.flops = 5 * numel(x);
+  kern.weights.assign(scale->f32(), scale->f32() + len);
+  kern.weights.insert(kern.weights.end(), bias->f32(), bias->f32() + len);
+  Defines def;
+  def("LEN", len)("CH", 0)("PLANE", plane).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
+  kern.slots = {output(y), input(x), weights()};
+  finish_rows(std::move(kern), xs[0] * plane, def, "layernorm", n.activation);
+}
+
 // LayerNormalization's kernel with one scale and bias per channel.
 void Lowering::emit_instance_norm(const Node& n) {
   const ValueId x = n.inputs[0], y = n.outputs[0];
@@ -1446,6 +1468,7 @@ std::string unsupported_reason(const Graph& g, const Node& n, std::uint64_t max_
     return "";
   }
   if (op == "InstanceNormalization") return first({constant(1, "an InstanceNormalization scale"), constant(2, "an InstanceNormalization bias")});
+  if (op == graph::kChannelLayerNorm) return first({constant(1, "a ChannelLayerNorm scale"), constant(2, "a ChannelLayerNorm bias")});
   if (op == "LRN") return "";
   if (op == "ConvTranspose") {
     const Tensor* w = g.constant_input(n, 1);

@@ -279,6 +279,41 @@ void eval_layernorm(const OpContext& ctx, std::span<const Tensor* const> in, std
   apply_activation(node, out[0]);
 }
 
+// ---- ChannelLayerNorm (internal; see graph/ops.h) ---------------------------
+
+std::vector<OutputInfo> infer_channel_layernorm(const OpContext& ctx, std::span<const InputInfo> in) {
+  const Node& node = ctx.node;
+  if (in.size() != 3) fail_node(node, "ChannelLayerNorm needs 3 inputs (X, Scale, B), got " + std::to_string(in.size()));
+  const Shape& x = f32_input(node, in, 0, "X").shape;
+  check_outputs(node, 1, "one (Y)");
+  if (x.size() < 2) fail_node(node, "input X of shape " + shape_string(x) + " must have rank >= 2 (N, C, ...)");
+  for (std::size_t i = 1; i < 3; ++i)
+    if (f32_input(node, in, i, i == 1 ? "Scale" : "B").shape != Shape{x[1]})
+      fail_node(node, std::string(i == 1 ? "Scale" : "B") + " must hold one value per channel of X " + shape_string(x));
+  return {OutputInfo{DType::f32, x}};
+}
+
+void eval_channel_layernorm(const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
+  const Node& node = ctx.node;
+  const Shape& xs = in[0]->shape();
+  const std::int64_t C = xs[1], plane = C > 0 ? element_count(xs) / (xs[0] * C) : 0;
+  const double eps = node.attrs.get_float("epsilon", 1e-5f);
+  const float *x = in[0]->f32(), *scale = in[1]->f32(), *bias = in[2]->f32();
+  float* y = out[0].f32();
+  parallel_for(ctx.threads, xs[0] * plane, [&](std::int64_t r) {
+    const std::int64_t base = r / plane * C * plane + r % plane;
+    double sum = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) sum += x[base + c * plane];
+    const double mean = sum / static_cast<double>(C);
+    double sq = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) sq += (x[base + c * plane] - mean) * (x[base + c * plane] - mean);
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(C) + eps);
+    for (std::int64_t c = 0; c < C; ++c)
+      y[base + c * plane] = static_cast<float>((x[base + c * plane] - mean) * inv * scale[c] + bias[c]);
+  });
+  apply_activation(node, out[0]);
+}
+
 // ---- LRN --------------------------------------------------------------------
 
 std::vector<OutputInfo> infer_lrn(const OpContext& ctx, std::span<const InputInfo> in) {
@@ -337,6 +372,7 @@ void register_norm_ops(std::vector<OpDef>& table) {
   table.push_back(OpDef{"InstanceNormalization", infer_instancenorm, eval_instancenorm});
   table.push_back(OpDef{"LayerNormalization", infer_layernorm, eval_layernorm});
   table.push_back(OpDef{"LRN", infer_lrn, eval_lrn});
+  table.push_back(OpDef{kChannelLayerNorm, infer_channel_layernorm, eval_channel_layernorm, true});
 }
 
 }  // namespace vkfuse::graph

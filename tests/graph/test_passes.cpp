@@ -630,6 +630,57 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
   }
 }
 
+// PyTorch's channels-first LayerNorm on NCHW (timm's LayerNorm2d):
+// Transpose to NHWC, LayerNormalization over the channels, Transpose back
+// becomes one ChannelLayerNorm, which every backend runs; the values are the
+// formula's (per pixel over the channels), on 2 images of 90 pixels (more
+// than one of the host kernel's 64-pixel blocks).
+TEST(Canonicalize, ChannelsFirstLayerNormBecomesOneNode) {
+  const std::int64_t N = 2, C = 5, H = 9, W = 10, P = H * W;
+  const std::vector<float> gamma{1.f, 2.f, 0.5f, -1.f, 0.25f}, beta{0.f, 0.1f, -0.2f, 0.3f, 1.f};
+  auto model = [&](bool nhwc_is_output) {
+    OnnxBuilder b(17);
+    b.input("x", {N, C, H, W}).output("y");
+    b.initializer("gamma", {C}, gamma);
+    b.initializer("beta", {C}, beta);
+    OnnxBuilder::attr_ints(b.node("Transpose", {"x"}, {"t"}), "perm", {0, 2, 3, 1});
+    OnnxBuilder::attr_float(b.node("LayerNormalization", {"t", "gamma", "beta"}, {"n"}), "epsilon", 1e-6f);
+    OnnxBuilder::attr_ints(b.node("Transpose", {"n"}, {"y"}), "perm", {0, 3, 1, 2});
+    if (nhwc_is_output) b.output("t", {N, H, W, C});
+    return b;
+  };
+  EXPECT_EQ(op_types(prepared(model(false))), (std::vector<std::string>{"ChannelLayerNorm"}));
+  EXPECT_EQ(op_types(prepared(model(true))), (std::vector<std::string>{"Transpose", "LayerNormalization", "Transpose"}));
+  std::vector<float> x(static_cast<std::size_t>(N * C * P));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 3.f + 0.5f;
+  for (const char* strategy : {"reference", "cpu", "gpu"}) {
+    const auto y = run_model(model(false), x, strategy);
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t p = 0; p < P; ++p) {
+        auto at = [&](std::int64_t c) { return static_cast<std::size_t>((n * C + c) * P + p); };
+        double mean = 0, var = 0;
+        for (std::int64_t c = 0; c < C; ++c) mean += x[at(c)] / static_cast<double>(C);
+        for (std::int64_t c = 0; c < C; ++c) var += (x[at(c)] - mean) * (x[at(c)] - mean) / static_cast<double>(C);
+        for (std::int64_t c = 0; c < C; ++c)
+          ASSERT_NEAR(y[at(c)], (x[at(c)] - mean) / std::sqrt(var + 1e-6) * gamma[static_cast<std::size_t>(c)] +
+                                    beta[static_cast<std::size_t>(c)], 1e-4)
+              << strategy << " n " << n << " pixel " << p << " channel " << c;
+      }
+  }
+  // vkfuse's own op is no ONNX operator: a model that names it is refused.
+  OnnxBuilder b(17);
+  b.input("x", {1, 2, 3, 3}).output("y");
+  b.initializer("s", {2}, {1.f, 1.f});
+  b.initializer("b", {2}, {0.f, 0.f});
+  b.node("ChannelLayerNorm", {"x", "s", "b"}, {"y"});
+  try {
+    prepared(b);
+    ADD_FAILURE() << "ChannelLayerNorm imported";
+  } catch (const vkfuse::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not an ONNX operator"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);
