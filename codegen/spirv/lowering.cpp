@@ -406,8 +406,7 @@ class Lowering {
   void emit_depth_space(const Node& n);
   void emit_resize(const Node& n, const Node* add);
   void emit_layer_norm(const Node& n);
-  void emit_channel_layer_norm(const Node& n);
-  void emit_instance_norm(const Node& n);
+  void emit_channel_norm(const Node& n);  // InstanceNormalization, ChannelLayerNorm
   void emit_lrn(const Node& n);
   void emit_conv_transpose(const Node& n);
   void emit_remap(const Node& n, const std::string& variant, ValueId in, ValueId out, std::int64_t total,
@@ -516,8 +515,7 @@ void Lowering::emit(std::size_t index) {
   if (op == "DepthToSpace" || op == "SpaceToDepth") return emit_depth_space(n);
   if (op == "Resize" || op == "Upsample") return emit_resize(n, nullptr);
   if (op == "LayerNormalization") return emit_layer_norm(n);
-  if (op == graph::kChannelLayerNorm) return emit_channel_layer_norm(n);
-  if (op == "InstanceNormalization") return emit_instance_norm(n);
+  if (op == graph::kChannelLayerNorm || op == "InstanceNormalization") return emit_channel_norm(n);
   if (op == "LRN") return emit_lrn(n);
   if (op == "ConvTranspose") return emit_conv_transpose(n);
   if (planner::is_view_op(n) || op == "Cast") {
@@ -1232,43 +1230,31 @@ void Lowering::emit_layer_norm(const Node& n) {
   finish_rows(std::move(kern), rows, def, "layernorm", n.activation);
 }
 
-// LayerNormalization's kernel over rows whose elements (channels) lie a
-// plane apart.
-void Lowering::emit_channel_layer_norm(const Node& n) {
+// InstanceNormalization and ChannelLayerNorm, one scale and bias per
+// channel, on the LayerNorm shader: InstanceNormalization normalises each
+// (n, c) plane (rows of LEN contiguous values, channel r % CH),
+// ChannelLayerNorm each pixel across its channels (LEN values a PLANE apart).
+void Lowering::emit_channel_norm(const Node& n) {
+  const bool instance = n.op_type == "InstanceNormalization";
   const ValueId x = n.inputs[0], y = n.outputs[0];
   const Shape& xs = shape(x);
-  const std::int64_t len = xs[1], plane = len > 0 ? numel(x) / (xs[0] * len) : 0;
+  const std::int64_t C = xs[1], plane = xs[0] * C > 0 ? numel(x) / (xs[0] * C) : 0;
   const Tensor* scale = g_.constant_input(n, 1);
   const Tensor* bias = g_.constant_input(n, 2);
   Kernel kern;
-  kern.variant = "channel_layernorm" + act_suffix(n.activation);
+  kern.variant = (instance ? "instancenorm" : "channel_layernorm") + act_suffix(n.activation);
   kern.nodes = n.name;
   kern.flops = 5 * numel(x);
-  kern.weights.assign(scale->f32(), scale->f32() + len);
-  kern.weights.insert(kern.weights.end(), bias->f32(), bias->f32() + len);
+  kern.weights.assign(scale->f32(), scale->f32() + C);
+  kern.weights.insert(kern.weights.end(), bias->f32(), bias->f32() + C);
   Defines def;
-  def("LEN", len)("CH", 0)("PLANE", plane).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
+  if (instance)
+    def("LEN", plane)("CH", C);
+  else
+    def("LEN", C)("CH", 0)("PLANE", plane);
+  def.raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
   kern.slots = {output(y), input(x), weights()};
-  finish_rows(std::move(kern), xs[0] * plane, def, "layernorm", n.activation);
-}
-
-// LayerNormalization's kernel with one scale and bias per channel.
-void Lowering::emit_instance_norm(const Node& n) {
-  const ValueId x = n.inputs[0], y = n.outputs[0];
-  const Shape& xs = shape(x);
-  const std::int64_t rows = xs[0] * xs[1], len = rows > 0 ? numel(x) / rows : 0;
-  const Tensor* scale = g_.constant_input(n, 1);
-  const Tensor* bias = g_.constant_input(n, 2);
-  Kernel kern;
-  kern.variant = "instancenorm" + act_suffix(n.activation);
-  kern.nodes = n.name;
-  kern.flops = 5 * numel(x);
-  kern.weights.assign(scale->f32(), scale->f32() + xs[1]);
-  kern.weights.insert(kern.weights.end(), bias->f32(), bias->f32() + xs[1]);
-  Defines def;
-  def("LEN", len)("CH", xs[1]).raw("EPS", flit(n.attrs.get_float("epsilon", 1e-5f)));
-  kern.slots = {output(y), input(x), weights()};
-  finish_rows(std::move(kern), rows, def, "layernorm", n.activation);
+  finish_rows(std::move(kern), xs[0] * (instance ? C : plane), def, "layernorm", n.activation);
 }
 
 void Lowering::emit_lrn(const Node& n) {

@@ -200,15 +200,21 @@ TEST(CostModel, AChannelGateRunsInTheConvThatReadsIt) {
   EXPECT_EQ(KernelFusion(g2).gated_input(0), graph::kNoValue);
 }
 
-// top -> Resize(x2) -> Add(lateral, ·): on the accelerator the Add runs in
-// the Resize's kernel, in one unit; apart it is a kernel of its own.
-TEST(CostModel, AnUpsampledBranchAddRunsInTheResizesKernel) {
+// top -> Resize(x2) "up" -> Add(lateral, ·) "add".
+graph::Graph upsampled_branch() {
   GraphBuilder b("fpn");
   auto top = b.input("top", {1, 8, 7, 7});
   auto lateral = b.relu("lateral", b.input("input", {1, 8, 14, 14}));
   graph::ValueId scales = b.constant("scales", graph::Tensor::from_f32({4}, {1, 1, 2, 2}));
   auto up = b.resize("up", top, scales);
   const graph::Graph g = b.finish({b.add("add", lateral, up)});
+  return g;
+}
+
+// top -> Resize(x2) -> Add(lateral, ·): on the accelerator the Add runs in
+// the Resize's kernel, in one unit; apart it is a kernel of its own.
+TEST(CostModel, AnUpsampledBranchAddRunsInTheResizesKernel) {
+  const graph::Graph g = upsampled_branch();
   const int resize = node_index(g, "up"), add = node_index(g, "add");
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
   const std::vector<int> one_unit(g.nodes.size(), 0);
@@ -224,12 +230,7 @@ TEST(CostModel, AnUpsampledBranchAddRunsInTheResizesKernel) {
 // On the host too the Add runs in the Resize's kernel (HostFusion), and
 // costs reading the lateral tensor, in one segment only.
 TEST(CostModel, AnUpsampledBranchAddOnTheHostRunsInTheResizesKernel) {
-  GraphBuilder b("fpn");
-  auto top = b.input("top", {1, 8, 7, 7});
-  auto lateral = b.relu("lateral", b.input("input", {1, 8, 14, 14}));
-  graph::ValueId scales = b.constant("scales", graph::Tensor::from_f32({4}, {1, 1, 2, 2}));
-  auto up = b.resize("up", top, scales);
-  const graph::Graph g = b.finish({b.add("add", lateral, up)});
+  const graph::Graph g = upsampled_branch();
   const int resize = node_index(g, "up"), add = node_index(g, "add");
   CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
   const std::vector<int> one_segment(g.nodes.size(), 0);
