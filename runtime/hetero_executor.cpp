@@ -508,6 +508,11 @@ std::string HeteroExecutor::description() const {
                   ", " + std::to_string(units) + " dispatch unit" + (units == 1 ? "" : "s");
   if (device_) d += " on " + device_->description();
   if (host > 0) d += "; Halide kernels " + HostExecutor::kernel_target();
+  // Ops without a host kernel run on the (slow, naive) reference kernels: say which.
+  if (host_ && !host_->fallback_ops().empty()) {
+    d += "; on the host's reference kernels:";
+    for (const auto& op : host_->fallback_ops()) d += " " + op;
+  }
   d += "; link " + plan_.link.describe();
   return d;
 }

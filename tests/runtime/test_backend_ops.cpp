@@ -606,6 +606,9 @@ TEST(BackendOpsCases, OpsWithoutGpuKernelsStayOnTheHost) {
   for (const auto& w : model.warnings())
     said = said || (w.find("kept on the host") != std::string::npos && w.find("ReduceMax") != std::string::npos);
   EXPECT_TRUE(said) << "no warning names the ReduceMax";
+  // Nor has the host a kernel for it: the model says it runs on the reference's.
+  EXPECT_NE(model.backend_description().find("on the host's reference kernels: ReduceMax"), std::string::npos)
+      << model.backend_description();
   vkfuse::PlanOptions po;
   po.strategy = "gpu";
   const auto report = model.plan(po);
