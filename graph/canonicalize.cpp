@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 #include <limits>
+#include <numbers>
 
 #include "graph/ops.h"
 #include "graph/passes.h"
@@ -445,6 +446,9 @@ bool takes_activation(const std::string& op);
 //   Mul(x, Sigmoid(x))                                   → Silu
 //   Mul(x, HardSigmoid(x; 1/6, 1/2))                     → HardSwish (opset < 14)
 //   Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)            → Gelu (torch's erf form)
+//   Mul(0.5, Mul(x, Add(1, Tanh(Mul(√(2/π), Add(x, Mul(0.044715, Mul(x, Mul(x, x)))))))))
+//                                                        → GeluTanh (torch's tanh form)
+// (operands of Mul and Add in either order).
 void fuse_gated_activations(Graph& g) {
   bool changed = true;
   while (changed) {
@@ -472,8 +476,8 @@ void fuse_gated_activations(Graph& g) {
       if (x == kNoValue) {  // Gelu: mul is the final * 0.5
         const auto half = scalar_input(g, mul, 1);
         Node* inner = made_by(mul.inputs[0], "Mul");
-        if (!half || *half != 0.5 || !inner || !single_use(mul.inputs[0]) || inner->inputs.size() != 2) continue;
-        for (int side = 0; side < 2 && x == kNoValue; ++side) {
+        const bool erf_form = half && *half == 0.5 && inner && single_use(mul.inputs[0]) && inner->inputs.size() == 2;
+        for (int side = 0; erf_form && side < 2 && x == kNoValue; ++side) {
           const ValueId a = inner->inputs[static_cast<std::size_t>(side)];
           const ValueId b = inner->inputs[static_cast<std::size_t>(1 - side)];
           Node* add = made_by(b, "Add");
@@ -488,11 +492,44 @@ void fuse_gated_activations(Graph& g) {
           x = a, chain = {inner, add, erf, div};
         }
       }
+      int reads_of_x = 2;
+      if (x == kNoValue) {  // GeluTanh: mul is the final * 0.5
+        // Of a two-input `op` node: the operand beside v (kNoValue if v is not one).
+        auto beside = [](const Node* n, ValueId v) {
+          return !n || n->inputs.size() != 2 ? kNoValue : n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : kNoValue;
+        };
+        // Of a two-input node with a scalar constant operand close to c: the other operand.
+        auto by_scalar = [&](const Node* n, double c) {
+          if (!n || n->inputs.size() != 2 || n->activation.kind != Activation::Kind::None) return kNoValue;
+          for (std::size_t i = 0; i < 2; ++i)
+            if (const auto k = scalar_input(g, *n, i); k && std::abs(*k - c) <= 1e-6 * std::max(1.0, std::abs(c)))
+              return n->inputs[1 - i];
+          return kNoValue;
+        };
+        auto single = [&](ValueId v, const char* op) { return v != kNoValue && single_use(v) ? made_by(v, op) : nullptr; };
+        Node* m = single(by_scalar(&mul, 0.5), "Mul");
+        for (int side = 0; m && side < 2 && x == kNoValue; ++side) {
+          const ValueId a = m->inputs[static_cast<std::size_t>(side)];
+          Node* add1 = single(m->inputs[static_cast<std::size_t>(1 - side)], "Add");
+          Node* th = single(by_scalar(add1, 1.0), "Tanh");
+          Node* inner = th ? single(th->inputs[0], "Mul") : nullptr;
+          Node* sum = single(by_scalar(inner, std::sqrt(2.0 / std::numbers::pi)), "Add");
+          Node* kc = single(beside(sum, a), "Mul");
+          Node* cube = single(by_scalar(kc, 0.044715), "Mul");
+          Node* sq = single(beside(cube, a), "Mul");
+          if (!sq || sq->inputs[0] != a || sq->inputs[1] != a || m->activation.kind != Activation::Kind::None) continue;
+          if (add1->activation.kind != Activation::Kind::None || sum->activation.kind != Activation::Kind::None ||
+              cube->activation.kind != Activation::Kind::None || sq->activation.kind != Activation::Kind::None)
+            continue;
+          act.kind = Activation::Kind::GeluTanh;
+          x = a, chain = {m, add1, th, inner, sum, kc, cube, sq}, reads_of_x = 5;
+        }
+      }
       if (x == kNoValue || g.value(x).dtype != DType::f32 || is_graph_output(g, x)) continue;
-      // Only the pattern reads x (twice), so its producer can apply the
-      // activation in place.
+      // Only the pattern reads x, so its producer can apply the activation in
+      // place.
       const auto p = u.prod[static_cast<std::size_t>(x)];
-      if (p < 0 || u.count[static_cast<std::size_t>(x)] != 2) continue;
+      if (p < 0 || u.count[static_cast<std::size_t>(x)] != reads_of_x) continue;
       Node& producer = g.nodes[static_cast<std::size_t>(p)];
       if (!takes_activation(producer.op_type) || producer.activation.kind != Activation::Kind::None) continue;
       if (producer.outputs.size() != 1) continue;

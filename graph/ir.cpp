@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <numbers>
 #include <sstream>
 
 namespace vkfuse {
@@ -159,6 +160,10 @@ float Activation::apply(float x) const {
       const double v = x;
       return static_cast<float>(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
     }
+    case Kind::GeluTanh: {
+      const double v = x;
+      return static_cast<float>(0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (v + 0.044715 * v * v * v))));
+    }
   }
   return x;
 }
@@ -174,6 +179,7 @@ const char* Activation::name() const {
     case Kind::HardSwish: return "HardSwish";
     case Kind::Silu: return "Silu";
     case Kind::Gelu: return "Gelu";
+    case Kind::GeluTanh: return "GeluTanh";
   }
   return "?";
 }

@@ -111,9 +111,10 @@ class Attributes {
 // canonicalization, so that every backend can apply it in the producer's
 // epilogue. kind None means "no activation".
 struct Activation {
-  // Silu (x * sigmoid(x)) and Gelu (erf form) are no ONNX ops: the
+  // Silu (x * sigmoid(x)), Gelu (erf form) and GeluTanh (tanh form,
+  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))) are no ONNX ops: the
   // canonicalizer recognizes them in what exporters emit.
-  enum class Kind : std::uint8_t { None, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Silu, Gelu };
+  enum class Kind : std::uint8_t { None, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Silu, Gelu, GeluTanh };
   Kind kind = Kind::None;
   float alpha = 0.f;  // LeakyRelu slope, HardSigmoid alpha, Clip min
   float beta = 0.f;   // HardSigmoid beta, Clip max

@@ -26,15 +26,18 @@ namespace kernel_activations = vkfuse::codegen::kernel_activations;
 
 // The fused epilogue activation. Kinds follow graph::Activation::Kind:
 // 0 none, 1 Relu, 2 LeakyRelu, 3 Clip, 4 Sigmoid, 5 HardSigmoid, 6 HardSwish,
-// 7 Silu, 8 Gelu (erf form).
+// 7 Silu, 8 Gelu (erf form), 9 GeluTanh (tanh form).
 Expr activate(Expr v, Expr kind, Expr alpha, Expr beta) {
+  // Sigmoid, SiLU and the tanh-form GELU share one exp: 0.5 (1 + tanh(u)) is
+  // sigmoid(2u), so GeluTanh(v) = v * sigmoid(2 sqrt(2/pi) (v + 0.044715 v^3)).
+  const Expr e = exp(-select(kind == 9, v * (1.5957691f + 0.0713548f * v * v), v));
   return select(kind == 1, max(v, 0.f),                                               //
                 kind == 2, select(v >= 0.f, v, alpha * v),                              //
                 kind == 3, min(max(v, alpha), beta),                                    //
-                kind == 4, 1.f / (1.f + exp(-v)),                                       //
+                kind == 4, 1.f / (1.f + e),                                             //
                 kind == 5, max(0.f, min(1.f, alpha * v + beta)),                        //
                 kind == 6, v * max(0.f, min(1.f, v / 6.f + 0.5f)),                      //
-                kind == 7, v / (1.f + exp(-v)),                                         //
+                kind == 7 || kind == 9, v / (1.f + e),                                  //
                 kind == 8, 0.5f * v * (1.f + erf(v * 0.70710678f)),                     //
                 v);
 }

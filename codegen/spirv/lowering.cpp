@@ -100,6 +100,8 @@ std::string act_body(const Activation& a) {
     case Activation::Kind::HardSwish: body = "x * max(0.0, min(1.0, x / 6.0 + 0.5))"; break;
     case Activation::Kind::Silu: body = "x / (1.0 + exp(-x))"; break;
     case Activation::Kind::Gelu: body = "0.5 * x * (1.0 + vkf_erf(x * 0.70710678))"; break;
+    // 0.5 x (1 + tanh(u)) as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): one exp, as the host's.
+    case Activation::Kind::GeluTanh: body = "x / (1.0 + exp(-x * (1.5957691 + 0.0713548 * x * x)))"; break;
   }
   return body;
 }

@@ -501,10 +501,11 @@ TEST(Canonicalize, SpatialReduceMeanBecomesGlobalAveragePool) {
   for (std::size_t c = 0; c < 3; ++c) EXPECT_FLOAT_EQ(y[c], 20.f * static_cast<float>(c) + 9.5f) << c;
 }
 
-// SiLU, HardSwish (opset 13's x * HardSigmoid(x)) and GELU as torch exports
-// them become their producer's epilogue; the results are the unfused ones.
+// SiLU, HardSwish (opset 13's x * HardSigmoid(x)) and GELU (erf and tanh
+// forms) as torch exports them become their producer's epilogue; the results
+// are the formulas', on every backend.
 TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
-  enum class Gate { Silu, HardSwish, Gelu };
+  enum class Gate { Silu, HardSwish, Gelu, GeluTanh };
   auto model = [](Gate gate, bool x_read_elsewhere) {
     OnnxBuilder b(13);
     b.input("x", {1, 2, 3, 3}).output("y");
@@ -518,6 +519,20 @@ TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
       auto& h = b.node("HardSigmoid", {"c"}, {"s"});
       OnnxBuilder::attr_float(h, "alpha", 1.f / 6.f);
       b.node("Mul", {"s", "c"}, {"g"});
+    } else if (gate == Gate::GeluTanh) {  // F.gelu(x, approximate='tanh') from torch 1.13, opset 13
+      b.initializer("kappa", {}, {0.044715f});
+      b.initializer("beta", {}, {0.7978845834732056f});
+      b.initializer("one", {}, {1.f});
+      b.initializer("half", {}, {0.5f});
+      b.node("Mul", {"c", "c"}, {"sq"});
+      b.node("Mul", {"c", "sq"}, {"cube"});
+      b.node("Mul", {"kappa", "cube"}, {"kc"});
+      b.node("Add", {"c", "kc"}, {"s"});
+      b.node("Mul", {"beta", "s"}, {"u"});
+      b.node("Tanh", {"u"}, {"t"});
+      b.node("Add", {"one", "t"}, {"a"});
+      b.node("Mul", {"c", "a"}, {"m"});
+      b.node("Mul", {"half", "m"}, {"g"});
     } else {
       b.initializer("r2", {}, {1.4142135f});
       b.initializer("one", {}, {1.f});
@@ -536,12 +551,14 @@ TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
     return b;
   };
   const std::vector<float> x{-3, -2, -1, -0.5f, 0, 0.5f, 1, 2, 3, 1, -1, 2, -2, 0.25f, -0.25f, 4, -4, 0.1f};
-  for (Gate gate : {Gate::Silu, Gate::HardSwish, Gate::Gelu}) {
+  for (Gate gate : {Gate::Silu, Gate::HardSwish, Gate::Gelu, Gate::GeluTanh}) {
     SCOPED_TRACE(static_cast<int>(gate));
     const g::Graph fused = prepared(model(gate, false));
     ASSERT_EQ(op_types(fused), (std::vector<std::string>{"Conv"}));
-    EXPECT_STREQ(fused.nodes[0].activation.name(),
-                 gate == Gate::Silu ? "Silu" : gate == Gate::HardSwish ? "HardSwish" : "Gelu");
+    EXPECT_STREQ(fused.nodes[0].activation.name(), gate == Gate::Silu        ? "Silu"
+                                                   : gate == Gate::HardSwish ? "HardSwish"
+                                                   : gate == Gate::Gelu      ? "Gelu"
+                                                                             : "GeluTanh");
     // The expected values from the Conv's output by the activation's formula.
     std::vector<float> want(x.size());
     for (std::size_t p = 0; p < 9; ++p)
@@ -550,11 +567,14 @@ TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
         const double c = w0 * x[p] + w1 * x[9 + p];
         const double v = gate == Gate::Silu        ? c / (1 + std::exp(-c))
                          : gate == Gate::HardSwish ? c * std::clamp(c / 6 + 0.5, 0.0, 1.0)
-                                                   : 0.5 * c * (1 + std::erf(c / std::sqrt(2.0)));
+                         : gate == Gate::Gelu      ? 0.5 * c * (1 + std::erf(c / std::sqrt(2.0)))
+                                                   : 0.5 * c * (1 + std::tanh(0.7978845608 * (c + 0.044715 * c * c * c)));
         want[m * 9 + p] = static_cast<float>(v);
       }
-    const auto y = run_model(model(gate, false), x);
-    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-5) << i;
+    for (const char* strategy : {"reference", "cpu", "gpu"}) {
+      const auto y = run_model(model(gate, false), x, strategy);
+      for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-5) << strategy << " " << i;
+    }
     // The Conv's output read elsewhere too: nothing fuses.
     EXPECT_GT(op_types(prepared(model(gate, true))).size(), 2u);
   }
