@@ -1218,7 +1218,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     } else if (op == graph::kChannelLayerNorm && f32_out && is_runtime_f32(n.inputs[0]) && g.constant_input(n, 1) &&
                g.constant_input(n, 2)) {
       const Shape& xs = in_shape(0);
-      const std::int64_t plane = xs[1] > 0 ? graph::element_count(xs) / (xs[0] * xs[1]) : 0;
+      const std::int64_t plane = xs[0] * xs[1] > 0 ? graph::element_count(xs) / (xs[0] * xs[1]) : 0;
       const float *sp = g.constant_input(n, 1)->f32(), *bp = g.constant_input(n, 2)->f32();
       const float eps = n.attrs.get_float("epsilon", 1e-5f);
       const hk::Epilogue e = epilogue(n.activation);

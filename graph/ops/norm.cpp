@@ -296,7 +296,7 @@ std::vector<OutputInfo> infer_channel_layernorm(const OpContext& ctx, std::span<
 void eval_channel_layernorm(const OpContext& ctx, std::span<const Tensor* const> in, std::span<Tensor> out) {
   const Node& node = ctx.node;
   const Shape& xs = in[0]->shape();
-  const std::int64_t C = xs[1], plane = C > 0 ? element_count(xs) / (xs[0] * C) : 0;
+  const std::int64_t C = xs[1], plane = xs[0] * C > 0 ? element_count(xs) / (xs[0] * C) : 0;
   const double eps = node.attrs.get_float("epsilon", 1e-5f);
   const float *x = in[0]->f32(), *scale = in[1]->f32(), *bias = in[2]->f32();
   float* y = out[0].f32();
