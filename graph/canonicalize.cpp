@@ -375,11 +375,12 @@ void fuse_channel_layer_norm(Graph& g) {
     const std::int64_t axis = ln->attrs.get_int("axis", -1);
     if (xs.size() != 4 || g.value(x).dtype != DType::f32 || (axis != -1 && axis != 3)) continue;
     const std::int64_t c = xs[1];
+    // Scale and the optional B: constant float32 vectors of C values.
+    auto channel_vector = [&](const Tensor* t) { return t && t->dtype() == DType::f32 && t->numel() == c; };
     const Tensor* scale = g.constant_input(*ln, 1);
-    const Tensor* bias = ln->inputs.size() > 2 && ln->inputs[2] != kNoValue ? g.constant_input(*ln, 2) : nullptr;
     const bool has_bias = ln->inputs.size() > 2 && ln->inputs[2] != kNoValue;
-    if (!scale || scale->dtype() != DType::f32 || scale->numel() != c || (has_bias && (!bias || bias->dtype() != DType::f32 || bias->numel() != c)))
-      continue;
+    const Tensor* bias = has_bias ? g.constant_input(*ln, 2) : nullptr;
+    if (!channel_vector(scale) || (has_bias && !channel_vector(bias))) continue;
     auto vector_of = [&](const std::string& name, const Tensor* t) {
       std::vector<float> v(static_cast<std::size_t>(c), 0.f);
       if (t) std::copy(t->f32(), t->f32() + c, v.begin());

@@ -183,7 +183,7 @@ double CostModel::host_op_us(int i, const HostLayout& layout) const {
   const auto n = static_cast<std::size_t>(i);
   double t = layout.epilogue_of[n] >= 0 ? host_epilogue_us_[n] : layout.blocked_kernel[n] ? host_blocked_us_[n] : host_us(i);
   const graph::Node& node = g_->nodes[n];
-  if (node.op_type == "Concat" && !costs_[n].view) {
+  if (node.op_type == "Concat") {
     // Inputs their producers wrote in place are not copied.
     double all = 0, copied = 0;
     for (ValueId v : node.inputs) {

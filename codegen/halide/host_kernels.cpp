@@ -717,6 +717,15 @@ void subsample(const View& in, int stride_x, int stride_y, const View& out) {
   });
 }
 
+namespace {
+// The epilogue over n floats in place, for the kernels written in plain C++.
+void apply_epilogue(Epilogue e, float* p, std::int64_t n) {
+  if (e.act == 0) return;
+  const graph::Activation act{static_cast<graph::Activation::Kind>(e.act), e.alpha, e.beta};
+  for (std::int64_t i = 0; i < n; ++i) p[i] = act.apply(p[i]);
+}
+}  // namespace
+
 void transpose(std::int64_t batch, std::int64_t rows, std::int64_t cols, const float* in, float* out) {
   // Tiles of 32 x 32 (8 KB of both sides in L1); a task is a band of 32 rows.
   constexpr std::int64_t kTile = 32;
@@ -740,7 +749,6 @@ void channel_layer_norm(const float* in, const float* scale, const float* bias, 
   // a vector loop, the block (channels x 256 bytes) in L1 or L2.
   constexpr std::int64_t kBlock = 64;
   const std::int64_t blocks = (plane + kBlock - 1) / kBlock;
-  const graph::Activation act{static_cast<graph::Activation::Kind>(e.act), e.alpha, e.beta};
   const float inv_c = 1.f / static_cast<float>(channels);
   parallel_tasks(images * blocks, [&](std::int64_t task) {
     const std::int64_t image = task / blocks, p0 = task % blocks * kBlock, w = std::min(kBlock, plane - p0);
@@ -759,8 +767,7 @@ void channel_layer_norm(const float* in, const float* scale, const float* bias, 
     for (std::int64_t c = 0; c < channels; ++c) {
       const float s = scale[c], b = bias[c];
       for (std::int64_t i = 0; i < w; ++i) y[c * plane + i] = (x[c * plane + i] - mean[i]) * inv[i] * s + b;
-      if (act.kind != graph::Activation::Kind::None)
-        for (std::int64_t i = 0; i < w; ++i) y[c * plane + i] = act.apply(y[c * plane + i]);
+      apply_epilogue(e, y + c * plane, w);
     }
   });
 }
@@ -769,7 +776,6 @@ void resize(const Resize2D& r, const float* in, const float* residual, Epilogue 
   // Tasks of whole output rows, about 4096 outputs each.
   const std::int64_t rows_per_task = std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(1, r.ow));
   const std::int64_t chunks = (r.oh + rows_per_task - 1) / rows_per_task;
-  const graph::Activation act{static_cast<graph::Activation::Kind>(e.act), e.alpha, e.beta};
   parallel_tasks(r.planes * chunks, [&](std::int64_t task) {
     const std::int64_t p = task / chunks, y0 = task % chunks * rows_per_task;
     const float* plane = in + p * r.ih * r.iw;
@@ -807,8 +813,7 @@ void resize(const Resize2D& r, const float* in, const float* residual, Epilogue 
         const float* res = residual + (p * r.oh + oy) * r.ow;
         for (std::int64_t x = 0; x < r.ow; ++x) o[x] += res[x];
       }
-      if (act.kind != graph::Activation::Kind::None)
-        for (std::int64_t x = 0; x < r.ow; ++x) o[x] = act.apply(o[x]);
+      apply_epilogue(e, o, r.ow);
     }
   });
 }
