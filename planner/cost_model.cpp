@@ -177,11 +177,26 @@ CostModel::CostModel(const graph::Graph& g, DeviceProfile host, DeviceProfile ac
       host_epilogue_us_[i] =
           host_.sequence_factor * roofline_us(host_, OpClass::elementwise, costs_[i].flops, value_bytes(n.inputs[0]));
   }
+  // A channel gate folded into a 1x1 Conv's filters scales each of them once.
+  host_gate_us_.assign(nn, 0.0);
+  const HostFusion& host_fusion = host_layout_rule_.fusion();
+  for (std::size_t i = 0; i < nn; ++i) {
+    const graph::Node& n = g.nodes[i];
+    if (n.op_type != "Conv" || n.inputs.size() < 2 || n.inputs[0] == kNoValue || n.inputs[1] == kNoValue) continue;
+    const std::int32_t m = producer_[static_cast<std::size_t>(n.inputs[0])];
+    if (m < 0 || host_fusion.gated_input(m) == kNoValue) continue;
+    const double filters = value_bytes(n.inputs[1]);
+    host_gate_us_[static_cast<std::size_t>(m)] =
+        host_.sequence_factor * roofline_us(host_, OpClass::elementwise, filters / 4, 2 * filters);
+  }
 }
 
 double CostModel::host_op_us(int i, const HostLayout& layout) const {
   const auto n = static_cast<std::size_t>(i);
-  double t = layout.epilogue_of[n] >= 0 ? host_epilogue_us_[n] : layout.blocked_kernel[n] ? host_blocked_us_[n] : host_us(i);
+  double t = layout.epilogue_of[n] >= 0    ? host_epilogue_us_[n]
+             : layout.gated_conv[n] >= 0   ? host_gate_us_[n]
+             : layout.blocked_kernel[n] ? host_blocked_us_[n]
+                                        : host_us(i);
   const graph::Node& node = g_->nodes[n];
   if (node.op_type == "Concat") {
     // Inputs their producers wrote in place are not copied.

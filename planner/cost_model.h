@@ -97,7 +97,8 @@ class CostModel {
   void host_layout(std::span<const int> segment, HostLayout& out) const { host_layout_rule_.decide(segment, out); }
   // Host op i's time as the host lowering runs it under that layout: an Add
   // that runs as its Conv's or Resize's epilogue costs reading its other
-  // operand; a Concat copies only the inputs not written in place; a layer in
+  // operand; a channel gate folded into a Conv's filters costs scaling them
+  // (read and write M x C floats, in the Conv's step); a Concat copies only the inputs not written in place; a layer in
   // blocked channels is priced from the profile's blocked points; a value
   // copied to planar for its planar readers adds that copy to its producer.
   double host_op_us(int i, const HostLayout& layout) const;
@@ -116,6 +117,7 @@ class CostModel {
   KernelFusion fusion_;
   HostLayoutRule host_layout_rule_;
   std::vector<double> host_epilogue_us_;  // per node: its time as a host Conv's epilogue
+  std::vector<double> host_gate_us_;      // per node: a gate's time folded into its Conv's filters
   std::vector<double> host_blocked_us_;   // per node: its time in blocked channels
   std::vector<double> to_planar_us_;      // per value: its copy from blocked channels to planar
 };

@@ -107,7 +107,8 @@ Plan encapsulate(const CostModel& cm, const Partition& p, const std::string& str
   for (int i = 0; i < n; ++i) {
     PlanNode& pn = plan.nodes[static_cast<std::size_t>(i)];
     if (pn.placement != Placement::host) continue;
-    const int conv = host_layout.epilogue_of[static_cast<std::size_t>(i)];
+    int conv = host_layout.epilogue_of[static_cast<std::size_t>(i)];
+    if (conv < 0) conv = host_layout.gated_conv[static_cast<std::size_t>(i)];
     pn.kernel_of = conv >= 0 ? conv : i;
     pn.host_us = cm.host_op_us(i, host_layout);
     pn.blocked = host_layout.blocked_kernel[static_cast<std::size_t>(i)] != 0;

@@ -30,19 +30,6 @@ bool unit_window(const Node& n, const Shape& w) {
 
 }  // namespace
 
-int channel_gate_operand(const graph::Graph& g, const Node& n) {
-  const Shape& ys = g.value(n.outputs[0]).shape;
-  if (ys.size() != 4) return -1;
-  for (int k = 0; k < 2; ++k) {
-    const Shape& gs = g.value(n.inputs[at(k)]).shape;
-    const Shape& xs = g.value(n.inputs[at(1 - k)]).shape;
-    if (xs == ys && gs.size() == 4 && (gs[0] == ys[0] || gs[0] == 1) && gs[1] == ys[1] && gs[2] == 1 && gs[3] == 1 &&
-        ys[2] * ys[3] > 1)
-      return k;
-  }
-  return -1;
-}
-
 HostLayoutRule::HostLayoutRule(const graph::Graph& g) : g_(&g), fusion_(g) {
   static const bool enabled = [] {
     const char* e = std::getenv("VKFUSE_HOST_BLOCKED");
@@ -66,6 +53,7 @@ HostLayoutRule::HostLayoutRule(const graph::Graph& g) : g_(&g), fusion_(g) {
     for (ValueId v : n.inputs)
       if (v != kNoValue) readers_[at(v)].push_back(static_cast<int>(ni));
     if (n.op_type == "Add") adds_.push_back(static_cast<int>(ni));
+    if (fusion_.gated_input(static_cast<int>(ni)) != kNoValue) gates_.push_back(static_cast<int>(ni));
     const bool f32_out = !n.outputs.empty() && n.outputs[0] != kNoValue && runtime_f32_[at(n.outputs[0])];
     if (n.op_type == "Concat" && f32_out) {
       const Shape& os = g.value(n.outputs[0]).shape;
@@ -111,6 +99,13 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
       out.fused_add[at(c)] = a;
       out.epilogue_of[at(a)] = c;
     }
+  out.input_gate.assign(nn, -1);
+  out.gated_conv.assign(nn, -1);
+  for (int m : gates_)
+    if (const int c = fusion_.gated_conv(m, segment); c >= 0) {
+      out.input_gate[at(c)] = m;
+      out.gated_conv[at(m)] = c;
+    }
   // Concat inputs in place.
   out.concat_parent.assign(nv, kNoValue);
   out.concat_offset.assign(nv, 0);
@@ -140,11 +135,18 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
   cand.assign(nn, kNone);
   if (!enabled_) return;
   for (std::size_t ni = 0; ni < nn; ++ni)
-    if (on_host(static_cast<std::int64_t>(ni))) cand[ni] = kind_[ni];
+    if (on_host(static_cast<std::int64_t>(ni)) && out.gated_conv[ni] < 0) cand[ni] = kind_[ni];
+  // The value a candidate reads in channels: a gated Conv reads the tensor
+  // its gate scales.
+  auto channel_input = [&](std::size_t ni) {
+    const int m = out.input_gate[ni];
+    return m >= 0 ? fusion_.gated_input(m) : channel_input_[ni];
+  };
   auto reads_blocked = [&](int ri, ValueId v) {
     if (!on_host(ri)) return false;  // an accelerator op reads what the host sends: planar
     if (const int c = out.epilogue_of[at(ri)]; c >= 0) return cand[at(c)] != kNone;  // a residual
-    if (cand[at(ri)] != kNone) return channel_input_[at(ri)] == v;
+    if (const int c = out.gated_conv[at(ri)]; c >= 0) return cand[at(c)] != kNone && fusion_.gated_input(ri) == v;
+    if (cand[at(ri)] != kNone) return channel_input(at(ri)) == v;
     return g.nodes[at(ri)].op_type == "GlobalAveragePool" && g.value(v).shape.size() == 4;
   };
   for (bool pruned = true; pruned;) {
@@ -159,7 +161,7 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
       // The end of a chain (its input blocked; nodes are in order, so the
       // input's layout is known) writes blocked and copies; a pointwise
       // layer between planar ones would only add the copy.
-      out.blocked[at(v)] = any_blocked || out.blocked[at(channel_input_[ni])];
+      out.blocked[at(v)] = any_blocked || out.blocked[at(channel_input(ni))];
       out.planar_copy[at(v)] = out.blocked[at(v)] && any_planar;
     }
     pruned = false;
@@ -170,7 +172,7 @@ void HostLayoutRule::decide(std::span<const int> segment, HostLayout& out) const
       // pointwise one's residual form too; a residual is read in the
       // output's layout.
       const int a = out.fused_add[ni];
-      if (cand[ni] != kPointwise || a >= 0) keep = keep && out.blocked[at(channel_input_[ni])];
+      if (cand[ni] != kPointwise || a >= 0) keep = keep && out.blocked[at(channel_input(ni))];
       if (a >= 0) keep = keep && out.blocked[at(g.nodes[at(a)].other_input(g.nodes[ni].outputs[0]))];
       if (!keep) {
         cand[ni] = kNone;

@@ -14,9 +14,10 @@
 //     depthwise one (output rows of at least kHostBlockedTile) or a
 //     squeeze-and-excitation gate (x * gate[n, c], no activation) from a
 //     blocked input — and a layer that reads them reads it (such a layer,
-//     the residual Add fused into a blocked pointwise one, a
-//     GlobalAveragePool), or its producer reads blocked channels itself (the
-//     end of a chain). Any other reader (a Concat, a view, the caller, an
+//     the residual Add fused into a blocked pointwise one, a gate folded
+//     into a blocked pointwise one's filters, which reads the gated tensor,
+//     a GlobalAveragePool), or its producer reads blocked channels itself
+//     (the end of a chain). Any other reader (a Concat, a view, the caller, an
 //     accelerator op) gets a planar copy made right after the producer
 //     (to_planar). A Concat input written in place is never blocked (a copy
 //     where planar costs nothing). Pruned to a fixed point, since dropping
@@ -52,6 +53,9 @@ struct HostLayout {
   // Per node: of a Conv, the Add its kernel runs as the residual epilogue;
   // of that Add, the Conv (HostFusion); else -1.
   std::vector<int> fused_add, epilogue_of;
+  // Per node: of a 1x1 Conv, the channel gate (a Mul) its step folds into
+  // its filters; of that Mul, the Conv (HostFusion::gated_conv); else -1.
+  std::vector<int> input_gate, gated_conv;
 
   // The value node `node`'s step writes: its output, or for a Conv with a
   // fused residual Add, the Add's.
@@ -60,11 +64,6 @@ struct HostLayout {
     return g.nodes[a >= 0 ? static_cast<std::size_t>(a) : node].outputs[0];
   }
 };
-
-// Of a Mul that scales x's channels by a gate (x * g with g [N or 1, C, 1, 1],
-// x of rank 4 and more than one pixel per plane: a squeeze-and-excitation
-// block's excitation), the operand that is the gate (0 or 1); else -1.
-int channel_gate_operand(const graph::Graph& g, const graph::Node& n);
 
 class HostLayoutRule {
  public:
@@ -86,6 +85,7 @@ class HostLayoutRule {
   std::vector<char> kind_;                      // per node: what it could run blocked
   std::vector<graph::ValueId> channel_input_;   // per candidate: the value it reads in channels
   std::vector<int> adds_;                       // Add nodes
+  std::vector<int> gates_;                      // Muls whose gate a Conv's filters can take (HostFusion)
   std::vector<std::vector<int>> readers_;       // per value: nodes reading it
 };
 

@@ -235,8 +235,24 @@ bool host_resize_kernel(const graph::Graph& g, const graph::Node& n) {
   return true;
 }
 
+int channel_gate_operand(const graph::Graph& g, const graph::Node& n) {
+  const graph::Shape& ys = g.value(n.outputs[0]).shape;
+  if (ys.size() != 4) return -1;
+  for (int k = 0; k < 2; ++k) {
+    const graph::Shape& gs = g.value(n.inputs[static_cast<std::size_t>(k)]).shape;
+    const graph::Shape& xs = g.value(n.inputs[static_cast<std::size_t>(1 - k)]).shape;
+    if (xs == ys && gs.size() == 4 && (gs[0] == ys[0] || gs[0] == 1) && gs[1] == ys[1] && gs[2] == 1 && gs[3] == 1 &&
+        ys[2] * ys[3] > 1)
+      return k;
+  }
+  return -1;
+}
+
 HostFusion::HostFusion(const graph::Graph& g)
-    : convs_(g.nodes.size(), {-1, -1}), residuals_(g.nodes.size(), {-1, -1}) {
+    : convs_(g.nodes.size(), {-1, -1}),
+      residuals_(g.nodes.size(), {-1, -1}),
+      gate_conv_(g.nodes.size(), -1),
+      gated_x_(g.nodes.size(), kNoValue) {
   const auto producer = g.producers();
   const auto uses = g.use_counts();
   std::vector<char> is_output(g.values.size(), 0);
@@ -259,6 +275,39 @@ HostFusion::HostFusion(const graph::Graph& g)
       residuals_[a][static_cast<std::size_t>(side)] = producer[static_cast<std::size_t>(q)];
     }
   }
+  // Channel gates read only by a 1x1 Conv that folds them into its filters.
+  std::vector<std::int32_t> reader(g.values.size(), -1);
+  for (std::size_t i = g.nodes.size(); i-- > 0;)
+    for (ValueId v : g.nodes[i].inputs)
+      if (v != kNoValue) reader[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
+  for (std::size_t m = 0; m < g.nodes.size(); ++m) {
+    const graph::Node& mul = g.nodes[m];
+    if (mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1 || !runtime_f32(g, mul.outputs[0]) ||
+        mul.activation.kind != graph::Activation::Kind::None || mul.inputs[0] == kNoValue ||
+        mul.inputs[1] == kNoValue || g.value(mul.inputs[0]).dtype != graph::DType::f32 ||
+        g.value(mul.inputs[1]).dtype != graph::DType::f32)
+      continue;
+    const int k = channel_gate_operand(g, mul);
+    if (k < 0) continue;
+    const ValueId y = mul.outputs[0], x = mul.inputs[static_cast<std::size_t>(1 - k)];
+    const graph::Shape& ys = g.value(y).shape;
+    if (!runtime_f32(g, x) || (ys[0] != 1 && g.value(mul.inputs[static_cast<std::size_t>(k)]).shape[0] != 1)) continue;
+    if (uses[static_cast<std::size_t>(y)] != 1 || is_output[static_cast<std::size_t>(y)]) continue;
+    const std::int32_t c = reader[static_cast<std::size_t>(y)];
+    if (c < 0) continue;
+    const graph::Node& conv = g.nodes[static_cast<std::size_t>(c)];
+    if (!host_conv_kernel(g, conv) || conv.attrs.get_int("group", 1) != 1 || conv.inputs[0] != y) continue;
+    const graph::Shape& ws = g.value(conv.inputs[1]).shape;
+    if (ws.size() != 4 || ws[2] != 1 || ws[3] != 1 || kGateFoldPixelsPerFilter * ws[0] > ys[2] * ys[3]) continue;
+    gate_conv_[m] = c;
+    gated_x_[m] = x;
+  }
+}
+
+int HostFusion::gated_conv(int mul, std::span<const int> segment) const {
+  const int c = gate_conv_[static_cast<std::size_t>(mul)];
+  const int s = segment[static_cast<std::size_t>(mul)];
+  return c >= 0 && s >= 0 && segment[static_cast<std::size_t>(c)] == s ? c : -1;
 }
 
 int HostFusion::epilogue_of(int add, std::span<const int> segment) const {

@@ -92,25 +92,52 @@ bool host_conv_kernel(const graph::Graph& g, const graph::Node& n);
 // out, of rank 2 or more, resizing only the last two axes.
 bool host_resize_kernel(const graph::Graph& g, const graph::Node& n);
 
-// The host's rule, which runtime/host_program lowers and the plan lists
-// (PlanNode::kernel_of): a host_conv_kernel Conv of one group, or a
-// host_resize_kernel Resize (a feature pyramid's upsampled branch), without
-// an activation, whose output only one Add reads, runs that Add as its
-// epilogue when both are in the same host segment (see host_segments) and
-// the Add's other operand is a float32 tensor of the same shape that exists
-// when the producer runs (an input, or made by a host op in an earlier
-// segment or earlier in the producer's: a segment's ops run in node order);
-// of an Add's two operands, the first that qualifies.
+// Of a Mul that scales x's channels by a gate (x * g with g [N or 1, C, 1, 1],
+// x of rank 4 and more than one pixel per plane: a squeeze-and-excitation
+// block's excitation), the operand that is the gate (0 or 1); else -1.
+int channel_gate_operand(const graph::Graph& g, const graph::Node& n);
+
+// The host's rules, which runtime/host_program lowers and the plan lists
+// (PlanNode::kernel_of):
+//   - A host_conv_kernel Conv of one group, or a host_resize_kernel Resize (a
+//     feature pyramid's upsampled branch), without an activation, whose
+//     output only one Add reads, runs that Add as its epilogue when both are
+//     in the same host segment (see host_segments) and the Add's other
+//     operand is a float32 tensor of the same shape that exists when the
+//     producer runs (an input, or made by a host op in an earlier segment or
+//     earlier in the producer's: a segment's ops run in node order); of an
+//     Add's two operands, the first that qualifies.
+//   - A channel gate x * g (channel_gate_operand, float32, no activation; one
+//     gate for every image: the batch or the gate's is 1) whose output only a
+//     1x1 host_conv_kernel Conv of one group reads, as its input, runs in
+//     that Conv's step when both are in the same host segment and x has at
+//     least kGateFoldPixelsPerFilter pixels per plane for each of the Conv's
+//     output channels: the step scales the Conv's packed filters by the gate
+//     (M x C products, where the Mul is C x H x W) and the gated tensor is
+//     never written. The GPU scales the input channels as it loads them
+//     instead (KernelFusion::gated_conv).
+// Scaling a filter costs about what scaling 4 pixels of x does (x is in
+// cache after the squeeze read it): MobileNetV3's and EfficientNet-B0's
+// gates before 14x14 projections with 80 to 112 output channels ran 0 to 8
+// us slower folded, those on 28x28 and larger maps 4 to 45 us faster.
+constexpr std::int64_t kGateFoldPixelsPerFilter = 4;
 class HostFusion {
  public:
   explicit HostFusion(const graph::Graph& g);
   // `segment` has one entry per node: its host segment, -1 off the host. The
   // Conv or Resize whose kernel runs Add node `add`, or -1.
   int epilogue_of(int add, std::span<const int> segment) const;
+  // The Conv whose filters take Mul node `mul`'s gate, or -1.
+  int gated_conv(int mul, std::span<const int> segment) const;
+  // Of a Mul that gated_conv can place: the gated tensor x. kNoValue for any
+  // other node.
+  graph::ValueId gated_input(int mul) const { return gated_x_[static_cast<std::size_t>(mul)]; }
 
  private:
   std::vector<std::array<int, 2>> convs_;      // per Add: the producer of each operand that qualifies, else -1
   std::vector<std::array<int, 2>> residuals_;  // per Add and operand: the other operand's producer (-1: none)
+  std::vector<int> gate_conv_;                 // per Mul: the Conv its gate can fold into, else -1
+  std::vector<graph::ValueId> gated_x_;        // per such Mul: its gated tensor
 };
 
 }  // namespace vkfuse::planner

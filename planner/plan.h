@@ -50,8 +50,9 @@ struct PlanNode {
   int unit = -1;        // unit id when on the accelerator
   double host_us = 0;   // predicted, on its own (on the host: as it runs there, an epilogue costing its extra reads)
   double accel_us = 0;  // predicted, as its own kernel
-  // On the host: the node whose Halide kernel runs it — itself, or the Conv
-  // it is the residual epilogue of (HostFusion). -1 on the accelerator.
+  // On the host: the node whose kernel runs it — itself, the Conv or Resize
+  // it is the residual epilogue of, or the Conv whose filters take its gate
+  // (HostFusion). -1 on the accelerator.
   int kernel_of = -1;
   // On the host: its kernel runs in blocked channels (planner/host_layout.h),
   // and its output is also copied to planar for its planar readers.

@@ -418,14 +418,18 @@ struct DenseConv {
   // (and the residual) blocked, the input blocked or planar.
   bool blocked_in = false, blocked_out = false;
 };
-// out = act(conv(in) + bias [+ res]), on one run's views.
-using DenseBody =
-    std::function<void(const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out)>;
+// out = act(conv(in) + bias [+ res]), on one run's views; `filters`: null, or
+// the kernel's packed filters with a channel gate folded in (see below).
+using DenseBody = std::function<void(const hk::View& in, const hk::View* res, const hk::Epilogue& e,
+                                     const hk::View& out, const float* filters)>;
 struct DenseKernel {
   std::string kernel;  // its name in profiles
   std::shared_ptr<const void> packed;
   std::int64_t bytes = 0;
   DenseBody body;
+  // The packed filters, for the kernels that take them scaled per run
+  // (hk::scale_filter_inputs: a channel gate on the input, HostFusion).
+  const hk::PackedConv* filters = nullptr;
 };
 
 DenseKernel pointwise_kernel(const DenseConv& c) {
@@ -434,9 +438,9 @@ DenseKernel pointwise_kernel(const DenseConv& c) {
       c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), 1, 1, hk::kPointwiseTileM));
   const hk::PackedConv* pc = packed.get();
   return {tile == hk::kPointwiseTileP ? "pointwise_tiled" : "pointwise_tiled32", packed, bytes_of(*packed),
-          [pc, tile](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
-            hk::pointwise_conv2d(in, *pc, res, e, out, tile);
-          }};
+          [pc, tile](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out,
+                     const float* filters) { hk::pointwise_conv2d(in, *pc, res, e, out, tile, filters); },
+          pc};
 }
 DenseKernel winograd_kernel(const DenseConv& c) {
   const hk::WinogradSchedule sched = *winograd_schedule(*c.node, c.xs, c.ys, c.KH, c.KW);
@@ -445,14 +449,15 @@ DenseKernel winograd_kernel(const DenseConv& c) {
   const hk::PackedWinograd* pw = packed.get();
   const hk::Window2D win = c.win;
   return {sched == hk::WinogradSchedule::Staged ? "wino_f4x3_staged" : "wino_f4x3", packed, bytes_of(*packed),
-          [pw, win, sched](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+          [pw, win, sched](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out,
+                           const float*) {
             hk::winograd_conv2d(in, *pw, win, res, e, out, sched);
           }};
 }
 // conv_channel_vector and conv_channel_chunks: the same filters (blocks of
 // 32 output channels), run by `run`.
 using ChannelVectorRun = void (*)(const hk::View&, const hk::PackedConv&, const hk::Window2D&, const hk::View*,
-                                  hk::Epilogue, const hk::View&);
+                                  hk::Epilogue, const hk::View&, const float*);
 DenseKernel channel_vector_family(const DenseConv& c, const char* name, ChannelVectorRun run) {
   auto packed = std::make_shared<hk::PackedConv>(
       hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
@@ -460,9 +465,9 @@ DenseKernel channel_vector_family(const DenseConv& c, const char* name, ChannelV
   const hk::PackedConv* pc = packed.get();
   const hk::Window2D win = c.win;
   return {name, packed, bytes_of(*packed),
-          [pc, win, run](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
-            run(in, *pc, win, res, e, out);
-          }};
+          [pc, win, run](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out,
+                         const float* filters) { run(in, *pc, win, res, e, out, filters); },
+          pc};
 }
 DenseKernel channel_chunks_kernel(const DenseConv& c) {
   return channel_vector_family(c, "conv_channel_chunks", hk::conv2d_channel_chunks);
@@ -492,7 +497,7 @@ DenseKernel gemv_kernel(const DenseConv& c) {
     return m;
   };
   return {"conv_gemv", packed, bytes_of(*packed),
-          [pg, matrix](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out) {
+          [pg, matrix](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out, const float*) {
             hk::gemm(matrix(in), *pg, e, matrix(out));
           }};
 }
@@ -503,11 +508,13 @@ DenseKernel tiled_kernel(const DenseConv& c) {
   const hk::Window2D win = c.win;
   const bool flat = pointwise(win);  // 1x1: row vectors over the flattened plane
   return {"conv_tiled", packed, bytes_of(*packed),
-          [pc, win, flat](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
-            if (!flat) return hk::conv2d(in, *pc, win, res, e, out);
+          [pc, win, flat](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out,
+                          const float* filters) {
+            if (!flat) return hk::conv2d(in, *pc, win, res, e, out, filters);
             const hk::View fr = res ? flatten_plane(*res) : hk::View{};
-            hk::conv2d(flatten_plane(in), *pc, win, res ? &fr : nullptr, e, flatten_plane(out));
-          }};
+            hk::conv2d(flatten_plane(in), *pc, win, res ? &fr : nullptr, e, flatten_plane(out), filters);
+          },
+          pc};
 }
 
 // The blocked-channel kernels, for the convolutions whose output the layout
@@ -520,14 +527,16 @@ DenseKernel pointwise_blocked_kernel(const DenseConv& c) {
   const hk::Blocked xb = blocked_shape(c.xs), yb = blocked_shape(c.ys);
   const bool planar_in = !c.blocked_in;
   return {"pointwise_blocked", packed, bytes_of(*packed),
-          [pc, xb, yb, planar_in](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out) {
+          [pc, xb, yb, planar_in](const hk::View& in, const hk::View* res, const hk::Epilogue& e, const hk::View& out,
+                                  const float* filters) {
             hk::Blocked y = yb, x = xb, r = yb;
             y.data = out.data;
-            if (planar_in) return hk::pointwise_conv2d_blocked(in, *pc, e, y);
+            if (planar_in) return hk::pointwise_conv2d_blocked(in, *pc, e, y, filters);
             x.data = in.data;
             if (res) r.data = res->data;
-            hk::pointwise_conv2d_blocked(x, *pc, res ? &r : nullptr, e, y);
-          }};
+            hk::pointwise_conv2d_blocked(x, *pc, res ? &r : nullptr, e, y, filters);
+          },
+          pc};
 }
 DenseKernel depthwise_blocked_kernel(const DenseConv& c) {
   auto packed = std::make_shared<hk::PackedDepthwise>(hk::PackedDepthwise::pack(
@@ -536,7 +545,8 @@ DenseKernel depthwise_blocked_kernel(const DenseConv& c) {
   const hk::Blocked xb = blocked_shape(c.xs), yb = blocked_shape(c.ys);
   const hk::Window2D win = c.win;
   return {"depthwise_blocked", packed, bytes_of(*packed),
-          [pd, xb, yb, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out) {
+          [pd, xb, yb, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out,
+                            const float*) {
             hk::Blocked x = xb, y = yb;
             x.data = in.data;
             y.data = out.data;
@@ -577,7 +587,7 @@ DenseKernel depthwise_channel_vector_kernel(const DenseConv& c) {
   const hk::PackedDepthwise* pd = packed.get();
   const hk::Window2D win = c.win;
   return {"depthwise_channel_vector", packed, bytes_of(*packed),
-          [pd, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out) {
+          [pd, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out, const float*) {
             hk::depthwise_conv2d_channel_vector(in, *pd, win, e, out);
           }};
 }
@@ -594,7 +604,8 @@ DenseKernel depthwise_planar_filters(const char* kernel, const DenseConv& c) {
   const int kh = static_cast<int>(c.KH), kw = static_cast<int>(c.KW);
   const hk::Window2D win = c.win;
   return {kernel, packed, bytes_of(*packed),
-          [w, bias, kh, kw, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out) {
+          [w, bias, kh, kw, win](const hk::View& in, const hk::View*, const hk::Epilogue& e, const hk::View& out,
+                                 const float*) {
             run(in, w, bias, kh, kw, win, e, out);
           }};
 }
@@ -633,6 +644,7 @@ struct Fusions {
   std::vector<ValueId> alias_parent;                     // per value: concat output it lives in, or kNoValue
   std::vector<std::int64_t> alias_offset;                // element offset in the parent
   std::map<std::int32_t, std::int64_t> scratch;          // node → floats of per-run scratch its step needs
+  std::map<std::int32_t, std::int64_t> gated_filters;    // gated Conv → floats of its per-run scaled filters
 };
 
 }  // namespace
@@ -697,12 +709,28 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
   // channels: the planner's rule (planner/host_layout.h), so that what a
   // plan lists and prices (PlanNode::kernel_of, its layouts) is what runs.
   planner::HostLayout layout;
-  planner::HostLayoutRule(g).decide(segment, layout);
+  const planner::HostLayoutRule layout_rule(g);
+  layout_rule.decide(segment, layout);
   for (std::int32_t ai = 0; ai < nn; ++ai) {
     const int ci = layout.epilogue_of[idx(ai)];
     if (ci < 0) continue;
     plan.skipped.insert(ai);
     plan.elided[idx(g.nodes[static_cast<std::size_t>(ci)].outputs[0])] = true;
+    ++fused_nodes_;
+  }
+  // 1a. A channel gate whose Conv folds it into its filters: the gated tensor
+  // is never written; the Conv's step scales its filters (per run, in
+  // scratch: as many floats as any of its kernels packs them in) and reads x.
+  static_assert(hk::kConvChannelVectorTileM % hk::kConvTileM == 0 &&
+                hk::kConvChannelVectorTileM % hk::kPointwiseTileM == 0);
+  for (std::int32_t mi = 0; mi < nn; ++mi) {
+    const int ci = layout.gated_conv[idx(mi)];
+    if (ci < 0) continue;
+    plan.skipped.insert(mi);
+    plan.elided[idx(g.nodes[idx(mi)].outputs[0])] = true;
+    const Shape& ws = g.value(g.nodes[idx(ci)].inputs[1]).shape;
+    const std::int64_t tile = hk::kConvChannelVectorTileM;
+    plan.gated_filters[ci] = (ws[0] + tile - 1) / tile * tile * ws[1];
     ++fused_nodes_;
   }
 
@@ -759,6 +787,10 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       const ValueId out = g.nodes[static_cast<std::size_t>(ai)].outputs[0];
       def[idx(out)] = std::min(def[idx(out)], ci);
     }
+  // A folded gate's inputs are read by its Conv's step.
+  for (std::int32_t ci = 0; ci < nn; ++ci)
+    if (const int mi = layout.input_gate[idx(ci)]; mi >= 0)
+      for (ValueId v : g.nodes[idx(mi)].inputs) last[idx(v)] = std::max(last[idx(v)], ci);
   for (auto v : g.outputs) last[idx(v)] = nn;
   for (std::size_t v = 0; v < nv; ++v)
     if (def[v] != std::numeric_limits<std::int32_t>::max()) last[v] = std::max(last[v], def[v]);
@@ -801,8 +833,14 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     b.first = b.last = ni;
   }
   // A value with a planar copy: its blocked channels in a block of their own
-  // (keyed after the scratch), the copy where the value lives.
-  const std::size_t blocked_key = nv + static_cast<std::size_t>(nn);
+  // (keyed after the scratch), the copy where the value lives; then the
+  // gated Convs' filters.
+  const std::size_t blocked_key = nv + static_cast<std::size_t>(nn), filters_key = blocked_key + nv;
+  for (auto& [ni, floats] : plan.gated_filters) {
+    Block& b = blocks[filters_key + idx(ni)];
+    b.size = (floats + 15) / 16 * 16;
+    b.first = b.last = ni;
+  }
   for (std::size_t v = 0; v < nv; ++v) {
     if (!planar_copy[v]) continue;
     Block& b = blocks[blocked_key + v];
@@ -877,6 +915,10 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     }
   };
   // A dense convolution's step, waiting for its packed filters.
+  struct GateFold {
+    Buf scale, filters;        // the gate; the scaled filters (scratch)
+    std::int64_t floats = 0;   // the scratch's size
+  };
   struct DenseJob {
     std::size_t step;
     const DenseConvKernel* kernel;
@@ -885,6 +927,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     ViewRef x, y;
     std::optional<ViewRef> res;
     hk::Epilogue e;
+    std::optional<GateFold> gate;  // a channel gate folded into the filters (step 1a)
   };
   std::vector<DenseJob> dense_jobs;
   std::set<std::string> fallback;
@@ -927,11 +970,22 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
       // Blocked channels out (step 2c): the value this step writes is held so.
       const int conv_add = layout.fused_add[idx(ni)];
       const bool blocked_out = blocked[idx(layout.written_by(g, idx(ni)))];
-      const bool blocked_in = blocked_out && blocked[idx(n.inputs[0])];
+      // A channel gate folded into the filters (step 1a): the step reads the
+      // tensor the gate scales.
+      const int gate_mul = layout.input_gate[idx(ni)];
+      const ValueId x_id = gate_mul >= 0 ? layout_rule.fusion().gated_input(gate_mul) : n.inputs[0];
+      const bool blocked_in = blocked_out && blocked[idx(x_id)];
       auto io = [&](ValueId v) { return blocked_out ? blocked_buf(v) : buf(v); };
-      ViewRef x = ViewRef::dense(blocked_in ? blocked_buf(n.inputs[0]) : in(0), xs);
-      // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles.
-      const std::string name = n.name + " " + std::to_string(KH) + "x" + std::to_string(KW) + "/" +
+      ViewRef x = ViewRef::dense(blocked_in ? blocked_buf(x_id) : buf(x_id), xs);
+      std::optional<GateFold> gate;
+      if (gate_mul >= 0) {
+        const Node& mul = g.nodes[idx(gate_mul)];
+        gate = GateFold{buf(mul.other_input(x_id)), Buf{blocks.at(filters_key + idx(ni)).offset, nullptr},
+                        plan.gated_filters.at(ni)};
+      }
+      // e.g. "Conv_7 3x3/1 64->64 56x56": what the step computes, for profiles
+      // (after the gate's name when one is folded in).
+      const std::string name = (gate_mul >= 0 ? g.nodes[idx(gate_mul)].name + "+" : std::string()) + n.name + " " + std::to_string(KH) + "x" + std::to_string(KW) + "/" +
                                std::to_string(win.stride_x) + " " + std::to_string(C) + "->" + std::to_string(M) +
                                (group > 1 ? " g" + std::to_string(group) : std::string()) + " " +
                                std::to_string(out_shape[2]) + "x" + std::to_string(out_shape[3]);
@@ -962,7 +1016,7 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
         conv.residual = res.has_value();
         for (const DenseConvKernel& k : table) {
           if (!k.applies(conv)) continue;
-          dense_jobs.push_back({steps_.size(), &k, conv, label, x, yv, res, e});
+          dense_jobs.push_back({steps_.size(), &k, conv, label, x, yv, res, e, gate});
           add(label, k.name, ni, nullptr);
           return;
         }
@@ -1448,10 +1502,19 @@ void HostProgram::build(std::span<const int> segment_of, bool plan_only, int thr
     Step& step = steps_[job.step];
     step.name = job.label + " [" + dk.kernel + "]";
     step.kernel = dk.kernel;
-    step.run = [x = job.x, y = job.y, res = job.res, e = job.e, body = std::move(dk.body)](const HostFrame& f) {
-      if (!res) return body(x.at(f.arena), nullptr, e, y.at(f.arena));
+    if (job.gate && (!dk.filters || static_cast<std::int64_t>(dk.filters->weights.size()) > job.gate->floats))
+      throw Error(ErrorKind::Internal, "host program: kernel " + dk.kernel + " of '" + job.label +
+                                           "' cannot take a channel gate in its filters");
+    step.run = [x = job.x, y = job.y, res = job.res, e = job.e, gate = job.gate, filters = dk.filters,
+                body = std::move(dk.body)](const HostFrame& f) {
+      float* scaled = nullptr;
+      if (gate) {
+        scaled = gate->filters.at(f.arena);
+        hk::scale_filter_inputs(*filters, gate->scale.at(f.arena), scaled);
+      }
+      if (!res) return body(x.at(f.arena), nullptr, e, y.at(f.arena), scaled);
       const hk::View r = res->at(f.arena);
-      body(x.at(f.arena), &r, e, y.at(f.arena));
+      body(x.at(f.arena), &r, e, y.at(f.arena), scaled);
     };
   }
   fallback_ops_.assign(fallback.begin(), fallback.end());

@@ -487,13 +487,13 @@ void activation_pass(const View& out, Epilogue act) {
 }  // namespace
 
 void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue act,
-            const View& out) {
+            const View& out, const float* filters) {
   install_error_handler();
   // conv_tiled's own activations: none and ReLU (MobileNet v2's ReLU6 stem
   // 0.33 -> 0.27 ms as a pass).
   const Epilogue e = epilogue_in_kernel(act, kernel_activations::kConvTiled);
   Buf bin(in), bout(out);
-  Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
+  Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   // Rows outermost when the filters are small and the input plane large (see
   // the generator's schedule_register_tiled).
@@ -533,12 +533,12 @@ View flat_plane(const View& v) {
 }  // namespace
 
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
-                           const View& out) {
+                           const View& out, const float* filters) {
   install_error_handler();
   if (w.tile_m != kConvChannelVectorTileM || out.extent[0] * out.extent[1] < kConvChannelVectorTileP)
     throw Error(ErrorKind::Internal, "conv2d_channel_vector: not a convolution it can run");
   Buf bin(in), bout(flat_plane(out));
-  Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
+  Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   const int out_w = static_cast<int>(out.extent[0]);
   // Channel blocks innermost (no false sharing between threads) unless the
@@ -561,12 +561,12 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
 }
 
 void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
-                           const View& out) {
+                           const View& out, const float* filters) {
   install_error_handler();
   if (w.tile_m != kConvChannelVectorTileM || w.c % kConvChunkC != 0 || out.extent[0] * out.extent[1] < kConvChunkTileP)
     throw Error(ErrorKind::Internal, "conv2d_channel_chunks: not a convolution it can run");
   Buf bin(in), bout(flat_plane(out));
-  Buf bw(w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
+  Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   Buf bres(residual ? flat_plane(*residual) : flat_plane(out));
   // A task per output block and run of tiles: as few runs as make the tasks
@@ -588,13 +588,13 @@ void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& 
 }
 
 void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out,
-                      int tile_p) {
+                      int tile_p, const float* filters) {
   install_error_handler();
   if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || out.extent[0] * out.extent[1] < tile_p ||
       (tile_p != kPointwiseTileP && tile_p != kPointwiseSmallTileP))
     throw Error(ErrorKind::Internal, "pointwise_conv2d: not a pointwise convolution it can run");
   Buf bin(flat_plane(in)), bout(flat_plane(out));
-  Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
+  Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   const bool small = tile_p == kPointwiseSmallTileP;
   // Channel blocks innermost where all the filters fit in half of L2 (see
@@ -917,13 +917,13 @@ void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked&
 }  // namespace
 
 void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Blocked* residual, Epilogue e,
-                              const Blocked& out) {
+                              const Blocked& out, const float* filters) {
   install_error_handler();
   check_pointwise_blocked(w, in.c, out);
   if (in.h * in.w != out.h * out.w || in.n != out.n || (residual && residual->floats() != out.floats()))
     throw Error(ErrorKind::Internal, "pointwise_conv2d_blocked: mismatched planes");
   BlockedFlat bin(in), bout(out);
-  Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
+  Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   // Maps of at most kChannelsOuterP pixels and outputs of at least 3 blocks:
   // tasks of one group of output blocks (vkf_pwb_co*: 3 blocks on AVX-512) over
@@ -946,7 +946,8 @@ void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Bloc
   }
 }
 
-void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, const Blocked& out) {
+void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, const Blocked& out,
+                              const float* filters) {
   install_error_handler();
   check_pointwise_blocked(w, in.extent[2], out);
   if (in.extent[0] * in.extent[1] != out.h * out.w || in.extent[3] != out.n)
@@ -957,7 +958,7 @@ void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, c
   flat.stride[3] = 0;
   Buf bin(flat);
   BlockedFlat bout(out);
-  Buf bw(w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
+  Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
   check(vkf_pwb_planar(bin.get(), bw.get(), bb.get(), bout.buf.get(), tiles_per_task(out), e.act, e.alpha, e.beta,
                        bout.buf.get()),
@@ -1020,6 +1021,35 @@ void channel_scale_blocked(const Blocked& in, const float* scale, std::int64_t i
     for (std::int64_t p = 0; p < plane; ++p)
       for (int ci = 0; ci < kChannelBlock; ++ci) dst[p * kChannelBlock + ci] = src[p * kChannelBlock + ci] * s[ci];
   });
+}
+
+namespace {
+// The filters' entries [begin, end): entry e is the tile_m filters of input
+// channel e % C, at e * tile_m (T: tile_m, known when compiled).
+template <int T>
+void scale_filter_entries(const float* src, const float* scale, std::int64_t c, std::int64_t begin, std::int64_t end,
+                          float* dst) {
+  for (std::int64_t e = begin; e < end; ++e) {
+    const float s = scale[e % c];
+    for (int mi = 0; mi < T; ++mi) dst[e * T + mi] = src[e * T + mi] * s;
+  }
+}
+}  // namespace
+
+void scale_filter_inputs(const PackedConv& w, const float* scale, float* out) {
+  // Packed as rows of (ci, mi) pairs, one row per (block of tile_m output
+  // channels, tap): every entry of tile_m filters of channel ci is scaled by
+  // scale[ci]. In tasks of about 8K floats on the kernels' pool.
+  const std::int64_t T = w.tile_m, entries = static_cast<std::int64_t>(w.weights.size()) / T;
+  if (T != 8 && T != 32) throw Error(ErrorKind::Internal, "scale_filter_inputs: filters in tiles of an unknown size");
+  const std::int64_t per_task = std::max<std::int64_t>(1, 8192 / T);
+  const std::int64_t tasks = (entries + per_task - 1) / per_task;
+  auto run = [&](std::int64_t task) {
+    const std::int64_t begin = task * per_task, end = std::min(entries, begin + per_task);
+    (T == 32 ? scale_filter_entries<32> : scale_filter_entries<8>)(w.weights.data(), scale, w.c, begin, end, out);
+  };
+  if (tasks == 1) return run(0);
+  parallel_tasks(tasks, run);
 }
 
 void global_avg_pool_blocked(const Blocked& in, const View& out) {

@@ -77,6 +77,11 @@ struct PackedConv {
   // and conv2d_channel_chunks.
   static PackedConv pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m = kConvTileM);
 };
+// w's filters with every tap of input channel ci scaled by scale[ci], in w's
+// layout (w.weights.size() floats at `out`): a channel gate on the
+// convolution's input folded into its filters (planner::HostFusion). The
+// convolutions below take them as `filters`, in place of w.weights.
+void scale_filter_inputs(const PackedConv& w, const float* scale, float* out);
 
 // conv_channel_vector: vectorized over output channels, tiles of
 // kConvChannelVectorTileP consecutive output pixels (spanning rows); for small
@@ -98,7 +103,7 @@ inline int channel_vector_tile(std::int64_t p) {
 // The fraction of the computed pixels that are output pixels.
 inline double channel_vector_used(std::int64_t p) { return tile_used(p, channel_vector_tile(p)); }
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
-                           const View& out);
+                           const View& out, const float* filters = nullptr);
 // conv_channel_chunks: conv_channel_vector's algorithm and filters, with a
 // task per block of 32 output channels over a run of 7-pixel tiles and the
 // reduction in chunks of kConvChunkC input channels, each over every tile of
@@ -110,11 +115,11 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
 inline constexpr int kConvChunkC = 16;
 inline constexpr int kConvChunkTileP = 7;
 void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
-                           const View& out);
+                           const View& out, const float* filters = nullptr);
 
 // out = act(conv(in, w) + bias [+ residual]); in and out are (w, h, c, n).
 void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
-            const View& out);
+            const View& out, const float* filters = nullptr);
 
 // pointwise_tiled: a 1x1, stride-1, unpadded convolution as a GEMM over the
 // flattened image plane (filters packed with tile_m = kPointwiseTileM), in
@@ -125,7 +130,7 @@ inline constexpr int kPointwiseTileM = 8;
 inline constexpr int kPointwiseTileP = 48;
 inline constexpr int kPointwiseSmallTileP = 32;
 void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out,
-                      int tile_p = kPointwiseTileP);
+                      int tile_p = kPointwiseTileP, const float* filters = nullptr);
 
 // Winograd F(4x4, 3x3) filters of a dense 3x3 stride-1 convolution:
 // U = G g G^T (computed in double), as (mi, c, p, mo) with p = i + 6 j and
@@ -202,8 +207,9 @@ struct Blocked {
 // a dense planar (w, h, c, n) view. Filters packed with tile_m =
 // kConvChannelVectorTileM; the plane holds at least kBlockedTile pixels.
 void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Blocked* residual, Epilogue e,
-                              const Blocked& out);
-void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, const Blocked& out);
+                              const Blocked& out, const float* filters = nullptr);
+void pointwise_conv2d_blocked(const View& in, const PackedConv& w, Epilogue e, const Blocked& out,
+                              const float* filters = nullptr);
 // depthwise_blocked: any window, stride, padding and dilation; rows of the
 // output at least kBlockedTile wide.
 void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const Window2D& g, Epilogue e,

@@ -296,7 +296,10 @@ TEST(HostConv, BlockedChannelChains) {
     EXPECT_EQ(counts["pointwise_blocked"], 4) << describe(k) << " | " << desc;
     EXPECT_EQ(counts["depthwise_blocked"], 2) << describe(k) << " | " << desc;
     EXPECT_EQ(counts["global_avg_pool_blocked"], k.squeeze_excite ? 3 : 1) << describe(k) << " | " << desc;
-    EXPECT_EQ(counts["channel_scale_blocked"], k.squeeze_excite ? 2 : 0) << describe(k) << " | " << desc;
+    // One image: the gates fold into the projections' filters (their maps
+    // have more pixels than the projections output channels); two images
+    // have a gate each, scaled in blocked channels.
+    EXPECT_EQ(counts["channel_scale_blocked"], k.squeeze_excite && k.n > 1 ? 2 : 0) << describe(k) << " | " << desc;
     ++seed;
   }
 }
@@ -325,6 +328,71 @@ TEST(HostConv, BlockedChannelsCopiedForPlanarReaders) {
   EXPECT_LE(compare_host_to_reference(planar, 951, 2, &desc), kTol) << desc;
   counts = kernel_counts(planar);
   EXPECT_EQ(counts["pointwise_blocked"] + counts["depthwise_blocked"] + counts["to_planar"], 0) << desc;
+}
+
+// A squeeze-and-excitation gate read only by a 1x1 convolution folds into
+// that convolution's filters (planner::HostFusion): the step scales each
+// input channel's filters by its gate and reads the ungated tensor. Planar
+// kernels (pointwise_tiled, pointwise_tiled32), the blocked kernel from a
+// planar input (a depthwise layer follows), a strided 1x1 (its subsample
+// reads the ungated tensor), a fused residual Add, and a gate of one image
+// over a batch of two fold; a per-image gate over two images, or a
+// convolution with more than a quarter as many output channels as the map
+// has pixels, keep the Mul as a step.
+TEST(HostConv, ChannelGateFoldsIntoTheFilters) {
+  struct GateCase {
+    std::int64_t n, c, h, w, m, stride;
+    bool residual, gate_per_image, then_depthwise;
+    const char* kernel;  // the gated step's; "" where the gate does not fold
+  };
+  const std::vector<GateCase> cases = {
+      {1, 24, 20, 20, 16, 1, false, true, false, "pointwise_tiled"},
+      {1, 320, 8, 8, 16, 1, false, true, false, "pointwise_tiled32"},
+      {1, 24, 14, 14, 32, 1, false, true, true, "pointwise_blocked"},
+      {1, 24, 16, 15, 12, 2, false, true, false, "pointwise_tiled32"},  // 1x1 stride 2
+      {1, 16, 14, 14, 16, 1, true, true, false, "pointwise_tiled"},     // a residual Add
+      {2, 24, 10, 10, 8, 1, false, false, false, "pointwise_tiled"},    // one gate, two images
+      {2, 24, 10, 10, 8, 1, false, true, false, ""},                    // a gate per image
+      {1, 24, 8, 8, 24, 1, false, true, false, ""},                     // 64 pixels, 24 output channels
+  };
+  std::uint32_t seed = 970;
+  for (const GateCase& k : cases) {
+    std::mt19937 rng(seed);
+    GraphBuilder b;
+    auto x = b.input("x", {k.n, k.c, k.h, k.w});
+    // A dense 3x3 layer first: its output is planar.
+    auto d = conv(b, rng, x, k.c, k.c, 3, 1, 1, false);
+    g::ValueId gate;
+    if (k.gate_per_image) {
+      auto s = b.node("Relu", {conv(b, rng, b.node("GlobalAveragePool", {d}), k.c, 8, 1, 1, 1, false)});
+      gate = b.node("Sigmoid", {conv(b, rng, s, 8, k.c, 1, 1, 1, false)});
+    } else {
+      gate = b.input("gate", {1, k.c, 1, 1});
+    }
+    auto y = conv(b, rng, b.node("Mul", {d, gate}), k.c, k.m, 1, k.stride, 1, false);
+    if (k.residual) y = b.node("Add", {y, x});
+    if (k.then_depthwise) y = conv(b, rng, y, k.m, k.m, 3, 1, 1, true);
+    const g::Graph graph = b.finish({y});
+    std::string what = "N";
+    for (std::int64_t d : {k.n, k.c, k.h, k.w, k.m, k.stride}) what += std::to_string(d) + " ";
+    std::string desc;
+    EXPECT_LE(compare_host_to_reference(graph, seed, 2, &desc), kTol) << what << " | " << desc;
+    const vkfuse::runtime::HostProgram program(graph, {}, 1);
+    const bool folds = *k.kernel != 0;
+    int scale_steps = 0;
+    std::string gated, kernels;
+    for (const auto& step : program.steps()) {
+      kernels += " " + step.kernel;
+      scale_steps += step.kernel == "channel_scale" || step.kernel == "channel_scale_blocked";
+      if (step.kernel != "subsample" && step.name.find("Mul") != std::string::npos &&
+          step.name.find("Conv") != std::string::npos)
+        gated += step.kernel;
+    }
+    EXPECT_EQ(scale_steps, folds ? 0 : 1) << what << ":" << kernels;
+    EXPECT_EQ(gated, k.kernel) << what << ":" << kernels;
+    EXPECT_EQ(program.fused_nodes(), (folds ? 1 : 0) + (k.residual ? 1 : 0)) << what;
+    ++seed;
+  }
 }
 
 // conv_tiled (activations other than none and ReLU) and the planar

@@ -200,6 +200,41 @@ TEST(CostModel, AChannelGateRunsInTheConvThatReadsIt) {
   EXPECT_EQ(KernelFusion(g2).gated_input(0), graph::kNoValue);
 }
 
+// The same block on the host: the gate folds into the projection's filters
+// (HostFusion), costing their scaling (24 x 16 floats read and written at
+// 20 GB/s) where the Mul would scale the 16 x 14 x 14 tensor; not across
+// segments, nor where the map has fewer than 4 pixels per output channel
+// of the projection (kGateFoldPixelsPerFilter).
+TEST(CostModel, AChannelGateOnTheHostFoldsIntoTheFiltersOfTheConvThatReadsIt) {
+  auto se_block = [](std::int64_t side) {
+    GraphBuilder b("se");
+    auto x = b.conv("dw", b.input("input", {1, 16, side, side}), 16, 3, 1, 16);
+    auto gate = b.conv("expand", b.relu("act", b.conv("reduce", b.global_avgpool("pool", x), 4, 1)), 16, 1);
+    return b.finish({b.conv("project", b.mul("gate", x, gate), 24, 1)});
+  };
+  const graph::Graph g = se_block(14);
+  const int mul = node_index(g, "gate"), project = node_index(g, "project");
+  CostModel cm(g, testing::test_host(), testing::fast_accel(), testing::fast_link());
+  const std::vector<int> one_segment(g.nodes.size(), 0);
+  EXPECT_EQ(cm.host_fusion().gated_input(mul), g.nodes[0].outputs[0]);
+  EXPECT_EQ(cm.host_fusion().gated_conv(mul, one_segment), project);
+  HostLayout layout;
+  cm.host_layout(one_segment, layout);
+  EXPECT_EQ(layout.input_gate[static_cast<std::size_t>(project)], mul);
+  EXPECT_EQ(layout.gated_conv[static_cast<std::size_t>(mul)], project);
+  EXPECT_NEAR(cm.host_op_us(mul, layout), 2 * 24 * 16 * 4 / 20e3, 1e-9);
+  EXPECT_GT(cm.host_us(mul), 2 * 16 * 14 * 14 * 4 / 20e3);
+  PlanOptions cpu;
+  cpu.strategy = "cpu";
+  const Plan plan = make_plan(cm, cpu);
+  EXPECT_EQ(plan.nodes[static_cast<std::size_t>(mul)].kernel_of, project);
+  std::vector<int> split = one_segment;
+  split[static_cast<std::size_t>(project)] = 1;
+  EXPECT_EQ(cm.host_fusion().gated_conv(mul, split), -1);
+  const graph::Graph small = se_block(9);  // 81 pixels, 24 output channels
+  EXPECT_EQ(HostFusion(small).gated_input(node_index(small, "gate")), graph::kNoValue);
+}
+
 // top -> Resize(x2) "up" -> Add(lateral, ·) "add".
 graph::Graph upsampled_branch() {
   GraphBuilder b("fpn");
