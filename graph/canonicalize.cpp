@@ -255,27 +255,41 @@ std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i)
 //   m = ReduceMean(x, [-1]); d = Sub(x, m); v = ReduceMean(Mul(d, d), [-1])
 //   y = Div(d, Sqrt(Add(v, eps))) [* gamma] [+ beta]
 // becomes one LayerNormalization(x, gamma or ones, beta) node (axis -1),
-// which each backend runs as one kernel. Runs after simplify_pow (so the
-// square is Mul(d, d)) and before activations are fused.
+// which each backend runs as one kernel. The same over the channels of an
+// NCHW tensor (both means over axis 1, gamma and beta [C, 1, 1]: the
+// official ConvNeXt's channels-first LayerNorm) becomes one ChannelLayerNorm
+// (see fuse_channel_layer_norm). Runs after simplify_pow (so the square is
+// Mul(d, d)) and before activations are fused.
 void fuse_layer_norm(Graph& g) {
   const Uses u(g);
   auto made_by = [&](ValueId v, const char* op) { return u.made_by(v, op); };
   auto single_use = [&](ValueId v) { return u.single_use(v); };
-  // A ReduceMean over exactly the last axis, keeping it.
-  auto last_axis_mean = [&](const Node* n) {
-    if (!n || n->outputs.size() != 1 || n->activation.kind != Activation::Kind::None) return false;
+  // The axis a ReduceMean averages, keeping it: exactly the last axis, or
+  // exactly axis 1 of a rank-4 tensor (channels first); -1 for any other.
+  auto norm_axis = [&](const Node* n) -> std::int64_t {
+    if (!n || n->outputs.size() != 1 || n->activation.kind != Activation::Kind::None) return -1;
     const Shape& x = g.value(n->inputs[0]).shape;
-    if (x.empty() || g.value(n->inputs[0]).dtype != DType::f32) return false;
+    if (x.empty() || g.value(n->inputs[0]).dtype != DType::f32) return -1;
     const ReducePlan p = reduce_plan(OpContext{*n, g.opset}, input_infos(g, *n));
-    if (p.identity || !p.keepdims) return false;
-    for (std::size_t k = 0; k < x.size(); ++k)
-      if (p.reduced[k] != (k + 1 == x.size())) return false;
-    return true;
+    if (p.identity || !p.keepdims) return -1;
+    const std::size_t last = x.size() - 1;
+    for (std::size_t axis : {last, x.size() == 4 ? std::size_t{1} : last}) {
+      bool exactly = true;
+      for (std::size_t k = 0; k < x.size(); ++k) exactly = exactly && p.reduced[k] == (k == axis);
+      if (exactly) return static_cast<std::int64_t>(axis);
+    }
+    return -1;
   };
-  // A constant that equals its own last-axis broadcast: a [C] (or [1..,C]) vector.
-  auto channel_vector = [&](const Node& n, std::size_t i, std::int64_t c) -> const Tensor* {
+  // A constant that equals its own broadcast along the normalized axis of a
+  // rank-r tensor: C values, every other dimension 1 (a [C] or [1.., C]
+  // vector for the last axis, [C, 1, 1] or [1, C, 1, 1] for channels).
+  auto channel_vector = [&](const Node& n, std::size_t i, std::int64_t c, std::size_t axis,
+                            std::size_t rank) -> const Tensor* {
     const Tensor* t = g.constant_input(n, i);
-    if (!t || t->dtype() != DType::f32 || t->numel() != c || t->shape().empty() || t->shape().back() != c) return nullptr;
+    if (!t || t->dtype() != DType::f32 || t->numel() != c || t->shape().size() > rank) return nullptr;
+    const std::size_t from_end = rank - axis;  // the axis, counted from the end
+    const Shape& ts = t->shape();
+    if (ts.size() < from_end || ts[ts.size() - from_end] != c) return nullptr;
     return t;
   };
   for (auto& div : g.nodes) {
@@ -288,15 +302,20 @@ void fuse_layer_norm(Graph& g) {
     if (!add_eps || !single_use(sqrt->inputs[0]) || add_eps->activation.kind != Activation::Kind::None) continue;
     const auto eps = scalar_input(g, *add_eps, 1);
     Node* var = made_by(add_eps->inputs[0], "ReduceMean");
-    if (!eps || !var || !single_use(add_eps->inputs[0]) || !last_axis_mean(var)) continue;
+    const std::int64_t axis = norm_axis(var);
+    if (!eps || !var || !single_use(add_eps->inputs[0]) || axis < 0) continue;
     Node* sq = made_by(var->inputs[0], "Mul");
     if (!sq || !single_use(var->inputs[0]) || sq->inputs[0] != d || sq->inputs[1] != d) continue;
     const ValueId x = sub->inputs[0];
     Node* mean = made_by(sub->inputs[1], "ReduceMean");
-    if (!mean || !single_use(sub->inputs[1]) || mean->inputs[0] != x || !last_axis_mean(mean)) continue;
+    if (!mean || !single_use(sub->inputs[1]) || mean->inputs[0] != x || norm_axis(mean) != axis) continue;
     if (sub->activation.kind != Activation::Kind::None || sq->activation.kind != Activation::Kind::None) continue;
     const Shape& xs = g.value(x).shape;
-    const std::int64_t c = xs.back();
+    const bool channels = axis == 1 && xs.size() == 4;  // not the last axis: a ChannelLayerNorm
+    const std::int64_t c = xs[static_cast<std::size_t>(axis)];
+    auto vector_of = [&](const Node& n, std::size_t i) {
+      return channel_vector(n, i, c, static_cast<std::size_t>(axis), xs.size());
+    };
     // The optional affine tail: Mul by gamma, then Add of beta.
     ValueId y = div.outputs[0];
     std::vector<Node*> tail;
@@ -317,32 +336,32 @@ void fuse_layer_norm(Graph& g) {
           }
       return nullptr;
     };
-    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = channel_vector(*mul, other, c))) {
+    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = vector_of(*mul, other))) {
       tail.push_back(mul);
       y = mul->outputs[0];
     }
-    if (Node* add = sole_reader(y, "Add"); add && (beta = channel_vector(*add, other, c))) {
+    if (Node* add = sole_reader(y, "Add"); add && (beta = vector_of(*add, other))) {
       tail.push_back(add);
       y = add->outputs[0];
     }
-    // Rewrite the last node of the pattern into the LayerNormalization.
+    // Rewrite the last node of the pattern into the LayerNormalization (or
+    // ChannelLayerNorm), gamma and beta as [C] vectors.
     Node& ln = tail.empty() ? div : *tail.back();
-    const ValueId scale =
-        gamma ? g.add_constant(ln.name + "_scale", *gamma) : g.add_constant(ln.name + "_scale", [&] {
-          Tensor ones(DType::f32, {c});
-          std::fill(ones.f32(), ones.f32() + c, 1.f);
-          return ones;
-        }());
-    std::vector<ValueId> inputs{x, scale};
-    if (beta) inputs.push_back(g.add_constant(ln.name + "_bias", *beta));
+    auto vector_input = [&](const std::string& name, const Tensor* t, float fill) {
+      std::vector<float> v(static_cast<std::size_t>(c), fill);
+      if (t) std::copy(t->f32(), t->f32() + c, v.begin());
+      return g.add_constant(ln.name + name, Tensor::from_f32({c}, std::move(v)));
+    };
+    std::vector<ValueId> inputs{x, vector_input("_scale", gamma, 1.f)};
+    if (beta || channels) inputs.push_back(vector_input("_bias", beta, 0.f));
     for (Node* n : {mean, sub, sq, var, add_eps, sqrt, &div})
       if (n != &ln) drop(*n);
     for (Node* n : tail)
       if (n != &ln) drop(*n);
-    ln.op_type = "LayerNormalization";
+    ln.op_type = channels ? kChannelLayerNorm : "LayerNormalization";
     ln.inputs = inputs;
     ln.attrs = {};
-    ln.attrs.set("axis", std::int64_t{-1});
+    if (!channels) ln.attrs.set("axis", std::int64_t{-1});
     ln.attrs.set("epsilon", static_cast<float>(*eps));
     ln.outputs.assign(1, y);
     // Producers and uses are stale now; the next call finds the next norm.

@@ -701,6 +701,56 @@ TEST(Canonicalize, ChannelsFirstLayerNormBecomesOneNode) {
   }
 }
 
+// The channels-first LayerNorm decomposed over axis 1, as the official
+// ConvNeXt writes it (u = x.mean(1); s = (x - u).pow(2).mean(1);
+// weight[:, None, None] * (x - u) / sqrt(s + eps) + bias[:, None, None]) and
+// torch 1.13 exports it at opset 13, becomes one ChannelLayerNorm too, with
+// and without the affine tail; the values are the formula's on every backend.
+TEST(Canonicalize, DecomposedChannelsFirstLayerNormBecomesOneNode) {
+  const std::int64_t N = 1, C = 6, H = 7, W = 6, P = H * W;
+  const std::vector<float> gamma{1.f, 2.f, 0.5f, -1.f, 0.25f, 3.f}, beta{0.f, 0.1f, -0.2f, 0.3f, 1.f, -2.f};
+  auto model = [&](bool affine) {
+    OnnxBuilder b(13);
+    b.input("x", {N, C, H, W}).output("y");
+    b.initializer("two", {}, {2.f});
+    b.initializer("eps", {}, {1e-6f});
+    b.initializer("gamma", {C, 1, 1}, gamma);
+    b.initializer("beta", {C, 1, 1}, beta);
+    OnnxBuilder::attr_ints(b.node("ReduceMean", {"x"}, {"u"}), "axes", {1});
+    b.node("Sub", {"x", "u"}, {"d"});
+    b.node("Pow", {"d", "two"}, {"d2"});
+    OnnxBuilder::attr_ints(b.node("ReduceMean", {"d2"}, {"s"}), "axes", {1});
+    b.node("Add", {"s", "eps"}, {"se"});
+    b.node("Sqrt", {"se"}, {"r"});
+    b.node("Div", {"d", "r"}, {affine ? "n" : "y"});
+    if (affine) {
+      b.node("Mul", {"gamma", "n"}, {"gn"});
+      b.node("Add", {"gn", "beta"}, {"y"});
+    }
+    return b;
+  };
+  std::vector<float> x(static_cast<std::size_t>(N * C * P));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.53f * static_cast<float>(i)) * 2.f - 0.3f;
+  for (bool affine : {true, false}) {
+    EXPECT_EQ(op_types(prepared(model(affine))), (std::vector<std::string>{"ChannelLayerNorm"})) << affine;
+    for (const char* strategy : {"reference", "cpu", "gpu"}) {
+      const auto y = run_model(model(affine), x, strategy);
+      for (std::int64_t p = 0; p < P; ++p) {
+        auto at = [&](std::int64_t c) { return static_cast<std::size_t>(c * P + p); };
+        double mean = 0, var = 0;
+        for (std::int64_t c = 0; c < C; ++c) mean += x[at(c)] / static_cast<double>(C);
+        for (std::int64_t c = 0; c < C; ++c) var += (x[at(c)] - mean) * (x[at(c)] - mean) / static_cast<double>(C);
+        for (std::int64_t c = 0; c < C; ++c) {
+          const double n = (x[at(c)] - mean) / std::sqrt(var + 1e-6);
+          const auto k = static_cast<std::size_t>(c);
+          ASSERT_NEAR(y[at(c)], affine ? n * gamma[k] + beta[k] : n, 1e-4)
+              << strategy << (affine ? " affine" : "") << " pixel " << p << " channel " << c;
+        }
+      }
+    }
+  }
+}
+
 TEST(ShapeInference, FoldsShapeArithmeticIntoAConstantReshape) {
   // torch.flatten as older exporters write it: Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])).
   OnnxBuilder b(11);
