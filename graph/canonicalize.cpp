@@ -254,6 +254,7 @@ std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i)
 // channels-last norms; opset < 17 has no LayerNormalization):
 //   m = ReduceMean(x, [-1]); d = Sub(x, m); v = ReduceMean(Mul(d, d), [-1])
 //   y = Div(d, Sqrt(Add(v, eps))) [* gamma] [+ beta]
+// (or d * Reciprocal(Sqrt(..)), as converters from TensorFlow's rsqrt write it)
 // becomes one LayerNormalization(x, gamma or ones, beta) node (axis -1),
 // which each backend runs as one kernel. The same over the channels of an
 // NCHW tensor (both means over axis 1, gamma and beta [C, 1, 1]: the
@@ -293,11 +294,21 @@ void fuse_layer_norm(Graph& g) {
     return t;
   };
   for (auto& div : g.nodes) {
-    if (div.op_type != "Div" || div.inputs.size() != 2 || div.activation.kind != Activation::Kind::None) continue;
-    const ValueId d = div.inputs[0];
-    Node* sqrt = made_by(div.inputs[1], "Sqrt");
+    // d / Sqrt(..), or d * Reciprocal(Sqrt(..)) in either order.
+    if ((div.op_type != "Div" && div.op_type != "Mul") || div.inputs.size() != 2 ||
+        div.activation.kind != Activation::Kind::None)
+      continue;
+    std::size_t di = 0;
+    Node* recip = nullptr;
+    if (div.op_type == "Mul") {
+      for (std::size_t k = 0; k < 2 && !recip; ++k)
+        if (made_by(div.inputs[k], "Sub") && (recip = made_by(div.inputs[1 - k], "Reciprocal"))) di = k;
+      if (!recip || !single_use(div.inputs[1 - di]) || recip->activation.kind != Activation::Kind::None) continue;
+    }
+    const ValueId d = div.inputs[di], root = recip ? recip->inputs[0] : div.inputs[1];
+    Node* sqrt = made_by(root, "Sqrt");
     Node* sub = made_by(d, "Sub");
-    if (!sqrt || !sub || !single_use(div.inputs[1]) || u.count[static_cast<std::size_t>(d)] != 3) continue;
+    if (!sqrt || !sub || !single_use(root) || u.count[static_cast<std::size_t>(d)] != 3) continue;
     Node* add_eps = made_by(sqrt->inputs[0], "Add");
     if (!add_eps || !single_use(sqrt->inputs[0]) || add_eps->activation.kind != Activation::Kind::None) continue;
     const auto eps = scalar_input(g, *add_eps, 1);
@@ -354,8 +365,8 @@ void fuse_layer_norm(Graph& g) {
     };
     std::vector<ValueId> inputs{x, vector_input("_scale", gamma, 1.f)};
     if (beta || channels) inputs.push_back(vector_input("_bias", beta, 0.f));
-    for (Node* n : {mean, sub, sq, var, add_eps, sqrt, &div})
-      if (n != &ln) drop(*n);
+    for (Node* n : {mean, sub, sq, var, add_eps, sqrt, recip, &div})
+      if (n && n != &ln) drop(*n);
     for (Node* n : tail)
       if (n != &ln) drop(*n);
     ln.op_type = channels ? kChannelLayerNorm : "LayerNormalization";

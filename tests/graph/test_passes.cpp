@@ -597,12 +597,14 @@ TEST(Canonicalize, PowBySquareOrSquareRootBecomesMulOrSqrt) {
   EXPECT_EQ(r, (std::vector<float>{2.f, 0.5f, 0.f, 3.f}));
 }
 
-// LayerNorm as opset-13 exporters decompose it becomes one node; the values
-// are the formula's.
+// LayerNorm as opset-13 exporters decompose it becomes one node (its
+// division also as a multiplication by a Reciprocal); the values are the
+// formula's.
 TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
   // swapped: `gamma * n` and `beta + ng`, as PyTorch's channels-first norms write them.
+  // reciprocal: d * Reciprocal(sd) (sd * Reciprocal.. when swapped) for the Div.
   auto model = [](bool affine, bool centred_read_elsewhere, std::vector<std::int64_t> shape = {2, 4},
-                  bool swapped = false) {
+                  bool swapped = false, bool reciprocal = false) {
     OnnxBuilder b(13);
     b.input("x", shape).output("y");
     b.initializer("two", {}, {2.f});
@@ -615,7 +617,12 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
     OnnxBuilder::attr_ints(b.node("ReduceMean", {"d2"}, {"v"}), "axes", {-1});
     b.node("Add", {"v", "eps"}, {"ve"});
     b.node("Sqrt", {"ve"}, {"sd"});
-    b.node("Div", {"d", "sd"}, {"n"});
+    if (reciprocal) {
+      b.node("Reciprocal", {"sd"}, {"rsd"});
+      b.node("Mul", swapped ? std::vector<std::string>{"rsd", "d"} : std::vector<std::string>{"d", "rsd"}, {"n"});
+    } else {
+      b.node("Div", {"d", "sd"}, {"n"});
+    }
     std::string y = "n";
     if (affine) {
       b.node("Mul", swapped ? std::vector<std::string>{"gamma", "n"} : std::vector<std::string>{"n", "gamma"}, {"ng"});
@@ -632,6 +639,10 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
   EXPECT_EQ(op_types(prepared(model(true, false))), (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_EQ(op_types(prepared(model(false, false))), (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_EQ(op_types(prepared(model(true, false, {2, 4}, true))), (std::vector<std::string>{"LayerNormalization"}));
+  EXPECT_EQ(op_types(prepared(model(true, false, {2, 4}, false, true))),
+            (std::vector<std::string>{"LayerNormalization"}));
+  EXPECT_EQ(op_types(prepared(model(false, false, {2, 4}, true, true))),
+            (std::vector<std::string>{"LayerNormalization"}));
   EXPECT_GT(op_types(prepared(model(true, true))).size(), 3u);  // d read elsewhere: no fusion
   // ViT's [N, tokens, C]: its last-axis means are also "spatial" ones, which
   // must not become GlobalAveragePools first.
@@ -639,7 +650,8 @@ TEST(Canonicalize, DecomposedLayerNormBecomesOneNode) {
   const std::vector<float> x{1, 2, 3, 4, -1, 0, 0, 5};
   const float gamma[4] = {1.f, 2.f, 0.5f, -1.f}, beta[4] = {0.f, 0.1f, -0.2f, 0.3f};
   for (const auto& y : {run_model(model(true, false), x), run_model(model(true, false, {1, 2, 4}), x),
-                        run_model(model(true, false, {2, 4}, true), x)}) {
+                        run_model(model(true, false, {2, 4}, true), x),
+                        run_model(model(true, false, {2, 4}, true, true), x)}) {
     for (std::size_t r = 0; r < 2; ++r) {
       double mean = 0, var = 0;
       for (std::size_t i = 0; i < 4; ++i) mean += x[r * 4 + i] / 4.0;
