@@ -418,6 +418,16 @@ TEST(HostConv, PointwiseOnSmallMapsByInputChannels) {
   check_conv_kernel({2, 320, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "conv_channel_vector", 332);
 }
 
+// 16 to 47 input channels into whole blocks of 32 output channels on maps up
+// to 56x56 (HRNet's branches) take conv_channel_vector; padded blocks, the
+// 3-channel stems and larger maps keep conv_tiled.
+TEST(HostConv, FewInputChannelsIntoWholeBlocksOnSmallMapsTakeChannelVectors) {
+  check_conv_kernel({1, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector", 335);
+  check_conv_kernel({1, 16, 56, 56, 32, 3, 3, 2, 2, 1, 1, 1, {1, 1, 1, 1}, false, ""}, "conv_channel_vector", 336);
+  check_conv_kernel({1, 40, 28, 28, 40, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, "conv_tiled", 337);
+  check_conv_kernel({1, 32, 60, 60, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""}, "conv_tiled", 338);
+}
+
 // conv_channel_chunks takes windows of 3x3 and more on planes of whole
 // 7-pixel tiles up to 14x14 whose input channels are whole chunks of 16
 // (ResNet's layer3 and layer4): strides, 5x5, dilation, N=2, output channels
