@@ -577,7 +577,8 @@ void fuse_gated_activations(Graph& g) {
 
 // Producers whose kernels carry an activation epilogue.
 bool takes_activation(const std::string& op) {
-  return op == "Conv" || op == "Gemm" || op == "Add" || op == "BatchNormalization";
+  return op == "Conv" || op == "Gemm" || op == "MatMul" || op == "Add" || op == "BatchNormalization" ||
+         op == "LayerNormalization";
 }
 
 void fuse_activations(Graph& g) {

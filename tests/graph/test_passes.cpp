@@ -580,6 +580,56 @@ TEST(Canonicalize, GatedActivationsBecomeEpilogues) {
   }
 }
 
+// An activation after a MatMul without a bias (a Gemm is made only from a
+// MatMul with one) or after a LayerNormalization runs as that op's epilogue,
+// on every backend.
+TEST(Canonicalize, ActivationsFoldIntoMatMulAndLayerNorm) {
+  const std::vector<float> w{0.5f, -1.f, 2.f, 0.25f, -0.5f, 1.f, 1.5f, -2.f, 0.f, 0.75f, -0.25f, 1.f};  // [4, 3]
+  const std::vector<float> scale{1.f, -2.f, 0.5f, 3.f}, bias{0.1f, 0.f, -0.3f, 1.f};
+  auto matmul = [&] {
+    OnnxBuilder b(13);
+    b.input("x", {2, 3, 4}).output("y");
+    b.initializer("w", {4, 3}, w);
+    b.node("MatMul", {"x", "w"}, {"m"});
+    b.node("Relu", {"m"}, {"y"});
+    return b;
+  };
+  auto layer_norm = [&] {
+    OnnxBuilder b(17);
+    b.input("x", {2, 3, 4}).output("y");
+    b.initializer("scale", {4}, scale);
+    b.initializer("bias", {4}, bias);
+    OnnxBuilder::attr_float(b.node("LayerNormalization", {"x", "scale", "bias"}, {"n"}), "epsilon", 1e-5f);
+    b.node("Sigmoid", {"n"}, {"y"});
+    return b;
+  };
+  const g::Graph mm = prepared(matmul()), ln = prepared(layer_norm());
+  ASSERT_EQ(op_types(mm), (std::vector<std::string>{"MatMul"}));
+  EXPECT_STREQ(mm.nodes[0].activation.name(), "Relu");
+  ASSERT_EQ(op_types(ln), (std::vector<std::string>{"LayerNormalization"}));
+  EXPECT_STREQ(ln.nodes[0].activation.name(), "Sigmoid");
+  std::vector<float> x(24);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.7f * static_cast<float>(i)) * 2.f;
+  for (const char* strategy : {"reference", "cpu", "gpu"}) {
+    const auto ym = run_model(matmul(), x, strategy);
+    const auto yl = run_model(layer_norm(), x, strategy);
+    for (std::size_t r = 0; r < 6; ++r) {
+      for (std::size_t j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (std::size_t k = 0; k < 4; ++k) acc += x[r * 4 + k] * w[k * 3 + j];
+        EXPECT_NEAR(ym[r * 3 + j], std::max(acc, 0.0), 1e-5) << strategy << " MatMul row " << r;
+      }
+      double mean = 0, var = 0;
+      for (std::size_t k = 0; k < 4; ++k) mean += x[r * 4 + k] / 4.0;
+      for (std::size_t k = 0; k < 4; ++k) var += (x[r * 4 + k] - mean) * (x[r * 4 + k] - mean) / 4.0;
+      for (std::size_t k = 0; k < 4; ++k) {
+        const double n = (x[r * 4 + k] - mean) / std::sqrt(var + 1e-5) * scale[k] + bias[k];
+        EXPECT_NEAR(yl[r * 4 + k], 1 / (1 + std::exp(-n)), 1e-5) << strategy << " LayerNorm row " << r;
+      }
+    }
+  }
+}
+
 TEST(Canonicalize, PowBySquareOrSquareRootBecomesMulOrSqrt) {
   auto model = [](float e) {
     OnnxBuilder b(13);
