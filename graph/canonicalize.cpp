@@ -250,6 +250,15 @@ std::optional<double> scalar_input(const Graph& g, const Node& n, std::size_t i)
   return t->as_double(0);
 }
 
+// C floats as a [C] tensor: t's values (t holds C), or `fill` where t is
+// null (a norm's missing scale or bias). Make every such tensor before adding
+// any of them to the graph: add_constant may move the values t points into.
+Tensor channel_tensor(const Tensor* t, std::int64_t c, float fill) {
+  std::vector<float> v(static_cast<std::size_t>(c), fill);
+  if (t) std::copy(t->f32(), t->f32() + c, v.begin());
+  return Tensor::from_f32({c}, std::move(v));
+}
+
 // LayerNorm over the last axis as exporters decompose it (ConvNeXt's
 // channels-last norms; opset < 17 has no LayerNormalization):
 //   m = ReduceMean(x, [-1]); d = Sub(x, m); v = ReduceMean(Mul(d, d), [-1])
@@ -280,18 +289,6 @@ void fuse_layer_norm(Graph& g) {
       if (exactly) return static_cast<std::int64_t>(axis);
     }
     return -1;
-  };
-  // A constant that equals its own broadcast along the normalized axis of a
-  // rank-r tensor: C values, every other dimension 1 (a [C] or [1.., C]
-  // vector for the last axis, [C, 1, 1] or [1, C, 1, 1] for channels).
-  auto channel_vector = [&](const Node& n, std::size_t i, std::int64_t c, std::size_t axis,
-                            std::size_t rank) -> const Tensor* {
-    const Tensor* t = g.constant_input(n, i);
-    if (!t || t->dtype() != DType::f32 || t->numel() != c || t->shape().size() > rank) return nullptr;
-    const std::size_t from_end = rank - axis;  // the axis, counted from the end
-    const Shape& ts = t->shape();
-    if (ts.size() < from_end || ts[ts.size() - from_end] != c) return nullptr;
-    return t;
   };
   for (auto& div : g.nodes) {
     // d / Sqrt(..), or d * Reciprocal(Sqrt(..)) in either order.
@@ -324,8 +321,15 @@ void fuse_layer_norm(Graph& g) {
     const Shape& xs = g.value(x).shape;
     const bool channels = axis == 1 && xs.size() == 4;  // not the last axis: a ChannelLayerNorm
     const std::int64_t c = xs[static_cast<std::size_t>(axis)];
-    auto vector_of = [&](const Node& n, std::size_t i) {
-      return channel_vector(n, i, c, static_cast<std::size_t>(axis), xs.size());
+    // Input i of n if it is a constant that equals its own broadcast along
+    // the normalized axis of x: C values, every other dimension 1 (a [C] or
+    // [1.., C] vector for the last axis, [C, 1, 1] or [1, C, 1, 1] for channels).
+    auto channel_vector = [&](const Node& n, std::size_t i) -> const Tensor* {
+      const Tensor* t = g.constant_input(n, i);
+      if (!t || t->dtype() != DType::f32 || t->numel() != c || t->shape().size() > xs.size()) return nullptr;
+      const std::size_t from_end = xs.size() - static_cast<std::size_t>(axis);  // the axis, counted from the end
+      const Shape& ts = t->shape();
+      return ts.size() >= from_end && ts[ts.size() - from_end] == c ? t : nullptr;
     };
     // The optional affine tail: Mul by gamma, then Add of beta.
     ValueId y = div.outputs[0];
@@ -347,24 +351,20 @@ void fuse_layer_norm(Graph& g) {
           }
       return nullptr;
     };
-    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = vector_of(*mul, other))) {
+    if (Node* mul = sole_reader(y, "Mul"); mul && (gamma = channel_vector(*mul, other))) {
       tail.push_back(mul);
       y = mul->outputs[0];
     }
-    if (Node* add = sole_reader(y, "Add"); add && (beta = vector_of(*add, other))) {
+    if (Node* add = sole_reader(y, "Add"); add && (beta = channel_vector(*add, other))) {
       tail.push_back(add);
       y = add->outputs[0];
     }
     // Rewrite the last node of the pattern into the LayerNormalization (or
     // ChannelLayerNorm), gamma and beta as [C] vectors.
     Node& ln = tail.empty() ? div : *tail.back();
-    auto vector_input = [&](const std::string& name, const Tensor* t, float fill) {
-      std::vector<float> v(static_cast<std::size_t>(c), fill);
-      if (t) std::copy(t->f32(), t->f32() + c, v.begin());
-      return g.add_constant(ln.name + name, Tensor::from_f32({c}, std::move(v)));
-    };
-    std::vector<ValueId> inputs{x, vector_input("_scale", gamma, 1.f)};
-    if (beta || channels) inputs.push_back(vector_input("_bias", beta, 0.f));
+    Tensor scale = channel_tensor(gamma, c, 1.f), bias = channel_tensor(beta, c, 0.f);
+    std::vector<ValueId> inputs{x, g.add_constant(ln.name + "_scale", std::move(scale))};
+    if (beta || channels) inputs.push_back(g.add_constant(ln.name + "_bias", std::move(bias)));
     for (Node* n : {mean, sub, sq, var, add_eps, sqrt, recip, &div})
       if (n && n != &ln) drop(*n);
     for (Node* n : tail)
@@ -411,12 +411,9 @@ void fuse_channel_layer_norm(Graph& g) {
     const bool has_bias = ln->inputs.size() > 2 && ln->inputs[2] != kNoValue;
     const Tensor* bias = has_bias ? g.constant_input(*ln, 2) : nullptr;
     if (!channel_vector(scale) || (has_bias && !channel_vector(bias))) continue;
-    auto vector_of = [&](const std::string& name, const Tensor* t) {
-      std::vector<float> v(static_cast<std::size_t>(c), 0.f);
-      if (t) std::copy(t->f32(), t->f32() + c, v.begin());
-      return g.add_constant(name, Tensor::from_f32({c}, std::move(v)));
-    };
-    const ValueId sv = vector_of(back.name + "_scale", scale), bv = vector_of(back.name + "_bias", bias);
+    Tensor st = channel_tensor(scale, c, 0.f), bt = channel_tensor(bias, c, 0.f);
+    const ValueId sv = g.add_constant(back.name + "_scale", std::move(st));
+    const ValueId bv = g.add_constant(back.name + "_bias", std::move(bt));
     const float eps = ln->attrs.get_float("epsilon", 1e-5f);
     drop(*there);
     drop(*ln);
