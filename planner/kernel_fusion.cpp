@@ -17,8 +17,17 @@ namespace {
 // Ops whose kernel can run an Add as its epilogue (shaders/conv.glsl, resize.glsl).
 bool can_run_add(const std::string& op) { return op == "Conv" || op == "Resize" || op == "Upsample"; }
 
+// Per value, the first node that reads it (-1: none).
+std::vector<std::int32_t> first_readers(const graph::Graph& g) {
+  std::vector<std::int32_t> reader(g.values.size(), -1);
+  for (std::size_t i = g.nodes.size(); i-- > 0;)
+    for (ValueId v : g.nodes[i].inputs)
+      if (v != kNoValue) reader[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
+  return reader;
+}
+
 // The Conv that reads value v as its input (index 0) and is v's only reader,
-// or -1. reader: per value, the first node that reads it.
+// or -1. reader: per value, the first node that reads it (first_readers).
 std::int32_t consumer_conv(const graph::Graph& g, ValueId v, const std::vector<std::int32_t>& reader,
                            const std::vector<std::int32_t>& uses, const std::vector<char>& is_output) {
   const auto k = static_cast<std::size_t>(v);
@@ -73,10 +82,7 @@ KernelFusion::KernelFusion(const graph::Graph& g) : g_(&g), producer_(g.producer
   const auto uses = g.use_counts();
   std::vector<char> is_output(g.values.size(), 0);
   for (ValueId v : g.outputs) is_output[static_cast<std::size_t>(v)] = 1;
-  std::vector<std::int32_t> reader(g.values.size(), -1);
-  for (std::size_t i = n; i-- > 0;)
-    for (ValueId v : g.nodes[i].inputs)
-      if (v != kNoValue) reader[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
+  const std::vector<std::int32_t> reader = first_readers(g);
   for (std::size_t i = 0; i < n; ++i) {
     const graph::Node& node = g.nodes[i];
     bool all_constant = true;
@@ -276,10 +282,7 @@ HostFusion::HostFusion(const graph::Graph& g)
     }
   }
   // Channel gates read only by a 1x1 Conv that folds them into its filters.
-  std::vector<std::int32_t> reader(g.values.size(), -1);
-  for (std::size_t i = g.nodes.size(); i-- > 0;)
-    for (ValueId v : g.nodes[i].inputs)
-      if (v != kNoValue) reader[static_cast<std::size_t>(v)] = static_cast<std::int32_t>(i);
+  const std::vector<std::int32_t> reader = first_readers(g);
   for (std::size_t m = 0; m < g.nodes.size(); ++m) {
     const graph::Node& mul = g.nodes[m];
     if (mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1 || !runtime_f32(g, mul.outputs[0]) ||
@@ -292,11 +295,10 @@ HostFusion::HostFusion(const graph::Graph& g)
     const ValueId y = mul.outputs[0], x = mul.inputs[static_cast<std::size_t>(1 - k)];
     const graph::Shape& ys = g.value(y).shape;
     if (!runtime_f32(g, x) || (ys[0] != 1 && g.value(mul.inputs[static_cast<std::size_t>(k)]).shape[0] != 1)) continue;
-    if (uses[static_cast<std::size_t>(y)] != 1 || is_output[static_cast<std::size_t>(y)]) continue;
-    const std::int32_t c = reader[static_cast<std::size_t>(y)];
+    const std::int32_t c = consumer_conv(g, y, reader, uses, is_output);
     if (c < 0) continue;
     const graph::Node& conv = g.nodes[static_cast<std::size_t>(c)];
-    if (!host_conv_kernel(g, conv) || conv.attrs.get_int("group", 1) != 1 || conv.inputs[0] != y) continue;
+    if (!host_conv_kernel(g, conv) || conv.attrs.get_int("group", 1) != 1) continue;
     const graph::Shape& ws = g.value(conv.inputs[1]).shape;
     if (ws.size() != 4 || ws[2] != 1 || ws[3] != 1 || kGateFoldPixelsPerFilter * ws[0] > ys[2] * ys[3]) continue;
     gate_conv_[m] = c;
