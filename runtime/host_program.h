@@ -25,7 +25,9 @@
 //      depthwise one likewise takes the first of kDepthwiseKernels
 //      (depthwise_blocked, depthwise_flat for stride 1 "same" on small
 //      maps, depthwise_channel_vector on other small maps, else the planar
-//      depthwise), other grouped ones conv_tiled per group. Ops without a
+//      depthwise), other grouped ones the first of kGroupedConvKernels
+//      (conv_channel_vector or conv_tiled over all groups at once, in calls
+//      of fewer groups on large inputs). Ops without a
 //      Halide kernel (Gather, batched MatMul, non-2-D Conv and pooling, ...)
 //      run their reference kernel (graph/ops.h) and are listed in
 //      fallback_ops().

@@ -97,6 +97,17 @@ Expr window_row(Expr y, Expr ry, Expr stride_y, Expr dil_y, Expr pad_y, bool wid
   return select(stride_y == 2, y * 2, y) + ry - pad_y;
 }
 
+// The first input channel that block mo of tile_m output channels reads, of
+// a convolution with group_out output and group_in input channels per group
+// (group_in 0: dense): its first group's, moved down where the block's
+// `block_c` channels would run past the input's `channels` (the last blocks
+// of a layer whose groups are narrower than a block). One division per
+// block, outside the reduction.
+Expr block_channels(Expr mo, int tile_m, Expr group_out, Expr group_in, Expr block_c, Expr channels) {
+  // clamp, not min: it bounds the padded input's channels for bounds inference.
+  return clamp((mo * tile_m / group_out) * group_in, 0, channels - block_c);
+}
+
 // plane_rows: the schedule of the per-plane window ops (depthwise conv,
 // pooling): `out` is (x, y, c, n), `acc` the window accumulation (an init and
 // one update over `r`), `padded` the input with its exterior.
@@ -176,12 +187,16 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, 
 }
 
 // ---------------------------------------------------------------------------
-// Convolution, dense (groups are split by the host into per-group calls).
+// Convolution, dense or grouped.
 //   out(x, y, m, n) = act(bias(m) + sum_{kx,ky,c} w(m, kx, ky, c) *
-//                         in(x*sx + kx*dx - px, y*sy + ky*dy - py, c, n) [+ res(x, y, m, n)])
+//                         in(x*sx + kx*dx - px, y*sy + ky*dy - py, c0(m) + c, n) [+ res(x, y, m, n)])
 // Weights are repacked at load into blocks of tile_m output channels,
 // (mi, c, kx, ky, mo) innermost first, so that one task streams its filters
 // contiguously; m is padded to a multiple of tile_m, and bias likewise.
+// A block reads weights.dim(1) input channels from c0 = block_channels(mo):
+// 0 for a dense convolution, the first channel of its group (or groups) for
+// a grouped one, whose filters hold zeros for the channels of other groups
+// (hk::PackedConv::pack).
 class Conv2D : public Generator<Conv2D> {
  public:
   GeneratorParam<bool> residual{"residual", false};
@@ -196,6 +211,7 @@ class Conv2D : public Generator<Conv2D> {
   Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
   Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
   Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> group_out{"group_out"}, group_in{"group_in"};  // channels per group; group_in 0: dense
   Input<bool> rows_outer{"rows_outer"};  // which loop nest: see schedule_register_tiled
   Input<int> act{"act"};
   Input<float> alpha{"alpha"}, beta{"beta"};
@@ -213,8 +229,9 @@ class Conv2D : public Generator<Conv2D> {
     // r: (c, kx, ky), input channels innermost.
     r = RDom(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
     conv(mi, x, y, mo, n) = bias(mo * tm + mi);
-    conv(mi, x, y, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
-                             padded.f(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
+    const Expr c0 = block_channels(mo, tm, group_out, group_in, weights.dim(1).extent(), input.dim(2).extent());
+    conv(mi, x, y, mo, n) += weights(mi, r.x, r.y, r.z, mo) * padded.f(x * stride_x + r.y * dil_x - pad_x,
+                                                                       y * stride_y + r.z * dil_y - pad_y, c0 + r.x, n);
     // The whole register tile leaves through `tile`, unguarded, so that the
     // accumulators stay in registers even where the output's last tile is
     // partial (there only the stores to `out` are predicated).
@@ -339,7 +356,7 @@ void schedule_channels_innermost(Func padded) {
 }
 
 // ---------------------------------------------------------------------------
-// Dense convolution vectorized over output channels (conv_channel_vector):
+// Convolution (dense or grouped) vectorized over output channels (conv_channel_vector):
 // the same algorithm as Conv2D, for small maps (7x7, 8x8, 17x17, ...) where a
 // 16-wide row vector would mostly be padding. The output plane is a list of
 // pixels p = y * out_w + x, cut into tiles of tile_p consecutive pixels that
@@ -361,6 +378,7 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
   Input<int> stride_x{"stride_x"}, stride_y{"stride_y"};
   Input<int> pad_x{"pad_x"}, pad_y{"pad_y"};
   Input<int> dil_x{"dil_x"}, dil_y{"dil_y"};
+  Input<int> group_out{"group_out"}, group_in{"group_in"};  // as Conv2D's
   Input<bool> channels_inner{"channels_inner"};  // task order: see the schedule
   Input<int> act{"act"};
   Input<float> alpha{"alpha"}, beta{"beta"};
@@ -377,8 +395,9 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     Expr x = p % out_w, y = p / out_w;
     conv(mi, p, mo, n) = bias(mo * TM + mi);
     RDom r(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
+    const Expr c0 = block_channels(mo, TM, group_out, group_in, weights.dim(1).extent(), input.dim(2).extent());
     conv(mi, p, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
-                          padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, r.x, n);
+                          padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, c0 + r.x, n);
     tile(mi, p, mo, n) = conv(mi, p, mo, n);
     Expr v = tile(m % TM, p, m / TM, n);
     if (residual) v += res(p, m, n);

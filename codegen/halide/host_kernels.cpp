@@ -427,31 +427,62 @@ View View::dense(float* data, const std::vector<std::int64_t>& shape, int rank) 
   return v;
 }
 
-PackedConv PackedConv::pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m) {
+PackedConv PackedConv::pack(const float* w, const float* bias, int m, int in_channels, int kh, int kw, int tile_m,
+                            int groups) {
+  if (groups < 1 || m % groups != 0 || in_channels % groups != 0)
+    throw Error(ErrorKind::Internal, "PackedConv: " + std::to_string(groups) + " groups do not divide " +
+                                         std::to_string(m) + " output and " + std::to_string(in_channels) +
+                                         " input channels");
   PackedConv p;
   p.m = m;
-  p.c = c;
   p.kh = kh;
   p.kw = kw;
   p.tile_m = tile_m;
+  p.in_channels = in_channels;
   p.m_padded = (m + tile_m - 1) / tile_m * tile_m;
+  const int mg = m / groups, cg = in_channels / groups;
+  if (groups > 1) {
+    p.group_out = mg;
+    p.group_in = cg;
+  }
+  p.c = block_input_channels(m, in_channels, groups, tile_m);
   const std::size_t mp = static_cast<std::size_t>(p.m_padded);
-  p.weights.assign(mp * static_cast<std::size_t>(c * kh * kw), 0.f);
+  p.weights.assign(mp * static_cast<std::size_t>(p.c * kh * kw), 0.f);
   p.bias.assign(mp, 0.f);
   // Packed index: (((mo / T * kh + ky) * kw + kx) * c + ci) * T + mo % T, T = tile_m.
-  const std::size_t T = static_cast<std::size_t>(tile_m), C = static_cast<std::size_t>(c), KH = static_cast<std::size_t>(kh),
-                    KW = static_cast<std::size_t>(kw);
+  const std::size_t T = static_cast<std::size_t>(tile_m), C = static_cast<std::size_t>(p.c),
+                    KH = static_cast<std::size_t>(kh), KW = static_cast<std::size_t>(kw),
+                    CG = static_cast<std::size_t>(cg);
   // Walked in packed order: sequential writes, T interleaved read streams.
-  const std::size_t M = static_cast<std::size_t>(m);
+  const std::size_t M = static_cast<std::size_t>(m), MG = static_cast<std::size_t>(mg);
   float* dst = p.weights.data();
-  for (std::size_t mb = 0; mb < M; mb += T)
+  for (std::size_t mb = 0; mb < M; mb += T) {
+    const std::size_t c0 = static_cast<std::size_t>(p.block_channel(static_cast<int>(mb / T)));
     for (std::size_t ky = 0; ky < KH; ++ky)
       for (std::size_t kx = 0; kx < KW; ++kx)
         for (std::size_t ci = 0; ci < C; ++ci, dst += T)
-          for (std::size_t mi = 0; mi < T && mb + mi < M; ++mi)
-            dst[mi] = w[(((mb + mi) * C + ci) * KH + ky) * KW + kx];
+          for (std::size_t mi = 0; mi < T && mb + mi < M; ++mi) {
+            // Input channel c0 + ci, within output channel mb + mi's group?
+            const std::size_t first = (mb + mi) / MG * CG;
+            if (c0 + ci >= first && c0 + ci < first + CG)
+              dst[mi] = w[(((mb + mi) * CG + (c0 + ci - first)) * KH + ky) * KW + kx];
+          }
+  }
   if (bias) std::copy(bias, bias + m, p.bias.begin());
   return p;
+}
+
+int PackedConv::block_input_channels(int m, int in_channels, int groups, int tile_m) {
+  if (groups <= 1) return in_channels;
+  // The most groups one block's output channels span.
+  const int mg = m / groups;
+  int span = 1;
+  for (int mb = 0; mb < m; mb += tile_m) span = std::max(span, (std::min(mb + tile_m, m) - 1) / mg - mb / mg + 1);
+  return std::min(in_channels, span * (in_channels / groups));
+}
+
+int PackedConv::block_channel(int mo) const {
+  return std::clamp(mo * tile_m / group_out * group_in, 0, in_channels - c);
 }
 
 namespace {
@@ -492,6 +523,7 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   // conv_tiled's own activations: none and ReLU (MobileNet v2's ReLU6 stem
   // 0.33 -> 0.27 ms as a pass).
   const Epilogue e = epilogue_in_kernel(act, kernel_activations::kConvTiled);
+  if (in.extent[2] != w.in_channels) throw Error(ErrorKind::Internal, "conv2d: input channels other than the filters'");
   Buf bin(in), bout(out);
   Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
@@ -503,12 +535,12 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   if (residual) {
     Buf bres(*residual);
     check(vkf_conv_res(bin.get(), bw.get(), bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
-                       g.dil_y, rows_outer, e.act, e.alpha, e.beta, bout.get()),
+                       g.dil_y, w.group_out, w.group_in, rows_outer, e.act, e.alpha, e.beta, bout.get()),
           "vkf_conv_res");
   } else {
     Buf bres(out);
     check(vkf_conv(bin.get(), bw.get(), bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y,
-                   rows_outer, e.act, e.alpha, e.beta, bout.get()),
+                   w.group_out, w.group_in, rows_outer, e.act, e.alpha, e.beta, bout.get()),
           "vkf_conv");
   }
   if (e.act != act.act) activation_pass(out, act);
@@ -535,7 +567,8 @@ View flat_plane(const View& v) {
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out, const float* filters) {
   install_error_handler();
-  if (w.tile_m != kConvChannelVectorTileM || out.extent[0] * out.extent[1] < kConvChannelVectorTileP)
+  if (w.tile_m != kConvChannelVectorTileM || out.extent[0] * out.extent[1] < kConvChannelVectorTileP ||
+      in.extent[2] != w.in_channels)
     throw Error(ErrorKind::Internal, "conv2d_channel_vector: not a convolution it can run");
   Buf bin(in), bout(flat_plane(out));
   Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
@@ -548,14 +581,15 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
   if (residual) {
     Buf bres(flat_plane(*residual));
     check((seven ? vkf_convm7_res : vkf_convm_res)(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x,
-                                                    g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, channels_inner,
+                                                    g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, w.group_out,
+                                                    w.group_in, channels_inner,
                                                     e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm_res");
   } else {
     Buf bres(flat_plane(out));
     check((seven ? vkf_convm7 : vkf_convm)(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y,
-                                            g.pad_x, g.pad_y, g.dil_x, g.dil_y, channels_inner, e.act, e.alpha, e.beta,
-                                            bout.get()),
+                                            g.pad_x, g.pad_y, g.dil_x, g.dil_y, w.group_out, w.group_in,
+                                            channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm");
   }
 }
@@ -563,7 +597,8 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
 void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out, const float* filters) {
   install_error_handler();
-  if (w.tile_m != kConvChannelVectorTileM || w.c % kConvChunkC != 0 || out.extent[0] * out.extent[1] < kConvChunkTileP)
+  if (w.tile_m != kConvChannelVectorTileM || w.group_in != 0 || w.c % kConvChunkC != 0 ||
+      out.extent[0] * out.extent[1] < kConvChunkTileP)
     throw Error(ErrorKind::Internal, "conv2d_channel_chunks: not a convolution it can run");
   Buf bin(in), bout(flat_plane(out));
   Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
@@ -590,7 +625,8 @@ void conv2d_channel_chunks(const View& in, const PackedConv& w, const Window2D& 
 void pointwise_conv2d(const View& in, const PackedConv& w, const View* residual, Epilogue e, const View& out,
                       int tile_p, const float* filters) {
   install_error_handler();
-  if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || out.extent[0] * out.extent[1] < tile_p ||
+  if (w.kh != 1 || w.kw != 1 || w.tile_m != kPointwiseTileM || w.group_in != 0 ||
+      out.extent[0] * out.extent[1] < tile_p ||
       (tile_p != kPointwiseTileP && tile_p != kPointwiseSmallTileP))
     throw Error(ErrorKind::Internal, "pointwise_conv2d: not a pointwise convolution it can run");
   Buf bin(flat_plane(in)), bout(flat_plane(out));
@@ -910,7 +946,7 @@ constexpr std::int64_t kChannelsOuterP = 784;
 // PointwiseBlocked): its last group shifts inwards, so the output needs as many.
 constexpr std::int64_t kChannelsOuterGroup = 3;
 void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
-  if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.c != c || w.m != out.c ||
+  if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.group_in != 0 || w.c != c || w.m != out.c ||
       out.h * out.w < kBlockedTile)
     throw Error(ErrorKind::Internal, "pointwise_conv2d_blocked: not a pointwise convolution it can run");
 }
@@ -1042,6 +1078,7 @@ void scale_filter_inputs(const PackedConv& w, const float* scale, float* out) {
   // scale[ci]. In tasks of about 8K floats on the kernels' pool.
   const std::int64_t T = w.tile_m, entries = static_cast<std::int64_t>(w.weights.size()) / T;
   if (T != 8 && T != 32) throw Error(ErrorKind::Internal, "scale_filter_inputs: filters in tiles of an unknown size");
+  if (w.group_in != 0) throw Error(ErrorKind::Internal, "scale_filter_inputs: the filters of a grouped convolution");
   const std::int64_t per_task = std::max<std::int64_t>(1, 8192 / T);
   const std::int64_t tasks = (entries + per_task - 1) / per_task;
   auto run = [&](std::int64_t task) {

@@ -64,18 +64,31 @@ struct Window2D {
 // multiple of it.
 inline constexpr int kConvTileM = 8;
 
-// Dense convolution filters of one group, repacked into blocks of kConvTileM
-// output channels, (mi, c, kx, ky, mo) innermost first, m padded to a
-// multiple of kConvTileM.
+// Convolution filters repacked into blocks of tile_m output channels,
+// (mi, c, kx, ky, mo) innermost first, m padded to a multiple of tile_m.
+// A block holds the filters of `c` input channels: all of them for a dense
+// convolution; for a grouped one the channels of the groups its output
+// channels belong to, from block_channel(mo) on, with zeros where an output
+// channel's group does not read the channel. One call runs all the groups,
+// at up to tile_m / (m / groups) times the arithmetic where a group has
+// fewer output channels than a block.
 struct PackedConv {
   int m = 0, c = 0, kh = 0, kw = 0, m_padded = 0;
   LargeFloats weights;
   std::vector<float> bias;
   int tile_m = kConvTileM;
-  // w: [m, c, kh, kw] row-major (ONNX); bias: m values or nullptr. tile_m:
-  // kConvTileM for conv2d, kConvChannelVectorTileM for conv2d_channel_vector
-  // and conv2d_channel_chunks.
-  static PackedConv pack(const float* w, const float* bias, int m, int c, int kh, int kw, int tile_m = kConvTileM);
+  int in_channels = 0;               // the convolution's input channels (c for a dense one)
+  int group_out = 1, group_in = 0;  // channels per group, out and in; group_in 0: dense
+  // w: [m, in_channels / groups, kh, kw] row-major (ONNX); bias: m values or
+  // nullptr. tile_m: kConvTileM for conv2d, kConvChannelVectorTileM for
+  // conv2d_channel_vector and conv2d_channel_chunks (dense only).
+  static PackedConv pack(const float* w, const float* bias, int m, int in_channels, int kh, int kw,
+                         int tile_m = kConvTileM, int groups = 1);
+  // The first input channel of block mo (the kernels' block_channels).
+  int block_channel(int mo) const;
+  // The input channels each block of tile_m output channels holds filters
+  // for (the packed `c`).
+  static int block_input_channels(int m, int in_channels, int groups, int tile_m);
 };
 // w's filters with every tap of input channel ci scaled by scale[ci], in w's
 // layout (w.weights.size() floats at `out`): a channel gate on the

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <cstdlib>
 #include <random>
@@ -17,6 +18,7 @@
 using namespace vkfuse::testing;
 namespace g = vkfuse::graph;
 using vkfuse::runtime::HostExecutor;
+namespace hk = vkfuse::codegen::halide;
 
 namespace {
 
@@ -462,6 +464,97 @@ TEST(HostConv, OnOneByOneMapsAGemv) {
   check_conv_kernel({2, 40, 1, 1, 72, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "conv_gemv", 321);
   check_conv_kernel({3, 17, 1, 1, 33, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "HardSwish"}, "conv_gemv", 322);
   check_conv_kernel({2, 16, 1, 1, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "conv_tiled", 323, true);
+}
+
+// A grouped convolution runs all its groups in one call (or calls of as many
+// groups as keep a call's input within 512 KB), on blocks of 8 (conv_tiled)
+// or 32 (conv_channel_vector) output channels that read their groups' input
+// channels: groups as wide as a block, narrower (a block spans several, its
+// filters zero for the others' channels), wider, not dividing a block (a
+// block straddles two groups), output channels short of a whole block (the
+// last block's channels move down to stay within the input), a depthwise
+// multiplier, 1x1, strides, dilation, N=2, and the calls of a large input.
+TEST(HostConv, GroupedConvolutionsRunTheirGroupsTogether) {
+  std::uint32_t seed = 380;
+  const std::vector<std::pair<ConvCase, const char*>> cases = {
+      {{1, 400, 14, 14, 400, 3, 3, 2, 2, 1, 1, 25, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector"},  // RegNetX
+      {{1, 160, 14, 14, 160, 3, 3, 1, 1, 1, 1, 10, {1, 1, 1, 1}, true, "Relu"}, "conv_tiled"},
+      {{1, 256, 7, 7, 256, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, false, ""}, "conv_channel_vector"},  // 32 per group
+      {{2, 48, 9, 9, 48, 3, 3, 1, 1, 1, 1, 6, {1, 1, 1, 1}, true, "Clip"}, "conv_tiled"},  // 8 per group, N=2
+      {{1, 40, 7, 7, 40, 3, 3, 1, 1, 1, 1, 5, {1, 1, 1, 1}, true, ""}, nullptr},       // 8 per group, 40 outputs
+      {{1, 72, 8, 8, 72, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, true, "Relu"}, nullptr},   // 24 per group
+      {{1, 32, 10, 10, 32, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, ""}, "conv_tiled"},  // 4 per group
+      {{1, 16, 9, 11, 48, 3, 3, 2, 1, 2, 1, 4, {2, 1, 2, 1}, true, "Relu"}, nullptr},  // 4 in, 12 out per group
+      {{1, 8, 7, 7, 16, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, ""}, nullptr},        // depthwise multiplier 2
+      {{1, 64, 6, 6, 96, 1, 1, 1, 1, 1, 1, 4, {0, 0, 0, 0}, true, "Relu"}, nullptr},   // 1x1
+      {{1, 96, 60, 60, 96, 3, 3, 2, 2, 1, 1, 12, {1, 1, 1, 1}, true, "Relu"}, "conv_tiled"},  // 3 calls of 4 groups
+  };
+  for (const auto& [k, kernel] : cases) {
+    if (kernel) check_conv_kernel(k, kernel, seed++);
+    else check_conv(k, seed++);
+  }
+}
+
+// Both kernels on grouped filters, called directly (so that neither kernel
+// rule hides the other kernel's errors), against a plain loop: blocks of 8
+// and 32 output channels over groups of 4 to 40 output channels, the last
+// block short, groups that straddle blocks, strides and pads.
+TEST(HostConv, GroupedFiltersOnBothKernels) {
+  struct Case {
+    int c, m, groups, h, w, k, stride, pad;
+  };
+  const std::vector<Case> cases = {
+      {64, 64, 4, 7, 7, 3, 1, 1},    {400, 400, 25, 7, 7, 3, 2, 1}, {48, 48, 6, 9, 10, 3, 1, 1},
+      {40, 40, 5, 8, 8, 3, 1, 0},    {72, 72, 3, 8, 8, 3, 1, 1},    {32, 32, 8, 9, 9, 3, 2, 1},
+      {16, 48, 4, 7, 9, 3, 1, 1},    {8, 16, 8, 8, 8, 3, 1, 1},     {64, 96, 4, 6, 6, 1, 1, 0},
+      {80, 80, 2, 7, 7, 3, 1, 1},    {120, 120, 3, 5, 12, 5, 1, 2},
+  };
+  std::mt19937 rng(390);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (const Case& k : cases) {
+    const int oh = (k.h + 2 * k.pad - k.k) / k.stride + 1, ow = (k.w + 2 * k.pad - k.k) / k.stride + 1;
+    const int cg = k.c / k.groups, mg = k.m / k.groups;
+    std::vector<float> x(static_cast<std::size_t>(k.c * k.h * k.w)), w(static_cast<std::size_t>(k.m * cg * k.k * k.k)),
+        bias(static_cast<std::size_t>(k.m)), want(static_cast<std::size_t>(k.m * oh * ow));
+    for (auto* v : {&x, &w, &bias})
+      for (float& f : *v) f = u(rng);
+    for (int m = 0; m < k.m; ++m)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          double acc = bias[static_cast<std::size_t>(m)];
+          for (int ci = 0; ci < cg; ++ci)
+            for (int ky = 0; ky < k.k; ++ky)
+              for (int kx = 0; kx < k.k; ++kx) {
+                const int iy = oy * k.stride + ky - k.pad, ix = ox * k.stride + kx - k.pad;
+                if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+                acc += static_cast<double>(w[static_cast<std::size_t>(((m * cg + ci) * k.k + ky) * k.k + kx)]) *
+                       x[static_cast<std::size_t>(((m / mg * cg + ci) * k.h + iy) * k.w + ix)];
+              }
+          want[static_cast<std::size_t>((m * oh + oy) * ow + ox)] = static_cast<float>(acc);
+        }
+    hk::Window2D win;
+    win.kernel_x = win.kernel_y = k.k;
+    win.stride_x = win.stride_y = k.stride;
+    win.pad_x = win.pad_y = win.pad_x_end = win.pad_y_end = k.pad;
+    const std::string what = std::to_string(k.c) + "->" + std::to_string(k.m) + " g" + std::to_string(k.groups) +
+                             " " + std::to_string(k.h) + "x" + std::to_string(k.w) + " k" + std::to_string(k.k) +
+                             " s" + std::to_string(k.stride);
+    for (int tile_m : {hk::kConvTileM, hk::kConvChannelVectorTileM}) {
+      const hk::PackedConv packed =
+          hk::PackedConv::pack(w.data(), bias.data(), k.m, k.c, k.k, k.k, tile_m, k.groups);
+      std::vector<float> got(want.size(), 0.f);
+      const hk::View in = hk::View::dense(x.data(), {1, k.c, k.h, k.w});
+      const hk::View out = hk::View::dense(got.data(), {1, k.m, oh, ow});
+      if (tile_m == hk::kConvTileM) hk::conv2d(in, packed, win, nullptr, {}, out);
+      else hk::conv2d_channel_vector(in, packed, win, nullptr, {}, out);
+      double err = 0, norm = 0;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        err += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+        norm += want[i] * static_cast<double>(want[i]);
+      }
+      EXPECT_LE(std::sqrt(err / norm), kTol) << what << " tile_m " << tile_m;
+    }
+  }
 }
 
 TEST(HostConv, Random) {
