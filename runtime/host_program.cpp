@@ -160,16 +160,22 @@ bool strided_pointwise(const hk::Window2D& w) {
 // channels-innermost copy of a large input costs more than it saves
 // (Inception's 147x147 32-channel layers: 0.72; the 3-channel stems: 0.69).
 // Pointwise convolutions take it on planes below one 32-pixel
-// pointwise_tiled tile, and on 7x7 and 8x8 planes with at least 256 output
-// channels, where its 7- and 8-pixel tiles waste nothing and it ran
-// 1.05-1.5x faster than pointwise_tiled (ResNet-50's layer4, Inception's
-// Mixed_7; with fewer output channels it was no faster) — from 256 input
-// channels: MobileNet v2's 160->960 on 7x7 ran 1.5x slower than
-// pointwise_tiled32 (Intel Xeon, 2 threads; 320->1280 and 960->320 the same
-// either way, ResNet-50's 512->2048 1.15x faster on channel vectors).
+// pointwise_tiled tile, and on planes of at most 64 pixels (7x7, 8x8) whose
+// filters exceed 4 MiB: they come from memory every inference, and its
+// blocks read each filter once (ResNet-50's 1024->2048 shortcut on 7x7:
+// 1.31-1.35 ms against 1.40-1.44 on pointwise_tiled32). With smaller
+// filters pointwise_tiled32 won in the networks (Intel Xeon, 2 threads,
+// vkfuse_bench --profile with each forced, two alternations, per-layer sums):
+// RegNetX-400MF's 22 400->400 layers 3.57 -> 2.73-2.78 ms, RegNetY's 11
+// 440->440 2.08-2.35 -> 1.59-1.62, ResNet-50's 2048->512 and 512->2048
+// 3.47-3.53 -> 3.02-3.23, Inception v3's eight Mixed_7 1x1 layers 3-30%
+// each. (On the AMD EPYC Zen 5 where the rule was first set, channel vectors
+// had won from 256 channels up, ResNet-50's 512->2048 by 1.15x.)
+constexpr std::int64_t kPointwiseStreamedFilterBytes = std::int64_t{4} << 20;
 bool pointwise_channel_vector(const Shape& y, std::int64_t in_channels) {
   const std::int64_t P = y[2] * y[3];
-  return P < hk::kPointwiseSmallTileP || (P <= 64 && y[1] >= 256 && in_channels >= 256);
+  return P < hk::kPointwiseSmallTileP ||
+         (P <= 64 && in_channels * y[1] * static_cast<std::int64_t>(sizeof(float)) > kPointwiseStreamedFilterBytes);
 }
 // On maps up to 56x56 the copy is small: 16 to 47 input channels into whole
 // blocks of 32 output channels (HRNet's 32-channel branches) run faster on
@@ -199,9 +205,10 @@ bool use_channel_vector(const hk::Window2D& w, const Shape& y, std::int64_t in_c
 // (conv_channel_vector), the 14x14 256->256 layers 1.2 -> 1.0 (the staged
 // Winograd, whose transformed filters are 4x the direct ones: both come
 // from memory every inference there); on 28x28 128->128 it lost to the
-// Winograd (2.8 -> 3.6 ms for the layer2 3x3s). 1x1 layers stay on
-// conv_channel_vector: a chunk of 16 channels x 1 tap is too short for the
-// partial sums' round trip (ResNet-50's 512->2048 0.68 -> 0.80 ms).
+// Winograd (2.8 -> 3.6 ms for the layer2 3x3s). 1x1 layers keep their
+// kernels (pointwise_channel_vector): a chunk of 16 channels x 1 tap is too
+// short for the partial sums' round trip (ResNet-50's 512->2048 0.68 -> 0.80
+// ms against conv_channel_vector).
 constexpr std::int64_t kChannelChunksMaxP = 196;
 bool use_channel_chunks(const hk::Window2D& w, const Shape& y, std::int64_t in_channels) {
   const std::int64_t P = y[2] * y[3];

@@ -412,12 +412,15 @@ TEST(HostConv, ActivationsAfterTheKernel) {
   }
 }
 
-// A 1x1 convolution on a 7x7 or 8x8 map with many output channels takes
-// conv_channel_vector from 256 input channels, pointwise_tiled32 below.
-TEST(HostConv, PointwiseOnSmallMapsByInputChannels) {
+// A 1x1 convolution on a 7x7 or 8x8 map takes conv_channel_vector where its
+// filters exceed 4 MiB (they stream from memory), pointwise_tiled32 below;
+// on a plane under 32 pixels conv_channel_vector.
+TEST(HostConv, PointwiseOnSmallMapsByFilterSize) {
   check_conv_kernel({1, 160, 7, 7, 960, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Clip"}, "pointwise_tiled32", 330);
-  check_conv_kernel({1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "conv_channel_vector", 331);
-  check_conv_kernel({2, 320, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "conv_channel_vector", 332);
+  check_conv_kernel({1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "pointwise_tiled32", 331);
+  check_conv_kernel({2, 320, 8, 8, 256, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""}, "pointwise_tiled32", 332);
+  check_conv_kernel({1, 1040, 7, 7, 1024, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu"}, "conv_channel_vector", 333);
+  check_conv_kernel({1, 64, 5, 5, 96, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""}, "conv_channel_vector", 334);
 }
 
 // 16 to 47 input channels into whole blocks of 32 output channels on maps up
@@ -453,7 +456,7 @@ TEST(HostConv, ChannelChunksOnSmallMaps) {
   // 1x1 window, a plane above 14x14.
   check_conv_kernel({1, 40, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector", seed++);
   check_conv_kernel({1, 32, 8, 8, 48, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""}, "conv_channel_vector", seed++);
-  check_conv_kernel({1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""}, "conv_channel_vector", seed++);
+  check_conv_kernel({1, 256, 7, 7, 264, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""}, "pointwise_tiled32", seed++);
   check_conv_kernel({1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, true, ""}, "wino_f4x3_staged", seed++);
 }
 
