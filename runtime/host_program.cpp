@@ -472,10 +472,11 @@ DenseKernel winograd_kernel(const DenseConv& c) {
 // 32 output channels), run by `run`.
 using ChannelVectorRun = void (*)(const hk::View&, const hk::PackedConv&, const hk::Window2D&, const hk::View*,
                                   hk::Epilogue, const hk::View&, const float*);
-DenseKernel channel_vector_family(const DenseConv& c, const char* name, ChannelVectorRun run) {
+DenseKernel channel_vector_family(const DenseConv& c, const char* name, ChannelVectorRun run,
+                                  int tile_m = hk::kConvChannelVectorTileM) {
   auto packed = std::make_shared<hk::PackedConv>(
       hk::PackedConv::pack(c.W, c.bias, static_cast<int>(c.M), static_cast<int>(c.C), static_cast<int>(c.KH),
-                           static_cast<int>(c.KW), hk::kConvChannelVectorTileM, static_cast<int>(c.groups)));
+                           static_cast<int>(c.KW), tile_m, static_cast<int>(c.groups)));
   const hk::PackedConv* pc = packed.get();
   const hk::Window2D win = c.win;
   return {name, packed, bytes_of(*packed),
@@ -488,6 +489,9 @@ DenseKernel channel_chunks_kernel(const DenseConv& c) {
 }
 DenseKernel channel_vector_kernel(const DenseConv& c) {
   return channel_vector_family(c, "conv_channel_vector", hk::conv2d_channel_vector);
+}
+DenseKernel narrow_vector_kernel(const DenseConv& c) {
+  return channel_vector_family(c, "conv_channel_vector16", hk::conv2d_channel_vector, hk::kConvNarrowVectorTileM);
 }
 // A 1x1 convolution on a 1x1 map (squeeze-and-excitation's reduce and
 // expand convolutions): one GEMV per image, on the Gemm kernel. conv_tiled's
@@ -590,32 +594,40 @@ const DenseConvKernel kDenseConvKernels[] = {
 };
 
 // A grouped convolution (not depthwise) runs all its groups in one call of
-// conv_channel_vector or conv_tiled, whose blocks of 32 or 8 output
-// channels read the input channels of the groups they span (hk::PackedConv):
-// where a group has fewer output channels than a block, a block computes
-// zeros for the other groups' channels. Whichever wastes less of its vector
-// work runs, conv_tiled's 2-strided loads (shuffles) counted at 0.6 and
-// conv_channel_vector's strided taps at 1.2 (channel_vector_rate). Measured
-// on the 2 vCPU Intel Xeon, 2 threads, RegNetX/Y-400MF and ResNeXt-50
-// (16, 8 and 4-32 channels per group), each kernel forced: channel vectors
-// win on 7x7 maps with 16 or more channels per group (ResNeXt's 1024-channel
-// layers 0.54 -> 0.25 ms) and at stride 2 onto 7x7 and 14x14 maps; conv_tiled
-// on 14x14 and larger at stride 1 and wherever groups are narrower than 16.
+// conv_channel_vector16, conv_channel_vector or conv_tiled, whose blocks of
+// 16, 32 or 8 output channels read the input channels of the groups they
+// span (hk::PackedConv): where a group has fewer output channels than a
+// block, a block computes zeros for the other groups' channels. Whichever
+// wastes least of its vector work runs, conv_tiled's 2-strided loads
+// (shuffles) counted at 0.6 and conv_channel_vector's strided taps at 1.2
+// (channel_vector_rate); conv_channel_vector16 (one vector of 16 channels
+// over 7-pixel tiles) only where it wastes strictly less than the others.
+// Measured on the 2 vCPU Intel Xeon, 2 threads, each kernel forced, sums of
+// per-layer minima in ms (tiled / vector / vector16): RegNetX-400MF, 16
+// channels per group: 7x7 400->400 (11 layers) 1.27 / 1.38 / 0.85, 14x14
+// 160->160 (6) 0.49 / 0.66 / 0.50, 56x56 stride 2 0.37 / 0.38 / 0.30;
+// RegNetY-400MF, 8 per group: 7x7 440->440 (5) 0.50 / 0.72 / 0.46, 14x14
+// (5) 0.44 / 0.77 / 0.54, 28x28 stride 2 0.23 / 0.43 / 0.30; ResNeXt-50,
+// 4 to 32 per group: 56x56 in groups of 4 1.42 / 5.07 / 2.92, 7x7
+// 1024->1024 in groups of 32 1.10 / 0.55 / 0.56.
 double grouped_tile_used(const DenseConv& c, int tile_m) {
   const double cb = hk::PackedConv::block_input_channels(static_cast<int>(c.M), static_cast<int>(c.C),
                                                          static_cast<int>(c.groups), tile_m);
   return static_cast<double>(c.C / c.groups) / cb;
 }
-bool use_grouped_channel_vector(const DenseConv& c) {
+enum class GroupedKernel { tiled, vector, narrow };
+GroupedKernel grouped_kernel(const DenseConv& c) {
   const std::int64_t P = c.ys[2] * c.ys[3];
-  if (P < hk::kConvChannelVectorTileP) return false;
+  if (P < hk::kConvChannelVectorTileP) return GroupedKernel::tiled;
   const bool strided = std::max(c.win.stride_x, c.win.stride_y) > 1;
   const bool flat = pointwise(c.win);  // conv_tiled runs a 1x1 one over the flattened plane
   const double tiled = hk::tile_used(flat ? (P % 2 == 0 ? P / 2 : P) : c.ys[3], 16) *
                        grouped_tile_used(c, hk::kConvTileM) * (strided ? 0.6 : 1.0);
   const double vector = hk::channel_vector_used(P) * grouped_tile_used(c, hk::kConvChannelVectorTileM) *
                         (strided ? 1.2 : 1.0);
-  return vector > tiled;
+  const double narrow = hk::tile_used(P, hk::kConvNarrowVectorTileP) * grouped_tile_used(c, hk::kConvNarrowVectorTileM);
+  if (narrow > vector && narrow > tiled && !c.residual) return GroupedKernel::narrow;  // it has no residual variant
+  return vector > tiled ? GroupedKernel::vector : GroupedKernel::tiled;
 }
 // A grouped convolution on a large input runs in calls of as many groups as
 // keep a call's input within kGroupedCallInput: each call's padded copy then
@@ -663,7 +675,9 @@ DenseKernel grouped_calls(const DenseConv& c, DenseKernel (*make)(const DenseCon
           }};
 }
 const DenseConvKernel kGroupedConvKernels[] = {
-    {"conv_channel_vector", use_grouped_channel_vector,
+    {"conv_channel_vector16", [](const DenseConv& c) { return grouped_kernel(c) == GroupedKernel::narrow; },
+     [](const DenseConv& c) { return grouped_calls(c, narrow_vector_kernel); }},
+    {"conv_channel_vector", [](const DenseConv& c) { return grouped_kernel(c) == GroupedKernel::vector; },
      [](const DenseConv& c) { return grouped_calls(c, channel_vector_kernel); }},
     {"conv_tiled", [](const DenseConv&) { return true; },
      [](const DenseConv& c) { return grouped_calls(c, tiled_kernel); }},

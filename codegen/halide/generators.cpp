@@ -356,19 +356,22 @@ void schedule_channels_innermost(Func padded) {
 }
 
 // ---------------------------------------------------------------------------
-// Convolution (dense or grouped) vectorized over output channels (conv_channel_vector):
-// the same algorithm as Conv2D, for small maps (7x7, 8x8, 17x17, ...) where a
-// 16-wide row vector would mostly be padding. The output plane is a list of
-// pixels p = y * out_w + x, cut into tiles of tile_p consecutive pixels that
-// may span rows, so no map size wastes more than part of one tile (the last
-// tile is shifted inwards; the host calls this for planes of at least tile_p
-// pixels). Register tile: tile_p pixels x 32 channels (two AVX-512 vectors);
-// input pixels are broadcast. Weights are packed in blocks of 32 output
-// channels, (mi, c, kx, ky, mo); out and res are (p, m, n).
+// Convolution (dense or grouped) vectorized over output channels
+// (conv_channel_vector): the same algorithm as Conv2D, for small maps (7x7,
+// 8x8, 17x17, ...) where a 16-wide row vector would mostly be padding. The
+// output plane is a list of pixels p = y * out_w + x, cut into tiles of
+// tile_p consecutive pixels that may span rows, so no map size wastes more
+// than part of one tile (the last tile is shifted inwards; the host calls
+// this for planes of at least tile_p pixels). Register tile: tile_p pixels x
+// tile_m channels (two AVX-512 vectors, or one for the grouped convolutions
+// whose groups have 16 output channels); input pixels are broadcast. Weights
+// are packed in blocks of tile_m output channels, (mi, c, kx, ky, mo); out
+// and res are (p, m, n).
 class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
  public:
   GeneratorParam<bool> residual{"residual", false};
   GeneratorParam<int> tile_p{"tile_p", 8};
+  GeneratorParam<int> tile_m{"tile_m", 32};  // 32, or 16 for grouped convolutions of 16 channels per group
 
   Input<Buffer<float, 4>> input{"input"};
   Input<Buffer<float, 5>> weights{"weights"};
@@ -387,7 +390,7 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
   Var p{"p"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"};
 
   void generate() {
-    const int TM = 32, TP = tile_p;
+    const int TM = tile_m, TP = tile_p;
     Func padded = constant_exterior(input, 0.f,
                                     {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
                                      {Expr(), Expr()}});

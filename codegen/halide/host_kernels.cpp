@@ -37,6 +37,7 @@
 #include "vkf_convm_res.h"
 #include "vkf_convm7.h"
 #include "vkf_convm7_res.h"
+#include "vkf_convm16.h"
 #include "vkf_convk.h"
 #include "vkf_convk_res.h"
 #include "vkf_dwconv.h"
@@ -567,8 +568,9 @@ View flat_plane(const View& v) {
 void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue e,
                            const View& out, const float* filters) {
   install_error_handler();
-  if (w.tile_m != kConvChannelVectorTileM || out.extent[0] * out.extent[1] < kConvChannelVectorTileP ||
-      in.extent[2] != w.in_channels)
+  const bool narrow = w.tile_m == kConvNarrowVectorTileM;
+  if ((w.tile_m != kConvChannelVectorTileM && !(narrow && !residual)) ||
+      out.extent[0] * out.extent[1] < kConvChannelVectorTileP || in.extent[2] != w.in_channels)
     throw Error(ErrorKind::Internal, "conv2d_channel_vector: not a convolution it can run");
   Buf bin(in), bout(flat_plane(out));
   Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
@@ -582,14 +584,13 @@ void conv2d_channel_vector(const View& in, const PackedConv& w, const Window2D& 
     Buf bres(flat_plane(*residual));
     check((seven ? vkf_convm7_res : vkf_convm_res)(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x,
                                                     g.stride_y, g.pad_x, g.pad_y, g.dil_x, g.dil_y, w.group_out,
-                                                    w.group_in, channels_inner,
-                                                    e.act, e.alpha, e.beta, bout.get()),
+                                                    w.group_in, channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm_res");
   } else {
     Buf bres(flat_plane(out));
-    check((seven ? vkf_convm7 : vkf_convm)(bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y,
-                                            g.pad_x, g.pad_y, g.dil_x, g.dil_y, w.group_out, w.group_in,
-                                            channels_inner, e.act, e.alpha, e.beta, bout.get()),
+    check((narrow ? vkf_convm16 : seven ? vkf_convm7 : vkf_convm)(
+              bin.get(), bw.get(), bb.get(), bres.get(), out_w, g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,
+              g.dil_y, w.group_out, w.group_in, channels_inner, e.act, e.alpha, e.beta, bout.get()),
           "vkf_convm");
   }
 }

@@ -98,10 +98,14 @@ void scale_filter_inputs(const PackedConv& w, const float* scale, float* out);
 
 // conv_channel_vector: vectorized over output channels, tiles of
 // kConvChannelVectorTileP consecutive output pixels (spanning rows); for small
-// maps. Filters packed with tile_m = kConvChannelVectorTileM; the output
-// plane must be dense and hold at least kConvChannelVectorTileP pixels.
+// maps. Filters packed with tile_m = kConvChannelVectorTileM, or (grouped
+// convolutions without a residual) kConvNarrowVectorTileM: one vector of 16
+// channels over tiles of kConvNarrowVectorTileP pixels; the output plane
+// must be dense and hold at least kConvChannelVectorTileP pixels.
 inline constexpr int kConvChannelVectorTileM = 32;
 inline constexpr int kConvChannelVectorTileP = 8;
+inline constexpr int kConvNarrowVectorTileM = 16;
+inline constexpr int kConvNarrowVectorTileP = 7;
 // The fraction of the work that is useful when n items are computed in whole
 // tiles of `tile` (the last one shifted inwards or rounded up).
 inline double tile_used(std::int64_t n, std::int64_t tile) {

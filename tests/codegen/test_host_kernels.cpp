@@ -470,18 +470,21 @@ TEST(HostConv, OnOneByOneMapsAGemv) {
 }
 
 // A grouped convolution runs all its groups in one call (or calls of as many
-// groups as keep a call's input within 512 KB), on blocks of 8 (conv_tiled)
-// or 32 (conv_channel_vector) output channels that read their groups' input
-// channels: groups as wide as a block, narrower (a block spans several, its
-// filters zero for the others' channels), wider, not dividing a block (a
-// block straddles two groups), output channels short of a whole block (the
-// last block's channels move down to stay within the input), a depthwise
-// multiplier, 1x1, strides, dilation, N=2, and the calls of a large input.
+// groups as keep a call's input within 512 KB), on blocks of 8 (conv_tiled),
+// 16 (conv_channel_vector16) or 32 (conv_channel_vector) output channels
+// that read their groups' input channels: groups as wide as a block,
+// narrower (a block spans several, its filters zero for the others'
+// channels), wider, not dividing a block (a block straddles two groups),
+// output channels short of a whole block (the last block's channels move
+// down to stay within the input), a depthwise multiplier, 1x1, strides,
+// dilation, N=2, and the calls of a large input.
 TEST(HostConv, GroupedConvolutionsRunTheirGroupsTogether) {
   std::uint32_t seed = 380;
   const std::vector<std::pair<ConvCase, const char*>> cases = {
-      {{1, 400, 14, 14, 400, 3, 3, 2, 2, 1, 1, 25, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector"},  // RegNetX
-      {{1, 160, 14, 14, 160, 3, 3, 1, 1, 1, 1, 10, {1, 1, 1, 1}, true, "Relu"}, "conv_tiled"},
+      {{1, 400, 14, 14, 400, 3, 3, 2, 2, 1, 1, 25, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector16"},  // RegNetX
+      {{1, 160, 14, 14, 160, 3, 3, 1, 1, 1, 1, 10, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector16"},
+      {{1, 48, 7, 7, 48, 3, 3, 1, 1, 1, 1, 6, {1, 1, 1, 1}, true, "Relu"}, "conv_channel_vector16"},  // 8 per group
+      {{1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, true, "Relu"}, "conv_tiled"},
       {{1, 256, 7, 7, 256, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, false, ""}, "conv_channel_vector"},  // 32 per group
       {{2, 48, 9, 9, 48, 3, 3, 1, 1, 1, 1, 6, {1, 1, 1, 1}, true, "Clip"}, "conv_tiled"},  // 8 per group, N=2
       {{1, 40, 7, 7, 40, 3, 3, 1, 1, 1, 1, 5, {1, 1, 1, 1}, true, ""}, nullptr},       // 8 per group, 40 outputs
@@ -498,11 +501,11 @@ TEST(HostConv, GroupedConvolutionsRunTheirGroupsTogether) {
   }
 }
 
-// Both kernels on grouped filters, called directly (so that neither kernel
-// rule hides the other kernel's errors), against a plain loop: blocks of 8
-// and 32 output channels over groups of 4 to 40 output channels, the last
-// block short, groups that straddle blocks, strides and pads.
-TEST(HostConv, GroupedFiltersOnBothKernels) {
+// Every kernel on grouped filters, called directly (so that no kernel rule
+// hides another kernel's errors), against a plain loop: blocks of 8, 16 and
+// 32 output channels over groups of 4 to 40 output channels, the last block
+// short, groups that straddle blocks, strides and pads.
+TEST(HostConv, GroupedFiltersOnEveryKernel) {
   struct Case {
     int c, m, groups, h, w, k, stride, pad;
   };
@@ -542,7 +545,7 @@ TEST(HostConv, GroupedFiltersOnBothKernels) {
     const std::string what = std::to_string(k.c) + "->" + std::to_string(k.m) + " g" + std::to_string(k.groups) +
                              " " + std::to_string(k.h) + "x" + std::to_string(k.w) + " k" + std::to_string(k.k) +
                              " s" + std::to_string(k.stride);
-    for (int tile_m : {hk::kConvTileM, hk::kConvChannelVectorTileM}) {
+    for (int tile_m : {hk::kConvTileM, hk::kConvNarrowVectorTileM, hk::kConvChannelVectorTileM}) {
       const hk::PackedConv packed =
           hk::PackedConv::pack(w.data(), bias.data(), k.m, k.c, k.k, k.k, tile_m, k.groups);
       std::vector<float> got(want.size(), 0.f);
