@@ -26,11 +26,11 @@
 //      (depthwise_blocked, depthwise_flat for stride 1 "same" on small
 //      maps, depthwise_channel_vector on other small maps, else the planar
 //      depthwise), other grouped ones the first of kGroupedConvKernels
-//      (conv_channel_vector or conv_tiled over all groups at once, in calls
-//      of fewer groups on large inputs). Ops without a
-//      Halide kernel (Gather, batched MatMul, non-2-D Conv and pooling, ...)
-//      run their reference kernel (graph/ops.h) and are listed in
-//      fallback_ops().
+//      (conv_channel_vector16, conv_channel_vector or conv_tiled over all
+//      groups at once, in calls of fewer groups on large inputs). Ops
+//      without a Halide kernel (Gather, batched MatMul, non-2-D Conv and
+//      pooling, ...) run their reference kernel (graph/ops.h) and are listed
+//      in fallback_ops().
 // A step reads and writes through a HostFrame (the run's arena and non-float
 // values), never through pointers of its own into per-run memory.
 #pragma once

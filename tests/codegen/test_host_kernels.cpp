@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <map>
 #include <cstdlib>
 #include <random>
@@ -516,14 +515,11 @@ TEST(HostConv, GroupedFiltersOnEveryKernel) {
       {80, 80, 2, 7, 7, 3, 1, 1},    {120, 120, 3, 5, 12, 5, 1, 2},
   };
   std::mt19937 rng(390);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
   for (const Case& k : cases) {
     const int oh = (k.h + 2 * k.pad - k.k) / k.stride + 1, ow = (k.w + 2 * k.pad - k.k) / k.stride + 1;
     const int cg = k.c / k.groups, mg = k.m / k.groups;
-    std::vector<float> x(static_cast<std::size_t>(k.c * k.h * k.w)), w(static_cast<std::size_t>(k.m * cg * k.k * k.k)),
-        bias(static_cast<std::size_t>(k.m)), want(static_cast<std::size_t>(k.m * oh * ow));
-    for (auto* v : {&x, &w, &bias})
-      for (float& f : *v) f = u(rng);
+    std::vector<float> x = random_floats(rng, k.c * k.h * k.w), w = random_floats(rng, k.m * cg * k.k * k.k),
+                       bias = random_floats(rng, k.m), want(static_cast<std::size_t>(k.m * oh * ow));
     for (int m = 0; m < k.m; ++m)
       for (int oy = 0; oy < oh; ++oy)
         for (int ox = 0; ox < ow; ++ox) {
@@ -553,12 +549,7 @@ TEST(HostConv, GroupedFiltersOnEveryKernel) {
       const hk::View out = hk::View::dense(got.data(), {1, k.m, oh, ow});
       if (tile_m == hk::kConvTileM) hk::conv2d(in, packed, win, nullptr, {}, out);
       else hk::conv2d_channel_vector(in, packed, win, nullptr, {}, out);
-      double err = 0, norm = 0;
-      for (std::size_t i = 0; i < want.size(); ++i) {
-        err += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
-        norm += want[i] * static_cast<double>(want[i]);
-      }
-      EXPECT_LE(std::sqrt(err / norm), kTol) << what << " tile_m " << tile_m;
+      EXPECT_LE(rel_l2(got, want), kTol) << what << " tile_m " << tile_m;
     }
   }
 }
