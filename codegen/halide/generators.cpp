@@ -11,6 +11,7 @@
 // a schedule are GeneratorParams, instantiated in sources.cmake.
 #include <Halide.h>
 
+#include <algorithm>
 #include <functional>
 #include <span>
 #include <string>
@@ -54,6 +55,20 @@ constexpr int kSpecializedActivations[] = {0, 1, 3, 6, 7};
 void specialize_activation(Func f, Expr kind) {
   for (int k : kSpecializedActivations) f.specialize(kind == k);
 }
+
+// Register tiles. The schedules were written for AVX-512's 32 vector
+// registers of 16 floats; AVX2 and SSE4.1 have 16 registers of 8 and 4, so
+// there the same tiles take four to eight times the registers and spill
+// (on an AVX2 Zen 3, the 3x3 layers ran at half of ONNX Runtime's rate
+// with more stack moves than FMAs). On those targets a kernel computes its
+// register tile in sub-tiles of at most kNarrowAccumulators vectors, each
+// with its own pass over the reduction: the filters' packing and the host's
+// view of the kernel (tile sizes, task shapes) stay the same.
+bool wide_registers(const Target& t) { return t.has_feature(Target::AVX512); }
+int float_lanes(const Target& t) {
+  return wide_registers(t) ? 16 : t.has_feature(Target::AVX) ? 8 : 4;
+}
+constexpr int kNarrowAccumulators = 14;
 
 // The input (x, y, c, n) with `value` outside the image, for window ops.
 // constant_exterior clamps each lane's index, so every vector that straddles
@@ -320,19 +335,40 @@ class Conv2D : public Generator<Conv2D> {
 // holds and pixel tiles innermost otherwise; both orders are specialized on
 // kSpecializedActivations. The vector runs along the pixels or along the
 // channels; the whole register tile is unrolled. `task` names the fused loop.
+// A register tile narrower than the task's (sub_p x sub_m, see
+// wide_registers) runs as a loop of sub-tiles inside the task, the last
+// pixel sub-tile shifted inwards; `at` names the loop whose iteration
+// computes one sub-tile (`task` where the sub-tile is the task's tile).
 void schedule_tile_tasks(Func out, int tile_p, int tile_m, Expr channels_inner, Expr act, bool pixels_in_vector,
-                         Var task) {
+                         Var task, int sub_p, int sub_m, Var& at, int lanes = 16) {
   const Var p = out.args()[0], m = out.args()[1], n = out.args()[2];
-  Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"};
+  Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, pr{"pr"}, pri{"pri"}, mr{"mr"}, mri{"mri"};
+  at = sub_m < tile_m ? mr : sub_p < tile_p ? pr : task;  // the innermost of the sub-tile loops
   auto order = [&](Stage st, bool inner_channels) {
     st.split(p, po, pi, tile_p, TailStrategy::ShiftInwards).split(m, mto, mti, tile_m, TailStrategy::GuardWithIf);
-    const Var first = pixels_in_vector ? pi : mti, second = pixels_in_vector ? mti : pi;
-    if (inner_channels) {
-      st.reorder(first, second, mto, po, n).fuse(mto, po, task);
-    } else {
-      st.reorder(first, second, po, mto, n).fuse(po, mto, task);
+    Var pv = pi, mv = mti;
+    std::vector<VarOrRVar> subs;
+    if (sub_m < tile_m) {
+      st.split(mti, mr, mri, sub_m);
+      mv = mri;
+      subs.push_back(mr);
     }
-    st.parallel(task).vectorize(first, 16).unroll(first).unroll(second);
+    if (sub_p < tile_p) {
+      st.split(pi, pr, pri, sub_p, TailStrategy::ShiftInwards);
+      pv = pri;
+      subs.push_back(pr);
+    }
+    const Var first = pixels_in_vector ? pv : mv, second = pixels_in_vector ? mv : pv;
+    std::vector<VarOrRVar> loops{first, second};
+    loops.insert(loops.end(), subs.begin(), subs.end());
+    if (inner_channels) {
+      loops.insert(loops.end(), {mto, po, n});
+      st.reorder(loops).fuse(mto, po, task);
+    } else {
+      loops.insert(loops.end(), {po, mto, n});
+      st.reorder(loops).fuse(po, mto, task);
+    }
+    st.parallel(task).vectorize(first, lanes).unroll(first).unroll(second);
   };
   for (int kind : kSpecializedActivations) {
     const Expr cond = act == kind;
@@ -391,18 +427,25 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
 
   void generate() {
     const int TM = tile_m, TP = tile_p;
+    // Register tile RM channels x RP pixels (the whole TM x TP tile on
+    // AVX-512; see wide_registers). conv's blocks are of RM channels, block
+    // mo within packed block mo / (TM / RM).
+    const int RM = wide_registers(get_target()) ? TM : std::min(TM, 2 * float_lanes(get_target()));
+    const int RP = (RM / float_lanes(get_target())) * TP <= kNarrowAccumulators ? TP : (TP + 1) / 2;
+    const int ratio = TM / RM;
     Func padded = constant_exterior(input, 0.f,
                                     {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
                                      {Expr(), Expr()}});
     Func conv{"conv"}, tile{"tile"};
     Expr x = p % out_w, y = p / out_w;
-    conv(mi, p, mo, n) = bias(mo * TM + mi);
+    conv(mi, p, mo, n) = bias(mo * RM + mi);
     RDom r(0, weights.dim(1).extent(), 0, weights.dim(2).extent(), 0, weights.dim(3).extent(), "r");
-    const Expr c0 = block_channels(mo, TM, group_out, group_in, weights.dim(1).extent(), input.dim(2).extent());
-    conv(mi, p, mo, n) += weights(mi, r.x, r.y, r.z, mo) *
+    const Expr c0 =
+        block_channels(mo / ratio, TM, group_out, group_in, weights.dim(1).extent(), input.dim(2).extent());
+    conv(mi, p, mo, n) += weights(mi + RM * (mo % ratio), r.x, r.y, r.z, mo / ratio) *
                           padded(x * stride_x + r.y * dil_x - pad_x, y * stride_y + r.z * dil_y - pad_y, c0 + r.x, n);
     tile(mi, p, mo, n) = conv(mi, p, mo, n);
-    Expr v = tile(m % TM, p, m / TM, n);
+    Expr v = tile(m % RM, p, m / RM, n);
     if (residual) v += res(p, m, n);
     out(p, m, n) = activate(v, act, alpha, beta);
     out.dim(1).set_min(0);
@@ -413,11 +456,11 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     // lines at once (false sharing); with channel blocks innermost every
     // task streams a different block of filters. The host picks
     // channels_inner where all the filters fit in L2.
-    Var task{"task"};
-    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/false, task);
-    tile.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
+    Var task{"task"}, at;
+    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/false, task, RP, RM, at);
+    tile.compute_at(out, at).bound_extent(mi, RM).bound_extent(p, RP).bound_extent(mo, 1);
     tile.vectorize(mi, 16).unroll(mi).unroll(p);
-    conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1);
+    conv.compute_at(out, at).bound_extent(mi, RM).bound_extent(p, RP).bound_extent(mo, 1);
     conv.vectorize(mi, 16).unroll(mi).unroll(p);
     conv.update().reorder(mi, p, r.x, r.y, r.z, mo, n).vectorize(mi, 16).unroll(mi).unroll(p);
     conv.store_in(MemoryType::Register);
@@ -462,7 +505,12 @@ class Conv2DChannelChunks : public Generator<Conv2DChannelChunks> {
   Var p{"p"}, m{"m"}, n{"n"}, mi{"mi"}, mo{"mo"}, k{"k"};
 
   void generate() {
-    const int TM = 32, TP = tile_p, KC = chunk_c;
+    // conv's blocks are of TM channels (32 on AVX-512, 16 on AVX2: see
+    // wide_registers), block mo within packed block mo / ratio; a task per
+    // packed block, whose register blocks take turns on each pixel tile (so
+    // that the task reads whole cache lines of the filters).
+    const int TM = wide_registers(get_target()) ? 32 : 2 * float_lanes(get_target()), TP = tile_p, KC = chunk_c;
+    const int ratio = 32 / TM;
     Func padded = constant_exterior(input, 0.f,
                                     {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
                                      {Expr(), Expr()}});
@@ -476,7 +524,7 @@ class Conv2DChannelChunks : public Generator<Conv2DChannelChunks> {
     Func part{"part"}, conv{"conv"};
     Expr c = k * KC + rc.x;
     part(mi, p, mo, n, k) = 0.f;
-    part(mi, p, mo, n, k) += weights(mi, c, rc.y, rc.z, mo) *
+    part(mi, p, mo, n, k) += weights(mi + TM * (mo % ratio), c, rc.y, rc.z, mo / ratio) *
                              padded(x * stride_x + rc.y * dil_x - pad_x, y * stride_y + rc.z * dil_y - pad_y, c, n);
     conv(mi, p, mo, n) = bias(mo * TM + mi);
     conv(mi, p, mo, n) += part(mi, p, mo, n, rk);
@@ -487,7 +535,7 @@ class Conv2DChannelChunks : public Generator<Conv2DChannelChunks> {
 
     Var mto{"mto"}, mti{"mti"}, pr{"pr"}, pj{"pj"}, po{"po"}, pi{"pi"}, runs{"runs"}, task{"task"};
     auto order = [&](Stage st) {
-      st.split(m, mto, mti, TM, TailStrategy::GuardWithIf)
+      st.split(m, mto, mti, 32, TailStrategy::GuardWithIf)
           .split(p, pr, pj, run_p, TailStrategy::GuardWithIf)
           .reorder(mti, pj, pr, mto, n)
           .fuse(pr, mto, runs)
@@ -498,15 +546,15 @@ class Conv2DChannelChunks : public Generator<Conv2DChannelChunks> {
     };
     for (int kind : kSpecializedActivations) order(out.specialize(act == kind));
     order(out);
-    conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(mo, 1);
+    conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(mo, ratio);
     conv.vectorize(mi, 16).unroll(mi);
     conv.update()
         .split(p, po, pi, TP, TailStrategy::RoundUp)
-        .reorder(mi, pi, po, rk.x, mo, n)
+        .reorder(mi, pi, mo, po, rk.x, n)
         .vectorize(mi, 16)
         .unroll(mi)
         .unroll(pi);
-    part.compute_at(conv, po).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1).bound_extent(k, 1);
+    part.compute_at(conv, mo).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1).bound_extent(k, 1);
     part.vectorize(mi, 16).unroll(mi).unroll(p);
     part.update().reorder(mi, p, rc.x, rc.y, rc.z, mo, n, k).vectorize(mi, 16).unroll(mi).unroll(p);
     part.store_in(MemoryType::Register);
@@ -541,11 +589,19 @@ class PointwiseConv : public Generator<PointwiseConv> {
 
   void generate() {
     const int TM = tile_m, TP = tile_p;
+    // Register tile RP pixels x RM channels: the whole tile on AVX-512; on
+    // AVX2 vectors of 8 pixels, RM = 4 (see wide_registers). conv's blocks
+    // are of RM channels, block mo within packed block mo / (TM / RM).
+    const int lanes = float_lanes(get_target());
+    const int RM = wide_registers(get_target()) ? TM : std::min(TM, 4);
+    int RP = wide_registers(get_target()) ? TP : (kNarrowAccumulators / RM) * lanes;
+    while (TP % RP != 0) RP -= lanes;
+    const int ratio = TM / RM;
     RDom r(0, weights.dim(1).extent(), "r");
     Func conv{"conv"}, tile{"tile"};
-    conv(p, mi, mo, n) = bias(mo * TM + mi);
-    conv(p, mi, mo, n) += weights(mi, r, mo) * input(p, r, n);
-    tile(p, m, n) = conv(p, m % TM, m / TM, n);
+    conv(p, mi, mo, n) = bias(mo * RM + mi);
+    conv(p, mi, mo, n) += weights(mi + RM * (mo % ratio), r, mo / ratio) * input(p, r, n);
+    tile(p, m, n) = conv(p, m % RM, m / RM, n);
     Expr v = tile(p, m, n);
     if (residual) v += res(p, m, n);
     out(p, m, n) = activate(v, act, alpha, beta);
@@ -558,13 +614,14 @@ class PointwiseConv : public Generator<PointwiseConv> {
     // and the filters are read from L2 once per tile: 5-10% faster where
     // they fit there (Inception's 35x35 and MobileNet's layers), 20% slower
     // on 7x7 maps with 4 MB of filters. The host picks.
-    Var task{"task"};
-    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/true, task);
-    tile.compute_at(out, task).bound_extent(p, TP).bound_extent(m, TM);
-    tile.vectorize(p, 16).unroll(p).unroll(m);
-    conv.compute_at(out, task).bound_extent(p, TP).bound_extent(mi, TM).bound_extent(mo, 1);
-    conv.vectorize(p, 16).unroll(p).unroll(mi);
-    conv.update().reorder(p, mi, r, mo, n).vectorize(p, 16).unroll(p).unroll(mi);
+    Var task{"task"}, at;
+    const int vec = wide_registers(get_target()) ? 16 : lanes;
+    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/true, task, RP, RM, at, vec);
+    tile.compute_at(out, at).bound_extent(p, RP).bound_extent(m, RM);
+    tile.vectorize(p, vec).unroll(p).unroll(m);
+    conv.compute_at(out, at).bound_extent(p, RP).bound_extent(mi, RM).bound_extent(mo, 1);
+    conv.vectorize(p, vec).unroll(p).unroll(mi);
+    conv.update().reorder(p, mi, r, mo, n).vectorize(p, vec).unroll(p).unroll(mi);
     conv.store_in(MemoryType::Register);
   }
 };
@@ -685,16 +742,25 @@ class WinogradConv : public Generator<WinogradConv> {
     V_.compute_at(out, yo).reorder(p, tx, ty, c, n).unroll(p).vectorize(tx, 16);
     t1_.compute_at(V_, tx).reorder_storage(tx, i, l).vectorize(tx).unroll(i).unroll(l);
     M_.compute_at(out, yo);
-    acc_.compute_at(M_, txo).store_in(MemoryType::Register);
-    for (int tw : {7, 9, 6, 8}) {
-      Stage ms = tw == 8 ? Stage(M_) : Stage(M_.specialize(tiles_x % tw == 0));
-      ms.split(tx, txo, txi, tw, TailStrategy::RoundUp)
-          .reorder(mi, txi, txo, ty, p, mo, n)
-          .vectorize(mi, 16)
-          .unroll(mi)
-          .unroll(txi);
+    // On AVX2 (see wide_registers) the register tile is 16 channels (mh:
+    // the block's halves) x TX tiles, TX from 7, 6, 4, 3 (6 rounded up).
+    const bool wide = wide_registers(get_target());
+    const int RM = wide ? TM : 16;
+    Var mh{"mh"};
+    acc_.compute_at(M_, wide ? txo : mh).store_in(MemoryType::Register);
+    const std::vector<int> widths = wide ? std::vector<int>{7, 9, 6, 8} : std::vector<int>{7, 6, 4, 3, 6};
+    for (std::size_t w = 0; w < widths.size(); ++w) {
+      const int tw = widths[w];
+      Stage ms = w + 1 == widths.size() ? Stage(M_) : Stage(M_.specialize(tiles_x % tw == 0));
+      ms.split(tx, txo, txi, tw, TailStrategy::RoundUp);
+      if (wide) {
+        ms.reorder(mi, txi, txo, ty, p, mo, n);
+      } else {
+        ms.split(mi, mh, mi, RM).reorder(mi, txi, mh, txo, ty, p, mo, n);
+      }
+      ms.vectorize(mi, 16).unroll(mi).unroll(txi);
     }
-    acc_.bound_extent(mi, TM).vectorize(mi, 16).unroll(mi).unroll(tx);
+    acc_.bound_extent(mi, RM).vectorize(mi, 16).unroll(mi).unroll(tx);
     acc_.update().reorder(mi, tx, rc, ty, p, mo, n).vectorize(mi, 16).unroll(mi).unroll(tx);
     Y_.compute_at(out, yo).reorder(mi, xi, yi, tx, ty, mo, n).vectorize(mi, 16).unroll(xi).unroll(yi);
     s1_.compute_at(Y_, tx).vectorize(mi, 16).unroll(xi).unroll(j);
@@ -732,16 +798,22 @@ class WinogradConv : public Generator<WinogradConv> {
         .reorder(xv, xo, y, mc, mb, n)
         .vectorize(xv)
         .parallel(mb);
+    // On AVX2 (see wide_registers) the register tile is 16 channels (mh:
+    // the block's halves) x 4 x 1 tiles.
+    const bool wide = wide_registers(get_target());
+    const int RM = wide ? TM : 16, TY = wide ? 2 : 1;
+    Var mh{"mh"};
     M_.compute_at(out, mb)
         .split(tx, txo, txi, 4, TailStrategy::RoundUp)
-        .split(ty, tyo, tyi, 2, TailStrategy::RoundUp)
-        .reorder(mi, txi, tyi, txo, tyo, p, mo, n)
-        .vectorize(mi, 16)
-        .unroll(mi)
-        .unroll(txi)
-        .unroll(tyi);
-    acc_.compute_at(M_, txo).store_in(MemoryType::Register);
-    acc_.bound_extent(mi, TM).vectorize(mi, 16).unroll(mi).unroll(tx).unroll(ty);
+        .split(ty, tyo, tyi, TY, TailStrategy::RoundUp);
+    if (wide) {
+      M_.reorder(mi, txi, tyi, txo, tyo, p, mo, n);
+    } else {
+      M_.split(mi, mh, mi, RM).reorder(mi, txi, tyi, mh, txo, tyo, p, mo, n);
+    }
+    M_.vectorize(mi, 16).unroll(mi).unroll(txi).unroll(tyi);
+    acc_.compute_at(M_, wide ? txo : mh).store_in(MemoryType::Register);
+    acc_.bound_extent(mi, RM).vectorize(mi, 16).unroll(mi).unroll(tx).unroll(ty);
     acc_.update().reorder(mi, tx, ty, rc, p, mo, n).vectorize(mi, 16).unroll(mi).unroll(tx).unroll(ty);
     Y_.compute_at(out, mb).reorder(mi, xi, yi, tx, ty, mo, n).vectorize(mi, 16).unroll(xi).unroll(yi);
     s1_.compute_at(Y_, tx).vectorize(mi, 16).unroll(xi).unroll(j);
