@@ -457,12 +457,13 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     // task streams a different block of filters. The host picks
     // channels_inner where all the filters fit in L2.
     Var task{"task"}, at;
-    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/false, task, RP, RM, at);
+    const int vec = std::min(16, RM);
+    schedule_tile_tasks(out, TP, TM, channels_inner, act, /*pixels_in_vector=*/false, task, RP, RM, at, vec);
     tile.compute_at(out, at).bound_extent(mi, RM).bound_extent(p, RP).bound_extent(mo, 1);
-    tile.vectorize(mi, 16).unroll(mi).unroll(p);
+    tile.vectorize(mi, vec).unroll(mi).unroll(p);
     conv.compute_at(out, at).bound_extent(mi, RM).bound_extent(p, RP).bound_extent(mo, 1);
-    conv.vectorize(mi, 16).unroll(mi).unroll(p);
-    conv.update().reorder(mi, p, r.x, r.y, r.z, mo, n).vectorize(mi, 16).unroll(mi).unroll(p);
+    conv.vectorize(mi, vec).unroll(mi).unroll(p);
+    conv.update().reorder(mi, p, r.x, r.y, r.z, mo, n).vectorize(mi, vec).unroll(mi).unroll(p);
     conv.store_in(MemoryType::Register);
     schedule_channels_innermost(padded);
   }
@@ -546,17 +547,18 @@ class Conv2DChannelChunks : public Generator<Conv2DChannelChunks> {
     };
     for (int kind : kSpecializedActivations) order(out.specialize(act == kind));
     order(out);
+    const int vec = std::min(16, TM);
     conv.compute_at(out, task).bound_extent(mi, TM).bound_extent(mo, ratio);
-    conv.vectorize(mi, 16).unroll(mi);
+    conv.vectorize(mi, vec).unroll(mi);
     conv.update()
         .split(p, po, pi, TP, TailStrategy::RoundUp)
         .reorder(mi, pi, mo, po, rk.x, n)
-        .vectorize(mi, 16)
+        .vectorize(mi, vec)
         .unroll(mi)
         .unroll(pi);
     part.compute_at(conv, mo).bound_extent(mi, TM).bound_extent(p, TP).bound_extent(mo, 1).bound_extent(k, 1);
-    part.vectorize(mi, 16).unroll(mi).unroll(p);
-    part.update().reorder(mi, p, rc.x, rc.y, rc.z, mo, n, k).vectorize(mi, 16).unroll(mi).unroll(p);
+    part.vectorize(mi, vec).unroll(mi).unroll(p);
+    part.update().reorder(mi, p, rc.x, rc.y, rc.z, mo, n, k).vectorize(mi, vec).unroll(mi).unroll(p);
     part.store_in(MemoryType::Register);
     schedule_channels_innermost(padded);
   }
@@ -1033,8 +1035,8 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
   // AVX-512's 32 registers hold it the group is 3 blocks (7 px x 48 ch, 21
   // accumulators; 10-25% faster than 2 blocks on 7x7 layers, one thread,
   // filters in L3 or memory) and the last group shifts inwards, so the output
-  // has at least 3 blocks; elsewhere a pair (AVX2's 16 registers already
-  // spill a pair).
+  // has at least 3 blocks; elsewhere a pair, and on AVX2 one block (7 px x
+  // 16 ch: 14 of its 16 registers; a pair spilled, see wide_registers).
   GeneratorParam<bool> channels_outer{"channels_outer", false};
 
   Input<Buffer<float, 4>> input{"input"};
@@ -1050,7 +1052,7 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
 
   void generate() {
     constexpr int B = 16, TP = 7;  // kChannelBlock, kBlockedTile
-    const int NB = channels_outer && get_target().has_feature(Target::AVX512) ? 3 : 2;
+    const int NB = !wide_registers(get_target()) ? 1 : channels_outer ? 3 : 2;
     RDom r(0, weights.dim(1).extent(), "r");
     const Expr x = blocked_input ? input(r % B, p, r / B, n) : input(p, r, n, 0);
     Func conv{"conv"};
