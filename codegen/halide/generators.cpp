@@ -431,7 +431,9 @@ class Conv2DChannelVector : public Generator<Conv2DChannelVector> {
     // AVX-512; see wide_registers). conv's blocks are of RM channels, block
     // mo within packed block mo / (TM / RM).
     const int RM = wide_registers(get_target()) ? TM : std::min(TM, 2 * float_lanes(get_target()));
-    const int RP = (RM / float_lanes(get_target())) * TP <= kNarrowAccumulators ? TP : (TP + 1) / 2;
+    const int RP = wide_registers(get_target()) || (RM / float_lanes(get_target())) * TP <= kNarrowAccumulators
+                       ? TP
+                       : (TP + 1) / 2;
     const int ratio = TM / RM;
     Func padded = constant_exterior(input, 0.f,
                                     {{0, input.dim(0).extent()}, {0, input.dim(1).extent()}, {Expr(), Expr()},
