@@ -334,13 +334,14 @@ class Conv2D : public Generator<Conv2D> {
 // tile, channel block) pairs, channel blocks innermost where channels_inner
 // holds and pixel tiles innermost otherwise; both orders are specialized on
 // kSpecializedActivations. The vector runs along the pixels or along the
-// channels; the whole register tile is unrolled. `task` names the fused loop.
+// channels, `lanes` wide; the whole register tile is unrolled. `task` names
+// the fused loop.
 // A register tile narrower than the task's (sub_p x sub_m, see
 // wide_registers) runs as a loop of sub-tiles inside the task, the last
 // pixel sub-tile shifted inwards; `at` names the loop whose iteration
 // computes one sub-tile (`task` where the sub-tile is the task's tile).
 void schedule_tile_tasks(Func out, int tile_p, int tile_m, Expr channels_inner, Expr act, bool pixels_in_vector,
-                         Var task, int sub_p, int sub_m, Var& at, int lanes = 16) {
+                         Var task, int sub_p, int sub_m, Var& at, int lanes) {
   const Var p = out.args()[0], m = out.args()[1], n = out.args()[2];
   Var po{"po"}, pi{"pi"}, mto{"mto"}, mti{"mti"}, pr{"pr"}, pri{"pri"}, mr{"mr"}, mri{"mri"};
   at = sub_m < tile_m ? mr : sub_p < tile_p ? pr : task;  // the innermost of the sub-tile loops
