@@ -1064,9 +1064,19 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
     Expr v = conv(mi, p, mb, n);
     if (residual) v += res(mi, p, mb, n);
     out(mi, p, mb, n) = activate(v, act, alpha, beta);
+    // Strides known when compiled (blocks of B channels pixel after pixel,
+    // filters in pairs of blocks): a tile's loads and stores sit at constant
+    // offsets from one address.
     out.dim(0).set_bounds(0, B);
-    if (blocked_input) input.dim(0).set_bounds(0, B);
+    out.dim(1).set_stride(B);
+    if (blocked_input) {
+      input.dim(0).set_bounds(0, B);
+      input.dim(1).set_stride(B);
+    }
     res.dim(0).set_bounds(0, B);
+    res.dim(1).set_stride(B);
+    weights.dim(0).set_bounds(0, 2 * B);
+    weights.dim(1).set_stride(2 * B);
 
     // Tasks are runs of tiles_per_task pixel tiles; a task walks every
     // output block for one tile before the next, so the tile's inputs stay
@@ -1160,9 +1170,14 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
       weights.dim(2).set_bounds(0, k2);
     }
     out(ci, x, y, cb, n) = activate(conv(ci, x, y, cb, n), act, alpha, beta);
+    // Blocks of B channels, pixel after pixel: strides known when compiled,
+    // so a tile's loads and stores sit at constant offsets from one address.
     out.dim(0).set_bounds(0, B);
+    out.dim(1).set_stride(B);
     input.dim(0).set_bounds(0, B);
+    input.dim(1).set_stride(B);
     weights.dim(0).set_bounds(0, B);
+    weights.dim(1).set_stride(B);
 
     Var xo{"xo"}, xi{"xi"}, yo{"yo"}, yi{"yi"}, task{"task"};
     auto order = [&](Stage st) {
