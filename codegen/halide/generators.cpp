@@ -1200,7 +1200,7 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
     // the rows: at stride 1 neighbouring pixels' taps load the same vectors
     // once, and a row's 7 accumulators, inputs and filters fit the registers
     // (fully unrolled, a 5x5 window's 55 inputs were loaded ahead and spilled
-    // to the stack: 1.3-1.5x the time).
+    // to the stack: 1.1-1.5x the time on a Zen 4).
     Stage taps = conv.update();
     taps.reorder(ci, x, r.x, r.y, y, cb, n).vectorize(ci, B).unroll(x);
     if (k2) {
