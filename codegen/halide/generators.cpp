@@ -111,6 +111,15 @@ Expr window_row(Expr y, Expr ry, Expr stride_y, Expr dil_y, Expr pad_y, bool wid
   if (!wide_rows) return y * stride_y + ry * dil_y - pad_y;
   return select(stride_y == 2, y * 2, y) + ry - pad_y;
 }
+// The input column that window column `rx` of output column `x` reads. The
+// wide-row kernels take no column dilation either: with a runtime dilation
+// each of a 3x3 window's taps had its own loop-invariant address, more than
+// the registers hold, and the tap loop reloaded them from the stack (mov and
+// lea were 70% of MobileNet v2's 112x112 depthwise layer); with dilation 1
+// the taps of a row share one address and differ by constant offsets.
+Expr window_col(Expr x, Expr rx, Expr stride_x, Expr dil_x, Expr pad_x, bool wide_rows) {
+  return x * stride_x + (wide_rows ? rx : rx * dil_x) - pad_x;
+}
 
 // The first input channel that block mo of tile_m output channels reads, of
 // a convolution with group_out output and group_in input channels per group
@@ -134,16 +143,30 @@ Expr block_channels(Expr mo, int tile_m, Expr group_out, Expr group_in, Expr blo
 //    17- and 7-wide maps would otherwise run most pixels in a scalar tail.
 //    16, 8 and 4 lanes by row width.
 //  - acc lives in registers, one vector at a time; 3x3 windows, the common
-//    case, unroll their taps; known x strides (1, 2) make the tap loads dense
+//    case, unroll their taps; known square strides (1, 2) make the tap loads dense
 //    or 2-strided vector loads.
 void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, Expr kernel_x,
-                         Expr kernel_y, Expr stride_x, Expr act, std::span<const int> act_kinds,
+                         Expr kernel_y, Expr stride_x, Expr stride_y, Expr act, std::span<const int> act_kinds,
                          bool wide_rows) {
   const Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
   const Var ax = acc.args()[0];
   Var t{"t"}, to{"to"}, xo{"xo"}, xi{"xi"};
-  const Expr OW = out.output_buffer().dim(0).extent();
-  out.fuse(c, n, t).split(t, to, t, 16, TailStrategy::GuardWithIf).parallel(to);
+  const Expr OW = out.output_buffer().dim(0).extent(), OH = out.output_buffer().dim(1).extent();
+  // Wide rows: a task is a band of up to kBand rows of one plane (the last
+  // band shifted inwards), so that layers of few planes still fill the
+  // cores: MobileNet v3's 16-plane 112x112 depthwise layer was one task of
+  // 16 planes on one core (0.13 -> 0.07-0.09 ms, 2 threads, Zen 4). Each
+  // band makes its own first padded rows (2 more per band under 3x3): bands
+  // of 32 rows cost MobileNet v2's 32-plane layer ~5% at one thread.
+  constexpr int kBand = 56;
+  Var yb{"yb"}, row = wide_rows ? Var("yr") : y;
+  if (wide_rows) {
+    // Images (n) stay a serial loop: fused into the task index, the plane
+    // becomes a remainder, whose bounds Halide 14 does not narrow to a point.
+    out.split(y, yb, row, min(OH, kBand), TailStrategy::ShiftInwards).fuse(yb, c, to).parallel(to);
+  } else {
+    out.fuse(c, n, t).split(t, to, t, 16, TailStrategy::GuardWithIf).parallel(to);
+  }
   // Wide rows run two output rows per step: their taps form two independent
   // FMA chains over shared input rows, and the per-row work (the padded
   // row's fill, loop set-up) is paid once per pair (MobileNet v2's 112x112
@@ -151,9 +174,11 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, 
   Var yo{"yo"}, yi{"yi"};
   auto rows = [&](Stage st, int lanes) {
     st.split(x, xo, xi, lanes, TailStrategy::ShiftInwards).vectorize(xi);
-    if (wide_rows) st.split(y, yo, yi, 2, TailStrategy::ShiftInwards).reorder(xi, yi, xo, yo).unroll(yi);
-    st.specialize(stride_x == 1);
-    st.specialize(stride_x == 2);
+    if (wide_rows) st.split(row, yo, yi, 2, TailStrategy::ShiftInwards).reorder(xi, yi, xo, yo).unroll(yi);
+    // Square strides, as CNNs use them: a known row step lets a pair's
+    // input rows share one address (no per-tap select of the row).
+    st.specialize(stride_x == 1 && stride_y == 1);
+    st.specialize(stride_x == 2 && stride_y == 2);
   };
   // Wide rows come with 16+ output columns (host_kernels.cpp, wide_rows()):
   // they need only the 16-lane schedule.
@@ -191,7 +216,7 @@ void schedule_plane_rows(Func out, Func acc, const RDom& r, DensePadded padded, 
     // them (sliding down the plane), so a row's fill and copy meet in L1; a
     // whole padded plane (16 of them per task) would be written twice
     // through L2 (ResNet's 112x112 max pool: 0.19 -> 0.15 ms).
-    padded.f.store_at(out, t).compute_at(out, yo);
+    padded.f.store_at(out, to).compute_at(out, yo);
     vectorize_dense_padded(padded, 16);
   } else {
     // Small planes: a padded plane per plane (sliding row by row costs
@@ -857,12 +882,12 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
     Func conv{"dwconv"};
     conv(x, y, c, n) = bias(c);
     conv(x, y, c, n) += weights(r.x, r.y, c) *
-                        padded.f(x * stride_x + r.x * dil_x - pad_x,
+                        padded.f(window_col(x, r.x, stride_x, dil_x, pad_x, wide_rows),
                                  window_row(y, r.y, stride_y, dil_y, pad_y, wide_rows), c, n);
     out(x, y, c, n) = activate(conv(x, y, c, n), act, alpha, beta);
 
     // Depthwise layers end in ReLU or ReLU6 (Clip).
-    schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x, act,
+    schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x, stride_y, act,
                         kernel_activations::kPlanarDepthwise, wide_rows);
   }
 };
@@ -1243,7 +1268,8 @@ class Pool2D : public Generator<Pool2D> {
     const float lowest = -std::numeric_limits<float>::max();
     DensePadded padded = dense_padded(input, W, H, is_max ? lowest : 0.f, "padded");
     RDom r(0, kernel_x, 0, kernel_y, "r");
-    Expr ix = x * stride_x + r.x * dil_x - pad_x, iy = window_row(y, r.y, stride_y, dil_y, pad_y, wide_rows);
+    Expr ix = window_col(x, r.x, stride_x, dil_x, pad_x, wide_rows);
+    Expr iy = window_row(y, r.y, stride_y, dil_y, pad_y, wide_rows);
     Func pooled{"pooled"};
     if (is_max) {
       pooled(x, y, c, n) = lowest;
@@ -1275,7 +1301,7 @@ class Pool2D : public Generator<Pool2D> {
     }
     // CNNs pool after their activation, so a pool's own is almost always
     // none; any other runs correctly in the generic epilogue.
-    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x, act, kernel_activations::kPool,
+    schedule_plane_rows(out, pooled, r, padded, kernel_x, kernel_y, stride_x, stride_y, act, kernel_activations::kPool,
                         wide_rows);
   }
 };

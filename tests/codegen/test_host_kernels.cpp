@@ -135,6 +135,12 @@ TEST(HostConv, HandPicked) {
       {1, 4, 19, 70, 4, 3, 3, 3, 3, 1, 1, 4, {1, 1, 1, 1}, true, "Clip"},       // rows of 64+, stride 3
       {1, 4, 14, 66, 4, 3, 3, 1, 1, 2, 2, 4, {2, 2, 2, 2}, false, ""},          // rows of 64+, dilated
       {1, 4, 13, 64, 4, 3, 3, 1, 1, 2, 1, 4, {2, 1, 2, 1}, true, ""},           // rows of 64+, dilated rows only
+      {1, 4, 13, 66, 4, 3, 3, 1, 1, 1, 2, 4, {1, 2, 1, 2}, true, ""},           // rows of 64+, dilated columns only
+      // Row-sliding tasks are bands of 32 output rows of one plane, the last
+      // band shifted inwards; images run one after the other.
+      {1, 16, 112, 112, 16, 3, 3, 1, 1, 1, 1, 16, {1, 1, 1, 1}, true, "Relu"},  // MobileNet v3's first depthwise
+      {2, 3, 75, 64, 3, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, true, "Clip"},        // 75 rows: 3 bands, N=2
+      {1, 5, 133, 66, 5, 3, 3, 2, 2, 1, 1, 5, {0, 1, 1, 0}, false, ""},          // stride 2, 67 rows, asymmetric
       {1, 5, 6, 6, 5, 3, 3, 2, 2, 1, 1, 5, {1, 1, 1, 1}, false, ""},           // 3 wide
       {1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, false, ""},         // 1x1 image
       {1, 3, 3, 40, 9, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""},         // wide and short
@@ -640,6 +646,7 @@ TEST(HostPool, MaxAndAverage) {
       {"MaxPool", 2, 6, 64, 3, 40, 2, 2, {0, 0, 0, 0}, 0, 0, 1},      // rows of 64+, 13 outputs wide: planar
       {"MaxPool", 3, 15, 68, 3, 3, 1, 1, {1, 1, 1, 1}, 0, 0, 2},      // rows of 64+, dilated: planar
       {"AveragePool", 3, 18, 66, 3, 3, 2, 1, {1, 1, 1, 1}, 0, 1, 1},  // rows of 64+, strides 2 (y), 1 (x)
+      {"MaxPool", 2, 80, 70, 3, 3, 1, 2, {1, 1, 1, 1}, 0, 0, 1},      // rows of 64+, strides 1 (y), 2 (x), 3 bands
   };
   std::uint32_t seed = 50;
   for (const auto& k : cases) {
