@@ -859,12 +859,12 @@ namespace {
 // The window ops' schedule by input row width (schedule_plane_rows in
 // generators.cpp): rows of 64 and more take the row-sliding variant (at 48,
 // MobileNet v2's 56-wide depthwise layers ran 1.12x slower with it), which
-// runs row strides 1 and 2 without dilation (window_row, window_col), two
+// runs row strides 1 and 2 without dilation (window_row, window_col), eight
 // output rows at a time, 16 output columns at a time (a window of 34+
 // columns can leave fewer).
 bool wide_rows(const View& in, const Window2D& g, const View& out) {
   return in.extent[0] >= 64 && (g.stride_y == 1 || g.stride_y == 2) && g.dil_y == 1 && g.dil_x == 1 &&
-         out.extent[1] >= 2 && out.extent[0] >= 16;
+         out.extent[1] >= 8 && out.extent[0] >= 16;
 }
 }  // namespace
 

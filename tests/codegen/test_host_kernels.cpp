@@ -124,8 +124,10 @@ TEST(HostConv, HandPicked) {
       {1, 33, 7, 7, 33, 3, 3, 1, 1, 1, 1, 33, {1, 1, 1, 1}, true, "Relu"},      // 7 wide
       {1, 5, 66, 70, 5, 3, 3, 1, 1, 1, 1, 5, {1, 1, 1, 1}, true, "Clip"},       // rows of 64+ (row-sliding)
       {2, 3, 20, 67, 3, 3, 3, 2, 2, 1, 1, 3, {1, 1, 1, 1}, false, ""},          // rows of 64+, stride 2, N=2
-      // Row-sliding computes two output rows at a time: an odd count shifts
-      // the last pair up; a single row runs on the planar kernel.
+      // Row-sliding computes eight output rows at a time: other counts shift
+      // the last step up; fewer than eight rows run on the planar kernel.
+      {1, 4, 8, 66, 4, 3, 3, 1, 1, 1, 1, 4, {1, 1, 1, 1}, true, "Relu"},        // rows of 64+, 8 rows
+      {1, 4, 13, 66, 4, 3, 3, 1, 1, 1, 1, 4, {1, 1, 1, 1}, true, "Clip"},       // rows of 64+, 13 rows
       {1, 4, 5, 66, 4, 3, 3, 1, 1, 1, 1, 4, {1, 1, 1, 1}, true, "Relu"},        // rows of 64+, 5 rows
       {1, 3, 1, 70, 3, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, true, ""},            // rows of 64+, 1 row
       // Row-sliding takes row strides 1 and 2 without row dilation; the others
