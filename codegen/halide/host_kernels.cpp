@@ -521,9 +521,6 @@ void activation_pass(const View& out, Epilogue act) {
 void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* residual, Epilogue act,
             const View& out, const float* filters) {
   install_error_handler();
-  // conv_tiled's own activations: none and ReLU (MobileNet v2's ReLU6 stem
-  // 0.33 -> 0.27 ms as a pass).
-  const Epilogue e = epilogue_in_kernel(act, kernel_activations::kConvTiled);
   if (in.extent[2] != w.in_channels) throw Error(ErrorKind::Internal, "conv2d: input channels other than the filters'");
   Buf bin(in), bout(out);
   Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.kw, w.kh, w.m_padded / w.tile_m});
@@ -533,6 +530,11 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   const std::int64_t filter_bytes = static_cast<std::int64_t>(w.weights.size()) * 4;
   const std::int64_t input_bytes = in.extent[0] * in.extent[1] * in.extent[2] * 4;
   const bool rows_outer = filter_bytes <= (256 << 10) && input_bytes > (512 << 10);
+  // conv_tiled's own activations: none and ReLU, and in the nest that
+  // mobile stems run, theirs (kConvTiledStem); any other runs as a pass.
+  const bool stem_nest = !residual && g.stride_x == 2 && rows_outer;
+  Epilogue e = epilogue_in_kernel(act, kernel_activations::kConvTiled);
+  if (stem_nest && e.act != act.act) e = epilogue_in_kernel(act, kernel_activations::kConvTiledStem);
   if (residual) {
     Buf bres(*residual);
     check(vkf_conv_res(bin.get(), bw.get(), bb.get(), bres.get(), g.stride_x, g.stride_y, g.pad_x, g.pad_y, g.dil_x,

@@ -856,6 +856,31 @@ TEST(HostElementwise, StandaloneActivations) {
   }
 }
 
+// The activations with an exp (Sigmoid, SiLU, GELU's tanh form) take a fast
+// polynomial exp on a clamped argument (activate() in generators.cpp): far
+// from zero, where the exp would overflow or underflow, they must still
+// saturate exactly, and near it stay within the reference's precision.
+TEST(HostElementwise, ExpActivationsSaturateOnExtremeInputs) {
+  std::vector<float> x;
+  for (int i = -400; i < 400; ++i) x.push_back(static_cast<float>(i) * 0.25f);  // [-100, 100)
+  for (float v : {-1e30f, -1e4f, -88.8f, -87.5f, -86.f, 86.f, 87.5f, 88.8f, 1e4f, 1e30f}) x.push_back(v);
+  const auto n = static_cast<std::int64_t>(x.size());
+  for (const std::string op : {"Sigmoid", "SiLU"}) {
+    GraphBuilder b;
+    auto in = b.input("x", {1, 1, 1, n});
+    auto y = op == "Sigmoid" ? b.node("Sigmoid", {in}) : b.node("Mul", {in, b.node("Sigmoid", {in})});
+    g::Graph graph = b.finish({y});
+    std::vector<float> host(x.size(), -12345.f), ref(x.size(), 0.f);
+    const std::vector<const float*> in_ptrs{x.data()};
+    const std::vector<float*> host_ptrs{host.data()}, ref_ptrs{ref.data()};
+    vkfuse::runtime::HostExecutor exec(graph, vkfuse::runtime::ExecutorOptions{});
+    exec.run(in_ptrs, host_ptrs);
+    vkfuse::runtime::ReferenceExecutor(graph, 1).run(in_ptrs, ref_ptrs);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(host[i], ref[i], 2e-6 * std::max(1.f, std::fabs(ref[i]))) << op << " at x = " << x[i];
+  }
+}
+
 TEST(HostNorm, StandaloneBatchNormalization) {
   std::mt19937 rng(29);
   for (auto shape : {g::Shape{2, 6, 5, 7}, g::Shape{3, 4}, g::Shape{1, 5, 9}}) {
