@@ -856,10 +856,10 @@ TEST(HostElementwise, StandaloneActivations) {
   }
 }
 
-// The activations with an exp (Sigmoid, SiLU, GELU's tanh form) take a fast
-// polynomial exp on a clamped argument (activate() in generators.cpp): far
-// from zero, where the exp would overflow or underflow, they must still
-// saturate exactly, and near it stay within the reference's precision.
+// The activations with an exp (Sigmoid, SiLU, GELU's tanh form; activate()
+// in generators.cpp): far from zero, where the exp overflows or underflows,
+// they saturate exactly, and near it stay within the reference's precision
+// (unclamped, Halide's exp gave Sigmoid(-1e30) = 1).
 TEST(HostElementwise, ExpActivationsSaturateOnExtremeInputs) {
   std::vector<float> x;
   for (int i = -400; i < 400; ++i) x.push_back(static_cast<float>(i) * 0.25f);  // [-100, 100)
