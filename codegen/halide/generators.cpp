@@ -1164,8 +1164,11 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
 // Depthwise convolution on blocked channels: out(ci, x, y, cb, n) =
 // act(bias(c) + sum_{kx,ky} w(ci, kx, ky, cb) * in(ci, x*sx + kx*dx - px,
 // y*sy + ky*dy - py, cb, n)), zero outside the image. Every tap is one
-// dense channel-vector load at any stride; the padding is a per-pixel
-// select, not a copy (a padded copy of each plane cost as much as the taps).
+// dense channel-vector load at any stride; the padding is not a copy (a
+// padded copy of each plane cost as much as the taps): rows outside the image
+// are left out of the tap-row loop (its bounds trimmed per output row, no test
+// per tap; before, a select and four compares per tap made MobileNet v2's
+// blocked depthwise layers 1.25x slower), columns outside are a select.
 // Tiles of kBlockedTile pixels along a row (the row's last shifted inwards:
 // rows hold at least one tile) in registers; tasks of rows_per_task rows of
 // one block. Filters are PackedDepthwise's (ci, kx, ky, cb).
@@ -1198,12 +1201,13 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
     const Expr sx = k2 ? Expr(2) : Expr(stride_x), sy = k2 ? Expr(2) : Expr(stride_y);
     const Expr dx = k2 ? Expr(1) : Expr(dil_x), dy = k2 ? Expr(1) : Expr(dil_y);
     Func padded{"padded"};
-    padded(ci, x, y, cb, n) = select(x >= 0 && x < W && y >= 0 && y < H,
-                                     input(ci, clamp(x, 0, W - 1), clamp(y, 0, H - 1), cb, n), 0.f);
+    padded(ci, x, y, cb, n) = select(x >= 0 && x < W, input(ci, clamp(x, 0, W - 1), clamp(y, 0, H - 1), cb, n), 0.f);
     RDom r(0, KW, 0, KH, "r");
+    const Expr iy = y * sy + r.y * dy - pad_y;
+    r.where(iy >= 0 && iy < H);
     Func conv{"conv"};
     conv(ci, x, y, cb, n) = bias(cb * B + ci);
-    conv(ci, x, y, cb, n) += weights(ci, r.x, r.y, cb) * padded(ci, x * sx + r.x * dx - pad_x, y * sy + r.y * dy - pad_y, cb, n);
+    conv(ci, x, y, cb, n) += weights(ci, r.x, r.y, cb) * padded(ci, x * sx + r.x * dx - pad_x, iy, cb, n);
     if (k2) {
       weights.dim(1).set_bounds(0, k2);
       weights.dim(2).set_bounds(0, k2);
