@@ -948,6 +948,14 @@ constexpr std::int64_t kChannelsOuterP = 784;
 // Output blocks per group of vkf_pwb_co* on AVX-512 (generators.cpp,
 // PointwiseBlocked): its last group shifts inwards, so the output needs as many.
 constexpr std::int64_t kChannelsOuterGroup = 3;
+// The shifted last group computes some blocks twice: 4 blocks cost 6, 10 cost
+// 12. Pixel runs over every block win there (MobileNet v2's 14x14 384->64 and
+// 7x7 960->160 layers 0.68x and 0.83x the time, one thread); up to 1 block in
+// 8 recomputed, the groups still win.
+bool channels_outer_waste_ok(std::int64_t blocks) {
+  const std::int64_t computed = (blocks + kChannelsOuterGroup - 1) / kChannelsOuterGroup * kChannelsOuterGroup;
+  return computed * 8 <= blocks * 9;
+}
 void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
   if (w.kh != 1 || w.kw != 1 || w.tile_m != kConvChannelVectorTileM || w.group_in != 0 || w.c != c || w.m != out.c ||
       out.h * out.w < kBlockedTile)
@@ -964,12 +972,13 @@ void pointwise_conv2d_blocked(const Blocked& in, const PackedConv& w, const Bloc
   BlockedFlat bin(in), bout(out);
   Buf bw(filters ? filters : w.weights.data(), {w.tile_m, w.c, w.m_padded / w.tile_m});
   Buf bb(w.bias.data(), w.m_padded);
-  // Maps of at most kChannelsOuterP pixels and outputs of at least 3 blocks:
-  // tasks of one group of output blocks (vkf_pwb_co*: 3 blocks on AVX-512) over
+  // Maps of at most kChannelsOuterP pixels and outputs of at least 3 blocks
+  // (that the shifted last group recomputes little of): tasks of one group of output blocks (vkf_pwb_co*: 3 blocks on AVX-512) over
   // runs of the plane's tiles, as few runs as give kBlockedTasks tasks; else
   // runs of pixel tiles over every block.
   const std::int64_t tiles = (out.h * out.w + kBlockedTile - 1) / kBlockedTile;
-  const bool channels_outer = out.h * out.w <= kChannelsOuterP && out.blocks() >= kChannelsOuterGroup;
+  const bool channels_outer = out.h * out.w <= kChannelsOuterP && out.blocks() >= kChannelsOuterGroup &&
+                              channels_outer_waste_ok(out.blocks());
   const std::int64_t groups = (out.blocks() + kChannelsOuterGroup - 1) / kChannelsOuterGroup * out.n;
   const std::int64_t runs = std::clamp<std::int64_t>((kBlockedTasks + groups - 1) / groups, 1, tiles);
   const int k = channels_outer ? static_cast<int>((tiles + runs - 1) / runs) : tiles_per_task(out);
