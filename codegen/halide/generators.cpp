@@ -335,7 +335,7 @@ class Conv2D : public Generator<Conv2D> {
     }
     if (!residual)
       for (int kind : kernel_activations::kConvTiledStem)
-        schedule_out(out.specialize(stride_x == 2 && act == kind && rows_outer), true);
+        schedule_out(out.specialize(act == kind && kernel_activations::in_stem_nest(stride_x, rows_outer)), true);
     schedule_out(out.specialize(rows_outer), true);
     schedule_out(out, false);
 
@@ -900,7 +900,7 @@ class DepthwiseConv2D : public Generator<DepthwiseConv2D> {
                                  window_row(y, r.y, stride_y, dil_y, pad_y, wide_rows), c, n);
     out(x, y, c, n) = activate(conv(x, y, c, n), act, alpha, beta);
 
-    // Depthwise layers end in ReLU or ReLU6 (Clip).
+    // Depthwise layers end in ReLU, ReLU6 (Clip) or SiLU (EfficientNet).
     schedule_plane_rows(out, conv, r, padded, weights.dim(0).extent(), weights.dim(1).extent(), stride_x, stride_y, act,
                         kernel_activations::kPlanarDepthwise, wide_rows);
   }

@@ -532,7 +532,7 @@ void conv2d(const View& in, const PackedConv& w, const Window2D& g, const View* 
   const bool rows_outer = filter_bytes <= (256 << 10) && input_bytes > (512 << 10);
   // conv_tiled's own activations: none and ReLU, and in the nest that
   // mobile stems run, theirs (kConvTiledStem); any other runs as a pass.
-  const bool stem_nest = !residual && g.stride_x == 2 && rows_outer;
+  const bool stem_nest = !residual && kernel_activations::in_stem_nest(g.stride_x, rows_outer);
   Epilogue e = epilogue_in_kernel(act, kernel_activations::kConvTiled);
   if (stem_nest && e.act != act.act) e = epilogue_in_kernel(act, kernel_activations::kConvTiledStem);
   if (residual) {

@@ -41,6 +41,35 @@ inline double rel_l2(const std::vector<float>& out, const std::vector<float>& re
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
+// The outputs of the host and the reference executors on given inputs.
+struct HostAndReference {
+  std::vector<std::vector<float>> host, reference;
+};
+// Runs `graph` (prepared) through both executors on `inputs`, the host twice:
+// steps must not depend on state left by a previous run.
+inline HostAndReference run_host_and_reference(const g::Graph& graph, const std::vector<std::vector<float>>& inputs,
+                                               int threads = 2, std::string* description = nullptr) {
+  std::vector<const float*> in_ptrs;
+  for (auto& i : inputs) in_ptrs.push_back(i.data());
+  HostAndReference r;
+  for (auto v : graph.outputs) {
+    r.host.emplace_back(static_cast<std::size_t>(g::element_count(graph.value(v).shape)), -12345.f);
+    r.reference.emplace_back(r.host.back().size(), 0.f);
+  }
+  std::vector<float*> host_ptrs, ref_ptrs;
+  for (auto& o : r.host) host_ptrs.push_back(o.data());
+  for (auto& o : r.reference) ref_ptrs.push_back(o.data());
+
+  runtime::ExecutorOptions opts;
+  opts.threads = threads;
+  runtime::HostExecutor host(graph, opts);
+  if (description) *description = host.description();
+  host.run(in_ptrs, host_ptrs);
+  host.run(in_ptrs, host_ptrs);
+  runtime::ReferenceExecutor(graph, threads).run(in_ptrs, ref_ptrs);
+  return r;
+}
+
 // Runs `graph` (prepared) through the host and the reference executors on
 // random inputs; returns the worst relative error over the outputs.
 inline double compare_host_to_reference(const g::Graph& graph, std::uint32_t seed, int threads = 2,
@@ -48,28 +77,9 @@ inline double compare_host_to_reference(const g::Graph& graph, std::uint32_t see
   std::mt19937 rng(seed);
   std::vector<std::vector<float>> inputs;
   for (auto v : graph.inputs) inputs.push_back(random_floats(rng, g::element_count(graph.value(v).shape)));
-  std::vector<const float*> in_ptrs;
-  for (auto& i : inputs) in_ptrs.push_back(i.data());
-  std::vector<std::vector<float>> host_out, ref_out;
-  for (auto v : graph.outputs) {
-    host_out.emplace_back(static_cast<std::size_t>(g::element_count(graph.value(v).shape)), -12345.f);
-    ref_out.emplace_back(host_out.back().size(), 0.f);
-  }
-  std::vector<float*> host_ptrs, ref_ptrs;
-  for (auto& o : host_out) host_ptrs.push_back(o.data());
-  for (auto& o : ref_out) ref_ptrs.push_back(o.data());
-
-  runtime::ExecutorOptions opts;
-  opts.threads = threads;
-  runtime::HostExecutor host(graph, opts);
-  if (description) *description = host.description();
-  host.run(in_ptrs, host_ptrs);
-  // Run twice: steps must not depend on state left by a previous run.
-  host.run(in_ptrs, host_ptrs);
-  runtime::ReferenceExecutor ref(graph, threads);
-  ref.run(in_ptrs, ref_ptrs);
+  const HostAndReference r = run_host_and_reference(graph, inputs, threads, description);
   double worst = 0;
-  for (std::size_t i = 0; i < host_out.size(); ++i) worst = std::max(worst, rel_l2(host_out[i], ref_out[i]));
+  for (std::size_t i = 0; i < r.host.size(); ++i) worst = std::max(worst, rel_l2(r.host[i], r.reference[i]));
   return worst;
 }
 

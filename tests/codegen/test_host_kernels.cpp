@@ -873,12 +873,8 @@ TEST(HostElementwise, ExpActivationsSaturateOnExtremeInputs) {
     auto in = b.input("x", {1, 1, 1, n});
     auto y = op == "Sigmoid" ? b.node("Sigmoid", {in}) : b.node("Mul", {in, b.node("Sigmoid", {in})});
     g::Graph graph = b.finish({y});
-    std::vector<float> host(x.size(), -12345.f), ref(x.size(), 0.f);
-    const std::vector<const float*> in_ptrs{x.data()};
-    const std::vector<float*> host_ptrs{host.data()}, ref_ptrs{ref.data()};
-    vkfuse::runtime::HostExecutor exec(graph, vkfuse::runtime::ExecutorOptions{});
-    exec.run(in_ptrs, host_ptrs);
-    vkfuse::runtime::ReferenceExecutor(graph, 1).run(in_ptrs, ref_ptrs);
+    const HostAndReference r = run_host_and_reference(graph, {x});
+    const std::vector<float>&host = r.host[0], &ref = r.reference[0];
     for (std::size_t i = 0; i < x.size(); ++i)
       EXPECT_NEAR(host[i], ref[i], 2e-6 * std::max(1.f, std::fabs(ref[i]))) << op << " at x = " << x[i];
   }
