@@ -1171,7 +1171,7 @@ class PointwiseBlocked : public Generator<PointwiseBlocked> {
 // blocked depthwise layers 1.25x slower), columns outside are a select.
 // Tiles of kBlockedTile pixels along a row (the row's last shifted inwards:
 // rows hold at least one tile) in registers; tasks of rows_per_task rows of
-// one block. Filters are PackedDepthwise's (ci, kx, ky, cb).
+// one block, blocks innermost (the host's threads take bands of rows). Filters are PackedDepthwise's (ci, kx, ky, cb).
 class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
  public:
   // 0: any window, stride and dilation. 3 or 5: a k x k window at stride 2
@@ -1226,8 +1226,8 @@ class DepthwiseBlocked : public Generator<DepthwiseBlocked> {
     auto order = [&](Stage st) {
       st.split(x, xo, xi, TX, TailStrategy::ShiftInwards)
           .split(y, yo, yi, rows_per_task, TailStrategy::GuardWithIf)
-          .reorder(ci, xi, xo, yi, yo, cb, n)
-          .fuse(yo, cb, task)
+          .reorder(ci, xi, xo, yi, cb, yo, n)
+          .fuse(cb, yo, task)
           .fuse(task, n, task)
           .parallel(task)
           .vectorize(ci, B)

@@ -1022,9 +1022,14 @@ void depthwise_conv2d_blocked(const Blocked& in, const PackedDepthwise& w, const
   Buf bout(out.data, {kChannelBlock, out.w, out.h, out.blocks(), out.n});
   Buf bw(w.weights.data(), {kChannelBlock, w.kw, w.kh, w.c_padded / kChannelBlock});
   Buf bb(w.bias.data(), w.c_padded);
-  // kBlockedTasks a layer: whole planes where there are enough blocks.
-  const std::int64_t rows = (out.h * out.blocks() * out.n + kBlockedTasks - 1) / kBlockedTasks;
-  const int rows_per_task = static_cast<int>(std::clamp<std::int64_t>(rows, 1, out.h));
+  // Tasks are row groups of every block, rows outermost, so that each
+  // thread's contiguous part of the tasks is a band of rows, as the pointwise
+  // layers around it split the plane: a thread reads what it wrote. Row
+  // groups a multiple of the threads, about kBlockedTasks tasks.
+  const std::int64_t threads = ParallelPool::threads();
+  const std::int64_t per_band = (kBlockedTasks + threads * out.blocks() * out.n - 1) / (threads * out.blocks() * out.n);
+  const std::int64_t groups = std::min(out.h, threads * std::max<std::int64_t>(1, per_band));
+  const int rows_per_task = static_cast<int>((out.h + groups - 1) / groups);
   // 3x3 and 5x5 at stride 2 (MobileNets' and EfficientNets' downsampling
   // layers) have code of their own with the strided taps at known offsets.
   const bool stride2 = g.stride_x == 2 && g.stride_y == 2 && g.dil_x == 1 && g.dil_y == 1 && w.kw == w.kh;
