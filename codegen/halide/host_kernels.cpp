@@ -951,9 +951,10 @@ constexpr std::int64_t kChannelsOuterGroup = 3;
 // The shifted last group computes some blocks twice: 4 blocks cost 6, 10 cost
 // 12. Pixel runs over every block win there (MobileNet v2's 14x14 384->64 and
 // 7x7 960->160 layers 0.68x and 0.83x the time, one thread); up to 1 block in
-// 8 recomputed, the groups still win.
+// 8 recomputed, the groups still win. Narrower targets group single blocks.
 bool channels_outer_waste_ok(std::int64_t blocks) {
-  const std::int64_t computed = (blocks + kChannelsOuterGroup - 1) / kChannelsOuterGroup * kChannelsOuterGroup;
+  const std::int64_t group = wide_register_kernels() ? kChannelsOuterGroup : 1;
+  const std::int64_t computed = (blocks + group - 1) / group * group;
   return computed * 8 <= blocks * 9;
 }
 void check_pointwise_blocked(const PackedConv& w, std::int64_t c, const Blocked& out) {
@@ -1403,6 +1404,17 @@ const char* level_name(const std::string& target) {
 std::string selected_target_level() {
   const TargetChoice& c = target_choice();
   return c.multi ? level_name(c.targets[c.chosen]) : "";
+}
+
+bool wide_register_kernels() {
+  static const bool wide = [] {
+    const TargetChoice& c = target_choice();
+    const std::string& target = c.targets[c.chosen];
+    // "host": the build machine's features, which the kernels need anyway.
+    if (target == "host") return __builtin_cpu_supports("avx512f") != 0;
+    return std::string(level_name(target)) == "avx512";
+  }();
+  return wide;
 }
 
 std::string target_description() {

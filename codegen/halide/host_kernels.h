@@ -345,5 +345,9 @@ std::string target_description();
 // The feature level in use ("avx512", "avx2", "sse41"), or "" in a
 // single-target build, where nothing is chosen at run time.
 std::string selected_target_level();
+// Whether the kernels in use keep AVX-512's register tiles (generators.cpp,
+// wide_registers): an AVX-512 level chosen, or a single-target build for a
+// machine with AVX-512. Some tile shapes the host plans around depend on it.
+bool wide_register_kernels();
 
 }  // namespace vkfuse::codegen::halide
